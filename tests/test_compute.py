@@ -1,0 +1,148 @@
+"""The worker fleet: launch template, bootstrap, Auto Scaling group and scaling."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from conftest import props, render, resources_of
+from winworkers.renderings import enabled_parameters
+
+
+def _data(rendered: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = props(rendered, "WinWorkersLaunchTemplate")["LaunchTemplateData"]
+    return data
+
+
+def test_nobody_can_log_in(enabled: dict[str, Any]) -> None:
+    data = _data(enabled)
+    assert "KeyName" not in data
+    text = json.dumps(enabled["Resources"])
+    for secret in ("Password", "SecretsManager", "AWS::IAM::User", "AccessKey"):
+        assert secret not in text
+    harden = enabled["Resources"]["WinWorkersLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]["harden"]
+    commands = " ".join(c["command"] for c in harden["commands"].values())
+    assert "Set-Service TermService -StartupType Disabled" in commands
+    assert "fDenyTSConnections -Value 1" in commands
+    assert "-Enabled True -DefaultInboundAction Block" in commands
+
+
+def test_instance_metadata_requires_imdsv2_with_hop_limit_one(enabled: dict[str, Any]) -> None:
+    options = _data(enabled)["MetadataOptions"]
+    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 1)
+
+
+def test_every_volume_is_encrypted_gp3(feature: dict[str, Any]) -> None:
+    for kms in ("", "arn:aws:kms:us-east-1:123456789012:key/abcd-1234"):
+        rendered = render(feature, enabled_parameters(KmsKeyArn=kms, RootVolumeSize="80"))
+        mappings = _data(rendered)["BlockDeviceMappings"]
+        assert mappings and all(m["Ebs"]["Encrypted"] is True and m["Ebs"]["VolumeType"] == "gp3" for m in mappings)
+        assert mappings[0]["Ebs"]["VolumeSize"] == "80"
+        assert mappings[0]["Ebs"].get("KmsKeyId") == (kms or None)
+
+
+@pytest.mark.parametrize("version", ["2019", "2022", "2025"])
+def test_image_is_the_latest_aws_windows_ami_for_the_version(feature: dict[str, Any], version: str) -> None:
+    rendered = render(feature, enabled_parameters(WindowsVersion=version))
+    assert _data(rendered)["ImageId"] == (
+        f"resolve:ssm:/aws/service/ami-windows-latest/Windows_Server-{version}-English-Full-Base"
+    )
+    env = props(rendered, "WinWorkersRefreshFunction")["Environment"]["Variables"]
+    assert env["AMI_PARAMETER"] == f"/aws/service/ami-windows-latest/Windows_Server-{version}-English-Full-Base"
+
+
+def test_user_data_is_plain_powershell_running_cfn_init_then_cfn_signal(enabled: dict[str, Any]) -> None:
+    raw = base64.b64decode(_data(enabled)["UserData"])
+    assert not raw.startswith(b"\x1f\x8b"), "gzipped user data is rejected by EC2Launch v2"
+    script = raw.decode()
+    assert script.startswith("<powershell>") and script.rstrip().endswith("</powershell>")
+    init = script.index("cfn-init.exe")
+    signal = script.index("cfn-signal.exe")
+    assert init < signal
+    assert "--resource WinWorkersLaunchTemplate --configsets default" in script
+    assert "-e $code" in script and "--resource WinWorkersGroup" in script
+    assert script.count("--url https://cloudformation.us-east-1.amazonaws.com") == 2
+    assert len(raw) < 4096
+
+
+def test_bootstrap_config_sets(enabled: dict[str, Any]) -> None:
+    init = enabled["Resources"]["WinWorkersLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
+    assert init["configSets"]["default"] == ["harden", "agent", "service"]
+    agent = init["agent"]
+    msi = next(f["source"] for f in agent["files"].values() if "source" in f)
+    assert msi == ("https://amazoncloudwatch-agent-us-east-1.s3.us-east-1.amazonaws.com"
+                   "/windows/amd64/latest/amazon-cloudwatch-agent.msi")  # fmt: skip
+    order = sorted(agent["commands"])
+    assert order.index("02-wait-for-imds") < order.index("03-start"), "the agent must wait for IMDS"
+    assert "169.254.169.254/latest/api/token" in agent["commands"]["02-wait-for-imds"]["command"]
+    service = init["service"]
+    assert service["sources"] == {
+        "C:\\winworkers\\service": "https://example-platform-artifacts.s3.us-east-1.amazonaws.com/windows/worker-service.zip"
+    }
+    settings = service["files"]["C:\\winworkers\\worker.json"]["content"]
+    assert settings["queue_url"] == "https://sqs.us-east-1.amazonaws.com/123456789012/example-platform-work"
+
+
+def test_instance_role_is_least_privilege_and_has_no_ssm(enabled: dict[str, Any]) -> None:
+    role = props(enabled, "WinWorkersInstanceRole")
+    assert "ManagedPolicyArns" not in role
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    actions = {a for s in statements for a in s["Action"]}
+    assert not {a for a in actions if a.split(":")[0] in {"ssm", "ssmmessages", "ec2messages", "iam", "sts"}}
+    assert "logs:CreateLogGroup" not in actions
+    by_action = {a: s for s in statements for a in s["Action"]}
+    assert by_action["sqs:ReceiveMessage"]["Resource"] == ["arn:aws:sqs:us-east-1:123456789012:example-platform-work"]
+    assert by_action["cloudformation:SignalResource"]["Resource"] != ["*"]
+    assert by_action["cloudwatch:PutMetricData"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "WinWorkers"}
+    }
+    assert by_action["s3:PutObject"]["Resource"] == ["arn:aws:s3:::example-platform-data/winworkers/*"]
+    assert by_action["logs:PutLogEvents"]["Resource"] == [
+        f"WinWorkers{n}.Arn" for n in ("WorkerLogs", "AgentLogs", "EventLogs")
+    ]
+
+
+def test_group_replaces_without_losing_capacity(feature: dict[str, Any], enabled: dict[str, Any]) -> None:
+    group = feature["Resources"]["WinWorkersGroup"]
+    refresh = group["UpdatePolicy"]["AutoScalingInstanceRefresh"]
+    assert refresh["Preferences"]["MinHealthyPercentage"] == 100
+    assert 100 < refresh["Preferences"]["MaxHealthyPercentage"] <= 200
+    assert group["UpdatePolicy"]["AutoScalingScheduledAction"]["IgnoreUnmodifiedGroupSizeProperties"] is True
+    assert props(enabled, "WinWorkersGroup")["InstanceMaintenancePolicy"] == {
+        "MinHealthyPercentage": 100, "MaxHealthyPercentage": 200,
+    }  # fmt: skip
+    signal = group["CreationPolicy"]["ResourceSignal"]
+    assert int(signal["Timeout"].removeprefix("PT").removesuffix("M")) >= 30
+
+
+def test_capacity_and_tags(feature: dict[str, Any]) -> None:
+    rendered = render(feature, enabled_parameters(MinSize="1", MaxSize="6",
+                                                  DesiredCapacity="2"))  # fmt: skip
+    group = props(rendered, "WinWorkersGroup")
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == ("1", "6", "2")
+    tags = {t["Key"]: t["Value"] for t in group["Tags"]}
+    assert tags["Feature"] == "windows-workers" and tags["Stack"] and tags["Name"]
+    unset = props(render(feature, enabled_parameters()), "WinWorkersGroup")
+    assert "DesiredCapacity" not in unset and unset["MinSize"] == "0"
+
+
+def test_queue_driven_scaling_to_zero(enabled: dict[str, Any]) -> None:
+    backlog = props(enabled, "WinWorkersQueueBacklogAlarm")
+    assert backlog["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert (backlog["Threshold"], backlog["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert backlog["AlarmActions"] == ["WinWorkersScaleOutPolicy"]
+    idle = props(enabled, "WinWorkersQueueIdleAlarm")
+    assert {q.get("Expression") for q in idle["Metrics"]} >= {"visible + inflight"}
+    assert idle["EvaluationPeriods"] == "15" and idle["TreatMissingData"] == "breaching"
+    scale_in = props(enabled, "WinWorkersScaleInPolicy")
+    assert (scale_in["AdjustmentType"], scale_in["ScalingAdjustment"]) == ("ExactCapacity", 0)
+
+
+def test_warm_pool_is_optional(feature: dict[str, Any]) -> None:
+    assert not resources_of(render(feature, enabled_parameters()), "AWS::AutoScaling::WarmPool")
+    pools = resources_of(render(feature, enabled_parameters(EnableWarmPool="true")),
+                         "AWS::AutoScaling::WarmPool")  # fmt: skip
+    assert [p["Properties"]["PoolState"] for p in pools.values()] == ["Stopped"]

@@ -1,0 +1,77 @@
+"""Deploy-time input checks: every parameter constrained, and the Rules reject bad combinations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conftest import ROOT
+from winworkers import WorkersConfig
+from winworkers.docs import parameter_table
+from winworkers.renderings import enabled_parameters
+from winworkers.rules import failed_assertions
+
+CONSTRAINTS = {"AllowedValues", "AllowedPattern", "MinValue", "MaxValue"}
+
+
+def test_every_parameter_is_constrained(feature: dict[str, Any]) -> None:
+    for name, spec in feature["Parameters"].items():
+        assert CONSTRAINTS & set(spec) or spec["Type"].startswith("AWS::"), name
+        assert spec["Description"], name
+
+
+def test_enabled_example_values_pass_the_rules(feature: dict[str, Any]) -> None:
+    from winworkers.renderings import MODES
+
+    for mode in MODES:
+        assert failed_assertions(feature, enabled_parameters(mode=mode)) == [], mode
+
+
+def test_disabled_defaults_pass_the_rules(feature: dict[str, Any]) -> None:
+    assert failed_assertions(feature, {}) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"MinSize": "3", "MaxSize": "2"}, "WinWorkersMinSize <= WinWorkersDesiredCapacity <= WinWorkersMaxSize"),
+        ({"MinSize": "10", "MaxSize": "0"}, "WinWorkersMinSize <= WinWorkersDesiredCapacity"),
+        ({"DesiredCapacity": "5", "MaxSize": "4"}, "<= WinWorkersMaxSize"),
+        ({"DesiredCapacity": "1", "MinSize": "2"}, "WinWorkersMinSize <= WinWorkersDesiredCapacity"),
+        ({"DesiredCapacity": "99"}, "<= WinWorkersMaxSize"),
+        ({"DataBucket": ""}, "WinWorkersDataBucket is required"),
+        ({"S3PrefixListId": ""}, "WinWorkersS3PrefixListId is required"),
+    ],
+)
+def test_rules_reject_bad_values(feature: dict[str, Any], overrides: dict[str, str], message: str) -> None:
+    failures = failed_assertions(feature, enabled_parameters(**overrides))
+    assert any(message in failure for failure in failures), failures
+
+
+def test_rules_accept_every_ordered_capacity(feature: dict[str, Any]) -> None:
+    cap = WorkersConfig().max_fleet_size
+    for low in range(cap + 1):
+        for high in range(low, cap + 1):
+            values = enabled_parameters(MinSize=str(low), MaxSize=str(high),
+                                        DesiredCapacity=str(high))  # fmt: skip
+            assert failed_assertions(feature, values) == [], (low, high)
+            if low:
+                bad = {**values, "WinWorkersMaxSize": str(low - 1), "WinWorkersDesiredCapacity": ""}
+                assert failed_assertions(feature, bad), (low, low - 1)
+
+
+def test_existing_mode_needs_its_network(feature: dict[str, Any]) -> None:
+    values = enabled_parameters(mode="existing-with-endpoints", SubnetIds="", VpcId="",
+                                RouteTableIds="")  # fmt: skip
+    failures = failed_assertions(feature, values)
+    assert any("WinWorkersSubnetIds is required" in f for f in failures)
+    assert any("WinWorkersVpcId is required" in f for f in failures)
+    assert any("WinWorkersRouteTableIds is required" in f for f in failures)
+    no_endpoints = enabled_parameters(mode="existing-without-endpoints", EndpointsCidr="")
+    assert any("WinWorkersEndpointsCidr is required" in f for f in failed_assertions(feature, no_endpoints))
+
+
+def test_readme_parameter_table_is_generated() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert parameter_table(WorkersConfig()) in readme, "README parameter table is stale: paste `winworkers params`"

@@ -1,0 +1,5 @@
+import sys
+
+from winworkers.cli import main
+
+sys.exit(main())

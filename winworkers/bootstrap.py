@@ -1,0 +1,142 @@
+"""SSM-free bootstrap: cfn-init config sets and the PowerShell UserData that runs them.
+
+The workers reach only S3, SQS, CloudFormation, CloudWatch and Logs, so there is
+no Systems Manager: cfn-init (shipped on AWS Windows AMIs) reads this metadata
+from CloudFormation through its VPC endpoint, and cfn-signal reports the result
+to the Auto Scaling group's CreationPolicy.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from troposphere import Base64, Ref, Select, Split, Sub
+from troposphere.iam import Role
+
+from winworkers.config import WorkersConfig
+from winworkers.cwagent import CONFIG_PATH, AgentLogGroups, build_agent_config
+from winworkers.parameters import Params
+
+SERVICE_DIR = "C:\\winworkers\\service"
+SERVICE_CONFIG = "C:\\winworkers\\worker.json"
+CONFIG_SETS = ("harden", "agent", "service")
+_CFN_BOOTSTRAP = "C:\\Program Files\\Amazon\\cfn-bootstrap"
+_AGENT_DIR = "C:\\Program Files\\Amazon\\AmazonCloudWatchAgent"
+_MSI = "C:\\winworkers\\amazon-cloudwatch-agent.msi"
+
+
+def _ps(script: str) -> dict[str, str]:
+    """A cfn-init command running one PowerShell script; a non-zero exit fails cfn-init."""
+    return {"command": f'powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "{script}"',
+            "waitAfterCompletion": "0"}  # fmt: skip
+
+
+# Block every inbound connection on every profile, and take remote management away:
+# RDP and WinRM stopped and disabled. Nothing listens, so nobody can log in.
+HARDEN_COMMANDS = {
+    "01-firewall": _ps("Set-NetFirewallProfile -All -Enabled True -DefaultInboundAction Block"),
+    "02-no-rdp": _ps(
+        "Set-ItemProperty -Path 'HKLM:\\System\\CurrentControlSet\\Control\\Terminal Server' "
+        "-Name fDenyTSConnections -Value 1; Stop-Service TermService -Force; "
+        "Set-Service TermService -StartupType Disabled"
+    ),
+    "03-no-winrm": _ps("Stop-Service WinRM -Force; Set-Service WinRM -StartupType Disabled"),
+}
+
+# The agent decides it runs on premises, and exits, when it starts before the
+# instance metadata service answers (amazon-cloudwatch-agent #471, #803). So:
+# wait for IMDSv2 before the first start, and on later boots (a warm-pool
+# instance is stopped and started) start late and restart on failure.
+WAIT_FOR_IMDS = (
+    "$deadline = (Get-Date).AddMinutes(10); while ($true) { try { "
+    "$t = Invoke-RestMethod -Method Put -Uri http://169.254.169.254/latest/api/token "
+    "-Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} -TimeoutSec 5; "
+    "Invoke-RestMethod -Uri http://169.254.169.254/latest/meta-data/instance-id "
+    "-Headers @{'X-aws-ec2-metadata-token'=$t} -TimeoutSec 5 | Out-Null; break } catch { "
+    "if ((Get-Date) -gt $deadline) { exit 1 }; Start-Sleep -Seconds 5 } }"
+)
+
+
+def agent_commands() -> dict[str, dict[str, str]]:
+    ctl = f"& '{_AGENT_DIR}\\amazon-cloudwatch-agent-ctl.ps1'"
+    return {
+        "01-install": {"command": f'msiexec.exe /i "{_MSI}" /qn /norestart', "waitAfterCompletion": "0"},
+        "02-wait-for-imds": _ps(WAIT_FOR_IMDS),
+        "03-start": _ps(f"{ctl} -a fetch-config -m ec2 -s -c file:'{CONFIG_PATH}'"),
+        "04-start-late-and-retry": {
+            "command": "sc.exe config AmazonCloudWatchAgent start= delayed-auto && "
+            "sc.exe failure AmazonCloudWatchAgent reset= 86400 actions= restart/60000/restart/60000/restart/60000",
+            "waitAfterCompletion": "0",
+        },
+    }
+
+
+def worker_settings(p: Params) -> dict[str, Any]:
+    """What the platform's install.ps1 reads from ``SERVICE_CONFIG``."""
+    arn = p["WorkQueueArn"]
+    return {
+        "region": Ref("AWS::Region"),
+        "queue_arn": arn,
+        "queue_url": Sub("https://sqs.${AWS::Region}.${AWS::URLSuffix}/${Account}/${Name}",
+                         Account=Select(4, Split(":", arn)), Name=Select(5, Split(":", arn))),
+        "data_bucket": p["DataBucket"],
+        "data_prefix": p["DataPrefix"],
+        "log_paths": list(p.config.worker_log_paths),
+    }  # fmt: skip
+
+
+def init_metadata(p: Params, role: Role, log_groups: AgentLogGroups, asg_name: Any) -> dict[str, Any]:
+    """The launch template's Metadata: cfn-init's config sets and S3 authentication."""
+    agent_msi = Sub(
+        "https://amazoncloudwatch-agent-${AWS::Region}.s3.${AWS::Region}.${AWS::URLSuffix}"
+        "/windows/amd64/latest/amazon-cloudwatch-agent.msi"
+    )
+    artifact = Sub("https://${Bucket}.s3.${AWS::Region}.${AWS::URLSuffix}/${Key}",
+                   Bucket=p["ArtifactBucket"], Key=p["ArtifactKey"])  # fmt: skip
+    install = f"& '{SERVICE_DIR}\\install.ps1' -ConfigPath '{SERVICE_CONFIG}'; exit $LASTEXITCODE"
+    return {
+        "AWS::CloudFormation::Authentication": {
+            "WorkerArtifact": {"type": "S3", "roleName": Ref(role), "buckets": [p["ArtifactBucket"]]}
+        },
+        "AWS::CloudFormation::Init": {
+            "configSets": {"default": list(CONFIG_SETS)},
+            "harden": {"commands": HARDEN_COMMANDS},
+            "agent": {
+                "files": {
+                    _MSI: {"source": agent_msi},
+                    CONFIG_PATH: {"content": build_agent_config(p.config, log_groups, asg_name)},
+                },
+                "commands": agent_commands(),
+            },
+            "service": {
+                "sources": {SERVICE_DIR: artifact},
+                "files": {SERVICE_CONFIG: {"content": worker_settings(p)}},
+                "commands": {"01-install": _ps(install)},
+            },
+        },
+    }
+
+
+def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Base64:
+    """Plain PowerShell, base64 but never gzipped: EC2Launch v2 rejects compressed
+    user data (terraform-aws-github-runner #3736). Whatever happens, it signals:
+    a cfn-init failure, or a missing cfn-init, is reported, never left to time out."""
+    url = "https://cloudformation.${AWS::Region}.${AWS::URLSuffix}"
+    common = f"--stack ${{AWS::StackName}} --region ${{AWS::Region}} --url {url}"
+    script = "\n".join(
+        [
+            "<powershell>",
+            "$code = 1",
+            f"try {{ & '{_CFN_BOOTSTRAP}\\cfn-init.exe' -v {common} --resource {launch_template_id} "
+            "--configsets default; $code = $LASTEXITCODE } catch { Write-Output $_ }",
+            f"& '{_CFN_BOOTSTRAP}\\cfn-signal.exe' -e $code {common} --resource {asg_id}",
+            "</powershell>",
+        ]
+    )
+    return Base64(Sub(script))
+
+
+def rendered_size(metadata: dict[str, Any]) -> int:
+    """Bytes of the metadata as CloudFormation stores it (for the budgets)."""
+    return len(json.dumps(metadata, separators=(",", ":"), default=lambda o: o.to_dict()))

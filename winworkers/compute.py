@@ -1,0 +1,239 @@
+"""The worker fleet: launch template, Auto Scaling group, queue-driven scaling, warm pool.
+
+Image choice: the launch template's ImageId is ``resolve:ssm:`` the public
+parameter of the latest AWS-published Windows AMI. Auto Scaling resolves it at
+every launch, so any new instance, and every instance an instance refresh
+replaces, runs the newest image, with no launch template version written
+outside CloudFormation and so no drift. The price (Auto Scaling user guide,
+"Use AWS Systems Manager parameters instead of AMI IDs"): an instance refresh
+cannot use SkipMatching, a desired configuration or AutoRollback, and whoever
+creates, updates or refreshes the group needs ``ssm:GetParameters`` on the
+parameter. The refresh Lambda therefore decides itself whether a refresh is
+needed, by comparing image ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from troposphere import AWSProperty, GetAtt, If, NoValue, Ref, Select, Split, StackName, Sub, Tag, Template
+from troposphere.autoscaling import (
+    AutoScalingGroup,
+    InstanceMaintenancePolicy,
+    LaunchTemplateSpecification,
+    MetricsCollection,
+    ScalingPolicy,
+    StepAdjustments,
+    Tags,
+    WarmPool,
+)
+from troposphere.cloudwatch import Alarm, MetricDataQuery, MetricDimension
+from troposphere.ec2 import (
+    EBSBlockDevice,
+    IamInstanceProfile,
+    LaunchTemplate,
+    LaunchTemplateBlockDeviceMapping,
+    LaunchTemplateData,
+    MetadataOptions,
+    NetworkInterfaces,
+    TagSpecifications,
+)
+from troposphere.iam import InstanceProfile, Role
+from troposphere.policies import (
+    AutoScalingCreationPolicy,
+    AutoScalingScheduledAction,
+    CreationPolicy,
+    ResourceSignal,
+    UpdatePolicy,
+)
+
+from winworkers.bootstrap import init_metadata, user_data
+from winworkers.network import Network
+from winworkers.observability import WorkerLogs, metric_query
+from winworkers.parameters import Params
+
+FEATURE_TAG = "windows-workers"
+AMI_PARAMETER = "/aws/service/ami-windows-latest/Windows_Server-${Version}-English-Full-Base"
+# Windows first boots take 10-20 minutes, longer than short signal timeouts
+# allow (aws-cdk #10429, #21359).
+SIGNAL_TIMEOUT = "PT45M"
+MAX_HEALTHY_PERCENT = 200
+
+
+class InstanceRefreshPolicy(AWSProperty):
+    """``UpdatePolicy.AutoScalingInstanceRefresh`` (CloudFormation, 2026-07), which
+    troposphere 4.11 does not model yet; cfn-lint 1.58 validates it."""
+
+    props = {"Strategy": (str, True), "Preferences": (dict, False)}  # noqa: RUF012
+
+
+class FleetUpdatePolicy(UpdatePolicy):
+    props = {**UpdatePolicy.props, "AutoScalingInstanceRefresh": (InstanceRefreshPolicy, False)}  # noqa: RUF012
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """Handles: the group (``Ref`` is its name) and its launch template."""
+
+    group: AutoScalingGroup
+    launch_template: LaunchTemplate
+    name: Sub
+
+
+def ami_parameter_name(p: Params) -> Sub:
+    """The public SSM parameter of the chosen Windows version's latest AMI."""
+    return Sub(AMI_PARAMETER, Version=p["WindowsVersion"])
+
+
+def add_fleet(
+    template: Template, p: Params, network: Network, role: Role, profile: InstanceProfile, logs: WorkerLogs
+) -> Fleet:
+    lid = p.config.logical_id
+    # Named, so the agent config can carry the name as a static dimension
+    # without a dependency cycle (the launch template cannot Ref the group).
+    name = Sub("${AWS::StackName}-windows-workers")
+    launch_template = template.add_resource(_launch_template(p, network, role, profile, logs, name))
+    group = template.add_resource(_group(p, network, launch_template, name))
+    _add_queue_scaling(template, p, group)
+    template.add_resource(
+        WarmPool(lid("WarmPool"), AutoScalingGroupName=Ref(group), PoolState="Stopped",
+                 MinSize=p["WarmPoolMinSize"], Condition=p.cond("WarmPool"))
+    )  # fmt: skip
+    return Fleet(group=group, launch_template=launch_template, name=name)
+
+
+def _tags(p: Params) -> dict[str, Any]:
+    return {"Name": Sub("${AWS::StackName}-windows-worker"), "Feature": FEATURE_TAG, "Stack": StackName,
+            **dict(p.config.tags)}  # fmt: skip
+
+
+def _launch_template(
+    p: Params, network: Network, role: Role, profile: InstanceProfile, logs: WorkerLogs, asg_name: Sub
+) -> LaunchTemplate:
+    lid = p.config.logical_id
+    tags = [Tag(k, v) for k, v in _tags(p).items()]
+    data = LaunchTemplateData(
+        ImageId=Sub("resolve:ssm:" + AMI_PARAMETER, Version=p["WindowsVersion"]),
+        InstanceType=p["InstanceType"],
+        IamInstanceProfile=IamInstanceProfile(Arn=GetAtt(profile, "Arn")),
+        # No KeyName: there is no key pair, so no Administrator password can be decrypted.
+        # An explicit interface so no public IP is ever attached, whatever the subnet says.
+        NetworkInterfaces=[
+            NetworkInterfaces(DeviceIndex=0, AssociatePublicIpAddress=False, DeleteOnTermination=True,
+                              Groups=[Ref(network.worker_security_group)])
+        ],
+        MetadataOptions=MetadataOptions(HttpEndpoint="enabled", HttpTokens="required", HttpPutResponseHopLimit=1,
+                                        InstanceMetadataTags="disabled"),
+        BlockDeviceMappings=[
+            LaunchTemplateBlockDeviceMapping(
+                DeviceName="/dev/sda1",
+                Ebs=EBSBlockDevice(VolumeType="gp3", VolumeSize=p["RootVolumeSize"], Encrypted=True,
+                                   KmsKeyId=If(p.cond("HasKmsKey"), p["KmsKeyArn"], NoValue),
+                                   DeleteOnTermination=True),
+            )
+        ],
+        UserData=user_data(p.config, lid("LaunchTemplate"), lid("Group")),
+        TagSpecifications=[TagSpecifications(ResourceType=kind, Tags=tags) for kind in ("instance", "volume")],
+    )  # fmt: skip
+    return LaunchTemplate(
+        lid("LaunchTemplate"),
+        LaunchTemplateData=data,
+        Metadata=init_metadata(p, role, logs.for_agent(), asg_name),
+    )
+
+
+def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: Sub) -> AutoScalingGroup:
+    lid = p.config.logical_id
+    launch_before_terminate = {"MinHealthyPercentage": 100, "MaxHealthyPercentage": MAX_HEALTHY_PERCENT}
+    return AutoScalingGroup(
+        lid("Group"),
+        AutoScalingGroupName=name,
+        LaunchTemplate=LaunchTemplateSpecification(
+            LaunchTemplateId=Ref(launch_template), Version=GetAtt(launch_template, "LatestVersionNumber")
+        ),
+        MinSize=p["MinSize"],
+        MaxSize=p["MaxSize"],
+        DesiredCapacity=If(p.cond("HasDesiredCapacity"), p["DesiredCapacity"], NoValue),
+        VPCZoneIdentifier=network.subnet_ids,
+        HealthCheckType="EC2",
+        HealthCheckGracePeriod=p["InstanceWarmup"],
+        DefaultInstanceWarmup=p["InstanceWarmup"],
+        # Replacements (refreshes, unhealthy instances) launch before they terminate.
+        InstanceMaintenancePolicy=InstanceMaintenancePolicy(**launch_before_terminate),
+        MetricsCollection=[MetricsCollection(Granularity="1Minute", Metrics=["GroupInServiceInstances"])],
+        Tags=Tags(**_tags(p)),
+        CreationPolicy=CreationPolicy(
+            AutoScalingCreationPolicy=AutoScalingCreationPolicy(MinSuccessfulInstancesPercent=100),
+            ResourceSignal=ResourceSignal(
+                Count=If(p.cond("HasDesiredCapacity"), p["DesiredCapacity"], p["MinSize"]), Timeout=SIGNAL_TIMEOUT
+            ),
+        ),
+        UpdatePolicy=FleetUpdatePolicy(
+            # A changed launch template is rolled out by an instance refresh that
+            # launches first, so capacity never dips.
+            AutoScalingInstanceRefresh=InstanceRefreshPolicy(
+                Strategy="Rolling",
+                Preferences={**launch_before_terminate, "InstanceWarmup": p["InstanceWarmup"]},
+            ),
+            # Scaling owns the desired capacity; a stack update must not reset it.
+            AutoScalingScheduledAction=AutoScalingScheduledAction(IgnoreUnmodifiedGroupSizeProperties=True),
+        ),
+    )
+
+
+def _add_queue_scaling(template: Template, p: Params, group: AutoScalingGroup) -> None:
+    """Out as soon as work is visible; in to MinSize once nothing is queued or in
+    flight for ScaleInIdleMinutes. An instance terminated mid-task loses nothing:
+    its message was never deleted, and SQS redelivers it when the visibility
+    timeout ends."""
+    lid = p.config.logical_id
+    queue = MetricDimension(Name="QueueName", Value=Select(5, Split(":", p["WorkQueueArn"])))
+
+    def sqs(query_id: str, metric: str) -> MetricDataQuery:
+        return metric_query(query_id, "AWS/SQS", metric, "Maximum", queue, period=60)
+
+    scale_out = template.add_resource(
+        ScalingPolicy(
+            lid("ScaleOutPolicy"), AutoScalingGroupName=Ref(group), PolicyType="StepScaling",
+            AdjustmentType="ChangeInCapacity", EstimatedInstanceWarmup=p["InstanceWarmup"],
+            MetricAggregationType="Maximum",
+            # More workers for deeper backlogs; the alarm threshold is 0 visible messages.
+            StepAdjustments=[
+                StepAdjustments(MetricIntervalLowerBound=0, MetricIntervalUpperBound=10, ScalingAdjustment=1),
+                StepAdjustments(MetricIntervalLowerBound=10, MetricIntervalUpperBound=50, ScalingAdjustment=2),
+                StepAdjustments(MetricIntervalLowerBound=50, ScalingAdjustment=4),
+            ],
+        )
+    )  # fmt: skip
+    template.add_resource(
+        Alarm(
+            lid("QueueBacklogAlarm"), AlarmDescription="Work is visible on the queue: add Windows workers.",
+            Namespace="AWS/SQS", MetricName="ApproximateNumberOfMessagesVisible", Dimensions=[queue],
+            Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching", AlarmActions=[Ref(scale_out)],
+        )
+    )  # fmt: skip
+    scale_in = template.add_resource(
+        ScalingPolicy(
+            lid("ScaleInPolicy"), AutoScalingGroupName=Ref(group), PolicyType="SimpleScaling",
+            # Capacity 0 is clamped to MinSize by Auto Scaling.
+            AdjustmentType="ExactCapacity", ScalingAdjustment=0, Cooldown="60",
+        )
+    )  # fmt: skip
+    template.add_resource(
+        Alarm(
+            lid("QueueIdleAlarm"),
+            AlarmDescription="Nothing queued or in flight: scale the Windows workers in to MinSize.",
+            Metrics=[
+                sqs("visible", "ApproximateNumberOfMessagesVisible"),
+                sqs("inflight", "ApproximateNumberOfMessagesNotVisible"),
+                MetricDataQuery(Id="work", Expression="visible + inflight", Label="Queued or in flight",
+                                ReturnData=True),
+            ],
+            EvaluationPeriods=p["ScaleInIdleMinutes"], DatapointsToAlarm=p["ScaleInIdleMinutes"], Threshold=0,
+            ComparisonOperator="LessThanOrEqualToThreshold",
+            # SQS stops publishing for a long-idle queue; silence is idleness.
+            TreatMissingData="breaching", AlarmActions=[Ref(scale_in)],
+        )
+    )  # fmt: skip

@@ -1,0 +1,103 @@
+"""The CloudWatch agent's configuration, built as data.
+
+The result is a dict that cfn-init writes to the instance as JSON. Its values
+may be troposphere intrinsics (a log group's ``Ref``); CloudFormation resolves
+them in the launch template's Metadata. Tests render the template and validate
+the resolved config against the agent's own JSON schema.
+
+Only dimensions the agent fills from instance metadata are used (InstanceId,
+ImageId, InstanceType). ``${aws:AutoScalingGroupName}`` would make the agent
+call ``ec2:DescribeTags``, which the isolated network cannot reach (CloudWatch
+user guide, CloudWatch-Agent-Configuration-File-Details). The group's name is
+known when the template is written, so it is added as a static dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from winworkers.config import WorkersConfig
+
+AGENT_LOG_PATH = "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\Logs\\*.log"
+CONFIG_PATH = "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\winworkers.json"
+
+# Channel -> levels, exactly as the feature promises.
+WINDOWS_EVENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("System", ("CRITICAL", "ERROR")),
+    ("Application", ("WARNING", "CRITICAL", "ERROR")),
+)
+
+# The Windows performance counters collected, as (object, counter, resources).
+COUNTERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("Processor", "% Processor Time", ("_Total",)),
+    ("Memory", "% Committed Bytes In Use", ()),
+    ("LogicalDisk", "% Free Space", ("*",)),
+)
+DISK_FREE_METRIC = "LogicalDisk % Free Space"
+"""The name the agent gives the disk counter on Windows ("<object> <counter>")."""
+
+
+@dataclass(frozen=True)
+class AgentLogGroups:
+    """The log group names the agent writes to (strings or template references)."""
+
+    worker: Any
+    agent: Any
+    events: Any
+
+    def all(self) -> tuple[Any, ...]:
+        return (self.worker, self.agent, self.events)
+
+
+def build_agent_config(config: WorkersConfig, log_groups: AgentLogGroups, asg_name: Any) -> dict[str, Any]:
+    """The agent configuration for ``config``, writing to ``log_groups``."""
+    interval = config.metrics_interval_seconds
+    group_dimension = {"AutoScalingGroupName": asg_name}
+    collected: dict[str, Any] = {}
+    for obj, counter, resources in COUNTERS:
+        plugin: dict[str, Any] = {
+            "measurement": [counter],
+            "metrics_collection_interval": interval,
+            "append_dimensions": group_dimension,
+        }
+        if resources:
+            plugin["resources"] = list(resources)
+        collected[obj] = plugin
+    files = [
+        _log(path, log_groups.worker, f"{{instance_id}}/worker-{n}") for n, path in enumerate(config.worker_log_paths)
+    ] + [_log(AGENT_LOG_PATH, log_groups.agent, "{instance_id}/agent")]
+    events = [
+        {
+            "event_name": channel,
+            "event_levels": list(levels),
+            "event_format": "xml",
+            "log_group_name": log_groups.events,
+            "log_stream_name": f"{{instance_id}}/{channel}",
+        }
+        for channel, levels in WINDOWS_EVENTS
+    ]
+    return {
+        "agent": {"metrics_collection_interval": interval, "omit_hostname": True},
+        "metrics": {
+            "namespace": config.metrics_namespace,
+            "append_dimensions": {
+                "ImageId": "${aws:ImageId}",
+                "InstanceId": "${aws:InstanceId}",
+                "InstanceType": "${aws:InstanceType}",
+            },
+            # One fleet-wide series per counter, for the alarms.
+            "aggregation_dimensions": [["AutoScalingGroupName"]],
+            "metrics_collected": collected,
+        },
+        "logs": {
+            "logs_collected": {
+                "files": {"collect_list": files},
+                "windows_events": {"collect_list": events},
+            },
+        },
+    }
+
+
+def _log(path: str, group: Any, stream: str) -> dict[str, Any]:
+    return {"file_path": path, "log_group_name": group, "log_stream_name": stream, "timezone": "UTC"}

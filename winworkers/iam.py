@@ -1,0 +1,125 @@
+"""IAM: roles built from awacs statements, and the workers' own grants.
+
+Grants on resources the feature owns are made beside those resources (log
+groups in :mod:`winworkers.observability`); this module adds the grants on the
+platform's inputs (bucket, queue, artifact) and on this stack, and turns a list
+of statements into a role. The VPC endpoint policies are derived from the same
+statements (:mod:`winworkers.network`), so the role and the network can never
+disagree about what the workers may do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from awacs import cloudformation, cloudwatch, s3, sqs
+from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals, StringLike
+from awacs.sts import AssumeRole
+from troposphere import AccountId, Ref, StackId, Sub, Template
+from troposphere.iam import InstanceProfile, Policy, Role
+
+from winworkers.parameters import Params
+from winworkers.suppress import skip_cfn_lint
+
+
+EC2 = "ec2.amazonaws.com"
+
+
+def trust(service: str) -> PolicyDocument:
+    """A trust policy for one AWS service, limited to this account against the confused
+    deputy, except for EC2, which does not send aws:SourceAccount when it assumes a role."""
+    statement = Statement(Effect=Allow, Principal=Principal("Service", [service]), Action=[AssumeRole])
+    if service != EC2:
+        statement.Condition = Condition(StringEquals({"aws:SourceAccount": AccountId}))
+    return PolicyDocument(Version="2012-10-17", Statement=[statement])
+
+
+def add_role(
+    template: Template, p: Params, name: str, service: str, statements: Sequence[Statement]
+) -> Role:
+    """A role for ``service`` with exactly ``statements`` inline, and no managed policies."""
+    role = Role(
+        p.config.logical_id(name),
+        AssumeRolePolicyDocument=trust(service),
+        Policies=[
+            Policy(
+                PolicyName="least-privilege",
+                PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=list(statements)),
+            )
+        ],
+    )
+    return template.add_resource(role)
+
+
+def data_bucket_statements(p: Params) -> list[Statement]:
+    """Read and write the platform's prefix, list only inside it, and read the service artifact."""
+    objects = Sub("arn:${AWS::Partition}:s3:::${Bucket}/${Prefix}*", Bucket=p["DataBucket"], Prefix=p["DataPrefix"])
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[s3.GetObject, s3.PutObject, s3.AbortMultipartUpload],
+            Resource=[objects],
+        ),
+        Statement(
+            Effect=Allow,
+            Action=[s3.ListBucket],
+            Resource=[Sub("arn:${AWS::Partition}:s3:::${Bucket}", Bucket=p["DataBucket"])],
+            Condition=Condition(StringLike({"s3:prefix": [Sub("${Prefix}*", Prefix=p["DataPrefix"])]})),
+        ),
+        Statement(
+            Effect=Allow,
+            Action=[s3.GetObject],
+            Resource=[
+                Sub("arn:${AWS::Partition}:s3:::${Bucket}/${Key}", Bucket=p["ArtifactBucket"], Key=p["ArtifactKey"])
+            ],
+        ),
+    ]
+
+
+def queue_statements(p: Params) -> list[Statement]:
+    """Take work from the platform's queue, and nothing else on it."""
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[sqs.ReceiveMessage, sqs.DeleteMessage, sqs.ChangeMessageVisibility, sqs.GetQueueAttributes,
+                    sqs.GetQueueUrl],
+            # Through Sub so cfn-lint reports the empty default on this role (where it is
+            # suppressed with its reason), not on the parameter, which cannot carry an exception.
+            Resource=[Sub("${Arn}", Arn=p["WorkQueueArn"])],
+        )
+    ]  # fmt: skip
+
+
+def stack_signal_statements() -> list[Statement]:
+    """cfn-init reads this stack's metadata and cfn-signal reports to it; no other stack."""
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[cloudformation.DescribeStackResource, cloudformation.SignalResource],
+            Resource=[StackId],
+        )
+    ]
+
+
+def metrics_statements(p: Params) -> list[Statement]:
+    """PutMetricData has no resource type, so it must be ``*``; the namespace condition narrows it."""
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[cloudwatch.PutMetricData],
+            Resource=["*"],
+            Condition=Condition(StringEquals({"cloudwatch:namespace": p.config.metrics_namespace})),
+        )
+    ]
+
+
+def add_instance_profile(template: Template, p: Params, statements: Sequence[Statement]) -> tuple[Role, Any]:
+    """The workers' role and instance profile. No SSM: nobody, not even Session Manager, gets in."""
+    role = add_role(template, p, "InstanceRole", EC2, statements)
+    for check in ("W1030", "W1031"):
+        skip_cfn_lint(role, check, "DataBucket and WorkQueueArn default to empty so a disabled stack needs no "
+                      "input; the PlatformInputs Rule requires them whenever the feature is on")
+    profile = template.add_resource(InstanceProfile(p.config.logical_id("InstanceProfile"), Roles=[Ref(role)]))
+    return role, profile
+

@@ -1,0 +1,332 @@
+"""The feature's stack parameters, conditions and Rules, declared once.
+
+The single :data:`PARAMETERS` table produces the CloudFormation Parameters,
+their constraints and descriptions, the interface groups, and the README's
+parameter table, so the three cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from troposphere import (
+    And,
+    Condition,
+    Equals,
+    Not,
+    Or,
+    Parameter,
+    Ref,
+    Template,
+)
+
+from winworkers.config import WorkersConfig
+
+SWITCH = "EnableWinTaskScriptService"
+"""The platform-wide switch. Its name is fixed (never prefixed): the parent stack owns it."""
+
+ISOLATED = "isolated-vpc"
+EXISTING = "existing-subnets"
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy API reference).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+# Current-generation x86_64 types with at least 8 GiB: Windows Server and the
+# platform's worker want the memory; Graviton cannot run Windows.
+INSTANCE_TYPES = tuple(
+    f"{family}.{size}"
+    for family in ("m6i", "m7i", "c6i", "c7i", "r6i", "r7i", "m6a", "m7a", "t3")
+    for size in ("large", "xlarge", "2xlarge", "4xlarge")
+    if not (family.startswith("c") and size == "large")
+)
+
+_BUCKET = r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$"
+_KMS_KEY_ARN = r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+)?$"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One stack parameter: its type, default, constraint and documentation."""
+
+    name: str
+    type: str
+    default: str
+    description: str
+    group: str
+    allowed_values: tuple[str, ...] = ()
+    allowed_pattern: str | None = None
+    min_value: int | None = None
+    max_value: int | None = None
+    max_length: int | None = None
+    constraint: str | None = None
+
+    def to_parameter(self, logical_name: str) -> Parameter:
+        kwargs: dict[str, Any] = {"Type": self.type, "Description": self.description}
+        kwargs["Default"] = self.default
+        for key, value in (
+            ("AllowedValues", list(self.allowed_values) or None),
+            ("AllowedPattern", self.allowed_pattern),
+            ("MinValue", self.min_value),
+            ("MaxValue", self.max_value),
+            ("MaxLength", self.max_length),
+            ("ConstraintDescription", self.constraint),
+        ):
+            if value is not None:
+                kwargs[key] = value
+        return Parameter(logical_name, **kwargs)
+
+    def constraint_text(self) -> str:
+        """The constraint, in words, for the README table."""
+        if self.allowed_values:
+            return " / ".join(f"`{v}`" if v else '`""`' for v in self.allowed_values)
+        if self.min_value is not None:
+            return f"{self.min_value}-{self.max_value}"
+        if self.allowed_pattern:
+            return f"pattern `{self.allowed_pattern}`"
+        return f"type `{self.type}`"
+
+
+def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
+    """The feature's parameters for ``config``. Names are unprefixed here; see :func:`param_name`."""
+    cap = config.max_fleet_size
+    capacity = {"min_value": 0, "max_value": cap}
+    boolean = {"allowed_values": ("true", "false")}
+    return (
+        ParamSpec(SWITCH, "String", "false",
+                  "Create the Windows Workers feature. false creates nothing.", "Feature", **boolean),
+        # Network
+        ParamSpec("NetworkMode", "String", ISOLATED,
+                  f"{ISOLATED}: a new VPC with no route out, reached only through VPC endpoints. "
+                  f"{EXISTING}: run in the subnets given below.",
+                  "Network", allowed_values=(ISOLATED, EXISTING)),
+        ParamSpec("AzCount", "String", "2", f"{ISOLATED}: how many Availability Zones get a subnet.",
+                  "Network", allowed_values=("2", "3")),
+        ParamSpec("VpcCidr", "String", "10.250.0.0/22",
+                  f"{ISOLATED}: the VPC's CIDR, /16 to /22; each subnet is a /24 at its start.", "Network",
+                  allowed_pattern=r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-2])$",
+                  constraint="an IPv4 CIDR with a prefix length from 16 to 22"),
+        ParamSpec("VpcId", "String", "", f"{EXISTING}: the VPC of the subnets.", "Network",
+                  allowed_pattern=r"^(vpc-[0-9a-f]{8,17})?$", constraint="empty or a VPC id"),
+        # CommaDelimitedList, not List<AWS::EC2::Subnet::Id>: the AWS-specific list type
+        # rejects the empty value that the isolated mode needs (buildkite/on-demand#2).
+        ParamSpec("SubnetIds", "CommaDelimitedList", "",
+                  f"{EXISTING}: the workers' subnets, one per Availability Zone.", "Network",
+                  allowed_pattern=r"^(subnet-[0-9a-f]{8,17})?$", constraint="subnet ids"),
+        ParamSpec("CreateEndpoints", "String", "true",
+                  f"{EXISTING}: also create the five VPC endpoints (false: the network provides them).",
+                  "Network", **boolean),
+        ParamSpec("RouteTableIds", "CommaDelimitedList", "",
+                  f"{EXISTING} with CreateEndpoints: the subnets' route tables, for the S3 gateway endpoint.",
+                  "Network", allowed_pattern=r"^(rtb-[0-9a-f]{8,17})?$", constraint="route table ids"),
+        ParamSpec("EndpointsCidr", "String", "",
+                  f"{EXISTING} without CreateEndpoints: where the network's interface endpoints live; "
+                  "the workers may send HTTPS there.",
+                  "Network", allowed_pattern=r"^((\d{1,3}\.){3}\d{1,3}/\d{1,2})?$",
+                  constraint="empty or an IPv4 CIDR"),
+        ParamSpec("S3PrefixListId", "String", "",
+                  "The region's S3 prefix list (aws ec2 describe-managed-prefix-lists, "
+                  "com.amazonaws.<region>.s3); the workers' only egress besides the endpoints. "
+                  "scripts/deploy.py fills it in.",
+                  "Network", allowed_pattern=r"^(pl-[0-9a-f]{8,17})?$", constraint="empty or a prefix list id"),
+        # Fleet
+        ParamSpec("WindowsVersion", "String", "2019",
+                  "Windows Server English Full Base version; the latest AWS-published AMI is used.",
+                  "Fleet", allowed_values=("2019", "2022", "2025")),
+        ParamSpec("InstanceType", "String", config.default_instance_type, "The workers' instance type.",
+                  "Fleet", allowed_values=INSTANCE_TYPES),
+        ParamSpec("RootVolumeSize", "Number", "60", "Encrypted gp3 root volume, GiB.", "Fleet",
+                  min_value=30, max_value=2048),
+        ParamSpec("KmsKeyArn", "String", "",
+                  "Customer KMS key for the root volumes and log groups; empty: AWS-managed keys.",
+                  "Fleet", allowed_pattern=_KMS_KEY_ARN, constraint="empty or a KMS key ARN"),
+        ParamSpec("MinSize", "Number", "0", "Fewest workers; 0 lets an idle fleet cost nothing.", "Fleet",
+                  **capacity),
+        ParamSpec("MaxSize", "Number", "4", "Most workers.", "Fleet", **capacity),
+        ParamSpec("DesiredCapacity", "String", "",
+                  "Workers at creation; empty lets queue-driven scaling decide.", "Fleet",
+                  allowed_pattern=r"^[0-9]{0,2}$", constraint="empty or a whole number"),
+        ParamSpec("ScaleInIdleMinutes", "Number", "15",
+                  "Minutes the queue must be empty (nothing visible, nothing in flight) before scaling in to "
+                  "MinSize.", "Fleet", min_value=5, max_value=1440),
+        ParamSpec("InstanceWarmup", "Number", "900",
+                  "Seconds a new Windows worker needs before it counts as in service.", "Fleet",
+                  min_value=60, max_value=3600),
+        ParamSpec("EnableWarmPool", "String", "false",
+                  "Keep stopped, pre-initialised workers to cut scale-out from ~10 to ~2 minutes "
+                  "(costs their EBS volumes).", "Fleet", **boolean),
+        ParamSpec("WarmPoolMinSize", "Number", "1", "Stopped workers kept in the warm pool.", "Fleet",
+                  **capacity),
+        # Platform
+        ParamSpec("DataBucket", "String", "", "The platform bucket the workers read and write.",
+                  "Platform", allowed_pattern=_BUCKET, constraint="an S3 bucket name"),
+        ParamSpec("DataPrefix", "String", "winworkers/",
+                  "The key prefix the workers may read and write in DataBucket.", "Platform",
+                  allowed_pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$", constraint="a key prefix ending in /"),
+        ParamSpec("WorkQueueArn", "String", "", "The platform's SQS queue of work for the workers.",
+                  "Platform", allowed_pattern=r"^(arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}"
+                  r"(\.fifo)?)?$", constraint="an SQS queue ARN"),
+        ParamSpec("ArtifactBucket", "String", "", "Bucket of the worker service artifact.", "Platform",
+                  allowed_pattern=_BUCKET, constraint="an S3 bucket name"),
+        ParamSpec("ArtifactKey", "String", "",
+                  "Key of the worker service zip; its install.ps1 installs and starts the service.",
+                  "Platform", allowed_pattern=r"^([A-Za-z0-9!_.*'()/-]+\.zip)?$", constraint="a .zip key"),
+        # Observability
+        ParamSpec("LogRetentionDays", "Number", "90", "Retention of every log group the feature creates.",
+                  "Observability", allowed_values=tuple(str(d) for d in LOG_RETENTION_DAYS)),
+        ParamSpec("AlarmTopicArn", "String", "", "SNS topic for the alarms; empty: alarms only show.",
+                  "Observability", allowed_pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+)?$",
+                  constraint="empty or an SNS topic ARN"),
+        ParamSpec("DiskFreeAlarmPercent", "Number", "15", "Alarm when a worker's free disk falls below this.",
+                  "Observability", min_value=1, max_value=90),
+        # Patching
+        ParamSpec("RefreshSchedule", "String", "rate(7 days)",
+                  "When the refresh Lambda checks for a newer AMI (EventBridge rate or cron).", "Patching",
+                  allowed_pattern=r"^(rate|cron)\([^)]+\)$", constraint="rate(...) or cron(...)"),
+        ParamSpec("SubscribeToAmiReleases", "String", "false",
+                  "Also run the refresh Lambda when AWS announces new Windows AMIs (SNS, us-east-1), "
+                  "patching within hours instead of up to a week.", "Patching", **boolean),
+    )  # fmt: skip
+
+
+def param_name(config: WorkersConfig, name: str) -> str:
+    """The parameter's logical name: prefixed, except the platform-wide switch."""
+    return name if name == SWITCH else config.logical_id(name)
+
+
+# Inputs a parent may wire to its own resources instead of declaring parameters.
+WIRABLE = ("DataBucket", "DataPrefix", "WorkQueueArn", "ArtifactBucket", "ArtifactKey")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Handles to the feature's parameters and conditions inside one template."""
+
+    config: WorkersConfig
+    refs: dict[str, Any]
+    enabled: str
+    """Name of the condition that is true when the feature is on."""
+    wired: frozenset[str] = frozenset()
+    """Inputs the parent gave as values; they have no parameter, and no Rule."""
+
+    def __getitem__(self, name: str) -> Any:
+        return self.refs[name]
+
+    def cond(self, name: str) -> str:
+        """The logical name of one of the feature's conditions."""
+        return self.config.logical_id(name)
+
+
+def add_parameters(template: Template, config: WorkersConfig, wired: dict[str, Any] | None = None) -> Params:
+    """Declare the parameters (reusing a parent's switch), conditions and Rules.
+
+    ``wired`` gives values (a parent's ``Ref`` or ``GetAtt``) for inputs in
+    :data:`WIRABLE`; those get no parameter.
+    """
+    wired = dict(wired or {})
+    unknown = sorted(set(wired) - set(WIRABLE))
+    if unknown:
+        raise ValueError(f"wired inputs {unknown} are not allowed: only {list(WIRABLE)} can be wired")
+    refs: dict[str, Any] = dict(wired)
+    for spec in parameter_specs(config):
+        if spec.name in wired:
+            continue
+        name = param_name(config, spec.name)
+        if name in template.parameters:
+            if spec.name != SWITCH:
+                raise ValueError(f"the template already has a parameter named {name!r}; choose another prefix")
+        else:
+            template.add_parameter(spec.to_parameter(name))
+        refs[spec.name] = Ref(name)
+    params = Params(config=config, refs=refs, enabled=config.logical_id("Enabled"), wired=frozenset(wired))
+    _add_conditions(template, params)
+    _add_rules(template, params)
+    return params
+
+
+def _add_conditions(template: Template, p: Params) -> None:
+    on = Condition(p.enabled)
+    conditions: dict[str, Any] = {
+        p.enabled: Equals(p[SWITCH], "true"),
+        p.cond("IsolatedVpc"): And(on, Equals(p["NetworkMode"], ISOLATED)),
+        p.cond("ExistingSubnets"): And(on, Equals(p["NetworkMode"], EXISTING)),
+        p.cond("ThreeAzs"): And(Condition(p.cond("IsolatedVpc")), Equals(p["AzCount"], "3")),
+        p.cond("CreateEndpoints"): And(
+            on, Or(Equals(p["NetworkMode"], ISOLATED), Equals(p["CreateEndpoints"], "true"))
+        ),
+        p.cond("UseExistingEndpoints"): And(
+            Condition(p.cond("ExistingSubnets")), Equals(p["CreateEndpoints"], "false")
+        ),
+        p.cond("WarmPool"): And(on, Equals(p["EnableWarmPool"], "true")),
+        p.cond("SubscribeToAmiReleases"): And(on, Equals(p["SubscribeToAmiReleases"], "true")),
+        p.cond("HasKmsKey"): Not(Equals(p["KmsKeyArn"], "")),
+        p.cond("HasDesiredCapacity"): Not(Equals(p["DesiredCapacity"], "")),
+        p.cond("HasAlarmTopic"): Not(Equals(p["AlarmTopicArn"], "")),
+    }
+    for name, expression in conditions.items():
+        template.add_condition(name, expression)
+
+
+def _add_rules(template: Template, p: Params) -> None:
+    """Cross-parameter checks CloudFormation runs before it changes anything.
+
+    Rule functions have no numeric comparison, so ``a <= b`` becomes, for each
+    capacity ``t``: "if b is below t, so is a", with "below t" a Contains test.
+    """
+    on = Equals(p[SWITCH], "true")
+    existing = Equals(p["NetworkMode"], EXISTING)
+
+    def required(name: str) -> dict[str, Any]:
+        return {"Assert": Not(Equals(p[name], "")), "AssertDescription": f"{param_name(p.config, name)} is required"}
+
+    def below(t: int, name: str) -> dict[str, Any]:
+        values = [str(v) for v in range(t)]
+        # An empty DesiredCapacity means "unset": below every capacity.
+        return {"Fn::Contains": [[*values, ""] if name == "DesiredCapacity" else values, p[name]]}
+
+    def ordered(lower: str, upper: str, also: str | None = None) -> dict[str, Any]:
+        # For each t: if upper < t, then lower < t (and also < t).
+        clauses = [
+            Or(Not(below(t, upper)), And(below(t, lower), below(t, also)) if also else below(t, lower))
+            for t in range(1, p.config.max_fleet_size + 1)
+        ]
+        names = [param_name(p.config, n) for n in (lower, also, upper) if n]
+        return {"Assert": _all(clauses), "AssertDescription": " <= ".join(names[:-1]) + f" <= {names[-1]}"}
+
+    template.add_rule(p.config.logical_id("PlatformInputs"), {
+        "RuleCondition": on,
+        "Assertions": [required(n) for n in ("DataBucket", "WorkQueueArn", "ArtifactBucket", "ArtifactKey",
+                                             "S3PrefixListId") if n not in p.wired],
+    })  # fmt: skip
+    template.add_rule(p.config.logical_id("ExistingNetwork"), {
+        "RuleCondition": And(on, existing),
+        "Assertions": [required("VpcId"), {
+            "Assert": Not({"Fn::EachMemberEquals": [p["SubnetIds"], ""]}),
+            "AssertDescription": f"{param_name(p.config, 'SubnetIds')} is required",
+        }],
+    })  # fmt: skip
+    template.add_rule(p.config.logical_id("ExistingEndpoints"), {
+        "RuleCondition": And(on, existing, Equals(p["CreateEndpoints"], "true")),
+        "Assertions": [{
+            "Assert": Not({"Fn::EachMemberEquals": [p["RouteTableIds"], ""]}),
+            "AssertDescription": f"{param_name(p.config, 'RouteTableIds')} is required to create endpoints",
+        }],
+    })  # fmt: skip
+    template.add_rule(p.config.logical_id("NetworkEndpoints"), {
+        "RuleCondition": And(on, existing, Equals(p["CreateEndpoints"], "false")),
+        "Assertions": [required("EndpointsCidr")],
+    })  # fmt: skip
+    template.add_rule(p.config.logical_id("CapacityOrder"), {
+        "Assertions": [ordered("MinSize", "MaxSize", also="DesiredCapacity"), ordered("MinSize", "DesiredCapacity")],
+    })  # fmt: skip
+
+
+def _all(clauses: list[Any]) -> Any:
+    """Fn::And of any number of clauses: a Rules Fn::And takes 2 to 10."""
+    if len(clauses) == 1:
+        return clauses[0]
+    if len(clauses) <= 10:
+        return And(*clauses)
+    return And(*(_all(clauses[i : i + 10]) for i in range(0, len(clauses), 10)))

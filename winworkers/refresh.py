@@ -1,0 +1,129 @@
+"""Patch auto-updates: the AMI refresh Lambda, its triggers and its role.
+
+The function's code is :mod:`winworkers.ami_refresh`, embedded verbatim as an
+inline ZipFile: one source of truth, tested as a module, deployed as ``index.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from awacs import autoscaling, ec2, sqs, ssm
+from awacs.aws import Allow, Statement
+from troposphere import GetAtt, Ref, Sub, Template
+from troposphere.awslambda import Code, DeadLetterConfig, Environment, Function, LoggingConfig, Permission
+from troposphere.events import Rule, Target
+from troposphere.sns import SubscriptionResource
+from troposphere.sqs import Queue
+
+from winworkers import iam
+from winworkers.compute import Fleet, ami_parameter_name
+from winworkers.observability import add_log_group, grant_write
+from winworkers.parameters import Params
+
+SOURCE = Path(__file__).with_name("ami_refresh.py")
+# AWS announces new Windows AMIs on this topic, in us-east-1 only
+# (EC2 Windows guide, "Subscribe to Windows AMI notifications").
+AMI_RELEASES_TOPIC = "arn:aws:sns:us-east-1:801119661308:ec2-windows-ami-update"
+REFRESH_FAILED = "EC2 Auto Scaling Instance Refresh Failed"
+
+
+@dataclass(frozen=True)
+class Refresh:
+    function: Function
+    refresh_failed_rule: Rule
+
+
+def function_source() -> str:
+    return SOURCE.read_text(encoding="utf-8")
+
+
+def _statements(p: Params, fleet: Fleet, dead_letters: Queue) -> list[Statement]:
+    parameter = Sub("arn:${AWS::Partition}:ssm:${AWS::Region}::parameter${Name}", Name=ami_parameter_name(p))
+    group = Sub(
+        "arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*"
+        ":autoScalingGroupName/${Name}",
+        Name=fleet.name,
+    )
+    return [
+        # Describe calls support no resource-level permissions: "*" is the only resource AWS accepts.
+        Statement(
+            Effect=Allow,
+            Action=[autoscaling.DescribeAutoScalingGroups, autoscaling.DescribeInstanceRefreshes,
+                    autoscaling.DescribeWarmPool, ec2.DescribeInstances],
+            Resource=["*"],
+        ),
+        Statement(Effect=Allow, Action=[autoscaling.StartInstanceRefresh], Resource=[group]),
+        # GetParameters too: Auto Scaling checks the caller of StartInstanceRefresh can
+        # resolve the launch template's resolve:ssm: ImageId.
+        Statement(Effect=Allow, Action=[ssm.GetParameter, ssm.GetParameters], Resource=[parameter]),
+        Statement(Effect=Allow, Action=[sqs.SendMessage], Resource=[GetAtt(dead_letters, "Arn")]),
+    ]  # fmt: skip
+
+
+def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
+    lid = p.config.logical_id
+    logs = add_log_group(template, p, "RefreshLogs")
+    dead_letters = template.add_resource(
+        Queue(lid("RefreshDeadLetters"), SqsManagedSseEnabled=True, MessageRetentionPeriod=1209600)
+    )
+    role = iam.add_role(
+        template, p, "RefreshRole", "lambda.amazonaws.com",
+        [*_statements(p, fleet, dead_letters), grant_write((logs,))],
+    )  # fmt: skip
+    function = template.add_resource(
+        Function(
+            lid("RefreshFunction"),
+            Description="Replaces the Windows workers when AWS publishes a newer Windows AMI",
+            Runtime="python3.13",
+            Architectures=["arm64"],
+            Handler="index.handler",
+            Code=Code(ZipFile=function_source()),
+            Role=GetAtt(role, "Arn"),
+            # One check at a time: two would race to start the same refresh.
+            ReservedConcurrentExecutions=1,
+            # A handful of API calls with retries; boto3 import dominates.
+            Timeout=120,
+            MemorySize=256,
+            Environment=Environment(Variables={
+                "ASG_NAME": fleet.name,
+                "AMI_PARAMETER": ami_parameter_name(p),
+                "INSTANCE_WARMUP": p["InstanceWarmup"],
+            }),
+            LoggingConfig=LoggingConfig(LogGroup=Ref(logs)),
+            # Scheduled and SNS invocations are asynchronous: after the retries, the event lands here.
+            DeadLetterConfig=DeadLetterConfig(TargetArn=GetAtt(dead_letters, "Arn")),
+        )
+    )  # fmt: skip
+    arn = GetAtt(function, "Arn")
+    schedule = template.add_resource(
+        Rule(lid("RefreshScheduleRule"), ScheduleExpression=p["RefreshSchedule"],
+             Targets=[Target(Id="refresh", Arn=arn)])
+    )  # fmt: skip
+    failed = template.add_resource(
+        Rule(
+            lid("RefreshFailedRule"),
+            Description="An instance refresh of the Windows workers failed",
+            EventPattern={"source": ["aws.autoscaling"], "detail-type": [REFRESH_FAILED],
+                          "detail": {"AutoScalingGroupName": [fleet.name]}},
+            # The function reports the failure as an error, so it alarms and is dead-lettered.
+            Targets=[Target(Id="refresh", Arn=arn)],
+        )
+    )  # fmt: skip
+    for name, principal, source in (
+        ("ScheduleInvoke", "events.amazonaws.com", GetAtt(schedule, "Arn")),
+        ("FailedInvoke", "events.amazonaws.com", GetAtt(failed, "Arn")),
+    ):
+        template.add_resource(Permission(lid(name), Action="lambda:InvokeFunction", FunctionName=Ref(function),
+                                         Principal=principal, SourceArn=source))  # fmt: skip
+    releases = p.cond("SubscribeToAmiReleases")
+    template.add_resource(
+        SubscriptionResource(lid("AmiReleases"), TopicArn=AMI_RELEASES_TOPIC, Protocol="lambda", Endpoint=arn,
+                     Region="us-east-1", Condition=releases)
+    )  # fmt: skip
+    template.add_resource(
+        Permission(lid("AmiReleasesInvoke"), Action="lambda:InvokeFunction", FunctionName=Ref(function),
+                   Principal="sns.amazonaws.com", SourceArn=AMI_RELEASES_TOPIC, Condition=releases)
+    )  # fmt: skip
+    return Refresh(function=function, refresh_failed_rule=failed)

@@ -1,0 +1,72 @@
+"""Evaluate a template's ``Rules`` for given parameter values, as CloudFormation does
+before it creates a change set. Used by scripts/deploy.py to fail before any API
+call, and by the tests; local emulators do not evaluate Rules.
+
+Only the rule-specific intrinsic functions are supported, and an unknown one
+raises ``ValueError`` rather than guessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, Any]:
+    """Every parameter's value: the given one, else its default. Lists are split."""
+    values: dict[str, Any] = {}
+    for name, spec in template.get("Parameters", {}).items():
+        if name in given:
+            raw = given[name]
+        elif "Default" in spec:
+            raw = str(spec["Default"])
+        else:
+            raise ValueError(f"parameter {name} has no value and no default")
+        is_list = spec["Type"] == "CommaDelimitedList" or spec["Type"].startswith("List<")
+        values[name] = [item.strip() for item in raw.split(",")] if is_list else raw
+    unknown = sorted(set(given) - set(values))
+    if unknown:
+        raise ValueError(f"unknown parameters {unknown}")
+    return values
+
+
+def failed_assertions(template: Mapping[str, Any], given: Mapping[str, str]) -> list[str]:
+    """The AssertDescription of every assertion that fails, rule by rule ("Rule: description")."""
+    values = parameter_values(template, given)
+    failures = []
+    for rule_name, rule in template.get("Rules", {}).items():
+        if "RuleCondition" in rule and not _eval(rule["RuleCondition"], values):
+            continue
+        for assertion in rule.get("Assertions", []):
+            if not _eval(assertion["Assert"], values):
+                failures.append(f"{rule_name}: {assertion.get('AssertDescription', 'assertion failed')}")
+    return failures
+
+
+def _eval(node: Any, values: Mapping[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_eval(item, values) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) != 1:
+        raise ValueError(f"not an intrinsic function: {node!r}")
+    (function, args), = node.items()
+    if function == "Ref":
+        return values[args]
+    arg = _eval(args, values)
+    match function:
+        case "Fn::Equals":
+            return arg[0] == arg[1]
+        case "Fn::Not":
+            return not arg[0]
+        case "Fn::And":
+            return all(arg)
+        case "Fn::Or":
+            return any(arg)
+        case "Fn::Contains":
+            return arg[1] in arg[0]
+        case "Fn::EachMemberEquals":
+            return all(item == arg[1] for item in arg[0])
+        case "Fn::EachMemberIn":
+            return all(item in arg[1] for item in arg[0])
+    raise ValueError(f"{function} is not a Rules function this evaluator knows")
