@@ -36,7 +36,7 @@ def test_disabled_even_with_every_mode_and_option_on(feature: dict[str, Any]) ->
 def test_every_resource_and_output_carries_a_condition(feature: dict[str, Any]) -> None:
     for section in ("Resources", "Outputs"):
         for name, item in feature[section].items():
-            assert item.get("Condition", "").startswith("WinWorkers"), f"{section}.{name} escaped the switch"
+            assert item.get("Condition", "").startswith("Win"), f"{section}.{name} escaped the switch"
 
 
 def test_enabled_creates_the_feature(enabled: dict[str, Any]) -> None:
@@ -51,7 +51,7 @@ def test_enabled_creates_the_feature(enabled: dict[str, Any]) -> None:
         "AWS::Logs::LogGroup",
         "AWS::IAM::Role",
     } <= kinds
-    assert set(enabled["Outputs"]) >= {"WinWorkersGroupName", "WinWorkersInstanceRoleArn"}
+    assert set(enabled["Outputs"]) >= {"WinGroupName", "WinInstanceRoleArn"}
 
 
 def test_build_is_deterministic() -> None:
@@ -79,9 +79,9 @@ def test_add_to_reuses_the_parents_switch_and_keeps_its_resources() -> None:
     feature = add_to(parent, WorkersConfig())
     data = as_dict(parent)
     assert list(data["Parameters"]).count(SWITCH) == 1
-    assert {"Group", "WorkQueue", "WinWorkersGroup"} <= set(data["Resources"])
-    assert feature.group.title == "WinWorkersGroup"
-    assert feature.enabled == "WinWorkersEnabled"
+    assert {"Group", "WorkQueue", "WinGroup"} <= set(data["Resources"])
+    assert feature.group.title == "WinGroup"
+    assert feature.enabled == "WinEnabled"
     # The parent's own resources are untouched by the switch.
     assert "Condition" not in data["Resources"]["WorkQueue"]
     assert render(data, {SWITCH: "false"})["Resources"].keys() == {"Group", "WorkQueue"}
@@ -89,9 +89,9 @@ def test_add_to_reuses_the_parents_switch_and_keeps_its_resources() -> None:
 
 def test_add_to_refuses_a_clash_and_leaves_the_parent_untouched() -> None:
     parent = _platform_parent()
-    parent.add_resource(Queue("WinWorkersGroup"))
+    parent.add_resource(Queue("WinGroup"))
     before = as_dict(parent)
-    with pytest.raises(ValueError, match="WinWorkersGroup"):
+    with pytest.raises(ValueError, match="WinGroup"):
         add_to(parent)
     assert as_dict(parent) == before
 
@@ -109,7 +109,7 @@ def test_nested_stack_passes_every_parameter_through() -> None:
     stack = nested_stack(parent, "https://example.s3.amazonaws.com/winworkers.json")
     child = as_dict(build_template())
     passed = as_dict(parent)["Resources"][stack.title]
-    assert passed["Condition"] == "WinWorkersEnabled"
+    assert passed["Condition"] == "WinEnabled"
     assert set(passed["Properties"]["Parameters"]) == set(child["Parameters"])
     assert all(value == {"Ref": name} for name, value in passed["Properties"]["Parameters"].items())
 
@@ -127,4 +127,4 @@ def test_cli_builds_and_prints_the_parameter_table(tmp_path: Any) -> None:
     assert "winworkers.json" in run.stdout
     table = subprocess.run([sys.executable, "-m", "winworkers", "params"], capture_output=True, text=True,
                            check=True).stdout  # fmt: skip
-    assert f"| `{SWITCH}` | `false` |" in table
+    assert f"| Feature | `{SWITCH}` | `false` |" in table

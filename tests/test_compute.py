@@ -13,7 +13,7 @@ from winworkers.renderings import enabled_parameters
 
 
 def _data(rendered: dict[str, Any]) -> dict[str, Any]:
-    data: dict[str, Any] = props(rendered, "WinWorkersLaunchTemplate")["LaunchTemplateData"]
+    data: dict[str, Any] = props(rendered, "WinLaunchTemplate")["LaunchTemplateData"]
     return data
 
 
@@ -23,9 +23,9 @@ def test_nobody_can_log_in(enabled: dict[str, Any]) -> None:
     text = json.dumps(enabled["Resources"])
     for secret in ("Password", "SecretsManager", "AWS::IAM::User", "AccessKey"):
         assert secret not in text
-    harden = enabled["Resources"]["WinWorkersLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]["harden"]
+    harden = enabled["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]["harden"]
     commands = " ".join(c["command"] for c in harden["commands"].values())
-    assert "Set-Service TermService -StartupType Disabled" in commands
+    assert "foreach ($s in 'TermService','WinRM') { Stop-Service $s -Force; Set-Service $s -StartupType Disabled }" in commands
     assert "fDenyTSConnections -Value 1" in commands
     assert "-Enabled True -DefaultInboundAction Block" in commands
 
@@ -50,7 +50,7 @@ def test_image_is_the_latest_aws_windows_ami_for_the_version(feature: dict[str, 
     assert _data(rendered)["ImageId"] == (
         f"resolve:ssm:/aws/service/ami-windows-latest/Windows_Server-{version}-English-Full-Base"
     )
-    env = props(rendered, "WinWorkersRefreshFunction")["Environment"]["Variables"]
+    env = props(rendered, "WinRefreshFunction")["Environment"]["Variables"]
     assert env["AMI_PARAMETER"] == f"/aws/service/ami-windows-latest/Windows_Server-{version}-English-Full-Base"
 
 
@@ -62,14 +62,14 @@ def test_user_data_is_plain_powershell_running_cfn_init_then_cfn_signal(enabled:
     init = script.index("cfn-init.exe")
     signal = script.index("cfn-signal.exe")
     assert init < signal
-    assert "--resource WinWorkersLaunchTemplate --configsets default" in script
-    assert "-e $code" in script and "--resource WinWorkersGroup" in script
+    assert "--resource WinLaunchTemplate --configsets default" in script
+    assert "-e $code" in script and "--resource WinGroup" in script
     assert script.count("--url https://cloudformation.us-east-1.amazonaws.com") == 2
     assert len(raw) < 4096
 
 
 def test_bootstrap_config_sets(enabled: dict[str, Any]) -> None:
-    init = enabled["Resources"]["WinWorkersLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
+    init = enabled["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
     assert init["configSets"]["default"] == ["harden", "agent", "service"]
     agent = init["agent"]
     msi = next(f["source"] for f in agent["files"].values() if "source" in f)
@@ -87,7 +87,7 @@ def test_bootstrap_config_sets(enabled: dict[str, Any]) -> None:
 
 
 def test_instance_role_is_least_privilege_and_has_no_ssm(enabled: dict[str, Any]) -> None:
-    role = props(enabled, "WinWorkersInstanceRole")
+    role = props(enabled, "WinInstanceRole")
     assert "ManagedPolicyArns" not in role
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     actions = {a for s in statements for a in s["Action"]}
@@ -101,17 +101,17 @@ def test_instance_role_is_least_privilege_and_has_no_ssm(enabled: dict[str, Any]
     }
     assert by_action["s3:PutObject"]["Resource"] == ["arn:aws:s3:::example-platform-data/winworkers/*"]
     assert by_action["logs:PutLogEvents"]["Resource"] == [
-        f"WinWorkers{n}.Arn" for n in ("WorkerLogs", "AgentLogs", "EventLogs")
+        f"Win{n}.Arn" for n in ("WorkerLogs", "AgentLogs", "EventLogs")
     ]
 
 
 def test_group_replaces_without_losing_capacity(feature: dict[str, Any], enabled: dict[str, Any]) -> None:
-    group = feature["Resources"]["WinWorkersGroup"]
+    group = feature["Resources"]["WinGroup"]
     refresh = group["UpdatePolicy"]["AutoScalingInstanceRefresh"]
     assert refresh["Preferences"]["MinHealthyPercentage"] == 100
     assert 100 < refresh["Preferences"]["MaxHealthyPercentage"] <= 200
     assert group["UpdatePolicy"]["AutoScalingScheduledAction"]["IgnoreUnmodifiedGroupSizeProperties"] is True
-    assert props(enabled, "WinWorkersGroup")["InstanceMaintenancePolicy"] == {
+    assert props(enabled, "WinGroup")["InstanceMaintenancePolicy"] == {
         "MinHealthyPercentage": 100, "MaxHealthyPercentage": 200,
     }  # fmt: skip
     signal = group["CreationPolicy"]["ResourceSignal"]
@@ -121,23 +121,23 @@ def test_group_replaces_without_losing_capacity(feature: dict[str, Any], enabled
 def test_capacity_and_tags(feature: dict[str, Any]) -> None:
     rendered = render(feature, enabled_parameters(MinSize="1", MaxSize="6",
                                                   DesiredCapacity="2"))  # fmt: skip
-    group = props(rendered, "WinWorkersGroup")
+    group = props(rendered, "WinGroup")
     assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == ("1", "6", "2")
     tags = {t["Key"]: t["Value"] for t in group["Tags"]}
     assert tags["Feature"] == "windows-workers" and tags["Stack"] and tags["Name"]
-    unset = props(render(feature, enabled_parameters()), "WinWorkersGroup")
+    unset = props(render(feature, enabled_parameters()), "WinGroup")
     assert "DesiredCapacity" not in unset and unset["MinSize"] == "0"
 
 
 def test_queue_driven_scaling_to_zero(enabled: dict[str, Any]) -> None:
-    backlog = props(enabled, "WinWorkersQueueBacklogAlarm")
+    backlog = props(enabled, "WinQueueBacklogAlarm")
     assert backlog["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert (backlog["Threshold"], backlog["ComparisonOperator"]) == (0, "GreaterThanThreshold")
-    assert backlog["AlarmActions"] == ["WinWorkersScaleOutPolicy"]
-    idle = props(enabled, "WinWorkersQueueIdleAlarm")
+    assert backlog["AlarmActions"] == ["WinScaleOutPolicy"]
+    idle = props(enabled, "WinQueueIdleAlarm")
     assert {q.get("Expression") for q in idle["Metrics"]} >= {"visible + inflight"}
     assert idle["EvaluationPeriods"] == "15" and idle["TreatMissingData"] == "breaching"
-    scale_in = props(enabled, "WinWorkersScaleInPolicy")
+    scale_in = props(enabled, "WinScaleInPolicy")
     assert (scale_in["AdjustmentType"], scale_in["ScalingAdjustment"]) == ("ExactCapacity", 0)
 
 

@@ -31,7 +31,7 @@ BAD = [
     ("max_fleet_size", -3, "1 to 50"),
     ("max_fleet_size", 51, "1 to 50"),
     ("include_alarms", "yes", "type bool"),
-    ("default_instance_type", "t2.micro", "INSTANCE_TYPES"),
+    ("default_instance_type", "t2.micro", "large|xlarge"),
     ("tags", (("Name", "x"),), "reserved"),
     ("tags", (("aws:x", "y"),), "aws:"),
     ("tags", (("a", "1"), ("a", "2")), "unique"),
@@ -52,7 +52,7 @@ def test_bad_value_names_the_field_the_value_and_what_is_allowed(field: str, val
 
 def test_defaults_are_valid_and_every_field_is_documented() -> None:
     config = WorkersConfig()
-    assert config.prefix == "WinWorkers"
+    assert config.prefix == "Win"
     assert config.worker_log_paths == ("C:\\ProgramData\\TDP\\Logs\\*.log",)
     body = ast.parse(inspect.getsource(WorkersConfig)).body[0]
     assert isinstance(body, ast.ClassDef)

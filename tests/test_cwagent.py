@@ -26,7 +26,7 @@ def _errors(config: dict[str, Any]) -> list[str]:
 
 def _rendered_agent_config(template: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     rendered = render(template, enabled_parameters())
-    init = rendered["Resources"]["WinWorkersLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
+    init = rendered["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
     return init["agent"]["files"][CONFIG_PATH]["content"], rendered
 
 

@@ -45,10 +45,10 @@ def test_no_way_out_to_the_internet(mode: tuple[str, dict[str, Any]]) -> None:
 
 def test_workers_accept_no_inbound_and_send_only_https(mode: tuple[str, dict[str, Any]]) -> None:
     _, rendered = mode
-    worker_sg = props(rendered, "WinWorkersWorkerSecurityGroup")
+    worker_sg = props(rendered, "WinWorkerSecurityGroup")
     assert "SecurityGroupIngress" not in worker_sg
     for name in resources_of(rendered, "AWS::EC2::SecurityGroupIngress"):
-        assert props(rendered, name)["GroupId"] != "WinWorkersWorkerSecurityGroup", name
+        assert props(rendered, name)["GroupId"] != "WinWorkerSecurityGroup", name
     egress = [*worker_sg["SecurityGroupEgress"],
               *(props(rendered, n) for n in resources_of(rendered, "AWS::EC2::SecurityGroupEgress"))]  # fmt: skip
     assert egress
@@ -59,7 +59,7 @@ def test_workers_accept_no_inbound_and_send_only_https(mode: tuple[str, dict[str
 
 def test_launch_template_never_attaches_a_public_ip(mode: tuple[str, dict[str, Any]]) -> None:
     _, rendered = mode
-    data = props(rendered, "WinWorkersLaunchTemplate")["LaunchTemplateData"]
+    data = props(rendered, "WinLaunchTemplate")["LaunchTemplateData"]
     assert [nic["AssociatePublicIpAddress"] for nic in data["NetworkInterfaces"]] == [False]
 
 
@@ -68,20 +68,20 @@ def test_endpoints_per_mode(mode: tuple[str, dict[str, Any]]) -> None:
     endpoints = _endpoints(rendered)
     if name == "existing-without-endpoints":
         assert endpoints == {}
-        assert props(rendered, "WinWorkersWorkerEgressToNetworkEndpoints")["CidrIp"] == "10.0.0.0/16"
+        assert props(rendered, "WinWorkerEgressToNetworkEndpoints")["CidrIp"] == "10.0.0.0/16"
         return
     assert set(endpoints) == INTERFACE | {"s3"}
     assert endpoints["s3"]["VpcEndpointType"] == "Gateway"
     for service in INTERFACE:
         assert endpoints[service]["VpcEndpointType"] == "Interface"
         assert endpoints[service]["PrivateDnsEnabled"] is True
-    endpoint_sg = props(rendered, "WinWorkersEndpointSecurityGroup")
+    endpoint_sg = props(rendered, "WinEndpointSecurityGroup")
     assert "SecurityGroupIngress" not in endpoint_sg
     assert endpoint_sg["SecurityGroupEgress"] == [
         {"CidrIp": "127.0.0.1/32", "Description": "No egress", "FromPort": -1, "IpProtocol": "icmp", "ToPort": -1}
     ]
-    ingress = props(rendered, "WinWorkersEndpointIngressFromWorkers")
-    assert (ingress["SourceSecurityGroupId"], ingress["FromPort"]) == ("WinWorkersWorkerSecurityGroup", 443)
+    ingress = props(rendered, "WinEndpointIngressFromWorkers")
+    assert (ingress["SourceSecurityGroupId"], ingress["FromPort"]) == ("WinWorkerSecurityGroup", 443)
 
 
 def test_isolated_vpc_has_private_subnets_and_flow_logs(feature: dict[str, Any]) -> None:
@@ -90,10 +90,10 @@ def test_isolated_vpc_has_private_subnets_and_flow_logs(feature: dict[str, Any])
         subnets = resources_of(rendered, "AWS::EC2::Subnet")
         assert len(subnets) == int(azs)
         assert all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in subnets.values())
-        flow = props(rendered, "WinWorkersFlowLog")
+        flow = props(rendered, "WinFlowLog")
         assert (flow["ResourceType"], flow["TrafficType"]) == ("VPC", "ALL")
-        assert props(rendered, "WinWorkersFlowLogs")["RetentionInDays"] == "90"
-        vpc = props(rendered, "WinWorkersVpc")
+        assert props(rendered, "WinFlowLogs")["RetentionInDays"] == "90"
+        vpc = props(rendered, "WinVpc")
         assert vpc["EnableDnsSupport"] and vpc["EnableDnsHostnames"]  # private DNS needs both
 
 
@@ -119,4 +119,4 @@ def test_every_endpoint_policy_is_narrowed_to_the_workers(enabled: dict[str, Any
             ]:
                 assert statement["Principal"] == "*"  # this stack only / AWS's public agent bucket only
             else:
-                assert statement["Principal"] == {"AWS": "WinWorkersInstanceRole.Arn"}, service
+                assert statement["Principal"] == {"AWS": "WinInstanceRole.Arn"}, service

@@ -35,13 +35,13 @@ def test_disabled_defaults_pass_the_rules(feature: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"MinSize": "3", "MaxSize": "2"}, "WinWorkersMinSize <= WinWorkersDesiredCapacity <= WinWorkersMaxSize"),
-        ({"MinSize": "10", "MaxSize": "0"}, "WinWorkersMinSize <= WinWorkersDesiredCapacity"),
-        ({"DesiredCapacity": "5", "MaxSize": "4"}, "<= WinWorkersMaxSize"),
-        ({"DesiredCapacity": "1", "MinSize": "2"}, "WinWorkersMinSize <= WinWorkersDesiredCapacity"),
-        ({"DesiredCapacity": "99"}, "<= WinWorkersMaxSize"),
-        ({"DataBucket": ""}, "WinWorkersDataBucket is required"),
-        ({"S3PrefixListId": ""}, "WinWorkersS3PrefixListId is required"),
+        ({"MinSize": "3", "MaxSize": "2"}, "WinMinSize <= WinDesiredCapacity <= WinMaxSize"),
+        ({"MinSize": "10", "MaxSize": "0"}, "WinMinSize <= WinDesiredCapacity"),
+        ({"DesiredCapacity": "5", "MaxSize": "4"}, "<= WinMaxSize"),
+        ({"DesiredCapacity": "1", "MinSize": "2"}, "WinMinSize <= WinDesiredCapacity"),
+        ({"DesiredCapacity": "99"}, "<= WinMaxSize"),
+        ({"DataBucket": ""}, "WinDataBucket is required"),
+        ({"S3PrefixListId": ""}, "WinS3PrefixListId is required"),
     ],
 )
 def test_rules_reject_bad_values(feature: dict[str, Any], overrides: dict[str, str], message: str) -> None:
@@ -57,7 +57,7 @@ def test_rules_accept_every_ordered_capacity(feature: dict[str, Any]) -> None:
                                         DesiredCapacity=str(high))  # fmt: skip
             assert failed_assertions(feature, values) == [], (low, high)
             if low:
-                bad = {**values, "WinWorkersMaxSize": str(low - 1), "WinWorkersDesiredCapacity": ""}
+                bad = {**values, "WinMaxSize": str(low - 1), "WinDesiredCapacity": ""}
                 assert failed_assertions(feature, bad), (low, low - 1)
 
 
@@ -65,11 +65,11 @@ def test_existing_mode_needs_its_network(feature: dict[str, Any]) -> None:
     values = enabled_parameters(mode="existing-with-endpoints", SubnetIds="", VpcId="",
                                 RouteTableIds="")  # fmt: skip
     failures = failed_assertions(feature, values)
-    assert any("WinWorkersSubnetIds is required" in f for f in failures)
-    assert any("WinWorkersVpcId is required" in f for f in failures)
-    assert any("WinWorkersRouteTableIds is required" in f for f in failures)
+    assert any("WinSubnetIds is required" in f for f in failures)
+    assert any("WinVpcId is required" in f for f in failures)
+    assert any("WinRouteTableIds is required" in f for f in failures)
     no_endpoints = enabled_parameters(mode="existing-without-endpoints", EndpointsCidr="")
-    assert any("WinWorkersEndpointsCidr is required" in f for f in failed_assertions(feature, no_endpoints))
+    assert any("WinEndpointsCidr is required" in f for f in failed_assertions(feature, no_endpoints))
 
 
 def test_readme_parameter_table_is_generated() -> None:

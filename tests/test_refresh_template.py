@@ -10,28 +10,28 @@ from winworkers.renderings import enabled_parameters
 
 
 def test_the_deployed_code_is_the_module_itself(feature: dict[str, Any]) -> None:
-    code = feature["Resources"]["WinWorkersRefreshFunction"]["Properties"]["Code"]["ZipFile"]
+    code = feature["Resources"]["WinRefreshFunction"]["Properties"]["Code"]["ZipFile"]
     assert code == (ROOT / "winworkers" / "ami_refresh.py").read_text(encoding="utf-8")
 
 
 def test_function_settings(enabled: dict[str, Any]) -> None:
-    function = props(enabled, "WinWorkersRefreshFunction")
+    function = props(enabled, "WinRefreshFunction")
     assert function["Runtime"] >= "python3.12" and function["Architectures"] == ["arm64"]
     assert function["Handler"] == "index.handler"
     assert function["ReservedConcurrentExecutions"] == 1
     assert function["DeadLetterConfig"]["TargetArn"]
-    assert function["LoggingConfig"]["LogGroup"] == "WinWorkersRefreshLogs"
+    assert function["LoggingConfig"]["LogGroup"] == "WinRefreshLogs"
     assert function["Environment"]["Variables"]["ASG_NAME"].endswith("-windows-workers")
-    assert props(enabled, "WinWorkersRefreshLogs")["RetentionInDays"] == "90"
+    assert props(enabled, "WinRefreshLogs")["RetentionInDays"] == "90"
 
 
 def test_weekly_schedule_by_default_and_configurable(feature: dict[str, Any], enabled: dict[str, Any]) -> None:
-    assert props(enabled, "WinWorkersRefreshScheduleRule")["ScheduleExpression"] == "rate(7 days)"
+    assert props(enabled, "WinRefreshScheduleRule")["ScheduleExpression"] == "rate(7 days)"
     daily = render(feature, enabled_parameters(RefreshSchedule="cron(0 3 * * ? *)"))
-    assert props(daily, "WinWorkersRefreshScheduleRule")["ScheduleExpression"] == "cron(0 3 * * ? *)"
+    assert props(daily, "WinRefreshScheduleRule")["ScheduleExpression"] == "cron(0 3 * * ? *)"
     permissions = [p["Properties"] for p in resources_of(enabled, "AWS::Lambda::Permission").values()]
     assert {(p["Principal"], p["FunctionName"]) for p in permissions} == {
-        ("events.amazonaws.com", "WinWorkersRefreshFunction")
+        ("events.amazonaws.com", "WinRefreshFunction")
     }
 
 
@@ -46,13 +46,13 @@ def test_ami_release_subscription_is_optional(feature: dict[str, Any], enabled: 
 
 
 def test_refresh_role_is_least_privilege(enabled: dict[str, Any]) -> None:
-    statements = [s for p in props(enabled, "WinWorkersRefreshRole")["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    statements = [s for p in props(enabled, "WinRefreshRole")["Policies"] for s in p["PolicyDocument"]["Statement"]]
     by_action = {a: s["Resource"] for s in statements for a in s["Action"]}
     assert not [a for a in by_action if a.endswith("*")]
     assert by_action["autoscaling:StartInstanceRefresh"] != ["*"]
     assert "autoScalingGroupName/" in by_action["autoscaling:StartInstanceRefresh"][0]
     assert by_action["ssm:GetParameter"] == [
-        "arn:aws:ssm:us-east-1::parameter/aws/service/ami-windows-latest/Windows_Server-2019-English-Full-Base"
+        "arn:aws:ssm:us-east-1:*:parameter/aws/service/ami-windows-latest/Windows_Server-2019-English-Full-Base"
     ]
     star = sorted(a for a, r in by_action.items() if r == ["*"])
     assert star == ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeInstanceRefreshes",

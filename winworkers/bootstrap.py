@@ -8,7 +8,6 @@ to the Auto Scaling group's CreationPolicy.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from troposphere import Base64, Ref, Select, Split, Sub
@@ -28,20 +27,19 @@ _MSI = "C:\\winworkers\\amazon-cloudwatch-agent.msi"
 
 def _ps(script: str) -> dict[str, str]:
     """A cfn-init command running one PowerShell script; a non-zero exit fails cfn-init."""
-    return {"command": f'powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "{script}"',
+    return {"command": f'powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "$ErrorActionPreference=\'Stop\'; {script}"',
             "waitAfterCompletion": "0"}  # fmt: skip
 
 
 # Block every inbound connection on every profile, and take remote management away:
 # RDP and WinRM stopped and disabled. Nothing listens, so nobody can log in.
 HARDEN_COMMANDS = {
-    "01-firewall": _ps("Set-NetFirewallProfile -All -Enabled True -DefaultInboundAction Block"),
-    "02-no-rdp": _ps(
+    "01-harden": _ps(
+        "Set-NetFirewallProfile -All -Enabled True -DefaultInboundAction Block; "
         "Set-ItemProperty -Path 'HKLM:\\System\\CurrentControlSet\\Control\\Terminal Server' "
-        "-Name fDenyTSConnections -Value 1; Stop-Service TermService -Force; "
-        "Set-Service TermService -StartupType Disabled"
+        "-Name fDenyTSConnections -Value 1; "
+        "foreach ($s in 'TermService','WinRM') { Stop-Service $s -Force; Set-Service $s -StartupType Disabled }"
     ),
-    "03-no-winrm": _ps("Stop-Service WinRM -Force; Set-Service WinRM -StartupType Disabled"),
 }
 
 # The agent decides it runs on premises, and exits, when it starts before the
@@ -137,6 +135,3 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Ba
     return Base64(Sub(script))
 
 
-def rendered_size(metadata: dict[str, Any]) -> int:
-    """Bytes of the metadata as CloudFormation stores it (for the budgets)."""
-    return len(json.dumps(metadata, separators=(",", ":"), default=lambda o: o.to_dict()))

@@ -171,6 +171,9 @@ def nested_stack(
             Parameters=passed,
             TimeoutInMinutes=timeout_minutes,
             Condition=p.enabled,
+            # Turning the switch off removes the feature; its log groups retain themselves.
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
         )
     )
     _merge(scratch, template)
@@ -193,13 +196,13 @@ def _add_outputs(
 ) -> None:
     lid = p.config.logical_id
     values = {
-        "GroupName": (Ref(group), "The workers' Auto Scaling group"),
-        "InstanceRoleArn": (GetAtt(role, "Arn"), "The workers' IAM role"),
-        "WorkerLogGroup": (Ref(logs.worker), "The platform's worker logs"),
-        "AgentLogGroup": (Ref(logs.agent), "The CloudWatch agent's logs"),
-        "EventLogGroup": (Ref(logs.events), "Windows System and Application events"),
-        "RefreshFunctionName": (Ref(function), "The AMI refresh Lambda"),
+        "GroupName": Ref(group),
+        "InstanceRoleArn": GetAtt(role, "Arn"),
+        "WorkerLogGroup": Ref(logs.worker),
+        "AgentLogGroup": Ref(logs.agent),
+        "EventLogGroup": Ref(logs.events),
+        "RefreshFunctionName": Ref(function),
     }
-    for name, (value, description) in values.items():
-        template.add_output(Output(lid(name), Value=value, Description=description))
+    for name, value in values.items():
+        template.add_output(Output(lid(name), Value=value))
 

@@ -40,7 +40,7 @@ class WorkersConfig:
     what is allowed.
     """
 
-    prefix: str = "WinWorkers"
+    prefix: str = "Win"
     """Prefix of every logical ID, so the feature cannot collide with a parent's
     resources. PascalCase, 1-32 alphanumerics. Logical IDs are API: changing the
     prefix of a deployed stack replaces every resource."""
@@ -67,7 +67,7 @@ class WorkersConfig:
     refresh Lambda errors, failed instance refresh)."""
 
     default_instance_type: str = "m6i.large"
-    """Default of the ``InstanceType`` parameter; must be in :data:`INSTANCE_TYPES`."""
+    """Default of the ``InstanceType`` parameter; must match its AllowedPattern."""
 
     tags: tuple[tuple[str, str], ...] = field(default=())
     """Extra tags for the fleet's instances, as ``(key, value)`` pairs."""
@@ -97,12 +97,10 @@ class WorkersConfig:
             )
         if not 1 <= self.max_fleet_size <= 50:
             raise ConfigError("max_fleet_size", self.max_fleet_size, "an integer from 1 to 50")
-        from winworkers.parameters import INSTANCE_TYPES
+        from winworkers.parameters import INSTANCE_TYPE_PATTERN
 
-        if self.default_instance_type not in INSTANCE_TYPES:
-            raise ConfigError(
-                "default_instance_type", self.default_instance_type, "one of parameters.INSTANCE_TYPES"
-            )
+        if not re.match(INSTANCE_TYPE_PATTERN, self.default_instance_type):
+            raise ConfigError("default_instance_type", self.default_instance_type, INSTANCE_TYPE_PATTERN)
         keys = [key for key, _ in self.tags]
         for key, value in self.tags:
             if not 1 <= len(key) <= 128 or key.lower().startswith("aws:") or len(value) > 256:

@@ -8,9 +8,10 @@ from winworkers.parameters import param_name, parameter_specs
 
 def parameter_table(config: WorkersConfig) -> str:
     """The stack parameters as a Markdown table (the README embeds this)."""
-    rows = ["| Parameter | Default | Allowed | Description |", "| --- | --- | --- | --- |"]
+    rows = ["| Group | Parameter | Default | Allowed | Description |", "| --- | --- | --- | --- | --- |"]
     for spec in parameter_specs(config):
         default = f"`{spec.default}`" if spec.default else "(empty)"
         allowed = spec.constraint_text().replace("|", "\\|")
-        rows.append(f"| `{param_name(config, spec.name)}` | {default} | {allowed} | {spec.description} |")
+        name = param_name(config, spec.name)
+        rows.append(f"| {spec.group} | `{name}` | {default} | {allowed} | {spec.description} |")
     return "\n".join(rows) + "\n"

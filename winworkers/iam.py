@@ -118,8 +118,7 @@ def add_instance_profile(template: Template, p: Params, statements: Sequence[Sta
     """The workers' role and instance profile. No SSM: nobody, not even Session Manager, gets in."""
     role = add_role(template, p, "InstanceRole", EC2, statements)
     for check in ("W1030", "W1031"):
-        skip_cfn_lint(role, check, "DataBucket and WorkQueueArn default to empty so a disabled stack needs no "
-                      "input; the PlatformInputs Rule requires them whenever the feature is on")
+        skip_cfn_lint(role, check, "Platform inputs are empty while disabled; a Rule requires them when on")
     profile = template.add_resource(InstanceProfile(p.config.logical_id("InstanceProfile"), Roles=[Ref(role)]))
     return role, profile
 

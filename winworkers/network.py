@@ -48,10 +48,7 @@ ENDPOINTS: tuple[tuple[str, str, str], ...] = (
 
 
 # cfn-lint resolves Refs with the parameters' defaults, on every branch of an Fn::If.
-EMPTY_UNTIL_USED = (
-    "{name} defaults to empty and is only read in the mode that needs it, where a template Rule requires it; "
-    "cfn-lint checks the empty default on the unreachable branch"
-)
+EMPTY_UNTIL_USED = "{name} is empty unless existing-subnets mode, where a Rule requires it"
 
 
 def _unset_in_default_mode(resource: Any, name: str) -> Any:

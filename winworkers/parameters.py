@@ -34,14 +34,11 @@ LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 
-# Current-generation x86_64 types with at least 8 GiB: Windows Server and the
-# platform's worker want the memory; Graviton cannot run Windows.
-INSTANCE_TYPES = tuple(
-    f"{family}.{size}"
-    for family in ("m6i", "m7i", "c6i", "c7i", "r6i", "r7i", "m6a", "m7a", "t3")
-    for size in ("large", "xlarge", "2xlarge", "4xlarge")
-    if not (family.startswith("c") and size == "large")
-)
+# Current-generation x86_64 families (Graviton cannot run Windows), large enough
+# for Windows Server and the platform's worker.
+INSTANCE_FAMILIES = ("m6i", "m7i", "c6i", "c7i", "r6i", "r7i", "m6a", "m7a", "t3")
+INSTANCE_SIZES = ("large", "xlarge", "2xlarge", "4xlarge")
+INSTANCE_TYPE_PATTERN = rf"^({'|'.join(INSTANCE_FAMILIES)})\.({'|'.join(INSTANCE_SIZES)})$"
 
 _BUCKET = r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$"
 _KMS_KEY_ARN = r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+)?$"
@@ -96,16 +93,15 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
     boolean = {"allowed_values": ("true", "false")}
     return (
         ParamSpec(SWITCH, "String", "false",
-                  "Create the Windows Workers feature. false creates nothing.", "Feature", **boolean),
+                  "true creates the Windows Workers feature; false creates nothing.", "Feature", **boolean),
         # Network
         ParamSpec("NetworkMode", "String", ISOLATED,
-                  f"{ISOLATED}: a new VPC with no route out, reached only through VPC endpoints. "
-                  f"{EXISTING}: run in the subnets given below.",
+                  f"{ISOLATED}: a new VPC with no route out. {EXISTING}: the subnets below.",
                   "Network", allowed_values=(ISOLATED, EXISTING)),
-        ParamSpec("AzCount", "String", "2", f"{ISOLATED}: how many Availability Zones get a subnet.",
+        ParamSpec("AzCount", "String", "2", f"{ISOLATED}: Availability Zones.",
                   "Network", allowed_values=("2", "3")),
         ParamSpec("VpcCidr", "String", "10.250.0.0/22",
-                  f"{ISOLATED}: the VPC's CIDR, /16 to /22; each subnet is a /24 at its start.", "Network",
+                  f"{ISOLATED}: VPC CIDR; subnets are its first /24s.", "Network",
                   allowed_pattern=r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-2])$",
                   constraint="an IPv4 CIDR with a prefix length from 16 to 22"),
         ParamSpec("VpcId", "String", "", f"{EXISTING}: the VPC of the subnets.", "Network",
@@ -113,82 +109,80 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
         # CommaDelimitedList, not List<AWS::EC2::Subnet::Id>: the AWS-specific list type
         # rejects the empty value that the isolated mode needs (buildkite/on-demand#2).
         ParamSpec("SubnetIds", "CommaDelimitedList", "",
-                  f"{EXISTING}: the workers' subnets, one per Availability Zone.", "Network",
+                  f"{EXISTING}: subnets, one per AZ.", "Network",
                   allowed_pattern=r"^(subnet-[0-9a-f]{8,17})?$", constraint="subnet ids"),
         ParamSpec("CreateEndpoints", "String", "true",
-                  f"{EXISTING}: also create the five VPC endpoints (false: the network provides them).",
+                  f"{EXISTING}: create the VPC endpoints (false: the network has them).",
                   "Network", **boolean),
         ParamSpec("RouteTableIds", "CommaDelimitedList", "",
-                  f"{EXISTING} with CreateEndpoints: the subnets' route tables, for the S3 gateway endpoint.",
+                  f"{EXISTING}: route tables for the S3 gateway endpoint.",
                   "Network", allowed_pattern=r"^(rtb-[0-9a-f]{8,17})?$", constraint="route table ids"),
         ParamSpec("EndpointsCidr", "String", "",
-                  f"{EXISTING} without CreateEndpoints: where the network's interface endpoints live; "
-                  "the workers may send HTTPS there.",
+                  f"{EXISTING} without CreateEndpoints: CIDR of the network's endpoints.",
                   "Network", allowed_pattern=r"^((\d{1,3}\.){3}\d{1,3}/\d{1,2})?$",
                   constraint="empty or an IPv4 CIDR"),
         ParamSpec("S3PrefixListId", "String", "",
-                  "The region's S3 prefix list (aws ec2 describe-managed-prefix-lists, "
-                  "com.amazonaws.<region>.s3); the workers' only egress besides the endpoints. "
-                  "scripts/deploy.py fills it in.",
+                  "Prefix list com.amazonaws.<region>.s3 (scripts/deploy.py looks it up).",
                   "Network", allowed_pattern=r"^(pl-[0-9a-f]{8,17})?$", constraint="empty or a prefix list id"),
         # Fleet
         ParamSpec("WindowsVersion", "String", "2019",
-                  "Windows Server English Full Base version; the latest AWS-published AMI is used.",
+                  "Windows Server version; the latest AWS AMI is used.",
                   "Fleet", allowed_values=("2019", "2022", "2025")),
         ParamSpec("InstanceType", "String", config.default_instance_type, "The workers' instance type.",
-                  "Fleet", allowed_values=INSTANCE_TYPES),
-        ParamSpec("RootVolumeSize", "Number", "60", "Encrypted gp3 root volume, GiB.", "Fleet",
+                  "Fleet", allowed_pattern=INSTANCE_TYPE_PATTERN, constraint="a current x86_64 type, large to 4xlarge"),
+        ParamSpec("RootVolumeSize", "Number", "60", "Root volume GiB (gp3, encrypted).", "Fleet",
                   min_value=30, max_value=2048),
         ParamSpec("KmsKeyArn", "String", "",
-                  "Customer KMS key for the root volumes and log groups; empty: AWS-managed keys.",
+                  "KMS key for volumes and logs; empty: AWS-managed.",
                   "Fleet", allowed_pattern=_KMS_KEY_ARN, constraint="empty or a KMS key ARN"),
-        ParamSpec("MinSize", "Number", "0", "Fewest workers; 0 lets an idle fleet cost nothing.", "Fleet",
+        ParamSpec("MinSize", "Number", "0", "Fewest workers; 0 idles at no cost.", "Fleet",
                   **capacity),
         ParamSpec("MaxSize", "Number", "4", "Most workers.", "Fleet", **capacity),
         ParamSpec("DesiredCapacity", "String", "",
-                  "Workers at creation; empty lets queue-driven scaling decide.", "Fleet",
+                  "Workers at creation; empty: scaling decides.", "Fleet",
                   allowed_pattern=r"^[0-9]{0,2}$", constraint="empty or a whole number"),
         ParamSpec("ScaleInIdleMinutes", "Number", "15",
-                  "Minutes the queue must be empty (nothing visible, nothing in flight) before scaling in to "
-                  "MinSize.", "Fleet", min_value=5, max_value=1440),
+                  "Minutes with no queued or in-flight work before scaling in to MinSize.", "Fleet", min_value=5, max_value=1440),
         ParamSpec("InstanceWarmup", "Number", "900",
-                  "Seconds a new Windows worker needs before it counts as in service.", "Fleet",
+                  "Seconds a new worker needs to boot.", "Fleet",
                   min_value=60, max_value=3600),
         ParamSpec("EnableWarmPool", "String", "false",
-                  "Keep stopped, pre-initialised workers to cut scale-out from ~10 to ~2 minutes "
-                  "(costs their EBS volumes).", "Fleet", **boolean),
-        ParamSpec("WarmPoolMinSize", "Number", "1", "Stopped workers kept in the warm pool.", "Fleet",
+                  "Keep stopped, booted workers for faster scale-out.", "Fleet", **boolean),
+        ParamSpec("WarmPoolMinSize", "Number", "1", "Stopped workers in the warm pool.", "Fleet",
                   **capacity),
         # Platform
-        ParamSpec("DataBucket", "String", "", "The platform bucket the workers read and write.",
+        ParamSpec("DataBucket", "String", "", "Platform bucket the workers use.",
                   "Platform", allowed_pattern=_BUCKET, constraint="an S3 bucket name"),
         ParamSpec("DataPrefix", "String", "winworkers/",
-                  "The key prefix the workers may read and write in DataBucket.", "Platform",
+                  "Key prefix the workers may use.", "Platform",
                   allowed_pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$", constraint="a key prefix ending in /"),
-        ParamSpec("WorkQueueArn", "String", "", "The platform's SQS queue of work for the workers.",
+        ParamSpec("WorkQueueArn", "String", "", "The platform's work queue.",
                   "Platform", allowed_pattern=r"^(arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}"
                   r"(\.fifo)?)?$", constraint="an SQS queue ARN"),
-        ParamSpec("ArtifactBucket", "String", "", "Bucket of the worker service artifact.", "Platform",
+        ParamSpec("ArtifactBucket", "String", "", "Bucket of the worker service zip.", "Platform",
                   allowed_pattern=_BUCKET, constraint="an S3 bucket name"),
         ParamSpec("ArtifactKey", "String", "",
-                  "Key of the worker service zip; its install.ps1 installs and starts the service.",
+                  "Worker service zip; its install.ps1 installs and starts it.",
                   "Platform", allowed_pattern=r"^([A-Za-z0-9!_.*'()/-]+\.zip)?$", constraint="a .zip key"),
         # Observability
-        ParamSpec("LogRetentionDays", "Number", "90", "Retention of every log group the feature creates.",
+        ParamSpec("LogRetentionDays", "Number", "90", "Log retention, days.",
                   "Observability", allowed_values=tuple(str(d) for d in LOG_RETENTION_DAYS)),
-        ParamSpec("AlarmTopicArn", "String", "", "SNS topic for the alarms; empty: alarms only show.",
-                  "Observability", allowed_pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+)?$",
-                  constraint="empty or an SNS topic ARN"),
-        ParamSpec("DiskFreeAlarmPercent", "Number", "15", "Alarm when a worker's free disk falls below this.",
-                  "Observability", min_value=1, max_value=90),
         # Patching
         ParamSpec("RefreshSchedule", "String", "rate(7 days)",
-                  "When the refresh Lambda checks for a newer AMI (EventBridge rate or cron).", "Patching",
+                  "When to check for a newer AMI.", "Patching",
                   allowed_pattern=r"^(rate|cron)\([^)]+\)$", constraint="rate(...) or cron(...)"),
         ParamSpec("SubscribeToAmiReleases", "String", "false",
-                  "Also run the refresh Lambda when AWS announces new Windows AMIs (SNS, us-east-1), "
-                  "patching within hours instead of up to a week.", "Patching", **boolean),
-    )  # fmt: skip
+                  "Also check when AWS announces new Windows AMIs.", "Patching", **boolean),
+    ) + (_ALARM_PARAMETERS if config.include_alarms else ())  # fmt: skip
+
+
+_ALARM_PARAMETERS = (
+        ParamSpec("AlarmTopicArn", "String", "", "SNS topic for alarms (optional).",
+                  "Observability", allowed_pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+)?$",
+                  constraint="empty or an SNS topic ARN"),
+        ParamSpec("DiskFreeAlarmPercent", "Number", "15", "Alarm below this free disk %.",
+                  "Observability", min_value=1, max_value=90),
+)  # fmt: skip
 
 
 def param_name(config: WorkersConfig, name: str) -> str:
@@ -236,7 +230,9 @@ def add_parameters(template: Template, config: WorkersConfig, wired: dict[str, A
         name = param_name(config, spec.name)
         if name in template.parameters:
             if spec.name != SWITCH:
-                raise ValueError(f"the template already has a parameter named {name!r}; choose another prefix")
+                raise ValueError(
+                    f"the template already has a parameter named {name!r}; choose another prefix"
+                )
         else:
             template.add_parameter(spec.to_parameter(name))
         refs[spec.name] = Ref(name)
@@ -263,8 +259,9 @@ def _add_conditions(template: Template, p: Params) -> None:
         p.cond("SubscribeToAmiReleases"): And(on, Equals(p["SubscribeToAmiReleases"], "true")),
         p.cond("HasKmsKey"): Not(Equals(p["KmsKeyArn"], "")),
         p.cond("HasDesiredCapacity"): Not(Equals(p["DesiredCapacity"], "")),
-        p.cond("HasAlarmTopic"): Not(Equals(p["AlarmTopicArn"], "")),
     }
+    if p.config.include_alarms:
+        conditions[p.cond("HasAlarmTopic")] = Not(Equals(p["AlarmTopicArn"], ""))
     for name, expression in conditions.items():
         template.add_condition(name, expression)
 
@@ -279,7 +276,10 @@ def _add_rules(template: Template, p: Params) -> None:
     existing = Equals(p["NetworkMode"], EXISTING)
 
     def required(name: str) -> dict[str, Any]:
-        return {"Assert": Not(Equals(p[name], "")), "AssertDescription": f"{param_name(p.config, name)} is required"}
+        return {
+            "Assert": Not(Equals(p[name], "")),
+            "AssertDescription": f"{param_name(p.config, name)} is required",
+        }
 
     def below(t: int, name: str) -> dict[str, Any]:
         values = [str(v) for v in range(t)]

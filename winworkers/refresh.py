@@ -21,12 +21,14 @@ from winworkers import iam
 from winworkers.compute import Fleet, ami_parameter_name
 from winworkers.observability import add_log_group, grant_write
 from winworkers.parameters import Params
+from winworkers.suppress import skip_checkov
 
 SOURCE = Path(__file__).with_name("ami_refresh.py")
 # AWS announces new Windows AMIs on this topic, in us-east-1 only
 # (EC2 Windows guide, "Subscribe to Windows AMI notifications").
 AMI_RELEASES_TOPIC = "arn:aws:sns:us-east-1:801119661308:ec2-windows-ami-update"
 REFRESH_FAILED = "EC2 Auto Scaling Instance Refresh Failed"
+SQS_MANAGED_SSE = "Encrypted by SqsManagedSseEnabled; checkov's CKV_AWS_27 only knows KmsMasterKeyId"
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,9 @@ def function_source() -> str:
 
 
 def _statements(p: Params, fleet: Fleet, dead_letters: Queue) -> list[Statement]:
-    parameter = Sub("arn:${AWS::Partition}:ssm:${AWS::Region}::parameter${Name}", Name=ami_parameter_name(p))
+    # Public parameters have an empty account field; "*" matches it (and only AWS can
+    # own names under /aws/), where an empty field fails parliament's ARN check.
+    parameter = Sub("arn:${AWS::Partition}:ssm:${AWS::Region}:*:parameter${Name}", Name=ami_parameter_name(p))
     group = Sub(
         "arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*"
         ":autoScalingGroupName/${Name}",
@@ -66,8 +70,12 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
     lid = p.config.logical_id
     logs = add_log_group(template, p, "RefreshLogs")
     dead_letters = template.add_resource(
-        Queue(lid("RefreshDeadLetters"), SqsManagedSseEnabled=True, MessageRetentionPeriod=1209600)
-    )
+        # Failed invocations, kept the SQS maximum of 14 days for diagnosis; nothing
+        # else depends on them, so they go with the stack.
+        Queue(lid("RefreshDeadLetters"), SqsManagedSseEnabled=True, MessageRetentionPeriod=1209600,
+              DeletionPolicy="Delete", UpdateReplacePolicy="Delete")
+    )  # fmt: skip
+    skip_checkov(dead_letters, "CKV_AWS_27", SQS_MANAGED_SSE)
     role = iam.add_role(
         template, p, "RefreshRole", "lambda.amazonaws.com",
         [*_statements(p, fleet, dead_letters), grant_write((logs,))],
@@ -96,6 +104,9 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
             DeadLetterConfig=DeadLetterConfig(TargetArn=GetAtt(dead_letters, "Arn")),
         )
     )  # fmt: skip
+    skip_checkov(function, "CKV_AWS_117", "Not in the VPC on purpose: it calls Auto Scaling, EC2 and SSM, "
+                 "which the isolated VPC cannot reach, and it never talks to the workers")
+    skip_checkov(function, "CKV_AWS_173", "The environment holds only names (group, SSM parameter), no secrets")
     arn = GetAtt(function, "Arn")
     schedule = template.add_resource(
         Rule(lid("RefreshScheduleRule"), ScheduleExpression=p["RefreshSchedule"],

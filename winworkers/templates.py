@@ -19,6 +19,8 @@ from troposphere.sqs import Queue
 from winworkers.build import add_to, build_template, nested_stack
 from winworkers.config import WorkersConfig
 from winworkers.parameters import SWITCH
+from winworkers.refresh import SQS_MANAGED_SSE
+from winworkers.suppress import skip_checkov
 
 
 def parent_example(config: WorkersConfig | None = None) -> Template:
@@ -32,10 +34,14 @@ def parent_example(config: WorkersConfig | None = None) -> Template:
                   Description="The platform's switch for its Windows Workers feature")
     )  # fmt: skip
     url = parent.add_parameter(
-        Parameter("WinWorkersTemplateUrl", Type="String", Default="https://example.s3.amazonaws.com/winworkers.json",
+        Parameter("WinTemplateUrl", Type="String", Default="https://example.s3.amazonaws.com/winworkers.json",
                   AllowedPattern=r"^https://\S+$", Description="Where templates/winworkers.json was uploaded")
     )  # fmt: skip
-    queue = parent.add_resource(Queue("PlatformWorkQueue", SqsManagedSseEnabled=True, VisibilityTimeout=900))
+    queue = parent.add_resource(
+        Queue("PlatformWorkQueue", SqsManagedSseEnabled=True, VisibilityTimeout=900, MessageRetentionPeriod=1209600,
+              DeletionPolicy="Delete", UpdateReplacePolicy="Delete")
+    )  # fmt: skip
+    skip_checkov(queue, "CKV_AWS_27", SQS_MANAGED_SSE)
     bucket = parent.add_resource(
         Bucket(
             "PlatformBucket",
@@ -47,10 +53,11 @@ def parent_example(config: WorkersConfig | None = None) -> Template:
                 BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True
             ),
             VersioningConfiguration=VersioningConfiguration(Status="Enabled"),
-            Metadata={"checkov": {"skip": [{"id": "CKV_AWS_18", "comment":
-                "An example of the platform's bucket: its access logging is the platform's own concern"}]}},
+            DeletionPolicy="Retain",
+            UpdateReplacePolicy="Retain",
         )
     )  # fmt: skip
+    skip_checkov(bucket, "CKV_AWS_18", "An example of the platform's bucket: access logging is the platform's concern")
     wired = {"DataBucket": Ref(bucket), "WorkQueueArn": GetAtt(queue, "Arn")}
     feature = add_to(parent, config, wired=wired)
     nested_stack(parent, Ref(url), config, wired=wired)
