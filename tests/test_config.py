@@ -36,6 +36,8 @@ BAD = [
     ("tags", (("aws:x", "y"),), "aws:"),
     ("tags", (("a", "1"), ("a", "2")), "unique"),
     ("tags", (("a",),), "pairs"),
+    ("tags", (("a", "\x98"),), "Unicode letters"),
+    ("tags", (("a\nb", "x"),), "Unicode letters"),
 ]
 
 
@@ -59,8 +61,10 @@ def test_defaults_are_valid_and_every_field_is_documented() -> None:
     documented = {
         node.target.id
         for node, after in zip(body.body, body.body[1:], strict=False)
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-        and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(node.target, ast.Name)
+        and isinstance(after, ast.Expr)
+        and isinstance(after.value, ast.Constant)
     }
     assert documented == {field.name for field in dataclasses.fields(WorkersConfig)}
 

@@ -8,17 +8,30 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cfnlint.api import ManualArgs, lint
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
 from conftest import ROOT
 from winworkers import WorkersConfig
-from winworkers.templates import write_templates
+from winworkers.config import METRIC_INTERVALS
+from winworkers.templates import all_templates, render, write_templates
 
 
 def cfn_lint(paths: list[Path]) -> list[str]:
     run = subprocess.run(
-        [str(Path(sys.executable).with_name("cfn-lint")), "--include-checks", "I", "--format", "json", "--",
-         *map(str, paths)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).with_name("cfn-lint")),
+            "--include-checks",
+            "I",
+            "--format",
+            "json",
+            "--",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+    )
     findings = json.loads(run.stdout or "[]")
     assert run.returncode in (0, 2, 4, 6, 8, 10, 12, 14) or findings, run.stderr
     return [f"{f['Filename']}: {f['Rule']['Id']} {f['Message']}" for f in findings]
@@ -30,9 +43,45 @@ def test_committed_templates_lint_clean() -> None:
 
 def test_other_configs_lint_clean(tmp_path: Path) -> None:
     paths = []
-    for n, config in enumerate([
-        WorkersConfig(prefix="Masslynx", max_fleet_size=50, include_alarms=False),
-        WorkersConfig(max_fleet_size=1, worker_log_paths=("D:\\a\\*.log", "E:\\b.txt"), metrics_interval_seconds=10),
-    ]):  # fmt: skip
+    for n, config in enumerate(
+        [
+            WorkersConfig(prefix="Masslynx", max_fleet_size=50, include_alarms=False),
+            WorkersConfig(
+                max_fleet_size=1, worker_log_paths=("D:\\a\\*.log", "E:\\b.txt"), metrics_interval_seconds=10
+            ),
+        ]
+    ):
         paths += write_templates(tmp_path / str(n), config)
     assert cfn_lint(paths) == []
+
+
+# Every WorkersConfig value the validation accepts must give templates that lint clean.
+valid_configs = st.builds(
+    WorkersConfig,
+    prefix=st.from_regex(r"[A-Z][A-Za-z0-9]{0,11}", fullmatch=True),
+    worker_log_paths=st.lists(
+        st.from_regex(r"[C-F]:\\[A-Za-z0-9_]{1,10}\\[A-Za-z0-9_*]{1,10}\.(log|txt)", fullmatch=True),
+        min_size=1,
+        max_size=3,
+        unique=True,
+    ).map(tuple),
+    metrics_namespace=st.from_regex(r"[A-Za-z][A-Za-z0-9/_.-]{0,20}", fullmatch=True),
+    metrics_interval_seconds=st.sampled_from(METRIC_INTERVALS),
+    max_fleet_size=st.integers(1, 50),
+    include_alarms=st.booleans(),
+    default_instance_type=st.sampled_from(["m6i.large", "c7i.2xlarge", "t3.xlarge", "r6i.4xlarge"]),
+    tags=st.dictionaries(
+        st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True),
+        st.text(st.characters(categories=["L", "N"], include_characters=" _.:/=+-@"), max_size=20),
+        max_size=2,
+    ).map(lambda d: tuple(d.items())),
+)
+
+
+# Each example runs cfn-lint twice (~2 s); few examples, no shrinking marathon on failure.
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.generate])
+@given(config=valid_configs)
+def test_any_valid_config_lints_clean(config: WorkersConfig) -> None:
+    for name, template in all_templates(config).items():
+        matches = lint(render(template), config=ManualArgs(include_checks=["I"], regions=["us-east-1"]))
+        assert [f"{m.rule.id} {m.message}" for m in matches] == [], (name, config)

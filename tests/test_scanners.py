@@ -44,12 +44,23 @@ def checkov_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("checkov")
     for name, template in _committed().items():
         for mode in MODES:
-            (folder / f"{name}.{mode}.json").write_text(json.dumps(with_defaults(template, _renderings(template, mode))))
+            (folder / f"{name}.{mode}.json").write_text(
+                json.dumps(with_defaults(template, _renderings(template, mode)))
+            )
     run = subprocess.run(
-        [str(Path(sys.executable).with_name("checkov")), "--framework", "cloudformation", "--directory", str(folder),
-         "--skip-download", "--output", "json"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).with_name("checkov")),
+            "--framework",
+            "cloudformation",
+            "--directory",
+            str(folder),
+            "--skip-download",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     report = json.loads(run.stdout)
     assert not isinstance(report, list), "expected one cloudformation report"
     return report  # type: ignore[no-any-return]
@@ -57,16 +68,24 @@ def checkov_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_checkov_finds_nothing(checkov_report: dict[str, Any]) -> None:
     summary = checkov_report["summary"]
-    failed = [(c["check_id"], c["resource"], Path(c["file_path"]).name) for c in checkov_report["results"]["failed_checks"]]
+    failed = [
+        (c["check_id"], c["resource"], Path(c["file_path"]).name) for c in checkov_report["results"]["failed_checks"]
+    ]
     skipped = checkov_report["results"]["skipped_checks"]
-    print(f"\ncheckov: {summary['passed']} passed, {summary['failed']} failed, {len(skipped)} skipped "
-          f"({sorted({(c['check_id'], c['resource']) for c in skipped})})")  # fmt: skip
+    print(
+        f"\ncheckov: {summary['passed']} passed, {summary['failed']} failed, {len(skipped)} skipped "
+        f"({sorted({(c['check_id'], c['resource']) for c in skipped})})"
+    )
     assert summary["parsing_errors"] == 0
     assert failed == []
     # It really scanned the feature: the fleet, the network and the Lambda in every rendering.
     scanned = {c["resource"] for c in checkov_report["results"]["passed_checks"]}
-    assert {"AWS::EC2::LaunchTemplate.WinLaunchTemplate", "AWS::EC2::SecurityGroup.WinWorkerSecurityGroup",
-            "AWS::Lambda::Function.WinRefreshFunction", "AWS::Logs::LogGroup.WinWorkerLogs"} <= scanned  # fmt: skip
+    assert {
+        "AWS::EC2::LaunchTemplate.WinLaunchTemplate",
+        "AWS::EC2::SecurityGroup.WinWorkerSecurityGroup",
+        "AWS::Lambda::Function.WinRefreshFunction",
+        "AWS::Logs::LogGroup.WinWorkerLogs",
+    } <= scanned
     assert summary["passed"] > 100
 
 
@@ -114,21 +133,27 @@ SERIOUS = ("MEDIUM", "HIGH", "CRITICAL")
 
 def parliament_findings(document: dict[str, Any]) -> list[tuple[str, str]]:
     """(issue, severity) of every finding; severity comes from parliament's own config."""
-    analysis = analyze_policy_string(json.dumps(document), include_community_auditors=False,
-                                     ignore_private_auditors=True)  # fmt: skip
+    analysis = analyze_policy_string(
+        json.dumps(document), include_community_auditors=False, ignore_private_auditors=True
+    )
     return [(f.issue, f.severity) for f in map(enhance_finding, analysis.findings)]
 
 
 def test_parliament_gate_can_fail() -> None:
-    mismatch = {"Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:sqs:us-east-1:123456789012:q"]}]}
-    assert ("RESOURCE_MISMATCH", "MEDIUM") in parliament_findings(mismatch)  # fmt: skip
+    mismatch = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:sqs:us-east-1:123456789012:q"]}
+        ],
+    }
+    assert ("RESOURCE_MISMATCH", "MEDIUM") in parliament_findings(mismatch)
 
 
 def test_parliament_finds_nothing_medium_or_worse(policies: list[tuple[str, str, dict[str, Any]]]) -> None:
     assert len({name for name, _, _ in policies}) >= 8
-    findings = [(name, issue, severity) for name, _, document in policies
-                for issue, severity in parliament_findings(document)]  # fmt: skip
+    findings = [
+        (name, issue, severity) for name, _, document in policies for issue, severity in parliament_findings(document)
+    ]
     print(f"\nparliament: {len(policies)} policies, findings {sorted(set(findings))}")
     assert [f for f in findings if f[2] in SERIOUS] == []
 

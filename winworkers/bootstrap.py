@@ -23,12 +23,14 @@ CONFIG_SETS = ("harden", "agent", "service")
 _CFN_BOOTSTRAP = "C:\\Program Files\\Amazon\\cfn-bootstrap"
 _AGENT_DIR = "C:\\Program Files\\Amazon\\AmazonCloudWatchAgent"
 _MSI = "C:\\winworkers\\amazon-cloudwatch-agent.msi"
+# Bypass: install.ps1 arrives in a zip, and a script policy must not stop the bootstrap.
+POWERSHELL = "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command"
 
 
 def _ps(script: str) -> dict[str, str]:
     """A cfn-init command running one PowerShell script; a non-zero exit fails cfn-init."""
-    return {"command": f'powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "$ErrorActionPreference=\'Stop\'; {script}"',
-            "waitAfterCompletion": "0"}  # fmt: skip
+    command = f"$ErrorActionPreference='Stop'; {script}"
+    return {"command": f'{POWERSHELL} "{command}"', "waitAfterCompletion": "0"}
 
 
 # Block every inbound connection on every profile, and take remote management away:
@@ -76,12 +78,15 @@ def worker_settings(p: Params) -> dict[str, Any]:
     return {
         "region": Ref("AWS::Region"),
         "queue_arn": arn,
-        "queue_url": Sub("https://sqs.${AWS::Region}.${AWS::URLSuffix}/${Account}/${Name}",
-                         Account=Select(4, Split(":", arn)), Name=Select(5, Split(":", arn))),
+        "queue_url": Sub(
+            "https://sqs.${AWS::Region}.${AWS::URLSuffix}/${Account}/${Name}",
+            Account=Select(4, Split(":", arn)),
+            Name=Select(5, Split(":", arn)),
+        ),
         "data_bucket": p["DataBucket"],
         "data_prefix": p["DataPrefix"],
         "log_paths": list(p.config.worker_log_paths),
-    }  # fmt: skip
+    }
 
 
 def init_metadata(p: Params, role: Role, log_groups: AgentLogGroups, asg_name: Any) -> dict[str, Any]:
@@ -90,8 +95,9 @@ def init_metadata(p: Params, role: Role, log_groups: AgentLogGroups, asg_name: A
         "https://amazoncloudwatch-agent-${AWS::Region}.s3.${AWS::Region}.${AWS::URLSuffix}"
         "/windows/amd64/latest/amazon-cloudwatch-agent.msi"
     )
-    artifact = Sub("https://${Bucket}.s3.${AWS::Region}.${AWS::URLSuffix}/${Key}",
-                   Bucket=p["ArtifactBucket"], Key=p["ArtifactKey"])  # fmt: skip
+    artifact = Sub(
+        "https://${Bucket}.s3.${AWS::Region}.${AWS::URLSuffix}/${Key}", Bucket=p["ArtifactBucket"], Key=p["ArtifactKey"]
+    )
     install = f"& '{SERVICE_DIR}\\install.ps1' -ConfigPath '{SERVICE_CONFIG}'; exit $LASTEXITCODE"
     return {
         "AWS::CloudFormation::Authentication": {
@@ -133,5 +139,3 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Ba
         ]
     )
     return Base64(Sub(script))
-
-

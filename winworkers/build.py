@@ -205,4 +205,3 @@ def _add_outputs(
     }
     for name, value in values.items():
         template.add_output(Output(lid(name), Value=value))
-

@@ -61,14 +61,14 @@ SIGNAL_TIMEOUT = "PT45M"
 MAX_HEALTHY_PERCENT = 200
 
 
-class InstanceRefreshPolicy(AWSProperty):
+class InstanceRefreshPolicy(AWSProperty):  # type: ignore[misc]  # troposphere is untyped
     """``UpdatePolicy.AutoScalingInstanceRefresh`` (CloudFormation, 2026-07), which
     troposphere 4.11 does not model yet; cfn-lint 1.58 validates it."""
 
     props = {"Strategy": (str, True), "Preferences": (dict, False)}  # noqa: RUF012
 
 
-class FleetUpdatePolicy(UpdatePolicy):
+class FleetUpdatePolicy(UpdatePolicy):  # type: ignore[misc]
     props = {**UpdatePolicy.props, "AutoScalingInstanceRefresh": (InstanceRefreshPolicy, False)}  # noqa: RUF012
 
 
@@ -97,15 +97,24 @@ def add_fleet(
     group = template.add_resource(_group(p, network, launch_template, name))
     _add_queue_scaling(template, p, group)
     template.add_resource(
-        WarmPool(lid("WarmPool"), AutoScalingGroupName=Ref(group), PoolState="Stopped",
-                 MinSize=p["WarmPoolMinSize"], Condition=p.cond("WarmPool"))
-    )  # fmt: skip
+        WarmPool(
+            lid("WarmPool"),
+            AutoScalingGroupName=Ref(group),
+            PoolState="Stopped",
+            MinSize=p["WarmPoolMinSize"],
+            Condition=p.cond("WarmPool"),
+        )
+    )
     return Fleet(group=group, launch_template=launch_template, name=name)
 
 
 def _tags(p: Params) -> dict[str, Any]:
-    return {"Name": Sub("${AWS::StackName}-windows-worker"), "Feature": FEATURE_TAG, "Stack": StackName,
-            **dict(p.config.tags)}  # fmt: skip
+    return {
+        "Name": Sub("${AWS::StackName}-windows-worker"),
+        "Feature": FEATURE_TAG,
+        "Stack": StackName,
+        **dict(p.config.tags),
+    }
 
 
 def _launch_template(
@@ -120,22 +129,31 @@ def _launch_template(
         # No KeyName: there is no key pair, so no Administrator password can be decrypted.
         # An explicit interface so no public IP is ever attached, whatever the subnet says.
         NetworkInterfaces=[
-            NetworkInterfaces(DeviceIndex=0, AssociatePublicIpAddress=False, DeleteOnTermination=True,
-                              Groups=[Ref(network.worker_security_group)])
+            NetworkInterfaces(
+                DeviceIndex=0,
+                AssociatePublicIpAddress=False,
+                DeleteOnTermination=True,
+                Groups=[Ref(network.worker_security_group)],
+            )
         ],
-        MetadataOptions=MetadataOptions(HttpEndpoint="enabled", HttpTokens="required", HttpPutResponseHopLimit=1,
-                                        InstanceMetadataTags="disabled"),
+        MetadataOptions=MetadataOptions(
+            HttpEndpoint="enabled", HttpTokens="required", HttpPutResponseHopLimit=1, InstanceMetadataTags="disabled"
+        ),
         BlockDeviceMappings=[
             LaunchTemplateBlockDeviceMapping(
                 DeviceName="/dev/sda1",
-                Ebs=EBSBlockDevice(VolumeType="gp3", VolumeSize=p["RootVolumeSize"], Encrypted=True,
-                                   KmsKeyId=If(p.cond("HasKmsKey"), p["KmsKeyArn"], NoValue),
-                                   DeleteOnTermination=True),
+                Ebs=EBSBlockDevice(
+                    VolumeType="gp3",
+                    VolumeSize=p["RootVolumeSize"],
+                    Encrypted=True,
+                    KmsKeyId=If(p.cond("HasKmsKey"), p["KmsKeyArn"], NoValue),
+                    DeleteOnTermination=True,
+                ),
             )
         ],
         UserData=user_data(p.config, lid("LaunchTemplate"), lid("Group")),
         TagSpecifications=[TagSpecifications(ResourceType=kind, Tags=tags) for kind in ("instance", "volume")],
-    )  # fmt: skip
+    )
     return LaunchTemplate(
         lid("LaunchTemplate"),
         LaunchTemplateData=data,
@@ -195,8 +213,11 @@ def _add_queue_scaling(template: Template, p: Params, group: AutoScalingGroup) -
 
     scale_out = template.add_resource(
         ScalingPolicy(
-            lid("ScaleOutPolicy"), AutoScalingGroupName=Ref(group), PolicyType="StepScaling",
-            AdjustmentType="ChangeInCapacity", EstimatedInstanceWarmup=p["InstanceWarmup"],
+            lid("ScaleOutPolicy"),
+            AutoScalingGroupName=Ref(group),
+            PolicyType="StepScaling",
+            AdjustmentType="ChangeInCapacity",
+            EstimatedInstanceWarmup=p["InstanceWarmup"],
             MetricAggregationType="Maximum",
             # More workers for deeper backlogs; the alarm threshold is 0 visible messages.
             StepAdjustments=[
@@ -205,22 +226,34 @@ def _add_queue_scaling(template: Template, p: Params, group: AutoScalingGroup) -
                 StepAdjustments(MetricIntervalLowerBound=50, ScalingAdjustment=4),
             ],
         )
-    )  # fmt: skip
+    )
     template.add_resource(
         Alarm(
-            lid("QueueBacklogAlarm"), AlarmDescription="Work is visible on the queue: add Windows workers.",
-            Namespace="AWS/SQS", MetricName="ApproximateNumberOfMessagesVisible", Dimensions=[queue],
-            Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching", AlarmActions=[Ref(scale_out)],
+            lid("QueueBacklogAlarm"),
+            AlarmDescription="Work is visible on the queue: add Windows workers.",
+            Namespace="AWS/SQS",
+            MetricName="ApproximateNumberOfMessagesVisible",
+            Dimensions=[queue],
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            AlarmActions=[Ref(scale_out)],
         )
-    )  # fmt: skip
+    )
     scale_in = template.add_resource(
         ScalingPolicy(
-            lid("ScaleInPolicy"), AutoScalingGroupName=Ref(group), PolicyType="SimpleScaling",
+            lid("ScaleInPolicy"),
+            AutoScalingGroupName=Ref(group),
+            PolicyType="SimpleScaling",
             # Capacity 0 is clamped to MinSize by Auto Scaling.
-            AdjustmentType="ExactCapacity", ScalingAdjustment=0, Cooldown="60",
+            AdjustmentType="ExactCapacity",
+            ScalingAdjustment=0,
+            Cooldown="60",
         )
-    )  # fmt: skip
+    )
     template.add_resource(
         Alarm(
             lid("QueueIdleAlarm"),
@@ -228,12 +261,16 @@ def _add_queue_scaling(template: Template, p: Params, group: AutoScalingGroup) -
             Metrics=[
                 sqs("visible", "ApproximateNumberOfMessagesVisible"),
                 sqs("inflight", "ApproximateNumberOfMessagesNotVisible"),
-                MetricDataQuery(Id="work", Expression="visible + inflight", Label="Queued or in flight",
-                                ReturnData=True),
+                MetricDataQuery(
+                    Id="work", Expression="visible + inflight", Label="Queued or in flight", ReturnData=True
+                ),
             ],
-            EvaluationPeriods=p["ScaleInIdleMinutes"], DatapointsToAlarm=p["ScaleInIdleMinutes"], Threshold=0,
+            EvaluationPeriods=p["ScaleInIdleMinutes"],
+            DatapointsToAlarm=p["ScaleInIdleMinutes"],
+            Threshold=0,
             ComparisonOperator="LessThanOrEqualToThreshold",
             # SQS stops publishing for a long-idle queue; silence is idleness.
-            TreatMissingData="breaching", AlarmActions=[Ref(scale_in)],
+            TreatMissingData="breaching",
+            AlarmActions=[Ref(scale_in)],
         )
-    )  # fmt: skip
+    )

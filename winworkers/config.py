@@ -80,9 +80,7 @@ class WorkersConfig:
             raise ConfigError("worker_log_paths", self.worker_log_paths, "at least one path")
         for path in self.worker_log_paths:
             if not _WIN_PATH_RE.match(path):
-                raise ConfigError(
-                    "worker_log_paths", path, r"an absolute Windows path such as C:\Logs\*.log"
-                )
+                raise ConfigError("worker_log_paths", path, r"an absolute Windows path such as C:\Logs\*.log")
         if len(set(self.worker_log_paths)) != len(self.worker_log_paths):
             raise ConfigError("worker_log_paths", self.worker_log_paths, "paths without duplicates")
         if not _NAMESPACE_RE.match(self.metrics_namespace) or self.metrics_namespace.startswith("AWS/"):
@@ -92,9 +90,7 @@ class WorkersConfig:
                 "1-255 of A-Z a-z 0-9 . - _ / # :, not starting with AWS/",
             )
         if self.metrics_interval_seconds not in METRIC_INTERVALS:
-            raise ConfigError(
-                "metrics_interval_seconds", self.metrics_interval_seconds, f"one of {METRIC_INTERVALS}"
-            )
+            raise ConfigError("metrics_interval_seconds", self.metrics_interval_seconds, f"one of {METRIC_INTERVALS}")
         if not 1 <= self.max_fleet_size <= 50:
             raise ConfigError("max_fleet_size", self.max_fleet_size, "an integer from 1 to 50")
         from winworkers.parameters import INSTANCE_TYPE_PATTERN
@@ -103,9 +99,17 @@ class WorkersConfig:
             raise ConfigError("default_instance_type", self.default_instance_type, INSTANCE_TYPE_PATTERN)
         keys = [key for key, _ in self.tags]
         for key, value in self.tags:
-            if not 1 <= len(key) <= 128 or key.lower().startswith("aws:") or len(value) > 256:
+            if (
+                not 1 <= len(key) <= 128
+                or key.lower().startswith("aws:")
+                or len(value) > 256
+                or not all(_tag_char(c) for c in key + value)
+            ):
                 raise ConfigError(
-                    "tags", (key, value), "keys of 1-128 characters not starting with aws:, values ≤256"
+                    "tags",
+                    (key, value),
+                    "keys of 1-128 and values of 0-256 Unicode letters, digits, spaces and _ . : / = + - @; "
+                    "keys not starting with aws:",
                 )
         if len(set(keys)) != len(keys) or {"Name", "Feature"} & set(keys):
             raise ConfigError("tags", keys, "unique keys other than the reserved Name and Feature")
@@ -113,6 +117,11 @@ class WorkersConfig:
     def logical_id(self, name: str) -> str:
         """The logical ID of one of the feature's resources: prefix + PascalCase name."""
         return f"{self.prefix}{name}"
+
+
+def _tag_char(char: str) -> bool:
+    """What EC2 and Auto Scaling accept in tags (Tag API reference)."""
+    return char.isalnum() or char == " " or char in "_.:/=+-@"
 
 
 def _check_types(config: WorkersConfig) -> None:

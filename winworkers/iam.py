@@ -22,7 +22,6 @@ from troposphere.iam import InstanceProfile, Policy, Role
 from winworkers.parameters import Params
 from winworkers.suppress import skip_cfn_lint
 
-
 EC2 = "ec2.amazonaws.com"
 
 
@@ -35,9 +34,7 @@ def trust(service: str) -> PolicyDocument:
     return PolicyDocument(Version="2012-10-17", Statement=[statement])
 
 
-def add_role(
-    template: Template, p: Params, name: str, service: str, statements: Sequence[Statement]
-) -> Role:
+def add_role(template: Template, p: Params, name: str, service: str, statements: Sequence[Statement]) -> Role:
     """A role for ``service`` with exactly ``statements`` inline, and no managed policies."""
     role = Role(
         p.config.logical_id(name),
@@ -82,13 +79,18 @@ def queue_statements(p: Params) -> list[Statement]:
     return [
         Statement(
             Effect=Allow,
-            Action=[sqs.ReceiveMessage, sqs.DeleteMessage, sqs.ChangeMessageVisibility, sqs.GetQueueAttributes,
-                    sqs.GetQueueUrl],
+            Action=[
+                sqs.ReceiveMessage,
+                sqs.DeleteMessage,
+                sqs.ChangeMessageVisibility,
+                sqs.GetQueueAttributes,
+                sqs.GetQueueUrl,
+            ],
             # Through Sub so cfn-lint reports the empty default on this role (where it is
             # suppressed with its reason), not on the parameter, which cannot carry an exception.
             Resource=[Sub("${Arn}", Arn=p["WorkQueueArn"])],
         )
-    ]  # fmt: skip
+    ]
 
 
 def stack_signal_statements() -> list[Statement]:
@@ -121,4 +123,3 @@ def add_instance_profile(template: Template, p: Params, statements: Sequence[Sta
         skip_cfn_lint(role, check, "Platform inputs are empty while disabled; a Rule requires them when on")
     profile = template.add_resource(InstanceProfile(p.config.logical_id("InstanceProfile"), Roles=[Ref(role)]))
     return role, profile
-

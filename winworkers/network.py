@@ -78,9 +78,15 @@ def _add_isolated_vpc(template: Template, p: Params) -> tuple[VPC, list[Any], Ro
     isolated = p.cond("IsolatedVpc")
     lid = p.config.logical_id
     vpc = template.add_resource(
-        VPC(lid("Vpc"), CidrBlock=p["VpcCidr"], EnableDnsSupport=True, EnableDnsHostnames=True,
-            Tags=Tags(Name=Sub("${AWS::StackName}-windows-workers")), Condition=isolated)
-    )  # fmt: skip
+        VPC(
+            lid("Vpc"),
+            CidrBlock=p["VpcCidr"],
+            EnableDnsSupport=True,
+            EnableDnsHostnames=True,
+            Tags=Tags(Name=Sub("${AWS::StackName}-windows-workers")),
+            Condition=isolated,
+        )
+    )
     # One route table with only the local route (and, below, the S3 gateway endpoint).
     route_table = template.add_resource(RouteTable(lid("RouteTable"), VpcId=Ref(vpc), Condition=isolated))
     # /24 subnets (8 host bits): room for 250 workers and the endpoints' interfaces per AZ.
@@ -89,13 +95,20 @@ def _add_isolated_vpc(template: Template, p: Params) -> tuple[VPC, list[Any], Ro
     for index, letter in enumerate("ABC"):
         condition = p.cond("ThreeAzs") if letter == "C" else isolated
         subnet = template.add_resource(
-            Subnet(lid(f"Subnet{letter}"), VpcId=Ref(vpc), CidrBlock=Select(index, Cidr(p["VpcCidr"], 4, bits)),
-                   AvailabilityZone=Select(index, GetAZs("")), MapPublicIpOnLaunch=False, Condition=condition)
-        )  # fmt: skip
+            Subnet(
+                lid(f"Subnet{letter}"),
+                VpcId=Ref(vpc),
+                CidrBlock=Select(index, Cidr(p["VpcCidr"], 4, bits)),
+                AvailabilityZone=Select(index, GetAZs("")),
+                MapPublicIpOnLaunch=False,
+                Condition=condition,
+            )
+        )
         template.add_resource(
-            SubnetRouteTableAssociation(lid(f"Subnet{letter}Routes"), SubnetId=Ref(subnet),
-                                        RouteTableId=Ref(route_table), Condition=condition)
-        )  # fmt: skip
+            SubnetRouteTableAssociation(
+                lid(f"Subnet{letter}Routes"), SubnetId=Ref(subnet), RouteTableId=Ref(route_table), Condition=condition
+            )
+        )
         subnet_refs.append(If(condition, Ref(subnet), NoValue) if letter == "C" else Ref(subnet))
     _add_flow_logs(template, p, vpc)
     return vpc, subnet_refs, route_table
@@ -108,58 +121,99 @@ def _add_flow_logs(template: Template, p: Params, vpc: VPC) -> None:
     role = iam.add_role(template, p, "FlowLogsRole", "vpc-flow-logs.amazonaws.com", [grant_write((group,))])
     role.Condition = isolated
     template.add_resource(
-        FlowLog(p.config.logical_id("FlowLog"), ResourceId=Ref(vpc), ResourceType="VPC", TrafficType="ALL",
-                LogDestinationType="cloud-watch-logs", LogGroupName=Ref(group),
-                DeliverLogsPermissionArn=GetAtt(role, "Arn"), Condition=isolated)
-    )  # fmt: skip
+        FlowLog(
+            p.config.logical_id("FlowLog"),
+            ResourceId=Ref(vpc),
+            ResourceType="VPC",
+            TrafficType="ALL",
+            LogDestinationType="cloud-watch-logs",
+            LogGroupName=Ref(group),
+            DeliverLogsPermissionArn=GetAtt(role, "Arn"),
+            Condition=isolated,
+        )
+    )
 
 
 def _add_security_groups(template: Template, p: Params, vpc_id: Any) -> SecurityGroup:
     lid = p.config.logical_id
-    workers = template.add_resource(_unset_in_default_mode(
-        SecurityGroup(
-            lid("WorkerSecurityGroup"),
-            GroupDescription="Windows workers: no inbound at all; HTTPS out to the endpoints only",
-            VpcId=vpc_id,
-            # An inline egress rule is what removes EC2's default allow-all egress;
-            # standalone SecurityGroupEgress resources do not (AWS::EC2::SecurityGroup docs).
-            SecurityGroupEgress=[
-                SecurityGroupRule(IpProtocol="tcp", FromPort=HTTPS, ToPort=HTTPS,
-                                  DestinationPrefixListId=p["S3PrefixListId"],
-                                  Description="S3 through the gateway endpoint"),
-            ],
-        ), "VpcId",
-    ))  # fmt: skip
-    endpoints = template.add_resource(_unset_in_default_mode(
-        SecurityGroup(
-            lid("EndpointSecurityGroup"),
-            GroupDescription="VPC endpoints: HTTPS from the Windows workers only",
-            VpcId=vpc_id,
-            SecurityGroupEgress=[
-                # Endpoints answer, they never initiate; this rule matches no real traffic
-                # and replaces the default allow-all egress.
-                SecurityGroupRule(IpProtocol="icmp", FromPort=-1, ToPort=-1, CidrIp="127.0.0.1/32",
-                                  Description="No egress"),
-            ],
+    workers = template.add_resource(
+        _unset_in_default_mode(
+            SecurityGroup(
+                lid("WorkerSecurityGroup"),
+                GroupDescription="Windows workers: no inbound at all; HTTPS out to the endpoints only",
+                VpcId=vpc_id,
+                # An inline egress rule is what removes EC2's default allow-all egress;
+                # standalone SecurityGroupEgress resources do not (AWS::EC2::SecurityGroup docs).
+                SecurityGroupEgress=[
+                    SecurityGroupRule(
+                        IpProtocol="tcp",
+                        FromPort=HTTPS,
+                        ToPort=HTTPS,
+                        DestinationPrefixListId=p["S3PrefixListId"],
+                        Description="S3 through the gateway endpoint",
+                    ),
+                ],
+            ),
+            "VpcId",
+        )
+    )
+    endpoints = template.add_resource(
+        _unset_in_default_mode(
+            SecurityGroup(
+                lid("EndpointSecurityGroup"),
+                GroupDescription="VPC endpoints: HTTPS from the Windows workers only",
+                VpcId=vpc_id,
+                SecurityGroupEgress=[
+                    # Endpoints answer, they never initiate; this rule matches no real traffic
+                    # and replaces the default allow-all egress.
+                    SecurityGroupRule(
+                        IpProtocol="icmp", FromPort=-1, ToPort=-1, CidrIp="127.0.0.1/32", Description="No egress"
+                    ),
+                ],
+                Condition=p.cond("CreateEndpoints"),
+            ),
+            "VpcId",
+        )
+    )
+    template.add_resource(
+        SecurityGroupIngress(
+            lid("EndpointIngressFromWorkers"),
+            GroupId=Ref(endpoints),
+            IpProtocol="tcp",
+            FromPort=HTTPS,
+            ToPort=HTTPS,
+            SourceSecurityGroupId=Ref(workers),
+            Description="HTTPS from the Windows workers",
             Condition=p.cond("CreateEndpoints"),
-        ), "VpcId",
-    ))  # fmt: skip
+        )
+    )
     template.add_resource(
-        SecurityGroupIngress(lid("EndpointIngressFromWorkers"), GroupId=Ref(endpoints), IpProtocol="tcp",
-                             FromPort=HTTPS, ToPort=HTTPS, SourceSecurityGroupId=Ref(workers),
-                             Description="HTTPS from the Windows workers", Condition=p.cond("CreateEndpoints"))
-    )  # fmt: skip
+        SecurityGroupEgress(
+            lid("WorkerEgressToEndpoints"),
+            GroupId=Ref(workers),
+            IpProtocol="tcp",
+            FromPort=HTTPS,
+            ToPort=HTTPS,
+            DestinationSecurityGroupId=Ref(endpoints),
+            Description="HTTPS to the VPC endpoints",
+            Condition=p.cond("CreateEndpoints"),
+        )
+    )
     template.add_resource(
-        SecurityGroupEgress(lid("WorkerEgressToEndpoints"), GroupId=Ref(workers), IpProtocol="tcp",
-                            FromPort=HTTPS, ToPort=HTTPS, DestinationSecurityGroupId=Ref(endpoints),
-                            Description="HTTPS to the VPC endpoints", Condition=p.cond("CreateEndpoints"))
-    )  # fmt: skip
-    template.add_resource(_unset_in_default_mode(
-        SecurityGroupEgress(lid("WorkerEgressToNetworkEndpoints"), GroupId=Ref(workers), IpProtocol="tcp",
-                            FromPort=HTTPS, ToPort=HTTPS, CidrIp=p["EndpointsCidr"],
-                            Description="HTTPS to the network's own VPC endpoints",
-                            Condition=p.cond("UseExistingEndpoints")), "EndpointsCidr",
-    ))  # fmt: skip
+        _unset_in_default_mode(
+            SecurityGroupEgress(
+                lid("WorkerEgressToNetworkEndpoints"),
+                GroupId=Ref(workers),
+                IpProtocol="tcp",
+                FromPort=HTTPS,
+                ToPort=HTTPS,
+                CidrIp=p["EndpointsCidr"],
+                Description="HTTPS to the network's own VPC endpoints",
+                Condition=p.cond("UseExistingEndpoints"),
+            ),
+            "EndpointsCidr",
+        )
+    )
     return workers
 
 
@@ -167,18 +221,27 @@ def endpoint_policy(prefix: str, role: Role, worker_statements: Sequence[Stateme
     """The workers' statements for one service, granted to the workers' role only."""
     principal = AWSPrincipal(GetAtt(role, "Arn"))
     statements = [
-        Statement(Effect=Allow, Principal=principal, Action=s.Action, Resource=s.Resource,
-                  **({"Condition": s.Condition} if "Condition" in s.properties else {}))
+        Statement(
+            Effect=Allow,
+            Principal=principal,
+            Action=s.Action,
+            Resource=s.Resource,
+            **({"Condition": s.Condition} if "Condition" in s.properties else {}),
+        )
         for s in worker_statements
         if all(action.prefix == prefix for action in s.Action)
-    ]  # fmt: skip
+    ]
     if prefix == "s3":
         # The bootstrap downloads the agent MSI anonymously from the regional,
         # AWS-owned bucket; only that bucket's Windows packages are readable.
         statements.append(
-            Statement(Effect=Allow, Principal=Principal("*"), Action=[s3.GetObject],
-                      Resource=[Sub("arn:${AWS::Partition}:s3:::amazoncloudwatch-agent-${AWS::Region}/windows/*")])
-        )  # fmt: skip
+            Statement(
+                Effect=Allow,
+                Principal=Principal("*"),
+                Action=[s3.GetObject],
+                Resource=[Sub("arn:${AWS::Partition}:s3:::amazoncloudwatch-agent-${AWS::Region}/windows/*")],
+            )
+        )
     if prefix == "cloudformation":
         # cfn-signal may sign with the instance role or not at all; either way only
         # this stack can be read or signalled through the endpoint.

@@ -76,49 +76,75 @@ def add_alarms(
 
     def alarm(name: str, description: str, **props: object) -> Alarm:
         return template.add_resource(
-            Alarm(p.config.logical_id(name), AlarmDescription=description, AlarmActions=topic,
-                  OKActions=topic, **props)
-        )  # fmt: skip
+            Alarm(p.config.logical_id(name), AlarmDescription=description, AlarmActions=topic, OKActions=topic, **props)
+        )
 
     return [
         alarm(
             "NoWorkersAlarm",
             "Work is queued but no Windows worker is in service (launches failing, or MaxSize 0).",
             Metrics=[
-                metric_query("queued", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
-                        MetricDimension(Name="QueueName", Value=queue_name)),
+                metric_query(
+                    "queued",
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    "Maximum",
+                    MetricDimension(Name="QueueName", Value=queue_name),
+                ),
                 metric_query("serving", "AWS/AutoScaling", "GroupInServiceInstances", "Minimum", *asg),
-                MetricDataQuery(Id="stuck", Expression="IF(queued > 0 AND serving == 0, 1, 0)",
-                                Label="Queued work, no worker", ReturnData=True),
+                MetricDataQuery(
+                    Id="stuck",
+                    Expression="IF(queued > 0 AND serving == 0, 1, 0)",
+                    Label="Queued work, no worker",
+                    ReturnData=True,
+                ),
             ],
             # A Windows scale-out from zero takes ~10 minutes; 15 without a worker is a fault.
-            EvaluationPeriods=3, Threshold=0, ComparisonOperator="GreaterThanThreshold",
+            EvaluationPeriods=3,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
             TreatMissingData="notBreaching",
         ),
         alarm(
             "DiskFreeAlarm",
             "A Windows worker's disk is nearly full.",
-            Namespace=p.config.metrics_namespace, MetricName=DISK_FREE_METRIC, Statistic="Minimum",
-            Dimensions=asg, Period=300, EvaluationPeriods=1, Threshold=p["DiskFreeAlarmPercent"],
-            ComparisonOperator="LessThanThreshold", TreatMissingData="notBreaching",
+            Namespace=p.config.metrics_namespace,
+            MetricName=DISK_FREE_METRIC,
+            Statistic="Minimum",
+            Dimensions=asg,
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=p["DiskFreeAlarmPercent"],
+            ComparisonOperator="LessThanThreshold",
+            TreatMissingData="notBreaching",
         ),
         alarm(
             "RefreshErrorsAlarm",
             "The AMI refresh Lambda failed: the fleet may not be getting patched.",
-            Namespace="AWS/Lambda", MetricName="Errors", Statistic="Sum",
+            Namespace="AWS/Lambda",
+            MetricName="Errors",
+            Statistic="Sum",
             Dimensions=[MetricDimension(Name="FunctionName", Value=Ref(function))],
-            Period=3600, EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold",
+            Period=3600,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
             TreatMissingData="notBreaching",
         ),
         alarm(
             "RefreshFailedAlarm",
             "An instance refresh of the Windows workers failed: some still run the old image.",
-            Namespace="AWS/Events", MetricName="TriggeredRules", Statistic="Sum",
+            Namespace="AWS/Events",
+            MetricName="TriggeredRules",
+            Statistic="Sum",
             Dimensions=[MetricDimension(Name="RuleName", Value=Ref(refresh_failed_rule))],
-            Period=300, EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
             TreatMissingData="notBreaching",
         ),
-    ]  # fmt: skip
+    ]
 
 
 def metric_query(

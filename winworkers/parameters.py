@@ -26,13 +26,35 @@ from winworkers.config import WorkersConfig
 SWITCH = "EnableWinTaskScriptService"
 """The platform-wide switch. Its name is fixed (never prefixed): the parent stack owns it."""
 
+BOOLEAN = ("true", "false")
 ISOLATED = "isolated-vpc"
 EXISTING = "existing-subnets"
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy API reference).
 LOG_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
-)  # fmt: skip
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 # Current-generation x86_64 families (Graviton cannot run Windows), large enough
 # for Windows Server and the platform's worker.
@@ -89,100 +111,256 @@ class ParamSpec:
 def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
     """The feature's parameters for ``config``. Names are unprefixed here; see :func:`param_name`."""
     cap = config.max_fleet_size
-    capacity = {"min_value": 0, "max_value": cap}
-    boolean = {"allowed_values": ("true", "false")}
     return (
-        ParamSpec(SWITCH, "String", "false",
-                  "true creates the Windows Workers feature; false creates nothing.", "Feature", **boolean),
+        ParamSpec(
+            SWITCH,
+            "String",
+            "false",
+            "true creates the Windows Workers feature; false creates nothing.",
+            "Feature",
+            allowed_values=BOOLEAN,
+        ),
         # Network
-        ParamSpec("NetworkMode", "String", ISOLATED,
-                  f"{ISOLATED}: a new VPC with no route out. {EXISTING}: the subnets below.",
-                  "Network", allowed_values=(ISOLATED, EXISTING)),
-        ParamSpec("AzCount", "String", "2", f"{ISOLATED}: Availability Zones.",
-                  "Network", allowed_values=("2", "3")),
-        ParamSpec("VpcCidr", "String", "10.250.0.0/22",
-                  f"{ISOLATED}: VPC CIDR; subnets are its first /24s.", "Network",
-                  allowed_pattern=r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-2])$",
-                  constraint="an IPv4 CIDR with a prefix length from 16 to 22"),
-        ParamSpec("VpcId", "String", "", f"{EXISTING}: the VPC of the subnets.", "Network",
-                  allowed_pattern=r"^(vpc-[0-9a-f]{8,17})?$", constraint="empty or a VPC id"),
+        ParamSpec(
+            "NetworkMode",
+            "String",
+            ISOLATED,
+            f"{ISOLATED}: a new VPC with no route out. {EXISTING}: the subnets below.",
+            "Network",
+            allowed_values=(ISOLATED, EXISTING),
+        ),
+        ParamSpec("AzCount", "String", "2", f"{ISOLATED}: Availability Zones.", "Network", allowed_values=("2", "3")),
+        ParamSpec(
+            "VpcCidr",
+            "String",
+            "10.250.0.0/22",
+            f"{ISOLATED}: VPC CIDR; subnets are its first /24s.",
+            "Network",
+            allowed_pattern=r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-2])$",
+            constraint="an IPv4 CIDR with a prefix length from 16 to 22",
+        ),
+        ParamSpec(
+            "VpcId",
+            "String",
+            "",
+            f"{EXISTING}: the VPC of the subnets.",
+            "Network",
+            allowed_pattern=r"^(vpc-[0-9a-f]{8,17})?$",
+            constraint="empty or a VPC id",
+        ),
         # CommaDelimitedList, not List<AWS::EC2::Subnet::Id>: the AWS-specific list type
         # rejects the empty value that the isolated mode needs (buildkite/on-demand#2).
-        ParamSpec("SubnetIds", "CommaDelimitedList", "",
-                  f"{EXISTING}: subnets, one per AZ.", "Network",
-                  allowed_pattern=r"^(subnet-[0-9a-f]{8,17})?$", constraint="subnet ids"),
-        ParamSpec("CreateEndpoints", "String", "true",
-                  f"{EXISTING}: create the VPC endpoints (false: the network has them).",
-                  "Network", **boolean),
-        ParamSpec("RouteTableIds", "CommaDelimitedList", "",
-                  f"{EXISTING}: route tables for the S3 gateway endpoint.",
-                  "Network", allowed_pattern=r"^(rtb-[0-9a-f]{8,17})?$", constraint="route table ids"),
-        ParamSpec("EndpointsCidr", "String", "",
-                  f"{EXISTING} without CreateEndpoints: CIDR of the network's endpoints.",
-                  "Network", allowed_pattern=r"^((\d{1,3}\.){3}\d{1,3}/\d{1,2})?$",
-                  constraint="empty or an IPv4 CIDR"),
-        ParamSpec("S3PrefixListId", "String", "",
-                  "Prefix list com.amazonaws.<region>.s3 (scripts/deploy.py looks it up).",
-                  "Network", allowed_pattern=r"^(pl-[0-9a-f]{8,17})?$", constraint="empty or a prefix list id"),
+        ParamSpec(
+            "SubnetIds",
+            "CommaDelimitedList",
+            "",
+            f"{EXISTING}: subnets, one per AZ.",
+            "Network",
+            allowed_pattern=r"^(subnet-[0-9a-f]{8,17})?$",
+            constraint="subnet ids",
+        ),
+        ParamSpec(
+            "CreateEndpoints",
+            "String",
+            "true",
+            f"{EXISTING}: create the VPC endpoints (false: the network has them).",
+            "Network",
+            allowed_values=BOOLEAN,
+        ),
+        ParamSpec(
+            "RouteTableIds",
+            "CommaDelimitedList",
+            "",
+            f"{EXISTING}: route tables for the S3 gateway endpoint.",
+            "Network",
+            allowed_pattern=r"^(rtb-[0-9a-f]{8,17})?$",
+            constraint="route table ids",
+        ),
+        ParamSpec(
+            "EndpointsCidr",
+            "String",
+            "",
+            f"{EXISTING} without CreateEndpoints: CIDR of the network's endpoints.",
+            "Network",
+            allowed_pattern=r"^((\d{1,3}\.){3}\d{1,3}/\d{1,2})?$",
+            constraint="empty or an IPv4 CIDR",
+        ),
+        ParamSpec(
+            "S3PrefixListId",
+            "String",
+            "",
+            "Prefix list com.amazonaws.<region>.s3 (scripts/deploy.py looks it up).",
+            "Network",
+            allowed_pattern=r"^(pl-[0-9a-f]{8,17})?$",
+            constraint="empty or a prefix list id",
+        ),
         # Fleet
-        ParamSpec("WindowsVersion", "String", "2019",
-                  "Windows Server version; the latest AWS AMI is used.",
-                  "Fleet", allowed_values=("2019", "2022", "2025")),
-        ParamSpec("InstanceType", "String", config.default_instance_type, "The workers' instance type.",
-                  "Fleet", allowed_pattern=INSTANCE_TYPE_PATTERN, constraint="a current x86_64 type, large to 4xlarge"),
-        ParamSpec("RootVolumeSize", "Number", "60", "Root volume GiB (gp3, encrypted).", "Fleet",
-                  min_value=30, max_value=2048),
-        ParamSpec("KmsKeyArn", "String", "",
-                  "KMS key for volumes and logs; empty: AWS-managed.",
-                  "Fleet", allowed_pattern=_KMS_KEY_ARN, constraint="empty or a KMS key ARN"),
-        ParamSpec("MinSize", "Number", "0", "Fewest workers; 0 idles at no cost.", "Fleet",
-                  **capacity),
-        ParamSpec("MaxSize", "Number", "4", "Most workers.", "Fleet", **capacity),
-        ParamSpec("DesiredCapacity", "String", "",
-                  "Workers at creation; empty: scaling decides.", "Fleet",
-                  allowed_pattern=r"^[0-9]{0,2}$", constraint="empty or a whole number"),
-        ParamSpec("ScaleInIdleMinutes", "Number", "15",
-                  "Minutes with no queued or in-flight work before scaling in to MinSize.", "Fleet", min_value=5, max_value=1440),
-        ParamSpec("InstanceWarmup", "Number", "900",
-                  "Seconds a new worker needs to boot.", "Fleet",
-                  min_value=60, max_value=3600),
-        ParamSpec("EnableWarmPool", "String", "false",
-                  "Keep stopped, booted workers for faster scale-out.", "Fleet", **boolean),
-        ParamSpec("WarmPoolMinSize", "Number", "1", "Stopped workers in the warm pool.", "Fleet",
-                  **capacity),
+        ParamSpec(
+            "WindowsVersion",
+            "String",
+            "2019",
+            "Windows Server version; the latest AWS AMI is used.",
+            "Fleet",
+            allowed_values=("2019", "2022", "2025"),
+        ),
+        ParamSpec(
+            "InstanceType",
+            "String",
+            config.default_instance_type,
+            "The workers' instance type.",
+            "Fleet",
+            allowed_pattern=INSTANCE_TYPE_PATTERN,
+            constraint="a current x86_64 type, large to 4xlarge",
+        ),
+        ParamSpec(
+            "RootVolumeSize", "Number", "60", "Root volume GiB (gp3, encrypted).", "Fleet", min_value=30, max_value=2048
+        ),
+        ParamSpec(
+            "KmsKeyArn",
+            "String",
+            "",
+            "KMS key for volumes and logs; empty: AWS-managed.",
+            "Fleet",
+            allowed_pattern=_KMS_KEY_ARN,
+            constraint="empty or a KMS key ARN",
+        ),
+        ParamSpec("MinSize", "Number", "0", "Fewest workers; 0 idles at no cost.", "Fleet", min_value=0, max_value=cap),
+        ParamSpec("MaxSize", "Number", "4", "Most workers.", "Fleet", min_value=0, max_value=cap),
+        ParamSpec(
+            "DesiredCapacity",
+            "String",
+            "",
+            "Workers at creation; empty: scaling decides.",
+            "Fleet",
+            allowed_pattern=r"^[0-9]{0,2}$",
+            constraint="empty or a whole number",
+        ),
+        ParamSpec(
+            "ScaleInIdleMinutes",
+            "Number",
+            "15",
+            "Minutes with no queued or in-flight work before scaling in to MinSize.",
+            "Fleet",
+            min_value=5,
+            max_value=1440,
+        ),
+        ParamSpec(
+            "InstanceWarmup",
+            "Number",
+            "900",
+            "Seconds a new worker needs to boot.",
+            "Fleet",
+            min_value=60,
+            max_value=3600,
+        ),
+        ParamSpec(
+            "EnableWarmPool",
+            "String",
+            "false",
+            "Keep stopped, booted workers for faster scale-out.",
+            "Fleet",
+            allowed_values=BOOLEAN,
+        ),
+        ParamSpec(
+            "WarmPoolMinSize", "Number", "1", "Stopped workers in the warm pool.", "Fleet", min_value=0, max_value=cap
+        ),
         # Platform
-        ParamSpec("DataBucket", "String", "", "Platform bucket the workers use.",
-                  "Platform", allowed_pattern=_BUCKET, constraint="an S3 bucket name"),
-        ParamSpec("DataPrefix", "String", "winworkers/",
-                  "Key prefix the workers may use.", "Platform",
-                  allowed_pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$", constraint="a key prefix ending in /"),
-        ParamSpec("WorkQueueArn", "String", "", "The platform's work queue.",
-                  "Platform", allowed_pattern=r"^(arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}"
-                  r"(\.fifo)?)?$", constraint="an SQS queue ARN"),
-        ParamSpec("ArtifactBucket", "String", "", "Bucket of the worker service zip.", "Platform",
-                  allowed_pattern=_BUCKET, constraint="an S3 bucket name"),
-        ParamSpec("ArtifactKey", "String", "",
-                  "Worker service zip; its install.ps1 installs and starts it.",
-                  "Platform", allowed_pattern=r"^([A-Za-z0-9!_.*'()/-]+\.zip)?$", constraint="a .zip key"),
+        ParamSpec(
+            "DataBucket",
+            "String",
+            "",
+            "Platform bucket the workers use.",
+            "Platform",
+            allowed_pattern=_BUCKET,
+            constraint="an S3 bucket name",
+        ),
+        ParamSpec(
+            "DataPrefix",
+            "String",
+            "winworkers/",
+            "Key prefix the workers may use.",
+            "Platform",
+            allowed_pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$",
+            constraint="a key prefix ending in /",
+        ),
+        ParamSpec(
+            "WorkQueueArn",
+            "String",
+            "",
+            "The platform's work queue.",
+            "Platform",
+            allowed_pattern=r"^(arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}"
+            r"(\.fifo)?)?$",
+            constraint="an SQS queue ARN",
+        ),
+        ParamSpec(
+            "ArtifactBucket",
+            "String",
+            "",
+            "Bucket of the worker service zip.",
+            "Platform",
+            allowed_pattern=_BUCKET,
+            constraint="an S3 bucket name",
+        ),
+        ParamSpec(
+            "ArtifactKey",
+            "String",
+            "",
+            "Worker service zip; its install.ps1 installs and starts it.",
+            "Platform",
+            allowed_pattern=r"^([A-Za-z0-9!_.*'()/-]+\.zip)?$",
+            constraint="a .zip key",
+        ),
         # Observability
-        ParamSpec("LogRetentionDays", "Number", "90", "Log retention, days.",
-                  "Observability", allowed_values=tuple(str(d) for d in LOG_RETENTION_DAYS)),
+        ParamSpec(
+            "LogRetentionDays",
+            "Number",
+            "90",
+            "Log retention, days.",
+            "Observability",
+            allowed_values=tuple(str(d) for d in LOG_RETENTION_DAYS),
+        ),
         # Patching
-        ParamSpec("RefreshSchedule", "String", "rate(7 days)",
-                  "When to check for a newer AMI.", "Patching",
-                  allowed_pattern=r"^(rate|cron)\([^)]+\)$", constraint="rate(...) or cron(...)"),
-        ParamSpec("SubscribeToAmiReleases", "String", "false",
-                  "Also check when AWS announces new Windows AMIs.", "Patching", **boolean),
-    ) + (_ALARM_PARAMETERS if config.include_alarms else ())  # fmt: skip
+        ParamSpec(
+            "RefreshSchedule",
+            "String",
+            "rate(7 days)",
+            "When to check for a newer AMI.",
+            "Patching",
+            allowed_pattern=r"^(rate|cron)\([^)]+\)$",
+            constraint="rate(...) or cron(...)",
+        ),
+        ParamSpec(
+            "SubscribeToAmiReleases",
+            "String",
+            "false",
+            "Also check when AWS announces new Windows AMIs.",
+            "Patching",
+            allowed_values=BOOLEAN,
+        ),
+    ) + (_ALARM_PARAMETERS if config.include_alarms else ())
 
 
 _ALARM_PARAMETERS = (
-        ParamSpec("AlarmTopicArn", "String", "", "SNS topic for alarms (optional).",
-                  "Observability", allowed_pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+)?$",
-                  constraint="empty or an SNS topic ARN"),
-        ParamSpec("DiskFreeAlarmPercent", "Number", "15", "Alarm below this free disk %.",
-                  "Observability", min_value=1, max_value=90),
-)  # fmt: skip
+    ParamSpec(
+        "AlarmTopicArn",
+        "String",
+        "",
+        "SNS topic for alarms (optional).",
+        "Observability",
+        allowed_pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+)?$",
+        constraint="empty or an SNS topic ARN",
+    ),
+    ParamSpec(
+        "DiskFreeAlarmPercent",
+        "Number",
+        "15",
+        "Alarm below this free disk %.",
+        "Observability",
+        min_value=1,
+        max_value=90,
+    ),
+)
 
 
 def param_name(config: WorkersConfig, name: str) -> str:
@@ -230,9 +408,7 @@ def add_parameters(template: Template, config: WorkersConfig, wired: dict[str, A
         name = param_name(config, spec.name)
         if name in template.parameters:
             if spec.name != SWITCH:
-                raise ValueError(
-                    f"the template already has a parameter named {name!r}; choose another prefix"
-                )
+                raise ValueError(f"the template already has a parameter named {name!r}; choose another prefix")
         else:
             template.add_parameter(spec.to_parameter(name))
         refs[spec.name] = Ref(name)
@@ -295,32 +471,58 @@ def _add_rules(template: Template, p: Params) -> None:
         names = [param_name(p.config, n) for n in (lower, also, upper) if n]
         return {"Assert": _all(clauses), "AssertDescription": " <= ".join(names[:-1]) + f" <= {names[-1]}"}
 
-    template.add_rule(p.config.logical_id("PlatformInputs"), {
-        "RuleCondition": on,
-        "Assertions": [required(n) for n in ("DataBucket", "WorkQueueArn", "ArtifactBucket", "ArtifactKey",
-                                             "S3PrefixListId") if n not in p.wired],
-    })  # fmt: skip
-    template.add_rule(p.config.logical_id("ExistingNetwork"), {
-        "RuleCondition": And(on, existing),
-        "Assertions": [required("VpcId"), {
-            "Assert": Not({"Fn::EachMemberEquals": [p["SubnetIds"], ""]}),
-            "AssertDescription": f"{param_name(p.config, 'SubnetIds')} is required",
-        }],
-    })  # fmt: skip
-    template.add_rule(p.config.logical_id("ExistingEndpoints"), {
-        "RuleCondition": And(on, existing, Equals(p["CreateEndpoints"], "true")),
-        "Assertions": [{
-            "Assert": Not({"Fn::EachMemberEquals": [p["RouteTableIds"], ""]}),
-            "AssertDescription": f"{param_name(p.config, 'RouteTableIds')} is required to create endpoints",
-        }],
-    })  # fmt: skip
-    template.add_rule(p.config.logical_id("NetworkEndpoints"), {
-        "RuleCondition": And(on, existing, Equals(p["CreateEndpoints"], "false")),
-        "Assertions": [required("EndpointsCidr")],
-    })  # fmt: skip
-    template.add_rule(p.config.logical_id("CapacityOrder"), {
-        "Assertions": [ordered("MinSize", "MaxSize", also="DesiredCapacity"), ordered("MinSize", "DesiredCapacity")],
-    })  # fmt: skip
+    template.add_rule(
+        p.config.logical_id("PlatformInputs"),
+        {
+            "RuleCondition": on,
+            "Assertions": [
+                required(n)
+                for n in ("DataBucket", "WorkQueueArn", "ArtifactBucket", "ArtifactKey", "S3PrefixListId")
+                if n not in p.wired
+            ],
+        },
+    )
+    template.add_rule(
+        p.config.logical_id("ExistingNetwork"),
+        {
+            "RuleCondition": And(on, existing),
+            "Assertions": [
+                required("VpcId"),
+                {
+                    "Assert": Not({"Fn::EachMemberEquals": [p["SubnetIds"], ""]}),
+                    "AssertDescription": f"{param_name(p.config, 'SubnetIds')} is required",
+                },
+            ],
+        },
+    )
+    template.add_rule(
+        p.config.logical_id("ExistingEndpoints"),
+        {
+            "RuleCondition": And(on, existing, Equals(p["CreateEndpoints"], "true")),
+            "Assertions": [
+                {
+                    "Assert": Not({"Fn::EachMemberEquals": [p["RouteTableIds"], ""]}),
+                    "AssertDescription": f"{param_name(p.config, 'RouteTableIds')} is required to create endpoints",
+                }
+            ],
+        },
+    )
+    template.add_rule(
+        p.config.logical_id("NetworkEndpoints"),
+        {
+            "RuleCondition": And(on, existing, Equals(p["CreateEndpoints"], "false")),
+            "Assertions": [required("EndpointsCidr")],
+        },
+    )
+    template.add_rule(
+        p.config.logical_id("CapacityOrder"),
+        {
+            "Assertions": [
+                ordered("MinSize", "MaxSize", also="DesiredCapacity"),
+                ordered("MinSize", "DesiredCapacity"),
+            ],
+        },
+    )
 
 
 def _all(clauses: list[Any]) -> Any:

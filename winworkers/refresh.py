@@ -54,8 +54,12 @@ def _statements(p: Params, fleet: Fleet, dead_letters: Queue) -> list[Statement]
         # Describe calls support no resource-level permissions: "*" is the only resource AWS accepts.
         Statement(
             Effect=Allow,
-            Action=[autoscaling.DescribeAutoScalingGroups, autoscaling.DescribeInstanceRefreshes,
-                    autoscaling.DescribeWarmPool, ec2.DescribeInstances],
+            Action=[
+                autoscaling.DescribeAutoScalingGroups,
+                autoscaling.DescribeInstanceRefreshes,
+                autoscaling.DescribeWarmPool,
+                ec2.DescribeInstances,
+            ],
             Resource=["*"],
         ),
         Statement(Effect=Allow, Action=[autoscaling.StartInstanceRefresh], Resource=[group]),
@@ -63,7 +67,7 @@ def _statements(p: Params, fleet: Fleet, dead_letters: Queue) -> list[Statement]
         # resolve the launch template's resolve:ssm: ImageId.
         Statement(Effect=Allow, Action=[ssm.GetParameter, ssm.GetParameters], Resource=[parameter]),
         Statement(Effect=Allow, Action=[sqs.SendMessage], Resource=[GetAtt(dead_letters, "Arn")]),
-    ]  # fmt: skip
+    ]
 
 
 def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
@@ -72,14 +76,22 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
     dead_letters = template.add_resource(
         # Failed invocations, kept the SQS maximum of 14 days for diagnosis; nothing
         # else depends on them, so they go with the stack.
-        Queue(lid("RefreshDeadLetters"), SqsManagedSseEnabled=True, MessageRetentionPeriod=1209600,
-              DeletionPolicy="Delete", UpdateReplacePolicy="Delete")
-    )  # fmt: skip
+        Queue(
+            lid("RefreshDeadLetters"),
+            SqsManagedSseEnabled=True,
+            MessageRetentionPeriod=1209600,
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+        )
+    )
     skip_checkov(dead_letters, "CKV_AWS_27", SQS_MANAGED_SSE)
     role = iam.add_role(
-        template, p, "RefreshRole", "lambda.amazonaws.com",
+        template,
+        p,
+        "RefreshRole",
+        "lambda.amazonaws.com",
         [*_statements(p, fleet, dead_letters), grant_write((logs,))],
-    )  # fmt: skip
+    )
     function = template.add_resource(
         Function(
             lid("RefreshFunction"),
@@ -94,47 +106,76 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
             # A handful of API calls with retries; boto3 import dominates.
             Timeout=120,
             MemorySize=256,
-            Environment=Environment(Variables={
-                "ASG_NAME": fleet.name,
-                "AMI_PARAMETER": ami_parameter_name(p),
-                "INSTANCE_WARMUP": p["InstanceWarmup"],
-            }),
+            Environment=Environment(
+                Variables={
+                    "ASG_NAME": fleet.name,
+                    "AMI_PARAMETER": ami_parameter_name(p),
+                    "INSTANCE_WARMUP": p["InstanceWarmup"],
+                }
+            ),
             LoggingConfig=LoggingConfig(LogGroup=Ref(logs)),
             # Scheduled and SNS invocations are asynchronous: after the retries, the event lands here.
             DeadLetterConfig=DeadLetterConfig(TargetArn=GetAtt(dead_letters, "Arn")),
         )
-    )  # fmt: skip
-    skip_checkov(function, "CKV_AWS_117", "Not in the VPC on purpose: it calls Auto Scaling, EC2 and SSM, "
-                 "which the isolated VPC cannot reach, and it never talks to the workers")
+    )
+    skip_checkov(
+        function,
+        "CKV_AWS_117",
+        "Not in the VPC on purpose: it calls Auto Scaling, EC2 and SSM, "
+        "which the isolated VPC cannot reach, and it never talks to the workers",
+    )
     skip_checkov(function, "CKV_AWS_173", "The environment holds only names (group, SSM parameter), no secrets")
     arn = GetAtt(function, "Arn")
     schedule = template.add_resource(
-        Rule(lid("RefreshScheduleRule"), ScheduleExpression=p["RefreshSchedule"],
-             Targets=[Target(Id="refresh", Arn=arn)])
-    )  # fmt: skip
+        Rule(
+            lid("RefreshScheduleRule"), ScheduleExpression=p["RefreshSchedule"], Targets=[Target(Id="refresh", Arn=arn)]
+        )
+    )
     failed = template.add_resource(
         Rule(
             lid("RefreshFailedRule"),
             Description="An instance refresh of the Windows workers failed",
-            EventPattern={"source": ["aws.autoscaling"], "detail-type": [REFRESH_FAILED],
-                          "detail": {"AutoScalingGroupName": [fleet.name]}},
+            EventPattern={
+                "source": ["aws.autoscaling"],
+                "detail-type": [REFRESH_FAILED],
+                "detail": {"AutoScalingGroupName": [fleet.name]},
+            },
             # The function reports the failure as an error, so it alarms and is dead-lettered.
             Targets=[Target(Id="refresh", Arn=arn)],
         )
-    )  # fmt: skip
+    )
     for name, principal, source in (
         ("ScheduleInvoke", "events.amazonaws.com", GetAtt(schedule, "Arn")),
         ("FailedInvoke", "events.amazonaws.com", GetAtt(failed, "Arn")),
     ):
-        template.add_resource(Permission(lid(name), Action="lambda:InvokeFunction", FunctionName=Ref(function),
-                                         Principal=principal, SourceArn=source))  # fmt: skip
+        template.add_resource(
+            Permission(
+                lid(name),
+                Action="lambda:InvokeFunction",
+                FunctionName=Ref(function),
+                Principal=principal,
+                SourceArn=source,
+            )
+        )
     releases = p.cond("SubscribeToAmiReleases")
     template.add_resource(
-        SubscriptionResource(lid("AmiReleases"), TopicArn=AMI_RELEASES_TOPIC, Protocol="lambda", Endpoint=arn,
-                     Region="us-east-1", Condition=releases)
-    )  # fmt: skip
+        SubscriptionResource(
+            lid("AmiReleases"),
+            TopicArn=AMI_RELEASES_TOPIC,
+            Protocol="lambda",
+            Endpoint=arn,
+            Region="us-east-1",
+            Condition=releases,
+        )
+    )
     template.add_resource(
-        Permission(lid("AmiReleasesInvoke"), Action="lambda:InvokeFunction", FunctionName=Ref(function),
-                   Principal="sns.amazonaws.com", SourceArn=AMI_RELEASES_TOPIC, Condition=releases)
-    )  # fmt: skip
+        Permission(
+            lid("AmiReleasesInvoke"),
+            Action="lambda:InvokeFunction",
+            FunctionName=Ref(function),
+            Principal="sns.amazonaws.com",
+            SourceArn=AMI_RELEASES_TOPIC,
+            Condition=releases,
+        )
+    )
     return Refresh(function=function, refresh_failed_rule=failed)

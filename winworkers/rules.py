@@ -50,7 +50,7 @@ def _eval(node: Any, values: Mapping[str, Any]) -> Any:
         return node
     if len(node) != 1:
         raise ValueError(f"not an intrinsic function: {node!r}")
-    (function, args), = node.items()
+    ((function, args),) = node.items()
     if function == "Ref":
         return values[args]
     arg = _eval(args, values)

@@ -30,25 +30,44 @@ def parent_example(config: WorkersConfig | None = None) -> Template:
     parent = Template(Description="Example platform stack embedding Windows Workers (winworkers)")
     parent.set_version("2010-09-09")
     parent.add_parameter(
-        Parameter(SWITCH, Type="String", AllowedValues=["true", "false"], Default="false",
-                  Description="The platform's switch for its Windows Workers feature")
-    )  # fmt: skip
+        Parameter(
+            SWITCH,
+            Type="String",
+            AllowedValues=["true", "false"],
+            Default="false",
+            Description="The platform's switch for its Windows Workers feature",
+        )
+    )
     url = parent.add_parameter(
-        Parameter("WinTemplateUrl", Type="String", Default="https://example.s3.amazonaws.com/winworkers.json",
-                  AllowedPattern=r"^https://\S+$", Description="Where templates/winworkers.json was uploaded")
-    )  # fmt: skip
+        Parameter(
+            "WinTemplateUrl",
+            Type="String",
+            Default="https://example.s3.amazonaws.com/winworkers.json",
+            AllowedPattern=r"^https://\S+$",
+            Description="Where templates/winworkers.json was uploaded",
+        )
+    )
     queue = parent.add_resource(
-        Queue("PlatformWorkQueue", SqsManagedSseEnabled=True, VisibilityTimeout=900, MessageRetentionPeriod=1209600,
-              DeletionPolicy="Delete", UpdateReplacePolicy="Delete")
-    )  # fmt: skip
+        Queue(
+            "PlatformWorkQueue",
+            SqsManagedSseEnabled=True,
+            VisibilityTimeout=900,
+            MessageRetentionPeriod=1209600,
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+        )
+    )
     skip_checkov(queue, "CKV_AWS_27", SQS_MANAGED_SSE)
     bucket = parent.add_resource(
         Bucket(
             "PlatformBucket",
-            BucketEncryption=BucketEncryption(ServerSideEncryptionConfiguration=[
-                ServerSideEncryptionRule(ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(
-                    SSEAlgorithm="AES256"))
-            ]),
+            BucketEncryption=BucketEncryption(
+                ServerSideEncryptionConfiguration=[
+                    ServerSideEncryptionRule(
+                        ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="AES256")
+                    )
+                ]
+            ),
             PublicAccessBlockConfiguration=PublicAccessBlockConfiguration(
                 BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True
             ),
@@ -56,21 +75,26 @@ def parent_example(config: WorkersConfig | None = None) -> Template:
             DeletionPolicy="Retain",
             UpdateReplacePolicy="Retain",
         )
-    )  # fmt: skip
+    )
     skip_checkov(bucket, "CKV_AWS_18", "An example of the platform's bucket: access logging is the platform's concern")
     wired = {"DataBucket": Ref(bucket), "WorkQueueArn": GetAtt(queue, "Arn")}
     feature = add_to(parent, config, wired=wired)
     nested_stack(parent, Ref(url), config, wired=wired)
     parent.add_output(
-        Output("InlineWorkersGroup", Description="The inline feature's Auto Scaling group, when enabled",
-               Value=Ref(feature.group), Condition=feature.enabled)
-    )  # fmt: skip
+        Output(
+            "InlineWorkersGroup",
+            Description="The inline feature's Auto Scaling group, when enabled",
+            Value=Ref(feature.group),
+            Condition=feature.enabled,
+        )
+    )
     return parent
 
 
 def render(template: Template) -> str:
-    """Deterministic JSON: sorted keys, two-space indent, trailing newline."""
-    return json.dumps(template.to_dict(), indent=2, sort_keys=True) + "\n"
+    """Deterministic JSON: sorted keys, two-space indent, UTF-8 rather than escapes
+    (cfn-lint 1.58 rejects the surrogate-pair escapes of characters outside the BMP)."""
+    return json.dumps(template.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def all_templates(config: WorkersConfig | None = None) -> dict[str, Template]:
