@@ -16,7 +16,8 @@ from conftest import ROOT, as_dict, render
 from winworkers import WorkersConfig, add_to, build_template, nested_stack
 from winworkers.parameters import SWITCH
 from winworkers.renderings import MODES, enabled_parameters
-from winworkers.templates import all_templates, render as render_json
+from winworkers.templates import all_templates
+from winworkers.templates import render as render_json
 
 
 def test_disabled_creates_nothing(feature: dict[str, Any]) -> None:
@@ -27,8 +28,7 @@ def test_disabled_creates_nothing(feature: dict[str, Any]) -> None:
 
 def test_disabled_even_with_every_mode_and_option_on(feature: dict[str, Any]) -> None:
     for mode in MODES:
-        params = enabled_parameters(mode=mode, EnableWarmPool="true",
-                                    SubscribeToAmiReleases="true")  # fmt: skip
+        params = enabled_parameters(mode=mode, EnableWarmPool="true", SubscribeToAmiReleases="true")
         params[SWITCH] = "false"
         assert render(feature, params).get("Resources", {}) == {}, mode
 
@@ -120,11 +120,16 @@ def test_nested_stack_refuses_unknown_wired_inputs() -> None:
 
 
 def test_cli_builds_and_prints_the_parameter_table(tmp_path: Any) -> None:
-    run = subprocess.run([sys.executable, "-m", "winworkers", "build", "--out", str(tmp_path)],
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "winworkers", "build", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["parent-example.json", "winworkers.json"]
     assert json.loads((tmp_path / "winworkers.json").read_text())["Resources"]
     assert "winworkers.json" in run.stdout
-    table = subprocess.run([sys.executable, "-m", "winworkers", "params"], capture_output=True, text=True,
-                           check=True).stdout  # fmt: skip
+    table = subprocess.run(
+        [sys.executable, "-m", "winworkers", "params"], capture_output=True, text=True, check=True
+    ).stdout
     assert f"| Feature | `{SWITCH}` | `false` |" in table

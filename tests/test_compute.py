@@ -25,7 +25,10 @@ def test_nobody_can_log_in(enabled: dict[str, Any]) -> None:
         assert secret not in text
     harden = enabled["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]["harden"]
     commands = " ".join(c["command"] for c in harden["commands"].values())
-    assert "foreach ($s in 'TermService','WinRM') { Stop-Service $s -Force; Set-Service $s -StartupType Disabled }" in commands
+    assert (
+        "foreach ($s in 'TermService','WinRM') { Stop-Service $s -Force; Set-Service $s -StartupType Disabled }"
+        in commands
+    )
     assert "fDenyTSConnections -Value 1" in commands
     assert "-Enabled True -DefaultInboundAction Block" in commands
 
@@ -73,11 +76,14 @@ def test_bootstrap_config_sets(enabled: dict[str, Any]) -> None:
     assert init["configSets"]["default"] == ["harden", "agent", "service"]
     agent = init["agent"]
     msi = next(f["source"] for f in agent["files"].values() if "source" in f)
-    assert msi == ("https://amazoncloudwatch-agent-us-east-1.s3.us-east-1.amazonaws.com"
-                   "/windows/amd64/latest/amazon-cloudwatch-agent.msi")  # fmt: skip
+    assert msi == (
+        "https://amazoncloudwatch-agent-us-east-1.s3.us-east-1.amazonaws.com"
+        "/windows/amd64/latest/amazon-cloudwatch-agent.msi"
+    )
     order = sorted(agent["commands"])
     assert order.index("02-wait-for-imds") < order.index("03-start"), "the agent must wait for IMDS"
-    assert "169.254.169.254/latest/api/token" in agent["commands"]["02-wait-for-imds"]["command"]
+    wait = agent["commands"]["02-wait-for-imds"]["command"]
+    assert "http://169.254.169.254/latest" in wait and "api/token" in wait and "exit 1" in wait
     service = init["service"]
     assert service["sources"] == {
         "C:\\winworkers\\service": "https://example-platform-artifacts.s3.us-east-1.amazonaws.com/windows/worker-service.zip"
@@ -100,9 +106,7 @@ def test_instance_role_is_least_privilege_and_has_no_ssm(enabled: dict[str, Any]
         "StringEquals": {"cloudwatch:namespace": "WinWorkers"}
     }
     assert by_action["s3:PutObject"]["Resource"] == ["arn:aws:s3:::example-platform-data/winworkers/*"]
-    assert by_action["logs:PutLogEvents"]["Resource"] == [
-        f"Win{n}.Arn" for n in ("WorkerLogs", "AgentLogs", "EventLogs")
-    ]
+    assert by_action["logs:PutLogEvents"]["Resource"] == [f"Win{n}.Arn" for n in ("WorkerLogs", "HostLogs")]
 
 
 def test_group_replaces_without_losing_capacity(feature: dict[str, Any], enabled: dict[str, Any]) -> None:
@@ -112,15 +116,15 @@ def test_group_replaces_without_losing_capacity(feature: dict[str, Any], enabled
     assert 100 < refresh["Preferences"]["MaxHealthyPercentage"] <= 200
     assert group["UpdatePolicy"]["AutoScalingScheduledAction"]["IgnoreUnmodifiedGroupSizeProperties"] is True
     assert props(enabled, "WinGroup")["InstanceMaintenancePolicy"] == {
-        "MinHealthyPercentage": 100, "MaxHealthyPercentage": 200,
-    }  # fmt: skip
+        "MinHealthyPercentage": 100,
+        "MaxHealthyPercentage": 200,
+    }
     signal = group["CreationPolicy"]["ResourceSignal"]
     assert int(signal["Timeout"].removeprefix("PT").removesuffix("M")) >= 30
 
 
 def test_capacity_and_tags(feature: dict[str, Any]) -> None:
-    rendered = render(feature, enabled_parameters(MinSize="1", MaxSize="6",
-                                                  DesiredCapacity="2"))  # fmt: skip
+    rendered = render(feature, enabled_parameters(MinSize="1", MaxSize="6", DesiredCapacity="2"))
     group = props(rendered, "WinGroup")
     assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == ("1", "6", "2")
     tags = {t["Key"]: t["Value"] for t in group["Tags"]}
@@ -143,6 +147,5 @@ def test_queue_driven_scaling_to_zero(enabled: dict[str, Any]) -> None:
 
 def test_warm_pool_is_optional(feature: dict[str, Any]) -> None:
     assert not resources_of(render(feature, enabled_parameters()), "AWS::AutoScaling::WarmPool")
-    pools = resources_of(render(feature, enabled_parameters(EnableWarmPool="true")),
-                         "AWS::AutoScaling::WarmPool")  # fmt: skip
+    pools = resources_of(render(feature, enabled_parameters(EnableWarmPool="true")), "AWS::AutoScaling::WarmPool")
     assert [p["Properties"]["PoolState"] for p in pools.values()] == ["Stopped"]

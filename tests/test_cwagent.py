@@ -49,7 +49,7 @@ def test_the_deployed_config_is_valid_and_writes_only_to_the_stacks_log_groups(f
 
 
 def test_windows_events_are_exactly_the_promised_channels_and_levels() -> None:
-    config = build_agent_config(WorkersConfig(), AgentLogGroups("w", "a", "e"), "asg")
+    config = build_agent_config(WorkersConfig(), AgentLogGroups("w", "h"), "asg")
     events = config["logs"]["logs_collected"]["windows_events"]["collect_list"]
     assert {e["event_name"]: sorted(e["event_levels"]) for e in events} == {
         "System": ["CRITICAL", "ERROR"],
@@ -60,19 +60,20 @@ def test_windows_events_are_exactly_the_promised_channels_and_levels() -> None:
 
 def test_agent_and_worker_logs() -> None:
     paths = ("C:\\TDP\\a.log", "D:\\TDP\\Logs\\*.txt")
-    config = build_agent_config(WorkersConfig(worker_log_paths=paths), AgentLogGroups("w", "a", "e"), "asg")
+    config = build_agent_config(WorkersConfig(worker_log_paths=paths), AgentLogGroups("w", "h"), "asg")
     files = config["logs"]["logs_collected"]["files"]["collect_list"]
     assert AGENT_LOG_PATH == "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\Logs\\*.log"
     assert [(f["file_path"], f["log_group_name"]) for f in files] == [
-        (paths[0], "w"), (paths[1], "w"), (AGENT_LOG_PATH, "a"),
-    ]  # fmt: skip
+        (paths[0], "w"),
+        (paths[1], "w"),
+        (AGENT_LOG_PATH, "h"),
+    ]
     assert all("{instance_id}" in f["log_stream_name"] for f in files)
     assert len({f["log_stream_name"] for f in files}) == len(files)
 
 
 def test_metrics_need_no_ec2_api() -> None:
-    config = build_agent_config(WorkersConfig(metrics_namespace="Platform/Windows"), AgentLogGroups("w", "a", "e"),
-                                "my-asg")  # fmt: skip
+    config = build_agent_config(WorkersConfig(metrics_namespace="Platform/Windows"), AgentLogGroups("w", "h"), "my-asg")
     metrics = config["metrics"]
     assert metrics["namespace"] == "Platform/Windows"
     # ${aws:AutoScalingGroupName} would call ec2:DescribeTags; the static name does not.
@@ -89,16 +90,18 @@ configs = st.builds(
     WorkersConfig,
     worker_log_paths=st.lists(
         st.from_regex(r"[C-F]:\\[A-Za-z0-9_]{1,12}\\[A-Za-z0-9_*]{1,12}\.log", fullmatch=True),
-        min_size=1, max_size=4, unique=True,
+        min_size=1,
+        max_size=4,
+        unique=True,
     ).map(tuple),
     metrics_namespace=st.from_regex(r"[A-Za-z][A-Za-z0-9/_.-]{0,30}", fullmatch=True),
     metrics_interval_seconds=st.sampled_from(METRIC_INTERVALS),
-)  # fmt: skip
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(config=configs)
 def test_every_config_the_library_can_produce_is_valid(config: WorkersConfig) -> None:
-    assert _errors(build_agent_config(config, AgentLogGroups("w", "a", "e"), "asg")) == []
+    assert _errors(build_agent_config(config, AgentLogGroups("w", "h"), "asg")) == []
     rendered, _ = _rendered_agent_config(as_dict(build_template(config)))
     assert _errors(rendered) == []

@@ -49,8 +49,10 @@ def test_workers_accept_no_inbound_and_send_only_https(mode: tuple[str, dict[str
     assert "SecurityGroupIngress" not in worker_sg
     for name in resources_of(rendered, "AWS::EC2::SecurityGroupIngress"):
         assert props(rendered, name)["GroupId"] != "WinWorkerSecurityGroup", name
-    egress = [*worker_sg["SecurityGroupEgress"],
-              *(props(rendered, n) for n in resources_of(rendered, "AWS::EC2::SecurityGroupEgress"))]  # fmt: skip
+    egress = [
+        *worker_sg["SecurityGroupEgress"],
+        *(props(rendered, n) for n in resources_of(rendered, "AWS::EC2::SecurityGroupEgress")),
+    ]
     assert egress
     for rule in egress:
         assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 443, 443)
@@ -100,12 +102,14 @@ def test_isolated_vpc_has_private_subnets_and_flow_logs(feature: dict[str, Any])
 def test_s3_endpoint_allows_only_the_platform_the_artifact_and_the_agent(enabled: dict[str, Any]) -> None:
     policy = _endpoints(enabled)["s3"]["PolicyDocument"]
     resources = sorted(r for s in policy["Statement"] for r in s["Resource"])
-    assert resources == sorted([
-        "arn:aws:s3:::amazoncloudwatch-agent-us-east-1/windows/*",
-        "arn:aws:s3:::example-platform-artifacts/windows/worker-service.zip",
-        "arn:aws:s3:::example-platform-data",
-        "arn:aws:s3:::example-platform-data/winworkers/*",
-    ])  # fmt: skip
+    assert resources == sorted(
+        [
+            "arn:aws:s3:::amazoncloudwatch-agent-us-east-1/windows/*",
+            "arn:aws:s3:::example-platform-artifacts/windows/worker-service.zip",
+            "arn:aws:s3:::example-platform-data",
+            "arn:aws:s3:::example-platform-data/winworkers/*",
+        ]
+    )
     assert "*" not in resources
 
 

@@ -53,8 +53,7 @@ def test_rules_accept_every_ordered_capacity(feature: dict[str, Any]) -> None:
     cap = WorkersConfig().max_fleet_size
     for low in range(cap + 1):
         for high in range(low, cap + 1):
-            values = enabled_parameters(MinSize=str(low), MaxSize=str(high),
-                                        DesiredCapacity=str(high))  # fmt: skip
+            values = enabled_parameters(MinSize=str(low), MaxSize=str(high), DesiredCapacity=str(high))
             assert failed_assertions(feature, values) == [], (low, high)
             if low:
                 bad = {**values, "WinMaxSize": str(low - 1), "WinDesiredCapacity": ""}
@@ -62,8 +61,7 @@ def test_rules_accept_every_ordered_capacity(feature: dict[str, Any]) -> None:
 
 
 def test_existing_mode_needs_its_network(feature: dict[str, Any]) -> None:
-    values = enabled_parameters(mode="existing-with-endpoints", SubnetIds="", VpcId="",
-                                RouteTableIds="")  # fmt: skip
+    values = enabled_parameters(mode="existing-with-endpoints", SubnetIds="", VpcId="", RouteTableIds="")
     failures = failed_assertions(feature, values)
     assert any("WinSubnetIds is required" in f for f in failures)
     assert any("WinVpcId is required" in f for f in failures)

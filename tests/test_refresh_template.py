@@ -21,7 +21,7 @@ def test_function_settings(enabled: dict[str, Any]) -> None:
     assert function["ReservedConcurrentExecutions"] == 1
     assert function["DeadLetterConfig"]["TargetArn"]
     assert function["LoggingConfig"]["LogGroup"] == "WinRefreshLogs"
-    assert function["Environment"]["Variables"]["ASG_NAME"].endswith("-windows-workers")
+    assert function["Environment"]["Variables"]["ASG_NAME"] == "WinGroup"  # its Ref, the group name
     assert props(enabled, "WinRefreshLogs")["RetentionInDays"] == "90"
 
 
@@ -41,8 +41,10 @@ def test_ami_release_subscription_is_optional(feature: dict[str, Any], enabled: 
     (subscription,) = resources_of(subscribed, "AWS::SNS::Subscription").values()
     assert subscription["Properties"]["TopicArn"] == AMI_RELEASES_TOPIC
     assert subscription["Properties"]["Region"] == "us-east-1"
-    assert any(p["Properties"]["Principal"] == "sns.amazonaws.com"
-               for p in resources_of(subscribed, "AWS::Lambda::Permission").values())  # fmt: skip
+    assert any(
+        p["Properties"]["Principal"] == "sns.amazonaws.com"
+        for p in resources_of(subscribed, "AWS::Lambda::Permission").values()
+    )
 
 
 def test_refresh_role_is_least_privilege(enabled: dict[str, Any]) -> None:
@@ -55,5 +57,9 @@ def test_refresh_role_is_least_privilege(enabled: dict[str, Any]) -> None:
         "arn:aws:ssm:us-east-1:*:parameter/aws/service/ami-windows-latest/Windows_Server-2019-English-Full-Base"
     ]
     star = sorted(a for a, r in by_action.items() if r == ["*"])
-    assert star == ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeInstanceRefreshes",
-                    "autoscaling:DescribeWarmPool", "ec2:DescribeInstances"]  # fmt: skip
+    assert star == [
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeInstanceRefreshes",
+        "autoscaling:DescribeWarmPool",
+        "ec2:DescribeInstances",
+    ]

@@ -49,12 +49,10 @@ HARDEN_COMMANDS = {
 # wait for IMDSv2 before the first start, and on later boots (a warm-pool
 # instance is stopped and started) start late and restart on failure.
 WAIT_FOR_IMDS = (
-    "$deadline = (Get-Date).AddMinutes(10); while ($true) { try { "
-    "$t = Invoke-RestMethod -Method Put -Uri http://169.254.169.254/latest/api/token "
-    "-Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} -TimeoutSec 5; "
-    "Invoke-RestMethod -Uri http://169.254.169.254/latest/meta-data/instance-id "
-    "-Headers @{'X-aws-ec2-metadata-token'=$t} -TimeoutSec 5 | Out-Null; break } catch { "
-    "if ((Get-Date) -gt $deadline) { exit 1 }; Start-Sleep -Seconds 5 } }"
+    "$end = (Get-Date).AddMinutes(10); $imds = 'http://169.254.169.254/latest'; while ($true) { try { "
+    "$t = irm -Method Put $imds/api/token -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} -TimeoutSec 5; "
+    "irm $imds/meta-data/instance-id -Headers @{'X-aws-ec2-metadata-token'=$t} -TimeoutSec 5 | Out-Null; break } "
+    "catch { if ((Get-Date) -gt $end) { exit 1 }; sleep 5 } }"
 )
 
 

@@ -20,10 +20,7 @@ from winworkers.observability import WorkerLogs, add_alarms, add_worker_logs, gr
 from winworkers.parameters import SWITCH, Params, add_parameters, param_name, parameter_specs
 from winworkers.refresh import add_refresh
 
-DESCRIPTION = (
-    "Windows Workers: an isolated, self-patching EC2 Auto Scaling fleet of Windows Server "
-    "workers that nobody can log in to. Creates nothing unless EnableWinTaskScriptService is true."
-)
+DESCRIPTION = "Windows Workers (winworkers): an isolated, self-patching Windows fleet nobody can log in to"
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,7 @@ def _build(template: Template, config: WorkersConfig, wired: dict[str, Any] | No
     fleet = add_fleet(template, p, network, role, profile, logs)
     refresh = add_refresh(template, p, fleet)
     if config.include_alarms:
-        add_alarms(template, p, fleet.name, refresh.function, refresh.refresh_failed_rule)
+        add_alarms(template, p, Ref(fleet.group), refresh.function, refresh.refresh_failed_rule)
     _add_outputs(template, p, fleet.group, role, logs, refresh.function)
     _condition_everything(template, p)
     return Feature(
@@ -199,8 +196,7 @@ def _add_outputs(
         "GroupName": Ref(group),
         "InstanceRoleArn": GetAtt(role, "Arn"),
         "WorkerLogGroup": Ref(logs.worker),
-        "AgentLogGroup": Ref(logs.agent),
-        "EventLogGroup": Ref(logs.events),
+        "HostLogGroup": Ref(logs.host),
         "RefreshFunctionName": Ref(function),
     }
     for name, value in values.items():

@@ -152,7 +152,8 @@ def _launch_template(
             )
         ],
         UserData=user_data(p.config, lid("LaunchTemplate"), lid("Group")),
-        TagSpecifications=[TagSpecifications(ResourceType=kind, Tags=tags) for kind in ("instance", "volume")],
+        # Instances get the group's tags (PropagateAtLaunch); volumes only get these.
+        TagSpecifications=[TagSpecifications(ResourceType="volume", Tags=tags)],
     )
     return LaunchTemplate(
         lid("LaunchTemplate"),
@@ -230,7 +231,7 @@ def _add_queue_scaling(template: Template, p: Params, group: AutoScalingGroup) -
     template.add_resource(
         Alarm(
             lid("QueueBacklogAlarm"),
-            AlarmDescription="Work is visible on the queue: add Windows workers.",
+            AlarmDescription="Work is queued: add workers",
             Namespace="AWS/SQS",
             MetricName="ApproximateNumberOfMessagesVisible",
             Dimensions=[queue],
@@ -257,7 +258,7 @@ def _add_queue_scaling(template: Template, p: Params, group: AutoScalingGroup) -
     template.add_resource(
         Alarm(
             lid("QueueIdleAlarm"),
-            AlarmDescription="Nothing queued or in flight: scale the Windows workers in to MinSize.",
+            AlarmDescription="No work for ScaleInIdleMinutes: scale in to MinSize",
             Metrics=[
                 sqs("visible", "ApproximateNumberOfMessagesVisible"),
                 sqs("inflight", "ApproximateNumberOfMessagesNotVisible"),

@@ -40,14 +40,12 @@ DISK_FREE_METRIC = "LogicalDisk % Free Space"
 
 @dataclass(frozen=True)
 class AgentLogGroups:
-    """The log group names the agent writes to (strings or template references)."""
+    """The log group names the agent writes to (strings or template references):
+    the platform's worker logs, and the host's (the agent's own logs and the
+    Windows events), each instance writing its own streams."""
 
     worker: Any
-    agent: Any
-    events: Any
-
-    def all(self) -> tuple[Any, ...]:
-        return (self.worker, self.agent, self.events)
+    host: Any
 
 
 def build_agent_config(config: WorkersConfig, log_groups: AgentLogGroups, asg_name: Any) -> dict[str, Any]:
@@ -66,13 +64,12 @@ def build_agent_config(config: WorkersConfig, log_groups: AgentLogGroups, asg_na
         collected[obj] = plugin
     files = [
         _log(path, log_groups.worker, f"{{instance_id}}/worker-{n}") for n, path in enumerate(config.worker_log_paths)
-    ] + [_log(AGENT_LOG_PATH, log_groups.agent, "{instance_id}/agent")]
+    ] + [_log(AGENT_LOG_PATH, log_groups.host, "{instance_id}/agent")]
     events = [
         {
             "event_name": channel,
             "event_levels": list(levels),
-            "event_format": "xml",
-            "log_group_name": log_groups.events,
+            "log_group_name": log_groups.host,
             "log_stream_name": f"{{instance_id}}/{channel}",
         }
         for channel, levels in WINDOWS_EVENTS

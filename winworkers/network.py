@@ -48,7 +48,7 @@ ENDPOINTS: tuple[tuple[str, str, str], ...] = (
 
 
 # cfn-lint resolves Refs with the parameters' defaults, on every branch of an Fn::If.
-EMPTY_UNTIL_USED = "{name} is empty unless existing-subnets mode, where a Rule requires it"
+EMPTY_UNTIL_USED = "{name}: read only in existing-subnets mode; a Rule requires it there"
 
 
 def _unset_in_default_mode(resource: Any, name: str) -> Any:

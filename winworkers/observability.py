@@ -46,23 +46,21 @@ class WorkerLogs:
     """The worker log groups, as resources and as the agent sees them."""
 
     worker: LogGroup
-    agent: LogGroup
-    events: LogGroup
+    host: LogGroup
 
     @property
     def groups(self) -> tuple[LogGroup, ...]:
-        return (self.worker, self.agent, self.events)
+        return (self.worker, self.host)
 
     def for_agent(self) -> AgentLogGroups:
-        return AgentLogGroups(worker=Ref(self.worker), agent=Ref(self.agent), events=Ref(self.events))
+        return AgentLogGroups(worker=Ref(self.worker), host=Ref(self.host))
 
 
 def add_worker_logs(template: Template, p: Params) -> WorkerLogs:
     """Every group the agent writes to, so it never needs logs:CreateLogGroup."""
     return WorkerLogs(
         worker=add_log_group(template, p, "WorkerLogs"),
-        agent=add_log_group(template, p, "AgentLogs"),
-        events=add_log_group(template, p, "EventLogs"),
+        host=add_log_group(template, p, "HostLogs"),
     )
 
 
@@ -76,13 +74,13 @@ def add_alarms(
 
     def alarm(name: str, description: str, **props: object) -> Alarm:
         return template.add_resource(
-            Alarm(p.config.logical_id(name), AlarmDescription=description, AlarmActions=topic, OKActions=topic, **props)
+            Alarm(p.config.logical_id(name), AlarmDescription=description, AlarmActions=topic, **props)
         )
 
     return [
         alarm(
             "NoWorkersAlarm",
-            "Work is queued but no Windows worker is in service (launches failing, or MaxSize 0).",
+            "Work is queued but no worker is in service",
             Metrics=[
                 metric_query(
                     "queued",
@@ -107,7 +105,7 @@ def add_alarms(
         ),
         alarm(
             "DiskFreeAlarm",
-            "A Windows worker's disk is nearly full.",
+            "A worker's disk is nearly full",
             Namespace=p.config.metrics_namespace,
             MetricName=DISK_FREE_METRIC,
             Statistic="Minimum",
@@ -120,7 +118,7 @@ def add_alarms(
         ),
         alarm(
             "RefreshErrorsAlarm",
-            "The AMI refresh Lambda failed: the fleet may not be getting patched.",
+            "The AMI refresh Lambda failed: patching may have stopped",
             Namespace="AWS/Lambda",
             MetricName="Errors",
             Statistic="Sum",
@@ -133,7 +131,7 @@ def add_alarms(
         ),
         alarm(
             "RefreshFailedAlarm",
-            "An instance refresh of the Windows workers failed: some still run the old image.",
+            "An instance refresh failed: workers may run an old image",
             Namespace="AWS/Events",
             MetricName="TriggeredRules",
             Statistic="Sum",

@@ -423,13 +423,12 @@ def _add_conditions(template: Template, p: Params) -> None:
     conditions: dict[str, Any] = {
         p.enabled: Equals(p[SWITCH], "true"),
         p.cond("IsolatedVpc"): And(on, Equals(p["NetworkMode"], ISOLATED)),
-        p.cond("ExistingSubnets"): And(on, Equals(p["NetworkMode"], EXISTING)),
         p.cond("ThreeAzs"): And(Condition(p.cond("IsolatedVpc")), Equals(p["AzCount"], "3")),
         p.cond("CreateEndpoints"): And(
             on, Or(Equals(p["NetworkMode"], ISOLATED), Equals(p["CreateEndpoints"], "true"))
         ),
         p.cond("UseExistingEndpoints"): And(
-            Condition(p.cond("ExistingSubnets")), Equals(p["CreateEndpoints"], "false")
+            on, Equals(p["NetworkMode"], EXISTING), Equals(p["CreateEndpoints"], "false")
         ),
         p.cond("WarmPool"): And(on, Equals(p["EnableWarmPool"], "true")),
         p.cond("SubscribeToAmiReleases"): And(on, Equals(p["SubscribeToAmiReleases"], "true")),

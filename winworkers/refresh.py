@@ -48,7 +48,7 @@ def _statements(p: Params, fleet: Fleet, dead_letters: Queue) -> list[Statement]
     group = Sub(
         "arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*"
         ":autoScalingGroupName/${Name}",
-        Name=fleet.name,
+        Name=Ref(fleet.group),
     )
     return [
         # Describe calls support no resource-level permissions: "*" is the only resource AWS accepts.
@@ -108,7 +108,7 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
             MemorySize=256,
             Environment=Environment(
                 Variables={
-                    "ASG_NAME": fleet.name,
+                    "ASG_NAME": Ref(fleet.group),
                     "AMI_PARAMETER": ami_parameter_name(p),
                     "INSTANCE_WARMUP": p["InstanceWarmup"],
                 }
@@ -138,7 +138,7 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
             EventPattern={
                 "source": ["aws.autoscaling"],
                 "detail-type": [REFRESH_FAILED],
-                "detail": {"AutoScalingGroupName": [fleet.name]},
+                "detail": {"AutoScalingGroupName": [Ref(fleet.group)]},
             },
             # The function reports the failure as an error, so it alarms and is dead-lettered.
             Targets=[Target(Id="refresh", Arn=arn)],

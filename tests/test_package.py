@@ -1,0 +1,34 @@
+"""The library ships as a typed wheel that carries the Lambda's source."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from conftest import ROOT
+
+
+def test_wheel_contains_the_package_the_lambda_source_and_py_typed(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("winworkers-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"winworkers/__init__.py", "winworkers/py.typed", "winworkers/ami_refresh.py"} <= names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "winworkers = winworkers.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
