@@ -60,6 +60,12 @@ def test_rules_accept_every_ordered_capacity(feature: dict[str, Any]) -> None:
                 assert failed_assertions(feature, bad), (low, low - 1)
 
 
+def test_an_unset_desired_capacity_bounds_nothing(feature: dict[str, Any]) -> None:
+    for low, high in ((1, 6), (0, 0), (10, 10)):
+        values = enabled_parameters(MinSize=str(low), MaxSize=str(high), DesiredCapacity="")
+        assert failed_assertions(feature, values) == [], (low, high)
+
+
 def test_existing_mode_needs_its_network(feature: dict[str, Any]) -> None:
     values = enabled_parameters(mode="existing-with-endpoints", SubnetIds="", VpcId="", RouteTableIds="")
     failures = failed_assertions(feature, values)

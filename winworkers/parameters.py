@@ -456,15 +456,19 @@ def _add_rules(template: Template, p: Params) -> None:
             "AssertDescription": f"{param_name(p.config, name)} is required",
         }
 
-    def below(t: int, name: str) -> dict[str, Any]:
+    def below(t: int, name: str, unset_passes: bool = False) -> dict[str, Any]:
         values = [str(v) for v in range(t)]
-        # An empty DesiredCapacity means "unset": below every capacity.
-        return {"Fn::Contains": [[*values, ""] if name == "DesiredCapacity" else values, p[name]]}
+        # An empty DesiredCapacity is "unset": no bound to respect as the lower side,
+        # and none to impose as the upper side (where "" is simply not below t).
+        return {"Fn::Contains": [[*values, ""] if unset_passes else values, p[name]]}
 
     def ordered(lower: str, upper: str, also: str | None = None) -> dict[str, Any]:
         # For each t: if upper < t, then lower < t (and also < t).
         clauses = [
-            Or(Not(below(t, upper)), And(below(t, lower), below(t, also)) if also else below(t, lower))
+            Or(
+                Not(below(t, upper)),
+                And(below(t, lower), below(t, also, unset_passes=True)) if also else below(t, lower),
+            )
             for t in range(1, p.config.max_fleet_size + 1)
         ]
         names = [param_name(p.config, n) for n in (lower, also, upper) if n]
