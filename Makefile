@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check winworkers tests scripts
 	$(BIN)/ruff format --check winworkers tests scripts
 	$(BIN)/mypy
+	$(BIN)/mypy --strict --ignore-missing-imports scripts
 	$(BIN)/cfn-lint --include-checks I -- $(TEMPLATES)
 
 bench: $(STAMP)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,14 @@ class World:
 
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    with moto_world(monkeypatch) as w:
+        yield w
+
+
+@contextmanager
+def moto_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """moto's SSM, EC2 and Auto Scaling, with call counting and the two missing calls answered
+    (also used by scripts/bench.py)."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

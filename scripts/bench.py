@@ -1,0 +1,210 @@
+"""`make bench`: how fast the library is, how big its templates are, how many
+API calls the refresh Lambda makes. Prints a Markdown report and writes it to --out.
+
+Timings are medians of whole processes (noisy machines: they are reported,
+never asserted); sizes and counts are exact, and tests/test_budgets.py
+asserts the budgets on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+INLINE_LIMIT, S3_LIMIT = 51_200, 1_000_000
+LIMITS = {"resources": 500, "parameters": 200, "outputs": 200}
+USERDATA_LIMIT = 16 * 1024
+
+COST_AND_LATENCY = """
+## Cost and latency on paper
+
+Estimates from us-east-1 list prices (check the pages below for your region
+and date); nothing here is measured.
+
+**Idle cost, enabled with zero workers** (`MinSize` 0, isolated VPC, 2 AZs):
+
+| Item | Monthly | Source |
+| --- | --- | --- |
+| 4 interface endpoints x 2 AZs x $0.01/h x 730 h | ≈ $58.40 | [PrivateLink pricing](https://aws.amazon.com/privatelink/pricing/) |
+| S3 gateway endpoint | $0 | same page |
+| 6 CloudWatch alarms (2 scaling, 4 operator; metric-math alarms are billed per metric) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
+| VPC flow logs of an idle VPC, log storage | cents | same page |
+| Refresh Lambda, weekly, seconds each | free tier | [Lambda pricing](https://aws.amazon.com/lambda/pricing/) |
+| Warm pool (if enabled): stopped instances pay only their gp3 volumes, 60 GiB x $0.08 | ≈ $4.80 each | [EBS pricing](https://aws.amazon.com/ebs/pricing/) |
+
+With `AzCount` 3 the endpoints cost ≈ $87.60. In `existing-subnets` mode with
+`CreateEndpoints=false` the network's shared endpoints are reused and the feature's
+own idle cost is the alarms and the Lambda. **Disabled: $0** — nothing is created.
+
+**Scale-out latency** (estimates): the backlog alarm fires within ~1-2 minutes
+of a message becoming visible (1-minute SQS metrics, one period). A cold Windows
+launch, EC2Launch, cfn-init (agent MSI, service artifact) and the service start
+take ~10-15 minutes; a warm-pool instance is started from the stopped state in
+~2-3 minutes. Trade-offs: `EnableWarmPool`/`WarmPoolMinSize` (EBS cost for
+latency), `MinSize` (a running worker costs its instance hours, latency 0),
+`ScaleInIdleMinutes` (longer keeps workers for bursts), `AzCount` and
+`CreateEndpoints` (endpoint hours).
+
+**AMI release to patched fleet** (worst case): with the weekly schedule
+(`RefreshSchedule`, default `rate(7 days)`), up to 7 days plus the refresh
+itself (launch-before-terminate, one `InstanceWarmup` per batch, ~15-30 minutes
+for a small fleet). With `SubscribeToAmiReleases=true`, AWS's SNS announcement
+triggers the check within minutes, so hours in all; the SSM parameter may lag
+the announcement, in which case the next weekly run catches it.
+"""
+
+
+def run_timed(args: list[str], runs: int) -> tuple[float, float]:
+    """Median wall seconds and median peak RSS (MiB) of ``args`` as a fresh process."""
+    walls, peaks = [], []
+    for _ in range(runs):
+        probe = [sys.executable, "-c",
+                 "import resource,subprocess,sys,time;t=time.perf_counter();"
+                 "subprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL);"
+                 "print(time.perf_counter()-t,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+                 *args]  # fmt: skip
+        wall, rss = subprocess.run(probe, check=True, capture_output=True, text=True).stdout.split()
+        walls.append(float(wall))
+        peaks.append(int(rss) / 1024)
+    return statistics.median(walls), statistics.median(peaks)
+
+
+def user_data(
+    template: dict[str, Any],
+    stack_name: str = "s" * 128,
+    region: str = "ap-southeast-2",
+    suffix: str = "amazonaws.com.cn",
+) -> bytes:
+    """The launch template's UserData as EC2 receives it (base64); by default in the
+    worst case: a 128-character stack name and the longest region and URL suffix."""
+    data = template["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+    text = data["Fn::Base64"]["Fn::Sub"]
+    for name, value in (("AWS::StackName", stack_name), ("AWS::Region", region), ("AWS::URLSuffix", suffix)):
+        text = text.replace("${" + name + "}", value)
+    assert "${" not in text, "unknown substitution in UserData"
+    return base64.b64encode(text.encode())
+
+
+def template_figures(path: Path) -> dict[str, Any]:
+    template = json.loads(path.read_text(encoding="utf-8"))
+    code = template["Resources"]["WinRefreshFunction"]["Properties"]["Code"]["ZipFile"]
+    return {
+        "pretty": len(path.read_bytes()),
+        "minified": len(json.dumps(template, separators=(",", ":"), ensure_ascii=False).encode()),
+        "resources": len(template["Resources"]),
+        "parameters": len(template.get("Parameters", {})),
+        "outputs": len(template.get("Outputs", {})),
+        "user_data": len(user_data(template)),
+        "lambda_code": len(code.encode()),
+    }
+
+
+def lambda_calls() -> dict[str, int]:
+    """API calls per invocation, per scenario, on moto (as tests/test_ami_refresh.py)."""
+    import pytest
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import test_ami_refresh as t
+
+    counts: dict[str, int] = {}
+    scenarios = {
+        "up-to-date": lambda w: (w.group(desired=2), w.latest(w.old)),
+        "up-to-date, warm pool": lambda w: (w.group(desired=2, warm_pool=True), w.latest(w.old)),
+        "newer AMI (refresh started)": lambda w: (w.group(desired=2), w.latest(w.new)),
+        "refresh in progress": lambda w: (
+            w.group(desired=2),
+            w.latest(w.new),
+            w.refreshes.append({"InstanceRefreshId": "r", "Status": "Pending"}),
+        ),
+        "zero instances": lambda w: (w.group(desired=0), w.latest(w.new)),
+    }
+    for name, setup in scenarios.items():
+        with pytest.MonkeyPatch.context() as patch, t.moto_world(patch) as world, open(os.devnull, "w") as quiet:
+            setup(world)
+            with contextlib.redirect_stdout(quiet):  # the handler's one JSON line
+                world.run()
+            counts[name] = len(world.calls)
+    return counts
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )  # fmt: skip
+    return f"{cpu}, {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    runs = args.runs
+    python = str(BIN / "python")
+    bare, _ = run_timed([python, "-c", "pass"], runs)
+    imported, import_rss = run_timed([python, "-c", "import winworkers"], runs)
+    with tempfile.TemporaryDirectory() as out:
+        build, build_rss = run_timed([str(BIN / "winworkers"), "build", "--out", out], runs)
+    templates = sorted((ROOT / "templates").glob("*.json"))
+    lint, lint_rss = run_timed([str(BIN / "cfn-lint"), "--include-checks", "I", "--", *map(str, templates)], 3)
+
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.date.today()} on {machine()} by `make bench` ({runs} runs, medians).",
+        "",
+        "## Speed (reported, not asserted)",
+        "",
+        "| What | Wall | Peak RSS | Budget |",
+        "| --- | --- | --- | --- |",
+        f"| `python -c pass` (baseline) | {bare * 1000:.0f} ms | | |",
+        f"| `import winworkers` | {imported * 1000:.0f} ms ({(imported - bare) * 1000:.0f} ms over baseline) "
+        f"| {import_rss:.0f} MiB | < 300 ms |",
+        f"| `winworkers build` (all templates) | {build * 1000:.0f} ms | {build_rss:.0f} MiB | < 500 ms, < 100 MiB |",
+        f"| cfn-lint, all templates | {lint:.1f} s | {lint_rss:.0f} MiB | |",
+        "",
+        "## Templates (exact; asserted in tests/test_budgets.py)",
+        "",
+        "| Template | Pretty bytes | Minified bytes | Inline 51,200 | S3 1 MB | Resources | Parameters | Outputs "
+        "| UserData bytes, base64, worst case (16 KB) | Lambda code bytes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path in templates:
+        f = template_figures(path)
+        lines.append(
+            f"| {path.name} | {f['pretty']:,} | {f['minified']:,} "
+            f"| {'fits' if f['minified'] <= INLINE_LIMIT else 'over'} | {'fits' if f['minified'] <= S3_LIMIT else 'over'} "
+            f"| {f['resources']}/500 | {f['parameters']}/200 "
+            f"| {f['outputs']}/200 | {f['user_data']:,} | {f['lambda_code']:,} |"
+        )
+    lines += [
+        "",
+        "The feature's template deploys inline, without an S3 bucket. The parent example embeds the whole feature "
+        "and a nested stack, which needs S3 for its TemplateURL anyway, so it is held to the 1 MB S3 limit.",
+    ]
+    lines += ["", "## AMI refresh Lambda: AWS API calls per invocation (exact, on moto)", "",
+              "| Scenario | Calls |", "| --- | --- |"]  # fmt: skip
+    lines += [f"| {name} | {count} |" for name, count in lambda_calls().items()]
+    report = "\n".join(lines) + "\n" + COST_AND_LATENCY
+    print(report)
+    args.out.write_text(report, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

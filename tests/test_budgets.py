@@ -1,0 +1,58 @@
+"""Deterministic budgets (sizes, counts, API calls); timings live in `make bench`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from bench import INLINE_LIMIT, S3_LIMIT, template_figures, user_data
+
+TEMPLATES = sorted((ROOT / "templates").glob("*.json"))
+
+
+@pytest.fixture(scope="module", params=TEMPLATES, ids=[p.name for p in TEMPLATES])
+def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return {"name": request.param.name, **template_figures(request.param)}
+
+
+def test_size(figures: dict[str, Any]) -> None:
+    if figures["name"] == "winworkers.json":
+        # Deployable inline, with no S3 bucket.
+        assert figures["minified"] <= INLINE_LIMIT
+    else:
+        # The parent example holds a nested stack, whose TemplateURL needs S3 anyway.
+        assert figures["minified"] <= S3_LIMIT
+
+
+def test_counts(figures: dict[str, Any]) -> None:
+    assert figures["resources"] <= 60
+    assert figures["parameters"] <= 200 and figures["outputs"] <= 200
+
+
+def test_user_data_stays_small(figures: dict[str, Any]) -> None:
+    assert figures["user_data"] < 4096
+
+
+def test_user_data_measure_is_what_cloudformation_renders(enabled: dict[str, Any], feature: dict[str, Any]) -> None:
+    rendered = enabled["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+    assert user_data(feature, "my-cloud-radar-stack", "us-east-1", "amazonaws.com").decode() == rendered
+
+
+def test_up_to_date_lambda_path_makes_at_most_four_calls() -> None:
+    import test_ami_refresh as t
+
+    with pytest.MonkeyPatch.context() as patch, t.moto_world(patch) as world:
+        world.group(desired=3, warm_pool=True)
+        world.latest(world.old)
+        assert world.run()["action"] == "up-to-date"
+        assert len(world.calls) <= 4, world.calls
+
+
+def test_bench_report_is_committed() -> None:
+    report = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert "| winworkers.json |" in report and "Cost and latency on paper" in report
