@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ def lambda_calls() -> dict[str, int]:
     import test_ami_refresh as t
 
     counts: dict[str, int] = {}
-    scenarios = {
+    scenarios: dict[str, Callable[[Any], object]] = {
         "up-to-date": lambda w: (w.group(desired=2), w.latest(w.old)),
         "up-to-date, warm pool": lambda w: (w.group(desired=2, warm_pool=True), w.latest(w.old)),
         "newer AMI (refresh started)": lambda w: (w.group(desired=2), w.latest(w.new)),
