@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from cloud_radar.cf.unit import Template as RadarTemplate
 from cloud_radar.cf.unit import functions as radar_functions
+from hypothesis import strategies as st
 
 from winworkers import WorkersConfig, build_template
+from winworkers.config import METRIC_INTERVALS
 from winworkers.renderings import enabled_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,3 +63,27 @@ def resources_of(rendered: Rendered, kind: str) -> dict[str, dict[str, Any]]:
 def props(rendered: Rendered, name: str) -> dict[str, Any]:
     properties: dict[str, Any] = rendered["Resources"][name]["Properties"]
     return properties
+
+
+def valid_configs() -> st.SearchStrategy[WorkersConfig]:
+    """Every kind of WorkersConfig the validation accepts (for property tests)."""
+    return st.builds(
+        WorkersConfig,
+        prefix=st.from_regex(r"[A-Z][A-Za-z0-9]{0,11}", fullmatch=True),
+        worker_log_paths=st.lists(
+            st.from_regex(r"[C-F]:\\[A-Za-z0-9_]{1,10}\\[A-Za-z0-9_*]{1,10}\.(log|txt)", fullmatch=True),
+            min_size=1,
+            max_size=3,
+            unique=True,
+        ).map(tuple),
+        metrics_namespace=st.from_regex(r"[A-Za-z][A-Za-z0-9/_.-]{0,20}", fullmatch=True),
+        metrics_interval_seconds=st.sampled_from(METRIC_INTERVALS),
+        max_fleet_size=st.integers(1, 50),
+        include_alarms=st.booleans(),
+        default_instance_type=st.sampled_from(["m6i.large", "c7i.2xlarge", "t3.xlarge", "r6i.4xlarge"]),
+        tags=st.dictionaries(
+            st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True),
+            st.text(st.characters(categories=["L", "N"], include_characters=" _.:/=+-@"), max_size=20),
+            max_size=2,
+        ).map(lambda d: tuple(d.items())),
+    )

@@ -1,22 +1,28 @@
 """The AMI refresh handler against moto's SSM, EC2 and Auto Scaling.
 
 moto implements neither StartInstanceRefresh nor DescribeInstanceRefreshes, so
-those two (and, where noted, DescribeWarmPool's instances) are answered by
-botocore event hooks; every other call is real moto. Every case asserts the
-result and the exact AWS calls made.
+botocore ``before-call`` hooks answer those two; every other call is real moto
+(where moto lacks something else, the test says so). Each case asserts the
+result, the exact AWS calls made, and the one JSON line the handler prints.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import importlib.util
+import io
 import json
+import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError, NoRegionError
 from moto import mock_aws
 
 from winworkers import ami_refresh
@@ -24,52 +30,124 @@ from winworkers.ami_refresh import RETRIES, RefreshError, run
 
 PARAMETER = "/test/windows-ami"  # moto refuses names under /aws/
 GROUP = "workers"
+DEFAULT_PREFERENCES = {
+    "MinHealthyPercentage": 100,
+    "MaxHealthyPercentage": 200,
+    "InstanceWarmup": 600,
+    "ScaleInProtectedInstances": "Refresh",
+    "StandbyInstances": "Terminate",
+}
+UP_TO_DATE = ["GetParameter", "DescribeAutoScalingGroups", "DescribeInstances"]
+STARTED = [*UP_TO_DATE, "DescribeInstanceRefreshes", "StartInstanceRefresh"]
 
 
-class _Http:
-    status_code = 200
+class _Raw:
+    """A body botocore can read from an AWSResponse."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+def _response(status: int, body: bytes = b"", content_type: str = "text/xml") -> AWSResponse:
+    return AWSResponse("https://stub.invalid/", status, {"Content-Type": content_type}, _Raw(body))
 
 
 @dataclass
 class World:
+    """moto's SSM, EC2 and Auto Scaling, the handler's clients, and what the handler asked of them."""
+
     clients: dict[str, Any]
     old: str
     new: str
     calls: list[str] = field(default_factory=list)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
     refreshes: list[dict[str, Any]] = field(default_factory=list)
     started: list[dict[str, Any]] = field(default_factory=list)
-    warm_pool_instances: list[str] = field(default_factory=list)
+    start_error: str = ""
+    log: dict[str, Any] = field(default_factory=dict)
 
     def env(self, **extra: str) -> dict[str, str]:
         return {"ASG_NAME": GROUP, "AMI_PARAMETER": PARAMETER, **extra}
 
     def run(self, event: dict[str, Any] | None = None, **env: str) -> dict[str, Any]:
-        """The handler's decision, counting only the calls it makes."""
+        """The handler's decision; records its calls and checks that it printed exactly one JSON line."""
         self.calls.clear()
-        return run(event or {}, self.env(**env), self.clients)
+        self.params.clear()
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                return run(event or {}, self.env(**env), self.clients)
+        finally:
+            lines = out.getvalue().splitlines()
+            assert len(lines) == 1, lines
+            self.log = json.loads(lines[0])
 
-    def group(self, desired: int, image: str | None = None, name: str = GROUP, warm_pool: bool = False) -> list[str]:
+    def group(self, desired: int, image: str = "", warm_pool: bool = False) -> list[str]:
+        """A group launched from a template with a concrete AMI (``old`` unless given); its instances."""
         ec2, scaling = self.clients["ec2"], self.clients["autoscaling"]
-        template = f"{name}-template"
         ec2.create_launch_template(
-            LaunchTemplateName=template, LaunchTemplateData={"ImageId": image or self.old, "InstanceType": "m6i.large"}
+            LaunchTemplateName="workers",
+            LaunchTemplateData={"ImageId": image or self.old, "InstanceType": "m6i.large"},
         )
-        subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
         scaling.create_auto_scaling_group(
-            AutoScalingGroupName=name,
-            LaunchTemplate={"LaunchTemplateName": template, "Version": "$Latest"},
+            AutoScalingGroupName=GROUP,
+            LaunchTemplate={"LaunchTemplateName": "workers", "Version": "$Latest"},
             MinSize=0,
             MaxSize=4,
             DesiredCapacity=desired,
-            VPCZoneIdentifier=subnet,
+            VPCZoneIdentifier=ec2.describe_subnets()["Subnets"][0]["SubnetId"],
         )
         if warm_pool:
-            scaling.put_warm_pool(AutoScalingGroupName=name, MinSize=1, PoolState="Stopped")
-        group = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
-        return [i["InstanceId"] for i in group["Instances"]]
+            scaling.put_warm_pool(AutoScalingGroupName=GROUP, MinSize=1, PoolState="Stopped")
+        group = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])["AutoScalingGroups"][0]
+        return sorted(i["InstanceId"] for i in group["Instances"])
 
     def latest(self, image: str) -> None:
         self.clients["ssm"].put_parameter(Name=PARAMETER, Value=image, Type="String", Overwrite=True)
+
+    def _called(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+
+    def _asked(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.params[model.name] = dict(params)
+
+    def _start(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        if self.start_error:
+            return _response(403), {"Error": {"Code": self.start_error, "Message": "not authorized"}}
+        self.started.append(self.params["StartInstanceRefresh"])
+        return _response(200), {"InstanceRefreshId": "refresh-1"}
+
+
+@contextlib.contextmanager
+def moto_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """A World inside mock_aws with fake credentials (also used by test_budgets.py and scripts/bench.py)."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)  # no real retry backoff
+    with mock_aws():
+        clients = {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2")}
+        windows = [{"Name": "platform", "Values": ["windows"]}]
+        images = clients["ec2"].describe_images(Owners=["amazon"], Filters=windows)["Images"]
+        w = World(clients=clients, old=images[0]["ImageId"], new=images[1]["ImageId"])
+        assert w.old != w.new
+        for client in clients.values():
+            client.meta.events.register("before-parameter-build.*.*", w._asked)
+            client.meta.events.register("before-call.*.*", w._called)
+        scaling = clients["autoscaling"].meta.events
+        scaling.register(
+            "before-call.auto-scaling.DescribeInstanceRefreshes",
+            lambda **_: (_response(200), {"InstanceRefreshes": w.refreshes}),
+        )
+        scaling.register("before-call.auto-scaling.StartInstanceRefresh", w._start)
+        yield w
 
 
 @pytest.fixture
@@ -78,228 +156,326 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         yield w
 
 
-@contextmanager
-def moto_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    """moto's SSM, EC2 and Auto Scaling, with call counting and the two missing calls answered
-    (also used by scripts/bench.py)."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)  # retry backoff
-    with mock_aws():
-        clients = {n: boto3.client(n, region_name="us-east-1", config=RETRIES) for n in ("ssm", "autoscaling", "ec2")}
-        images = clients["ec2"].describe_images(
-            Owners=["amazon"], Filters=[{"Name": "platform", "Values": ["windows"]}]
-        )["Images"]
-        w = World(clients=clients, old=images[0]["ImageId"], new=images[1]["ImageId"])
-        for client in clients.values():
-            client.meta.events.register("before-call.*.*", lambda model, **_: w.calls.append(model.name))
-        scaling = clients["autoscaling"].meta.events
-        scaling.register(
-            "before-call.auto-scaling.DescribeInstanceRefreshes",
-            lambda **_: (_Http(), {"InstanceRefreshes": w.refreshes}),
-        )
-
-        scaling.register(
-            "before-parameter-build.auto-scaling.StartInstanceRefresh", lambda params, **_: w.started.append(params)
-        )
-        scaling.register(
-            "before-call.auto-scaling.StartInstanceRefresh", lambda **_: (_Http(), {"InstanceRefreshId": "refresh-1"})
-        )
-        yield w
+# The decisions
 
 
-def _lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-
-
-def test_newer_ami_starts_one_launch_before_terminate_refresh(world: World, capsys: Any) -> None:
+def test_newer_ami_starts_one_launch_before_terminate_refresh(world: World) -> None:
     instances = world.group(desired=2)
     world.latest(world.new)
-    result = world.run(INSTANCE_WARMUP="900")
-    assert result["action"] == "refresh-started"
-    assert result["latest_image_id"] == world.new
-    assert result["outdated_instances"] == sorted(instances)
-    assert result["instance_refresh_id"] == "refresh-1"
-    assert world.calls == [
-        "GetParameter",
-        "DescribeAutoScalingGroups",
-        "DescribeInstances",
-        "DescribeInstanceRefreshes",
-        "StartInstanceRefresh",
-    ]
-    (started,) = world.started
-    preferences = started["Preferences"]
-    assert started["AutoScalingGroupName"] == GROUP and started["Strategy"] == "Rolling"
-    assert preferences["MinHealthyPercentage"] == 100 and preferences["MaxHealthyPercentage"] > 100
-    assert preferences["InstanceWarmup"] == 900
-    assert "SkipMatching" not in preferences  # not allowed with a resolve:ssm ImageId
-    (line,) = _lines(capsys)
-    assert line["decision"] == "refresh-started" and line["asg_name"] == GROUP
+    result = world.run()
+    assert result == {
+        "action": "refresh-started",
+        "asg_name": GROUP,
+        "ami_parameter": PARAMETER,
+        "latest_image_id": world.new,
+        "instances": 2,
+        "warm_pool_instances": 0,
+        "outdated_instances": instances,
+        "instance_refresh_id": "refresh-1",
+    }
+    assert world.calls == STARTED
+    assert world.started == [{"AutoScalingGroupName": GROUP, "Strategy": "Rolling", "Preferences": DEFAULT_PREFERENCES}]
+    assert "SkipMatching" not in world.started[0]["Preferences"]  # refused with a resolve:ssm ImageId
+    assert world.params["DescribeInstanceRefreshes"]["MaxRecords"] > 0
+    assert world.log == {"decision": "refresh-started", **result}
 
 
-def test_same_ami_is_up_to_date_within_four_calls(world: World, capsys: Any) -> None:
+def test_tuning_comes_from_the_environment(world: World) -> None:
+    world.group(desired=1)
+    world.latest(world.new)
+    tuning = {"INSTANCE_WARMUP": "900", "MIN_HEALTHY_PERCENTAGE": "90", "MAX_HEALTHY_PERCENTAGE": "150"}
+    assert world.run(**tuning)["action"] == "refresh-started"
+    preferences = world.started[0]["Preferences"]
+    assert (preferences["InstanceWarmup"], preferences["MinHealthyPercentage"]) == (900, 90)
+    assert preferences["MaxHealthyPercentage"] == 150
+
+
+def test_empty_tuning_values_mean_the_defaults(world: World) -> None:
+    world.group(desired=1)
+    world.latest(world.new)
+    world.run(INSTANCE_WARMUP="", MIN_HEALTHY_PERCENTAGE="", MAX_HEALTHY_PERCENTAGE="")
+    assert world.started[0]["Preferences"] == DEFAULT_PREFERENCES
+
+
+def test_a_lower_minimum_lowers_the_default_maximum(world: World) -> None:
+    # AWS refuses more than 100 points between the two.
+    world.group(desired=1)
+    world.latest(world.new)
+    world.run(MIN_HEALTHY_PERCENTAGE="50")
+    preferences = world.started[0]["Preferences"]
+    assert (preferences["MinHealthyPercentage"], preferences["MaxHealthyPercentage"]) == (50, 150)
+
+
+def test_same_ami_is_up_to_date_in_three_calls(world: World) -> None:
     world.group(desired=2)
     world.latest(world.old)
     result = world.run()
     assert (result["action"], result["outdated_instances"], result["instances"]) == ("up-to-date", [], 2)
-    assert world.calls == ["GetParameter", "DescribeAutoScalingGroups", "DescribeInstances"]
-    assert len(world.calls) <= 4
-    assert [line["decision"] for line in _lines(capsys)] == ["up-to-date"]
-
-
-def test_up_to_date_with_a_warm_pool_stays_within_four_calls(world: World) -> None:
-    world.group(desired=1, warm_pool=True)
-    world.latest(world.old)
-    assert world.run()["action"] == "up-to-date"
-    assert world.calls == ["GetParameter", "DescribeAutoScalingGroups", "DescribeWarmPool", "DescribeInstances"]
-
-
-def test_outdated_warm_pool_instance_is_refreshed(world: World) -> None:
-    # moto keeps no instances in a warm pool: list one stopped, outdated instance
-    # (a real moto instance) the way DescribeWarmPool would.
-    world.group(desired=1, warm_pool=True, image=world.new)
-    reservation = world.clients["ec2"].run_instances(ImageId=world.old, MinCount=1, MaxCount=1)
-    pooled = reservation["Instances"][0]["InstanceId"]
-    world.clients["autoscaling"].meta.events.register(
-        "before-call.auto-scaling.DescribeWarmPool",
-        lambda **_: (_Http(), {"Instances": [{"InstanceId": pooled, "LifecycleState": "Warmed:Stopped"}]}),
-    )
-    world.latest(world.new)
-    result = world.run()
-    assert (result["action"], result["outdated_instances"]) == ("refresh-started", [pooled])
-
-
-def test_refresh_in_progress_starts_nothing(world: World) -> None:
-    world.group(desired=2)
-    world.latest(world.new)
-    world.refreshes.append({"InstanceRefreshId": "running-1", "Status": "InProgress"})
-    result = world.run()
-    assert (result["action"], result["instance_refresh_id"]) == ("refresh-in-progress", "running-1")
-    assert "StartInstanceRefresh" not in world.calls and world.started == []
-
-
-def test_finished_refreshes_do_not_block_a_new_one(world: World) -> None:
-    world.group(desired=1)
-    world.latest(world.new)
-    world.refreshes.extend([{"InstanceRefreshId": "old", "Status": s} for s in ("Successful", "Failed", "Cancelled")])
-    assert world.run()["action"] == "refresh-started"
-
-
-def test_dry_run_reports_and_changes_nothing(world: World, capsys: Any) -> None:
-    world.group(desired=2)
-    world.latest(world.new)
-    result = world.run({"dryRun": True})
-    assert (result["action"], result["would"]) == ("dry-run", "refresh-started")
-    assert "StartInstanceRefresh" not in world.calls and world.started == []
-    world.calls.clear()
-    world.latest(world.old)
-    assert world.run({"dryRun": True})["would"] == "up-to-date"
-    assert [line["decision"] for line in _lines(capsys)] == ["dry-run", "dry-run"]
+    assert result["latest_image_id"] == world.old and "instance_refresh_id" not in result
+    assert world.calls == UP_TO_DATE
+    assert world.started == []
+    assert world.log == {"decision": "up-to-date", **result}
 
 
 def test_group_with_no_instances_is_up_to_date_in_two_calls(world: World) -> None:
     world.group(desired=0)
     world.latest(world.new)
     result = world.run()
-    assert (result["action"], result["instances"]) == ("up-to-date", 0)
+    assert (result["action"], result["instances"], result["warm_pool_instances"]) == ("up-to-date", 0, 0)
     assert world.calls == ["GetParameter", "DescribeAutoScalingGroups"]
 
 
-def test_missing_parameter_fails_visibly(world: World, capsys: Any) -> None:
+def test_only_outdated_instances_are_reported(world: World) -> None:
+    current = world.group(desired=1, image=world.new)
+    world.clients["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=2)
+    world.latest(world.new)
+    ec2 = world.clients["ec2"]
+    ec2.create_launch_template_version(
+        LaunchTemplateName="workers", SourceVersion="1", LaunchTemplateData={"ImageId": world.old}
+    )
+    world.clients["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=3)
+    result = world.run()
+    assert result["instances"] == 3 and current[0] not in result["outdated_instances"]
+    assert len(result["outdated_instances"]) == 1
+    assert result["action"] == "refresh-started"
+
+
+@pytest.mark.parametrize("status", sorted(ami_refresh.ACTIVE))
+def test_refresh_in_progress_starts_nothing(world: World, status: str) -> None:
+    world.group(desired=2)
+    world.latest(world.new)
+    world.refreshes.append({"InstanceRefreshId": "running-1", "Status": status})
+    result = world.run()
+    assert (result["action"], result["instance_refresh_id"]) == ("refresh-in-progress", "running-1")
+    assert world.calls == STARTED[:-1] and world.started == []
+    assert world.log["decision"] == "refresh-in-progress"
+
+
+def test_finished_refreshes_do_not_block_a_new_one(world: World) -> None:
     world.group(desired=1)
-    with pytest.raises(RefreshError, match=f"SSM parameter {PARAMETER}.*ParameterNotFound"):
+    world.latest(world.new)
+    for status in ("Successful", "Failed", "Cancelled", "RollbackFailed", "RollbackSuccessful"):
+        world.refreshes.append({"InstanceRefreshId": status, "Status": status})
+    assert world.run()["action"] == "refresh-started"
+    assert world.calls == STARTED
+
+
+def test_dry_run_that_would_start_changes_nothing(world: World) -> None:
+    world.group(desired=2)
+    world.latest(world.new)
+    result = world.run({"dryRun": True})
+    assert (result["action"], result["would"]) == ("dry-run", "refresh-started")
+    assert len(result["outdated_instances"]) == 2 and "instance_refresh_id" not in result
+    assert world.calls == STARTED[:-1] and world.started == []
+    assert world.log == {"decision": "dry-run", **result}
+
+
+def test_dry_run_reports_the_other_decisions(world: World) -> None:
+    world.group(desired=1)
+    world.latest(world.old)
+    assert world.run({"dryRun": True})["would"] == "up-to-date"
+    assert world.calls == UP_TO_DATE
+    world.latest(world.new)
+    world.refreshes.append({"InstanceRefreshId": "running-1", "Status": "InProgress"})
+    result = world.run({"dryRun": True})
+    assert (result["action"], result["would"], result["instance_refresh_id"]) == (
+        "dry-run",
+        "refresh-in-progress",
+        "running-1",
+    )
+    assert world.started == []
+
+
+def test_only_a_true_dry_run_flag_counts(world: World) -> None:
+    world.group(desired=1)
+    world.latest(world.new)
+    assert world.run({"dryRun": False})["action"] == "refresh-started"
+
+
+def test_sns_and_schedule_events_just_check(world: World) -> None:
+    world.group(desired=1)
+    world.latest(world.old)
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    sns = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "New Windows AMIs are available"}}]}
+    assert world.run(scheduled)["action"] == world.run(sns)["action"] == "up-to-date"
+
+
+# Warm pools: moto keeps the configuration but never puts instances in the pool
+# (its DescribeWarmPool always answers "Instances": []).
+
+
+def test_warm_pool_is_read_and_stays_within_four_calls(world: World) -> None:
+    world.group(desired=1, warm_pool=True)
+    world.latest(world.old)
+    result = world.run()
+    assert (result["action"], result["warm_pool_instances"]) == ("up-to-date", 0)
+    assert world.calls == ["GetParameter", "DescribeAutoScalingGroups", "DescribeWarmPool", "DescribeInstances"]
+
+
+def test_outdated_stopped_warm_pool_instance_is_refreshed(world: World) -> None:
+    # Everything in service is current; the one stopped warm-pool instance is not. It is
+    # a real, stopped moto instance; only DescribeWarmPool's list of it is stubbed.
+    world.group(desired=1, warm_pool=True, image=world.new)
+    ec2 = world.clients["ec2"]
+    pooled = ec2.run_instances(ImageId=world.old, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ec2.stop_instances(InstanceIds=[pooled])
+    world.clients["autoscaling"].meta.events.register(
+        "before-call.auto-scaling.DescribeWarmPool",
+        lambda **_: (_response(200), {"Instances": [{"InstanceId": pooled, "LifecycleState": "Warmed:Stopped"}]}),
+    )
+    world.latest(world.new)
+    result = world.run()
+    assert (result["action"], result["outdated_instances"]) == ("refresh-started", [pooled])
+    assert (result["instances"], result["warm_pool_instances"]) == (1, 1)
+    assert world.calls == [*UP_TO_DATE[:2], "DescribeWarmPool", *STARTED[2:]]
+    assert pooled in world.params["DescribeInstances"]["InstanceIds"]
+
+
+# Failures: each raises RefreshError (so the invocation errs and alarms), changes nothing,
+# and still prints its one line.
+
+
+def test_missing_parameter_fails_visibly(world: World) -> None:
+    world.group(desired=1)
+    with pytest.raises(RefreshError, match=f"^SSM parameter {PARAMETER} not found$") as raised:
         world.run()
-    assert world.calls == ["GetParameter"]
-    (line,) = _lines(capsys)
-    assert line["decision"] == "error" and "ParameterNotFound" in line["error"]
+    assert isinstance(raised.value.__cause__, ClientError)
+    assert raised.value.__cause__.response["Error"]["Code"] == "ParameterNotFound"
+    assert world.calls == ["GetParameter"] and world.started == []
+    assert world.log["decision"] == "error" and world.log["error"] == f"SSM parameter {PARAMETER} not found"
 
 
 def test_missing_group_fails_visibly(world: World) -> None:
     world.latest(world.new)
-    with pytest.raises(RefreshError, match=f"Auto Scaling group {GROUP} not found"):
+    with pytest.raises(RefreshError, match=f"^Auto Scaling group {GROUP} not found$"):
         world.run()
     assert world.calls == ["GetParameter", "DescribeAutoScalingGroups"] and world.started == []
+    assert world.log["decision"] == "error" and world.log["latest_image_id"] == world.new
 
 
-def _fail_first(world: World, operation: str, times: int, code: str, status: int = 400) -> list[int]:
-    """Answer the first ``times`` sends of ``operation`` with an AWS error, before moto sees them."""
+def _json_error(code: str) -> AWSResponse:
+    body = json.dumps({"__type": code, "message": code}).encode()
+    return _response(400, body, "application/x-amz-json-1.1")
+
+
+def _query_error(code: str) -> AWSResponse:
+    body = f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{code}</Message></Error>"
+    return _response(400, (body + "<RequestId>1</RequestId></ErrorResponse>").encode())
+
+
+def _fail_first(world: World, service: str, operation: str, times: int, error: AWSResponse) -> list[int]:
+    """Answer the first ``times`` attempts at ``operation`` with ``error``, before moto sees them;
+    returns the attempt count."""
     attempts = [0]
 
-    def send(request: Any, **_: Any) -> AWSResponse | None:
+    def send(**_: Any) -> AWSResponse | None:
         attempts[0] += 1
-        if attempts[0] > times:
-            return None
-        body = json.dumps({"__type": code, "message": code}).encode()
-        return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.1"}, _Raw(body))
+        return error if attempts[0] <= times else None
 
-    world.clients["ssm"].meta.events.register_first(f"before-send.ssm.{operation}", send)
+    client = world.clients["autoscaling" if service == "auto-scaling" else service]
+    client.meta.events.register_first(f"before-send.{service}.{operation}", send)
     return attempts
 
 
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.body
-
-
-def test_throttling_followed_by_success(world: World) -> None:
+@pytest.mark.parametrize(
+    ("service", "operation", "error"),
+    [
+        ("ssm", "GetParameter", _json_error("ThrottlingException")),
+        ("auto-scaling", "DescribeAutoScalingGroups", _query_error("Throttling")),
+    ],
+)
+def test_throttling_followed_by_success(world: World, service: str, operation: str, error: AWSResponse) -> None:
     world.group(desired=1)
-    world.latest(world.old)
-    attempts = _fail_first(world, "GetParameter", times=2, code="ThrottlingException")
-    assert world.run()["action"] == "up-to-date"
-    assert attempts == [3]
+    world.latest(world.new)
+    attempts = _fail_first(world, service, operation, times=2, error=error)
+    result = world.run()
+    assert attempts == [3]  # two throttled, then moto answered
+    assert result["action"] == "refresh-started" and world.calls == STARTED  # one call each, retried inside
 
 
 def test_throttling_beyond_retries_fails_visibly(world: World) -> None:
     world.group(desired=1)
     world.latest(world.new)
-    attempts = _fail_first(world, "GetParameter", times=99, code="ThrottlingException")
-    with pytest.raises(RefreshError, match="ThrottlingException"):
+    attempts = _fail_first(world, "ssm", "GetParameter", times=99, error=_json_error("ThrottlingException"))
+    with pytest.raises(RefreshError, match=f"SSM parameter {PARAMETER}: .*ThrottlingException.*max retries"):
         world.run()
-    assert attempts == [5]  # total_max_attempts
-    assert world.started == []
+    assert attempts == [5]  # total_max_attempts: the first attempt and four retries
+    assert world.calls == ["GetParameter"] and world.started == []
+    assert world.log["decision"] == "error" and "ThrottlingException" in world.log["error"]
 
 
 def test_access_denied_fails_without_retry(world: World) -> None:
     world.group(desired=1)
-    attempts = _fail_first(world, "GetParameter", times=99, code="AccessDeniedException")
-    with pytest.raises(RefreshError, match="AccessDenied"):
+    attempts = _fail_first(world, "ssm", "GetParameter", times=99, error=_json_error("AccessDeniedException"))
+    with pytest.raises(RefreshError, match=f"SSM parameter {PARAMETER}: .*AccessDeniedException"):
         world.run()
-    assert attempts == [1] and world.started == []
+    assert attempts == [1] and world.calls == ["GetParameter"] and world.started == []
 
 
-def test_failed_refresh_event_is_reported_as_an_error(world: World) -> None:
-    event = {
-        "detail-type": "EC2 Auto Scaling Instance Refresh Failed",
-        "detail": {"InstanceRefreshId": "r-9", "Cause": "instances failed health checks"},
-    }
-    with pytest.raises(RefreshError, match="r-9 failed: instances failed health checks"):
-        world.run(event)
-    assert world.calls == []
+def test_access_denied_on_describe_instances_starts_nothing(world: World) -> None:
+    world.group(desired=1)
+    world.latest(world.new)
+    error = b"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>no</Message></Error>"
+    _fail_first(world, "ec2", "DescribeInstances", 99, _response(403, error + b"</Errors></Response>"))
+    with pytest.raises(RefreshError, match="^instances: .*UnauthorizedOperation"):
+        world.run()
+    assert world.calls == UP_TO_DATE and world.started == []
+
+
+def test_access_denied_on_start_fails_visibly(world: World) -> None:
+    world.group(desired=1)
+    world.latest(world.new)
+    world.start_error = "AccessDenied"
+    with pytest.raises(RefreshError, match=f"^Auto Scaling group {GROUP}: .*AccessDenied.*StartInstanceRefresh"):
+        world.run()
+    assert world.calls == STARTED and world.started == []
+    assert world.log["decision"] == "error"
 
 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"ASG_NAME": ""}, "ASG_NAME is not set"),
-        ({"INSTANCE_WARMUP": "soon"}, "INSTANCE_WARMUP='soon'"),
-        ({"MAX_HEALTHY_PERCENTAGE": "100"}, "MAX_HEALTHY_PERCENTAGE='100'"),
-        ({"MAX_HEALTHY_PERCENTAGE": "250"}, "from 101 to 200"),
+        ({"INSTANCE_WARMUP": "soon"}, "INSTANCE_WARMUP='soon': expected a whole number from 0 to 86400"),
+        ({"INSTANCE_WARMUP": "-5"}, "INSTANCE_WARMUP='-5'"),
+        ({"INSTANCE_WARMUP": "1.5"}, "INSTANCE_WARMUP='1.5'"),
+        ({"INSTANCE_WARMUP": "\u00b2"}, "INSTANCE_WARMUP='\u00b2'"),  # isdigit() yet not int()
+        ({"MIN_HEALTHY_PERCENTAGE": "0"}, "MIN_HEALTHY_PERCENTAGE='0': expected a whole number from 1 to 100"),
+        ({"MIN_HEALTHY_PERCENTAGE": "101"}, "MIN_HEALTHY_PERCENTAGE='101'"),
+        ({"MAX_HEALTHY_PERCENTAGE": "100"}, "MAX_HEALTHY_PERCENTAGE='100': expected a whole number from 101 to 200"),
+        ({"MAX_HEALTHY_PERCENTAGE": "250"}, "MAX_HEALTHY_PERCENTAGE='250'"),
+        (
+            {"MIN_HEALTHY_PERCENTAGE": "50", "MAX_HEALTHY_PERCENTAGE": "200"},
+            "MAX_HEALTHY_PERCENTAGE='200': expected a whole number from 101 to 150",  # AWS: at most 100 apart
+        ),
     ],
 )
 def test_bad_configuration_names_the_variable(world: World, env: dict[str, str], message: str) -> None:
-    with pytest.raises(RefreshError, match=message):
+    world.group(desired=1)
+    world.latest(world.new)
+    with pytest.raises(RefreshError, match=f"^{re.escape(message)}"):
         world.run(**env)
     assert world.calls == []
+    assert world.log["decision"] == "error" and world.log["error"].startswith(message)
 
 
-def test_handler_reads_the_environment(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_refresh_event_is_reported_as_an_error(world: World) -> None:
+    # refresh.py routes Auto Scaling's "Instance Refresh Failed" events here so that they alarm.
+    event = {
+        "detail-type": "EC2 Auto Scaling Instance Refresh Failed",
+        "detail": {"InstanceRefreshId": "r-9", "Cause": "instances failed health checks"},
+    }
+    with pytest.raises(RefreshError, match="^instance refresh r-9 failed: instances failed health checks$"):
+        world.run(event)
+    assert world.calls == [] and world.log["decision"] == "error"
+
+
+# The Lambda entry point and the deployed file
+
+
+def test_handler_reads_the_environment_and_builds_retrying_clients(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     world.group(desired=1)
     world.latest(world.old)
     for name, value in world.env().items():
@@ -313,5 +489,51 @@ def test_handler_reads_the_environment(world: World, monkeypatch: pytest.MonkeyP
         return real(name, **kwargs)
 
     monkeypatch.setattr(ami_refresh.boto3, "client", client)
-    assert ami_refresh.handler({}, None)["action"] == "up-to-date"
+    assert ami_refresh.handler(None, None)["action"] == "up-to-date"
     assert sorted(created) == ["autoscaling", "ec2", "ssm"]
+    assert [json.loads(line)["decision"] for line in capsys.readouterr().out.splitlines()] == ["up-to-date"]
+
+
+def test_handler_without_a_group_name_fails_before_any_call(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ASG_NAME", raising=False)
+    with pytest.raises(RefreshError, match="ASG_NAME is not set"):
+        ami_refresh.handler({}, None)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["decision"] == "error"
+
+
+def test_unexpected_errors_are_logged_too(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ASG_NAME", GROUP)
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    with pytest.raises(NoRegionError):
+        ami_refresh.handler({}, None)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["decision"] == "error"
+
+
+def test_retries_count_every_attempt() -> None:
+    # max_attempts would mean retries; total_max_attempts is the total (see FIELD-NOTES.md).
+    assert RETRIES.retries == {"mode": "standard", "total_max_attempts": 5}
+
+
+def test_the_module_is_a_self_contained_small_lambda(tmp_path: Path) -> None:
+    source = Path(ami_refresh.__file__).read_bytes()
+    assert len(source) < 7000
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported <= {"json", "os", "typing", "boto3", "botocore"}, imported
+    # As deployed: index.py, on its own.
+    (tmp_path / "index.py").write_bytes(source)
+    spec = importlib.util.spec_from_file_location("index", tmp_path / "index.py")
+    assert spec and spec.loader
+    index = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(index)
+    assert callable(index.handler) and issubclass(index.RefreshError, RuntimeError)

@@ -7,12 +7,10 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, Phase, given, settings
 
-from conftest import SHARED, as_dict, render, resources_of
+from conftest import SHARED, as_dict, render, resources_of, valid_configs
 from winworkers import WorkersConfig, build_template
-from winworkers.config import METRIC_INTERVALS
 from winworkers.cwagent import AGENT_LOG_PATH, CONFIG_PATH, AgentLogGroups, build_agent_config
 from winworkers.renderings import enabled_parameters
 
@@ -24,9 +22,12 @@ def _errors(config: dict[str, Any]) -> list[str]:
     return [f"{list(e.path)}: {e.message}" for e in VALIDATOR.iter_errors(config)]
 
 
-def _rendered_agent_config(template: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    rendered = render(template, enabled_parameters())
-    init = rendered["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
+def _rendered_agent_config(
+    template: dict[str, Any], config: WorkersConfig | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    config = config or WorkersConfig()
+    rendered = render(template, enabled_parameters(config))
+    init = rendered["Resources"][config.logical_id("LaunchTemplate")]["Metadata"]["AWS::CloudFormation::Init"]
     return init["agent"]["files"][CONFIG_PATH]["content"], rendered
 
 
@@ -86,22 +87,9 @@ def test_metrics_need_no_ec2_api() -> None:
     assert all(p["append_dimensions"] == {"AutoScalingGroupName": "my-asg"} for p in collected.values())
 
 
-configs = st.builds(
-    WorkersConfig,
-    worker_log_paths=st.lists(
-        st.from_regex(r"[C-F]:\\[A-Za-z0-9_]{1,12}\\[A-Za-z0-9_*]{1,12}\.log", fullmatch=True),
-        min_size=1,
-        max_size=4,
-        unique=True,
-    ).map(tuple),
-    metrics_namespace=st.from_regex(r"[A-Za-z][A-Za-z0-9/_.-]{0,30}", fullmatch=True),
-    metrics_interval_seconds=st.sampled_from(METRIC_INTERVALS),
-)
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(config=configs)
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.generate])
+@given(config=valid_configs())
 def test_every_config_the_library_can_produce_is_valid(config: WorkersConfig) -> None:
     assert _errors(build_agent_config(config, AgentLogGroups("w", "h"), "asg")) == []
-    rendered, _ = _rendered_agent_config(as_dict(build_template(config)))
+    rendered, _ = _rendered_agent_config(as_dict(build_template(config)), config)
     assert _errors(rendered) == []

@@ -10,11 +10,9 @@ from pathlib import Path
 
 from cfnlint.api import ManualArgs, lint
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
-from conftest import ROOT
+from conftest import ROOT, valid_configs
 from winworkers import WorkersConfig
-from winworkers.config import METRIC_INTERVALS
 from winworkers.templates import all_templates, render, write_templates
 
 
@@ -55,32 +53,9 @@ def test_other_configs_lint_clean(tmp_path: Path) -> None:
     assert cfn_lint(paths) == []
 
 
-# Every WorkersConfig value the validation accepts must give templates that lint clean.
-valid_configs = st.builds(
-    WorkersConfig,
-    prefix=st.from_regex(r"[A-Z][A-Za-z0-9]{0,11}", fullmatch=True),
-    worker_log_paths=st.lists(
-        st.from_regex(r"[C-F]:\\[A-Za-z0-9_]{1,10}\\[A-Za-z0-9_*]{1,10}\.(log|txt)", fullmatch=True),
-        min_size=1,
-        max_size=3,
-        unique=True,
-    ).map(tuple),
-    metrics_namespace=st.from_regex(r"[A-Za-z][A-Za-z0-9/_.-]{0,20}", fullmatch=True),
-    metrics_interval_seconds=st.sampled_from(METRIC_INTERVALS),
-    max_fleet_size=st.integers(1, 50),
-    include_alarms=st.booleans(),
-    default_instance_type=st.sampled_from(["m6i.large", "c7i.2xlarge", "t3.xlarge", "r6i.4xlarge"]),
-    tags=st.dictionaries(
-        st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True),
-        st.text(st.characters(categories=["L", "N"], include_characters=" _.:/=+-@"), max_size=20),
-        max_size=2,
-    ).map(lambda d: tuple(d.items())),
-)
-
-
 # Each example runs cfn-lint twice (~2 s); few examples, no shrinking marathon on failure.
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.generate])
-@given(config=valid_configs)
+@given(config=valid_configs())
 def test_any_valid_config_lints_clean(config: WorkersConfig) -> None:
     for name, template in all_templates(config).items():
         matches = lint(render(template), config=ManualArgs(include_checks=["I"], regions=["us-east-1"]))

@@ -1,13 +1,15 @@
 """Replace the Windows workers when AWS publishes a newer AMI (Lambda index.handler).
 
-The launch template's ImageId is resolve:ssm:<AMI_PARAMETER>: Auto Scaling
-resolves the newest AMI at each launch, so this never writes launch template
-versions and causes no CloudFormation drift. Such a refresh cannot SkipMatching,
-so this compares the AMI with what the instances (warm pool too) run, and starts
-one launch-before-terminate refresh if any differ. Stdlib and boto3 only.
+Inline code, so stdlib, boto3 and botocore only. The launch template's ImageId is
+resolve:ssm:<AMI_PARAMETER>, resolved at every launch: nothing writes template
+versions, so the stack never drifts; but then a refresh cannot use SkipMatching,
+DesiredConfiguration or AutoRollback. So this compares the parameter's image with
+every instance's, warm pool included (stopped ones keep their old AMI), and if any
+differs and no refresh is active, starts one launch-before-terminate refresh, its
+only change. {"dryRun": true} changes nothing. Each run prints one JSON line.
+Env: ASG_NAME, AMI_PARAMETER, INSTANCE_WARMUP (600), MIN_HEALTHY_PERCENTAGE (100),
+MAX_HEALTHY_PERCENTAGE (101 to MIN + 100, the default).
 """
-
-from __future__ import annotations
 
 import json
 import os
@@ -19,86 +21,104 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 DEFAULT_PARAMETER = "/aws/service/ami-windows-latest/Windows_Server-2019-English-Full-Base"
 ACTIVE = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
+# total_max_attempts counts the first attempt; max_attempts would count retries only.
 RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5})
 
 
 class RefreshError(RuntimeError):
-    """The check could not be made; nothing was changed."""
+    """The check or the refresh failed; nothing was changed."""
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Lambda entry point: run() with the environment and new boto3 clients."""
+    return run(event or {}, os.environ)
+
+
+def run(event: dict[str, Any], env: Any, clients: Any = None) -> dict[str, Any]:
+    """Decide, act, print one JSON line, return the decision or raise.
+
+    ``clients`` maps ssm, autoscaling and ec2 to boto3 clients (made if None).
+    """
+    out: dict[str, Any] = {
+        "asg_name": env.get("ASG_NAME", ""),
+        "ami_parameter": env.get("AMI_PARAMETER") or DEFAULT_PARAMETER,
+    }
+    try:
+        _decide(event, env, clients, out)
+    except Exception as error:
+        print(json.dumps({"decision": "error", **out, "error": str(error)}))
+        raise
+    print(json.dumps({"decision": out["action"], **out}))
+    return out
+
+
+def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) -> None:
+    """run()'s steps, adding what they learn to ``out``."""
+    asg, name = out["asg_name"], out["ami_parameter"]
+    if not asg:
+        raise RefreshError("ASG_NAME is not set")
+    # Launch before terminating (MAX over 100); AWS allows at most 100 between the two.
+    low = _int(env, "MIN_HEALTHY_PERCENTAGE", 100, 1, 100)
+    high = _int(env, "MAX_HEALTHY_PERCENTAGE", low + 100, 101, low + 100)
+    warmup = _int(env, "INSTANCE_WARMUP", 600, 0, 86400)
+    if event.get("detail-type") == "EC2 Auto Scaling Instance Refresh Failed":  # routed here to alarm
+        d = event.get("detail") or {}
+        raise RefreshError(f"instance refresh {d.get('InstanceRefreshId')} failed: {d.get('Cause')}")
+    c = clients or {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2")}
+    auto, group = c["autoscaling"], f"Auto Scaling group {asg}"
+    parameter = _call(f"SSM parameter {name}", c["ssm"].get_parameter, Name=name)["Parameter"]
+    out["latest_image_id"] = latest = parameter["Value"]
+    groups = _call(group, auto.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])["AutoScalingGroups"]
+    if not groups:
+        raise RefreshError(f"{group} not found")
+    ids = [i["InstanceId"] for i in groups[0].get("Instances", [])]
+    pooled = []
+    if groups[0].get("WarmPoolConfiguration"):
+        pages = auto.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=asg)
+        pooled = [i["InstanceId"] for i in _call(group, pages.build_full_result)["Instances"]]
+    out.update(instances=len(ids), warm_pool_instances=len(pooled), outdated_instances=[])
+    if every := ids + pooled:
+        found = _call("instances", c["ec2"].describe_instances, InstanceIds=every)["Reservations"]
+        images = {i["InstanceId"]: i["ImageId"] for r in found for i in r["Instances"]}
+        out["outdated_instances"] = sorted(i for i in every if images.get(i) != latest)
+    action = "up-to-date"
+    if out["outdated_instances"]:
+        # Newest first, and a group has at most one active refresh.
+        refreshes = _call(group, auto.describe_instance_refreshes, AutoScalingGroupName=asg, MaxRecords=10)
+        active = [r["InstanceRefreshId"] for r in refreshes["InstanceRefreshes"] if r["Status"] in ACTIVE]
+        if active:
+            out["instance_refresh_id"] = active[0]
+        action = "refresh-in-progress" if active else "refresh-started"
+    if event.get("dryRun") is True:
+        out.update(action="dry-run", would=action)
+        return
+    if action == "refresh-started":
+        preferences = {
+            "MinHealthyPercentage": low,
+            "MaxHealthyPercentage": high,
+            "InstanceWarmup": warmup,
+            "ScaleInProtectedInstances": "Refresh",
+            "StandbyInstances": "Terminate",
+        }
+        start = auto.start_instance_refresh
+        refresh = _call(group, start, AutoScalingGroupName=asg, Strategy="Rolling", Preferences=preferences)
+        out["instance_refresh_id"] = refresh["InstanceRefreshId"]
+    out["action"] = action
 
 
 def _int(env: Any, name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    """``env[name]`` (``default`` if unset or empty), a whole number from low to high."""
+    raw = env.get(name) or str(default)
+    if not (raw.isascii() and raw.isdigit() and low <= int(raw) <= high):
         raise RefreshError(f"{name}={raw!r}: expected a whole number from {low} to {high}")
     return int(raw)
 
 
-def run(event: dict[str, Any], env: Any, clients: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Decide and act; see the module docstring. ``clients`` maps ssm/autoscaling/ec2."""
-    asg = env.get("ASG_NAME") or ""
-    parameter = env.get("AMI_PARAMETER") or DEFAULT_PARAMETER
-    result: dict[str, Any] = {"asg_name": asg, "ami_parameter": parameter}
-    try:
-        if not asg:
-            raise RefreshError("ASG_NAME is not set")
-        preferences = {
-            "MinHealthyPercentage": 100,
-            "MaxHealthyPercentage": _int(env, "MAX_HEALTHY_PERCENTAGE", 200, 101, 200),
-            "InstanceWarmup": _int(env, "INSTANCE_WARMUP", 600, 0, 86400),
-            "ScaleInProtectedInstances": "Refresh",
-            "StandbyInstances": "Terminate",
-        }
-        if event.get("detail-type") == "EC2 Auto Scaling Instance Refresh Failed":
-            detail = event.get("detail", {})
-            raise RefreshError(f"instance refresh {detail.get('InstanceRefreshId')} failed: {detail.get('Cause')}")
-        c = clients or {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2")}
-        scaling = c["autoscaling"]
-        latest = _call(f"SSM parameter {parameter}", c["ssm"].get_parameter, Name=parameter)["Parameter"]["Value"]
-        result["latest_image_id"] = latest
-        groups = _call(f"group {asg}", scaling.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])
-        if not groups["AutoScalingGroups"]:
-            raise RefreshError(f"Auto Scaling group {asg} not found")
-        group = groups["AutoScalingGroups"][0]
-        ids = [i["InstanceId"] for i in group.get("Instances", [])]
-        if group.get("WarmPoolConfiguration"):
-            pool = _call(f"warm pool of {asg}", scaling.describe_warm_pool, AutoScalingGroupName=asg)
-            ids += [i["InstanceId"] for i in pool.get("Instances", [])]
-        outdated: list[str] = []
-        if ids:
-            found = _call("instances", c["ec2"].describe_instances, InstanceIds=ids)
-            images = {i["InstanceId"]: i["ImageId"] for r in found["Reservations"] for i in r["Instances"]}
-            outdated = sorted(i for i in ids if images.get(i) != latest)
-        result.update(instances=len(ids), outdated_instances=outdated)
-        action = "up-to-date"
-        if outdated:
-            refreshes = _call(f"refreshes of {asg}", scaling.describe_instance_refreshes, AutoScalingGroupName=asg)
-            active = [r for r in refreshes.get("InstanceRefreshes", []) if r["Status"] in ACTIVE]
-            if active:
-                action = "refresh-in-progress"
-                result["instance_refresh_id"] = active[0]["InstanceRefreshId"]
-            elif event.get("dryRun") is True:
-                result.update(action="dry-run", would="refresh-started")
-            else:
-                action = "refresh-started"
-                started = _call(f"refresh of {asg}", scaling.start_instance_refresh, AutoScalingGroupName=asg,
-                                Strategy="Rolling", Preferences=preferences)  # fmt: skip
-                result["instance_refresh_id"] = started["InstanceRefreshId"]
-        if event.get("dryRun") is True and "would" not in result:
-            result.update(action="dry-run", would=action)
-        result.setdefault("action", action)
-    except RefreshError as error:
-        print(json.dumps({"decision": "error", **result, "error": str(error)}))
-        raise
-    print(json.dumps({"decision": result["action"], **result}))
-    return result
-
-
 def _call(what: str, method: Any, **kwargs: Any) -> Any:
+    """method(**kwargs); an AWS error left after botocore's retries raises RefreshError."""
     try:
         return method(**kwargs)
     except (ClientError, BotoCoreError) as error:
-        raise RefreshError(f"{what}: {error}") from error
-
-
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run(event if isinstance(event, dict) else {}, os.environ)
+        code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else ""
+        message = f"{what} not found" if code == "ParameterNotFound" else f"{what}: {error}"
+        raise RefreshError(message) from error

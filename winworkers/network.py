@@ -36,6 +36,7 @@ from winworkers.parameters import Params
 from winworkers.suppress import skip_cfn_lint
 
 HTTPS = 443
+_HTTPS: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": HTTPS, "ToPort": HTTPS}
 
 # service name -> (endpoint type, IAM action prefix whose statements form its policy)
 ENDPOINTS: tuple[tuple[str, str, str], ...] = (
@@ -179,9 +180,7 @@ def _add_security_groups(template: Template, p: Params, vpc_id: Any) -> Security
         SecurityGroupIngress(
             lid("EndpointIngressFromWorkers"),
             GroupId=Ref(endpoints),
-            IpProtocol="tcp",
-            FromPort=HTTPS,
-            ToPort=HTTPS,
+            **_HTTPS,
             SourceSecurityGroupId=Ref(workers),
             Description="HTTPS from the Windows workers",
             Condition=p.cond("CreateEndpoints"),
@@ -191,9 +190,7 @@ def _add_security_groups(template: Template, p: Params, vpc_id: Any) -> Security
         SecurityGroupEgress(
             lid("WorkerEgressToEndpoints"),
             GroupId=Ref(workers),
-            IpProtocol="tcp",
-            FromPort=HTTPS,
-            ToPort=HTTPS,
+            **_HTTPS,
             DestinationSecurityGroupId=Ref(endpoints),
             Description="HTTPS to the VPC endpoints",
             Condition=p.cond("CreateEndpoints"),
@@ -204,9 +201,7 @@ def _add_security_groups(template: Template, p: Params, vpc_id: Any) -> Security
             SecurityGroupEgress(
                 lid("WorkerEgressToNetworkEndpoints"),
                 GroupId=Ref(workers),
-                IpProtocol="tcp",
-                FromPort=HTTPS,
-                ToPort=HTTPS,
+                **_HTTPS,
                 CidrIp=p["EndpointsCidr"],
                 Description="HTTPS to the network's own VPC endpoints",
                 Condition=p.cond("UseExistingEndpoints"),
