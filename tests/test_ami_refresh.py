@@ -72,7 +72,7 @@ class World:
     def env(self, **extra: str) -> dict[str, str]:
         return {"ASG_NAME": GROUP, "AMI_PARAMETER": PARAMETER, **extra}
 
-    def run(self, event: dict[str, Any] | None = None, **env: str) -> dict[str, Any]:
+    def run(self, event: dict[str, Any] | None = None, /, **env: str) -> dict[str, Any]:
         """The handler's decision; records its calls and checks that it printed exactly one JSON line."""
         self.calls.clear()
         self.params.clear()
@@ -129,8 +129,12 @@ def moto_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
     }.items():
         monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)  # no real retry backoff
     with mock_aws():
         clients = {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2")}
@@ -174,7 +178,8 @@ def test_newer_ami_starts_one_launch_before_terminate_refresh(world: World) -> N
         "instance_refresh_id": "refresh-1",
     }
     assert world.calls == STARTED
-    assert world.started == [{"AutoScalingGroupName": GROUP, "Strategy": "Rolling", "Preferences": DEFAULT_PREFERENCES}]
+    expected = {"AutoScalingGroupName": GROUP, "Strategy": "Rolling", "Preferences": DEFAULT_PREFERENCES}
+    assert world.started == [expected]
     assert "SkipMatching" not in world.started[0]["Preferences"]  # refused with a resolve:ssm ImageId
     assert world.params["DescribeInstanceRefreshes"]["MaxRecords"] > 0
     assert world.log == {"decision": "refresh-started", **result}
@@ -226,18 +231,17 @@ def test_group_with_no_instances_is_up_to_date_in_two_calls(world: World) -> Non
 
 
 def test_only_outdated_instances_are_reported(world: World) -> None:
-    current = world.group(desired=1, image=world.new)
-    world.clients["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=2)
+    (current,) = world.group(desired=1, image=world.new)
     world.latest(world.new)
-    ec2 = world.clients["ec2"]
-    ec2.create_launch_template_version(
+    # A second instance, launched from an older image than the first.
+    world.clients["ec2"].create_launch_template_version(
         LaunchTemplateName="workers", SourceVersion="1", LaunchTemplateData={"ImageId": world.old}
     )
-    world.clients["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=3)
+    world.clients["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=2)
     result = world.run()
-    assert result["instances"] == 3 and current[0] not in result["outdated_instances"]
-    assert len(result["outdated_instances"]) == 1
-    assert result["action"] == "refresh-started"
+    assert result["instances"] == 2 and len(result["outdated_instances"]) == 1
+    assert current not in result["outdated_instances"]
+    assert result["action"] == "refresh-started" and world.calls == STARTED
 
 
 @pytest.mark.parametrize("status", sorted(ami_refresh.ACTIVE))
@@ -297,7 +301,9 @@ def test_sns_and_schedule_events_just_check(world: World) -> None:
     world.latest(world.old)
     scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
     sns = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "New Windows AMIs are available"}}]}
-    assert world.run(scheduled)["action"] == world.run(sns)["action"] == "up-to-date"
+    for event in (scheduled, sns):
+        assert world.run(event)["action"] == "up-to-date"
+        assert world.calls == UP_TO_DATE
 
 
 # Warm pools: moto keeps the configuration but never puts instances in the pool
@@ -309,7 +315,22 @@ def test_warm_pool_is_read_and_stays_within_four_calls(world: World) -> None:
     world.latest(world.old)
     result = world.run()
     assert (result["action"], result["warm_pool_instances"]) == ("up-to-date", 0)
-    assert world.calls == ["GetParameter", "DescribeAutoScalingGroups", "DescribeWarmPool", "DescribeInstances"]
+    assert world.calls == [
+        "GetParameter",
+        "DescribeAutoScalingGroups",
+        "DescribeWarmPool",
+        "DescribeInstances",
+    ]
+
+
+def test_an_empty_warm_pool_answer_counts_as_none(world: World) -> None:
+    # Paginated results carry no "Instances" key when no page listed any.
+    world.group(desired=1, warm_pool=True)
+    world.latest(world.old)
+    world.clients["autoscaling"].meta.events.register(
+        "before-call.auto-scaling.DescribeWarmPool", lambda **_: (_response(200), {})
+    )
+    assert world.run()["warm_pool_instances"] == 0 and world.log["decision"] == "up-to-date"
 
 
 def test_outdated_stopped_warm_pool_instance_is_refreshed(world: World) -> None:
@@ -319,9 +340,9 @@ def test_outdated_stopped_warm_pool_instance_is_refreshed(world: World) -> None:
     ec2 = world.clients["ec2"]
     pooled = ec2.run_instances(ImageId=world.old, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ec2.stop_instances(InstanceIds=[pooled])
+    listed = {"Instances": [{"InstanceId": pooled, "LifecycleState": "Warmed:Stopped"}]}
     world.clients["autoscaling"].meta.events.register(
-        "before-call.auto-scaling.DescribeWarmPool",
-        lambda **_: (_response(200), {"Instances": [{"InstanceId": pooled, "LifecycleState": "Warmed:Stopped"}]}),
+        "before-call.auto-scaling.DescribeWarmPool", lambda **_: (_response(200), listed)
     )
     world.latest(world.new)
     result = world.run()
@@ -378,19 +399,26 @@ def _fail_first(world: World, service: str, operation: str, times: int, error: A
 
 
 @pytest.mark.parametrize(
-    ("service", "operation", "error"),
+    ("service", "operation", "times", "error"),
     [
-        ("ssm", "GetParameter", _json_error("ThrottlingException")),
-        ("auto-scaling", "DescribeAutoScalingGroups", _query_error("Throttling")),
+        ("ssm", "GetParameter", 1, _json_error("ThrottlingException")),
+        ("auto-scaling", "DescribeAutoScalingGroups", 2, _query_error("Throttling")),
     ],
 )
-def test_throttling_followed_by_success(world: World, service: str, operation: str, error: AWSResponse) -> None:
+def test_throttling_followed_by_success(
+    world: World,
+    service: str,
+    operation: str,
+    times: int,
+    error: AWSResponse,
+) -> None:
     world.group(desired=1)
     world.latest(world.new)
-    attempts = _fail_first(world, service, operation, times=2, error=error)
+    attempts = _fail_first(world, service, operation, times, error)
     result = world.run()
-    assert attempts == [3]  # two throttled, then moto answered
-    assert result["action"] == "refresh-started" and world.calls == STARTED  # one call each, retried inside
+    assert attempts == [times + 1]  # throttled, then moto answered
+    assert result["action"] == "refresh-started"
+    assert world.calls == STARTED  # each API call once: botocore retries inside it
 
 
 def test_throttling_beyond_retries_fails_visibly(world: World) -> None:
@@ -417,7 +445,7 @@ def test_access_denied_on_describe_instances_starts_nothing(world: World) -> Non
     world.latest(world.new)
     error = b"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>no</Message></Error>"
     _fail_first(world, "ec2", "DescribeInstances", 99, _response(403, error + b"</Errors></Response>"))
-    with pytest.raises(RefreshError, match="^instances: .*UnauthorizedOperation"):
+    with pytest.raises(RefreshError, match=r"^instances: .*UnauthorizedOperation"):
         world.run()
     assert world.calls == UP_TO_DATE and world.started == []
 
@@ -426,7 +454,8 @@ def test_access_denied_on_start_fails_visibly(world: World) -> None:
     world.group(desired=1)
     world.latest(world.new)
     world.start_error = "AccessDenied"
-    with pytest.raises(RefreshError, match=f"^Auto Scaling group {GROUP}: .*AccessDenied.*StartInstanceRefresh"):
+    pattern = rf"^Auto Scaling group {GROUP}: .*AccessDenied.*StartInstanceRefresh"
+    with pytest.raises(RefreshError, match=pattern):
         world.run()
     assert world.calls == STARTED and world.started == []
     assert world.log["decision"] == "error"
@@ -440,9 +469,15 @@ def test_access_denied_on_start_fails_visibly(world: World) -> None:
         ({"INSTANCE_WARMUP": "-5"}, "INSTANCE_WARMUP='-5'"),
         ({"INSTANCE_WARMUP": "1.5"}, "INSTANCE_WARMUP='1.5'"),
         ({"INSTANCE_WARMUP": "\u00b2"}, "INSTANCE_WARMUP='\u00b2'"),  # isdigit() yet not int()
-        ({"MIN_HEALTHY_PERCENTAGE": "0"}, "MIN_HEALTHY_PERCENTAGE='0': expected a whole number from 1 to 100"),
+        (
+            {"MIN_HEALTHY_PERCENTAGE": "0"},
+            "MIN_HEALTHY_PERCENTAGE='0': expected a whole number from 1 to 100",
+        ),
         ({"MIN_HEALTHY_PERCENTAGE": "101"}, "MIN_HEALTHY_PERCENTAGE='101'"),
-        ({"MAX_HEALTHY_PERCENTAGE": "100"}, "MAX_HEALTHY_PERCENTAGE='100': expected a whole number from 101 to 200"),
+        (
+            {"MAX_HEALTHY_PERCENTAGE": "100"},
+            "MAX_HEALTHY_PERCENTAGE='100': expected a whole number from 101 to 200",
+        ),
         ({"MAX_HEALTHY_PERCENTAGE": "250"}, "MAX_HEALTHY_PERCENTAGE='250'"),
         (
             {"MIN_HEALTHY_PERCENTAGE": "50", "MAX_HEALTHY_PERCENTAGE": "200"},
@@ -465,7 +500,7 @@ def test_failed_refresh_event_is_reported_as_an_error(world: World) -> None:
         "detail-type": "EC2 Auto Scaling Instance Refresh Failed",
         "detail": {"InstanceRefreshId": "r-9", "Cause": "instances failed health checks"},
     }
-    with pytest.raises(RefreshError, match="^instance refresh r-9 failed: instances failed health checks$"):
+    with pytest.raises(RefreshError, match=r"^instance refresh r-9 failed: instances failed health checks$"):
         world.run(event)
     assert world.calls == [] and world.log["decision"] == "error"
 
@@ -486,11 +521,14 @@ def test_handler_reads_the_environment_and_builds_retrying_clients(
     def client(name: str, **kwargs: Any) -> Any:
         created.append(name)
         assert kwargs["config"] is RETRIES
-        return real(name, **kwargs)
+        made = real(name, **kwargs)
+        made.meta.events.register("before-call.*.*", world._called)
+        return made
 
-    monkeypatch.setattr(ami_refresh.boto3, "client", client)
+    monkeypatch.setattr(boto3, "client", client)
+    world.calls.clear()
     assert ami_refresh.handler(None, None)["action"] == "up-to-date"
-    assert sorted(created) == ["autoscaling", "ec2", "ssm"]
+    assert sorted(created) == ["autoscaling", "ec2", "ssm"] and world.calls == UP_TO_DATE
     assert [json.loads(line)["decision"] for line in capsys.readouterr().out.splitlines()] == ["up-to-date"]
 
 

@@ -1,14 +1,11 @@
 """Replace the Windows workers when AWS publishes a newer AMI (Lambda index.handler).
 
-Inline code, so stdlib, boto3 and botocore only. The launch template's ImageId is
-resolve:ssm:<AMI_PARAMETER>, resolved at every launch: nothing writes template
-versions, so the stack never drifts; but then a refresh cannot use SkipMatching,
-DesiredConfiguration or AutoRollback. So this compares the parameter's image with
-every instance's, warm pool included (stopped ones keep their old AMI), and if any
-differs and no refresh is active, starts one launch-before-terminate refresh, its
-only change. {"dryRun": true} changes nothing. Each run prints one JSON line.
-Env: ASG_NAME, AMI_PARAMETER, INSTANCE_WARMUP (600), MIN_HEALTHY_PERCENTAGE (100),
-MAX_HEALTHY_PERCENTAGE (101 to MIN + 100, the default).
+Inline code: stdlib and boto3 only. The launch template's ImageId is
+resolve:ssm:<AMI_PARAMETER>, resolved at each launch, so no template versions are
+written and the stack never drifts; but a refresh then cannot SkipMatching. So this
+compares that image with every instance's (warm pool too) and, if any differs and
+no refresh is active, starts one launch-before-terminate refresh. Env: ASG_NAME,
+AMI_PARAMETER, INSTANCE_WARMUP, MIN_/MAX_HEALTHY_PERCENTAGE.
 """
 
 import json
@@ -21,7 +18,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 DEFAULT_PARAMETER = "/aws/service/ami-windows-latest/Windows_Server-2019-English-Full-Base"
 ACTIVE = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
-# total_max_attempts counts the first attempt; max_attempts would count retries only.
 RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5})
 
 
@@ -30,15 +26,11 @@ class RefreshError(RuntimeError):
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Lambda entry point: run() with the environment and new boto3 clients."""
     return run(event or {}, os.environ)
 
 
 def run(event: dict[str, Any], env: Any, clients: Any = None) -> dict[str, Any]:
-    """Decide, act, print one JSON line, return the decision or raise.
-
-    ``clients`` maps ssm, autoscaling and ec2 to boto3 clients (made if None).
-    """
+    """Decide, act, print one JSON line; ``clients``: ssm, autoscaling, ec2 (made if None)."""
     out: dict[str, Any] = {
         "asg_name": env.get("ASG_NAME", ""),
         "ami_parameter": env.get("AMI_PARAMETER") or DEFAULT_PARAMETER,
@@ -53,7 +45,6 @@ def run(event: dict[str, Any], env: Any, clients: Any = None) -> dict[str, Any]:
 
 
 def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) -> None:
-    """run()'s steps, adding what they learn to ``out``."""
     asg, name = out["asg_name"], out["ami_parameter"]
     if not asg:
         raise RefreshError("ASG_NAME is not set")
@@ -75,7 +66,7 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     pooled = []
     if groups[0].get("WarmPoolConfiguration"):
         pages = auto.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=asg)
-        pooled = [i["InstanceId"] for i in _call(group, pages.build_full_result)["Instances"]]
+        pooled = [i["InstanceId"] for i in _call(group, pages.build_full_result).get("Instances", [])]
     out.update(instances=len(ids), warm_pool_instances=len(pooled), outdated_instances=[])
     if every := ids + pooled:
         found = _call("instances", c["ec2"].describe_instances, InstanceIds=every)["Reservations"]
@@ -84,8 +75,8 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     action = "up-to-date"
     if out["outdated_instances"]:
         # Newest first, and a group has at most one active refresh.
-        refreshes = _call(group, auto.describe_instance_refreshes, AutoScalingGroupName=asg, MaxRecords=10)
-        active = [r["InstanceRefreshId"] for r in refreshes["InstanceRefreshes"] if r["Status"] in ACTIVE]
+        page = _call(group, auto.describe_instance_refreshes, AutoScalingGroupName=asg, MaxRecords=10)
+        active = [r["InstanceRefreshId"] for r in page.get("InstanceRefreshes", []) if r["Status"] in ACTIVE]
         if active:
             out["instance_refresh_id"] = active[0]
         action = "refresh-in-progress" if active else "refresh-started"
@@ -107,7 +98,6 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
 
 
 def _int(env: Any, name: str, default: int, low: int, high: int) -> int:
-    """``env[name]`` (``default`` if unset or empty), a whole number from low to high."""
     raw = env.get(name) or str(default)
     if not (raw.isascii() and raw.isdigit() and low <= int(raw) <= high):
         raise RefreshError(f"{name}={raw!r}: expected a whole number from {low} to {high}")
@@ -115,7 +105,6 @@ def _int(env: Any, name: str, default: int, low: int, high: int) -> int:
 
 
 def _call(what: str, method: Any, **kwargs: Any) -> Any:
-    """method(**kwargs); an AWS error left after botocore's retries raises RefreshError."""
     try:
         return method(**kwargs)
     except (ClientError, BotoCoreError) as error:
