@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from bench import INLINE_LIMIT, S3_LIMIT, template_figures, user_data
+from bench import INLINE_LIMIT, S3_LIMIT, template_figures, template_row, user_data
 
 TEMPLATES = sorted((ROOT / "templates").glob("*.json"))
 
@@ -53,6 +53,10 @@ def test_up_to_date_lambda_path_makes_at_most_four_calls() -> None:
         assert len(world.calls) <= 4, world.calls
 
 
-def test_bench_report_is_committed() -> None:
+@pytest.mark.parametrize("path", TEMPLATES, ids=[p.name for p in TEMPLATES])
+def test_committed_figures_are_current(path: Any) -> None:
     report = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
-    assert "| winworkers.json |" in report and "Cost and latency on paper" in report
+    assert template_row(path) in report.splitlines(), "BENCHMARKS.md is stale: run `make bench`"
+    assert "Cost and latency on paper" in report
+    minified = f"{template_figures(path)['minified']:,} bytes"
+    assert minified in (ROOT / "README.md").read_text(encoding="utf-8"), f"README's benchmark figures lack {minified}"
