@@ -101,7 +101,12 @@ def test_two_features_with_different_prefixes_share_one_switch() -> None:
     add_to(parent, WorkersConfig(prefix="Masslynx"))
     add_to(parent, WorkersConfig(prefix="Other"))
     data = as_dict(parent)
-    assert "MasslynxGroup" in data["Resources"] and "OtherGroup" in data["Resources"]
+    groups = [data["Resources"][f"{prefix}Group"]["Properties"] for prefix in ("Masslynx", "Other")]
+    # The group is the one resource with a physical name: two in one stack must differ.
+    assert [g["AutoScalingGroupName"] for g in groups] == [
+        {"Fn::Sub": "${AWS::StackName}-MasslynxWorkers"},
+        {"Fn::Sub": "${AWS::StackName}-OtherWorkers"},
+    ]
 
 
 def test_nested_stack_passes_every_parameter_through() -> None:

@@ -105,7 +105,7 @@ def _merge(feature: Template, parent: Template) -> None:
         if section == "parameters" and name == SWITCH:
             return True  # the parent owns the switch
         ours, theirs = getattr(feature, section)[name], getattr(parent, section)[name]
-        return section in _SHAREABLE and _plain(ours) == _plain(theirs)
+        return section in _SHAREABLE and encode_to_dict(ours) == encode_to_dict(theirs)
 
     clashes = sorted(
         f"{section}.{name}"
@@ -119,11 +119,6 @@ def _merge(feature: Template, parent: Template) -> None:
         target = getattr(parent, section)
         for name, value in getattr(feature, section).items():
             target.setdefault(name, value)
-
-
-def _plain(value: Any) -> Any:
-    """A declaration as the JSON it renders to, for comparison."""
-    return encode_to_dict(value)
 
 
 def build_template(config: WorkersConfig | None = None) -> Template:

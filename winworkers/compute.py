@@ -92,7 +92,9 @@ def add_fleet(
     lid = p.config.logical_id
     # Named, so the agent config can carry the name as a static dimension
     # without a dependency cycle (the launch template cannot Ref the group).
-    name = Sub("${AWS::StackName}-windows-workers")
+    # The prefix keeps two features in one stack apart (at most 128 + 1 + 32 + 7
+    # of the 255 characters a group name may have).
+    name = Sub("${AWS::StackName}-" + p.config.logical_id("Workers"))
     launch_template = template.add_resource(_launch_template(p, network, role, profile, logs, name))
     group = template.add_resource(_group(p, network, launch_template, name))
     _add_queue_scaling(template, p, group)

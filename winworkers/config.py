@@ -59,8 +59,9 @@ class WorkersConfig:
     max_fleet_size: int = 10
     """Upper bound of the capacity parameters, 1-50. The template's Rules
     enumerate capacities up to this bound (CloudFormation Rules cannot compare
-    numbers), so the Rules section grows with its square: about 0.5 KB at 10,
-    4 KB at 30."""
+    numbers), so they grow with its square: about 4 KB at 10, 20 KB at 30,
+    45 KB at 50. Above 10 the feature's template no longer fits the 51,200-byte
+    inline limit and deploys from S3 (``scripts/deploy.py --template-bucket``)."""
 
     include_alarms: bool = True
     """Create the operator alarms (idle fleet with queued work, low disk,
