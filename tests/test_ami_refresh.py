@@ -27,6 +27,7 @@ from moto import mock_aws
 
 from winworkers import ami_refresh
 from winworkers.ami_refresh import RETRIES, RefreshError, run
+from winworkers.refresh import REFRESH_FAILED
 
 PARAMETER = "/test/windows-ami"  # moto refuses names under /aws/
 GROUP = "workers"
@@ -497,7 +498,7 @@ def test_bad_configuration_names_the_variable(world: World, env: dict[str, str],
 def test_failed_refresh_event_is_reported_as_an_error(world: World) -> None:
     # refresh.py routes Auto Scaling's "Instance Refresh Failed" events here so that they alarm.
     event = {
-        "detail-type": "EC2 Auto Scaling Instance Refresh Failed",
+        "detail-type": REFRESH_FAILED,
         "detail": {"InstanceRefreshId": "r-9", "Cause": "instances failed health checks"},
     }
     with pytest.raises(RefreshError, match=r"^instance refresh r-9 failed: instances failed health checks$"):

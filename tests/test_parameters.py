@@ -39,7 +39,7 @@ def test_disabled_defaults_pass_the_rules(feature: dict[str, Any]) -> None:
         ({"MinSize": "10", "MaxSize": "0"}, "WinMinSize <= WinDesiredCapacity"),
         ({"DesiredCapacity": "5", "MaxSize": "4"}, "<= WinMaxSize"),
         ({"DesiredCapacity": "1", "MinSize": "2"}, "WinMinSize <= WinDesiredCapacity"),
-        ({"DesiredCapacity": "99"}, "<= WinMaxSize"),
+        ({"DesiredCapacity": "10", "MaxSize": "9"}, "<= WinMaxSize"),
         ({"DataBucket": ""}, "WinDataBucket is required"),
         ({"S3PrefixListId": ""}, "WinS3PrefixListId is required"),
     ],
@@ -58,6 +58,14 @@ def test_rules_accept_every_ordered_capacity(feature: dict[str, Any]) -> None:
             if low:
                 bad = {**values, "WinMaxSize": str(low - 1), "WinDesiredCapacity": ""}
                 assert failed_assertions(feature, bad), (low, low - 1)
+
+
+def test_capacities_beyond_the_rules_reach_are_not_allowed(feature: dict[str, Any]) -> None:
+    # The Rules compare capacities up to max_fleet_size; the parameters allow no more.
+    cap = WorkersConfig().max_fleet_size
+    for name in ("MinSize", "MaxSize", "WarmPoolMinSize"):
+        assert feature["Parameters"][f"Win{name}"]["MaxValue"] == cap
+    assert feature["Parameters"]["WinDesiredCapacity"]["AllowedValues"] == ["", *map(str, range(cap + 1))]
 
 
 def test_an_unset_desired_capacity_bounds_nothing(feature: dict[str, Any]) -> None:

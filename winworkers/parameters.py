@@ -99,6 +99,10 @@ class ParamSpec:
 
     def constraint_text(self) -> str:
         """The constraint, in words, for the README table."""
+        numbers = [int(v) for v in self.allowed_values if v.isdigit()]
+        if len(numbers) > 3 and numbers == list(range(numbers[0], numbers[-1] + 1)):
+            run = f"{numbers[0]}-{numbers[-1]}"
+            return f'`""` or {run}' if "" in self.allowed_values else run
         if self.allowed_values:
             return " / ".join(f"`{v}`" if v else '`""`' for v in self.allowed_values)
         if self.min_value is not None:
@@ -232,8 +236,8 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
             "",
             "Workers at creation; empty: scaling decides.",
             "Fleet",
-            allowed_pattern=r"^[0-9]{0,2}$",
-            constraint="empty or a whole number",
+            # Listed, not a pattern: the Rules bound it by MaxSize only up to max_fleet_size.
+            allowed_values=("", *(str(n) for n in range(cap + 1))),
         ),
         ParamSpec(
             "ScaleInIdleMinutes",
