@@ -138,3 +138,18 @@ def test_cli_builds_and_prints_the_parameter_table(tmp_path: Any) -> None:
         [sys.executable, "-m", "winworkers", "params"], capture_output=True, text=True, check=True
     ).stdout
     assert f"| Feature | `{SWITCH}` | `false` |" in table
+
+
+def test_readme_library_example_runs_and_lints_clean() -> None:
+    from cfnlint.api import ManualArgs, lint
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("## Use as a library", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(compile(example, "README.md", "exec"), scope)
+    platform = scope["platform"]
+    assert {"WinGroup", "WinStack", "WorkQueue"} <= set(platform.resources)
+    matches = lint(render_json(platform), config=ManualArgs(include_checks=["I"], regions=["us-east-1"]))
+    # The example's own queue is bare on purpose (I3011, I3013); the feature must lint clean.
+    ours = [m for m in matches if m.path[:2] != ["Resources", "WorkQueue"]]
+    assert [f"{m.rule.id} {m.path} {m.message}" for m in ours] == []
