@@ -23,9 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from winworkers.templates import INLINE_LIMIT, S3_LIMIT
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-INLINE_LIMIT, S3_LIMIT = 51_200, 1_000_000
 LIMITS = {"resources": 500, "parameters": 200, "outputs": 200}
 USERDATA_LIMIT = 16 * 1024
 

@@ -4,7 +4,7 @@
     python scripts/deploy.py --stack-name platform-winworkers --template templates/winworkers.json \\
         --region eu-west-1 --parameter EnableWinTaskScriptService=true --parameter WinDataBucket=... [...]
 
-Before any API call it evaluates the template's Rules with the given values
+Before it creates anything it evaluates the template's Rules with the given values
 (CloudFormation would refuse them too, but only after a round trip). It fills
 in the region's S3 prefix list when the template needs it and none was given,
 creates a change set (CREATE or UPDATE), executes it and waits. Re-running with
@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from winworkers.parameters import SWITCH
 from winworkers.rules import failed_assertions, parameter_values
+from winworkers.templates import INLINE_LIMIT
 
-INLINE_LIMIT = 51_200
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
 FAILED_SUFFIXES = ("_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED")
@@ -93,8 +93,11 @@ def deploy(
 ) -> DeployResult:
     """Check, then create or update ``stack_name`` by change set, and wait for it."""
     template, body = load(template_path)
-    parameters = fill_prefix_list(template, parameters, ec2, region)
-    check_rules(template, parameters)
+    try:
+        parameters = fill_prefix_list(template, parameters, ec2, region)
+        check_rules(template, parameters)
+    except ValueError as error:  # an unknown parameter name, or one without a value
+        raise DeployError(str(error)) from error
     source = _template_source(body, stack_name, region, s3, template_bucket)
     cfn.validate_template(**source)
     exists = _stack_status(cfn, stack_name) not in (None, "REVIEW_IN_PROGRESS")
@@ -220,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             tags=_pairs(args.tag, "--tag"),
             wait_seconds=args.wait_seconds,
         )
-    except (DeployError, ClientError) as error:
+    except (DeployError, ClientError, BotoCoreError) as error:  # no credentials, endpoint down, ...
         print(f"deploy failed: {error}", file=sys.stderr)
         return 1
     print(json.dumps(result.__dict__, sort_keys=True))

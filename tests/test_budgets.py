@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from conftest import ROOT
+from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from bench import INLINE_LIMIT, S3_LIMIT, template_figures, template_row, user_data
+from bench import template_figures, template_row, user_data
 
 TEMPLATES = sorted((ROOT / "templates").glob("*.json"))
 

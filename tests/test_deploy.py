@@ -20,10 +20,11 @@ from moto.cloudformation import parsing
 from moto.server import ThreadedMotoServer
 
 from conftest import ROOT
+from winworkers.parameters import SWITCH
 from winworkers.renderings import MODES, enabled_parameters
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from deploy import DeployError, deploy
+from deploy import DeployError, deploy, main
 
 REGION = "us-east-1"
 FEATURE = ROOT / "templates" / "winworkers.json"
@@ -158,3 +159,42 @@ def test_rules_refuse_bad_input_before_any_call(aws: dict[str, Any]) -> None:
         _deploy(aws, "ww-bad", FEATURE, enabled_parameters(MinSize="5", MaxSize="2"))
     stacks = aws["cloudformation"].list_stacks()["StackSummaries"]
     assert "ww-bad" not in {s["StackName"] for s in stacks}
+
+
+def test_cli_reports_bad_input_without_a_traceback(
+    aws: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    endpoint = aws["cloudformation"].meta.endpoint_url
+    common = ["--stack-name", "ww-cli", "--template", str(FEATURE), "--region", REGION, "--endpoint-url", endpoint]
+    assert main([*common, "--parameter", "WinNoSuchThing=1"]) == 1
+    assert "unknown parameters ['WinNoSuchThing']" in capsys.readouterr().err
+    assert (
+        main([*common, "--parameter", f"{SWITCH}=true", "--parameter", "WinMinSize=3", "--parameter", "WinMaxSize=2"])
+        == 1
+    )
+    assert "WinMinSize <= WinDesiredCapacity <= WinMaxSize" in capsys.readouterr().err
+    assert "ww-cli" not in {s["StackName"] for s in aws["cloudformation"].list_stacks()["StackSummaries"]}
+
+
+def test_cli_reports_missing_credentials_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    args = [
+        "--stack-name",
+        "ww",
+        "--template",
+        str(FEATURE),
+        "--region",
+        REGION,
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+    ]
+    assert main([*args, "--parameter", f"{SWITCH}=true"]) == 1
+    assert "deploy failed: Unable to locate credentials" in capsys.readouterr().err

@@ -22,6 +22,11 @@ from winworkers.parameters import SWITCH
 from winworkers.refresh import SQS_MANAGED_SSE
 from winworkers.suppress import skip_checkov
 
+INLINE_LIMIT = 51_200
+"""CloudFormation's limit on a TemplateBody; a larger template must come from S3 (TemplateURL)."""
+S3_LIMIT = 1_000_000
+"""CloudFormation's limit on a template read from S3."""
+
 
 def parent_example(config: WorkersConfig | None = None) -> Template:
     """A minimal platform stack: its own queue and bucket, and the feature twice —
