@@ -451,6 +451,17 @@ def test_access_denied_on_describe_instances_starts_nothing(world: World) -> Non
     assert world.calls == UP_TO_DATE and world.started == []
 
 
+def test_a_refresh_started_since_the_check_is_reported_not_raised(world: World) -> None:
+    # Another refresh (say, a stack update's) began between the describe and the start.
+    world.group(desired=1)
+    world.latest(world.new)
+    world.start_error = "InstanceRefreshInProgress"
+    result = world.run()
+    assert result["action"] == "refresh-in-progress" and "instance_refresh_id" not in result
+    assert world.calls == STARTED and world.started == []
+    assert world.log["decision"] == "refresh-in-progress"
+
+
 def test_access_denied_on_start_fails_visibly(world: World) -> None:
     world.group(desired=1)
     world.latest(world.new)

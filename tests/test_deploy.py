@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from moto.cloudformation import parsing
+from moto.ec2.models.security_groups import SecurityGroup
 from moto.server import ThreadedMotoServer
 
 from conftest import ROOT
@@ -53,10 +54,21 @@ def _with_fn_cidr(clean_json: Any) -> Any:
     return clean
 
 
+def _with_vpc_id(get_cfn_attribute: Any) -> Any:
+    """moto 5.2.5 knows only GroupId of a security group's attributes; CloudFormation
+    (and cfn-lint's spec) also return VpcId."""
+
+    def get(group: Any, attribute: str) -> Any:
+        return group.vpc_id if attribute == "VpcId" else get_cfn_attribute(group, attribute)
+
+    return get
+
+
 @pytest.fixture(scope="module")
 def aws() -> Iterator[dict[str, Any]]:
     patch = pytest.MonkeyPatch()
     patch.setattr(parsing, "clean_json", _with_fn_cidr(parsing.clean_json))
+    patch.setattr(SecurityGroup, "get_cfn_attribute", _with_vpc_id(SecurityGroup.get_cfn_attribute))
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -117,12 +129,15 @@ def test_feature_deploys_and_updates_in_every_mode(aws: dict[str, Any], mode: st
         "LaunchTemplateData"
     ]
     assert data["MetadataOptions"]["HttpTokens"] == "required" and "KeyName" not in data
+    resources = aws["cloudformation"].list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
+    vpc = physical["WinVpc"] if mode.startswith("isolated") else parameters["WinVpcId"]
+    endpoints = [r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::EC2::VPCEndpoint"]
+    assert len(endpoints) == (0 if mode == "existing-without-endpoints" else 5)
+    if endpoints:  # in the workers' VPC, whichever mode chose it
+        described = aws["ec2"].describe_vpc_endpoints(VpcEndpointIds=endpoints)["VpcEndpoints"]
+        assert {e["VpcId"] for e in described} == {vpc}
     if mode.startswith("isolated"):
-        vpc = next(
-            r["PhysicalResourceId"]
-            for r in aws["cloudformation"].list_stack_resources(StackName=stack)["StackResourceSummaries"]
-            if r["LogicalResourceId"] == "WinVpc"
-        )
         gateways = aws["ec2"].describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])
         assert gateways["InternetGateways"] == []
         tables = aws["ec2"].describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]

@@ -93,7 +93,10 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
         }
         start = auto.start_instance_refresh
         refresh = _call(group, start, AutoScalingGroupName=asg, Strategy="Rolling", Preferences=preferences)
-        out["instance_refresh_id"] = refresh["InstanceRefreshId"]
+        if refresh:
+            out["instance_refresh_id"] = refresh["InstanceRefreshId"]
+        else:  # one began since DescribeInstanceRefreshes
+            action = "refresh-in-progress"
     out["action"] = action
 
 
@@ -109,5 +112,7 @@ def _call(what: str, method: Any, **kwargs: Any) -> Any:
         return method(**kwargs)
     except (ClientError, BotoCoreError) as error:
         code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else ""
+        if code == "InstanceRefreshInProgress":
+            return None
         message = f"{what} not found" if code == "ParameterNotFound" else f"{what}: {error}"
         raise RefreshError(message) from error

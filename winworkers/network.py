@@ -71,7 +71,7 @@ def add_network(template: Template, p: Params, worker_role: Role, worker_stateme
     vpc_id = If(p.cond("IsolatedVpc"), Ref(vpc), p["VpcId"])
     subnet_ids = If(p.cond("IsolatedVpc"), subnets, p["SubnetIds"])
     workers = _add_security_groups(template, p, vpc_id)
-    _add_endpoints(template, p, vpc_id, subnet_ids, route_table, workers, worker_role, worker_statements)
+    _add_endpoints(template, p, subnet_ids, route_table, workers, worker_role, worker_statements)
     return Network(subnet_ids=subnet_ids, worker_security_group=workers)
 
 
@@ -159,21 +159,18 @@ def _add_security_groups(template: Template, p: Params, vpc_id: Any) -> Security
         )
     )
     endpoints = template.add_resource(
-        _unset_in_default_mode(
-            SecurityGroup(
-                lid("EndpointSecurityGroup"),
-                GroupDescription="VPC endpoints: HTTPS from the Windows workers only",
-                VpcId=vpc_id,
-                SecurityGroupEgress=[
-                    # Endpoints answer, they never initiate; this rule matches no real traffic
-                    # and replaces the default allow-all egress.
-                    SecurityGroupRule(
-                        IpProtocol="icmp", FromPort=-1, ToPort=-1, CidrIp="127.0.0.1/32", Description="No egress"
-                    ),
-                ],
-                Condition=p.cond("CreateEndpoints"),
-            ),
-            "VpcId",
+        SecurityGroup(
+            lid("EndpointSecurityGroup"),
+            GroupDescription="VPC endpoints: HTTPS from the Windows workers only",
+            VpcId=GetAtt(workers, "VpcId"),
+            SecurityGroupEgress=[
+                # Endpoints answer, they never initiate; this rule matches no real traffic
+                # and replaces the default allow-all egress.
+                SecurityGroupRule(
+                    IpProtocol="icmp", FromPort=-1, ToPort=-1, CidrIp="127.0.0.1/32", Description="No egress"
+                ),
+            ],
+            Condition=p.cond("CreateEndpoints"),
         )
     )
     template.add_resource(
@@ -250,7 +247,6 @@ def endpoint_policy(prefix: str, role: Role, worker_statements: Sequence[Stateme
 def _add_endpoints(
     template: Template,
     p: Params,
-    vpc_id: Any,
     subnet_ids: Any,
     route_table: RouteTable,
     workers: SecurityGroup,
@@ -263,7 +259,8 @@ def _add_endpoints(
         props: dict[str, Any] = {
             "ServiceName": Sub(f"com.amazonaws.${{AWS::Region}}.{service}"),
             "VpcEndpointType": kind,
-            "VpcId": vpc_id,
+            # The workers' VPC, whichever mode chose it (and no empty default for cfn-lint to trip on).
+            "VpcId": GetAtt(workers, "VpcId"),
             "PolicyDocument": endpoint_policy(prefix, role, worker_statements),
         }
         if kind == "Gateway":
@@ -271,5 +268,4 @@ def _add_endpoints(
         else:
             props.update(PrivateDnsEnabled=True, SubnetIds=subnet_ids, SecurityGroupIds=[Ref(endpoint_sg)])
         name = "".join(part.capitalize() for part in service.split("-"))
-        endpoint = VPCEndpoint(p.config.logical_id(f"{name}Endpoint"), Condition=create, **props)
-        template.add_resource(_unset_in_default_mode(endpoint, "VpcId"))
+        template.add_resource(VPCEndpoint(p.config.logical_id(f"{name}Endpoint"), Condition=create, **props))
