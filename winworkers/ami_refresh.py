@@ -2,10 +2,12 @@
 
 Inline code: stdlib and boto3 only. The launch template's ImageId is
 resolve:ssm:<AMI_PARAMETER>, resolved at each launch, so no template versions are
-written and the stack never drifts; but a refresh then cannot SkipMatching. So this
-compares that image with every instance's (warm pool too) and, if any differs and
-no refresh is active, starts one launch-before-terminate refresh. Env: ASG_NAME,
-AMI_PARAMETER, INSTANCE_WARMUP, MIN_/MAX_HEALTHY_PERCENTAGE.
+written and the stack never drifts; but a refresh then cannot use SkipMatching,
+DesiredConfiguration or AutoRollback. So this compares that image with every
+instance's (warm pool too: stopped ones keep their AMI) and, if any differs and no
+refresh is active, starts one launch-before-terminate refresh. {"dryRun": true}
+changes nothing. Env: ASG_NAME, AMI_PARAMETER, INSTANCE_WARMUP (600),
+MIN_HEALTHY_PERCENTAGE (100), MAX_HEALTHY_PERCENTAGE (MIN + 100).
 """
 
 import json
@@ -112,7 +114,7 @@ def _call(what: str, method: Any, **kwargs: Any) -> Any:
         return method(**kwargs)
     except (ClientError, BotoCoreError) as error:
         code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else ""
-        if code == "InstanceRefreshInProgress":
+        if code == "InstanceRefreshInProgress":  # StartInstanceRefresh: one began since the check
             return None
         message = f"{what} not found" if code == "ParameterNotFound" else f"{what}: {error}"
         raise RefreshError(message) from error
