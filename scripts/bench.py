@@ -125,6 +125,19 @@ def template_row(path: Path) -> str:
     )
 
 
+FLEET_SIZES = (10, 100, 1000)
+
+
+def fleet_size_row(max_fleet_size: int) -> str:
+    """The feature template's minified bytes for one ``max_fleet_size`` (exact; asserted in the tests)."""
+    from winworkers import WorkersConfig, build_template
+    from winworkers.templates import render
+
+    template = json.loads(render(build_template(WorkersConfig(max_fleet_size=max_fleet_size))))
+    minified = len(json.dumps(template, separators=(",", ":"), ensure_ascii=False).encode())
+    return f"| {max_fleet_size:,} | {minified:,} | {'fits' if minified <= INLINE_LIMIT else 'over'} |"
+
+
 def lambda_calls() -> dict[str, int]:
     """API calls per invocation, per scenario, on moto (as tests/test_ami_refresh.py)."""
     import pytest
@@ -203,6 +216,9 @@ def main() -> int:
         "The feature's template deploys inline, without an S3 bucket. The parent example embeds the whole feature "
         "and a nested stack, which needs S3 for its TemplateURL anyway, so it is held to the 1 MB S3 limit.",
     ]
+    lines += ["", "### By fleet size (default config otherwise)", "",
+              "| `max_fleet_size` | Minified bytes | Inline 51,200 |", "| --- | --- | --- |"]  # fmt: skip
+    lines += [fleet_size_row(size) for size in FLEET_SIZES]
     lines += ["", "## AMI refresh Lambda: AWS API calls per invocation (exact, on moto)", "",
               "| Scenario | Calls |", "| --- | --- |"]  # fmt: skip
     lines += [f"| {name} | {count} |" for name, count in lambda_calls().items()]

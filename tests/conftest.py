@@ -78,7 +78,7 @@ def valid_configs() -> st.SearchStrategy[WorkersConfig]:
         ).map(tuple),
         metrics_namespace=st.from_regex(r"[A-Za-z][A-Za-z0-9/_.-]{0,20}", fullmatch=True),
         metrics_interval_seconds=st.sampled_from(METRIC_INTERVALS),
-        max_fleet_size=st.integers(1, 50),
+        max_fleet_size=st.integers(1, 1000),
         include_alarms=st.booleans(),
         default_instance_type=st.sampled_from(["m6i.large", "c7i.2xlarge", "t3.xlarge", "r6i.4xlarge"]),
         tags=st.dictionaries(

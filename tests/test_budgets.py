@@ -11,7 +11,7 @@ from conftest import ROOT
 from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from bench import template_figures, template_row, user_data
+from bench import FLEET_SIZES, fleet_size_row, template_figures, template_row, user_data
 
 TEMPLATES = sorted((ROOT / "templates").glob("*.json"))
 
@@ -61,3 +61,10 @@ def test_committed_figures_are_current(path: Any) -> None:
     assert "Cost and latency on paper" in report
     minified = f"{template_figures(path)['minified']:,} bytes"
     assert minified in (ROOT / "README.md").read_text(encoding="utf-8"), f"README's benchmark figures lack {minified}"
+
+
+@pytest.mark.parametrize("size", FLEET_SIZES)
+def test_fleet_size_figures_are_current_and_fit_inline(size: int) -> None:
+    row = fleet_size_row(size)
+    assert row.endswith("| fits |"), row
+    assert row in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8").splitlines(), "run `make bench`"

@@ -43,7 +43,7 @@ def test_other_configs_lint_clean(tmp_path: Path) -> None:
     paths = []
     for n, config in enumerate(
         [
-            WorkersConfig(prefix="Masslynx", max_fleet_size=50, include_alarms=False),
+            WorkersConfig(prefix="Masslynx", max_fleet_size=1000, include_alarms=False),
             WorkersConfig(
                 max_fleet_size=1, worker_log_paths=("D:\\a\\*.log", "E:\\b.txt"), metrics_interval_seconds=10
             ),

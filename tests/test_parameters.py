@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from conftest import ROOT
-from winworkers import WorkersConfig
+from conftest import ROOT, as_dict
+from winworkers import WorkersConfig, build_template
 from winworkers.docs import parameter_table
+from winworkers.parameters import RULE_CAPACITY_BOUND
 from winworkers.renderings import enabled_parameters
 from winworkers.rules import failed_assertions
+from winworkers.templates import render
 
 CONSTRAINTS = {"AllowedValues", "AllowedPattern", "MinValue", "MaxValue"}
 
@@ -40,6 +43,7 @@ def test_disabled_defaults_pass_the_rules(feature: dict[str, Any]) -> None:
         ({"DesiredCapacity": "5", "MaxSize": "4"}, "<= WinMaxSize"),
         ({"DesiredCapacity": "1", "MinSize": "2"}, "WinMinSize <= WinDesiredCapacity"),
         ({"DesiredCapacity": "10", "MaxSize": "9"}, "<= WinMaxSize"),
+        ({"DesiredCapacity": "100", "MaxSize": "99"}, "<= WinMaxSize"),
         ({"DataBucket": ""}, "WinDataBucket is required"),
         ({"S3PrefixListId": ""}, "WinS3PrefixListId is required"),
     ],
@@ -50,9 +54,8 @@ def test_rules_reject_bad_values(feature: dict[str, Any], overrides: dict[str, s
 
 
 def test_rules_accept_every_ordered_capacity(feature: dict[str, Any]) -> None:
-    cap = WorkersConfig().max_fleet_size
-    for low in range(cap + 1):
-        for high in range(low, cap + 1):
+    for low in range(0, 13):
+        for high in range(low, 13):
             values = enabled_parameters(MinSize=str(low), MaxSize=str(high), DesiredCapacity=str(high))
             assert failed_assertions(feature, values) == [], (low, high)
             if low:
@@ -60,12 +63,49 @@ def test_rules_accept_every_ordered_capacity(feature: dict[str, Any]) -> None:
                 assert failed_assertions(feature, bad), (low, low - 1)
 
 
-def test_capacities_beyond_the_rules_reach_are_not_allowed(feature: dict[str, Any]) -> None:
-    # The Rules compare capacities up to max_fleet_size; the parameters allow no more.
-    cap = WorkersConfig().max_fleet_size
-    for name in ("MinSize", "MaxSize", "WarmPoolMinSize"):
-        assert feature["Parameters"][f"Win{name}"]["MaxValue"] == cap
-    assert feature["Parameters"]["WinDesiredCapacity"]["AllowedValues"] == ["", *map(str, range(cap + 1))]
+@pytest.mark.parametrize(("low", "high"), [(3, 2), (50, 49), (1000, 999), (2, 0)])
+def test_the_precheck_names_the_values_at_any_size(feature: dict[str, Any], low: int, high: int) -> None:
+    failures = failed_assertions(feature, enabled_parameters(MinSize=str(low), MaxSize=str(high)))
+    assert f"WinMinSize='{low}'" in failures[0] and f"WinMaxSize='{high}'" in failures[0], failures
+
+
+def _cloudformation_rule_fails(template: dict[str, Any], values: dict[str, str]) -> bool:
+    """What CloudFormation itself evaluates: the Rule, without the pre-check's numeric order."""
+    from winworkers.rules import _eval, parameter_values
+
+    parsed = parameter_values(template, values)
+    rule = template["Rules"]["WinCapacityOrder"]
+    return not all(_eval(a["Assert"], parsed) for a in rule["Assertions"])
+
+
+def test_cloudformation_refuses_small_bad_orders_itself(feature: dict[str, Any]) -> None:
+    bound = RULE_CAPACITY_BOUND
+    for high in range(bound):
+        for low in range(high + 1, 12):
+            assert _cloudformation_rule_fails(feature, enabled_parameters(MinSize=str(low), MaxSize=str(high)))
+            assert _cloudformation_rule_fails(
+                feature, enabled_parameters(MinSize="0", DesiredCapacity=str(low), MaxSize=str(high))
+            )
+    # Above the bound, only the pre-check and Auto Scaling itself refuse it (documented).
+    assert not _cloudformation_rule_fails(feature, enabled_parameters(MinSize="9", MaxSize=str(bound)))
+
+
+@pytest.mark.parametrize("cap", [1, 10, 100, 1000])
+def test_capacity_parameters_are_bounded_by_max_fleet_size(cap: int) -> None:
+    template = as_dict(build_template(WorkersConfig(max_fleet_size=cap)))
+    parameters = template["Parameters"]
+    for name in ("WinMinSize", "WinMaxSize"):
+        assert parameters[name]["MaxValue"] == cap
+    pattern = re.compile(parameters["WinDesiredCapacity"]["AllowedPattern"])
+    allowed = [n for n in range(cap * 2 + 20) if pattern.fullmatch(str(n))]
+    assert allowed == list(range(cap + 1))
+    assert pattern.fullmatch("") and not pattern.fullmatch("01") and not pattern.fullmatch("-1")
+
+
+def test_template_size_does_not_depend_on_fleet_size() -> None:
+    sizes = {cap: len(render(build_template(WorkersConfig(max_fleet_size=cap)))) for cap in (10, 100, 1000)}
+    # Only the digits of the bound differ (MaxValue and the pattern).
+    assert max(sizes.values()) - min(sizes.values()) < 64, sizes
 
 
 def test_an_unset_desired_capacity_bounds_nothing(feature: dict[str, Any]) -> None:

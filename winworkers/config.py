@@ -20,6 +20,8 @@ _WIN_PATH_RE = re.compile(r"^[A-Za-z]:\\(?:[^<>:\"/\\|?\r\n]+\\)*[^<>:\"/\\|?\r\
 _NAMESPACE_RE = re.compile(r"^[0-9A-Za-z.\-_/#:]{1,255}$")
 # The agent's metrics_collection_interval, seconds; below 60 is high resolution.
 METRIC_INTERVALS = (10, 30, 60, 120, 300)
+# The largest fleet the capacity parameters allow.
+MAX_FLEET_SIZE = 1000
 
 
 class ConfigError(ValueError):
@@ -56,12 +58,9 @@ class WorkersConfig:
     metrics_interval_seconds: int = 60
     """How often the agent samples CPU, memory and disk: one of 10, 30, 60, 120, 300."""
 
-    max_fleet_size: int = 10
-    """Upper bound of the capacity parameters, 1-50. The template's Rules
-    enumerate capacities up to this bound (CloudFormation Rules cannot compare
-    numbers), so they grow with its square: about 4 KB at 10, 20 KB at 30,
-    45 KB at 50. Above 10 the feature's template no longer fits the 51,200-byte
-    inline limit and deploys from S3 (``scripts/deploy.py --template-bucket``)."""
+    max_fleet_size: int = 100
+    """Upper bound of the capacity parameters, 1-1000. The template's size does
+    not depend on it (the bound is a MaxValue and a pattern)."""
 
     include_alarms: bool = True
     """Create the operator alarms (idle fleet with queued work, low disk,
@@ -92,8 +91,8 @@ class WorkersConfig:
             )
         if self.metrics_interval_seconds not in METRIC_INTERVALS:
             raise ConfigError("metrics_interval_seconds", self.metrics_interval_seconds, f"one of {METRIC_INTERVALS}")
-        if not 1 <= self.max_fleet_size <= 50:
-            raise ConfigError("max_fleet_size", self.max_fleet_size, "an integer from 1 to 50")
+        if not 1 <= self.max_fleet_size <= MAX_FLEET_SIZE:
+            raise ConfigError("max_fleet_size", self.max_fleet_size, f"an integer from 1 to {MAX_FLEET_SIZE}")
         from winworkers.parameters import INSTANCE_TYPE_PATTERN
 
         if not re.match(INSTANCE_TYPE_PATTERN, self.default_instance_type):

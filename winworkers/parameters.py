@@ -238,8 +238,9 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
             "",
             "Workers at creation; empty: scaling decides.",
             "Fleet",
-            # Listed, not a pattern: the Rules bound it by MaxSize only up to max_fleet_size.
-            allowed_values=("", *(str(n) for n in range(cap + 1))),
+            # A String, so that empty can mean "unset"; the pattern bounds it as MaxValue would.
+            allowed_pattern=f"^({number_pattern(cap)})?$",
+            constraint=f"empty or a whole number from 0 to {cap}",
         ),
         ParamSpec(
             "ScaleInIdleMinutes",
@@ -369,6 +370,32 @@ _ALARM_PARAMETERS = (
 )
 
 
+def number_pattern(high: int) -> str:
+    """A regular expression matching the whole numbers 0 to ``high`` (no leading zeros).
+
+    Its length grows with the digits of ``high``, not with ``high``: a listed
+    AllowedValues of 0..1000 would cost 6 KB of the template.
+    """
+    if high < 0:
+        raise ValueError(f"high={high!r} is not allowed: a whole number")
+    digits = str(high)
+    # Every number with fewer digits than high.
+    shorter = ["[0-9]"] + [f"[1-9][0-9]{{{n - 1}}}" if n > 2 else "[1-9][0-9]" for n in range(2, len(digits))]
+    if len(digits) == 1:
+        return "[0-9]" if high == 9 else f"[0-{high}]"
+    # Numbers with as many digits as high: equal on a prefix, then smaller at one digit.
+    same = []
+    for i, digit in enumerate(digits):
+        low = "1" if i == 0 else "0"
+        if int(digit) > int(low):
+            top = int(digit) - 1
+            rest = len(digits) - i - 1
+            head = digits[:i] + (f"[{low}-{top}]" if top > int(low) else low)
+            same.append(head + (f"[0-9]{{{rest}}}" if rest > 1 else "[0-9]" if rest else ""))
+    same.append(digits)
+    return "|".join(shorter + same)
+
+
 def param_name(config: WorkersConfig, name: str) -> str:
     """The parameter's logical name: prefixed, except the platform-wide switch."""
     return name if name == SWITCH else config.logical_id(name)
@@ -447,12 +474,22 @@ def _add_conditions(template: Template, p: Params) -> None:
         template.add_condition(name, expression)
 
 
-def _add_rules(template: Template, p: Params) -> None:
-    """Cross-parameter checks CloudFormation runs before it changes anything.
+RULE_CAPACITY_BOUND = 3
+"""The capacity Rule compares sizes below this bound only.
 
-    Rule functions have no numeric comparison, so ``a <= b`` becomes, for each
-    capacity ``t``: "if b is below t, so is a", with "below t" a Contains test.
-    """
+Rule functions have no numeric comparison, so ``a <= b`` becomes, for each
+capacity ``t``: "if b is below t, so is a", with "below t" a Contains test: the
+Rule grows with the square of the values it covers (46.7 KB for 0..50). So the
+Rule covers the small sizes, where the common mistakes are (MaxSize 0, 1 or 2
+below MinSize), and stays the same size for any ``max_fleet_size``. Beyond it,
+CloudFormation alone catches a bad order only when Auto Scaling refuses the
+group (a rollback after the network is built); ``winworkers.rules`` and the
+deploy command check the whole order before any call.
+"""
+
+
+def _add_rules(template: Template, p: Params) -> None:
+    """Cross-parameter checks CloudFormation runs before it changes anything."""
     on = Equals(p[SWITCH], "true")
     existing = Equals(p["NetworkMode"], EXISTING)
 
@@ -475,7 +512,7 @@ def _add_rules(template: Template, p: Params) -> None:
                 Not(below(t, upper)),
                 And(below(t, lower), below(t, also, unset_passes=True)) if also else below(t, lower),
             )
-            for t in range(1, p.config.max_fleet_size + 1)
+            for t in range(1, min(p.config.max_fleet_size, RULE_CAPACITY_BOUND) + 1)
         ]
         names = [param_name(p.config, n) for n in (lower, also, upper) if n]
         return {"Assert": _all(clauses), "AssertDescription": " <= ".join(names[:-1]) + f" <= {names[-1]}"}

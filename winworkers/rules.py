@@ -31,16 +31,38 @@ def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> d
 
 
 def failed_assertions(template: Mapping[str, Any], given: Mapping[str, str]) -> list[str]:
-    """The AssertDescription of every assertion that fails, rule by rule ("Rule: description")."""
+    """The AssertDescription of every assertion that fails, rule by rule ("Rule: description").
+
+    An assertion described as an order of parameters ("A <= B <= C") is also
+    checked numerically over every value, not only as far as the Rule itself
+    enumerates (see ``winworkers.parameters.RULE_CAPACITY_BOUND``); its failure
+    names the values. Empty values are unset and bound nothing.
+    """
     values = parameter_values(template, given)
     failures = []
     for rule_name, rule in template.get("Rules", {}).items():
         if "RuleCondition" in rule and not _eval(rule["RuleCondition"], values):
             continue
         for assertion in rule.get("Assertions", []):
-            if not _eval(assertion["Assert"], values):
-                failures.append(f"{rule_name}: {assertion.get('AssertDescription', 'assertion failed')}")
+            description = assertion.get("AssertDescription", "assertion failed")
+            order = _order(description, values)
+            if order is not None and not _ordered(order, values):
+                got = ", ".join(f"{name}={values[name]!r}" for name in order)
+                failures.append(f"{rule_name}: {description} (got {got})")
+            elif not _eval(assertion["Assert"], values):
+                failures.append(f"{rule_name}: {description}")
     return failures
+
+
+def _order(description: str, values: Mapping[str, Any]) -> list[str] | None:
+    """The parameter names of a description "A <= B <= C", if it is one."""
+    names = [name.strip() for name in description.split("<=")]
+    return names if len(names) > 1 and all(name in values for name in names) else None
+
+
+def _ordered(names: list[str], values: Mapping[str, Any]) -> bool:
+    numbers = [int(values[name]) for name in names if str(values[name]).strip().isdigit()]
+    return numbers == sorted(numbers)
 
 
 def _eval(node: Any, values: Mapping[str, Any]) -> Any:
