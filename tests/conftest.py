@@ -17,7 +17,7 @@ from winworkers.config import METRIC_INTERVALS
 from winworkers.renderings import enabled_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+DATA = ROOT / "tests" / "data"
 
 Rendered = dict[str, Any]
 

@@ -566,7 +566,8 @@ def test_unexpected_errors_are_logged_too(
 
 
 def test_retries_count_every_attempt() -> None:
-    # max_attempts would mean retries; total_max_attempts is the total (see FIELD-NOTES.md).
+    # max_attempts would mean retries; total_max_attempts is the total (botocore.config.Config docstring,
+    # https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html).
     assert RETRIES.retries == {"mode": "standard", "total_max_attempts": 5}
 
 

@@ -20,6 +20,7 @@ BAD = [
     ("worker_log_paths", ("logs/*.log",), "absolute Windows path"),
     ("worker_log_paths", ("C:\\Logs\\a|b.log",), "absolute Windows path"),
     ("worker_log_paths", ("C:\\a.log", "C:\\a.log"), "without duplicates"),
+    ("worker_log_paths", ("C:\\" + "a" * 4095 + ".log",), "absolute Windows path"),
     ("worker_log_paths", "C:\\a.log", "a tuple"),
     ("worker_log_paths", (3,), "strings"),
     ("metrics_namespace", "AWS/EC2", "AWS/"),

@@ -9,12 +9,13 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from conftest import SHARED, as_dict, render, resources_of, valid_configs
+from conftest import DATA, as_dict, render, resources_of, valid_configs
 from winworkers import WorkersConfig, build_template
 from winworkers.cwagent import AGENT_LOG_PATH, CONFIG_PATH, AgentLogGroups, build_agent_config
 from winworkers.renderings import enabled_parameters
 
-SCHEMA = json.loads((SHARED / "reference" / "cloudwatch-agent" / "schema.json").read_text(encoding="utf-8"))
+AGENT_DATA = DATA / "cloudwatch-agent"
+SCHEMA = json.loads((AGENT_DATA / "schema.json").read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.validators.validator_for(SCHEMA)(SCHEMA)
 
 
@@ -34,7 +35,7 @@ def _rendered_agent_config(
 @pytest.mark.parametrize("sample", ["basic_config_windows.json", "advanced_config_windows.json"])
 def test_the_schema_accepts_the_agents_own_samples(sample: str) -> None:
     # Guards the validator itself: a schema we load wrongly would accept anything.
-    assert _errors(json.loads((SHARED / "reference" / "cloudwatch-agent" / sample).read_text())) == []
+    assert _errors(json.loads((AGENT_DATA / sample).read_text())) == []
     assert _errors({"metrics": {"metrics_collected": {}}, "bogus": 1}) != []
 
 

@@ -1,6 +1,6 @@
 """Deploy the committed templates on moto's server, through scripts/deploy.py's change sets.
 
-moto ignores Conditions (FIELD-NOTES), so only enabled renderings are deployed
+moto 5.2.5 ignores Conditions (measured), so only enabled renderings are deployed
 here; the disabled case is judged by evaluating Conditions (test_build.py).
 """
 

@@ -79,8 +79,13 @@ class WorkersConfig:
         if not self.worker_log_paths:
             raise ConfigError("worker_log_paths", self.worker_log_paths, "at least one path")
         for path in self.worker_log_paths:
-            if not _WIN_PATH_RE.match(path):
-                raise ConfigError("worker_log_paths", path, r"an absolute Windows path such as C:\Logs\*.log")
+            # The agent's schema bounds file_path at 4,096 characters.
+            if not _WIN_PATH_RE.match(path) or len(path) > 4096:
+                raise ConfigError(
+                    "worker_log_paths",
+                    path,
+                    r"an absolute Windows path of at most 4096 characters, such as C:\Logs\*.log",
+                )
         if len(set(self.worker_log_paths)) != len(self.worker_log_paths):
             raise ConfigError("worker_log_paths", self.worker_log_paths, "paths without duplicates")
         if not _NAMESPACE_RE.match(self.metrics_namespace) or self.metrics_namespace.startswith("AWS/"):

@@ -10,6 +10,14 @@ ImageId, InstanceType). ``${aws:AutoScalingGroupName}`` would make the agent
 call ``ec2:DescribeTags``, which the isolated network cannot reach (CloudWatch
 user guide, CloudWatch-Agent-Configuration-File-Details). The group's name is
 known when the template is written, so it is added as a static dimension.
+
+The config is not validated against the agent's JSON schema at build time:
+that would make ``jsonschema`` (with its compiled ``rpds-py``) a runtime
+dependency of every platform build. Instead WorkersConfig checks the
+only inputs a platform supplies (log paths, namespace, interval) as strictly as
+the schema does, and a property test validates the agent config of any
+accepted config against the schema (tests/test_cwagent.py, with the schema
+kept in tests/data/cloudwatch-agent/).
 """
 
 from __future__ import annotations
