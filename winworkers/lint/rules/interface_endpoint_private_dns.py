@@ -64,14 +64,14 @@ class InterfaceEndpointPrivateDns(CloudFormationLintRule):
                     if dns not in _TRUE:
                         continue
                     for vpc, vpc_at, with_vpc in branches(props.get("VpcId"), [*at, "VpcId"], with_dns):
-                        for created, scenario in _created_here(cfn, vpc, with_vpc, frozenset({name})):
+                        for created, leaf, scenario in _created_here(cfn, vpc, with_vpc, frozenset({name})):
                             if created or not reachable(cfn, scenario):
                                 continue
                             matches.append(
                                 RuleMatch(
                                     vpc_at,
                                     f"Interface endpoint {name!r} enables private DNS in a VPC this template does "
-                                    f"not create ({json.dumps(vpc, default=str)}){scenario_text(scenario, resource)}: "
+                                    f"not create ({json.dumps(leaf, default=str)}){scenario_text(scenario, resource)}: "
                                     "it takes the service's public name over for every workload in that VPC and "
                                     "fails if the VPC already has a private-DNS endpoint for the service",
                                 )
@@ -79,14 +79,17 @@ class InterfaceEndpointPrivateDns(CloudFormationLintRule):
         return unique(matches)
 
 
-def _created_here(cfn: Template, vpc: object, assumed: Assumed, seen: frozenset[str]) -> Iterator[tuple[bool, Assumed]]:
-    """Whether ``vpc`` (one branch of a VpcId) is a VPC this template creates, per
-    consistent set of conditions met while following ``Fn::GetAtt [X, VpcId]``."""
+def _created_here(
+    cfn: Template, vpc: object, assumed: Assumed, seen: frozenset[str]
+) -> Iterator[tuple[bool, object, Assumed]]:
+    """``(created here, the VPC value it comes down to, conditions)`` for ``vpc``
+    (one branch of a VpcId), following ``Fn::GetAtt [X, VpcId]`` through every
+    branch of X's own VpcId."""
     call = function(vpc)
     declared = dict(resources(cfn))
     if call and call[0] == "Ref" and isinstance(call[1], str):
         target = declared.get(call[1])
-        yield target is not None and target.get("Type") == "AWS::EC2::VPC", assumed
+        yield target is not None and target.get("Type") == "AWS::EC2::VPC", vpc, assumed
         return
     if call and call[0] == "Fn::GetAtt":
         argument = call[1]
@@ -97,4 +100,4 @@ def _created_here(cfn: Template, vpc: object, assumed: Assumed, seen: frozenset[
                 for owner_vpc, _, conditions in branches(properties(owner).get("VpcId"), [], assumed):
                     yield from _created_here(cfn, owner_vpc, conditions, seen | {parts[0]})
                 return
-    yield False, assumed
+    yield False, vpc, assumed
