@@ -29,6 +29,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict --ignore-missing-imports scripts
 	$(BIN)/cfn-lint --include-checks I -- $(TEMPLATES)
+	# TODO(lead): once the i11 template fixes are merged, replace the cfn-lint line above with
+	# this one (cfn-lint plus winworkers' own rules; it fails on the i11-lint branch until then):
+	# $(BIN)/winworkers lint --include-checks I -- $(TEMPLATES)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --out BENCHMARKS.md

@@ -30,5 +30,8 @@ def test_wheel_contains_the_package_the_lambda_source_and_py_typed(tmp_path: Pat
     (wheel,) = tmp_path.glob("winworkers-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"winworkers/__init__.py", "winworkers/py.typed", "winworkers/ami_refresh.py"} <= names
+    # The lint subpackages ship too (setuptools only ships the packages pyproject lists).
+    assert {"winworkers/lint/__init__.py", "winworkers/lint/rules/__init__.py"} <= names
+    assert len([n for n in names if n.startswith("winworkers/lint/rules/") and n.endswith(".py")]) == 7
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "winworkers = winworkers.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -1,4 +1,4 @@
-"""Command line: ``winworkers build --out templates`` and ``winworkers params``."""
+"""Command line: ``winworkers build --out templates``, ``winworkers params`` and ``winworkers lint``."""
 
 from __future__ import annotations
 
@@ -13,12 +13,19 @@ from winworkers.templates import write_templates
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["lint"]:
+        # cfn-lint parses its own options: hand them over untouched (lazily: it is optional).
+        from winworkers.lint import main as lint
+
+        return lint(arguments[1:])
     parser = argparse.ArgumentParser(prog="winworkers", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="write every template as JSON")
     build.add_argument("--out", type=Path, default=Path("templates"), help="output folder (default: templates)")
     commands.add_parser("params", help="print the stack parameters as a Markdown table")
-    args = parser.parse_args(argv)
+    commands.add_parser("lint", help="cfn-lint with winworkers' rules: lint [cfn-lint options] TEMPLATE...")
+    args = parser.parse_args(arguments)
     if args.command == "build":
         for path in write_templates(args.out):
             print(path)

@@ -1,0 +1,169 @@
+"""The package's cfn-lint rules (``winworkers.lint``): each rule fails its bad
+fixture with exactly its own id and passes its good one, through the Python entry
+and the installed console script, with cfn-lint's exit codes (bit mask: 2 error,
+4 warning, 8 informational)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.rules import CloudFormationLintRule, Rules
+
+from conftest import ROOT
+from winworkers import cli
+from winworkers.lint import RULES_MODULE
+from winworkers.lint import rules as rule_modules
+
+FIXTURES = ROOT / "tests" / "fixtures" / "lint"
+WINWORKERS = Path(sys.executable).with_name("winworkers")
+
+# Fixture folder (= rule module) -> the ids its bad.json must produce, with multiplicity.
+BAD = {
+    "gateway_endpoint_principal": ["E9101", "E9101"],
+    "nested_stack_list_parameter": ["E9102", "E9102"],
+    "lambda_reserved_concurrency": ["W9103"],
+    "interface_endpoint_private_dns": ["E9104", "E9104"],
+    "asg_waits_for_network": ["E9105", "E9105", "E9105"],
+    "cfn_init_msiexec_wait": ["E9106", "E9106"],
+}
+SEVERITY_BIT = {"E": 2, "W": 4, "I": 8}
+
+
+def exit_code(ids: list[str]) -> int:
+    """cfn-lint's exit code for findings with these ids (default --non-zero-exit-code)."""
+    code = 0
+    for rule_id in ids:
+        code |= SEVERITY_BIT[rule_id[0]]
+    return code
+
+
+def lint(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dict[str, Any]]]:
+    """``winworkers lint --format json ARGS`` in process: (exit code, findings)."""
+    code = cli.main(["lint", "--format", "json", *args])
+    return code, json.loads(capsys.readouterr().out or "[]")
+
+
+def ids(findings: list[dict[str, Any]]) -> list[str]:
+    return sorted(f["Rule"]["Id"] for f in findings)
+
+
+@pytest.mark.parametrize("rule", sorted(BAD))
+def test_bad_fixture_fails_with_exactly_its_rule(rule: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, findings = lint(capsys, "--include-checks", "I", "--", str(FIXTURES / rule / "bad.json"))
+    assert ids(findings) == BAD[rule], [f["Message"] for f in findings]
+    assert code == exit_code(BAD[rule])
+
+
+@pytest.mark.parametrize("rule", sorted(BAD))
+def test_good_fixture_passes_every_rule(rule: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, findings = lint(capsys, "--include-checks", "I", "--", str(FIXTURES / rule / "good.json"))
+    assert [f"{f['Rule']['Id']} {f['Message']}" for f in findings] == []
+    assert code == 0
+
+
+def test_console_script_runs_the_rules_with_cfn_lint_exit_codes() -> None:
+    bad = [str(FIXTURES / rule / "bad.json") for rule in sorted(BAD)]
+    run = subprocess.run(
+        [str(WINWORKERS), "lint", "--format", "json", "--", *bad], capture_output=True, text=True, check=False
+    )
+    expected = sorted(rule_id for found in BAD.values() for rule_id in found)
+    assert ids(json.loads(run.stdout)) == expected, run.stderr
+    assert run.returncode == exit_code(expected) == 2 | 4
+
+
+def test_other_cfn_lint_options_pass_through(capsys: pytest.CaptureFixture[str]) -> None:
+    warning_only = str(FIXTURES / "lambda_reserved_concurrency" / "bad.json")
+    assert lint(capsys, "--non-zero-exit-code", "error", warning_only)[0] == 0
+    assert lint(capsys, "--ignore-checks", "W9103", "--", warning_only) == (0, [])
+    assert cli.main(["lint", "--format", "parseable", warning_only]) == 4
+    assert ":W9103:" in capsys.readouterr().out
+    # A template given first is a template, not one more rules module for --append-rules.
+    assert cli.main(["lint", warning_only]) == 4
+    assert "W9103" in capsys.readouterr().out
+    assert sys.argv[0] != "winworkers lint"  # restored
+
+
+def test_plain_cfn_lint_loads_the_rules_by_module_path() -> None:
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("cfn-lint")),
+            "--append-rules",
+            RULES_MODULE,
+            "--format",
+            "json",
+            "--",
+            str(FIXTURES / "nested_stack_list_parameter" / "bad.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ids(json.loads(run.stdout)) == ["E9102", "E9102"], run.stderr
+    assert run.returncode == 2
+
+
+def test_one_rule_per_module_each_with_fixtures_an_aws_source_and_a_free_id() -> None:
+    loaded = Rules.create_from_module(RULES_MODULE)
+    assert sorted(loaded.keys()) == sorted({rule_id for found in BAD.values() for rule_id in found})
+    for name in BAD:
+        module = __import__(f"{RULES_MODULE}.{name}", fromlist=["*"])
+        (rule,) = [
+            c
+            for _, c in inspect.getmembers(module, inspect.isclass)
+            if issubclass(c, CloudFormationLintRule) and c is not CloudFormationLintRule
+        ]
+        assert rule.id in BAD[name], name
+        assert rule.shortdesc and rule.description and rule.__doc__, name
+        assert rule.source_url.startswith(("https://docs.aws.amazon.com/", "https://repost.aws/")), name
+        assert {"good.json", "bad.json"} <= {p.name for p in (FIXTURES / name).iterdir()}, name
+        assert getattr(rule_modules, type(loaded[rule.id]).__name__) is rule, name
+    # Our ids must not shadow (or be shadowed by) one of cfn-lint's own rules.
+    assert not set(loaded.keys()) & set(Rules.create_from_directory(_cfn_lint_rules_dir()).keys())
+    assert {p.stem for p in Path(rule_modules.__file__).parent.glob("[a-z]*.py")} == set(BAD)
+
+
+def _cfn_lint_rules_dir() -> str:
+    import cfnlint.rules
+
+    return str(Path(cfnlint.rules.__file__).parent)
+
+
+# TODO(lead): flip to "no findings" once the i11 fixes (S3 gateway principal, reserved
+# concurrency, ASG ordering, nested stack lists) are merged: this pins the committed
+# templates' KNOWN defects on the i11-lint branch, so a new one still fails the test.
+KNOWN_TEMPLATE_FINDINGS = Counter(
+    {
+        ("winworkers.json", "E9101", "WinS3Endpoint"): 3,
+        ("winworkers.json", "W9103", "WinRefreshFunction"): 1,
+        ("winworkers.json", "E9104", "WinCloudformationEndpoint"): 1,
+        ("winworkers.json", "E9104", "WinLogsEndpoint"): 1,
+        ("winworkers.json", "E9104", "WinMonitoringEndpoint"): 1,
+        ("winworkers.json", "E9104", "WinSqsEndpoint"): 1,
+        ("winworkers.json", "E9105", "WinGroup"): 11,
+        ("winworkers.json", "E9106", "WinLaunchTemplate"): 1,
+        ("parent-example.json", "E9101", "WinS3Endpoint"): 3,
+        ("parent-example.json", "E9102", "WinStack"): 2,
+        ("parent-example.json", "W9103", "WinRefreshFunction"): 1,
+        ("parent-example.json", "E9104", "WinCloudformationEndpoint"): 1,
+        ("parent-example.json", "E9104", "WinLogsEndpoint"): 1,
+        ("parent-example.json", "E9104", "WinMonitoringEndpoint"): 1,
+        ("parent-example.json", "E9104", "WinSqsEndpoint"): 1,
+        ("parent-example.json", "E9105", "WinGroup"): 11,
+        ("parent-example.json", "E9106", "WinLaunchTemplate"): 1,
+    }
+)
+
+
+def test_committed_templates_have_exactly_the_known_findings(capsys: pytest.CaptureFixture[str]) -> None:
+    templates = sorted(str(p) for p in (ROOT / "templates").glob("*.json"))
+    code, findings = lint(capsys, "--include-checks", "I", "--", *templates)
+    found = Counter((Path(f["Filename"]).name, f["Rule"]["Id"], f["Location"]["Path"][1]) for f in findings)
+    assert found == KNOWN_TEMPLATE_FINDINGS
+    assert code == 2 | 4

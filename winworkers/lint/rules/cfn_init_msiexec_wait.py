@@ -1,0 +1,122 @@
+"""E9106: cfn-init must not run msiexec without waiting for it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from cfnlint.rules import CloudFormationLintRule, RuleMatch
+from cfnlint.template import Template
+
+from winworkers.lint._template import (
+    Assumed,
+    Path,
+    branches,
+    created_when,
+    function,
+    reachable,
+    resources,
+    scenario_text,
+    unique,
+)
+
+_MSIEXEC = re.compile(r"(?<![\w-])msiexec(?:\.exe)?(?![\w-])", re.IGNORECASE)
+# cmd's `start /wait` (`start "" /wait` too) or PowerShell's `Start-Process ... -Wait`.
+_START_WAIT = re.compile(r"(?<![\w-])start(?:\s+\"[^\"]*\")?\s+/wait\b", re.IGNORECASE)
+_START_PROCESS = re.compile(r"(?<![\w-])start-process(?![\w-])", re.IGNORECASE)
+_WAIT_SWITCH = re.compile(r"(?<![\w-])-wait(?![\w-])", re.IGNORECASE)
+
+
+class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
+    """``msiexec.exe`` is a Windows (GUI-subsystem) program: PowerShell does not
+    wait for it and does not see its exit code, and whether a ``cmd`` wrapper waits
+    depends on how it was started; nothing in the template shows which. If the
+    install is not awaited, cfn-init runs the next command against a half-installed
+    product (starting the CloudWatch agent before its files exist) and a failed
+    install (1603) or one that wants a reboot (3010) is not noticed. cfn-init has
+    the right tool: ``packages: {"msi": {"name": "<URL or path>"}}`` installs
+    through the Windows Installer API, waits, skips a product already installed and
+    suppresses reboots. Otherwise make the wait explicit: ``start /wait msiexec ...``
+    or ``Start-Process msiexec -ArgumentList ... -Wait``.
+
+    Every ``AWS::CloudFormation::Init`` config of every resource's ``Metadata`` is
+    checked (``configSets`` only order them), on every ``Fn::If`` branch; a command
+    built with ``Fn::Join`` or ``Fn::Sub`` is read as its literal text.
+    """
+
+    id = "E9106"
+    shortdesc = "cfn-init runs msiexec without waiting"
+    description = (
+        "A cfn-init command runs msiexec without start /wait or Start-Process -Wait; use cfn-init's "
+        "packages: {msi: ...} or a waited install."
+    )
+    source_url = "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-init.html"
+    tags = ["resources", "metadata", "cfn-init", "windows", "winworkers"]
+
+    def match(self, cfn: Template) -> list[RuleMatch]:
+        matches: list[RuleMatch] = []
+        for name, resource in resources(cfn):
+            metadata = resource.get("Metadata")
+            if not isinstance(metadata, Mapping) or "AWS::CloudFormation::Init" not in metadata:
+                continue
+            at: Path = ["Resources", name, "Metadata", "AWS::CloudFormation::Init"]
+            init = metadata["AWS::CloudFormation::Init"]
+            for key, command, where, scenario in _commands(init, at, created_when(resource)):
+                text = _text(command)
+                if _MSIEXEC.search(text) and not _awaited(text) and reachable(cfn, scenario):
+                    matches.append(
+                        RuleMatch(
+                            where,
+                            f"cfn-init command {key!r} of {name!r} runs msiexec without waiting"
+                            f"{scenario_text(scenario, resource)}: use cfn-init's packages: "
+                            '{"msi": {...}}, "start /wait msiexec ..." or "Start-Process msiexec ... -Wait"',
+                        )
+                    )
+        return unique(matches)
+
+
+def _commands(init: Any, at: Path, assumed: Assumed) -> Iterator[tuple[str, Any, Path, Assumed]]:
+    """``(key, command, path, conditions)`` of every command of every config."""
+    for configs, configs_at, scenario in branches(init, at, assumed):
+        if not isinstance(configs, Mapping):
+            continue
+        for key, config in configs.items():
+            if key == "configSets":
+                continue
+            for resolved, config_at, with_config in branches(config, [*configs_at, key], scenario):
+                commands = resolved.get("commands") if isinstance(resolved, Mapping) else None
+                for listed, listed_at, with_commands in branches(commands, [*config_at, "commands"], with_config):
+                    if not isinstance(listed, Mapping):
+                        continue
+                    for command_name, entry in listed.items():
+                        for spec, spec_at, with_spec in branches(entry, [*listed_at, command_name], with_commands):
+                            if isinstance(spec, Mapping) and "command" in spec:
+                                for command, command_at, with_command in branches(
+                                    spec["command"], [*spec_at, "command"], with_spec
+                                ):
+                                    yield str(command_name), command, command_at, with_command
+
+
+def _text(command: Any) -> str:
+    """The literal text of a command: a string, an argv list, ``Fn::Join`` or ``Fn::Sub``."""
+    if isinstance(command, str):
+        return command
+    if isinstance(command, list):
+        return " ".join(_text(part) for part in command)
+    call = function(command)
+    if call is None:
+        return ""
+    name, argument = call
+    if name == "Fn::Join" and isinstance(argument, list) and len(argument) == 2 and isinstance(argument[0], str):
+        parts = argument[1] if isinstance(argument[1], list) else [argument[1]]
+        return argument[0].join(_text(part) for part in parts)
+    if name == "Fn::Sub":
+        return argument if isinstance(argument, str) else _text(argument[0]) if isinstance(argument, list) else ""
+    if name == "Fn::If" and isinstance(argument, list):
+        return " ".join(_text(part) for part in argument[1:])
+    return ""
+
+
+def _awaited(text: str) -> bool:
+    return bool(_START_WAIT.search(text)) or bool(_START_PROCESS.search(text) and _WAIT_SWITCH.search(text))
