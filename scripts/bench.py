@@ -149,7 +149,7 @@ def lambda_calls() -> dict[str, int]:
     counts: dict[str, int] = {}
     scenarios: dict[str, Callable[[Any], object]] = {
         "up-to-date": lambda w: (w.group(desired=2), w.latest(w.old)),
-        "up-to-date, warm pool": lambda w: (w.group(desired=2, warm_pool=True), w.latest(w.old)),
+        "up-to-date, warm pool made outside the stack": lambda w: (w.group(desired=2, warm_pool=True), w.latest(w.old)),
         "newer AMI (refresh started)": lambda w: (w.group(desired=2), w.latest(w.new)),
         "refresh in progress": lambda w: (
             w.group(desired=2),
