@@ -42,22 +42,23 @@ and date); nothing here is measured.
 | --- | --- | --- |
 | 4 interface endpoints x 2 AZs x $0.01/h x 730 h | ≈ $58.40 | [PrivateLink pricing](https://aws.amazon.com/privatelink/pricing/) |
 | S3 gateway endpoint | $0 | same page |
-| 6 CloudWatch alarms (2 scaling, 4 operator; metric-math alarms are billed per metric) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
+| 7 CloudWatch alarms (the start alarm, the 2 that target tracking creates, 4 operator; alarms on metric math are billed per metric, 13 in all) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
 | VPC flow logs of an idle VPC, log storage | cents | same page |
 | Refresh Lambda, weekly, seconds each | free tier | [Lambda pricing](https://aws.amazon.com/lambda/pricing/) |
-| Warm pool (if enabled): stopped instances pay only their gp3 volumes, 60 GiB x $0.08 | ≈ $4.80 each | [EBS pricing](https://aws.amazon.com/ebs/pricing/) |
 
 With `AzCount` 3 the endpoints cost ≈ $87.60. In `existing-subnets` mode with
 `CreateEndpoints=false` the network's shared endpoints are reused and the feature's
 own idle cost is the alarms and the Lambda. **Disabled: $0** — nothing is created.
 
-**Scale-out latency** (estimates): the backlog alarm fires within ~1-2 minutes
-of a message becoming visible (1-minute SQS metrics, one period). A cold Windows
-launch, EC2Launch, cfn-init (agent MSI, service artifact) and the service start
-take ~10-15 minutes; a warm-pool instance is started from the stopped state in
-~2-3 minutes. Trade-offs: `EnableWarmPool`/`WarmPoolMinSize` (EBS cost for
-latency), `MinSize` (a running worker costs its instance hours, latency 0),
-`ScaleInIdleMinutes` (longer keeps workers for bursts), `AzCount` and
+**Scale-out latency** (estimates): with no worker in service, the start alarm
+fires within ~1-2 minutes of a message becoming visible (1-minute SQS metrics,
+one period) and adds one worker. A cold Windows launch, EC2Launch, cfn-init
+(agent MSI, service artifact) and the service start take ~10-15 minutes. Once
+a worker serves, target tracking sizes the fleet to the backlog (queued and in
+flight) per worker after 3 one-minute datapoints above `BacklogPerWorker`, and
+shrinks it after 15 below. There is no warm pool (removed; see CHANGELOG).
+Trade-offs: `MinSize` (a running worker costs its instance hours, latency 0),
+`BacklogPerWorker` (higher: fewer workers, longer waits), `AzCount` and
 `CreateEndpoints` (endpoint hours).
 
 **AMI release to patched fleet** (worst case): with the weekly schedule
@@ -148,7 +149,7 @@ def lambda_calls() -> dict[str, int]:
     counts: dict[str, int] = {}
     scenarios: dict[str, Callable[[Any], object]] = {
         "up-to-date": lambda w: (w.group(desired=2), w.latest(w.old)),
-        "up-to-date, warm pool": lambda w: (w.group(desired=2, warm_pool=True), w.latest(w.old)),
+        "up-to-date, warm pool made outside the stack": lambda w: (w.group(desired=2, warm_pool=True), w.latest(w.old)),
         "newer AMI (refresh started)": lambda w: (w.group(desired=2), w.latest(w.new)),
         "refresh in progress": lambda w: (
             w.group(desired=2),
@@ -164,6 +165,85 @@ def lambda_calls() -> dict[str, int]:
                 world.run()
             counts[name] = len(world.calls)
     return counts
+
+
+SCALING_MAX_SIZE = 10
+CHART_MINUTES = 10
+CHART_COLOURS = "#2b6cb0, #c53030"
+
+
+def scaling_runs() -> list[tuple[Any, Any, Any]]:
+    """Each scenario of scripts/scaling_model.py, run against the template's policies and
+    against the old ones (tests/fixtures/old-queue-scaling.json), with MaxSize 10."""
+    import scaling_model as model
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import as_dict, render
+    from winworkers import build_template
+    from winworkers.renderings import enabled_parameters
+
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # cloud-radar prints templates
+        rendered = render(as_dict(build_template()), enabled_parameters(MaxSize=str(SCALING_MAX_SIZE)))
+    old = json.loads((ROOT / "tests" / "fixtures" / "old-queue-scaling.json").read_text(encoding="utf-8"))
+    new_policies = model.read_policies(rendered)
+    old_policies = model.read_policies(model.replace_scaling(rendered, old["Resources"]))
+    return [
+        (scenario, model.simulate(new_policies, scenario), model.simulate(old_policies, scenario))
+        for scenario in model.SCENARIOS
+    ]
+
+
+def _chart(title: str, axis: str, new: list[int], old: list[int]) -> list[str]:
+    """A Mermaid line chart (GitHub renders it): the peak of each CHART_MINUTES window."""
+
+    def peaks(values: list[int]) -> str:
+        return ", ".join(str(max(values[i : i + CHART_MINUTES])) for i in range(0, len(values), CHART_MINUTES))
+
+    top = max(1, *new, *old)
+    return [
+        "```mermaid",
+        f'%%{{init: {{"themeVariables": {{"xyChart": {{"plotColorPalette": "{CHART_COLOURS}"}}}}}}}}%%',
+        "xychart-beta",
+        f'  title "{title}"',
+        f'  x-axis "hours" 0 --> {len(new) // 60}',
+        f'  y-axis "{axis}" 0 --> {top}',
+        f"  line [{peaks(new)}]",
+        f"  line [{peaks(old)}]",
+        "```",
+    ]
+
+
+def scaling_section() -> str:
+    """The scaling scenarios' table and charts (deterministic; tests check the committed copy)."""
+    lines = [
+        "## Scaling scenarios (modelled; charts checked in tests/test_budgets.py)",
+        "",
+        "`scripts/scaling_model.py` runs the template's scaling policies (read from the rendered template, "
+        f"`MaxSize` {SCALING_MAX_SIZE}, other parameters default) minute by minute against CloudWatch's documented "
+        "alarm evaluation and Auto Scaling's policy rules; its docstring lists what it approximates. **New**: "
+        "target tracking on (queued + in-flight) messages per worker, plus the start alarm. **Old**: 0.1.0's "
+        "step scale-out on visible messages and scale-in after 15 idle minutes. In the charts, blue is new, red is "
+        f"old; each point is the peak of {CHART_MINUTES} minutes.",
+        "",
+        "| Scenario | Policies | Peak workers | Instance-hours | First worker serving after | Mean wait | Longest wait "
+        "| Jobs interrupted |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    runs = scaling_runs()
+    for scenario, new, old in runs:
+        first_message = min(scenario.arrivals)
+        for label, run in (("new", new), ("old", old)):
+            first = next(t for t, n in enumerate(run.in_service) if n > 0) - first_message
+            lines.append(
+                f"| {scenario.title} | {label} | {max(run.desired)} | {run.instance_hours:.1f} | {first} min "
+                f"| {sum(run.waits) / len(run.waits):.1f} min | {max(run.waits)} min | {run.interrupted} |"
+            )
+    for scenario, new, old in runs:
+        lines += ["", f"### {scenario.title}", ""]
+        lines += _chart(f"{scenario.title}: workers", "workers", new.desired, old.desired)
+        lines += [""]
+        lines += _chart(f"{scenario.title}: messages queued or in flight", "messages", new.backlog, old.backlog)
+    return "\n".join(lines) + "\n"
 
 
 def machine() -> str:
@@ -222,7 +302,7 @@ def main() -> int:
     lines += ["", "## AMI refresh Lambda: AWS API calls per invocation (exact, on moto)", "",
               "| Scenario | Calls |", "| --- | --- |"]  # fmt: skip
     lines += [f"| {name} | {count} |" for name, count in lambda_calls().items()]
-    report = "\n".join(lines) + "\n" + COST_AND_LATENCY
+    report = "\n".join(lines) + "\n\n" + scaling_section() + COST_AND_LATENCY
     print(report)
     args.out.write_text(report, encoding="utf-8")
     return 0

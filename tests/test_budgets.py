@@ -11,7 +11,7 @@ from conftest import ROOT
 from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from bench import FLEET_SIZES, fleet_size_row, template_figures, template_row, user_data
+from bench import FLEET_SIZES, fleet_size_row, scaling_section, template_figures, template_row, user_data
 
 TEMPLATES = sorted((ROOT / "templates").glob("*.json"))
 
@@ -68,3 +68,8 @@ def test_fleet_size_figures_are_current_and_fit_inline(size: int) -> None:
     row = fleet_size_row(size)
     assert row.endswith("| fits |"), row
     assert row in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8").splitlines(), "run `make bench`"
+
+
+def test_committed_scaling_charts_are_current() -> None:
+    # The charts and figures come from the template's policies through scripts/scaling_model.py.
+    assert scaling_section() in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8"), "run `make bench`"

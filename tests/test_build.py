@@ -28,7 +28,7 @@ def test_disabled_creates_nothing(feature: dict[str, Any]) -> None:
 
 def test_disabled_even_with_every_mode_and_option_on(feature: dict[str, Any]) -> None:
     for mode in MODES:
-        params = enabled_parameters(mode=mode, EnableWarmPool="true", SubscribeToAmiReleases="true")
+        params = enabled_parameters(mode=mode, SubscribeToAmiReleases="true")
         params[SWITCH] = "false"
         assert render(feature, params).get("Resources", {}) == {}, mode
 

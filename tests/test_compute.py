@@ -133,19 +133,38 @@ def test_capacity_and_tags(feature: dict[str, Any]) -> None:
     assert "DesiredCapacity" not in unset and unset["MinSize"] == "0"
 
 
-def test_queue_driven_scaling_to_zero(enabled: dict[str, Any]) -> None:
-    backlog = props(enabled, "WinQueueBacklogAlarm")
-    assert backlog["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert (backlog["Threshold"], backlog["ComparisonOperator"]) == (0, "GreaterThanThreshold")
-    assert backlog["AlarmActions"] == ["WinScaleOutPolicy"]
-    idle = props(enabled, "WinQueueIdleAlarm")
-    assert {q.get("Expression") for q in idle["Metrics"]} >= {"visible + inflight"}
-    assert idle["EvaluationPeriods"] == "15" and idle["TreatMissingData"] == "breaching"
-    scale_in = props(enabled, "WinScaleInPolicy")
-    assert (scale_in["AdjustmentType"], scale_in["ScalingAdjustment"]) == ("ExactCapacity", 0)
+def test_scaling_tracks_backlog_per_worker_and_starts_from_zero(feature: dict[str, Any]) -> None:
+    rendered = render(feature, enabled_parameters(BacklogPerWorker="2"))
+    config = props(rendered, "WinBacklogPolicy")["TargetTrackingConfiguration"]
+    assert config["TargetValue"] == "2" and "DisableScaleIn" not in config
+    queries = {q["Id"]: q for q in config["CustomizedMetricSpecification"]["Metrics"]}
+    assert queries["backlog"]["Expression"] == "(visible + inflight) / serving"
+    assert "ReturnData" not in queries["backlog"]
+    assert [queries[q]["MetricStat"]["Metric"]["MetricName"] for q in ("visible", "inflight", "serving")] == [
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateNumberOfMessagesNotVisible",
+        "GroupInServiceInstances",
+    ]
+    assert all(queries[q]["ReturnData"] is False for q in ("visible", "inflight", "serving"))
+    # The denominator is a group metric: the group must publish it.
+    assert "GroupInServiceInstances" in props(rendered, "WinGroup")["MetricsCollection"][0]["Metrics"]
+    start = props(rendered, "WinStartAlarm")
+    assert start["AlarmActions"] == ["WinStartPolicy"]
+    assert {q.get("Expression") for q in start["Metrics"]} >= {"IF(serving == 0, visible, 0)"}
+    assert (start["Threshold"], start["ComparisonOperator"], start["TreatMissingData"]) == (
+        0,
+        "GreaterThanThreshold",
+        "notBreaching",
+    )
+    policy = props(rendered, "WinStartPolicy")
+    assert (policy["PolicyType"], policy["AdjustmentType"]) == ("StepScaling", "ChangeInCapacity")
+    assert policy["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]
+    kinds = [r["Type"] for r in rendered["Resources"].values()]
+    assert kinds.count("AWS::AutoScaling::ScalingPolicy") == 2
 
 
-def test_warm_pool_is_optional(feature: dict[str, Any]) -> None:
+def test_there_is_no_warm_pool(feature: dict[str, Any]) -> None:
+    # A pooled Windows instance is stopped before its user data ends and never reruns it
+    # (CHANGELOG, docs/aws-behaviours.md).
     assert not resources_of(render(feature, enabled_parameters()), "AWS::AutoScaling::WarmPool")
-    pools = resources_of(render(feature, enabled_parameters(EnableWarmPool="true")), "AWS::AutoScaling::WarmPool")
-    assert [p["Properties"]["PoolState"] for p in pools.values()] == ["Stopped"]
+    assert not {"WinEnableWarmPool", "WinWarmPoolMinSize", "WinScaleInIdleMinutes"} & set(feature["Parameters"])

@@ -22,7 +22,6 @@ with warnings.catch_warnings():
 
 # Everything optional switched on, so every resource is scanned.
 OPTIONS = {
-    "EnableWarmPool": "true",
     "SubscribeToAmiReleases": "true",
     "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:operators",
     "KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-aaaa-bbbb-cccc-0123456789ab",

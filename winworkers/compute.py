@@ -1,4 +1,4 @@
-"""The worker fleet: launch template, Auto Scaling group, queue-driven scaling, warm pool.
+"""The worker fleet: launch template, Auto Scaling group, queue-driven scaling.
 
 Image choice: the launch template's ImageId is ``resolve:ssm:`` the public
 parameter of the latest AWS-published Windows AMI. Auto Scaling resolves it at
@@ -20,14 +20,19 @@ from typing import Any
 from troposphere import AWSProperty, GetAtt, If, NoValue, Ref, Select, Split, StackName, Sub, Tag, Template
 from troposphere.autoscaling import (
     AutoScalingGroup,
+    CustomizedMetricSpecification,
     InstanceMaintenancePolicy,
     LaunchTemplateSpecification,
+    Metric,
     MetricsCollection,
     ScalingPolicy,
     StepAdjustments,
     Tags,
-    WarmPool,
+    TargetTrackingConfiguration,
+    TargetTrackingMetricDataQuery,
+    TargetTrackingMetricStat,
 )
+from troposphere.autoscaling import MetricDimension as GroupMetricDimension
 from troposphere.cloudwatch import Alarm, MetricDataQuery, MetricDimension
 from troposphere.ec2 import (
     EBSBlockDevice,
@@ -89,7 +94,6 @@ def ami_parameter_name(p: Params) -> Sub:
 def add_fleet(
     template: Template, p: Params, network: Network, role: Role, profile: InstanceProfile, logs: WorkerLogs
 ) -> Fleet:
-    lid = p.config.logical_id
     # Named, so the agent config can carry the name as a static dimension
     # without a dependency cycle (the launch template cannot Ref the group).
     # The prefix keeps two features in one stack apart (at most 128 + 1 + 32 + 7
@@ -98,15 +102,6 @@ def add_fleet(
     launch_template = template.add_resource(_launch_template(p, network, role, profile, logs, name))
     group = template.add_resource(_group(p, network, launch_template, name))
     _add_queue_scaling(template, p, group)
-    template.add_resource(
-        WarmPool(
-            lid("WarmPool"),
-            AutoScalingGroupName=Ref(group),
-            PoolState="Stopped",
-            MinSize=p["WarmPoolMinSize"],
-            Condition=p.cond("WarmPool"),
-        )
-    )
     return Fleet(group=group, launch_template=launch_template, name=name)
 
 
@@ -204,76 +199,96 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
 
 
 def _add_queue_scaling(template: Template, p: Params, group: AutoScalingGroup) -> None:
-    """Out as soon as work is visible; in to MinSize once nothing is queued or in
-    flight for ScaleInIdleMinutes. An instance terminated mid-task loses nothing:
-    its message was never deleted, and SQS redelivers it when the visibility
-    timeout ends."""
+    """Capacity follows the work, both ways: AWS's backlog-per-instance pattern
+    (Auto Scaling user guide, "Scaling policy based on Amazon SQS"; target
+    tracking with metric math), plus a start from zero, which target tracking
+    cannot do alone.
+
+    The backlog counts in-flight messages: a worker busy on a long job is
+    capacity in use, so with BacklogPerWorker 1 target tracking never scales
+    below the jobs in progress. With no worker in service the division by zero
+    drops the datapoint (CloudWatch metric math), the policy's alarms lack data
+    and it does nothing; the start alarm adds the first worker. A terminated
+    worker loses nothing: its message was never deleted, and SQS redelivers it
+    when the visibility timeout ends.
+    """
     lid = p.config.logical_id
-    queue = MetricDimension(Name="QueueName", Value=Select(5, Split(":", p["WorkQueueArn"])))
+    queue_name = Select(5, Split(":", p["WorkQueueArn"]))
+    queue = ("QueueName", queue_name)
 
-    def sqs(query_id: str, metric: str) -> MetricDataQuery:
-        return metric_query(query_id, "AWS/SQS", metric, "Maximum", queue, period=60)
+    def stat(query_id: str, namespace: str, metric: str, statistic: str, dimension: tuple[str, Any]) -> Any:
+        return TargetTrackingMetricDataQuery(
+            Id=query_id,
+            ReturnData=False,
+            MetricStat=TargetTrackingMetricStat(
+                Metric=Metric(
+                    Namespace=namespace,
+                    MetricName=metric,
+                    Dimensions=[GroupMetricDimension(Name=dimension[0], Value=dimension[1])],
+                ),
+                Stat=statistic,
+            ),
+        )
 
-    scale_out = template.add_resource(
+    template.add_resource(
         ScalingPolicy(
-            lid("ScaleOutPolicy"),
+            lid("BacklogPolicy"),
+            AutoScalingGroupName=Ref(group),
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingConfiguration=TargetTrackingConfiguration(
+                TargetValue=p["BacklogPerWorker"],
+                CustomizedMetricSpecification=CustomizedMetricSpecification(
+                    Metrics=[
+                        stat("visible", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", queue),
+                        stat("inflight", "AWS/SQS", "ApproximateNumberOfMessagesNotVisible", "Maximum", queue),
+                        stat(
+                            "serving",
+                            "AWS/AutoScaling",
+                            "GroupInServiceInstances",
+                            "Average",
+                            ("AutoScalingGroupName", Ref(group)),
+                        ),
+                        # The one query without ReturnData: it defaults to true.
+                        TargetTrackingMetricDataQuery(Id="backlog", Expression="(visible + inflight) / serving"),
+                    ]
+                ),
+            ),
+        )
+    )
+    # Warming-up instances count as desired capacity, so repeated breaches in the
+    # same step make one activity (user guide, "Step and simple scaling
+    # policies", instance warmup): +1, not +1 a minute.
+    start = template.add_resource(
+        ScalingPolicy(
+            lid("StartPolicy"),
             AutoScalingGroupName=Ref(group),
             PolicyType="StepScaling",
             AdjustmentType="ChangeInCapacity",
-            EstimatedInstanceWarmup=p["InstanceWarmup"],
-            MetricAggregationType="Maximum",
-            # More workers for deeper backlogs; the alarm threshold is 0 visible messages.
-            StepAdjustments=[
-                StepAdjustments(MetricIntervalLowerBound=0, MetricIntervalUpperBound=10, ScalingAdjustment=1),
-                StepAdjustments(MetricIntervalLowerBound=10, MetricIntervalUpperBound=50, ScalingAdjustment=2),
-                StepAdjustments(MetricIntervalLowerBound=50, ScalingAdjustment=4),
-            ],
+            StepAdjustments=[StepAdjustments(MetricIntervalLowerBound=0, ScalingAdjustment=1)],
         )
     )
+    sqs = MetricDimension(Name="QueueName", Value=queue_name)
     template.add_resource(
         Alarm(
-            lid("QueueBacklogAlarm"),
-            AlarmDescription="Work is queued: add workers",
-            Namespace="AWS/SQS",
-            MetricName="ApproximateNumberOfMessagesVisible",
-            Dimensions=[queue],
-            Statistic="Maximum",
-            Period=60,
+            lid("StartAlarm"),
+            AlarmDescription="Work is queued and no worker is in service: start one",
+            Metrics=[
+                metric_query("visible", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", sqs, period=60),
+                metric_query(
+                    "serving",
+                    "AWS/AutoScaling",
+                    "GroupInServiceInstances",
+                    "Maximum",
+                    MetricDimension(Name="AutoScalingGroupName", Value=Ref(group)),
+                    period=60,
+                ),
+                # A missing "serving" compares as 0 (CloudWatch metric math).
+                MetricDataQuery(Id="start", Expression="IF(serving == 0, visible, 0)", ReturnData=True),
+            ],
             EvaluationPeriods=1,
             Threshold=0,
             ComparisonOperator="GreaterThanThreshold",
             TreatMissingData="notBreaching",
-            AlarmActions=[Ref(scale_out)],
-        )
-    )
-    scale_in = template.add_resource(
-        ScalingPolicy(
-            lid("ScaleInPolicy"),
-            AutoScalingGroupName=Ref(group),
-            PolicyType="SimpleScaling",
-            # Capacity 0 is clamped to MinSize by Auto Scaling.
-            AdjustmentType="ExactCapacity",
-            ScalingAdjustment=0,
-            Cooldown="60",
-        )
-    )
-    template.add_resource(
-        Alarm(
-            lid("QueueIdleAlarm"),
-            AlarmDescription="No work for ScaleInIdleMinutes: scale in to MinSize",
-            Metrics=[
-                sqs("visible", "ApproximateNumberOfMessagesVisible"),
-                sqs("inflight", "ApproximateNumberOfMessagesNotVisible"),
-                MetricDataQuery(
-                    Id="work", Expression="visible + inflight", Label="Queued or in flight", ReturnData=True
-                ),
-            ],
-            EvaluationPeriods=p["ScaleInIdleMinutes"],
-            DatapointsToAlarm=p["ScaleInIdleMinutes"],
-            Threshold=0,
-            ComparisonOperator="LessThanOrEqualToThreshold",
-            # SQS stops publishing for a long-idle queue; silence is idleness.
-            TreatMissingData="breaching",
-            AlarmActions=[Ref(scale_in)],
+            AlarmActions=[Ref(start)],
         )
     )

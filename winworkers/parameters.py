@@ -242,14 +242,17 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
             allowed_pattern=f"^({number_pattern(cap)})?$",
             constraint=f"empty or a whole number from 0 to {cap}",
         ),
+        # Target tracking on (queued + in flight) / workers in service. 1: one job
+        # per worker and none waiting, so no worker busy on a long job is counted
+        # as spare.
         ParamSpec(
-            "ScaleInIdleMinutes",
+            "BacklogPerWorker",
             "Number",
-            "15",
-            "Minutes with no queued or in-flight work before scaling in to MinSize.",
+            "1",
+            "Queued and in-flight messages per worker that scaling aims for.",
             "Fleet",
-            min_value=5,
-            max_value=1440,
+            min_value=1,
+            max_value=100,
         ),
         ParamSpec(
             "InstanceWarmup",
@@ -259,17 +262,6 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
             "Fleet",
             min_value=60,
             max_value=3600,
-        ),
-        ParamSpec(
-            "EnableWarmPool",
-            "String",
-            "false",
-            "Keep stopped, booted workers for faster scale-out.",
-            "Fleet",
-            allowed_values=BOOLEAN,
-        ),
-        ParamSpec(
-            "WarmPoolMinSize", "Number", "1", "Stopped workers in the warm pool.", "Fleet", min_value=0, max_value=cap
         ),
         # Platform
         ParamSpec(
@@ -463,7 +455,6 @@ def _add_conditions(template: Template, p: Params) -> None:
         p.cond("UseExistingEndpoints"): And(
             on, Equals(p["NetworkMode"], EXISTING), Equals(p["CreateEndpoints"], "false")
         ),
-        p.cond("WarmPool"): And(on, Equals(p["EnableWarmPool"], "true")),
         p.cond("SubscribeToAmiReleases"): And(on, Equals(p["SubscribeToAmiReleases"], "true")),
         p.cond("HasKmsKey"): Not(Equals(p["KmsKeyArn"], "")),
         p.cond("HasDesiredCapacity"): Not(Equals(p["DesiredCapacity"], "")),

@@ -1,0 +1,205 @@
+"""Queue-driven scaling, run through scripts/scaling_model.py: the policies come from the
+rendered template, the scenarios are a burst, a trickle and an idle day, and the bounds are
+derived from the alarms' evaluation periods and the group's warmup."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+from typing import Any
+
+import pytest
+
+from conftest import ROOT, render
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import scaling_model as model
+
+from winworkers.renderings import enabled_parameters
+
+MAX_SIZE = 10
+OLD = json.loads((ROOT / "tests" / "fixtures" / "old-queue-scaling.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def rendered(feature: dict[str, Any]) -> dict[str, Any]:
+    return render(feature, enabled_parameters(MaxSize=str(MAX_SIZE)))
+
+
+@pytest.fixture(scope="module")
+def new(rendered: dict[str, Any]) -> model.Policies:
+    return model.read_policies(rendered)
+
+
+@pytest.fixture(scope="module")
+def old(rendered: dict[str, Any]) -> model.Policies:
+    return model.read_policies(model.replace_scaling(rendered, OLD["Resources"]))
+
+
+def _start_alarm(policies: model.Policies) -> model.AlarmSpec:
+    (alarm,) = (a for a in policies.alarms if "serving" in (a.metric.expression or ""))
+    return alarm
+
+
+def _first_arrival(scenario: model.Scenario) -> int:
+    return min(scenario.arrivals)
+
+
+def test_model_reads_the_policies_from_the_rendered_template(
+    feature: dict[str, Any], rendered: dict[str, Any], new: model.Policies
+) -> None:
+    group = rendered["Resources"]["WinGroup"]["Properties"]
+    assert (new.min_size, new.max_size) == (int(group["MinSize"]), MAX_SIZE)
+    assert new.warmup_minutes * 60 == int(group["DefaultInstanceWarmup"])
+    tracking = new.policies["WinBacklogPolicy"]
+    config = rendered["Resources"]["WinBacklogPolicy"]["Properties"]["TargetTrackingConfiguration"]
+    assert tracking.target == float(config["TargetValue"]) == 1.0
+    assert tracking.metric is not None and tracking.metric.inputs == {
+        "visible": model.VISIBLE,
+        "inflight": model.NOT_VISIBLE,
+        "serving": model.IN_SERVICE,
+    }
+    start = _start_alarm(new)
+    assert start.actions == ("WinStartPolicy",)
+    assert new.policies["WinStartPolicy"].steps == (model.Step(lower=0.0, upper=None, adjustment=1),)
+    # A parameter changes what the model runs.
+    wider = model.read_policies(render(feature, enabled_parameters(BacklogPerWorker="3")))
+    assert wider.policies["WinBacklogPolicy"].target == 3.0
+
+
+def test_burst_scales_out_to_max_size_within_the_derived_bound(new: model.Policies) -> None:
+    run = model.simulate(new, model.BURST)
+    arrival = _first_arrival(model.BURST)
+    assert max(run.desired) == new.max_size and max(run.in_service) <= new.max_size
+    # One start period, one warmup, then target tracking's high alarm.
+    bound = arrival + _start_alarm(new).periods + new.warmup_minutes + model.TT_HIGH_PERIODS
+    assert run.desired[bound] == new.max_size, run.desired[arrival : bound + 1]
+    assert run.completed == sum(model.BURST.arrivals.values()) and run.interrupted == 0
+
+
+def test_capacity_follows_the_backlog_not_just_its_presence(feature: dict[str, Any]) -> None:
+    few = model.Scenario("few", "3 long jobs", 6 * 60, {10: 3}, job_minutes=120)
+    for per_worker in (1, 2, 3):
+        policies = model.read_policies(
+            render(feature, enabled_parameters(MaxSize=str(MAX_SIZE), BacklogPerWorker=str(per_worker)))
+        )
+        run = model.simulate(policies, few)
+        assert max(run.desired) == math.ceil(3 / per_worker), per_worker
+
+
+@pytest.mark.parametrize("scenario", model.SCENARIOS, ids=[s.name for s in model.SCENARIOS])
+def test_work_arriving_at_an_empty_fleet_starts_a_worker(new: model.Policies, scenario: model.Scenario) -> None:
+    run = model.simulate(new, scenario)
+    arrival = _first_arrival(scenario)
+    assert run.desired[arrival - 1] == 0
+    assert run.desired[arrival + _start_alarm(new).periods - 1] >= 1
+    assert run.in_service[arrival + _start_alarm(new).periods + new.warmup_minutes] >= 1
+
+
+def test_target_tracking_alone_cannot_start_from_zero(rendered: dict[str, Any]) -> None:
+    # (visible + inflight) / 0 drops the datapoint, so the policy's alarms have no data.
+    only_tracking = {"WinBacklogPolicy": rendered["Resources"]["WinBacklogPolicy"]}
+    policies = model.read_policies(model.replace_scaling(rendered, only_tracking))
+    run = model.simulate(policies, model.BURST)
+    assert max(run.desired) == 0 and run.backlog[-1] == sum(model.BURST.arrivals.values())
+
+
+@pytest.mark.parametrize("which", ["new", "old"])
+def test_an_idle_queue_returns_to_min_size_within_the_derived_bound(
+    which: str, new: model.Policies, old: model.Policies
+) -> None:
+    policies = new if which == "new" else old
+    run = model.simulate(policies, model.IDLE)
+    idle_from = max(t for t, b in enumerate(run.backlog) if b) + 1
+    # New: target tracking's low alarm, one datapoint a minute. Old: the idle alarm, plus its cooldown.
+    if which == "new":
+        bound = model.TT_LOW_PERIODS
+    else:
+        idle_alarm = next(a for a in old.alarms if a.comparison.startswith("LessThan"))
+        bound = idle_alarm.periods + max(p.cooldown_minutes for p in old.policies.values())
+    assert all(d == policies.min_size for d in run.desired[idle_from + bound :]), run.desired[idle_from:]
+    assert sum(run.desired[idle_from + bound :]) == 0
+
+
+def test_a_trickle_does_not_hold_the_high_water_mark_but_the_old_policies_did(
+    new: model.Policies, old: model.Policies
+) -> None:
+    trickle = [t for t, n in model.TRICKLE.arrivals.items() if n == 1]
+    window = slice(trickle[0] + 60, trickle[-1])  # after the opening burst has been worked off
+    new_run, old_run = model.simulate(new, model.TRICKLE), model.simulate(old, model.TRICKLE)
+    # Old: a message every 7 minutes never leaves the queue idle for 15, so nothing scales in.
+    assert min(old_run.desired[window]) == max(old_run.desired) > 1
+    # New: the fleet follows the trickle, not the burst before it.
+    assert max(new_run.desired[window]) < max(new_run.desired)
+    held = new_run.desired[window]
+    assert sum(held) / len(held) < max(new_run.desired) / 3
+    assert new_run.instance_hours < old_run.instance_hours / 2
+    assert new_run.completed == old_run.completed == sum(model.TRICKLE.arrivals.values())
+
+
+def test_counting_in_flight_messages_keeps_busy_workers(rendered: dict[str, Any], new: model.Policies) -> None:
+    long_jobs = model.Scenario("long", "20 one-hour jobs", 6 * 60, {10: 20}, job_minutes=60)
+    assert model.simulate(new, long_jobs).interrupted == 0
+    # Without the in-flight count, jobs that outlast the low alarm look like idleness.
+    visible_only = copy.deepcopy(rendered)
+    metrics = visible_only["Resources"]["WinBacklogPolicy"]["Properties"]["TargetTrackingConfiguration"][
+        "CustomizedMetricSpecification"
+    ]["Metrics"]
+    next(q for q in metrics if "Expression" in q)["Expression"] = "visible / serving"
+    assert model.simulate(model.read_policies(visible_only), long_jobs).interrupted > 0
+
+
+# --- The model's own rules ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "values", "expected"),
+    [
+        ("(visible + inflight) / serving", {"visible": 3.0, "inflight": 1.0, "serving": 2.0}, 2.0),
+        ("(visible + inflight) / serving", {"visible": 3.0, "inflight": 1.0, "serving": 0.0}, None),
+        ("(visible + inflight) / serving", {"visible": 3.0, "inflight": None, "serving": 2.0}, 1.5),
+        ("(visible + inflight) / serving", {"visible": None, "inflight": None, "serving": None}, None),
+        ("IF(serving == 0, visible, 0)", {"visible": 4.0, "serving": None}, 4.0),
+        ("IF(serving == 0, visible, 0)", {"visible": 4.0, "serving": 1.0}, 0.0),
+        ("IF(queued > 0 AND serving == 0, 1, 0)", {"queued": 2.0, "serving": 0.0}, 1.0),
+        ("-a + b * 2 >= 3 || a", {"a": 1.0, "b": 1.0}, 1.0),
+    ],
+)
+def test_metric_math_drops_division_by_zero_and_counts_missing_as_zero(
+    expression: str, values: dict[str, float | None], expected: float | None
+) -> None:
+    series = model.Series({k: ("N", k) for k in values}, expression)
+    assert series.value({("N", k): v for k, v in values.items()}) == expected
+
+
+@pytest.mark.parametrize(
+    ("missing", "history", "state"),
+    [
+        ("breaching", [None, None, None], "ALARM"),
+        ("notBreaching", [None, None, 1.0], "OK"),
+        ("missing", [None, None, None], "INSUFFICIENT_DATA"),
+        ("missing", [0.0, None, 0.0], "ALARM"),
+        ("notBreaching", [0.0, 1.0, 0.0], "ALARM"),
+        ("notBreaching", [1.0, 1.0, 0.0], "OK"),
+    ],
+)
+def test_alarms_count_m_of_n_with_missing_data_treated_as_configured(
+    missing: str, history: list[float | None], state: str
+) -> None:
+    spec = model.AlarmSpec("a", model.Series({"m": ("N", "m")}), 0.0, "LessThanOrEqualToThreshold", 3, 2, missing, ())
+    assert model._alarm_state(spec, model._AlarmState(history=history)) == state
+
+
+def test_the_model_refuses_what_it_does_not_model(rendered: dict[str, Any]) -> None:
+    five_minutes = copy.deepcopy(rendered)
+    five_minutes["Resources"]["WinStartAlarm"]["Properties"]["Metrics"][0]["MetricStat"]["Period"] = 300
+    with pytest.raises(ValueError, match="WinStartAlarm: Period=300"):
+        model.read_policies(five_minutes)
+    percent = copy.deepcopy(rendered)
+    percent["Resources"]["WinStartPolicy"]["Properties"]["AdjustmentType"] = "PercentChangeInCapacity"
+    with pytest.raises(ValueError, match="WinStartPolicy: AdjustmentType"):
+        model.read_policies(percent)
+    with pytest.raises(ValueError, match="cannot read"):
+        model.Series({"a": ("N", "a")}, "a % 2").value({("N", "a"): 1.0})
