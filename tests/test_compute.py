@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
@@ -25,12 +26,13 @@ def test_nobody_can_log_in(enabled: dict[str, Any]) -> None:
         assert secret not in text
     harden = enabled["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]["harden"]
     commands = " ".join(c["command"] for c in harden["commands"].values())
-    assert (
-        "foreach ($s in 'TermService','WinRM') { Stop-Service $s -Force; Set-Service $s -StartupType Disabled }"
-        in commands
-    )
+    # AllowInboundRules False: the enabled allow rules (RDP, WinRM, file sharing) are ignored too.
+    assert "Set-NetFirewallProfile -All -Enabled True -DefaultInboundAction Block -AllowInboundRules False" in commands
     assert "fDenyTSConnections -Value 1" in commands
-    assert "-Enabled True -DefaultInboundAction Block" in commands
+    stopped = re.search(r"Get-Service ([\w,]+) -ErrorAction SilentlyContinue \| ForEach-Object \{ (.*?) \}", commands)
+    assert stopped, commands
+    assert set(stopped[1].split(",")) == {"TermService", "WinRM", "AmazonSSMAgent"}
+    assert stopped[2] == "Stop-Service $_.Name -Force; Set-Service $_.Name -StartupType Disabled"
 
 
 def test_instance_metadata_requires_imdsv2_with_hop_limit_one(enabled: dict[str, Any]) -> None:
@@ -75,14 +77,18 @@ def test_bootstrap_config_sets(enabled: dict[str, Any]) -> None:
     init = enabled["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
     assert init["configSets"]["default"] == ["harden", "agent", "service"]
     agent = init["agent"]
-    msi = next(f["source"] for f in agent["files"].values() if "source" in f)
-    assert msi == (
-        "https://amazoncloudwatch-agent-us-east-1.s3.us-east-1.amazonaws.com"
-        "/windows/amd64/latest/amazon-cloudwatch-agent.msi"
-    )
+    # cfn-init installs the MSI itself and waits for it; no msiexec command, no separate download.
+    assert agent["packages"] == {
+        "msi": {
+            "amazon-cloudwatch-agent": "https://amazoncloudwatch-agent-us-east-1.s3.us-east-1.amazonaws.com"
+            "/windows/amd64/latest/amazon-cloudwatch-agent.msi"
+        }
+    }
+    assert [path for path, f in agent["files"].items() if "source" in f] == []
+    assert "msiexec" not in json.dumps(init).lower()
     order = sorted(agent["commands"])
-    assert order.index("02-wait-for-imds") < order.index("03-start"), "the agent must wait for IMDS"
-    wait = agent["commands"]["02-wait-for-imds"]["command"]
+    assert order == ["01-wait-for-imds", "02-start", "03-start-late-and-retry"], "the agent must wait for IMDS"
+    wait = agent["commands"]["01-wait-for-imds"]["command"]
     assert "http://169.254.169.254/latest" in wait and "api/token" in wait and "exit 1" in wait
     service = init["service"]
     assert service["sources"] == {
