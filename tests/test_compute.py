@@ -29,9 +29,9 @@ def test_nobody_can_log_in(enabled: dict[str, Any]) -> None:
     # AllowInboundRules False: the enabled allow rules (RDP, WinRM, file sharing) are ignored too.
     assert "Set-NetFirewallProfile -All -Enabled True -DefaultInboundAction Block -AllowInboundRules False" in commands
     assert "fDenyTSConnections -Value 1" in commands
-    stopped = re.search(r"Get-Service ([\w,]+) -ErrorAction SilentlyContinue \| ForEach-Object \{ (.*?) \}", commands)
+    stopped = re.search(r"Get-Service ([\w,']+) -ErrorAction SilentlyContinue \| ForEach-Object \{ (.*?) \}", commands)
     assert stopped, commands
-    assert set(stopped[1].split(",")) == {"TermService", "WinRM", "AmazonSSMAgent"}
+    assert set(stopped[1].split(",")) == {"'TermService'", "'WinRM'", "'AmazonSSMAgent'"}
     assert stopped[2] == "Stop-Service $_.Name -Force; Set-Service $_.Name -StartupType Disabled"
 
 

@@ -166,7 +166,8 @@ def test_gateway_endpoint_policies_name_no_principal(feature: dict[str, Any]) ->
                 if statement["Resource"] != [AGENT_OBJECTS]:  # read anonymously: no principal to match
                     assert statement["Condition"]["ArnEquals"]["aws:PrincipalArn"] == "WinInstanceRole.Arn"
     listing = next(
-        s for s in _endpoints(render(feature, enabled_parameters()))["s3"]["PolicyDocument"]["Statement"]
+        s
+        for s in _endpoints(render(feature, enabled_parameters()))["s3"]["PolicyDocument"]["Statement"]
         if s["Action"] == ["s3:ListBucket"]
     )
     assert listing["Condition"]["StringLike"] == {"s3:prefix": ["winworkers/*"]}  # the role's own condition kept
@@ -213,9 +214,7 @@ def _references(value: Any, conditions: dict[str, bool], names: set[str]) -> set
 def dependencies(template: dict[str, Any], conditions: dict[str, bool], name: str) -> set[str]:
     """Everything CloudFormation creates before ``name``: DependsOn and references anywhere
     in the resource (Properties, Metadata, policies), transitively, for these conditions."""
-    resources = {
-        n: r for n, r in template["Resources"].items() if "Condition" not in r or conditions[r["Condition"]]
-    }
+    resources = {n: r for n, r in template["Resources"].items() if "Condition" not in r or conditions[r["Condition"]]}
     names = set(resources)
     found: set[str] = set()
     todo = [name]
@@ -232,11 +231,7 @@ def dependencies(template: dict[str, Any], conditions: dict[str, bool], name: st
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_workers_boot_only_after_the_network_is_ready(feature: dict[str, Any], mode: str) -> None:
     rendered = render(feature, enabled_parameters(mode=mode))
-    needed = {
-        n
-        for n, r in rendered["Resources"].items()
-        if r["Type"] in BOOT_NEEDS or n == "WinEndpointSecurityGroup"
-    }
+    needed = {n for n, r in rendered["Resources"].items() if r["Type"] in BOOT_NEEDS or n == "WinEndpointSecurityGroup"}
     assert needed, mode
     conditions = rendered["Conditions"]
     assert needed <= dependencies(feature, conditions, "WinGroup"), needed - dependencies(

@@ -48,7 +48,7 @@ HARDEN_COMMANDS = {
         "Set-NetFirewallProfile -All -Enabled True -DefaultInboundAction Block -AllowInboundRules False; "
         "Set-ItemProperty -Path 'HKLM:\\System\\CurrentControlSet\\Control\\Terminal Server' "
         "-Name fDenyTSConnections -Value 1; "
-        "Get-Service TermService,WinRM,AmazonSSMAgent -ErrorAction SilentlyContinue | "
+        "Get-Service 'TermService','WinRM','AmazonSSMAgent' -ErrorAction SilentlyContinue | "
         "ForEach-Object { Stop-Service $_.Name -Force; Set-Service $_.Name -StartupType Disabled }"
     ),
 }
@@ -58,10 +58,10 @@ HARDEN_COMMANDS = {
 # wait for IMDSv2 before the first start, and on later boots (a warm-pool
 # instance is stopped and started) start late and restart on failure.
 WAIT_FOR_IMDS = (
-    "$end = (Get-Date).AddMinutes(10); $imds = 'http://169.254.169.254/latest'; while ($true) { try { "
-    "$t = irm -Method Put $imds/api/token -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} -TimeoutSec 5; "
-    "irm $imds/meta-data/instance-id -Headers @{'X-aws-ec2-metadata-token'=$t} -TimeoutSec 5 | Out-Null; break } "
-    "catch { if ((Get-Date) -gt $end) { exit 1 }; sleep 5 } }"
+    "$end = (Get-Date).AddMinutes(10); $imds = 'http://169.254.169.254/latest/'; while ($true) { try { "
+    "$t = irm -Method Put -Uri ($imds + 'api/token') -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} "
+    "-TimeoutSec 5; irm -Uri ($imds + 'meta-data/instance-id') -Headers @{'X-aws-ec2-metadata-token'=$t} "
+    "-TimeoutSec 5 | Out-Null; break } catch { if ((Get-Date) -gt $end) { exit 1 }; sleep 5 } }"
 )
 
 

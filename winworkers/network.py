@@ -172,9 +172,7 @@ def _add_flow_logs(template: Template, p: Params, vpc: VPC) -> None:
     )
 
 
-def _add_security_groups(
-    template: Template, p: Params, vpc: VPC
-) -> tuple[SecurityGroup, list[Any], list[Any]]:
+def _add_security_groups(template: Template, p: Params, vpc: VPC) -> tuple[SecurityGroup, list[Any], list[Any]]:
     lid = p.config.logical_id
     isolated = p.cond("IsolatedVpc")
     workers = template.add_resource(
@@ -282,7 +280,9 @@ def endpoint_policy(prefix: str, role: Role, worker_statements: Sequence[Stateme
         # The bootstrap downloads the agent MSI anonymously from the regional,
         # AWS-owned bucket; only that bucket's Windows packages are readable.
         statements.append(
-            Statement(Effect=Allow, Principal=Principal("*"), Action=[s3.GetObject], Resource=[Sub(AGENT_BUCKET_OBJECTS)])
+            Statement(
+                Effect=Allow, Principal=Principal("*"), Action=[s3.GetObject], Resource=[Sub(AGENT_BUCKET_OBJECTS)]
+            )
         )
     if prefix == "cloudformation":
         # cfn-signal may sign with the instance role or not at all; either way only
