@@ -47,6 +47,7 @@ def test_every_volume_is_encrypted_gp3(feature: dict[str, Any]) -> None:
         assert mappings and all(m["Ebs"]["Encrypted"] is True and m["Ebs"]["VolumeType"] == "gp3" for m in mappings)
         assert mappings[0]["Ebs"]["VolumeSize"] == "80"
         assert mappings[0]["Ebs"].get("KmsKeyId") == (kms or None)
+        assert mappings[0]["DeviceName"] == "/dev/sda1"  # the root device of AWS Windows AMIs
 
 
 @pytest.mark.parametrize("version", ["2019", "2022", "2025"])
@@ -155,3 +156,14 @@ def test_warm_pool_is_optional(feature: dict[str, Any]) -> None:
     assert not resources_of(render(feature, enabled_parameters()), "AWS::AutoScaling::WarmPool")
     pools = resources_of(render(feature, enabled_parameters(EnableWarmPool="true")), "AWS::AutoScaling::WarmPool")
     assert [p["Properties"]["PoolState"] for p in pools.values()] == ["Stopped"]
+
+
+def test_idle_alarm_fits_cloudwatchs_one_day_evaluation_window(feature: dict[str, Any]) -> None:
+    # EvaluationPeriods x Period may not exceed one day (PutMetricAlarm API reference).
+    longest = feature["Parameters"]["WinScaleInIdleMinutes"]["MaxValue"]
+    periods = {
+        q["MetricStat"]["Period"]
+        for q in props(render(feature, enabled_parameters()), "WinQueueIdleAlarm")["Metrics"]
+        if "MetricStat" in q
+    }
+    assert periods == {60} and longest * 60 <= 86400

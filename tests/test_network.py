@@ -121,6 +121,18 @@ def test_isolated_vpc_has_private_subnets_and_flow_logs(feature: dict[str, Any])
         flow = props(rendered, "WinFlowLog")
         assert (flow["ResourceType"], flow["TrafficType"]) == ("VPC", "ALL")
         assert props(rendered, "WinFlowLogs")["RetentionInDays"] == "90"
+        role = props(rendered, "WinFlowLogsRole")
+        (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": ["vpc-flow-logs.amazonaws.com"]}
+        assert list(trust["Condition"]["StringEquals"]) == ["aws:SourceAccount"]  # against the confused deputy
+        actions = {a for p in role["Policies"] for st in p["PolicyDocument"]["Statement"] for a in st["Action"]}
+        # The VPC guide's flow-log role; CreateLogGroup is not needed, the stack creates the group.
+        assert actions == {
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "logs:DescribeLogStreams",
+            "logs:DescribeLogGroups",
+        }
         vpc = props(rendered, "WinVpc")
         assert vpc["EnableDnsSupport"] and vpc["EnableDnsHostnames"]  # private DNS needs both
 
