@@ -47,9 +47,9 @@ and date); nothing here is measured.
 | Refresh Lambda, weekly, seconds each | free tier | [Lambda pricing](https://aws.amazon.com/lambda/pricing/) |
 | Warm pool (if enabled): stopped instances pay only their gp3 volumes, 60 GiB x $0.08 | ≈ $4.80 each | [EBS pricing](https://aws.amazon.com/ebs/pricing/) |
 
-With `AzCount` 3 the endpoints cost ≈ $87.60. In `existing-subnets` mode with
-`CreateEndpoints=false` the network's shared endpoints are reused and the feature's
-own idle cost is the alarms and the Lambda. **Disabled: $0** — nothing is created.
+With `AzCount` 3 the endpoints cost ≈ $87.60. In `existing-subnets` mode the
+platform's VPC provides the endpoints and the feature's own idle cost is the
+alarms and the Lambda. **Disabled: $0** — nothing is created.
 
 **Scale-out latency** (estimates): the backlog alarm fires within ~1-2 minutes
 of a message becoming visible (1-minute SQS metrics, one period). A cold Windows
@@ -58,7 +58,7 @@ take ~10-15 minutes; a warm-pool instance is started from the stopped state in
 ~2-3 minutes. Trade-offs: `EnableWarmPool`/`WarmPoolMinSize` (EBS cost for
 latency), `MinSize` (a running worker costs its instance hours, latency 0),
 `ScaleInIdleMinutes` (longer keeps workers for bursts), `AzCount` and
-`CreateEndpoints` (endpoint hours).
+`NetworkMode` (endpoint hours).
 
 **AMI release to patched fleet** (worst case): with the weekly schedule
 (`RefreshSchedule`, default `rate(7 days)`), up to 7 days plus the refresh

@@ -102,6 +102,9 @@ def test_bootstrap_config_sets(enabled: dict[str, Any]) -> None:
 def test_instance_role_is_least_privilege_and_has_no_ssm(enabled: dict[str, Any]) -> None:
     role = props(enabled, "WinInstanceRole")
     assert "ManagedPolicyArns" not in role
+    # EC2 sends no aws:SourceAccount when it assumes the role: a condition on it would lock the workers out.
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["ec2.amazonaws.com"]} and "Condition" not in trust
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     actions = {a for s in statements for a in s["Action"]}
     assert not {a for a in actions if a.split(":")[0] in {"ssm", "ssmmessages", "ec2messages", "iam", "sts"}}
