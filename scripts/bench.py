@@ -46,9 +46,9 @@ and date); nothing here is measured.
 | VPC flow logs of an idle VPC, log storage | cents | same page |
 | Refresh Lambda, weekly, seconds each | free tier | [Lambda pricing](https://aws.amazon.com/lambda/pricing/) |
 
-With `AzCount` 3 the endpoints cost ≈ $87.60. In `existing-subnets` mode with
-`CreateEndpoints=false` the network's shared endpoints are reused and the feature's
-own idle cost is the alarms and the Lambda. **Disabled: $0** — nothing is created.
+With `AzCount` 3 the endpoints cost ≈ $87.60. In `existing-subnets` mode the
+platform's VPC provides the endpoints and the feature's own idle cost is the
+alarms and the Lambda. **Disabled: $0** — nothing is created.
 
 **Scale-out latency** (estimates): with no worker in service, the start alarm
 fires within ~1-2 minutes of a message becoming visible (1-minute SQS metrics,
@@ -59,7 +59,7 @@ flight) per worker after 3 one-minute datapoints above `BacklogPerWorker`, and
 shrinks it after 15 below. There is no warm pool (removed; see CHANGELOG).
 Trade-offs: `MinSize` (a running worker costs its instance hours, latency 0),
 `BacklogPerWorker` (higher: fewer workers, longer waits), `AzCount` and
-`CreateEndpoints` (endpoint hours).
+`NetworkMode` (endpoint hours).
 
 **AMI release to patched fleet** (worst case): with the weekly schedule
 (`RefreshSchedule`, default `rate(7 days)`), up to 7 days plus the refresh

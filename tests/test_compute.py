@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
@@ -25,12 +26,13 @@ def test_nobody_can_log_in(enabled: dict[str, Any]) -> None:
         assert secret not in text
     harden = enabled["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]["harden"]
     commands = " ".join(c["command"] for c in harden["commands"].values())
-    assert (
-        "foreach ($s in 'TermService','WinRM') { Stop-Service $s -Force; Set-Service $s -StartupType Disabled }"
-        in commands
-    )
+    # AllowInboundRules False: the enabled allow rules (RDP, WinRM, file sharing) are ignored too.
+    assert "Set-NetFirewallProfile -All -Enabled True -DefaultInboundAction Block -AllowInboundRules False" in commands
     assert "fDenyTSConnections -Value 1" in commands
-    assert "-Enabled True -DefaultInboundAction Block" in commands
+    stopped = re.search(r"Get-Service ([\w,']+) -ErrorAction SilentlyContinue \| ForEach-Object \{ (.*?) \}", commands)
+    assert stopped, commands
+    assert set(stopped[1].split(",")) == {"'TermService'", "'WinRM'", "'AmazonSSMAgent'"}
+    assert stopped[2] == "Stop-Service $_.Name -Force; Set-Service $_.Name -StartupType Disabled"
 
 
 def test_instance_metadata_requires_imdsv2_with_hop_limit_one(enabled: dict[str, Any]) -> None:
@@ -45,6 +47,7 @@ def test_every_volume_is_encrypted_gp3(feature: dict[str, Any]) -> None:
         assert mappings and all(m["Ebs"]["Encrypted"] is True and m["Ebs"]["VolumeType"] == "gp3" for m in mappings)
         assert mappings[0]["Ebs"]["VolumeSize"] == "80"
         assert mappings[0]["Ebs"].get("KmsKeyId") == (kms or None)
+        assert mappings[0]["DeviceName"] == "/dev/sda1"  # the root device of AWS Windows AMIs
 
 
 @pytest.mark.parametrize("version", ["2019", "2022", "2025"])
@@ -75,14 +78,18 @@ def test_bootstrap_config_sets(enabled: dict[str, Any]) -> None:
     init = enabled["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
     assert init["configSets"]["default"] == ["harden", "agent", "service"]
     agent = init["agent"]
-    msi = next(f["source"] for f in agent["files"].values() if "source" in f)
-    assert msi == (
-        "https://amazoncloudwatch-agent-us-east-1.s3.us-east-1.amazonaws.com"
-        "/windows/amd64/latest/amazon-cloudwatch-agent.msi"
-    )
+    # cfn-init installs the MSI itself and waits for it; no msiexec command, no separate download.
+    assert agent["packages"] == {
+        "msi": {
+            "amazon-cloudwatch-agent": "https://amazoncloudwatch-agent-us-east-1.s3.us-east-1.amazonaws.com"
+            "/windows/amd64/latest/amazon-cloudwatch-agent.msi"
+        }
+    }
+    assert [path for path, f in agent["files"].items() if "source" in f] == []
+    assert "msiexec" not in json.dumps(init).lower()
     order = sorted(agent["commands"])
-    assert order.index("02-wait-for-imds") < order.index("03-start"), "the agent must wait for IMDS"
-    wait = agent["commands"]["02-wait-for-imds"]["command"]
+    assert order == ["01-wait-for-imds", "02-start", "03-start-late-and-retry"], "the agent must wait for IMDS"
+    wait = agent["commands"]["01-wait-for-imds"]["command"]
     assert "http://169.254.169.254/latest" in wait and "api/token" in wait and "exit 1" in wait
     service = init["service"]
     assert service["sources"] == {
@@ -95,6 +102,9 @@ def test_bootstrap_config_sets(enabled: dict[str, Any]) -> None:
 def test_instance_role_is_least_privilege_and_has_no_ssm(enabled: dict[str, Any]) -> None:
     role = props(enabled, "WinInstanceRole")
     assert "ManagedPolicyArns" not in role
+    # EC2 sends no aws:SourceAccount when it assumes the role: a condition on it would lock the workers out.
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["ec2.amazonaws.com"]} and "Condition" not in trust
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     actions = {a for s in statements for a in s["Action"]}
     assert not {a for a in actions if a.split(":")[0] in {"ssm", "ssmmessages", "ec2messages", "iam", "sts"}}
@@ -168,3 +178,12 @@ def test_there_is_no_warm_pool(feature: dict[str, Any]) -> None:
     # (CHANGELOG, docs/aws-behaviours.md).
     assert not resources_of(render(feature, enabled_parameters()), "AWS::AutoScaling::WarmPool")
     assert not {"WinEnableWarmPool", "WinWarmPoolMinSize", "WinScaleInIdleMinutes"} & set(feature["Parameters"])
+
+
+def test_every_alarm_fits_cloudwatchs_one_day_evaluation_window(enabled: dict[str, Any]) -> None:
+    # EvaluationPeriods x Period may not exceed one day (PutMetricAlarm API reference).
+    for name, alarm in resources_of(enabled, "AWS::CloudWatch::Alarm").items():
+        properties = alarm["Properties"]
+        periods = [q["MetricStat"]["Period"] for q in properties.get("Metrics", []) if "MetricStat" in q]
+        period = max(periods or [properties["Period"]])
+        assert int(properties["EvaluationPeriods"]) * int(period) <= 86400, name

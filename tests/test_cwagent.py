@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from conftest import DATA, as_dict, render, resources_of, valid_configs
 from winworkers import WorkersConfig, build_template
-from winworkers.cwagent import AGENT_LOG_PATH, CONFIG_PATH, AgentLogGroups, build_agent_config
+from winworkers.cwagent import AGENT_LOG_PATH, BOOT_LOGS, CONFIG_PATH, AgentLogGroups, build_agent_config
 from winworkers.renderings import enabled_parameters
 
 AGENT_DATA = DATA / "cloudwatch-agent"
@@ -69,6 +69,7 @@ def test_agent_and_worker_logs() -> None:
         (paths[0], "w"),
         (paths[1], "w"),
         (AGENT_LOG_PATH, "h"),
+        *((path, "h") for _, path in BOOT_LOGS),
     ]
     assert all("{instance_id}" in f["log_stream_name"] for f in files)
     assert len({f["log_stream_name"] for f in files}) == len(files)
@@ -94,3 +95,16 @@ def test_every_config_the_library_can_produce_is_valid(config: WorkersConfig) ->
     assert _errors(build_agent_config(config, AgentLogGroups("w", "h"), "asg")) == []
     rendered, _ = _rendered_agent_config(as_dict(build_template(config)), config)
     assert _errors(rendered) == []
+
+
+def test_a_failed_bootstrap_can_be_read_from_the_host_log_group(feature: dict[str, Any]) -> None:
+    """Nobody can log in: cfn-init's logs and the launch agent's (EC2Launch v1 on 2019 AMIs,
+    EC2Launch v2 on 2022 and 2025) are the only way to see why a worker failed."""
+    config, _ = _rendered_agent_config(feature)
+    shipped = {f["file_path"]: f for f in config["logs"]["logs_collected"]["files"]["collect_list"]}
+    for path, stream in (
+        ("C:\\cfn\\log\\*.log", "{instance_id}/cfn"),
+        ("C:\\ProgramData\\Amazon\\EC2-Windows\\Launch\\Log\\*.log", "{instance_id}/ec2launch"),
+        ("C:\\ProgramData\\Amazon\\EC2Launch\\log\\*.log", "{instance_id}/ec2launch-v2"),
+    ):
+        assert (shipped[path]["log_group_name"], shipped[path]["log_stream_name"]) == ("WinHostLogs", stream)

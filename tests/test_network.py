@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -22,11 +24,25 @@ FORBIDDEN = {
     "AWS::EC2::Route",
 }
 INTERFACE = {"sqs", "cloudformation", "monitoring", "logs"}
+# What would change the platform's VPC for every other workload in it.
+NOT_IN_THE_PLATFORMS_VPC = {
+    "AWS::EC2::VPCEndpoint",
+    "AWS::EC2::RouteTable",
+    "AWS::EC2::SubnetRouteTableAssociation",
+    "AWS::EC2::Route",
+    "AWS::EC2::SecurityGroupIngress",
+    "AWS::EC2::FlowLog",
+}
+AGENT_OBJECTS = "arn:aws:s3:::amazoncloudwatch-agent-us-east-1/windows/*"
 
 
 @pytest.fixture(scope="module", params=sorted(MODES))
 def mode(request: pytest.FixtureRequest, feature: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return request.param, render(feature, enabled_parameters(mode=request.param))
+
+
+def _kinds(rendered: dict[str, Any]) -> set[str]:
+    return {r["Type"] for r in rendered["Resources"].values()}
 
 
 def _endpoints(rendered: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -68,12 +84,16 @@ def test_launch_template_never_attaches_a_public_ip(mode: tuple[str, dict[str, A
 def test_endpoints_per_mode(mode: tuple[str, dict[str, Any]]) -> None:
     name, rendered = mode
     endpoints = _endpoints(rendered)
-    if name == "existing-without-endpoints":
+    if name.startswith("existing"):
+        # The platform's VPC: no endpoint (private DNS is VPC-wide), no route, no route table touched.
         assert endpoints == {}
-        assert props(rendered, "WinWorkerEgressToNetworkEndpoints")["CidrIp"] == "10.0.0.0/16"
+        assert not _kinds(rendered) & NOT_IN_THE_PLATFORMS_VPC
+        egress = props(rendered, "WinWorkerEgressToNetworkEndpoints")
+        assert (egress["CidrIp"], egress["FromPort"], egress["ToPort"]) == ("10.0.0.0/16", 443, 443)
         return
     assert set(endpoints) == INTERFACE | {"s3"}
     assert endpoints["s3"]["VpcEndpointType"] == "Gateway"
+    assert endpoints["s3"]["RouteTableIds"] == ["WinRouteTable"]
     for service in INTERFACE:
         assert endpoints[service]["VpcEndpointType"] == "Interface"
         assert endpoints[service]["PrivateDnsEnabled"] is True
@@ -86,6 +106,12 @@ def test_endpoints_per_mode(mode: tuple[str, dict[str, Any]]) -> None:
     assert (ingress["SourceSecurityGroupId"], ingress["FromPort"]) == ("WinWorkerSecurityGroup", 443)
 
 
+def test_existing_subnets_mode_has_no_endpoint_parameters(feature: dict[str, Any]) -> None:
+    # Removed in favour of the platform-provides-the-endpoints contract (CHANGELOG).
+    assert not {"WinCreateEndpoints", "WinRouteTableIds"} & set(feature["Parameters"])
+    assert "WinEndpointsCidr" in feature["Parameters"]
+
+
 def test_isolated_vpc_has_private_subnets_and_flow_logs(feature: dict[str, Any]) -> None:
     for azs in ("2", "3"):
         rendered = render(feature, enabled_parameters(mode=f"isolated-{azs}az"))
@@ -95,6 +121,18 @@ def test_isolated_vpc_has_private_subnets_and_flow_logs(feature: dict[str, Any])
         flow = props(rendered, "WinFlowLog")
         assert (flow["ResourceType"], flow["TrafficType"]) == ("VPC", "ALL")
         assert props(rendered, "WinFlowLogs")["RetentionInDays"] == "90"
+        role = props(rendered, "WinFlowLogsRole")
+        (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": ["vpc-flow-logs.amazonaws.com"]}
+        assert list(trust["Condition"]["StringEquals"]) == ["aws:SourceAccount"]  # against the confused deputy
+        actions = {a for p in role["Policies"] for st in p["PolicyDocument"]["Statement"] for a in st["Action"]}
+        # The VPC guide's flow-log role; CreateLogGroup is not needed, the stack creates the group.
+        assert actions == {
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "logs:DescribeLogStreams",
+            "logs:DescribeLogGroups",
+        }
         vpc = props(rendered, "WinVpc")
         assert vpc["EnableDnsSupport"] and vpc["EnableDnsHostnames"]  # private DNS needs both
 
@@ -118,9 +156,101 @@ def test_every_endpoint_policy_is_narrowed_to_the_workers(enabled: dict[str, Any
         for statement in endpoint["PolicyDocument"]["Statement"]:
             actions = statement["Action"]
             assert "*" not in actions and all(":" in a and not a.endswith(":*") for a in actions), service
-            if service == "cloudformation" or statement["Resource"] == [
-                "arn:aws:s3:::amazoncloudwatch-agent-us-east-1/windows/*"
-            ]:
+            if service == "cloudformation" or statement["Resource"] == [AGENT_OBJECTS]:
                 assert statement["Principal"] == "*"  # this stack only / AWS's public agent bucket only
+            elif service == "s3":
+                assert statement["Principal"] == "*"
+                assert statement["Condition"]["ArnEquals"] == {"aws:PrincipalArn": "WinInstanceRole.Arn"}
             else:
                 assert statement["Principal"] == {"AWS": "WinInstanceRole.Arn"}, service
+
+
+def test_gateway_endpoint_policies_name_no_principal(feature: dict[str, Any]) -> None:
+    """A gateway endpoint policy's Principal must be "*"; the role is named by aws:PrincipalArn
+    (PrivateLink guide: an "AWS" principal there grants the account's root user only)."""
+    for mode in MODES:
+        rendered = render(feature, enabled_parameters(mode=mode))
+        gateways = [e for e in _endpoints(rendered).values() if e["VpcEndpointType"] == "Gateway"]
+        for endpoint in gateways:
+            statements = endpoint["PolicyDocument"]["Statement"]
+            assert {json.dumps(s["Principal"]) for s in statements} == {'"*"'}, mode
+            for statement in statements:
+                if statement["Resource"] != [AGENT_OBJECTS]:  # read anonymously: no principal to match
+                    assert statement["Condition"]["ArnEquals"]["aws:PrincipalArn"] == "WinInstanceRole.Arn"
+    listing = next(
+        s
+        for s in _endpoints(render(feature, enabled_parameters()))["s3"]["PolicyDocument"]["Statement"]
+        if s["Action"] == ["s3:ListBucket"]
+    )
+    assert listing["Condition"]["StringLike"] == {"s3:prefix": ["winworkers/*"]}  # the role's own condition kept
+
+
+def test_endpoint_policy_refuses_an_unknown_service() -> None:
+    from troposphere.iam import Role
+
+    from winworkers.network import endpoint_policy
+
+    with pytest.raises(ValueError, match="prefix='ec2' is not allowed"):
+        endpoint_policy("ec2", Role("R"), [])
+
+
+# What each worker needs before it boots: cfn-init reaches CloudFormation and S3 at once.
+BOOT_NEEDS = {
+    "AWS::EC2::VPCEndpoint",
+    "AWS::EC2::SecurityGroupIngress",
+    "AWS::EC2::SecurityGroupEgress",
+    "AWS::EC2::SubnetRouteTableAssociation",
+}
+
+
+def _references(value: Any, conditions: dict[str, bool], names: set[str]) -> set[str]:
+    """Resources that ``value`` refers to (Ref, GetAtt, Sub), Fn::If resolved by ``conditions``."""
+    if isinstance(value, list):
+        return set().union(*(_references(v, conditions, names) for v in value))
+    if not isinstance(value, dict):
+        return set()
+    if set(value) == {"Fn::If"}:
+        condition, yes, no = value["Fn::If"]
+        return _references(yes if conditions[condition] else no, conditions, names)
+    if set(value) == {"Ref"}:
+        return {value["Ref"]} & names
+    if set(value) == {"Fn::GetAtt"}:
+        return {value["Fn::GetAtt"][0]} & names
+    if set(value) == {"Fn::Sub"}:
+        text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+        found = {m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)} - set(variables)
+        return (found & names) | _references(variables, conditions, names)
+    return set().union(*(_references(v, conditions, names) for v in value.values()))
+
+
+def dependencies(template: dict[str, Any], conditions: dict[str, bool], name: str) -> set[str]:
+    """Everything CloudFormation creates before ``name``: DependsOn and references anywhere
+    in the resource (Properties, Metadata, policies), transitively, for these conditions."""
+    resources = {n: r for n, r in template["Resources"].items() if "Condition" not in r or conditions[r["Condition"]]}
+    names = set(resources)
+    found: set[str] = set()
+    todo = [name]
+    while todo:
+        resource = resources[todo.pop()]
+        depends = resource.get("DependsOn", [])
+        direct = set([depends] if isinstance(depends, str) else depends)
+        direct |= _references({k: v for k, v in resource.items() if k != "Condition"}, conditions, names)
+        todo += sorted(direct - found)
+        found |= direct
+    return found
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_workers_boot_only_after_the_network_is_ready(feature: dict[str, Any], mode: str) -> None:
+    rendered = render(feature, enabled_parameters(mode=mode))
+    needed = {n for n, r in rendered["Resources"].items() if r["Type"] in BOOT_NEEDS or n == "WinEndpointSecurityGroup"}
+    assert needed, mode
+    conditions = rendered["Conditions"]
+    assert needed <= dependencies(feature, conditions, "WinGroup"), needed - dependencies(
+        feature, conditions, "WinGroup"
+    )
+    # The check can fail: without the group's Metadata nothing orders it after the network.
+    unordered = copy.deepcopy(feature)
+    del unordered["Resources"]["WinGroup"]["Metadata"]
+    missing = needed - dependencies(unordered, conditions, "WinGroup")
+    assert missing and not any(n.startswith("WinWorkerSecurityGroup") for n in missing), missing

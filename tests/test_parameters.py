@@ -115,13 +115,13 @@ def test_an_unset_desired_capacity_bounds_nothing(feature: dict[str, Any]) -> No
 
 
 def test_existing_mode_needs_its_network(feature: dict[str, Any]) -> None:
-    values = enabled_parameters(mode="existing-with-endpoints", SubnetIds="", VpcId="", RouteTableIds="")
+    values = enabled_parameters(mode="existing-subnets", SubnetIds="", VpcId="", EndpointsCidr="")
     failures = failed_assertions(feature, values)
     assert any("WinSubnetIds is required" in f for f in failures)
     assert any("WinVpcId is required" in f for f in failures)
-    assert any("WinRouteTableIds is required" in f for f in failures)
-    no_endpoints = enabled_parameters(mode="existing-without-endpoints", EndpointsCidr="")
-    assert any("WinEndpointsCidr is required" in f for f in failed_assertions(feature, no_endpoints))
+    assert any("WinEndpointsCidr is required" in f for f in failures)
+    # The isolated VPC reads none of them.
+    assert failed_assertions(feature, enabled_parameters(mode="isolated-2az", EndpointsCidr="")) == []
 
 
 def test_readme_parameter_table_is_generated() -> None:

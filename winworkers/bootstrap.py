@@ -22,7 +22,6 @@ SERVICE_CONFIG = "C:\\winworkers\\worker.json"
 CONFIG_SETS = ("harden", "agent", "service")
 _CFN_BOOTSTRAP = "C:\\Program Files\\Amazon\\cfn-bootstrap"
 _AGENT_DIR = "C:\\Program Files\\Amazon\\AmazonCloudWatchAgent"
-_MSI = "C:\\winworkers\\amazon-cloudwatch-agent.msi"
 # Bypass: install.ps1 arrives in a zip, and a script policy must not stop the bootstrap.
 POWERSHELL = "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command"
 
@@ -33,14 +32,24 @@ def _ps(script: str) -> dict[str, str]:
     return {"command": f'{POWERSHELL} "{command}"', "waitAfterCompletion": "0"}
 
 
-# Block every inbound connection on every profile, and take remote management away:
-# RDP and WinRM stopped and disabled. Nothing listens, so nobody can log in.
+# Nothing listens and nothing answers, so nobody can log in:
+# - Firewall on for every profile, inbound blocked, and AllowInboundRules False so
+#   that the allow rules Windows ships enabled (RDP, WinRM, file sharing) are ignored
+#   too (Set-NetFirewallProfile docs). The filter stays stateful: replies to what the
+#   instance itself sends (DHCP, IMDS, the Amazon Time Sync Service, KMS activation,
+#   the VPC endpoints) still pass, as "only locally-initiated traffic is allowed"
+#   (INetFwPolicy2::BlockAllInboundTraffic docs).
+# - RDP denied and its service, WinRM and the SSM Agent (preinstalled on AWS Windows
+#   AMIs) stopped and disabled: with Default Host Management Configuration an account
+#   can manage instances through the agent without any instance-profile permission.
+#   A service an AMI lacks is not listening either, so a missing one is skipped.
 HARDEN_COMMANDS = {
     "01-harden": _ps(
-        "Set-NetFirewallProfile -All -Enabled True -DefaultInboundAction Block; "
+        "Set-NetFirewallProfile -All -Enabled True -DefaultInboundAction Block -AllowInboundRules False; "
         "Set-ItemProperty -Path 'HKLM:\\System\\CurrentControlSet\\Control\\Terminal Server' "
         "-Name fDenyTSConnections -Value 1; "
-        "foreach ($s in 'TermService','WinRM') { Stop-Service $s -Force; Set-Service $s -StartupType Disabled }"
+        "Get-Service 'TermService','WinRM','AmazonSSMAgent' -ErrorAction SilentlyContinue | "
+        "ForEach-Object { Stop-Service $_.Name -Force; Set-Service $_.Name -StartupType Disabled }"
     ),
 }
 
@@ -49,20 +58,21 @@ HARDEN_COMMANDS = {
 # wait for IMDSv2 before the first start, and on later boots (a warm-pool
 # instance is stopped and started) start late and restart on failure.
 WAIT_FOR_IMDS = (
-    "$end = (Get-Date).AddMinutes(10); $imds = 'http://169.254.169.254/latest'; while ($true) { try { "
-    "$t = irm -Method Put $imds/api/token -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} -TimeoutSec 5; "
-    "irm $imds/meta-data/instance-id -Headers @{'X-aws-ec2-metadata-token'=$t} -TimeoutSec 5 | Out-Null; break } "
-    "catch { if ((Get-Date) -gt $end) { exit 1 }; sleep 5 } }"
+    "$end = (Get-Date).AddMinutes(10); $imds = 'http://169.254.169.254/latest/'; while ($true) { try { "
+    "$t = irm -Method Put -Uri ($imds + 'api/token') -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} "
+    "-TimeoutSec 5; irm -Uri ($imds + 'meta-data/instance-id') -Headers @{'X-aws-ec2-metadata-token'=$t} "
+    "-TimeoutSec 5 | Out-Null; break } catch { if ((Get-Date) -gt $end) { exit 1 }; sleep 5 } }"
 )
 
 
 def agent_commands() -> dict[str, dict[str, str]]:
+    """After cfn-init's ``packages`` step installed the agent (cfn-init runs packages,
+    groups, users, sources, files, commands, services, in that order)."""
     ctl = f"& '{_AGENT_DIR}\\amazon-cloudwatch-agent-ctl.ps1'"
     return {
-        "01-install": {"command": f'msiexec.exe /i "{_MSI}" /qn /norestart', "waitAfterCompletion": "0"},
-        "02-wait-for-imds": _ps(WAIT_FOR_IMDS),
-        "03-start": _ps(f"{ctl} -a fetch-config -m ec2 -s -c file:'{CONFIG_PATH}'"),
-        "04-start-late-and-retry": {
+        "01-wait-for-imds": _ps(WAIT_FOR_IMDS),
+        "02-start": _ps(f"{ctl} -a fetch-config -m ec2 -s -c file:'{CONFIG_PATH}'"),
+        "03-start-late-and-retry": {
             "command": "sc.exe config AmazonCloudWatchAgent start= delayed-auto && "
             "sc.exe failure AmazonCloudWatchAgent reset= 86400 actions= restart/60000/restart/60000/restart/60000",
             "waitAfterCompletion": "0",
@@ -105,10 +115,11 @@ def init_metadata(p: Params, role: Role, log_groups: AgentLogGroups, asg_name: A
             "configSets": {"default": list(CONFIG_SETS)},
             "harden": {"commands": HARDEN_COMMANDS},
             "agent": {
-                "files": {
-                    _MSI: {"source": agent_msi},
-                    CONFIG_PATH: {"content": build_agent_config(p.config, log_groups, asg_name)},
-                },
+                # cfn-init downloads and installs the MSI, waits for the installer and
+                # fails on its error (AWS::CloudFormation::Init docs, packages: msi);
+                # msiexec as a command can return before the install is done.
+                "packages": {"msi": {"amazon-cloudwatch-agent": agent_msi}},
+                "files": {CONFIG_PATH: {"content": build_agent_config(p.config, log_groups, asg_name)}},
                 "commands": agent_commands(),
             },
             "service": {

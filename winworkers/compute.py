@@ -179,6 +179,12 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
         InstanceMaintenancePolicy=InstanceMaintenancePolicy(**launch_before_terminate),
         MetricsCollection=[MetricsCollection(Granularity="1Minute", Metrics=["GroupInServiceInstances"])],
         Tags=Tags(**_tags(p)),
+        # Workers boot straight into cfn-init, which needs the endpoints, their security
+        # group rules and the S3 route. DependsOn cannot name a resource whose Condition
+        # is false, so Refs behind Fn::If carry the order: intrinsic functions in Metadata
+        # are resolved (Metadata attribute docs), and a Ref makes CloudFormation create
+        # its target first (DependsOn attribute docs).
+        Metadata={"WaitsFor": network.ready},
         CreationPolicy=CreationPolicy(
             AutoScalingCreationPolicy=AutoScalingCreationPolicy(MinSuccessfulInstancesPercent=100),
             ResourceSignal=ResourceSignal(

@@ -28,6 +28,15 @@ from typing import Any
 from winworkers.config import WorkersConfig
 
 AGENT_LOG_PATH = "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\Logs\\*.log"
+# Nobody can log in, so a failed bootstrap is diagnosed from these. Stream suffix -> path.
+BOOT_LOGS: tuple[tuple[str, str], ...] = (
+    # cfn-init.log, cfn-init-cmd.log (each command's output), cfn-wire.log.
+    ("cfn", "C:\\cfn\\log\\*.log"),
+    # EC2Launch v1, the launch agent of AWS's Windows Server 2016/2019 AMIs (EC2 guide, ec2launch).
+    ("ec2launch", "C:\\ProgramData\\Amazon\\EC2-Windows\\Launch\\Log\\*.log"),
+    # EC2Launch v2, on 2022 and 2025 AMIs (EC2 guide, ec2launch-v2): agent.log, err.log, ...
+    ("ec2launch-v2", "C:\\ProgramData\\Amazon\\EC2Launch\\log\\*.log"),
+)
 CONFIG_PATH = "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\winworkers.json"
 
 # Channel -> levels, exactly as the feature promises.
@@ -73,6 +82,7 @@ def build_agent_config(config: WorkersConfig, log_groups: AgentLogGroups, asg_na
     files = [
         _log(path, log_groups.worker, f"{{instance_id}}/worker-{n}") for n, path in enumerate(config.worker_log_paths)
     ] + [_log(AGENT_LOG_PATH, log_groups.host, "{instance_id}/agent")]
+    files += [_log(path, log_groups.host, f"{{instance_id}}/{name}") for name, path in BOOT_LOGS]
     events = [
         {
             "event_name": channel,

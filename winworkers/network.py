@@ -1,10 +1,34 @@
 """Where the workers run: an isolated VPC, or subnets the platform gives.
 
-The isolated VPC has no internet gateway, NAT, Elastic IP or peering; its only
-route is the local one plus the S3 gateway endpoint. The workers reach five
-services through VPC endpoints, and each endpoint's policy is derived from the
-workers' own IAM statements, so the endpoint allows exactly what the role does
-(plus the public CloudWatch agent bucket, read anonymously by the bootstrap).
+``isolated-vpc``: a VPC of the feature's own, with no internet gateway, NAT,
+Elastic IP or peering; its only routes are the local one and the S3 gateway
+endpoint's. The workers reach S3, SQS, CloudFormation, CloudWatch monitoring
+and Logs through VPC endpoints this stack creates, and each endpoint's policy
+is derived from the workers' own IAM statements, so the endpoint allows exactly
+what the role does (plus the public CloudWatch agent bucket, read anonymously
+by the bootstrap).
+
+``existing-subnets``: the feature creates no endpoint and changes no route
+table, because the VPC is the platform's and both would change it for every
+other workload in it:
+
+- An interface endpoint with private DNS answers the service's regional name
+  for the whole VPC (PrivateLink guide, "DNS hostnames": the private hosted
+  zone is associated with the VPC). Its security group would admit only the
+  workers, so every other workload in the VPC would lose SQS, Logs, Monitoring
+  and CloudFormation; and a VPC that already has such an endpoint refuses a
+  second one for the same service ("conflicting DNS domain").
+- A gateway endpoint adds the S3 prefix-list route to each route table it
+  names (PrivateLink guide, "Gateway endpoints for Amazon S3"): every subnet
+  on those tables would send its S3 traffic through the workers-only policy,
+  or the route would collide with the one an existing S3 endpoint has there.
+
+So in that mode the platform's VPC provides the endpoints (README, "What an
+existing network must provide"): interface endpoints with private DNS for sqs,
+cloudformation, monitoring, logs (and autoscaling for the lifecycle hooks),
+reachable on 443 from ``EndpointsCidr``, and an S3 gateway endpoint on the
+workers' subnets' route tables. The workers' security group sends 443 to
+``EndpointsCidr`` and to the S3 prefix list, nothing else.
 """
 
 from __future__ import annotations
@@ -13,8 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from awacs import s3
-from awacs.aws import Allow, AWSPrincipal, PolicyDocument, Principal, Statement
+from awacs import logs, s3
+from awacs.aws import Allow, ArnEquals, AWSPrincipal, Condition, PolicyDocument, Principal, Statement
 from troposphere import Cidr, GetAtt, GetAZs, If, NoValue, Ref, Select, Sub, Tags, Template
 from troposphere.ec2 import (
     VPC,
@@ -46,6 +70,7 @@ ENDPOINTS: tuple[tuple[str, str, str], ...] = (
     ("monitoring", "Interface", "cloudwatch"),
     ("logs", "Interface", "logs"),
 )
+AGENT_BUCKET_OBJECTS = "arn:${AWS::Partition}:s3:::amazoncloudwatch-agent-${AWS::Region}/windows/*"
 
 
 # cfn-lint resolves Refs with the parameters' defaults, on every branch of an Fn::If.
@@ -59,29 +84,36 @@ def _unset_in_default_mode(resource: Any, name: str) -> Any:
 
 @dataclass(frozen=True)
 class Network:
-    """Handles for the compute module: where to launch, and with which security group."""
+    """Handles for the compute module: where to launch, with which security group,
+    and what must exist before a worker boots."""
 
     subnet_ids: Any
     worker_security_group: SecurityGroup
+    ready: Any
+    """References to every endpoint, security group rule and route association the
+    workers need, per mode (``Fn::If``): the group's Metadata carries them, so
+    CloudFormation creates them before it creates the group."""
 
 
 def add_network(template: Template, p: Params, worker_role: Role, worker_statements: Sequence[Statement]) -> Network:
-    """The VPC (isolated mode), the security groups and the endpoints."""
-    vpc, subnets, route_table = _add_isolated_vpc(template, p)
-    vpc_id = If(p.cond("IsolatedVpc"), Ref(vpc), p["VpcId"])
-    subnet_ids = If(p.cond("IsolatedVpc"), subnets, p["SubnetIds"])
-    workers = _add_security_groups(template, p, vpc_id)
-    _add_endpoints(template, p, subnet_ids, route_table, workers, worker_role, worker_statements)
-    return Network(subnet_ids=subnet_ids, worker_security_group=workers)
+    """The VPC, endpoints and endpoint security group (isolated mode); the workers' security group (both)."""
+    vpc, subnets, route_table, routes = _add_isolated_vpc(template, p)
+    isolated = p.cond("IsolatedVpc")
+    workers, isolated_rules, existing_rules = _add_security_groups(template, p, vpc)
+    endpoints = _add_endpoints(template, p, vpc, subnets, route_table, worker_role, worker_statements)
+    ready = If(isolated, [*(Ref(r) for r in [*endpoints, *isolated_rules]), *routes], [Ref(r) for r in existing_rules])
+    subnet_ids = If(isolated, subnets, p["SubnetIds"])
+    return Network(subnet_ids=subnet_ids, worker_security_group=workers, ready=ready)
 
 
-def _add_isolated_vpc(template: Template, p: Params) -> tuple[VPC, list[Any], RouteTable]:
+def _add_isolated_vpc(template: Template, p: Params) -> tuple[VPC, list[Any], RouteTable, list[Any]]:
     isolated = p.cond("IsolatedVpc")
     lid = p.config.logical_id
     vpc = template.add_resource(
         VPC(
             lid("Vpc"),
             CidrBlock=p["VpcCidr"],
+            # Private DNS of interface endpoints needs both (PrivateLink guide).
             EnableDnsSupport=True,
             EnableDnsHostnames=True,
             Tags=Tags(Name=Sub("${AWS::StackName}-windows-workers")),
@@ -93,6 +125,7 @@ def _add_isolated_vpc(template: Template, p: Params) -> tuple[VPC, list[Any], Ro
     # /24 subnets (8 host bits): room for 250 workers and the endpoints' interfaces per AZ.
     bits = 8
     subnet_refs: list[Any] = []
+    routes: list[Any] = []
     for index, letter in enumerate("ABC"):
         condition = p.cond("ThreeAzs") if letter == "C" else isolated
         subnet = template.add_resource(
@@ -105,21 +138,25 @@ def _add_isolated_vpc(template: Template, p: Params) -> tuple[VPC, list[Any], Ro
                 Condition=condition,
             )
         )
-        template.add_resource(
+        association = template.add_resource(
             SubnetRouteTableAssociation(
                 lid(f"Subnet{letter}Routes"), SubnetId=Ref(subnet), RouteTableId=Ref(route_table), Condition=condition
             )
         )
-        subnet_refs.append(If(condition, Ref(subnet), NoValue) if letter == "C" else Ref(subnet))
+        optional = letter == "C"
+        subnet_refs.append(If(condition, Ref(subnet), NoValue) if optional else Ref(subnet))
+        routes.append(If(condition, Ref(association), NoValue) if optional else Ref(association))
     _add_flow_logs(template, p, vpc)
-    return vpc, subnet_refs, route_table
+    return vpc, subnet_refs, route_table, routes
 
 
 def _add_flow_logs(template: Template, p: Params, vpc: VPC) -> None:
     isolated = p.cond("IsolatedVpc")
     group = add_log_group(template, p, "FlowLogs")
     group.Condition = isolated
-    role = iam.add_role(template, p, "FlowLogsRole", "vpc-flow-logs.amazonaws.com", [grant_write((group,))])
+    # The VPC guide's flow-log role also lists DescribeLogGroups, which has no resource type.
+    describe = Statement(Effect=Allow, Action=[logs.DescribeLogGroups], Resource=["*"])
+    role = iam.add_role(template, p, "FlowLogsRole", "vpc-flow-logs.amazonaws.com", [grant_write((group,)), describe])
     role.Condition = isolated
     template.add_resource(
         FlowLog(
@@ -135,14 +172,15 @@ def _add_flow_logs(template: Template, p: Params, vpc: VPC) -> None:
     )
 
 
-def _add_security_groups(template: Template, p: Params, vpc_id: Any) -> SecurityGroup:
+def _add_security_groups(template: Template, p: Params, vpc: VPC) -> tuple[SecurityGroup, list[Any], list[Any]]:
     lid = p.config.logical_id
+    isolated = p.cond("IsolatedVpc")
     workers = template.add_resource(
         _unset_in_default_mode(
             SecurityGroup(
                 lid("WorkerSecurityGroup"),
                 GroupDescription="Windows workers: no inbound at all; HTTPS out to the endpoints only",
-                VpcId=vpc_id,
+                VpcId=If(isolated, Ref(vpc), p["VpcId"]),
                 # An inline egress rule is what removes EC2's default allow-all egress;
                 # standalone SecurityGroupEgress resources do not (AWS::EC2::SecurityGroup docs).
                 SecurityGroupEgress=[
@@ -162,7 +200,7 @@ def _add_security_groups(template: Template, p: Params, vpc_id: Any) -> Security
         SecurityGroup(
             lid("EndpointSecurityGroup"),
             GroupDescription="VPC endpoints: HTTPS from the Windows workers only",
-            VpcId=GetAtt(workers, "VpcId"),
+            VpcId=Ref(vpc),
             SecurityGroupEgress=[
                 # Endpoints answer, they never initiate; this rule matches no real traffic
                 # and replaces the default allow-all egress.
@@ -170,30 +208,30 @@ def _add_security_groups(template: Template, p: Params, vpc_id: Any) -> Security
                     IpProtocol="icmp", FromPort=-1, ToPort=-1, CidrIp="127.0.0.1/32", Description="No egress"
                 ),
             ],
-            Condition=p.cond("CreateEndpoints"),
+            Condition=isolated,
         )
     )
-    template.add_resource(
+    ingress = template.add_resource(
         SecurityGroupIngress(
             lid("EndpointIngressFromWorkers"),
             GroupId=Ref(endpoints),
             **_HTTPS,
             SourceSecurityGroupId=Ref(workers),
             Description="HTTPS from the Windows workers",
-            Condition=p.cond("CreateEndpoints"),
+            Condition=isolated,
         )
     )
-    template.add_resource(
+    egress = template.add_resource(
         SecurityGroupEgress(
             lid("WorkerEgressToEndpoints"),
             GroupId=Ref(workers),
             **_HTTPS,
             DestinationSecurityGroupId=Ref(endpoints),
             Description="HTTPS to the VPC endpoints",
-            Condition=p.cond("CreateEndpoints"),
+            Condition=isolated,
         )
     )
-    template.add_resource(
+    network_egress = template.add_resource(
         _unset_in_default_mode(
             SecurityGroupEgress(
                 lid("WorkerEgressToNetworkEndpoints"),
@@ -206,32 +244,44 @@ def _add_security_groups(template: Template, p: Params, vpc_id: Any) -> Security
             "EndpointsCidr",
         )
     )
-    return workers
+    return workers, [endpoints, ingress, egress], [network_egress]
 
 
 def endpoint_policy(prefix: str, role: Role, worker_statements: Sequence[Statement]) -> PolicyDocument:
-    """The workers' statements for one service, granted to the workers' role only."""
-    principal = AWSPrincipal(GetAtt(role, "Arn"))
-    statements = [
-        Statement(
-            Effect=Allow,
-            Principal=principal,
-            Action=s.Action,
-            Resource=s.Resource,
-            **({"Condition": s.Condition} if "Condition" in s.properties else {}),
+    """The workers' statements for one service, granted to the workers' role only.
+
+    An interface endpoint's policy names the role as its principal. A gateway
+    endpoint's cannot: its Principal must be ``*``, narrowed to the role by the
+    ``aws:PrincipalArn`` condition key (PrivateLink guide, "Control access to VPC
+    endpoints using endpoint policies", principals for gateway endpoints).
+    """
+    kinds = {p: kind for _, kind, p in ENDPOINTS}
+    if prefix not in kinds:
+        raise ValueError(f"prefix={prefix!r} is not allowed: one of {sorted(kinds)}")
+    gateway = kinds[prefix] == "Gateway"
+    role_arn = GetAtt(role, "Arn")
+    statements = []
+    for s in worker_statements:
+        if not all(action.prefix == prefix for action in s.Action):
+            continue
+        conditions = list(s.Condition.conditions) if "Condition" in s.properties else []
+        if gateway:
+            conditions.append(ArnEquals({"aws:PrincipalArn": role_arn}))
+        statements.append(
+            Statement(
+                Effect=Allow,
+                Principal=Principal("*") if gateway else AWSPrincipal(role_arn),
+                Action=s.Action,
+                Resource=s.Resource,
+                **({"Condition": Condition(conditions)} if conditions else {}),
+            )
         )
-        for s in worker_statements
-        if all(action.prefix == prefix for action in s.Action)
-    ]
     if prefix == "s3":
         # The bootstrap downloads the agent MSI anonymously from the regional,
         # AWS-owned bucket; only that bucket's Windows packages are readable.
         statements.append(
             Statement(
-                Effect=Allow,
-                Principal=Principal("*"),
-                Action=[s3.GetObject],
-                Resource=[Sub("arn:${AWS::Partition}:s3:::amazoncloudwatch-agent-${AWS::Region}/windows/*")],
+                Effect=Allow, Principal=Principal("*"), Action=[s3.GetObject], Resource=[Sub(AGENT_BUCKET_OBJECTS)]
             )
         )
     if prefix == "cloudformation":
@@ -247,25 +297,31 @@ def endpoint_policy(prefix: str, role: Role, worker_statements: Sequence[Stateme
 def _add_endpoints(
     template: Template,
     p: Params,
-    subnet_ids: Any,
+    vpc: VPC,
+    subnet_ids: list[Any],
     route_table: RouteTable,
-    workers: SecurityGroup,
     role: Role,
     worker_statements: Sequence[Statement],
-) -> None:
-    create = p.cond("CreateEndpoints")
+) -> list[VPCEndpoint]:
+    """Only in the isolated VPC: in the platform's VPC, private DNS and routes would change
+    every other workload's access to these services (module docstring)."""
     endpoint_sg = p.config.logical_id("EndpointSecurityGroup")
+    created = []
     for service, kind, prefix in ENDPOINTS:
         props: dict[str, Any] = {
             "ServiceName": Sub(f"com.amazonaws.${{AWS::Region}}.{service}"),
             "VpcEndpointType": kind,
-            # The workers' VPC, whichever mode chose it (and no empty default for cfn-lint to trip on).
-            "VpcId": GetAtt(workers, "VpcId"),
+            "VpcId": Ref(vpc),
             "PolicyDocument": endpoint_policy(prefix, role, worker_statements),
         }
         if kind == "Gateway":
-            props["RouteTableIds"] = If(p.cond("IsolatedVpc"), [Ref(route_table)], p["RouteTableIds"])
+            props["RouteTableIds"] = [Ref(route_table)]
         else:
             props.update(PrivateDnsEnabled=True, SubnetIds=subnet_ids, SecurityGroupIds=[Ref(endpoint_sg)])
         name = "".join(part.capitalize() for part in service.split("-"))
-        template.add_resource(VPCEndpoint(p.config.logical_id(f"{name}Endpoint"), Condition=create, **props))
+        created.append(
+            template.add_resource(
+                VPCEndpoint(p.config.logical_id(f"{name}Endpoint"), Condition=p.cond("IsolatedVpc"), **props)
+            )
+        )
+    return created

@@ -166,27 +166,10 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
             constraint="subnet ids",
         ),
         ParamSpec(
-            "CreateEndpoints",
-            "String",
-            "true",
-            f"{EXISTING}: create the VPC endpoints (false: the network has them).",
-            "Network",
-            allowed_values=BOOLEAN,
-        ),
-        ParamSpec(
-            "RouteTableIds",
-            "CommaDelimitedList",
-            "",
-            f"{EXISTING}: route tables for the S3 gateway endpoint.",
-            "Network",
-            allowed_pattern=r"^(rtb-[0-9a-f]{8,17})?$",
-            constraint="route table ids",
-        ),
-        ParamSpec(
             "EndpointsCidr",
             "String",
             "",
-            f"{EXISTING} without CreateEndpoints: CIDR of the network's endpoints.",
+            f"{EXISTING}: CIDR of the network's VPC endpoints.",
             "Network",
             allowed_pattern=r"^((\d{1,3}\.){3}\d{1,3}/\d{1,2})?$",
             constraint="empty or an IPv4 CIDR",
@@ -449,12 +432,8 @@ def _add_conditions(template: Template, p: Params) -> None:
         p.enabled: Equals(p[SWITCH], "true"),
         p.cond("IsolatedVpc"): And(on, Equals(p["NetworkMode"], ISOLATED)),
         p.cond("ThreeAzs"): And(Condition(p.cond("IsolatedVpc")), Equals(p["AzCount"], "3")),
-        p.cond("CreateEndpoints"): And(
-            on, Or(Equals(p["NetworkMode"], ISOLATED), Equals(p["CreateEndpoints"], "true"))
-        ),
-        p.cond("UseExistingEndpoints"): And(
-            on, Equals(p["NetworkMode"], EXISTING), Equals(p["CreateEndpoints"], "false")
-        ),
+        # existing-subnets: the platform's VPC provides the endpoints (network module docstring).
+        p.cond("UseExistingEndpoints"): And(on, Equals(p["NetworkMode"], EXISTING)),
         p.cond("SubscribeToAmiReleases"): And(on, Equals(p["SubscribeToAmiReleases"], "true")),
         p.cond("HasKmsKey"): Not(Equals(p["KmsKeyArn"], "")),
         p.cond("HasDesiredCapacity"): Not(Equals(p["DesiredCapacity"], "")),
@@ -529,26 +508,8 @@ def _add_rules(template: Template, p: Params) -> None:
                     "Assert": Not({"Fn::EachMemberEquals": [p["SubnetIds"], ""]}),
                     "AssertDescription": f"{param_name(p.config, 'SubnetIds')} is required",
                 },
+                required("EndpointsCidr"),
             ],
-        },
-    )
-    template.add_rule(
-        p.config.logical_id("ExistingEndpoints"),
-        {
-            "RuleCondition": And(on, existing, Equals(p["CreateEndpoints"], "true")),
-            "Assertions": [
-                {
-                    "Assert": Not({"Fn::EachMemberEquals": [p["RouteTableIds"], ""]}),
-                    "AssertDescription": f"{param_name(p.config, 'RouteTableIds')} is required to create endpoints",
-                }
-            ],
-        },
-    )
-    template.add_rule(
-        p.config.logical_id("NetworkEndpoints"),
-        {
-            "RuleCondition": And(on, existing, Equals(p["CreateEndpoints"], "false")),
-            "Assertions": [required("EndpointsCidr")],
         },
     )
     template.add_rule(

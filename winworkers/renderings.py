@@ -27,18 +27,11 @@ EXAMPLE_INPUTS = {
 MODES: dict[str, dict[str, str]] = {
     "isolated-2az": {"NetworkMode": ISOLATED, "AzCount": "2"},
     "isolated-3az": {"NetworkMode": ISOLATED, "AzCount": "3"},
-    "existing-with-endpoints": {
+    # The platform's VPC provides the endpoints (winworkers.network docstring).
+    "existing-subnets": {
         "NetworkMode": EXISTING,
         "VpcId": "vpc-0a1b2c3d4e5f67890",
         "SubnetIds": "subnet-0a1b2c3d4e5f67890,subnet-0b1b2c3d4e5f67890",
-        "CreateEndpoints": "true",
-        "RouteTableIds": "rtb-0a1b2c3d4e5f67890",
-    },
-    "existing-without-endpoints": {
-        "NetworkMode": EXISTING,
-        "VpcId": "vpc-0a1b2c3d4e5f67890",
-        "SubnetIds": "subnet-0a1b2c3d4e5f67890,subnet-0b1b2c3d4e5f67890",
-        "CreateEndpoints": "false",
         "EndpointsCidr": "10.0.0.0/16",
     },
 }
