@@ -61,7 +61,7 @@ class WorkersConfig:
     enumerate capacities up to this bound (CloudFormation Rules cannot compare
     numbers), so they grow with its square: about 4 KB at 10, 20 KB at 30,
     45 KB at 50. Above 10 the feature's template no longer fits the 51,200-byte
-    inline limit and deploys from S3 (``scripts/deploy.py --template-bucket``)."""
+    inline limit and deploys from S3 (``winworkers deploy --template-bucket``)."""
 
     include_alarms: bool = True
     """Create the operator alarms (idle fleet with queued work, low disk,
