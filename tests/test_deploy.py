@@ -556,3 +556,14 @@ def test_the_readme_emulator_walkthrough_works_as_written(
     finally:
         emulator.terminate()
         emulator.wait()
+
+
+def test_the_region_comes_from_aws_region_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    clients = Clients.connect()
+    assert (clients.region, clients.cloudformation.meta.region_name) == ("eu-west-1", "eu-west-1")
+    assert Clients.connect(region="ap-south-1").ec2.meta.region_name == "ap-south-1"
+    monkeypatch.delenv("AWS_REGION")
+    assert Clients.connect().s3.meta.region_name == "us-east-1"
