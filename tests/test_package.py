@@ -30,5 +30,13 @@ def test_wheel_contains_the_package_the_lambda_source_and_py_typed(tmp_path: Pat
     (wheel,) = tmp_path.glob("winworkers-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"winworkers/__init__.py", "winworkers/py.typed", "winworkers/ami_refresh.py"} <= names
+    assert {"winworkers/deploy.py", "winworkers/emulator.py", "winworkers/constraints.py"} <= names
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    # boto3 and moto are optional: `pip install 'winworkers[deploy]'` / `'winworkers[emulator]'`.
+    assert "Provides-Extra: deploy" in metadata and "Provides-Extra: emulator" in metadata
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert [r for r in requires if "boto3" in r or "moto" in r] and all(
+        "extra ==" in r for r in requires if "boto3" in r or "moto" in r
+    )
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "winworkers = winworkers.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

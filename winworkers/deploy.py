@@ -219,10 +219,9 @@ def deploy(
     if stack and stack["StackStatus"].endswith("_IN_PROGRESS") and stack["StackStatus"] != "REVIEW_IN_PROGRESS":
         raise DeployError(f"stack {stack_name} is {stack['StackStatus']}: wait for it to finish, then run again")
     updating = stack is not None and stack["StackStatus"] != "REVIEW_IN_PROGRESS"
-    if stack is not None and updating:
+    if updating and stack:
         _name_reverted_parameters(stack, template, values, echo)
     source = _template_source(body, stack_name, clients, template_bucket)
-    events = EventStream(cfn, stack["StackId"] if stack else stack_name, echo)
     change_set = cfn.create_change_set(
         StackName=stack_name,
         ChangeSetName=f"winworkers-{uuid.uuid4().hex[:12]}",
@@ -233,7 +232,7 @@ def deploy(
         **source,
     )
     change_set_id, stack_id = change_set["Id"], change_set["StackId"]
-    events.stack_id = stack_id
+    events = EventStream(cfn, stack_id, echo)
     described = _wait(
         lambda: cfn.describe_change_set(ChangeSetName=change_set_id),
         lambda d: d["Status"] not in ("CREATE_PENDING", "CREATE_IN_PROGRESS"),
@@ -253,7 +252,7 @@ def deploy(
     cfn.execute_change_set(ChangeSetName=change_set_id)
     final = _wait_stack(cfn, stack_id, stack_name, events, deadline, timeout_minutes, poll_seconds)
     if final not in DONE:
-        raise DeployError(f"stack {stack_name} ended {final}: {_failures(cfn, stack_id)}")
+        raise DeployError(f"stack {stack_name} ended {final}: {_failures(events)}")
     echo(f"stack {stack_name}: {final}")
     return DeployResult(stack_name, final, True, _resources(cfn, stack_id))
 
@@ -287,16 +286,20 @@ class EventStream:
         self.stack_id = stack_id
         self.echo = echo
         self.seen: set[str] = set()
+        self.printed: list[dict[str, Any]] = []
 
     def prime(self) -> None:
-        """Take the events so far as seen: only what happens next is printed."""
-        self.seen.update(e["EventId"] for e in self._newest())
+        """Take the events so far as seen: only what happens next is printed
+        (the newest page is enough: every earlier event is older still)."""
+        page = self.cloudformation.describe_stack_events(StackName=self.stack_id)
+        self.seen.update(e["EventId"] for e in page["StackEvents"])
 
     def poll(self) -> None:
         for event in reversed(self._newest()):
             if event["EventId"] in self.seen:
                 continue
             self.seen.add(event["EventId"])
+            self.printed.append(event)
             stamp = event["Timestamp"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             reason = " ".join(str(event.get("ResourceStatusReason") or "").split())
             self.echo(f"{stamp}  {event['LogicalResourceId']:<32} {event['ResourceStatus']:<20} {reason}".rstrip())
@@ -378,7 +381,7 @@ def _delete(
     cfn.delete_stack(StackName=stack_id)
     final = _wait_stack(cfn, stack_id, name, events, deadline, timeout_minutes, poll)
     if final != "DELETE_COMPLETE":
-        raise DeployError(f"stack {name} ended {final}: {_failures(cfn, stack_id)}")
+        raise DeployError(f"stack {name} ended {final}: {_failures(events)}")
 
 
 def _wait_stack(
@@ -418,10 +421,9 @@ def _resources(cfn: Any, stack_id: str) -> dict[str, int]:
     return dict(Counter(str(r["ResourceStatus"]) for r in summaries))
 
 
-def _failures(cfn: Any, stack_id: str) -> str:
-    """The first failure's reason is the cause; the rest usually follow from it."""
-    events = cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
-    failed = [e for e in reversed(events) if str(e["ResourceStatus"]).endswith("_FAILED")]
+def _failures(events: EventStream) -> str:
+    """This run's first failure: its reason is the cause; the rest usually follow from it."""
+    failed = [e for e in events.printed if str(e["ResourceStatus"]).endswith("_FAILED")]
     if not failed:
         return "see the stack's events"
     first = failed[0]

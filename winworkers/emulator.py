@@ -28,11 +28,13 @@ What is patched in moto 5.2.5 (in-process, for as long as the context is open):
    resource's ``CREATE_FAILED``, deletes what was created and leaves the stack in
    ``ROLLBACK_COMPLETE``, which the patched emulator now does too.
 
-What is NOT fixed: moto does not evaluate Conditions as CloudFormation does (it
-may create resources whose Condition is false, or fail on them), and it checks
-neither Rules nor parameter constraints. Deploy the feature *enabled* on the
-emulator; the disabled case, the Rules and the constraints are judged by the
-tests that evaluate Conditions (cloud-radar) and by :mod:`winworkers.constraints`.
+What is NOT fixed: moto ignores Conditions where it matters for a check. The
+feature deployed *disabled* (every resource's Condition false) reports every
+resource as ``CREATE_COMPLETE`` in ListStackResources, with empty ids, where
+CloudFormation would report none; and moto checks neither Rules nor parameter
+constraints. So deploy the feature *enabled* on the emulator; the disabled case,
+the Rules and the constraints are judged by the tests that evaluate Conditions
+(cloud-radar) and by :mod:`winworkers.constraints`.
 It runs no instances, Lambdas or cfn-init either: a complete stack on the
 emulator proves the template's wiring, not the workers.
 """
