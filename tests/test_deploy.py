@@ -455,6 +455,18 @@ def test_cli_errors_are_one_line(
     )
 
 
+def test_an_aws_error_is_one_line(
+    aws: Clients, endpoint: str, cli_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"Metadata": {"Pad": "x" * 52_000}, "Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}))
+    argv = ["deploy", "--stack-name", "ww-nobucket", "--template", str(big), "--endpoint-url", endpoint]
+    assert _one_line_error(capsys, [*argv, "--template-bucket", "no-such-bucket"]) == (
+        "An error occurred (NoSuchBucket) when calling the PutObject operation: The specified bucket does not exist"
+    )
+    assert "ww-nobucket" not in _stacks(aws)
+
+
 def test_cli_without_credentials_is_one_line(
     endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,8 +35,7 @@ def test_wheel_contains_the_package_the_lambda_source_and_py_typed(tmp_path: Pat
     # boto3 and moto are optional: `pip install 'winworkers[deploy]'` / `'winworkers[emulator]'`.
     assert "Provides-Extra: deploy" in metadata and "Provides-Extra: emulator" in metadata
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
-    assert [r for r in requires if "boto3" in r or "moto" in r] and all(
-        "extra ==" in r for r in requires if "boto3" in r or "moto" in r
-    )
+    optional = [r for r in requires if "boto3" in r or "moto" in r]
+    assert optional and all("extra ==" in r for r in optional)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "winworkers = winworkers.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
