@@ -1,35 +1,106 @@
-"""Deploy the committed templates on moto's server, through scripts/deploy.py's change sets.
+"""`winworkers deploy` and `winworkers delete` against the local AWS emulator
+(`winworkers.emulator`: moto's server with the gaps the templates fall into filled).
 
-moto 5.2.5 ignores Conditions (measured), so only enabled renderings are deployed
-here; the disabled case is judged by evaluating Conditions (test_build.py).
+moto's Conditions are not CloudFormation's, so only enabled renderings are
+deployed here; the disabled case is judged by evaluating Conditions (test_build.py).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
+import re
+import shlex
 import socket
+import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.cloudformation import parsing
-from moto.ec2.models.security_groups import SecurityGroup
-from moto.server import ThreadedMotoServer
+from botocore.stub import Stubber
 
 from conftest import ROOT
+from winworkers.cli import main
+from winworkers.deploy import Clients, DeployError, DeployResult, delete, deploy
+from winworkers.emulator import ENVIRONMENT, EmulatorError, local_aws
 from winworkers.parameters import SWITCH
 from winworkers.renderings import MODES, enabled_parameters
 
-sys.path.insert(0, str(ROOT / "scripts"))
-from deploy import DeployError, deploy, main
+# moto warns about each resource type its CloudFormation does not model (alarms, scaling policies).
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
 
 REGION = "us-east-1"
 FEATURE = ROOT / "templates" / "winworkers.json"
 PARENT = ROOT / "templates" / "parent-example.json"
+NOW = datetime.now(UTC)
+EVENT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  (\S+) +([A-Z_]+) *(.*)$")
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    with local_aws() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def aws(endpoint: str) -> Clients:
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    return Clients(*(session.client(n, endpoint_url=endpoint) for n in ("cloudformation", "ec2", "s3")), REGION)
+
+
+@pytest.fixture()
+def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment the README tells emulator users to export."""
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+class Output(list[str]):
+    """What deploy echoes, line by line."""
+
+    def events(self) -> list[tuple[str, str, str]]:
+        return [m.groups() for line in self if (m := EVENT_LINE.match(line))]  # type: ignore[misc]
+
+
+def _deploy(aws: Clients, name: str, template: Path, parameters: dict[str, str], **kwargs: Any) -> DeployResult:
+    kwargs.setdefault("echo", Output().append)
+    return deploy(aws, name, template, parameters, poll_seconds=0.05, **kwargs)
+
+
+def _stacks(aws: Clients) -> set[str]:
+    summaries = aws.cloudformation.list_stacks()["StackSummaries"]
+    return {s["StackName"] for s in summaries if s["StackStatus"] != "DELETE_COMPLETE"}
+
+
+def _network(aws: Clients, mode: str) -> dict[str, str]:
+    if not mode.startswith("existing"):
+        return {}
+    ec2 = aws.ec2
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
+    return {"VpcId": vpc, "SubnetIds": ",".join(subnets)}
+
+
+def _resources(aws: Clients, stack: str) -> list[dict[str, Any]]:
+    summaries: list[dict[str, Any]] = aws.cloudformation.list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    return summaries
+
+
+def _group(aws: Clients, endpoint: str, stack: str) -> dict[str, Any]:
+    name = next(r["PhysicalResourceId"] for r in _resources(aws, stack) if r["LogicalResourceId"] == "WinGroup")
+    autoscaling = boto3.client(
+        "autoscaling", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    group: dict[str, Any] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][
+        0
+    ]
+    return group
 
 
 def _free_port() -> int:
@@ -38,126 +109,89 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _with_fn_cidr(clean_json: Any) -> Any:
-    """Two moto 5.2.5 CloudFormation gaps, filled as CloudFormation behaves:
-    Fn::Cidr is not evaluated (the Fn::Select around it fails), and an
-    AWS::NoValue inside a list stays in it as None instead of vanishing."""
-
-    def clean(resource_json: Any, resources_map: Any) -> Any:
-        if isinstance(resource_json, dict) and "Fn::Cidr" in resource_json:
-            block, count, bits = (clean(arg, resources_map) for arg in resource_json["Fn::Cidr"])
-            subnets = ipaddress.ip_network(block).subnets(new_prefix=32 - int(bits))
-            return [str(subnet) for _, subnet in zip(range(int(count)), subnets, strict=False)]
-        cleaned = clean_json(resource_json, resources_map)
-        return [item for item in cleaned if item is not None] if isinstance(resource_json, list) else cleaned
-
-    return clean
-
-
-def _with_vpc_id(get_cfn_attribute: Any) -> Any:
-    """moto 5.2.5 knows only GroupId of a security group's attributes; CloudFormation
-    (and cfn-lint's spec) also return VpcId."""
-
-    def get(group: Any, attribute: str) -> Any:
-        return group.vpc_id if attribute == "VpcId" else get_cfn_attribute(group, attribute)
-
-    return get
-
-
-@pytest.fixture(scope="module")
-def aws() -> Iterator[dict[str, Any]]:
-    patch = pytest.MonkeyPatch()
-    patch.setattr(parsing, "clean_json", _with_fn_cidr(parsing.clean_json))
-    patch.setattr(SecurityGroup, "get_cfn_attribute", _with_vpc_id(SecurityGroup.get_cfn_attribute))
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    clients = {
-        n: session.client(n, endpoint_url=f"http://127.0.0.1:{port}")
-        for n in ("cloudformation", "ec2", "s3", "autoscaling")
-    }
-    try:
-        yield clients
-    finally:
-        server.stop()
-        patch.undo()
-
-
-def _deploy(aws: dict[str, Any], name: str, template: Path, parameters: dict[str, str], **kwargs: Any) -> Any:
-    return deploy(aws["cloudformation"], aws["ec2"], name, template, parameters, region=REGION, s3=aws["s3"],
-                  poll_seconds=0.2, wait_seconds=120, **kwargs)  # fmt: skip
-
-
-def _network(aws: dict[str, Any], mode: str) -> dict[str, str]:
-    if not mode.startswith("existing"):
-        return {}
-    ec2 = aws["ec2"]
-    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
-    return {"VpcId": vpc, "SubnetIds": ",".join(subnets)}
-
-
-def _all_complete(aws: dict[str, Any], stack: str) -> None:
-    summaries = aws["cloudformation"].list_stack_resources(StackName=stack)["StackResourceSummaries"]
-    assert summaries and {r["ResourceStatus"] for r in summaries} <= {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
-
-
-def _group(aws: dict[str, Any], stack: str) -> dict[str, Any]:
-    summaries = aws["cloudformation"].list_stack_resources(StackName=stack)["StackResourceSummaries"]
-    name = next(r["PhysicalResourceId"] for r in summaries if r["LogicalResourceId"] == "WinGroup")
-    group: dict[str, Any] = aws["autoscaling"].describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
-        "AutoScalingGroups"
-    ][0]
-    return group
+# Deploys and updates ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_feature_deploys_and_updates_in_every_mode(aws: dict[str, Any], mode: str) -> None:
+def test_feature_deploys_updates_and_deletes_in_every_mode(aws: Clients, endpoint: str, mode: str) -> None:
     stack = f"ww-{mode}"
     parameters = enabled_parameters(mode=mode, S3PrefixListId="", **_network(aws, mode))
-    created = _deploy(aws, stack, FEATURE, parameters)
+    output = Output()
+    created = _deploy(aws, stack, FEATURE, parameters, echo=output.append)
     assert (created.status, created.changed) == ("CREATE_COMPLETE", True)
-    _all_complete(aws, stack)
-    assert parameters["WinS3PrefixListId"] == ""  # filled in by the deploy tool from the region's list
+    assert set(created.resources) == {"CREATE_COMPLETE"}
+    # The region's prefix list was looked up and passed.
+    (listed,) = aws.ec2.describe_managed_prefix_lists(
+        Filters=[{"Name": "prefix-list-name", "Values": [f"com.amazonaws.{REGION}.s3"]}]
+    )["PrefixLists"]
+    described = aws.cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    passed = {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}
+    assert passed["WinS3PrefixListId"] == listed["PrefixListId"]
+    # Events streamed, one line each, oldest first.
+    events = output.events()
+    assert ("WinGroup", "CREATE_COMPLETE", "") in events and ("WinLaunchTemplate", "CREATE_COMPLETE", "") in events
+    assert events[-1] == (stack, "CREATE_COMPLETE", "")
+    assert events.index(("WinInstanceRole", "CREATE_COMPLETE", "")) < events.index(("WinGroup", "CREATE_COMPLETE", ""))
 
-    group = _group(aws, stack)
+    group = _group(aws, endpoint, stack)
     assert (group["MinSize"], group["MaxSize"]) == (0, 4)
     template_id = group["LaunchTemplate"]["LaunchTemplateId"]
-    data = aws["ec2"].describe_launch_template_versions(LaunchTemplateId=template_id)["LaunchTemplateVersions"][0][
+    data = aws.ec2.describe_launch_template_versions(LaunchTemplateId=template_id)["LaunchTemplateVersions"][0][
         "LaunchTemplateData"
     ]
     assert data["MetadataOptions"]["HttpTokens"] == "required" and "KeyName" not in data
-    resources = aws["cloudformation"].list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    resources = _resources(aws, stack)
     physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
     vpc = physical["WinVpc"] if mode.startswith("isolated") else parameters["WinVpcId"]
     endpoints = [r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::EC2::VPCEndpoint"]
-    assert len(endpoints) == (0 if mode.startswith("existing") else 5)  # the platform's VPC provides them
+    # existing-subnets: the platform's VPC provides the endpoints (winworkers/network.py).
+    assert len(endpoints) == (0 if mode.startswith("existing") else 5)
     if endpoints:  # in the workers' VPC, whichever mode chose it
-        described = aws["ec2"].describe_vpc_endpoints(VpcEndpointIds=endpoints)["VpcEndpoints"]
-        assert {e["VpcId"] for e in described} == {vpc}
+        found = aws.ec2.describe_vpc_endpoints(VpcEndpointIds=endpoints)["VpcEndpoints"]
+        assert {e["VpcId"] for e in found} == {vpc}
     if mode.startswith("isolated"):
-        gateways = aws["ec2"].describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])
+        gateways = aws.ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])
         assert gateways["InternetGateways"] == []
-        tables = aws["ec2"].describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+        tables = aws.ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
         routes = [r.get("DestinationCidrBlock") for t in tables for r in t["Routes"]]
         assert "0.0.0.0/0" not in routes
 
-    updated = _deploy(aws, stack, FEATURE, {**parameters, "WinMinSize": "1", "WinMaxSize": "6"})
+    output.clear()
+    updated = _deploy(aws, stack, FEATURE, {**parameters, "WinMinSize": "1", "WinMaxSize": "6"}, echo=output.append)
     assert updated.status == "UPDATE_COMPLETE"
-    assert (_group(aws, stack)["MinSize"], _group(aws, stack)["MaxSize"]) == (1, 6)
+    assert (_group(aws, endpoint, stack)["MinSize"], _group(aws, endpoint, stack)["MaxSize"]) == (1, 6)
+    assert ("WinGroup", "UPDATE_COMPLETE", "") in output.events()
+
+    output.clear()
+    assert delete(aws, stack, poll_seconds=0.05, echo=output.append)
+    assert stack not in _stacks(aws)
+    assert output[-1] == f"stack {stack}: DELETE_COMPLETE"
+    assert ("WinGroup", "DELETE_COMPLETE", "") in output.events()
+    if mode.startswith("isolated"):  # the whole VPC went with it
+        assert not aws.ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Vpcs"]
 
 
-def test_redeploying_the_same_inputs_changes_nothing(aws: dict[str, Any]) -> None:
+def test_redeploying_the_same_inputs_changes_nothing(aws: Clients) -> None:
     parameters = enabled_parameters(mode="isolated-2az")
     _deploy(aws, "ww-idempotent", FEATURE, parameters)
-    again = _deploy(aws, "ww-idempotent", FEATURE, parameters)
+    output = Output()
+    again = _deploy(aws, "ww-idempotent", FEATURE, parameters, echo=output.append)
     assert (again.changed, again.status) == (False, "CREATE_COMPLETE")
+    assert output == ["no changes: stack ww-idempotent is already as asked (CREATE_COMPLETE)"]
+    assert not output.events()
 
 
-def test_parent_example_deploys_with_the_nested_stack(aws: dict[str, Any]) -> None:
-    aws["s3"].create_bucket(Bucket="templates")
-    aws["s3"].put_object(Bucket="templates", Key="winworkers.json", Body=FEATURE.read_bytes())
+def test_a_parameter_left_out_is_named_when_it_goes_back_to_its_default(aws: Clients) -> None:
+    parameters = enabled_parameters(mode="isolated-2az", MaxSize="6")
+    _deploy(aws, "ww-reverted", FEATURE, parameters)
+    output = Output()
+    _deploy(aws, "ww-reverted", FEATURE, {k: v for k, v in parameters.items() if k != "WinMaxSize"}, echo=output.append)
+    assert "WinMaxSize: not given, so back to its default '4' (was '6')" in output
+
+
+def test_parent_example_deploys_with_the_nested_stack(aws: Clients) -> None:
+    aws.s3.create_bucket(Bucket="templates")
+    aws.s3.put_object(Bucket="templates", Key="winworkers.json", Body=FEATURE.read_bytes())
     url = f"https://templates.s3.{REGION}.amazonaws.com/winworkers.json"
     declared = json.loads(PARENT.read_text())["Parameters"]
     parameters = {k: v for k, v in enabled_parameters().items() if k in declared}
@@ -165,50 +199,383 @@ def test_parent_example_deploys_with_the_nested_stack(aws: dict[str, Any]) -> No
     # Over the inline limit (it embeds the feature, and a nested stack needs S3 anyway).
     result = _deploy(aws, "platform", PARENT, parameters, template_bucket="templates")
     assert result.status == "CREATE_COMPLETE"
-    _all_complete(aws, "platform")
+    assert set(result.resources) == {"CREATE_COMPLETE"}
+    kinds = {r["ResourceType"] for r in _resources(aws, "platform")}
+    assert "AWS::CloudFormation::Stack" in kinds
 
 
-def test_rules_refuse_bad_input_before_any_call(aws: dict[str, Any]) -> None:
-    with pytest.raises(DeployError, match="WinMinSize <= WinDesiredCapacity <= WinMaxSize"):
-        _deploy(aws, "ww-bad", FEATURE, enabled_parameters(MinSize="5", MaxSize="2"))
-    stacks = aws["cloudformation"].list_stacks()["StackSummaries"]
-    assert "ww-bad" not in {s["StackName"] for s in stacks}
+# Refused before any call -----------------------------------------------------------------------------------------
 
 
-def test_cli_reports_bad_input_without_a_traceback(
-    aws: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+class NoAws:
+    """A client that fails the test if anything is called on it."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"AWS was called: {name}")
+
+
+REFUSED = [
+    ("WinWindowsVersion=2016", "WinWindowsVersion='2016' is not allowed: one of 2019, 2022, 2025"),
+    ("WinMaxSize=101", "WinMaxSize='101' is not allowed: a number from 0 to 100"),
+    (f"{SWITCH}=TRUE", f"{SWITCH}='TRUE' is not allowed: one of true, false (case-sensitive)"),
+    ("WinLogRetentionDays=10", "WinLogRetentionDays='10' is not allowed: one of 1, 3, 5, 7, 14, 30, 60, 90, 120,"),
+    ("WinDataBucket=Acme_Data", "WinDataBucket='Acme_Data' is not allowed: an S3 bucket name (pattern ^([a-z0-9]"),
+    ("WinMinSize=two", "WinMinSize='two' is not a number"),
+    ("WinVpcCidr=10.0.0.1/16", "WinVpcCidr='10.0.0.1/16' is not a network address: host bits are set"),
+    ("WinVpcCidr=999.1.1.1/16", "WinVpcCidr='999.1.1.1/16' is not a CIDR block: 999.1.1.1 is not an IP address"),
+    ("WinSubnetIds=subnet-0a1b2c3d4e5f67890,sub", "WinSubnetIds item 'sub' is not allowed: subnet ids (pattern"),
+    ("WinNoSuchThing=1", "WinNoSuchThing is not a parameter of this template"),
+    ("WinMinSize=5", "the template's Rules refuse these values: WinCapacityOrder: WinMinSize <= WinDesiredCapacity"),
+]
+
+
+@pytest.mark.parametrize(("assignment", "message"), REFUSED, ids=[a for a, _ in REFUSED])
+def test_bad_values_are_refused_in_one_line_before_any_call(
+    aws: Clients, endpoint: str, cli_env: None, capsys: pytest.CaptureFixture[str], assignment: str, message: str
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    endpoint = aws["cloudformation"].meta.endpoint_url
-    common = ["--stack-name", "ww-cli", "--template", str(FEATURE), "--region", REGION, "--endpoint-url", endpoint]
-    assert main([*common, "--parameter", "WinNoSuchThing=1"]) == 1
-    assert "unknown parameters ['WinNoSuchThing']" in capsys.readouterr().err
-    assert (
-        main([*common, "--parameter", f"{SWITCH}=true", "--parameter", "WinMinSize=3", "--parameter", "WinMaxSize=2"])
-        == 1
+    key, _, value = assignment.partition("=")
+    values = {**enabled_parameters(), key: value}
+    with pytest.raises(DeployError) as refused:
+        deploy(Clients(NoAws(), NoAws(), NoAws(), REGION), "ww-bad", FEATURE, values)
+    assert str(refused.value).startswith(message)
+
+    flags = [f for k, v in values.items() for f in ("--parameter", f"{k}={v}")]
+    argv = ["deploy", "--stack-name", "ww-bad", "--endpoint-url", endpoint, "--template", str(FEATURE), *flags]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(f"winworkers deploy: {message}") and err.count("\n") == 1
+    assert out == ""
+    assert "ww-bad" not in _stacks(aws)
+
+
+def test_a_bad_value_is_refused_without_boto3(tmp_path: Path) -> None:
+    """The checks are the library's: nothing of boto3 or moto is needed to refuse."""
+    code = (
+        "import sys; sys.modules.update(boto3=None, botocore=None, moto=None)\n"
+        "from winworkers.cli import main\n"
+        "sys.exit(main(['deploy', '--stack-name', 'x', '--parameter', 'WinMinSize=two']))"
     )
-    assert "WinMinSize <= WinDesiredCapacity <= WinMaxSize" in capsys.readouterr().err
-    assert "ww-cli" not in {s["StackName"] for s in aws["cloudformation"].list_stacks()["StackSummaries"]}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert (run.returncode, run.stderr) == (1, "winworkers deploy: WinMinSize='two' is not a number\n")
 
 
-def test_cli_reports_missing_credentials_without_a_traceback(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_deploy_without_boto3_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules.update(boto3=None, botocore=None, moto=None)\n"
+        "from winworkers.cli import main\n"
+        "sys.exit(main(['deploy', '--stack-name', 'x']))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert (run.returncode, run.stderr) == (
+        1,
+        "winworkers deploy: deploying needs boto3: pip install 'winworkers[deploy]'\n",
+    )
+
+
+def test_a_template_over_the_inline_limit_needs_a_bucket(
+    aws: Clients, endpoint: str, cli_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = tmp_path / "big.json"
+    data = {"Metadata": {"Pad": "x" * 52_000}, "Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}
+    big.write_text(json.dumps(data, indent=2))
+    size = len(json.dumps(data, separators=(",", ":")))  # what CloudFormation gets: minified
+    assert size > 51_200
+    assert main(["deploy", "--stack-name", "ww-big", "--template", str(big), "--endpoint-url", endpoint]) == 1
+    assert capsys.readouterr().err == (
+        f"winworkers deploy: the template is {size:,} bytes, over the 51,200-byte inline limit: "
+        "pass --template-bucket BUCKET to deploy it from S3\n"
+    )
+    assert "ww-big" not in _stacks(aws)
+    # With a bucket it goes through S3.
+    aws.s3.create_bucket(Bucket="big-templates")
+    result = _deploy(aws, "ww-big", big, {}, template_bucket="big-templates")
+    assert result.status == "CREATE_COMPLETE"
+    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket="big-templates")["Contents"]]
+    assert len(keys) == 1 and keys[0].startswith("winworkers/ww-big-")
+
+
+# Parameters files ------------------------------------------------------------------------------------------------
+
+
+def test_parameters_file_in_both_formats_and_flags_override_it(
+    aws: Clients, endpoint: str, cli_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = enabled_parameters(mode="isolated-2az", MaxSize="5")
+    listed = tmp_path / "list.json"
+    listed.write_text(json.dumps([{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]))
+    common = ["--endpoint-url", endpoint, "--template", str(FEATURE), "--poll-seconds", "0.05"]
+    argv = ["deploy", "--stack-name", "ww-file", "--parameters-file", str(listed), "--parameter", "WinMaxSize=3"]
+    assert main([*argv, *common]) == 0
+    assert "stack ww-file: CREATE_COMPLETE" in capsys.readouterr().out
+    assert _group(aws, endpoint, "ww-file")["MaxSize"] == 3
+
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({**values, "WinMinSize": 1, "WinMaxSize": 2, "WinSubscribeToAmiReleases": False}))
+    assert main(["deploy", "--stack-name", "ww-file", "--parameters-file", str(plain), *common]) == 0
+    assert "stack ww-file: UPDATE_COMPLETE" in capsys.readouterr().out
+    assert (_group(aws, endpoint, "ww-file")["MinSize"], _group(aws, endpoint, "ww-file")["MaxSize"]) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is not JSON: Expecting property name enclosed in double quotes"),
+        ('["WinMinSize=1"]', "must be an object of values or a list of"),
+        ('{"WinMinSize": {"a": 1}}', "WinMinSize must be a string, a number, a boolean or a list of strings"),
+        ('[{"ParameterKey": "WinMinSize", "UsePreviousValue": true}]', "UsePreviousValue is not supported"),
+    ],
+)
+def test_a_bad_parameters_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    path = tmp_path / "params.json"
+    path.write_text(content)
+    assert main(["deploy", "--stack-name", "x", "--parameters-file", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("winworkers deploy: ") and message in err and err.count("\n") == 1
+
+
+# Failed creations, failed change sets, timeouts ------------------------------------------------------------------
+
+VPC_TEMPLATE = {
+    "Parameters": {"Cidr": {"Type": "String"}},
+    "Resources": {
+        "Queue": {"Type": "AWS::SQS::Queue"},
+        "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": {"Ref": "Cidr"}}, "DependsOn": "Queue"},
+    },
+}
+
+
+def test_a_stack_whose_creation_failed_is_deleted_and_created_again(aws: Clients, tmp_path: Path) -> None:
+    template = tmp_path / "vpc.json"
+    template.write_text(json.dumps(VPC_TEMPLATE))
+    output = Output()
+    # EC2 refuses a VPC larger than /16; the creation rolls back.
+    with pytest.raises(DeployError) as failed:
+        _deploy(aws, "ww-rollback", template, {"Cidr": "10.0.0.0/8"}, echo=output.append)
+    assert str(failed.value) == (
+        "stack ww-rollback ended ROLLBACK_COMPLETE: "
+        "Vpc CREATE_FAILED: InvalidVpc.Range: The CIDR '10.0.0.0/8' is invalid."
+    )
+    assert ("Vpc", "CREATE_FAILED", "InvalidVpc.Range: The CIDR '10.0.0.0/8' is invalid.") in output.events()
+    assert ("Queue", "DELETE_COMPLETE", "") in output.events()
+    first = aws.cloudformation.describe_stacks(StackName="ww-rollback")["Stacks"][0]
+    assert first["StackStatus"] == "ROLLBACK_COMPLETE"
+
+    output.clear()
+    result = _deploy(aws, "ww-rollback", template, {"Cidr": "10.0.0.0/16"}, echo=output.append)
+    assert result.status == "CREATE_COMPLETE"
+    assert output[0] == (
+        "stack ww-rollback is ROLLBACK_COMPLETE (its creation failed; CloudFormation cannot update it): "
+        "deleting it to create it again"
+    )
+    assert output.events().index(("ww-rollback", "DELETE_COMPLETE", "")) < output.events().index(
+        ("Vpc", "CREATE_COMPLETE", "")
+    )
+    second = aws.cloudformation.describe_stacks(StackName="ww-rollback")["Stacks"][0]
+    assert second["StackId"] != first["StackId"]
+
+
+def test_a_failed_change_set_is_one_line_with_its_reason(aws: Clients, tmp_path: Path) -> None:
+    template = tmp_path / "q.json"
+    template.write_text(json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}))
+    _deploy(aws, "ww-cs", template, {})
+    client = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t")
+    stubbed = Clients(client, NoAws(), NoAws(), REGION)
+    summary = aws.cloudformation.describe_stacks(StackName="ww-cs")["Stacks"][0]
+    with Stubber(client) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [summary]})
+        stub.add_response("create_change_set", {"Id": "arn:cs", "StackId": summary["StackId"]})
+        stub.add_response(
+            "describe_change_set",
+            {"Status": "FAILED", "StatusReason": "Requires capabilities : [CAPABILITY_AUTO_EXPAND]", "Changes": []},
+        )
+        with pytest.raises(DeployError, match=r"^the change set for ww-cs failed: Requires capabilities : \["):
+            _deploy(stubbed, "ww-cs", template, {})
+        stub.assert_no_pending_responses()
+
+
+def test_waiting_stops_at_the_timeout_without_cancelling(aws: Clients) -> None:
+    client = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t")
+    stack = {"StackName": "slow", "StackId": "arn:aws:cloudformation:us-east-1:1:stack/slow/1", "CreationTime": NOW}
+    with Stubber(client) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [{**stack, "StackStatus": "CREATE_COMPLETE"}]})
+        stub.add_response("describe_stack_events", {"StackEvents": []})
+        stub.add_response("delete_stack", {})
+        stub.add_response("describe_stack_events", {"StackEvents": []})
+        stub.add_response("describe_stacks", {"Stacks": [{**stack, "StackStatus": "DELETE_IN_PROGRESS"}]})
+        with pytest.raises(DeployError) as late:
+            delete(Clients(client, NoAws(), NoAws(), REGION), "slow", timeout_minutes=0, echo=Output().append)
+        stub.assert_no_pending_responses()  # and nothing more: no cancel, no further wait
+    assert str(late.value) == (
+        "stack slow is still DELETE_IN_PROGRESS after 0 minutes; it was not cancelled: CloudFormation carries on "
+        "(see its events)"
+    )
+
+
+# One-line errors through the command line -----------------------------------------------------------------------
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], command: str = "deploy") -> str:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"winworkers {command}: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err.removeprefix(f"winworkers {command}: ").strip()
+
+
+def test_cli_errors_are_one_line(
+    tmp_path: Path, cli_env: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = str(tmp_path / "missing.json")
+    assert _one_line_error(capsys, ["deploy", "--stack-name", "x", "--template", missing]) == (
+        f"cannot read the template {missing}: No such file or directory"
+    )
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"Resources": ')
+    assert _one_line_error(capsys, ["deploy", "--stack-name", "x", "--template", str(broken)]).startswith(
+        f"the template {broken} is not JSON: Expecting value: line 1 column 15"
+    )
+    assert _one_line_error(capsys, ["deploy", "--stack-name", "x", "--parameter", "WinMinSize"]) == (
+        "--parameter 'WinMinSize': expected Key=Value"
+    )
+    # Nothing listens on the port; no retries, so it fails at once.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    closed = f"http://127.0.0.1:{_free_port()}"
+    for argv, command in ((["deploy", "--stack-name", "x"], "deploy"), (["delete", "--stack-name", "x"], "delete")):
+        assert _one_line_error(capsys, [*argv, "--endpoint-url", closed], command).startswith(
+            f'Could not connect to the endpoint URL: "{closed}/"'
+        )
+    assert _one_line_error(capsys, ["deploy", "--stack-name", "x", "--profile", "nobody"]) == (
+        "The config profile (nobody) could not be found"
+    )
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    assert _one_line_error(capsys, ["delete", "--stack-name", "x"], "delete") == (
+        "no region: pass --region, or set AWS_REGION, AWS_DEFAULT_REGION or a profile's region"
+    )
+
+
+def test_an_aws_error_is_one_line(
+    aws: Clients, endpoint: str, cli_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"Metadata": {"Pad": "x" * 52_000}, "Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}))
+    argv = ["deploy", "--stack-name", "ww-nobucket", "--template", str(big), "--endpoint-url", endpoint]
+    assert _one_line_error(capsys, [*argv, "--template-bucket", "no-such-bucket"]) == (
+        "An error occurred (NoSuchBucket) when calling the PutObject operation: The specified bucket does not exist"
+    )
+    assert "ww-nobucket" not in _stacks(aws)
+
+
+def test_cli_without_credentials_is_one_line(
+    endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    args = [
-        "--stack-name",
-        "ww",
-        "--template",
-        str(FEATURE),
-        "--region",
-        REGION,
-        "--endpoint-url",
-        "http://127.0.0.1:9",
+    argv = ["deploy", "--stack-name", "x", "--region", REGION, "--endpoint-url", endpoint]
+    assert _one_line_error(capsys, argv) == "Unable to locate credentials"
+
+
+def test_delete_command(aws: Clients, endpoint: str, cli_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    _deploy(aws, "ww-delete", FEATURE, enabled_parameters(mode="isolated-3az"))
+    argv = ["delete", "--stack-name", "ww-delete", "--endpoint-url", endpoint, "--poll-seconds", "0.05"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "stack ww-delete: DELETE_COMPLETE"
+    assert [e for line in out if (e := EVENT_LINE.match(line)) and e.groups()[:2] == ("WinVpc", "DELETE_COMPLETE")]
+    assert "ww-delete" not in _stacks(aws)
+    assert main(argv) == 0
+    assert capsys.readouterr().out == "stack ww-delete does not exist: nothing to delete\n"
+
+
+# The emulator ---------------------------------------------------------------------------------------------------
+
+
+def test_emulator_port_in_use_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = pytest.raises(EmulatorError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use")
+        with refused, local_aws(port=port):
+            pass  # pragma: no cover
+        assert _one_line_error(capsys, ["emulator", "--port", str(port)], "emulator") == (
+            f"cannot listen on 127.0.0.1:{port}: Address already in use"
+        )
+
+
+def test_emulator_without_moto_says_what_to_install() -> None:
+    code = "import sys; sys.modules.update(moto=None)\nfrom winworkers.cli import main\nsys.exit(main(['emulator']))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 1
+    assert run.stderr.startswith("winworkers emulator: the emulator needs moto (") and run.stderr.endswith(
+        "): pip install 'winworkers[emulator]'\n"
+    )
+
+
+def _readme_demo() -> list[list[str]]:
+    """The commands of the README's emulator walk-through, as argv lists."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    demo = readme.split("<!-- emulator-demo:begin -->")[1].split("<!-- emulator-demo:end -->")[0]
+    blocks = re.findall(r"```sh\n(.*?)```", demo, flags=re.S)
+    return [shlex.split(command) for block in blocks for command in block.replace("\\\n", " ").splitlines()]
+
+
+def test_the_readme_emulator_walkthrough_works_as_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands = _readme_demo()
+    assert [c[:2] for c in commands] == [
+        ["winworkers", "emulator"],
+        ["export", f"AWS_ACCESS_KEY_ID={ENVIRONMENT['AWS_ACCESS_KEY_ID']}"],
+        ["winworkers", "deploy"],
+        ["winworkers", "delete"],
     ]
-    assert main([*args, "--parameter", f"{SWITCH}=true"]) == 1
-    assert "deploy failed: Unable to locate credentials" in capsys.readouterr().err
+    # The README's port may be taken on this machine: the same commands on a free one.
+    readme_port = commands[0][commands[0].index("--port") + 1]
+    port = str(_free_port())
+    commands = [[arg.replace(f":{readme_port}", f":{port}") for arg in c] for c in commands]
+    commands[0][commands[0].index("--port") + 1] = port
+    monkeypatch.chdir(ROOT)
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "winworkers", *commands[0][1:]], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        assert emulator.stdout is not None
+        first = emulator.stdout.readline()
+        assert first == f"Local AWS emulator at http://127.0.0.1:{port}\n"
+        printed = [emulator.stdout.readline() for _ in range(3)]
+        assert printed[1].strip() == " ".join(commands[1])  # it prints the README's export line
+        threading.Thread(target=emulator.stdout.read, daemon=True).start()  # keep its pipe from filling up
+
+        for assignment in commands[1][1:]:
+            name, _, value = assignment.partition("=")
+            monkeypatch.setenv(name, value)
+        assert main(commands[2][1:]) == 0
+        assert f"stack {commands[2][commands[2].index('--stack-name') + 1]}: CREATE_COMPLETE" in capsys.readouterr().out
+        cloudformation = boto3.client("cloudformation", endpoint_url=f"http://127.0.0.1:{port}")
+        (stack,) = cloudformation.describe_stacks(StackName="winworkers-demo")["Stacks"]
+        passed = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+        assert passed[SWITCH] == "true" and passed.get("WinNetworkMode", "isolated-vpc") == "isolated-vpc"
+        assert main(commands[3][1:]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == "stack winworkers-demo: DELETE_COMPLETE"
+    finally:
+        emulator.terminate()
+        emulator.wait()
+
+
+def test_the_region_comes_from_aws_region_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    clients = Clients.connect()
+    assert (clients.region, clients.cloudformation.meta.region_name) == ("eu-west-1", "eu-west-1")
+    assert Clients.connect(region="ap-south-1").ec2.meta.region_name == "ap-south-1"
+    monkeypatch.delenv("AWS_REGION")
+    assert Clients.connect().s3.meta.region_name == "us-east-1"

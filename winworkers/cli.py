@@ -1,4 +1,4 @@
-"""Command line: ``winworkers build --out templates``, ``winworkers params`` and ``winworkers lint``."""
+"""Command line: ``winworkers build``, ``params``, ``lint``, ``deploy``/``delete`` and ``emulator``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from winworkers import deploy, emulator
 from winworkers.config import WorkersConfig
 from winworkers.docs import parameter_table
 from winworkers.templates import write_templates
@@ -25,7 +26,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--out", type=Path, default=Path("templates"), help="output folder (default: templates)")
     commands.add_parser("params", help="print the stack parameters as a Markdown table")
     commands.add_parser("lint", help="cfn-lint with winworkers' rules: lint [cfn-lint options] TEMPLATE...")
+    deploy.add_commands(commands)
+    emulator.add_command(commands)
     args = parser.parse_args(arguments)
+    if "run" in args:
+        status: int = args.run(args)
+        return status
     if args.command == "build":
         for path in write_templates(args.out):
             print(path)

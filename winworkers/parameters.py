@@ -178,7 +178,7 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
             "S3PrefixListId",
             "String",
             "",
-            "Prefix list com.amazonaws.<region>.s3 (scripts/deploy.py looks it up).",
+            "Prefix list com.amazonaws.<region>.s3 (winworkers deploy looks it up).",
             "Network",
             allowed_pattern=r"^(pl-[0-9a-f]{8,17})?$",
             constraint="empty or a prefix list id",

@@ -1,0 +1,142 @@
+"""Check parameter values against a template's own parameter constraints, as
+CloudFormation does when it receives them, so that ``winworkers deploy`` can refuse
+a bad value before any AWS call, in one line that names the parameter, the value
+and what is allowed.
+
+CloudFormation's rules, from the Parameters section reference
+(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html):
+
+- ``Number`` takes an integer or a float; ``MinValue``/``MaxValue`` bound it.
+- ``AllowedValues`` is an exact, case-sensitive match; for a ``CommaDelimitedList``
+  each item must be one of them.
+- ``AllowedPattern`` must match the *entire* value of a ``String``, and each item
+  of a ``CommaDelimitedList``.
+- ``MinLength``/``MaxLength`` count the characters of a ``String``.
+- ``ConstraintDescription`` is what CloudFormation shows when a constraint fails.
+
+Beyond those, a parameter whose name ends in ``Cidr`` must hold a real IPv4
+network (or be empty): a pattern such as ``(\\d{1,3}\\.){3}\\d{1,3}/16`` accepts
+``999.1.1.1/16`` and ``10.0.0.1/16``, and what a block with host bits set should
+mean is nowhere documented, so it is refused rather than guessed.
+
+:func:`check_inputs` adds the template's ``Rules`` (:mod:`winworkers.rules`),
+after the constraints: a value that is not even a number would otherwise be
+reported as a broken cross-parameter rule.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from winworkers.rules import failed_assertions
+
+# CloudFormation's Number: an integer or a float, in decimal or exponent notation.
+# Python's float() would also take "nan", "inf" and "1_000", which CloudFormation does not.
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def is_list_type(parameter_type: str) -> bool:
+    """CommaDelimitedList and the List<...> types take comma-separated items."""
+    return parameter_type == "CommaDelimitedList" or parameter_type.startswith("List<")
+
+
+def check_parameters(template: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
+    """One line per problem with ``values`` (parameter name to the string a user
+    passes): unknown names, required parameters without a value, and every value
+    that breaks its parameter's constraints. Empty when CloudFormation would accept them."""
+    declared: Mapping[str, Mapping[str, Any]] = template.get("Parameters", {})
+    problems = [f"{name} is not a parameter of this template" for name in sorted(set(values) - set(declared))]
+    for name, spec in declared.items():
+        if name in values:
+            problem = _check_value(name, spec, values[name])
+            if problem:
+                problems.append(problem)
+        elif "Default" not in spec:
+            problems.append(f"{name} has no default: give it a value")
+    return problems
+
+
+def check_inputs(template: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
+    """Everything CloudFormation would refuse about ``values`` before it creates a
+    change set: the parameter constraints first, then (only when they all hold)
+    the template's Rules, as ``Rule: AssertDescription``."""
+    return check_parameters(template, values) or failed_assertions(template, values)
+
+
+def _check_value(name: str, spec: Mapping[str, Any], value: str) -> str | None:
+    kind = str(spec.get("Type", "String"))
+    items = [item.strip() for item in value.split(",")] if is_list_type(kind) else [value]
+    for item in items:
+        problem = _check_item(name, spec, kind, item)
+        if problem:
+            subject = f"{name}={value!r}" if len(items) == 1 else f"{name} item {item!r}"
+            return f"{subject} {problem}"
+    if kind == "String":
+        return _check_length(name, spec, value)
+    return None
+
+
+def _check_item(name: str, spec: Mapping[str, Any], kind: str, item: str) -> str | None:
+    numeric = kind == "Number" or kind == "List<Number>"
+    if numeric and not _NUMBER.fullmatch(item):
+        return "is not a number"
+    allowed = [str(v) for v in spec.get("AllowedValues", [])]
+    if allowed and item not in allowed:
+        cased = " (case-sensitive)" if any(c.isalpha() for c in "".join(allowed)) else ""
+        return f"is not allowed: {_described(spec, 'one of ' + ', '.join(allowed) + cased)}"
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and kind != "Number":
+        try:
+            compiled = re.compile(str(pattern))
+        except re.error:  # a Java pattern Python cannot read: CloudFormation will judge it
+            compiled = None
+        if compiled is not None and not compiled.fullmatch(item):
+            return f"is not allowed: {_described(spec, f'pattern {pattern}')}"
+    if numeric:
+        number = float(item)
+        low, high = spec.get("MinValue"), spec.get("MaxValue")
+        if (low is not None and number < float(low)) or (high is not None and number > float(high)):
+            return f"is not allowed: {_described(spec, _range(low, high))}"
+    if name.lower().endswith("cidr") and item:
+        return _check_cidr(item)
+    return None
+
+
+def _check_length(name: str, spec: Mapping[str, Any], value: str) -> str | None:
+    low, high = spec.get("MinLength"), spec.get("MaxLength")
+    if (low is not None and len(value) < int(low)) or (high is not None and len(value) > int(high)):
+        shortest = 0 if low is None else int(low)
+        bounds = f"{shortest} to {int(high)}" if high is not None else f"at least {shortest}"
+        return f"{name}={value!r} is not allowed: {_described(spec, f'{bounds} characters')} (it has {len(value)})"
+    return None
+
+
+def _check_cidr(item: str) -> str | None:
+    address, slash, _ = item.partition("/")
+    if not slash:
+        return "is not a CIDR block (address/prefix length)"
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return f"is not a CIDR block: {address} is not an IP address"
+    try:
+        network = ipaddress.ip_network(item, strict=False)
+    except ValueError as error:
+        return f"is not a CIDR block: {error}"
+    if str(network) != item:
+        return f"is not a network address: host bits are set (the network is {network})"
+    return None
+
+
+def _range(low: Any, high: Any) -> str:
+    if low is not None and high is not None:
+        return f"a number from {low} to {high}"
+    return f"a number >= {low}" if low is not None else f"a number <= {high}"
+
+
+def _described(spec: Mapping[str, Any], rule: str) -> str:
+    description = spec.get("ConstraintDescription")
+    return f"{description} ({rule})" if description else rule
