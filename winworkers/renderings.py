@@ -47,7 +47,7 @@ MODES: dict[str, dict[str, str]] = {
 def enabled_parameters(
     config: WorkersConfig | None = None, mode: str = "isolated-2az", **overrides: str
 ) -> dict[str, str]:
-    """Parameter values that enable the feature in ``mode`` (a key of :data:`MODES`)."""
+    """Parameter values that enable the feature in ``mode`` (a key of MODES)."""
     config = config or WorkersConfig()
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not allowed: one of {sorted(MODES)}")
