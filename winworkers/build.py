@@ -135,8 +135,9 @@ def _merge(feature: Template, parent: Template, config: WorkersConfig) -> None:
         if (section, name) != ("parameters", SWITCH)
     )
     if clashes:
+        listed = ", ".join(clashes[:5]) + (f" and {len(clashes) - 5} more" if len(clashes) > 5 else "")
         raise ValueError(
-            f"the parent already has {', '.join(clashes)}; the feature adds those names with "
+            f"the parent already has {listed}; the feature adds those names with "
             f"WorkersConfig.prefix={config.prefix!r}: choose another prefix (or rename the parent's)"
         )
     for section in _SECTIONS:

@@ -11,7 +11,6 @@ import inspect
 import json
 import re
 import textwrap
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -212,6 +211,8 @@ def load_config(path: str | Path) -> WorkersConfig:
     text = path.read_text(encoding="utf-8")
     data: Any
     if path.suffix == ".toml":
+        import tomllib  # here, not at the top: import winworkers stays fast
+
         data = tomllib.loads(text)
     elif path.suffix == ".json":
         data = json.loads(text)
