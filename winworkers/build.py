@@ -35,6 +35,13 @@ class Feature:
 
     Every resource here exists only when the feature is enabled: reference them
     from the parent under the enabled condition (Fn::If or Condition).
+
+    Attributes:
+        params: the feature's parameters and conditions in the parent.
+        group, launch_template, instance_role, worker_security_group,
+        refresh_function: the troposphere resources.
+        log_groups: the worker and host log groups (.worker, .host).
+        enabled: the name of the condition that is true when the feature is on.
     """
 
     params: Params
@@ -183,12 +190,19 @@ def fingerprint(template: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class NestedFeature:
-    """What nested_stack added to the parent, and the child it needs at its TemplateURL."""
+    """What nested_stack added to the parent, and the child it needs at its TemplateURL.
+
+    Attributes:
+        stack: the AWS::CloudFormation::Stack resource, under the enabled condition.
+        child: the child template to upload (child_template(config)).
+        config: the WorkersConfig both were built from.
+        enabled: the name of the condition that is true when the feature is on.
+        fingerprint: the child's fingerprint, also in the stack's Metadata (see check_pair).
+        output(name): a GetAtt of one of the child's outputs.
+    """
 
     stack: Stack
-    """The AWS::CloudFormation::Stack resource, under the enabled condition."""
     child: Template
-    """The child template to upload (child_template(config))."""
     config: WorkersConfig
 
     @property

@@ -115,7 +115,7 @@ class ParamSpec:
 
 
 def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
-    """The feature's parameters for ``config``. Names are unprefixed here; see param_name()."""
+    """The feature's parameters for config. Names are unprefixed here; see param_name()."""
     cap = config.max_fleet_size
     return (
         ParamSpec(
@@ -400,7 +400,7 @@ class Params:
 def add_parameters(template: Template, config: WorkersConfig, wired: dict[str, Any] | None = None) -> Params:
     """Declare the parameters (reusing a parent's switch), conditions and Rules.
 
-    ``wired`` gives values (a parent's ``Ref`` or ``GetAtt``) for inputs in
+    wired gives values (a parent's Ref or GetAtt) for inputs in
     WIRABLE; those get no parameter.
     """
     wired = dict(wired or {})

@@ -1,9 +1,9 @@
-"""Evaluate a template's ``Rules`` for given parameter values, as CloudFormation does
+"""Evaluate a template's Rules for given parameter values, as CloudFormation does
 before it creates a change set. Used by scripts/deploy.py to fail before any API
 call, and by the tests; local emulators do not evaluate Rules.
 
 Only the rule-specific intrinsic functions are supported, and an unknown one
-raises ``ValueError`` rather than guessing.
+raises ValueError rather than guessing.
 """
 
 from __future__ import annotations
