@@ -4,8 +4,9 @@ own template (the child) is uploaded to S3 first. One config, in workers.toml,
 builds both, and check_pair refuses a parent and a child built from different ones.
 
     winworkers build --config examples/workers.toml --out build/
-    aws s3 cp build/winworkers.json s3://BUCKET/winworkers.json
     python examples/nested_parent.py build/   # writes build/parent-nested.json (and the same child)
+    winworkers check build/parent-nested.json build/winworkers.json
+    aws s3 cp build/winworkers.json s3://BUCKET/winworkers.json
     # deploy build/parent-nested.json with WinTemplateUrl=https://BUCKET.s3.REGION.amazonaws.com/winworkers.json
 """
 

@@ -197,6 +197,18 @@ def test_cli_reports_a_missing_or_unknown_config_file(tmp_path: Path) -> None:
         assert (run.returncode, run.stderr.count("\n")) == (2, 1) and message in run.stderr, run.stderr
 
 
+def test_cli_checks_a_nested_pair(tmp_path: Path) -> None:
+    parent, child = ROOT / "templates" / "parent-nested.json", ROOT / "templates" / "winworkers.json"
+    run = _cli("check", str(parent), str(child))
+    assert (run.returncode, run.stdout) == (0, f"{parent} and {child} are a pair\n"), run.stderr
+    other = tmp_path / "gpu.json"
+    other.write_text(render_json(child_template(WorkersConfig(prefix="Gpu"))))
+    run = _cli("check", str(parent), str(other))
+    assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+    assert "are no pair: the parent's WinStack expects the child with fingerprint" in run.stderr
+    assert _cli("check", str(parent), str(tmp_path / "none.json")).returncode == 2
+
+
 def test_cli_prints_its_version() -> None:
     run = _cli("--version")
     assert (run.returncode, run.stdout) == (0, f"winworkers {winworkers.__version__}\n")

@@ -1,13 +1,16 @@
-"""Command line: winworkers build [--config FILE] [--out DIR], winworkers params, winworkers --version."""
+"""Command line: winworkers build [--config FILE] [--out DIR], winworkers check PARENT CHILD,
+winworkers params, winworkers --version."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from winworkers._version import __version__
+from winworkers.build import check_pair
 from winworkers.config import WorkersConfig, load_config
 from winworkers.docs import parameter_table
 from winworkers.templates import write_templates
@@ -29,9 +32,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a .toml or .json file of WorkersConfig fields (default: the default config)",
     )
     build.add_argument("--out", type=Path, default=Path("templates"), help="output folder (default: templates)")
+    check = commands.add_parser(
+        "check",
+        help="check that a nested parent and a child were built from the same config",
+        description="Exit 1, naming both fingerprints and the parent's config, unless CHILD is the "
+        "template that PARENT's nested winworkers stack expects (see winworkers.check_pair).",
+    )
+    check.add_argument("parent", type=Path, help="the parent template (JSON)")
+    check.add_argument("child", type=Path, help="the child template (JSON) to upload")
+    check.add_argument("--stack", default="", help="the parent's stack resource, if it nests more than one")
     commands.add_parser("params", help="print the stack parameters as a Markdown table")
     args = parser.parse_args(argv)
-    if args.command == "build":
+    if args.command == "check":
+        try:
+            parent, child = (json.loads(path.read_text(encoding="utf-8")) for path in (args.parent, args.child))
+        except (OSError, ValueError) as error:
+            print(f"winworkers: error: {error}", file=sys.stderr)
+            return 2
+        try:
+            check_pair(parent, child, stack=args.stack)
+        except ValueError as error:
+            print(f"winworkers: {args.parent} and {args.child} are no pair: {error}", file=sys.stderr)
+            return 1
+        print(f"{args.parent} and {args.child} are a pair")
+    elif args.command == "build":
         try:
             config = load_config(args.config) if args.config else WorkersConfig()
         except (OSError, ValueError) as error:
