@@ -10,9 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import boto3
 import inline_parent
 import nested_parent
 import pytest
+from moto import mock_aws
 from test_lint import cfn_lint
 from troposphere import GetAtt, Output, Parameter, Ref, Sub, Template
 from troposphere.s3 import Bucket
@@ -63,6 +65,14 @@ def test_parents_lint_clean_with_the_switch_on_and_off_in_every_mode(tmp_path: P
                 path.write_text(json.dumps(with_defaults(template, _values(template, mode, switch))))
                 paths.append(path)
     assert cfn_lint(paths) == []
+
+
+def test_moto_validates_parents_that_only_inline_or_only_nest() -> None:
+    # moto's ValidateTemplate runs cfn-lint and fails on its warnings (W8001: a condition nothing uses).
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+        for build in (_only_inline, _only_nested):
+            cloudformation.validate_template(TemplateBody=build().to_json())
 
 
 def test_a_parent_that_only_nests_declares_only_what_it_uses() -> None:
