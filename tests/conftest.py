@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from winworkers.renderings import enabled_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
+# The example parents (examples/*.py) import each other as a reader runs them: from their folder.
+sys.path.insert(0, str(ROOT / "examples"))
 
 Rendered = dict[str, Any]
 

@@ -6,18 +6,25 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import inline_parent
+import nested_parent
 import pytest
 from troposphere import Parameter, Template
 from troposphere.sqs import Queue
 
+import winworkers
 from conftest import ROOT, as_dict, render
-from winworkers import WorkersConfig, add_to, build_template, nested_stack
+from winworkers import WorkersConfig, add_to, build_template, child_template, nested_stack
 from winworkers.parameters import SWITCH
 from winworkers.renderings import MODES, enabled_parameters
 from winworkers.templates import all_templates
 from winworkers.templates import render as render_json
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import readme_table
 
 
 def test_disabled_creates_nothing(feature: dict[str, Any]) -> None:
@@ -61,7 +68,15 @@ def test_build_is_deterministic() -> None:
 
 
 def test_committed_templates_are_what_make_templates_writes() -> None:
-    for name, template in all_templates().items():
+    parent_nested, child = nested_parent.nested_parent()
+    built = {
+        **all_templates(),
+        "parent-inline.json": inline_parent.inline_parent(),
+        "parent-nested.json": parent_nested,
+    }
+    assert render_json(child) == render_json(built["winworkers.json"]), "the nested example's child is not the default"
+    assert sorted(built) == sorted(p.name for p in (ROOT / "templates").glob("*.json"))
+    for name, template in built.items():
         committed = (ROOT / "templates" / name).read_text(encoding="utf-8")
         assert committed == render_json(template), f"templates/{name} is stale: run make templates"
 
@@ -111,12 +126,15 @@ def test_two_features_with_different_prefixes_share_one_switch() -> None:
 
 def test_nested_stack_passes_every_parameter_through() -> None:
     parent = _platform_parent()
-    stack = nested_stack(parent, "https://example.s3.amazonaws.com/winworkers.json")
+    nested = nested_stack(parent, "https://example.s3.amazonaws.com/winworkers.json")
     child = as_dict(build_template())
-    passed = as_dict(parent)["Resources"][stack.title]
+    passed = as_dict(parent)["Resources"][nested.stack.title]
     assert passed["Condition"] == "WinEnabled"
     assert set(passed["Properties"]["Parameters"]) == set(child["Parameters"])
-    assert all(value == {"Ref": name} for name, value in passed["Properties"]["Parameters"].items())
+    for name, value in passed["Properties"]["Parameters"].items():
+        # Lists go to a nested stack as their comma-delimited string.
+        is_list = child["Parameters"][name]["Type"] == "CommaDelimitedList"
+        assert value == ({"Fn::Join": [",", {"Ref": name}]} if is_list else {"Ref": name}), name
 
 
 def test_nested_stack_refuses_unknown_wired_inputs() -> None:
@@ -124,32 +142,92 @@ def test_nested_stack_refuses_unknown_wired_inputs() -> None:
         nested_stack(_platform_parent(), "https://x/y.json", wired={"InstanceType": "m6i.large"})
 
 
-def test_cli_builds_and_prints_the_parameter_table(tmp_path: Any) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "winworkers", "build", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["parent-example.json", "winworkers.json"]
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "winworkers", *args], capture_output=True, text=True)
+
+
+def test_cli_builds_and_prints_the_parameter_table(tmp_path: Path) -> None:
+    run = _cli("build", "--out", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["winworkers.json"]
     assert json.loads((tmp_path / "winworkers.json").read_text())["Resources"]
     assert "winworkers.json" in run.stdout
-    table = subprocess.run(
-        [sys.executable, "-m", "winworkers", "params"], capture_output=True, text=True, check=True
-    ).stdout
+    table = _cli("params").stdout
     assert f"| Feature | `{SWITCH}` | `false` |" in table
 
 
-def test_readme_library_example_runs_and_lints_clean() -> None:
+def test_cli_builds_the_child_for_a_config_file(tmp_path: Path) -> None:
+    (tmp_path / "gpu.toml").write_text('prefix = "Gpu"\nmax_fleet_size = 4\n[tags]\nTeam = "imaging"\n')
+    (tmp_path / "gpu.json").write_text(
+        json.dumps({"prefix": "Gpu", "max_fleet_size": 4, "tags": [["Team", "imaging"]]})
+    )
+    config = WorkersConfig(prefix="Gpu", max_fleet_size=4, tags=(("Team", "imaging"),))
+    for name in ("gpu.toml", "gpu.json"):
+        out = tmp_path / name.replace(".", "-")
+        run = _cli("build", "--config", str(tmp_path / name), "--out", str(out))
+        assert run.returncode == 0, run.stderr
+        assert (out / "winworkers.json").read_text(encoding="utf-8") == render_json(child_template(config))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('prefix = "Gpu"\nmax_size = 4\nzone = 1\n', "unknown WorkersConfig fields ['max_size', 'zone']"),
+        ('prefix = "gpu"\n', "WorkersConfig.prefix='gpu' is not allowed: PascalCase"),
+        ("max_fleet_size = 1001\n", "WorkersConfig.max_fleet_size=1001 is not allowed"),
+        ("tags = {Team = 7}\n", "WorkersConfig.tags=('Team', 7) is not allowed: (key, value) pairs of strings"),
+        ("prefix = \n", "Invalid value"),
+    ],
+)
+def test_cli_reports_a_bad_config_in_one_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    run = _cli("build", "--config", str(path), "--out", str(tmp_path / "out"))
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.startswith(f"winworkers: error: {path}: ") and message in run.stderr, run.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_reports_a_missing_or_unknown_config_file(tmp_path: Path) -> None:
+    for path, message in ((tmp_path / "none.toml", "No such file"), (tmp_path / "c.yaml", ".toml or .json")):
+        if path.suffix == ".yaml":
+            path.write_text("prefix: Gpu\n")
+        run = _cli("build", "--config", str(path))
+        assert (run.returncode, run.stderr.count("\n")) == (2, 1) and message in run.stderr, run.stderr
+
+
+def test_cli_checks_a_nested_pair(tmp_path: Path) -> None:
+    parent, child = ROOT / "templates" / "parent-nested.json", ROOT / "templates" / "winworkers.json"
+    run = _cli("check", str(parent), str(child))
+    assert (run.returncode, run.stdout) == (0, f"{parent} and {child} are a pair\n"), run.stderr
+    other = tmp_path / "gpu.json"
+    other.write_text(render_json(child_template(WorkersConfig(prefix="Gpu"))))
+    run = _cli("check", str(parent), str(other))
+    assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+    assert "are no pair: the parent's WinStack expects the child with fingerprint" in run.stderr
+    assert _cli("check", str(parent), str(tmp_path / "none.json")).returncode == 2
+
+
+def test_cli_prints_its_version() -> None:
+    run = _cli("--version")
+    assert (run.returncode, run.stdout) == (0, f"winworkers {winworkers.__version__}\n")
+
+
+def _readme_block(readme: str, name: str) -> str:
+    return readme.split(f"<!-- {name}:begin -->\n", 1)[1].split("```", 2)[1].split("\n", 1)[1]
+
+
+def test_readme_shows_the_examples_exactly_and_they_run() -> None:
     from cfnlint.api import ManualArgs, lint
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    example = readme.split("## Use as a library", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert readme_table.rewrite(readme) == readme, "README's generated parts are stale: run make templates"
+    for name in ("inline_parent.py", "nested_parent.py", "workers.toml"):
+        assert _readme_block(readme, f"examples/{name}") == (ROOT / "examples" / name).read_text(encoding="utf-8")
     scope: dict[str, Any] = {}
-    exec(compile(example, "README.md", "exec"), scope)
-    platform = scope["platform"]
-    assert {"WinGroup", "WinStack", "WorkQueue"} <= set(platform.resources)
+    exec(compile(_readme_block(readme, "examples/inline_parent.py"), "README.md", "exec"), scope)
+    platform = scope["inline_parent"]()
+    assert {"WinGroup", "WorkQueue", "DataBucket"} <= set(platform.resources)
     matches = lint(render_json(platform), config=ManualArgs(include_checks=["I"], regions=["us-east-1"]))
-    # The example's own queue is bare on purpose (I3011, I3013); the feature must lint clean.
-    ours = [m for m in matches if m.path[:2] != ["Resources", "WorkQueue"]]
-    assert [f"{m.rule.id} {m.path} {m.message}" for m in ours] == []
+    assert [f"{m.rule.id} {m.path} {m.message}" for m in matches] == []

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
+import json
+import pydoc
+import re
+from pathlib import Path
 
 import pytest
 
-from winworkers import ConfigError, WorkersConfig
+from winworkers import ConfigError, WorkersConfig, load_config
 
 BAD = [
     ("prefix", "winWorkers", "PascalCase"),
@@ -53,21 +55,45 @@ def test_bad_value_names_the_field_the_value_and_what_is_allowed(field: str, val
     assert allowed in str(error)
 
 
-def test_defaults_are_valid_and_every_field_is_documented() -> None:
+def test_defaults_are_valid_and_every_field_is_documented_where_help_shows_it() -> None:
     config = WorkersConfig()
     assert config.prefix == "Win"
     assert config.worker_log_paths == ("C:\\ProgramData\\TDP\\Logs\\*.log",)
-    body = ast.parse(inspect.getsource(WorkersConfig)).body[0]
-    assert isinstance(body, ast.ClassDef)
-    documented = {
-        node.target.id
-        for node, after in zip(body.body, body.body[1:], strict=False)
-        if isinstance(node, ast.AnnAssign)
-        and isinstance(node.target, ast.Name)
-        and isinstance(after, ast.Expr)
-        and isinstance(after.value, ast.Constant)
-    }
-    assert documented == {field.name for field in dataclasses.fields(WorkersConfig)}
+    shown = pydoc.render_doc(WorkersConfig, renderer=pydoc.plaintext)
+    for field in dataclasses.fields(WorkersConfig):
+        doc = field.metadata["doc"]
+        assert len(doc) > 20, field.name
+        # Each field's entry, and the start of its documentation (help() wraps the rest).
+        assert f"{field.name} (default " in shown, field.name
+        assert " ".join(doc.split()[:6]) in " ".join(shown.split()), field.name
+
+
+def test_from_mapping_reads_plain_data_as_the_config() -> None:
+    data = {"prefix": "Gpu", "worker_log_paths": ["D:\\a\\*.log"], "tags": {"Team": "imaging", "Env": "dev"}}
+    config = WorkersConfig.from_mapping(data)
+    assert config == WorkersConfig(
+        prefix="Gpu", worker_log_paths=("D:\\a\\*.log",), tags=(("Team", "imaging"), ("Env", "dev"))
+    )
+    assert WorkersConfig.from_mapping({"tags": [["Team", "imaging"]]}).tags == (("Team", "imaging"),)
+    assert WorkersConfig.from_mapping(config.to_mapping()) == config
+    assert json.loads(json.dumps(config.to_mapping())) == config.to_mapping()
+
+
+def test_from_mapping_names_unknown_keys_and_checks_values() -> None:
+    with pytest.raises(ConfigError, match=r"unknown WorkersConfig fields \['max_size', 'zone'\]"):
+        WorkersConfig.from_mapping({"max_size": 3, "zone": "a", "prefix": "Gpu"})
+    with pytest.raises(ConfigError, match=re.escape("WorkersConfig.max_fleet_size='4' is not allowed")):
+        WorkersConfig.from_mapping({"max_fleet_size": "4"})
+
+
+def test_load_config_reads_toml_and_json(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text("prefix = 'Gpu'\ninclude_alarms = false\n")
+    (tmp_path / "c.json").write_text('{"prefix": "Gpu", "include_alarms": false}')
+    expected = WorkersConfig(prefix="Gpu", include_alarms=False)
+    assert load_config(tmp_path / "c.toml") == load_config(str(tmp_path / "c.json")) == expected
+    (tmp_path / "list.json").write_text("[]")
+    with pytest.raises(ValueError, match="expected a table"):
+        load_config(tmp_path / "list.json")
 
 
 def test_config_is_immutable() -> None:

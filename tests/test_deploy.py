@@ -1,8 +1,9 @@
 """`winworkers deploy` and `winworkers delete` against the local AWS emulator
 (`winworkers.emulator`: moto's server with the gaps the templates fall into filled).
 
-moto's Conditions are not CloudFormation's, so only enabled renderings are
-deployed here; the disabled case is judged by evaluating Conditions (test_build.py).
+The emulator drops resources whose Condition is false, on create and update, as
+CloudFormation does; the disabled case is also judged by evaluating Conditions
+(test_build.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
 
 REGION = "us-east-1"
 FEATURE = ROOT / "templates" / "winworkers.json"
-PARENT = ROOT / "templates" / "parent-example.json"
 NOW = datetime.now(UTC)
 EVENT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  (\S+) +([A-Z_]+) *(.*)$")
 
@@ -189,19 +189,49 @@ def test_a_parameter_left_out_is_named_when_it_goes_back_to_its_default(aws: Cli
     assert "WinMaxSize: not given, so back to its default '4' (was '6')" in output
 
 
-def test_parent_example_deploys_with_the_nested_stack(aws: Clients) -> None:
-    aws.s3.create_bucket(Bucket="templates")
-    aws.s3.put_object(Bucket="templates", Key="winworkers.json", Body=FEATURE.read_bytes())
-    url = f"https://templates.s3.{REGION}.amazonaws.com/winworkers.json"
-    declared = json.loads(PARENT.read_text())["Parameters"]
+def _example_parameters(aws: Clients, template: Path, switch: str) -> dict[str, str]:
+    """Enabled example values for the parameters ``template`` declares, the nested child uploaded."""
+    declared = json.loads(template.read_text())["Parameters"]
     parameters = {k: v for k, v in enabled_parameters().items() if k in declared}
-    parameters["WinTemplateUrl"] = url
-    # Over the inline limit (it embeds the feature, and a nested stack needs S3 anyway).
-    result = _deploy(aws, "platform", PARENT, parameters, template_bucket="templates")
-    assert result.status == "CREATE_COMPLETE"
-    assert set(result.resources) == {"CREATE_COMPLETE"}
-    kinds = {r["ResourceType"] for r in _resources(aws, "platform")}
-    assert "AWS::CloudFormation::Stack" in kinds
+    if "WinTemplateUrl" in declared:
+        aws.s3.create_bucket(Bucket="templates")
+        aws.s3.put_object(Bucket="templates", Key="winworkers.json", Body=FEATURE.read_bytes())
+        parameters["WinTemplateUrl"] = f"https://templates.s3.{REGION}.amazonaws.com/winworkers.json"
+    return {**parameters, SWITCH: switch}
+
+
+def _feature_resources(aws: Clients, stack: str) -> list[str]:
+    """The feature's resources in ``stack``, its nested stack's included."""
+    found = []
+    for resource in _resources(aws, stack):
+        if resource["ResourceType"] == "AWS::CloudFormation::Stack":
+            found += [
+                f"{resource['LogicalResourceId']}/{r}" for r in _feature_resources(aws, resource["PhysicalResourceId"])
+            ]
+        elif resource["LogicalResourceId"].startswith("Win"):
+            found.append(resource["LogicalResourceId"])
+    return found
+
+
+def test_the_feature_deployed_disabled_creates_nothing(aws: Clients) -> None:
+    created = _deploy(aws, "ww-off", FEATURE, {})
+    assert created.status == "CREATE_COMPLETE"
+    assert _resources(aws, "ww-off") == []
+
+
+@pytest.mark.parametrize("example", ["parent-inline.json", "parent-nested.json"])
+def test_each_example_parent_deploys_and_the_switch_removes_the_feature(aws: Clients, example: str) -> None:
+    template = ROOT / "templates" / example
+    stack = example.removesuffix(".json")
+    created = _deploy(aws, stack, template, _example_parameters(aws, template, "true"))
+    assert (created.status, set(created.resources)) == ("CREATE_COMPLETE", {"CREATE_COMPLETE"})
+    names = _feature_resources(aws, stack)
+    assert any(name.endswith("WinGroup") for name in names), names
+    # The same example with the switch off on an update: the feature goes, the platform stays.
+    updated = _deploy(aws, stack, template, _example_parameters(aws, template, "false"))
+    assert updated.status == "UPDATE_COMPLETE"
+    assert _feature_resources(aws, stack) == []
+    assert {r["LogicalResourceId"] for r in _resources(aws, stack)} == {"WorkQueue", "DataBucket"}
 
 
 # Refused before any call -----------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The cfn-lint gate: zero errors, warnings and informational findings, on the
-committed templates and on renderings of non-default configs."""
+committed templates and on renderings of non-default configs (the feature's
+template and the examples' parents built with them)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import inline_parent
+import nested_parent
 from cfnlint.api import ManualArgs, lint
 from hypothesis import HealthCheck, Phase, given, settings
+from troposphere import Template
 
 from conftest import ROOT, valid_configs
 from winworkers import WorkersConfig
-from winworkers.templates import all_templates, render, write_templates
+from winworkers.templates import all_templates, render
 
 
 def cfn_lint(paths: list[Path]) -> list[str]:
@@ -39,6 +43,15 @@ def test_committed_templates_lint_clean() -> None:
     assert cfn_lint(sorted((ROOT / "templates").glob("*.json"))) == []
 
 
+def _with_parents(config: WorkersConfig) -> dict[str, Template]:
+    """The feature's template for config, and the examples' parents built with it."""
+    return {
+        **all_templates(config),
+        "parent-inline.json": inline_parent.inline_parent(config),
+        "parent-nested.json": nested_parent.nested_parent(config)[0],
+    }
+
+
 def test_other_configs_lint_clean(tmp_path: Path) -> None:
     paths = []
     for n, config in enumerate(
@@ -49,14 +62,16 @@ def test_other_configs_lint_clean(tmp_path: Path) -> None:
             ),
         ]
     ):
-        paths += write_templates(tmp_path / str(n), config)
+        for name, template in _with_parents(config).items():
+            paths.append(tmp_path / f"{n}-{name}")
+            paths[-1].write_text(render(template), encoding="utf-8")
     assert cfn_lint(paths) == []
 
 
-# Each example runs cfn-lint twice (~2 s); few examples, no shrinking marathon on failure.
+# Each example runs cfn-lint three times (~3 s); few examples, no shrinking marathon on failure.
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.generate])
 @given(config=valid_configs())
 def test_any_valid_config_lints_clean(config: WorkersConfig) -> None:
-    for name, template in all_templates(config).items():
+    for name, template in _with_parents(config).items():
         matches = lint(render(template), config=ManualArgs(include_checks=["I"], regions=["us-east-1"]))
         assert [f"{m.rule.id} {m.message}" for m in matches] == [], (name, config)

@@ -121,9 +121,9 @@ def _policies(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
 
 @pytest.fixture(scope="module")
 def policies() -> list[tuple[str, str, dict[str, Any]]]:
-    # The feature's template holds every policy the library writes; the parent
-    # example repeats them with its own ARNs wired in, which cloud-radar renders
-    # as "Name.Arn" placeholders that no ARN parser accepts.
+    # The feature's template holds every policy the library writes; the inline
+    # parent (parent-inline.json) repeats them with its own ARNs wired in, which
+    # cloud-radar renders as "Name.Arn" placeholders that no ARN parser accepts.
     return _policies(_committed()["winworkers"])
 
 

@@ -2,10 +2,33 @@
 
 >>> from winworkers import WorkersConfig, build_template
 >>> template = build_template(WorkersConfig())
+
+add_to embeds the feature in a parent template; nested_stack nests it, and
+child_template gives the child to upload; check_pair checks such a pair.
 """
 
-from winworkers.build import Feature, add_to, build_template, nested_stack
-from winworkers.config import ConfigError, WorkersConfig
+from winworkers._version import __version__
+from winworkers.build import (
+    Feature,
+    NestedFeature,
+    add_to,
+    build_template,
+    check_pair,
+    child_template,
+    nested_stack,
+)
+from winworkers.config import ConfigError, WorkersConfig, load_config
 
-__version__ = "0.1.0"
-__all__ = ["ConfigError", "Feature", "WorkersConfig", "__version__", "add_to", "build_template", "nested_stack"]
+__all__ = [
+    "ConfigError",
+    "Feature",
+    "NestedFeature",
+    "WorkersConfig",
+    "__version__",
+    "add_to",
+    "build_template",
+    "check_pair",
+    "child_template",
+    "load_config",
+    "nested_stack",
+]

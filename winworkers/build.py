@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from troposphere import GetAtt, Output, Ref, Template, encode_to_dict
+from troposphere import GetAtt, Join, Output, Ref, Template, encode_to_dict
 from troposphere.autoscaling import AutoScalingGroup
 from troposphere.awslambda import Function
 from troposphere.cloudformation import Stack
 from troposphere.ec2 import LaunchTemplate, SecurityGroup
 from troposphere.iam import Role
 
-from winworkers import iam
+from winworkers import iam, wiring
+from winworkers._version import __version__
 from winworkers.compute import add_fleet
 from winworkers.config import WorkersConfig
 from winworkers.network import add_network
@@ -21,14 +25,23 @@ from winworkers.parameters import SWITCH, Params, add_parameters, param_name, pa
 from winworkers.refresh import add_refresh
 
 DESCRIPTION = "Windows Workers (winworkers): an isolated, self-patching Windows fleet nobody can log in to"
+METADATA_KEY = "winworkers"
+"""The key of the fingerprint Metadata, in the child template and on the parent's stack resource."""
 
 
 @dataclass(frozen=True)
 class Feature:
-    """Handles to what :func:`add_to` created, for the parent to reference.
+    """Handles to what add_to created, for the parent to reference.
 
     Every resource here exists only when the feature is enabled: reference them
-    from the parent under the ``enabled`` condition (``Fn::If`` or ``Condition``).
+    from the parent under the enabled condition (Fn::If or Condition).
+
+    Attributes:
+        params: the feature's parameters and conditions in the parent.
+        group, launch_template, instance_role, worker_security_group,
+        refresh_function: the troposphere resources.
+        log_groups: the worker and host log groups (.worker, .host).
+        enabled: the name of the condition that is true when the feature is on.
     """
 
     params: Params
@@ -46,20 +59,21 @@ class Feature:
 
 
 def add_to(template: Template, config: WorkersConfig | None = None, *, wired: dict[str, Any] | None = None) -> Feature:
-    """Add the whole feature to ``template``, every resource under its switch.
+    """Add the whole feature to template, every resource under its switch.
 
-    A parent's existing ``EnableWinTaskScriptService`` parameter is reused. All
-    other names carry ``config.prefix``; a clash raises ``ValueError`` and leaves
-    the parent untouched (the feature is built aside, then merged). ``wired``
-    feeds platform inputs (:data:`winworkers.parameters.WIRABLE`) from the
-    parent's own resources instead of parameters.
+    A parent's existing EnableWinTaskScriptService parameter is reused. All
+    other names carry config.prefix; a clash raises ValueError and leaves the
+    parent untouched (the feature is built aside, then merged). wired feeds
+    platform inputs (winworkers.parameters.WIRABLE) from the parent's own
+    resources instead of parameters, e.g. {"WorkQueueArn": GetAtt(queue, "Arn"),
+    "DataBucket": Ref(bucket)}; a wiring mistake raises ValueError.
     """
     config = config or WorkersConfig()
-    scratch = Template()
-    if SWITCH in template.parameters:
-        scratch.add_parameter(template.parameters[SWITCH])
+    wired = dict(wired or {})
+    _check_parent(template, config, wired)
+    scratch = _scratch_for(template)
     feature = _build(scratch, config, wired)
-    _merge(scratch, template)
+    _merge(scratch, template, config)
     return feature
 
 
@@ -92,29 +106,47 @@ def _build(template: Template, config: WorkersConfig, wired: dict[str, Any] | No
     )
 
 
-_SECTIONS = ("parameters", "conditions", "rules", "resources", "outputs")
-# Declarations a parent may already hold, identically, from another embedding of
-# the same config (add_to and nested_stack side by side): those are reused.
-_SHAREABLE = ("parameters", "conditions", "rules")
+def _check_parent(template: Template, config: WorkersConfig, wired: dict[str, Any]) -> None:
+    """Wiring mistakes that CloudFormation would report late, or never."""
+    wiring.check_switch(template)
+    wiring.check_wired(template, config, wired)
 
 
-def _merge(feature: Template, parent: Template) -> None:
-    """Copy every section of ``feature`` into ``parent``, or nothing if any name clashes."""
+def _scratch_for(parent: Template) -> Template:
+    """An empty template to build the feature in, holding the parent's switch if it has one."""
+    scratch = Template()
+    if SWITCH in parent.parameters:
+        scratch.add_parameter(parent.parameters[SWITCH])
+    return scratch
 
-    def same(section: str, name: str) -> bool:
-        if section == "parameters" and name == SWITCH:
-            return True  # the parent owns the switch
-        ours, theirs = getattr(feature, section)[name], getattr(parent, section)[name]
-        return section in _SHAREABLE and encode_to_dict(ours) == encode_to_dict(theirs)
 
+_SECTIONS = {
+    "parameters": "parameter",
+    "conditions": "condition",
+    "rules": "rule",
+    "resources": "resource",
+    "outputs": "output",
+}
+
+
+def _merge(feature: Template, parent: Template, config: WorkersConfig) -> None:
+    """Copy every section of feature into parent, or nothing if any name clashes.
+
+    Only the switch is shared: one config embeds once per parent (add_to and
+    nested_stack with the same prefix would be two fleets fighting over names).
+    """
     clashes = sorted(
-        f"{section}.{name}"
-        for section in _SECTIONS
+        f"{kind} {name}"
+        for section, kind in _SECTIONS.items()
         for name in set(getattr(feature, section)) & set(getattr(parent, section))
-        if not same(section, name)
+        if (section, name) != ("parameters", SWITCH)
     )
     if clashes:
-        raise ValueError(f"the feature's names clash with the parent's {clashes}; choose another WorkersConfig.prefix")
+        listed = ", ".join(clashes[:5]) + (f" and {len(clashes) - 5} more" if len(clashes) > 5 else "")
+        raise ValueError(
+            f"the parent already has {listed}; the feature adds those names with "
+            f"WorkersConfig.prefix={config.prefix!r}: choose another prefix (or rename the parent's)"
+        )
     for section in _SECTIONS:
         target = getattr(parent, section)
         for name, value in getattr(feature, section).items():
@@ -122,11 +154,71 @@ def _merge(feature: Template, parent: Template) -> None:
 
 
 def build_template(config: WorkersConfig | None = None) -> Template:
-    """The feature's standalone template, usable as a nested stack."""
+    """The feature's standalone template, also the child of nested_stack (see child_template).
+
+    Its Metadata records the winworkers version and a fingerprint of the
+    template itself, which check_pair compares with a parent's.
+    """
     template = Template(Description=DESCRIPTION)
     template.set_version("2010-09-09")
     add_to(template, config)
+    template.set_metadata({METADATA_KEY: {"fingerprint": fingerprint(template.to_dict()), "version": __version__}})
     return template
+
+
+def child_template(config: WorkersConfig | None = None) -> Template:
+    """The child template nested_stack(parent, url, config) expects at url.
+
+    It is build_template(config): upload exactly this (winworkers build
+    --config FILE writes it) and check the pair with check_pair.
+    """
+    return build_template(config)
+
+
+def fingerprint(template: Mapping[str, Any]) -> str:
+    """A short hash of a template's content, without its own winworkers Metadata.
+
+    Equal fingerprints mean the same child: same config, same winworkers output.
+    """
+    body = dict(template)
+    metadata = {k: v for k, v in body.pop("Metadata", {}).items() if k != METADATA_KEY}
+    if metadata:
+        body["Metadata"] = metadata
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class NestedFeature:
+    """What nested_stack added to the parent, and the child it needs at its TemplateURL.
+
+    Attributes:
+        stack: the AWS::CloudFormation::Stack resource, under the enabled condition.
+        child: the child template to upload (child_template(config)).
+        config: the WorkersConfig both were built from.
+        enabled: the name of the condition that is true when the feature is on.
+        fingerprint: the child's fingerprint, also in the stack's Metadata (see check_pair).
+        output(name): a GetAtt of one of the child's outputs.
+    """
+
+    stack: Stack
+    child: Template
+    config: WorkersConfig
+
+    @property
+    def enabled(self) -> str:
+        """The name of the condition that is true when the feature is on."""
+        return self.config.logical_id("Enabled")
+
+    @property
+    def fingerprint(self) -> str:
+        """The child's fingerprint, also in the stack's Metadata (see check_pair)."""
+        return str(self.child.metadata[METADATA_KEY]["fingerprint"])
+
+    def output(self, name: str) -> GetAtt:
+        """One of the child's outputs (unprefixed name, e.g. "GroupName"), for the parent to reference
+        under the enabled condition."""
+        return GetAtt(self.stack, f"Outputs.{self.config.logical_id(name)}")
 
 
 def nested_stack(
@@ -136,47 +228,141 @@ def nested_stack(
     *,
     wired: dict[str, Any] | None = None,
     timeout_minutes: int = 90,
-) -> Stack:
-    """Add the feature to a parent as an ``AWS::CloudFormation::Stack``.
+) -> NestedFeature:
+    """Add the feature to a parent as an AWS::CloudFormation::Stack.
 
-    The parent gets the feature's parameters (reusing its switch) and passes
-    them through; ``wired`` inputs are passed from the parent's values instead.
-    The stack exists only while the switch is ``true``.
+    template_url is where child_template(config) was uploaded: an https://
+    URL, or an intrinsic such as Ref(parameter). The parent gets the feature's
+    parameters (reusing its switch) and its Rules, and passes the parameters
+    through; wired inputs are passed from the parent's values instead (see
+    add_to). The stack exists only while the switch is "true". The returned
+    NestedFeature holds the stack, the child to upload, and its outputs.
     """
     config = config or WorkersConfig()
     wired = dict(wired or {})
     if not 1 <= timeout_minutes <= 43200:
         raise ValueError(f"timeout_minutes={timeout_minutes!r} is not allowed: 1 to 43200")
-    scratch = Template()
-    if SWITCH in template.parameters:
-        scratch.add_parameter(template.parameters[SWITCH])
-    # Parameters, conditions and Rules as in the child: the parent checks inputs before it creates anything.
+    wiring.check_template_url(template_url)
+    _check_parent(template, config, wired)
+    child = child_template(config)
+    scratch = _scratch_for(template)
+    # The parent declares the parameters and the Rules too: it checks inputs before it creates anything.
     p = add_parameters(scratch, config, wired)
-    passed = {
-        param_name(config, spec.name): wired.get(spec.name, Ref(param_name(config, spec.name)))
-        for spec in parameter_specs(config)
-    }
     stack = scratch.add_resource(
         Stack(
             config.logical_id("Stack"),
             TemplateURL=template_url,
-            Parameters=passed,
+            Parameters=_pass_through(config, wired),
             TimeoutInMinutes=timeout_minutes,
             Condition=p.enabled,
+            Metadata={METADATA_KEY: {**child.metadata[METADATA_KEY], "config": config.to_mapping()}},
             # Turning the switch off removes the feature; its log groups retain themselves.
             DeletionPolicy="Delete",
             UpdateReplacePolicy="Delete",
         )
     )
-    _merge(scratch, template)
-    return stack
+    _drop_unused_conditions(scratch)
+    _merge(scratch, template, config)
+    return NestedFeature(stack=stack, child=child, config=config)
+
+
+def _pass_through(config: WorkersConfig, wired: dict[str, Any]) -> dict[str, Any]:
+    """The child's parameters, from the parent's parameters or wired values.
+
+    A nested stack's Parameters must be strings: CloudFormation refuses a list
+    there, so a list-typed parameter is joined back into its comma-delimited
+    form (AWS knowledge center, cloudformation-parameters-nested-stacks).
+    """
+    passed: dict[str, Any] = {}
+    for spec in parameter_specs(config):
+        name = param_name(config, spec.name)
+        if spec.name in wired:
+            passed[name] = wired[spec.name]
+        elif spec.type == "CommaDelimitedList" or spec.type.startswith("List<"):
+            passed[name] = Join(",", Ref(name))
+        else:
+            passed[name] = Ref(name)
+    return passed
+
+
+def _drop_unused_conditions(template: Template) -> None:
+    """Keep only the conditions the template's resources and outputs use (and those they use):
+    cfn-lint (W8001) flags the others, and a parent holding just the stack needs only one."""
+    used: set[str] = set()
+    pending = [encode_to_dict(item) for item in [*template.resources.values(), *template.outputs.values()]]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending += node
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key == "Condition" and isinstance(value, str):
+                    names = [value]
+                elif key == "Fn::If" and isinstance(value, list) and value and isinstance(value[0], str):
+                    names = [value[0]]
+                else:
+                    names = []
+                for name in names:
+                    if name not in used and name in template.conditions:
+                        used.add(name)
+                        pending.append(encode_to_dict(template.conditions[name]))
+                pending.append(value)
+    for name in set(template.conditions) - used:
+        del template.conditions[name]
+
+
+def check_pair(parent: Template | Mapping[str, Any], child: Template | Mapping[str, Any], *, stack: str = "") -> None:
+    """Raise ValueError unless child is the template parent's nested feature stack expects.
+
+    parent and child are Templates or their parsed JSON. stack names the
+    parent's AWS::CloudFormation::Stack when it nests more than one feature.
+    Also refuses a child edited after it was built (its content no longer
+    matches its own fingerprint).
+    """
+    parent_data = parent.to_dict() if isinstance(parent, Template) else parent
+    child_data = child.to_dict() if isinstance(child, Template) else child
+    ours = child_data.get("Metadata", {}).get(METADATA_KEY, {})
+    if "fingerprint" not in ours:
+        raise ValueError("the child has no winworkers fingerprint in its Metadata: build it with child_template")
+    if ours["fingerprint"] != fingerprint(child_data):
+        raise ValueError(
+            f"the child's content does not match its fingerprint {ours['fingerprint']}: it was changed after "
+            "it was built; rebuild it with child_template (winworkers build --config FILE)"
+        )
+    stacks = {
+        name: resource["Metadata"][METADATA_KEY]
+        for name, resource in parent_data.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::CloudFormation::Stack" and METADATA_KEY in resource.get("Metadata", {})
+    }
+    if stack:
+        if stack not in stacks:
+            raise ValueError(f"the parent has no winworkers stack {stack!r}: it has {sorted(stacks)}")
+    elif len(stacks) == 1:
+        (stack,) = stacks
+    else:
+        raise ValueError(f"the parent has winworkers stacks {sorted(stacks)}: name one with stack=")
+    theirs = stacks[stack]
+    if theirs["fingerprint"] != ours["fingerprint"]:
+        raise ValueError(
+            f"the parent's {stack} expects the child with fingerprint {theirs['fingerprint']} "
+            f"(winworkers {theirs.get('version')}, {_differences(theirs.get('config', {}))}), "
+            f"but the child's is {ours['fingerprint']} (winworkers {ours.get('version')}): build both from the same "
+            "config and winworkers version (winworkers build --config FILE) and upload that child"
+        )
+
+
+def _differences(config: Mapping[str, Any]) -> str:
+    """A recorded config, as the fields that differ from the defaults."""
+    default = WorkersConfig().to_mapping()
+    changed = {k: v for k, v in config.items() if default.get(k) != v}
+    return f"config {json.dumps(changed, sort_keys=True)}" if changed else "the default config"
 
 
 def _condition_everything(template: Template, p: Params) -> None:
     """One pass over everything the feature built: the switch governs it all.
 
     Resources that already carry one of the feature's conditions keep it; each of
-    those conditions is an ``And`` with the switch (see parameters._add_conditions).
+    those conditions is an And with the switch (see parameters._add_conditions).
     """
     for item in [*template.resources.values(), *template.outputs.values()]:
         if "Condition" not in item.resource:
@@ -186,13 +372,13 @@ def _condition_everything(template: Template, p: Params) -> None:
 def _add_outputs(
     template: Template, p: Params, group: AutoScalingGroup, role: Role, logs: WorkerLogs, function: Function
 ) -> None:
-    lid = p.config.logical_id
-    values = {
-        "GroupName": Ref(group),
-        "InstanceRoleArn": GetAtt(role, "Arn"),
-        "WorkerLogGroup": Ref(logs.worker),
-        "HostLogGroup": Ref(logs.host),
-        "RefreshFunctionName": Ref(function),
+    # Descriptions are short: the feature's template is close to the 51,200-byte inline limit.
+    outputs = {
+        "GroupName": (Ref(group), "Auto Scaling group name"),
+        "InstanceRoleArn": (GetAtt(role, "Arn"), "Workers' role ARN"),
+        "WorkerLogGroup": (Ref(logs.worker), "Worker service log group"),
+        "HostLogGroup": (Ref(logs.host), "Agent and event log group"),
+        "RefreshFunctionName": (Ref(function), "AMI refresh Lambda name"),
     }
-    for name, value in values.items():
-        template.add_output(Output(lid(name), Value=value))
+    for name, (value, description) in outputs.items():
+        template.add_output(Output(p.config.logical_id(name), Value=value, Description=description))

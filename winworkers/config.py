@@ -1,14 +1,19 @@
 """Build-time configuration: one frozen, validated object.
 
 Everything an operator may change per deployment is a stack *parameter* (see
-:mod:`winworkers.parameters`). What is fixed when the template is generated —
+winworkers.parameters). What is fixed when the template is generated —
 names, paths, which optional parts exist — lives here.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import re
+import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 # CloudFormation logical IDs are alphanumeric; we also want PascalCase so the
@@ -25,52 +30,77 @@ MAX_FLEET_SIZE = 1000
 
 
 class ConfigError(ValueError):
-    """A :class:`WorkersConfig` field holds a value that is not allowed."""
+    """A WorkersConfig field holds a value that is not allowed (or is no field at all)."""
 
-    def __init__(self, field_name: str, value: object, allowed: str) -> None:
+    def __init__(self, field_name: str, value: object, allowed: str, *, message: str | None = None) -> None:
         self.field = field_name
         self.value = value
-        super().__init__(f"WorkersConfig.{field_name}={value!r} is not allowed: {allowed}")
+        super().__init__(message or f"WorkersConfig.{field_name}={value!r} is not allowed: {allowed}")
+
+
+def _doc(text: str) -> dict[str, str]:
+    """A field's documentation, kept in its metadata (see WorkersConfig)."""
+    return {"doc": text}
 
 
 @dataclass(frozen=True, kw_only=True)
 class WorkersConfig:
     """What the generated template looks like. All fields are optional.
 
-    Every field is checked on construction; a bad value raises
-    :class:`ConfigError` (a ``ValueError``) naming the field, the value and
-    what is allowed.
+    Every field is checked on construction; a bad value raises ConfigError
+    (a ValueError) naming the field, the value and what is allowed.
+    WorkersConfig.from_mapping and load_config read one from TOML or JSON data.
     """
 
-    prefix: str = "Win"
-    """Prefix of every logical ID, so the feature cannot collide with a parent's
-    resources. PascalCase, 1-32 alphanumerics. Logical IDs are API: changing the
-    prefix of a deployed stack replaces every resource."""
-
-    worker_log_paths: tuple[str, ...] = ("C:\\ProgramData\\TDP\\Logs\\*.log",)
-    """The platform's (TDP) worker log files, shipped to the ``worker`` log group.
-    Absolute Windows paths; the last part may contain ``*`` wildcards."""
-
-    metrics_namespace: str = "WinWorkers"
-    """CloudWatch namespace of the agent's metrics. The instance role may put
-    metrics into this namespace only."""
-
-    metrics_interval_seconds: int = 60
-    """How often the agent samples CPU, memory and disk: one of 10, 30, 60, 120, 300."""
-
-    max_fleet_size: int = 100
-    """Upper bound of the capacity parameters, 1-1000. The template's size does
-    not depend on it (the bound is a MaxValue and a pattern)."""
-
-    include_alarms: bool = True
-    """Create the operator alarms (idle fleet with queued work, low disk,
-    refresh Lambda errors, failed instance refresh)."""
-
-    default_instance_type: str = "m6i.large"
-    """Default of the ``InstanceType`` parameter; must match its AllowedPattern."""
-
-    tags: tuple[tuple[str, str], ...] = field(default=())
-    """Extra tags for the fleet's instances, as ``(key, value)`` pairs."""
+    # Each field's documentation lives in its metadata, once: the class docstring's
+    # "Attributes" section is generated from it (help() ignores attribute docstrings).
+    prefix: str = field(
+        default="Win",
+        metadata=_doc(
+            "Prefix of every logical ID, so the feature cannot collide with a parent's "
+            "resources. PascalCase, 1-32 alphanumerics. Logical IDs are API: changing the "
+            "prefix of a deployed stack replaces every resource."
+        ),
+    )
+    worker_log_paths: tuple[str, ...] = field(
+        default=("C:\\ProgramData\\TDP\\Logs\\*.log",),
+        metadata=_doc(
+            "The platform's (TDP) worker log files, shipped to the worker log group. "
+            "Absolute Windows paths; the last part may contain * wildcards."
+        ),
+    )
+    metrics_namespace: str = field(
+        default="WinWorkers",
+        metadata=_doc(
+            "CloudWatch namespace of the agent's metrics. The instance role may put metrics into this namespace only."
+        ),
+    )
+    metrics_interval_seconds: int = field(
+        default=60,
+        metadata=_doc("How often the agent samples CPU, memory and disk: one of 10, 30, 60, 120, 300."),
+    )
+    max_fleet_size: int = field(
+        default=100,
+        metadata=_doc(
+            "Upper bound of the capacity parameters, 1-1000. The template's size does "
+            "not depend on it (the bound is a MaxValue and a pattern)."
+        ),
+    )
+    include_alarms: bool = field(
+        default=True,
+        metadata=_doc(
+            "Create the operator alarms (idle fleet with queued work, low disk, "
+            "refresh Lambda errors, failed instance refresh)."
+        ),
+    )
+    default_instance_type: str = field(
+        default="m6i.large",
+        metadata=_doc("Default of the InstanceType parameter; must match its AllowedPattern."),
+    )
+    tags: tuple[tuple[str, str], ...] = field(
+        default=(),
+        metadata=_doc("Extra tags for the fleet's instances, as (key, value) pairs."),
+    )
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -122,6 +152,79 @@ class WorkersConfig:
     def logical_id(self, name: str) -> str:
         """The logical ID of one of the feature's resources: prefix + PascalCase name."""
         return f"{self.prefix}{name}"
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> WorkersConfig:
+        """A config from plain data, such as a parsed TOML or JSON file.
+
+        Keys are field names; lists become tuples; tags may be a table (object)
+        or a list of [key, value] pairs. An unknown key raises ConfigError.
+        """
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ConfigError(
+                unknown[0],
+                data[unknown[0]],
+                "",
+                message=f"unknown WorkersConfig fields {unknown}: the fields are {names}",
+            )
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "tags" and isinstance(value, Mapping):
+                value = tuple(value.items())
+            elif key == "tags" and isinstance(value, list):
+                value = tuple(tuple(pair) if isinstance(pair, list) else pair for pair in value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            values[key] = value
+        return cls(**values)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The config as plain data (lists, tags as an object): what from_mapping reads back."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "tags":
+                value = dict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            data[f.name] = value
+        return data
+
+
+def _attributes_section() -> str:
+    """The "Attributes" section of WorkersConfig's docstring, from the fields' metadata."""
+    lines = ["", "Attributes:"]
+    for f in fields(WorkersConfig):
+        lines.append(f"    {f.name} (default {f.default!r}):")
+        lines += [f"        {line}" for line in textwrap.wrap(f.metadata["doc"], 72)]
+    return "\n".join(lines) + "\n"
+
+
+WorkersConfig.__doc__ = inspect.cleandoc(WorkersConfig.__doc__ or "") + "\n" + _attributes_section()
+
+
+def load_config(path: str | Path) -> WorkersConfig:
+    """Read a WorkersConfig from a .toml or .json file of its fields (see WorkersConfig.from_mapping).
+
+    Raises OSError if the file cannot be read, ValueError if it does not parse,
+    and ConfigError (a ValueError) for unknown fields or values not allowed.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    data: Any
+    if path.suffix == ".toml":
+        import tomllib  # here, not at the top: import winworkers stays fast
+
+        data = tomllib.loads(text)
+    elif path.suffix == ".json":
+        data = json.loads(text)
+    else:
+        raise ValueError(f"{path.name}: a config file is .toml or .json")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name}: expected a table (object) of WorkersConfig fields")
+    return WorkersConfig.from_mapping(data)
 
 
 def _tag_char(char: str) -> bool:

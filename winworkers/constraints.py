@@ -1,25 +1,25 @@
 """Check parameter values against a template's own parameter constraints, as
-CloudFormation does when it receives them, so that ``winworkers deploy`` can refuse
+CloudFormation does when it receives them, so that winworkers deploy can refuse
 a bad value before any AWS call, in one line that names the parameter, the value
 and what is allowed.
 
 CloudFormation's rules, from the Parameters section reference
 (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html):
 
-- ``Number`` takes an integer or a float; ``MinValue``/``MaxValue`` bound it.
-- ``AllowedValues`` is an exact, case-sensitive match; for a ``CommaDelimitedList``
+- Number takes an integer or a float; MinValue/MaxValue bound it.
+- AllowedValues is an exact, case-sensitive match; for a CommaDelimitedList
   each item must be one of them.
-- ``AllowedPattern`` must match the *entire* value of a ``String``, and each item
-  of a ``CommaDelimitedList``.
-- ``MinLength``/``MaxLength`` count the characters of a ``String``.
-- ``ConstraintDescription`` is what CloudFormation shows when a constraint fails.
+- AllowedPattern must match the *entire* value of a String, and each item
+  of a CommaDelimitedList.
+- MinLength/MaxLength count the characters of a String.
+- ConstraintDescription is what CloudFormation shows when a constraint fails.
 
-Beyond those, a parameter whose name ends in ``Cidr`` must hold a real IPv4
-network (or be empty): a pattern such as ``(\\d{1,3}\\.){3}\\d{1,3}/16`` accepts
-``999.1.1.1/16`` and ``10.0.0.1/16``, and what a block with host bits set should
+Beyond those, a parameter whose name ends in Cidr must hold a real IPv4
+network (or be empty): a pattern such as (\\d{1,3}\\.){3}\\d{1,3}/16 accepts
+999.1.1.1/16 and 10.0.0.1/16, and what a block with host bits set should
 mean is nowhere documented, so it is refused rather than guessed.
 
-:func:`check_inputs` adds the template's ``Rules`` (:mod:`winworkers.rules`),
+check_inputs adds the template's Rules (winworkers.rules),
 after the constraints: a value that is not even a number would otherwise be
 reported as a broken cross-parameter rule.
 """
@@ -44,7 +44,7 @@ def is_list_type(parameter_type: str) -> bool:
 
 
 def check_parameters(template: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
-    """One line per problem with ``values`` (parameter name to the string a user
+    """One line per problem with values (parameter name to the string a user
     passes): unknown names, required parameters without a value, and every value
     that breaks its parameter's constraints. Empty when CloudFormation would accept them."""
     declared: Mapping[str, Mapping[str, Any]] = template.get("Parameters", {})
@@ -60,9 +60,9 @@ def check_parameters(template: Mapping[str, Any], values: Mapping[str, str]) -> 
 
 
 def check_inputs(template: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
-    """Everything CloudFormation would refuse about ``values`` before it creates a
+    """Everything CloudFormation would refuse about values before it creates a
     change set: the parameter constraints first, then (only when they all hold)
-    the template's Rules, as ``Rule: AssertDescription``."""
+    the template's Rules, as Rule: AssertDescription."""
     return check_parameters(template, values) or failed_assertions(template, values)
 
 

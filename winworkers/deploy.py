@@ -1,19 +1,19 @@
-"""``winworkers deploy`` and ``winworkers delete``: a template to a CloudFormation
+"""winworkers deploy and winworkers delete: a template to a CloudFormation
 stack by change set, against AWS (the usual credential chain) or an emulator
-(``--endpoint-url``). Needs boto3: ``pip install 'winworkers[deploy]'``.
+(--endpoint-url). Needs boto3: pip install 'winworkers[deploy]'.
 
 Before any AWS call it checks every value against the template's own parameter
-constraints (:mod:`winworkers.constraints`), then the template's Rules, and the
+constraints (winworkers.constraints), then the template's Rules, and the
 template's size against CloudFormation's limits. Then it fills in the region's S3
 prefix list when the feature is enabled and none was given, creates a change set
 (CREATE for a new stack, UPDATE otherwise; a stack whose creation failed is
 deleted and created again), executes it and streams the stack's events until it
-is complete, or until ``--timeout`` minutes have passed (the stack is not
+is complete, or until --timeout minutes have passed (the stack is not
 cancelled then). Re-running with the same inputs changes nothing.
 
 Every run states the whole configuration: a parameter left out takes the
 template's default, not the stack's previous value (keep the values in a
-``--parameters-file``). On an update, each parameter that changes that way is
+--parameters-file). On an update, each parameter that changes that way is
 named.
 """
 
@@ -76,7 +76,7 @@ class Clients:
 
     @classmethod
     def connect(cls, region: str | None = None, profile: str | None = None, endpoint_url: str | None = None) -> Clients:
-        """Clients for ``region`` (else AWS_REGION, AWS_DEFAULT_REGION, the profile's)."""
+        """Clients for region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's)."""
         try:
             import boto3
         except ImportError as error:
@@ -110,8 +110,8 @@ def load_template(path: Path) -> tuple[dict[str, Any], str]:
 
 
 def read_parameters_file(path: Path) -> dict[str, str]:
-    """CloudFormation's ``[{"ParameterKey": ..., "ParameterValue": ...}]`` or a plain
-    ``{"Key": "value"}`` object. Numbers and booleans become their JSON text, lists are joined by commas."""
+    """CloudFormation's [{"ParameterKey": ..., "ParameterValue": ...}] or a plain
+    {"Key": "value"} object. Numbers and booleans become their JSON text, lists are joined by commas."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -162,7 +162,7 @@ def prefix_lists_to_fill(template: Mapping[str, Any], values: Mapping[str, str])
 
 
 def check(template: Mapping[str, Any], values: Mapping[str, str]) -> None:
-    """Raise :class:`DeployError` with what CloudFormation would refuse: the
+    """Raise DeployError with what CloudFormation would refuse: the
     parameter constraints first, then the Rules (with any prefix list to be
     looked up taken as found)."""
     problems = check_parameters(template, values)
@@ -199,7 +199,7 @@ def deploy(
     poll_seconds: float = 5,
     echo: Echo = print,
 ) -> DeployResult:
-    """Check, then create or update ``stack_name`` by change set, streaming its events."""
+    """Check, then create or update stack_name by change set, streaming its events."""
     template, body = load_template(template_path)
     values = dict(parameters)
     check(template, values)
@@ -265,7 +265,7 @@ def delete(
     poll_seconds: float = 5,
     echo: Echo = print,
 ) -> bool:
-    """Delete ``stack_name`` and wait, streaming its events. False when there was no such stack."""
+    """Delete stack_name and wait, streaming its events. False when there was no such stack."""
     stack = _describe(clients.cloudformation, stack_name)
     if stack is None:
         echo(f"stack {stack_name} does not exist: nothing to delete")
@@ -435,7 +435,7 @@ def _failures(events: EventStream) -> str:
 
 
 def add_commands(commands: Any) -> None:
-    """``winworkers deploy`` and ``winworkers delete``, on the CLI's subparsers."""
+    """winworkers deploy and winworkers delete, on the CLI's subparsers."""
     parser = commands.add_parser(
         "deploy",
         help="check the parameters, then create or update a stack by change set",

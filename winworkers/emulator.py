@@ -1,40 +1,42 @@
-"""A local AWS to deploy to: moto's server (``pip install 'winworkers[emulator]'``),
+"""A local AWS to deploy to: moto's server (pip install 'winworkers[emulator]'),
 with the gaps winworkers' templates fall into filled in the way CloudFormation behaves.
 
     with local_aws() as endpoint_url:   # http://127.0.0.1:<free port>
         ...  # boto3 clients with endpoint_url=..., any credentials, any region
 
-``winworkers emulator [--port N]`` runs the same thing in the foreground and
+winworkers emulator [--port N] runs the same thing in the foreground and
 prints the endpoint and the environment to use with it. The tests deploy through
 exactly this, so what the README shows is what they check.
 
 What is patched in moto 5.2.5 (in-process, for as long as the context is open):
 
-1. ``Fn::Cidr`` is evaluated (moto leaves it as is, so the ``Fn::Select`` around
-   it fails): the first ``count`` blocks of ``/(32 - cidrBits)`` in ``ipBlock``.
-2. ``{"Ref": "AWS::NoValue"}`` inside a list is removed, as CloudFormation removes
-   it (moto keeps a ``None`` item).
-3. ``Fn::GetAtt [<security group>, VpcId]`` returns the group's VPC (moto knows
-   only ``GroupId``).
+1. Fn::Cidr is evaluated (moto leaves it as is, so the Fn::Select around
+   it fails): the first count blocks of /(32 - cidrBits) in ipBlock.
+2. {"Ref": "AWS::NoValue"} inside a list is removed, as CloudFormation removes
+   it (moto keeps a None item).
+3. Fn::GetAtt [<security group>, VpcId] returns the group's VPC (moto knows
+   only GroupId).
 4. Resource events: moto records only the stack's own events; the patched
-   emulator also records ``CREATE_IN_PROGRESS``/``CREATE_COMPLETE`` (or
-   ``CREATE_FAILED`` with the error), ``UPDATE_*`` and ``DELETE_*`` for each
-   resource, so ``winworkers deploy`` has something to stream.
+   emulator also records CREATE_IN_PROGRESS/CREATE_COMPLETE (or
+   CREATE_FAILED with the error), UPDATE_* and DELETE_* for each
+   resource, so winworkers deploy has something to stream.
 5. Deleting a stack deletes its route tables, VPC endpoints and subnet route-table
    associations (moto's CloudFormation silently leaves them, so the VPC's deletion
    then fails with DependencyViolation).
-6. A failed create rolls back: moto raises from ``ExecuteChangeSet`` and leaves
+6. A failed create rolls back: moto raises from ExecuteChangeSet and leaves
    the stack in progress; CloudFormation accepts the execution, then records the
-   resource's ``CREATE_FAILED``, deletes what was created and leaves the stack in
-   ``ROLLBACK_COMPLETE``, which the patched emulator now does too.
+   resource's CREATE_FAILED, deletes what was created and leaves the stack in
+   ROLLBACK_COMPLETE, which the patched emulator now does too.
 
-What is NOT fixed: moto ignores Conditions where it matters for a check. The
-feature deployed *disabled* (every resource's Condition false) reports every
-resource as ``CREATE_COMPLETE`` in ListStackResources, with empty ids, where
-CloudFormation would report none; and moto checks neither Rules nor parameter
-constraints. So deploy the feature *enabled* on the emulator; the disabled case,
-the Rules and the constraints are judged by the tests that evaluate Conditions
-(cloud-radar) and by :mod:`winworkers.constraints`.
+7. A resource whose Condition is false is not in the stack, on create and on
+   update: moto skips creating it but still lists it (CREATE_COMPLETE, empty
+   id), and on an update that turns a condition false it keeps the resource.
+   CloudFormation deletes it, so turning the switch off on an update removes
+   the feature here too.
+
+What is NOT fixed: moto checks neither Rules nor parameter constraints; they
+are judged by the tests that evaluate them (winworkers.rules,
+winworkers.constraints), and winworkers deploy checks both before any call.
 It runs no instances, Lambdas or cfn-init either: a complete stack on the
 emulator proves the template's wiring, not the workers.
 """
@@ -69,7 +71,7 @@ class EmulatorError(RuntimeError):
 
 @contextlib.contextmanager
 def local_aws(port: int = 0, host: str = "127.0.0.1", quiet: bool = True) -> Iterator[str]:
-    """Run moto's server, patched as the module docstring says, on ``host:port``
+    """Run moto's server, patched as the module docstring says, on host:port
     (0: any free port) and yield its endpoint URL. Its state is reset on exit."""
     try:
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -141,6 +143,8 @@ def _patch_moto() -> None:
             (parsing, "parse_and_update_resource", _update_events),
             (parsing.ResourceMap, "_delete_resource", _deletion_events),
             (models.CloudFormationBackend, "execute_change_set", _rolling_back),
+            (parsing.ResourceMap, "create", _created_if_conditions_hold),
+            (parsing.ResourceMap, "update", _updated_if_conditions_hold),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
@@ -176,6 +180,45 @@ def _with_vpc_id(get_cfn_attribute: Any) -> Any:
         return group.vpc_id if attribute == "VpcId" else get_cfn_attribute(group, attribute)
 
     return get
+
+
+def _holding(resources_map: Any, template: dict[str, Any]) -> dict[str, Any]:
+    """``template`` without the resources whose Condition is false (conditions loaded)."""
+    conditions = resources_map.lazy_condition_map
+    resources = {
+        name: resource
+        for name, resource in template.get("Resources", {}).items()
+        if "Condition" not in resource or conditions[resource["Condition"]]
+    }
+    return {**template, "Resources": resources}
+
+
+def _created_if_conditions_hold(create: Any) -> Any:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/conditions-section-structure.html
+    def run(resources_map: Any, template: dict[str, Any]) -> Any:
+        return create(resources_map, _holding(resources_map, template))
+
+    return run
+
+
+def _updated_if_conditions_hold(update: Any) -> Any:
+    def run(resources_map: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> Any:
+        # Evaluate the new template's conditions with the new values, then restore the
+        # old state: moto's update diffs against it and reloads everything itself.
+        state = ("_template", "input_parameters", "resolved_parameters", "lazy_condition_map")
+        old = {name: getattr(resources_map, name, None) for name in state}
+        resources_map._template = template
+        if parameters:
+            resources_map.input_parameters = parameters
+        resources_map.resolved_parameters = {}
+        resources_map.load_parameters()
+        resources_map.load_conditions()
+        holding = _holding(resources_map, template)
+        for name, value in old.items():
+            setattr(resources_map, name, value)
+        return update(resources_map, holding, parameters)
+
+    return run
 
 
 def _remembering_stack(create_resource_map: Any) -> Any:
@@ -304,7 +347,7 @@ def _rolling_back(execute_change_set: Any) -> Any:
 
 
 def add_command(commands: Any) -> None:
-    """``winworkers emulator``, on the CLI's subparsers."""
+    """winworkers emulator, on the CLI's subparsers."""
     parser = commands.add_parser(
         "emulator",
         help="run a local AWS emulator (moto, patched) in the foreground",
@@ -317,7 +360,7 @@ def add_command(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, wait: Callable[[], None] | None = None) -> int:
-    """Serve until interrupted (or until ``wait`` returns). A failure is one line on stderr."""
+    """Serve until interrupted (or until wait returns). A failure is one line on stderr."""
     try:
         with local_aws(port=args.port, host=args.host, quiet=not args.verbose) as url:
             exports = " ".join(f"{k}={v}" for k, v in ENVIRONMENT.items())

@@ -1,10 +1,10 @@
 """IAM: roles built from awacs statements, and the workers' own grants.
 
 Grants on resources the feature owns are made beside those resources (log
-groups in :mod:`winworkers.observability`); this module adds the grants on the
+groups in winworkers.observability); this module adds the grants on the
 platform's inputs (bucket, queue, artifact) and on this stack, and turns a list
 of statements into a role. The VPC endpoint policies are derived from the same
-statements (:mod:`winworkers.network`), so the role and the network can never
+statements (winworkers.network), so the role and the network can never
 disagree about what the workers may do.
 """
 
@@ -35,7 +35,7 @@ def trust(service: str) -> PolicyDocument:
 
 
 def add_role(template: Template, p: Params, name: str, service: str, statements: Sequence[Statement]) -> Role:
-    """A role for ``service`` with exactly ``statements`` inline, and no managed policies."""
+    """A role for service with exactly statements inline, and no managed policies."""
     role = Role(
         p.config.logical_id(name),
         AssumeRolePolicyDocument=trust(service),
@@ -105,7 +105,7 @@ def stack_signal_statements() -> list[Statement]:
 
 
 def metrics_statements(p: Params) -> list[Statement]:
-    """PutMetricData has no resource type, so it must be ``*``; the namespace condition narrows it."""
+    """PutMetricData has no resource type, so it must be *; the namespace condition narrows it."""
     return [
         Statement(
             Effect=Allow,

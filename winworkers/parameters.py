@@ -1,6 +1,6 @@
 """The feature's stack parameters, conditions and Rules, declared once.
 
-One table, :func:`parameter_specs`, produces the CloudFormation Parameters with
+One table, parameter_specs(), produces the CloudFormation Parameters with
 their constraints and descriptions, the nested stack's pass-through, and the
 README's parameter table (grouped), so they cannot disagree. There is no
 ``AWS::CloudFormation::Interface`` metadata: its ~0.7 KB would not fit the
@@ -115,7 +115,7 @@ class ParamSpec:
 
 
 def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
-    """The feature's parameters for ``config``. Names are unprefixed here; see :func:`param_name`."""
+    """The feature's parameters for config. Names are unprefixed here; see param_name()."""
     cap = config.max_fleet_size
     return (
         ParamSpec(
@@ -402,8 +402,8 @@ class Params:
 def add_parameters(template: Template, config: WorkersConfig, wired: dict[str, Any] | None = None) -> Params:
     """Declare the parameters (reusing a parent's switch), conditions and Rules.
 
-    ``wired`` gives values (a parent's ``Ref`` or ``GetAtt``) for inputs in
-    :data:`WIRABLE`; those get no parameter.
+    wired gives values (a parent's Ref or GetAtt) for inputs in
+    WIRABLE; those get no parameter.
     """
     wired = dict(wired or {})
     unknown = sorted(set(wired) - set(WIRABLE))

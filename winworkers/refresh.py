@@ -1,7 +1,7 @@
 """Patch auto-updates: the AMI refresh Lambda, its triggers and its role.
 
-The function's code is :mod:`winworkers.ami_refresh`, embedded verbatim as an
-inline ZipFile: one source of truth, tested as a module, deployed as ``index.py``.
+The function's code is winworkers.ami_refresh, embedded verbatim as an
+inline ZipFile: one source of truth, tested as a module, deployed as index.py.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ MODES: dict[str, dict[str, str]] = {
 def enabled_parameters(
     config: WorkersConfig | None = None, mode: str = "isolated-2az", **overrides: str
 ) -> dict[str, str]:
-    """Parameter values that enable the feature in ``mode`` (a key of :data:`MODES`)."""
+    """Parameter values that enable the feature in mode (a key of MODES)."""
     config = config or WorkersConfig()
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not allowed: one of {sorted(MODES)}")
@@ -49,7 +49,7 @@ def enabled_parameters(
 
 
 def with_defaults(template: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, Any]:
-    """A copy of ``template`` whose parameter defaults are ``values``."""
+    """A copy of template whose parameter defaults are values."""
     rendered = copy.deepcopy(dict(template))
     parameters = rendered.get("Parameters", {})
     unknown = sorted(set(values) - set(parameters))

@@ -1,10 +1,10 @@
-"""Evaluate a template's ``Rules`` for given parameter values, as CloudFormation does
-before it creates a change set. Used by ``winworkers deploy`` (after the parameter
-constraints, :mod:`winworkers.constraints`) to fail before any API call, and by the
+"""Evaluate a template's Rules for given parameter values, as CloudFormation does
+before it creates a change set. Used by winworkers deploy (after the parameter
+constraints, winworkers.constraints) to fail before any API call, and by the
 tests; local emulators do not evaluate Rules.
 
 Only the rule-specific intrinsic functions are supported, and an unknown one
-raises ``ValueError`` rather than guessing.
+raises ValueError rather than guessing.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def failed_assertions(template: Mapping[str, Any], given: Mapping[str, str]) -> 
 
     An assertion described as an order of parameters ("A <= B <= C") is also
     checked numerically over every value, not only as far as the Rule itself
-    enumerates (see ``winworkers.parameters.RULE_CAPACITY_BOUND``); its failure
+    enumerates (see winworkers.parameters.RULE_CAPACITY_BOUND); its failure
     names the values. Empty values are unset and bound nothing.
     """
     values = parameter_values(template, given)
