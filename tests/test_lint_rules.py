@@ -9,7 +9,6 @@ import inspect
 import json
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
