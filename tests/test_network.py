@@ -21,7 +21,7 @@ FORBIDDEN = {
     "AWS::EC2::VPNGateway",
     "AWS::EC2::Route",
 }
-INTERFACE = {"sqs", "cloudformation", "monitoring", "logs"}
+INTERFACE = {"sqs", "cloudformation", "monitoring", "logs", "autoscaling"}
 
 
 @pytest.fixture(scope="module", params=sorted(MODES))

@@ -45,6 +45,8 @@ ENDPOINTS: tuple[tuple[str, str, str], ...] = (
     ("cloudformation", "Interface", "cloudformation"),
     ("monitoring", "Interface", "cloudwatch"),
     ("logs", "Interface", "logs"),
+    # The UserData and the worker complete the group's lifecycle hooks.
+    ("autoscaling", "Interface", "autoscaling"),
 )
 
 
