@@ -21,6 +21,7 @@ from moto.ec2.models.security_groups import SecurityGroup
 from moto.server import ThreadedMotoServer
 
 from conftest import ROOT
+from winworkers.network import ENDPOINTS
 from winworkers.parameters import SWITCH
 from winworkers.renderings import MODES, enabled_parameters
 
@@ -133,7 +134,7 @@ def test_feature_deploys_and_updates_in_every_mode(aws: dict[str, Any], mode: st
     physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
     vpc = physical["WinVpc"] if mode.startswith("isolated") else parameters["WinVpcId"]
     endpoints = [r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::EC2::VPCEndpoint"]
-    assert len(endpoints) == (0 if mode == "existing-without-endpoints" else 5)
+    assert len(endpoints) == (0 if mode == "existing-without-endpoints" else len(ENDPOINTS))
     if endpoints:  # in the workers' VPC, whichever mode chose it
         described = aws["ec2"].describe_vpc_endpoints(VpcEndpointIds=endpoints)["VpcEndpoints"]
         assert {e["VpcId"] for e in described} == {vpc}

@@ -1,9 +1,10 @@
 """SSM-free bootstrap: cfn-init config sets and the PowerShell UserData that runs them.
 
-The workers reach only S3, SQS, CloudFormation, CloudWatch and Logs, so there is
-no Systems Manager: cfn-init (shipped on AWS Windows AMIs) reads this metadata
-from CloudFormation through its VPC endpoint, and cfn-signal reports the result
-to the Auto Scaling group's CreationPolicy.
+The workers reach only S3, SQS, CloudFormation, CloudWatch, Logs and Auto Scaling,
+so there is no Systems Manager: cfn-init (shipped on AWS Windows AMIs) reads this
+metadata from CloudFormation through its VPC endpoint, cfn-signal reports the
+result to the Auto Scaling group's CreationPolicy, and the UserData completes the
+group's launch hook.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Where the workers run: an isolated VPC, or subnets the platform gives.
 
 The isolated VPC has no internet gateway, NAT, Elastic IP or peering; its only
-route is the local one plus the S3 gateway endpoint. The workers reach five
+route is the local one plus the S3 gateway endpoint. The workers reach six
 services through VPC endpoints, and each endpoint's policy is derived from the
 workers' own IAM statements, so the endpoint allows exactly what the role does
 (plus the public CloudWatch agent bucket, read anonymously by the bootstrap).
