@@ -150,6 +150,10 @@ class Exit(Exception):
     """``exit``: the script ends."""
 
 
+class Return(Exception):
+    """``return``: the function ends."""
+
+
 class Failure(Exception):
     """A command failed (a terminating error, as with ErrorActionPreference Stop)."""
 
@@ -160,8 +164,8 @@ class Instance:
 
     init_exit: int | None = 0
     """cfn-init's exit code; None: cfn-init.exe is missing, so calling it throws."""
-    failing_results: set[str] = field(default_factory=set)
-    """CompleteLifecycleAction fails for these results (endpoint or permission broken)."""
+    failing: set[tuple[str, str]] = field(default_factory=set)
+    """CompleteLifecycleAction fails for these (hook, result): no action waits, or no endpoint."""
     bootstrapped: bool = False
     """The marker exists: a restart, as when a warm-pool instance leaves the pool."""
     calls: list[tuple[str, ...]] = field(default_factory=list)
@@ -222,8 +226,7 @@ class _Script:
                 self._block(body)
             return None
         if kind == "flow_control_statement":
-            assert _text(node) == "exit", _text(node)
-            raise Exit
+            raise {"exit": Exit, "return": Return}[_text(node)]
         return self._value(node)
 
     def _value(self, node: Node) -> Any:
@@ -285,6 +288,8 @@ class _Script:
             self.variables.update(zip(params, args, strict=True))
             try:
                 self._block(body)
+            except Return:
+                pass
             finally:
                 self.variables = saved
             return None
@@ -304,18 +309,12 @@ class _Script:
             url = next(a for a in args if str(a).startswith("http://169.254.169.254/latest/"))
             return {"api/token": "token", "meta-data/instance-id": "i-0123456789abcdef0"}[url.split("latest/")[1]]
         if name == "Complete-ASLifecycleAction":
-            result = options["LifecycleActionResult"]
+            hook, result = options["LifecycleHookName"], options["LifecycleActionResult"]
             self.instance.calls.append(
-                (
-                    "CompleteLifecycleAction",
-                    options["AutoScalingGroupName"],
-                    options["LifecycleHookName"],
-                    options["InstanceId"],
-                    result,
-                )
+                ("CompleteLifecycleAction", options["AutoScalingGroupName"], hook, options["InstanceId"], result)
             )
             assert "-Force" in args, "a confirmation prompt would hang a script nobody can answer"
-            if result in self.instance.failing_results:
+            if (hook, result) in self.instance.failing:
                 raise Failure("No active Lifecycle Action found")
             return None
         if name == "Test-Path":
@@ -371,8 +370,8 @@ def _inside(node: Node, kind: str) -> bool:
     return parent is not None
 
 
-def _hook(result: str) -> tuple[str, ...]:
-    return ("CompleteLifecycleAction", GROUP, LAUNCH_HOOK, "i-0123456789abcdef0", result)
+def _hook(result: str, hook: str = LAUNCH_HOOK) -> tuple[str, ...]:
+    return ("CompleteLifecycleAction", GROUP, hook, "i-0123456789abcdef0", result)
 
 
 def _signal(code: int) -> tuple[str, ...]:
@@ -396,21 +395,27 @@ INIT = (
 )
 MARKER = ("New-Item", "C:\\winworkers\\bootstrapped")
 
+DRAINED = _hook("CONTINUE", DRAIN_HOOK)  # an abandoned instance has no worker to drain
 CASES: dict[str, tuple[Instance, list[tuple[str, ...]]]] = {
     # Success: in service first, then the signal, and the marker for later starts.
     "bootstrap succeeds": (Instance(init_exit=0), [INIT, _hook("CONTINUE"), MARKER, _signal(0)]),
     # Failure: reported to CloudFormation, then abandoned so Auto Scaling replaces it now.
-    "cfn-init fails": (Instance(init_exit=1), [INIT, _signal(1), _hook("ABANDON")]),
-    "cfn-init is missing": (Instance(init_exit=None), [_signal(1), _hook("ABANDON")]),
+    "cfn-init fails": (Instance(init_exit=1), [INIT, _signal(1), _hook("ABANDON"), DRAINED]),
+    "cfn-init is missing": (Instance(init_exit=None), [_signal(1), _hook("ABANDON"), DRAINED]),
     # The hook cannot be completed: the signal says so, and the hook's timeout abandons it.
-    "the hook cannot be completed": (
-        Instance(init_exit=0, failing_results={"CONTINUE", "ABANDON"}),
-        [INIT, _hook("CONTINUE"), _signal(1), _hook("ABANDON")],
+    "the hooks cannot be completed": (
+        Instance(init_exit=0, failing={(LAUNCH_HOOK, "CONTINUE"), (LAUNCH_HOOK, "ABANDON"), (DRAIN_HOOK, "CONTINUE")}),
+        [INIT, _hook("CONTINUE"), _signal(1), _hook("ABANDON"), *[DRAINED] * 10],
+    ),
+    # No drain action waits for an abandoned instance: ten tries, and the script ends.
+    "no drain action waits": (
+        Instance(init_exit=1, failing={(DRAIN_HOOK, "CONTINUE")}),
+        [INIT, _signal(1), _hook("ABANDON"), *[DRAINED] * 10],
     ),
     # A restart (leaving the warm pool): no second cfn-init or signal, only the hook.
     "restart": (Instance(bootstrapped=True), [_hook("CONTINUE")]),
     "restart before the hook waits": (
-        Instance(bootstrapped=True, failing_results={"CONTINUE"}),
+        Instance(bootstrapped=True, failing={(LAUNCH_HOOK, "CONTINUE")}),
         [_hook("CONTINUE")] * 10,
     ),
 }

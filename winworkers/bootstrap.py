@@ -147,10 +147,11 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Ba
     CONTINUE only when cfn-init succeeded, then cfn-signal reports the result (so a
     hook that cannot be completed fails the signal too); on failure it signals, then
     ABANDONs, and Auto Scaling replaces the instance at once. A broken worker never
-    goes in service, on creation, scale-out or refresh. ``<persist>`` runs the script
-    at every start: a warm-pool instance meets the launch hook again when it leaves the
-    pool (Auto Scaling user guide, warm-pool-instance-lifecycle), and then only
-    completes it. The hook is completed with the AWS Tools for Windows PowerShell,
+    goes in service, on creation, scale-out or refresh. An abandoned instance has no
+    worker to drain, so the script also ends its drain hook. ``<persist>`` runs the
+    script at every start: a warm-pool instance meets the launch hook again when it
+    leaves the pool (Auto Scaling user guide, warm-pool-instance-lifecycle), and then
+    only completes it. Hooks are completed with the AWS Tools for Windows PowerShell,
     which every AWS Windows AMI ships (the AWS CLI is not listed), through the
     autoscaling endpoint."""
     imds = "http://169.254.169.254/latest"
@@ -162,19 +163,21 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Ba
             "$c='--stack','${AWS::StackName}','--region','${AWS::Region}',"
             "'--url','https://cloudformation.${AWS::Region}.${AWS::URLSuffix}'",
             # 'Stop' is scoped to the function: its errors reach the caller's catch.
-            f"function Hook($r) {{ $ErrorActionPreference='Stop'; $u='{imds}'; "
+            f"function Hook($r, $h) {{ $ErrorActionPreference='Stop'; $u='{imds}'; "
             "$t=irm -Method Put \"$u/api/token\" -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'}; "
-            f"Complete-ASLifecycleAction -AutoScalingGroupName '{group_name(config)}' -LifecycleHookName {LAUNCH_HOOK} "
+            f"Complete-ASLifecycleAction -AutoScalingGroupName '{group_name(config)}' -LifecycleHookName $h "
             f'-InstanceId (irm "$u/meta-data/instance-id" -Headers {token}) -LifecycleActionResult $r '
             "-Region ${AWS::Region} -Force }",
-            # A restart (warm pool): complete the hook, retrying until it waits.
-            "if (Test-Path $m) { foreach ($i in 1..10) { try { Hook CONTINUE; exit } catch { sleep 30 } }; exit }",
+            # For a hook that may not be waiting yet when the script starts.
+            "function Retry($r, $h) { foreach ($i in 1..10) { try { Hook $r $h; return } catch { sleep 30 } } }",
+            f"if (Test-Path $m) {{ Retry CONTINUE {LAUNCH_HOOK}; exit }}",
             "$code=1",
             f'try {{ & "$b\\cfn-init.exe" -v @c --resource {launch_template_id} --configsets default; '
             "$code=$LASTEXITCODE } catch { $_ }",
-            "if ($code -eq 0) { try { Hook CONTINUE; New-Item $m | Out-Null } catch { $_; $code=1 } }",
+            f"if ($code -eq 0) {{ try {{ Hook CONTINUE {LAUNCH_HOOK}; New-Item $m | Out-Null }} "
+            "catch { $_; $code=1 } }",
             f'& "$b\\cfn-signal.exe" -e $code @c --resource {asg_id}',
-            "if ($code -ne 0) { Hook ABANDON }",
+            f"if ($code -ne 0) {{ try {{ Hook ABANDON {LAUNCH_HOOK} }} catch {{ $_ }}; Retry CONTINUE {DRAIN_HOOK} }}",
             "</powershell>",
             "<persist>true</persist>",
         ]
