@@ -35,6 +35,8 @@ DEFAULT_PREFERENCES = {
     "MinHealthyPercentage": 100,
     "MaxHealthyPercentage": 200,
     "InstanceWarmup": 600,
+    "CheckpointPercentages": [50, 100],
+    "CheckpointDelay": 3600,
     "ScaleInProtectedInstances": "Refresh",
     "StandbyInstances": "Terminate",
 }
@@ -201,6 +203,19 @@ def test_empty_tuning_values_mean_the_defaults(world: World) -> None:
     world.latest(world.new)
     world.run(INSTANCE_WARMUP="", MIN_HEALTHY_PERCENTAGE="", MAX_HEALTHY_PERCENTAGE="")
     assert world.started[0]["Preferences"] == DEFAULT_PREFERENCES
+
+
+def test_the_lambda_refreshes_as_a_stack_update_does(world: World, feature: dict[str, Any]) -> None:
+    # Both places that start refreshes launch first and pause at the same checkpoint.
+    # botocore validated the names and types against the API model before the stub answered.
+    world.group(desired=1)
+    world.latest(world.new)
+    world.run()
+    started = world.started[0]["Preferences"]
+    stack = feature["Resources"]["WinGroup"]["UpdatePolicy"]["AutoScalingInstanceRefresh"]["Preferences"]
+    shared = {name: value for name, value in stack.items() if name != "InstanceWarmup"}  # a Ref there
+    assert {name: started[name] for name in shared} == shared
+    assert started["CheckpointPercentages"] == [50, 100] and "AutoRollback" not in started
 
 
 def test_a_lower_minimum_lowers_the_default_maximum(world: World) -> None:

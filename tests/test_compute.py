@@ -64,13 +64,14 @@ def test_user_data_is_plain_powershell_running_cfn_init_then_cfn_signal(enabled:
     raw = base64.b64decode(_data(enabled)["UserData"])
     assert not raw.startswith(b"\x1f\x8b"), "gzipped user data is rejected by EC2Launch v2"
     script = raw.decode()
-    assert script.startswith("<powershell>") and script.rstrip().endswith("</powershell>")
+    # <persist>: EC2Launch runs it at every start (tests/test_lifecycle.py runs it).
+    assert script.startswith("<powershell>") and script.rstrip().endswith("</powershell>\n<persist>true</persist>")
     init = script.index("cfn-init.exe")
     signal = script.index("cfn-signal.exe")
     assert init < signal
     assert "--resource WinLaunchTemplate --configsets default" in script
     assert "-e $code" in script and "--resource WinGroup" in script
-    assert script.count("--url https://cloudformation.us-east-1.amazonaws.com") == 2
+    assert script.count("'--url','https://cloudformation.us-east-1.amazonaws.com'") == 1
     assert len(raw) < 4096
 
 

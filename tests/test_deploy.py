@@ -28,6 +28,7 @@ from conftest import ROOT
 from winworkers.cli import main
 from winworkers.deploy import Clients, DeployError, DeployResult, delete, deploy
 from winworkers.emulator import ENVIRONMENT, EmulatorError, local_aws
+from winworkers.network import ENDPOINTS
 from winworkers.parameters import SWITCH
 from winworkers.renderings import MODES, enabled_parameters
 
@@ -145,7 +146,7 @@ def test_feature_deploys_updates_and_deletes_in_every_mode(aws: Clients, endpoin
     vpc = physical["WinVpc"] if mode.startswith("isolated") else parameters["WinVpcId"]
     endpoints = [r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::EC2::VPCEndpoint"]
     # existing-subnets: the platform's VPC provides the endpoints (winworkers/network.py).
-    assert len(endpoints) == (0 if mode.startswith("existing") else 5)
+    assert len(endpoints) == (0 if mode.startswith("existing") else len(ENDPOINTS))
     if endpoints:  # in the workers' VPC, whichever mode chose it
         found = aws.ec2.describe_vpc_endpoints(VpcEndpointIds=endpoints)["VpcEndpoints"]
         assert {e["VpcId"] for e in found} == {vpc}

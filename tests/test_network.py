@@ -23,7 +23,7 @@ FORBIDDEN = {
     "AWS::EC2::VPNGateway",
     "AWS::EC2::Route",
 }
-INTERFACE = {"sqs", "cloudformation", "monitoring", "logs"}
+INTERFACE = {"sqs", "cloudformation", "monitoring", "logs", "autoscaling"}
 # What would change the platform's VPC for every other workload in it.
 NOT_IN_THE_PLATFORMS_VPC = {
     "AWS::EC2::VPCEndpoint",

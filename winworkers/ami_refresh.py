@@ -90,6 +90,8 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
             "MinHealthyPercentage": low,
             "MaxHealthyPercentage": high,
             "InstanceWarmup": warmup,
+            "CheckpointPercentages": [50, 100],  # as compute.CHECKPOINTS
+            "CheckpointDelay": 3600,
             "ScaleInProtectedInstances": "Refresh",
             "StandbyInstances": "Terminate",
         }

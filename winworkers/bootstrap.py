@@ -1,9 +1,10 @@
 """SSM-free bootstrap: cfn-init config sets and the PowerShell UserData that runs them.
 
-The workers reach only S3, SQS, CloudFormation, CloudWatch and Logs, so there is
-no Systems Manager: cfn-init (shipped on AWS Windows AMIs) reads this metadata
-from CloudFormation through its VPC endpoint, and cfn-signal reports the result
-to the Auto Scaling group's CreationPolicy.
+The workers reach only S3, SQS, CloudFormation, CloudWatch, Logs and Auto Scaling,
+so there is no Systems Manager: cfn-init (shipped on AWS Windows AMIs) reads this
+metadata from CloudFormation through its VPC endpoint, cfn-signal reports the
+result to the Auto Scaling group's CreationPolicy, and the UserData completes the
+group's launch hook.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from winworkers.cwagent import CONFIG_PATH, AgentLogGroups, build_agent_config
 from winworkers.parameters import Params
 
 SERVICE_DIR = "C:\\winworkers\\service"
+# The group's lifecycle hooks (compute.py declares them, the instance completes them).
+LAUNCH_HOOK = "bootstrap"
+DRAIN_HOOK = "drain"
+# Written once cfn-init has succeeded; later boots only complete the launch hook.
+BOOTSTRAPPED = "C:\\winworkers\\bootstrapped"
 SERVICE_CONFIG = "C:\\winworkers\\worker.json"
 CONFIG_SETS = ("harden", "agent", "service")
 _CFN_BOOTSTRAP = "C:\\Program Files\\Amazon\\cfn-bootstrap"
@@ -80,8 +86,16 @@ def agent_commands() -> dict[str, dict[str, str]]:
     }
 
 
+def group_name(config: WorkersConfig) -> str:
+    """The group's name, as a ``Sub`` string. It is fixed, not a ``Ref``, so the
+    instance role, the UserData and the worker config can name the group without
+    a dependency cycle (the group depends on all three)."""
+    return "${AWS::StackName}-" + config.logical_id("Workers")
+
+
 def worker_settings(p: Params) -> dict[str, Any]:
-    """What the platform's install.ps1 reads from ``SERVICE_CONFIG``."""
+    """What the platform's install.ps1 reads from ``SERVICE_CONFIG``; ``lifecycle``
+    is what the worker needs to drain (README, "Worker contract")."""
     arn = p["WorkQueueArn"]
     return {
         "region": Ref("AWS::Region"),
@@ -94,6 +108,11 @@ def worker_settings(p: Params) -> dict[str, Any]:
         "data_bucket": p["DataBucket"],
         "data_prefix": p["DataPrefix"],
         "log_paths": list(p.config.worker_log_paths),
+        "lifecycle": {
+            "group_name": Sub(group_name(p.config)),
+            "termination_hook": DRAIN_HOOK,
+            "drain_seconds": p["DrainSeconds"],
+        },
     }
 
 
@@ -133,18 +152,45 @@ def init_metadata(p: Params, role: Role, log_groups: AgentLogGroups, asg_name: A
 
 def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Base64:
     """Plain PowerShell, base64 but never gzipped: EC2Launch v2 rejects compressed
-    user data (terraform-aws-github-runner #3736). Whatever happens, it signals:
-    a cfn-init failure, or a missing cfn-init, is reported, never left to time out."""
-    url = "https://cloudformation.${AWS::Region}.${AWS::URLSuffix}"
-    common = f"--stack ${{AWS::StackName}} --region ${{AWS::Region}} --url {url}"
+    user data (terraform-aws-github-runner #3736).
+
+    The instance waits in Pending:Wait on the launch hook until this script ends it:
+    CONTINUE only when cfn-init succeeded, then cfn-signal reports the result (so a
+    hook that cannot be completed fails the signal too); on failure it signals, then
+    ABANDONs, and Auto Scaling replaces the instance at once. A broken worker never
+    goes in service, on creation, scale-out or refresh. An abandoned instance has no
+    worker to drain, so the script also ends its drain hook. ``<persist>`` runs the
+    script at every start: a warm-pool instance meets the launch hook again when it
+    leaves the pool (Auto Scaling user guide, warm-pool-instance-lifecycle), and then
+    only completes it. Hooks are completed with the AWS Tools for Windows PowerShell,
+    which every AWS Windows AMI ships (the AWS CLI is not listed), through the
+    autoscaling endpoint."""
+    imds = "http://169.254.169.254/latest"
+    token = "@{'X-aws-ec2-metadata-token'=$t}"
     script = "\n".join(
         [
             "<powershell>",
-            "$code = 1",
-            f"try {{ & '{_CFN_BOOTSTRAP}\\cfn-init.exe' -v {common} --resource {launch_template_id} "
-            "--configsets default; $code = $LASTEXITCODE } catch { Write-Output $_ }",
-            f"& '{_CFN_BOOTSTRAP}\\cfn-signal.exe' -e $code {common} --resource {asg_id}",
+            f"$b='{_CFN_BOOTSTRAP}'; $m='{BOOTSTRAPPED}'",
+            "$c='--stack','${AWS::StackName}','--region','${AWS::Region}',"
+            "'--url','https://cloudformation.${AWS::Region}.${AWS::URLSuffix}'",
+            # 'Stop' is scoped to the function: its errors reach the caller's catch.
+            f"function Hook($r, $h) {{ $ErrorActionPreference='Stop'; $u='{imds}'; "
+            "$t=irm -Method Put \"$u/api/token\" -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'}; "
+            f"Complete-ASLifecycleAction -AutoScalingGroupName '{group_name(config)}' -LifecycleHookName $h "
+            f'-InstanceId (irm "$u/meta-data/instance-id" -Headers {token}) -LifecycleActionResult $r '
+            "-Region ${AWS::Region} -Force }",
+            # For a hook that may not be waiting yet when the script starts.
+            "function Retry($r, $h) { foreach ($i in 1..10) { try { Hook $r $h; return } catch { sleep 30 } } }",
+            f"if (Test-Path $m) {{ Retry CONTINUE {LAUNCH_HOOK}; exit }}",
+            "$code=1",
+            f'try {{ & "$b\\cfn-init.exe" -v @c --resource {launch_template_id} --configsets default; '
+            "$code=$LASTEXITCODE } catch { $_ }",
+            f"if ($code -eq 0) {{ try {{ Hook CONTINUE {LAUNCH_HOOK}; New-Item $m | Out-Null }} "
+            "catch { $_; $code=1 } }",
+            f'& "$b\\cfn-signal.exe" -e $code @c --resource {asg_id}',
+            f"if ($code -ne 0) {{ try {{ Hook ABANDON {LAUNCH_HOOK} }} catch {{ $_ }}; Retry CONTINUE {DRAIN_HOOK} }}",
             "</powershell>",
+            "<persist>true</persist>",
         ]
     )
     return Base64(Sub(script))

@@ -84,6 +84,7 @@ def _build(template: Template, config: WorkersConfig, wired: dict[str, Any] | No
         *iam.data_bucket_statements(p),
         *iam.queue_statements(p),
         *iam.stack_signal_statements(),
+        *iam.lifecycle_statements(p),
         *iam.metrics_statements(p),
         grant_write(logs.groups),
     ]

@@ -23,6 +23,7 @@ from troposphere.autoscaling import (
     CustomizedMetricSpecification,
     InstanceMaintenancePolicy,
     LaunchTemplateSpecification,
+    LifecycleHookSpecification,
     Metric,
     MetricsCollection,
     ScalingPolicy,
@@ -53,7 +54,7 @@ from troposphere.policies import (
     UpdatePolicy,
 )
 
-from winworkers.bootstrap import init_metadata, user_data
+from winworkers.bootstrap import DRAIN_HOOK, LAUNCH_HOOK, group_name, init_metadata, user_data
 from winworkers.network import Network
 from winworkers.observability import WorkerLogs, metric_query
 from winworkers.parameters import Params
@@ -61,9 +62,16 @@ from winworkers.parameters import Params
 FEATURE_TAG = "windows-workers"
 AMI_PARAMETER = "/aws/service/ami-windows-latest/Windows_Server-${Version}-English-Full-Base"
 # Windows first boots take 10-20 minutes, longer than short signal timeouts
-# allow (aws-cdk #10429, #21359).
-SIGNAL_TIMEOUT = "PT45M"
+# allow (aws-cdk #10429, #21359). The launch hook waits as long as the signal.
+BOOT_TIMEOUT_SECONDS = 2700
+SIGNAL_TIMEOUT = f"PT{BOOT_TIMEOUT_SECONDS // 60}M"
 MAX_HEALTHY_PERCENT = 200
+# Refreshes replace half the fleet, then pause an hour before the rest: a worker
+# that boots but misbehaves on a new AMI runs on half the fleet while the other
+# half still works, and an operator can cancel the refresh. The refresh Lambda
+# uses the same (tests/test_ami_refresh.py). No AutoRollback: a launch template
+# resolving resolve:ssm: cannot roll back (RefreshPreferences API reference).
+CHECKPOINTS = {"CheckpointPercentages": [50, 100], "CheckpointDelay": 3600}
 
 
 class InstanceRefreshPolicy(AWSProperty):  # type: ignore[misc]  # troposphere is untyped
@@ -98,7 +106,7 @@ def add_fleet(
     # without a dependency cycle (the launch template cannot Ref the group).
     # The prefix keeps two features in one stack apart (at most 128 + 1 + 32 + 7
     # of the 255 characters a group name may have).
-    name = Sub("${AWS::StackName}-" + p.config.logical_id("Workers"))
+    name = Sub(group_name(p.config))
     launch_template = template.add_resource(_launch_template(p, network, role, profile, logs, name))
     group = template.add_resource(_group(p, network, launch_template, name))
     _add_queue_scaling(template, p, group)
@@ -177,6 +185,27 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
         DefaultInstanceWarmup=p["InstanceWarmup"],
         # Replacements (refreshes, unhealthy instances) launch before they terminate.
         InstanceMaintenancePolicy=InstanceMaintenancePolicy(**launch_before_terminate),
+        # In the group, not AWS::AutoScaling::LifecycleHook resources: those are created
+        # after the group, and its first instances would launch without them
+        # (CreateAutoScalingGroup API, LifecycleHookSpecificationList).
+        LifecycleHookSpecificationList=[
+            # EC2 health checks pass as soon as Windows runs; this keeps an instance out of
+            # service until its bootstrap succeeded (the UserData completes it), and
+            # ABANDON (failure or timeout) terminates and replaces it.
+            LifecycleHookSpecification(
+                LifecycleHookName=LAUNCH_HOOK,
+                LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
+                DefaultResult="ABANDON",
+                HeartbeatTimeout=BOOT_TIMEOUT_SECONDS,
+            ),
+            # Scale-in and refreshes wait for the worker to finish its job (README, "Worker contract").
+            LifecycleHookSpecification(
+                LifecycleHookName=DRAIN_HOOK,
+                LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+                DefaultResult="CONTINUE",
+                HeartbeatTimeout=p["DrainSeconds"],
+            ),
+        ],
         MetricsCollection=[MetricsCollection(Granularity="1Minute", Metrics=["GroupInServiceInstances"])],
         Tags=Tags(**_tags(p)),
         # Workers boot straight into cfn-init, which needs the endpoints, their security
@@ -196,7 +225,7 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
             # launches first, so capacity never dips.
             AutoScalingInstanceRefresh=InstanceRefreshPolicy(
                 Strategy="Rolling",
-                Preferences={**launch_before_terminate, "InstanceWarmup": p["InstanceWarmup"]},
+                Preferences={**launch_before_terminate, **CHECKPOINTS, "InstanceWarmup": p["InstanceWarmup"]},
             ),
             # Scaling owns the desired capacity; a stack update must not reset it.
             AutoScalingScheduledAction=AutoScalingScheduledAction(IgnoreUnmodifiedGroupSizeProperties=True),

@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from awacs import cloudformation, cloudwatch, s3, sqs
+from awacs import autoscaling, cloudformation, cloudwatch, s3, sqs
 from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals, StringLike
 from awacs.sts import AssumeRole
 from troposphere import AccountId, Ref, StackId, Sub, Template
 from troposphere.iam import InstanceProfile, Policy, Role
 
+from winworkers.bootstrap import group_name
 from winworkers.parameters import Params
 from winworkers.suppress import skip_cfn_lint
 
@@ -102,6 +103,17 @@ def stack_signal_statements() -> list[Statement]:
             Resource=[StackId],
         )
     ]
+
+
+def lifecycle_statements(p: Params) -> list[Statement]:
+    """Complete this group's lifecycle actions (the bootstrap's launch hook, the worker's
+    drain hook), on no other group. The ARN is built from the group's fixed name: the
+    role cannot Ref the group, which depends on the role's instance profile."""
+    group = Sub(
+        "arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*"
+        ":autoScalingGroupName/" + group_name(p.config)
+    )
+    return [Statement(Effect=Allow, Action=[autoscaling.CompleteLifecycleAction], Resource=[group])]
 
 
 def metrics_statements(p: Params) -> list[Statement]:

@@ -2,11 +2,11 @@
 
 ``isolated-vpc``: a VPC of the feature's own, with no internet gateway, NAT,
 Elastic IP or peering; its only routes are the local one and the S3 gateway
-endpoint's. The workers reach S3, SQS, CloudFormation, CloudWatch monitoring
-and Logs through VPC endpoints this stack creates, and each endpoint's policy
-is derived from the workers' own IAM statements, so the endpoint allows exactly
-what the role does (plus the public CloudWatch agent bucket, read anonymously
-by the bootstrap).
+endpoint's. The workers reach S3, SQS, CloudFormation, CloudWatch monitoring,
+Logs and Auto Scaling (their own lifecycle hooks) through VPC endpoints this
+stack creates, and each endpoint's policy is derived from the workers' own IAM
+statements, so the endpoint allows exactly what the role does (plus the public
+CloudWatch agent bucket, read anonymously by the bootstrap).
 
 ``existing-subnets``: the feature creates no endpoint and changes no route
 table, because the VPC is the platform's and both would change it for every
@@ -69,6 +69,8 @@ ENDPOINTS: tuple[tuple[str, str, str], ...] = (
     ("cloudformation", "Interface", "cloudformation"),
     ("monitoring", "Interface", "cloudwatch"),
     ("logs", "Interface", "logs"),
+    # The UserData and the worker complete the group's lifecycle hooks.
+    ("autoscaling", "Interface", "autoscaling"),
 )
 AGENT_BUCKET_OBJECTS = "arn:${AWS::Partition}:s3:::amazoncloudwatch-agent-${AWS::Region}/windows/*"
 

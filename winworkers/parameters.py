@@ -204,6 +204,17 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
         ParamSpec(
             "RootVolumeSize", "Number", "60", "Root volume GiB (gp3, encrypted).", "Fleet", min_value=30, max_value=2048
         ),
+        # Seconds, not minutes: it is the termination hook's HeartbeatTimeout, and CloudFormation
+        # cannot multiply. 30 to 7200 is the range Auto Scaling accepts (PutLifecycleHook).
+        ParamSpec(
+            "DrainSeconds",
+            "Number",
+            "3600",
+            "Seconds a terminating worker has to finish its job.",
+            "Fleet",
+            min_value=30,
+            max_value=7200,
+        ),
         ParamSpec(
             "KmsKeyArn",
             "String",
