@@ -562,8 +562,10 @@ def test_the_readme_emulator_walkthrough_works_as_written(
     assert [c[:2] for c in commands] == [
         ["winworkers", "emulator"],
         ["export", f"AWS_ACCESS_KEY_ID={ENVIRONMENT['AWS_ACCESS_KEY_ID']}"],
+        *[["winworkers", "deploy"]] * 2,
+        ["winworkers", "upload"],
         ["winworkers", "deploy"],
-        ["winworkers", "delete"],
+        *[["winworkers", "delete"]] * 2,
     ]
     # The README's port may be taken on this machine: the same commands on a free one.
     readme_port = commands[0][commands[0].index("--port") + 1]
@@ -584,18 +586,30 @@ def test_the_readme_emulator_walkthrough_works_as_written(
         printed = [emulator.stdout.readline() for _ in range(3)]
         assert printed[1].strip() == " ".join(commands[1])  # it prints the README's export line
         threading.Thread(target=emulator.stdout.read, daemon=True).start()  # keep its pipe from filling up
-
         for assignment in commands[1][1:]:
             name, _, value = assignment.partition("=")
             monkeypatch.setenv(name, value)
-        assert main(commands[2][1:]) == 0
-        assert f"stack {commands[2][commands[2].index('--stack-name') + 1]}: CREATE_COMPLETE" in capsys.readouterr().out
-        cloudformation = boto3.client("cloudformation", endpoint_url=f"http://127.0.0.1:{port}")
-        (stack,) = cloudformation.describe_stacks(StackName="winworkers-demo")["Stacks"]
-        passed = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
-        assert passed[SWITCH] == "true" and passed.get("WinNetworkMode", "isolated-vpc") == "isolated-vpc"
-        assert main(commands[3][1:]) == 0
-        assert capsys.readouterr().out.splitlines()[-1] == "stack winworkers-demo: DELETE_COMPLETE"
+        session = boto3.session.Session(region_name=REGION)
+        url = f"http://127.0.0.1:{port}"
+        aws = Clients(*(session.client(n, endpoint_url=url) for n in ("cloudformation", "ec2", "s3")), REGION)
+
+        steps = iter(commands[2:])
+        assert main(next(steps)[1:]) == 0
+        assert "stack platform-inline: CREATE_COMPLETE" in capsys.readouterr().out
+        assert any(name.endswith("WinGroup") for name in _feature_resources(aws, "platform-inline"))
+        assert main(next(steps)[1:]) == 0  # the switch off
+        assert "stack platform-inline: UPDATE_COMPLETE" in capsys.readouterr().out
+        assert _feature_resources(aws, "platform-inline") == []
+        assert main(next(steps)[1:]) == 0  # the child's upload prints the URL the next step passes
+        url = capsys.readouterr().out.strip()
+        nested = next(steps)
+        assert f"WinTemplateUrl={url}" in nested
+        assert main(nested[1:]) == 0
+        assert "stack platform-nested: CREATE_COMPLETE" in capsys.readouterr().out
+        assert [n for n in _feature_resources(aws, "platform-nested") if n.endswith("/WinGroup")]
+        for stack in ("platform-inline", "platform-nested"):
+            assert main(next(steps)[1:]) == 0
+            assert capsys.readouterr().out.splitlines()[-1] == f"stack {stack}: DELETE_COMPLETE"
     finally:
         emulator.terminate()
         emulator.wait()
@@ -610,3 +624,20 @@ def test_the_region_comes_from_aws_region_first(monkeypatch: pytest.MonkeyPatch,
     assert Clients.connect(region="ap-south-1").ec2.meta.region_name == "ap-south-1"
     monkeypatch.delenv("AWS_REGION")
     assert Clients.connect().s3.meta.region_name == "us-east-1"
+
+
+def test_upload_prints_the_url_and_fails_in_one_line(
+    endpoint: str, cli_env: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    common = ["--endpoint-url", endpoint, "--bucket", "ww-upload-test"]
+    assert main(["upload", str(FEATURE), *common]) == 1  # no such bucket, and none created unasked
+    assert capsys.readouterr().err.count("\n") == 1
+    assert main(["upload", str(FEATURE), *common, "--create-bucket", "--key", "a/child.json"]) == 0
+    assert capsys.readouterr().out == f"https://ww-upload-test.s3.{REGION}.amazonaws.com/a/child.json\n"
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
+    assert (
+        s3.get_object(Bucket="ww-upload-test", Key="a/child.json")["Body"].read()
+        == json.dumps(json.loads(FEATURE.read_text()), separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    assert main(["upload", str(tmp_path / "missing.json"), *common]) == 1
+    assert "cannot read the template" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""winworkers deploy and winworkers delete: a template to a CloudFormation
+"""winworkers deploy, upload and delete: a template to a CloudFormation
 stack by change set, against AWS (the usual credential chain) or an emulator
 (--endpoint-url). Needs boto3: pip install 'winworkers[deploy]'.
 
@@ -15,6 +15,9 @@ Every run states the whole configuration: a parameter left out takes the
 template's default, not the stack's previous value (keep the values in a
 --parameters-file). On an update, each parameter that changes that way is
 named.
+
+winworkers upload puts a nested stack's child into a bucket and prints the
+https URL the parent's TemplateURL parameter takes.
 """
 
 from __future__ import annotations
@@ -354,10 +357,16 @@ def _template_source(body: str, stack_name: str, clients: Clients, bucket: str |
         return {"TemplateBody": body}
     assert bucket  # check_size refused it otherwise
     key = f"winworkers/{stack_name}-{uuid.uuid4().hex[:12]}.json"
+    return {"TemplateURL": upload(clients, body, bucket, key)}
+
+
+def upload(clients: Clients, body: str, bucket: str, key: str) -> str:
+    """Put a template into ``bucket`` and return the https URL CloudFormation reads it from
+    (a nested stack's TemplateURL, or a stack's over the inline limit)."""
     clients.s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
     suffix = "amazonaws.com.cn" if clients.region.startswith("cn-") else "amazonaws.com"
     # CloudFormation reads the object with the caller's own permissions.
-    return {"TemplateURL": f"https://{bucket}.s3.{clients.region}.{suffix}/{key}"}
+    return f"https://{bucket}.s3.{clients.region}.{suffix}/{key}"
 
 
 def _describe(cfn: Any, stack_name_or_id: str) -> dict[str, Any] | None:
@@ -453,6 +462,19 @@ def add_commands(commands: Any) -> None:
     _connection_arguments(parser)
     parser.set_defaults(run=run_deploy)
 
+    put = commands.add_parser(
+        "upload",
+        help="put a template (a nested stack's child) into a bucket and print its https URL",
+        description="Check that TEMPLATE is a JSON template, put it into BUCKET under KEY and print the "
+        "https:// URL to pass as the nested stack's TemplateURL parameter (e.g. WinTemplateUrl).",
+    )
+    put.add_argument("template", type=Path)
+    put.add_argument("--bucket", required=True)
+    put.add_argument("--key", help="default: the template's file name")
+    put.add_argument("--create-bucket", action="store_true", help="create BUCKET first if it does not exist")
+    _connection_arguments(put)
+    put.set_defaults(run=run_upload)
+
     remove = commands.add_parser("delete", help="delete a stack and wait, streaming its events")
     remove.add_argument("--stack-name", required=True)
     _connection_arguments(remove)
@@ -493,6 +515,33 @@ def run_deploy(args: argparse.Namespace) -> int:
         )
 
     return _one_line_errors("deploy", go)
+
+
+def run_upload(args: argparse.Namespace) -> int:
+    def go() -> None:
+        _, body = load_template(args.template)
+        clients = Clients.connect(args.region, args.profile, args.endpoint_url)
+        if args.create_bucket:
+            _create_bucket(clients, args.bucket)
+        print(upload(clients, body, args.bucket, args.key or args.template.name))
+
+    return _one_line_errors("upload", go)
+
+
+def _create_bucket(clients: Clients, bucket: str) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        clients.s3.head_bucket(Bucket=bucket)
+        return
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+            raise
+    # us-east-1 takes no LocationConstraint (CreateBucket API reference).
+    where = (
+        {} if clients.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": clients.region}}
+    )
+    clients.s3.create_bucket(Bucket=bucket, **where)
 
 
 def run_delete(args: argparse.Namespace) -> int:
