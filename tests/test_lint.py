@@ -1,4 +1,4 @@
-"""The cfn-lint gate: zero errors, warnings and informational findings, on the
+"""The cfn-lint gate, with winworkers' own rules: zero errors, warnings and informational findings, on the
 committed templates and on renderings of non-default configs (the feature's
 template and the examples' parents built with them)."""
 
@@ -17,13 +17,16 @@ from troposphere import Template
 
 from conftest import ROOT, valid_configs
 from winworkers import WorkersConfig
+from winworkers.lint import RULES_MODULE
 from winworkers.templates import all_templates, render
 
 
 def cfn_lint(paths: list[Path]) -> list[str]:
     run = subprocess.run(
         [
-            str(Path(sys.executable).with_name("cfn-lint")),
+            # cfn-lint with the package's own rules appended (winworkers/lint).
+            str(Path(sys.executable).with_name("winworkers")),
+            "lint",
             "--include-checks",
             "I",
             "--format",
@@ -73,5 +76,6 @@ def test_other_configs_lint_clean(tmp_path: Path) -> None:
 @given(config=valid_configs())
 def test_any_valid_config_lints_clean(config: WorkersConfig) -> None:
     for name, template in _with_parents(config).items():
-        matches = lint(render(template), config=ManualArgs(include_checks=["I"], regions=["us-east-1"]))
+        args = ManualArgs(include_checks=["I"], regions=["us-east-1"], append_rules=[RULES_MODULE])
+        matches = lint(render(template), config=args)
         assert [f"{m.rule.id} {m.message}" for m in matches] == [], (name, config)
