@@ -25,12 +25,14 @@ import pytest
 from botocore.stub import Stubber
 
 from conftest import ROOT
+from winworkers import WorkersConfig, build_template
 from winworkers.cli import main
-from winworkers.deploy import Clients, DeployError, DeployResult, delete, deploy
+from winworkers.deploy import Clients, DeployError, DeployResult, delete, deploy, load_template
 from winworkers.emulator import ENVIRONMENT, EmulatorError, local_aws
 from winworkers.network import ENDPOINTS
 from winworkers.parameters import SWITCH
 from winworkers.renderings import MODES, enabled_parameters
+from winworkers.templates import INLINE_LIMIT, render
 
 # moto warns about each resource type its CloudFormation does not model (alarms, scaling policies).
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
@@ -641,3 +643,15 @@ def test_upload_prints_the_url_and_fails_in_one_line(
     )
     assert main(["upload", str(tmp_path / "missing.json"), *common]) == 1
     assert "cannot read the template" in capsys.readouterr().err
+
+
+def test_a_thousand_worker_fleet_deploys(aws: Clients, endpoint: str, tmp_path: Path) -> None:
+    template = tmp_path / "winworkers-1000.json"
+    template.write_text(render(build_template(WorkersConfig(max_fleet_size=1000))), encoding="utf-8")
+    assert len(load_template(template)[1].encode()) <= INLINE_LIMIT  # inline, no bucket
+    created = _deploy(aws, "ww-1000", template, enabled_parameters(MaxSize="1000", DesiredCapacity="0"))
+    assert created.status == "CREATE_COMPLETE"
+    assert (_group(aws, endpoint, "ww-1000")["MaxSize"], _group(aws, endpoint, "ww-1000")["DesiredCapacity"]) == (
+        1000,
+        0,
+    )
