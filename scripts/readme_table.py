@@ -1,5 +1,6 @@
 """Rewrite the README's generated blocks (run by `make templates`): the parameter and
-output tables from the declarations, and the examples' code from examples/."""
+output tables from the declarations, the examples' code from examples/, and the
+committed templates' sizes (as `make bench` measures them)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,39 @@ import re
 import sys
 from pathlib import Path
 
+from bench import FLEET_SIZES, fleet_size_row, template_figures
+
 from winworkers import WorkersConfig
 from winworkers.docs import output_table, parameter_table
+from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGUAGES = {".py": "python", ".toml": "toml"}
 
 
+def size_table() -> str:
+    """The committed templates' sizes and counts, and the feature's at each fleet size."""
+    rows = ["| Template | Minified bytes | Resources | Parameters | Limit |", "| --- | --- | --- | --- | --- |"]
+    for path in sorted((ROOT / "templates").glob("*.json")):
+        f = template_figures(path)
+        limit = f"inline {INLINE_LIMIT:,}" if path.name == "winworkers.json" else f"S3 {S3_LIMIT:,}"
+        rows.append(f"| `{path.name}` | {f['minified']:,} | {f['resources']} | {f['parameters']} | {limit} |")
+    sizes = ", ".join(f"{fleet_size_row(n).split(' | ')[1]} at {n:,}" for n in FLEET_SIZES)
+    worst = template_figures(ROOT / "templates" / "winworkers.json")["user_data"]
+    notes = [
+        f"- The feature's template by `max_fleet_size`: {sizes} (bytes, minified).",
+        f"- UserData, worst case (longest stack name, region and URL suffix): {worst:,} bytes, base64 (16 KB limit).",
+    ]
+    return "\n".join(rows) + "\n\n" + "\n".join(notes) + "\n"
+
+
 def blocks() -> dict[str, str]:
     """Each generated block's name and content."""
-    generated = {"parameters": parameter_table(WorkersConfig()), "outputs": output_table(WorkersConfig())}
+    generated = {
+        "parameters": parameter_table(WorkersConfig()),
+        "outputs": output_table(WorkersConfig()),
+        "sizes": size_table(),
+    }
     for path in sorted((ROOT / "examples").iterdir()):
         if path.suffix in LANGUAGES:
             code = path.read_text(encoding="utf-8")
@@ -37,7 +61,7 @@ def rewrite(text: str) -> str:
 def main() -> int:
     readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
     text = readme.read_text(encoding="utf-8")
-    for required in ("parameters", "outputs"):
+    for required in ("parameters", "outputs", "sizes"):
         if f"<!-- {required}:begin -->" not in text:
             print(f"{readme}: no <!-- {required}:begin --> ... <!-- {required}:end --> block", file=sys.stderr)
             return 1

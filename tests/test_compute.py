@@ -64,8 +64,8 @@ def test_user_data_is_plain_powershell_running_cfn_init_then_cfn_signal(enabled:
     raw = base64.b64decode(_data(enabled)["UserData"])
     assert not raw.startswith(b"\x1f\x8b"), "gzipped user data is rejected by EC2Launch v2"
     script = raw.decode()
-    # <persist>: EC2Launch runs it at every start (tests/test_lifecycle.py runs it).
-    assert script.startswith("<powershell>") and script.rstrip().endswith("</powershell>\n<persist>true</persist>")
+    # No <persist>: EC2Launch runs it once, at first boot (tests/test_lifecycle.py runs it).
+    assert script.startswith("<powershell>") and script.rstrip().endswith("</powershell>")
     init = script.index("cfn-init.exe")
     signal = script.index("cfn-signal.exe")
     assert init < signal

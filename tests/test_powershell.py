@@ -55,8 +55,6 @@ def scripts(rendered: dict[str, Any]) -> Iterator[tuple[str, str]]:
     data = rendered["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]
     user_data = base64.b64decode(data["UserData"])
     text = user_data.decode("utf-8").strip()
-    # EC2Launch's tags around the script: <powershell>, and <persist> to run it at every start.
-    text = text.removesuffix("\n<persist>true</persist>")
     assert text.startswith("<powershell>") and text.endswith("</powershell>")
     yield "UserData", text.removeprefix("<powershell>").removesuffix("</powershell>")
     for config, body in _init(rendered).items():

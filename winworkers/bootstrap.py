@@ -22,8 +22,6 @@ SERVICE_DIR = "C:\\winworkers\\service"
 # The group's lifecycle hooks (compute.py declares them, the instance completes them).
 LAUNCH_HOOK = "bootstrap"
 DRAIN_HOOK = "drain"
-# Written once cfn-init has succeeded; later boots only complete the launch hook.
-BOOTSTRAPPED = "C:\\winworkers\\bootstrapped"
 SERVICE_CONFIG = "C:\\winworkers\\worker.json"
 CONFIG_SETS = ("harden", "agent", "service")
 _CFN_BOOTSTRAP = "C:\\Program Files\\Amazon\\cfn-bootstrap"
@@ -159,10 +157,9 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Ba
     hook that cannot be completed fails the signal too); on failure it signals, then
     ABANDONs, and Auto Scaling replaces the instance at once. A broken worker never
     goes in service, on creation, scale-out or refresh. An abandoned instance has no
-    worker to drain, so the script also ends its drain hook. ``<persist>`` runs the
-    script at every start: a warm-pool instance meets the launch hook again when it
-    leaves the pool (Auto Scaling user guide, warm-pool-instance-lifecycle), and then
-    only completes it. Hooks are completed with the AWS Tools for Windows PowerShell,
+    worker to drain, so the script also ends its drain hook. It runs once, at first
+    boot (no <persist>): there is no warm pool whose instances would meet the launch
+    hook again on a later start. Hooks are completed with the AWS Tools for Windows PowerShell,
     which every AWS Windows AMI ships (the AWS CLI is not listed), through the
     autoscaling endpoint."""
     imds = "http://169.254.169.254/latest"
@@ -170,7 +167,7 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Ba
     script = "\n".join(
         [
             "<powershell>",
-            f"$b='{_CFN_BOOTSTRAP}'; $m='{BOOTSTRAPPED}'",
+            f"$b='{_CFN_BOOTSTRAP}'",
             "$c='--stack','${AWS::StackName}','--region','${AWS::Region}',"
             "'--url','https://cloudformation.${AWS::Region}.${AWS::URLSuffix}'",
             # 'Stop' is scoped to the function: its errors reach the caller's catch.
@@ -181,16 +178,13 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Ba
             "-Region ${AWS::Region} -Force }",
             # For a hook that may not be waiting yet when the script starts.
             "function Retry($r, $h) { foreach ($i in 1..10) { try { Hook $r $h; return } catch { sleep 30 } } }",
-            f"if (Test-Path $m) {{ Retry CONTINUE {LAUNCH_HOOK}; exit }}",
             "$code=1",
             f'try {{ & "$b\\cfn-init.exe" -v @c --resource {launch_template_id} --configsets default; '
             "$code=$LASTEXITCODE } catch { $_ }",
-            f"if ($code -eq 0) {{ try {{ Hook CONTINUE {LAUNCH_HOOK}; New-Item $m | Out-Null }} "
-            "catch { $_; $code=1 } }",
+            f"if ($code -eq 0) {{ try {{ Hook CONTINUE {LAUNCH_HOOK} }} catch {{ $_; $code=1 }} }}",
             f'& "$b\\cfn-signal.exe" -e $code @c --resource {asg_id}',
             f"if ($code -ne 0) {{ try {{ Hook ABANDON {LAUNCH_HOOK} }} catch {{ $_ }}; Retry CONTINUE {DRAIN_HOOK} }}",
             "</powershell>",
-            "<persist>true</persist>",
         ]
     )
     return Base64(Sub(script))
