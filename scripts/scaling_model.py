@@ -22,14 +22,14 @@ What it models, each from AWS's documentation (rows in docs/aws-behaviours.md):
   its bootstrap completes it (``Scenario.bootstrap_minutes``, a model input: the
   template does not say how long Windows and cfn-init take), then enters
   InService: only then does it count in ``GroupInServiceInstances`` and take
-  messages. The warmup (``DefaultInstanceWarmup``) starts at InService, not at
-  launch, and lasts as long again before the instance counts as current capacity.
+  messages. Its warmup (``DefaultInstanceWarmup``) starts at InService, not at
+  launch; it counts as current capacity once the warmup ends.
 - Target tracking: a high alarm (above the target for ``TT_HIGH_PERIODS`` of as
   many 1-minute datapoints) and a low alarm (below ``TT_LOW_RATIO`` x target for
   ``TT_LOW_PERIODS`` of as many); the new capacity is
   ``ceil(in service x metric / target)``, rounded up so a scale-in never
   removes the capacity in use; no scaling on missing data; no scale-in while
-  instances are pending or warm up.
+  instances are pending or warming up.
 - Step scaling: the step whose interval holds ``value - threshold``;
   ``ChangeInCapacity`` adds to the warmed-up instances and counts pending and
   warming ones as already added, so repeated breaches in one step make one
