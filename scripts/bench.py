@@ -53,20 +53,23 @@ alarms and the Lambda. **Disabled: $0** — nothing is created.
 **Scale-out latency** (estimates): with no worker in service, the start alarm
 fires within ~1-2 minutes of a message becoming visible (1-minute SQS metrics,
 one period) and adds one worker. A cold Windows launch, EC2Launch, cfn-init
-(agent MSI, service artifact) and the service start take ~10-15 minutes. Once
-a worker serves, target tracking sizes the fleet to the backlog (queued and in
-flight) per worker after 3 one-minute datapoints above `BacklogPerWorker`, and
-shrinks it after 15 below. There is no warm pool (removed; see CHANGELOG).
-Trade-offs: `MinSize` (a running worker costs its instance hours, latency 0),
-`BacklogPerWorker` (higher: fewer workers, longer waits), `AzCount` and
-`NetworkMode` (endpoint hours).
+(agent MSI, service artifact) and the service start take ~10-20 minutes, all of
+it in the launch hook, out of service; `InstanceWarmup` (default 3 minutes)
+counts from there. Once a worker serves, target tracking sizes the fleet to the
+backlog (queued and in flight) per worker after 3 one-minute datapoints above
+`BacklogPerWorker`, and shrinks it after 15 below. There is no warm pool
+(removed; see CHANGELOG). Trade-offs: `MinSize` (a running worker costs its
+instance hours, latency 0), `BacklogPerWorker` (higher: fewer workers, longer
+waits), `AzCount` and `NetworkMode` (endpoint hours).
 
 **AMI release to patched fleet** (worst case): with the weekly schedule
 (`RefreshSchedule`, default `rate(7 days)`), up to 7 days plus the refresh
-itself (launch-before-terminate, one `InstanceWarmup` per batch, ~15-30 minutes
-for a small fleet). With `SubscribeToAmiReleases=true`, AWS's SNS announcement
-triggers the check within minutes, so hours in all; the SSM parameter may lag
-the announcement, in which case the next weekly run catches it.
+itself: launch-before-terminate in two halves, each a bootstrap, one
+`InstanceWarmup` and the old workers' drains, with an hour's checkpoint between
+them (`CheckpointDelay`), so ~1.5 hours for a small fleet of short jobs. With
+`SubscribeToAmiReleases=true`, AWS's SNS announcement triggers the check within
+minutes, so hours in all; the SSM parameter may lag the announcement, in which
+case the next weekly run catches it.
 """
 
 
@@ -221,12 +224,16 @@ def _chart(title: str, axis: str, new: list[int], old: list[int]) -> list[str]:
 
 def scaling_section() -> str:
     """The scaling scenarios' table and charts (deterministic; tests check the committed copy)."""
+    import scaling_model as model
+
     lines = [
         "## Scaling scenarios (modelled; charts checked in tests/test_budgets.py)",
         "",
         "`scripts/scaling_model.py` runs the template's scaling policies (read from the rendered template, "
         f"`MaxSize` {SCALING_MAX_SIZE}, other parameters default) minute by minute against CloudWatch's documented "
-        "alarm evaluation and Auto Scaling's policy rules; its docstring lists what it approximates. **New**: "
+        "alarm evaluation and Auto Scaling's policy rules; its docstring lists what it approximates. A launched "
+        f"worker enters service after a {model.BOOTSTRAP_MINUTES}-minute bootstrap (`BOOTSTRAP_MINUTES`, an "
+        "estimate; the launch hook holds it until then), then warms up for `InstanceWarmup`. **New**: "
         "target tracking on (queued + in-flight) messages per worker, plus the start alarm. **Old**: 0.1.0's "
         "step scale-out on visible messages and scale-in after 15 idle minutes. In the charts, blue is new, red is "
         f"old; each point is the peak of {CHART_MINUTES} minutes.",

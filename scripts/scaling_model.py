@@ -1,12 +1,12 @@
 """A minute-by-minute model of the fleet's queue-driven scaling, read from a rendered template.
 
 The policies are not restated here: :func:`read_policies` takes the group's
-MinSize, MaxSize and DefaultInstanceWarmup, every scaling policy (target
-tracking, step, simple) and every alarm whose actions invoke one, with their
-thresholds, metric math expressions, evaluation periods, step adjustments and
-target values, from a template as CloudFormation would create it (conditions
-and intrinsics resolved; see ``tests/conftest.py``'s ``render``). Change the
-template and the model changes with it.
+MinSize, MaxSize, DefaultInstanceWarmup and launch lifecycle hook, every
+scaling policy (target tracking, step, simple) and every alarm whose actions
+invoke one, with their thresholds, metric math expressions, evaluation periods,
+step adjustments and target values, from a template as CloudFormation would
+create it (conditions and intrinsics resolved; see ``tests/conftest.py``'s
+``render``). Change the template and the model changes with it.
 
 What it models, each from AWS's documentation (rows in docs/aws-behaviours.md):
 
@@ -18,36 +18,46 @@ What it models, each from AWS's documentation (rows in docs/aws-behaviours.md):
 - Alarms: the last ``EvaluationPeriods`` datapoints, ``DatapointsToAlarm`` of
   them breaching (M out of N), ``TreatMissingData``; an alarm with an Auto
   Scaling action invokes it once a minute while it stays in ALARM.
+- A launched instance waits in ``Pending:Wait`` on the group's launch hook until
+  its bootstrap completes it (``Scenario.bootstrap_minutes``, a model input: the
+  template does not say how long Windows and cfn-init take), then enters
+  InService: only then does it count in ``GroupInServiceInstances`` and take
+  messages. Its warmup (``DefaultInstanceWarmup``) starts at InService, not at
+  launch; it counts as current capacity once the warmup ends.
 - Target tracking: a high alarm (above the target for ``TT_HIGH_PERIODS`` of as
   many 1-minute datapoints) and a low alarm (below ``TT_LOW_RATIO`` x target for
   ``TT_LOW_PERIODS`` of as many); the new capacity is
   ``ceil(in service x metric / target)``, rounded up so a scale-in never
   removes the capacity in use; no scaling on missing data; no scale-in while
-  instances warm up.
+  instances are pending or warming up.
 - Step scaling: the step whose interval holds ``value - threshold``;
-  ``ChangeInCapacity`` counts warming-up instances as already added, so repeated
-  breaches in one step make one activity; ``ExactCapacity``. Simple scaling
-  waits its ``Cooldown`` after an activity.
+  ``ChangeInCapacity`` adds to the warmed-up instances and counts pending and
+  warming ones as already added, so repeated breaches in one step make one
+  activity; ``ExactCapacity``. Simple scaling waits its ``Cooldown`` after an
+  activity.
 - Several policies at once: the largest capacity wins. MinSize and MaxSize clamp.
-- A launched instance serves after ``DefaultInstanceWarmup`` (as if a launch
-  lifecycle hook held it until its bootstrap ends). Each worker in service
-  takes one message at a time and deletes it ``job_minutes`` later.
+- Each worker in service takes one message at a time and deletes it
+  ``job_minutes`` later.
 
 Limits (where the model is an approximation, not AWS):
 
+- Every bootstrap takes exactly ``bootstrap_minutes`` (``BOOTSTRAP_MINUTES`` by
+  default, an estimate: see there) and succeeds; real Windows boots vary, and a
+  failed or hung bootstrap (abandoned by the hook, then replaced) is not
+  modelled. A bootstrap longer than the launch hook's timeout is refused.
 - Target tracking's internal alarms are not documented in numbers: 3 of 3 and
   15 of 15 one-minute datapoints are what the alarms it creates show, and the
   low alarm's threshold (``TT_LOW_RATIO``) varies (AWS says "usually more than
-  10% lower" than the target). The capacity uses the latest datapoint.
+  10% lower" than the target). The capacity uses the latest datapoint. While
+  instances warm up AWS scales out only on the metric of the instances that do
+  not; the queue's backlog has no per-instance part, so the model uses all of it.
 - Datapoints are available at the end of their minute: CloudWatch's ingestion
   lag and SQS's approximate counts are not modelled, nor is the extra look-back
   of CloudWatch's missing-data evaluation (an alarm sees exactly its last N
   datapoints). Every period must be 60 seconds.
-- ``GroupInServiceInstances`` counts only warmed-up instances here; without a
-  lifecycle hook real instances are InService minutes after launch, long
-  before Windows has booted, so real target tracking reacts earlier.
 - Scale-in terminates the newest instances first (AWS's default termination
-  policy does not know which workers are busy either); a busy worker's message
+  policy does not know which workers are busy either), pending ones included,
+  and at once: the drain hook's wait is not modelled; a busy worker's message
   reappears after ``VISIBILITY_TIMEOUT_MINUTES``. Availability Zones, launch
   failures and health checks are not modelled.
 - The queue counts as inactive (no SQS datapoints) after ``SQS_INACTIVE_MINUTES``
@@ -69,6 +79,12 @@ TT_LOW_PERIODS = 15
 TT_LOW_RATIO = 0.9
 SQS_INACTIVE_MINUTES = 6 * 60
 VISIBILITY_TIMEOUT_MINUTES = 30
+BOOTSTRAP_MINUTES = 15
+"""Launch to InService: a cold Windows Server boot with EC2Launch, then cfn-init
+(hardening, the CloudWatch agent MSI, the worker service) until the UserData
+completes the launch hook. An estimate, not a measurement: Windows first boots
+take 10-20 minutes (winworkers/compute.py, on aws-cdk #10429 and #21359, which is
+why the hook waits 45); BENCHMARKS.md's "Cost and latency on paper" says the same."""
 
 SCALING_POLICY = "AWS::AutoScaling::ScalingPolicy"
 ALARM = "AWS::CloudWatch::Alarm"
@@ -290,17 +306,29 @@ class Policies:
     min_size: int
     max_size: int
     warmup_minutes: int
+    """DefaultInstanceWarmup: counted from InService, after the launch hook."""
+    launch_hook_minutes: int
+    """The launch hook's HeartbeatTimeout: a longer bootstrap is abandoned."""
     policies: Mapping[str, Policy]
     alarms: tuple[AlarmSpec, ...]
 
 
 def read_policies(rendered: Mapping[str, Any]) -> Policies:
-    """The group's bounds and warmup, its scaling policies and the alarms that drive them."""
+    """The group's bounds, warmup and launch hook, its scaling policies and the alarms that drive them."""
     resources: Mapping[str, Any] = rendered["Resources"]
     groups = [r["Properties"] for r in resources.values() if r["Type"] == GROUP]
     if len(groups) != 1:
         raise ValueError(f"expected one Auto Scaling group, found {len(groups)}")
     group = groups[0]
+    launch_hooks = [
+        hook
+        for hook in group.get("LifecycleHookSpecificationList", [])
+        if hook["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_LAUNCHING"
+    ]
+    if len(launch_hooks) != 1:
+        # Without one an instance is InService minutes after launch, long before its
+        # bootstrap has installed the worker: a different timeline from the one modelled.
+        raise ValueError(f"expected one launch lifecycle hook, found {len(launch_hooks)}")
     policies = {name: _policy(name, r["Properties"]) for name, r in resources.items() if r["Type"] == SCALING_POLICY}
     alarms = []
     for name, resource in resources.items():
@@ -325,6 +353,8 @@ def read_policies(rendered: Mapping[str, Any]) -> Policies:
         min_size=int(group["MinSize"]),
         max_size=int(group["MaxSize"]),
         warmup_minutes=math.ceil(int(group.get("DefaultInstanceWarmup", 0)) / 60),
+        # PutLifecycleHook's default HeartbeatTimeout is 3,600 seconds.
+        launch_hook_minutes=int(launch_hooks[0].get("HeartbeatTimeout", 3600)) // 60,
         policies=policies,
         alarms=tuple(alarms),
     )
@@ -332,6 +362,8 @@ def read_policies(rendered: Mapping[str, Any]) -> Policies:
 
 def _policy(name: str, props: Mapping[str, Any]) -> Policy:
     kind = props.get("PolicyType", "SimpleScaling")
+    if "EstimatedInstanceWarmup" in props:
+        raise ValueError(f"{name}: EstimatedInstanceWarmup is not modelled: the group's DefaultInstanceWarmup is")
     if kind == "TargetTrackingScaling":
         config = props["TargetTrackingConfiguration"]
         if "CustomizedMetricSpecification" not in config or config.get("DisableScaleIn") in (True, "true"):
@@ -368,14 +400,26 @@ def _policy(name: str, props: Mapping[str, Any]) -> Policy:
 
 def replace_scaling(rendered: Mapping[str, Any], resources: Mapping[str, Any]) -> dict[str, Any]:
     """``rendered`` with its scaling policies and their alarms replaced by ``resources``
-    (for instance an older version's, to compare)."""
+    (for instance an older version's, to compare).
+
+    The replacements run on ``rendered``'s group: its launch hook, its bootstrap
+    and its DefaultInstanceWarmup, which replaces a policy's own
+    ``EstimatedInstanceWarmup`` (dropped here), so that a comparison differs in
+    the policies alone. (0.1.0's 900-second warmup stood for the Windows boot,
+    which the launch hook now holds out of service.)"""
     policies = {n for n, r in rendered["Resources"].items() if r["Type"] == SCALING_POLICY}
     kept = {
         name: r
         for name, r in rendered["Resources"].items()
         if name not in policies and not (r["Type"] == ALARM and set(r["Properties"].get("AlarmActions", [])) & policies)
     }
-    return {**rendered, "Resources": {**kept, **resources}}
+    replacements = {
+        name: {**r, "Properties": {k: v for k, v in r["Properties"].items() if k != "EstimatedInstanceWarmup"}}
+        if r["Type"] == SCALING_POLICY
+        else r
+        for name, r in resources.items()
+    }
+    return {**rendered, "Resources": {**kept, **replacements}}
 
 
 # --- The world: a queue, workers, CloudWatch, Auto Scaling --------------------------------------
@@ -389,11 +433,16 @@ class Scenario:
     arrivals: Mapping[int, int]
     """Messages sent at each minute."""
     job_minutes: int
+    bootstrap_minutes: int = BOOTSTRAP_MINUTES
+    """From launch until the bootstrap completes the launch hook and the instance is InService."""
 
 
 @dataclass
 class _Instance:
-    ready_at: int
+    in_service_at: int
+    """The bootstrap has completed the launch hook: it counts in GroupInServiceInstances and works."""
+    warm_at: int
+    """Its warmup has ended: it counts as current capacity, and no longer holds scale-in back."""
     busy_until: int | None = None
     message: int = 0
     """When the message it works on was sent."""
@@ -440,9 +489,14 @@ def _alarm_state(spec: AlarmSpec, alarm: _AlarmState) -> str:
 
 def simulate(policies: Policies, scenario: Scenario) -> Run:
     """Run ``scenario`` against ``policies``, starting from an empty queue and MinSize workers."""
+    if scenario.bootstrap_minutes >= policies.launch_hook_minutes:
+        raise ValueError(
+            f"{scenario.name}: a {scenario.bootstrap_minutes}-minute bootstrap outlasts the launch hook's "
+            f"{policies.launch_hook_minutes} minutes: every launch would be abandoned"
+        )
     run = Run()
     desired = policies.min_size
-    instances = [_Instance(ready_at=0) for _ in range(desired)]
+    instances = [_Instance(in_service_at=0, warm_at=0) for _ in range(desired)]
     queue: deque[int] = deque()  # visible messages, by the minute they were sent
     returning: list[tuple[int, int]] = []  # messages of terminated workers: (reappears at, sent at)
     last_active = 0
@@ -454,7 +508,8 @@ def simulate(policies: Policies, scenario: Scenario) -> Run:
         queue.extend(sent for back, sent in returning if back == t)
         queue.extend([t] * scenario.arrivals.get(t, 0))
         returning = [r for r in returning if r[0] > t]
-        serving = [i for i in instances if i.ready_at <= t]
+        serving = [i for i in instances if i.in_service_at <= t]
+        warmed = sum(1 for i in instances if i.warm_at <= t)
         for worker in serving:
             if worker.busy_until is not None and worker.busy_until <= t:
                 worker.busy_until = None
@@ -472,7 +527,7 @@ def simulate(policies: Policies, scenario: Scenario) -> Run:
             NOT_VISIBLE: float(in_flight) if queue_active else None,
             IN_SERVICE: float(len(serving)),
         }
-        warming = any(i.ready_at > t for i in instances)
+        warming = warmed < len(instances)  # pending on the launch hook, or warming up
 
         out: list[int] = []
         scale_in: list[int] = []
@@ -512,9 +567,9 @@ def simulate(policies: Policies, scenario: Scenario) -> Run:
                 if policy.adjustment_type == "ExactCapacity":
                     (out if adjustment > desired else scale_in).append(adjustment)
                 else:
-                    # Warming-up instances count as already added: one activity per step.
+                    # Pending and warming-up instances count as already added: one activity per step.
                     (out if adjustment > 0 else scale_in).append(
-                        max(desired, len(serving) + adjustment) if adjustment > 0 else desired + adjustment
+                        max(desired, warmed + adjustment) if adjustment > 0 else desired + adjustment
                     )
         if any(c > desired for c in out):
             desired = max(out)
@@ -523,7 +578,8 @@ def simulate(policies: Policies, scenario: Scenario) -> Run:
         desired = max(policies.min_size, min(policies.max_size, desired))
 
         while len(instances) < desired:
-            instances.append(_Instance(ready_at=t + policies.warmup_minutes))
+            in_service_at = t + scenario.bootstrap_minutes
+            instances.append(_Instance(in_service_at=in_service_at, warm_at=in_service_at + policies.warmup_minutes))
         while len(instances) > desired:
             gone = instances.pop()  # the newest
             if gone.busy_until is not None:

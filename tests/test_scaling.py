@@ -1,10 +1,12 @@
 """Queue-driven scaling, run through scripts/scaling_model.py: the policies come from the
 rendered template, the scenarios are a burst, a trickle and an idle day, and the bounds are
-derived from the alarms' evaluation periods and the group's warmup."""
+derived from the alarms' evaluation periods, the group's warmup and launch hook, and the
+model's bootstrap time (BOOTSTRAP_MINUTES: an estimate, not in the template)."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import sys
@@ -53,6 +55,8 @@ def test_model_reads_the_policies_from_the_rendered_template(
     group = rendered["Resources"]["WinGroup"]["Properties"]
     assert (new.min_size, new.max_size) == (int(group["MinSize"]), MAX_SIZE)
     assert new.warmup_minutes * 60 == int(group["DefaultInstanceWarmup"])
+    (launch,) = (h for h in group["LifecycleHookSpecificationList"] if h["LifecycleTransition"].endswith("LAUNCHING"))
+    assert new.launch_hook_minutes * 60 == int(launch["HeartbeatTimeout"])
     tracking = new.policies["WinBacklogPolicy"]
     config = rendered["Resources"]["WinBacklogPolicy"]["Properties"]["TargetTrackingConfiguration"]
     assert tracking.target == float(config["TargetValue"]) == 1.0
@@ -73,8 +77,8 @@ def test_burst_scales_out_to_max_size_within_the_derived_bound(new: model.Polici
     run = model.simulate(new, model.BURST)
     arrival = _first_arrival(model.BURST)
     assert max(run.desired) == new.max_size and max(run.in_service) <= new.max_size
-    # One start period, one warmup, then target tracking's high alarm.
-    bound = arrival + _start_alarm(new).periods + new.warmup_minutes + model.TT_HIGH_PERIODS
+    # One start period, one bootstrap, then target tracking's high alarm (the warmup delays nothing here).
+    bound = arrival + _start_alarm(new).periods + model.BURST.bootstrap_minutes + model.TT_HIGH_PERIODS
     assert run.desired[bound] == new.max_size, run.desired[arrival : bound + 1]
     assert run.completed == sum(model.BURST.arrivals.values()) and run.interrupted == 0
 
@@ -94,8 +98,45 @@ def test_work_arriving_at_an_empty_fleet_starts_a_worker(new: model.Policies, sc
     run = model.simulate(new, scenario)
     arrival = _first_arrival(scenario)
     assert run.desired[arrival - 1] == 0
-    assert run.desired[arrival + _start_alarm(new).periods - 1] >= 1
-    assert run.in_service[arrival + _start_alarm(new).periods + new.warmup_minutes] >= 1
+    launched = arrival + _start_alarm(new).periods - 1
+    assert run.desired[launched] >= 1
+    # In service when its bootstrap completes the launch hook, not before.
+    assert run.in_service[launched + scenario.bootstrap_minutes - 1] == 0
+    assert run.in_service[launched + scenario.bootstrap_minutes] >= 1
+    assert run.waits[0] == launched + scenario.bootstrap_minutes - arrival
+
+
+def test_the_warmup_counts_from_in_service_and_holds_scale_in_back(feature: dict[str, Any]) -> None:
+    # A long warmup (the old default's 15 minutes, or more) delays no worker: they serve as soon as
+    # the hook lets them. It holds scale-in back for the bootstrap plus the warmup after each launch.
+    one = model.Scenario("one", "one 5-minute job", 3 * 60, {10: 1}, job_minutes=5)
+    runs = {}
+    for seconds in ("0", "900", "3600"):
+        policies = model.read_policies(
+            render(feature, enabled_parameters(MaxSize=str(MAX_SIZE), InstanceWarmup=seconds))
+        )
+        run = model.simulate(policies, one)
+        launched = next(t for t, d in enumerate(run.desired) if d)
+        serving = next(t for t, n in enumerate(run.in_service) if n)
+        assert serving - launched == one.bootstrap_minutes, seconds
+        stopped = next(t for t in range(launched, one.minutes) if run.desired[t] == 0)
+        warm = serving + policies.warmup_minutes
+        # Not before the warmup ends; after it, as soon as the low alarm has 15 datapoints since the job.
+        assert warm <= stopped <= max(warm, serving + one.job_minutes + model.TT_LOW_PERIODS), seconds
+        runs[seconds] = run
+    assert runs["0"].instance_hours <= runs["900"].instance_hours < runs["3600"].instance_hours
+
+
+def test_the_default_warmup_is_not_a_second_boot(feature: dict[str, Any]) -> None:
+    # The launch hook covers the boot; the warmup only lets the 1-minute metrics see the worker.
+    parameter = feature["Parameters"]["WinInstanceWarmup"]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (0, 3600)  # DefaultInstanceWarmup's range
+    assert 60 <= int(parameter["Default"]) <= 300 < model.BOOTSTRAP_MINUTES * 60
+    rendered = render(feature, enabled_parameters(InstanceWarmup="240"))
+    group = rendered["Resources"]["WinGroup"]
+    refresh = group["UpdatePolicy"]["AutoScalingInstanceRefresh"]["Preferences"]
+    assert group["Properties"]["DefaultInstanceWarmup"] == group["Properties"]["HealthCheckGracePeriod"] == "240"
+    assert refresh["InstanceWarmup"] == "240"
 
 
 def test_target_tracking_alone_cannot_start_from_zero(rendered: dict[str, Any]) -> None:
@@ -193,6 +234,18 @@ def test_alarms_count_m_of_n_with_missing_data_treated_as_configured(
 
 
 def test_the_model_refuses_what_it_does_not_model(rendered: dict[str, Any]) -> None:
+    own_warmup = copy.deepcopy(rendered)
+    own_warmup["Resources"]["WinStartPolicy"]["Properties"]["EstimatedInstanceWarmup"] = 60
+    with pytest.raises(ValueError, match="WinStartPolicy: EstimatedInstanceWarmup"):
+        model.read_policies(own_warmup)
+    no_hook = copy.deepcopy(rendered)
+    no_hook["Resources"]["WinGroup"]["Properties"].pop("LifecycleHookSpecificationList")
+    with pytest.raises(ValueError, match="launch lifecycle hook"):
+        model.read_policies(no_hook)
+    policies = model.read_policies(rendered)
+    slow = dataclasses.replace(model.BURST, bootstrap_minutes=policies.launch_hook_minutes)
+    with pytest.raises(ValueError, match="outlasts the launch hook"):
+        model.simulate(policies, slow)
     five_minutes = copy.deepcopy(rendered)
     five_minutes["Resources"]["WinStartAlarm"]["Properties"]["Metrics"][0]["MetricStat"]["Period"] = 300
     with pytest.raises(ValueError, match="WinStartAlarm: Period=300"):

@@ -13,6 +13,8 @@ from troposphere.logs import LogGroup
 from winworkers.cwagent import DISK_FREE_METRIC, AgentLogGroups
 from winworkers.parameters import Params
 
+NO_WORKERS_PERIOD = 300
+
 
 def add_log_group(template: Template, p: Params, name: str) -> LogGroup:
     """A log group with the stack's retention and optional customer key.
@@ -68,6 +70,8 @@ def add_alarms(
     template: Template, p: Params, asg_name: object, function: object, refresh_failed_rule: object
 ) -> list[Alarm]:
     """What an operator is paged for. Each alarm notifies AlarmTopicArn when it is set."""
+    from winworkers.compute import BOOT_TIMEOUT_SECONDS  # here: compute imports this module
+
     topic = If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue)
     queue_name = Select(5, Split(":", p["WorkQueueArn"]))
     asg = [MetricDimension(Name="AutoScalingGroupName", Value=asg_name)]
@@ -88,8 +92,11 @@ def add_alarms(
                     "ApproximateNumberOfMessagesVisible",
                     "Maximum",
                     MetricDimension(Name="QueueName", Value=queue_name),
+                    period=NO_WORKERS_PERIOD,
                 ),
-                metric_query("serving", "AWS/AutoScaling", "GroupInServiceInstances", "Minimum", *asg),
+                metric_query(
+                    "serving", "AWS/AutoScaling", "GroupInServiceInstances", "Minimum", *asg, period=NO_WORKERS_PERIOD
+                ),
                 MetricDataQuery(
                     Id="stuck",
                     Expression="IF(queued > 0 AND serving == 0, 1, 0)",
@@ -97,8 +104,11 @@ def add_alarms(
                     ReturnData=True,
                 ),
             ],
-            # A Windows scale-out from zero takes ~10 minutes; 15 without a worker is a fault.
-            EvaluationPeriods=3,
+            # The launch hook keeps a new worker out of service for its whole bootstrap,
+            # ~15 minutes from zero and up to the hook's timeout. Page only after a full
+            # timeout plus a period at each end (the start alarm and launch; the partial
+            # period it comes into service in): by then a launch was abandoned.
+            EvaluationPeriods=BOOT_TIMEOUT_SECONDS // NO_WORKERS_PERIOD + 2,
             Threshold=0,
             ComparisonOperator="GreaterThanThreshold",
             TreatMissingData="notBreaching",

@@ -248,13 +248,19 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
             min_value=1,
             max_value=100,
         ),
+        # The group's DefaultInstanceWarmup, HealthCheckGracePeriod and refreshes' InstanceWarmup.
+        # All three count from InService, which the launch hook holds back until the bootstrap
+        # succeeded (user guide, "Set the default instance warmup", "Health check grace period"):
+        # the boot is not in it. A worker takes its first message within seconds of entering
+        # service; 3 minutes lets the 1-minute SQS and group metrics show it. 0 to 3600 is what
+        # DefaultInstanceWarmup accepts.
         ParamSpec(
             "InstanceWarmup",
             "Number",
-            "900",
-            "Seconds a new worker needs to boot.",
+            "180",
+            "Seconds from a worker entering service (bootstrap done) until metrics reflect it.",
             "Fleet",
-            min_value=60,
+            min_value=0,
             max_value=3600,
         ),
         # Platform
