@@ -34,7 +34,7 @@ GROUP = "workers"
 DEFAULT_PREFERENCES = {
     "MinHealthyPercentage": 100,
     "MaxHealthyPercentage": 200,
-    "InstanceWarmup": 600,
+    "InstanceWarmup": 180,  # the template's InstanceWarmup default
     "CheckpointPercentages": [50, 100],
     "CheckpointDelay": 3600,
     "ScaleInProtectedInstances": "Refresh",

@@ -6,7 +6,7 @@ written and the stack never drifts; but a refresh then cannot use SkipMatching,
 DesiredConfiguration or AutoRollback. So this compares that image with every
 instance's (warm pool too: stopped ones keep their AMI) and, if any differs and no
 refresh is active, starts one launch-before-terminate refresh. {"dryRun": true}
-changes nothing. Env: ASG_NAME, AMI_PARAMETER, INSTANCE_WARMUP (600),
+changes nothing. Env: ASG_NAME, AMI_PARAMETER, INSTANCE_WARMUP (180),
 MIN_HEALTHY_PERCENTAGE (100), MAX_HEALTHY_PERCENTAGE (MIN + 100).
 """
 
@@ -53,7 +53,7 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     # Launch before terminating (MAX over 100); AWS allows at most 100 between the two.
     low = _int(env, "MIN_HEALTHY_PERCENTAGE", 100, 1, 100)
     high = _int(env, "MAX_HEALTHY_PERCENTAGE", low + 100, 101, low + 100)
-    warmup = _int(env, "INSTANCE_WARMUP", 600, 0, 86400)
+    warmup = _int(env, "INSTANCE_WARMUP", 180, 0, 86400)
     if event.get("detail-type") == "EC2 Auto Scaling Instance Refresh Failed":  # routed here to alarm
         d = event.get("detail") or {}
         raise RefreshError(f"instance refresh {d.get('InstanceRefreshId')} failed: {d.get('Cause')}")
