@@ -4,7 +4,6 @@ honest: every row cites its source and names a check that exists."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from conftest import ROOT
 
@@ -63,4 +62,5 @@ def test_every_pin_names_a_check_that_exists() -> None:
 
 def test_the_pin_parser_reads_each_form() -> None:
     cell = "`tests/test_a.py::test_x`, `::test_y`, rule E9101 + `tests/test_b.py`"
-    assert _pins(cell) == ([("tests/test_a.py", "test_x"), ("tests/test_a.py", "test_y")], ["tests/test_b.py"], ["E9101"])
+    tests = [("tests/test_a.py", "test_x"), ("tests/test_a.py", "test_y")]
+    assert _pins(cell) == (tests, ["tests/test_b.py"], ["E9101"])
