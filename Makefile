@@ -17,11 +17,13 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 # The feature's template, then the two example parents (examples/); the nested
-# one writes its child too, which must be the same templates/winworkers.json.
+# one writes its child too (from examples/workers.toml), which must be the same
+# templates/winworkers.json: `winworkers check` fails the build if it is not.
 templates: $(STAMP)
 	$(BIN)/winworkers build --out templates
 	$(BIN)/python examples/inline_parent.py templates
 	$(BIN)/python examples/nested_parent.py templates
+	$(BIN)/winworkers check templates/parent-nested.json templates/winworkers.json
 	$(BIN)/python scripts/readme_table.py README.md
 
 test: $(STAMP)

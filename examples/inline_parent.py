@@ -46,7 +46,9 @@ def platform() -> tuple[Template, dict[str, Any]]:
         Queue(
             "WorkQueue",
             SqsManagedSseEnabled=True,
-            VisibilityTimeout=900,  # longer than the longest file takes
+            # Longer than the longest file takes and than WinDrainSeconds (default 3600),
+            # so a message a draining worker still holds never reappears to another.
+            VisibilityTimeout=3900,
             MessageRetentionPeriod=1209600,
             DeletionPolicy="Delete",
             UpdateReplacePolicy="Delete",

@@ -209,6 +209,32 @@ def test_cli_checks_a_nested_pair(tmp_path: Path) -> None:
     assert _cli("check", str(parent), str(tmp_path / "none.json")).returncode == 2
 
 
+@pytest.mark.parametrize(
+    ("parent", "message"),
+    [
+        ([], "the parent is not a CloudFormation template"),
+        ({"Resources": {}}, "the parent nests no winworkers stack"),
+        ({"Resources": {"S": {"Type": "AWS::CloudFormation::Stack", "Metadata": "x"}}}, "nests no winworkers stack"),
+        (
+            {"Resources": {"S": {"Type": "AWS::CloudFormation::Stack", "Metadata": {"winworkers": {"x": 1}}}}},
+            "expects the child with fingerprint None",
+        ),
+    ],
+)
+def test_cli_check_refuses_malformed_templates_in_one_line(tmp_path: Path, parent: Any, message: str) -> None:
+    path = tmp_path / "parent.json"
+    path.write_text(json.dumps(parent))
+    run = _cli("check", str(path), str(ROOT / "templates" / "winworkers.json"))
+    assert (run.returncode, run.stderr.count("\n")) == (1, 1) and message in run.stderr, run.stderr
+
+
+def test_cli_build_into_an_impossible_folder_fails_in_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    run = _cli("build", "--out", str(blocker / "out"))
+    assert (run.returncode, run.stderr.count("\n")) == (2, 1) and "winworkers: error:" in run.stderr, run.stderr
+
+
 def test_cli_prints_its_version() -> None:
     run = _cli("--version")
     assert (run.returncode, run.stdout) == (0, f"winworkers {winworkers.__version__}\n")

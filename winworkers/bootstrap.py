@@ -59,8 +59,8 @@ HARDEN_COMMANDS = {
 
 # The agent decides it runs on premises, and exits, when it starts before the
 # instance metadata service answers (amazon-cloudwatch-agent #471, #803). So:
-# wait for IMDSv2 before the first start, and on later boots (a warm-pool
-# instance is stopped and started) start late and restart on failure.
+# wait for IMDSv2 before the first start, and on later boots (a reboot after
+# maintenance or an update) start late and restart on failure.
 WAIT_FOR_IMDS = (
     "$end = (Get-Date).AddMinutes(10); $imds = 'http://169.254.169.254/latest/'; while ($true) { try { "
     "$t = irm -Method Put -Uri ($imds + 'api/token') -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} "

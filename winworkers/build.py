@@ -322,7 +322,10 @@ def check_pair(parent: Template | Mapping[str, Any], child: Template | Mapping[s
     """
     parent_data = parent.to_dict() if isinstance(parent, Template) else parent
     child_data = child.to_dict() if isinstance(child, Template) else child
-    ours = child_data.get("Metadata", {}).get(METADATA_KEY, {})
+    for what, data in (("parent", parent_data), ("child", child_data)):
+        if not isinstance(data, Mapping) or not isinstance(data.get("Resources", {}), Mapping):
+            raise ValueError(f"the {what} is not a CloudFormation template (a JSON object with Resources)")
+    ours = _recorded(child_data)
     if "fingerprint" not in ours:
         raise ValueError("the child has no winworkers fingerprint in its Metadata: build it with child_template")
     if ours["fingerprint"] != fingerprint(child_data):
@@ -331,25 +334,36 @@ def check_pair(parent: Template | Mapping[str, Any], child: Template | Mapping[s
             "it was built; rebuild it with child_template (winworkers build --config FILE)"
         )
     stacks = {
-        name: resource["Metadata"][METADATA_KEY]
+        name: _recorded(resource)
         for name, resource in parent_data.get("Resources", {}).items()
-        if resource.get("Type") == "AWS::CloudFormation::Stack" and METADATA_KEY in resource.get("Metadata", {})
+        if isinstance(resource, Mapping)
+        and resource.get("Type") == "AWS::CloudFormation::Stack"
+        and _recorded(resource)
     }
     if stack:
         if stack not in stacks:
             raise ValueError(f"the parent has no winworkers stack {stack!r}: it has {sorted(stacks)}")
     elif len(stacks) == 1:
         (stack,) = stacks
+    elif not stacks:
+        raise ValueError("the parent nests no winworkers stack (no AWS::CloudFormation::Stack built by nested_stack)")
     else:
         raise ValueError(f"the parent has winworkers stacks {sorted(stacks)}: name one with stack=")
     theirs = stacks[stack]
-    if theirs["fingerprint"] != ours["fingerprint"]:
+    if theirs.get("fingerprint") != ours["fingerprint"]:
         raise ValueError(
-            f"the parent's {stack} expects the child with fingerprint {theirs['fingerprint']} "
+            f"the parent's {stack} expects the child with fingerprint {theirs.get('fingerprint')} "
             f"(winworkers {theirs.get('version')}, {_differences(theirs.get('config', {}))}), "
             f"but the child's is {ours['fingerprint']} (winworkers {ours.get('version')}): build both from the same "
             "config and winworkers version (winworkers build --config FILE) and upload that child"
         )
+
+
+def _recorded(holder: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What winworkers recorded in a template's or a resource's Metadata ({} if nothing, or not a mapping)."""
+    metadata = holder.get("Metadata")
+    recorded = metadata.get(METADATA_KEY) if isinstance(metadata, Mapping) else None
+    return recorded if isinstance(recorded, Mapping) else {}
 
 
 def _differences(config: Mapping[str, Any]) -> str:

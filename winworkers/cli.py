@@ -1,5 +1,5 @@
 """Command line: winworkers build [--config FILE] [--out DIR], check PARENT CHILD, params,
-lint [cfn-lint options] TEMPLATE..., deploy, delete, emulator, --version."""
+lint [cfn-lint options] TEMPLATE..., deploy, upload, delete, emulator, --version."""
 
 from __future__ import annotations
 
@@ -65,7 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             # One line, no traceback: the file is the user's to fix.
             print(f"winworkers: error: {args.config}: {error}", file=sys.stderr)
             return 2
-        for path in write_templates(args.out, config):
+        try:
+            written = write_templates(args.out, config)
+        except OSError as error:
+            print(f"winworkers: error: {args.out}: {error.strerror or error}", file=sys.stderr)
+            return 2
+        for path in written:
             print(path)
         return 0
     sys.stdout.write(parameter_table(WorkersConfig()))

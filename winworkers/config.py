@@ -82,8 +82,8 @@ class WorkersConfig:
     max_fleet_size: int = field(
         default=100,
         metadata=_doc(
-            "Upper bound of the capacity parameters, 1-1000. The template's size does "
-            "not depend on it (the bound is a MaxValue and a pattern)."
+            "Upper bound of the capacity parameters, 1-1000. The template grows only with "
+            "its digits (the bound is a MaxValue and a pattern)."
         ),
     )
     include_alarms: bool = field(

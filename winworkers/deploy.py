@@ -42,7 +42,11 @@ from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 
 INSTALL = "pip install 'winworkers[deploy]'"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
-DEFAULT_TIMEOUT_MINUTES = 60
+# A stack update that changes the launch template refreshes the fleet: two halves
+# (checkpoint at 50%, an hour's CheckpointDelay between), each a bootstrap (up to the
+# launch hook's 45 minutes) plus the replaced workers' drains (DrainSeconds, default
+# an hour). Four hours covers that with the defaults; creation needs far less.
+DEFAULT_TIMEOUT_MINUTES = 240
 DONE = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 # A stack whose creation failed cannot be updated, only deleted:
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html#cfn-console-view-stack-data-resources-status-codes
