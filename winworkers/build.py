@@ -19,6 +19,7 @@ from winworkers import iam, wiring
 from winworkers._version import __version__
 from winworkers.compute import add_fleet
 from winworkers.config import WorkersConfig
+from winworkers.constraints import is_list_type
 from winworkers.network import add_network
 from winworkers.observability import WorkerLogs, add_alarms, add_worker_logs, grant_write
 from winworkers.parameters import SWITCH, Params, add_parameters, param_name, parameter_specs
@@ -279,7 +280,7 @@ def _pass_through(config: WorkersConfig, wired: dict[str, Any]) -> dict[str, Any
         name = param_name(config, spec.name)
         if spec.name in wired:
             passed[name] = wired[spec.name]
-        elif spec.type == "CommaDelimitedList" or spec.type.startswith("List<"):
+        elif is_list_type(spec.type):
             passed[name] = Join(",", Ref(name))
         else:
             passed[name] = Ref(name)

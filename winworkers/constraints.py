@@ -32,15 +32,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from winworkers.rules import failed_assertions
+from winworkers.rules import is_list_type as is_list_type  # public here too: the one list-type test
 
 # CloudFormation's Number: an integer or a float, in decimal or exponent notation.
 # Python's float() would also take "nan", "inf" and "1_000", which CloudFormation does not.
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-
-
-def is_list_type(parameter_type: str) -> bool:
-    """CommaDelimitedList and the List<...> types take comma-separated items."""
-    return parameter_type == "CommaDelimitedList" or parameter_type.startswith("List<")
 
 
 def check_parameters(template: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:

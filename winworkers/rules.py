@@ -13,6 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def is_list_type(parameter_type: str) -> bool:
+    """CommaDelimitedList and the List<...> types take comma-separated items.
+
+    Defined here, below winworkers.constraints (which imports this module and
+    offers it as constraints.is_list_type), so that both use the one test."""
+    return parameter_type == "CommaDelimitedList" or parameter_type.startswith("List<")
+
+
 def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, Any]:
     """Every parameter's value: the given one, else its default. Lists are split."""
     values: dict[str, Any] = {}
@@ -23,8 +31,7 @@ def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> d
             raw = str(spec["Default"])
         else:
             raise ValueError(f"parameter {name} has no value and no default")
-        is_list = spec["Type"] == "CommaDelimitedList" or spec["Type"].startswith("List<")
-        values[name] = [item.strip() for item in raw.split(",")] if is_list else raw
+        values[name] = [item.strip() for item in raw.split(",")] if is_list_type(spec["Type"]) else raw
     unknown = sorted(set(given) - set(values))
     if unknown:
         raise ValueError(f"unknown parameters {unknown}")
