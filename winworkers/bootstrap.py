@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from troposphere import Base64, Ref, Select, Split, Sub
+from troposphere import Base64, Ref, Sub
 from troposphere.iam import Role
 
 from winworkers.config import WorkersConfig
@@ -94,14 +94,13 @@ def group_name(config: WorkersConfig) -> str:
 def worker_settings(p: Params) -> dict[str, Any]:
     """What the platform's install.ps1 reads from ``SERVICE_CONFIG``; ``lifecycle``
     is what the worker needs to drain (README, "Worker contract")."""
-    arn = p["WorkQueueArn"]
     return {
         "region": Ref("AWS::Region"),
-        "queue_arn": arn,
+        "queue_arn": p["WorkQueueArn"],
         "queue_url": Sub(
             "https://sqs.${AWS::Region}.${AWS::URLSuffix}/${Account}/${Name}",
-            Account=Select(4, Split(":", arn)),
-            Name=Select(5, Split(":", arn)),
+            Account=p.queue_account,
+            Name=p.queue_name,
         ),
         "data_bucket": p["DataBucket"],
         "data_prefix": p["DataPrefix"],

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from troposphere import AWSProperty, GetAtt, If, NoValue, Ref, Select, Split, StackName, Sub, Tag, Template
+from troposphere import AWSProperty, GetAtt, If, NoValue, Ref, StackName, Sub, Tag, Template
 from troposphere.autoscaling import (
     AutoScalingGroup,
     CustomizedMetricSpecification,
@@ -248,8 +248,7 @@ def _add_queue_scaling(template: Template, p: Params, group: AutoScalingGroup) -
     when the visibility timeout ends.
     """
     lid = p.config.logical_id
-    queue_name = Select(5, Split(":", p["WorkQueueArn"]))
-    queue = ("QueueName", queue_name)
+    queue = ("QueueName", p.queue_name)
 
     def stat(query_id: str, namespace: str, metric: str, statistic: str, dimension: tuple[str, Any]) -> Any:
         return TargetTrackingMetricDataQuery(
@@ -302,7 +301,7 @@ def _add_queue_scaling(template: Template, p: Params, group: AutoScalingGroup) -
             StepAdjustments=[StepAdjustments(MetricIntervalLowerBound=0, ScalingAdjustment=1)],
         )
     )
-    sqs = MetricDimension(Name="QueueName", Value=queue_name)
+    sqs = MetricDimension(Name="QueueName", Value=p.queue_name)
     template.add_resource(
         Alarm(
             lid("StartAlarm"),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from awacs import logs
 from awacs.aws import Allow, Statement
-from troposphere import GetAtt, If, NoValue, Ref, Select, Split, Template
+from troposphere import GetAtt, If, NoValue, Ref, Template
 from troposphere.cloudwatch import Alarm, Metric, MetricDataQuery, MetricDimension, MetricStat
 from troposphere.logs import LogGroup
 
@@ -73,7 +73,6 @@ def add_alarms(
     from winworkers.compute import BOOT_TIMEOUT_SECONDS  # here: compute imports this module
 
     topic = If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue)
-    queue_name = Select(5, Split(":", p["WorkQueueArn"]))
     asg = [MetricDimension(Name="AutoScalingGroupName", Value=asg_name)]
 
     def alarm(name: str, description: str, **props: object) -> Alarm:
@@ -91,7 +90,7 @@ def add_alarms(
                     "AWS/SQS",
                     "ApproximateNumberOfMessagesVisible",
                     "Maximum",
-                    MetricDimension(Name="QueueName", Value=queue_name),
+                    MetricDimension(Name="QueueName", Value=p.queue_name),
                     period=NO_WORKERS_PERIOD,
                 ),
                 metric_query(

@@ -20,6 +20,8 @@ from troposphere import (
     Or,
     Parameter,
     Ref,
+    Select,
+    Split,
     Template,
 )
 
@@ -414,6 +416,17 @@ class Params:
     def cond(self, name: str) -> str:
         """The logical name of one of the feature's conditions."""
         return self.config.logical_id(name)
+
+    # An SQS queue ARN is arn:partition:sqs:region:account:name.
+    @property
+    def queue_name(self) -> Select:
+        """The work queue's name, from WorkQueueArn (the QueueName of its metrics)."""
+        return Select(5, Split(":", self["WorkQueueArn"]))
+
+    @property
+    def queue_account(self) -> Select:
+        """The account that owns the work queue, from WorkQueueArn."""
+        return Select(4, Split(":", self["WorkQueueArn"]))
 
 
 def add_parameters(template: Template, config: WorkersConfig, wired: dict[str, Any] | None = None) -> Params:
