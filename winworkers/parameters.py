@@ -395,6 +395,11 @@ def param_name(config: WorkersConfig, name: str) -> str:
     return name if name == SWITCH else config.logical_id(name)
 
 
+# The platform's inputs the feature cannot run without. The PlatformInputs Rule
+# requires them (and S3PrefixListId) when they are parameters; a wired value gets
+# no Rule, so winworkers.wiring checks it.
+PLATFORM_INPUTS = ("DataBucket", "WorkQueueArn", "ArtifactBucket", "ArtifactKey")
+
 # Inputs a parent may wire to its own resources instead of declaring parameters.
 WIRABLE = ("DataBucket", "DataPrefix", "WorkQueueArn", "ArtifactBucket", "ArtifactKey")
 
@@ -521,11 +526,7 @@ def _add_rules(template: Template, p: Params) -> None:
         p.config.logical_id("PlatformInputs"),
         {
             "RuleCondition": on,
-            "Assertions": [
-                required(n)
-                for n in ("DataBucket", "WorkQueueArn", "ArtifactBucket", "ArtifactKey", "S3PrefixListId")
-                if n not in p.wired
-            ],
+            "Assertions": [required(n) for n in (*PLATFORM_INPUTS, "S3PrefixListId") if n not in p.wired],
         },
     )
     template.add_rule(

@@ -14,14 +14,10 @@ from typing import Any
 from troposphere import AWSHelperFn, Template, encode_to_dict
 
 from winworkers.config import WorkersConfig
-from winworkers.parameters import SWITCH, parameter_specs
+from winworkers.parameters import PLATFORM_INPUTS, SWITCH, parameter_specs
 
 # Parameter types whose Ref can equal the string "true".
 _STRING_TYPES = ("String", "AWS::SSM::Parameter::Value<String>")
-
-# Inputs the feature cannot run without: the PlatformInputs rule requires them
-# when they are parameters; a wired value gets no Rule, so it is checked here.
-REQUIRED_INPUTS = ("DataBucket", "WorkQueueArn", "ArtifactBucket", "ArtifactKey")
 
 # What Ref and Fn::GetAtt of a platform resource give, per the "Return values"
 # of AWS::SQS::Queue and AWS::S3::Bucket in the CloudFormation template reference.
@@ -77,7 +73,7 @@ def check_wired(template: Template, config: WorkersConfig, wired: Mapping[str, A
             continue  # add_parameters names inputs that cannot be wired
         what = spec.constraint or "a value"
         if isinstance(value, str):
-            if name in REQUIRED_INPUTS and not value:
+            if name in PLATFORM_INPUTS and not value:
                 raise ValueError(f"wired {name}='' is not allowed: the feature needs {what}")
             if spec.allowed_pattern and not re.fullmatch(spec.allowed_pattern, value):
                 raise ValueError(f"wired {name}={value!r} is not allowed: {what} ({spec.allowed_pattern})")
