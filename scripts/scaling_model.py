@@ -83,7 +83,7 @@ BOOTSTRAP_MINUTES = 15
 """Launch to InService: a cold Windows Server boot with EC2Launch, then cfn-init
 (hardening, the CloudWatch agent MSI, the worker service) until the UserData
 completes the launch hook. An estimate, not a measurement: Windows first boots
-take 10-20 minutes (winworkers/compute.py, on aws-cdk #10429 and #21359, which is
+take 10-20 minutes (winworkers/bootstrap.py, on aws-cdk #10429 and #21359, which is
 why the hook waits 45); BENCHMARKS.md's "Cost and latency on paper" says the same."""
 
 SCALING_POLICY = "AWS::AutoScaling::ScalingPolicy"

@@ -20,8 +20,8 @@ import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
 from conftest import props, render, resources_of
-from winworkers.bootstrap import DRAIN_HOOK, LAUNCH_HOOK
-from winworkers.compute import BOOT_TIMEOUT_SECONDS, CHECKPOINTS, SIGNAL_TIMEOUT
+from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS, DRAIN_HOOK, LAUNCH_HOOK, SIGNAL_TIMEOUT
+from winworkers.compute import CHECKPOINTS
 from winworkers.config import WorkersConfig
 from winworkers.parameters import parameter_specs
 from winworkers.renderings import MODES, enabled_parameters

@@ -22,6 +22,10 @@ SERVICE_DIR = "C:\\winworkers\\service"
 # The group's lifecycle hooks (compute.py declares them, the instance completes them).
 LAUNCH_HOOK = "bootstrap"
 DRAIN_HOOK = "drain"
+# Windows first boots take 10-20 minutes, longer than short signal timeouts
+# allow (aws-cdk #10429, #21359). The launch hook waits as long as the signal.
+BOOT_TIMEOUT_SECONDS = 2700
+SIGNAL_TIMEOUT = f"PT{BOOT_TIMEOUT_SECONDS // 60}M"
 SERVICE_CONFIG = "C:\\winworkers\\worker.json"
 CONFIG_SETS = ("harden", "agent", "service")
 _CFN_BOOTSTRAP = "C:\\Program Files\\Amazon\\cfn-bootstrap"

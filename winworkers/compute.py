@@ -54,17 +54,21 @@ from troposphere.policies import (
     UpdatePolicy,
 )
 
-from winworkers.bootstrap import DRAIN_HOOK, LAUNCH_HOOK, group_name, init_metadata, user_data
+from winworkers.bootstrap import (
+    BOOT_TIMEOUT_SECONDS,
+    DRAIN_HOOK,
+    LAUNCH_HOOK,
+    SIGNAL_TIMEOUT,
+    group_name,
+    init_metadata,
+    user_data,
+)
 from winworkers.network import Network
 from winworkers.observability import WorkerLogs, metric_query
 from winworkers.parameters import Params
 
 FEATURE_TAG = "windows-workers"
 AMI_PARAMETER = "/aws/service/ami-windows-latest/Windows_Server-${Version}-English-Full-Base"
-# Windows first boots take 10-20 minutes, longer than short signal timeouts
-# allow (aws-cdk #10429, #21359). The launch hook waits as long as the signal.
-BOOT_TIMEOUT_SECONDS = 2700
-SIGNAL_TIMEOUT = f"PT{BOOT_TIMEOUT_SECONDS // 60}M"
 MAX_HEALTHY_PERCENT = 200
 # Refreshes replace half the fleet, then pause an hour before the rest: a worker
 # that boots but misbehaves on a new AMI runs on half the fleet while the other

@@ -10,6 +10,7 @@ from troposphere import GetAtt, If, NoValue, Ref, Template
 from troposphere.cloudwatch import Alarm, Metric, MetricDataQuery, MetricDimension, MetricStat
 from troposphere.logs import LogGroup
 
+from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS
 from winworkers.cwagent import DISK_FREE_METRIC, AgentLogGroups
 from winworkers.parameters import Params
 
@@ -70,8 +71,6 @@ def add_alarms(
     template: Template, p: Params, asg_name: object, function: object, refresh_failed_rule: object
 ) -> list[Alarm]:
     """What an operator is paged for. Each alarm notifies AlarmTopicArn when it is set."""
-    from winworkers.compute import BOOT_TIMEOUT_SECONDS  # here: compute imports this module
-
     topic = If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue)
     asg = [MetricDimension(Name="AutoScalingGroupName", Value=asg_name)]
 
