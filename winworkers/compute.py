@@ -95,7 +95,6 @@ class Fleet:
 
     group: AutoScalingGroup
     launch_template: LaunchTemplate
-    name: Sub
 
 
 def ami_parameter_name(p: Params) -> Sub:
@@ -114,7 +113,7 @@ def add_fleet(
     launch_template = template.add_resource(_launch_template(p, network, role, profile, logs, name))
     group = template.add_resource(_group(p, network, launch_template, name))
     _add_queue_scaling(template, p, group)
-    return Fleet(group=group, launch_template=launch_template, name=name)
+    return Fleet(group=group, launch_template=launch_template)
 
 
 def _tags(p: Params) -> dict[str, Any]:
