@@ -97,15 +97,29 @@ class Network:
     CloudFormation creates them before it creates the group."""
 
 
+@dataclass(frozen=True)
+class _SecurityGroups:
+    """What _add_security_groups created, for the endpoints and Network.ready."""
+
+    workers: SecurityGroup
+    endpoints: SecurityGroup
+    """Isolated mode only: the VPC endpoints' group."""
+    isolated_rules: tuple[SecurityGroupIngress | SecurityGroupEgress, ...]
+    """Isolated mode: endpoints from the workers, workers to the endpoints."""
+    existing_rules: tuple[SecurityGroupEgress, ...]
+    """existing-subnets mode: workers to the network's own endpoints."""
+
+
 def add_network(template: Template, p: Params, worker_role: Role, worker_statements: Sequence[Statement]) -> Network:
     """The VPC, endpoints and endpoint security group (isolated mode); the workers' security group (both)."""
     vpc, subnets, route_table, routes = _add_isolated_vpc(template, p)
     isolated = p.cond("IsolatedVpc")
-    workers, isolated_rules, existing_rules = _add_security_groups(template, p, vpc)
-    endpoints = _add_endpoints(template, p, vpc, subnets, route_table, worker_role, worker_statements)
-    ready = If(isolated, [*(Ref(r) for r in [*endpoints, *isolated_rules]), *routes], [Ref(r) for r in existing_rules])
+    groups = _add_security_groups(template, p, vpc)
+    endpoints = _add_endpoints(template, p, vpc, subnets, route_table, groups.endpoints, worker_role, worker_statements)
+    needed = [*endpoints, groups.endpoints, *groups.isolated_rules]
+    ready = If(isolated, [*(Ref(r) for r in needed), *routes], [Ref(r) for r in groups.existing_rules])
     subnet_ids = If(isolated, subnets, p["SubnetIds"])
-    return Network(subnet_ids=subnet_ids, worker_security_group=workers, ready=ready)
+    return Network(subnet_ids=subnet_ids, worker_security_group=groups.workers, ready=ready)
 
 
 def _add_isolated_vpc(template: Template, p: Params) -> tuple[VPC, list[Any], RouteTable, list[Any]]:
@@ -174,7 +188,7 @@ def _add_flow_logs(template: Template, p: Params, vpc: VPC) -> None:
     )
 
 
-def _add_security_groups(template: Template, p: Params, vpc: VPC) -> tuple[SecurityGroup, list[Any], list[Any]]:
+def _add_security_groups(template: Template, p: Params, vpc: VPC) -> _SecurityGroups:
     lid = p.config.logical_id
     isolated = p.cond("IsolatedVpc")
     workers = template.add_resource(
@@ -246,7 +260,9 @@ def _add_security_groups(template: Template, p: Params, vpc: VPC) -> tuple[Secur
             "EndpointsCidr",
         )
     )
-    return workers, [endpoints, ingress, egress], [network_egress]
+    return _SecurityGroups(
+        workers=workers, endpoints=endpoints, isolated_rules=(ingress, egress), existing_rules=(network_egress,)
+    )
 
 
 def endpoint_policy(prefix: str, role: Role, worker_statements: Sequence[Statement]) -> PolicyDocument:
@@ -302,12 +318,12 @@ def _add_endpoints(
     vpc: VPC,
     subnet_ids: list[Any],
     route_table: RouteTable,
+    security_group: SecurityGroup,
     role: Role,
     worker_statements: Sequence[Statement],
 ) -> list[VPCEndpoint]:
     """Only in the isolated VPC: in the platform's VPC, private DNS and routes would change
     every other workload's access to these services (module docstring)."""
-    endpoint_sg = p.config.logical_id("EndpointSecurityGroup")
     created = []
     for service, kind, prefix in ENDPOINTS:
         props: dict[str, Any] = {
@@ -319,7 +335,7 @@ def _add_endpoints(
         if kind == "Gateway":
             props["RouteTableIds"] = [Ref(route_table)]
         else:
-            props.update(PrivateDnsEnabled=True, SubnetIds=subnet_ids, SecurityGroupIds=[Ref(endpoint_sg)])
+            props.update(PrivateDnsEnabled=True, SubnetIds=subnet_ids, SecurityGroupIds=[Ref(security_group)])
         name = "".join(part.capitalize() for part in service.split("-"))
         created.append(
             template.add_resource(
