@@ -127,3 +127,18 @@ def test_constraints_come_before_the_rules(feature: dict[str, Any]) -> None:
         " (got WinMinSize='3', WinDesiredCapacity='', WinMaxSize='2')"
     ]
     assert check_inputs(feature, {SWITCH: "true"})[0] == "WinPlatformInputs: WinDataBucket is required"
+
+
+def test_filled_parameters_count_as_set_for_the_rules_only(feature: dict[str, Any]) -> None:
+    # winworkers deploy looks up an empty prefix list; CloudFormation alone would refuse it.
+    values = enabled_parameters(S3PrefixListId="")
+    assert check_inputs(feature, values) == ["WinPlatformInputs: WinS3PrefixListId is required"]
+    assert check_inputs(feature, values, filled=["WinS3PrefixListId"]) == []
+    # The other Rules still hold, and a given value still meets its constraints.
+    assert check_inputs(feature, {**values, "WinDataBucket": ""}, filled=["WinS3PrefixListId"]) == [
+        "WinPlatformInputs: WinDataBucket is required"
+    ]
+    bad = check_inputs(feature, {**values, "WinS3PrefixListId": "pl"}, filled=["WinS3PrefixListId"])
+    assert len(bad) == 1 and bad[0].startswith("WinS3PrefixListId='pl' is not allowed"), bad
+    with pytest.raises(ValueError, match=r"filled=\['S3PrefixListId'\] is not allowed"):
+        check_inputs(feature, values, filled=["S3PrefixListId"])

@@ -27,7 +27,17 @@ from botocore.stub import Stubber
 from conftest import ROOT
 from winworkers import WorkersConfig, build_template
 from winworkers.cli import main
-from winworkers.deploy import Clients, DeployError, DeployResult, delete, deploy, load_template
+from winworkers.constraints import check_inputs
+from winworkers.deploy import (
+    Clients,
+    DeployError,
+    DeployResult,
+    check,
+    delete,
+    deploy,
+    load_template,
+    prefix_lists_to_fill,
+)
 from winworkers.emulator import ENVIRONMENT, EmulatorError, local_aws
 from winworkers.network import ENDPOINTS
 from winworkers.parameters import SWITCH
@@ -279,6 +289,30 @@ def test_bad_values_are_refused_in_one_line_before_any_call(
     assert err.startswith(f"winworkers deploy: {message}") and err.count("\n") == 1
     assert out == ""
     assert "ww-bad" not in _stacks(aws)
+
+
+AGREE = [
+    *[enabled_parameters(mode=mode) for mode in MODES],
+    *[enabled_parameters(**{key.removeprefix("Win"): value}) for key, value in (a.split("=") for a, _ in REFUSED)],
+    enabled_parameters(S3PrefixListId=""),
+    enabled_parameters(S3PrefixListId="", DataBucket=""),
+    enabled_parameters(S3PrefixListId="", MinSize="3", MaxSize="2"),
+    {SWITCH: "true"},
+    {SWITCH: "false", "WinS3PrefixListId": ""},
+]
+
+
+@pytest.mark.parametrize("values", AGREE, ids=range(len(AGREE)))
+def test_deploy_refuses_exactly_what_check_inputs_reports(feature: dict[str, Any], values: dict[str, str]) -> None:
+    """The README's promise: deploy's checks are the library call check_inputs, given the
+    prefix lists deploy looks up as filled."""
+    problems = check_inputs(feature, values, filled=prefix_lists_to_fill(feature, values))
+    if not problems:
+        check(feature, values)
+        return
+    with pytest.raises(DeployError) as refused:
+        check(feature, values)
+    assert str(refused.value).removeprefix("the template's Rules refuse these values: ") == "; ".join(problems)
 
 
 def test_a_bad_value_is_refused_without_boto3(tmp_path: Path) -> None:

@@ -21,14 +21,15 @@ mean is nowhere documented, so it is refused rather than guessed.
 
 check_inputs adds the template's Rules (winworkers.rules),
 after the constraints: a value that is not even a number would otherwise be
-reported as a broken cross-parameter rule.
+reported as a broken cross-parameter rule. winworkers deploy runs exactly these
+checks, naming in ``filled`` the parameters it fills in itself.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from winworkers.rules import failed_assertions
@@ -55,11 +56,25 @@ def check_parameters(template: Mapping[str, Any], values: Mapping[str, str]) -> 
     return problems
 
 
-def check_inputs(template: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
+FILLED = "(filled in)"
+"""What the Rules see for a parameter named in check_inputs' ``filled``: set, value unknown."""
+
+
+def check_inputs(template: Mapping[str, Any], values: Mapping[str, str], *, filled: Collection[str] = ()) -> list[str]:
     """Everything CloudFormation would refuse about values before it creates a
     change set: the parameter constraints first, then (only when they all hold)
-    the template's Rules, as Rule: AssertDescription."""
-    return check_parameters(template, values) or failed_assertions(template, values)
+    the template's Rules, as Rule: AssertDescription.
+
+    filled names parameters the caller fills in before CloudFormation sees them,
+    as winworkers deploy looks up an empty S3 prefix list
+    (``filled=winworkers.deploy.prefix_lists_to_fill(template, values)``): their
+    given values are checked against the constraints, and the Rules take them as set.
+    """
+    unknown = sorted(set(filled) - set(template.get("Parameters", {})))
+    if unknown:
+        raise ValueError(f"filled={unknown} is not allowed: names of the template's parameters")
+    problems = check_parameters(template, values)
+    return problems or failed_assertions(template, {**values, **dict.fromkeys(filled, FILLED)})
 
 
 def _check_value(name: str, spec: Mapping[str, Any], value: str) -> str | None:

@@ -35,9 +35,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from winworkers.constraints import check_parameters
+from winworkers.constraints import check_inputs, check_parameters
 from winworkers.parameters import SWITCH
-from winworkers.rules import failed_assertions
 from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 
 INSTALL = "pip install 'winworkers[deploy]'"
@@ -53,8 +52,6 @@ DONE = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 RECREATE = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED")
 # How CloudFormation reports a change set without changes (StatusReason of a FAILED change set).
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
-PREFIX_LIST_PLACEHOLDER = "pl-00000000"
-"""Stands for the prefix list to be looked up, while the Rules are checked before any call."""
 
 Echo = Callable[[str], None]
 
@@ -169,14 +166,14 @@ def prefix_lists_to_fill(template: Mapping[str, Any], values: Mapping[str, str])
 
 
 def check(template: Mapping[str, Any], values: Mapping[str, str]) -> None:
-    """Raise DeployError with what CloudFormation would refuse: the
-    parameter constraints first, then the Rules (with any prefix list to be
-    looked up taken as found)."""
+    """Raise DeployError with what CloudFormation would refuse
+    (winworkers.constraints.check_inputs, with any prefix list to be looked up
+    taken as found): the parameter constraints first, then the Rules."""
     problems = check_parameters(template, values)
     if problems:
         raise DeployError("; ".join(problems))
-    filled = dict.fromkeys(prefix_lists_to_fill(template, values), PREFIX_LIST_PLACEHOLDER)
-    failures = failed_assertions(template, {**values, **filled})
+    # The constraints hold, so whatever check_inputs reports comes from the Rules.
+    failures = check_inputs(template, values, filled=prefix_lists_to_fill(template, values))
     if failures:
         raise DeployError("the template's Rules refuse these values: " + "; ".join(failures))
 
