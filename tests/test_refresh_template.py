@@ -61,8 +61,12 @@ def test_refresh_role_is_least_privilege(enabled: dict[str, Any]) -> None:
     statements = [s for p in props(enabled, "WinRefreshRole")["Policies"] for s in p["PolicyDocument"]["Statement"]]
     by_action = {a: s["Resource"] for s in statements for a in s["Action"]}
     assert not [a for a in by_action if a.endswith("*")]
-    assert by_action["autoscaling:StartInstanceRefresh"] != ["*"]
-    assert "autoScalingGroupName/" in by_action["autoscaling:StartInstanceRefresh"][0]
+    # This group only: the same ARN the workers' role completes lifecycle actions on (bootstrap.group_arn).
+    group = props(enabled, "WinGroup")["AutoScalingGroupName"]
+    (arn,) = by_action["autoscaling:StartInstanceRefresh"]
+    assert arn.endswith(f":autoScalingGroup:*:autoScalingGroupName/{group}"), arn
+    workers = [s for p in props(enabled, "WinInstanceRole")["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert [arn] in [s["Resource"] for s in workers if s["Action"] == ["autoscaling:CompleteLifecycleAction"]]
     assert by_action["ssm:GetParameter"] == [
         "arn:aws:ssm:us-east-1:*:parameter/aws/service/ami-windows-latest/Windows_Server-2019-English-Full-Base"
     ]

@@ -95,6 +95,15 @@ def group_name(config: WorkersConfig) -> str:
     return "${AWS::StackName}-" + config.logical_id("Workers")
 
 
+def group_arn(config: WorkersConfig) -> Sub:
+    """The group's ARN, from its fixed name: the roles that act on the group need
+    no ``Ref`` to it (the instance role cannot have one: the group depends on it)."""
+    return Sub(
+        "arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*"
+        ":autoScalingGroupName/" + group_name(config)
+    )
+
+
 def worker_settings(p: Params) -> dict[str, Any]:
     """What the platform's install.ps1 reads from ``SERVICE_CONFIG``; ``lifecycle``
     is what the worker needs to drain (README, "Worker contract")."""

@@ -19,7 +19,7 @@ from awacs.sts import AssumeRole
 from troposphere import AccountId, Ref, StackId, Sub, Template
 from troposphere.iam import InstanceProfile, Policy, Role
 
-from winworkers.bootstrap import group_name
+from winworkers.bootstrap import group_arn
 from winworkers.parameters import Params
 from winworkers.suppress import skip_cfn_lint
 
@@ -109,11 +109,7 @@ def lifecycle_statements(p: Params) -> list[Statement]:
     """Complete this group's lifecycle actions (the bootstrap's launch hook, the worker's
     drain hook), on no other group. The ARN is built from the group's fixed name: the
     role cannot Ref the group, which depends on the role's instance profile."""
-    group = Sub(
-        "arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*"
-        ":autoScalingGroupName/" + group_name(p.config)
-    )
-    return [Statement(Effect=Allow, Action=[autoscaling.CompleteLifecycleAction], Resource=[group])]
+    return [Statement(Effect=Allow, Action=[autoscaling.CompleteLifecycleAction], Resource=[group_arn(p.config)])]
 
 
 def metrics_statements(p: Params) -> list[Statement]:

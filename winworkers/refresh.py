@@ -18,6 +18,7 @@ from troposphere.sns import SubscriptionResource
 from troposphere.sqs import Queue
 
 from winworkers import iam
+from winworkers.bootstrap import group_arn
 from winworkers.compute import Fleet, ami_parameter_name
 from winworkers.observability import add_log_group, grant_write
 from winworkers.parameters import Params
@@ -45,15 +46,10 @@ def function_source() -> str:
     return SOURCE.read_text(encoding="utf-8")
 
 
-def _statements(p: Params, fleet: Fleet, dead_letters: Queue) -> list[Statement]:
+def _statements(p: Params, dead_letters: Queue) -> list[Statement]:
     # Public parameters have an empty account field; "*" matches it (and only AWS can
     # own names under /aws/), where an empty field fails parliament's ARN check.
     parameter = Sub("arn:${AWS::Partition}:ssm:${AWS::Region}:*:parameter${Name}", Name=ami_parameter_name(p))
-    group = Sub(
-        "arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*"
-        ":autoScalingGroupName/${Name}",
-        Name=Ref(fleet.group),
-    )
     return [
         # Describe calls support no resource-level permissions: "*" is the only resource AWS accepts.
         Statement(
@@ -66,7 +62,7 @@ def _statements(p: Params, fleet: Fleet, dead_letters: Queue) -> list[Statement]
             ],
             Resource=["*"],
         ),
-        Statement(Effect=Allow, Action=[autoscaling.StartInstanceRefresh], Resource=[group]),
+        Statement(Effect=Allow, Action=[autoscaling.StartInstanceRefresh], Resource=[group_arn(p.config)]),
         # GetParameters too: Auto Scaling checks the caller of StartInstanceRefresh can
         # resolve the launch template's resolve:ssm: ImageId.
         Statement(Effect=Allow, Action=[ssm.GetParameter, ssm.GetParameters], Resource=[parameter]),
@@ -94,7 +90,7 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
         p,
         "RefreshRole",
         "lambda.amazonaws.com",
-        [*_statements(p, fleet, dead_letters), grant_write((logs,))],
+        [*_statements(p, dead_letters), grant_write((logs,))],
     )
     function = template.add_resource(
         Function(
