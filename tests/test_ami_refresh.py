@@ -214,7 +214,7 @@ def test_the_lambda_refreshes_as_a_stack_update_does(world: World, feature: dict
     started = world.started[0]["Preferences"]
     stack = feature["Resources"]["WinGroup"]["UpdatePolicy"]["AutoScalingInstanceRefresh"]["Preferences"]
     shared = {name: value for name, value in stack.items() if name != "InstanceWarmup"}  # a Ref there
-    assert {name: started[name] for name in shared} == shared
+    assert {name: started[name] for name in shared} == shared and set(started) == set(stack)
     assert started["CheckpointPercentages"] == [50, 100] and "AutoRollback" not in started
 
 

@@ -76,6 +76,9 @@ MAX_HEALTHY_PERCENT = 200
 # uses the same (tests/test_ami_refresh.py). No AutoRollback: a launch template
 # resolving resolve:ssm: cannot roll back (RefreshPreferences API reference).
 CHECKPOINTS = {"CheckpointPercentages": [50, 100], "CheckpointDelay": 3600}
+# Every instance is replaced, scale-in protected or on standby alike (the refresh Lambda
+# sends the same): a patch that skips some workers leaves them unpatched.
+REPLACE_EVERY_INSTANCE = {"ScaleInProtectedInstances": "Refresh", "StandbyInstances": "Terminate"}
 
 
 class InstanceRefreshPolicy(AWSProperty):  # type: ignore[misc]  # troposphere is untyped
@@ -228,7 +231,12 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
             # launches first, so capacity never dips.
             AutoScalingInstanceRefresh=InstanceRefreshPolicy(
                 Strategy="Rolling",
-                Preferences={**launch_before_terminate, **CHECKPOINTS, "InstanceWarmup": p["InstanceWarmup"]},
+                Preferences={
+                    **launch_before_terminate,
+                    **CHECKPOINTS,
+                    **REPLACE_EVERY_INSTANCE,
+                    "InstanceWarmup": p["InstanceWarmup"],
+                },
             ),
             # Scaling owns the desired capacity; a stack update must not reset it.
             AutoScalingScheduledAction=AutoScalingScheduledAction(IgnoreUnmodifiedGroupSizeProperties=True),
