@@ -143,13 +143,17 @@ def template_row(path: Path) -> str:
 FLEET_SIZES = (10, 100, 1000)
 
 
-def fleet_size_row(max_fleet_size: int) -> str:
+def fleet_size_bytes(max_fleet_size: int) -> int:
     """The feature template's minified bytes for one ``max_fleet_size`` (exact; asserted in the tests)."""
     from winworkers import WorkersConfig, build_template
     from winworkers.templates import render
 
     template = json.loads(render(build_template(WorkersConfig(max_fleet_size=max_fleet_size))))
-    minified = len(json.dumps(template, separators=(",", ":"), ensure_ascii=False).encode())
+    return len(json.dumps(template, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def fleet_size_row(max_fleet_size: int) -> str:
+    minified = fleet_size_bytes(max_fleet_size)
     return f"| {max_fleet_size:,} | {minified:,} | {'fits' if minified <= INLINE_LIMIT else 'over'} |"
 
 

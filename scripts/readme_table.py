@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from bench import FLEET_SIZES, fleet_size_row, template_figures
+from bench import FLEET_SIZES, fleet_size_bytes, template_figures
 
 from winworkers import WorkersConfig
 from winworkers.docs import output_table, parameter_table
@@ -25,7 +25,7 @@ def size_table() -> str:
         f = template_figures(path)
         limit = f"inline {INLINE_LIMIT:,}" if path.name == "winworkers.json" else f"S3 {S3_LIMIT:,}"
         rows.append(f"| `{path.name}` | {f['minified']:,} | {f['resources']} | {f['parameters']} | {limit} |")
-    sizes = ", ".join(f"{fleet_size_row(n).split(' | ')[1]} at {n:,}" for n in FLEET_SIZES)
+    sizes = ", ".join(f"{fleet_size_bytes(n):,} at {n:,}" for n in FLEET_SIZES)
     worst = template_figures(ROOT / "templates" / "winworkers.json")["user_data"]
     notes = [
         f"- The feature's template by `max_fleet_size`: {sizes} (bytes, minified).",

@@ -18,6 +18,7 @@ from troposphere.sqs import Queue
 import winworkers
 from conftest import ROOT, as_dict, render
 from winworkers import WorkersConfig, add_to, build_template, child_template, nested_stack
+from winworkers.docs import parameter_table
 from winworkers.parameters import SWITCH
 from winworkers.renderings import MODES, enabled_parameters
 from winworkers.templates import all_templates
@@ -257,3 +258,11 @@ def test_readme_shows_the_examples_exactly_and_they_run() -> None:
     assert {"WinGroup", "WorkQueue", "DataBucket"} <= set(platform.resources)
     matches = lint(render_json(platform), config=ManualArgs(include_checks=["I"], regions=["us-east-1"]))
     assert [f"{m.rule.id} {m.path} {m.message}" for m in matches] == []
+
+
+def test_cli_params_follows_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "gpu.toml"
+    path.write_text('prefix = "Gpu"\nmax_fleet_size = 1000\n')
+    run = _cli("params", "--config", str(path))
+    assert run.returncode == 0 and run.stdout == parameter_table(WorkersConfig(prefix="Gpu", max_fleet_size=1000))
+    assert "`GpuMaxSize` | `4` | 0-1000 |" in run.stdout

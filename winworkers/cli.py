@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("parent", type=Path, help="the parent template (JSON)")
     check.add_argument("child", type=Path, help="the child template (JSON) to upload")
     check.add_argument("--stack", default="", help="the parent's stack resource, if it nests more than one")
-    commands.add_parser("params", help="print the stack parameters as a Markdown table")
+    params = commands.add_parser("params", help="print the stack parameters as a Markdown table")
+    params.add_argument("--config", type=Path, help="a .toml or .json file of WorkersConfig fields")
     commands.add_parser("lint", help="cfn-lint with winworkers' rules: lint [cfn-lint options] TEMPLATE...")
     deploy.add_commands(commands)
     emulator.add_command(commands)
@@ -58,13 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     if args.command == "check":
         return _check(args.parent, args.child, args.stack)
+    try:
+        config = load_config(args.config) if args.config else WorkersConfig()
+    except (OSError, ValueError) as error:
+        # One line, no traceback: the file is the user's to fix.
+        print(f"winworkers: error: {args.config}: {error}", file=sys.stderr)
+        return 2
     if args.command == "build":
-        try:
-            config = load_config(args.config) if args.config else WorkersConfig()
-        except (OSError, ValueError) as error:
-            # One line, no traceback: the file is the user's to fix.
-            print(f"winworkers: error: {args.config}: {error}", file=sys.stderr)
-            return 2
         try:
             written = write_templates(args.out, config)
         except OSError as error:
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in written:
             print(path)
         return 0
-    sys.stdout.write(parameter_table(WorkersConfig()))
+    sys.stdout.write(parameter_table(config))
     return 0
 
 
