@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tree_sitter
+import tree_sitter_powershell
 from cloud_radar.cf.unit import Template as RadarTemplate
 from cloud_radar.cf.unit import functions as radar_functions
 from hypothesis import strategies as st
@@ -90,3 +94,16 @@ def valid_configs() -> st.SearchStrategy[WorkersConfig]:
             max_size=2,
         ).map(lambda d: tuple(d.items())),
     )
+
+
+# A real PowerShell grammar: tests/test_powershell.py parses every script the workers
+# run, tests/test_lifecycle.py runs the UserData.
+POWERSHELL_PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
+
+
+def user_data_script(rendered: Rendered) -> str:
+    """The UserData's PowerShell, between EC2Launch's tags (no <persist>: it runs once, at first boot)."""
+    raw = props(rendered, "WinLaunchTemplate")["LaunchTemplateData"]["UserData"]
+    match = re.fullmatch(r"<powershell>\n(.*)\n</powershell>", base64.b64decode(raw).decode(), re.DOTALL)
+    assert match, "plain PowerShell inside <powershell> tags, nothing else"
+    return match.group(1)

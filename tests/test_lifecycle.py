@@ -9,17 +9,15 @@ cases assert the calls the script makes, in order.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import tree_sitter_powershell
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Node
 
-from conftest import props, render, resources_of
+from conftest import POWERSHELL_PARSER, props, render, resources_of, user_data_script
 from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS, DRAIN_HOOK, LAUNCH_HOOK, SIGNAL_TIMEOUT
 from winworkers.compute import CHECKPOINTS
 from winworkers.config import WorkersConfig
@@ -29,7 +27,6 @@ from winworkers.renderings import MODES, enabled_parameters
 STACK = "my-cloud-radar-stack"  # cloud-radar's stack name (its account: 555555555555)
 GROUP = f"{STACK}-WinWorkers"
 GROUP_ARN = f"arn:aws:autoscaling:us-east-1:555555555555:autoScalingGroup:*:autoScalingGroupName/{GROUP}"
-POWERSHELL = Parser(Language(tree_sitter_powershell.language()))
 
 
 @pytest.fixture(scope="module", params=sorted(MODES))
@@ -169,20 +166,11 @@ class Instance:
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
 
-def _user_data(rendered: dict[str, Any]) -> str:
-    raw = props(rendered, "WinLaunchTemplate")["LaunchTemplateData"]["UserData"]
-    text = base64.b64decode(raw).decode()
-    # No <persist>: it runs once, at first boot (there is no warm pool to come back from).
-    match = re.fullmatch(r"<powershell>\n(.*)\n</powershell>", text, re.DOTALL)
-    assert match, "plain PowerShell that EC2Launch runs at first boot"
-    return match.group(1)
-
-
 class _Script:
     """Runs the subset of PowerShell the UserData uses, against an :class:`Instance`."""
 
     def __init__(self, source: str, instance: Instance) -> None:
-        tree = POWERSHELL.parse(source.encode())
+        tree = POWERSHELL_PARSER.parse(source.encode())
         assert not tree.root_node.has_error, "the UserData is not valid PowerShell"
         self.root, self.instance = tree.root_node, instance
         self.variables: dict[str, Any] = {"LASTEXITCODE": None}
@@ -409,13 +397,13 @@ CASES: dict[str, tuple[Instance, list[tuple[str, ...]]]] = {
 def test_user_data_continues_only_after_a_successful_bootstrap(enabled: dict[str, Any], case: str) -> None:
     instance, expected = CASES[case]
     instance = Instance(**{**instance.__dict__, "calls": []})
-    _Script(_user_data(enabled), instance).run()
+    _Script(user_data_script(enabled), instance).run()
     assert instance.calls == expected
 
 
 def test_the_interpreter_catches_a_script_that_continues_on_failure(enabled: dict[str, Any]) -> None:
     # The same script with its success test inverted must fail the cases above.
-    broken = _user_data(enabled).replace("if ($code -eq 0)", "if ($code -ne 5)")
+    broken = user_data_script(enabled).replace("if ($code -eq 0)", "if ($code -ne 5)")
     instance = Instance(init_exit=1)
     _Script(broken, instance).run()
     assert _hook("CONTINUE") in instance.calls

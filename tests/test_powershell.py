@@ -9,19 +9,15 @@ must be one or the other.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import tree_sitter
-import tree_sitter_powershell
 
-from conftest import render
+from conftest import POWERSHELL_PARSER, render, user_data_script
 from winworkers.bootstrap import POWERSHELL
 from winworkers.renderings import MODES, enabled_parameters
-
-PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
 
 # cfn-init runs these through cmd.exe; they are not PowerShell.
 CMD_COMMANDS = {"agent/03-start-late-and-retry"}
@@ -29,7 +25,7 @@ CMD_COMMANDS = {"agent/03-start-late-and-retry"}
 
 def syntax_errors(script: str) -> list[str]:
     """The ERROR and MISSING nodes the grammar finds, with the text around them."""
-    tree = PARSER.parse(script.encode("utf-8"))
+    tree = POWERSHELL_PARSER.parse(script.encode("utf-8"))
     found: list[str] = []
 
     def walk(node: tree_sitter.Node) -> None:
@@ -52,11 +48,7 @@ def _init(rendered: dict[str, Any]) -> dict[str, Any]:
 
 def scripts(rendered: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(where, PowerShell source) for every script a worker runs."""
-    data = rendered["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]
-    user_data = base64.b64decode(data["UserData"])
-    text = user_data.decode("utf-8").strip()
-    assert text.startswith("<powershell>") and text.endswith("</powershell>")
-    yield "UserData", text.removeprefix("<powershell>").removesuffix("</powershell>")
+    yield "UserData", user_data_script(rendered)
     for config, body in _init(rendered).items():
         if config == "configSets":
             continue
