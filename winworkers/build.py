@@ -22,7 +22,7 @@ from winworkers.config import WorkersConfig
 from winworkers.constraints import is_list_type
 from winworkers.network import add_network
 from winworkers.observability import WorkerLogs, add_alarms, add_worker_logs, grant_write
-from winworkers.parameters import SWITCH, Params, add_parameters, param_name, parameter_specs
+from winworkers.parameters import SWITCH, Params, add_parameters, enabled_condition, param_name, parameter_specs
 from winworkers.refresh import add_refresh
 
 DESCRIPTION = "Windows Workers (winworkers): an isolated, self-patching Windows fleet nobody can log in to"
@@ -210,7 +210,7 @@ class NestedFeature:
     @property
     def enabled(self) -> str:
         """The name of the condition that is true when the feature is on."""
-        return self.config.logical_id("Enabled")
+        return enabled_condition(self.config)
 
     @property
     def fingerprint(self) -> str:

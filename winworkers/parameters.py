@@ -390,6 +390,11 @@ def number_pattern(high: int) -> str:
     return "|".join(shorter + same)
 
 
+def enabled_condition(config: WorkersConfig) -> str:
+    """The logical name of the condition that is true when the feature is on."""
+    return config.logical_id("Enabled")
+
+
 def param_name(config: WorkersConfig, name: str) -> str:
     """The parameter's logical name: prefixed, except the platform-wide switch."""
     return name if name == SWITCH else config.logical_id(name)
@@ -410,13 +415,16 @@ class Params:
 
     config: WorkersConfig
     refs: dict[str, Any]
-    enabled: str
-    """Name of the condition that is true when the feature is on."""
     wired: frozenset[str] = frozenset()
     """Inputs the parent gave as values; they have no parameter, and no Rule."""
 
     def __getitem__(self, name: str) -> Any:
         return self.refs[name]
+
+    @property
+    def enabled(self) -> str:
+        """Name of the condition that is true when the feature is on."""
+        return enabled_condition(self.config)
 
     def cond(self, name: str) -> str:
         """The logical name of one of the feature's conditions."""
@@ -455,7 +463,7 @@ def add_parameters(template: Template, config: WorkersConfig, wired: dict[str, A
         else:
             template.add_parameter(spec.to_parameter(name))
         refs[spec.name] = Ref(name)
-    params = Params(config=config, refs=refs, enabled=config.logical_id("Enabled"), wired=frozenset(wired))
+    params = Params(config=config, refs=refs, wired=frozenset(wired))
     _add_conditions(template, params)
     _add_rules(template, params)
     return params
