@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 from cfnlint.template import Template
@@ -54,6 +55,7 @@ class InterfaceEndpointPrivateDns(CloudFormationLintRule):
 
     def match(self, cfn: Template) -> list[RuleMatch]:
         matches: list[RuleMatch] = []
+        declared = dict(resources(cfn))
         for name, resource in resources(cfn, "AWS::EC2::VPCEndpoint"):
             props = properties(resource)
             at: Path = ["Resources", name, "Properties"]
@@ -64,7 +66,7 @@ class InterfaceEndpointPrivateDns(CloudFormationLintRule):
                     if dns not in _TRUE:
                         continue
                     for vpc, vpc_at, with_vpc in branches(props.get("VpcId"), [*at, "VpcId"], with_dns):
-                        for created, leaf, scenario in _created_here(cfn, vpc, with_vpc, frozenset({name})):
+                        for created, leaf, scenario in _created_here(declared, vpc, with_vpc, frozenset({name})):
                             if created or not reachable(cfn, scenario):
                                 continue
                             matches.append(
@@ -80,13 +82,12 @@ class InterfaceEndpointPrivateDns(CloudFormationLintRule):
 
 
 def _created_here(
-    cfn: Template, vpc: object, assumed: Assumed, seen: frozenset[str]
+    declared: Mapping[str, Mapping[str, Any]], vpc: object, assumed: Assumed, seen: frozenset[str]
 ) -> Iterator[tuple[bool, object, Assumed]]:
     """``(created here, the VPC value it comes down to, conditions)`` for ``vpc``
     (one branch of a VpcId), following ``Fn::GetAtt [X, VpcId]`` through every
     branch of X's own VpcId."""
     call = function(vpc)
-    declared = dict(resources(cfn))
     if call and call[0] == "Ref" and isinstance(call[1], str):
         target = declared.get(call[1])
         yield target is not None and target.get("Type") == "AWS::EC2::VPC", vpc, assumed
@@ -98,6 +99,6 @@ def _created_here(
             owner = declared.get(parts[0])
             if owner is not None and parts[0] not in seen:
                 for owner_vpc, _, conditions in branches(properties(owner).get("VpcId"), [], assumed):
-                    yield from _created_here(cfn, owner_vpc, conditions, seen | {parts[0]})
+                    yield from _created_here(declared, owner_vpc, conditions, seen | {parts[0]})
                 return
     yield False, vpc, assumed
