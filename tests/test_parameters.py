@@ -127,3 +127,50 @@ def test_existing_mode_needs_its_network(feature: dict[str, Any]) -> None:
 def test_readme_parameter_table_is_generated() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert parameter_table(WorkersConfig()) in readme, "README parameter table is stale: paste `winworkers params`"
+
+
+def test_the_table_is_data_one_row_per_parameter_in_template_order() -> None:
+    from winworkers import parameters
+
+    names = [row.name for row in parameters.PARAMETERS]
+    assert len(set(names)) == len(names), "one row per parameter"
+    for config in (WorkersConfig(), WorkersConfig(include_alarms=False, prefix="P", max_fleet_size=7)):
+        rendered = list(build_template(config).parameters)
+        present = [row for row in parameters.PARAMETERS if row.when is None or row.when(config)]
+        assert rendered == [parameters.param_name(config, row.name) for row in present]
+    # What depends on the config is a named function of the module, never an inline lambda.
+    functions = {v for row in parameters.PARAMETERS for v in vars(row).values() if callable(v)}
+    assert functions, "the table has config-dependent values"
+    for function in functions:
+        assert getattr(parameters, function.__name__) is function, function
+
+
+def _functions(path: str) -> list[tuple[str, int]]:
+    import ast
+
+    tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+    return [
+        (node.name, (node.end_lineno or node.lineno) - node.lineno + 1)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+
+
+def test_parameters_module_has_no_long_function() -> None:
+    # The table is data (PARAMETERS); a function that grows past this is a table in disguise.
+    long = [(name, lines) for name, lines in _functions("winworkers/parameters.py") if lines > 60]
+    assert long == []
+
+
+def _imported_modules(path: str) -> set[str]:
+    import ast
+
+    tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+    modules = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    return modules | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+
+
+def test_config_and_parameters_do_not_import_each_other() -> None:
+    # The instance types both need live on a floor below them, which imports nothing of the package.
+    assert "winworkers.parameters" not in _imported_modules("winworkers/config.py")
+    assert not {m for m in _imported_modules("winworkers/instance_types.py") if m.startswith("winworkers")}

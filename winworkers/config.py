@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from winworkers.instance_types import INSTANCE_TYPE_PATTERN
+
 # CloudFormation logical IDs are alphanumeric; we also want PascalCase so the
 # generated IDs read well, and a bound so prefix + name stays under 255.
 _PREFIX_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,31}$")
@@ -128,8 +130,6 @@ class WorkersConfig:
             raise ConfigError("metrics_interval_seconds", self.metrics_interval_seconds, f"one of {METRIC_INTERVALS}")
         if not 1 <= self.max_fleet_size <= MAX_FLEET_SIZE:
             raise ConfigError("max_fleet_size", self.max_fleet_size, f"an integer from 1 to {MAX_FLEET_SIZE}")
-        from winworkers.parameters import INSTANCE_TYPE_PATTERN
-
         if not re.match(INSTANCE_TYPE_PATTERN, self.default_instance_type):
             raise ConfigError("default_instance_type", self.default_instance_type, INSTANCE_TYPE_PATTERN)
         keys = [key for key, _ in self.tags]

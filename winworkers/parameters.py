@@ -1,16 +1,18 @@
 """The feature's stack parameters, conditions and Rules, declared once.
 
-One table, parameter_specs(), produces the CloudFormation Parameters with
-their constraints and descriptions, the nested stack's pass-through, and the
-README's parameter table (grouped), so they cannot disagree. There is no
-``AWS::CloudFormation::Interface`` metadata: its ~0.7 KB would not fit the
-feature template's inline budget.
+One table, PARAMETERS (one Param row per parameter, in template order),
+produces the CloudFormation Parameters with their constraints and
+descriptions, the nested stack's pass-through, and the README's parameter
+table (grouped), so they cannot disagree. parameter_specs(config) reads it for
+one WorkersConfig. There is no ``AWS::CloudFormation::Interface`` metadata:
+its ~0.7 KB would not fit the feature template's inline budget.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 from troposphere import (
     And,
@@ -26,6 +28,7 @@ from troposphere import (
 )
 
 from winworkers.config import WorkersConfig
+from winworkers.instance_types import INSTANCE_TYPE_PATTERN
 
 SWITCH = "EnableWinTaskScriptService"
 """The platform-wide switch. Its name is fixed (never prefixed): the parent stack owns it."""
@@ -60,19 +63,13 @@ LOG_RETENTION_DAYS = (
     3653,
 )
 
-# Current-generation x86_64 families (Graviton cannot run Windows), large enough
-# for Windows Server and the platform's worker.
-INSTANCE_FAMILIES = ("m6i", "m7i", "c6i", "c7i", "r6i", "r7i", "m6a", "m7a", "t3")
-INSTANCE_SIZES = ("large", "xlarge", "2xlarge", "4xlarge")
-INSTANCE_TYPE_PATTERN = rf"^({'|'.join(INSTANCE_FAMILIES)})\.({'|'.join(INSTANCE_SIZES)})$"
-
 _BUCKET = r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$"
 _KMS_KEY_ARN = r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+)?$"
 
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One stack parameter: its type, default, constraint and documentation."""
+    """One stack parameter for one WorkersConfig: its type, default, constraint and documentation."""
 
     name: str
     type: str
@@ -116,234 +113,308 @@ class ParamSpec:
         return f"type `{self.type}`"
 
 
-def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
-    """The feature's parameters for config. Names are unprefixed here; see param_name()."""
-    cap = config.max_fleet_size
-    return (
-        ParamSpec(
-            SWITCH,
-            "String",
-            "false",
-            "true creates the Windows Workers feature; false creates nothing.",
-            "Feature",
-            allowed_values=BOOLEAN,
-        ),
-        # Network
-        ParamSpec(
-            "NetworkMode",
-            "String",
-            ISOLATED,
-            f"{ISOLATED}: a new VPC with no route out. {EXISTING}: the subnets below.",
-            "Network",
-            allowed_values=(ISOLATED, EXISTING),
-        ),
-        ParamSpec("AzCount", "String", "2", f"{ISOLATED}: Availability Zones.", "Network", allowed_values=("2", "3")),
-        ParamSpec(
-            "VpcCidr",
-            "String",
-            "10.250.0.0/22",
-            f"{ISOLATED}: VPC CIDR; subnets are its first /24s.",
-            "Network",
-            allowed_pattern=r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-2])$",
-            constraint="an IPv4 CIDR with a prefix length from 16 to 22",
-        ),
-        ParamSpec(
-            "VpcId",
-            "String",
-            "",
-            f"{EXISTING}: the VPC of the subnets.",
-            "Network",
-            allowed_pattern=r"^(vpc-[0-9a-f]{8,17})?$",
-            constraint="empty or a VPC id",
-        ),
-        # CommaDelimitedList, not List<AWS::EC2::Subnet::Id>: the AWS-specific list type
-        # rejects the empty value that the isolated mode needs (buildkite/on-demand#2).
-        ParamSpec(
-            "SubnetIds",
-            "CommaDelimitedList",
-            "",
-            f"{EXISTING}: subnets, one per AZ.",
-            "Network",
-            allowed_pattern=r"^(subnet-[0-9a-f]{8,17})?$",
-            constraint="subnet ids",
-        ),
-        ParamSpec(
-            "EndpointsCidr",
-            "String",
-            "",
-            f"{EXISTING}: CIDR of the network's VPC endpoints.",
-            "Network",
-            allowed_pattern=r"^((\d{1,3}\.){3}\d{1,3}/\d{1,2})?$",
-            constraint="empty or an IPv4 CIDR",
-        ),
-        ParamSpec(
-            "S3PrefixListId",
-            "String",
-            "",
-            "Prefix list com.amazonaws.<region>.s3 (winworkers deploy looks it up).",
-            "Network",
-            allowed_pattern=r"^(pl-[0-9a-f]{8,17})?$",
-            constraint="empty or a prefix list id",
-        ),
-        # Fleet
-        ParamSpec(
-            "WindowsVersion",
-            "String",
-            "2019",
-            "Windows Server version; the latest AWS AMI is used.",
-            "Fleet",
-            allowed_values=("2019", "2022", "2025"),
-        ),
-        ParamSpec(
-            "InstanceType",
-            "String",
-            config.default_instance_type,
-            "The workers' instance type.",
-            "Fleet",
-            allowed_pattern=INSTANCE_TYPE_PATTERN,
-            constraint="a current x86_64 type, large to 4xlarge",
-        ),
-        ParamSpec(
-            "RootVolumeSize", "Number", "60", "Root volume GiB (gp3, encrypted).", "Fleet", min_value=30, max_value=2048
-        ),
-        # Seconds, not minutes: it is the termination hook's HeartbeatTimeout, and CloudFormation
-        # cannot multiply. 30 to 7200 is the range Auto Scaling accepts (PutLifecycleHook).
-        ParamSpec(
-            "DrainSeconds",
-            "Number",
-            "3600",
-            "Seconds a terminating worker has to finish its job.",
-            "Fleet",
-            min_value=30,
-            max_value=7200,
-        ),
-        ParamSpec(
-            "KmsKeyArn",
-            "String",
-            "",
-            "KMS key for volumes and logs; empty: AWS-managed.",
-            "Fleet",
-            allowed_pattern=_KMS_KEY_ARN,
-            constraint="empty or a KMS key ARN",
-        ),
-        ParamSpec("MinSize", "Number", "0", "Fewest workers; 0 idles at no cost.", "Fleet", min_value=0, max_value=cap),
-        ParamSpec("MaxSize", "Number", "4", "Most workers.", "Fleet", min_value=0, max_value=cap),
-        ParamSpec(
-            "DesiredCapacity",
-            "String",
-            "",
-            "Workers at creation; empty: scaling decides.",
-            "Fleet",
-            # A String, so that empty can mean "unset"; the pattern bounds it as MaxValue would.
-            allowed_pattern=f"^({number_pattern(cap)})?$",
-            constraint=f"empty or a whole number from 0 to {cap}",
-        ),
-        # Target tracking on (queued + in flight) / workers in service. 1: one job
-        # per worker and none waiting, so no worker busy on a long job is counted
-        # as spare.
-        ParamSpec(
-            "BacklogPerWorker",
-            "Number",
-            "1",
-            "Queued and in-flight messages per worker that scaling aims for.",
-            "Fleet",
-            min_value=1,
-            max_value=100,
-        ),
-        # The group's DefaultInstanceWarmup, HealthCheckGracePeriod and refreshes' InstanceWarmup.
-        # All three count from InService, which the launch hook holds back until the bootstrap
-        # succeeded (user guide, "Set the default instance warmup", "Health check grace period"):
-        # the boot is not in it. A worker takes its first message within seconds of entering
-        # service; 3 minutes lets the 1-minute SQS and group metrics show it. 0 to 3600 is what
-        # DefaultInstanceWarmup accepts.
-        ParamSpec(
-            "InstanceWarmup",
-            "Number",
-            "180",
-            "Seconds from a worker entering service (bootstrap done) until metrics reflect it.",
-            "Fleet",
-            min_value=0,
-            max_value=3600,
-        ),
-        # Platform
-        ParamSpec(
-            "DataBucket",
-            "String",
-            "",
-            "Platform bucket the workers use.",
-            "Platform",
-            allowed_pattern=_BUCKET,
-            constraint="an S3 bucket name",
-        ),
-        ParamSpec(
-            "DataPrefix",
-            "String",
-            "winworkers/",
-            "Key prefix the workers may use.",
-            "Platform",
-            allowed_pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$",
-            constraint="a key prefix ending in /",
-        ),
-        ParamSpec(
-            "WorkQueueArn",
-            "String",
-            "",
-            "The platform's work queue.",
-            "Platform",
-            allowed_pattern=r"^(arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}"
-            r"(\.fifo)?)?$",
-            constraint="an SQS queue ARN",
-        ),
-        ParamSpec(
-            "ArtifactBucket",
-            "String",
-            "",
-            "Bucket of the worker service zip.",
-            "Platform",
-            allowed_pattern=_BUCKET,
-            constraint="an S3 bucket name",
-        ),
-        ParamSpec(
-            "ArtifactKey",
-            "String",
-            "",
-            "Worker service zip; its install.ps1 installs and starts it.",
-            "Platform",
-            allowed_pattern=r"^([A-Za-z0-9!_.*'()/-]+\.zip)?$",
-            constraint="a .zip key",
-        ),
-        # Observability
-        ParamSpec(
-            "LogRetentionDays",
-            "Number",
-            "90",
-            "Log retention, days.",
-            "Observability",
-            allowed_values=tuple(str(d) for d in LOG_RETENTION_DAYS),
-        ),
-        # Patching
-        ParamSpec(
-            "RefreshSchedule",
-            "String",
-            "rate(7 days)",
-            "When to check for a newer AMI.",
-            "Patching",
-            allowed_pattern=r"^(rate|cron)\([^)]+\)$",
-            constraint="rate(...) or cron(...)",
-        ),
-        ParamSpec(
-            "SubscribeToAmiReleases",
-            "String",
-            "false",
-            "Also check when AWS announces new Windows AMIs.",
-            "Patching",
-            allowed_values=BOOLEAN,
-        ),
-    ) + (_ALARM_PARAMETERS if config.include_alarms else ())
+T = TypeVar("T")
+FromConfig: TypeAlias = T | Callable[[WorkersConfig], T]
+"""A row's value, or a function of the WorkersConfig that gives it (see the functions below PARAMETERS)."""
 
 
-_ALARM_PARAMETERS = (
-    ParamSpec(
+@dataclass(frozen=True)
+class Param:
+    """One row of PARAMETERS: a ParamSpec whose values may come from the WorkersConfig.
+
+    The fields and their order are ParamSpec's: name (unprefixed; see
+    param_name), CloudFormation Type, Default (always a string), Description,
+    README group, then the constraints by keyword. A value that depends on the
+    config is a named function of it (fleet_cap, capacity_pattern, ...), never
+    an inline lambda, so the table reads as data. when, if given, decides
+    whether the config has the parameter at all (with_alarms).
+    """
+
+    name: str
+    type: str
+    default: FromConfig[str]
+    description: str
+    group: str
+    allowed_values: tuple[str, ...] = ()
+    allowed_pattern: FromConfig[str | None] = None
+    min_value: int | None = None
+    max_value: FromConfig[int | None] = None
+    max_length: int | None = None
+    constraint: FromConfig[str | None] = None
+    when: Callable[[WorkersConfig], bool] | None = None
+
+    def spec(self, config: WorkersConfig) -> ParamSpec:
+        """This row for config: every function of the config called."""
+        return ParamSpec(
+            self.name,
+            self.type,
+            _value(self.default, config),
+            self.description,
+            self.group,
+            allowed_values=self.allowed_values,
+            allowed_pattern=_value(self.allowed_pattern, config),
+            min_value=self.min_value,
+            max_value=_value(self.max_value, config),
+            max_length=self.max_length,
+            constraint=_value(self.constraint, config),
+        )
+
+
+def _value(value: FromConfig[T], config: WorkersConfig) -> T:
+    if callable(value):
+        result: T = value(config)
+        return result
+    return value
+
+
+# The parts of the table that depend on the WorkersConfig.
+
+
+def fleet_cap(config: WorkersConfig) -> int:
+    """The capacity parameters' upper bound."""
+    return config.max_fleet_size
+
+
+def capacity_pattern(config: WorkersConfig) -> str:
+    """Empty or a whole number from 0 to the cap: a String's bound, as MaxValue is a Number's."""
+    return f"^({number_pattern(config.max_fleet_size)})?$"
+
+
+def capacity_constraint(config: WorkersConfig) -> str:
+    """capacity_pattern in words."""
+    return f"empty or a whole number from 0 to {config.max_fleet_size}"
+
+
+def default_instance_type(config: WorkersConfig) -> str:
+    """The InstanceType parameter's default (the config checked it against the pattern)."""
+    return config.default_instance_type
+
+
+def with_alarms(config: WorkersConfig) -> bool:
+    """The alarms' parameters exist only when the config creates the alarms."""
+    return config.include_alarms
+
+
+PARAMETERS: tuple[Param, ...] = (
+    # Feature
+    Param(
+        SWITCH,
+        "String",
+        "false",
+        "true creates the Windows Workers feature; false creates nothing.",
+        "Feature",
+        allowed_values=BOOLEAN,
+    ),
+    # Network
+    Param(
+        "NetworkMode",
+        "String",
+        ISOLATED,
+        f"{ISOLATED}: a new VPC with no route out. {EXISTING}: the subnets below.",
+        "Network",
+        allowed_values=(ISOLATED, EXISTING),
+    ),
+    Param("AzCount", "String", "2", f"{ISOLATED}: Availability Zones.", "Network", allowed_values=("2", "3")),
+    Param(
+        "VpcCidr",
+        "String",
+        "10.250.0.0/22",
+        f"{ISOLATED}: VPC CIDR; subnets are its first /24s.",
+        "Network",
+        allowed_pattern=r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-2])$",
+        constraint="an IPv4 CIDR with a prefix length from 16 to 22",
+    ),
+    Param(
+        "VpcId",
+        "String",
+        "",
+        f"{EXISTING}: the VPC of the subnets.",
+        "Network",
+        allowed_pattern=r"^(vpc-[0-9a-f]{8,17})?$",
+        constraint="empty or a VPC id",
+    ),
+    # CommaDelimitedList, not List<AWS::EC2::Subnet::Id>: the AWS-specific list type
+    # rejects the empty value that the isolated mode needs (buildkite/on-demand#2).
+    Param(
+        "SubnetIds",
+        "CommaDelimitedList",
+        "",
+        f"{EXISTING}: subnets, one per AZ.",
+        "Network",
+        allowed_pattern=r"^(subnet-[0-9a-f]{8,17})?$",
+        constraint="subnet ids",
+    ),
+    Param(
+        "EndpointsCidr",
+        "String",
+        "",
+        f"{EXISTING}: CIDR of the network's VPC endpoints.",
+        "Network",
+        allowed_pattern=r"^((\d{1,3}\.){3}\d{1,3}/\d{1,2})?$",
+        constraint="empty or an IPv4 CIDR",
+    ),
+    Param(
+        "S3PrefixListId",
+        "String",
+        "",
+        "Prefix list com.amazonaws.<region>.s3 (winworkers deploy looks it up).",
+        "Network",
+        allowed_pattern=r"^(pl-[0-9a-f]{8,17})?$",
+        constraint="empty or a prefix list id",
+    ),
+    # Fleet
+    Param(
+        "WindowsVersion",
+        "String",
+        "2019",
+        "Windows Server version; the latest AWS AMI is used.",
+        "Fleet",
+        allowed_values=("2019", "2022", "2025"),
+    ),
+    Param(
+        "InstanceType",
+        "String",
+        default_instance_type,
+        "The workers' instance type.",
+        "Fleet",
+        allowed_pattern=INSTANCE_TYPE_PATTERN,
+        constraint="a current x86_64 type, large to 4xlarge",
+    ),
+    Param("RootVolumeSize", "Number", "60", "Root volume GiB (gp3, encrypted).", "Fleet", min_value=30, max_value=2048),
+    # Seconds, not minutes: it is the termination hook's HeartbeatTimeout, and CloudFormation
+    # cannot multiply. 30 to 7200 is the range Auto Scaling accepts (PutLifecycleHook).
+    Param(
+        "DrainSeconds",
+        "Number",
+        "3600",
+        "Seconds a terminating worker has to finish its job.",
+        "Fleet",
+        min_value=30,
+        max_value=7200,
+    ),
+    Param(
+        "KmsKeyArn",
+        "String",
+        "",
+        "KMS key for volumes and logs; empty: AWS-managed.",
+        "Fleet",
+        allowed_pattern=_KMS_KEY_ARN,
+        constraint="empty or a KMS key ARN",
+    ),
+    Param("MinSize", "Number", "0", "Fewest workers; 0 idles at no cost.", "Fleet", min_value=0, max_value=fleet_cap),
+    Param("MaxSize", "Number", "4", "Most workers.", "Fleet", min_value=0, max_value=fleet_cap),
+    Param(
+        "DesiredCapacity",
+        "String",
+        "",
+        "Workers at creation; empty: scaling decides.",
+        "Fleet",
+        # A String, so that empty can mean "unset"; the pattern bounds it as MaxValue would.
+        allowed_pattern=capacity_pattern,
+        constraint=capacity_constraint,
+    ),
+    # Target tracking on (queued + in flight) / workers in service. 1: one job
+    # per worker and none waiting, so no worker busy on a long job is counted
+    # as spare.
+    Param(
+        "BacklogPerWorker",
+        "Number",
+        "1",
+        "Queued and in-flight messages per worker that scaling aims for.",
+        "Fleet",
+        min_value=1,
+        max_value=100,
+    ),
+    # The group's DefaultInstanceWarmup, HealthCheckGracePeriod and refreshes' InstanceWarmup.
+    # All three count from InService, which the launch hook holds back until the bootstrap
+    # succeeded (user guide, "Set the default instance warmup", "Health check grace period"):
+    # the boot is not in it. A worker takes its first message within seconds of entering
+    # service; 3 minutes lets the 1-minute SQS and group metrics show it. 0 to 3600 is what
+    # DefaultInstanceWarmup accepts.
+    Param(
+        "InstanceWarmup",
+        "Number",
+        "180",
+        "Seconds from a worker entering service (bootstrap done) until metrics reflect it.",
+        "Fleet",
+        min_value=0,
+        max_value=3600,
+    ),
+    # Platform
+    Param(
+        "DataBucket",
+        "String",
+        "",
+        "Platform bucket the workers use.",
+        "Platform",
+        allowed_pattern=_BUCKET,
+        constraint="an S3 bucket name",
+    ),
+    Param(
+        "DataPrefix",
+        "String",
+        "winworkers/",
+        "Key prefix the workers may use.",
+        "Platform",
+        allowed_pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$",
+        constraint="a key prefix ending in /",
+    ),
+    Param(
+        "WorkQueueArn",
+        "String",
+        "",
+        "The platform's work queue.",
+        "Platform",
+        allowed_pattern=r"^(arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?)?$",
+        constraint="an SQS queue ARN",
+    ),
+    Param(
+        "ArtifactBucket",
+        "String",
+        "",
+        "Bucket of the worker service zip.",
+        "Platform",
+        allowed_pattern=_BUCKET,
+        constraint="an S3 bucket name",
+    ),
+    Param(
+        "ArtifactKey",
+        "String",
+        "",
+        "Worker service zip; its install.ps1 installs and starts it.",
+        "Platform",
+        allowed_pattern=r"^([A-Za-z0-9!_.*'()/-]+\.zip)?$",
+        constraint="a .zip key",
+    ),
+    # Observability
+    Param(
+        "LogRetentionDays",
+        "Number",
+        "90",
+        "Log retention, days.",
+        "Observability",
+        allowed_values=tuple(str(d) for d in LOG_RETENTION_DAYS),
+    ),
+    # Patching
+    Param(
+        "RefreshSchedule",
+        "String",
+        "rate(7 days)",
+        "When to check for a newer AMI.",
+        "Patching",
+        allowed_pattern=r"^(rate|cron)\([^)]+\)$",
+        constraint="rate(...) or cron(...)",
+    ),
+    Param(
+        "SubscribeToAmiReleases",
+        "String",
+        "false",
+        "Also check when AWS announces new Windows AMIs.",
+        "Patching",
+        allowed_values=BOOLEAN,
+    ),
+    # Observability, with the alarms only
+    Param(
         "AlarmTopicArn",
         "String",
         "",
@@ -351,8 +422,9 @@ _ALARM_PARAMETERS = (
         "Observability",
         allowed_pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+)?$",
         constraint="empty or an SNS topic ARN",
+        when=with_alarms,
     ),
-    ParamSpec(
+    Param(
         "DiskFreeAlarmPercent",
         "Number",
         "15",
@@ -360,8 +432,15 @@ _ALARM_PARAMETERS = (
         "Observability",
         min_value=1,
         max_value=90,
+        when=with_alarms,
     ),
 )
+"""The feature's parameters, one row each, in the order of the template's Parameters."""
+
+
+def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
+    """The feature's parameters for config. Names are unprefixed here; see param_name()."""
+    return tuple(row.spec(config) for row in PARAMETERS if row.when is None or row.when(config))
 
 
 def number_pattern(high: int) -> str:
@@ -505,36 +584,11 @@ def _add_rules(template: Template, p: Params) -> None:
     """Cross-parameter checks CloudFormation runs before it changes anything."""
     on = Equals(p[SWITCH], "true")
     existing = Equals(p["NetworkMode"], EXISTING)
-
-    def required(name: str) -> dict[str, Any]:
-        return {
-            "Assert": Not(Equals(p[name], "")),
-            "AssertDescription": f"{param_name(p.config, name)} is required",
-        }
-
-    def below(t: int, name: str, unset_passes: bool = False) -> dict[str, Any]:
-        values = [str(v) for v in range(t)]
-        # An empty DesiredCapacity is "unset": no bound to respect as the lower side,
-        # and none to impose as the upper side (where "" is simply not below t).
-        return {"Fn::Contains": [[*values, ""] if unset_passes else values, p[name]]}
-
-    def ordered(lower: str, upper: str, also: str | None = None) -> dict[str, Any]:
-        # For each t: if upper < t, then lower < t (and also < t).
-        clauses = [
-            Or(
-                Not(below(t, upper)),
-                And(below(t, lower), below(t, also, unset_passes=True)) if also else below(t, lower),
-            )
-            for t in range(1, min(p.config.max_fleet_size, RULE_CAPACITY_BOUND) + 1)
-        ]
-        names = [param_name(p.config, n) for n in (lower, also, upper) if n]
-        return {"Assert": _all(clauses), "AssertDescription": " <= ".join(names[:-1]) + f" <= {names[-1]}"}
-
     template.add_rule(
         p.config.logical_id("PlatformInputs"),
         {
             "RuleCondition": on,
-            "Assertions": [required(n) for n in (*PLATFORM_INPUTS, "S3PrefixListId") if n not in p.wired],
+            "Assertions": [_required(p, n) for n in (*PLATFORM_INPUTS, "S3PrefixListId") if n not in p.wired],
         },
     )
     template.add_rule(
@@ -542,12 +596,12 @@ def _add_rules(template: Template, p: Params) -> None:
         {
             "RuleCondition": And(on, existing),
             "Assertions": [
-                required("VpcId"),
+                _required(p, "VpcId"),
                 {
                     "Assert": Not({"Fn::EachMemberEquals": [p["SubnetIds"], ""]}),
                     "AssertDescription": f"{param_name(p.config, 'SubnetIds')} is required",
                 },
-                required("EndpointsCidr"),
+                _required(p, "EndpointsCidr"),
             ],
         },
     )
@@ -555,11 +609,41 @@ def _add_rules(template: Template, p: Params) -> None:
         p.config.logical_id("CapacityOrder"),
         {
             "Assertions": [
-                ordered("MinSize", "MaxSize", also="DesiredCapacity"),
-                ordered("MinSize", "DesiredCapacity"),
+                _ordered(p, "MinSize", "MaxSize", also="DesiredCapacity"),
+                _ordered(p, "MinSize", "DesiredCapacity"),
             ],
         },
     )
+
+
+def _required(p: Params, name: str) -> dict[str, Any]:
+    """A Rule assertion: name is not empty."""
+    return {
+        "Assert": Not(Equals(p[name], "")),
+        "AssertDescription": f"{param_name(p.config, name)} is required",
+    }
+
+
+def _below(p: Params, t: int, name: str, unset_passes: bool = False) -> dict[str, Any]:
+    """A Rule condition: name is a whole number below t."""
+    values = [str(v) for v in range(t)]
+    # An empty DesiredCapacity is "unset": no bound to respect as the lower side,
+    # and none to impose as the upper side (where "" is simply not below t).
+    return {"Fn::Contains": [[*values, ""] if unset_passes else values, p[name]]}
+
+
+def _ordered(p: Params, lower: str, upper: str, also: str | None = None) -> dict[str, Any]:
+    """A Rule assertion: lower <= upper (and also <= upper), for sizes below RULE_CAPACITY_BOUND."""
+    # For each t: if upper < t, then lower < t (and also < t).
+    clauses = [
+        Or(
+            Not(_below(p, t, upper)),
+            And(_below(p, t, lower), _below(p, t, also, unset_passes=True)) if also else _below(p, t, lower),
+        )
+        for t in range(1, min(p.config.max_fleet_size, RULE_CAPACITY_BOUND) + 1)
+    ]
+    names = [param_name(p.config, n) for n in (lower, also, upper) if n]
+    return {"Assert": _all(clauses), "AssertDescription": " <= ".join(names[:-1]) + f" <= {names[-1]}"}
 
 
 def _all(clauses: list[Any]) -> Any:
