@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from winworkers import WorkersConfig, build_template
 from winworkers.config import METRIC_INTERVALS
+from winworkers.instance_types import INSTANCE_TYPES
 from winworkers.renderings import enabled_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +88,7 @@ def valid_configs() -> st.SearchStrategy[WorkersConfig]:
         metrics_interval_seconds=st.sampled_from(METRIC_INTERVALS),
         max_fleet_size=st.integers(1, 1000),
         include_alarms=st.booleans(),
-        default_instance_type=st.sampled_from(["m6i.large", "c7i.2xlarge", "t3.xlarge", "r6i.4xlarge"]),
+        default_instance_type=st.sampled_from(sorted(INSTANCE_TYPES)),
         tags=st.dictionaries(
             st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True),
             st.text(st.characters(categories=["L", "N"], include_characters=" _.:/=+-@"), max_size=20),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from winworkers.instance_types import INSTANCE_TYPE_PATTERN
+from winworkers.instance_types import instance_type_problem
 
 # CloudFormation logical IDs are alphanumeric; we also want PascalCase so the
 # generated IDs read well, and a bound so prefix + name stays under 255.
@@ -97,7 +97,10 @@ class WorkersConfig:
     )
     default_instance_type: str = field(
         default="m6i.large",
-        metadata=_doc("Default of the InstanceType parameter; must match its AllowedPattern."),
+        metadata=_doc(
+            "Default of the InstanceType parameter: one of winworkers.instance_types.INSTANCE_TYPES "
+            "(x86_64 m, c and r types from the 5th generation on, t3 and t3a; large and up)."
+        ),
     )
     tags: tuple[tuple[str, str], ...] = field(
         default=(),
@@ -130,8 +133,9 @@ class WorkersConfig:
             raise ConfigError("metrics_interval_seconds", self.metrics_interval_seconds, f"one of {METRIC_INTERVALS}")
         if not 1 <= self.max_fleet_size <= MAX_FLEET_SIZE:
             raise ConfigError("max_fleet_size", self.max_fleet_size, f"an integer from 1 to {MAX_FLEET_SIZE}")
-        if not re.match(INSTANCE_TYPE_PATTERN, self.default_instance_type):
-            raise ConfigError("default_instance_type", self.default_instance_type, INSTANCE_TYPE_PATTERN)
+        problem = instance_type_problem(self.default_instance_type)
+        if problem:
+            raise ConfigError("default_instance_type", self.default_instance_type, problem)
         keys = [key for key, _ in self.tags]
         for key, value in self.tags:
             if (

@@ -32,11 +32,14 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from winworkers.instance_types import INSTANCE_TYPE_PATTERN, instance_type_problem
 from winworkers.rules import failed_assertions
 from winworkers.rules import is_list_type as is_list_type  # public here too: the one list-type test
 
 # CloudFormation's Number: an integer or a float, in decimal or exponent notation.
 # Python's float() would also take "nan", "inf" and "1_000", which CloudFormation does not.
+# A longer AllowedPattern (InstanceType's lists ~600 types) is named, not quoted: one readable line.
+_QUOTED_PATTERN = 200
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -104,8 +107,16 @@ def _check_item(name: str, spec: Mapping[str, Any], kind: str, item: str) -> str
             compiled = re.compile(str(pattern))
         except re.error:  # a Java pattern Python cannot read: CloudFormation will judge it
             compiled = None
+        if compiled is not None and not compiled.fullmatch(item) and pattern == INSTANCE_TYPE_PATTERN:
+            # The feature's InstanceType: name the family's sizes and the nearest listed type.
+            return f"is not allowed: {instance_type_problem(item)}"
         if compiled is not None and not compiled.fullmatch(item):
-            return f"is not allowed: {_described(spec, f'pattern {pattern}')}"
+            shown = (
+                f"pattern {pattern}"
+                if len(str(pattern)) <= _QUOTED_PATTERN
+                else f"its {len(str(pattern))}-character pattern"
+            )
+            return f"is not allowed: {_described(spec, shown)}"
     if numeric:
         number = float(item)
         low, high = spec.get("MinValue"), spec.get("MaxValue")
