@@ -16,7 +16,8 @@ from pathlib import Path
 
 from winworkers.instance_types import sizes_by_family
 
-DATA = Path(__file__).resolve().parent.parent / "winworkers" / "instance_type_data.py"
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "winworkers" / "instance_type_data.py"
 
 
 def botocore_types() -> set[str]:

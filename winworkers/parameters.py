@@ -72,7 +72,10 @@ _KMS_KEY_ARN = r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+)?$"
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One stack parameter for one WorkersConfig: its type, default, constraint and documentation."""
+    """One stack parameter for one WorkersConfig: its type, default, constraint and documentation.
+
+    What Param.spec(config) gives for a row of PARAMETERS: every value plain.
+    """
 
     name: str
     type: str
@@ -133,6 +136,16 @@ class Param:
     config is a named function of it (fleet_cap, capacity_pattern, ...), never
     an inline lambda, so the table reads as data. when, if given, decides
     whether the config has the parameter at all (with_alarms).
+
+    To add a parameter, add one row to PARAMETERS where it belongs in the
+    template's order (its group's block), e.g.::
+
+        Param("ExampleSize", "Number", "0", "What it sets, in a few words.", "Fleet",
+              min_value=0, max_value=fleet_cap),
+
+    A value computed from the config becomes a small named function of it
+    beside fleet_cap (or one of those already there), and a parameter that
+    only some configs have gets when=.
     """
 
     name: str
