@@ -368,8 +368,9 @@ def test_the_rules_of_a_fleet_that_is_off_ask_for_nothing(own_switch: dict[str, 
 
 
 def test_a_parent_with_its_own_switches_lints_clean(own_switch: dict[str, Any], tmp_path: Path) -> None:
-    paths = [tmp_path / "as-built.json"]
+    paths = [tmp_path / "as-built.json", tmp_path / "nested.json"]
     paths[0].write_text(json.dumps(own_switch))
+    paths[1].write_text(_nested_own_switches()[0].to_json())
     for case in [("true", "true", "production"), ("true", "false", "staging")]:
         values = _fleet_values(
             own_switch, **dict(zip(("EnableWindowsFleet", "EnableImagingFleet", "Environment"), case, strict=True))
@@ -384,13 +385,21 @@ def test_a_parent_with_its_own_switches_lints_clean(own_switch: dict[str, Any], 
     assert [f for f in findings if not ((m := cross.search(f)) and m.group(1) != m.group(2))] == []
 
 
-def test_nested_stacks_each_under_the_parents_own_switch() -> None:
+def _nested_own_switches() -> tuple[Template, NestedFeature, NestedFeature]:
+    """A parent nesting two fleets: one under its parameter, one under its condition."""
     parent = Template()
-    parent.add_parameter(Parameter("EnableWindowsFleet", Type="String", AllowedValues=["true", "false"]))
-    flag = parent.add_parameter(Parameter("Tier", Type="String", AllowedValues=["small", "large"]))
+    parent.add_parameter(
+        Parameter("EnableWindowsFleet", Type="String", AllowedValues=["true", "false"], Default="false")
+    )
+    flag = parent.add_parameter(Parameter("Tier", Type="String", AllowedValues=["small", "large"], Default="small"))
     parent.add_condition("LargeTier", Equals(Ref(flag), "large"))
     a = nested_stack(parent, URL, switch="EnableWindowsFleet")
     b = nested_stack(parent, URL, WorkersConfig(prefix="Gpu"), switch=Condition("LargeTier"))
+    return parent, a, b
+
+
+def test_nested_stacks_each_under_the_parents_own_switch() -> None:
+    parent, a, b = _nested_own_switches()
     data = as_dict(parent)
     assert (a.enabled, b.enabled) == ("WinEnabled", "LargeTier")
     assert (data["Resources"]["WinStack"]["Condition"], data["Resources"]["GpuStack"]["Condition"]) == (
