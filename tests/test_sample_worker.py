@@ -396,6 +396,10 @@ class Instance:
     terminate_on_receive: bool = False
     """Terminated as soon as a receive returns a message (a drain that begins during a long poll)."""
     imds_down_until: int = 0
+    fail_deletes: int = 0
+    """How many DeleteMessage calls fail first (the endpoint does not answer)."""
+    fail_completes: int = 0
+    """How many CompleteLifecycleAction calls fail first."""
     tick: int = 0
     terminated_seen: int | None = None
     calls: list[tuple[Any, ...]] = field(default_factory=list)
@@ -503,6 +507,10 @@ class Instance:
     def do_Remove_SQSMessage(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
         self._queue(options)
         assert options["force"] is True, "a confirmation prompt would hang a worker nobody can answer"
+        if self.fail_deletes:
+            self.fail_deletes -= 1
+            self.calls.append(("delete failed", options["receipthandle"].removeprefix("rh-")))
+            raise Failure("Unable to connect to the remote server")
         self.calls.append(("delete", options["receipthandle"].removeprefix("rh-")))
 
     # background jobs: each Wait-Job is one tick of the job
@@ -546,6 +554,10 @@ class Instance:
             lifecycle["group_name"],
             lifecycle["termination_hook"],
         )
+        if self.fail_completes:
+            self.fail_completes -= 1
+            self.calls.append(("complete failed",))
+            raise Failure("Unable to connect to the remote server")
         self.calls.append(("complete", options["instanceid"], options["lifecycleactionresult"]))
 
 
@@ -666,6 +678,30 @@ def test_no_work_is_taken_while_the_state_cannot_be_read(settings: dict[str, Any
     assert ("state", "InService") in instance.calls[:first], "received before reading InService"
     assert ("receive", "A", 300) in instance.calls and ("delete", "A") in instance.calls
     assert violations(instance) == []
+
+
+def test_a_worker_goes_on_when_a_call_fails(settings: dict[str, Any]) -> None:
+    # DeleteMessage fails once (the message comes back, and is processed again: idempotence),
+    # CompleteLifecycleAction twice: the worker keeps working, then keeps trying.
+    instance = Instance(
+        settings, [{"id": "A", "ticks": 2}, {"id": "B", "ticks": 2}], terminate_at=12, fail_deletes=1, fail_completes=2
+    )
+    assert _run(_worker(), instance) == 0
+    assert _work(instance) == [
+        ("receive", "A", 300),
+        ("start", "A"),
+        ("finished", "A", "Completed"),
+        ("delete failed", "A"),
+        ("receive", "B", 300),
+        ("start", "B"),
+        ("finished", "B", "Completed"),
+        ("delete", "B"),
+        ("complete failed",),
+        ("complete failed",),
+        ("complete", INSTANCE, "CONTINUE"),
+    ]
+    logs = [c[1] for c in instance.calls if c[0] == "log"]
+    assert "job A failed: Unable to connect to the remote server" in logs
 
 
 def test_a_worker_started_while_terminating_completes_the_hook_at_once(settings: dict[str, Any]) -> None:

@@ -28,7 +28,8 @@ Get-Command -Name 'Receive-SQSMessage', 'Edit-SQSMessageVisibility', 'Remove-SQS
 
 # A PowerShell script cannot be a Windows service by itself (it does not answer the
 # service control manager), so the worker runs as a scheduled task: as SYSTEM, from
-# every boot, without a time limit, restarted a minute after it fails.
+# every boot, without a time limit (the worker itself catches a job's failure and
+# goes on; RestartCount covers a task that fails to run).
 $worker = Join-Path $PSScriptRoot 'worker.ps1'
 $arguments = '-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "{0}" -ConfigPath "{1}"' -f $worker, $ConfigPath
 $action = New-ScheduledTaskAction -Execute 'powershell.exe' -Argument $arguments

@@ -100,10 +100,11 @@ function Invoke-Message($message) {
 }
 
 # The drain's last step: Auto Scaling terminates the instance once the hook is completed.
+# It tries until it succeeds; if it never does, the hook's timeout (drain_seconds) ends it.
 function Complete-Drain {
-    $instance = Get-Metadata 'instance-id'
-    foreach ($attempt in 1..10) {
+    while ($true) {
         try {
+            $instance = Get-Metadata 'instance-id'
             Complete-ASLifecycleAction -AutoScalingGroupName $Config.lifecycle.group_name -LifecycleHookName $Config.lifecycle.termination_hook -InstanceId $instance -LifecycleActionResult CONTINUE -Region $Config.region -Force
             Write-Log 'drained: the termination hook is completed'
             return
@@ -112,8 +113,6 @@ function Complete-Drain {
             Start-Sleep -Seconds 30
         }
     }
-    # The scheduled task starts the worker again, which finds the state Terminated and retries.
-    exit 1
 }
 
 function Invoke-Worker {
@@ -134,7 +133,13 @@ function Invoke-Worker {
                 Set-Visibility $message 0
                 break
             }
-            Invoke-Message $message
+            try {
+                Invoke-Message $message
+            } catch {
+                # Not deleted: SQS gives the message out again when its visibility timeout ends.
+                Write-Log ('job ' + $message.MessageId + ' failed: ' + $_)
+                Start-Sleep -Seconds $TickSeconds
+            }
         }
     }
     Complete-Drain
