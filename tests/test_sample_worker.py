@@ -805,3 +805,28 @@ def test_an_undescribed_key_of_worker_json_fails_the_build(monkeypatch: pytest.M
     monkeypatch.delitem(WORKER_CONFIG_DOCS, "lifecycle.drain_seconds")
     with pytest.raises(ValueError, match=r"'lifecycle\.drain_seconds' has no description"):
         worker_config_table(WorkersConfig())
+
+
+# The AWS calls of the sample's scripts, by cmdlet (AWS Tools for PowerShell reference: each
+# cmdlet's synopsis names the API operation it calls).
+AWS_CMDLETS = {
+    "Receive-SQSMessage": "sqs:ReceiveMessage",
+    "Edit-SQSMessageVisibility": "sqs:ChangeMessageVisibility",
+    "Remove-SQSMessage": "sqs:DeleteMessage",
+    "Complete-ASLifecycleAction": "autoscaling:CompleteLifecycleAction",
+    "Read-S3Object": "s3:GetObject",
+    "Write-S3Object": "s3:PutObject",
+}
+
+
+def test_the_instance_role_allows_every_aws_call_the_sample_makes(enabled: dict[str, Any]) -> None:
+    names = set()
+    for path in SCRIPTS:
+        tree = POWERSHELL_PARSER.parse(path.read_bytes())
+        names |= {_text(n) for n in _all(tree.root_node, "command_name")}
+    # A cmdlet of the AWS Tools (its noun starts with a service prefix) must be one the map knows.
+    aws = {n for n in names if re.fullmatch(r"[A-Z][a-z]+-(SQS|AS|S3|EC2|CW|CWL|CFN|SSM)[A-Z]\w*", n)}
+    assert aws == set(AWS_CMDLETS), aws
+    role = enabled["Resources"]["WinInstanceRole"]["Properties"]
+    allowed = {a for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"] for a in s["Action"]}
+    assert {AWS_CMDLETS[n] for n in aws} <= allowed
