@@ -543,3 +543,33 @@ def test_output_takes_the_readmes_names_and_refuses_others() -> None:
     assert names == list(default.child.outputs)
     for name in names:
         assert default.output(name).to_dict() == {"Fn::GetAtt": ["WinStack", f"Outputs.{name}"]}
+
+
+@pytest.mark.parametrize("embed", EMBED)
+def test_moving_to_the_parents_own_switch_changes_no_resource(embed: str) -> None:
+    """A stack update from the default switch to the parent's own (a parameter, or a condition)
+    keeps every resource as it is while the switch is on: same logical IDs, same properties."""
+    rendered = {}
+    for kind in ("default", "parameter", "condition"):
+        parent = Template()
+        parent.add_parameter(Parameter("Fleet", Type="String", AllowedValues=["on", "off"], Default="off"))
+        parent.add_condition("FleetOn", Equals(Ref("Fleet"), "on"))
+        parent.add_parameter(SWITCH_PARAMETER)
+        switch = {"default": SWITCH, "parameter": "EnableWindowsFleet", "condition": "FleetOn"}[kind]
+        EMBED[embed](parent, switch=switch)
+        data = as_dict(parent)
+        values = {k: v for k, v in enabled_parameters().items() if k in data["Parameters"]}
+        values |= {"Fleet": "on", "EnableWindowsFleet": "true", "WinTemplateUrl": URL}
+        resources = render(data, {k: v for k, v in values.items() if k in data["Parameters"]})["Resources"]
+        # AWS::StackId: cloud-radar makes up a new one at each rendering.
+        rendered[kind] = json.loads(re.sub(r"(:stack/[\w-]+/)[0-9a-f-]{36}", r"\1ID", json.dumps(resources)))
+    assert rendered["parameter"] == rendered["default"]
+    if embed == "add_to":
+        assert rendered["condition"] == rendered["default"]
+    else:
+        # The child gets "true" instead of the parent's "true": the same value.
+        assert rendered["condition"].keys() == rendered["default"].keys() == {"WinStack"}
+        assert (
+            rendered["condition"]["WinStack"]["Properties"]["Parameters"]
+            == rendered["default"]["WinStack"]["Properties"]["Parameters"]
+        )

@@ -53,7 +53,7 @@ _MAX_ASSIGNMENTS = 4096
 def resolve_switch(template: Template, switch: SwitchArg = SWITCH) -> Switch:
     """The parent's switch, checked: a parameter or a condition of template that can be on.
 
-    A name is looked up among the parent's parameters, then its conditions; only the
+    A name must be one of the parent's parameters or conditions (not both); only the
     default name may be missing (the feature then declares it, as before). A Parameter
     handle not in the parent is added with the feature. A condition must be built from
     parameters with Fn::Equals/And/Or/Not and Condition, which the feature's Rules can
