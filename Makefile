@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 TEMPLATES := templates/winworkers.json templates/parent-inline.json templates/parent-nested.json
 
-.PHONY: templates test lint bench wheel lock clean
+.PHONY: templates test lint bench wheel sample-worker lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	rm -rf $(VENV)
@@ -43,6 +43,11 @@ bench: $(STAMP)
 
 wheel: $(STAMP)
 	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -w dist .
+
+# The sample worker (examples/sample-worker/) as the zip to upload as ArtifactKey:
+# install.ps1 at its root, the same bytes on every build.
+sample-worker: $(STAMP)
+	$(BIN)/python scripts/sample_worker.py dist/sample-worker.zip
 
 # Re-resolve requirements.in into requirements.lock (needs the package index).
 lock:

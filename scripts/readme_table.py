@@ -4,6 +4,7 @@ committed templates' sizes (as `make bench` measures them)."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 from bench import FLEET_SIZES, fleet_size_bytes, template_figures
 
 from winworkers import WorkersConfig
-from winworkers.docs import output_table, parameter_table
+from winworkers.docs import output_table, parameter_table, worker_config_sample, worker_config_table
+from winworkers.renderings import enabled_parameters
 from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,12 +36,24 @@ def size_table() -> str:
     return "\n".join(rows) + "\n\n" + "\n".join(notes) + "\n"
 
 
+def worker_config_block() -> str:
+    """worker.json: its keys, from the code that writes it, and the file an instance gets."""
+    config = WorkersConfig()
+    sample = json.dumps(worker_config_sample(config, enabled_parameters(config)), indent=2)
+    return (
+        worker_config_table(config)
+        + "\nFor example, with the default config in a stack named `platform`:\n\n"
+        + (f"```json\n{sample}\n```\n")
+    )
+
+
 def blocks() -> dict[str, str]:
     """Each generated block's name and content."""
     generated = {
         "parameters": parameter_table(WorkersConfig()),
         "outputs": output_table(WorkersConfig()),
         "sizes": size_table(),
+        "worker-json": worker_config_block(),
     }
     for path in sorted((ROOT / "examples").iterdir()):
         if path.suffix in LANGUAGES:
@@ -61,7 +75,7 @@ def rewrite(text: str) -> str:
 def main() -> int:
     readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
     text = readme.read_text(encoding="utf-8")
-    for required in ("parameters", "outputs", "sizes"):
+    for required in ("parameters", "outputs", "sizes", "worker-json"):
         if f"<!-- {required}:begin -->" not in text:
             print(f"{readme}: no <!-- {required}:begin --> ... <!-- {required}:end --> block", file=sys.stderr)
             return 1

@@ -250,7 +250,7 @@ def test_readme_shows_the_examples_exactly_and_they_run() -> None:
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert readme_table.rewrite(readme) == readme, "README's generated parts are stale: run make templates"
-    for name in ("inline_parent.py", "nested_parent.py", "workers.toml"):
+    for name in ("inline_parent.py", "nested_parent.py", "own_switch_parent.py", "workers.toml"):
         assert _readme_block(readme, f"examples/{name}") == (ROOT / "examples" / name).read_text(encoding="utf-8")
     scope: dict[str, Any] = {}
     exec(compile(_readme_block(readme, "examples/inline_parent.py"), "README.md", "exec"), scope)

@@ -4,7 +4,9 @@
 >>> template = build_template(WorkersConfig())
 
 add_to embeds the feature in a parent template; nested_stack nests it, and
-child_template gives the child to upload; check_pair checks such a pair.
+child_template gives the child to upload; check_pair checks such a pair. Both
+embeddings take the parent's own switch (switch=: a parameter or condition name,
+or a handle; default EnableWinTaskScriptService).
 """
 
 from winworkers._version import __version__

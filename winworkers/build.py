@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from troposphere import GetAtt, Join, Output, Ref, Template, encode_to_dict
+from troposphere import GetAtt, Join, Output, Parameter, Ref, Template, encode_to_dict
 from troposphere.autoscaling import AutoScalingGroup
 from troposphere.awslambda import Function
 from troposphere.cloudformation import Stack
@@ -22,7 +22,15 @@ from winworkers.config import WorkersConfig
 from winworkers.constraints import is_list_type
 from winworkers.network import add_network
 from winworkers.observability import WorkerLogs, add_alarms, add_worker_logs, grant_write
-from winworkers.parameters import SWITCH, Params, add_parameters, enabled_condition, param_name, parameter_specs
+from winworkers.parameters import (
+    SWITCH,
+    Params,
+    Switch,
+    add_parameters,
+    enabled_condition,
+    param_name,
+    parameter_specs,
+)
 from winworkers.refresh import add_refresh
 
 DESCRIPTION = "Windows Workers (winworkers): an isolated, self-patching Windows fleet nobody can log in to"
@@ -59,11 +67,21 @@ class Feature:
         return self.params.enabled
 
 
-def add_to(template: Template, config: WorkersConfig | None = None, *, wired: dict[str, Any] | None = None) -> Feature:
+def add_to(
+    template: Template,
+    config: WorkersConfig | None = None,
+    *,
+    wired: dict[str, Any] | None = None,
+    switch: wiring.SwitchArg = SWITCH,
+) -> Feature:
     """Add the whole feature to template, every resource under its switch.
 
-    A parent's existing EnableWinTaskScriptService parameter is reused. All
-    other names carry config.prefix; a clash raises ValueError and leaves the
+    switch is the parent's: the name of a parameter (the feature is on while it
+    equals "true") or of a condition, or a troposphere Parameter or Condition.
+    The default, EnableWinTaskScriptService, is reused when the parent has it and
+    declared when it has not; any other name must exist in the parent. A switch
+    that can never be on raises ValueError. Two prefixes may each have their own.
+    All other names carry config.prefix; a clash raises ValueError and leaves the
     parent untouched (the feature is built aside, then merged). wired feeds
     platform inputs (winworkers.parameters.WIRABLE) from the parent's own
     resources instead of parameters, e.g. {"WorkQueueArn": GetAtt(queue, "Arn"),
@@ -71,15 +89,15 @@ def add_to(template: Template, config: WorkersConfig | None = None, *, wired: di
     """
     config = config or WorkersConfig()
     wired = dict(wired or {})
-    _check_parent(template, config, wired)
-    scratch = _scratch_for(template)
-    feature = _build(scratch, config, wired)
-    _merge(scratch, template, config)
+    resolved = _check_parent(template, config, wired, switch)
+    scratch = _scratch_for(template, switch, resolved)
+    feature = _build(scratch, config, wired, resolved)
+    _merge(scratch, template, config, resolved)
     return feature
 
 
-def _build(template: Template, config: WorkersConfig, wired: dict[str, Any] | None) -> Feature:
-    p = add_parameters(template, config, wired)
+def _build(template: Template, config: WorkersConfig, wired: dict[str, Any] | None, switch: Switch) -> Feature:
+    p = add_parameters(template, config, wired, switch)
     logs = add_worker_logs(template, p)
     statements = [
         *iam.data_bucket_statements(p),
@@ -108,17 +126,22 @@ def _build(template: Template, config: WorkersConfig, wired: dict[str, Any] | No
     )
 
 
-def _check_parent(template: Template, config: WorkersConfig, wired: dict[str, Any]) -> None:
-    """Wiring mistakes that CloudFormation would report late, or never."""
-    wiring.check_switch(template)
+def _check_parent(template: Template, config: WorkersConfig, wired: dict[str, Any], switch: wiring.SwitchArg) -> Switch:
+    """Wiring mistakes that CloudFormation would report late, or never; the parent's switch."""
+    resolved = wiring.resolve_switch(template, switch)
     wiring.check_wired(template, config, wired)
+    return resolved
 
 
-def _scratch_for(parent: Template) -> Template:
-    """An empty template to build the feature in, holding the parent's switch if it has one."""
+def _scratch_for(parent: Template, given: wiring.SwitchArg, switch: Switch) -> Template:
+    """An empty template to build the feature in, holding the switch parameter: the parent's
+    own if it has it, else a Parameter handle given as the switch (merged into the parent)."""
     scratch = Template()
-    if SWITCH in parent.parameters:
-        scratch.add_parameter(parent.parameters[SWITCH])
+    name = switch.parameter
+    if name is not None and name in parent.parameters:
+        scratch.add_parameter(parent.parameters[name])
+    elif isinstance(given, Parameter):
+        scratch.add_parameter(given)
     return scratch
 
 
@@ -131,7 +154,7 @@ _SECTIONS = {
 }
 
 
-def _merge(feature: Template, parent: Template, config: WorkersConfig) -> None:
+def _merge(feature: Template, parent: Template, config: WorkersConfig, switch: Switch) -> None:
     """Copy every section of feature into parent, or nothing if any name clashes.
 
     Only the switch is shared: one config embeds once per parent (add_to and
@@ -141,7 +164,7 @@ def _merge(feature: Template, parent: Template, config: WorkersConfig) -> None:
         f"{kind} {name}"
         for section, kind in _SECTIONS.items()
         for name in set(getattr(feature, section)) & set(getattr(parent, section))
-        if (section, name) != ("parameters", SWITCH)
+        if (section, name) != ("parameters", switch.parameter)
     )
     if clashes:
         listed = ", ".join(clashes[:5]) + (f" and {len(clashes) - 5} more" if len(clashes) > 5 else "")
@@ -198,6 +221,7 @@ class NestedFeature:
         stack: the AWS::CloudFormation::Stack resource, under the enabled condition.
         child: the child template to upload (child_template(config)).
         config: the WorkersConfig both were built from.
+        switch: the parent's switch the stack is conditioned on.
         enabled: the name of the condition that is true when the feature is on.
         fingerprint: the child's fingerprint, also in the stack's Metadata (see check_pair).
         output(name): a GetAtt of one of the child's outputs.
@@ -206,11 +230,13 @@ class NestedFeature:
     stack: Stack
     child: Template
     config: WorkersConfig
+    switch: Switch = field(default_factory=Switch)
 
     @property
     def enabled(self) -> str:
-        """The name of the condition that is true when the feature is on."""
-        return enabled_condition(self.config)
+        """The name of the condition that is true when the feature is on: the parent's own, for
+        a condition switch."""
+        return self.switch.name if self.switch.is_condition else enabled_condition(self.config)
 
     @property
     def fingerprint(self) -> str:
@@ -218,9 +244,15 @@ class NestedFeature:
         return str(self.child.metadata[METADATA_KEY]["fingerprint"])
 
     def output(self, name: str) -> GetAtt:
-        """One of the child's outputs (unprefixed name, e.g. "GroupName"), for the parent to reference
-        under the enabled condition."""
-        return GetAtt(self.stack, f"Outputs.{self.config.logical_id(name)}")
+        """A GetAtt of one of the child's outputs, for the parent to reference under the enabled
+        condition. name is the output as the child names it (the README's Outputs table, e.g.
+        "WinGroupName") or without the prefix ("GroupName"). An unknown name raises ValueError
+        listing the outputs: CloudFormation would fail only once the child exists."""
+        outputs = list(self.child.outputs)
+        for candidate in (name, self.config.logical_id(name)):
+            if candidate in outputs:
+                return GetAtt(self.stack, f"Outputs.{candidate}")
+        raise ValueError(f"the child has no output {name!r}: its outputs are {outputs}")
 
 
 def nested_stack(
@@ -230,6 +262,7 @@ def nested_stack(
     *,
     wired: dict[str, Any] | None = None,
     timeout_minutes: int = 90,
+    switch: wiring.SwitchArg = SWITCH,
 ) -> NestedFeature:
     """Add the feature to a parent as an AWS::CloudFormation::Stack.
 
@@ -237,24 +270,27 @@ def nested_stack(
     URL, or an intrinsic such as Ref(parameter). The parent gets the feature's
     parameters (reusing its switch) and its Rules, and passes the parameters
     through; wired inputs are passed from the parent's values instead (see
-    add_to). The stack exists only while the switch is "true". The returned
-    NestedFeature holds the stack, the child to upload, and its outputs.
+    add_to). The stack exists only while the switch is on (switch: as in
+    add_to). The child is the same whatever the parent's switch: it gets
+    EnableWinTaskScriptService from the parent's switch parameter, or "true"
+    for a condition switch. The returned NestedFeature holds the stack, the
+    child to upload, and its outputs.
     """
     config = config or WorkersConfig()
     wired = dict(wired or {})
     if not 1 <= timeout_minutes <= 43200:
         raise ValueError(f"timeout_minutes={timeout_minutes!r} is not allowed: 1 to 43200")
     wiring.check_template_url(template_url)
-    _check_parent(template, config, wired)
+    resolved = _check_parent(template, config, wired, switch)
     child = child_template(config)
-    scratch = _scratch_for(template)
+    scratch = _scratch_for(template, switch, resolved)
     # The parent declares the parameters and the Rules too: it checks inputs before it creates anything.
-    p = add_parameters(scratch, config, wired)
+    p = add_parameters(scratch, config, wired, resolved)
     stack = scratch.add_resource(
         Stack(
             config.logical_id("Stack"),
             TemplateURL=template_url,
-            Parameters=_pass_through(config, wired),
+            Parameters=_pass_through(config, wired, resolved),
             TimeoutInMinutes=timeout_minutes,
             Condition=p.enabled,
             Metadata={METADATA_KEY: {**child.metadata[METADATA_KEY], "config": config.to_mapping()}},
@@ -264,21 +300,25 @@ def nested_stack(
         )
     )
     _drop_unused_conditions(scratch)
-    _merge(scratch, template, config)
-    return NestedFeature(stack=stack, child=child, config=config)
+    _merge(scratch, template, config, resolved)
+    return NestedFeature(stack=stack, child=child, config=config, switch=resolved)
 
 
-def _pass_through(config: WorkersConfig, wired: dict[str, Any]) -> dict[str, Any]:
+def _pass_through(config: WorkersConfig, wired: dict[str, Any], switch: Switch) -> dict[str, Any]:
     """The child's parameters, from the parent's parameters or wired values.
 
     A nested stack's Parameters must be strings: CloudFormation refuses a list
     there, so a list-typed parameter is joined back into its comma-delimited
-    form (AWS knowledge center, cloudformation-parameters-nested-stacks).
+    form (AWS knowledge center, cloudformation-parameters-nested-stacks). The
+    child's switch is the parent's switch parameter, or "true" for a condition
+    switch (the stack exists only while it is true).
     """
     passed: dict[str, Any] = {}
     for spec in parameter_specs(config):
         name = param_name(config, spec.name)
-        if spec.name in wired:
+        if spec.name == SWITCH:
+            passed[name] = "true" if switch.parameter is None else Ref(switch.parameter)
+        elif spec.name in wired:
             passed[name] = wired[spec.name]
         elif is_list_type(spec.type):
             passed[name] = Join(",", Ref(name))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from winworkers.build import child_template
@@ -35,3 +37,128 @@ def _intrinsic_text(value: Any) -> str:
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         return "GetAtt " + ".".join(value["Fn::GetAtt"])
     return str(value)
+
+
+# What each key of worker.json means to the worker (bootstrap.worker_settings writes them).
+# worker_config_table refuses a key that is not described here, so the README cannot miss one.
+WORKER_CONFIG_DOCS = {
+    "region": "The stack's Region: the Region of every AWS call the worker makes.",
+    "queue_arn": "The work queue's ARN.",
+    "queue_url": "The work queue's URL, for ReceiveMessage, ChangeMessageVisibility and DeleteMessage.",
+    "data_bucket": "The platform's bucket, which the role may read and write under `data_prefix`.",
+    "data_prefix": "The key prefix the role may use in `data_bucket` (ends in `/`).",
+    "log_paths": "Log files the CloudWatch agent ships to the worker log group: write the worker's logs there.",
+    "lifecycle": "What the worker needs to drain (README, Worker contract).",
+    "lifecycle.group_name": "The Auto Scaling group's name, for CompleteLifecycleAction.",
+    "lifecycle.termination_hook": "The termination hook's name, for CompleteLifecycleAction.",
+    "lifecycle.drain_seconds": "How long the drain may take (the hook's HeartbeatTimeout), in seconds, as a string.",
+}
+
+_PSEUDO = {
+    "AWS::Region": "us-east-1",
+    "AWS::StackName": "platform",
+    "AWS::AccountId": "123456789012",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::Partition": "aws",
+}
+
+
+def worker_settings_of(config: WorkersConfig) -> dict[str, Any]:
+    """The content of worker.json as the template declares it (intrinsics as JSON)."""
+    from troposphere import Template, encode_to_dict
+
+    from winworkers.bootstrap import worker_settings
+    from winworkers.parameters import add_parameters
+
+    settings: dict[str, Any] = encode_to_dict(worker_settings(add_parameters(Template(), config)))
+    return settings
+
+
+def worker_config_table(config: WorkersConfig) -> str:
+    """worker.json's keys as a Markdown table: JSON type, where the value comes from, meaning."""
+    rows = ["| Key | Type | Value | Meaning |", "| --- | --- | --- | --- |"]
+
+    def add(prefix: str, settings: dict[str, Any]) -> None:
+        for key, value in settings.items():
+            name = f"{prefix}{key}"
+            if name not in WORKER_CONFIG_DOCS:
+                raise ValueError(f"worker.json key {name!r} has no description in winworkers.docs.WORKER_CONFIG_DOCS")
+            nested = isinstance(value, dict) and not _is_intrinsic(value)
+            kind = "object" if nested else "array of strings" if isinstance(value, list) else "string"
+            source = "" if nested else _value_text(value)
+            rows.append(f"| `{name}` | {kind} | {source} | {WORKER_CONFIG_DOCS[name]} |")
+            if nested:
+                add(f"{name}.", value)
+
+    add("", worker_settings_of(config))
+    return "\n".join(rows) + "\n"
+
+
+def worker_config_sample(
+    config: WorkersConfig, values: dict[str, str], pseudo: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """worker.json as an instance receives it, for parameter values (logical names; the
+    others take their defaults) and pseudo parameters (defaults: us-east-1, stack "platform", account 123456789012)."""
+    defaults = {param_name(config, spec.name): spec.default for spec in parameter_specs(config)}
+    known = {**_PSEUDO, **(pseudo or {}), **defaults, **values}
+    resolved: dict[str, Any] = _resolve(worker_settings_of(config), known)
+    return resolved
+
+
+_INTRINSICS = ("Ref", "Fn::Sub", "Fn::Select", "Fn::Split", "Fn::Join", "Fn::GetAtt")
+
+
+def _is_intrinsic(value: dict[str, Any]) -> bool:
+    return len(value) == 1 and next(iter(value)) in _INTRINSICS
+
+
+def _value_text(value: Any) -> str:
+    """Where a worker.json value comes from, as a reader writes it."""
+    if isinstance(value, list):
+        return "`" + json.dumps(value).replace("|", "\\|") + "` (`WorkersConfig.worker_log_paths`)"
+    if isinstance(value, str):
+        return f"`{value}`"
+    if "Ref" in value:
+        name = value["Ref"]
+        return f"`{name}`" if name.startswith("AWS::") else f"parameter `{name}`"
+    if "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        text, variables = (sub, {}) if isinstance(sub, str) else sub
+        for variable, expression in variables.items():
+            text = text.replace("${" + variable + "}", "<" + variable.lower() + " of " + _refs_text(expression) + ">")
+        return f"`{text}`"
+    return f"`{json.dumps(value)}`"
+
+
+def _refs_text(expression: Any) -> str:
+    if isinstance(expression, dict):
+        if "Ref" in expression:
+            return str(expression["Ref"])
+        return ", ".join(_refs_text(v) for v in expression.values())
+    if isinstance(expression, list):
+        return ", ".join(t for t in (_refs_text(v) for v in expression) if t)
+    return ""
+
+
+def _resolve(node: Any, known: dict[str, str]) -> Any:
+    """The few intrinsics worker_settings uses, evaluated as CloudFormation would."""
+    if isinstance(node, list):
+        return [_resolve(item, known) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if not _is_intrinsic(node):
+        return {key: _resolve(value, known) for key, value in node.items()}
+    ((function, argument),) = node.items()
+    if function == "Ref":
+        return known[argument]
+    if function == "Fn::Select":
+        return _resolve(argument[1], known)[int(argument[0])]
+    if function == "Fn::Split":
+        return _resolve(argument[1], known).split(argument[0])
+    if function == "Fn::Join":
+        return argument[0].join(_resolve(argument[1], known))
+    if function == "Fn::Sub":
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        scope = {**known, **{k: _resolve(v, known) for k, v in variables.items()}}
+        return re.sub(r"\$\{([\w:]+)\}", lambda m: str(scope[m.group(1)]), text)
+    raise ValueError(f"worker.json uses {function}, which winworkers.docs cannot evaluate")

@@ -11,7 +11,7 @@ its ~0.7 KB would not fit the feature template's inline budget.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
 from troposphere import (
@@ -31,7 +31,37 @@ from winworkers.config import WorkersConfig
 from winworkers.instance_types import INSTANCE_TYPE_DESCRIPTION, INSTANCE_TYPE_PATTERN
 
 SWITCH = "EnableWinTaskScriptService"
-"""The platform-wide switch. Its name is fixed (never prefixed): the parent stack owns it."""
+"""The default switch: the feature exists when this parameter is "true". Never prefixed: the
+parent stack owns it. A parent may name its own (add_to and nested_stack take ``switch=``)."""
+
+
+@dataclass(frozen=True)
+class Switch:
+    """What turns the feature on in a template: a parameter that equals "true", or a condition.
+
+    ``wiring.resolve_switch`` makes one from what a parent passes (and refuses one that can never
+    be on). For a condition, ``rule`` is the same test written with parameters only, which is all
+    a Rule may read (CloudFormation Rule functions have no Condition).
+
+    Attributes:
+        name: the parameter's or the condition's logical name.
+        is_condition: True when name is a condition.
+        rule: the condition as a Rule expression (a condition switch only).
+    """
+
+    name: str = SWITCH
+    is_condition: bool = False
+    rule: Any = None
+
+    @property
+    def parameter(self) -> str | None:
+        """The switch parameter's name, or None for a condition."""
+        return None if self.is_condition else self.name
+
+    def rule_condition(self) -> Any:
+        """A Rule expression that is true when the feature is on."""
+        return self.rule if self.is_condition else Equals(Ref(self.name), "true")
+
 
 BOOLEAN = ("true", "false")
 ISOLATED = "isolated-vpc"
@@ -515,14 +545,17 @@ class Params:
     refs: dict[str, Any]
     wired: frozenset[str] = frozenset()
     """Inputs the parent gave as values; they have no parameter, and no Rule."""
+    switch: Switch = field(default_factory=Switch)
+    """What turns the feature on (the default: the EnableWinTaskScriptService parameter)."""
 
     def __getitem__(self, name: str) -> Any:
         return self.refs[name]
 
     @property
     def enabled(self) -> str:
-        """Name of the condition that is true when the feature is on."""
-        return enabled_condition(self.config)
+        """Name of the condition that is true when the feature is on: the parent's own, for a
+        condition switch."""
+        return self.switch.name if self.switch.is_condition else enabled_condition(self.config)
 
     def cond(self, name: str) -> str:
         """The logical name of one of the feature's conditions."""
@@ -540,19 +573,25 @@ class Params:
         return Select(4, Split(":", self["WorkQueueArn"]))
 
 
-def add_parameters(template: Template, config: WorkersConfig, wired: dict[str, Any] | None = None) -> Params:
+def add_parameters(
+    template: Template, config: WorkersConfig, wired: dict[str, Any] | None = None, switch: Switch | None = None
+) -> Params:
     """Declare the parameters (reusing a parent's switch), conditions and Rules.
 
     wired gives values (a parent's Ref or GetAtt) for inputs in
-    WIRABLE; those get no parameter.
+    WIRABLE; those get no parameter. switch is the parent's (see Switch); with
+    one other than the default parameter, EnableWinTaskScriptService is not declared.
     """
     wired = dict(wired or {})
+    switch = switch or Switch()
     unknown = sorted(set(wired) - set(WIRABLE))
     if unknown:
         raise ValueError(f"wired inputs {unknown} are not allowed: only {list(WIRABLE)} can be wired")
     refs: dict[str, Any] = dict(wired)
+    if switch.parameter is not None:
+        refs[SWITCH] = Ref(switch.parameter)
     for spec in parameter_specs(config):
-        if spec.name in wired:
+        if spec.name in wired or (spec.name == SWITCH and switch != Switch()):
             continue
         name = param_name(config, spec.name)
         if name in template.parameters:
@@ -561,7 +600,7 @@ def add_parameters(template: Template, config: WorkersConfig, wired: dict[str, A
         else:
             template.add_parameter(spec.to_parameter(name))
         refs[spec.name] = Ref(name)
-    params = Params(config=config, refs=refs, wired=frozenset(wired))
+    params = Params(config=config, refs=refs, wired=frozenset(wired), switch=switch)
     _add_conditions(template, params)
     _add_rules(template, params)
     return params
@@ -569,8 +608,8 @@ def add_parameters(template: Template, config: WorkersConfig, wired: dict[str, A
 
 def _add_conditions(template: Template, p: Params) -> None:
     on = Condition(p.enabled)
-    conditions: dict[str, Any] = {
-        p.enabled: Equals(p[SWITCH], "true"),
+    conditions: dict[str, Any] = {} if p.switch.is_condition else {p.enabled: Equals(p[SWITCH], "true")}
+    conditions |= {
         p.cond("IsolatedVpc"): And(on, Equals(p["NetworkMode"], ISOLATED)),
         p.cond("ThreeAzs"): And(Condition(p.cond("IsolatedVpc")), Equals(p["AzCount"], "3")),
         # existing-subnets: the platform's VPC provides the endpoints (network module docstring).
@@ -601,7 +640,7 @@ deploy command check the whole order before any call.
 
 def _add_rules(template: Template, p: Params) -> None:
     """Cross-parameter checks CloudFormation runs before it changes anything."""
-    on = Equals(p[SWITCH], "true")
+    on = p.switch.rule_condition()
     existing = Equals(p["NetworkMode"], EXISTING)
     template.add_rule(
         p.config.logical_id("PlatformInputs"),

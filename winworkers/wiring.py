@@ -7,14 +7,16 @@ nested_stack refuse it with a ValueError that names the input and the fix.
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
-from troposphere import AWSHelperFn, Template, encode_to_dict
+from troposphere import AWSHelperFn, Condition, Parameter, Template, encode_to_dict
 
 from winworkers.config import WorkersConfig
-from winworkers.parameters import PLATFORM_INPUTS, SWITCH, parameter_specs
+from winworkers.parameters import PLATFORM_INPUTS, SWITCH, Switch, parameter_specs
 
 # Parameter types whose Ref can equal the string "true".
 _STRING_TYPES = ("String", "AWS::SSM::Parameter::Value<String>")
@@ -41,27 +43,177 @@ _NEEDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def check_switch(template: Template) -> None:
-    """A parent's own switch must be able to equal "true": the feature's condition tests exactly that."""
-    if SWITCH not in template.parameters:
-        return
-    declared = encode_to_dict(template.parameters[SWITCH])
+SwitchArg: TypeAlias = str | Parameter | Condition
+"""What add_to and nested_stack take as switch=: a parameter's or a condition's name, or its handle."""
+
+# Enumerating a condition switch's parameter values stops here (then it is taken as satisfiable).
+_MAX_ASSIGNMENTS = 4096
+
+
+def resolve_switch(template: Template, switch: SwitchArg = SWITCH) -> Switch:
+    """The parent's switch, checked: a parameter or a condition of template that can be on.
+
+    A name must be one of the parent's parameters or conditions (not both); only the
+    default name may be missing (the feature then declares it, as before). A Parameter
+    handle not in the parent is added with the feature. A condition must be built from
+    parameters with Fn::Equals/And/Or/Not and Condition, which the feature's Rules can
+    repeat (Rule functions cannot read conditions).
+    """
+    if isinstance(switch, Parameter):
+        declared = template.parameters.get(switch.title)
+        if declared is not None and declared is not switch and encode_to_dict(declared) != encode_to_dict(switch):
+            raise ValueError(
+                f"switch: the parent already has a different parameter {switch.title!r}: pass that one, or its name"
+            )
+        _check_parameter(switch.title, switch)
+        return Switch(switch.title)
+    if isinstance(switch, Condition):
+        name = switch.data["Condition"]
+        if not isinstance(name, str) or name not in template.conditions:
+            raise ValueError(f"switch: the parent has no condition {name!r}: add it to the template first")
+        return _condition_switch(template, name)
+    if not isinstance(switch, str) or not switch:
+        raise ValueError(
+            f"switch={switch!r} is not allowed: a parameter or condition name, or a Parameter or Condition"
+        )
+    in_parameters, in_conditions = switch in template.parameters, switch in template.conditions
+    if in_parameters and in_conditions:
+        raise ValueError(
+            f"switch={switch!r} names both a parameter and a condition of the parent: pass Parameter or Condition"
+        )
+    if in_conditions:
+        return _condition_switch(template, switch)
+    if in_parameters:
+        _check_parameter(switch, template.parameters[switch])
+    elif switch != SWITCH:
+        raise ValueError(
+            f"switch={switch!r}: the parent has no parameter or condition of that name; declare it first "
+            '(a String parameter with AllowedValues ["true", "false"], or a condition), or pass a Parameter'
+        )
+    return Switch(switch)
+
+
+def check_switch(template: Template, name: str = SWITCH) -> None:
+    """A parent's switch parameter must be able to equal "true": the feature's condition tests exactly that."""
+    if name in template.parameters:
+        _check_parameter(name, template.parameters[name])
+
+
+def _check_parameter(name: str, parameter: Parameter) -> None:
+    problems = _rejects(encode_to_dict(parameter), "true")
+    if problems:
+        raise ValueError(
+            f'the parent\'s {name} parameter can never be "true" ({"; ".join(problems)}), and the feature exists '
+            f'only when it equals "true": declare it Type String with AllowedValues ["true", "false"]'
+        )
+
+
+def _rejects(declared: Mapping[str, Any], value: str) -> list[str]:
+    """Why a parameter declared so can never hold value (empty: it can)."""
     problems = []
     if declared.get("Type") not in _STRING_TYPES:
         problems.append(f"its Type is {declared.get('Type')}")
     allowed = declared.get("AllowedValues")
-    if allowed is not None and "true" not in [str(value) for value in allowed]:
+    if allowed is not None and value not in [str(v) for v in allowed]:
         problems.append(f"its AllowedValues are {allowed}")
     pattern = declared.get("AllowedPattern")
-    if isinstance(pattern, str) and not re.fullmatch(pattern, "true"):
+    if isinstance(pattern, str) and not re.fullmatch(pattern, value):
         problems.append(f"its AllowedPattern {pattern!r} rejects it")
-    if int(declared.get("MaxLength", 4)) < 4 or int(declared.get("MinLength", 4)) > 4:
+    if int(declared.get("MaxLength", len(value))) < len(value) or int(declared.get("MinLength", 0)) > len(value):
         problems.append("its MinLength/MaxLength reject it")
-    if problems:
+    return problems
+
+
+def _condition_switch(template: Template, name: str) -> Switch:
+    rule = _as_rule(template, name, encode_to_dict(template.conditions[name]), (name,))
+    if not _can_be_true(template, rule):
         raise ValueError(
-            f'the parent\'s {SWITCH} parameter can never be "true" ({"; ".join(problems)}), and the feature exists '
-            f'only when it equals "true": declare it Type String with AllowedValues ["true", "false"]'
+            f"switch: the parent's condition {name} can never be true for any value its parameters allow, "
+            "and the feature exists only when it is"
         )
+    return Switch(name, is_condition=True, rule=rule)
+
+
+def _as_rule(template: Template, switch: str, node: Any, seen: tuple[str, ...]) -> Any:
+    """A condition expression rewritten with parameters only: Condition references inlined."""
+    if isinstance(node, str | int | float) and not isinstance(node, bool):
+        return str(node)
+    if isinstance(node, Mapping) and len(node) == 1:
+        ((key, value),) = node.items()
+        if key == "Ref" and isinstance(value, str) and value in template.parameters:
+            return {"Ref": value}
+        if key == "Condition" and isinstance(value, str) and value in template.conditions and value not in seen:
+            return _as_rule(template, switch, encode_to_dict(template.conditions[value]), (*seen, value))
+        if key in ("Fn::Equals", "Fn::And", "Fn::Or", "Fn::Not") and isinstance(value, list):
+            return {key: [_as_rule(template, switch, item, seen) for item in value]}
+    raise ValueError(
+        f"switch: the parent's condition {switch} uses {json.dumps(node)[:80]}, which the feature's Rules cannot "
+        "repeat (they read parameters only): build it from parameters with Fn::Equals, Fn::And, Fn::Or, Fn::Not "
+        "and Condition, or pass a parameter as the switch"
+    )
+
+
+def _can_be_true(template: Template, rule: Any) -> bool:
+    """Whether some values the parameters allow make rule true.
+
+    Each parameter takes its AllowedValues, or else the literals it is compared with
+    (those its constraints allow) and two other values (one it may share with another
+    parameter, one its own). Beyond _MAX_ASSIGNMENTS combinations it says True: only a
+    switch shown never to be on is refused.
+    """
+    names = sorted(_refs(rule))
+    literals = _literals(rule)
+    candidates: list[list[str]] = []
+    for name in names:
+        declared = encode_to_dict(template.parameters[name])
+        if declared.get("AllowedValues") is not None:
+            values = [str(v) for v in declared["AllowedValues"]]
+        else:
+            values = [v for v in literals if not _rejects({**declared, "Type": "String"}, v)]
+            values += ["\x00other", f"\x00other-{name}"]
+        candidates.append(values)
+    total = 1
+    for values in candidates:
+        total *= len(values)
+    if total > _MAX_ASSIGNMENTS:
+        return True
+    return any(_evaluate(rule, dict(zip(names, chosen, strict=True))) for chosen in itertools.product(*candidates))
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, Mapping):
+        if "Ref" in node:
+            return {node["Ref"]}
+        return set().union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
+
+
+def _literals(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, Mapping) and "Ref" not in node:
+        return [x for v in node.values() for x in _literals(v)]
+    if isinstance(node, list):
+        return [x for v in node for x in _literals(v)]
+    return []
+
+
+def _evaluate(node: Any, values: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        return node
+    ((key, value),) = node.items()
+    if key == "Ref":
+        return values[value]
+    args = [_evaluate(item, values) for item in value]
+    if key == "Fn::Equals":
+        return args[0] == args[1]
+    if key == "Fn::Not":
+        return not args[0]
+    if key == "Fn::And":
+        return all(args)
+    return any(args)
 
 
 def check_wired(template: Template, config: WorkersConfig, wired: Mapping[str, Any]) -> None:

@@ -1,0 +1,156 @@
+<#
+SAMPLE worker service for a winworkers fleet: an example to start from, not a product.
+Replace job.ps1 with the platform's processing and keep this loop: it implements the
+worker contract (README, "Worker contract"):
+
+- Watch: it reads the instance's target lifecycle state from instance metadata (IMDSv2)
+  before each receive and every 5 seconds while a job runs, and takes messages only
+  while it reads InService.
+- Work: one message at a time, by long polling; the message stays invisible while its
+  job runs (ChangeMessageVisibility renews it), and is deleted only after the job succeeded.
+- Drain: when the state reads Terminated it stops receiving and finishes the current job
+  (or, if that cannot end within drain_seconds, stops it and makes the message visible
+  again at once), then completes the termination lifecycle hook with CONTINUE.
+
+install.ps1 runs it as SYSTEM, from a scheduled task, with -ConfigPath C:\winworkers\worker.json.
+#>
+param([string]$ConfigPath = 'C:\winworkers\worker.json')
+
+$ErrorActionPreference = 'Stop'
+$Imds = 'http://169.254.169.254/latest'
+# Seconds between two looks at the lifecycle state while a job runs.
+$TickSeconds = 5
+# A received message stays invisible this long; while its job runs the worker renews
+# that every $RenewTicks ticks (a minute), so a long job keeps its message.
+$VisibilitySeconds = 300
+$RenewTicks = 12
+# What a drain keeps back of drain_seconds to release a message and complete the hook.
+$DrainMarginSeconds = 60
+
+function Write-Log($text) {
+    Add-Content -Path $LogFile -Value ((Get-Date -Format o) + ' ' + $text)
+}
+
+function Get-Metadata($path) {
+    $token = Invoke-RestMethod -Method Put -Uri ($Imds + '/api/token') -Headers @{ 'X-aws-ec2-metadata-token-ttl-seconds' = '60' } -TimeoutSec 5
+    return Invoke-RestMethod -Uri ($Imds + '/meta-data/' + $path) -Headers @{ 'X-aws-ec2-metadata-token' = $token } -TimeoutSec 5
+}
+
+# InService, Terminated, ...; Unknown while the metadata service does not answer (no new work then).
+function Get-LifecycleState {
+    try {
+        return Get-Metadata 'autoscaling/target-lifecycle-state'
+    } catch {
+        return 'Unknown'
+    }
+}
+
+function Receive-Work {
+    try {
+        return Receive-SQSMessage -QueueUrl $Config.queue_url -MessageCount 1 -WaitTimeInSeconds 20 -VisibilityTimeout $VisibilitySeconds -Region $Config.region
+    } catch {
+        Write-Log ('receiving failed: ' + $_)
+        Start-Sleep -Seconds $TickSeconds
+        return $null
+    }
+}
+
+function Set-Visibility($message, $seconds) {
+    try {
+        Edit-SQSMessageVisibility -QueueUrl $Config.queue_url -ReceiptHandle $message.ReceiptHandle -VisibilityTimeout $seconds -Region $Config.region -Force
+    } catch {
+        Write-Log ('changing the visibility of ' + $message.MessageId + ' failed: ' + $_)
+    }
+}
+
+# Runs one message's job to its end, renewing the message's visibility; while the instance
+# drains, gives up the job (and the message) when it could not end within the drain.
+function Invoke-Message($message) {
+    Write-Log ('job ' + $message.MessageId + ' started')
+    $job = Start-Job -FilePath (Join-Path $PSScriptRoot 'job.ps1') -ArgumentList $message.Body, $ConfigPath
+    $ticks = 0
+    $drainTicks = 0
+    while ($null -eq (Wait-Job -Job $job -Timeout $TickSeconds)) {
+        $ticks = $ticks + 1
+        if ((Get-LifecycleState) -eq 'Terminated') {
+            $drainTicks = $drainTicks + 1
+            if ($drainTicks * $TickSeconds -ge $DrainLimit) {
+                Write-Log ('job ' + $message.MessageId + ' cannot end within the drain: stopped, message released')
+                Stop-Job -Job $job
+                Remove-Job -Job $job -Force
+                Set-Visibility $message 0
+                return
+            }
+        }
+        if ($ticks -ge $RenewTicks) {
+            Set-Visibility $message $VisibilitySeconds
+            $ticks = 0
+        }
+    }
+    $state = $job.State
+    Remove-Job -Job $job -Force
+    if ($state -eq 'Completed') {
+        Remove-SQSMessage -QueueUrl $Config.queue_url -ReceiptHandle $message.ReceiptHandle -Region $Config.region -Force
+        Write-Log ('job ' + $message.MessageId + ' done')
+    } else {
+        # Not deleted: another worker gets it again (after maxReceiveCount, the dead-letter queue).
+        Write-Log ('job ' + $message.MessageId + ' ended ' + $state + ': message released')
+        Set-Visibility $message 0
+    }
+}
+
+# The drain's last step: Auto Scaling terminates the instance once the hook is completed.
+# It tries until it succeeds; if it never does, the hook's timeout (drain_seconds) ends it.
+function Complete-Drain {
+    while ($true) {
+        try {
+            $instance = Get-Metadata 'instance-id'
+            Complete-ASLifecycleAction -AutoScalingGroupName $Config.lifecycle.group_name -LifecycleHookName $Config.lifecycle.termination_hook -InstanceId $instance -LifecycleActionResult CONTINUE -Region $Config.region -Force
+            Write-Log 'drained: the termination hook is completed'
+            return
+        } catch {
+            Write-Log ('completing the termination hook failed: ' + $_)
+            Start-Sleep -Seconds 30
+        }
+    }
+}
+
+function Invoke-Worker {
+    Write-Log ('started, queue ' + $Config.queue_url)
+    while ($true) {
+        $state = Get-LifecycleState
+        if ($state -eq 'Terminated') {
+            break
+        }
+        if ($state -ne 'InService') {
+            Start-Sleep -Seconds $TickSeconds
+            continue
+        }
+        $message = Receive-Work
+        if ($null -ne $message) {
+            # The long poll may have begun before the state changed: no job starts after Terminated.
+            if ((Get-LifecycleState) -eq 'Terminated') {
+                Set-Visibility $message 0
+                break
+            }
+            try {
+                Invoke-Message $message
+            } catch {
+                # Not deleted: SQS gives the message out again when its visibility timeout ends.
+                Write-Log ('job ' + $message.MessageId + ' failed: ' + $_)
+                Start-Sleep -Seconds $TickSeconds
+            }
+        }
+    }
+    Complete-Drain
+}
+
+$Config = Get-Content -Raw -Path $ConfigPath | ConvertFrom-Json
+# The log goes beside the first of log_paths, which the CloudWatch agent ships to the
+# worker log group (name it so that it matches that path's pattern).
+$LogDir = Split-Path -Parent $Config.log_paths[0]
+$LogFile = Join-Path $LogDir 'sample-worker.log'
+New-Item -ItemType Directory -Force -Path $LogDir | Out-Null
+$DrainLimit = [int]$Config.lifecycle.drain_seconds - $DrainMarginSeconds
+Invoke-Worker
+exit 0

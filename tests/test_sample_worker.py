@@ -1,0 +1,832 @@
+"""The sample worker (examples/sample-worker/): it parses, it builds into the zip a fleet
+takes as ArtifactKey, and its worker keeps the worker contract (README, "Worker contract").
+
+There is no PowerShell here, so worker.ps1 is parsed with tree-sitter's PowerShell grammar
+and run by a small interpreter of the constructs it uses, against a fake instance: its
+metadata service (whose target lifecycle state changes when a case says), its queue, its
+background jobs (which take a number of 5-second ticks) and Auto Scaling. The worker.json
+it reads is the one the feature's template writes (rendered with cloud-radar). The cases
+assert the calls the worker makes, in order, and the contract's invariants on every run;
+planted defects show that the checks fail when the worker breaks the contract.
+"""
+
+from __future__ import annotations
+
+import json
+import ntpath
+import re
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_powershell import syntax_errors
+from tree_sitter import Node
+
+from conftest import POWERSHELL_PARSER, ROOT
+from winworkers import WorkersConfig
+from winworkers.bootstrap import DRAIN_HOOK, SERVICE_CONFIG, SERVICE_DIR
+from winworkers.docs import WORKER_CONFIG_DOCS, worker_config_sample, worker_config_table
+from winworkers.renderings import enabled_parameters
+
+SAMPLE = ROOT / "examples" / "sample-worker"
+SCRIPTS = sorted(SAMPLE.glob("*.ps1"))
+INSTANCE = "i-0123456789abcdef0"
+TICK = 5  # seconds: worker.ps1's $TickSeconds
+
+
+# --- the scripts and the zip
+
+
+def test_every_script_parses_and_is_labelled_a_sample() -> None:
+    assert {p.name for p in SCRIPTS} == {"install.ps1", "worker.ps1", "job.ps1"}
+    for path in SCRIPTS:
+        text = path.read_text(encoding="utf-8")
+        assert syntax_errors(text) == [], path.name
+        # Windows PowerShell 5.1 reads a BOM-less script as ANSI: non-ASCII text would be mangled.
+        assert text.isascii(), path.name
+        assert text.startswith("<#\nSAMPLE "), f"{path.name} does not say it is a sample to start from"
+
+
+def test_install_takes_the_config_path_cfn_init_passes(feature: dict[str, Any]) -> None:
+    install = (SAMPLE / "install.ps1").read_text(encoding="utf-8")
+    assert "param([Parameter(Mandatory = $true)][string]$ConfigPath)" in install
+    commands = feature["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]["service"]
+    command = commands["commands"]["01-install"]["command"]
+    assert f"& '{SERVICE_DIR}\\install.ps1' -ConfigPath '{SERVICE_CONFIG}'; exit $LASTEXITCODE" in command
+    assert commands["sources"] == {SERVICE_DIR: commands["sources"][SERVICE_DIR]}
+
+
+def _build_zip(out: Path) -> bytes:
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "sample_worker.py"), str(out)], check=True)
+    return out.read_bytes()
+
+
+def test_the_zip_holds_the_scripts_at_its_root_and_is_deterministic(tmp_path: Path) -> None:
+    first = _build_zip(tmp_path / "a" / "sample-worker.zip")
+    assert _build_zip(tmp_path / "b.zip") == first  # the same bytes, whenever and wherever built
+    with zipfile.ZipFile(tmp_path / "b.zip") as archive:
+        assert archive.namelist() == ["install.ps1", "job.ps1", "worker.ps1"]  # install.ps1 at the root
+        for name in archive.namelist():
+            assert archive.read(name) == (SAMPLE / name).read_bytes()
+            assert archive.getinfo(name).date_time == (1980, 1, 1, 0, 0, 0)
+
+
+def test_makefile_builds_the_sample_worker() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "sample-worker: $(STAMP)\n\t$(BIN)/python scripts/sample_worker.py dist/sample-worker.zip\n" in makefile
+
+
+# --- the worker, run
+
+
+class Exit(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class Break(Exception):
+    pass
+
+
+class Continue(Exception):
+    pass
+
+
+class Return(Exception):
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class Failure(Exception):
+    """A terminating error; catch sets $_ to its message."""
+
+
+class TooLong(Exception):
+    """The fake world's step budget ran out: the worker would loop forever."""
+
+
+_PASS_THROUGH = {
+    "pipeline",
+    "pipeline_chain",
+    "logical_expression",
+    "bitwise_expression",
+    "comparison_expression",
+    "additive_expression",
+    "multiplicative_expression",
+    "format_expression",
+    "range_expression",
+    "array_literal_expression",
+    "unary_expression",
+    "expression_with_unary_operator",
+    "left_assignment_expression",
+    "parenthesized_expression",
+    "while_condition",
+    "script_parameter_default",
+    "key_expression",
+}
+# The switch parameters the worker passes: they take no value.
+_SWITCHES = {"force", "parent", "raw"}
+_BLOCKS = {"program", "statement_list", "statement_block", "script_block", "script_block_body"}
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "-eq": lambda a, b: a == b,
+    "-ne": lambda a, b: a != b,
+    "-ge": lambda a, b: a >= b,
+    "-gt": lambda a, b: a > b,
+    "-le": lambda a, b: a <= b,
+    "-lt": lambda a, b: a < b,
+}
+
+
+def _text(node: Node) -> str:
+    assert node.text is not None
+    return node.text.decode()
+
+
+def _named(node: Node, kind: str) -> Node | None:
+    return next((c for c in node.named_children if c.type == kind), None)
+
+
+def _operator(node: Node) -> str:
+    return next(_text(c) for c in node.children if not c.is_named)
+
+
+class Interpreter:
+    """Runs the subset of PowerShell worker.ps1 is written in; commands go to ``command``."""
+
+    def __init__(self, source: str, command: Callable[[str, list[Any], dict[str, Any], Any], Any]) -> None:
+        tree = POWERSHELL_PARSER.parse(source.encode())
+        assert not tree.root_node.has_error, "not valid PowerShell"
+        self.root, self.command = tree.root_node, command
+        self.variables: dict[str, Any] = {"true": True, "false": False, "null": None, "PSScriptRoot": SERVICE_DIR}
+        self.functions: dict[str, tuple[list[str], Node]] = {}
+
+    def run(self) -> int:
+        try:
+            self._block(self.root)
+        except Exit as done:
+            return done.code
+        return 0
+
+    # statements
+
+    def _block(self, node: Node) -> None:
+        for child in node.named_children:
+            self._statement(child)
+
+    def _statement(self, node: Node) -> None:
+        kind = node.type
+        if kind in _BLOCKS:
+            self._block(node)
+        elif kind == "comment":
+            pass
+        elif kind == "param_block":
+            for parameter in node.named_children[0].named_children:
+                default = _named(parameter, "script_parameter_default")
+                name = _text(_named(parameter, "variable") or parameter)[1:]
+                self.variables.setdefault(name, self._value(default) if default else None)
+        elif kind == "function_statement":
+            name = _text(node.named_children[0])
+            declaration = _named(node, "function_parameter_declaration")
+            params = [_text(v)[1:] for v in _all(declaration, "variable")] if declaration else []
+            body = _named(node, "script_block")
+            assert body is not None
+            self.functions[name] = (params, body)
+        elif kind == "if_statement":
+            self._if(node)
+        elif kind == "while_statement":
+            condition, body = node.named_children
+            while self._value(condition):
+                try:
+                    self._block(body)
+                except Break:
+                    break
+                except Continue:
+                    continue
+        elif kind == "foreach_statement":
+            variable, items, body = node.named_children
+            for item in self._value(items):
+                self.variables[_text(variable)[1:]] = item
+                try:
+                    self._block(body)
+                except Break:
+                    break
+                except Continue:
+                    continue
+        elif kind == "try_statement":
+            try:
+                self._block(node.named_children[0])
+            except Failure as error:
+                catch = _named(node, "catch_clauses")
+                assert catch is not None, "try without catch"
+                self.variables["_"] = str(error)
+                self._block(catch.named_children[0].named_children[-1])
+        elif kind == "flow_control_statement":
+            keyword = _text(node.children[0])
+            value = self._value(node.named_children[0]) if node.named_child_count else None
+            if keyword == "break":
+                raise Break
+            if keyword == "continue":
+                raise Continue
+            if keyword == "return":
+                raise Return(value)
+            if keyword == "exit":
+                raise Exit(int(value or 0))
+            raise Failure(str(value))  # throw
+        else:
+            self._value(node)
+
+    def _if(self, node: Node) -> None:
+        condition, body = node.named_children[0], node.named_children[1]
+        if self._value(condition):
+            self._block(body)
+            return
+        for clause in (_named(node, "elseif_clauses") or node).named_children:
+            if clause.type == "elseif_clause" and self._value(clause.named_children[0]):
+                self._block(clause.named_children[1])
+                return
+        otherwise = _named(node, "else_clause")
+        if otherwise is not None:
+            self._block(otherwise.named_children[0])
+
+    # expressions
+
+    def _value(self, node: Node) -> Any:
+        kind = node.type
+        if kind in _PASS_THROUGH and node.named_child_count == 1 and kind != "expression_with_unary_operator":
+            return self._value(node.named_children[0])
+        if kind == "pipeline_chain" or (kind == "pipeline" and node.named_child_count > 1):
+            piped: Any = None
+            for stage in node.named_children:
+                piped = self._command(stage, piped)
+            return piped
+        if kind == "assignment_expression":
+            target = _text(node.named_children[0]).strip()[1:]
+            self.variables[target] = self._value(node.named_children[-1])
+            return None
+        if kind == "variable":
+            name = _text(node)[1:]
+            assert name in self.variables, f"${name} is not set"
+            return self.variables[name]
+        if kind == "member_access":
+            owner = self._value(node.named_children[0])
+            member = _text(node.named_children[1])
+            return owner[member] if isinstance(owner, dict) else getattr(owner, member)
+        if kind == "element_access":
+            return self._value(node.named_children[0])[self._value(node.named_children[1])]
+        if kind == "string_literal":
+            return self._value(node.named_children[0])
+        if kind == "verbatim_string_characters":
+            return _text(node)[1:-1]
+        if kind == "expandable_string_literal":
+            return re.sub(r"\$(\w+)", lambda m: str(self.variables[m.group(1)]), _text(node)[1:-1])
+        if kind == "integer_literal":
+            return int(_text(node))
+        if kind == "generic_token":
+            return _text(node)
+        if kind == "array_literal_expression":
+            return [self._value(c) for c in node.named_children]
+        if kind == "comparison_expression":
+            left, operator, right = node.named_children
+            return _COMPARE[_text(operator).lower()](self._value(left), self._value(right))
+        if kind == "logical_expression":
+            left, right = node.named_children
+            if _operator(node).lower() == "-and":
+                return bool(self._value(left)) and bool(self._value(right))
+            return bool(self._value(left)) or bool(self._value(right))
+        if kind == "additive_expression":
+            left, right = (self._value(c) for c in node.named_children)
+            if _operator(node) == "+":
+                return str(left) + str(right) if isinstance(left, str) else left + right
+            return int(left) - int(right)
+        if kind == "multiplicative_expression":
+            left, right = (self._value(c) for c in node.named_children)
+            assert _operator(node) == "*", _text(node)
+            return left * right
+        if kind == "expression_with_unary_operator":
+            if node.named_children[0].type == "cast_expression":
+                return self._value(node.named_children[0])
+            assert _operator(node).lower() == "-not", _text(node)
+            return not self._value(node.named_children[0])
+        if kind == "cast_expression":
+            kind_name, operand = node.named_children
+            assert _text(kind_name) == "[int]", _text(node)
+            return int(self._value(operand))
+        if kind == "hash_literal_expression":
+            body = _named(node, "hash_literal_body")
+            entries = body.named_children if body else []
+            return {self._value(e.named_children[0]): self._value(e.named_children[1]) for e in entries}
+        if kind == "command":
+            return self._command(node, None)
+        raise AssertionError(f"the test's interpreter does not know {kind}: {_text(node)!r}")
+
+    def _command(self, node: Node, piped: Any) -> Any:
+        name = _text(node.named_children[0])
+        if re.fullmatch(r"\d+\.\.\d+", name):  # the grammar reads foreach's 1..10 as a command
+            low, high = map(int, name.split(".."))
+            return list(range(low, high + 1))
+        positional: list[Any] = []
+        options: dict[str, Any] = {}
+        container = _named(node, "command_elements")
+        elements = [c for c in container.named_children if c.type != "command_argument_sep"] if container else []
+        i = 0
+        while i < len(elements):
+            element = elements[i]
+            if element.type == "command_parameter":
+                key = _text(element)[1:].lower()
+                following = elements[i + 1] if i + 1 < len(elements) else None
+                if key in _SWITCHES or following is None or following.type == "command_parameter":
+                    options[key] = True
+                    i += 1
+                else:
+                    options[key] = self._value(following)
+                    i += 2
+            else:
+                positional.append(self._value(element))
+                i += 1
+        if name in self.functions:
+            return self._call(name, positional, options)
+        return self.command(name, positional, options, piped)
+
+    def _call(self, name: str, positional: list[Any], options: dict[str, Any]) -> Any:
+        params, body = self.functions[name]
+        saved = dict(self.variables)
+        bound = dict(zip(params, positional, strict=False))
+        bound |= {p: options[p.lower()] for p in params if p.lower() in options}
+        self.variables.update({p: bound.get(p) for p in params})
+        try:
+            self._block(body)
+        except Return as returned:
+            return returned.value
+        finally:
+            # A function reads its callers' variables; what it assigns is its own (PowerShell's scopes).
+            self.variables = saved
+        return None
+
+
+def _all(node: Node, kind: str) -> list[Node]:
+    found = [node] if node.type == kind else []
+    for child in node.named_children:
+        found += _all(child, kind)
+    return found
+
+
+@dataclass
+class Job:
+    message: str
+    ticks: int
+    fails: bool
+    waited: int = 0
+    State: str = "Running"
+
+
+@dataclass
+class Instance:
+    """The fake instance the worker runs on, and what it did."""
+
+    settings: dict[str, Any]
+    messages: list[dict[str, Any]]
+    """Each: {"id": ..., "ticks": how long its job takes, "fails": whether it fails}."""
+    terminate_at: int | None = None
+    """The tick from which the target lifecycle state reads Terminated (None: never)."""
+    terminate_on_receive: bool = False
+    """Terminated as soon as a receive returns a message (a drain that begins during a long poll)."""
+    imds_down_until: int = 0
+    fail_deletes: int = 0
+    """How many DeleteMessage calls fail first (the endpoint does not answer)."""
+    fail_completes: int = 0
+    """How many CompleteLifecycleAction calls fail first."""
+    tick: int = 0
+    terminated_seen: int | None = None
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    steps: int = 0
+    late: list[tuple[Any, ...]] = field(default_factory=list)
+    """Receives and job starts made while the state was Terminated (whether the worker looked or not)."""
+
+    def state(self) -> str:
+        if self.terminate_at is not None and self.tick >= self.terminate_at:
+            return "Terminated"
+        return "InService"
+
+    def advance(self, seconds: int) -> None:
+        self.tick += max(1, seconds // TICK)
+
+    def __call__(self, name: str, args: list[Any], options: dict[str, Any], piped: Any) -> Any:
+        self.steps += 1
+        if self.steps > 5000:
+            raise TooLong
+        handler = getattr(self, "do_" + name.replace("-", "_"), None)
+        assert handler is not None, f"the fake instance does not know {name}"
+        return handler(args, options, piped)
+
+    # files and logs
+
+    def do_Get_Content(self, args: list[Any], options: dict[str, Any], piped: Any) -> str:
+        assert options["path"] == SERVICE_CONFIG and options["raw"] is True
+        return json.dumps(self.settings)
+
+    def do_ConvertFrom_Json(self, args: list[Any], options: dict[str, Any], piped: Any) -> Any:
+        return json.loads(piped)
+
+    def do_Split_Path(self, args: list[Any], options: dict[str, Any], piped: Any) -> str:
+        assert options == {"parent": True}
+        return ntpath.dirname(args[0])
+
+    def do_Join_Path(self, args: list[Any], options: dict[str, Any], piped: Any) -> str:
+        return ntpath.join(*args)
+
+    def do_New_Item(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
+        return None
+
+    def do_Out_Null(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
+        return None
+
+    def do_Get_Date(self, args: list[Any], options: dict[str, Any], piped: Any) -> str:
+        return f"t+{self.tick * TICK}s"
+
+    def do_Add_Content(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
+        assert options["path"].endswith("\\sample-worker.log")
+        self.calls.append(("log", options["value"].split(" ", 1)[1]))
+
+    def do_Start_Sleep(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
+        self.advance(int(options["seconds"]))
+
+    # instance metadata, IMDSv2 only
+
+    def do_Invoke_RestMethod(self, args: list[Any], options: dict[str, Any], piped: Any) -> str:
+        uri = options["uri"]
+        if self.tick < self.imds_down_until:
+            raise Failure("Unable to connect to the remote server")
+        if options.get("method") == "Put":
+            assert uri == "http://169.254.169.254/latest/api/token"
+            assert options["headers"] == {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+            return "token"
+        assert options["headers"] == {"X-aws-ec2-metadata-token": "token"}, "IMDSv1: no token"
+        path = uri.removeprefix("http://169.254.169.254/latest/meta-data/")
+        if path == "instance-id":
+            return INSTANCE
+        assert path == "autoscaling/target-lifecycle-state", uri
+        state = self.state()
+        if state == "Terminated" and self.terminated_seen is None:
+            self.terminated_seen = len(self.calls)
+        self.calls.append(("state", state))
+        return state
+
+    # the queue
+
+    def _queue(self, options: dict[str, Any]) -> None:
+        assert options["queueurl"] == self.settings["queue_url"]
+        assert options["region"] == self.settings["region"]
+
+    def do_Receive_SQSMessage(self, args: list[Any], options: dict[str, Any], piped: Any) -> Any:
+        self._queue(options)
+        assert (options["messagecount"], options["waittimeinseconds"]) == (1, 20), "one message, long polling"
+        if self.state() == "Terminated":
+            self.late.append(("receive",))
+        visibility = options["visibilitytimeout"]
+        if not self.messages:
+            self.advance(20)  # the long poll waits its whole time
+            self.calls.append(("receive", None))
+            return None
+        message = self.messages.pop(0)
+        self.calls.append(("receive", message["id"], visibility))
+        if self.terminate_on_receive:
+            self.terminate_at = self.tick
+        return {"MessageId": message["id"], "ReceiptHandle": "rh-" + message["id"], "Body": json.dumps(message)}
+
+    def do_Edit_SQSMessageVisibility(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
+        self._queue(options)
+        assert options["force"] is True
+        self.calls.append(("visibility", options["receipthandle"].removeprefix("rh-"), options["visibilitytimeout"]))
+
+    def do_Remove_SQSMessage(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
+        self._queue(options)
+        assert options["force"] is True, "a confirmation prompt would hang a worker nobody can answer"
+        if self.fail_deletes:
+            self.fail_deletes -= 1
+            self.calls.append(("delete failed", options["receipthandle"].removeprefix("rh-")))
+            raise Failure("Unable to connect to the remote server")
+        self.calls.append(("delete", options["receipthandle"].removeprefix("rh-")))
+
+    # background jobs: each Wait-Job is one tick of the job
+
+    def do_Start_Job(self, args: list[Any], options: dict[str, Any], piped: Any) -> Job:
+        assert options["filepath"] == f"{SERVICE_DIR}\\job.ps1"
+        body, config_path = options["argumentlist"]
+        assert config_path == SERVICE_CONFIG
+        message = json.loads(body)
+        job = self.jobs[message["id"]] = Job(message["id"], message["ticks"], message.get("fails", False))
+        if self.state() == "Terminated":
+            self.late.append(("start", job.message))
+        self.calls.append(("start", job.message))
+        return job
+
+    def do_Wait_Job(self, args: list[Any], options: dict[str, Any], piped: Any) -> Job | None:
+        job: Job = options["job"]
+        assert options["timeout"] == TICK
+        job.waited += 1
+        self.tick += 1
+        if job.waited >= job.ticks:
+            job.State = "Failed" if job.fails else "Completed"
+            self.calls.append(("finished", job.message, job.State))
+            return job
+        return None
+
+    def do_Stop_Job(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
+        job: Job = options["job"]
+        job.State = "Stopped"
+        self.calls.append(("stop", job.message))
+
+    def do_Remove_Job(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
+        assert options["force"] is True
+
+    # Auto Scaling
+
+    def do_Complete_ASLifecycleAction(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
+        assert options["force"] is True and options["region"] == self.settings["region"]
+        lifecycle = self.settings["lifecycle"]
+        assert (options["autoscalinggroupname"], options["lifecyclehookname"]) == (
+            lifecycle["group_name"],
+            lifecycle["termination_hook"],
+        )
+        if self.fail_completes:
+            self.fail_completes -= 1
+            self.calls.append(("complete failed",))
+            raise Failure("Unable to connect to the remote server")
+        self.calls.append(("complete", options["instanceid"], options["lifecycleactionresult"]))
+
+
+@pytest.fixture(scope="module")
+def settings(enabled: dict[str, Any]) -> dict[str, Any]:
+    """worker.json as the feature's template writes it, rendered as CloudFormation would."""
+    init = enabled["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
+    content: dict[str, Any] = init["service"]["files"][SERVICE_CONFIG]["content"]
+    assert content["lifecycle"]["termination_hook"] == DRAIN_HOOK
+    return content
+
+
+def _run(source: str, instance: Instance) -> int:
+    return Interpreter(source, instance).run()
+
+
+def _worker() -> str:
+    return (SAMPLE / "worker.ps1").read_text(encoding="utf-8")
+
+
+def violations(instance: Instance) -> list[str]:
+    """The worker contract's invariants, on one run's calls."""
+    found = []
+    calls = instance.calls
+    seen = instance.terminated_seen
+    work = [c for c in calls if c[0] in ("receive", "start", "delete", "visibility", "stop", "complete", "finished")]
+    if instance.late:
+        found.append(f"took work while the state was Terminated: {instance.late[:2]}")
+    if seen is not None and any(c[0] in ("receive", "start") for c in calls[seen:]):
+        found.append("received or started work after reading Terminated")
+    completes = [i for i, c in enumerate(calls) if c[0] == "complete"]
+    if instance.terminate_at is not None and len(completes) != 1:
+        found.append(f"completed the hook {len(completes)} times")
+    if completes and any(c[0] in ("delete", "visibility", "start", "receive") for c in calls[completes[0] :]):
+        found.append("worked after completing the hook")
+    if completes and seen is None:
+        found.append("completed the hook without reading Terminated")
+    for i, call in enumerate(calls):
+        if call[0] == "delete" and ("finished", call[1], "Completed") not in calls[:i]:
+            found.append(f"deleted {call[1]} before its job succeeded")
+    for job in instance.jobs.values():
+        ended = [c for c in work if c[1:2] == (job.message,) and c[0] in ("delete", "visibility")]
+        if not ended or (ended[-1][0] == "visibility" and ended[-1][2] != 0):
+            found.append(f"{job.message} neither deleted nor released")
+        if job.waited * TICK >= 300 and ("visibility", job.message, 300) not in calls:
+            found.append(f"{job.message} ran {job.waited * TICK} s without renewing its visibility")
+    return found
+
+
+def _work(instance: Instance) -> list[tuple[Any, ...]]:
+    return [c for c in instance.calls if c[0] not in ("log", "state") and c != ("receive", None)]
+
+
+def test_a_drain_that_begins_mid_job_finishes_the_job_then_completes_the_hook(settings: dict[str, Any]) -> None:
+    # A 150-second job; the instance is chosen for termination 50 seconds in.
+    instance = Instance(settings, [{"id": "A", "ticks": 30}, {"id": "B", "ticks": 2}], terminate_at=10)
+    assert _run(_worker(), instance) == 0
+    assert _work(instance) == [
+        ("receive", "A", 300),
+        ("start", "A"),
+        ("visibility", "A", 300),  # renewed every minute of the job
+        ("visibility", "A", 300),
+        ("finished", "A", "Completed"),
+        ("delete", "A"),
+        ("complete", INSTANCE, "CONTINUE"),
+    ]
+    assert instance.messages == [{"id": "B", "ticks": 2}], "B stays in the queue for another worker"
+    assert violations(instance) == []
+
+
+def test_a_job_that_cannot_end_within_the_drain_is_stopped_and_its_message_released(
+    settings: dict[str, Any],
+) -> None:
+    # DrainSeconds 120 leaves 60 seconds (the worker keeps 60 back) for a 500-second job.
+    short = {**settings, "lifecycle": {**settings["lifecycle"], "drain_seconds": "120"}}
+    instance = Instance(short, [{"id": "A", "ticks": 100}], terminate_at=3)
+    assert _run(_worker(), instance) == 0
+    assert _work(instance) == [
+        ("receive", "A", 300),
+        ("start", "A"),
+        ("visibility", "A", 300),
+        ("stop", "A"),
+        ("visibility", "A", 0),  # visible again at once, for a worker that stays
+        ("complete", INSTANCE, "CONTINUE"),
+    ]
+    assert instance.jobs["A"].waited * TICK == 70  # 10 s in service, then 60 s of the drain
+    assert violations(instance) == []
+
+
+def test_a_failed_job_is_released_not_deleted(settings: dict[str, Any]) -> None:
+    instance = Instance(settings, [{"id": "A", "ticks": 2, "fails": True}, {"id": "B", "ticks": 2}], terminate_at=40)
+    assert _run(_worker(), instance) == 0
+    assert _work(instance) == [
+        ("receive", "A", 300),
+        ("start", "A"),
+        ("finished", "A", "Failed"),
+        ("visibility", "A", 0),
+        ("receive", "B", 300),
+        ("start", "B"),
+        ("finished", "B", "Completed"),
+        ("delete", "B"),
+        ("complete", INSTANCE, "CONTINUE"),
+    ]
+    assert violations(instance) == []
+
+
+def test_a_drain_that_begins_during_a_long_poll_starts_no_job(settings: dict[str, Any]) -> None:
+    instance = Instance(settings, [{"id": "A", "ticks": 2}], terminate_on_receive=True)
+    assert _run(_worker(), instance) == 0
+    assert _work(instance) == [("receive", "A", 300), ("visibility", "A", 0), ("complete", INSTANCE, "CONTINUE")]
+    assert violations(instance) == []
+
+
+def test_no_work_is_taken_while_the_state_cannot_be_read(settings: dict[str, Any]) -> None:
+    instance = Instance(settings, [{"id": "A", "ticks": 1}], terminate_at=20, imds_down_until=4)
+    assert _run(_worker(), instance) == 0
+    first = next(i for i, c in enumerate(instance.calls) if c[0] == "receive")
+    assert ("state", "InService") in instance.calls[:first], "received before reading InService"
+    assert ("receive", "A", 300) in instance.calls and ("delete", "A") in instance.calls
+    assert violations(instance) == []
+
+
+def test_a_worker_goes_on_when_a_call_fails(settings: dict[str, Any]) -> None:
+    # DeleteMessage fails once (the message comes back, and is processed again: idempotence),
+    # CompleteLifecycleAction twice: the worker keeps working, then keeps trying.
+    instance = Instance(
+        settings, [{"id": "A", "ticks": 2}, {"id": "B", "ticks": 2}], terminate_at=12, fail_deletes=1, fail_completes=2
+    )
+    assert _run(_worker(), instance) == 0
+    assert _work(instance) == [
+        ("receive", "A", 300),
+        ("start", "A"),
+        ("finished", "A", "Completed"),
+        ("delete failed", "A"),
+        ("receive", "B", 300),
+        ("start", "B"),
+        ("finished", "B", "Completed"),
+        ("delete", "B"),
+        ("complete failed",),
+        ("complete failed",),
+        ("complete", INSTANCE, "CONTINUE"),
+    ]
+    logs = [c[1] for c in instance.calls if c[0] == "log"]
+    assert "job A failed: Unable to connect to the remote server" in logs
+
+
+def test_a_worker_started_while_terminating_completes_the_hook_at_once(settings: dict[str, Any]) -> None:
+    instance = Instance(settings, [{"id": "A", "ticks": 1}], terminate_at=0)
+    assert _run(_worker(), instance) == 0
+    assert _work(instance) == [("complete", INSTANCE, "CONTINUE")]
+
+
+def test_the_log_goes_where_the_agent_ships_it(settings: dict[str, Any]) -> None:
+    instance = Instance(settings, [{"id": "A", "ticks": 1}], terminate_at=6)
+    _run(_worker(), instance)
+    logs = [c[1] for c in instance.calls if c[0] == "log"]
+    assert logs[0] == f"started, queue {settings['queue_url']}"
+    assert "job A done" in logs and logs[-1] == "drained: the termination hook is completed"
+    # The agent ships settings["log_paths"]: the log is in that folder, and matches its pattern.
+    assert re.fullmatch(r".*\\\*\.log", settings["log_paths"][0])
+
+
+# Defects planted in a copy of worker.ps1; each breaks the contract, and the checks must say so.
+DEFECTS = {
+    "keeps receiving after Terminated": (
+        "if ($state -eq 'Terminated') {\n            break\n        }\n        if ($state -ne 'InService') {",
+        "if ($state -eq 'Unknown') {",
+    ),
+    "never completes the hook": (
+        "if ($state -eq 'Terminated') {\n            break",
+        "if ($false) {\n            break",
+    ),
+    "starts a job the long poll brought after Terminated": (
+        "if ((Get-LifecycleState) -eq 'Terminated') {\n                Set-Visibility $message 0",
+        "if ($false) {\n                Set-Visibility $message 0",
+    ),
+    "deletes a failed job's message": ("if ($state -eq 'Completed') {", "if ($true) {"),
+    "never renews the visibility": ("Set-Visibility $message $VisibilitySeconds", "$ticks = 0"),
+    "completes the hook before the job ends": (
+        "            $drainTicks = $drainTicks + 1\n",
+        "            $drainTicks = $drainTicks + 1\n            Complete-Drain\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def test_the_checks_catch_a_worker_that_breaks_the_contract(settings: dict[str, Any], defect: str) -> None:
+    old, new = DEFECTS[defect]
+    source = _worker()
+    assert source.count(old) == 1, defect
+    broken = source.replace(old, new)
+    found: list[str] = []
+    for messages, terminate_at in (
+        ([{"id": "A", "ticks": 70}], 10),
+        ([{"id": "A", "ticks": 2, "fails": True}, {"id": "B", "ticks": 2}], 40),
+        ([{"id": "A", "ticks": 2}], None),  # None: Terminated as the receive returns
+    ):
+        instance = Instance(
+            settings, [dict(m) for m in messages], terminate_at=terminate_at, terminate_on_receive=terminate_at is None
+        )
+        try:
+            _run(broken, instance)
+        except TooLong:
+            found.append("never stops")
+        found += violations(instance)
+    assert found, f"the checks did not notice a worker that {defect}"
+
+
+# --- worker.json, documented from the code that writes it
+
+
+def _keys(settings: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in settings.items():
+        keys.append(prefix + key)
+        if isinstance(value, dict):
+            keys += _keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def test_the_documented_sample_is_what_an_instance_gets(settings: dict[str, Any]) -> None:
+    config = WorkersConfig()
+    # cloud-radar's stack: its name, Region and account.
+    pseudo = {"AWS::StackName": "my-cloud-radar-stack", "AWS::Region": "us-east-1", "AWS::AccountId": "555555555555"}
+    assert worker_config_sample(config, enabled_parameters(config), pseudo) == settings
+    other = {**enabled_parameters(config), "WinDrainSeconds": "900", "WinDataPrefix": "in/"}
+    sample = worker_config_sample(config, other, pseudo)
+    assert (sample["lifecycle"]["drain_seconds"], sample["data_prefix"]) == ("900", "in/")
+
+
+def test_the_readme_documents_every_key_of_worker_json() -> None:
+    config = WorkersConfig()
+    keys = _keys(worker_config_sample(config, enabled_parameters(config)))
+    assert sorted(WORKER_CONFIG_DOCS) == sorted(keys), "describe each key in winworkers.docs.WORKER_CONFIG_DOCS"
+    table = worker_config_table(config)
+    assert re.findall(r"^\| `([\w.]+)` \|", table, re.M) == keys
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- worker-json:begin -->\n", 1)[1].split("<!-- worker-json:end -->", 1)[0]
+    assert block.startswith(table), "README's worker.json part is stale: make templates"
+    sample = block.split("```json\n", 1)[1].split("```", 1)[0]
+    assert json.loads(sample) == worker_config_sample(config, enabled_parameters(config))
+
+
+def test_an_undescribed_key_of_worker_json_fails_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(WORKER_CONFIG_DOCS, "lifecycle.drain_seconds")
+    with pytest.raises(ValueError, match=r"'lifecycle\.drain_seconds' has no description"):
+        worker_config_table(WorkersConfig())
+
+
+# The AWS calls of the sample's scripts, by cmdlet (AWS Tools for PowerShell reference: each
+# cmdlet's synopsis names the API operation it calls).
+AWS_CMDLETS = {
+    "Receive-SQSMessage": "sqs:ReceiveMessage",
+    "Edit-SQSMessageVisibility": "sqs:ChangeMessageVisibility",
+    "Remove-SQSMessage": "sqs:DeleteMessage",
+    "Complete-ASLifecycleAction": "autoscaling:CompleteLifecycleAction",
+    "Read-S3Object": "s3:GetObject",
+    "Write-S3Object": "s3:PutObject",
+}
+
+
+def test_the_instance_role_allows_every_aws_call_the_sample_makes(enabled: dict[str, Any]) -> None:
+    names = set()
+    for path in SCRIPTS:
+        tree = POWERSHELL_PARSER.parse(path.read_bytes())
+        names |= {_text(n) for n in _all(tree.root_node, "command_name")}
+    # A cmdlet of the AWS Tools (its noun starts with a service prefix) must be one the map knows.
+    aws = {n for n in names if re.fullmatch(r"[A-Z][a-z]+-(SQS|AS|S3|EC2|CW|CWL|CFN|SSM)[A-Z]\w*", n)}
+    assert aws == set(AWS_CMDLETS), aws
+    role = enabled["Resources"]["WinInstanceRole"]["Properties"]
+    allowed = {a for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"] for a in s["Action"]}
+    assert {AWS_CMDLETS[n] for n in aws} <= allowed
