@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -93,18 +94,45 @@ def run_timed(args: list[str], runs: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(peaks)
 
 
+# The longest physical names CloudFormation can give what the UserData's config line names
+# (IAM role names: 64; CloudWatch Logs group names: 512).
+LONGEST_NAME = {"AWS::IAM::Role": 64, "AWS::Logs::LogGroup": 512}
+# CloudFormation's limit on a parameter value, for a pattern without a bound.
+PARAMETER_VALUE_LIMIT = 4096
+
+
+def longest_value(template: dict[str, Any], name: str) -> str:
+    """A value of the longest length that the parameter (or the resource's name) can have."""
+    if name in template.get("Parameters", {}):
+        spec = template["Parameters"][name]
+        if "AllowedValues" in spec:
+            return max(map(str, spec["AllowedValues"]), key=len)
+        if spec["Type"] == "Number":
+            return "9" * max(len(str(spec.get("MinValue", ""))), len(str(spec.get("MaxValue", ""))))
+        width = PARAMETER_VALUE_LIMIT
+        if "AllowedPattern" in spec:
+            width = min(width, re._parser.parse(spec["AllowedPattern"]).getwidth()[1])  # type: ignore[attr-defined]
+        return "x" * min(width, spec.get("MaxLength", PARAMETER_VALUE_LIMIT))
+    return "x" * LONGEST_NAME[template["Resources"][name]["Type"]]
+
+
 def user_data(
     template: dict[str, Any],
     stack_name: str = "s" * 128,
     region: str = "ap-southeast-2",
     suffix: str = "amazonaws.com.cn",
+    values: dict[str, str] | None = None,
 ) -> bytes:
     """The launch template's UserData as EC2 receives it (base64); by default in the
-    worst case: a 128-character stack name and the longest region and URL suffix."""
+    worst case: a 128-character stack name, the longest region and URL suffix, and every
+    input of its config line (bootstrap.config_line) at its longest."""
     data = template["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
     text = data["Fn::Base64"]["Fn::Sub"]
     for name, value in (("AWS::StackName", stack_name), ("AWS::Region", region), ("AWS::URLSuffix", suffix)):
         text = text.replace("${" + name + "}", value)
+    for name in sorted(set(re.findall(r"\$\{([A-Za-z0-9]+)\}", text))):
+        value = (values or {}).get(name)
+        text = text.replace("${" + name + "}", longest_value(template, name) if value is None else value)
     assert "${" not in text, "unknown substitution in UserData"
     return base64.b64encode(text.encode())
 

@@ -27,6 +27,16 @@ from troposphere import (
 
 from winworkers.config import WorkersConfig
 
+S3_KEY_LIMIT = 1024
+"""S3 object keys are at most 1,024 bytes (S3 user guide, "Naming Amazon S3 objects")."""
+# The boot alarm's threshold, seconds from launch to service. A Windows first boot takes
+# 10-20 minutes (aws-cdk #10429, #21359): the default pages on 25. The bound is the launch
+# hook's timeout (bootstrap.BOOT_TIMEOUT_SECONDS; bootstrap imports this module, and a test
+# holds the two equal): a slower boot is abandoned and reports no time.
+BOOT_ALARM_DEFAULT = 1500
+BOOT_ALARM_MIN = 300
+BOOT_ALARM_MAX = 2700
+
 SWITCH = "EnableWinTaskScriptService"
 """The platform-wide switch. Its name is fixed (never prefixed): the parent stack owns it."""
 
@@ -282,6 +292,8 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
             "Key prefix the workers may use.",
             "Platform",
             allowed_pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$",
+            # S3 object keys are at most 1,024 bytes; the bound also bounds the UserData.
+            max_length=S3_KEY_LIMIT,
             constraint="a key prefix ending in /",
         ),
         ParamSpec(
@@ -310,6 +322,7 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
             "Worker service zip; its install.ps1 installs and starts it.",
             "Platform",
             allowed_pattern=r"^([A-Za-z0-9!_.*'()/-]+\.zip)?$",
+            max_length=S3_KEY_LIMIT,
             constraint="a .zip key",
         ),
         # Observability
@@ -360,6 +373,16 @@ _ALARM_PARAMETERS = (
         "Observability",
         min_value=1,
         max_value=90,
+    ),
+    # A boot past the launch hook's timeout is abandoned and publishes no timing: the bound.
+    ParamSpec(
+        "BootAlarmSeconds",
+        "Number",
+        str(BOOT_ALARM_DEFAULT),
+        "Alarm when a worker takes longer from launch to service.",
+        "Observability",
+        min_value=BOOT_ALARM_MIN,
+        max_value=BOOT_ALARM_MAX,
     ),
 )
 
