@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from conftest import ROOT
+from winworkers.renderings import enabled_parameters
 from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -44,7 +45,11 @@ def test_user_data_stays_small(figures: dict[str, Any]) -> None:
 
 def test_user_data_measure_is_what_cloudformation_renders(enabled: dict[str, Any], feature: dict[str, Any]) -> None:
     rendered = enabled["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
-    assert user_data(feature, "my-cloud-radar-stack", "us-east-1", "amazonaws.com").decode() == rendered
+    # cloud-radar names a resource by its logical id; the parameters have their example values.
+    given = enabled_parameters()
+    values = {name: given.get(name, spec.get("Default", "")) for name, spec in feature["Parameters"].items()}
+    values |= {name: name for name in feature["Resources"]}
+    assert user_data(feature, "my-cloud-radar-stack", "us-east-1", "amazonaws.com", values).decode() == rendered
 
 
 def test_up_to_date_lambda_path_makes_at_most_four_calls() -> None:
