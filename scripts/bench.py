@@ -137,6 +137,10 @@ def user_data(
     return base64.b64encode(text.encode())
 
 
+def _empty_inputs(template: dict[str, Any]) -> dict[str, str]:
+    return dict.fromkeys([*template.get("Parameters", {}), *template["Resources"]], "")
+
+
 def template_figures(path: Path) -> dict[str, Any]:
     """Sizes and counts of one template; UserData and Lambda code only where the
     feature is inline (a nested parent holds neither)."""
@@ -151,6 +155,8 @@ def template_figures(path: Path) -> dict[str, Any]:
         "parameters": len(template.get("Parameters", {})),
         "outputs": len(template.get("Outputs", {})),
         "user_data": len(user_data(template)) if inline else None,
+        # The script alone: every input of the config line empty.
+        "user_data_code": len(user_data(template, values=_empty_inputs(template))) if inline else None,
         "lambda_code": len(code.encode()) if code is not None else None,
     }
 

@@ -85,7 +85,7 @@ def _launch_template(rendered: dict[str, Any], config: WorkersConfig | None = No
 
 def _without_config_line(properties: dict[str, Any]) -> str:
     data = dict(properties["LaunchTemplateData"])
-    data["UserData"] = re.sub(r"# winworkers config [^\n]*\n", "", base64.b64decode(data["UserData"]).decode())
+    data["UserData"] = re.sub(r"# winworkers [^\n]*\n", "", base64.b64decode(data["UserData"]).decode())
     return json.dumps(data, sort_keys=True)
 
 
@@ -124,7 +124,7 @@ def test_every_resource_the_metadata_reads_is_in_the_config_line(
     # cannot render: the line names each one, so its new name changes the data.
     _, resources = inputs
     line = feature["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
-    (first,) = [row for row in line["Fn::Sub"].splitlines() if row.startswith("# winworkers config ")]
+    (first,) = [row for row in line["Fn::Sub"].splitlines() if row.startswith("# winworkers ")]
     assert {n for n in re.findall(r"\$\{([^}]+)\}", first)} >= resources
 
 
@@ -157,7 +157,7 @@ def test_the_config_line_is_one_comment_and_tells_every_value_apart(
         assert re.fullmatch(spec["AllowedPattern"], value), name
         for bad in (value[:4] + " " + value[4:], value + "\n", value[:4] + "\r\n" + value[4:]):
             assert not re.fullmatch(spec["AllowedPattern"], bad), (name, bad)
-    assert user_data_script(render(feature, enabled_parameters())).splitlines()[0].startswith("# winworkers config ")
+    assert user_data_script(render(feature, enabled_parameters())).splitlines()[0].startswith("# winworkers ")
 
 
 def test_the_digest_follows_the_metadata_as_built() -> None:

@@ -34,7 +34,7 @@ CONFIG_SETS = ("harden", "agent", "service")
 # A config set's last command touches its mark; the UserData reads the marks' times
 # for the boot timings (BOOT_PHASES). The service set ends with cfn-init itself.
 # cfn-init's own folder (its logs are in C:\cfn\log), there before the first command runs.
-BOOT_MARKS = "C:\\cfn\\winworkers-"
+BOOT_MARKS = "C:\\cfn\\boot-"
 RETRY_MINUTES = 5
 """How long the UserData retries completing a lifecycle hook: well inside the launch
 hook's 45 minutes, which began at launch, before Windows booted and cfn-init ran."""
@@ -254,7 +254,7 @@ def config_line(metadata: dict[str, Any]) -> str:
     configurations never give the same line."""
     data = encode_to_dict(metadata)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
-    return " ".join(["# winworkers config", digest, *("${" + n + "}" for n in sorted(metadata_inputs(data)))])
+    return " ".join(["# winworkers", digest, *("${" + n + "}" for n in sorted(metadata_inputs(data)))])
 
 
 def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str, metadata: dict[str, Any]) -> Base64:

@@ -32,15 +32,13 @@ from winworkers.config import WorkersConfig
 # "<log_stream_name>_<the file's path, with \\ and : as _>" (CloudWatch user guide,
 # CloudWatch-Agent-Configuration-File-Details, file_path; the agent's
 # plugins/inputs/logfile/logfile.go, getTargetFiles and generateLogStreamName). So every
-# entry with a wildcard sets it (``_log``), and a file a failed boot needs is named alone.
+# entry with a wildcard sets it (``_log``): a folder of logs is one entry, a stream per file.
 AGENT_LOG_PATH = "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\Logs\\*.log"
 # Nobody can log in, so a failed bootstrap is diagnosed from these. Stream suffix -> path.
 BOOT_LOGS: tuple[tuple[str, str], ...] = (
-    # cfn-init's own log, each command's output (install.ps1's errors), and its calls to
-    # CloudFormation (an endpoint or credential failure) (cfn-init docs: C:\cfn\log).
-    ("cfn-init", "C:\\cfn\\log\\cfn-init.log"),
-    ("cfn-init-cmd", "C:\\cfn\\log\\cfn-init-cmd.log"),
-    ("cfn-wire", "C:\\cfn\\log\\cfn-wire.log"),
+    # cfn-init.log, cfn-init-cmd.log (each command's output: install.ps1's errors) and
+    # cfn-wire.log (its calls to CloudFormation: an endpoint or credential failure).
+    ("cfn", "C:\\cfn\\log\\*.log"),
     # EC2Launch v1, the launch agent of AWS's Windows Server 2016/2019 AMIs (EC2 guide,
     # ec2launch): Ec2Launch.log, UserdataExecution.log (the UserData's output), ...
     ("ec2launch", "C:\\ProgramData\\Amazon\\EC2-Windows\\Launch\\Log\\*.log"),
@@ -136,8 +134,10 @@ def _log(path: str, group: Any, stream: str) -> dict[str, Any]:
     """One collect_list entry. A wildcard path ships every file it matches, each to its own
     stream (publish_multi_logs), never only the newest. Files that exist before the agent
     starts (cfn-init's, EC2Launch's) are read from their start: from_beginning defaults
-    to true in the JSON config (the agent's translator, ruleFromBeginning.go)."""
-    entry: dict[str, Any] = {"file_path": path, "log_group_name": group, "log_stream_name": stream, "timezone": "UTC"}
+    to true in the JSON config (the agent's translator, ruleFromBeginning.go). No
+    ``timezone``: the agent reads it only to parse a ``timestamp_format`` (fileconfig.go,
+    timestampFromLogLine), and without one an event is stamped when it is read."""
+    entry: dict[str, Any] = {"file_path": path, "log_group_name": group, "log_stream_name": stream}
     if "*" in path:
         entry["publish_multi_logs"] = True
     return entry

@@ -131,7 +131,7 @@ def add_alarms(
         # NoWorkersAlarm and the failed signal cover those.
         alarm(
             "SlowBootAlarm",
-            "A worker took longer than BootAlarmSeconds from launch to service",
+            "A boot took over BootAlarmSeconds",
             Namespace=p.config.metrics_namespace,
             MetricName=BOOT_TOTAL_METRIC,
             Statistic="Maximum",

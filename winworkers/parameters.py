@@ -304,6 +304,8 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
             "Platform",
             allowed_pattern=r"^(arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}"
             r"(\.fifo)?)?$",
+            # Far above any queue ARN; it bounds the UserData, which carries the value.
+            max_length=256,
             constraint="an SQS queue ARN",
         ),
         ParamSpec(
@@ -379,7 +381,7 @@ _ALARM_PARAMETERS = (
         "BootAlarmSeconds",
         "Number",
         str(BOOT_ALARM_DEFAULT),
-        "Alarm when a worker takes longer from launch to service.",
+        "Alarm above this launch-to-service time (s).",
         "Observability",
         min_value=BOOT_ALARM_MIN,
         max_value=BOOT_ALARM_MAX,
