@@ -90,7 +90,9 @@ def test_bootstrap_config_sets(enabled: dict[str, Any]) -> None:
     assert "msiexec" not in json.dumps(init).lower()
     order = sorted(agent["commands"])
     # 99-mark: the boot timings' mark (tests/test_lifecycle.py).
-    assert order == ["01-wait-for-imds", "02-start", "03-start-late-and-retry", "99-mark"], "the agent must wait for IMDS"
+    assert order == ["01-wait-for-imds", "02-start", "03-start-late-and-retry", "99-mark"], (
+        "the agent must wait for IMDS"
+    )
     wait = agent["commands"]["01-wait-for-imds"]["command"]
     assert "http://169.254.169.254/latest" in wait and "api/token" in wait and "exit 1" in wait
     service = init["service"]

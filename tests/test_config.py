@@ -105,7 +105,10 @@ def test_load_config_reads_toml_and_json(tmp_path: Path) -> None:
 def test_the_longest_and_widest_log_paths_are_accepted() -> None:
     longest = "C:\\" + "a" * 253 + ".log"
     assert len(longest) == 260
-    assert WorkersConfig(worker_log_paths=(longest, "D:\\x y\\*.log", "C:\\Logs\\app-*-*.txt")).worker_log_paths[0] == longest
+    assert (
+        WorkersConfig(worker_log_paths=(longest, "D:\\x y\\*.log", "C:\\Logs\\app-*-*.txt")).worker_log_paths[0]
+        == longest
+    )
 
 
 def test_config_is_immutable() -> None:

@@ -9,7 +9,6 @@ cases assert the calls the script makes, in order.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -269,7 +268,7 @@ class _Script:
         value = self._value(node)
         return [] if value is None else [value]
 
-    def _value(self, node: Node) -> Any:  # noqa: C901 (one case per node type)
+    def _value(self, node: Node) -> Any:
         kind = node.type
         children = node.named_children
         if len(children) == 1 and kind in _PASS_THROUGH:
@@ -402,7 +401,9 @@ class _Script:
             return {
                 "api/token": "token",
                 "meta-data/instance-id": "i-0123456789abcdef0",
-                "dynamic/instance-identity/document": json.dumps({"pendingTime": LAUNCH.strftime("%Y-%m-%dT%H:%M:%SZ")}),
+                "dynamic/instance-identity/document": json.dumps(
+                    {"pendingTime": LAUNCH.strftime("%Y-%m-%dT%H:%M:%SZ")}
+                ),
             }[url.split("latest/")[1]]
         if name == "Complete-ASLifecycleAction":
             hook, result = options["LifecycleHookName"], options["LifecycleActionResult"]

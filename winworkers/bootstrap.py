@@ -292,7 +292,8 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str, metad
             "$c='--stack','${AWS::StackName}','--region','${AWS::Region}',"
             "'--url','https://cloudformation.${AWS::Region}.${AWS::URLSuffix}'",
             "function Imds($p) { $u='http://169.254.169.254/latest'; "
-            "$t=irm -Method Put \"$u/api/token\" -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} -TimeoutSec 5; "
+            "$t=irm -Method Put \"$u/api/token\" -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} "
+            "-TimeoutSec 5; "
             "irm \"$u/$p\" -Headers @{'X-aws-ec2-metadata-token'=$t} -TimeoutSec 5 }",
             # 'Stop' is scoped to the function: its errors reach the caller's catch.
             f"function Hook($r, $h) {{ $ErrorActionPreference='Stop'; Complete-ASLifecycleAction "
@@ -313,7 +314,8 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str, metad
             f'& "$b\\cfn-signal.exe" -e $code @c --resource {asg_id}',
             f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK}; $null=Retry CONTINUE {DRAIN_HOOK} }}",
             "if ($code -eq 0) { try { $ErrorActionPreference='Stop'; "
-            "$launch=([datetime](ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime).ToUniversalTime(); "
+            "$launch=([datetime](ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime)"
+            ".ToUniversalTime(); "
             f"$harden=(Get-Item '{mark}harden').LastWriteTimeUtc; $agent=(Get-Item '{mark}agent').LastWriteTimeUtc; "
             "$g=New-Object Amazon.CloudWatch.Model.Dimension -Property @{Name='AutoScalingGroupName'; "
             f"Value='{group}'}}; Write-CWMetricData -Namespace '{config.metrics_namespace}' "
