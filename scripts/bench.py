@@ -109,13 +109,13 @@ def longest_value(template: dict[str, Any], name: str) -> str:
     if name in template.get("Parameters", {}):
         spec = template["Parameters"][name]
         if "AllowedValues" in spec:
-            return max(map(str, spec["AllowedValues"]), key=len)
+            return str(max(map(str, spec["AllowedValues"]), key=len))
         if spec["Type"] == "Number":
             return "9" * max(len(str(spec.get("MinValue", ""))), len(str(spec.get("MaxValue", ""))))
         width = PARAMETER_VALUE_LIMIT
         if "AllowedPattern" in spec:
             width = min(width, re._parser.parse(spec["AllowedPattern"]).getwidth()[1])  # type: ignore[attr-defined]
-        return "x" * min(width, spec.get("MaxLength", PARAMETER_VALUE_LIMIT))
+        return "x" * min(width, int(spec.get("MaxLength", PARAMETER_VALUE_LIMIT)))
     resource, _, attribute = name.partition(".")
     kind = template["Resources"][resource]["Type"] + (f".{attribute}" if attribute else "")
     return "x" * LONGEST_NAME[kind]
@@ -135,9 +135,10 @@ def user_data(
     text = data["Fn::Base64"]["Fn::Sub"]
     for name, value in (("AWS::StackName", stack_name), ("AWS::Region", region), ("AWS::URLSuffix", suffix)):
         text = text.replace("${" + name + "}", value)
+    given = values or {}
     for name in sorted(set(re.findall(r"\$\{([A-Za-z0-9.]+)\}", text))):
-        value = (values or {}).get(name, (values or {}).get(name.partition(".")[0]))
-        text = text.replace("${" + name + "}", longest_value(template, name) if value is None else value)
+        known = given.get(name, given.get(name.partition(".")[0]))
+        text = text.replace("${" + name + "}", longest_value(template, name) if known is None else known)
     assert "${" not in text, "unknown substitution in UserData"
     return base64.b64encode(text.encode())
 
