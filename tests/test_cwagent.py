@@ -198,3 +198,10 @@ def test_every_config_the_library_can_produce_is_valid(config: WorkersConfig) ->
     assert _errors(build_agent_config(config, AgentLogGroups("w", "h"), "asg")) == []
     rendered, _ = _rendered_agent_config(as_dict(build_template(config)), config)
     assert _errors(rendered) == []
+
+
+def test_every_counter_is_sampled_at_the_configured_interval() -> None:
+    config = build_agent_config(WorkersConfig(metrics_interval_seconds=30), AgentLogGroups("w", "h"), "asg")
+    # The agent section's interval applies to every metric no plugin overrides.
+    assert config["agent"]["metrics_collection_interval"] == 30
+    assert all("metrics_collection_interval" not in p for p in config["metrics"]["metrics_collected"].values())

@@ -7,7 +7,7 @@ from typing import Any
 
 from conftest import as_dict, props, render, user_data_script
 from winworkers import WorkersConfig, build_template
-from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS, BOOT_TOTAL_METRIC
+from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS, BOOT_TIMES, BOOT_TOTAL_METRIC
 from winworkers.renderings import enabled_parameters
 
 
@@ -50,7 +50,10 @@ def test_slow_boots_page_on_the_timing_the_workers_publish(feature: dict[str, An
     script = user_data_script(enabled)
     # The series the UserData writes (tests/test_lifecycle.py runs it): namespace, name, group.
     assert f"-Namespace '{alarm['Namespace']}'" in script and alarm["Namespace"] == WorkersConfig().metrics_namespace
-    assert alarm["MetricName"] == BOOT_TOTAL_METRIC and f"(D {BOOT_TOTAL_METRIC} $launch $hook)" in script
+    assert (
+        alarm["MetricName"] == BOOT_TOTAL_METRIC
+        and f"(D {BOOT_TOTAL_METRIC} {BOOT_TIMES['launch']} {BOOT_TIMES['hook']})" in script
+    )
     # The group's Ref is its name, which the UserData writes as the dimension's value.
     dimensions = feature["Resources"]["WinSlowBootAlarm"]["Properties"]["Dimensions"]
     assert dimensions == [{"Name": "AutoScalingGroupName", "Value": {"Ref": "WinGroup"}}]

@@ -38,6 +38,8 @@ BOOT_MARKS = "C:\\cfn\\boot-"
 RETRY_MINUTES = 5
 """How long the UserData retries completing a lifecycle hook: well inside the launch
 hook's 45 minutes, which began at launch, before Windows booted and cfn-init ran."""
+# Every time is local (Get-Date, LastWriteTime, and [datetime] converts pendingTime's UTC
+# "Z" time to local), so the differences are right in any time zone the AMI sets.
 # (metric, from, to) in the feature's namespace, seconds, fleet-wide: launch is the
 # instance's pendingTime (instance identity document), userdata when the script
 # starts, harden and agent their config sets' marks, service cfn-init's end, hook the
@@ -52,6 +54,8 @@ BOOT_PHASES: tuple[tuple[str, str, str], ...] = (
     ("BootTotal", "launch", "hook"),
 )
 BOOT_TOTAL_METRIC = "BootTotal"
+# The UserData's variable for each moment (short: the template is near its size limit).
+BOOT_TIMES = {moment: f"$t{n}" for n, moment in enumerate(("launch", "userdata", "harden", "agent", "service", "hook"))}
 _CFN_BOOTSTRAP = "C:\\Program Files\\Amazon\\cfn-bootstrap"
 _AGENT_DIR = "C:\\Program Files\\Amazon\\AmazonCloudWatchAgent"
 # Bypass: install.ps1 arrives in a zip, and a script policy must not stop the bootstrap.
@@ -253,7 +257,7 @@ def config_line(metadata: dict[str, Any]) -> str:
     keep every value on one line and free of spaces, so the line stays a comment and two
     configurations never give the same line."""
     data = encode_to_dict(metadata)
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
     return " ".join(["# winworkers", digest, *("${" + n + "}" for n in sorted(metadata_inputs(data)))])
 
 
@@ -282,12 +286,13 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str, metad
     endpoint; a failure there is logged and changes nothing."""
     group = group_name(config)
     mark = BOOT_MARKS
-    data = ",".join(f"(D {name} ${start} ${end})" for name, start, end in BOOT_PHASES)
+    t = BOOT_TIMES
+    data = ",".join(f"(D {name} {t[start]} {t[end]})" for name, start, end in BOOT_PHASES)
     script = "\n".join(
         [
             "<powershell>",
             config_line(metadata),
-            "$userdata=[datetime]::UtcNow",
+            f"{t['userdata']}=Get-Date",
             f"$b='{_CFN_BOOTSTRAP}'",
             "$c='--stack','${AWS::StackName}','--region','${AWS::Region}',"
             "'--url','https://cloudformation.${AWS::Region}.${AWS::URLSuffix}'",
@@ -300,23 +305,23 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str, metad
             f"-AutoScalingGroupName '{group}' -LifecycleHookName $h -InstanceId (Imds meta-data/instance-id) "
             "-LifecycleActionResult $r -Region ${AWS::Region} -Force }",
             # Write-Host: the function's output is its result.
-            f"function Retry($r, $h) {{ $e=[datetime]::UtcNow.AddMinutes({RETRY_MINUTES}); while ($true) {{ "
-            "try { Hook $r $h; return $true } catch { Write-Host $_; if ([datetime]::UtcNow -gt $e) { return $false }; "
+            f"function Retry($r, $h) {{ $e=(Get-Date).AddMinutes({RETRY_MINUTES}); while ($true) {{ "
+            "try { Hook $r $h; return $true } catch { Write-Host $_; if ((Get-Date) -gt $e) { return $false }; "
             "sleep 15 } } }",
             "function D($n, $a, $z) { New-Object Amazon.CloudWatch.Model.MetricDatum -Property "
             "@{MetricName=$n; Unit='Seconds'; Value=($z-$a).TotalSeconds; Dimensions=@($g)} }",
             "$code=1",
             f'try {{ & "$b\\cfn-init.exe" -v @c --resource {launch_template_id} --configsets default; '
             "$code=$LASTEXITCODE } catch { $_ }",
-            "$service=[datetime]::UtcNow",
+            f"{t['service']}=Get-Date",
             f"if ($code -eq 0 -and -not (Retry CONTINUE {LAUNCH_HOOK})) {{ $code=1 }}",
-            "$hook=[datetime]::UtcNow",
+            f"{t['hook']}=Get-Date",
             f'& "$b\\cfn-signal.exe" -e $code @c --resource {asg_id}',
             f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK}; $null=Retry CONTINUE {DRAIN_HOOK} }}",
             "if ($code -eq 0) { try { $ErrorActionPreference='Stop'; "
-            "$launch=([datetime](ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime)"
-            ".ToUniversalTime(); "
-            f"$harden=(Get-Item '{mark}harden').LastWriteTimeUtc; $agent=(Get-Item '{mark}agent').LastWriteTimeUtc; "
+            f"{t['launch']}=[datetime](ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime; "
+            f"{t['harden']}=(Get-Item '{mark}harden').LastWriteTime; "
+            f"{t['agent']}=(Get-Item '{mark}agent').LastWriteTime; "
             "$g=New-Object Amazon.CloudWatch.Model.Dimension -Property @{Name='AutoScalingGroupName'; "
             f"Value='{group}'}}; Write-CWMetricData -Namespace '{config.metrics_namespace}' "
             f"-MetricData {data} -Region ${{AWS::Region}} -Force }} catch {{ $_ }} }}",

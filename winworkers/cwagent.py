@@ -88,11 +88,9 @@ def build_agent_config(config: WorkersConfig, log_groups: AgentLogGroups, asg_na
     group_dimension = {"AutoScalingGroupName": asg_name}
     collected: dict[str, Any] = {}
     for obj, counter, resources in COUNTERS:
-        plugin: dict[str, Any] = {
-            "measurement": [counter],
-            "metrics_collection_interval": interval,
-            "append_dimensions": group_dimension,
-        }
+        # The interval is the agent section's, which applies to every metric the file
+        # collects unless a plugin overrides it (agent configuration file, agent section).
+        plugin: dict[str, Any] = {"measurement": [counter], "append_dimensions": group_dimension}
         if resources:
             plugin["resources"] = list(resources)
         collected[obj] = plugin

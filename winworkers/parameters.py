@@ -381,7 +381,7 @@ _ALARM_PARAMETERS = (
         "BootAlarmSeconds",
         "Number",
         str(BOOT_ALARM_DEFAULT),
-        "Alarm above this launch-to-service time (s).",
+        "Alarm above this boot time, seconds.",
         "Observability",
         min_value=BOOT_ALARM_MIN,
         max_value=BOOT_ALARM_MAX,
