@@ -209,10 +209,10 @@ def metadata_inputs(metadata: Any) -> set[str]:
     update. ValueError on an intrinsic whose value depends on more than its arguments."""
     found: set[str] = set()
 
-    def walk(node: Any, local: frozenset[str] = frozenset()) -> None:
+    def walk(node: Any) -> None:
         if isinstance(node, list):
             for item in node:
-                walk(item, local)
+                walk(item)
         elif isinstance(node, dict):
             intrinsics = [k for k in node if k == "Ref" or k.startswith("Fn::") or k == "Condition"]
             if len(node) == 1 and intrinsics:
@@ -283,7 +283,10 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str, metad
     that hangs is bounded by the SDK's own timeouts; the hook's heartbeat (45 minutes,
     then ABANDON) is the backstop. Last, after the signal, a booted worker publishes its
     boot timings (``BOOT_PHASES``) in one PutMetricData call through the monitoring
-    endpoint; a failure there is logged and changes nothing."""
+    endpoint; a failure there is logged and changes nothing. Its CloudWatch types
+    (``Amazon.CloudWatch.Model``) are those of the AWS Tools module that completing the
+    hook has just loaded: the AWS Windows AMIs ship the single AWSPowerShell module, with
+    every service's types."""
     group = group_name(config)
     mark = BOOT_MARKS
     t = BOOT_TIMES
