@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -47,7 +48,8 @@ and date); nothing here is measured.
 | --- | --- | --- |
 | {INTERFACE_ENDPOINTS} interface endpoints x 2 AZs x $0.01/h x 730 h | ≈ ${ENDPOINT_MONTH[2]:.2f} | [PrivateLink pricing](https://aws.amazon.com/privatelink/pricing/) |
 | S3 gateway endpoint | $0 | same page |
-| 7 CloudWatch alarms (the start alarm, the 2 that target tracking creates, 4 operator; alarms on metric math are billed per metric, 13 in all) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
+| 8 CloudWatch alarms (the start alarm, the 2 that target tracking creates, 5 operator; alarms on metric math are billed per metric, 14 in all) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
+| 6 boot-timing metrics (custom metrics, billed by the hour they receive data: nothing while no worker boots) | $0 idle, ≤ $1.80 in a month of boots | same page |
 | VPC flow logs of an idle VPC, log storage | cents | same page |
 | Refresh Lambda, weekly, seconds each | free tier | [Lambda pricing](https://aws.amazon.com/lambda/pricing/) |
 
@@ -60,7 +62,8 @@ fires within ~1-2 minutes of a message becoming visible (1-minute SQS metrics,
 one period) and adds one worker. A cold Windows launch, EC2Launch, cfn-init
 (agent MSI, service artifact) and the service start take ~10-20 minutes, all of
 it in the launch hook, out of service; `InstanceWarmup` (default 3 minutes)
-counts from there. Once a worker serves, target tracking sizes the fleet to the
+counts from there. Each worker measures this part itself: `BootTotal` and the
+per-phase boot metrics (README, "Boot timings") are the real figures. Once a worker serves, target tracking sizes the fleet to the
 backlog (queued and in flight) per worker after 3 one-minute datapoints above
 `BacklogPerWorker`, and shrinks it after 15 below. There is no warm pool
 (removed; see CHANGELOG). Trade-offs: `MinSize` (a running worker costs its
@@ -93,20 +96,55 @@ def run_timed(args: list[str], runs: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(peaks)
 
 
+# The longest value a resource's Ref (or "Ref.Attribute") can have in the UserData's config
+# line: IAM role names 64, CloudWatch Logs group names 512, S3 bucket names 63; an SQS
+# queue ARN as long as the WorkQueueArn parameter allows.
+LONGEST_NAME = {"AWS::IAM::Role": 64, "AWS::Logs::LogGroup": 512, "AWS::S3::Bucket": 63, "AWS::SQS::Queue.Arn": 256}
+# CloudFormation's limit on a parameter value, for a pattern without a bound.
+PARAMETER_VALUE_LIMIT = 4096
+
+
+def longest_value(template: dict[str, Any], name: str) -> str:
+    """A value of the longest length that the parameter (or the resource's name) can have."""
+    if name in template.get("Parameters", {}):
+        spec = template["Parameters"][name]
+        if "AllowedValues" in spec:
+            return str(max(map(str, spec["AllowedValues"]), key=len))
+        if spec["Type"] == "Number":
+            return "9" * max(len(str(spec.get("MinValue", ""))), len(str(spec.get("MaxValue", ""))))
+        width = PARAMETER_VALUE_LIMIT
+        if "AllowedPattern" in spec:
+            width = min(width, re._parser.parse(spec["AllowedPattern"]).getwidth()[1])  # type: ignore[attr-defined]
+        return "x" * min(width, int(spec.get("MaxLength", PARAMETER_VALUE_LIMIT)))
+    resource, _, attribute = name.partition(".")
+    kind = template["Resources"][resource]["Type"] + (f".{attribute}" if attribute else "")
+    return "x" * LONGEST_NAME[kind]
+
+
 def user_data(
     template: dict[str, Any],
     stack_name: str = "s" * 128,
     region: str = "ap-southeast-2",
     suffix: str = "amazonaws.com.cn",
+    values: dict[str, str] | None = None,
 ) -> bytes:
     """The launch template's UserData as EC2 receives it (base64); by default in the
-    worst case: a 128-character stack name and the longest region and URL suffix."""
+    worst case: a 128-character stack name, the longest region and URL suffix, and every
+    input of its config line (bootstrap.config_line) at its longest."""
     data = template["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
     text = data["Fn::Base64"]["Fn::Sub"]
     for name, value in (("AWS::StackName", stack_name), ("AWS::Region", region), ("AWS::URLSuffix", suffix)):
         text = text.replace("${" + name + "}", value)
+    given = values or {}
+    for name in sorted(set(re.findall(r"\$\{([A-Za-z0-9.]+)\}", text))):
+        known = given.get(name, given.get(name.partition(".")[0]))
+        text = text.replace("${" + name + "}", longest_value(template, name) if known is None else known)
     assert "${" not in text, "unknown substitution in UserData"
     return base64.b64encode(text.encode())
+
+
+def _empty_inputs(template: dict[str, Any]) -> dict[str, str]:
+    return dict.fromkeys([*template.get("Parameters", {}), *template["Resources"]], "")
 
 
 def template_figures(path: Path) -> dict[str, Any]:
@@ -123,6 +161,8 @@ def template_figures(path: Path) -> dict[str, Any]:
         "parameters": len(template.get("Parameters", {})),
         "outputs": len(template.get("Outputs", {})),
         "user_data": len(user_data(template)) if inline else None,
+        # The script alone: every input of the config line empty.
+        "user_data_code": len(user_data(template, values=_empty_inputs(template))) if inline else None,
         "lambda_code": len(code.encode()) if code is not None else None,
     }
 

@@ -28,10 +28,13 @@ def size_table() -> str:
         limit = f"inline {INLINE_LIMIT:,}" if path.name == "winworkers.json" else f"S3 {S3_LIMIT:,}"
         rows.append(f"| `{path.name}` | {f['minified']:,} | {f['resources']} | {f['parameters']} | {limit} |")
     sizes = ", ".join(f"{fleet_size_bytes(n):,} at {n:,}" for n in FLEET_SIZES)
-    worst = template_figures(ROOT / "templates" / "winworkers.json")["user_data"]
+    feature = template_figures(ROOT / "templates" / "winworkers.json")
+    worst, code = feature["user_data"], feature["user_data_code"]
     notes = [
         f"- The feature's template by `max_fleet_size`: {sizes} (bytes, minified).",
-        f"- UserData, worst case (longest stack name, region and URL suffix): {worst:,} bytes, base64 (16 KB limit).",
+        f"- UserData, worst case (longest stack name, region and URL suffix, every value of its config "
+        f"line at its longest): {worst:,} bytes, base64; {worst * 3 // 4:,} raw, of EC2's 16 KB (raw). "
+        f"The script alone: {code:,} bytes, base64.",
     ]
     return "\n".join(rows) + "\n\n" + "\n".join(notes) + "\n"
 

@@ -79,7 +79,10 @@ def valid_configs() -> st.SearchStrategy[WorkersConfig]:
         WorkersConfig,
         prefix=st.from_regex(r"[A-Z][A-Za-z0-9]{0,11}", fullmatch=True),
         worker_log_paths=st.lists(
-            st.from_regex(r"[C-F]:\\[A-Za-z0-9_]{1,10}\\[A-Za-z0-9_*]{1,10}\.(log|txt)", fullmatch=True),
+            # * in the file name, never ** (WorkersConfig.worker_log_paths).
+            st.from_regex(r"[C-F]:\\[A-Za-z0-9_]{1,10}\\[A-Za-z0-9_*]{1,10}\.(log|txt)", fullmatch=True).filter(
+                lambda path: "**" not in path
+            ),
             min_size=1,
             max_size=3,
             unique=True,

@@ -8,10 +8,19 @@ from typing import Any
 import pytest
 
 from conftest import ROOT
+from winworkers.renderings import enabled_parameters
 from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from bench import FLEET_SIZES, fleet_size_row, scaling_section, template_figures, template_row, user_data
+from bench import (
+    FLEET_SIZES,
+    USERDATA_LIMIT,
+    fleet_size_row,
+    scaling_section,
+    template_figures,
+    template_row,
+    user_data,
+)
 
 TEMPLATES = sorted((ROOT / "templates").glob("*.json"))
 
@@ -39,12 +48,21 @@ def test_user_data_stays_small(figures: dict[str, Any]) -> None:
     if figures["user_data"] is None:
         assert figures["name"] == "parent-nested.json", "only the nested parent holds no launch template"
         return
-    assert figures["user_data"] < 4096
+    # The script itself, the config line's values empty.
+    assert figures["user_data_code"] < 4096
+    # Every input of the config line at its longest (bench.longest_value): well inside
+    # EC2's 16 KB, which counts the raw script, before base64 (EC2 guide, "Work with
+    # instance user data").
+    assert figures["user_data"] * 3 // 4 <= USERDATA_LIMIT // 2
 
 
 def test_user_data_measure_is_what_cloudformation_renders(enabled: dict[str, Any], feature: dict[str, Any]) -> None:
     rendered = enabled["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
-    assert user_data(feature, "my-cloud-radar-stack", "us-east-1", "amazonaws.com").decode() == rendered
+    # cloud-radar names a resource by its logical id; the parameters have their example values.
+    given = enabled_parameters()
+    values = {name: given.get(name, spec.get("Default", "")) for name, spec in feature["Parameters"].items()}
+    values |= {name: name for name in feature["Resources"]}
+    assert user_data(feature, "my-cloud-radar-stack", "us-east-1", "amazonaws.com", values).decode() == rendered
 
 
 def test_up_to_date_lambda_path_makes_at_most_four_calls() -> None:

@@ -89,7 +89,10 @@ def test_bootstrap_config_sets(enabled: dict[str, Any]) -> None:
     assert [path for path, f in agent["files"].items() if "source" in f] == []
     assert "msiexec" not in json.dumps(init).lower()
     order = sorted(agent["commands"])
-    assert order == ["01-wait-for-imds", "02-start", "03-start-late-and-retry"], "the agent must wait for IMDS"
+    # 99-mark: the boot timings' mark (tests/test_lifecycle.py).
+    assert order == ["01-wait-for-imds", "02-start", "03-start-late-and-retry", "99-mark"], (
+        "the agent must wait for IMDS"
+    )
     wait = agent["commands"]["01-wait-for-imds"]["command"]
     assert "http://169.254.169.254/latest" in wait and "api/token" in wait and "exit 1" in wait
     service = init["service"]

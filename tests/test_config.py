@@ -23,6 +23,12 @@ BAD = [
     ("worker_log_paths", ("C:\\Logs\\a|b.log",), "absolute Windows path"),
     ("worker_log_paths", ("C:\\a.log", "C:\\a.log"), "without duplicates"),
     ("worker_log_paths", ("C:\\" + "a" * 4095 + ".log",), "absolute Windows path"),
+    # The agent's rule (README, "When a worker fails to boot"): * in the file name only.
+    ("worker_log_paths", ("C:\\" + "a" * 254 + ".log",), "at most 260 characters"),
+    ("worker_log_paths", ("C:\\Logs*\\a.log",), "in the file name only"),
+    ("worker_log_paths", ("C:\\Logs\\**.log",), "no **"),
+    ("worker_log_paths", ("C:\\Logs\\[ab].log",), "without ? [ ]"),
+    ("worker_log_paths", ("C:\\Logs\\a?.log",), "without ? [ ]"),
     ("worker_log_paths", "C:\\a.log", "a tuple"),
     ("worker_log_paths", (3,), "strings"),
     ("metrics_namespace", "AWS/EC2", "AWS/"),
@@ -95,6 +101,15 @@ def test_load_config_reads_toml_and_json(tmp_path: Path) -> None:
     (tmp_path / "list.json").write_text("[]")
     with pytest.raises(ValueError, match="expected a table"):
         load_config(tmp_path / "list.json")
+
+
+def test_the_longest_and_widest_log_paths_are_accepted() -> None:
+    longest = "C:\\" + "a" * 253 + ".log"
+    assert len(longest) == 260
+    assert (
+        WorkersConfig(worker_log_paths=(longest, "D:\\x y\\*.log", "C:\\Logs\\app-*-*.txt")).worker_log_paths[0]
+        == longest
+    )
 
 
 def test_config_is_immutable() -> None:

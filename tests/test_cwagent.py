@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import jsonschema
@@ -11,7 +12,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from conftest import DATA, as_dict, render, resources_of, valid_configs
 from winworkers import WorkersConfig, build_template
-from winworkers.cwagent import AGENT_LOG_PATH, BOOT_LOGS, CONFIG_PATH, AgentLogGroups, build_agent_config
+from winworkers.cwagent import (
+    AGENT_LOG_PATH,
+    BOOT_LOGS,
+    CONFIG_PATH,
+    SYSTEM_VOLUME,
+    AgentLogGroups,
+    build_agent_config,
+)
 from winworkers.renderings import enabled_parameters
 
 AGENT_DATA = DATA / "cloudwatch-agent"
@@ -68,11 +76,106 @@ def test_agent_and_worker_logs() -> None:
     assert [(f["file_path"], f["log_group_name"]) for f in files] == [
         (paths[0], "w"),
         (paths[1], "w"),
-        (AGENT_LOG_PATH, "h"),
         *((path, "h") for _, path in BOOT_LOGS),
     ]
     assert all("{instance_id}" in f["log_stream_name"] for f in files)
     assert len({f["log_stream_name"] for f in files}) == len(files)
+    # A wildcard ships every file it matches, each to its own stream; a plain path, its file.
+    assert all(f.get("publish_multi_logs", False) == ("*" in f["file_path"]) for f in files)
+
+
+# What the agent does with a collect_list entry, from its source (plugins/inputs/logfile/
+# logfile.go: getTargetFiles, generateLogStreamName; globpath.go): the files a path
+# matches (Go's filepath.Match: * is any run of characters but a separator), the newest
+# one only unless publish_multi_logs, and then one stream per file, "<stream>_<path with
+# \\ as / and every character but . - _ / # A-Z a-z 0-9 as _, then / as _>".
+def _agent_streams(entry: dict[str, Any], files: dict[str, int]) -> dict[str, str]:
+    """file -> the stream the agent ships it to; ``files`` are paths with their mtimes."""
+    directory, _, name = entry["file_path"].rpartition("\\")
+    pattern = re.escape(name).replace(r"\*", r"[^\\]*")
+    matched = [f for f in files if f.rpartition("\\")[0] == directory and re.fullmatch(pattern, f.rpartition("\\")[2])]
+    if not entry.get("publish_multi_logs"):
+        newest = max(matched, key=files.__getitem__, default=None)
+        return {} if newest is None else {newest: entry["log_stream_name"]}
+    escaped = {f: re.sub(r"[^.\-_/#A-Za-z0-9]", "_", f.replace("\\", "/")).replace("/", "_") for f in matched}
+    return {f: f"{entry['log_stream_name']}_{escaped[f]}" for f in matched}
+
+
+def _shipped(config: dict[str, Any], files: dict[str, int]) -> dict[str, list[tuple[str, str]]]:
+    """file -> every (log group, stream) the agent ships it to."""
+    shipped: dict[str, list[tuple[str, str]]] = {f: [] for f in files}
+    for entry in config["logs"]["logs_collected"]["files"]["collect_list"]:
+        for file, stream in _agent_streams(entry, files).items():
+            shipped[file].append((entry["log_group_name"], stream))
+    return shipped
+
+
+# What a failed bootstrap leaves behind, oldest first (cfn-init docs; EC2 guide, EC2Launch
+# v1 and v2; the agent's own logs). Every one must reach the host log group on its own.
+BOOT_FILES = (
+    "C:\\ProgramData\\Amazon\\EC2-Windows\\Launch\\Log\\Ec2Launch.log",
+    "C:\\ProgramData\\Amazon\\EC2-Windows\\Launch\\Log\\UserdataExecution.log",
+    "C:\\ProgramData\\Amazon\\EC2Launch\\log\\agent.log",
+    "C:\\ProgramData\\Amazon\\EC2Launch\\log\\err.log",
+    "C:\\cfn\\log\\cfn-wire.log",
+    "C:\\cfn\\log\\cfn-init-cmd.log",
+    "C:\\cfn\\log\\cfn-init.log",
+    "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\Logs\\configuration-validation.log",
+    "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\Logs\\amazon-cloudwatch-agent.log",
+)
+
+
+def test_every_log_a_failed_bootstrap_needs_reaches_the_host_log_group_as_its_own_stream(
+    feature: dict[str, Any],
+) -> None:
+    """Nobody can log in: cfn-init's logs and the launch agent's (EC2Launch v1 on 2019 AMIs,
+    EC2Launch v2 on 2022 and 2025) are the only way to see why a worker failed."""
+    config, _ = _rendered_agent_config(feature)
+    files = {path: n for n, path in enumerate(BOOT_FILES)}
+    shipped = _shipped(config, files)
+    for path in BOOT_FILES:
+        assert len(shipped[path]) == 1, path
+        ((group, stream),) = shipped[path]
+        assert group == "WinHostLogs" and stream.startswith("{instance_id}/"), path
+    streams = [s for targets in shipped.values() for s in targets]
+    assert len(set(streams)) == len(streams), "two files in one stream"
+    assert shipped["C:\\cfn\\log\\cfn-init-cmd.log"] == [
+        ("WinHostLogs", "{instance_id}/cfn_C__cfn_log_cfn-init-cmd.log")
+    ]
+    assert shipped["C:\\ProgramData\\Amazon\\EC2-Windows\\Launch\\Log\\UserdataExecution.log"] == [
+        ("WinHostLogs", "{instance_id}/ec2launch_C__ProgramData_Amazon_EC2-Windows_Launch_Log_UserdataExecution.log")
+    ]
+
+
+def test_the_agent_model_loses_files_without_publish_multi_logs(feature: dict[str, Any]) -> None:
+    # The model above is what makes the test able to fail: the same entries without the
+    # flag ship only the newest file of each folder, as the agent would.
+    config, _ = _rendered_agent_config(feature)
+    for entry in config["logs"]["logs_collected"]["files"]["collect_list"]:
+        entry.pop("publish_multi_logs", None)
+    shipped = _shipped(config, {path: n for n, path in enumerate(BOOT_FILES)})
+    lost = {path for path, targets in shipped.items() if not targets}
+    # All but the newest of each folder: cfn-init.log would hide cfn-init-cmd.log, which
+    # holds install.ps1's errors.
+    assert lost == {BOOT_FILES[i] for i in (0, 2, 4, 5, 7)}
+
+
+def test_every_worker_log_is_shipped_on_its_own() -> None:
+    paths = ("C:\\TDP\\Logs\\*.log", "C:\\TDP\\service.txt")
+    config = build_agent_config(WorkersConfig(worker_log_paths=paths), AgentLogGroups("w", "h"), "asg")
+    files = {"C:\\TDP\\Logs\\a.log": 1, "C:\\TDP\\Logs\\b.log": 2, "C:\\TDP\\service.txt": 3}
+    shipped = _shipped(config, files)
+    assert shipped == {
+        "C:\\TDP\\Logs\\a.log": [("w", "{instance_id}/worker-0_C__TDP_Logs_a.log")],
+        "C:\\TDP\\Logs\\b.log": [("w", "{instance_id}/worker-0_C__TDP_Logs_b.log")],
+        "C:\\TDP\\service.txt": [("w", "{instance_id}/worker-1")],
+    }
+
+
+def test_the_disk_counter_watches_the_workers_volume_only() -> None:
+    config = build_agent_config(WorkersConfig(), AgentLogGroups("w", "h"), "asg")
+    # "*" would mix _Total and unlettered partitions into the fleet-wide series.
+    assert config["metrics"]["metrics_collected"]["LogicalDisk"]["resources"] == [SYSTEM_VOLUME] == ["C:"]
 
 
 def test_metrics_need_no_ec2_api() -> None:
@@ -97,14 +200,8 @@ def test_every_config_the_library_can_produce_is_valid(config: WorkersConfig) ->
     assert _errors(rendered) == []
 
 
-def test_a_failed_bootstrap_can_be_read_from_the_host_log_group(feature: dict[str, Any]) -> None:
-    """Nobody can log in: cfn-init's logs and the launch agent's (EC2Launch v1 on 2019 AMIs,
-    EC2Launch v2 on 2022 and 2025) are the only way to see why a worker failed."""
-    config, _ = _rendered_agent_config(feature)
-    shipped = {f["file_path"]: f for f in config["logs"]["logs_collected"]["files"]["collect_list"]}
-    for path, stream in (
-        ("C:\\cfn\\log\\*.log", "{instance_id}/cfn"),
-        ("C:\\ProgramData\\Amazon\\EC2-Windows\\Launch\\Log\\*.log", "{instance_id}/ec2launch"),
-        ("C:\\ProgramData\\Amazon\\EC2Launch\\log\\*.log", "{instance_id}/ec2launch-v2"),
-    ):
-        assert (shipped[path]["log_group_name"], shipped[path]["log_stream_name"]) == ("WinHostLogs", stream)
+def test_every_counter_is_sampled_at_the_configured_interval() -> None:
+    config = build_agent_config(WorkersConfig(metrics_interval_seconds=30), AgentLogGroups("w", "h"), "asg")
+    # The agent section's interval applies to every metric no plugin overrides.
+    assert config["agent"]["metrics_collection_interval"] == 30
+    assert all("metrics_collection_interval" not in p for p in config["metrics"]["metrics_collected"].values())

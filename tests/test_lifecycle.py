@@ -9,16 +9,26 @@ cases assert the calls the script makes, in order.
 
 from __future__ import annotations
 
-import contextlib
+import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from tree_sitter import Node
 
 from conftest import POWERSHELL_PARSER, props, render, resources_of, user_data_script
-from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS, DRAIN_HOOK, LAUNCH_HOOK, SIGNAL_TIMEOUT
+from winworkers.bootstrap import (
+    BOOT_MARKS,
+    BOOT_PHASES,
+    BOOT_TIMEOUT_SECONDS,
+    CONFIG_SETS,
+    DRAIN_HOOK,
+    LAUNCH_HOOK,
+    RETRY_MINUTES,
+    SIGNAL_TIMEOUT,
+)
 from winworkers.compute import CHECKPOINTS
 from winworkers.config import WorkersConfig
 from winworkers.parameters import parameter_specs
@@ -148,86 +158,133 @@ class Exit(Exception):
 
 
 class Return(Exception):
-    """``return``: the function ends."""
+    """``return``: the function ends, with its value."""
+
+    def __init__(self, value: Any = None) -> None:
+        self.value = value
 
 
 class Failure(Exception):
     """A command failed (a terminating error, as with ErrorActionPreference Stop)."""
 
 
+PERMANENT = 10**9
+LAUNCH = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
+TO_USER_DATA = 300  # Windows boots, EC2Launch starts the UserData
+PHASES = {"harden": 40, "agent": 200, "service": 150}  # seconds each cfn-init config set takes
+CALL_SECONDS = 3  # each Complete-ASLifecycleAction
+
+
 @dataclass
 class Instance:
-    """What the script touches, and what it did."""
+    """What the script touches, and what it did. Time is simulated: commands and sleeps
+    move the clock, nothing waits."""
 
     init_exit: int | None = 0
-    """cfn-init's exit code; None: cfn-init.exe is missing, so calling it throws."""
-    failing: set[tuple[str, str]] = field(default_factory=set)
-    """CompleteLifecycleAction fails for these (hook, result): no action waits, or no endpoint."""
-    calls: list[tuple[str, ...]] = field(default_factory=list)
+    """cfn-init's exit code; None: cfn-init.exe is missing, so calling it throws. A non-zero
+    code fails the agent set: only the harden mark is written."""
+    failures: dict[tuple[str, str], int] = field(default_factory=dict)
+    """How many CompleteLifecycleAction calls fail for (hook, result) before one succeeds
+    (PERMANENT: none does): a new endpoint not resolving yet, no action waiting."""
+    metrics_fail: bool = False
+    """PutMetricData fails: no monitoring endpoint, or no permission."""
+    clock: datetime = LAUNCH + timedelta(seconds=TO_USER_DATA)
+    marks: dict[str, datetime] = field(default_factory=dict)
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    times: list[datetime] = field(default_factory=list)
+    """When each call was made."""
+    uncaught: str | None = None
+    """The error that ended the script, if one did."""
+
+    def record(self, *call: Any) -> None:
+        self.calls.append(call)
+        self.times.append(self.clock)
 
 
 class _Script:
-    """Runs the subset of PowerShell the UserData uses, against an :class:`Instance`."""
+    """Runs the subset of PowerShell the UserData uses, against an :class:`Instance`.
+
+    A function's result is the value of its ``return``, or else the list of what its
+    statements output (one value: that value), as in PowerShell; the script's own output
+    is dropped (EC2Launch logs it)."""
 
     def __init__(self, source: str, instance: Instance) -> None:
         tree = POWERSHELL_PARSER.parse(source.encode())
         assert not tree.root_node.has_error, "the UserData is not valid PowerShell"
         self.root, self.instance = tree.root_node, instance
-        self.variables: dict[str, Any] = {"LASTEXITCODE": None}
+        self.variables: dict[str, Any] = {"LASTEXITCODE": None, "true": True, "false": False, "null": None}
         self.functions: dict[str, tuple[list[str], Node]] = {}
 
     def run(self) -> None:
-        with contextlib.suppress(Exit, Failure):  # an uncaught error ends the script
+        try:
             self._block(self.root)
+        except Exit:
+            pass
+        except Failure as error:  # an uncaught error ends the script
+            self.instance.uncaught = str(error)
 
-    def _block(self, node: Node) -> None:
+    def _block(self, node: Node) -> list[Any]:
+        out: list[Any] = []
         for child in node.named_children:
-            self._statement(child)
+            out += self._statement(child)
+        return out
 
-    def _statement(self, node: Node) -> Any:
+    def _statement(self, node: Node) -> list[Any]:
         kind = node.type
         if kind in {"statement_list", "statement_block", "script_block", "script_block_body"}:
             return self._block(node)
-        if kind == "empty_statement":
-            return None
+        if kind in {"empty_statement", "comment"}:
+            return []
         if kind == "function_statement":
             name = _text(_child(node, "function_name"))
             params = [_text(v)[1:] for v in _descendants(node, "variable") if _inside(v, "parameter_list")]
             self.functions[name] = (params, _child(node, "script_block"))
-            return None
+            return []
         if kind == "if_statement":
             condition, body = node.named_children[0], node.named_children[1]
-            if self._value(condition):
-                self._block(body)
-            return None
+            return self._block(body) if self._value(condition) else []
         if kind == "try_statement":
             try:
-                self._block(_child(node, "statement_block"))
-            except Failure:
-                self._block(_child(_child(_child(node, "catch_clauses"), "catch_clause"), "statement_block"))
-            return None
+                return self._block(_child(node, "statement_block"))
+            except Failure as error:
+                self.variables["_"] = str(error)
+                return self._block(_child(_child(_child(node, "catch_clauses"), "catch_clause"), "statement_block"))
         if kind == "foreach_statement":
             _, items, body = node.named_children
             low, high = map(int, _text(items).split(".."))
-            for _ in range(low, high + 1):
-                self._block(body)
-            return None
+            return [value for _ in range(low, high + 1) for value in self._block(body)]
+        if kind == "while_statement":
+            condition, body = _child(node, "while_condition"), _child(node, "statement_block")
+            out: list[Any] = []
+            while self._value(condition.named_children[0]):
+                out += self._block(body)
+            return out
         if kind == "flow_control_statement":
-            raise {"exit": Exit, "return": Return}[_text(node)]
-        return self._value(node)
+            keyword = _text(node).split()[0]
+            if keyword == "exit":
+                raise Exit
+            assert keyword == "return", keyword
+            raise Return(self._value(node.named_children[0]) if node.named_child_count else None)
+        value = self._value(node)
+        return [] if value is None else [value]
 
     def _value(self, node: Node) -> Any:
         kind = node.type
-        if node.named_child_count == 1 and kind in _PASS_THROUGH:
-            return self._value(node.named_children[0])
+        children = node.named_children
+        if len(children) == 1 and kind in _PASS_THROUGH:
+            if kind == "expression_with_unary_operator" and _text(node).startswith("-not"):
+                return not self._value(children[0])
+            return self._value(children[0])
         if kind == "assignment_expression":
             target = _text(_descendants(_child(node, "left_assignment_expression"), "variable")[0])[1:]
-            self.variables[target] = self._value(node.named_children[-1])
+            value = self._value(children[-1])
+            if target != "null":
+                self.variables[target] = value
             return None
         if kind == "variable":
             return self.variables.get(_text(node)[1:])
         if kind == "string_literal":
-            return self._value(node.named_children[0]) if node.named_child_count else _text(node)
+            return self._value(children[0]) if children else _text(node)
         if kind == "verbatim_string_characters":
             return _text(node)[1:-1]
         if kind == "expandable_string_literal":
@@ -237,13 +294,50 @@ class _Script:
         if kind == "generic_token":
             return _text(node)
         if kind == "array_literal_expression":
-            return [self._value(c) for c in node.named_children]
+            return [self._value(c) for c in children]
+        if kind == "array_expression":
+            return self._block(children[0]) if children else []
+        if kind == "logical_expression":
+            left, right = children
+            operator = _between(node, left, right)
+            if operator == "-and":
+                return bool(self._value(left)) and bool(self._value(right))
+            assert operator == "-or", operator
+            return bool(self._value(left)) or bool(self._value(right))
         if kind == "comparison_expression":
-            left, operator, right = node.named_children
-            equal = self._value(left) == self._value(right)
-            return {"-eq": equal, "-ne": not equal}[_text(operator)]
-        if kind == "hash_literal_expression":  # the IMDS headers
-            return {}
+            left, operator, right = children
+            a, b = self._value(left), self._value(right)
+            return {"-eq": a == b, "-ne": a != b, "-gt": a > b, "-lt": a < b}[_text(operator)]
+        if kind == "additive_expression":
+            left, right = children
+            operator = _between(node, left, right)
+            a, b = self._value(left), self._value(right)
+            return a - b if operator == "-" else a + b
+        if kind == "hash_literal_expression":
+            body = _child(node, "hash_literal_body", required=False)
+            entries = body.named_children if body else []
+            return {_text(e.named_children[0]).strip("'\""): self._value(e.named_children[1]) for e in entries}
+        if kind == "cast_expression":
+            kind_name, value = _text(children[0]), self._value(children[1])
+            assert kind_name == "[datetime]", kind_name
+            return value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if kind == "member_access":
+            target, member = children
+            name = _text(member)
+            value = self._value(target)
+            if isinstance(value, dict):
+                return value[name]
+            if isinstance(value, timedelta):
+                assert name == "TotalSeconds", name
+                return value.total_seconds()
+            raise AssertionError(f"the test's interpreter has no member {name} of {value!r}")
+        if kind == "invokation_expression":
+            target, member, arguments = children
+            value, name = self._value(target), _text(member)
+            args = [self._value(a) for a in _descendants(arguments, "argument_expression")]
+            if name == "AddMinutes":
+                return value + timedelta(minutes=args[0])
+            raise AssertionError(f"the test's interpreter has no method {name}")
         if kind == "command":
             return self._command(node)
         raise AssertionError(f"the test's interpreter does not know {kind}: {_text(node)!r}")
@@ -271,12 +365,12 @@ class _Script:
             saved = dict(self.variables)
             self.variables.update(zip(params, args, strict=True))
             try:
-                self._block(body)
-            except Return:
-                pass
+                out = self._block(body)
+                return out[0] if len(out) == 1 else (out or None)
+            except Return as returned:
+                return returned.value
             finally:
                 self.variables = saved
-            return None
         return self._cmdlet(name, args)
 
     def _native(self, path: str, args: list[Any]) -> None:
@@ -284,24 +378,61 @@ class _Script:
         assert path.startswith("C:\\Program Files\\Amazon\\cfn-bootstrap\\"), path
         if program == "cfn-init.exe" and self.instance.init_exit is None:
             raise Failure("The term 'cfn-init.exe' is not recognized")
-        self.instance.calls.append((program, *map(str, args)))
+        self.instance.record(program, *map(str, args))
         self.variables["LASTEXITCODE"] = self.instance.init_exit if program == "cfn-init.exe" else 0
+        if program == "cfn-init.exe":
+            # Each config set's last command writes its mark (bootstrap.BOOT_MARKS); a
+            # failure stops cfn-init in the agent set.
+            for config_set in CONFIG_SETS if self.instance.init_exit == 0 else CONFIG_SETS[:1]:
+                self.instance.clock += timedelta(seconds=PHASES[config_set])
+                if config_set != "service":
+                    self.instance.marks[f"{BOOT_MARKS}{config_set}"] = self.instance.clock
 
     def _cmdlet(self, name: str, args: list[Any]) -> Any:
         options = {str(args[i])[1:]: args[i + 1] for i in range(len(args) - 1) if str(args[i]).startswith("-")}
+        instance = self.instance
         if name == "irm":
             url = next(a for a in args if str(a).startswith("http://169.254.169.254/latest/"))
-            return {"api/token": "token", "meta-data/instance-id": "i-0123456789abcdef0"}[url.split("latest/")[1]]
+            assert "TimeoutSec" in options, "an instance metadata call without a timeout can hang the boot"
+            return {
+                "api/token": "token",
+                "meta-data/instance-id": "i-0123456789abcdef0",
+                "dynamic/instance-identity/document": json.dumps(
+                    {"pendingTime": LAUNCH.strftime("%Y-%m-%dT%H:%M:%SZ")}
+                ),
+            }[url.split("latest/")[1]]
         if name == "Complete-ASLifecycleAction":
             hook, result = options["LifecycleHookName"], options["LifecycleActionResult"]
-            self.instance.calls.append(
-                ("CompleteLifecycleAction", options["AutoScalingGroupName"], hook, options["InstanceId"], result)
+            instance.record(
+                "CompleteLifecycleAction", options["AutoScalingGroupName"], hook, options["InstanceId"], result
             )
+            instance.clock += timedelta(seconds=CALL_SECONDS)
             assert "-Force" in args, "a confirmation prompt would hang a script nobody can answer"
-            if (hook, result) in self.instance.failing:
+            if instance.failures.get((hook, result), 0) > 0:
+                instance.failures[(hook, result)] -= 1
                 raise Failure("No active Lifecycle Action found")
             return None
         if name == "sleep":
+            instance.clock += timedelta(seconds=int(args[0]))
+            return None
+        if name == "Get-Date":
+            return instance.clock
+        if name == "Write-Host":
+            return None
+        if name == "ConvertFrom-Json":
+            return json.loads(args[0])
+        if name == "Get-Item":
+            if args[0] not in instance.marks:
+                raise Failure(f"Cannot find path '{args[0]}' because it does not exist.")
+            return {"LastWriteTime": instance.marks[args[0]]}
+        if name == "New-Object":
+            return {"type": args[0], **options["Property"]}
+        if name == "Write-CWMetricData":
+            assert "-Force" in args, "a confirmation prompt would hang a script nobody can answer"
+            data = options["MetricData"]
+            instance.record("PutMetricData", options["Namespace"], options["Region"], data)
+            if instance.metrics_fail:
+                raise Failure("AccessDenied")
             return None
         raise AssertionError(f"the test's interpreter does not know the command {name}")
 
@@ -318,15 +449,32 @@ _PASS_THROUGH = {
     "range_expression",
     "array_literal_expression",
     "unary_expression",
+    "expression_with_unary_operator",
     "left_assignment_expression",
     "parenthesized_expression",
     "command_name_expr",
+    "while_condition",
+    # A method's arguments.
+    "argument_expression",
+    "logical_argument_expression",
+    "bitwise_argument_expression",
+    "comparison_argument_expression",
+    "additive_argument_expression",
+    "multiplicative_argument_expression",
+    "format_argument_expression",
+    "range_argument_expression",
 }
 
 
 def _text(node: Node | None) -> str:
     assert node is not None and node.text is not None
     return node.text.decode()
+
+
+def _between(node: Node, left: Node, right: Node) -> str:
+    """The operator token between two operands."""
+    source = node.text or b""
+    return source[left.end_byte - node.start_byte : right.start_byte - node.start_byte].decode().strip()
 
 
 def _child(node: Node, kind: str, required: bool = True) -> Any:
@@ -374,36 +522,137 @@ INIT = (
 )
 
 DRAINED = _hook("CONTINUE", DRAIN_HOOK)  # an abandoned instance has no worker to drain
+TIMINGS = {
+    "BootToUserData": TO_USER_DATA,
+    "BootHarden": PHASES["harden"],
+    "BootAgent": PHASES["agent"],
+    "BootService": PHASES["service"],
+    "BootHook": CALL_SECONDS,
+    "BootTotal": TO_USER_DATA + sum(PHASES.values()) + CALL_SECONDS,
+}
 CASES: dict[str, tuple[Instance, list[tuple[str, ...]]]] = {
-    # Success: in service first, then the signal.
-    "bootstrap succeeds": (Instance(init_exit=0), [INIT, _hook("CONTINUE"), _signal(0)]),
+    # Success: in service first, then the signal, then the boot timings.
+    "bootstrap succeeds": (Instance(init_exit=0), [INIT, _hook("CONTINUE"), _signal(0), ("PutMetricData",)]),
     # Failure: reported to CloudFormation, then abandoned so Auto Scaling replaces it now.
     "cfn-init fails": (Instance(init_exit=1), [INIT, _signal(1), _hook("ABANDON"), DRAINED]),
     "cfn-init is missing": (Instance(init_exit=None), [_signal(1), _hook("ABANDON"), DRAINED]),
-    # The hook cannot be completed: the signal says so, and the hook's timeout abandons it.
-    "the hooks cannot be completed": (
-        Instance(init_exit=0, failing={(LAUNCH_HOOK, "CONTINUE"), (LAUNCH_HOOK, "ABANDON"), (DRAIN_HOOK, "CONTINUE")}),
-        [INIT, _hook("CONTINUE"), _signal(1), _hook("ABANDON"), *[DRAINED] * 10],
+    # A transient failure (the first call loads the AWS Tools, fetches credentials and resolves
+    # a brand-new endpoint) is retried: the worker comes into service.
+    "the launch hook fails twice, then succeeds": (
+        Instance(init_exit=0, failures={(LAUNCH_HOOK, "CONTINUE"): 2}),
+        [INIT, *[_hook("CONTINUE")] * 3, _signal(0), ("PutMetricData",)],
     ),
-    # No drain action waits for an abandoned instance: ten tries, and the script ends.
-    "no drain action waits": (
-        Instance(init_exit=1, failing={(DRAIN_HOOK, "CONTINUE")}),
-        [INIT, _signal(1), _hook("ABANDON"), *[DRAINED] * 10],
+    "the abandon fails once": (
+        Instance(init_exit=1, failures={(LAUNCH_HOOK, "ABANDON"): 1}),
+        [INIT, _signal(1), _hook("ABANDON"), _hook("ABANDON"), DRAINED],
+    ),
+    # Publishing the timings fails: nothing else changes, and the script ends normally.
+    "the timings cannot be published": (
+        Instance(init_exit=0, metrics_fail=True),
+        [INIT, _hook("CONTINUE"), _signal(0), ("PutMetricData",)],
     ),
 }
 
 
+def _run(enabled: dict[str, Any], instance: Instance) -> Instance:
+    _Script(user_data_script(enabled), instance).run()
+    return instance
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_user_data_continues_only_after_a_successful_bootstrap(enabled: dict[str, Any], case: str) -> None:
-    instance, expected = CASES[case]
-    instance = Instance(**{**instance.__dict__, "calls": []})
-    _Script(user_data_script(enabled), instance).run()
-    assert instance.calls == expected
+    template, expected = CASES[case]
+    instance = _run(enabled, Instance(**{**template.__dict__, "failures": dict(template.failures), "calls": []}))
+    assert [call[:1] if call[0] == "PutMetricData" else call for call in instance.calls] == expected
+    assert instance.uncaught is None, "an error ended the script"
+
+
+def test_a_booted_worker_reports_each_phase_fleet_wide(enabled: dict[str, Any]) -> None:
+    instance = _run(enabled, Instance(init_exit=0))
+    ((_, namespace, region, data),) = [call for call in instance.calls if call[0] == "PutMetricData"]
+    assert (namespace, region) == (WorkersConfig().metrics_namespace, "us-east-1")
+    assert {d["MetricName"]: d["Value"] for d in data} == TIMINGS
+    assert [name for name, _, _ in BOOT_PHASES] == list(TIMINGS)
+    for datum in data:
+        assert datum["type"] == "Amazon.CloudWatch.Model.MetricDatum"
+        assert datum["Unit"] == "Seconds"
+        # Fleet-wide: the group's name only, no instance id (the alarm reads this series).
+        (dimension,) = datum["Dimensions"]
+        assert (dimension["Name"], dimension["Value"]) == ("AutoScalingGroupName", GROUP)
+    # Only after the worker is in service and CloudFormation has its signal.
+    assert instance.calls.index(_signal(0)) < len(instance.calls) - 1
+
+
+def test_a_retried_launch_hook_counts_in_the_timings(enabled: dict[str, Any]) -> None:
+    instance = _run(enabled, Instance(init_exit=0, failures={(LAUNCH_HOOK, "CONTINUE"): 2}))
+    ((*_, data),) = [call for call in instance.calls if call[0] == "PutMetricData"]
+    # Three calls and the two pauses between them.
+    assert {d["MetricName"]: d["Value"] for d in data}["BootHook"] == 3 * CALL_SECONDS + 2 * 15
+
+
+@pytest.mark.parametrize("failing", [(LAUNCH_HOOK, "CONTINUE"), (LAUNCH_HOOK, "ABANDON"), (DRAIN_HOOK, "CONTINUE")])
+def test_a_hook_that_cannot_be_completed_is_given_up_in_bounded_time(
+    enabled: dict[str, Any], failing: tuple[str, str]
+) -> None:
+    init_exit = 0 if failing == (LAUNCH_HOOK, "CONTINUE") else 1
+    instance = _run(enabled, Instance(init_exit=init_exit, failures={failing: PERMANENT}))
+    tries = [t for call, t in zip(instance.calls, instance.times, strict=True) if call == _hook(failing[1], failing[0])]
+    assert len(tries) > 2, "retried"
+    # Given up at the deadline: the first failure after it ends the retries, so the last try
+    # starts at most one pause (15 s) after it, and not a pause and a try before it.
+    window = (tries[-1] - tries[0]).total_seconds()
+    assert RETRY_MINUTES * 60 - 15 - CALL_SECONDS < window <= RETRY_MINUTES * 60 + 15
+    assert instance.uncaught is None
+    if failing == (LAUNCH_HOOK, "CONTINUE"):
+        # The signal says so; the instance is abandoned, and no timing is published.
+        assert instance.calls[instance.calls.index(_signal(1)) :] == [_signal(1), _hook("ABANDON"), DRAINED]
+    # Well inside the launch hook's heartbeat, even if all three completions had to give up.
+    elapsed = (instance.clock - LAUNCH).total_seconds()
+    assert elapsed + 2 * RETRY_MINUTES * 60 < BOOT_TIMEOUT_SECONDS
+
+
+def test_missing_marks_cost_the_timings_only(enabled: dict[str, Any]) -> None:
+    # The harden and agent marks are gone (say, a config set renamed its last command):
+    # the worker is in service and signalled, and the script ends normally.
+    script = user_data_script(enabled).replace(f"{BOOT_MARKS}harden", f"{BOOT_MARKS}missing")
+    instance = Instance(init_exit=0)
+    _Script(script, instance).run()
+    assert instance.calls == [INIT, _hook("CONTINUE"), _signal(0)]
+    assert instance.uncaught is None
+
+
+def test_the_marks_are_the_config_sets_last_commands(enabled: dict[str, Any]) -> None:
+    init = enabled["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
+    for config_set in ("harden", "agent"):
+        commands = init[config_set]["commands"]
+        last = commands[max(commands)]  # cfn-init runs commands in the order of their names
+        assert last["command"] == f"echo.>{BOOT_MARKS}{config_set}", config_set
+    assert f"'{BOOT_MARKS}harden'" in user_data_script(enabled)
 
 
 def test_the_interpreter_catches_a_script_that_continues_on_failure(enabled: dict[str, Any]) -> None:
     # The same script with its success test inverted must fail the cases above.
-    broken = user_data_script(enabled).replace("if ($code -eq 0)", "if ($code -ne 5)")
+    broken = user_data_script(enabled).replace("if ($code -eq 0 -and", "if ($code -ne 5 -and")
     instance = Instance(init_exit=1)
     _Script(broken, instance).run()
     assert _hook("CONTINUE") in instance.calls
+
+
+def test_the_interpreter_catches_a_retry_without_a_deadline(enabled: dict[str, Any]) -> None:
+    broken = user_data_script(enabled).replace("if ((Get-Date) -gt $e) { return $false }", "")
+    assert broken != user_data_script(enabled)
+    instance = Instance(init_exit=0, failures={(LAUNCH_HOOK, "CONTINUE"): 40})
+    _Script(broken, instance).run()
+    assert instance.calls.count(_hook("CONTINUE")) == 41  # it never gives up
+
+
+def test_the_interpreter_catches_an_uncaught_publishing_error(enabled: dict[str, Any]) -> None:
+    # Without its try/catch, a failed PutMetricData would end the script with an error.
+    script = user_data_script(enabled)
+    broken = script.replace("if ($code -eq 0) { try {", "if ($code -eq 0) {").replace(
+        "-Force } catch { $_ } }", "-Force }"
+    )
+    assert broken.count("try {") == script.count("try {") - 1
+    instance = Instance(init_exit=0, metrics_fail=True)
+    _Script(broken, instance).run()
+    assert instance.uncaught == "AccessDenied"

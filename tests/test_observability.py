@@ -1,10 +1,14 @@
-"""The operators' alarms, on the rendered template: NoWorkersAlarm must not page on a cold start."""
+"""The operators' alarms, on the rendered template: NoWorkersAlarm must not page on a cold start,
+the boot alarm reads what the workers publish, the disk alarm the workers' C: drives."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from conftest import props
+from conftest import as_dict, props, render, user_data_script
+from winworkers import WorkersConfig, build_template
+from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS, BOOT_TIMES, BOOT_TOTAL_METRIC
+from winworkers.renderings import enabled_parameters
 
 
 def _window(alarm: dict[str, Any]) -> tuple[int, int]:
@@ -38,4 +42,58 @@ def test_no_workers_waits_out_a_whole_bootstrap_before_paging(enabled: dict[str,
         0,
         "GreaterThanThreshold",
         "notBreaching",
+    )
+
+
+def test_slow_boots_page_on_the_timing_the_workers_publish(feature: dict[str, Any], enabled: dict[str, Any]) -> None:
+    alarm = props(enabled, "WinSlowBootAlarm")
+    script = user_data_script(enabled)
+    # The series the UserData writes (tests/test_lifecycle.py runs it): namespace, name, group.
+    assert f"-Namespace '{alarm['Namespace']}'" in script and alarm["Namespace"] == WorkersConfig().metrics_namespace
+    assert (
+        alarm["MetricName"] == BOOT_TOTAL_METRIC
+        and f"(D {BOOT_TOTAL_METRIC} {BOOT_TIMES['launch']} {BOOT_TIMES['hook']})" in script
+    )
+    # The group's Ref is its name, which the UserData writes as the dimension's value.
+    dimensions = feature["Resources"]["WinSlowBootAlarm"]["Properties"]["Dimensions"]
+    assert dimensions == [{"Name": "AutoScalingGroupName", "Value": {"Ref": "WinGroup"}}]
+    assert f"Value='{props(enabled, 'WinGroup')['AutoScalingGroupName']}'" in script
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["TreatMissingData"]) == (
+        "Maximum",
+        "GreaterThanThreshold",
+        "notBreaching",
+    )
+    assert alarm["Threshold"] == "1500"
+    parameter = feature["Parameters"]["WinBootAlarmSeconds"]
+    # A boot slower than the launch hook's timeout is abandoned and publishes nothing.
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (300, BOOT_TIMEOUT_SECONDS)
+    rendered = render(feature, enabled_parameters(BootAlarmSeconds="900"))
+    assert props(rendered, "WinSlowBootAlarm")["Threshold"] == "900"
+
+
+def test_the_instance_role_may_publish_the_timings(enabled: dict[str, Any]) -> None:
+    statements = [s for p in props(enabled, "WinInstanceRole")["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    (put,) = [s for s in statements if s["Action"] == ["cloudwatch:PutMetricData"]]
+    namespace = put["Condition"]["StringEquals"]["cloudwatch:namespace"]
+    assert f"-Namespace '{namespace}'" in user_data_script(enabled)
+
+
+def test_no_alarms_means_no_boot_alarm_and_no_threshold() -> None:
+    template = as_dict(build_template(WorkersConfig(include_alarms=False)))
+    assert "WinSlowBootAlarm" not in template["Resources"] and "WinBootAlarmSeconds" not in template["Parameters"]
+
+
+def test_the_disk_alarm_compares_the_fleets_fullest_c_drive(enabled: dict[str, Any]) -> None:
+    alarm = props(enabled, "WinDiskFreeAlarm")
+    init = enabled["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
+    (agent,) = [f["content"] for f in init["agent"]["files"].values()]
+    metrics = agent["metrics"]
+    # The agent rolls C: (only) up by group name; the alarm reads that series' Minimum.
+    assert metrics["metrics_collected"]["LogicalDisk"]["resources"] == ["C:"]
+    assert metrics["aggregation_dimensions"] == [["AutoScalingGroupName"]]
+    assert [d["Name"] for d in alarm["Dimensions"]] == ["AutoScalingGroupName"]
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["ComparisonOperator"]) == (
+        "LogicalDisk % Free Space",
+        "Minimum",
+        "LessThanThreshold",
     )

@@ -19,8 +19,8 @@ from conftest import POWERSHELL_PARSER, render, user_data_script
 from winworkers.bootstrap import POWERSHELL
 from winworkers.renderings import MODES, enabled_parameters
 
-# cfn-init runs these through cmd.exe; they are not PowerShell.
-CMD_COMMANDS = {"agent/03-start-late-and-retry"}
+# cfn-init runs these through cmd.exe; they are not PowerShell (the marks: bootstrap._mark).
+CMD_COMMANDS = {"agent/03-start-late-and-retry", "harden/99-mark", "agent/99-mark"}
 
 
 def syntax_errors(script: str) -> list[str]:

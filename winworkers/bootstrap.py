@@ -9,9 +9,12 @@ group's launch hook.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from typing import Any
 
-from troposphere import Base64, Ref, Sub
+from troposphere import Base64, Ref, Sub, encode_to_dict
 from troposphere.iam import Role
 
 from winworkers.config import WorkersConfig
@@ -28,6 +31,31 @@ BOOT_TIMEOUT_SECONDS = 2700
 SIGNAL_TIMEOUT = f"PT{BOOT_TIMEOUT_SECONDS // 60}M"
 SERVICE_CONFIG = "C:\\winworkers\\worker.json"
 CONFIG_SETS = ("harden", "agent", "service")
+# A config set's last command touches its mark; the UserData reads the marks' times
+# for the boot timings (BOOT_PHASES). The service set ends with cfn-init itself.
+# cfn-init's own folder (its logs are in C:\cfn\log), there before the first command runs.
+BOOT_MARKS = "C:\\cfn\\boot-"
+RETRY_MINUTES = 5
+"""How long the UserData retries completing a lifecycle hook: well inside the launch
+hook's 45 minutes, which began at launch, before Windows booted and cfn-init ran."""
+# Every time is local (Get-Date, LastWriteTime, and [datetime] converts pendingTime's UTC
+# "Z" time to local), so the differences are right in any time zone the AMI sets.
+# (metric, from, to) in the feature's namespace, seconds, fleet-wide: launch is the
+# instance's pendingTime (instance identity document), userdata when the script
+# starts, harden and agent their config sets' marks, service cfn-init's end, hook the
+# launch hook's completion (CONTINUE) after any retries. BootTotal is the scale-out
+# latency: from launch to in service.
+BOOT_PHASES: tuple[tuple[str, str, str], ...] = (
+    ("BootToUserData", "launch", "userdata"),
+    ("BootHarden", "userdata", "harden"),
+    ("BootAgent", "harden", "agent"),
+    ("BootService", "agent", "service"),
+    ("BootHook", "service", "hook"),
+    ("BootTotal", "launch", "hook"),
+)
+BOOT_TOTAL_METRIC = "BootTotal"
+# The UserData's variable for each moment (short: the template is near its size limit).
+BOOT_TIMES = {moment: f"$t{n}" for n, moment in enumerate(("launch", "userdata", "harden", "agent", "service", "hook"))}
 _CFN_BOOTSTRAP = "C:\\Program Files\\Amazon\\cfn-bootstrap"
 _AGENT_DIR = "C:\\Program Files\\Amazon\\AmazonCloudWatchAgent"
 # Bypass: install.ps1 arrives in a zip, and a script policy must not stop the bootstrap.
@@ -51,6 +79,12 @@ def _ps(script: str) -> dict[str, str]:
 #   AMIs) stopped and disabled: with Default Host Management Configuration an account
 #   can manage instances through the agent without any instance-profile permission.
 #   A service an AMI lacks is not listening either, so a missing one is skipped.
+def _mark(config_set: str) -> dict[str, str]:
+    """The last command of a config set (cfn-init runs them in name order): write its mark,
+    through cmd.exe, which is cheaper in template bytes than a PowerShell command."""
+    return {"command": f"echo.>{BOOT_MARKS}{config_set}", "waitAfterCompletion": "0"}
+
+
 HARDEN_COMMANDS = {
     "01-harden": _ps(
         "Set-NetFirewallProfile -All -Enabled True -DefaultInboundAction Block -AllowInboundRules False; "
@@ -59,6 +93,7 @@ HARDEN_COMMANDS = {
         "Get-Service 'TermService','WinRM','AmazonSSMAgent' -ErrorAction SilentlyContinue | "
         "ForEach-Object { Stop-Service $_.Name -Force; Set-Service $_.Name -StartupType Disabled }"
     ),
+    "99-mark": _mark("harden"),
 }
 
 # The agent decides it runs on premises, and exits, when it starts before the
@@ -85,6 +120,7 @@ def agent_commands() -> dict[str, dict[str, str]]:
             "sc.exe failure AmazonCloudWatchAgent reset= 86400 actions= restart/60000/restart/60000/restart/60000",
             "waitAfterCompletion": "0",
         },
+        "99-mark": _mark("agent"),
     }
 
 
@@ -160,9 +196,74 @@ def init_metadata(p: Params, role: Role, log_groups: AgentLogGroups, asg_name: A
     }
 
 
-def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Base64:
-    """Plain PowerShell, base64 but never gzipped: EC2Launch v2 rejects compressed
-    user data (terraform-aws-github-runner #3736).
+# Intrinsics whose value is a function of their arguments alone; any other (Fn::If,
+# Fn::FindInMap, Fn::ImportValue ...) depends on something the config line cannot see.
+_PURE = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::Split", "Fn::Base64"}
+_SUB_NAME = re.compile(r"\$\{([^!}][^}]*)\}")
+
+
+def metadata_inputs(metadata: Any) -> set[str]:
+    """The deploy-time inputs of the launch template's Metadata, as ``Fn::Sub`` names: each
+    parameter or resource it ``Ref``s (``Name``) or ``Fn::GetAtt``s (``Name.Attribute``),
+    directly or inside a ``Fn::Sub``; pseudo parameters (``AWS::...``) cannot change in an
+    update. ValueError on an intrinsic whose value depends on more than its arguments."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            intrinsics = [k for k in node if k == "Ref" or k.startswith("Fn::") or k == "Condition"]
+            if len(node) == 1 and intrinsics:
+                (name,) = intrinsics
+                if name not in _PURE:
+                    raise ValueError(f"{name} in the launch template's Metadata: its value cannot reach the UserData")
+                value = node[name]
+                if name == "Ref":
+                    found.add(value)
+                elif name == "Fn::GetAtt":
+                    found.add(".".join(value) if isinstance(value, list) else value)
+                elif name == "Fn::Sub":
+                    text, variables = (value, {}) if isinstance(value, str) else value
+                    walk(list(variables.values()))
+                    found.update(n for n in _SUB_NAME.findall(text) if n not in variables)
+                else:
+                    walk(value)
+            else:
+                for item in node.values():
+                    walk(item)
+
+    walk(metadata)
+    return {name for name in found if not name.startswith("AWS::")}
+
+
+def config_line(metadata: dict[str, Any]) -> str:
+    """A PowerShell comment that changes whenever anything an instance is configured with
+    changes, so that the launch template data changes, CloudFormation makes a new launch
+    template version, and the workers are replaced (README, "A worker's lifecycle").
+
+    cfn-init reads the Metadata at first boot only (there is no cfn-hup), and a change of
+    Metadata alone leaves LaunchTemplateData, and so the version, as it was. The line holds
+    a digest of the Metadata as built (commands, files, the agent config, the config's log
+    paths and namespace), and, through ``Fn::Sub``, the resolved value of every input the
+    Metadata reads at deploy time (``metadata_inputs``): a digest computed here could not
+    see a parameter's new value. With the default config those inputs are WorkQueueArn,
+    DataBucket, DataPrefix, DrainSeconds, ArtifactBucket and ArtifactKey, and the names of
+    the instance role and the two log groups. A stack update that changes any of them (or
+    a rebuild whose Metadata differs: worker_log_paths, metrics_namespace,
+    metrics_interval_seconds, prefix) makes a new launch template version, and the refresh
+    custom resource replaces the workers, launch before terminate. The parameters' patterns
+    keep every value on one line and free of spaces, so the line stays a comment and two
+    configurations never give the same line."""
+    data = encode_to_dict(metadata)
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+    return " ".join(["# winworkers", digest, *("${" + n + "}" for n in sorted(metadata_inputs(data)))])
+
+
+def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str, metadata: dict[str, Any]) -> Base64:
+    """Plain PowerShell, base64 but never gzipped (plain base64 is what every launch agent
+    reads; register row 26).
 
     The instance waits in Pending:Wait on the launch hook until this script ends it:
     CONTINUE only when cfn-init succeeded, then cfn-signal reports the result (so a
@@ -173,29 +274,60 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Ba
     boot (no <persist>): there is no warm pool whose instances would meet the launch
     hook again on a later start. Hooks are completed with the AWS Tools for Windows PowerShell,
     which every AWS Windows AMI ships (the AWS CLI is not listed), through the
-    autoscaling endpoint."""
-    imds = "http://169.254.169.254/latest"
-    token = "@{'X-aws-ec2-metadata-token'=$t}"
+    autoscaling endpoint.
+
+    Every completion is retried for ``RETRY_MINUTES``: the first call at first boot loads
+    the AWS Tools, fetches the role's credentials and resolves a brand-new endpoint, and
+    one transient failure would otherwise fail the CreationPolicy (100% must succeed) and
+    roll the stack back. The retries end at a deadline, not after a count, and a try
+    that hangs is bounded by the SDK's own timeouts; the hook's heartbeat (45 minutes,
+    then ABANDON) is the backstop. Last, after the signal, a booted worker publishes its
+    boot timings (``BOOT_PHASES``) in one PutMetricData call through the monitoring
+    endpoint; a failure there is logged and changes nothing. Its CloudWatch types
+    (``Amazon.CloudWatch.Model``) are those of the AWS Tools module that completing the
+    hook has just loaded: the AWS Windows AMIs ship the single AWSPowerShell module, with
+    every service's types."""
+    group = group_name(config)
+    mark = BOOT_MARKS
+    t = BOOT_TIMES
+    data = ",".join(f"(D {name} {t[start]} {t[end]})" for name, start, end in BOOT_PHASES)
     script = "\n".join(
         [
             "<powershell>",
+            config_line(metadata),
+            f"{t['userdata']}=Get-Date",
             f"$b='{_CFN_BOOTSTRAP}'",
             "$c='--stack','${AWS::StackName}','--region','${AWS::Region}',"
             "'--url','https://cloudformation.${AWS::Region}.${AWS::URLSuffix}'",
+            "function Imds($p) { $u='http://169.254.169.254/latest'; "
+            "$t=irm -Method Put \"$u/api/token\" -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} "
+            "-TimeoutSec 5; "
+            "irm \"$u/$p\" -Headers @{'X-aws-ec2-metadata-token'=$t} -TimeoutSec 5 }",
             # 'Stop' is scoped to the function: its errors reach the caller's catch.
-            f"function Hook($r, $h) {{ $ErrorActionPreference='Stop'; $u='{imds}'; "
-            "$t=irm -Method Put \"$u/api/token\" -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'}; "
-            f"Complete-ASLifecycleAction -AutoScalingGroupName '{group_name(config)}' -LifecycleHookName $h "
-            f'-InstanceId (irm "$u/meta-data/instance-id" -Headers {token}) -LifecycleActionResult $r '
-            "-Region ${AWS::Region} -Force }",
-            # For a hook that may not be waiting yet when the script starts.
-            "function Retry($r, $h) { foreach ($i in 1..10) { try { Hook $r $h; return } catch { sleep 30 } } }",
+            f"function Hook($r, $h) {{ $ErrorActionPreference='Stop'; Complete-ASLifecycleAction "
+            f"-AutoScalingGroupName '{group}' -LifecycleHookName $h -InstanceId (Imds meta-data/instance-id) "
+            "-LifecycleActionResult $r -Region ${AWS::Region} -Force }",
+            # Write-Host: the function's output is its result.
+            f"function Retry($r, $h) {{ $e=(Get-Date).AddMinutes({RETRY_MINUTES}); while ($true) {{ "
+            "try { Hook $r $h; return $true } catch { Write-Host $_; if ((Get-Date) -gt $e) { return $false }; "
+            "sleep 15 } } }",
+            "function D($n, $a, $z) { New-Object Amazon.CloudWatch.Model.MetricDatum -Property "
+            "@{MetricName=$n; Unit='Seconds'; Value=($z-$a).TotalSeconds; Dimensions=@($g)} }",
             "$code=1",
             f'try {{ & "$b\\cfn-init.exe" -v @c --resource {launch_template_id} --configsets default; '
             "$code=$LASTEXITCODE } catch { $_ }",
-            f"if ($code -eq 0) {{ try {{ Hook CONTINUE {LAUNCH_HOOK} }} catch {{ $_; $code=1 }} }}",
+            f"{t['service']}=Get-Date",
+            f"if ($code -eq 0 -and -not (Retry CONTINUE {LAUNCH_HOOK})) {{ $code=1 }}",
+            f"{t['hook']}=Get-Date",
             f'& "$b\\cfn-signal.exe" -e $code @c --resource {asg_id}',
-            f"if ($code -ne 0) {{ try {{ Hook ABANDON {LAUNCH_HOOK} }} catch {{ $_ }}; Retry CONTINUE {DRAIN_HOOK} }}",
+            f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK}; $null=Retry CONTINUE {DRAIN_HOOK} }}",
+            "if ($code -eq 0) { try { $ErrorActionPreference='Stop'; "
+            f"{t['launch']}=[datetime](ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime; "
+            f"{t['harden']}=(Get-Item '{mark}harden').LastWriteTime; "
+            f"{t['agent']}=(Get-Item '{mark}agent').LastWriteTime; "
+            "$g=New-Object Amazon.CloudWatch.Model.Dimension -Property @{Name='AutoScalingGroupName'; "
+            f"Value='{group}'}}; Write-CWMetricData -Namespace '{config.metrics_namespace}' "
+            f"-MetricData {data} -Region ${{AWS::Region}} -Force }} catch {{ $_ }} }}",
             "</powershell>",
         ]
     )

@@ -133,6 +133,7 @@ def _launch_template(
 ) -> LaunchTemplate:
     lid = p.config.logical_id
     tags = [Tag(k, v) for k, v in _tags(p).items()]
+    metadata = init_metadata(p, role, logs.for_agent(), asg_name)
     data = LaunchTemplateData(
         ImageId=Sub("resolve:ssm:" + AMI_PARAMETER, Version=p["WindowsVersion"]),
         InstanceType=p["InstanceType"],
@@ -162,14 +163,14 @@ def _launch_template(
                 ),
             )
         ],
-        UserData=user_data(p.config, lid("LaunchTemplate"), lid("Group")),
+        UserData=user_data(p.config, lid("LaunchTemplate"), lid("Group"), metadata),
         # Instances get the group's tags (PropagateAtLaunch); volumes only get these.
         TagSpecifications=[TagSpecifications(ResourceType="volume", Tags=tags)],
     )
     return LaunchTemplate(
         lid("LaunchTemplate"),
         LaunchTemplateData=data,
-        Metadata=init_metadata(p, role, logs.for_agent(), asg_name),
+        Metadata=metadata,
     )
 
 

@@ -21,8 +21,14 @@ from winworkers.instance_types import instance_type_problem
 # CloudFormation logical IDs are alphanumeric; we also want PascalCase so the
 # generated IDs read well, and a bound so prefix + name stays under 255.
 _PREFIX_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,31}$")
-# An absolute Windows path, with the agent's glob wildcards allowed in the last part.
-_WIN_PATH_RE = re.compile(r"^[A-Za-z]:\\(?:[^<>:\"/\\|?\r\n]+\\)*[^<>:\"/\\|?\r\n]+$")
+# An absolute Windows path; * wildcards only in the file name. The agent globs a path with
+# * ? or [ through Go's filepath.Glob and one with ** by walking from its root
+# (plugins/inputs/logfile/globpath); ? [ ] and ** are refused to keep to the first, with
+# * meaning "any characters but a separator".
+_WIN_PATH_RE = re.compile(r"^[A-Za-z]:\\(?:[^<>:\"/\\|?*\[\]\r\n]+\\)*[^<>:\"/\\|?\[\]\r\n]+$")
+# Windows' MAX_PATH. It also keeps a stream name (instance id, "/worker-N_" and the
+# file's path, with publish_multi_logs) under CloudWatch Logs' 512 characters.
+MAX_LOG_PATH = 260
 # CloudWatch namespaces: 1-255 of [0-9A-Za-z.-_/#:], and "AWS/" is reserved.
 _NAMESPACE_RE = re.compile(r"^[0-9A-Za-z.\-_/#:]{1,255}$")
 # The agent's metrics_collection_interval, seconds; below 60 is high resolution.
@@ -67,8 +73,12 @@ class WorkersConfig:
     worker_log_paths: tuple[str, ...] = field(
         default=("C:\\ProgramData\\TDP\\Logs\\*.log",),
         metadata=_doc(
-            "The platform's (TDP) worker log files, shipped to the worker log group. "
-            "Absolute Windows paths; the last part may contain * wildcards."
+            "The platform's (TDP) worker log files, shipped to the worker log group, one stream "
+            "per file. Absolute Windows paths of at most 260 characters; * wildcards in the file "
+            "name only (not ? [ ] or **). A path without a wildcard ships that file to the stream "
+            "<instance-id>/worker-<n> (n: its place in this list); a path with one ships every "
+            "file it matches, each to its own stream <instance-id>/worker-<n>_<the file's path, "
+            "with \\ and : as _> (the agent's publish_multi_logs)."
         ),
     )
     metrics_namespace: str = field(
@@ -114,12 +124,14 @@ class WorkersConfig:
         if not self.worker_log_paths:
             raise ConfigError("worker_log_paths", self.worker_log_paths, "at least one path")
         for path in self.worker_log_paths:
-            # The agent's schema bounds file_path at 4,096 characters.
-            if not _WIN_PATH_RE.match(path) or len(path) > 4096:
+            if "*" in path.rpartition("\\")[0] or "**" in path:
+                raise ConfigError("worker_log_paths", path, "* wildcards in the file name only, and no **")
+            if not _WIN_PATH_RE.match(path) or len(path) > MAX_LOG_PATH:
                 raise ConfigError(
                     "worker_log_paths",
                     path,
-                    r"an absolute Windows path of at most 4096 characters, such as C:\Logs\*.log",
+                    rf"an absolute Windows path of at most {MAX_LOG_PATH} characters, without ? [ ], "
+                    r"such as C:\Logs\*.log",
                 )
         if len(set(self.worker_log_paths)) != len(self.worker_log_paths):
             raise ConfigError("worker_log_paths", self.worker_log_paths, "paths without duplicates")

@@ -27,15 +27,25 @@ from typing import Any
 
 from winworkers.config import WorkersConfig
 
+# The agent ships only the most recently modified file that a wildcard matches, unless
+# publish_multi_logs is set; then each matching file gets its own stream, named
+# "<log_stream_name>_<the file's path, with \\ and : as _>" (CloudWatch user guide,
+# CloudWatch-Agent-Configuration-File-Details, file_path; the agent's
+# plugins/inputs/logfile/logfile.go, getTargetFiles and generateLogStreamName). So every
+# entry with a wildcard sets it (``_log``): a folder of logs is one entry, a stream per file.
 AGENT_LOG_PATH = "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\Logs\\*.log"
 # Nobody can log in, so a failed bootstrap is diagnosed from these. Stream suffix -> path.
 BOOT_LOGS: tuple[tuple[str, str], ...] = (
-    # cfn-init.log, cfn-init-cmd.log (each command's output), cfn-wire.log.
+    # cfn-init.log, cfn-init-cmd.log (each command's output: install.ps1's errors) and
+    # cfn-wire.log (its calls to CloudFormation: an endpoint or credential failure).
     ("cfn", "C:\\cfn\\log\\*.log"),
-    # EC2Launch v1, the launch agent of AWS's Windows Server 2016/2019 AMIs (EC2 guide, ec2launch).
+    # EC2Launch v1, the launch agent of AWS's Windows Server 2016/2019 AMIs (EC2 guide,
+    # ec2launch): Ec2Launch.log, UserdataExecution.log (the UserData's output), ...
     ("ec2launch", "C:\\ProgramData\\Amazon\\EC2-Windows\\Launch\\Log\\*.log"),
     # EC2Launch v2, on 2022 and 2025 AMIs (EC2 guide, ec2launch-v2): agent.log, err.log, ...
     ("ec2launch-v2", "C:\\ProgramData\\Amazon\\EC2Launch\\log\\*.log"),
+    # The agent's own logs (amazon-cloudwatch-agent.log, configuration-validation.log).
+    ("agent", AGENT_LOG_PATH),
 )
 CONFIG_PATH = "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\winworkers.json"
 
@@ -45,11 +55,18 @@ WINDOWS_EVENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Application", ("WARNING", "CRITICAL", "ERROR")),
 )
 
+SYSTEM_VOLUME = "C:"
+"""The LogicalDisk instance of the root volume, the only volume the workers have."""
+
 # The Windows performance counters collected, as (object, counter, resources).
 COUNTERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Processor", "% Processor Time", ("_Total",)),
     ("Memory", "% Committed Bytes In Use", ()),
-    ("LogicalDisk", "% Free Space", ("*",)),
+    # The workers' only volume, the root volume, is C: (compute.py maps only /dev/sda1; the
+    # allowed instance types have no instance store). "*" would add _Total and any
+    # unlettered partition (the small, nearly full recovery one) to the fleet-wide series
+    # the disk alarm watches.
+    ("LogicalDisk", "% Free Space", (SYSTEM_VOLUME,)),
 )
 DISK_FREE_METRIC = "LogicalDisk % Free Space"
 """The name the agent gives the disk counter on Windows ("<object> <counter>")."""
@@ -71,18 +88,15 @@ def build_agent_config(config: WorkersConfig, log_groups: AgentLogGroups, asg_na
     group_dimension = {"AutoScalingGroupName": asg_name}
     collected: dict[str, Any] = {}
     for obj, counter, resources in COUNTERS:
-        plugin: dict[str, Any] = {
-            "measurement": [counter],
-            "metrics_collection_interval": interval,
-            "append_dimensions": group_dimension,
-        }
+        # The interval is the agent section's, which applies to every metric the file
+        # collects unless a plugin overrides it (agent configuration file, agent section).
+        plugin: dict[str, Any] = {"measurement": [counter], "append_dimensions": group_dimension}
         if resources:
             plugin["resources"] = list(resources)
         collected[obj] = plugin
     files = [
         _log(path, log_groups.worker, f"{{instance_id}}/worker-{n}") for n, path in enumerate(config.worker_log_paths)
-    ] + [_log(AGENT_LOG_PATH, log_groups.host, "{instance_id}/agent")]
-    files += [_log(path, log_groups.host, f"{{instance_id}}/{name}") for name, path in BOOT_LOGS]
+    ] + [_log(path, log_groups.host, f"{{instance_id}}/{name}") for name, path in BOOT_LOGS]
     events = [
         {
             "event_name": channel,
@@ -115,4 +129,13 @@ def build_agent_config(config: WorkersConfig, log_groups: AgentLogGroups, asg_na
 
 
 def _log(path: str, group: Any, stream: str) -> dict[str, Any]:
-    return {"file_path": path, "log_group_name": group, "log_stream_name": stream, "timezone": "UTC"}
+    """One collect_list entry. A wildcard path ships every file it matches, each to its own
+    stream (publish_multi_logs), never only the newest. Files that exist before the agent
+    starts (cfn-init's, EC2Launch's) are read from their start: from_beginning defaults
+    to true in the JSON config (the agent's translator, ruleFromBeginning.go). No
+    ``timezone``: the agent reads it only to parse a ``timestamp_format`` (fileconfig.go,
+    timestampFromLogLine), and without one an event is stamped when it is read."""
+    entry: dict[str, Any] = {"file_path": path, "log_group_name": group, "log_stream_name": stream}
+    if "*" in path:
+        entry["publish_multi_logs"] = True
+    return entry

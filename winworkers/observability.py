@@ -10,8 +10,8 @@ from troposphere import GetAtt, If, NoValue, Ref, Template
 from troposphere.cloudwatch import Alarm, Metric, MetricDataQuery, MetricDimension, MetricStat
 from troposphere.logs import LogGroup
 
-from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS
-from winworkers.cwagent import DISK_FREE_METRIC, AgentLogGroups
+from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS, BOOT_TOTAL_METRIC
+from winworkers.cwagent import DISK_FREE_METRIC, SYSTEM_VOLUME, AgentLogGroups
 from winworkers.parameters import Params
 
 NO_WORKERS_PERIOD = 300
@@ -111,9 +111,11 @@ def add_alarms(
             ComparisonOperator="GreaterThanThreshold",
             TreatMissingData="notBreaching",
         ),
+        # The agent collects C: alone and rolls it up by group (cwagent.COUNTERS), so the
+        # Minimum is the fullest worker's C: drive.
         alarm(
             "DiskFreeAlarm",
-            "A worker's disk is nearly full",
+            f"A worker's {SYSTEM_VOLUME} drive is nearly full",
             Namespace=p.config.metrics_namespace,
             MetricName=DISK_FREE_METRIC,
             Statistic="Minimum",
@@ -122,6 +124,22 @@ def add_alarms(
             EvaluationPeriods=1,
             Threshold=p["DiskFreeAlarmPercent"],
             ComparisonOperator="LessThanThreshold",
+            TreatMissingData="notBreaching",
+        ),
+        # One datapoint per boot, published by the UserData (bootstrap.BOOT_PHASES): the
+        # slowest boot of the period. A boot that is abandoned publishes none; the
+        # NoWorkersAlarm and the failed signal cover those.
+        alarm(
+            "SlowBootAlarm",
+            "A boot took over BootAlarmSeconds",
+            Namespace=p.config.metrics_namespace,
+            MetricName=BOOT_TOTAL_METRIC,
+            Statistic="Maximum",
+            Dimensions=asg,
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=p["BootAlarmSeconds"],
+            ComparisonOperator="GreaterThanThreshold",
             TreatMissingData="notBreaching",
         ),
         alarm(

@@ -30,6 +30,16 @@ from troposphere import (
 from winworkers.config import WorkersConfig
 from winworkers.instance_types import INSTANCE_TYPE_DESCRIPTION, INSTANCE_TYPE_PATTERN
 
+S3_KEY_LIMIT = 1024
+"""S3 object keys are at most 1,024 bytes (S3 user guide, "Naming Amazon S3 objects")."""
+# The boot alarm's threshold, seconds from launch to service. A Windows first boot takes
+# 10-20 minutes (aws-cdk #10429, #21359): the default pages on 25. The bound is the launch
+# hook's timeout (bootstrap.BOOT_TIMEOUT_SECONDS; bootstrap imports this module, and a test
+# holds the two equal): a slower boot is abandoned and reports no time.
+BOOT_ALARM_DEFAULT = 1500
+BOOT_ALARM_MIN = 300
+BOOT_ALARM_MAX = 2700
+
 SWITCH = "EnableWinTaskScriptService"
 """The default switch: the feature exists when this parameter is "true". Never prefixed: the
 parent stack owns it. A parent may name its own (add_to and nested_stack take ``switch=``)."""
@@ -406,6 +416,8 @@ PARAMETERS: tuple[Param, ...] = (
         "Key prefix the workers may use.",
         "Platform",
         allowed_pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$",
+        # S3 object keys are at most 1,024 bytes; the bound also bounds the UserData.
+        max_length=S3_KEY_LIMIT,
         constraint="a key prefix ending in /",
     ),
     Param(
@@ -415,6 +427,8 @@ PARAMETERS: tuple[Param, ...] = (
         "The platform's work queue.",
         "Platform",
         allowed_pattern=r"^(arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?)?$",
+        # Far above any queue ARN; it bounds the UserData, which carries the value.
+        max_length=256,
         constraint="an SQS queue ARN",
     ),
     Param(
@@ -433,6 +447,7 @@ PARAMETERS: tuple[Param, ...] = (
         "Worker service zip; its install.ps1 installs and starts it.",
         "Platform",
         allowed_pattern=r"^([A-Za-z0-9!_.*'()/-]+\.zip)?$",
+        max_length=S3_KEY_LIMIT,
         constraint="a .zip key",
     ),
     # Observability
@@ -481,6 +496,17 @@ PARAMETERS: tuple[Param, ...] = (
         "Observability",
         min_value=1,
         max_value=90,
+        when=with_alarms,
+    ),
+    # A boot past the launch hook's timeout is abandoned and publishes no timing: the bound.
+    Param(
+        "BootAlarmSeconds",
+        "Number",
+        str(BOOT_ALARM_DEFAULT),
+        "Alarm above this boot time, seconds.",
+        "Observability",
+        min_value=BOOT_ALARM_MIN,
+        max_value=BOOT_ALARM_MAX,
         when=with_alarms,
     ),
 )
