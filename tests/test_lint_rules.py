@@ -5,19 +5,23 @@ and the installed console script, with cfn-lint's exit codes (bit mask: 2 error,
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cfnlint.api import ManualArgs
+from cfnlint.api import lint as api_lint
 from cfnlint.rules import CloudFormationLintRule, Rules
 
 from conftest import ROOT
 from winworkers import cli
-from winworkers.lint import DESIGN_RULES, RULES_MODULE
+from winworkers.lint import DESIGN_RULE_CONFIG, DESIGN_RULES, RULES_MODULE
 from winworkers.lint import rules as rule_modules
 
 FIXTURES = ROOT / "tests" / "fixtures" / "lint"
@@ -142,3 +146,121 @@ def test_committed_templates_pass_our_rules(capsys: pytest.CaptureFixture[str]) 
     code, findings = lint(capsys, "--include-checks", "I", *OPT_IN, "--", *templates)
     assert [(f["Filename"], f["Rule"]["Id"], f["Message"]) for f in findings] == []
     assert code == 0
+
+
+# --- The corpus: real-world-shaped templates written here, each with the exact findings it must produce ---
+
+CORPUS = ROOT / "tests" / "fixtures" / "lint-corpus"
+EXPECTED: dict[str, list[dict[str, str]]] = {
+    name: findings
+    for name, findings in json.loads((CORPUS / "expected.json").read_text(encoding="utf-8")).items()
+    if not name.startswith("_")
+}
+# Our rules' ids, and cfn-lint's template errors (a corpus template that does not parse would pass silently).
+OUR_ID = re.compile(r"[EWI]9\d{3}|E0\d{3}")
+Finding = tuple[str, str, str]
+
+
+@functools.cache
+def corpus_findings(text: str, *, opt_in: bool) -> list[Finding]:
+    """(rule id, path, message) of winworkers' rules for one template, as a platform runs them."""
+    args = ManualArgs(
+        regions=["us-east-1"],
+        include_checks=["I"],
+        append_rules=[RULES_MODULE],
+        configure_rules=DESIGN_RULE_CONFIG if opt_in else {},
+    )
+    return sorted(
+        (m.rule.id, "/".join(map(str, m.path)), m.message)
+        for m in api_lint(text, config=args)
+        if OUR_ID.fullmatch(m.rule.id)
+    )
+
+
+def unmatched(found: list[Finding], expected: list[dict[str, str]]) -> tuple[list[Finding], list[dict[str, str]]]:
+    """(findings nobody expected, expected findings not found): each expected finding
+    (rule, path, the logical ID or key it is about) matches exactly one finding."""
+    left = list(expected)
+    surprises = []
+    for rule, path, message in found:
+        match = next((e for e in left if (e["rule"], e["path"]) == (rule, path) and f"'{e['about']}'" in message), None)
+        if match is None:
+            surprises.append((rule, path, message))
+        else:
+            left.remove(match)
+    return surprises, left
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_corpus_template_gets_exactly_its_findings(name: str) -> None:
+    text = (CORPUS / name).read_text(encoding="utf-8")
+    found = corpus_findings(text, opt_in=True)
+    assert unmatched(found, EXPECTED[name]) == ([], [])
+    if any(e["rule"] in DESIGN_RULE_CONFIG for e in EXPECTED[name]):
+        # Off by default: the opt-in rules' findings are the only difference.
+        assert corpus_findings(text, opt_in=False) == [f for f in found if f[0] not in DESIGN_RULE_CONFIG]
+
+
+def test_corpus_covers_every_rule_and_the_real_world_shapes() -> None:
+    files = {p.name for p in CORPUS.iterdir() if p.name != "expected.json"}
+    assert files == set(EXPECTED)
+    loaded = set(Rules.create_from_module(RULES_MODULE).keys())
+    found = {e["rule"] for findings in EXPECTED.values() for e in findings}
+    assert found == loaded
+    texts = {name: (CORPUS / name).read_text(encoding="utf-8") for name in files}
+    shapes = {
+        "YAML with short-form intrinsics": lambda t: all(f in t for f in ("!Ref", "!Sub", "!GetAtt", "!If")),
+        "imports": lambda t: "!ImportValue" in t,
+        "SAM": lambda t: "Transform: AWS::Serverless-2016-10-31" in t,
+        "nested stacks": lambda t: "AWS::CloudFormation::Stack" in t,
+        "ECS clusters": lambda t: "AWS::ECS::Cluster" in t,
+        "EC2 clusters": lambda t: "AWS::AutoScaling::LaunchConfiguration" in t,
+        "network stacks": lambda t: "AWS::EC2::VPCEndpoint" in t and "AWS::AutoScaling::AutoScalingGroup" not in t,
+        "JSON": lambda t: t.lstrip().startswith("{"),
+    }
+    assert {shape for shape, has in shapes.items() if any(has(t) for t in texts.values())} == set(shapes)
+
+
+def test_the_real_world_samples_that_used_to_fail_pass() -> None:
+    """The shapes the issue names: AWS's ECS cluster samples and a CI agent stack
+    (Buildkite's) produce nothing, with or without the opt-in rules."""
+    for name in ("ecs-ec2-public-vpc.yaml", "ecs-ec2-private-vpc.yaml", "ci-agent-stack.yaml"):
+        assert corpus_findings((CORPUS / name).read_text(encoding="utf-8"), opt_in=True) == [], name
+
+
+def test_our_group_without_its_waits_fails_on_everything_it_boots_through() -> None:
+    """Our own gate: drop the group's Metadata (its conditional DependsOn) and E9105
+    names every endpoint, security group rule and route table association of the
+    feature, in every mode (the isolated VPC's and the existing subnets' egress)."""
+    template = json.loads((ROOT / "templates" / "winworkers.json").read_text(encoding="utf-8"))
+    network = {
+        name
+        for name, resource in template["Resources"].items()
+        if resource["Type"]
+        in (
+            "AWS::EC2::VPCEndpoint",
+            "AWS::EC2::SecurityGroupIngress",
+            "AWS::EC2::SecurityGroupEgress",
+            "AWS::EC2::SubnetRouteTableAssociation",
+        )
+    }
+    assert corpus_findings(json.dumps(template), opt_in=True) == []
+    del template["Resources"]["WinGroup"]["Metadata"]
+    found = corpus_findings(json.dumps(template), opt_in=True)
+    assert {rule for rule, _, _ in found} == {"E9105"}
+    assert {re.findall(r"'([^']+)'", message)[1] for _, _, message in found} == network
+    assert len(found) == len(network) == 12
+
+
+def test_our_endpoints_in_a_vpc_we_do_not_create_fail_the_design_rule() -> None:
+    template = json.loads((ROOT / "templates" / "winworkers.json").read_text(encoding="utf-8"))
+    template["Resources"]["WinSqsEndpoint"]["Properties"]["VpcId"] = {"Ref": "WinVpcId"}
+    found = corpus_findings(json.dumps(template), opt_in=True)
+    assert [(rule, path) for rule, path, _ in found] == [("W9104", "Resources/WinSqsEndpoint/Properties/VpcId")]
+    assert corpus_findings(json.dumps(template), opt_in=False) == []
+
+
+def test_the_design_rule_is_off_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    bad = str(FIXTURES / "interface_endpoint_private_dns" / "bad.json")
+    assert lint(capsys, "--include-checks", "I", "--", bad) == (0, [])
+    assert ids(lint(capsys, "--configure-rule=W9104:enabled=true", bad)[1]) == ["W9104", "W9104"]

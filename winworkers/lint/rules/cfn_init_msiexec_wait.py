@@ -23,6 +23,7 @@ from winworkers.lint._template import (
 
 # msiexec as a program name (a path before it is part of the word; msiexec.log is not it).
 _MSIEXEC = re.compile(r"(?<![\w-])msiexec(?:\.exe)?(?![\w.-])|(?<![\w-])msiexec\.exe(?![\w-])", re.IGNORECASE)
+_SUBSTITUTION = re.compile(r"\$\{([^{}]*)\}")
 # Where cmd or PowerShell starts a new command: a newline, &&, ||, &, |, ;, { or }.
 _SEPARATOR = re.compile(r"[\r\n;&|{}]")
 # What may stand between the start of a command and the program it runs: the
@@ -153,6 +154,8 @@ def _text(command: Any) -> str:
 def _runs_msiexec_unawaited(text: str) -> bool:
     """Whether some command in ``text`` runs msiexec (not merely mentions it) and
     does not wait for it."""
+    # ${Name} (Fn::Sub, PowerShell) is a value, not a script block.
+    text = _SUBSTITUTION.sub(lambda m: m.group(1), text)
     for found in _MSIEXEC.finditer(text):
         starts = [m.end() for m in _SEPARATOR.finditer(text, 0, found.start())]
         begin = starts[-1] if starts else 0
