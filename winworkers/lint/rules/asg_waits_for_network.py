@@ -18,6 +18,7 @@ from winworkers.lint._template import (
     reachable,
     references,
     resources,
+    scenario_text,
     targets,
     vpcs,
 )
@@ -112,7 +113,7 @@ class AsgWaitsForNetwork(CloudFormationLintRule):
                     RuleMatch(
                         ["Resources", group],
                         f"Auto Scaling group {group!r} does not wait for {needed_resource.get('Type')} {needed!r} "
-                        f"({why}): instances can boot before it exists; "
+                        f"({why}){scenario_text(both, resource)}: instances can boot before it exists; "
                         f"add {_fix(cfn, resource, needed, needed_resource)}",
                     )
                 )
@@ -189,7 +190,8 @@ def _allows_everything(rule: Any) -> bool:
 
 def _isolated_routes(declared: Declared, subnet: str, assumed: Assumed) -> Iterator[tuple[str, str, Assumed]]:
     """``(association, route table, conditions)`` for the subnet's associations with a
-    template route table that has no route out of the VPC."""
+    template route table, under the conditions where that table has no route out of
+    the VPC."""
     for association, resource in declared.items():
         if resource.get("Type") != "AWS::EC2::SubnetRouteTableAssociation":
             continue
@@ -201,25 +203,42 @@ def _isolated_routes(declared: Declared, subnet: str, assumed: Assumed) -> Itera
             if named != subnet:
                 continue
             for table, with_table in targets(declared, props.get("RouteTableId"), [], with_subnet, _ROUTE_TABLE):
-                if not _has_way_out(declared, table):
-                    yield association, table, with_table
+                without = _without_way_out(declared, table)
+                isolated = None if without is None else consistent(with_table, without)
+                if isolated is not None:
+                    yield association, table, isolated
 
 
-def _has_way_out(declared: Declared, table: str) -> bool:
-    """Whether any route of the template on ``table`` (on any branch) may lead out of the VPC."""
+def _without_way_out(declared: Declared, table: str) -> Assumed | None:
+    """The conditions under which none of the template's routes on ``table`` may
+    lead out of the VPC: every such route's own ``Condition`` false (None when one
+    of them has no condition, or two contradict)."""
+    without: Assumed = {}
     for resource in declared.values():
         if resource.get("Type") != "AWS::EC2::Route":
             continue
         props = properties(resource)
         if table not in {name for name, _ in targets(declared, props.get("RouteTableId"), [], {})}:
             continue
-        if "DestinationPrefixListId" in props:
-            return True
-        for key in ("DestinationCidrBlock", "DestinationIpv6CidrBlock"):
-            if key in props:
-                for destination, _, _ in branches(props[key], [], {}):
-                    if not isinstance(destination, str) or destination in _DEFAULT_ROUTES:
-                        return True
+        if not _may_leave(props):
+            continue
+        condition = resource.get("Condition")
+        if not isinstance(condition, str) or without.get(condition, False) is not False:
+            return None
+        without[condition] = False
+    return without
+
+
+def _may_leave(route: Mapping[str, Any]) -> bool:
+    """Whether a route's destination may be outside the VPC: a default route, or one
+    the template does not spell out (a parameter, a prefix list)."""
+    if "DestinationPrefixListId" in route:
+        return True
+    for key in ("DestinationCidrBlock", "DestinationIpv6CidrBlock"):
+        if key in route:
+            for destination, _, _ in branches(route[key], [], {}):
+                if not isinstance(destination, str) or destination in _DEFAULT_ROUTES:
+                    return True
     return False
 
 

@@ -44,9 +44,10 @@ class NestedStackListParameter(CloudFormationLintRule):
     that translates SAM first shows the rule the generated stack). A list is a
     literal list, a ``Ref`` to a list-typed parameter or to
     ``AWS::NotificationARNs``, or ``Fn::Split``, ``Fn::GetAZs`` or ``Fn::Cidr``.
-    **It does not flag** what the template cannot type: ``Fn::GetAtt`` of a
-    resource or ``Fn::ImportValue`` (both return strings here unless the attribute
-    is a list, which the rule does not look up), or ``Fn::FindInMap``.
+    **It does not flag** what it cannot type without looking further:
+    ``Fn::GetAtt`` (a list-valued attribute is not looked up), ``Fn::FindInMap`` (a
+    mapping may hold a list), or a branch no deployment reaches.
+    ``Fn::ImportValue``, ``Fn::Join``, ``Fn::Select`` and ``Fn::Sub`` return strings.
     """
 
     id = "E9102"
