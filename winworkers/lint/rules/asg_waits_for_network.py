@@ -180,12 +180,9 @@ def _egress_rules(declared: Declared, own: list[tuple[str, Assumed]]) -> Iterato
 
 
 def _allows_everything(rule: Any) -> bool:
-    """The rule AWS adds by default: all protocols to anywhere."""
-    return (
-        isinstance(rule, Mapping)
-        and str(rule.get("IpProtocol")) == "-1"
-        and (rule.get("CidrIp") == "0.0.0.0/0" or rule.get("CidrIpv6") == "::/0")
-    )
+    """The IPv4 rule AWS adds by default (all protocols to anywhere): with it inline,
+    a separate egress rule adds nothing the instances need."""
+    return isinstance(rule, Mapping) and str(rule.get("IpProtocol")) == "-1" and rule.get("CidrIp") == "0.0.0.0/0"
 
 
 def _isolated_routes(declared: Declared, subnet: str, assumed: Assumed) -> Iterator[tuple[str, str, Assumed]]:

@@ -31,11 +31,11 @@ _SEPARATOR = re.compile(r"[\r\n;&|{}]")
 # assignment ($p = ...), cmd's if clauses, a path and opening quotes or brackets.
 # Anything else (echo, Write-Host, rem, taskkill /im ...) only mentions msiexec.
 _LAUNCHER = re.compile(
-    r"""(?:\s+|[("'@]|call\b|(?:cmd|cmd\.exe)(?:\s+/\w)*
+    r"""(?:\s|[("'@]|call\b|(?:cmd|cmd\.exe)(?:\s+/\w)*
         |(?:powershell|powershell\.exe|pwsh|pwsh\.exe)(?:\s+-\w+(?:\s+(?!-)[\w.]+(?=\s+-))?)*
         |start(?:\s+"[^"]*")?(?:\s+/\w+)*|start-process(?:\s+-\w+)*
         |\$[\w:]+\s*=|if(?:\s+/i)?(?:\s+not)?\s+(?:exist\s+\S+|errorlevel\s+\d+|defined\s+\S+|\S+==\S+)
-        |[^\s"'()]*[\\/])*""",
+        |[^\s"'()\\/]*[\\/])*""",
     re.IGNORECASE | re.VERBOSE,
 )
 # cmd's `start /wait` (`start "" /wait` too) or PowerShell's `Start-Process ... -Wait`,
