@@ -264,3 +264,26 @@ def test_the_design_rule_is_off_by_default(capsys: pytest.CaptureFixture[str]) -
     bad = str(FIXTURES / "interface_endpoint_private_dns" / "bad.json")
     assert lint(capsys, "--include-checks", "I", "--", bad) == (0, [])
     assert ids(lint(capsys, "--configure-rule=W9104:enabled=true", bad)[1]) == ["W9104", "W9104"]
+
+
+def test_cfn_lint_lints_sam_as_written_with_globals_merged() -> None:
+    """What W9103 and E9102 see in a SAM template: cfn-lint 1.58 does not run the SAM
+    translator; it merges Globals into the SAM resources (honouring IgnoreGlobals).
+    If a cfn-lint upgrade starts translating, this fails: re-check the SAM forms."""
+    from cfnlint.decode import decode_str
+    from cfnlint.template import Template
+    from cfnlint.template.transforms import Transform
+
+    decoded, errors = decode_str((CORPUS / "sam-globals.yaml").read_text(encoding="utf-8"))
+    assert not errors
+    cfn = Template("sam-globals.yaml", decoded, ["us-east-1"])
+    assert Transform().transform(cfn) == []
+    seen = {
+        name: (r["Type"], r["Properties"].get("ReservedConcurrentExecutions"))
+        for name, r in cfn.template["Resources"].items()
+    }
+    assert seen == {
+        "Ingest": ("AWS::Serverless::Function", 2),
+        "Export": ("AWS::Serverless::Function", 3),
+        "Janitor": ("AWS::Serverless::Function", None),
+    }
