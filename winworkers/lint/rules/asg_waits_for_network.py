@@ -59,8 +59,9 @@ class AsgWaitsForNetwork(CloudFormationLintRule):
       rules: only then has AWS removed the default allow-all egress rule, so the
       instances cannot get out before the separate rule exists;
     - for each of the group's subnets that the template creates and associates with
-      a route table that has no default route (``0.0.0.0/0``, ``::/0``, or a
-      destination the template does not spell out): that association, the gateway
+      a route table that has no route out of the VPC (``0.0.0.0/0``, ``::/0``, or a
+      destination the template does not spell out; a conditional route counts
+      only where its condition holds): that association, the gateway
       endpoints on that route table, the interface endpoints with private DNS in
       the subnet's VPC, and the ingress rules that let the group's security groups
       into those endpoints' security groups.
@@ -70,8 +71,10 @@ class AsgWaitsForNetwork(CloudFormationLintRule):
     endpoints of other security groups, subnets and VPCs; anything of a group whose
     subnets come from parameters or imports, or have a route out of the VPC (the
     instances can boot over it: AWS's own ECS samples do not wait for their
-    internet route, and the rule does not check internet routing); security groups
-    and launch templates the template does not create; network ACLs.
+    internet route, and the rule does not check internet routing); subnets the
+    template associates with no route table (they use the VPC's main route table,
+    which the template cannot see); security groups and launch templates the
+    template does not create; interface endpoints without private DNS; network ACLs.
 
     Dependencies are ``DependsOn`` plus the implicit ones: ``Ref``,
     ``Fn::GetAtt`` and ``Fn::Sub`` (``${X}``, ``${X.Attr}``) anywhere in a resource,
