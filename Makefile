@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict --ignore-missing-imports scripts
 	$(BIN)/mypy --strict --ignore-missing-imports examples
 	# cfn-lint with winworkers' own rules (winworkers/lint/rules), as a platform would run it.
-	$(BIN)/winworkers lint --include-checks I -- $(TEMPLATES)
+	$(BIN)/winworkers lint --include-checks I --configure-rule=W9104:enabled=true -- $(TEMPLATES)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --out BENCHMARKS.md

@@ -17,7 +17,7 @@ from troposphere import Template
 
 from conftest import ROOT, valid_configs
 from winworkers import WorkersConfig
-from winworkers.lint import RULES_MODULE
+from winworkers.lint import DESIGN_RULE_CONFIG, DESIGN_RULES, RULES_MODULE
 from winworkers.templates import all_templates, render
 
 
@@ -29,6 +29,8 @@ def cfn_lint(paths: list[Path]) -> list[str]:
             "lint",
             "--include-checks",
             "I",
+            # Our templates are held to the opt-in design rules too (W9104).
+            *DESIGN_RULES,
             "--format",
             "json",
             "--",
@@ -76,6 +78,8 @@ def test_other_configs_lint_clean(tmp_path: Path) -> None:
 @given(config=valid_configs())
 def test_any_valid_config_lints_clean(config: WorkersConfig) -> None:
     for name, template in _with_parents(config).items():
-        args = ManualArgs(include_checks=["I"], regions=["us-east-1"], append_rules=[RULES_MODULE])
+        args = ManualArgs(
+            include_checks=["I"], regions=["us-east-1"], append_rules=[RULES_MODULE], configure_rules=DESIGN_RULE_CONFIG
+        )
         matches = lint(render(template), config=args)
         assert [f"{m.rule.id} {m.message}" for m in matches] == [], (name, config)

@@ -5,19 +5,23 @@ and the installed console script, with cfn-lint's exit codes (bit mask: 2 error,
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cfnlint.api import ManualArgs
+from cfnlint.api import lint as api_lint
 from cfnlint.rules import CloudFormationLintRule, Rules
 
 from conftest import ROOT
 from winworkers import cli
-from winworkers.lint import RULES_MODULE
+from winworkers.lint import DESIGN_RULE_CONFIG, DESIGN_RULES, RULES_MODULE
 from winworkers.lint import rules as rule_modules
 
 FIXTURES = ROOT / "tests" / "fixtures" / "lint"
@@ -28,11 +32,13 @@ BAD = {
     "gateway_endpoint_principal": ["E9101", "E9101"],
     "nested_stack_list_parameter": ["E9102", "E9102"],
     "lambda_reserved_concurrency": ["W9103"],
-    "interface_endpoint_private_dns": ["E9104", "E9104"],
+    "interface_endpoint_private_dns": ["W9104", "W9104"],
     "asg_waits_for_network": ["E9105", "E9105", "E9105"],
     "cfn_init_msiexec_wait": ["E9106", "E9106"],
 }
 SEVERITY_BIT = {"E": 2, "W": 4, "I": 8}
+#: Our own templates are held to the opt-in design rule too (W9104: no private DNS in a VPC we do not create).
+OPT_IN = DESIGN_RULES
 
 
 def exit_code(ids: list[str]) -> int:
@@ -55,14 +61,14 @@ def ids(findings: list[dict[str, Any]]) -> list[str]:
 
 @pytest.mark.parametrize("rule", sorted(BAD))
 def test_bad_fixture_fails_with_exactly_its_rule(rule: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, findings = lint(capsys, "--include-checks", "I", "--", str(FIXTURES / rule / "bad.json"))
+    code, findings = lint(capsys, "--include-checks", "I", *OPT_IN, "--", str(FIXTURES / rule / "bad.json"))
     assert ids(findings) == BAD[rule], [f["Message"] for f in findings]
     assert code == exit_code(BAD[rule])
 
 
 @pytest.mark.parametrize("rule", sorted(BAD))
 def test_good_fixture_passes_every_rule(rule: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, findings = lint(capsys, "--include-checks", "I", "--", str(FIXTURES / rule / "good.json"))
+    code, findings = lint(capsys, "--include-checks", "I", *OPT_IN, "--", str(FIXTURES / rule / "good.json"))
     assert [f"{f['Rule']['Id']} {f['Message']}" for f in findings] == []
     assert code == 0
 
@@ -70,7 +76,7 @@ def test_good_fixture_passes_every_rule(rule: str, capsys: pytest.CaptureFixture
 def test_console_script_runs_the_rules_with_cfn_lint_exit_codes() -> None:
     bad = [str(FIXTURES / rule / "bad.json") for rule in sorted(BAD)]
     run = subprocess.run(
-        [str(WINWORKERS), "lint", "--format", "json", "--", *bad], capture_output=True, text=True, check=False
+        [str(WINWORKERS), "lint", "--format", "json", *OPT_IN, "--", *bad], capture_output=True, text=True, check=False
     )
     expected = sorted(rule_id for found in BAD.values() for rule_id in found)
     assert ids(json.loads(run.stdout)) == expected, run.stderr
@@ -137,6 +143,147 @@ def _cfn_lint_rules_dir() -> str:
 def test_committed_templates_pass_our_rules(capsys: pytest.CaptureFixture[str]) -> None:
     templates = sorted(str(p) for p in (ROOT / "templates").glob("*.json"))
     assert len(templates) == 3
-    code, findings = lint(capsys, "--include-checks", "I", "--", *templates)
+    code, findings = lint(capsys, "--include-checks", "I", *OPT_IN, "--", *templates)
     assert [(f["Filename"], f["Rule"]["Id"], f["Message"]) for f in findings] == []
     assert code == 0
+
+
+# --- The corpus: real-world-shaped templates written here, each with the exact findings it must produce ---
+
+CORPUS = ROOT / "tests" / "fixtures" / "lint-corpus"
+EXPECTED: dict[str, list[dict[str, str]]] = {
+    name: findings
+    for name, findings in json.loads((CORPUS / "expected.json").read_text(encoding="utf-8")).items()
+    if not name.startswith("_")
+}
+# Our rules' ids, and cfn-lint's template errors (a corpus template that does not parse would pass silently).
+OUR_ID = re.compile(r"[EWI]9\d{3}|E0\d{3}")
+Finding = tuple[str, str, str]
+
+
+@functools.cache
+def corpus_findings(text: str, *, opt_in: bool) -> list[Finding]:
+    """(rule id, path, message) of winworkers' rules for one template, as a platform runs them."""
+    args = ManualArgs(
+        regions=["us-east-1"],
+        include_checks=["I"],
+        append_rules=[RULES_MODULE],
+        configure_rules=DESIGN_RULE_CONFIG if opt_in else {},
+    )
+    return sorted(
+        (m.rule.id, "/".join(map(str, m.path)), m.message)
+        for m in api_lint(text, config=args)
+        if OUR_ID.fullmatch(m.rule.id)
+    )
+
+
+def unmatched(found: list[Finding], expected: list[dict[str, str]]) -> tuple[list[Finding], list[dict[str, str]]]:
+    """(findings nobody expected, expected findings not found): each expected finding
+    (rule, path, the logical ID or key it is about) matches exactly one finding."""
+    left = list(expected)
+    surprises = []
+    for rule, path, message in found:
+        match = next((e for e in left if (e["rule"], e["path"]) == (rule, path) and f"'{e['about']}'" in message), None)
+        if match is None:
+            surprises.append((rule, path, message))
+        else:
+            left.remove(match)
+    return surprises, left
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_corpus_template_gets_exactly_its_findings(name: str) -> None:
+    text = (CORPUS / name).read_text(encoding="utf-8")
+    found = corpus_findings(text, opt_in=True)
+    assert unmatched(found, EXPECTED[name]) == ([], [])
+    if any(e["rule"] in DESIGN_RULE_CONFIG for e in EXPECTED[name]):
+        # Off by default: the opt-in rules' findings are the only difference.
+        assert corpus_findings(text, opt_in=False) == [f for f in found if f[0] not in DESIGN_RULE_CONFIG]
+
+
+def test_corpus_covers_every_rule_and_the_real_world_shapes() -> None:
+    files = {p.name for p in CORPUS.iterdir() if p.name != "expected.json"}
+    assert files == set(EXPECTED)
+    loaded = set(Rules.create_from_module(RULES_MODULE).keys())
+    found = {e["rule"] for findings in EXPECTED.values() for e in findings}
+    assert found == loaded
+    texts = {name: (CORPUS / name).read_text(encoding="utf-8") for name in files}
+    shapes = {
+        "YAML with short-form intrinsics": lambda t: all(f in t for f in ("!Ref", "!Sub", "!GetAtt", "!If")),
+        "imports": lambda t: "!ImportValue" in t,
+        "SAM": lambda t: "Transform: AWS::Serverless-2016-10-31" in t,
+        "nested stacks": lambda t: "AWS::CloudFormation::Stack" in t,
+        "ECS clusters": lambda t: "AWS::ECS::Cluster" in t,
+        "EC2 clusters": lambda t: "AWS::AutoScaling::LaunchConfiguration" in t,
+        "network stacks": lambda t: "AWS::EC2::VPCEndpoint" in t and "AWS::AutoScaling::AutoScalingGroup" not in t,
+        "JSON": lambda t: t.lstrip().startswith("{"),
+    }
+    assert {shape for shape, has in shapes.items() if any(has(t) for t in texts.values())} == set(shapes)
+
+
+def test_the_real_world_samples_that_used_to_fail_pass() -> None:
+    """The shapes the issue names: AWS's ECS cluster samples and a CI agent stack
+    (Buildkite's) produce nothing, with or without the opt-in rules."""
+    for name in ("ecs-ec2-public-vpc.yaml", "ecs-ec2-private-vpc.yaml", "ci-agent-stack.yaml"):
+        assert corpus_findings((CORPUS / name).read_text(encoding="utf-8"), opt_in=True) == [], name
+
+
+def test_our_group_without_its_waits_fails_on_everything_it_boots_through() -> None:
+    """Our own gate: drop the group's Metadata (its conditional DependsOn) and E9105
+    names every endpoint, security group rule and route table association of the
+    feature, in every mode (the isolated VPC's and the existing subnets' egress)."""
+    template = json.loads((ROOT / "templates" / "winworkers.json").read_text(encoding="utf-8"))
+    network = {
+        name
+        for name, resource in template["Resources"].items()
+        if resource["Type"]
+        in (
+            "AWS::EC2::VPCEndpoint",
+            "AWS::EC2::SecurityGroupIngress",
+            "AWS::EC2::SecurityGroupEgress",
+            "AWS::EC2::SubnetRouteTableAssociation",
+        )
+    }
+    assert corpus_findings(json.dumps(template), opt_in=True) == []
+    del template["Resources"]["WinGroup"]["Metadata"]
+    found = corpus_findings(json.dumps(template), opt_in=True)
+    assert {rule for rule, _, _ in found} == {"E9105"}
+    assert {re.findall(r"'([^']+)'", message)[1] for _, _, message in found} == network
+    assert len(found) == len(network) == 12
+
+
+def test_our_endpoints_in_a_vpc_we_do_not_create_fail_the_design_rule() -> None:
+    template = json.loads((ROOT / "templates" / "winworkers.json").read_text(encoding="utf-8"))
+    template["Resources"]["WinSqsEndpoint"]["Properties"]["VpcId"] = {"Ref": "WinVpcId"}
+    found = corpus_findings(json.dumps(template), opt_in=True)
+    assert [(rule, path) for rule, path, _ in found] == [("W9104", "Resources/WinSqsEndpoint/Properties/VpcId")]
+    assert corpus_findings(json.dumps(template), opt_in=False) == []
+
+
+def test_the_design_rule_is_off_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    bad = str(FIXTURES / "interface_endpoint_private_dns" / "bad.json")
+    assert lint(capsys, "--include-checks", "I", "--", bad) == (0, [])
+    assert ids(lint(capsys, "--configure-rule=W9104:enabled=true", bad)[1]) == ["W9104", "W9104"]
+
+
+def test_cfn_lint_lints_sam_as_written_with_globals_merged() -> None:
+    """What W9103 and E9102 see in a SAM template: cfn-lint 1.58 does not run the SAM
+    translator; it merges Globals into the SAM resources (honouring IgnoreGlobals).
+    If a cfn-lint upgrade starts translating, this fails: re-check the SAM forms."""
+    from cfnlint.decode import decode_str
+    from cfnlint.template import Template
+    from cfnlint.template.transforms import Transform
+
+    decoded, errors = decode_str((CORPUS / "sam-globals.yaml").read_text(encoding="utf-8"))
+    assert not errors
+    cfn = Template("sam-globals.yaml", decoded, ["us-east-1"])
+    assert Transform().transform(cfn) == []
+    seen = {
+        name: (r["Type"], r["Properties"].get("ReservedConcurrentExecutions"))
+        for name, r in cfn.template["Resources"].items()
+    }
+    assert seen == {
+        "Ingest": ("AWS::Serverless::Function", 2),
+        "Export": ("AWS::Serverless::Function", 3),
+        "Janitor": ("AWS::Serverless::Function", None),
+    }

@@ -1,13 +1,19 @@
 """``winworkers lint``: cfn-lint with the package's own rules appended.
 
-The rules (``winworkers.lint.rules``, one module each, ids E9101-E9106 and W9103)
-catch what a real AWS account refuses or gets wrong but cfn-lint and moto accept:
-gateway endpoint principals, list parameters given to a nested stack, reserved
-Lambda concurrency, private DNS in a VPC the template does not own, an Auto
-Scaling group that does not wait for its network, and msiexec not awaited by
-cfn-init. A platform team runs them on its own (parent) stack with
+The rules (``winworkers.lint.rules``, one module each: E9101, E9102, W9103, W9104,
+E9105, E9106) catch what a real AWS account refuses or gets wrong but cfn-lint and
+moto accept: gateway endpoint principals, list parameters given to a nested stack
+(or SAM application), reserved Lambda concurrency, an Auto Scaling group that does
+not wait for the network its instances boot through, and msiexec not awaited by
+cfn-init. They are meant for templates nobody here wrote and stay silent where the
+template cannot say. A platform team runs them on its own (parent) stack with
 ``winworkers lint [cfn-lint options] TEMPLATE...``, or with plain cfn-lint:
 ``cfn-lint --append-rules winworkers.lint.rules TEMPLATE...``.
+
+W9104 (private DNS in a VPC the template does not create) is a design rule for a
+stack that must not change a VPC it shares, such as this feature's: it is off
+unless enabled with cfn-lint's rule configuration (``DESIGN_RULES``), as the
+package's own gates do.
 
 Everything else is cfn-lint's: its options (``--format``, ``--include-checks``,
 ``--ignore-checks``, ...), its per-resource ``Metadata`` suppressions and its exit
@@ -21,6 +27,15 @@ from collections.abc import Sequence
 
 #: The module cfn-lint loads the rules from (``--append-rules`` accepts a module path).
 RULES_MODULE = "winworkers.lint.rules"
+#: The opt-in design rules, as cfn-lint's rule configuration (``cfnlint.api.ManualArgs(configure_rules=...)``,
+#: ``configure_rules:`` in ``.cfnlintrc``).
+DESIGN_RULE_CONFIG = {"W9104": {"enabled": True}}
+#: The same as cfn-lint options (``=`` keeps argparse from taking the templates that follow as more values).
+DESIGN_RULES = tuple(
+    f"--configure-rule={rule}:{key}={str(value).lower()}"
+    for rule, config in DESIGN_RULE_CONFIG.items()
+    for key, value in config.items()
+)
 
 
 def main(argv: Sequence[str]) -> int:

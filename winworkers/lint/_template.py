@@ -177,3 +177,66 @@ def unique(matches: list[RuleMatch]) -> list[RuleMatch]:
             seen.add((found.path_string, found.message))
             kept.append(found)
     return kept
+
+
+def target(value: Any) -> str | None:
+    """The logical ID a value names at its top level: ``Ref X`` or ``Fn::GetAtt [X, Attr]``
+    (``X.Attr`` too); None for anything else (a literal, a parameter is returned as its name)."""
+    call = function(value)
+    if call is None:
+        return None
+    name, argument = call
+    if name == "Ref" and isinstance(argument, str):
+        return argument
+    if name == "Fn::GetAtt":
+        if isinstance(argument, str):
+            return argument.split(".", 1)[0]
+        if isinstance(argument, list) and argument and isinstance(argument[0], str):
+            return argument[0].split(".", 1)[0]
+    return None
+
+
+def targets(
+    declared: Mapping[str, Mapping[str, Any]], value: Any, path: Path, assumed: Assumed, *types: str
+) -> Iterator[tuple[str, Assumed]]:
+    """``(logical ID, conditions)`` for each element of a list-valued (or single)
+    property, on every branch, that names a template resource of ``types``, with
+    that resource's own ``Condition`` added. Elements from parameters, imports or
+    literals are skipped: what the template cannot say."""
+    for element, _, conditions in elements(value, path, assumed):
+        name = target(element)
+        found = declared.get(name) if name is not None else None
+        if found is not None and (not types or found.get("Type") in types):
+            both = consistent(conditions, created_when(found))
+            if both is not None:
+                yield str(name), both
+
+
+def vpcs(
+    declared: Mapping[str, Mapping[str, Any]], value: Any, assumed: Assumed, seen: frozenset[str] = frozenset()
+) -> Iterator[tuple[str | None, Any, Assumed]]:
+    """``(VPC, the value it comes down to, conditions)`` for each branch of a
+    ``VpcId`` value: VPC is the logical ID of an ``AWS::EC2::VPC`` of the template
+    (``Ref`` or ``Fn::GetAtt [Vpc, VpcId]``), following ``Fn::GetAtt [X, VpcId]``
+    through every branch of X's own ``VpcId``; None when the VPC comes from
+    elsewhere (a parameter, an import, a literal)."""
+    for vpc, _, conditions in branches(value, [], assumed):
+        call = function(vpc)
+        name = target(vpc)
+        owner = declared.get(name) if name is not None else None
+        if owner is not None and call is not None:
+            if owner.get("Type") == "AWS::EC2::VPC":
+                yield name, vpc, conditions
+                continue
+            argument = call[1]
+            parts = argument.split(".", 1) if isinstance(argument, str) else argument
+            if (
+                call[0] == "Fn::GetAtt"
+                and isinstance(parts, list)
+                and len(parts) == 2
+                and parts[1] == "VpcId"
+                and name not in seen
+            ):
+                yield from vpcs(declared, properties(owner).get("VpcId"), conditions, seen | {str(name)})
+                continue
+        yield None, vpc, conditions

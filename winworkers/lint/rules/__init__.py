@@ -9,8 +9,8 @@ finds here), so every rule class must be imported below.
 | E9101 | Gateway VPC endpoint policy names a principal |
 | E9102 | Nested stack parameter given a list |
 | W9103 | Lambda function reserves concurrency |
-| E9104 | Interface endpoint private DNS in a VPC the template does not create |
-| E9105 | Auto Scaling group does not wait for the network |
+| W9104 | Interface endpoint private DNS in a VPC the template does not create (opt-in) |
+| E9105 | Auto Scaling group does not wait for the network its instances boot through |
 | E9106 | cfn-init runs msiexec without waiting |
 """
 

@@ -21,11 +21,30 @@ from winworkers.lint._template import (
     unique,
 )
 
-_MSIEXEC = re.compile(r"(?<![\w-])msiexec(?:\.exe)?(?![\w-])", re.IGNORECASE)
-# cmd's `start /wait` (`start "" /wait` too) or PowerShell's `Start-Process ... -Wait`.
-_START_WAIT = re.compile(r"(?<![\w-])start(?:\s+\"[^\"]*\")?\s+/wait\b", re.IGNORECASE)
+# msiexec as a program name (a path before it is part of the word; msiexec.log is not it).
+_MSIEXEC = re.compile(r"(?<![\w-])msiexec(?:\.exe)?(?![\w.-])|(?<![\w-])msiexec\.exe(?![\w-])", re.IGNORECASE)
+_SUBSTITUTION = re.compile(r"\$\{([^{}]*)\}")
+# Where cmd or PowerShell starts a new command: a newline, &&, ||, &, |, ;, { or }.
+_SEPARATOR = re.compile(r"[\r\n;&|{}]")
+# What may stand between the start of a command and the program it runs: the
+# launchers (call, cmd /c, powershell -Command, start, Start-Process), an
+# assignment ($p = ...), cmd's if clauses, a path and opening quotes or brackets.
+# Anything else (echo, Write-Host, rem, taskkill /im ...) only mentions msiexec.
+_LAUNCHER = re.compile(
+    r"""(?:\s|[("'@]|call\b|(?:cmd|cmd\.exe)(?:\s+/\w)*
+        |(?:powershell|powershell\.exe|pwsh|pwsh\.exe)(?:\s+-\w+(?:\s+(?!-)[\w.]+(?=\s+-))?)*
+        |start(?:\s+"[^"]*")?(?:\s+/\w+)*|start-process(?:\s+-\w+)*
+        |\$[\w:]+\s*=|if(?:\s+/i)?(?:\s+not)?\s+(?:exist\s+\S+|errorlevel\s+\d+|defined\s+\S+|\S+==\S+)
+        |[^\s"'()\\/]*[\\/])*""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# cmd's `start /wait` (`start "" /wait` too) or PowerShell's `Start-Process ... -Wait`,
+# or `Start-Process ... -PassThru` whose process is then waited for.
+_START_WAIT = re.compile(r"(?<![\w-])start(?:\s+\"[^\"]*\")?(?:\s+/\w+)*\s+/wait\b", re.IGNORECASE)
 _START_PROCESS = re.compile(r"(?<![\w-])start-process(?![\w-])", re.IGNORECASE)
 _WAIT_SWITCH = re.compile(r"(?<![\w-])-wait(?![\w-])", re.IGNORECASE)
+_PASS_THRU = re.compile(r"(?<![\w-])-passthru(?![\w-])", re.IGNORECASE)
+_WAITED_FOR = re.compile(r"\.WaitForExit\s*\(|(?<![\w-])Wait-Process(?![\w-])", re.IGNORECASE)
 
 
 class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
@@ -40,9 +59,23 @@ class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
     suppresses reboots. Otherwise make the wait explicit: ``start /wait msiexec ...``
     or ``Start-Process msiexec -ArgumentList ... -Wait``.
 
-    Every ``AWS::CloudFormation::Init`` config of every resource's ``Metadata`` is
-    checked (``configSets`` only order them), on every ``Fn::If`` branch; a command
-    built with ``Fn::Join`` or ``Fn::Sub`` is read as its literal text.
+    **What it sees.** Every ``AWS::CloudFormation::Init`` config of every
+    resource's ``Metadata`` (``configSets`` only order them), on every ``Fn::If``
+    branch; a command built with ``Fn::Join`` or ``Fn::Sub`` is read as its literal
+    text. A command *runs* msiexec when msiexec (with or without a path or
+    ``.exe``) is the program of one of its statements (statements are split at
+    newlines, ``&&``, ``||``, ``&``, ``|``, ``;``, ``{`` and ``}``), possibly behind
+    ``call``, ``cmd /c``, ``powershell -Command``, ``start``, ``Start-Process``,
+    ``$p =``, cmd's ``if exist``/``if errorlevel`` or opening quotes and brackets.
+    It is awaited by ``start /wait``, ``Start-Process ... -Wait``, or
+    ``Start-Process ... -PassThru`` followed by ``.WaitForExit()`` or
+    ``Wait-Process``.
+
+    **What it deliberately does not flag.** A command that only mentions msiexec
+    (``echo ... msiexec ...``, ``Write-Host``, ``rem``, ``taskkill /im msiexec.exe``,
+    a log file named ``msiexec.log``); msiexec run by a script file the command
+    calls (the rule cannot read it); ``packages: {msi: ...}``; UserData outside
+    cfn-init.
     """
 
     id = "E9106"
@@ -64,7 +97,7 @@ class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
             init = metadata["AWS::CloudFormation::Init"]
             for key, command, where, scenario in _commands(init, at, created_when(resource)):
                 text = _text(command)
-                if _MSIEXEC.search(text) and not _awaited(text) and reachable(cfn, scenario):
+                if _runs_msiexec_unawaited(text) and reachable(cfn, scenario):
                     matches.append(
                         RuleMatch(
                             where,
@@ -118,5 +151,24 @@ def _text(command: Any) -> str:
     return ""
 
 
-def _awaited(text: str) -> bool:
-    return bool(_START_WAIT.search(text)) or bool(_START_PROCESS.search(text) and _WAIT_SWITCH.search(text))
+def _runs_msiexec_unawaited(text: str) -> bool:
+    """Whether some command in ``text`` runs msiexec (not merely mentions it) and
+    does not wait for it."""
+    # ${Name} (Fn::Sub, PowerShell) is a value, not a script block.
+    text = _SUBSTITUTION.sub(lambda m: m.group(1), text)
+    for found in _MSIEXEC.finditer(text):
+        starts = [m.end() for m in _SEPARATOR.finditer(text, 0, found.start())]
+        begin = starts[-1] if starts else 0
+        prefix = text[begin : found.start()]
+        if not _LAUNCHER.fullmatch(prefix):
+            continue  # echo, Write-Host, rem, a log file name...: not a run
+        end = _SEPARATOR.search(text, found.end())
+        statement = text[begin : end.start() if end else len(text)]
+        if _START_WAIT.search(prefix):
+            continue
+        if _START_PROCESS.search(prefix) and (
+            _WAIT_SWITCH.search(statement) or (_PASS_THRU.search(statement) and _WAITED_FOR.search(text, found.end()))
+        ):
+            continue
+        return True
+    return False

@@ -33,9 +33,14 @@ class GatewayEndpointPrincipal(CloudFormationLintRule):
     not evaluate endpoint policies at all). AWS's documented form is
     ``"Principal": "*"`` with a ``Condition`` on ``aws:PrincipalArn``.
 
-    ``VpcEndpointType`` defaults to ``Gateway``. Every ``Fn::If`` branch of the type,
-    the policy, its statements and their principals is checked; a ``PolicyDocument``
-    given as a JSON string is parsed.
+    **What it sees.** ``AWS::EC2::VPCEndpoint`` resources whose
+    ``VpcEndpointType`` is ``Gateway`` (the default) on some branch: every ``Fn::If``
+    branch of the type, the policy, its statements and their principals is checked;
+    a ``PolicyDocument`` given as a JSON string is parsed. A statement without a
+    ``Principal`` (or with ``NotPrincipal``) is reported too. **It does not flag**
+    interface endpoints (they do match named principals), a policy the template does
+    not spell out (a parameter, an import, a string that is not JSON), or what a
+    statement's ``Condition`` allows.
     """
 
     id = "E9101"

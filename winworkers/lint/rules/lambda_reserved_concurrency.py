@@ -17,6 +17,9 @@ from winworkers.lint._template import (
     unique,
 )
 
+#: The function and SAM's form of it (the SAM transform copies the property over).
+FUNCTION_TYPES = ("AWS::Lambda::Function", "AWS::Serverless::Function")
+
 
 class LambdaReservedConcurrency(CloudFormationLintRule):
     """Lambda refuses ``ReservedConcurrentExecutions`` that would leave the account
@@ -28,6 +31,16 @@ class LambdaReservedConcurrency(CloudFormationLintRule):
     template meant for every account should not reserve; cap a function's
     parallelism with its event source (EventBridge, SQS ``MaximumConcurrency``)
     instead. A reservation of 0 (throttle everything) reserves nothing and passes.
+
+    **What it sees.** ``ReservedConcurrentExecutions`` of ``AWS::Lambda::Function``
+    and of SAM's ``AWS::Serverless::Function`` (SAM passes it on to the function it
+    generates), on every ``Fn::If`` branch. cfn-lint 1.58 does not run the SAM
+    translator: it merges the SAM ``Globals`` into each resource and lints the SAM
+    resources as written, so a reservation in ``Globals.Function`` is reported on
+    every function that inherits it (a cfn-lint that translates SAM first shows the
+    rule the generated ``AWS::Lambda::Function``, which is checked the same way).
+    **It does not flag** provisioned concurrency, a reservation of 0, or a value
+    that is ``AWS::NoValue``.
     """
 
     id = "W9103"
@@ -41,7 +54,7 @@ class LambdaReservedConcurrency(CloudFormationLintRule):
 
     def match(self, cfn: Template) -> list[RuleMatch]:
         matches: list[RuleMatch] = []
-        for name, resource in resources(cfn, "AWS::Lambda::Function"):
+        for name, resource in resources(cfn, *FUNCTION_TYPES):
             props = properties(resource)
             if "ReservedConcurrentExecutions" not in props:
                 continue

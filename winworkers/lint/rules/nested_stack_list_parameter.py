@@ -25,6 +25,10 @@ _LIST_FUNCTIONS = ("Fn::Split", "Fn::GetAZs", "Fn::Cidr")
 _LIST_PSEUDO_PARAMETERS = ("AWS::NotificationARNs",)
 
 
+#: A nested stack and SAM's nested application (deployed as one).
+STACK_TYPES = ("AWS::CloudFormation::Stack", "AWS::Serverless::Application")
+
+
 class NestedStackListParameter(CloudFormationLintRule):
     """``AWS::CloudFormation::Stack`` ``Parameters`` is a map of strings: a nested
     stack cannot be given a list, even for a ``CommaDelimitedList`` parameter of
@@ -33,6 +37,17 @@ class NestedStackListParameter(CloudFormationLintRule):
     fails the parent's deployment; ``Fn::Join [",", {"Ref": X}]`` passes the same
     values as the one string CloudFormation splits again in the child. Each
     ``Fn::If`` branch of each value is checked.
+
+    **What it sees.** ``Parameters`` of ``AWS::CloudFormation::Stack`` and of SAM's
+    ``AWS::Serverless::Application``, which SAM deploys as a nested stack with the
+    same parameters (cfn-lint 1.58 lints the SAM resource as written; a cfn-lint
+    that translates SAM first shows the rule the generated stack). A list is a
+    literal list, a ``Ref`` to a list-typed parameter or to
+    ``AWS::NotificationARNs``, or ``Fn::Split``, ``Fn::GetAZs`` or ``Fn::Cidr``.
+    **It does not flag** what it cannot type without looking further:
+    ``Fn::GetAtt`` (a list-valued attribute is not looked up), ``Fn::FindInMap`` (a
+    mapping may hold a list), or a branch no deployment reaches.
+    ``Fn::ImportValue``, ``Fn::Join``, ``Fn::Select`` and ``Fn::Sub`` return strings.
     """
 
     id = "E9102"
@@ -52,7 +67,7 @@ class NestedStackListParameter(CloudFormationLintRule):
             if isinstance(parameter, Mapping) and _is_list_type(parameter.get("Type"))
         }
         matches: list[RuleMatch] = []
-        for name, resource in resources(cfn, "AWS::CloudFormation::Stack"):
+        for name, resource in resources(cfn, *STACK_TYPES):
             at: Path = ["Resources", name, "Properties", "Parameters"]
             for parameters, where, assumed in branches(
                 properties(resource).get("Parameters"), at, created_when(resource)
@@ -66,12 +81,16 @@ class NestedStackListParameter(CloudFormationLintRule):
                             matches.append(
                                 RuleMatch(
                                     passed_at,
-                                    f"Nested stack {name!r} parameter {key!r} is given {why}"
+                                    f"{_kind(resource)} {name!r} parameter {key!r} is given {why}"
                                     f"{scenario_text(scenario, resource)}; nested stack parameters must be "
                                     'strings: pass {"Fn::Join": [",", <the list>]}',
                                 )
                             )
         return unique(matches)
+
+
+def _kind(resource: Mapping[str, Any]) -> str:
+    return "Nested application" if resource.get("Type") == "AWS::Serverless::Application" else "Nested stack"
 
 
 def _is_list_type(kind: Any) -> bool:
