@@ -145,8 +145,8 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     action = "up-to-date"
     if out["outdated_instances"]:
         # Never during a stack operation: its own refresh (custom resource) would collide.
-        stack_id = env.get("STACK_ID") or ""
-        busy = [s for s in _stack_statuses(c["cloudformation"], stack_id) if s.endswith("_IN_PROGRESS")] if stack_id else []
+        stack = env.get("STACK_ID") or ""
+        busy = [s for s in _stack_statuses(c["cloudformation"], stack) if s.endswith("_IN_PROGRESS")] if stack else []
         active = None if busy else _active(auto, asg)
         if busy:
             out["stack_status"] = busy[0]
@@ -187,7 +187,7 @@ def on_stack_event(event: dict[str, Any], env: Any, clients: Any = None) -> dict
                     active = active or _active(c["autoscaling"], asg) or {}
                     raise RefreshError(
                         f"instance refresh {active.get('InstanceRefreshId')} of {asg} is {active.get('Status')} "
-                        f"({active.get('PercentageComplete', 0)}% done): wait for it to end or cancel it, then update again"
+                        f"({active.get('PercentageComplete', 0)}% done): wait for it to end or cancel it, then retry"
                     )
                 out.update(action="refresh-started", instance_refresh_id=refresh)
                 data = {"InstanceRefreshId": refresh}
