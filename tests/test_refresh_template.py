@@ -111,7 +111,10 @@ def test_no_refresh_can_ask_for_skip_matching_or_a_desired_configuration(feature
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=[p.name for p in TEMPLATES])
 def test_no_committed_template_has_an_instance_refresh_policy(path: Any) -> None:
-    text = path.read_text(encoding="utf-8")
+    template = json.loads(path.read_text(encoding="utf-8"))
+    for resource in template["Resources"].values():  # the Lambda's code is checked as code
+        resource.get("Properties", {}).get("Code", {}).pop("ZipFile", None)
+    text = json.dumps(template)
     assert "AutoScalingInstanceRefresh" not in text and "SkipMatching" not in text
 
 
