@@ -65,7 +65,9 @@ Instance refreshes and the refresh custom resource (see the section at the end):
    pointed at the emulator, for Create, Update (with OldResourceProperties)
    and Delete. Its response, PUT to a ResponseURL on the emulator, is honoured:
    SUCCESS keeps its PhysicalResourceId and Data (Fn::GetAtt), FAILED fails
-   the operation with its Reason, no response fails it too. NOT modelled:
+   the operation with its Reason, no response fails it too. On a stack's
+   deletion custom resources go first, as CloudFormation deletes dependents
+   before what they name (moto deletes in no particular order). NOT modelled:
    ServiceTimeout (the call is synchronous), Lambda's asynchronous retries, and
    any other function code.
 
@@ -414,6 +416,7 @@ def _refresh_patches() -> list[tuple[Any, str, Any]]:
             _update_rolling_back(models.CloudFormationBackend.execute_change_set),
         ),
         (parsing.ResourceMap, "update", _following_changed_references(parsing.ResourceMap.update)),
+        (parsing.ResourceMap, "delete", _custom_resources_first(parsing.ResourceMap.delete)),
         (CloudFormationResponse, "process_cfn_response", _received_response),
         (CustomModel, "create_from_cloudformation_json", classmethod(_create_custom)),
         (CustomModel, "update_from_cloudformation_json", classmethod(_update_custom)),
@@ -712,6 +715,22 @@ def _update_custom(
 
 def _delete_custom(model: Any, account_id: str, region_name: str) -> None:
     _serve("Delete", model, model.winworkers_properties)
+
+
+def _custom_resources_first(delete: Any) -> Any:
+    # CloudFormation deletes in reverse dependency order, so a custom resource goes
+    # before the function that serves it; moto deletes in no particular order.
+    def run(resources_map: Any) -> Any:
+        from moto.cloudformation.custom_model import CustomModel
+
+        for name, resource in list(resources_map._parsed_resources.items()):
+            kept = resources_map._resource_json_map.get(name, {}).get("DeletionPolicy") == "Retain"
+            if isinstance(resource, CustomModel) and hasattr(resource, "winworkers_properties") and not kept:
+                resources_map._delete_resource(resource, resources_map._resource_json_map[name])
+                resources_map._parsed_resources.pop(name)
+        return delete(resources_map)
+
+    return run
 
 
 def add_command(commands: Any) -> None:
