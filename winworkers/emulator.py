@@ -688,9 +688,15 @@ def _remember(model: Any, answer: dict[str, Any], properties: dict[str, Any]) ->
 
 
 def _create_custom(
-    cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+    cls: Any,
+    /,
+    resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
 ) -> Any:
-    from moto.cloudformation import cloudformation_backends
+    from moto.cloudformation.models import cloudformation_backends
 
     model = cls(region_name, "", kwargs["LogicalId"], resource_name)
     model.winworkers_account, model.winworkers_stack_id = account_id, kwargs["StackId"]
@@ -702,6 +708,7 @@ def _create_custom(
 
 def _update_custom(
     cls: Any,
+    /,
     original_resource: Any,
     new_resource_name: str,
     cloudformation_json: dict[str, Any],
