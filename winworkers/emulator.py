@@ -74,8 +74,9 @@ Instance refreshes and the refresh custom resource (see the section at the end):
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
 winworkers.constraints), and winworkers deploy checks both before any call.
-It runs no instances, Lambdas (but the one above) or cfn-init either: a complete stack on the
-emulator proves the template's wiring, not the workers.
+It runs no instances and no cfn-init either, and no Lambda but a custom
+resource's inline code (10.): a complete stack on the emulator proves the
+template's wiring, not the workers.
 """
 
 from __future__ import annotations
