@@ -180,3 +180,16 @@ def test_the_analysis_sees_a_planted_collision(feature: dict[str, Any]) -> None:
     assert collisions == ["WinGroup (fixed name) replaced by WinInstanceType"]
     group["AutoScalingGroupName"] = {"Fn::Sub": "${AWS::StackName}-${WinInstanceType}"}  # the name follows it
     assert update_path(planted)[1] == []
+
+
+def test_the_example_parents_replace_the_same() -> None:
+    # The inline parent holds the feature under the same logical ids; the nested one only the
+    # stack resource, which a new template or parameter value updates in place.
+    import json
+
+    from conftest import ROOT
+
+    inline = json.loads((ROOT / "templates" / "parent-inline.json").read_text(encoding="utf-8"))
+    nested = json.loads((ROOT / "templates" / "parent-nested.json").read_text(encoding="utf-8"))
+    assert update_path(inline) == (REPLACED_BY, [])
+    assert update_path(nested) == ({}, [])
