@@ -3,17 +3,29 @@
 The function's code is winworkers.ami_refresh, embedded verbatim as an
 inline ZipFile: one source of truth, tested as a module, deployed as index.py.
 It is the only thing that starts instance refreshes (compute.py docstring says
-why), from three triggers: the schedule, the optional AMI release topic, and
-the custom resource ``FleetRefresh``, which a stack update that changes what the
-workers run with updates.
+why), and it never asks for skip matching or a desired configuration. Triggers:
+
+- The schedule, and optionally AWS's AMI release topic: an instance whose image,
+  or launch template version, is not the group's is outdated; if any is, one
+  refresh starts. ``{"dryRun": true}`` changes nothing.
+- The custom resource ``FleetRefresh``, whose properties are what the workers run
+  with. Create and Delete do nothing (new instances are current; nothing to undo).
+  An Update that changes them starts one refresh and answers SUCCESS with its id,
+  without waiting for it. If a refresh is already active the update fails with
+  one line naming it and its progress: cancelling it and starting anew would
+  mean waiting for its in-flight terminations, whose drain hooks may outlast any
+  Lambda (CancelInstanceRefresh waits for transitioning instances). During a
+  rollback (the stack or its root ``*ROLLBACK*``), or when the stack's status
+  cannot be read, it starts nothing and answers SUCCESS: a failure there would
+  leave the stack UPDATE_ROLLBACK_FAILED; the weekly run replaces what is left
+  on another launch template version. It answers every request exactly once.
 
 The two kinds of trigger exclude each other, so refreshes never collide:
 the scheduled or SNS run starts nothing while the stack or its root stack is in
 any ``*_IN_PROGRESS`` state (so not during the update whose custom resource
 refreshes), nor while a refresh is active; the custom resource starts nothing
-while a refresh is active and fails the update instead, naming it; and Auto
-Scaling itself refuses a second active refresh (InstanceRefreshInProgress),
-which both sides treat as "in progress".
+while a refresh is active; and Auto Scaling itself refuses a second active
+refresh (InstanceRefreshInProgress), which both sides treat as "in progress".
 """
 
 from __future__ import annotations
