@@ -169,3 +169,18 @@ def test_the_refresh_api_keeps_one_active_refresh_per_group(client: Any) -> None
     for asked in ({"Preferences": {"SkipMatching": True}}, {"DesiredConfiguration": desired}):
         with pytest.raises(ClientError, match="ValidationError"):
             scaling.start_instance_refresh(AutoScalingGroupName="parameter", **asked)
+
+
+def test_switching_the_feature_off_deletes_the_custom_resource_with_it(aws: Clients, client: Any) -> None:
+    # moto may delete the function before the custom resource (CloudFormation would not): its
+    # Delete still runs the function's code, and succeeds; so does deleting the stack afterwards.
+    stack = "ww-switch"
+    parameters = enabled_parameters(S3PrefixListId="")
+    assert _deploy(aws, stack, parameters).status == "CREATE_COMPLETE"
+    lines: list[str] = []
+    assert _deploy(aws, stack, {**parameters, "EnableWinTaskScriptService": "false"}, lines).status == "UPDATE_COMPLETE"
+    assert any(line.split()[1:3] == ["WinFleetRefresh", "DELETE_COMPLETE"] for line in lines)
+    cloudformation = client("cloudformation")
+    cloudformation.delete_stack(StackName=stack)
+    statuses = {s["StackName"]: s["StackStatus"] for s in cloudformation.list_stacks()["StackSummaries"]}
+    assert statuses[stack] == "DELETE_COMPLETE"

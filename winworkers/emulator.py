@@ -566,9 +566,9 @@ def _following_changed_references(update: Any) -> Any:
         handled = set(resources_map.build_resource_diff(template, parameters)["Modify"])
         result = update(resources_map, template, parameters)
         for _ in range(10):  # chains: the launch template, then the group, then what names the group
-            changed = {
+            changed = {  # in the template as applied: the resources whose Condition holds
                 name: resource_json
-                for name, resource_json in template["Resources"].items()
+                for name, resource_json in resources_map._resource_json_map.items()
                 if name in old
                 and name not in handled
                 and name in resources_map._parsed_resources
@@ -579,9 +579,14 @@ def _following_changed_references(update: Any) -> Any:
             ready = [name for name, resource_json in changed.items() if not _names(resource_json) & set(changed)]
             for name in ready or list(changed):
                 handled.add(name)
-                resources_map._parsed_resources[name] = parsing.parse_and_update_resource(
-                    name, changed[name], resources_map, resources_map._account_id, resources_map._region_name
-                )
+                try:
+                    resources_map._parsed_resources[name] = parsing.parse_and_update_resource(
+                        name, changed[name], resources_map, resources_map._account_id, resources_map._region_name
+                    )
+                except _CustomResourceFailed:
+                    raise
+                except Exception:  # what moto cannot update it would not have tried to: leave it as it is
+                    continue
             if not changed:
                 break
         return result
@@ -629,31 +634,51 @@ def _received_response(response: Any) -> tuple[int, dict[str, Any], str]:
     return 200, {"status": 200}, ""
 
 
-def _serve(request: str, model: Any, properties: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run the custom resource's function in-process for ``request``; its response, or raise its failure."""
+def _handler(model: Any, properties: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """The custom resource function's code, loaded as Lambda loads index.py, and its environment.
+
+    Kept on the resource: when a stack update removes the feature moto may delete the
+    function first (CloudFormation would not), and the resource's Delete still runs its code."""
     import importlib.util
     import io
-    import urllib.parse
     import zipfile
 
-    import boto3
     from moto.awslambda.utils import get_backend
     from moto.cloudformation.exceptions import ValidationError
-    from moto.moto_api._internal import mock_random
 
-    function = get_backend(model.winworkers_account, model.region_name).get_function(properties["ServiceToken"])
+    try:
+        function = get_backend(model.winworkers_account, model.region_name).get_function(properties["ServiceToken"])
+    except Exception:
+        if hasattr(model, "winworkers_handler"):
+            return model.winworkers_handler  # type: ignore[no-any-return]
+        raise
     try:  # moto keeps an inline ZipFile as a zip holding the source
         with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as archive:
             source = archive.read(next(n for n in archive.namelist() if n.endswith(".py")))
     except (AttributeError, StopIteration, zipfile.BadZipFile) as error:
         raise ValidationError(message=f"{model.logical_id}: only inline Python code can serve it here") from error
     spec = importlib.util.spec_from_loader("index", loader=None)
-    if spec is None or not _endpoints:
-        raise ValidationError(message=f"{model.logical_id}: no emulator endpoint to serve it")
+    if spec is None:
+        raise ValidationError(message=f"{model.logical_id}: cannot load the function's code")
     module = importlib.util.module_from_spec(spec)
     exec(compile(source, "index.py", "exec"), module.__dict__)  # the function's own code, as Lambda loads it
     if not callable(getattr(module, "on_stack_event", None)):
         raise ValidationError(message=f"{model.logical_id}: the function has no on_stack_event(event, env, clients)")
+    model.winworkers_handler = (module, dict(function.environment_vars or {}))
+    return model.winworkers_handler  # type: ignore[no-any-return]
+
+
+def _serve(request: str, model: Any, properties: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the custom resource's function in-process for ``request``; its response, or raise its failure."""
+    import urllib.parse
+
+    import boto3
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.moto_api._internal import mock_random
+
+    if not _endpoints:
+        raise ValidationError(message=f"{model.logical_id}: no emulator endpoint to serve it")
+    module, environment = _handler(model, properties)
     endpoint, region = _endpoints[-1], model.region_name
     request_id = str(mock_random.uuid4())
     stack = urllib.parse.quote(model.winworkers_stack_id, safe="")
@@ -672,7 +697,7 @@ def _serve(request: str, model: Any, properties: dict[str, Any], old: dict[str, 
     keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     names = ("autoscaling", "cloudformation", "ec2", "ssm")
     clients = {n: boto3.client(n, endpoint_url=endpoint, region_name=region, **keys) for n in names}
-    module.on_stack_event(event, dict(function.environment_vars or {}), clients)
+    module.on_stack_event(event, environment, clients)
     answer = _responses.pop(request_id, None)
     if answer is None:
         raise _CustomResourceFailed(model.logical_id, "the function sent no response to ResponseURL")
@@ -732,7 +757,8 @@ def _custom_resources_first(delete: Any) -> Any:
         from moto.cloudformation.custom_model import CustomModel
 
         for name, resource in list(resources_map._parsed_resources.items()):
-            kept = resources_map._resource_json_map.get(name, {}).get("DeletionPolicy") == "Retain"
+            declared = resources_map._resource_json_map.get(name)  # moto keeps resources an update removed
+            kept = declared is None or declared.get("DeletionPolicy") == "Retain"
             if isinstance(resource, CustomModel) and hasattr(resource, "winworkers_properties") and not kept:
                 resources_map._delete_resource(resource, resources_map._resource_json_map[name])
                 resources_map._parsed_resources.pop(name)
