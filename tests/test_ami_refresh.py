@@ -1,9 +1,12 @@
-"""The AMI refresh handler against moto's SSM, EC2 and Auto Scaling.
+"""The refresh handler's scheduled and SNS path against moto's SSM, EC2, Auto Scaling and CloudFormation.
 
 moto implements neither StartInstanceRefresh nor DescribeInstanceRefreshes, so
 botocore ``before-call`` hooks answer those two; every other call is real moto
 (where moto lacks something else, the test says so). Each case asserts the
 result, the exact AWS calls made, and the one JSON line the handler prints.
+Every StartInstanceRefresh any case makes is checked to carry neither
+SkipMatching nor a DesiredConfiguration (``World._start``).
+(The custom resource path: tests/test_refresh_custom_resource.py.)
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from moto import mock_aws
 
 from winworkers import ami_refresh
 from winworkers.ami_refresh import RETRIES, RefreshError, run
+from winworkers.compute import CHECKPOINTS, REPLACE_EVERY_INSTANCE
 from winworkers.refresh import REFRESH_FAILED
 
 PARAMETER = "/test/windows-ami"  # moto refuses names under /aws/
@@ -41,7 +45,8 @@ DEFAULT_PREFERENCES = {
     "StandbyInstances": "Terminate",
 }
 UP_TO_DATE = ["GetParameter", "DescribeAutoScalingGroups", "DescribeInstances"]
-STARTED = [*UP_TO_DATE, "DescribeInstanceRefreshes", "StartInstanceRefresh"]
+STARTED = [*UP_TO_DATE, "DescribeStacks", "DescribeInstanceRefreshes", "StartInstanceRefresh"]
+STACK_TEMPLATE = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
 
 
 class _Raw:
@@ -60,11 +65,12 @@ def _response(status: int, body: bytes = b"", content_type: str = "text/xml") ->
 
 @dataclass
 class World:
-    """moto's SSM, EC2 and Auto Scaling, the handler's clients, and what the handler asked of them."""
+    """moto's SSM, EC2, Auto Scaling and CloudFormation, the handler's clients, and what the handler asked of them."""
 
     clients: dict[str, Any]
     old: str
     new: str
+    stack_id: str
     calls: list[str] = field(default_factory=list)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     refreshes: list[dict[str, Any]] = field(default_factory=list)
@@ -73,7 +79,13 @@ class World:
     log: dict[str, Any] = field(default_factory=dict)
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {"ASG_NAME": GROUP, "AMI_PARAMETER": PARAMETER, **extra}
+        return {"ASG_NAME": GROUP, "AMI_PARAMETER": PARAMETER, "STACK_ID": self.stack_id, **extra}
+
+    def stack_status(self, status: str) -> None:
+        """Put the (real moto) stack in ``status``, as CloudFormation does while it works on it."""
+        from moto.cloudformation.models import cloudformation_backends
+
+        cloudformation_backends["123456789012"]["us-east-1"].get_stack(self.stack_id).status = status
 
     def run(self, event: dict[str, Any] | None = None, /, **env: str) -> dict[str, Any]:
         """The handler's decision; records its calls and checks that it printed exactly one JSON line."""
@@ -120,7 +132,10 @@ class World:
     def _start(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         if self.start_error:
             return _response(403), {"Error": {"Code": self.start_error, "Message": "not authorized"}}
-        self.started.append(self.params["StartInstanceRefresh"])
+        asked = self.params["StartInstanceRefresh"]
+        # With a resolve:ssm: ImageId AWS refuses both (Auto Scaling user guide): no call may ask for them.
+        assert "DesiredConfiguration" not in asked and "SkipMatching" not in asked.get("Preferences", {}), asked
+        self.started.append(asked)
         return _response(200), {"InstanceRefreshId": "refresh-1"}
 
 
@@ -140,10 +155,11 @@ def moto_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)  # no real retry backoff
     with mock_aws():
-        clients = {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2")}
+        clients = {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2", "cloudformation")}
         windows = [{"Name": "platform", "Values": ["windows"]}]
         images = clients["ec2"].describe_images(Owners=["amazon"], Filters=windows)["Images"]
-        w = World(clients=clients, old=images[0]["ImageId"], new=images[1]["ImageId"])
+        stack = clients["cloudformation"].create_stack(StackName="platform", TemplateBody=STACK_TEMPLATE)["StackId"]
+        w = World(clients=clients, old=images[0]["ImageId"], new=images[1]["ImageId"], stack_id=stack)
         assert w.old != w.new
         for client in clients.values():
             client.meta.events.register("before-parameter-build.*.*", w._asked)
@@ -205,17 +221,24 @@ def test_empty_tuning_values_mean_the_defaults(world: World) -> None:
     assert world.started[0]["Preferences"] == DEFAULT_PREFERENCES
 
 
-def test_the_lambda_refreshes_as_a_stack_update_does(world: World, feature: dict[str, Any]) -> None:
-    # Both places that start refreshes launch first and pause at the same checkpoint.
+def test_every_refresh_launches_first_and_pauses_as_compute_says(world: World, enabled: dict[str, Any]) -> None:
+    # The one place refreshes start (the stack's custom resource uses the same preferences) sends
+    # compute's checkpoints and instance rules, and the group's own launch-before-terminate policy.
     # botocore validated the names and types against the API model before the stub answered.
     world.group(desired=1)
     world.latest(world.new)
     world.run()
     started = world.started[0]["Preferences"]
-    stack = feature["Resources"]["WinGroup"]["UpdatePolicy"]["AutoScalingInstanceRefresh"]["Preferences"]
-    shared = {name: value for name, value in stack.items() if name != "InstanceWarmup"}  # a Ref there
-    assert {name: started[name] for name in shared} == shared and set(started) == set(stack)
-    assert started["CheckpointPercentages"] == [50, 100] and "AutoRollback" not in started
+    assert {k: started[k] for k in CHECKPOINTS} == CHECKPOINTS
+    assert {k: started[k] for k in REPLACE_EVERY_INSTANCE} == REPLACE_EVERY_INSTANCE
+    maintenance = enabled["Resources"]["WinGroup"]["Properties"]["InstanceMaintenancePolicy"]
+    assert (
+        {k: started[k] for k in maintenance}
+        == maintenance
+        == {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200}
+    )
+    assert started["CheckpointPercentages"][-1] == 100  # a lower last checkpoint would be a partial refresh
+    assert not {"AutoRollback", "SkipMatching", "AlarmSpecification"} & set(started)
 
 
 def test_a_lower_minimum_lowers_the_default_maximum(world: World) -> None:
@@ -278,6 +301,68 @@ def test_finished_refreshes_do_not_block_a_new_one(world: World) -> None:
         world.refreshes.append({"InstanceRefreshId": status, "Status": status})
     assert world.run()["action"] == "refresh-started"
     assert world.calls == STARTED
+
+
+# The stack: no refresh during a stack operation, whose own refresh would collide with it
+
+
+@pytest.mark.parametrize("status", ["UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS", "CREATE_IN_PROGRESS"])
+def test_no_refresh_starts_while_the_stack_is_in_progress(world: World, status: str) -> None:
+    world.group(desired=2)
+    world.latest(world.new)
+    world.stack_status(status)
+    result = world.run()
+    assert (result["action"], result["stack_status"]) == ("stack-busy", status)
+    assert world.calls == STARTED[:-2] and world.started == []  # not even DescribeInstanceRefreshes
+    assert world.params["DescribeStacks"] == {"StackName": world.stack_id}
+    assert world.log["decision"] == "stack-busy"
+    world.stack_status("UPDATE_COMPLETE")
+    assert world.run()["action"] == "refresh-started" and world.calls == STARTED
+
+
+def test_a_nested_stack_also_waits_for_its_root(world: World) -> None:
+    # DescribeStacks names a nested stack's root in RootId (moto has no nested stacks: answered here).
+    root = world.stack_id.replace("platform", "root")
+    statuses = {world.stack_id: "UPDATE_COMPLETE", root: "UPDATE_IN_PROGRESS"}
+
+    def describe(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        name = world.params["DescribeStacks"]["StackName"]
+        stack = {"StackId": name, "StackName": name, "StackStatus": statuses[name], "CreationTime": "2026-12-01"}
+        return _response(200), {"Stacks": [{**stack, **({"RootId": root} if name != root else {})}]}
+
+    world.clients["cloudformation"].meta.events.register("before-call.cloudformation.DescribeStacks", describe)
+    world.group(desired=1)
+    world.latest(world.new)
+    described: list[str] = []
+    world.clients["cloudformation"].meta.events.register(
+        "before-parameter-build.cloudformation.DescribeStacks",
+        lambda params, **_: described.append(params["StackName"]),
+    )
+    result = world.run()
+    assert (result["action"], result["stack_status"], described) == (
+        "stack-busy",
+        "UPDATE_IN_PROGRESS",
+        [world.stack_id, root],
+    )
+    statuses[root] = "UPDATE_ROLLBACK_COMPLETE"
+    assert world.run()["action"] == "refresh-started"
+
+
+def test_an_instance_on_another_launch_template_version_is_outdated(world: World) -> None:
+    # A stack update whose refresh never ran (say its custom resource failed on a rollback): the
+    # weekly run replaces what still runs the old version, though the image is current.
+    world.group(desired=1, image=world.new)
+    world.latest(world.new)
+    scaling, ec2 = world.clients["autoscaling"], world.clients["ec2"]
+    assert world.run()["action"] == "up-to-date"  # "$Latest": no version to compare with
+    ec2.create_launch_template_version(LaunchTemplateName="workers", SourceVersion="1", LaunchTemplateData={})
+    template = {"LaunchTemplateName": "workers", "Version": "2"}
+    scaling.update_auto_scaling_group(AutoScalingGroupName=GROUP, LaunchTemplate=template)
+    # moto reports each instance's version as the template's default version, here 1, not the launched one.
+    result = world.run()
+    assert result["action"] == "refresh-started" and len(result["outdated_instances"]) == 1
+    ec2.modify_launch_template(LaunchTemplateName="workers", DefaultVersion="2")
+    assert world.run()["action"] == "up-to-date"
 
 
 def test_dry_run_that_would_start_changes_nothing(world: World) -> None:
@@ -555,7 +640,7 @@ def test_handler_reads_the_environment_and_builds_retrying_clients(
     monkeypatch.setattr(boto3, "client", client)
     world.calls.clear()
     assert ami_refresh.handler(None, None)["action"] == "up-to-date"
-    assert sorted(created) == ["autoscaling", "ec2", "ssm"] and world.calls == UP_TO_DATE
+    assert sorted(created) == ["autoscaling", "cloudformation", "ec2", "ssm"] and world.calls == UP_TO_DATE
     assert [json.loads(line)["decision"] for line in capsys.readouterr().out.splitlines()] == ["up-to-date"]
 
 
@@ -588,14 +673,15 @@ def test_retries_count_every_attempt() -> None:
 
 def test_the_module_is_a_self_contained_small_lambda(tmp_path: Path) -> None:
     source = Path(ami_refresh.__file__).read_bytes()
-    assert len(source) < 7000
+    # Inline in the template, whose size is budgeted (tests/test_budgets.py): it grows only on purpose.
+    assert len(source) < 10_000
     imported = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
-    assert imported <= {"json", "os", "typing", "boto3", "botocore"}, imported
+    assert imported <= {"json", "os", "typing", "urllib", "boto3", "botocore"}, imported
     # As deployed: index.py, on its own.
     (tmp_path / "index.py").write_bytes(source)
     spec = importlib.util.spec_from_file_location("index", tmp_path / "index.py")

@@ -141,10 +141,13 @@ def test_the_autoscaling_endpoint_allows_only_completing_this_groups_hooks(mode:
 # Refresh safety: the same checkpoints wherever a refresh starts
 
 
-def test_a_stack_update_refreshes_in_two_phases_launching_first(feature: dict[str, Any]) -> None:
-    preferences = feature["Resources"]["WinGroup"]["UpdatePolicy"]["AutoScalingInstanceRefresh"]["Preferences"]
+def test_a_stack_update_refreshes_in_two_phases_launching_first() -> None:
+    # The refresh Lambda starts a stack update's refresh too (its custom resource), with these.
+    from winworkers.ami_refresh import _preferences
+
+    preferences = _preferences({})
     assert {k: preferences[k] for k in CHECKPOINTS} == CHECKPOINTS
-    assert preferences["CheckpointPercentages"][-1] == 100  # else a refresh stops short of the whole group
+    assert preferences["CheckpointPercentages"][-1] == 100  # a lower last checkpoint is a partial refresh
     assert (preferences["MinHealthyPercentage"], preferences["MaxHealthyPercentage"]) == (100, 200)
     # resolve:ssm: rules these out (RefreshPreferences API reference).
     assert not {"AutoRollback", "SkipMatching"} & set(preferences)

@@ -1,12 +1,18 @@
-"""The AMI refresh Lambda as deployed: its code, triggers and permissions."""
+"""The refresh Lambda as deployed: its code, triggers (schedule, AMI releases, the stack's
+custom resource) and permissions; and that nothing else in any template starts a refresh."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
+
 from conftest import ROOT, props, render, resources_of
-from winworkers.refresh import AMI_RELEASES_TOPIC
-from winworkers.renderings import enabled_parameters
+from winworkers.refresh import AMI_RELEASES_TOPIC, SERVICE_TIMEOUT
+from winworkers.renderings import MODES, enabled_parameters
+
+TEMPLATES = sorted((ROOT / "templates").glob("*.json"))
 
 
 def test_the_deployed_code_is_the_module_itself(feature: dict[str, Any]) -> None:
@@ -70,6 +76,9 @@ def test_refresh_role_is_least_privilege(enabled: dict[str, Any]) -> None:
     assert by_action["ssm:GetParameter"] == [
         "arn:aws:ssm:us-east-1:*:parameter/aws/service/ami-windows-latest/Windows_Server-2019-English-Full-Base"
     ]
+    # Its stack, and a nested stack's root, which can only be in the same account and Region.
+    assert by_action["cloudformation:DescribeStacks"] == ["arn:aws:cloudformation:us-east-1:555555555555:stack/*"]
+    assert "autoscaling:CancelInstanceRefresh" not in by_action  # it never cancels a refresh
     star = sorted(a for a, r in by_action.items() if r == ["*"])
     assert star == [
         "autoscaling:DescribeAutoScalingGroups",
@@ -77,3 +86,59 @@ def test_refresh_role_is_least_privilege(enabled: dict[str, Any]) -> None:
         "autoscaling:DescribeWarmPool",
         "ec2:DescribeInstances",
     ]
+
+
+# One owner of refreshes: the Lambda, started by the stack's custom resource on an update
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_no_refresh_can_ask_for_skip_matching_or_a_desired_configuration(feature: dict[str, Any], mode: str) -> None:
+    # With a resolve:ssm: ImageId AWS refuses a refresh with either (Auto Scaling user guide), and
+    # the AutoScalingInstanceRefresh update policy's SkipMatching defaults to true: no group has
+    # the policy; the Lambda, the only other starter, never asks (test_refresh_custom_resource.py
+    # checks its source and every call it makes).
+    rendered = render(feature, enabled_parameters(mode=mode))
+    (template_data,) = [
+        r["Properties"]["LaunchTemplateData"] for r in resources_of(rendered, "AWS::EC2::LaunchTemplate").values()
+    ]
+    assert template_data["ImageId"].startswith("resolve:ssm:")
+    for group in resources_of(rendered, "AWS::AutoScaling::AutoScalingGroup").values():
+        assert "AutoScalingInstanceRefresh" not in group.get("UpdatePolicy", {})
+        assert "AutoScalingRollingUpdate" not in group.get("UpdatePolicy", {})
+    code = props(rendered, "WinRefreshFunction")["Code"]["ZipFile"]
+    assert code == (ROOT / "winworkers" / "ami_refresh.py").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=[p.name for p in TEMPLATES])
+def test_no_committed_template_has_an_instance_refresh_policy(path: Any) -> None:
+    template = json.loads(path.read_text(encoding="utf-8"))
+    for resource in template["Resources"].values():  # the Lambda's code is checked as code
+        resource.get("Properties", {}).get("Code", {}).pop("ZipFile", None)
+    text = json.dumps(template)
+    assert "AutoScalingInstanceRefresh" not in text and "SkipMatching" not in text
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_a_stack_update_reaches_the_lambda_through_the_custom_resource(feature: dict[str, Any], mode: str) -> None:
+    rendered = render(feature, enabled_parameters(mode=mode))
+    (name,) = resources_of(rendered, "Custom::WorkersRefresh")
+    resource = props(rendered, name)
+    group = props(rendered, "WinGroup")
+    # What the workers run with: a change of any makes CloudFormation send the Lambda an Update.
+    assert resource["GroupName"] == "WinGroup"  # cloud-radar renders a Ref to a resource as its name
+    assert resource["LaunchTemplateId"] == "WinLaunchTemplate"
+    assert (
+        resource["LaunchTemplateVersion"]
+        == group["LaunchTemplate"]["Version"]
+        == "WinLaunchTemplate.LatestVersionNumber"
+    )
+    assert resource["Subnets"] == group["VPCZoneIdentifier"]  # a subnet change leaves the launch template alone
+    assert resource["ServiceToken"] == "WinRefreshFunction.Arn"
+    # Ref WinGroup orders it after the group: the group already launches from the new version.
+    assert "WinGroup" in json.dumps(feature["Resources"][name]["Properties"]["GroupName"])
+    # CloudFormation waits at most this long for the answer (1 to 3,600 s): the function's timeout
+    # and Lambda's two asynchronous retries fit in it.
+    timeout = int(props(rendered, "WinRefreshFunction")["Timeout"])
+    assert 3 * timeout < resource["ServiceTimeout"] == SERVICE_TIMEOUT <= 3600
+    stack = props(rendered, "WinRefreshFunction")["Environment"]["Variables"]["STACK_ID"]  # AWS::StackId
+    assert stack.startswith("arn:aws:cloudformation:us-east-1:555555555555:stack/my-cloud-radar-stack/")

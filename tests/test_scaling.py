@@ -134,9 +134,9 @@ def test_the_default_warmup_is_not_a_second_boot(feature: dict[str, Any]) -> Non
     assert 60 <= int(parameter["Default"]) <= 300 < model.BOOTSTRAP_MINUTES * 60
     rendered = render(feature, enabled_parameters(InstanceWarmup="240"))
     group = rendered["Resources"]["WinGroup"]
-    refresh = group["UpdatePolicy"]["AutoScalingInstanceRefresh"]["Preferences"]
+    refresh = rendered["Resources"]["WinRefreshFunction"]["Properties"]["Environment"]["Variables"]
     assert group["Properties"]["DefaultInstanceWarmup"] == group["Properties"]["HealthCheckGracePeriod"] == "240"
-    assert refresh["InstanceWarmup"] == "240"
+    assert refresh["INSTANCE_WARMUP"] == "240"  # every refresh's InstanceWarmup (ami_refresh._preferences)
 
 
 def test_target_tracking_alone_cannot_start_from_zero(rendered: dict[str, Any]) -> None:

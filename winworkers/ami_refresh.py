@@ -1,17 +1,13 @@
-"""Replace the Windows workers when AWS publishes a newer AMI (Lambda index.handler).
+"""Every instance refresh of the Windows workers starts here (Lambda index.handler; boto3, stdlib).
 
-Inline code: stdlib and boto3 only. The launch template's ImageId is
-resolve:ssm:<AMI_PARAMETER>, resolved at each launch, so no template versions are
-written and the stack never drifts; but a refresh then cannot use SkipMatching,
-DesiredConfiguration or AutoRollback. So this compares that image with every
-instance's (warm pool too: stopped ones keep their AMI) and, if any differs and no
-refresh is active, starts one launch-before-terminate refresh. {"dryRun": true}
-changes nothing. Env: ASG_NAME, AMI_PARAMETER, INSTANCE_WARMUP (180),
-MIN_HEALTHY_PERCENTAGE (100), MAX_HEALTHY_PERCENTAGE (MIN + 100).
+winworkers.refresh documents the triggers and how they exclude each other. Env: ASG_NAME,
+AMI_PARAMETER, STACK_ID, INSTANCE_WARMUP (180), MIN_HEALTHY_PERCENTAGE (100),
+MAX_HEALTHY_PERCENTAGE (MIN + 100).
 """
 
 import json
 import os
+import urllib.request
 from typing import Any
 
 import boto3
@@ -21,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 DEFAULT_PARAMETER = "/aws/service/ami-windows-latest/Windows_Server-2019-English-Full-Base"
 ACTIVE = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
 RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5})
+ROLLED_OUT = ("GroupName", "LaunchTemplateId", "LaunchTemplateVersion", "Subnets")
 
 
 class RefreshError(RuntimeError):
@@ -28,15 +25,14 @@ class RefreshError(RuntimeError):
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
+    if isinstance(event, dict) and "ResponseURL" in event:
+        return on_stack_event(event, os.environ)
     return run(event or {}, os.environ)
 
 
 def run(event: dict[str, Any], env: Any, clients: Any = None) -> dict[str, Any]:
-    """Decide, act, print one JSON line; ``clients``: ssm, autoscaling, ec2 (made if None)."""
-    out: dict[str, Any] = {
-        "asg_name": env.get("ASG_NAME", ""),
-        "ami_parameter": env.get("AMI_PARAMETER") or DEFAULT_PARAMETER,
-    }
+    """Scheduled or SNS: decide, act, print one JSON line. ``clients``: ssm, autoscaling, ec2, cloudformation."""
+    out = {"asg_name": env.get("ASG_NAME", ""), "ami_parameter": env.get("AMI_PARAMETER") or DEFAULT_PARAMETER}
     try:
         _decide(event, env, clients, out)
     except Exception as error:
@@ -50,58 +46,146 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     asg, name = out["asg_name"], out["ami_parameter"]
     if not asg:
         raise RefreshError("ASG_NAME is not set")
-    # Launch before terminating (MAX over 100); AWS allows at most 100 between the two.
-    low = _int(env, "MIN_HEALTHY_PERCENTAGE", 100, 1, 100)
-    high = _int(env, "MAX_HEALTHY_PERCENTAGE", low + 100, 101, low + 100)
-    warmup = _int(env, "INSTANCE_WARMUP", 180, 0, 86400)
+    preferences = _preferences(env)
     if event.get("detail-type") == "EC2 Auto Scaling Instance Refresh Failed":  # routed here to alarm
         d = event.get("detail") or {}
         raise RefreshError(f"instance refresh {d.get('InstanceRefreshId')} failed: {d.get('Cause')}")
-    c = clients or {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2")}
+    c = clients or {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2", "cloudformation")}
     auto, group = c["autoscaling"], f"Auto Scaling group {asg}"
     parameter = _call(f"SSM parameter {name}", c["ssm"].get_parameter, Name=name)["Parameter"]
     out["latest_image_id"] = latest = parameter["Value"]
     groups = _call(group, auto.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])["AutoScalingGroups"]
     if not groups:
         raise RefreshError(f"{group} not found")
-    ids = [i["InstanceId"] for i in groups[0].get("Instances", [])]
-    pooled = []
+    members, pooled = groups[0].get("Instances", []), []
     if groups[0].get("WarmPoolConfiguration"):
         pages = auto.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=asg)
-        pooled = [i["InstanceId"] for i in _call(group, pages.build_full_result).get("Instances", [])]
-    out.update(instances=len(ids), warm_pool_instances=len(pooled), outdated_instances=[])
-    if every := ids + pooled:
-        found = _call("instances", c["ec2"].describe_instances, InstanceIds=every)["Reservations"]
-        images = {i["InstanceId"]: i["ImageId"] for r in found for i in r["Instances"]}
-        out["outdated_instances"] = sorted(i for i in every if images.get(i) != latest)
+        pooled = _call(group, pages.build_full_result).get("Instances", [])
+    out.update(instances=len(members), warm_pool_instances=len(pooled), outdated_instances=[])
+    if every := members + pooled:
+        found = _call("instances", c["ec2"].describe_instances, InstanceIds=[i["InstanceId"] for i in every])
+        images = {i["InstanceId"]: i["ImageId"] for r in found["Reservations"] for i in r["Instances"]}
+        # Another image, or another launch template version: a stack update whose refresh never ran.
+        want = _version(groups[0])
+        out["outdated_instances"] = sorted(
+            i["InstanceId"]
+            for i in every
+            if images.get(i["InstanceId"]) != latest or (want[1].isdigit() and _version(i) != want)
+        )
     action = "up-to-date"
     if out["outdated_instances"]:
-        # Newest first, and a group has at most one active refresh.
-        page = _call(group, auto.describe_instance_refreshes, AutoScalingGroupName=asg, MaxRecords=10)
-        active = [r["InstanceRefreshId"] for r in page.get("InstanceRefreshes", []) if r["Status"] in ACTIVE]
-        if active:
-            out["instance_refresh_id"] = active[0]
-        action = "refresh-in-progress" if active else "refresh-started"
+        # Not during a stack operation: the update's own refresh would collide.
+        busy = [s for s in _statuses(c, env.get("STACK_ID")) if s.endswith("_IN_PROGRESS")]
+        active = None if busy else _active(auto, asg)
+        out.update(
+            {"stack_status": busy[0]}
+            if busy
+            else {"instance_refresh_id": active["InstanceRefreshId"]}
+            if active
+            else {}
+        )
+        action = "stack-busy" if busy else "refresh-in-progress" if active else "refresh-started"
     if event.get("dryRun") is True:
         out.update(action="dry-run", would=action)
         return
     if action == "refresh-started":
-        preferences = {
-            "MinHealthyPercentage": low,
-            "MaxHealthyPercentage": high,
-            "InstanceWarmup": warmup,
-            "CheckpointPercentages": [50, 100],  # as compute.CHECKPOINTS
-            "CheckpointDelay": 3600,
-            "ScaleInProtectedInstances": "Refresh",
-            "StandbyInstances": "Terminate",
-        }
-        start = auto.start_instance_refresh
-        refresh = _call(group, start, AutoScalingGroupName=asg, Strategy="Rolling", Preferences=preferences)
-        if refresh:
-            out["instance_refresh_id"] = refresh["InstanceRefreshId"]
+        if refresh := _start(auto, asg, preferences):
+            out["instance_refresh_id"] = refresh
         else:  # one began since DescribeInstanceRefreshes
             action = "refresh-in-progress"
     out["action"] = action
+
+
+def on_stack_event(event: dict[str, Any], env: Any, clients: Any = None) -> dict[str, Any]:
+    """The stack's custom resource: act, print one JSON line, send exactly one response."""
+    new, old = event.get("ResourceProperties") or {}, event.get("OldResourceProperties") or {}
+    asg = str(new.get("GroupName", ""))
+    out: dict[str, Any] = {"request": event.get("RequestType"), "asg_name": asg, "action": "nothing"}
+    data, forward = {}, False
+    try:
+        if (
+            out["request"] == "Update"
+            and old.get("GroupName") == asg
+            and any(old.get(k) != new.get(k) for k in ROLLED_OUT)
+        ):
+            c = clients or {n: boto3.client(n, config=RETRIES) for n in ("autoscaling", "cloudformation")}
+            out["stack_status"] = statuses = _statuses(c, event.get("StackId"))
+            # Failing a rollback would leave the stack UPDATE_ROLLBACK_FAILED.
+            if forward := not any("ROLLBACK" in s for s in statuses):
+                active = _active(c["autoscaling"], asg)
+                refresh = None if active else _start(c["autoscaling"], asg, _preferences(env))
+                if not refresh:
+                    a = active or _active(c["autoscaling"], asg) or {}
+                    raise RefreshError(
+                        f"instance refresh {a.get('InstanceRefreshId')} of {asg} is {a.get('Status')} "
+                        f"({a.get('PercentageComplete', 0)}% done): wait for it or cancel it, then retry"
+                    )
+                out.update(action="refresh-started", instance_refresh_id=refresh)
+                data = {"InstanceRefreshId": refresh}
+    except Exception as error:
+        out.update(action="failed" if forward else "nothing", error=" ".join(str(error).split()))
+    print(json.dumps({"decision": out["action"], **out}))
+    body = {
+        "Status": "FAILED" if out["action"] == "failed" else "SUCCESS",
+        "Reason": out.get("error", "OK")[:1000],
+        "PhysicalResourceId": event.get("PhysicalResourceId") or f"{asg}-refresh",
+        **{k: event.get(k) for k in ("StackId", "RequestId", "LogicalResourceId")},
+        "Data": data,
+    }
+    for attempt in (1, 2, 3):  # to the pre-signed URL, whose signature covers no Content-Type
+        put = urllib.request.Request(
+            event["ResponseURL"], json.dumps(body).encode(), {"Content-Type": ""}, method="PUT"
+        )
+        try:
+            with urllib.request.urlopen(put, timeout=30):
+                break
+        except Exception as error:
+            print(json.dumps({"decision": "response-failed", "attempt": attempt, "error": str(error)}))
+    return out
+
+
+def _preferences(env: Any) -> dict[str, Any]:
+    # Launch before terminating (MAX over 100); AWS allows at most 100 between the two. As compute.py.
+    low = _int(env, "MIN_HEALTHY_PERCENTAGE", 100, 1, 100)
+    return {
+        "MinHealthyPercentage": low,
+        "MaxHealthyPercentage": _int(env, "MAX_HEALTHY_PERCENTAGE", low + 100, 101, low + 100),
+        "InstanceWarmup": _int(env, "INSTANCE_WARMUP", 180, 0, 86400),
+        "CheckpointPercentages": [50, 100],
+        "CheckpointDelay": 3600,
+        "ScaleInProtectedInstances": "Refresh",
+        "StandbyInstances": "Terminate",
+    }
+
+
+def _start(auto: Any, asg: str, preferences: dict[str, Any]) -> Any:
+    # No DesiredConfiguration, no SkipMatching: a resolve:ssm: ImageId refuses both.
+    start = auto.start_instance_refresh
+    refresh = _call(
+        f"Auto Scaling group {asg}", start, AutoScalingGroupName=asg, Strategy="Rolling", Preferences=preferences
+    )
+    return refresh and refresh["InstanceRefreshId"]
+
+
+def _active(auto: Any, asg: str) -> Any:
+    # Newest first; a group has at most one active refresh.
+    page = _call(f"Auto Scaling group {asg}", auto.describe_instance_refreshes, AutoScalingGroupName=asg, MaxRecords=10)
+    return next((r for r in page.get("InstanceRefreshes", []) if r["Status"] in ACTIVE), None)
+
+
+def _statuses(c: Any, stack_id: Any) -> list[str]:
+    # The stack's status, then its root's if it is nested.
+    statuses: list[str] = []
+    while stack_id and len(statuses) < 2:
+        (stack,) = _call(f"stack {stack_id}", c["cloudformation"].describe_stacks, StackName=stack_id)["Stacks"]
+        statuses.append(stack["StackStatus"])
+        stack_id = stack.get("RootId")
+    return statuses
+
+
+def _version(item: dict[str, Any]) -> tuple[Any, str]:
+    spec = item.get("LaunchTemplate") or {}
+    return spec.get("LaunchTemplateId"), str(spec.get("Version"))
 
 
 def _int(env: Any, name: str, default: int, low: int, high: int) -> int:

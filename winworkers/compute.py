@@ -8,8 +8,21 @@ outside CloudFormation and so no drift. The price (Auto Scaling user guide,
 "Use AWS Systems Manager parameters instead of AMI IDs"): an instance refresh
 cannot use SkipMatching, a desired configuration or AutoRollback, and whoever
 creates, updates or refreshes the group needs ``ssm:GetParameters`` on the
-parameter. The refresh Lambda therefore decides itself whether a refresh is
-needed, by comparing image ids.
+parameter.
+
+Who refreshes: the refresh Lambda (winworkers.refresh, winworkers.ami_refresh),
+alone. The group has no ``UpdatePolicy.AutoScalingInstanceRefresh``: that policy's
+``SkipMatching`` defaults to true (CDK's documentation of the policy and its
+release notes; the StartInstanceRefresh API's own default is false), which a
+``resolve:ssm:`` image refuses, so every update that made a new launch template
+version would fail, and its rollback, starting another refresh, could leave the
+stack UPDATE_ROLLBACK_FAILED. Whether the policy also passes a desired
+configuration is not documented, so setting ``SkipMatching: false`` would still
+rest on a guess. Instead a custom resource (``refresh.add_refresh``) carries what
+the workers run with (the launch template id and version, the subnets) and
+updates after the group: CloudFormation sends its Update to the Lambda, which
+starts a refresh with neither a desired configuration nor skip matching
+(docs/aws-behaviours.md, rows 18 and 69 to 79).
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from troposphere import AWSProperty, GetAtt, If, NoValue, Ref, StackName, Sub, Tag, Template
+from troposphere import GetAtt, If, NoValue, Ref, StackName, Sub, Tag, Template
 from troposphere.autoscaling import (
     AutoScalingGroup,
     CustomizedMetricSpecification,
@@ -73,23 +86,12 @@ MAX_HEALTHY_PERCENT = 200
 # Refreshes replace half the fleet, then pause an hour before the rest: a worker
 # that boots but misbehaves on a new AMI runs on half the fleet while the other
 # half still works, and an operator can cancel the refresh. The refresh Lambda
-# uses the same (tests/test_ami_refresh.py). No AutoRollback: a launch template
+# sends these (tests/test_ami_refresh.py). No AutoRollback: a launch template
 # resolving resolve:ssm: cannot roll back (RefreshPreferences API reference).
 CHECKPOINTS = {"CheckpointPercentages": [50, 100], "CheckpointDelay": 3600}
 # Every instance is replaced, scale-in protected or on standby alike (the refresh Lambda
-# sends the same): a patch that skips some workers leaves them unpatched.
+# sends these): a patch that skips some workers leaves them unpatched.
 REPLACE_EVERY_INSTANCE = {"ScaleInProtectedInstances": "Refresh", "StandbyInstances": "Terminate"}
-
-
-class InstanceRefreshPolicy(AWSProperty):  # type: ignore[misc]  # troposphere is untyped
-    """``UpdatePolicy.AutoScalingInstanceRefresh`` (CloudFormation, 2026-07), which
-    troposphere 4.11 does not model yet; cfn-lint 1.58 validates it."""
-
-    props = {"Strategy": (str, True), "Preferences": (dict, False)}  # noqa: RUF012
-
-
-class FleetUpdatePolicy(UpdatePolicy):  # type: ignore[misc]
-    props = {**UpdatePolicy.props, "AutoScalingInstanceRefresh": (InstanceRefreshPolicy, False)}  # noqa: RUF012
 
 
 @dataclass(frozen=True)
@@ -227,18 +229,8 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
                 Count=If(p.cond("HasDesiredCapacity"), p["DesiredCapacity"], p["MinSize"]), Timeout=SIGNAL_TIMEOUT
             ),
         ),
-        UpdatePolicy=FleetUpdatePolicy(
-            # A changed launch template is rolled out by an instance refresh that
-            # launches first, so capacity never dips.
-            AutoScalingInstanceRefresh=InstanceRefreshPolicy(
-                Strategy="Rolling",
-                Preferences={
-                    **launch_before_terminate,
-                    **CHECKPOINTS,
-                    **REPLACE_EVERY_INSTANCE,
-                    "InstanceWarmup": p["InstanceWarmup"],
-                },
-            ),
+        # No AutoScalingInstanceRefresh policy: the refresh Lambda owns every refresh (module docstring).
+        UpdatePolicy=UpdatePolicy(
             # Scaling owns the desired capacity; a stack update must not reset it.
             AutoScalingScheduledAction=AutoScalingScheduledAction(IgnoreUnmodifiedGroupSizeProperties=True),
         ),

@@ -34,11 +34,49 @@ What is patched in moto 5.2.5 (in-process, for as long as the context is open):
    CloudFormation deletes it, so turning the switch off on an update removes
    the feature here too.
 
+Instance refreshes and the refresh custom resource (see the section at the end):
+
+8. StartInstanceRefresh, DescribeInstanceRefreshes and CancelInstanceRefresh exist
+   (moto has none of them), with per-group state: one active refresh per group
+   (a second start is InstanceRefreshInProgress; a cancel without one is
+   ActiveInstanceRefreshNotFound), newest first, each with its Preferences and
+   DesiredConfiguration as requested. A start that asks for SkipMatching or a
+   DesiredConfiguration while the group's launch template ImageId is
+   ``resolve:ssm:`` is refused (ValidationError), as the Auto Scaling user guide
+   says AWS refuses it. What it does NOT model: no instance is replaced, a
+   refresh never progresses (InProgress, 0%, until cancelled), and a cancel is
+   Cancelled at once (AWS passes through Cancelling).
+9. A stack is ``<type>_IN_PROGRESS`` while its change set runs (moto keeps the old
+   status), so code called during the update can see it. An update also updates
+   each resource whose properties, once resolved, changed (moto updates only the
+   resources whose JSON or named parameters changed): a new launch template
+   version reaches the group's ``LatestVersionNumber`` and whatever names it.
+   A failed update rolls back as in AWS: ExecuteChangeSet is accepted, the
+   failing resource gets UPDATE_FAILED with its reason, then the previous
+   template and parameters are applied again while the stack is
+   UPDATE_ROLLBACK_IN_PROGRESS (so a custom resource sees its rollback Update),
+   and the stack ends UPDATE_ROLLBACK_COMPLETE. NOT modelled: what moto cannot
+   update back is left as it is, and a failure during the rollback still ends
+   UPDATE_ROLLBACK_COMPLETE (AWS: UPDATE_ROLLBACK_FAILED).
+10. ``Custom::*`` resources whose ServiceToken is a function of the stack are
+   served in-process (moto would run the Lambda in Docker, and only on create):
+   the function's inline ZipFile source is loaded as a module and its
+   ``on_stack_event(event, environment, clients)`` runs with boto3 clients
+   pointed at the emulator, for Create, Update (with OldResourceProperties)
+   and Delete. Its response, PUT to a ResponseURL on the emulator, is honoured:
+   SUCCESS keeps its PhysicalResourceId and Data (Fn::GetAtt), FAILED fails
+   the operation with its Reason, no response fails it too. On a stack's
+   deletion custom resources go first, as CloudFormation deletes dependents
+   before what they name (moto deletes in no particular order). NOT modelled:
+   ServiceTimeout (the call is synchronous), Lambda's asynchronous retries, and
+   any other function code.
+
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
 winworkers.constraints), and winworkers deploy checks both before any call.
-It runs no instances, Lambdas or cfn-init either: a complete stack on the
-emulator proves the template's wiring, not the workers.
+It runs no instances and no cfn-init either, and no Lambda but a custom
+resource's inline code (10.): a complete stack on the emulator proves the
+template's wiring, not the workers.
 """
 
 from __future__ import annotations
@@ -112,9 +150,11 @@ def local_aws(port: int = 0, host: str = "127.0.0.1", quiet: bool = True) -> Ite
         server.start()
         bound_host, bound_port = server.get_host_and_port()
         url = f"http://{bound_host}:{bound_port}"
+        _endpoints.append(url)
         try:
             yield url
         finally:
+            _endpoints.remove(url)
             with contextlib.suppress(OSError):
                 urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10)
             server.stop()
@@ -148,6 +188,8 @@ def _patch_moto() -> None:
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
+        for owner, name, new in _refresh_patches():
+            undo.enter_context(mock.patch.object(owner, name, new, create=True))
         _undo = undo
 
 
@@ -344,6 +386,385 @@ def _rolling_back(execute_change_set: Any) -> Any:
         return None
 
     return execute
+
+
+# Instance refreshes and the refresh custom resource (i17-refresh) --------------------------------------------------
+# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_StartInstanceRefresh.html
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref.html
+
+_endpoints: list[str] = []
+"""The running emulators' URLs, newest last: the clients a custom resource handler gets."""
+_responses: dict[str, dict[str, Any]] = {}
+"""Custom resource responses received, by RequestId."""
+_ACTIVE_REFRESH = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
+
+
+def _refresh_patches() -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, replacement): set for as long as the emulator runs, created if missing."""
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.cloudformation import models, parsing
+    from moto.cloudformation.custom_model import CustomModel
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    return [
+        (AutoScalingResponse, "start_instance_refresh", _start_instance_refresh),
+        (AutoScalingResponse, "describe_instance_refreshes", _describe_instance_refreshes),
+        (AutoScalingResponse, "cancel_instance_refresh", _cancel_instance_refresh),
+        (models.ChangeSet, "apply", _in_progress_while_applied(models.ChangeSet.apply)),
+        (
+            models.CloudFormationBackend,
+            "execute_change_set",
+            _update_rolling_back(models.CloudFormationBackend.execute_change_set),
+        ),
+        (parsing.ResourceMap, "update", _following_changed_references(parsing.ResourceMap.update)),
+        (parsing.ResourceMap, "delete", _custom_resources_first(parsing.ResourceMap.delete)),
+        (CloudFormationResponse, "process_cfn_response", _received_response),
+        (CustomModel, "create_from_cloudformation_json", classmethod(_create_custom)),
+        (CustomModel, "update_from_cloudformation_json", classmethod(_update_custom)),
+        (CustomModel, "delete", _delete_custom),
+    ]
+
+
+def _refresh_error(code: str, message: str) -> Exception:
+    from moto.autoscaling.exceptions import AutoscalingClientError
+
+    return AutoscalingClientError(code, message)
+
+
+def _refreshes(response: Any, group_name: str) -> list[dict[str, Any]]:
+    """The group's refreshes, newest first (state kept on the backend, so a reset clears it)."""
+    backend = response.autoscaling_backend
+    if group_name not in backend.autoscaling_groups:
+        raise _refresh_error("ValidationError", f"AutoScalingGroup name not found - {group_name}")
+    state: dict[str, list[dict[str, Any]]] = backend.__dict__.setdefault("winworkers_refreshes", {})
+    return state.setdefault(group_name, [])
+
+
+def _resolves_ssm(group: Any) -> bool:
+    template = group.ec2_launch_template
+    if template is None:
+        return False
+    version = template.get_version(group.provided_launch_template_version or "$Default")
+    return str(version.data.get("ImageId", "")).startswith("resolve:ssm:")
+
+
+def _start_instance_refresh(response: Any) -> Any:
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+    from moto.moto_api._internal import mock_random
+
+    params = response._get_params()
+    name = params["AutoScalingGroupName"]
+    refreshes = _refreshes(response, name)
+    if active := [r for r in refreshes if r["Status"] in _ACTIVE_REFRESH]:
+        raise _refresh_error(
+            "InstanceRefreshInProgress",
+            f"An Instance Refresh is already in progress and blocks the execution of this Instance Refresh. "
+            f"{active[0]['InstanceRefreshId']}",
+        )
+    preferences = params.get("Preferences") or {}
+    desired = params.get("DesiredConfiguration")
+    group = response.autoscaling_backend.autoscaling_groups[name]
+    # Auto Scaling user guide, "Use AWS Systems Manager parameters instead of AMI IDs", limitations.
+    if (desired or str(preferences.get("SkipMatching", "")).lower() == "true") and _resolves_ssm(group):
+        raise _refresh_error(
+            "ValidationError",
+            "An instance refresh with skip matching or a desired configuration is not supported "
+            "for a launch template that uses a Systems Manager parameter for its AMI",
+        )
+    refresh = {
+        "InstanceRefreshId": str(mock_random.uuid4()),
+        "AutoScalingGroupName": name,
+        "Status": "InProgress",
+        "StatusReason": "modelled by winworkers.emulator: it never progresses",
+        "StartTime": utcnow(),
+        "PercentageComplete": 0,
+        "InstancesToUpdate": len(group.instance_states),
+        "Preferences": preferences,
+        **({"DesiredConfiguration": desired} if desired else {}),
+    }
+    refreshes.insert(0, refresh)
+    return ActionResult({"InstanceRefreshId": refresh["InstanceRefreshId"]})
+
+
+def _describe_instance_refreshes(response: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    params = response._get_params()
+    wanted = params.get("InstanceRefreshIds") or []
+    refreshes = [
+        r
+        for r in _refreshes(response, params["AutoScalingGroupName"])
+        if not wanted or r["InstanceRefreshId"] in wanted
+    ]
+    return ActionResult({"InstanceRefreshes": refreshes[: int(params.get("MaxRecords") or 50)]})
+
+
+def _cancel_instance_refresh(response: Any) -> Any:
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+
+    params = response._get_params()
+    active = [r for r in _refreshes(response, params["AutoScalingGroupName"]) if r["Status"] in _ACTIVE_REFRESH]
+    if not active:
+        raise _refresh_error("ActiveInstanceRefreshNotFound", "No in progress or pending Instance Refresh found")
+    active[0].update(Status="Cancelled", StatusReason="Cancelled by the user", EndTime=utcnow())
+    return ActionResult({"InstanceRefreshId": active[0]["InstanceRefreshId"]})
+
+
+def _in_progress_while_applied(apply: Any) -> Any:
+    def run(change_set: Any) -> None:
+        stack, before = change_set.stack, change_set.stack.status
+        stack.status = f"{change_set.change_set_type}_IN_PROGRESS"
+        try:
+            apply(change_set)
+        except Exception:
+            stack.status = before
+            raise
+
+    return run
+
+
+def _names(value: Any) -> set[str]:
+    """The resources and parameters ``value`` names with Ref or Fn::GetAtt."""
+    if isinstance(value, dict):
+        named = {value["Ref"]} if isinstance(value.get("Ref"), str) else set()
+        if isinstance(value.get("Fn::GetAtt"), list) and value["Fn::GetAtt"]:
+            named.add(str(value["Fn::GetAtt"][0]))
+        return named.union(*(_names(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_names(v) for v in value))
+    return set()
+
+
+class _CustomResourceFailed(Exception):
+    """A custom resource's FAILED response (or none): the operation fails with its reason."""
+
+    def __init__(self, logical_id: str, reason: str) -> None:
+        super().__init__(reason)
+        self.logical_id = logical_id
+
+
+def _resolved(resources_map: Any, resource_json: dict[str, Any]) -> Any:
+    from moto.cloudformation.parsing import clean_json
+
+    try:
+        return clean_json(resource_json.get("Properties", {}), resources_map)
+    except Exception:  # moto cannot resolve everything; such a resource counts as unchanged
+        return None
+
+
+def _following_changed_references(update: Any) -> Any:
+    # CloudFormation updates a resource whose properties change once resolved, e.g. a
+    # Fn::GetAtt [LaunchTemplate, LatestVersionNumber] after the launch template changed;
+    # moto only updates the resources whose own JSON, or parameters they name, changed.
+    def run(resources_map: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> Any:
+        from moto.cloudformation import parsing
+
+        old = dict(resources_map._resource_json_map)
+        before = {name: _resolved(resources_map, old[name]) for name in old}
+        handled = set(resources_map.build_resource_diff(template, parameters)["Modify"])
+        result = update(resources_map, template, parameters)
+        for _ in range(10):  # chains: the launch template, then the group, then what names the group
+            changed = {  # in the template as applied: the resources whose Condition holds
+                name: resource_json
+                for name, resource_json in resources_map._resource_json_map.items()
+                if name in old
+                and name not in handled
+                and name in resources_map._parsed_resources
+                and before[name] is not None
+                and _resolved(resources_map, resource_json) != before[name]
+            }
+            # In dependency order, as CloudFormation: none before a resource it names that changes too.
+            ready = [name for name, resource_json in changed.items() if not _names(resource_json) & set(changed)]
+            for name in ready or list(changed):
+                handled.add(name)
+                try:
+                    resources_map._parsed_resources[name] = parsing.parse_and_update_resource(
+                        name, changed[name], resources_map, resources_map._account_id, resources_map._region_name
+                    )
+                except _CustomResourceFailed:
+                    raise
+                except Exception:  # what moto cannot update it would not have tried to: leave it as it is
+                    continue
+            if not changed:
+                break
+        return result
+
+    return run
+
+
+def _update_rolling_back(execute_change_set: Any) -> Any:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-rollback-triggers.html
+    # A failed update: the resource's UPDATE_FAILED, then the previous template and
+    # parameters applied again while the stack is UPDATE_ROLLBACK_IN_PROGRESS.
+    def execute(backend: Any, change_set_name: str, stack_name: str | None = None) -> None:
+        change_set = backend.describe_change_set(change_set_name)
+        stack = change_set.stack
+        if change_set.change_set_type != "UPDATE":
+            return execute_change_set(backend, change_set_name, stack_name)  # type: ignore[no-any-return]
+        template, parameters = stack.template, dict(stack.resource_map.input_parameters)
+        try:
+            return execute_change_set(backend, change_set_name, stack_name)  # type: ignore[no-any-return]
+        except Exception as error:
+            logical = error.logical_id if isinstance(error, _CustomResourceFailed) else ""
+            if logical:
+                kind = stack.resource_map._resource_json_map[logical].get("Type", "")
+                _record(stack.resource_map, logical, kind, "", "UPDATE_FAILED", _one_line(error))
+            reason = f"The following resource(s) failed to update: [{logical}]." if logical else _one_line(error)
+            stack._add_stack_event("UPDATE_ROLLBACK_IN_PROGRESS", resource_status_reason=reason)
+            stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
+            stack.template = template
+            stack._parse_template()
+            with contextlib.suppress(Exception):  # moto cannot undo everything; AWS would
+                stack.resource_map.update(stack.template_dict, parameters)
+            stack._add_stack_event("UPDATE_ROLLBACK_COMPLETE")
+            stack.status = "UPDATE_ROLLBACK_COMPLETE"
+            change_set.execution_status = "EXECUTE_FAILED"
+        return None
+
+    return execute
+
+
+def _received_response(response: Any) -> tuple[int, dict[str, Any], str]:
+    import json
+
+    body = json.loads(response.body or "{}")
+    _responses[str(body.get("RequestId"))] = body
+    return 200, {"status": 200}, ""
+
+
+def _handler(model: Any, properties: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """The custom resource function's code, loaded as Lambda loads index.py, and its environment.
+
+    Kept on the resource: when a stack update removes the feature moto may delete the
+    function first (CloudFormation would not), and the resource's Delete still runs its code."""
+    import importlib.util
+    import io
+    import zipfile
+
+    from moto.awslambda.utils import get_backend
+    from moto.cloudformation.exceptions import ValidationError
+
+    try:
+        function = get_backend(model.winworkers_account, model.region_name).get_function(properties["ServiceToken"])
+    except Exception:
+        if hasattr(model, "winworkers_handler"):
+            return model.winworkers_handler  # type: ignore[no-any-return]
+        raise
+    try:  # moto keeps an inline ZipFile as a zip holding the source
+        with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as archive:
+            source = archive.read(next(n for n in archive.namelist() if n.endswith(".py")))
+    except (AttributeError, StopIteration, zipfile.BadZipFile) as error:
+        raise ValidationError(message=f"{model.logical_id}: only inline Python code can serve it here") from error
+    spec = importlib.util.spec_from_loader("index", loader=None)
+    if spec is None:
+        raise ValidationError(message=f"{model.logical_id}: cannot load the function's code")
+    module = importlib.util.module_from_spec(spec)
+    exec(compile(source, "index.py", "exec"), module.__dict__)  # the function's own code, as Lambda loads it
+    if not callable(getattr(module, "on_stack_event", None)):
+        raise ValidationError(message=f"{model.logical_id}: the function has no on_stack_event(event, env, clients)")
+    model.winworkers_handler = (module, dict(function.environment_vars or {}))
+    return model.winworkers_handler  # type: ignore[no-any-return]
+
+
+def _serve(request: str, model: Any, properties: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the custom resource's function in-process for ``request``; its response, or raise its failure."""
+    import urllib.parse
+
+    import boto3
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.moto_api._internal import mock_random
+
+    if not _endpoints:
+        raise ValidationError(message=f"{model.logical_id}: no emulator endpoint to serve it")
+    module, environment = _handler(model, properties)
+    endpoint, region = _endpoints[-1], model.region_name
+    request_id = str(mock_random.uuid4())
+    stack = urllib.parse.quote(model.winworkers_stack_id, safe="")
+    event = {
+        "RequestType": request,
+        "ServiceToken": properties["ServiceToken"],
+        "ResponseURL": f"{endpoint}/cloudformation_{region}/cfnresponse?stack={stack}",
+        "StackId": model.winworkers_stack_id,
+        "RequestId": request_id,
+        "LogicalResourceId": model.logical_id,
+        "ResourceType": model.winworkers_type,
+        "ResourceProperties": properties,
+        **({"PhysicalResourceId": model.resource_name} if request != "Create" else {}),
+        **({"OldResourceProperties": old} if old is not None else {}),
+    }
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    names = ("autoscaling", "cloudformation", "ec2", "ssm")
+    clients = {n: boto3.client(n, endpoint_url=endpoint, region_name=region, **keys) for n in names}
+    module.on_stack_event(event, environment, clients)
+    answer = _responses.pop(request_id, None)
+    if answer is None:
+        raise _CustomResourceFailed(model.logical_id, "the function sent no response to ResponseURL")
+    if answer.get("Status") != "SUCCESS":
+        raise _CustomResourceFailed(model.logical_id, str(answer.get("Reason")))
+    return answer
+
+
+def _remember(model: Any, answer: dict[str, Any], properties: dict[str, Any]) -> Any:
+    model.resource_name = answer.get("PhysicalResourceId") or model.resource_name
+    model.winworkers_properties = properties
+    model.set_data(answer.get("Data") or {})
+    return model
+
+
+def _create_custom(
+    cls: Any,
+    /,
+    resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    from moto.cloudformation.models import cloudformation_backends
+
+    model = cls(region_name, "", kwargs["LogicalId"], resource_name)
+    model.winworkers_account, model.winworkers_stack_id = account_id, kwargs["StackId"]
+    model.winworkers_type = kwargs["ResourceType"]
+    cloudformation_backends[account_id][region_name].get_stack(kwargs["StackId"]).add_custom_resource(model)
+    properties = cloudformation_json["Properties"]
+    return _remember(model, _serve("Create", model, properties), properties)
+
+
+def _update_custom(
+    cls: Any,
+    /,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> Any:
+    properties = cloudformation_json["Properties"]
+    answer = _serve("Update", original_resource, properties, original_resource.winworkers_properties)
+    return _remember(original_resource, answer, properties)
+
+
+def _delete_custom(model: Any, account_id: str, region_name: str) -> None:
+    _serve("Delete", model, model.winworkers_properties)
+
+
+def _custom_resources_first(delete: Any) -> Any:
+    # CloudFormation deletes in reverse dependency order, so a custom resource goes
+    # before the function that serves it; moto deletes in no particular order.
+    def run(resources_map: Any) -> Any:
+        from moto.cloudformation.custom_model import CustomModel
+
+        for name, resource in list(resources_map._parsed_resources.items()):
+            declared = resources_map._resource_json_map.get(name)  # moto keeps resources an update removed
+            kept = declared is None or declared.get("DeletionPolicy") == "Retain"
+            if isinstance(resource, CustomModel) and hasattr(resource, "winworkers_properties") and not kept:
+                resources_map._delete_resource(resource, resources_map._resource_json_map[name])
+                resources_map._parsed_resources.pop(name)
+        return delete(resources_map)
+
+    return run
 
 
 def add_command(commands: Any) -> None:

@@ -1,7 +1,31 @@
-"""Patch auto-updates: the AMI refresh Lambda, its triggers and its role.
+"""Patch auto-updates and stack-update rollouts: the refresh Lambda, its triggers and its role.
 
 The function's code is winworkers.ami_refresh, embedded verbatim as an
 inline ZipFile: one source of truth, tested as a module, deployed as index.py.
+It is the only thing that starts instance refreshes (compute.py docstring says
+why), and it never asks for skip matching or a desired configuration. Triggers:
+
+- The schedule, and optionally AWS's AMI release topic: an instance whose image,
+  or launch template version, is not the group's is outdated; if any is, one
+  refresh starts. ``{"dryRun": true}`` changes nothing.
+- The custom resource ``FleetRefresh``, whose properties are what the workers run
+  with. Create and Delete do nothing (new instances are current; nothing to undo).
+  An Update that changes them starts one refresh and answers SUCCESS with its id,
+  without waiting for it. If a refresh is already active the update fails with
+  one line naming it and its progress: cancelling it and starting anew would
+  mean waiting for its in-flight terminations, whose drain hooks may outlast any
+  Lambda (CancelInstanceRefresh waits for transitioning instances). During a
+  rollback (the stack or its root ``*ROLLBACK*``), or when the stack's status
+  cannot be read, it starts nothing and answers SUCCESS: a failure there would
+  leave the stack UPDATE_ROLLBACK_FAILED; the weekly run replaces what is left
+  on another launch template version. It answers every request exactly once.
+
+The two kinds of trigger exclude each other, so refreshes never collide:
+the scheduled or SNS run starts nothing while the stack or its root stack is in
+any ``*_IN_PROGRESS`` state (so not during the update whose custom resource
+refreshes), nor while a refresh is active; the custom resource starts nothing
+while a refresh is active; and Auto Scaling itself refuses a second active
+refresh (InstanceRefreshInProgress), which both sides treat as "in progress".
 """
 
 from __future__ import annotations
@@ -9,10 +33,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from awacs import autoscaling, ec2, sqs, ssm
+from awacs import autoscaling, cloudformation, ec2, sqs, ssm
 from awacs.aws import Allow, Statement
-from troposphere import GetAtt, Ref, Sub, Template
+from troposphere import GetAtt, Ref, StackId, Sub, Template
 from troposphere.awslambda import Code, DeadLetterConfig, Environment, Function, LoggingConfig, Permission
+from troposphere.cloudformation import CustomResource
 from troposphere.events import Rule, Target
 from troposphere.sns import SubscriptionResource
 from troposphere.sqs import Queue
@@ -34,6 +59,24 @@ NO_RESERVED_CONCURRENCY = (
     "the handler treats an active refresh as in progress"
 )
 SQS_MANAGED_SSE = "Encrypted by SqsManagedSseEnabled; checkov's CKV_AWS_27 only knows KmsMasterKeyId"
+# How long CloudFormation waits for the custom resource's response (default 3600 s):
+# the function's 120 s and Lambda's two asynchronous retries fit with room to spare.
+SERVICE_TIMEOUT = 600
+
+
+class FleetRefreshResource(CustomResource):  # type: ignore[misc]  # troposphere is untyped
+    """The custom resource whose Update makes the refresh Lambda roll out a stack update.
+
+    Its properties are what the workers run with; ami_refresh.ROLLED_OUT names them."""
+
+    resource_type = "Custom::WorkersRefresh"
+    props = {  # noqa: RUF012
+        **CustomResource.props,
+        "GroupName": (str, True),
+        "LaunchTemplateId": (str, True),
+        "LaunchTemplateVersion": (str, True),
+        "Subnets": (list, True),
+    }
 
 
 @dataclass(frozen=True)
@@ -67,6 +110,13 @@ def _statements(p: Params, dead_letters: Queue) -> list[Statement]:
         # resolve the launch template's resolve:ssm: ImageId.
         Statement(Effect=Allow, Action=[ssm.GetParameter, ssm.GetParameters], Resource=[parameter]),
         Statement(Effect=Allow, Action=[sqs.SendMessage], Resource=[GetAtt(dead_letters, "Arn")]),
+        # Its own stack, and the root stack of a nested one: a nested stack lives in its
+        # root's account and Region, and the child template cannot know the root's name.
+        Statement(
+            Effect=Allow,
+            Action=[cloudformation.DescribeStacks],
+            Resource=[Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/*")],
+        ),
     ]
 
 
@@ -95,7 +145,7 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
     function = template.add_resource(
         Function(
             lid("RefreshFunction"),
-            Description="Replaces the Windows workers when AWS publishes a newer Windows AMI",
+            Description="Replaces the Windows workers: newer Windows AMI, or a stack update of what they run with",
             Runtime="python3.13",
             Architectures=["arm64"],
             Handler="index.handler",
@@ -109,6 +159,7 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
                     "ASG_NAME": Ref(fleet.group),
                     "AMI_PARAMETER": ami_parameter_name(p),
                     "INSTANCE_WARMUP": p["InstanceWarmup"],
+                    "STACK_ID": StackId,
                 }
             ),
             LoggingConfig=LoggingConfig(LogGroup=Ref(logs)),
@@ -127,6 +178,19 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
     # fails in new or low-quota accounts (Lambda guide, configuration-concurrency).
     skip_checkov(function, "CKV_AWS_115", NO_RESERVED_CONCURRENCY)
     arn = GetAtt(function, "Arn")
+    # After the group (its Ref), so the group already launches from the new version;
+    # an update that changes none of these properties sends the function nothing.
+    template.add_resource(
+        FleetRefreshResource(
+            lid("FleetRefresh"),
+            ServiceToken=arn,
+            ServiceTimeout=SERVICE_TIMEOUT,
+            GroupName=Ref(fleet.group),
+            LaunchTemplateId=Ref(fleet.launch_template),
+            LaunchTemplateVersion=GetAtt(fleet.launch_template, "LatestVersionNumber"),
+            Subnets=fleet.group.VPCZoneIdentifier,
+        )
+    )
     schedule = template.add_resource(
         Rule(
             lid("RefreshScheduleRule"), ScheduleExpression=p["RefreshSchedule"], Targets=[Target(Id="refresh", Arn=arn)]

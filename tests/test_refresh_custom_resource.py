@@ -1,0 +1,243 @@
+"""The refresh Lambda as the stack's custom resource (``ami_refresh.on_stack_event``).
+
+Each request is answered by a PUT to its ResponseURL, here a real HTTP server on
+127.0.0.1 that records what arrives; the Auto Scaling group and the stack are
+moto's (tests/test_ami_refresh.py's World), the refresh APIs answered by its hooks.
+The contract (CloudFormation user guide, custom resource responses): exactly one
+response, Status SUCCESS or FAILED, a Reason when FAILED, the request's StackId,
+RequestId and LogicalResourceId, a non-empty PhysicalResourceId that stays the same,
+at most 4,096 bytes; no response makes CloudFormation wait for ServiceTimeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import io
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from test_ami_refresh import GROUP, World, moto_world
+
+from winworkers import ami_refresh
+from winworkers.ami_refresh import on_stack_event
+
+PROPERTIES = {"GroupName": GROUP, "LaunchTemplateId": "lt-1", "LaunchTemplateVersion": "1", "Subnets": ["subnet-a"]}
+
+
+class Responses(list[dict[str, Any]]):
+    """What the local response endpoint received: each PUT's headers and body; ``refuse`` first ones."""
+
+    refuse = 0
+
+
+@pytest.fixture
+def responses() -> Iterator[tuple[str, Responses]]:
+    received = Responses()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            refused = received.refuse > 0
+            received.refuse -= 1
+            received.append({"headers": dict(self.headers), "body": json.loads(body), "refused": refused})
+            self.send_response(503 if refused else 200)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/presigned?X-Amz-Signature=abc", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    with moto_world(monkeypatch) as w:
+        w.group(desired=2)
+        yield w
+
+
+def _event(url: str, world: World, kind: str, old: dict[str, Any] | None = None, **new: Any) -> dict[str, Any]:
+    event = {
+        "RequestType": kind,
+        "ResponseURL": url,
+        "StackId": world.stack_id,
+        "RequestId": f"request-{kind}",
+        "LogicalResourceId": "WinFleetRefresh",
+        "ResourceType": "Custom::WorkersRefresh",
+        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:f", **PROPERTIES, **new},
+    }
+    if kind != "Create":
+        event["PhysicalResourceId"] = f"{GROUP}-refresh"
+    if old is not None:
+        event["OldResourceProperties"] = {"ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:f", **old}
+    return event
+
+
+def _answer(
+    world: World, event: dict[str, Any], responses: Responses, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run the handler; check it printed one JSON line and that exactly one response arrived, well formed."""
+    world.calls.clear()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        out = on_stack_event(event, world.env(**(env or {})), world.clients)
+    (line,) = printed.getvalue().splitlines()
+    assert json.loads(line)["decision"] == out["action"]
+    (response,) = responses
+    body = response["body"]
+    assert response["headers"]["Content-Type"] == ""  # the pre-signed URL's signature covers none
+    assert {k: body[k] for k in ("StackId", "RequestId", "LogicalResourceId")} == {
+        k: event[k] for k in ("StackId", "RequestId", "LogicalResourceId")
+    }
+    assert body["Status"] in {"SUCCESS", "FAILED"} and body["Reason"]
+    assert body["PhysicalResourceId"] == f"{GROUP}-refresh"  # the same for every request: never a replacement
+    assert len(json.dumps(body).encode()) <= 4096
+    responses.clear()
+    return body
+
+
+def test_create_and_delete_succeed_and_start_nothing(world: World, responses: tuple[str, Responses]) -> None:
+    url, received = responses
+    for kind in ("Create", "Delete"):
+        body = _answer(world, _event(url, world, kind), received)
+        assert (body["Status"], body["Data"]) == ("SUCCESS", {})
+        assert world.calls == [] and world.started == []
+
+
+def test_an_update_of_what_the_workers_run_with_starts_one_refresh(
+    world: World, responses: tuple[str, Responses]
+) -> None:
+    url, received = responses
+    for changed in ({"LaunchTemplateVersion": "2"}, {"Subnets": ["subnet-a", "subnet-b"]}):
+        world.started.clear()
+        body = _answer(world, _event(url, world, "Update", PROPERTIES, **changed), received)
+        assert (body["Status"], body["Data"]) == ("SUCCESS", {"InstanceRefreshId": "refresh-1"})
+        assert world.calls == ["DescribeStacks", "DescribeInstanceRefreshes", "StartInstanceRefresh"]
+        (started,) = world.started  # World._start: no SkipMatching, no DesiredConfiguration
+        assert started["Strategy"] == "Rolling" and started["AutoScalingGroupName"] == GROUP
+        assert started["Preferences"]["MinHealthyPercentage"] == 100
+        assert started["Preferences"]["MaxHealthyPercentage"] == 200  # launch before terminate
+
+
+def test_an_update_that_changes_nothing_the_workers_run_with_starts_nothing(
+    world: World, responses: tuple[str, Responses]
+) -> None:
+    url, received = responses
+    same = _event(url, world, "Update", PROPERTIES, ServiceToken="arn:aws:lambda:us-east-1:123456789012:function:g")
+    assert _answer(world, same, received)["Status"] == "SUCCESS"
+    # A new group name is a new group: its instances are new.
+    renamed = _event(url, world, "Update", {**PROPERTIES, "GroupName": "old"}, LaunchTemplateVersion="2")
+    assert _answer(world, renamed, received)["Status"] == "SUCCESS"
+    assert world.calls == [] and world.started == []
+
+
+def test_an_active_refresh_fails_the_update_naming_it(world: World, responses: tuple[str, Responses]) -> None:
+    url, received = responses
+    world.refreshes.append({"InstanceRefreshId": "weekly-7", "Status": "InProgress", "PercentageComplete": 50})
+    body = _answer(world, _event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="2"), received)
+    assert body["Status"] == "FAILED" and body["Data"] == {}
+    assert body["Reason"] == (
+        f"instance refresh weekly-7 of {GROUP} is InProgress (50% done): wait for it or cancel it, then retry"
+    )
+    assert world.started == [] and "StartInstanceRefresh" not in world.calls
+
+
+def test_a_refresh_started_since_the_check_fails_the_update_too(world: World, responses: tuple[str, Responses]) -> None:
+    url, received = responses
+    world.start_error = "InstanceRefreshInProgress"
+    body = _answer(world, _event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="2"), received)
+    assert body["Status"] == "FAILED" and body["Reason"].startswith("instance refresh None of workers is None")
+    assert world.calls[-2:] == ["StartInstanceRefresh", "DescribeInstanceRefreshes"]
+
+
+@pytest.mark.parametrize("status", ["UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"])
+def test_a_rollback_never_fails_and_starts_nothing(world: World, responses: tuple[str, Responses], status: str) -> None:
+    # Even with the refresh the forward update started still running: failing here would leave
+    # the stack UPDATE_ROLLBACK_FAILED.
+    url, received = responses
+    world.stack_status(status)
+    world.refreshes.append({"InstanceRefreshId": "forward-1", "Status": "InProgress"})
+    body = _answer(world, _event(url, world, "Update", {**PROPERTIES, "LaunchTemplateVersion": "2"}), received)
+    assert (body["Status"], body["Reason"]) == ("SUCCESS", "OK")
+    assert world.calls == ["DescribeStacks"] and world.started == []
+
+
+def test_errors_fail_a_forward_update_in_one_line(world: World, responses: tuple[str, Responses]) -> None:
+    url, received = responses
+    world.start_error = "AccessDenied"
+    body = _answer(world, _event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="2"), received)
+    assert body["Status"] == "FAILED" and "AccessDenied" in body["Reason"] and "\n" not in body["Reason"]
+    world.start_error = ""
+    bad = _event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="2")
+    body = _answer(world, bad, received, env={"INSTANCE_WARMUP": "soon"})
+    assert (body["Status"], body["Reason"]) == (
+        "FAILED",
+        "INSTANCE_WARMUP='soon': expected a whole number from 0 to 86400",
+    )
+
+
+def test_an_unknown_stack_status_succeeds_without_a_refresh(world: World, responses: tuple[str, Responses]) -> None:
+    # Not knowing whether this is a rollback, it must not fail; the weekly run catches the
+    # instances left on the old version (test_ami_refresh.py).
+    url, received = responses
+    event = _event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="2")
+    event["StackId"] = "arn:aws:cloudformation:us-east-1:123456789012:stack/gone/1"
+    body = _answer(world, event, received)
+    assert body["Status"] == "SUCCESS" and world.started == []
+    unexpected = _event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="2")
+    clients = world.clients
+    world.clients = {"autoscaling": clients["autoscaling"]}  # a KeyError, before the stack's status is known
+    assert _answer(world, unexpected, received)["Status"] == "SUCCESS"
+    world.clients = {"cloudformation": clients["cloudformation"]}  # one after: a forward update fails
+    body = _answer(world, unexpected, received)
+    assert (body["Status"], body["Reason"]) == ("FAILED", "'autoscaling'")
+
+
+def test_a_refused_response_is_sent_again(world: World, responses: tuple[str, Responses]) -> None:
+    url, received = responses
+    received.refuse = 2
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        on_stack_event(_event(url, world, "Create"), world.env(), world.clients)
+    assert [r["refused"] for r in received] == [True, True, False]
+    assert [json.loads(line)["decision"] for line in printed.getvalue().splitlines()] == [
+        "nothing",
+        "response-failed",
+        "response-failed",
+    ]
+
+
+def test_the_lambda_entry_point_routes_stack_requests(
+    world: World, responses: tuple[str, Responses], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, received = responses
+    for name, value in world.env().items():
+        monkeypatch.setenv(name, value)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert ami_refresh.handler(_event(url, world, "Create"), None)["request"] == "Create"
+    assert [r["body"]["Status"] for r in received] == ["SUCCESS"]
+
+
+def test_the_source_never_asks_for_skip_matching_or_a_desired_configuration() -> None:
+    # Names that appear in the code only in comments: none reaches an API call.
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(ami_refresh.__file__).read_text(encoding="utf-8"))
+    texts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    keys = [k.arg for n in ast.walk(tree) if isinstance(n, ast.Call) for k in n.keywords]
+    names = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    for word in ("SkipMatching", "DesiredConfiguration", "AutoRollback"):
+        assert not [t for t in [*texts, *keys, *names] if t and word in t]
+    starts = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "start_instance_refresh"]
+    assert len(starts) == 1  # one place starts refreshes: _start

@@ -1,0 +1,195 @@
+"""The second deploy: which stack inputs replace which resources, derived from the
+resource schemas (cfn-lint's bundled CloudFormation registry schemas), not listed by hand.
+
+A property in a schema's ``createOnlyProperties`` cannot change in place: a new value
+replaces the resource (its physical id changes), and so replaces every resource whose
+create-only property names it (Ref, Fn::GetAtt). A replacement creates the new
+resource before deleting the old one, so a fixed physical name (a ``primaryIdentifier``
+set in the template) that the replacement does not change collides with itself.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+REGION = "us-east-1"
+PSEUDO = {"AWS::Region", "AWS::StackName", "AWS::StackId", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix"}
+NETWORK = {
+    "WinVpc",
+    "WinSubnetA",
+    "WinSubnetB",
+    "WinSubnetC",
+    "WinRouteTable",
+    "WinSubnetARoutes",
+    "WinSubnetBRoutes",
+    "WinSubnetCRoutes",
+    "WinS3Endpoint",
+    "WinSqsEndpoint",
+    "WinCloudformationEndpoint",
+    "WinMonitoringEndpoint",
+    "WinLogsEndpoint",
+    "WinAutoscalingEndpoint",
+    "WinEndpointSecurityGroup",
+    "WinEndpointIngressFromWorkers",
+    "WinWorkerSecurityGroup",
+    "WinWorkerEgressToEndpoints",
+    "WinWorkerEgressToNetworkEndpoints",
+    "WinFlowLog",
+}
+WORKER_SECURITY_GROUP = {
+    "WinWorkerSecurityGroup",
+    "WinWorkerEgressToEndpoints",
+    "WinWorkerEgressToNetworkEndpoints",
+    "WinEndpointIngressFromWorkers",
+}
+# What a stack update of each input replaces (the rest of the inputs replace nothing).
+# Reviewed: none of these has a fixed name; the workers follow through the launch
+# template's new version (its security group) and the refresh custom resource.
+REPLACED_BY = {
+    "WinVpcCidr": NETWORK,
+    "WinNetworkMode": WORKER_SECURITY_GROUP,
+    "WinVpcId": WORKER_SECURITY_GROUP,
+    "EnableWinTaskScriptService": WORKER_SECURITY_GROUP,  # via its VpcId's conditions; switched off, all goes anyway
+    "WinEndpointsCidr": {"WinWorkerEgressToNetworkEndpoints"},
+}
+
+
+def _names(value: Any, conditions: dict[str, Any]) -> set[str]:
+    """Parameters, pseudo parameters and resources ``value`` depends on (through Conditions too)."""
+    if isinstance(value, list):
+        return set().union(*(_names(v, conditions) for v in value))
+    if not isinstance(value, dict):
+        return set()
+    found: set[str] = set()
+    for key, arg in value.items():
+        if key == "Ref" and isinstance(arg, str):
+            found.add(arg)
+        elif key == "Fn::GetAtt":
+            found.add(arg[0] if isinstance(arg, list) else str(arg).split(".")[0])
+        elif key == "Fn::Sub":
+            text = arg[0] if isinstance(arg, list) else arg
+            local = set(arg[1]) if isinstance(arg, list) else set()
+            found |= {n.split(".")[0] for n in re.findall(r"\$\{([^}!]+)\}", text)} - local
+            found |= _names(arg[1:], conditions) if isinstance(arg, list) else set()
+        elif key == "Fn::If":
+            found |= _names(conditions[arg[0]], conditions) | _names(arg[1:], conditions)
+        elif key == "Condition" and isinstance(arg, str) and arg in conditions:
+            found |= _names(conditions[arg], conditions)
+        elif key == "Fn::GetAZs":
+            found.add("AWS::Region")
+        else:
+            found |= _names(arg, conditions)
+    return found
+
+
+def _at(properties: dict[str, Any], pointer: str) -> Any:
+    value: Any = properties
+    for part in pointer.split("/")[2:]:
+        if part == "*" or not isinstance(value, dict):
+            return value
+        if part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _schema(kind: str) -> dict[str, Any] | None:
+    if kind.startswith("Custom::"):
+        return {"createOnlyProperties": ["/properties/ServiceToken"], "primaryIdentifier": []}
+    schema: dict[str, Any] = PROVIDER_SCHEMA_MANAGER.get_resource_schema(REGION, kind).schema
+    return schema
+
+
+def update_path(template: dict[str, Any]) -> tuple[dict[str, set[str]], list[str]]:
+    """({input: resources a change of it replaces}, [fixed names a replacement collides on])."""
+    resources, conditions = template["Resources"], template.get("Conditions", {})
+    create_only: dict[str, set[str]] = {}
+    fixed: dict[str, set[str]] = {}
+    for name, resource in resources.items():
+        schema = _schema(resource["Type"]) or {}
+        properties = resource.get("Properties", {})
+        for pointer in schema.get("createOnlyProperties", []):
+            value = _at(properties, pointer)
+            if value is None:
+                continue
+            depends = _names(value, conditions)
+            create_only.setdefault(name, set()).update(depends)
+            if pointer in schema.get("primaryIdentifier", []):
+                fixed[name] = depends
+    replaced: dict[str, set[str]] = {}
+    for parameter in template["Parameters"]:
+        hit = {parameter}
+        while True:  # a replaced resource's new physical id replaces what names it in a create-only property
+            more = {r for r, depends in create_only.items() if depends & hit} - hit
+            if not more:
+                break
+            hit |= more
+        replaced[parameter] = hit - {parameter}
+    collisions = [
+        f"{resource} (fixed name) replaced by {parameter}"
+        for parameter, hit in replaced.items()
+        for resource in hit
+        if resource in fixed and parameter not in _closure(fixed[resource], create_only)
+    ]
+    return {p: r for p, r in replaced.items() if r}, collisions
+
+
+def _closure(names: set[str], create_only: dict[str, set[str]]) -> set[str]:
+    found, todo = set(), set(names)
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo |= create_only.get(name, set())
+    return found
+
+
+def test_the_inputs_that_replace_resources_are_known(feature: dict[str, Any]) -> None:
+    replaced, _ = update_path(feature)
+    assert replaced == REPLACED_BY
+
+
+def test_no_replacement_collides_on_a_fixed_name(feature: dict[str, Any]) -> None:
+    # The fixed names: the group (<stack>-<prefix>Workers, which the lifecycle ARNs and the agent
+    # config name) and the log groups; none is replaced by any input.
+    _, collisions = update_path(feature)
+    assert collisions == []
+    resources = feature["Resources"]
+    named = {
+        name
+        for name, resource in resources.items()
+        if any(
+            _at(resource.get("Properties", {}), p) is not None
+            for p in (_schema(resource["Type"]) or {}).get("primaryIdentifier", [])
+        )
+    }
+    assert "WinGroup" in named and not named & set().union(*REPLACED_BY.values())
+
+
+def test_the_analysis_sees_a_planted_collision(feature: dict[str, Any]) -> None:
+    import copy
+
+    planted = copy.deepcopy(feature)
+    group = planted["Resources"]["WinGroup"]["Properties"]
+    group["InstanceId"] = {"Ref": "WinInstanceType"}  # create-only: the instance type would replace the group
+    replaced, collisions = update_path(planted)
+    assert "WinGroup" in replaced["WinInstanceType"]
+    assert collisions == ["WinGroup (fixed name) replaced by WinInstanceType"]
+    group["AutoScalingGroupName"] = {"Fn::Sub": "${AWS::StackName}-${WinInstanceType}"}  # the name follows it
+    assert update_path(planted)[1] == []
+
+
+def test_the_example_parents_replace_the_same() -> None:
+    # The inline parent holds the feature under the same logical ids; the nested one only the
+    # stack resource, which a new template or parameter value updates in place.
+    import json
+
+    from conftest import ROOT
+
+    inline = json.loads((ROOT / "templates" / "parent-inline.json").read_text(encoding="utf-8"))
+    nested = json.loads((ROOT / "templates" / "parent-nested.json").read_text(encoding="utf-8"))
+    assert update_path(inline) == (REPLACED_BY, [])
+    assert update_path(nested) == ({}, [])
