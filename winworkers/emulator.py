@@ -390,6 +390,9 @@ class _Made:
     """A resource an emulated type made through moto's backend: its Ref, its GetAtt
     attributes, and how to delete it (what moto's ResourceMap asks of a resource)."""
 
+    logical_resource_id = ""  # moto sets these two after creation
+    cf_resource_type = ""
+
     def __init__(self, physical_id: str, attributes: dict[str, Any], remove: Callable[[], None]) -> None:
         self.physical_resource_id = physical_id
         self.attributes = attributes
