@@ -373,7 +373,9 @@ INIT = (
     "default",
 )
 
-DRAINED = _hook("CONTINUE", DRAIN_HOOK)  # an abandoned instance has no worker to drain
+# An abandoned instance has no worker to drain. ABANDON terminates it as CONTINUE would,
+# unless RetainFailedBoots keeps it (winworkers.diagnostics).
+DRAINED = _hook("ABANDON", DRAIN_HOOK)
 CASES: dict[str, tuple[Instance, list[tuple[str, ...]]]] = {
     # Success: in service first, then the signal.
     "bootstrap succeeds": (Instance(init_exit=0), [INIT, _hook("CONTINUE"), _signal(0)]),
@@ -382,12 +384,12 @@ CASES: dict[str, tuple[Instance, list[tuple[str, ...]]]] = {
     "cfn-init is missing": (Instance(init_exit=None), [_signal(1), _hook("ABANDON"), DRAINED]),
     # The hook cannot be completed: the signal says so, and the hook's timeout abandons it.
     "the hooks cannot be completed": (
-        Instance(init_exit=0, failing={(LAUNCH_HOOK, "CONTINUE"), (LAUNCH_HOOK, "ABANDON"), (DRAIN_HOOK, "CONTINUE")}),
+        Instance(init_exit=0, failing={(LAUNCH_HOOK, "CONTINUE"), (LAUNCH_HOOK, "ABANDON"), (DRAIN_HOOK, "ABANDON")}),
         [INIT, _hook("CONTINUE"), _signal(1), _hook("ABANDON"), *[DRAINED] * 10],
     ),
     # No drain action waits for an abandoned instance: ten tries, and the script ends.
     "no drain action waits": (
-        Instance(init_exit=1, failing={(DRAIN_HOOK, "CONTINUE")}),
+        Instance(init_exit=1, failing={(DRAIN_HOOK, "ABANDON")}),
         [INIT, _signal(1), _hook("ABANDON"), *[DRAINED] * 10],
     ),
 }

@@ -169,7 +169,9 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Ba
     hook that cannot be completed fails the signal too); on failure it signals, then
     ABANDONs, and Auto Scaling replaces the instance at once. A broken worker never
     goes in service, on creation, scale-out or refresh. An abandoned instance has no
-    worker to drain, so the script also ends its drain hook. It runs once, at first
+    worker to drain, so the script also ends its drain hook, with ABANDON: that terminates
+    it as CONTINUE does, unless RetainFailedBoots keeps it (winworkers.diagnostics;
+    RetentionTriggers API reference). It runs once, at first
     boot (no <persist>): there is no warm pool whose instances would meet the launch
     hook again on a later start. Hooks are completed with the AWS Tools for Windows PowerShell,
     which every AWS Windows AMI ships (the AWS CLI is not listed), through the
@@ -195,7 +197,7 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str) -> Ba
             "$code=$LASTEXITCODE } catch { $_ }",
             f"if ($code -eq 0) {{ try {{ Hook CONTINUE {LAUNCH_HOOK} }} catch {{ $_; $code=1 }} }}",
             f'& "$b\\cfn-signal.exe" -e $code @c --resource {asg_id}',
-            f"if ($code -ne 0) {{ try {{ Hook ABANDON {LAUNCH_HOOK} }} catch {{ $_ }}; Retry CONTINUE {DRAIN_HOOK} }}",
+            f"if ($code -ne 0) {{ try {{ Hook ABANDON {LAUNCH_HOOK} }} catch {{ $_ }}; Retry ABANDON {DRAIN_HOOK} }}",
             "</powershell>",
         ]
     )

@@ -40,6 +40,7 @@ SQS_MANAGED_SSE = "Encrypted by SqsManagedSseEnabled; checkov's CKV_AWS_27 only 
 class Refresh:
     function: Function
     refresh_failed_rule: Rule
+    dead_letters: Queue  # also the boot evidence function's (winworkers.diagnostics)
 
 
 def function_source() -> str:
@@ -179,4 +180,4 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
             Condition=releases,
         )
     )
-    return Refresh(function=function, refresh_failed_rule=failed)
+    return Refresh(function=function, refresh_failed_rule=failed, dead_letters=dead_letters)

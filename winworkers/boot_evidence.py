@@ -1,0 +1,152 @@
+"""Keep what EC2 shows of a terminating worker, without a login (Lambda index.handler).
+
+A bootstrap that fails before the CloudWatch agent runs leaves nothing in the logs,
+and Auto Scaling terminates the instance with its evidence. The group's drain hook
+holds every terminating instance in Terminating:Wait, and EventBridge sends its
+"EC2 Instance-terminate Lifecycle Action" here; this copies, before the instance
+is gone, into LOG_GROUP (the host log group), stream <instance id>/console:
+
+- the console output (GetConsoleOutput): Latest=true first, the live serial
+  output on Nitro instance types; else the buffered output EC2 posts at boot and
+  at termination. On Windows it holds EC2Launch's messages and the last system
+  event log errors. One event per line.
+- the console screenshot (GetConsoleScreenshot, a JPG of the running instance:
+  a stop error or a hung setup screen shows here only), base64 in events of at
+  most SCREENSHOT_CHUNK characters after a line giving its size; join them and
+  decode to get the JPG back (README, "Troubleshooting a failed boot").
+
+When EC2 has nothing (the instance never ran, or output is not posted yet) that
+is one note in the stream and one log line, not an error: a retry would find
+nothing either. Only a failure to write the logs raises (Lambda retries an
+asynchronous event twice, then dead-letters it). Env: LOG_GROUP.
+"""
+
+import base64
+import json
+import os
+import time
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+TERMINATING = "EC2 Instance-terminate Lifecycle Action"
+STREAM_SUFFIX = "/console"
+# PutLogEvents: events of at most 256 KB (1 MB in newer documentation: the lower
+# bound is used), batches of at most 10,000 events and 1,048,576 bytes, counting
+# 26 bytes per event (CloudWatch Logs API reference, PutLogEvents).
+SCREENSHOT_CHUNK = 200_000
+BATCH_BYTES = 1_000_000
+BATCH_EVENTS = 10_000
+EVENT_OVERHEAD = 26
+RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5})
+
+
+class EvidenceError(RuntimeError):
+    """The evidence could not be written; nothing from EC2 is never this error."""
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return run(event or {}, os.environ)
+
+
+def run(event: dict[str, Any], env: Any, clients: Any = None) -> dict[str, Any]:
+    """Capture, write, print one JSON line; ``clients``: ec2, logs (made if None)."""
+    detail = event.get("detail") or {}
+    out: dict[str, Any] = {
+        "instance_id": detail.get("EC2InstanceId", ""),
+        "log_group": env.get("LOG_GROUP", ""),
+        "hook": detail.get("LifecycleHookName", ""),
+    }
+    try:
+        _capture(event, clients, out)
+    except Exception as error:
+        print(json.dumps({"result": "error", **out, "error": str(error)}))
+        raise
+    print(json.dumps({"result": out["result"], **out}))
+    return out
+
+
+def _capture(event: dict[str, Any], clients: Any, out: dict[str, Any]) -> None:
+    if not out["log_group"]:
+        raise EvidenceError("LOG_GROUP is not set")
+    if event.get("detail-type") != TERMINATING or not out["instance_id"]:
+        out["result"] = "ignored"  # not an instance's terminate lifecycle action: nothing to capture
+        return
+    c = clients or {n: boto3.client(n, config=RETRIES) for n in ("ec2", "logs")}
+    instance = out["instance_id"]
+    text, out["console"] = _console(c["ec2"], instance)
+    image, out["screenshot"] = _screenshot(c["ec2"], instance)
+    lines = [line for line in text.splitlines() if line.strip()]
+    messages = [f"winworkers: console output of {instance} ({out['console']}), {len(lines)} lines", *lines]
+    if image:
+        chunks = [image[i : i + SCREENSHOT_CHUNK] for i in range(0, len(image), SCREENSHOT_CHUNK)]
+        messages.append(
+            f"winworkers: console screenshot of {instance}, JPG of {len(base64.b64decode(image))} bytes, "
+            f"base64 in the next {len(chunks)} event(s): join them and decode"
+        )
+        messages += chunks
+    else:
+        messages.append(f"winworkers: no console screenshot of {instance} ({out['screenshot']})")
+    out["stream"] = instance + STREAM_SUFFIX
+    out["events"] = _write(c["logs"], out["log_group"], out["stream"], messages)
+    out["console_lines"] = len(lines)
+    out["result"] = "captured" if lines or image else "nothing-from-ec2"
+
+
+def _console(ec2: Any, instance: str) -> tuple[str, str]:
+    """The console output and where it came from, or "" and why there is none."""
+    why = "EC2 returned no console output"
+    for latest in (True, False):
+        try:
+            answer = ec2.get_console_output(InstanceId=instance, Latest=latest)
+        except (ClientError, BotoCoreError) as error:
+            why = f"GetConsoleOutput{' Latest' if latest else ''}: {_code(error)}"
+            continue
+        text = base64.b64decode(answer.get("Output") or "").decode("utf-8", "replace")
+        if text.strip():
+            return text, "latest" if latest else "buffered"
+    return "", why
+
+
+def _screenshot(ec2: Any, instance: str) -> tuple[str, str]:
+    """The screenshot as base64, or "" and why there is none (it needs a running instance)."""
+    try:
+        answer = ec2.get_console_screenshot(InstanceId=instance, WakeUp=True)
+    except (ClientError, BotoCoreError) as error:
+        return "", f"GetConsoleScreenshot: {_code(error)}"
+    image = answer.get("ImageData") or ""
+    return (image, "taken") if image else ("", "EC2 returned no screenshot")
+
+
+def _write(logs: Any, group: str, stream: str, messages: list[str]) -> int:
+    """messages as events of stream in group, in order, in as few batches as the limits allow."""
+    try:
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    except ClientError as error:
+        if _code(error) != "ResourceAlreadyExistsException":  # a second capture appends
+            raise EvidenceError(f"CreateLogStream {group} {stream}: {error}") from error
+    # One millisecond apart, so CloudWatch Logs keeps them in this order.
+    start = int(time.time() * 1000)
+    events = [{"timestamp": start + i, "message": m} for i, m in enumerate(messages)]
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for item in [*events, None]:
+        cost = len(item["message"].encode()) + EVENT_OVERHEAD if item else 0
+        if batch and (item is None or size + cost > BATCH_BYTES or len(batch) == BATCH_EVENTS):
+            try:
+                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+            except (ClientError, BotoCoreError) as error:
+                raise EvidenceError(f"PutLogEvents {group} {stream}: {error}") from error
+            batch, size = [], 0
+        if item:
+            batch.append(item)
+            size += cost
+    return len(events)
+
+
+def _code(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code") or error)
+    return type(error).__name__
