@@ -130,19 +130,20 @@ def _write(logs: Any, group: str, stream: str, messages: list[str]) -> int:
     # One millisecond apart, so CloudWatch Logs keeps them in this order.
     start = int(time.time() * 1000)
     events = [{"timestamp": start + i, "message": m} for i, m in enumerate(messages)]
-    batch: list[dict[str, Any]] = []
+    batches: list[list[dict[str, Any]]] = [[]]
     size = 0
-    for item in [*events, None]:
-        cost = len(item["message"].encode()) + EVENT_OVERHEAD if item else 0
-        if batch and (item is None or size + cost > BATCH_BYTES or len(batch) == BATCH_EVENTS):
-            try:
-                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
-            except (ClientError, BotoCoreError) as error:
-                raise EvidenceError(f"PutLogEvents {group} {stream}: {error}") from error
-            batch, size = [], 0
-        if item:
-            batch.append(item)
-            size += cost
+    for item in events:
+        cost = len(item["message"].encode()) + EVENT_OVERHEAD
+        if batches[-1] and (size + cost > BATCH_BYTES or len(batches[-1]) == BATCH_EVENTS):
+            batches.append([])
+            size = 0
+        batches[-1].append(item)
+        size += cost
+    for batch in batches:
+        try:
+            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+        except (ClientError, BotoCoreError) as error:
+            raise EvidenceError(f"PutLogEvents {group} {stream}: {error}") from error
     return len(events)
 
 
