@@ -129,7 +129,7 @@ def _write(logs: Any, group: str, stream: str, messages: list[str]) -> int:
             raise EvidenceError(f"CreateLogStream {group} {stream}: {error}") from error
     # One millisecond apart, so CloudWatch Logs keeps them in this order.
     start = int(time.time() * 1000)
-    events = [{"timestamp": start + i, "message": m} for i, m in enumerate(messages)]
+    events: list[dict[str, Any]] = [{"timestamp": start + i, "message": m} for i, m in enumerate(messages)]
     batches: list[list[dict[str, Any]]] = [[]]
     size = 0
     for item in events:
