@@ -104,7 +104,8 @@ def _console(ec2: Any, instance: str) -> tuple[str, str]:
         except (ClientError, BotoCoreError) as error:
             why = f"GetConsoleOutput{' Latest' if latest else ''}: {_code(error)}"
             continue
-        text = base64.b64decode(answer.get("Output") or "").decode("utf-8", "replace")
+        # botocore decodes the base64 Output itself (botocore.handlers.decode_console_output).
+        text = str(answer.get("Output") or "")
         if text.strip():
             return text, "latest" if latest else "buffered"
     return "", why
