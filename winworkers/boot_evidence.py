@@ -2,22 +2,18 @@
 
 A bootstrap that fails before the CloudWatch agent runs leaves nothing in the logs,
 and Auto Scaling terminates the instance with its evidence. The group's drain hook
-holds every terminating instance in Terminating:Wait, and EventBridge sends its
-"EC2 Instance-terminate Lifecycle Action" here; this copies, before the instance
-is gone, into LOG_GROUP (the host log group), stream <instance id>/console:
+holds it in Terminating:Wait and EventBridge sends "EC2 Instance-terminate Lifecycle
+Action" here; this writes to LOG_GROUP, stream <instance id>/console:
 
-- the console output (GetConsoleOutput): Latest=true first, the live serial
-  output on Nitro instance types; else the buffered output EC2 posts at boot and
-  at termination. On Windows it holds EC2Launch's messages and the last system
-  event log errors. One event per line.
-- the console screenshot (GetConsoleScreenshot, a JPG of the running instance:
-  a stop error or a hung setup screen shows here only), base64 in events of at
-  most SCREENSHOT_CHUNK characters after a line giving its size; join them and
-  decode to get the JPG back (README, "Troubleshooting a failed boot").
+- the console output (GetConsoleOutput; Latest=true first, the live output on
+  Nitro types, else the output EC2 buffers at boot and termination): EC2Launch's
+  messages and the last system event log errors, one event per line;
+- the console screenshot (GetConsoleScreenshot, a JPG of the running instance: a
+  stop error shows only here), base64 in events of SCREENSHOT_CHUNK characters
+  after a line giving its size: join them and decode.
 
-When EC2 has nothing (the instance never ran, or output is not posted yet) that
-is one note in the stream and one log line, not an error: a retry would find
-nothing either. Only a failure to write the logs raises (Lambda retries an
+EC2 having nothing is a note in the stream and one log line, not an error: a retry
+would find nothing either. Only failing to write raises (Lambda retries an
 asynchronous event twice, then dead-letters it). Env: LOG_GROUP.
 """
 
