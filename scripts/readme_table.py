@@ -4,14 +4,17 @@ committed templates' sizes (as `make bench` measures them)."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench import FLEET_SIZES, fleet_size_bytes, template_figures
 
 from winworkers import WorkersConfig
 from winworkers.docs import output_table, parameter_table
+from winworkers.emulator import coverage_table
 from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,12 +37,20 @@ def size_table() -> str:
     return "\n".join(rows) + "\n\n" + "\n".join(notes) + "\n"
 
 
+def _resources(path: Path) -> list[dict[str, Any]]:
+    resources: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["Resources"]
+    return list(resources.values())
+
+
 def blocks() -> dict[str, str]:
     """Each generated block's name and content."""
     generated = {
         "parameters": parameter_table(WorkersConfig()),
         "outputs": output_table(WorkersConfig()),
         "sizes": size_table(),
+        "emulator-coverage": coverage_table(
+            r["Type"] for p in sorted((ROOT / "templates").glob("*.json")) for r in _resources(p)
+        ),
     }
     for path in sorted((ROOT / "examples").iterdir()):
         if path.suffix in LANGUAGES:

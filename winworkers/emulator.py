@@ -468,31 +468,32 @@ def _alarm(name: str, props: dict[str, Any], account: str, region: str) -> _Made
         queries.append(
             MetricDataQuery(
                 query_id=query["Id"],
-                label=query.get("Label", ""),
-                period=query.get("Period", ""),
+                label=query.get("Label"),
+                period=query.get("Period"),
                 return_data=query.get("ReturnData", True),
                 expression=query.get("Expression"),
                 metric_stat=MetricStat(
-                    Metric(metric.get("MetricName", ""), metric.get("Namespace", ""), dimensions),
+                    Metric(metric["MetricName"], metric["Namespace"], dimensions),
                     stat["Period"],
                     stat["Stat"],
-                    stat.get("Unit", ""),
+                    stat.get("Unit"),
                 )
                 if stat
                 else None,
             )
         )
     backend = cloudwatch_backends[account][region]
+    # Absent properties are None, as moto's PutMetricAlarm handler passes them.
     alarm = backend.put_metric_alarm(
         name=name,
-        namespace=props.get("Namespace", ""),
-        metric_name=props.get("MetricName", ""),
+        namespace=props.get("Namespace"),
+        metric_name=props.get("MetricName"),
         comparison_operator=props["ComparisonOperator"],
         evaluation_periods=props["EvaluationPeriods"],
-        period=props.get("Period", 0),
-        threshold=props.get("Threshold", 0),
-        statistic=props.get("Statistic", ""),
-        description=props.get("AlarmDescription", ""),
+        period=props.get("Period"),
+        threshold=props.get("Threshold"),
+        statistic=props.get("Statistic"),
+        description=props.get("AlarmDescription"),
         dimensions=props.get("Dimensions", []),
         alarm_actions=props.get("AlarmActions", []),
         metric_data_queries=queries or None,
@@ -511,18 +512,19 @@ def _scaling_policy(name: str, props: dict[str, Any], account: str, region: str)
 
     props = _checked("autoscaling", "PutScalingPolicy", {"PolicyName": name, **props})
     backend = autoscaling_backends[account][region]
+    # Absent properties are None, as moto's PutScalingPolicy handler passes them.
     policy = backend.put_scaling_policy(
         name=name,
         policy_type=props.get("PolicyType", "SimpleScaling"),
-        metric_aggregation_type=props.get("MetricAggregationType", ""),
-        adjustment_type=props.get("AdjustmentType", ""),
+        metric_aggregation_type=props.get("MetricAggregationType"),
+        adjustment_type=props.get("AdjustmentType"),
         as_name=props["AutoScalingGroupName"],
-        min_adjustment_magnitude=props.get("MinAdjustmentMagnitude", ""),
+        min_adjustment_magnitude=props.get("MinAdjustmentMagnitude"),
         scaling_adjustment=props.get("ScalingAdjustment"),
         cooldown=props.get("Cooldown"),
         target_tracking_config=props.get("TargetTrackingConfiguration", {}),
         step_adjustments=props.get("StepAdjustments", []),
-        estimated_instance_warmup=props.get("EstimatedInstanceWarmup", ""),
+        estimated_instance_warmup=props.get("EstimatedInstanceWarmup"),
         predictive_scaling_configuration=props.get("PredictiveScalingConfiguration", {}),
     )
     return _Made(policy.arn, {"Arn": policy.arn, "PolicyName": name}, lambda: backend.delete_policy(name))
@@ -642,6 +644,18 @@ def coverage(types: Any) -> dict[str, str]:
         return "moto" if kind in get_model_map() or kind.startswith("Custom::") else "not created"
 
     return {kind: what(kind) for kind in sorted(set(types))}
+
+
+def coverage_table(types: Any) -> str:
+    """coverage(types) as the README's Markdown table."""
+    meaning = {
+        "moto": "moto's CloudFormation creates it",
+        "emulator": "created through moto's backend by the emulator, its properties checked against the API",
+        "not created": "NOT created: listed in the deploy output (its event and the stack's)",
+    }
+    rows = ["| Resource type | Emulator | What happens |", "| --- | --- | --- |"]
+    rows += [f"| `{kind}` | {how} | {meaning[how]} |" for kind, how in coverage(types).items()]
+    return "\n".join(rows) + "\n"
 
 
 def _note(resource: Any) -> str:
