@@ -482,7 +482,7 @@ def _alarm(name: str, props: dict[str, Any], account: str, region: str) -> _Made
                 else None,
             )
         )
-    backend = cloudwatch_backends[account][region]
+    backend: Any = cloudwatch_backends[account][region]  # moto types as str what its handler passes as None
     # Absent properties are None, as moto's PutMetricAlarm handler passes them.
     alarm = backend.put_metric_alarm(
         name=name,
@@ -511,7 +511,7 @@ def _scaling_policy(name: str, props: dict[str, Any], account: str, region: str)
     from moto.autoscaling.models import autoscaling_backends
 
     props = _checked("autoscaling", "PutScalingPolicy", {"PolicyName": name, **props})
-    backend = autoscaling_backends[account][region]
+    backend: Any = autoscaling_backends[account][region]  # likewise
     # Absent properties are None, as moto's PutScalingPolicy handler passes them.
     policy = backend.put_scaling_policy(
         name=name,
