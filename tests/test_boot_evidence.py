@@ -18,6 +18,9 @@ import contextlib
 import importlib.util
 import io
 import json
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
+from conftest import ROOT
 from winworkers import boot_evidence
 from winworkers.boot_evidence import RETRIES, SCREENSHOT_CHUNK, TERMINATING, EvidenceError, run
 from winworkers.bootstrap import DRAIN_HOOK, LAUNCH_HOOK
@@ -248,6 +252,19 @@ def test_a_large_screenshot_is_split_and_batched_within_the_limits(world: World)
         assert sum(len(e["message"].encode()) + 26 for e in batch) <= 1_048_576
     stamps = [e["timestamp"] for batch in batches for e in batch]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+
+
+def test_the_readmes_command_gets_the_screenshot_back(world: World) -> None:
+    world.run()  # an older capture: the command takes the last screenshot of the stream
+    image = bytes(range(256)) * 1000
+    world.answer("GetConsoleScreenshot", _screenshot(image))
+    world.run()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (script,) = re.findall(r"python3 -c '([^']+)' > \"\$ID\.jpg\"", readme)
+    rebuilt = subprocess.run(
+        [sys.executable, "-c", script], input=json.dumps(world.stream()).encode(), capture_output=True, check=True
+    )
+    assert rebuilt.stdout == image
 
 
 # EC2 has nothing: one note, one line, no error
