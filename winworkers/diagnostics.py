@@ -12,6 +12,13 @@ instances only, writes to that log group only, and runs outside the VPC (it
 calls EC2 and CloudWatch Logs, which the isolated VPC cannot reach, and never
 talks to the workers).
 
+The screenshot is stored in the same stream, base64 in events after a line
+giving its size, rather than skipped or put in a bucket: it is the only place a
+stop error or a hung setup screen shows, and a bucket would add a resource, its
+policy and its own retention and encryption, where the log group already has
+the stack's (LogRetentionDays, KmsKeyArn). A JPG of a Windows console is tens to
+hundreds of KB, a few events; the README shows the one command that rebuilds it.
+
 The launch lifecycle action is not used: it fires when the boot begins, before
 there is anything to see. "EC2 Instance Launch Unsuccessful" is not used either:
 an instance EC2 never launched has no console, and one that launched is
