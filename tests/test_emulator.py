@@ -147,6 +147,12 @@ def test_deleting_the_stack_keeps_the_retained_log_groups(aws: Clients, client: 
     physical = _physical(aws, stack)
     retained = {n for n, r in template["Resources"].items() if r.get("DeletionPolicy") == "Retain" and n in physical}
     assert {"WinHostLogs", "WinWorkerLogs"} <= retained
+    # The boot evidence wiring, as created: the rule names the real group (its fixed name, not a Ref),
+    # and the function writes to the real host log group.
+    rule = client("events").describe_rule(Name=physical["WinEvidenceRule"])
+    assert json.loads(rule["EventPattern"])["detail"]["AutoScalingGroupName"] == [physical["WinGroup"]]
+    function = client("lambda").get_function_configuration(FunctionName=physical["WinEvidenceFunction"])
+    assert function["Environment"]["Variables"] == {"LOG_GROUP": physical["WinHostLogs"]}
     printed: list[str] = []
     delete(aws, stack, poll_seconds=0.05, echo=printed.append)
     assert {physical[n] for n in retained} <= _log_groups(client)
