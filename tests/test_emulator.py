@@ -17,8 +17,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from conftest import ROOT, render
+from winworkers import boot_evidence
+from winworkers.bootstrap import DRAIN_HOOK
 from winworkers.deploy import Clients, delete, deploy
 from winworkers.emulator import coverage, local_aws
 from winworkers.parameters import SWITCH
@@ -159,6 +162,44 @@ def test_deleting_the_stack_keeps_the_retained_log_groups(aws: Clients, client: 
     assert {e[0] for e in _events(printed) if e[1] == "DELETE_SKIPPED"} == retained
     left = {g["GroupId"] for g in aws.ec2.describe_security_groups()["SecurityGroups"]}
     assert physical["WinWorkerSecurityGroup"] not in left  # the rest went
+
+
+def test_a_failed_boot_on_the_emulator_leaves_its_console_in_the_stacks_host_log_group(
+    aws: Clients, client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The stack's group launches a worker (moto runs no UserData); its bootstrap "fails": Auto
+    # Scaling would send the drain hook's terminate lifecycle action, built here as AWS documents it.
+    stack = "truth-evidence"
+    _deploy(aws, stack, FEATURE, enabled_parameters(MinSize="1"))
+    physical = _physical(aws, stack)
+    group = client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[physical["WinGroup"]])
+    (instance,) = [i["InstanceId"] for i in group["AutoScalingGroups"][0]["Instances"]]
+    event = {
+        "detail-type": boot_evidence.TERMINATING,
+        "source": "aws.autoscaling",
+        "detail": {
+            "AutoScalingGroupName": physical["WinGroup"],
+            "LifecycleHookName": DRAIN_HOOK,
+            "EC2InstanceId": instance,
+            "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+        },
+    }
+    # The function's environment as the stack set it; moto has no GetConsoleScreenshot.
+    env = client("lambda").get_function_configuration(FunctionName=physical["WinEvidenceFunction"])["Environment"]
+    ec2 = client("ec2")
+    ec2.meta.events.register(
+        "before-call.ec2.GetConsoleScreenshot",
+        lambda **_: (AWSResponse("https://stub.invalid/", 400, {}, None), {"Error": {"Code": "UnsupportedOperation"}}),
+    )
+    result = boot_evidence.run(event, env["Variables"], {"ec2": ec2, "logs": client("logs")})
+    assert json.loads(capsys.readouterr().out) == {"result": "captured", **result}
+    events = client("logs").get_log_events(
+        logGroupName=physical["WinHostLogs"], logStreamName=f"{instance}/console", startFromHead=True
+    )["events"]
+    messages = [e["message"] for e in events]
+    assert messages[0] == f"winworkers: console output of {instance} (latest), {result['console_lines']} lines"
+    assert result["console_lines"] > 0 and len(messages) == result["console_lines"] + 2
+    delete(aws, stack, poll_seconds=0.05, echo=lambda _: None)
 
 
 def test_what_the_emulator_cannot_create_is_listed_in_the_deploy_output(aws: Clients) -> None:
