@@ -318,6 +318,15 @@ def test_a_refused_write_fails_visibly(world: World) -> None:
     assert world.log["result"] == "error"
 
 
+@pytest.mark.parametrize("operation", ["GetConsoleOutput", "GetConsoleScreenshot"])
+def test_a_role_that_may_not_read_the_console_fails_visibly(world: World, operation: str) -> None:
+    # Not "nothing from EC2": a misconfigured role must alarm, not leave notes.
+    world.answer(operation, lambda **_: _error("UnauthorizedOperation", 403))
+    with pytest.raises(EvidenceError, match="may not read the console"):
+        world.run()
+    assert world.log["result"] == "error" and "PutLogEvents" not in world.calls
+
+
 def test_without_a_log_group_it_fails_before_any_call(world: World) -> None:
     with pytest.raises(EvidenceError, match="LOG_GROUP is not set"):
         world.run(LOG_GROUP="")

@@ -1,9 +1,8 @@
 """Keep what EC2 shows of a terminating worker, without a login (Lambda index.handler).
 
-A bootstrap that fails before the CloudWatch agent runs leaves nothing in the logs,
-and Auto Scaling terminates the instance with its evidence. The group's drain hook
-holds it in Terminating:Wait and EventBridge sends "EC2 Instance-terminate Lifecycle
-Action" here; this writes to LOG_GROUP, stream <instance id>/console:
+The drain hook holds a terminating worker (a failed boot's too) in Terminating:Wait
+and EventBridge sends "EC2 Instance-terminate Lifecycle Action" here; this writes to
+LOG_GROUP, stream <instance id>/console:
 
 - the console output (GetConsoleOutput; Latest=true first, the live output on
   Nitro types, else the output EC2 buffers at boot and termination): EC2Launch's
@@ -12,9 +11,9 @@ Action" here; this writes to LOG_GROUP, stream <instance id>/console:
   stop error shows only here), base64 in events of SCREENSHOT_CHUNK characters
   after a line giving its size: join them and decode.
 
-EC2 having nothing is a note in the stream and one log line, not an error: a retry
-would find nothing either. Only failing to write raises (Lambda retries an
-asynchronous event twice, then dead-letters it). Env: LOG_GROUP.
+EC2 having nothing is a note and one log line, not an error: a retry would find
+nothing either. A denied call or a failed write raises (Lambda retries twice, then
+dead-letters the event). Env: LOG_GROUP.
 """
 
 import base64
@@ -29,18 +28,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 TERMINATING = "EC2 Instance-terminate Lifecycle Action"
 STREAM_SUFFIX = "/console"
-# PutLogEvents: events of at most 256 KB (1 MB in newer documentation: the lower
-# bound is used), batches of at most 10,000 events and 1,048,576 bytes, counting
-# 26 bytes per event (CloudWatch Logs API reference, PutLogEvents).
+# PutLogEvents: events up to 256 KB (1 MB in newer docs), batches up to 10,000
+# events and 1,048,576 bytes, 26 more per event (CloudWatch Logs API reference).
 SCREENSHOT_CHUNK = 200_000
 BATCH_BYTES = 1_000_000
 BATCH_EVENTS = 10_000
 EVENT_OVERHEAD = 26
 RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5})
+# A misconfiguration, not "nothing": it raises.
+DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
 
 
 class EvidenceError(RuntimeError):
-    """The evidence could not be written; nothing from EC2 is never this error."""
+    """The evidence could not be read or written (never: EC2 had nothing)."""
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def _console(ec2: Any, instance: str) -> tuple[str, str]:
         try:
             answer = ec2.get_console_output(InstanceId=instance, Latest=latest)
         except (ClientError, BotoCoreError) as error:
-            why = f"GetConsoleOutput{' Latest' if latest else ''}: {_code(error)}"
+            why = f"GetConsoleOutput{' Latest' if latest else ''}: {_denied(error)}"
             continue
         # botocore decodes the base64 Output itself (botocore.handlers.decode_console_output).
         text = str(answer.get("Output") or "")
@@ -112,7 +112,7 @@ def _screenshot(ec2: Any, instance: str) -> tuple[str, str]:
     try:
         answer = ec2.get_console_screenshot(InstanceId=instance, WakeUp=True)
     except (ClientError, BotoCoreError) as error:
-        return "", f"GetConsoleScreenshot: {_code(error)}"
+        return "", f"GetConsoleScreenshot: {_denied(error)}"
     image = answer.get("ImageData") or ""
     return (image, "taken") if image else ("", "EC2 returned no screenshot")
 
@@ -142,6 +142,13 @@ def _write(logs: Any, group: str, stream: str, messages: list[str]) -> int:
         except (ClientError, BotoCoreError) as error:
             raise EvidenceError(f"PutLogEvents {group} {stream}: {error}") from error
     return len(events)
+
+
+def _denied(error: Exception) -> str:
+    """The error's code, or EvidenceError if the role may not make the call."""
+    if _code(error) in DENIED:
+        raise EvidenceError(f"the function's role may not read the console: {error}") from error
+    return _code(error)
 
 
 def _code(error: Exception) -> str:
