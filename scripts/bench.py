@@ -52,10 +52,13 @@ and date); nothing here is measured.
 | 6 boot-timing metrics (custom metrics, billed by the hour they receive data: nothing while no worker boots) | $0 idle, ≤ $1.80 in a month of boots | same page |
 | VPC flow logs of an idle VPC, log storage | cents | same page |
 | Refresh Lambda, weekly, seconds each | free tier | [Lambda pricing](https://aws.amazon.com/lambda/pricing/) |
+| Boot evidence Lambda: idle costs nothing; each terminating worker, a run of seconds and up to ~0.2 MB of console and screenshot into the host log group ($0.50/GB ingested) | free tier, cents | same pages |
 
 With `AzCount` 3 the endpoints cost ≈ ${ENDPOINT_MONTH[3]:.2f}. In `existing-subnets` mode the
 platform's VPC provides the endpoints and the feature's own idle cost is the
-alarms and the Lambda. **Disabled: $0** — nothing is created.
+alarms and the Lambda. **Disabled: $0** — nothing is created. With
+`RetainFailedBoots=true`, each retained worker costs a running instance (EC2
+and Windows licence) until it is terminated by hand, on top of its replacement.
 
 **Scale-out latency** (estimates): with no worker in service, the start alarm
 fires within ~1-2 minutes of a message becoming visible (1-minute SQS metrics,

@@ -8,12 +8,16 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench import FLEET_SIZES, fleet_size_bytes, template_figures
 
 from winworkers import WorkersConfig
 from winworkers.docs import output_table, parameter_table, worker_config_sample, worker_config_table
 from winworkers.renderings import enabled_parameters
+
+from winworkers.docs import output_table, parameter_table
+from winworkers.emulator import coverage_table
 from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +53,10 @@ def worker_config_block() -> str:
         + (f"```json\n{sample}\n```\n")
     )
 
+def _resources(path: Path) -> list[dict[str, Any]]:
+    resources: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["Resources"]
+    return list(resources.values())
+
 
 def blocks() -> dict[str, str]:
     """Each generated block's name and content."""
@@ -57,6 +65,10 @@ def blocks() -> dict[str, str]:
         "outputs": output_table(WorkersConfig()),
         "sizes": size_table(),
         "worker-json": worker_config_block(),
+
+        "emulator-coverage": coverage_table(
+            r["Type"] for p in sorted((ROOT / "templates").glob("*.json")) for r in _resources(p)
+        ),
     }
     for path in sorted((ROOT / "examples").iterdir()):
         if path.suffix in LANGUAGES:

@@ -524,7 +524,9 @@ INIT = (
     "default",
 )
 
-DRAINED = _hook("CONTINUE", DRAIN_HOOK)  # an abandoned instance has no worker to drain
+# An abandoned instance has no worker to drain. ABANDON terminates it as CONTINUE would,
+# unless RetainFailedBoots keeps it (winworkers.diagnostics).
+DRAINED = _hook("ABANDON", DRAIN_HOOK)
 TIMINGS = {
     "BootToUserData": TO_USER_DATA,
     "BootHarden": PHASES["harden"],
@@ -593,7 +595,7 @@ def test_a_retried_launch_hook_counts_in_the_timings(enabled: dict[str, Any]) ->
     assert {d["MetricName"]: d["Value"] for d in data}["BootHook"] == 3 * CALL_SECONDS + 2 * 15
 
 
-@pytest.mark.parametrize("failing", [(LAUNCH_HOOK, "CONTINUE"), (LAUNCH_HOOK, "ABANDON"), (DRAIN_HOOK, "CONTINUE")])
+@pytest.mark.parametrize("failing", [(LAUNCH_HOOK, "CONTINUE"), (LAUNCH_HOOK, "ABANDON"), (DRAIN_HOOK, "ABANDON")])
 def test_a_hook_that_cannot_be_completed_is_given_up_in_bounded_time(
     enabled: dict[str, Any], failing: tuple[str, str]
 ) -> None:

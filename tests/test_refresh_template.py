@@ -47,7 +47,8 @@ def test_weekly_schedule_by_default_and_configurable(feature: dict[str, Any], en
     assert props(daily, "WinRefreshScheduleRule")["ScheduleExpression"] == "cron(0 3 * * ? *)"
     permissions = [p["Properties"] for p in resources_of(enabled, "AWS::Lambda::Permission").values()]
     assert {(p["Principal"], p["FunctionName"]) for p in permissions} == {
-        ("events.amazonaws.com", "WinRefreshFunction")
+        ("events.amazonaws.com", "WinRefreshFunction"),
+        ("events.amazonaws.com", "WinEvidenceFunction"),  # winworkers.diagnostics
     }
 
 

@@ -270,7 +270,9 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str, metad
     hook that cannot be completed fails the signal too); on failure it signals, then
     ABANDONs, and Auto Scaling replaces the instance at once. A broken worker never
     goes in service, on creation, scale-out or refresh. An abandoned instance has no
-    worker to drain, so the script also ends its drain hook. It runs once, at first
+    worker to drain, so the script also ends its drain hook, with ABANDON: that terminates
+    it as CONTINUE does, unless RetainFailedBoots keeps it (winworkers.diagnostics;
+    RetentionTriggers API reference). It runs once, at first
     boot (no <persist>): there is no warm pool whose instances would meet the launch
     hook again on a later start. Hooks are completed with the AWS Tools for Windows PowerShell,
     which every AWS Windows AMI ships (the AWS CLI is not listed), through the
@@ -320,7 +322,7 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str, metad
             f"if ($code -eq 0 -and -not (Retry CONTINUE {LAUNCH_HOOK})) {{ $code=1 }}",
             f"{t['hook']}=Get-Date",
             f'& "$b\\cfn-signal.exe" -e $code @c --resource {asg_id}',
-            f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK}; $null=Retry CONTINUE {DRAIN_HOOK} }}",
+            f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK}; $null=Retry ABANDON {DRAIN_HOOK} }}",
             "if ($code -eq 0) { try { $ErrorActionPreference='Stop'; "
             f"{t['launch']}=[datetime](ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime; "
             f"{t['harden']}=(Get-Item '{mark}harden').LastWriteTime; "

@@ -20,6 +20,7 @@ from winworkers._version import __version__
 from winworkers.compute import add_fleet
 from winworkers.config import WorkersConfig
 from winworkers.constraints import is_list_type
+from winworkers.diagnostics import add_boot_evidence
 from winworkers.network import add_network
 from winworkers.observability import WorkerLogs, add_alarms, add_worker_logs, grant_write
 from winworkers.parameters import (
@@ -111,6 +112,7 @@ def _build(template: Template, config: WorkersConfig, wired: dict[str, Any] | No
     network = add_network(template, p, role, statements)
     fleet = add_fleet(template, p, network, role, profile, logs)
     refresh = add_refresh(template, p, fleet)
+    add_boot_evidence(template, p, fleet.group, logs, refresh.dead_letters)
     if config.include_alarms:
         add_alarms(template, p, Ref(fleet.group), refresh.function, refresh.refresh_failed_rule)
     _add_outputs(template, p, fleet.group, role, logs, refresh.function)

@@ -76,6 +76,7 @@ from winworkers.bootstrap import (
     init_metadata,
     user_data,
 )
+from winworkers.diagnostics import lifecycle_policy
 from winworkers.network import Network
 from winworkers.observability import WorkerLogs, metric_query
 from winworkers.parameters import Params
@@ -215,6 +216,8 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
                 HeartbeatTimeout=p["DrainSeconds"],
             ),
         ],
+        # Keeps a worker whose bootstrap failed, when asked (winworkers.diagnostics).
+        InstanceLifecyclePolicy=lifecycle_policy(p),
         MetricsCollection=[MetricsCollection(Granularity="1Minute", Metrics=["GroupInServiceInstances"])],
         Tags=Tags(**_tags(p)),
         # Workers boot straight into cfn-init, which needs the endpoints, their security

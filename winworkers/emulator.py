@@ -71,12 +71,36 @@ Instance refreshes and the refresh custom resource (see the section at the end):
    ServiceTimeout (the call is synchronous), Lambda's asynchronous retries, and
    any other function code.
 
+Resources moto's CloudFormation leaves out:
+
+11. Resource types moto's CloudFormation does not model (it warns, skips them and
+   still reports CREATE_COMPLETE) are created through moto's own backends where
+   moto has them: AWS::CloudWatch::Alarm (PutMetricAlarm),
+   AWS::AutoScaling::ScalingPolicy (PutScalingPolicy) and
+   AWS::EC2::SecurityGroupEgress (AuthorizeSecurityGroupEgress), after checking
+   the properties against that API's request shape (botocore's model), as
+   CloudFormation's handler would refuse them. Any other type moto lacks is not
+   created, and never silently: its CREATE_COMPLETE event says "NOT CREATED by
+   the emulator", and the stack's own CREATE_COMPLETE (or UPDATE_COMPLETE, or the
+   parent's event for a nested stack) lists every such resource. coverage()
+   says which happens to each type; the README's list is generated from it.
+12. DeletionPolicy Retain is honoured when an update removes a resource (moto
+   deletes it; it honours Retain only on stack deletion), and each retained
+   resource gets a DELETE_SKIPPED event, as in CloudFormation.
+13. The stack's Outputs are evaluated after each executed change set (moto
+   builds them from the empty template of the change set's REVIEW_IN_PROGRESS
+   stack, so DescribeStacks returned none).
+14. A resource moto cannot update (no update handler, e.g. AWS::Logs::LogGroup)
+   stays as it was, with UPDATE_COMPLETE saying so (moto dropped it from the
+   stack, so its Ref and its Outputs were lost).
+
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
 winworkers.constraints), and winworkers deploy checks both before any call.
 It runs no instances and no cfn-init either, and no Lambda but a custom
 resource's inline code (10.): a complete stack on the emulator proves the
-template's wiring, not the workers.
+template's wiring, not the workers. UpdateReplacePolicy needs nothing here:
+moto replaces none of the types these templates retain.
 """
 
 from __future__ import annotations
@@ -180,11 +204,13 @@ def _patch_moto() -> None:
             (SecurityGroup, "get_cfn_attribute", _with_vpc_id),
             (models.Stack, "_create_resource_map", _remembering_stack),
             (parsing, "parse_and_create_resource", _creation_events),
+            (parsing, "parse_and_update_resource", _kept_when_not_updatable),
             (parsing, "parse_and_update_resource", _update_events),
             (parsing.ResourceMap, "_delete_resource", _deletion_events),
             (models.CloudFormationBackend, "execute_change_set", _rolling_back),
             (parsing.ResourceMap, "create", _created_if_conditions_hold),
             (parsing.ResourceMap, "update", _updated_if_conditions_hold),
+            *_truth_patches(parsing, models),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
@@ -307,7 +333,7 @@ def _creation_events(parse_and_create_resource: Any) -> Any:
         if resource is not None:  # None: its Condition is false, nothing was created
             physical = getattr(resource, "physical_resource_id", "")
             _record(resources_map, logical_id, kind, physical, "CREATE_IN_PROGRESS")
-            _record(resources_map, logical_id, kind, physical, "CREATE_COMPLETE")
+            _record(resources_map, logical_id, kind, physical, "CREATE_COMPLETE", _note(resource))
         return resource
 
     return create
@@ -319,7 +345,7 @@ def _update_events(parse_and_update_resource: Any) -> Any:
         resource = parse_and_update_resource(logical_id, resource_json, resources_map, *args, **kwargs)
         physical = getattr(resource, "physical_resource_id", "")
         _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "UPDATE_IN_PROGRESS")
-        _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "UPDATE_COMPLETE")
+        _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "UPDATE_COMPLETE", _note(resource))
         return resource
 
     return update
@@ -762,9 +788,370 @@ def _custom_resources_first(delete: Any) -> Any:
             if isinstance(resource, CustomModel) and hasattr(resource, "winworkers_properties") and not kept:
                 resources_map._delete_resource(resource, resources_map._resource_json_map[name])
                 resources_map._parsed_resources.pop(name)
+
+# The truth patches (8-11 in the module docstring) -----------------------------------------------------------
+
+
+def _truth_patches(parsing: Any, models: Any) -> list[tuple[Any, str, Callable[[Any], Any]]]:
+    """The patches that keep the emulator from reporting what it did not do.
+
+    _retaining wraps _delete_resource after _deletion_events, so a retained
+    resource gets DELETE_SKIPPED and no DELETE_COMPLETE."""
+    return [
+        (parsing, "resource_class_from_type", _with_emulated_types),
+        (parsing.ResourceMap, "_delete_resource", _retaining),
+        (parsing.ResourceMap, "delete", _recording_retained),
+        (models.CloudFormationBackend, "execute_change_set", _with_outputs_and_skips),
+    ]
+
+
+class _Made:
+    """A resource an emulated type made through moto's backend: its Ref, its GetAtt
+    attributes, and how to delete it (what moto's ResourceMap asks of a resource)."""
+
+    logical_resource_id = ""  # moto sets these two after creation
+    cf_resource_type = ""
+
+    def __init__(self, physical_id: str, attributes: dict[str, Any], remove: Callable[[], None]) -> None:
+        self.physical_resource_id = physical_id
+        self.attributes = attributes
+        self.remove = remove
+
+    def get_cfn_attribute(self, name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if name not in self.attributes:
+            raise UnformattedGetAttTemplateException()
+        return self.attributes[name]
+
+    def is_created(self) -> bool:
+        return True
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        self.remove()
+
+
+class _Skipped(_Made):
+    """A resource of a type the emulator cannot create: listed, never silent."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__("", {}, lambda: None)
+        self.winworkers_note = f"NOT CREATED by the emulator: moto has no {kind}; CloudFormation would create it"
+
+    def get_cfn_attribute(self, name: str) -> Any:
+        return ""
+
+
+def _checked(service: str, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    """request as the API takes it, or ValueError: the properties are coerced to the
+    operation's input shape (CloudFormation converts "1" to 1 where the schema wants a
+    number), then validated by botocore against that shape. CloudFormation's handler
+    for the type makes this call, so a property it would refuse fails here too."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    shape = botocore.session.get_session().get_service_model(service).operation_model(operation).input_shape
+    coerced = _coerced(request, shape)
+    report = ParamValidator().validate(coerced, shape)
+    if report.has_errors():
+        raise ValueError(f"{operation} refuses these properties: {_one_line(ValueError(report.generate_report()))}")
+    return dict(coerced)
+
+
+def _coerced(value: Any, shape: Any) -> Any:
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        return {k: _coerced(v, shape.members[k]) if k in shape.members else v for k, v in value.items()}
+    if kind == "list" and isinstance(value, list):
+        return [_coerced(item, shape.member) for item in value]
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            if kind in ("integer", "long"):
+                return int(value)
+            if kind in ("float", "double"):
+                return float(value)
+        if kind == "boolean" and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    return value
+
+
+def _alarm(name: str, props: dict[str, Any], account: str, region: str) -> _Made:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudwatch-alarm.html
+    from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat, cloudwatch_backends
+
+    props = _checked("cloudwatch", "PutMetricAlarm", {"AlarmName": name, **props})
+    queries = []
+    for query in props.get("Metrics", []):
+        stat, metric = query.get("MetricStat"), query.get("MetricStat", {}).get("Metric", {})
+        dimensions = [Dimension(d["Name"], d["Value"]) for d in metric.get("Dimensions", [])]
+        queries.append(
+            MetricDataQuery(
+                query_id=query["Id"],
+                label=query.get("Label"),
+                period=query.get("Period"),
+                return_data=query.get("ReturnData", True),
+                expression=query.get("Expression"),
+                metric_stat=MetricStat(
+                    Metric(metric["MetricName"], metric["Namespace"], dimensions),
+                    stat["Period"],
+                    stat["Stat"],
+                    stat.get("Unit"),
+                )
+                if stat
+                else None,
+            )
+        )
+    backend: Any = cloudwatch_backends[account][region]  # moto types as str what its handler passes as None
+    # Absent properties are None, as moto's PutMetricAlarm handler passes them.
+    alarm = backend.put_metric_alarm(
+        name=name,
+        namespace=props.get("Namespace"),
+        metric_name=props.get("MetricName"),
+        comparison_operator=props["ComparisonOperator"],
+        evaluation_periods=props["EvaluationPeriods"],
+        period=props.get("Period"),
+        threshold=props.get("Threshold"),
+        statistic=props.get("Statistic"),
+        description=props.get("AlarmDescription"),
+        dimensions=props.get("Dimensions", []),
+        alarm_actions=props.get("AlarmActions", []),
+        metric_data_queries=queries or None,
+        datapoints_to_alarm=props.get("DatapointsToAlarm"),
+        ok_actions=props.get("OKActions", []),
+        insufficient_data_actions=props.get("InsufficientDataActions", []),
+        treat_missing_data=props.get("TreatMissingData"),
+    )
+    return _Made(name, {"Arn": alarm.alarm_arn}, lambda: backend.delete_alarms([name]))
+
+
+def _scaling_policy(name: str, props: dict[str, Any], account: str, region: str) -> _Made:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-autoscaling-scalingpolicy.html
+    # Ref returns the policy's ARN (an alarm's action), GetAtt Arn and PolicyName.
+    from moto.autoscaling.models import autoscaling_backends
+
+    props = _checked("autoscaling", "PutScalingPolicy", {"PolicyName": name, **props})
+    backend: Any = autoscaling_backends[account][region]  # likewise
+    # Absent properties are None, as moto's PutScalingPolicy handler passes them.
+    policy = backend.put_scaling_policy(
+        name=name,
+        policy_type=props.get("PolicyType", "SimpleScaling"),
+        metric_aggregation_type=props.get("MetricAggregationType"),
+        adjustment_type=props.get("AdjustmentType"),
+        as_name=props["AutoScalingGroupName"],
+        min_adjustment_magnitude=props.get("MinAdjustmentMagnitude"),
+        scaling_adjustment=props.get("ScalingAdjustment"),
+        cooldown=props.get("Cooldown"),
+        target_tracking_config=props.get("TargetTrackingConfiguration", {}),
+        step_adjustments=props.get("StepAdjustments", []),
+        estimated_instance_warmup=props.get("EstimatedInstanceWarmup"),
+        predictive_scaling_configuration=props.get("PredictiveScalingConfiguration", {}),
+    )
+    return _Made(policy.arn, {"Arn": policy.arn, "PolicyName": name}, lambda: backend.delete_policy(name))
+
+
+def _egress(name: str, props: dict[str, Any], account: str, region: str) -> _Made:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-securitygroupegress.html
+    from moto.ec2.models import ec2_backends
+
+    described = {"Description": props["Description"]} if "Description" in props else {}
+    permission: dict[str, Any] = {"IpProtocol": props["IpProtocol"]}
+    permission.update({k: props[k] for k in ("FromPort", "ToPort") if k in props})
+    if "CidrIp" in props:
+        permission["IpRanges"] = [{"CidrIp": props["CidrIp"], **described}]
+    if "CidrIpv6" in props:
+        permission["Ipv6Ranges"] = [{"CidrIpv6": props["CidrIpv6"], **described}]
+    if "DestinationSecurityGroupId" in props:
+        permission["UserIdGroupPairs"] = [{"GroupId": props["DestinationSecurityGroupId"], **described}]
+    if "DestinationPrefixListId" in props:
+        permission["PrefixListIds"] = [{"PrefixListId": props["DestinationPrefixListId"], **described}]
+    request = {"GroupId": props["GroupId"], "IpPermissions": [permission]}
+    (permission,) = _checked("ec2", "AuthorizeSecurityGroupEgress", request)["IpPermissions"]
+    backend = ec2_backends[account][region]
+    rule = {
+        "group_name_or_id": props["GroupId"],
+        "ip_protocol": permission["IpProtocol"],
+        "from_port": permission.get("FromPort"),
+        "to_port": permission.get("ToPort"),
+        "ip_ranges": permission.get("IpRanges", []) + permission.get("Ipv6Ranges", []),
+        "source_groups": permission.get("UserIdGroupPairs", []),
+        "prefix_list_ids": permission.get("PrefixListIds", []),
+    }
+    rules, _ = backend.authorize_security_group_egress(**rule)
+
+    def revoke() -> None:
+        if backend.get_security_group_by_name_or_id(props["GroupId"]) is not None:  # else it went with its group
+            backend.revoke_security_group_egress(**rule)
+
+    return _Made(rules[0].id, {"Id": rules[0].id}, revoke)
+
+
+_EMULATED: dict[str, Callable[[str, dict[str, Any], str, str], _Made]] = {
+    "AWS::CloudWatch::Alarm": _alarm,
+    "AWS::AutoScaling::ScalingPolicy": _scaling_policy,
+    "AWS::EC2::SecurityGroupEgress": _egress,
+}
+"""The types moto's CloudFormation skips that the emulator creates through moto's backends."""
+
+# The name property of each emulated type: given, it names the resource; else CloudFormation generates one.
+_NAME_PROPERTIES = {"AWS::CloudWatch::Alarm": "AlarmName", "AWS::AutoScaling::ScalingPolicy": "PolicyName"}
+
+
+class _Maker:
+    """What moto's CloudFormation asks of a resource class, for one emulated type."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def has_cfn_attr(self, attribute: str) -> bool:
+        return True
+
+    def create_from_cloudformation_json(
+        self, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **_: Any
+    ) -> _Made:
+        props = dict(cloudformation_json.get("Properties") or {})
+        name = props.pop(_NAME_PROPERTIES.get(self.kind, ""), resource_name)
+        return _EMULATED[self.kind](name, props, account_id, region_name)
+
+    def update_from_cloudformation_json(
+        self,
+        original_resource: _Made,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> _Made:
+        # Replace it: delete the old, create the new, under the same generated name when none is given.
+        original_resource.remove()
+        name = original_resource.attributes.get("PolicyName") or original_resource.physical_resource_id
+        if self.kind == "AWS::EC2::SecurityGroupEgress":
+            name = new_resource_name
+        return self.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+
+    def delete_from_cloudformation_json(self, *_: Any) -> None:
+        return None  # _Made.delete did it
+
+
+class _Skipping(_Maker):
+    """A type neither moto nor the emulator can create: a _Skipped placeholder, listed in the events."""
+
+    def create_from_cloudformation_json(self, *_: Any, **__: Any) -> _Made:
+        return _Skipped(self.kind)
+
+    def update_from_cloudformation_json(self, original_resource: _Made, *_: Any) -> _Made:
+        return original_resource
+
+
+def _with_emulated_types(resource_class_from_type: Any) -> Any:
+    def find(resource_type: str) -> Any:
+        if resource_type in _EMULATED:
+            return _Maker(resource_type)
+        found = resource_class_from_type(resource_type)
+        return found if found is not None else _Skipping(resource_type)
+
+    return find
+
+
+def coverage(types: Any) -> dict[str, str]:
+    """What the emulator does with each resource type: "moto" (moto's CloudFormation
+    creates it), "emulator" (created through moto's backend, patch 8) or "not created"
+    (listed in the deploy output). Needs moto."""
+    from moto.cloudformation.parsing import get_model_map
+
+    def what(kind: str) -> str:
+        if kind in _EMULATED:
+            return "emulator"
+        return "moto" if kind in get_model_map() or kind.startswith("Custom::") else "not created"
+
+    return {kind: what(kind) for kind in sorted(set(types))}
+
+
+def coverage_table(types: Any) -> str:
+    """coverage(types) as the README's Markdown table."""
+    meaning = {
+        "moto": "moto's CloudFormation creates it",
+        "emulator": "created through moto's backend by the emulator, its properties checked against the API",
+        "not created": "NOT created: listed in the deploy output (its event and the stack's)",
+    }
+    rows = ["| Resource type | Emulator | What happens |", "| --- | --- | --- |"]
+    rows += [f"| `{kind}` | {how} | {meaning[how]} |" for kind, how in coverage(types).items()]
+    return "\n".join(rows) + "\n"
+
+
+def _note(resource: Any) -> str:
+    """What an event about resource must say beyond its status: an emulator gap, or
+    the resources a nested stack did not create."""
+    note = getattr(resource, "winworkers_note", "")
+    if not note and hasattr(resource, "resource_map"):  # a nested stack
+        note = _skipped_summary(resource)
+    return str(note)
+
+
+def _skipped_summary(stack: Any) -> str:
+    parsed = getattr(stack.resource_map, "_parsed_resources", {})
+    skipped = [f"{r.logical_resource_id} ({r.cf_resource_type})" for r in parsed.values() if isinstance(r, _Skipped)]
+    if not skipped:
+        return ""
+    return f"the emulator did NOT create {len(skipped)} resource(s): {', '.join(sorted(skipped))}"
+
+
+def _kept_when_not_updatable(parse_and_update_resource: Any) -> Any:
+    # moto returns None for a type without an update handler and stores that None as the resource.
+    def update(logical_id: str, resource_json: dict[str, Any], resources_map: Any, *args: Any, **kwargs: Any) -> Any:
+        resource = parse_and_update_resource(logical_id, resource_json, resources_map, *args, **kwargs)
+        if resource is None and logical_id in resources_map._parsed_resources:
+            resource = resources_map._parsed_resources[logical_id]
+            kind = resource_json.get("Type", "")
+            resource.winworkers_note = f"NOT UPDATED by the emulator: moto cannot update {kind}; kept as it was"
+        return resource
+
+    return update
+
+
+def _retained(resource_json: dict[str, Any]) -> bool:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html
+    return resource_json.get("DeletionPolicy") == "Retain"
+
+
+def _retaining(delete_resource: Any) -> Any:
+    # An update that removes a resource deletes it unless it is retained (moto deletes it).
+    def delete(resources_map: Any, parsed_resource: Any, resource_json: dict[str, Any]) -> Any:
+        if not _retained(resource_json):
+            return delete_resource(resources_map, parsed_resource, resource_json)
+        logical_id = getattr(parsed_resource, "logical_resource_id", "")
+        physical = getattr(parsed_resource, "physical_resource_id", "")
+        _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "DELETE_SKIPPED")
+        return None
+
+    return delete
+
+
+def _recording_retained(delete: Any) -> Any:
+    # moto's stack deletion already keeps retained resources, without an event.
+    def run(resources_map: Any) -> Any:
+        for logical_id, resource_json in resources_map._resource_json_map.items():
+            resource = resources_map._parsed_resources.get(logical_id)
+            if _retained(resource_json) and resource is not None and not isinstance(resource, str):
+                physical = getattr(resource, "physical_resource_id", "")
+                _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "DELETE_SKIPPED")
         return delete(resources_map)
 
     return run
+
+
+
+def _with_outputs_and_skips(execute_change_set: Any) -> Any:
+    def execute(backend: Any, change_set_name: str, stack_name: str | None = None) -> None:
+        execute_change_set(backend, change_set_name, stack_name)
+        stack = backend.describe_change_set(change_set_name).stack
+        if stack.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+            # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/outputs-section-structure.html
+            stack._parse_template()
+            stack.output_map = stack._create_output_map()
+            summary = _skipped_summary(stack)
+            if summary and stack.events:
+                stack.events[-1].resource_status_reason = summary
+
+    return execute
 
 
 def add_command(commands: Any) -> None:

@@ -351,6 +351,16 @@ PARAMETERS: tuple[Param, ...] = (
         min_value=30,
         max_value=7200,
     ),
+    # Boot diagnosis (winworkers.diagnostics): Auto Scaling's instance lifecycle policy keeps an
+    # instance whose termination hook was abandoned, as a failed bootstrap's drain hook is.
+    Param(
+        "RetainFailedBoots",
+        "String",
+        "false",
+        "true keeps a worker whose bootstrap failed, running and billed, until you terminate it.",
+        "Fleet",
+        allowed_values=BOOLEAN,
+    ),
     Param(
         "KmsKeyArn",
         "String",

@@ -83,6 +83,7 @@ class FleetRefreshResource(CustomResource):  # type: ignore[misc]  # troposphere
 class Refresh:
     function: Function
     refresh_failed_rule: Rule
+    dead_letters: Queue  # also the boot evidence function's (winworkers.diagnostics)
 
 
 def function_source() -> str:
@@ -243,4 +244,4 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
             Condition=releases,
         )
     )
-    return Refresh(function=function, refresh_failed_rule=failed)
+    return Refresh(function=function, refresh_failed_rule=failed, dead_letters=dead_letters)

@@ -1,0 +1,370 @@
+"""The boot evidence handler (winworkers.boot_evidence) against moto's EC2, Auto Scaling
+and CloudWatch Logs, in-process.
+
+A failed boot, simulated: moto's group launches the instance; the UserData's ABANDON
+of the launch hook has Auto Scaling terminate it through the drain hook, which sends
+"EC2 Instance-terminate Lifecycle Action" (moto has no CompleteLifecycleAction and
+sends no EventBridge events, so the event is built as AWS's event reference shows it).
+moto's GetConsoleOutput returns a sample console; moto has no GetConsoleScreenshot,
+so a botocore ``before-call`` hook answers it where a test needs a screenshot. Every
+case asserts the log events written, the calls made and the one JSON line printed.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import contextlib
+import importlib.util
+import io
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from moto import mock_aws
+
+from conftest import ROOT
+from winworkers import boot_evidence
+from winworkers.boot_evidence import RETRIES, SCREENSHOT_CHUNK, TERMINATING, EvidenceError, run
+from winworkers.bootstrap import DRAIN_HOOK, LAUNCH_HOOK
+
+GROUP = "stack-WinWorkers"
+HOST_LOGS = "stack-WinHostLogs-ABC"
+# moto's GetConsoleOutput answer (moto/ec2/responses/general.py), first line.
+MOTO_CONSOLE = "Linux version 2.6.16-xenU"
+JPG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4 + b"\xff\xd9"
+CAPTURED = ["GetConsoleOutput", "GetConsoleScreenshot", "CreateLogStream", "PutLogEvents"]
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+def _response(status: int) -> AWSResponse:
+    return AWSResponse("https://stub.invalid/", status, {"Content-Type": "text/xml"}, _Raw(b""))
+
+
+def _error(code: str, status: int = 400) -> tuple[AWSResponse, dict[str, Any]]:
+    return _response(status), {"Error": {"Code": code, "Message": code}}
+
+
+@dataclass
+class World:
+    clients: dict[str, Any]
+    instance: str
+    reader: Any  # a logs client whose calls are not the handler's
+    calls: list[str] = field(default_factory=list)
+    params: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    log: dict[str, Any] = field(default_factory=dict)
+
+    def answer(self, operation: str, reply: Callable[..., Any]) -> None:
+        """Answer operation with reply(**kwargs) instead of moto."""
+        service = "ec2" if operation.startswith("GetConsole") else "logs"
+        event = f"before-call.{'ec2' if service == 'ec2' else 'cloudwatch-logs'}.{operation}"
+        self.clients[service].meta.events.register_first(event, reply)
+
+    def run(self, event: dict[str, Any] | None = None, **env: str) -> dict[str, Any]:
+        """The handler's result; checks that it printed exactly one JSON line."""
+        self.calls.clear()
+        self.params.clear()
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                given = terminating(self.instance) if event is None else event
+                return run(given, {"LOG_GROUP": HOST_LOGS, **env}, self.clients)
+        finally:
+            lines = out.getvalue().splitlines()
+            assert len(lines) == 1, lines
+            self.log = json.loads(lines[0])
+
+    def stream(self, instance: str = "") -> list[str]:
+        """The messages of the instance's console stream, in order."""
+        events = self.reader.get_log_events(
+            logGroupName=HOST_LOGS, logStreamName=f"{instance or self.instance}/console", startFromHead=True
+        )["events"]
+        return [e["message"] for e in events]
+
+    def _called(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+
+    def _asked(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.params.append((model.name, dict(params)))
+
+
+def terminating(instance: str, hook: str = DRAIN_HOOK) -> dict[str, Any]:
+    """The event Auto Scaling sends when the drain hook holds an instance (Auto Scaling user guide,
+    event reference, "Scale-in lifecycle action")."""
+    return {
+        "version": "0",
+        "id": "12345678-1234-1234-1234-123456789012",
+        "detail-type": TERMINATING,
+        "source": "aws.autoscaling",
+        "account": "123456789012",
+        "time": "2026-12-01T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:x:autoScalingGroupName/{GROUP}"],
+        "detail": {
+            "LifecycleActionToken": "87654321-4321-4321-4321-210987654321",
+            "AutoScalingGroupName": GROUP,
+            "LifecycleHookName": hook,
+            "EC2InstanceId": instance,
+            "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+            "Origin": "AutoScalingGroup",
+            "Destination": "EC2",
+        },
+    }
+
+
+@contextlib.contextmanager
+def moto_evidence(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)
+    with mock_aws():
+        clients = {n: boto3.client(n, config=RETRIES) for n in ("ec2", "logs")}
+        scaling = boto3.client("autoscaling")
+        image = clients["ec2"].describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        clients["ec2"].create_launch_template(
+            LaunchTemplateName="workers", LaunchTemplateData={"ImageId": image, "InstanceType": "m6i.large"}
+        )
+        scaling.create_auto_scaling_group(
+            AutoScalingGroupName=GROUP,
+            LaunchTemplate={"LaunchTemplateName": "workers", "Version": "$Latest"},
+            MinSize=0,
+            MaxSize=2,
+            DesiredCapacity=1,
+            VPCZoneIdentifier=clients["ec2"].describe_subnets()["Subnets"][0]["SubnetId"],
+            LifecycleHookSpecificationList=[
+                {"LifecycleHookName": LAUNCH_HOOK, "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING"},
+                {"LifecycleHookName": DRAIN_HOOK, "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"},
+            ],
+        )
+        (instance,) = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])["AutoScalingGroups"][0][
+            "Instances"
+        ]
+        clients["logs"].create_log_group(logGroupName=HOST_LOGS)
+        w = World(clients=clients, instance=instance["InstanceId"], reader=boto3.client("logs"))
+        for client in clients.values():
+            client.meta.events.register("before-parameter-build.*.*", w._asked)
+            client.meta.events.register("before-call.*.*", w._called)
+        # moto has no GetConsoleScreenshot: a JPG unless a test answers otherwise.
+        clients["ec2"].meta.events.register("before-call.ec2.GetConsoleScreenshot", _screenshot(JPG))
+        yield w
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    with moto_evidence(monkeypatch) as w:
+        yield w
+
+
+def _screenshot(image: bytes) -> Callable[..., Any]:
+    return lambda **_: (_response(200), {"ImageData": base64.b64encode(image).decode(), "InstanceId": "i"})
+
+
+# A failed boot's evidence
+
+
+def test_a_failed_boot_leaves_its_console_and_screenshot_in_the_host_log_group(world: World) -> None:
+    result = world.run()
+    messages = world.stream()
+    assert messages[0] == f"winworkers: console output of {world.instance} (latest), 10 lines"
+    assert messages[1].startswith(MOTO_CONSOLE)
+    assert len(messages) == 1 + 10 + 1 + 1
+    assert messages[11] == (
+        f"winworkers: console screenshot of {world.instance}, JPG of {len(JPG)} bytes, "
+        "base64 in the next 1 event(s): join them and decode"
+    )
+    assert base64.b64decode(messages[12]) == JPG
+    assert world.calls == CAPTURED
+    # Latest=true first: the live serial output on Nitro; WakeUp: a sleeping display shows nothing.
+    assert world.params[0] == ("GetConsoleOutput", {"InstanceId": world.instance, "Latest": True})
+    assert world.params[1] == ("GetConsoleScreenshot", {"InstanceId": world.instance, "WakeUp": True})
+    assert result == {
+        "instance_id": world.instance,
+        "log_group": HOST_LOGS,
+        "hook": DRAIN_HOOK,
+        "console": "latest",
+        "screenshot": "taken",
+        "stream": f"{world.instance}/console",
+        "events": 13,
+        "console_lines": 10,
+        "result": "captured",
+    }
+    assert world.log == {"result": "captured", **result}
+
+
+def test_the_buffered_output_when_latest_is_refused(world: World) -> None:
+    # Latest is supported on Nitro instance types only (GetConsoleOutput API reference).
+    def console(params: dict[str, Any], **_: Any) -> Any:
+        return _error("UnsupportedOperation") if params["body"].get("Latest") == "true" else None
+
+    world.answer("GetConsoleOutput", console)
+    world.answer("GetConsoleScreenshot", lambda **_: _error("UnsupportedOperation"))
+    assert world.run()["console"] == "buffered"
+    assert [p.get("Latest") for name, p in world.params if name == "GetConsoleOutput"] == [True, False]
+    messages = world.stream()
+    assert messages[0].endswith("(buffered), 10 lines") and messages[1].startswith(MOTO_CONSOLE)
+    reason = "GetConsoleScreenshot: UnsupportedOperation"
+    assert messages[-1] == f"winworkers: no console screenshot of {world.instance} ({reason})"
+    assert world.log["result"] == "captured"
+
+
+def test_a_second_capture_of_the_same_instance_appends(world: World) -> None:
+    world.run()
+    world.run()
+    assert len(world.stream()) == 2 * 13
+
+
+def test_a_large_screenshot_is_split_and_batched_within_the_limits(world: World) -> None:
+    image = bytes(range(256)) * 3000  # 768,000 bytes, 1,024,000 characters of base64
+    world.answer("GetConsoleScreenshot", _screenshot(image))
+    world.run()
+    messages = world.stream()
+    header = next(i for i, m in enumerate(messages) if "console screenshot" in m)
+    chunks = messages[header + 1 :]
+    assert len(chunks) == 6 and max(len(c) for c in chunks) == SCREENSHOT_CHUNK
+    assert base64.b64decode("".join(chunks)) == image
+    batches = [p["logEvents"] for name, p in world.params if name == "PutLogEvents"]
+    assert len(batches) == 2
+    for batch in batches:  # PutLogEvents: at most 1,048,576 bytes, 26 more per event
+        assert sum(len(e["message"].encode()) + 26 for e in batch) <= 1_048_576
+    stamps = [e["timestamp"] for batch in batches for e in batch]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+
+
+def test_the_readmes_command_gets_the_screenshot_back(world: World) -> None:
+    world.run()  # an older capture: the command takes the last screenshot of the stream
+    image = bytes(range(256)) * 1000
+    world.answer("GetConsoleScreenshot", _screenshot(image))
+    world.run()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (script,) = re.findall(r"python3 -c '([^']+)' > \"\$ID\.jpg\"", readme)
+    rebuilt = subprocess.run(
+        [sys.executable, "-c", script], input=json.dumps(world.stream()).encode(), capture_output=True, check=True
+    )
+    assert rebuilt.stdout == image
+
+
+# EC2 has nothing: one note, one line, no error
+
+
+def test_nothing_from_ec2_is_a_note_and_one_line_not_an_error(world: World) -> None:
+    gone = "i-0123456789abcdef0"  # terminated long ago: EC2 no longer knows it
+    world.answer("GetConsoleScreenshot", lambda **_: _error("InvalidInstanceID.NotFound"))
+    result = world.run(terminating(gone))
+    assert result["result"] == "nothing-from-ec2" and world.log["result"] == "nothing-from-ec2"
+    assert result["console"] == "GetConsoleOutput: InvalidInstanceID.NotFound"
+    assert world.stream(gone) == [
+        f"winworkers: console output of {gone} (GetConsoleOutput: InvalidInstanceID.NotFound), 0 lines",
+        f"winworkers: no console screenshot of {gone} (GetConsoleScreenshot: InvalidInstanceID.NotFound)",
+    ]
+    # Both console calls tried, then the note written: no retry loop.
+    assert world.calls == ["GetConsoleOutput", "GetConsoleOutput", *CAPTURED[1:]]
+
+
+def test_an_empty_console_counts_as_nothing(world: World) -> None:
+    world.answer("GetConsoleOutput", lambda **_: (_response(200), {"InstanceId": world.instance}))
+    world.answer("GetConsoleScreenshot", lambda **_: (_response(200), {"InstanceId": world.instance}))
+    result = world.run()
+    assert (result["result"], result["console"], result["screenshot"]) == (
+        "nothing-from-ec2",
+        "EC2 returned no console output",
+        "EC2 returned no screenshot",
+    )
+
+
+def test_other_events_are_ignored_without_a_call(world: World) -> None:
+    launching = {**terminating(world.instance), "detail-type": "EC2 Instance-launch Lifecycle Action"}
+    assert world.run(launching)["result"] == "ignored"
+    assert world.run({})["result"] == "ignored"
+    assert world.calls == []
+
+
+# Failures to write raise: Lambda retries an asynchronous event twice, then dead-letters it
+
+
+def test_a_log_group_that_cannot_be_written_fails_visibly(world: World) -> None:
+    with pytest.raises(EvidenceError, match="CreateLogStream no-such-group"):
+        world.run(LOG_GROUP="no-such-group")
+    assert world.log["result"] == "error" and "ResourceNotFoundException" in world.log["error"]
+
+
+def test_a_refused_write_fails_visibly(world: World) -> None:
+    world.answer("PutLogEvents", lambda **_: _error("AccessDeniedException"))
+    with pytest.raises(EvidenceError, match="PutLogEvents"):
+        world.run()
+    assert world.log["result"] == "error"
+
+
+@pytest.mark.parametrize("operation", ["GetConsoleOutput", "GetConsoleScreenshot"])
+def test_a_role_that_may_not_read_the_console_fails_visibly(world: World, operation: str) -> None:
+    # Not "nothing from EC2": a misconfigured role must alarm, not leave notes.
+    world.answer(operation, lambda **_: _error("UnauthorizedOperation", 403))
+    with pytest.raises(EvidenceError, match="may not read the console"):
+        world.run()
+    assert world.log["result"] == "error" and "PutLogEvents" not in world.calls
+
+
+def test_without_a_log_group_it_fails_before_any_call(world: World) -> None:
+    with pytest.raises(EvidenceError, match="LOG_GROUP is not set"):
+        world.run(LOG_GROUP="")
+    assert world.calls == []
+
+
+# As deployed
+
+
+def test_handler_reads_the_environment(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+    real = boto3.client
+
+    def client(name: str, **kwargs: Any) -> Any:
+        assert kwargs["config"] is RETRIES
+        made.append(name)
+        return world.clients[name] if name in world.clients else real(name, **kwargs)
+
+    monkeypatch.setattr(boto3, "client", client)
+    monkeypatch.setenv("LOG_GROUP", HOST_LOGS)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert boot_evidence.handler(terminating(world.instance), None)["result"] == "captured"
+    assert made == ["ec2", "logs"]
+
+
+def test_the_module_is_a_self_contained_small_lambda(tmp_path: Path) -> None:
+    source = Path(boot_evidence.__file__).read_bytes()
+    assert len(source) < 7000
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported <= {"base64", "json", "os", "time", "typing", "boto3", "botocore"}, imported
+    (tmp_path / "index.py").write_bytes(source)
+    spec = importlib.util.spec_from_file_location("index", tmp_path / "index.py")
+    assert spec and spec.loader
+    index = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(index)
+    assert callable(index.handler) and issubclass(index.EvidenceError, RuntimeError)
