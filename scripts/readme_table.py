@@ -14,10 +14,8 @@ from bench import FLEET_SIZES, fleet_size_bytes, template_figures
 
 from winworkers import WorkersConfig
 from winworkers.docs import output_table, parameter_table, worker_config_sample, worker_config_table
-from winworkers.renderings import enabled_parameters
-
-from winworkers.docs import output_table, parameter_table
 from winworkers.emulator import coverage_table
+from winworkers.renderings import enabled_parameters
 from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +51,7 @@ def worker_config_block() -> str:
         + (f"```json\n{sample}\n```\n")
     )
 
+
 def _resources(path: Path) -> list[dict[str, Any]]:
     resources: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["Resources"]
     return list(resources.values())
@@ -65,7 +64,6 @@ def blocks() -> dict[str, str]:
         "outputs": output_table(WorkersConfig()),
         "sizes": size_table(),
         "worker-json": worker_config_block(),
-
         "emulator-coverage": coverage_table(
             r["Type"] for p in sorted((ROOT / "templates").glob("*.json")) for r in _resources(p)
         ),

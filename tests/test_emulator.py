@@ -107,7 +107,7 @@ def test_the_inline_example_skips_nothing_keeps_its_logs_and_returns_its_outputs
     assert sorted(a["AlarmName"] for a in alarms) == sorted(
         physical[n] for n, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"
     )
-    assert len(alarms) == 5
+    assert len(alarms) >= 5  # at least the five that moto used to skip
     start = next(a for a in alarms if a["AlarmName"] == physical["WinStartAlarm"])
     assert start["AlarmActions"] == [physical["WinStartPolicy"]]  # Ref: the policy's ARN
     policies = client("autoscaling").describe_policies(AutoScalingGroupName=physical["WinGroup"])["ScalingPolicies"]
@@ -191,6 +191,7 @@ def test_a_failed_boot_on_the_emulator_leaves_its_console_in_the_stacks_host_log
         "before-call.ec2.GetConsoleScreenshot",
         lambda **_: (AWSResponse("https://stub.invalid/", 400, {}, None), {"Error": {"Code": "UnsupportedOperation"}}),
     )
+    capsys.readouterr()  # the deploy's output (and the refresh custom resource's log line)
     result = boot_evidence.run(event, env["Variables"], {"ec2": ec2, "logs": client("logs")})
     assert json.loads(capsys.readouterr().out) == {"result": "captured", **result}
     events = client("logs").get_log_events(

@@ -788,6 +788,10 @@ def _custom_resources_first(delete: Any) -> Any:
             if isinstance(resource, CustomModel) and hasattr(resource, "winworkers_properties") and not kept:
                 resources_map._delete_resource(resource, resources_map._resource_json_map[name])
                 resources_map._parsed_resources.pop(name)
+        return delete(resources_map)
+
+    return run
+
 
 # The truth patches (8-11 in the module docstring) -----------------------------------------------------------
 
@@ -1136,7 +1140,6 @@ def _recording_retained(delete: Any) -> Any:
         return delete(resources_map)
 
     return run
-
 
 
 def _with_outputs_and_skips(execute_change_set: Any) -> Any:
