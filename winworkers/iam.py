@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from awacs import autoscaling, cloudformation, cloudwatch, s3, sqs
+from awacs import autoscaling, cloudformation, cloudwatch, kms, s3, sqs
 from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals, StringLike
 from awacs.sts import AssumeRole
-from troposphere import AccountId, Ref, StackId, Sub, Template
+from troposphere import AccountId, If, NoValue, Ref, StackId, Sub, Template
 from troposphere.iam import InstanceProfile, Policy, Role
 
 from winworkers.bootstrap import group_arn
-from winworkers.parameters import Params
+from winworkers.parameters import Params, key_condition
 from winworkers.suppress import skip_cfn_lint
 
 EC2 = "ec2.amazonaws.com"
@@ -124,9 +124,55 @@ def metrics_statements(p: Params) -> list[Statement]:
     ]
 
 
+# Each platform key: the service that calls KMS with it, and what the workers' use of that
+# service needs. SQS: a consumer needs kms:Decrypt only, a producer also kms:GenerateDataKey
+# (SQS developer guide, "Key management"); the workers only receive. S3: GetObject of an SSE-KMS
+# object needs kms:Decrypt, PutObject kms:GenerateDataKey, a multipart upload both (S3 user
+# guide, "Using server-side encryption with AWS KMS keys", "Multipart upload and permissions");
+# the workers write only the data bucket. SQS and S3 call KMS themselves: no KMS endpoint.
+PLATFORM_KEY_USES: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "QueueKmsKeyArn": ("sqs", (kms.Decrypt,)),
+    "DataKmsKeyArn": ("s3", (kms.Decrypt, kms.GenerateDataKey)),
+    "ArtifactKmsKeyArn": ("s3", (kms.Decrypt,)),
+}
+
+
+def platform_key_policies(p: Params) -> list[Any]:
+    """One inline policy per platform key that is set (Fn::If on its condition when it is a
+    parameter): exactly what the service needs, on that key only, and only when the service
+    itself calls KMS for the workers (kms:ViaService). None for a key that is not set.
+
+    They are apart from the workers' statements, from which the endpoint policies are
+    derived: no endpoint carries KMS calls."""
+    policies: list[Any] = []
+    for name, (service, actions) in PLATFORM_KEY_USES.items():
+        when = key_condition(p, name)
+        if when is False:
+            continue
+        policy = Policy(
+            PolicyName=f"platform-key-{name.removesuffix('KmsKeyArn').lower()}",
+            PolicyDocument=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[
+                    Statement(
+                        Effect=Allow,
+                        Action=list(actions),
+                        Resource=[Sub("${Key}", Key=p[name])],
+                        Condition=Condition(
+                            StringEquals({"kms:ViaService": Sub(f"{service}.${{AWS::Region}}.${{AWS::URLSuffix}}")})
+                        ),
+                    )
+                ],
+            ),
+        )
+        policies.append(policy if when is True else If(when, policy, NoValue))
+    return policies
+
+
 def add_instance_profile(template: Template, p: Params, statements: Sequence[Statement]) -> tuple[Role, Any]:
     """The workers' role and instance profile. No SSM: nobody, not even Session Manager, gets in."""
     role = add_role(template, p, "InstanceRole", EC2, statements)
+    role.Policies = [*role.Policies, *platform_key_policies(p)]
     for check in ("W1030", "W1031"):
         skip_cfn_lint(role, check, "Platform inputs are empty while disabled; a Rule requires them when on")
     profile = template.add_resource(InstanceProfile(p.config.logical_id("InstanceProfile"), Roles=[Ref(role)]))
