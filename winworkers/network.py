@@ -545,3 +545,45 @@ def _add_dns_query_log(template: Template, p: Params, vpc: VPC, everything: Fire
             )
         )
     return [association]
+
+
+# --- What an existing network's DNS must be ------------------------------------------------
+# The worker security group sends TCP 443 only; the Amazon-provided resolver is the one DNS
+# server that no security group filters (VPC user guide, "Network ACL basics"; "Amazon DNS
+# server"). With DHCP options naming other servers (domain controllers, say) every query is
+# dropped and every bootstrap fails; port-53 egress to them would be a DNS channel out that
+# no DNS Firewall sees. So the network must resolve through AmazonProvidedDNS (README, "What
+# an existing network must provide"), and the private names of its endpoints need DNS
+# support and hostnames on (PrivateLink guide, "DNS hostnames").
+
+AMAZON_DNS = "AmazonProvidedDNS"
+
+
+def vpc_dns_problems(ec2: Any, vpc_id: str) -> list[str]:
+    """What keeps vpc_id from resolving the workers' names, one line each; empty when nothing.
+
+    ec2 is a boto3 EC2 client; the calls are DescribeVpcAttribute (twice), DescribeVpcs and,
+    when the VPC has DHCP options, DescribeDhcpOptions. For a pre-deploy check of an
+    existing-subnets network: no template can read a VPC's DHCP options.
+    """
+    problems = []
+    for attribute, key in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
+        value = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[key]["Value"]
+        if not value:
+            problems.append(f"{vpc_id} has {attribute} off: the endpoints' private DNS names need it on")
+    (vpc,) = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
+    options_id = vpc.get("DhcpOptionsId", "default")
+    if options_id != "default":
+        (options,) = ec2.describe_dhcp_options(DhcpOptionsIds=[options_id])["DhcpOptions"]
+        servers = [
+            value["Value"]
+            for entry in options["DhcpConfigurations"]
+            if entry["Key"] == "domain-name-servers"
+            for value in entry["Values"]
+        ]
+        if servers and AMAZON_DNS not in servers:
+            problems.append(
+                f"{vpc_id}'s DHCP options {options_id} name DNS servers {', '.join(servers)}, not {AMAZON_DNS}: "
+                "the workers may send only HTTPS, so they would resolve nothing"
+            )
+    return problems
