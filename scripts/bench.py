@@ -32,6 +32,12 @@ LIMITS = {"resources": 500, "parameters": 200, "outputs": 200}
 USERDATA_LIMIT = 16 * 1024
 
 INTERFACE_ENDPOINTS = sum(1 for _, kind, _ in ENDPOINTS if kind == "Interface")
+# The DNS Firewall's domain lists of the default feature, as rendered in us-east-1.
+DNS_DOMAINS = sum(
+    len(resource["Properties"]["Domains"])
+    for resource in json.loads((ROOT / "templates" / "winworkers.json").read_text())["Resources"].values()
+    if resource["Type"] == "AWS::Route53Resolver::FirewallDomainList"
+)
 # PrivateLink: $0.01 per interface endpoint per AZ-hour (us-east-1), 730 hours a month.
 ENDPOINT_MONTH = {azs: INTERFACE_ENDPOINTS * azs * 0.01 * 730 for azs in (2, 3)}
 
@@ -47,8 +53,16 @@ and date); nothing here is measured.
 | --- | --- | --- |
 | {INTERFACE_ENDPOINTS} interface endpoints x 2 AZs x $0.01/h x 730 h | ≈ ${ENDPOINT_MONTH[2]:.2f} | [PrivateLink pricing](https://aws.amazon.com/privatelink/pricing/) |
 | S3 gateway endpoint | $0 | same page |
-| 7 CloudWatch alarms (the start alarm, the 2 that target tracking creates, 4 operator; alarms on metric math are billed per metric, 13 in all) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
+| 8 CloudWatch alarms (the start alarm, the 2 that target tracking creates, 5 operator; alarms on metric math are billed per metric, 14 in all) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
 | VPC flow logs of an idle VPC, log storage | cents | same page |
+| DNS Firewall: {DNS_DOMAINS} listed domains x $0.0009; no worker, no query | ≈ ${DNS_DOMAINS * 0.0009:.2f} | [Route 53 pricing](https://aws.amazon.com/route53/pricing/) |
+| The blocked-query metric (metric filter) | $0.30 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
+
+**Per running worker, DNS** (isolated VPC): DNS Firewall $0.60 per million
+queries inspected, and their query log at $0.50 per GB ingested (vended logs,
+a few hundred bytes per unique query: the Resolver logs a cached answer once).
+A worker resolving a name a second all month makes ~2.6 million queries:
+≈ $1.60 of DNS Firewall and well under $1 of logs.
 | Refresh Lambda, weekly, seconds each | free tier | [Lambda pricing](https://aws.amazon.com/lambda/pricing/) |
 
 With `AzCount` 3 the endpoints cost ≈ ${ENDPOINT_MONTH[3]:.2f}. In `existing-subnets` mode the

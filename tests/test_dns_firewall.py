@@ -143,10 +143,12 @@ def test_the_isolated_vpc_is_filtered_fail_closed(enabled: dict[str, Any]) -> No
     (association,) = resources_of(enabled, "AWS::Route53Resolver::FirewallRuleGroupAssociation").values()
     assert association["Properties"]["VpcId"] == "WinVpc"
     assert association["Properties"]["FirewallRuleGroupId"] == "WinDnsFirewall.Id"
-    assert 100 < association["Properties"]["Priority"] < 9900  # Firewall Manager keeps 100 and 9900
+    assert 100 <= association["Properties"]["Priority"] <= 9900  # AssociateFirewallRuleGroup's range
     # Fail-closed is the Resolver's default: nothing in the template may open it.
     assert not resources_of(enabled, "AWS::Route53Resolver::FirewallConfig")
     assert "FirewallFailOpen" not in json.dumps(enabled)
+    # AWS adds the query log's resource policy (vended logs); the template takes none of the account's 10.
+    assert not resources_of(enabled, "AWS::Logs::ResourcePolicy")
 
 
 def test_blocked_queries_are_logged_and_page_the_operators(feature: dict[str, Any]) -> None:

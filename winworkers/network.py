@@ -471,7 +471,8 @@ def _add_dns_firewall(template: Template, p: Params, vpc: VPC) -> list[Any]:
             lid("DnsFirewallAssociation"),
             FirewallRuleGroupId=GetAtt(rules, "Id"),
             VpcId=Ref(vpc),
-            # 101 to 9899; Firewall Manager keeps 100 and 9900 for its own (association docs).
+            # 100 to 9900, evaluated from the lowest (AssociateFirewallRuleGroup API): room for the
+            # platform's own rule groups on either side.
             Priority=1000,
             Condition=isolated,
         )
