@@ -197,3 +197,17 @@ def test_existing_subnets_offers_the_rule_group_only_on_request(feature: dict[st
 def test_nothing_of_it_exists_while_disabled(feature: dict[str, Any]) -> None:
     rendered = render(feature, {"WinCreateDnsFirewall": "true"})
     assert not rendered.get("Resources") and not rendered.get("Outputs")
+
+
+def _stable(resources: dict[str, Any]) -> dict[str, Any]:
+    """Resources with cloud-radar's random stack id made fixed, to compare two renderings."""
+    text = re.sub(r"stack/([^/]+)/[0-9a-f-]{36}", r"stack/\1/id", json.dumps(resources))
+    return dict(json.loads(text))
+
+
+def test_offering_the_rule_group_changes_nothing_that_exists(feature: dict[str, Any]) -> None:
+    # The second deploy of an existing-subnets stack with CreateDnsFirewall=true only adds.
+    before = _stable(render(feature, enabled_parameters(mode="existing-subnets"))["Resources"])
+    after = _stable(render(feature, _offered("existing-subnets"))["Resources"])
+    assert {n: r for n, r in after.items() if n in before} == before
+    assert {r["Type"] for n, r in after.items() if n not in before} == FIREWALL_TYPES

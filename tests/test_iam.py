@@ -5,6 +5,7 @@ asserted on cloud-radar renderings (Fn::If evaluated) and on wired parents."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -30,9 +31,14 @@ EXPECTED = {
 
 
 def role_policies(rendered: dict[str, Any]) -> list[dict[str, Any]]:
-    """The instance role's inline policies. cloud-radar renders an AWS::NoValue list item as
-    "", which CloudFormation removes (the Fn::If reference: AWS::NoValue in a list)."""
-    return [p for p in props(rendered, "WinInstanceRole")["Policies"] if p != ""]
+    """The instance role's inline policies: its own, and the AWS::IAM::Policy resources
+    attached to it."""
+    attached = [
+        r["Properties"]
+        for r in rendered["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and "WinInstanceRole" in r["Properties"]["Roles"]
+    ]
+    return [*props(rendered, "WinInstanceRole")["Policies"], *attached]
 
 
 def kms_statements(rendered: dict[str, Any]) -> list[dict[str, Any]]:
@@ -88,27 +94,33 @@ def test_the_keys_are_optional_kms_key_arns(feature: dict[str, Any]) -> None:
     )
 
 
-def _wired_role(template: Template) -> dict[str, Any]:
-    return as_dict(template)["Resources"]["WinInstanceRole"]["Properties"]
+def _key_policies(template: Template) -> dict[str, dict[str, Any]]:
+    """The parent's AWS::IAM::Policy resources, by logical ID."""
+    return {n: r for n, r in as_dict(template)["Resources"].items() if r["Type"] == "AWS::IAM::Policy"}
 
 
 def test_a_wired_key_is_granted_without_a_condition_and_an_empty_one_not_at_all() -> None:
     parent = Template()
     key = parent.add_resource(Key("QueueKey", KeyPolicy={"Version": "2012-10-17", "Statement": []}))
     add_to(parent, wired={"QueueKmsKeyArn": GetAtt(key, "Arn"), "DataKmsKeyArn": ""})
-    role = _wired_role(parent)
-    names = [p.get("PolicyName") for p in role["Policies"]]
-    # A Condition cannot read GetAtt: the policy is there whenever the feature is.
-    assert names[:2] == ["least-privilege", "platform-key-queue"]
-    assert role["Policies"][1]["PolicyDocument"]["Statement"][0]["Resource"] == [
+    policies = _key_policies(parent)
+    # The data key was wired empty: no policy. The artifact key is still a parameter.
+    assert sorted(policies) == ["WinArtifactKeyPolicy", "WinQueueKeyPolicy"]
+    queue = policies["WinQueueKeyPolicy"]
+    # A Condition cannot read GetAtt: the policy exists whenever the feature does.
+    assert queue["Condition"] == "WinEnabled"
+    assert queue["Properties"]["Roles"] == [{"Ref": "WinInstanceRole"}]
+    assert queue["Properties"]["PolicyDocument"]["Statement"][0]["Resource"] == [
         {"Fn::Sub": ["${Key}", {"Key": {"Fn::GetAtt": ["QueueKey", "Arn"]}}]}
     ]
-    # The artifact key is still a parameter, hence conditioned; the data key was wired empty.
-    assert role["Policies"][2] == {
-        "Fn::If": ["WinHasArtifactKmsKey", role["Policies"][2]["Fn::If"][1], {"Ref": "AWS::NoValue"}]
-    }
-    assert len(role["Policies"]) == 3
+    assert policies["WinArtifactKeyPolicy"]["Condition"] == "WinHasArtifactKmsKey"
     assert "WinQueueKmsKeyArn" not in parent.parameters and "WinHasQueueKmsKey" not in parent.conditions
+    # The workers boot only once their key policies exist: the group waits for the profile.
+    profile = as_dict(parent)["Resources"]["WinInstanceProfile"]
+    assert profile["Metadata"]["WaitsFor"] == [
+        {"Ref": "WinQueueKeyPolicy"},
+        {"Fn::If": ["WinHasArtifactKmsKey", {"Ref": "WinArtifactKeyPolicy"}, {"Ref": "AWS::NoValue"}]},
+    ]
 
 
 def test_a_key_wired_from_a_parents_parameter_stays_conditioned() -> None:
@@ -117,9 +129,9 @@ def test_a_key_wired_from_a_parents_parameter_stays_conditioned() -> None:
     given = parent.add_parameter(Parameter("PlatformQueueKey", Type="String", Default=""))
     add_to(parent, wired={"QueueKmsKeyArn": Ref(given)})
     assert as_dict(parent)["Conditions"]["WinHasQueueKmsKey"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "PlatformQueueKey"}, ""]}]
+        "Fn::And": [{"Condition": "WinEnabled"}, {"Fn::Not": [{"Fn::Equals": [{"Ref": "PlatformQueueKey"}, ""]}]}]
     }
-    assert _wired_role(parent)["Policies"][1]["Fn::If"][0] == "WinHasQueueKmsKey"
+    assert _key_policies(parent)["WinQueueKeyPolicy"]["Condition"] == "WinHasQueueKmsKey"
 
 
 def test_nested_stacks_pass_the_keys_through() -> None:
@@ -144,3 +156,20 @@ def test_a_key_wired_by_its_id_is_refused() -> None:
         add_to(parent, wired={"QueueKmsKeyArn": Ref(key)})
     with pytest.raises(ValueError, match="wired DataKmsKeyArn='alias/data' is not allowed: empty or a KMS key ARN"):
         add_to(Template(), wired={"DataKmsKeyArn": "alias/data"})
+
+
+def _stable(resources: dict[str, Any]) -> dict[str, Any]:
+    """Resources with cloud-radar's random stack id made fixed, to compare two renderings."""
+    text = re.sub(r"stack/([^/]+)/[0-9a-f-]{36}", r"stack/\1/id", json.dumps(resources))
+    return dict(json.loads(text))
+
+
+def test_setting_a_key_on_a_running_stack_only_adds_its_policy(feature: dict[str, Any]) -> None:
+    # The second deploy: each key set adds its policy to the role in place; the profile's
+    # Metadata (what it waits for) changes, which replaces and refreshes nothing.
+    before = _stable(render(feature, enabled_parameters())["Resources"])
+    after = _stable(render(feature, enabled_parameters(**KEYS))["Resources"])
+    assert sorted(set(after) - set(before)) == ["WinArtifactKeyPolicy", "WinDataKeyPolicy", "WinQueueKeyPolicy"]
+    assert set(before) <= set(after)
+    assert [name for name in before if before[name] != after[name]] == ["WinInstanceProfile"]
+    assert before["WinInstanceProfile"]["Properties"] == after["WinInstanceProfile"]["Properties"]

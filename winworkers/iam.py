@@ -17,7 +17,7 @@ from awacs import autoscaling, cloudformation, cloudwatch, kms, s3, sqs
 from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals, StringLike
 from awacs.sts import AssumeRole
 from troposphere import AccountId, If, NoValue, Ref, StackId, Sub, Template
-from troposphere.iam import InstanceProfile, Policy, Role
+from troposphere.iam import InstanceProfile, Policy, PolicyType, Role
 
 from winworkers.bootstrap import group_arn
 from winworkers.parameters import Params, key_condition
@@ -137,26 +137,34 @@ PLATFORM_KEY_USES: dict[str, tuple[str, tuple[Any, ...]]] = {
 }
 
 
-def platform_key_policies(p: Params) -> list[Any]:
-    """One inline policy per platform key that is set (Fn::If on its condition when it is a
-    parameter): exactly what the service needs, on that key only, and only when the service
-    itself calls KMS for the workers (kms:ViaService). None for a key that is not set.
+def add_platform_key_policies(template: Template, p: Params, role: Role) -> list[PolicyType]:
+    """One inline policy of role per platform key that is set: exactly what the service needs,
+    on that key only, and only when that service itself calls KMS for the workers
+    (kms:ViaService). A key given as a parameter gets its policy under the key's condition;
+    an unset one gets none.
 
-    They are apart from the workers' statements, from which the endpoint policies are
-    derived: no endpoint carries KMS calls."""
-    policies: list[Any] = []
+    They are AWS::IAM::Policy resources (inline policies of the role), not Fn::If items of
+    the role's Policies: a condition on a
+    resource removes it whole, and the workers' statements, from which the endpoint policies
+    are derived, stay as they are (no endpoint carries KMS calls)."""
+    policies = []
     for name, (service, actions) in PLATFORM_KEY_USES.items():
         when = key_condition(p, name)
         if when is False:
             continue
-        policy = Policy(
-            PolicyName=f"platform-key-{name.removesuffix('KmsKeyArn').lower()}",
+        short = name.removesuffix("KmsKeyArn")
+        policy = PolicyType(
+            p.config.logical_id(f"{short}KeyPolicy"),
+            PolicyName=f"platform-key-{short.lower()}",
+            Roles=[Ref(role)],
             PolicyDocument=PolicyDocument(
                 Version="2012-10-17",
                 Statement=[
                     Statement(
                         Effect=Allow,
                         Action=list(actions),
+                        # Through Sub, as queue_statements does: cfn-lint reports the empty
+                        # default here, where it is suppressed with its reason.
                         Resource=[Sub("${Key}", Key=p[name])],
                         Condition=Condition(
                             StringEquals({"kms:ViaService": Sub(f"{service}.${{AWS::Region}}.${{AWS::URLSuffix}}")})
@@ -165,15 +173,23 @@ def platform_key_policies(p: Params) -> list[Any]:
                 ],
             ),
         )
-        policies.append(policy if when is True else If(when, policy, NoValue))
+        if when is not True:
+            policy.Condition = when
+        skip_cfn_lint(policy, "W1030", "The key is empty while unset; the policy exists only when it is set")
+        policies.append(template.add_resource(policy))
     return policies
 
 
 def add_instance_profile(template: Template, p: Params, statements: Sequence[Statement]) -> tuple[Role, Any]:
     """The workers' role and instance profile. No SSM: nobody, not even Session Manager, gets in."""
     role = add_role(template, p, "InstanceRole", EC2, statements)
-    role.Policies = [*role.Policies, *platform_key_policies(p)]
     for check in ("W1030", "W1031"):
         skip_cfn_lint(role, check, "Platform inputs are empty while disabled; a Rule requires them when on")
-    profile = template.add_resource(InstanceProfile(p.config.logical_id("InstanceProfile"), Roles=[Ref(role)]))
-    return role, profile
+    keys = add_platform_key_policies(template, p, role)
+    # The group waits for the profile: with the key policies there too, no worker boots
+    # before it may read its artifact. A conditional one is waited for through Fn::If.
+    waits = [Ref(k) if "Condition" not in k.resource else If(k.Condition, Ref(k), NoValue) for k in keys]
+    profile = InstanceProfile(p.config.logical_id("InstanceProfile"), Roles=[Ref(role)])
+    if waits:
+        profile.Metadata = {"WaitsFor": waits}
+    return role, template.add_resource(profile)

@@ -573,10 +573,11 @@ def _add_conditions(template: Template, p: Params) -> None:
         And(Condition(p.cond("UseExistingEndpoints")), Equals(p["CreateDnsFirewall"], "true")),
     )
     conditions[p.cond("InUsEast1")] = Equals(Ref("AWS::Region"), "us-east-1")
-    # i18-net: a platform key given as a parameter (or a parent's Ref) may be empty.
+    # i18-net: a platform key given as a parameter (or a parent's Ref) may be empty; its
+    # policy is a resource of its own, so the condition carries the switch too.
     for name in PLATFORM_KEYS:
         if key_condition(p, name) == key_condition_name(p, name):
-            conditions[key_condition_name(p, name)] = Not(Equals(p[name], ""))
+            conditions[key_condition_name(p, name)] = And(on, Not(Equals(p[name], "")))
     for name, expression in conditions.items():
         template.add_condition(name, expression)
 
