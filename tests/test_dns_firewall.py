@@ -107,7 +107,7 @@ def test_the_check_fails_for_a_missing_name_or_an_open_default(feature: dict[str
     for name in ("WinDnsAllowList", "WinDnsBlockList"):
         assert feature["Resources"][name]["Type"] == "AWS::Route53Resolver::FirewallDomainList"
     missing = copy.deepcopy(feature)
-    missing["Resources"]["WinDnsAllowList"]["Properties"]["Domains"].pop(-2)  # the agent bucket
+    missing["Resources"]["WinDnsAllowList"]["Properties"]["Domains"].pop(-3)  # the agent bucket
     assert problems(render(missing, enabled_parameters()), "us-east-1") == [
         "amazoncloudwatch-agent-us-east-1.s3.us-east-1.amazonaws.com is blocked"
     ]
@@ -136,7 +136,8 @@ def test_blocks_answer_nxdomain_and_allowed_names_follow_their_cnames(enabled: d
     # Only the AWS names the workers use are allowed, each exactly, but the instances' own names.
     (_, allowed, _) = rules[1]
     assert [d for d in allowed if "*" in d] == ["*.ec2.internal"]
-    assert all(d.endswith(".amazonaws.com") for d in allowed[:-1])
+    assert all(d.endswith(".amazonaws.com") for d in allowed[:-2])
+    assert allowed[-2:] == ["ec2.internal", "*.ec2.internal"]
 
 
 def test_the_isolated_vpc_is_filtered_fail_closed(enabled: dict[str, Any]) -> None:
@@ -211,3 +212,15 @@ def test_offering_the_rule_group_changes_nothing_that_exists(feature: dict[str, 
     after = _stable(render(feature, _offered("existing-subnets"))["Resources"])
     assert {n: r for n, r in after.items() if n in before} == before
     assert {r["Type"] for n, r in after.items() if n not in before} == FIREWALL_TYPES
+
+
+def test_the_readme_counts_the_listed_domains(feature: dict[str, Any]) -> None:
+    from conftest import ROOT
+
+    listed = sum(
+        len(r["Properties"]["Domains"])
+        for r in feature["Resources"].values()
+        if r["Type"] == "AWS::Route53Resolver::FirewallDomainList"
+    )
+    found = re.search(r"per listed domain per month \((\d+) here", (ROOT / "README.md").read_text(encoding="utf-8"))
+    assert found and int(found.group(1)) == listed

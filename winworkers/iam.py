@@ -2,8 +2,8 @@
 
 Grants on resources the feature owns are made beside those resources (log
 groups in winworkers.observability); this module adds the grants on the
-platform's inputs (bucket, queue, artifact) and on this stack, and turns a list
-of statements into a role. The VPC endpoint policies are derived from the same
+platform's inputs (bucket, queue, artifact, and their own KMS keys when given)
+and on this stack, and turns a list of statements into a role. The VPC endpoint policies are derived from the same
 statements (winworkers.network), so the role and the network can never
 disagree about what the workers may do.
 """

@@ -6,7 +6,9 @@ endpoint's. The workers reach S3, SQS, CloudFormation, CloudWatch monitoring,
 Logs and Auto Scaling (their own lifecycle hooks) through VPC endpoints this
 stack creates, and each endpoint's policy is derived from the workers' own IAM
 statements, so the endpoint allows exactly what the role does (plus the public
-CloudWatch agent bucket, read anonymously by the bootstrap).
+CloudWatch agent bucket, read anonymously by the bootstrap). Its DNS is filtered:
+a Route 53 Resolver DNS Firewall rule group answers only the names the workers
+use and blocks, logs and counts every other (_add_dns_firewall).
 
 ``existing-subnets``: the feature creates no endpoint and changes no route
 table, because the VPC is the platform's and both would change it for every
@@ -28,7 +30,9 @@ existing network must provide"): interface endpoints with private DNS for sqs,
 cloudformation, monitoring, logs (and autoscaling for the lifecycle hooks),
 reachable on 443 from ``EndpointsCidr``, and an S3 gateway endpoint on the
 workers' subnets' route tables. The workers' security group sends 443 to
-``EndpointsCidr`` and to the S3 prefix list, nothing else.
+``EndpointsCidr`` and to the S3 prefix list, nothing else, so the VPC must
+resolve through AmazonProvidedDNS (vpc_dns_problems checks it); the same DNS
+Firewall rule group is offered, unassociated, with CreateDnsFirewall.
 """
 
 from __future__ import annotations
@@ -381,8 +385,8 @@ def allowed_domains(p: Params) -> list[Any]:
       uses path-style.
     - The buckets, virtual-hosted as the bootstrap reads them (bootstrap.init_metadata): the
       platform's data bucket, the artifact bucket, AWS's CloudWatch agent bucket.
-    - The instances' own names (``*.`` + the suffix), which the Resolver answers itself from
-      the VPC; Windows registers and looks up its own name there.
+    - The instances' own names (the suffix, and ``*.`` + the suffix), which the Resolver
+      answers itself from the VPC; Windows registers and looks up its own name there.
 
     Windows needs no name for time or activation: the Amazon Time Sync Service is
     169.254.169.123, which the Windows AMIs use by default (EC2 user guide, "Set the time
@@ -396,7 +400,8 @@ def allowed_domains(p: Params) -> list[Any]:
         Sub(f"${{Bucket}}.s3.{_REGIONAL}", Bucket=p["ArtifactBucket"]),
         Sub(f"amazoncloudwatch-agent-${{AWS::Region}}.s3.{_REGIONAL}"),
     ]
-    return [*services, *buckets, Sub("*.${Suffix}", Suffix=_instance_suffix(p))]
+    # The suffix itself too: whether "*." also matches the name it prefixes is not documented.
+    return [*services, *buckets, _instance_suffix(p), Sub("*.${Suffix}", Suffix=_instance_suffix(p))]
 
 
 def expected_noise(p: Params) -> list[Any]:

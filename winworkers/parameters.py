@@ -396,7 +396,7 @@ _DNS_FIREWALL_PARAMETERS = (
 
 # --- Customer-managed KMS keys of the platform's queue and buckets (i18-net) ------------------
 # With a key set, the instance role may use it through SQS or S3 only (winworkers.iam,
-# platform_key_policies); empty grants nothing.
+# add_platform_key_policies); empty grants nothing.
 _PLATFORM_KEY_PARAMETERS = (
     ParamSpec(
         "QueueKmsKeyArn",
