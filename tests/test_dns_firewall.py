@@ -188,8 +188,8 @@ def test_existing_subnets_offers_the_rule_group_only_on_request(feature: dict[st
     kinds = {r["Type"] for r in offered["Resources"].values()}
     # The platform owns the resolver: the rule group for it to associate, no association, no log.
     assert kinds >= FIREWALL_TYPES and not kinds & VPC_TYPES
-    assert offered["Outputs"]["WinDnsFirewallRuleGroupId"]["Value"] == "WinDnsFirewall.Id"
-    assert offered["Outputs"]["WinDnsAllowListId"]["Value"] == "WinDnsAllowList.Id"
+    assert offered["Outputs"]["WinDnsFirewallRuleGroupId"]["Value"] == "WinDnsFirewall"
+    assert offered["Outputs"]["WinDnsAllowListId"]["Value"] == "WinDnsAllowList"
     # The option changes nothing in the isolated VPC, which is always filtered.
     isolated = render(feature, enabled_parameters(CreateDnsFirewall="false"))
     assert {r["Type"] for r in isolated["Resources"].values()} >= VPC_TYPES

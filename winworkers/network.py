@@ -466,9 +466,11 @@ def _add_dns_firewall(template: Template, p: Params, vpc: VPC) -> list[Any]:
             Condition=offered,
         )
     )
+    # Ref gives a registry type's primaryIdentifier, Id for both (their resource schemas); moto's
+    # nested stacks refuse a GetAtt output of a type moto does not model.
     for name, value, description in (
-        ("DnsFirewallRuleGroupId", GetAtt(rules, "Id"), "DNS Firewall rule group"),
-        ("DnsAllowListId", GetAtt(allowed, "Id"), "DNS names the workers need"),
+        ("DnsFirewallRuleGroupId", Ref(rules), "DNS Firewall rule group"),
+        ("DnsAllowListId", Ref(allowed), "DNS names the workers need"),
     ):
         template.add_output(Output(lid(name), Value=value, Description=description, Condition=offered))
     association = template.add_resource(
