@@ -165,6 +165,7 @@ def test_blocked_queries_are_logged_and_page_the_operators(feature: dict[str, An
         "ResolverQueryLogConfigId": "WinDnsQueryLogging.Id",
         "ResourceId": "WinVpc",
     }
+    assert rendered["Outputs"]["WinDnsQueryLogGroup"]["Value"] == "WinDnsQueryLogs"  # where to look
     logs = rendered["Resources"]["WinDnsQueryLogs"]
     assert (logs["DeletionPolicy"], logs["Properties"]["RetentionInDays"]) == ("Retain", "90")
     key = "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-aaaa-bbbb-cccc-0123456789ab"

@@ -506,6 +506,9 @@ def _add_dns_query_log(template: Template, p: Params, vpc: VPC, everything: Fire
     lid = p.config.logical_id
     group = add_log_group(template, p, "DnsQueryLogs")
     group.Condition = isolated
+    template.add_output(
+        Output(lid("DnsQueryLogGroup"), Value=Ref(group), Description="DNS query log group", Condition=isolated)
+    )
     logging = template.add_resource(
         ResolverQueryLoggingConfig(lid("DnsQueryLogging"), DestinationArn=GetAtt(group, "Arn"), Condition=isolated)
     )
