@@ -33,6 +33,12 @@ LIMITS = {"resources": 500, "parameters": 200, "outputs": 200}
 USERDATA_LIMIT = 16 * 1024
 
 INTERFACE_ENDPOINTS = sum(1 for _, kind, _ in ENDPOINTS if kind == "Interface")
+# The DNS Firewall's domain lists of the default feature, as rendered in us-east-1.
+DNS_DOMAINS = sum(
+    len(resource["Properties"]["Domains"])
+    for resource in json.loads((ROOT / "templates" / "winworkers.json").read_text())["Resources"].values()
+    if resource["Type"] == "AWS::Route53Resolver::FirewallDomainList"
+)
 # PrivateLink: $0.01 per interface endpoint per AZ-hour (us-east-1), 730 hours a month.
 ENDPOINT_MONTH = {azs: INTERFACE_ENDPOINTS * azs * 0.01 * 730 for azs in (2, 3)}
 
@@ -51,8 +57,16 @@ and date); nothing here is measured.
 | 8 CloudWatch alarms (the start alarm, the 2 that target tracking creates, 5 operator; alarms on metric math are billed per metric, 14 in all) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
 | 6 boot-timing metrics (custom metrics, billed by the hour they receive data: nothing while no worker boots) | $0 idle, ≤ $1.80 in a month of boots | same page |
 | VPC flow logs of an idle VPC, log storage | cents | same page |
+| DNS Firewall: {DNS_DOMAINS} listed domains x $0.0009; no worker, no query | ≈ ${DNS_DOMAINS * 0.0009:.2f} | [Route 53 pricing](https://aws.amazon.com/route53/pricing/) |
+| The blocked-query metric (metric filter) | $0.30 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
 | Refresh Lambda, weekly, seconds each | free tier | [Lambda pricing](https://aws.amazon.com/lambda/pricing/) |
 | Boot evidence Lambda: idle costs nothing; each terminating worker, a run of seconds and up to ~0.2 MB of console and screenshot into the host log group ($0.50/GB ingested) | free tier, cents | same pages |
+
+**Per running worker, DNS** (isolated VPC): DNS Firewall $0.60 per million
+queries inspected, and their query log at $0.50 per GB ingested (vended logs,
+a few hundred bytes per unique query: the Resolver logs a cached answer once).
+A worker resolving a name a second all month makes ~2.6 million queries:
+≈ $1.60 of DNS Firewall and well under $1 of logs.
 
 With `AzCount` 3 the endpoints cost ≈ ${ENDPOINT_MONTH[3]:.2f}. In `existing-subnets` mode the
 platform's VPC provides the endpoints and the feature's own idle cost is the

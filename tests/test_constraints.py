@@ -142,3 +142,68 @@ def test_filled_parameters_count_as_set_for_the_rules_only(feature: dict[str, An
     assert len(bad) == 1 and bad[0].startswith("WinS3PrefixListId='pl' is not allowed"), bad
     with pytest.raises(ValueError, match=r"filled=\['S3PrefixListId'\] is not allowed"):
         check_inputs(feature, values, filled=["S3PrefixListId"])
+
+
+# --- WinEndpointsCidr: the network's endpoints, never the Internet (i18-net) -----------------
+
+CIDR_REFUSED = "is not allowed: empty or an IPv4 CIDR of /16 to /32, the endpoints' own block"
+CIDR_RULE = (
+    "WinExistingNetwork: WinEndpointsCidr must hold the network's endpoints only (/16 or longer): "
+    "through a NAT, 0.0.0.0/0 is HTTPS to the Internet past every endpoint policy"
+)
+
+
+class NoAws:
+    """A client that fails the test if anything is called on it."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"AWS was called: {name}")
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/16", "10.20.30.0/24", "10.20.30.40/32", "100.64.0.0/16", ""])
+def test_endpoints_cidr_takes_one_networks_block(feature: dict[str, Any], value: str) -> None:
+    assert (
+        check_inputs(feature, enabled_parameters(mode="existing-subnets", EndpointsCidr=value or "10.0.0.0/16")) == []
+    )
+    assert check_parameters(feature, {"WinEndpointsCidr": value}) == []
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0/0", "0.0.0.0/1", "10.0.0.0/8", "172.16.0.0/12", "10.0.0.0/15"])
+def test_endpoints_cidr_wider_than_a_vpc_is_refused_by_the_parameter(feature: dict[str, Any], value: str) -> None:
+    # In either mode: the parameter's own constraint, which CloudFormation applies before anything else.
+    for mode in MODES:
+        problems = check_inputs(feature, enabled_parameters(mode=mode, EndpointsCidr=value))
+        assert problems and problems[0].startswith(f"WinEndpointsCidr={value!r} {CIDR_REFUSED}"), problems
+
+
+def test_the_rule_refuses_the_routes_to_everywhere(feature: dict[str, Any]) -> None:
+    from winworkers.parameters import ROUTES_TO_EVERYWHERE
+    from winworkers.rules import failed_assertions
+
+    # The Rule, as CloudFormation evaluates it (without the parameter constraints), says why.
+    for value in ROUTES_TO_EVERYWHERE:
+        assert CIDR_RULE in failed_assertions(feature, enabled_parameters(mode="existing-subnets", EndpointsCidr=value))
+    assert failed_assertions(feature, enabled_parameters(mode="existing-subnets", EndpointsCidr="10.0.0.0/16")) == []
+    # The Rule holds it even where a copy of the template lost the pattern.
+    loose = {**feature, "Parameters": {**feature["Parameters"], "WinEndpointsCidr": {"Type": "String", "Default": ""}}}
+    assert check_inputs(loose, enabled_parameters(mode="existing-subnets", EndpointsCidr="0.0.0.0/0")) == [CIDR_RULE]
+
+
+def test_winworkers_deploy_refuses_it_in_one_line_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    from conftest import ROOT
+    from winworkers.cli import main
+    from winworkers.deploy import Clients, DeployError, deploy
+
+    template = ROOT / "templates" / "winworkers.json"
+    values = enabled_parameters(mode="existing-subnets", EndpointsCidr="0.0.0.0/0")
+    with pytest.raises(DeployError) as refused:
+        deploy(Clients(NoAws(), NoAws(), NoAws(), "us-east-1"), "ww-open", Path(template), values)
+    assert str(refused.value).startswith(f"WinEndpointsCidr='0.0.0.0/0' {CIDR_REFUSED}")
+    flags = [f for k, v in values.items() for f in ("--parameter", f"{k}={v}")]
+    # No --endpoint-url and no credentials: the check comes before any connection.
+    assert main(["deploy", "--stack-name", "ww-open", "--template", str(template), *flags]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(f"winworkers deploy: WinEndpointsCidr='0.0.0.0/0' {CIDR_REFUSED}") and err.count("\n") == 1
+    assert out == ""

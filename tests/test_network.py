@@ -200,6 +200,9 @@ BOOT_NEEDS = {
     "AWS::EC2::SecurityGroupIngress",
     "AWS::EC2::SecurityGroupEgress",
     "AWS::EC2::SubnetRouteTableAssociation",
+    # Its DNS is filtered and logged from the first query on.
+    "AWS::Route53Resolver::FirewallRuleGroupAssociation",
+    "AWS::Route53Resolver::ResolverQueryLoggingConfigAssociation",
 }
 
 

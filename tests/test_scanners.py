@@ -25,6 +25,10 @@ OPTIONS = {
     "SubscribeToAmiReleases": "true",
     "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:operators",
     "KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-aaaa-bbbb-cccc-0123456789ab",
+    # The platform's own keys: their policies are scanned too.
+    "QueueKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-aaaa-bbbb-cccc-0123456789ac",
+    "DataKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-aaaa-bbbb-cccc-0123456789ad",
+    "ArtifactKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-aaaa-bbbb-cccc-0123456789ae",
 }
 
 
@@ -112,7 +116,8 @@ def _policies(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
                 text = text.replace(f'"{name}.Arn"', json.dumps(ARNS[resource["Type"]].format(name)))
         resources = json.loads(text)
         for name, resource in resources.items():
-            for policy in resource["Properties"].get("Policies", []):
+            # An Fn::If with AWS::NoValue renders as "" in a list; CloudFormation removes it.
+            for policy in (p for p in resource["Properties"].get("Policies", []) if p != ""):
                 found.append((name, "identity", policy["PolicyDocument"]))
             if "PolicyDocument" in resource["Properties"]:
                 found.append((name, "resource", resource["Properties"]["PolicyDocument"]))

@@ -2,8 +2,8 @@
 
 Grants on resources the feature owns are made beside those resources (log
 groups in winworkers.observability); this module adds the grants on the
-platform's inputs (bucket, queue, artifact) and on this stack, and turns a list
-of statements into a role. The VPC endpoint policies are derived from the same
+platform's inputs (bucket, queue, artifact, and their own KMS keys when given)
+and on this stack, and turns a list of statements into a role. The VPC endpoint policies are derived from the same
 statements (winworkers.network), so the role and the network can never
 disagree about what the workers may do.
 """
@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from awacs import autoscaling, cloudformation, cloudwatch, s3, sqs
+from awacs import autoscaling, cloudformation, cloudwatch, kms, s3, sqs
 from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals, StringLike
 from awacs.sts import AssumeRole
-from troposphere import AccountId, Ref, StackId, Sub, Template
-from troposphere.iam import InstanceProfile, Policy, Role
+from troposphere import AccountId, If, NoValue, Ref, StackId, Sub, Template
+from troposphere.iam import InstanceProfile, Policy, PolicyType, Role
 
 from winworkers.bootstrap import group_arn
-from winworkers.parameters import Params
+from winworkers.parameters import Params, key_condition
 from winworkers.suppress import skip_cfn_lint
 
 EC2 = "ec2.amazonaws.com"
@@ -124,10 +124,72 @@ def metrics_statements(p: Params) -> list[Statement]:
     ]
 
 
+# Each platform key: the service that calls KMS with it, and what the workers' use of that
+# service needs. SQS: a consumer needs kms:Decrypt only, a producer also kms:GenerateDataKey
+# (SQS developer guide, "Key management"); the workers only receive. S3: GetObject of an SSE-KMS
+# object needs kms:Decrypt, PutObject kms:GenerateDataKey, a multipart upload both (S3 user
+# guide, "Using server-side encryption with AWS KMS keys", "Multipart upload and permissions");
+# the workers write only the data bucket. SQS and S3 call KMS themselves: no KMS endpoint.
+PLATFORM_KEY_USES: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "QueueKmsKeyArn": ("sqs", (kms.Decrypt,)),
+    "DataKmsKeyArn": ("s3", (kms.Decrypt, kms.GenerateDataKey)),
+    "ArtifactKmsKeyArn": ("s3", (kms.Decrypt,)),
+}
+
+
+def add_platform_key_policies(template: Template, p: Params, role: Role) -> list[PolicyType]:
+    """One inline policy of role per platform key that is set: exactly what the service needs,
+    on that key only, and only when that service itself calls KMS for the workers
+    (kms:ViaService). A key given as a parameter gets its policy under the key's condition;
+    an unset one gets none.
+
+    They are AWS::IAM::Policy resources (inline policies of the role), not Fn::If items of
+    the role's Policies: a condition on a
+    resource removes it whole, and the workers' statements, from which the endpoint policies
+    are derived, stay as they are (no endpoint carries KMS calls)."""
+    policies = []
+    for name, (service, actions) in PLATFORM_KEY_USES.items():
+        when = key_condition(p, name)
+        if when is False:
+            continue
+        short = name.removesuffix("KmsKeyArn")
+        policy = PolicyType(
+            p.config.logical_id(f"{short}KeyPolicy"),
+            PolicyName=f"platform-key-{short.lower()}",
+            Roles=[Ref(role)],
+            PolicyDocument=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[
+                    Statement(
+                        Effect=Allow,
+                        Action=list(actions),
+                        # Through Sub, as queue_statements does: cfn-lint reports the empty
+                        # default here, where it is suppressed with its reason.
+                        Resource=[Sub("${Key}", Key=p[name])],
+                        Condition=Condition(
+                            StringEquals({"kms:ViaService": Sub(f"{service}.${{AWS::Region}}.${{AWS::URLSuffix}}")})
+                        ),
+                    )
+                ],
+            ),
+        )
+        if when is not True:
+            policy.Condition = when
+        skip_cfn_lint(policy, "W1030", "The key is empty while unset; the policy exists only when it is set")
+        policies.append(template.add_resource(policy))
+    return policies
+
+
 def add_instance_profile(template: Template, p: Params, statements: Sequence[Statement]) -> tuple[Role, Any]:
     """The workers' role and instance profile. No SSM: nobody, not even Session Manager, gets in."""
     role = add_role(template, p, "InstanceRole", EC2, statements)
     for check in ("W1030", "W1031"):
         skip_cfn_lint(role, check, "Platform inputs are empty while disabled; a Rule requires them when on")
-    profile = template.add_resource(InstanceProfile(p.config.logical_id("InstanceProfile"), Roles=[Ref(role)]))
-    return role, profile
+    keys = add_platform_key_policies(template, p, role)
+    # The group waits for the profile: with the key policies there too, no worker boots
+    # before it may read its artifact. A conditional one is waited for through Fn::If.
+    waits = [Ref(k) if "Condition" not in k.resource else If(k.Condition, Ref(k), NoValue) for k in keys]
+    profile = InstanceProfile(p.config.logical_id("InstanceProfile"), Roles=[Ref(role)])
+    if waits:
+        profile.Metadata = {"WaitsFor": waits}
+    return role, template.add_resource(profile)

@@ -6,7 +6,9 @@ endpoint's. The workers reach S3, SQS, CloudFormation, CloudWatch monitoring,
 Logs and Auto Scaling (their own lifecycle hooks) through VPC endpoints this
 stack creates, and each endpoint's policy is derived from the workers' own IAM
 statements, so the endpoint allows exactly what the role does (plus the public
-CloudWatch agent bucket, read anonymously by the bootstrap).
+CloudWatch agent bucket, read anonymously by the bootstrap). Its DNS is filtered:
+a Route 53 Resolver DNS Firewall rule group answers only the names the workers
+use and blocks, logs and counts every other (_add_dns_firewall).
 
 ``existing-subnets``: the feature creates no endpoint and changes no route
 table, because the VPC is the platform's and both would change it for every
@@ -28,7 +30,9 @@ existing network must provide"): interface endpoints with private DNS for sqs,
 cloudformation, monitoring, logs (and autoscaling for the lifecycle hooks),
 reachable on 443 from ``EndpointsCidr``, and an S3 gateway endpoint on the
 workers' subnets' route tables. The workers' security group sends 443 to
-``EndpointsCidr`` and to the S3 prefix list, nothing else.
+``EndpointsCidr`` and to the S3 prefix list, nothing else, so the VPC must
+resolve through AmazonProvidedDNS (vpc_dns_problems checks it); the same DNS
+Firewall rule group is offered, unassociated, with CreateDnsFirewall.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from typing import Any
 
 from awacs import logs, s3
 from awacs.aws import Allow, ArnEquals, AWSPrincipal, Condition, PolicyDocument, Principal, Statement
-from troposphere import Cidr, GetAtt, GetAZs, If, NoValue, Ref, Select, Sub, Tags, Template
+from troposphere import Cidr, GetAtt, GetAZs, If, NoValue, Output, Ref, Select, Sub, Tags, Template
+from troposphere.cloudwatch import Alarm
 from troposphere.ec2 import (
     VPC,
     FlowLog,
@@ -53,6 +58,15 @@ from troposphere.ec2 import (
     VPCEndpoint,
 )
 from troposphere.iam import Role
+from troposphere.logs import MetricFilter, MetricTransformation
+from troposphere.route53resolver import (
+    FirewallDomainList,
+    FirewallRule,
+    FirewallRuleGroup,
+    FirewallRuleGroupAssociation,
+    ResolverQueryLoggingConfig,
+    ResolverQueryLoggingConfigAssociation,
+)
 
 from winworkers import iam
 from winworkers.observability import add_log_group, grant_write
@@ -116,7 +130,8 @@ def add_network(template: Template, p: Params, worker_role: Role, worker_stateme
     isolated = p.cond("IsolatedVpc")
     groups = _add_security_groups(template, p, vpc)
     endpoints = _add_endpoints(template, p, vpc, subnets, route_table, groups.endpoints, worker_role, worker_statements)
-    needed = [*endpoints, groups.endpoints, *groups.isolated_rules]
+    dns = _add_dns_firewall(template, p, vpc)
+    needed = [*endpoints, groups.endpoints, *groups.isolated_rules, *dns]
     ready = If(isolated, [*(Ref(r) for r in needed), *routes], [Ref(r) for r in groups.existing_rules])
     subnet_ids = If(isolated, subnets, p["SubnetIds"])
     return Network(subnet_ids=subnet_ids, worker_security_group=groups.workers, ready=ready)
@@ -343,3 +358,243 @@ def _add_endpoints(
             )
         )
     return created
+
+
+# --- DNS Firewall ---------------------------------------------------------------------------
+# The isolated VPC has DNS support on (private DNS of the endpoints needs it), and neither
+# security groups nor network ACLs filter queries to the Amazon-provided resolver (VPC user
+# guide, "Network ACL basics"): without a filter, code on a worker could tunnel what it reads
+# out in queries for a domain it controls. Route 53 Resolver DNS Firewall filters exactly those
+# queries, including the endpoints' private names and instance names (Route 53 developer guide,
+# "Using DNS Firewall to filter outbound DNS traffic"), so it allows only these names.
+
+_REGIONAL = "${AWS::Region}.${AWS::URLSuffix}"
+
+
+def _instance_suffix(p: Params) -> Any:
+    """The DNS suffix of the instances' own names: ec2.internal in us-east-1, else
+    <region>.compute.internal (EC2 user guide, "EC2 instance hostnames")."""
+    return If(p.cond("InUsEast1"), "ec2.internal", Sub("${AWS::Region}.compute.internal"))
+
+
+def allowed_domains(p: Params) -> list[Any]:
+    """Exactly the names the workers resolve, as DNS Firewall domain specifications.
+
+    - Each endpoint's regional service name (ENDPOINTS), which private DNS answers with the
+      endpoint (S3's gateway endpoint serves the public name); the S3 name is also what an SDK
+      uses path-style.
+    - The buckets, virtual-hosted as the bootstrap reads them (bootstrap.init_metadata): the
+      platform's data bucket, the artifact bucket, AWS's CloudWatch agent bucket.
+    - The instances' own names (the suffix, and ``*.`` + the suffix), which the Resolver
+      answers itself from the VPC; Windows registers and looks up its own name there.
+
+    Windows needs no name for time or activation: the Amazon Time Sync Service is
+    169.254.169.123, which the Windows AMIs use by default (EC2 user guide, "Set the time
+    reference ... to use the local Amazon Time Sync Service"), and AWS's KMS activation
+    servers are link-local addresses too (the same page's link-local limit lists the "Windows
+    Licensing Service"). Instance metadata is 169.254.169.254.
+    """
+    services = [Sub(f"{service}.{_REGIONAL}") for service, _, _ in ENDPOINTS]
+    buckets = [
+        Sub(f"${{Bucket}}.s3.{_REGIONAL}", Bucket=p["DataBucket"]),
+        Sub(f"${{Bucket}}.s3.{_REGIONAL}", Bucket=p["ArtifactBucket"]),
+        Sub(f"amazoncloudwatch-agent-${{AWS::Region}}.s3.{_REGIONAL}"),
+    ]
+    # The suffix itself too: whether "*." also matches the name it prefixes is not documented.
+    return [*services, *buckets, _instance_suffix(p), Sub("*.${Suffix}", Suffix=_instance_suffix(p))]
+
+
+def expected_noise(p: Params) -> list[Any]:
+    """Names Windows looks up on its own that the workers do not need: blocked like every
+    other name, but apart, so that the alarm counts only the unexpected ones.
+
+    - NCSI's active probes (Microsoft, "Network Connectivity Status Indicator" FAQ and the
+      Windows networking blog's "NCSI change notification").
+    - Windows Update, which cannot be reached and is replaced by the AMI refresh.
+    - The SSM Agent's endpoints: it runs from boot until cfn-init's harden step stops it.
+    - WPAD and ISATAP under the instances' own suffix, which the allow rule would let through
+      (this rule comes first).
+    """
+    suffix = _instance_suffix(p)
+    return [
+        "*.msftconnecttest.com",
+        "*.msftncsi.com",
+        "*.windowsupdate.com",
+        "*.update.microsoft.com",
+        *(Sub(f"{service}.{_REGIONAL}") for service in ("ssm", "ec2messages", "ssmmessages")),
+        *(Sub(f"{name}.${{Suffix}}", Suffix=suffix) for name in ("wpad", "isatap")),
+    ]
+
+
+BLOCKED_METRIC = "DnsQueriesBlocked"
+# Evaluated in ascending Priority; a query no rule matches would be allowed (Route 53
+# developer guide, "Rule settings in DNS Firewall"), so the last rule blocks "*".
+NOISE_PRIORITY, ALLOW_PRIORITY, BLOCK_PRIORITY = 100, 200, 300
+
+
+def _add_dns_firewall(template: Template, p: Params, vpc: VPC) -> list[Any]:
+    """The domain lists and the rule group (HasDnsFirewall: isolated-vpc, or offered in
+    existing-subnets); in isolated-vpc also their association with the VPC, fail-closed,
+    and the query log with its alarm. Returns what the workers must wait for."""
+    lid = p.config.logical_id
+    offered = p.cond("HasDnsFirewall")
+    isolated = p.cond("IsolatedVpc")
+
+    def domains(name: str, names: list[Any]) -> FirewallDomainList:
+        return template.add_resource(FirewallDomainList(lid(name), Domains=names, Condition=offered))
+
+    noise = domains("DnsNoiseList", expected_noise(p))
+    allowed = domains("DnsAllowList", allowed_domains(p))
+    everything = domains("DnsBlockList", ["*"])
+    block = {"Action": "BLOCK", "BlockResponse": "NXDOMAIN"}
+    rules = template.add_resource(
+        FirewallRuleGroup(
+            lid("DnsFirewall"),
+            FirewallRules=[
+                FirewallRule(Priority=NOISE_PRIORITY, FirewallDomainListId=Ref(noise), **block),
+                # AWS's own names answer through CNAMEs (an S3 bucket's regional name, for one):
+                # trust the chain of an allowed name rather than list each hop (FirewallRule,
+                # FirewallDomainRedirectionAction; the default inspects every hop).
+                FirewallRule(
+                    Priority=ALLOW_PRIORITY,
+                    Action="ALLOW",
+                    FirewallDomainListId=Ref(allowed),
+                    FirewallDomainRedirectionAction="TRUST_REDIRECTION_DOMAIN",
+                ),
+                FirewallRule(Priority=BLOCK_PRIORITY, FirewallDomainListId=Ref(everything), **block),
+            ],
+            Condition=offered,
+        )
+    )
+    # Ref gives a registry type's primaryIdentifier, Id for both (their resource schemas); moto's
+    # nested stacks refuse a GetAtt output of a type moto does not model.
+    for name, value, description in (
+        ("DnsFirewallRuleGroupId", Ref(rules), "DNS Firewall rule group"),
+        ("DnsAllowListId", Ref(allowed), "DNS names the workers need"),
+    ):
+        template.add_output(Output(lid(name), Value=value, Description=description, Condition=offered))
+    association = template.add_resource(
+        FirewallRuleGroupAssociation(
+            lid("DnsFirewallAssociation"),
+            FirewallRuleGroupId=GetAtt(rules, "Id"),
+            VpcId=Ref(vpc),
+            # 100 to 9900, evaluated from the lowest (AssociateFirewallRuleGroup API): room for the
+            # platform's own rule groups on either side.
+            Priority=1000,
+            Condition=isolated,
+        )
+    )
+    # Fail closed, the default: when DNS Firewall cannot answer, the Resolver answers SERVFAIL
+    # rather than let the query through (Route 53 developer guide, "DNS Firewall VPC
+    # configuration"). A worker then fails its job or its boot; an open filter would be a way
+    # out exactly when nobody watches it. The default is kept, not stated: cfn-lint 1.58 does
+    # not know AWS::Route53Resolver::FirewallConfig (E3006), though CloudFormation documents it.
+    logged = _add_dns_query_log(template, p, vpc, everything)
+    return [association, *logged]
+
+
+def _add_dns_query_log(template: Template, p: Params, vpc: VPC, everything: FirewallDomainList) -> list[Any]:
+    """Every query of the VPC, with DNS Firewall's action, in a log group of the feature, and
+    the unexpected blocks (those of the block-everything list) counted by a metric and an alarm.
+
+    Resolver query logs reach CloudWatch Logs as vended logs: AWS adds the log group's resource
+    policy itself when the deploying principal may logs:PutResourcePolicy,
+    logs:DescribeResourcePolicies and logs:DescribeLogGroups (CloudWatch Logs user guide,
+    "Logs sent to CloudWatch Logs"); the template adds none, as an account holds at most 10.
+    """
+    isolated = p.cond("IsolatedVpc")
+    lid = p.config.logical_id
+    group = add_log_group(template, p, "DnsQueryLogs")
+    group.Condition = isolated
+    template.add_output(
+        Output(lid("DnsQueryLogGroup"), Value=Ref(group), Description="DNS query log group", Condition=isolated)
+    )
+    logging = template.add_resource(
+        ResolverQueryLoggingConfig(lid("DnsQueryLogging"), DestinationArn=GetAtt(group, "Arn"), Condition=isolated)
+    )
+    association = template.add_resource(
+        ResolverQueryLoggingConfigAssociation(
+            lid("DnsQueryLoggingAssociation"),
+            ResolverQueryLogConfigId=GetAtt(logging, "Id"),
+            ResourceId=Ref(vpc),
+            Condition=isolated,
+        )
+    )
+    # The log's firewall_rule_action and firewall_domain_list_id fields (Route 53 developer
+    # guide, "Values that appear in VPC Resolver query logs").
+    template.add_resource(
+        MetricFilter(
+            lid("DnsBlockedFilter"),
+            LogGroupName=Ref(group),
+            FilterPattern=Sub(
+                '{ $.firewall_rule_action = "BLOCK" && $.firewall_domain_list_id = "${List}" }',
+                List=GetAtt(everything, "Id"),
+            ),
+            MetricTransformations=[
+                MetricTransformation(
+                    MetricName=BLOCKED_METRIC, MetricNamespace=p.config.metrics_namespace, MetricValue="1"
+                )
+            ],
+            Condition=isolated,
+        )
+    )
+    if p.config.include_alarms:
+        template.add_resource(
+            Alarm(
+                lid("DnsBlockedAlarm"),
+                AlarmDescription="A worker looked up a name outside the DNS allow list: see the DNS query log",
+                AlarmActions=If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue),
+                Namespace=p.config.metrics_namespace,
+                MetricName=BLOCKED_METRIC,
+                Statistic="Sum",
+                Period=300,
+                EvaluationPeriods=1,
+                Threshold=0,
+                ComparisonOperator="GreaterThanThreshold",
+                TreatMissingData="notBreaching",
+                Condition=isolated,
+            )
+        )
+    return [association]
+
+
+# --- What an existing network's DNS must be ------------------------------------------------
+# The worker security group sends TCP 443 only; the Amazon-provided resolver is the one DNS
+# server that no security group filters (VPC user guide, "Network ACL basics"; "Amazon DNS
+# server"). With DHCP options naming other servers (domain controllers, say) every query is
+# dropped and every bootstrap fails; port-53 egress to them would be a DNS channel out that
+# no DNS Firewall sees. So the network must resolve through AmazonProvidedDNS (README, "What
+# an existing network must provide"), and the private names of its endpoints need DNS
+# support and hostnames on (PrivateLink guide, "DNS hostnames").
+
+AMAZON_DNS = "AmazonProvidedDNS"
+
+
+def vpc_dns_problems(ec2: Any, vpc_id: str) -> list[str]:
+    """What keeps vpc_id from resolving the workers' names, one line each; empty when nothing.
+
+    ec2 is a boto3 EC2 client; the calls are DescribeVpcAttribute (twice), DescribeVpcs and,
+    when the VPC has DHCP options, DescribeDhcpOptions. For a pre-deploy check of an
+    existing-subnets network: no template can read a VPC's DHCP options.
+    """
+    problems = []
+    for attribute, key in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
+        value = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[key]["Value"]
+        if not value:
+            problems.append(f"{vpc_id} has {attribute} off: the endpoints' private DNS names need it on")
+    (vpc,) = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
+    options_id = vpc.get("DhcpOptionsId", "default")
+    if options_id != "default":
+        (options,) = ec2.describe_dhcp_options(DhcpOptionsIds=[options_id])["DhcpOptions"]
+        servers = [
+            value["Value"]
+            for entry in options["DhcpConfigurations"]
+            if entry["Key"] == "domain-name-servers"
+            for value in entry["Values"]
+        ]
+        if servers and AMAZON_DNS not in servers:
+            problems.append(
+                f"{vpc_id}'s DHCP options {options_id} name DNS servers {', '.join(servers)}, not {AMAZON_DNS}: "
+                "the workers may send only HTTPS, so they would resolve nothing"
+            )
+    return problems

@@ -109,6 +109,17 @@ LONG_PATTERN = 200
 _BUCKET = r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$"
 _KMS_KEY_ARN = r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+)?$"
 
+# --- existing-subnets: the bound of EndpointsCidr (i18-net) ---------------------------------
+ENDPOINTS_CIDR_PATTERN = r"^((\d{1,3}\.){3}\d{1,3}/(1[6-9]|2\d|3[0-2]))?$"
+ENDPOINTS_CIDR_CONSTRAINT = "empty or an IPv4 CIDR of /16 to /32, the endpoints' own block"
+ENDPOINTS_CIDR_RULE = (
+    "{name} must hold the network's endpoints only (/16 or longer): "
+    "through a NAT, 0.0.0.0/0 is HTTPS to the Internet past every endpoint policy"
+)
+"""Rules have no string functions, so the Rule refuses the routes to everywhere by name
+(0.0.0.0/0 and its two halves); the AllowedPattern bounds every other prefix."""
+ROUTES_TO_EVERYWHERE = ("0.0.0.0/0", "0.0.0.0/1", "128.0.0.0/1")
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -302,14 +313,18 @@ PARAMETERS: tuple[Param, ...] = (
         allowed_pattern=r"^(subnet-[0-9a-f]{8,17})?$",
         constraint="subnet ids",
     ),
+    # existing-subnets (i18-net): the workers send HTTPS to this block and nowhere else but S3.
+    # Bounded at /16, the largest block a VPC or subnet can have (VPC user guide, "VPC CIDR
+    # blocks"): a wider one covers more than the network's endpoints, and through a NAT
+    # 0.0.0.0/0 is HTTPS to the Internet past every endpoint policy. See ENDPOINTS_CIDR_RULE.
     Param(
         "EndpointsCidr",
         "String",
         "",
         f"{EXISTING}: CIDR of the network's VPC endpoints.",
         "Network",
-        allowed_pattern=r"^((\d{1,3}\.){3}\d{1,3}/\d{1,2})?$",
-        constraint="empty or an IPv4 CIDR",
+        allowed_pattern=ENDPOINTS_CIDR_PATTERN,
+        constraint=ENDPOINTS_CIDR_CONSTRAINT,
     ),
     Param(
         "S3PrefixListId",
@@ -319,6 +334,16 @@ PARAMETERS: tuple[Param, ...] = (
         "Network",
         allowed_pattern=r"^(pl-[0-9a-f]{8,17})?$",
         constraint="empty or a prefix list id",
+    ),
+    # isolated-vpc always filters its DNS (winworkers.network, _add_dns_firewall); this option
+    # offers the same rule group, unassociated, to a platform that owns the resolver.
+    Param(
+        "CreateDnsFirewall",
+        "String",
+        "false",
+        f"{EXISTING}: also create the DNS Firewall rule group, unassociated, for the platform's VPC.",
+        "Network",
+        allowed_values=BOOLEAN,
     ),
     # Fleet
     Param(
@@ -460,6 +485,36 @@ PARAMETERS: tuple[Param, ...] = (
         max_length=S3_KEY_LIMIT,
         constraint="a .zip key",
     ),
+    # Customer-managed KMS keys of the platform's queue and buckets (i18-net): with a key set,
+    # the instance role may use it through SQS or S3 only (winworkers.iam,
+    # add_platform_key_policies); empty grants nothing.
+    Param(
+        "QueueKmsKeyArn",
+        "String",
+        "",
+        "KMS key of WorkQueueArn (SSE-KMS); empty: none.",
+        "Platform",
+        allowed_pattern=_KMS_KEY_ARN,
+        constraint="empty or a KMS key ARN",
+    ),
+    Param(
+        "DataKmsKeyArn",
+        "String",
+        "",
+        "KMS key of DataBucket (SSE-KMS); empty: none.",
+        "Platform",
+        allowed_pattern=_KMS_KEY_ARN,
+        constraint="empty or a KMS key ARN",
+    ),
+    Param(
+        "ArtifactKmsKeyArn",
+        "String",
+        "",
+        "KMS key of ArtifactBucket (SSE-KMS); empty: none.",
+        "Platform",
+        allowed_pattern=_KMS_KEY_ARN,
+        constraint="empty or a KMS key ARN",
+    ),
     # Observability
     Param(
         "LogRetentionDays",
@@ -528,6 +583,7 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
     return tuple(row.spec(config) for row in PARAMETERS if row.when is None or row.when(config))
 
 
+
 def number_pattern(high: int) -> str:
     """A regular expression matching the whole numbers 0 to ``high`` (no leading zeros).
 
@@ -569,8 +625,11 @@ def param_name(config: WorkersConfig, name: str) -> str:
 # no Rule, so winworkers.wiring checks it.
 PLATFORM_INPUTS = ("DataBucket", "WorkQueueArn", "ArtifactBucket", "ArtifactKey")
 
+PLATFORM_KEYS = ("QueueKmsKeyArn", "DataKmsKeyArn", "ArtifactKmsKeyArn")
+"""Optional inputs: each may be wired like the platform inputs it encrypts."""
+
 # Inputs a parent may wire to its own resources instead of declaring parameters.
-WIRABLE = ("DataBucket", "DataPrefix", "WorkQueueArn", "ArtifactBucket", "ArtifactKey")
+WIRABLE = ("DataBucket", "DataPrefix", "WorkQueueArn", "ArtifactBucket", "ArtifactKey", *PLATFORM_KEYS)
 
 
 @dataclass(frozen=True)
@@ -642,6 +701,23 @@ def add_parameters(
     return params
 
 
+def key_condition_name(p: Params, name: str) -> str:
+    """The condition that is true when the platform key input name (PLATFORM_KEYS) is set."""
+    return p.cond(f"Has{name.removesuffix('Arn')}")
+
+
+def key_condition(p: Params, name: str) -> str | bool:
+    """Whether the platform key input name is set: True or False when it is known at build
+    time (a wired string, or a wired GetAtt of a key), else the name of its condition (a
+    parameter, or a parent's Ref, which may be empty). A Condition cannot read a resource's
+    attribute (Conditions section reference), so a wired GetAtt gets none."""
+    value = p[name]
+    if isinstance(value, str):
+        return bool(value)
+    ref = isinstance(value, Ref) or (isinstance(value, dict) and set(value) == {"Ref"})
+    return key_condition_name(p, name) if ref else True
+
+
 def _add_conditions(template: Template, p: Params) -> None:
     on = Condition(p.enabled)
     conditions: dict[str, Any] = {} if p.switch.is_condition else {p.enabled: Equals(p[SWITCH], "true")}
@@ -656,6 +732,18 @@ def _add_conditions(template: Template, p: Params) -> None:
     }
     if p.config.include_alarms:
         conditions[p.cond("HasAlarmTopic")] = Not(Equals(p["AlarmTopicArn"], ""))
+    # i18-net: DNS Firewall in the isolated VPC, or offered to the platform's; the instance's
+    # own name is under ec2.internal in us-east-1 only (EC2 user guide, "EC2 instance hostnames").
+    conditions[p.cond("HasDnsFirewall")] = Or(
+        Condition(p.cond("IsolatedVpc")),
+        And(Condition(p.cond("UseExistingEndpoints")), Equals(p["CreateDnsFirewall"], "true")),
+    )
+    conditions[p.cond("InUsEast1")] = Equals(Ref("AWS::Region"), "us-east-1")
+    # i18-net: a platform key given as a parameter (or a parent's Ref) may be empty; its
+    # policy is a resource of its own, so the condition carries the switch too.
+    for name in PLATFORM_KEYS:
+        if key_condition(p, name) == key_condition_name(p, name):
+            conditions[key_condition_name(p, name)] = And(on, Not(Equals(p[name], "")))
     for name, expression in conditions.items():
         template.add_condition(name, expression)
 
@@ -696,6 +784,10 @@ def _add_rules(template: Template, p: Params) -> None:
                     "AssertDescription": f"{param_name(p.config, 'SubnetIds')} is required",
                 },
                 _required(p, "EndpointsCidr"),
+                {
+                    "Assert": Not({"Fn::Contains": [list(ROUTES_TO_EVERYWHERE), p["EndpointsCidr"]]}),
+                    "AssertDescription": ENDPOINTS_CIDR_RULE.format(name=param_name(p.config, "EndpointsCidr")),
+                },
             ],
         },
     )

@@ -16,14 +16,15 @@ from typing import Any, TypeAlias
 from troposphere import AWSHelperFn, Condition, Parameter, Template, encode_to_dict
 
 from winworkers.config import WorkersConfig
-from winworkers.parameters import PLATFORM_INPUTS, SWITCH, Switch, parameter_specs
+from winworkers.parameters import PLATFORM_INPUTS, PLATFORM_KEYS, SWITCH, Switch, parameter_specs
 
 # Parameter types whose Ref can equal the string "true".
 _STRING_TYPES = ("String", "AWS::SSM::Parameter::Value<String>")
 
 # What Ref and Fn::GetAtt of a platform resource give, per the "Return values"
-# of AWS::SQS::Queue and AWS::S3::Bucket in the CloudFormation template reference.
-# Ref of a queue is its URL, not its ARN; GetAtt Arn of a bucket is an ARN, not its name.
+# of AWS::SQS::Queue, AWS::S3::Bucket and AWS::KMS::Key in the CloudFormation template reference.
+# Ref of a queue is its URL, not its ARN; GetAtt Arn of a bucket is an ARN, not its name;
+# Ref of a KMS key is its key ID, not its ARN.
 _GIVES: dict[str, dict[str, str]] = {
     "AWS::SQS::Queue": {"Ref": "its URL", "Arn": "its ARN", "QueueUrl": "its URL", "QueueName": "its name"},
     "AWS::S3::Bucket": {
@@ -34,12 +35,15 @@ _GIVES: dict[str, dict[str, str]] = {
         "RegionalDomainName": "a domain name",
         "WebsiteURL": "a URL",
     },
+    "AWS::KMS::Key": {"Ref": "its key ID", "Arn": "its ARN", "KeyId": "its key ID"},
 }
 # Which of those each input needs, and how to write it.
 _NEEDS: dict[str, tuple[str, str, str]] = {
     "WorkQueueArn": ("AWS::SQS::Queue", "Arn", 'GetAtt(queue, "Arn")'),
     "DataBucket": ("AWS::S3::Bucket", "Ref", "Ref(bucket)"),
     "ArtifactBucket": ("AWS::S3::Bucket", "Ref", "Ref(bucket)"),
+    # A key policy and an IAM Resource name a key by its ARN (AWS::KMS::Key return values).
+    **{name: ("AWS::KMS::Key", "Arn", 'GetAtt(key, "Arn")') for name in PLATFORM_KEYS},
 }
 
 
