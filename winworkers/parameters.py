@@ -583,7 +583,6 @@ def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
     return tuple(row.spec(config) for row in PARAMETERS if row.when is None or row.when(config))
 
 
-
 def number_pattern(high: int) -> str:
     """A regular expression matching the whole numbers 0 to ``high`` (no leading zeros).
 
