@@ -33,6 +33,10 @@ What is patched in moto 5.2.5 (in-process, for as long as the context is open):
    id), and on an update that turns a condition false it keeps the resource.
    CloudFormation deletes it, so turning the switch off on an update removes
    the feature here too.
+8. UsePreviousValue reuses a parameter's value as it was given (moto reuses its
+   parsed list or number, and its update then fails on it), and a stack keeps
+   every parameter's value, defaults included (moto keeps only those given, so
+   passing a default later "changes" every resource that uses it).
 
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
@@ -145,6 +149,8 @@ def _patch_moto() -> None:
             (models.CloudFormationBackend, "execute_change_set", _rolling_back),
             (parsing.ResourceMap, "create", _created_if_conditions_hold),
             (parsing.ResourceMap, "update", _updated_if_conditions_hold),
+            (models.Stack, "stack_parameters", _previous_values_as_given),
+            (parsing.ResourceMap, "load_parameters", _defaults_kept_as_values),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
@@ -219,6 +225,33 @@ def _updated_if_conditions_hold(update: Any) -> Any:
         return update(resources_map, holding, parameters)
 
     return run
+
+
+def _previous_values_as_given(stack_parameters: property) -> property:
+    # UsePreviousValue (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html)
+    # reuses the value as it was given; moto 5.2.5 reuses its parsed form (a list for a
+    # CommaDelimitedList, a number for a Number), which its own parameter loading then fails on.
+    def given(stack: Any) -> dict[str, Any]:
+        parsed: dict[str, Any] = stack_parameters.fget(stack) if stack_parameters.fget else {}
+        return {
+            name: ",".join(str(v) for v in value) if isinstance(value, list) else value if value is None else str(value)
+            for name, value in parsed.items()
+        }
+
+    return property(given)
+
+
+def _defaults_kept_as_values(load_parameters: Any) -> Any:
+    # CloudFormation keeps every parameter's value with the stack, a default included, so an
+    # update that passes the same value (or UsePreviousValue) changes nothing. moto keeps only
+    # the values given, and takes a default passed later as a change of every resource using it.
+    def load(resources_map: Any) -> None:
+        load_parameters(resources_map)
+        for name, spec in resources_map._template.get("Parameters", {}).items():
+            if name not in resources_map.input_parameters and "Default" in spec:
+                resources_map.input_parameters[name] = str(spec["Default"])
+
+    return load
 
 
 def _remembering_stack(create_resource_map: Any) -> Any:
