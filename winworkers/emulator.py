@@ -77,6 +77,8 @@ class EmulatorError(RuntimeError):
 def local_aws(port: int = 0, host: str = "127.0.0.1", quiet: bool = True) -> Iterator[str]:
     """Run moto's server, patched as the module docstring says, on host:port
     (0: any free port) and yield its endpoint URL. Its state is reset on exit."""
+    if not 0 <= port <= 65535:
+        raise EmulatorError(f"--port {port} is not allowed: 0 (any free port) to 65535")
     try:
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app

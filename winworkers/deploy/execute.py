@@ -396,13 +396,12 @@ def _confirm(
     """Refuse (deleting the change set, so that nothing is left) unless the change is safe or approved."""
     switching_off = previous.get(SWITCH) == "true" and values.get(SWITCH) == "false"
     if switching_off and not yes:
-        removed = plan.of(changes.REMOVE)
-        names = ", ".join(c.logical_id for c in removed[:6]) + (
-            f" and {len(removed) - 6} more" if len(removed) > 6 else ""
-        )
+        kept = _retained(template)
+        removed = [c.logical_id for c in plan.of(changes.REMOVE) if c.logical_id not in kept]
+        stay = f"; these stay (DeletionPolicy Retain): {', '.join(kept)}" if kept else ""
         cfn.delete_change_set(ChangeSetName=change_set_id)
         raise DeployError(
-            f"{SWITCH}=false turns the feature off: it deletes {len(removed)} resources ({names}){_retained(template)}; "
+            f"{SWITCH}=false turns the feature off: it deletes {len(removed)} resources ({', '.join(removed)}){stay}; "
             "nothing was changed: run again with --yes to do it"
         )
     if not plan.risky:
@@ -420,9 +419,8 @@ def _confirm(
     raise DeployError(f"not executed: nothing was changed (the change set for {stack_name} is deleted)")
 
 
-def _retained(template: Mapping[str, Any]) -> str:
-    kept = sorted(n for n, r in template.get("Resources", {}).items() if r.get("DeletionPolicy") == "Retain")
-    return f"; these stay (DeletionPolicy Retain): {', '.join(kept)}" if kept else ""
+def _retained(template: Mapping[str, Any]) -> list[str]:
+    return sorted(n for n, r in template.get("Resources", {}).items() if r.get("DeletionPolicy") == "Retain")
 
 
 def _template_source(template: Template, stack_name: str, clients: Clients, bucket: str | None) -> dict[str, str]:
