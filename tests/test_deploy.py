@@ -420,7 +420,10 @@ def test_parameters_file_in_both_formats_and_flags_override_it(
         ("{not json", "is not JSON: Expecting property name enclosed in double quotes"),
         ('["WinMinSize=1"]', "must be an object of values or a list of"),
         ('{"WinMinSize": {"a": 1}}', "WinMinSize must be a string, a number, a boolean or a list of strings"),
-        ('[{"ParameterKey": "WinMinSize", "UsePreviousValue": true}]', "UsePreviousValue is what winworkers deploy does for every parameter left out"),
+        (
+            '[{"ParameterKey": "WinMinSize", "UsePreviousValue": true}]',
+            "UsePreviousValue is what winworkers deploy does for every parameter left out",
+        ),
     ],
 )
 def test_a_bad_parameters_file_is_one_line(

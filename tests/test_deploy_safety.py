@@ -55,7 +55,7 @@ class Refreshes:
         self.answers = list(answers)
         self.calls: list[str] = []
 
-    def describe_instance_refreshes(self, AutoScalingGroupName: str, MaxRecords: int) -> dict[str, Any]:  # noqa: N803
+    def describe_instance_refreshes(self, AutoScalingGroupName: str, MaxRecords: int) -> dict[str, Any]:
         self.calls.append(AutoScalingGroupName)
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         return {"InstanceRefreshes": [{"AutoScalingGroupName": AutoScalingGroupName, **r} for r in answer]}
@@ -134,7 +134,7 @@ def test_a_removal_without_a_terminal_is_refused_and_changes_nothing(aws: Client
     assert _logical_ids(aws, "ww-remove") == before and "WinVpc" in before
     # Interactively: asked, and "no" changes nothing either.
     asked: list[str] = []
-    with pytest.raises(DeployError, match="^not executed: nothing was changed"):
+    with pytest.raises(DeployError, match=r"^not executed: nothing was changed"):
         _run(aws, "ww-remove", existing, ask=lambda question: asked.append(question) or False)
     assert asked and asked[0].startswith("Execute this change set (") and "to remove" in asked[0]
     assert _logical_ids(aws, "ww-remove") == before
@@ -289,14 +289,22 @@ def test_status_attaches_to_an_operation_under_way() -> None:
         stub.assert_no_pending_responses()
     assert out[0] == "stack ww-live: UPDATE_IN_PROGRESS"
     shown = [line.split()[1:3] for line in out if line.startswith("20")]
-    assert shown == [["ww-live", "UPDATE_IN_PROGRESS"], ["WinGroup", "UPDATE_IN_PROGRESS"], ["ww-live", "UPDATE_COMPLETE"]]
-    assert [line for line in out if line.startswith("instance refresh 0a1b2c3d-refresh")][-1].split(": ")[1].startswith(
-        "Successful"
+    assert shown == [
+        ["ww-live", "UPDATE_IN_PROGRESS"],
+        ["WinGroup", "UPDATE_IN_PROGRESS"],
+        ["ww-live", "UPDATE_COMPLETE"],
+    ]
+    assert (
+        [line for line in out if line.startswith("instance refresh 0a1b2c3d-refresh")][-1]
+        .split(": ")[1]
+        .startswith("Successful")
     )
     assert out[-1] == "stack ww-live: UPDATE_COMPLETE"
 
 
-def test_status_of_a_finished_stack_and_of_a_rollback(aws: Clients, endpoint: str, capsys: Any, monkeypatch: Any) -> None:
+def test_status_of_a_finished_stack_and_of_a_rollback(
+    aws: Clients, endpoint: str, capsys: Any, monkeypatch: Any
+) -> None:
     for name, value in ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     _run(aws, "ww-status", {})
@@ -343,7 +351,11 @@ def test_role_capabilities_and_rollback_pass_through(tmp_path: Path) -> None:
         stub.add_response("describe_stack_events", {"StackEvents": []})
         stub.add_response(
             "describe_stacks",
-            {"Stacks": [{"StackName": "ww-sam", "StackId": stack_id, "CreationTime": NOW, "StackStatus": "CREATE_COMPLETE"}]},
+            {
+                "Stacks": [
+                    {"StackName": "ww-sam", "StackId": stack_id, "CreationTime": NOW, "StackStatus": "CREATE_COMPLETE"}
+                ]
+            },
         )
         stub.add_response("describe_stack_events", {"StackEvents": []})
         stub.add_response("list_stack_resources", {"StackResourceSummaries": []})

@@ -253,9 +253,7 @@ DEPLOY_ACTIONS = [
 # The services the feature's roles are passed to, by the role's trust policy.
 _AMI_PARAMETERS = "arn:aws:ssm:*::parameter/aws/service/ami-windows-latest/*"
 # https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-service-linked-role.html
-_AUTOSCALING_LINKED_ROLE = (
-    "arn:aws:iam::*:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
-)
+_AUTOSCALING_LINKED_ROLE = "arn:aws:iam::*:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 TEMPLATE_BUCKET_PLACEHOLDER = "TEMPLATE-BUCKET"
 
 
@@ -322,10 +320,14 @@ def statements(template: Mapping[str, Any], *, template_bucket: str | None = Non
             )
         )
     if "AWS::EC2::LaunchTemplate" in kinds:
-        out.append(Statement(Sid="WindowsAmiParameters", Effect=Allow, Action=[ssm.GetParameters], Resource=[_AMI_PARAMETERS]))
+        out.append(
+            Statement(Sid="WindowsAmiParameters", Effect=Allow, Action=[ssm.GetParameters], Resource=[_AMI_PARAMETERS])
+        )
     out.append(Statement(Sid="WinworkersDeploy", Effect=Allow, Action=_unique(DEPLOY_ACTIONS), Resource=["*"]))
     bucket = template_bucket or TEMPLATE_BUCKET_PLACEHOLDER
-    out.append(Statement(Sid="TemplateBucket", Effect=Allow, Action=[s3.ListBucket], Resource=[f"arn:aws:s3:::{bucket}"]))
+    out.append(
+        Statement(Sid="TemplateBucket", Effect=Allow, Action=[s3.ListBucket], Resource=[f"arn:aws:s3:::{bucket}"])
+    )
     out.append(
         Statement(
             Sid="TemplateObjects",
@@ -346,9 +348,9 @@ def policy_document(
     template = build_template(config).to_dict()
     if nested:
         template["Resources"]["NestedFeatureStack"] = {"Type": "AWS::CloudFormation::Stack"}
-    document: dict[str, Any] = json.loads(PolicyDocument(
-        Version="2012-10-17", Statement=statements(template, template_bucket=template_bucket)
-    ).to_json())
+    document: dict[str, Any] = json.loads(
+        PolicyDocument(Version="2012-10-17", Statement=statements(template, template_bucket=template_bucket)).to_json()
+    )
     return document
 
 

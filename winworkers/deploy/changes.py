@@ -98,9 +98,9 @@ def from_change_set(
     for change in described:
         listed.add(change["LogicalResourceId"])
         plan.changes.append(_from_aws(change))
-    for change in expected_changes(new, old, new_values, old_values, current):
-        if change.logical_id not in listed:
-            plan.changes.append(change)
+    for expected in expected_changes(new, old, new_values, old_values, current):
+        if expected.logical_id not in listed:
+            plan.changes.append(expected)
     # The change set lists a resource whose Condition is false (moto): it will not be created.
     holds = resources_holding(new, new_values)
     plan.changes = [c for c in plan.changes if not (c.kind == ADD and c.logical_id not in holds and not c.computed)]

@@ -82,7 +82,7 @@ def _yaml(text: str, path: Path) -> Any:
             f"the template {path} is YAML, which needs PyYAML: pip install 'winworkers[deploy]'"
         ) from error
 
-    class Loader(yaml.SafeLoader):
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
         pass
 
     def construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
@@ -91,7 +91,7 @@ def _yaml(text: str, path: Path) -> Any:
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
         else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+            value = loader.construct_mapping(node, deep=True)
         if suffix == "Ref":
             return {"Ref": value}
         if suffix == "Condition":
@@ -107,7 +107,7 @@ def _yaml(text: str, path: Path) -> Any:
         for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     try:
-        return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=Loader)
     except yaml.YAMLError as error:
         raise DeployError(f"the template {path} is neither JSON nor YAML: {one_line_yaml(error)}") from error
 
