@@ -513,3 +513,47 @@ def test_emulator_port_out_of_range_and_a_second_interrupt_are_one_line(
     assert main(["emulator", "--port", "0"]) == 130
     err = capsys.readouterr().err
     assert err == "winworkers: interrupted\n" and "Traceback" not in err
+
+
+def test_a_nested_parent_previews_the_childs_changes(aws: Clients) -> None:
+    """Without nested change sets (the emulator), the child's changes come from its templates."""
+    parent = ROOT / "templates" / "parent-nested.json"
+    declared = json.loads(parent.read_text())["Parameters"]
+    values = {k: v for k, v in enabled_parameters().items() if k in declared}
+    aws.s3.create_bucket(Bucket="ww-nested-children")
+    aws.s3.put_object(Bucket="ww-nested-children", Key="winworkers.json", Body=FEATURE.read_bytes())
+    values["WinTemplateUrl"] = f"https://ww-nested-children.s3.{REGION}.amazonaws.com/winworkers.json"
+    _, out = _run(aws, "ww-nested-plan", values, template=parent)
+    assert any(line.startswith("WinStack: the child at https://ww-nested-children") for line in out)
+    # One value: the child's group is modified, nothing asked, nothing else kept back.
+    result, out = _run(aws, "ww-nested-plan", {"WinMaxSize": "6"}, template=parent)
+    assert result.status == "UPDATE_COMPLETE"
+    assert "  modify   WinStack/WinGroup (AWS::AutoScaling::AutoScalingGroup): WinMaxSize (from the templates)" in out
+    # A value that makes a new launch template version inside the child: asked first.
+    with pytest.raises(DeployError, match="starts an instance refresh"):
+        _run(aws, "ww-nested-plan", {"WinWindowsVersion": "2022"}, template=parent)
+
+
+def test_a_nested_change_set_is_read_when_cloudformation_lists_one() -> None:
+    """IncludeNestedStacks: the nested stack's change carries the ChangeSetId of its own change set."""
+    client = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t")
+    from winworkers.deploy.execute import _stack_plan
+
+    parent = json.loads((ROOT / "templates" / "parent-nested.json").read_text())
+    child = json.loads(FEATURE.read_text())
+    values = {k: str(v.get("Default", "")) for k, v in parent["Parameters"].items()}
+    nested_change = {
+        "Action": "Modify",
+        "LogicalResourceId": "WinStack",
+        "ResourceType": "AWS::CloudFormation::Stack",
+        "Replacement": "False",
+        "ChangeSetId": "arn:nested-cs",
+    }
+    removal = {"Action": "Remove", "LogicalResourceId": "WinVpc", "ResourceType": "AWS::EC2::VPC"}
+    with Stubber(client) as stub:
+        stub.add_response("describe_change_set", {"Changes": [{"Type": "Resource", "ResourceChange": removal}]})
+        plan = _stack_plan(
+            Clients(client, None, None, REGION), None, parent, [nested_change], values, {}, {"WinStack": child}
+        )
+        stub.assert_no_pending_responses()
+    assert "  remove   WinStack/WinVpc (AWS::EC2::VPC)" in plan.lines() and plan.risky

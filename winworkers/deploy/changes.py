@@ -20,12 +20,13 @@ unknown). Against CloudFormation these agree with the change set and add nothing
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 ADD, MODIFY, REPLACE, REMOVE = "add", "modify", "replace", "remove"
 ORDER = (REMOVE, REPLACE, MODIFY, ADD)
+NESTED = "AWS::CloudFormation::Stack"
 REFRESH_TYPES = ("AWS::EC2::LaunchTemplate",)
 """A new launch template version makes the group's UpdatePolicy (or the refresh custom resource) refresh the workers."""
 
@@ -80,7 +81,7 @@ class Plan:
 
 
 def from_change_set(
-    described: list[Mapping[str, Any]],
+    described: Sequence[Mapping[str, Any]],
     new: Mapping[str, Any],
     old: Mapping[str, Any] | None,
     new_values: Mapping[str, Any],
@@ -126,7 +127,7 @@ def _from_aws(change: Mapping[str, Any]) -> Change:
     if replacement in ("True", "Conditional"):
         recreated = tuple(_cause(d) for d in change.get("Details", []) or [] if _recreates(d))
         return Change(REPLACE, logical_id, kind_of, (recreated or causes) + (("may be",) * (replacement != "True")))
-    nested = kind_of == "AWS::CloudFormation::Stack" and not change.get("ChangeSetId")
+    nested = kind_of == NESTED
     return Change(MODIFY, logical_id, kind_of, causes, nested=nested)
 
 
@@ -165,11 +166,13 @@ def expected_changes(
     for logical_id in sorted(holds & set(current)):
         definition = resources[logical_id]
         if definition != old_resources.get(logical_id):
-            yield Change(MODIFY, logical_id, str(definition.get("Type", "")), ("its definition",), computed=True)
+            kind = str(definition.get("Type", ""))
+            yield Change(MODIFY, logical_id, kind, ("its definition",), computed=True, nested=kind == NESTED)
             continue
         used = sorted(references(definition, new) & changed_values)
         if used:
-            yield Change(MODIFY, logical_id, str(definition.get("Type", "")), tuple(used), computed=True)
+            kind = str(definition.get("Type", ""))
+            yield Change(MODIFY, logical_id, kind, tuple(used), computed=True, nested=kind == NESTED)
 
 
 def resources_holding(template: Mapping[str, Any], values: Mapping[str, Any]) -> set[str]:

@@ -4,6 +4,7 @@ its execution and the wait; delete; upload; attaching to an operation under way.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import time
 import uuid
@@ -104,7 +105,7 @@ def deploy(
     values, kept, masked = _values(template.data, parameters, previous, reset_to_defaults, echo)
     check(template.data, values, known=masked)
     values = _fill_prefix_lists(template.data, values, kept, clients, echo)
-    _check_nested_child(clients, template.data, {**previous, **values}, echo)
+    children = _check_nested_child(clients, template.data, {**previous, **values}, echo)
     source = _template_source(template, stack_name, clients, template_bucket)
     wanted = sorted({*CAPABILITIES, *capabilities, *([AUTO_EXPAND] if "Transform" in template.data else [])})
     nested = any(r.get("Type") == "AWS::CloudFormation::Stack" for r in template.data["Resources"].values())
@@ -152,7 +153,7 @@ def deploy(
         raise DeployError(
             f"the change set for {stack_name} failed: {reason} (nothing was changed; fix the cause and run again)"
         )
-    plan = _plan(clients, stack_id if updating else None, template, described, values, previous)
+    plan = _plan(clients, stack_id if updating else None, template, described, values, previous, children)
     echo(f"change set {change_set['Id']} for stack {stack_name}: {plan.summary()}")
     for line in plan.lines():
         echo(line)
@@ -289,9 +290,12 @@ def _fill_prefix_lists(
     return filled
 
 
-def _check_nested_child(clients: Clients, template: Mapping[str, Any], values: Mapping[str, str], echo: Echo) -> None:
+def _check_nested_child(
+    clients: Clients, template: Mapping[str, Any], values: Mapping[str, str], echo: Echo
+) -> dict[str, Mapping[str, Any]]:
     """A nested winworkers stack that will exist gets the child it was built for (winworkers.check_pair),
-    read from its TemplateURL before anything changes."""
+    read from its TemplateURL before anything changes. The children read, by the stack's logical id."""
+    children: dict[str, Mapping[str, Any]] = {}
     held = changes.resources_holding(template, values)
     for name, resource in template.get("Resources", {}).items():
         metadata = resource.get("Metadata", {})
@@ -308,6 +312,8 @@ def _check_nested_child(clients: Clients, template: Mapping[str, Any], values: M
         except ValueError as error:
             raise DeployError(f"the child at {url} is not the one {name} was built for: {error}") from error
         echo(f"{name}: the child at {url} is the one it was built for ({metadata['winworkers'].get('fingerprint')})")
+        children[name] = child
+    return children
 
 
 def _read_child(clients: Clients, url: str) -> Mapping[str, Any]:
@@ -346,29 +352,94 @@ def _plan(
     described: Mapping[str, Any],
     values: Mapping[str, str],
     previous: Mapping[str, str],
+    children: Mapping[str, Mapping[str, Any]],
 ) -> changes.Plan:
-    cfn = clients.cloudformation
-    resource_changes = [c["ResourceChange"] for c in described.get("Changes", []) if "ResourceChange" in c]
+    declared = template.data.get("Parameters", {})
+    new_values = {k: values.get(k, str(v.get("Default", ""))) for k, v in declared.items()}
+    resource_changes = _all_changes(clients.cloudformation, described)
+    return _stack_plan(clients, stack_id, template.data, resource_changes, new_values, dict(previous), children)
+
+
+def _all_changes(cfn: Any, described: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ResourceChange of every Change of a described change set, all pages."""
+    found = [c["ResourceChange"] for c in described.get("Changes", []) if "ResourceChange" in c]
     token = described.get("NextToken")
     while token:
         page = cfn.describe_change_set(ChangeSetName=described["ChangeSetId"], NextToken=token)
-        resource_changes += [c["ResourceChange"] for c in page.get("Changes", []) if "ResourceChange" in c]
+        found += [c["ResourceChange"] for c in page.get("Changes", []) if "ResourceChange" in c]
         token = page.get("NextToken")
+    return found
+
+
+def _stack_plan(
+    clients: Clients,
+    stack_id: str | None,
+    new: Mapping[str, Any],
+    resource_changes: list[dict[str, Any]],
+    new_values: Mapping[str, str],
+    old_values: Mapping[str, str],
+    children: Mapping[str, Mapping[str, Any]],
+) -> changes.Plan:
+    """The plan of one stack's change set, with its nested stacks' changes (``WinStack/...``) where they
+    can be known: from the nested change set (IncludeNestedStacks), else from the child's templates."""
+    cfn = clients.cloudformation
     old: Mapping[str, Any] | None = None
     current: dict[str, str] = {}
+    physical: dict[str, str] = {}
     if stack_id:
         body = cfn.get_template(StackName=stack_id, TemplateStage="Original")["TemplateBody"]
         old = body if isinstance(body, Mapping) else _parse_body(body)
         paginator = cfn.get_paginator("list_stack_resources")
-        current = {
-            s["LogicalResourceId"]: s["ResourceType"]
-            for page in paginator.paginate(StackName=stack_id)
-            for s in page["StackResourceSummaries"]
-            if s.get("LogicalResourceId")  # moto 5.2.5 also lists an unnamed entry
-        }
-    declared = template.data.get("Parameters", {})
-    new_values = {k: values.get(k, str(v.get("Default", ""))) for k, v in declared.items()}
-    return changes.from_change_set(resource_changes, template.data, old, new_values, dict(previous), current)
+        for page in paginator.paginate(StackName=stack_id):
+            for summary in page["StackResourceSummaries"]:
+                if summary.get("LogicalResourceId"):  # moto 5.2.5 also lists an unnamed entry
+                    current[summary["LogicalResourceId"]] = summary["ResourceType"]
+                    physical[summary["LogicalResourceId"]] = str(summary.get("PhysicalResourceId") or "")
+    plan = changes.from_change_set(resource_changes, new, old, new_values, old_values, current)
+    by_id = {c["LogicalResourceId"]: c for c in resource_changes}
+    for index, change in enumerate(list(plan.changes)):
+        if change.resource_type != "AWS::CloudFormation::Stack" or change.kind != changes.MODIFY:
+            continue
+        child_id = physical.get(change.logical_id, "")
+        nested_set = by_id.get(change.logical_id, {}).get("ChangeSetId")
+        child = children.get(change.logical_id)
+        if nested_set:
+            inner = _all_changes(cfn, cfn.describe_change_set(ChangeSetName=nested_set))
+            if child is None:
+                body = cfn.get_template(ChangeSetName=nested_set, TemplateStage="Original")["TemplateBody"]
+                child = body if isinstance(body, Mapping) else _parse_body(body)
+        elif child is not None and child_id:
+            inner = []
+        else:
+            continue  # its changes stay unknown: a risk the operator confirms
+        passed = new.get("Resources", {}).get(change.logical_id, {}).get("Properties", {}).get("Parameters", {})
+        described_child = describe_stack(cfn, child_id) if child_id else None
+        child_old = _previous_values(described_child) if described_child else {}
+        # A value passed from the parent's own resources (GetAtt, Ref of a resource) is taken as unchanged.
+        child_values = {k: str(v.get("Default", "")) for k, v in child.get("Parameters", {}).items()}
+        child_values.update({k: v for k, v in child_old.items() if k in child_values})
+        child_values.update(_passed(passed, new_values))
+        sub = _stack_plan(clients, child_id or None, child, inner, child_values, child_old, {})
+        plan.changes[index] = dataclasses.replace(change, nested=False)
+        prefix = f"{change.logical_id}/"
+        plan.changes += [dataclasses.replace(c, logical_id=prefix + c.logical_id) for c in sub.changes]
+        plan.refresh += [prefix + why for why in sub.refresh]
+    return plan
+
+
+def _passed(parameters: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, str]:
+    """A nested stack's parameter values from the parent's: Ref X, or Fn::Join [",", Ref X] (a list passed on)."""
+    passed = {}
+    for name, value in parameters.items():
+        if isinstance(value, str):
+            passed[name] = value
+        elif isinstance(value, Mapping) and isinstance(value.get("Ref"), str) and value["Ref"] in values:
+            passed[name] = values[value["Ref"]]
+        elif isinstance(value, Mapping) and "Fn::Join" in value:
+            joiner, items = value["Fn::Join"]
+            if isinstance(items, Mapping) and isinstance(items.get("Ref"), str) and items["Ref"] in values:
+                passed[name] = values[items["Ref"]] if joiner == "," else values[items["Ref"]].replace(",", joiner)
+    return passed
 
 
 def _parse_body(body: str) -> Mapping[str, Any]:
@@ -519,7 +590,7 @@ def _deletion(cfn: Any, stack_id: str, prefix: str = "") -> tuple[list[str], lis
                 continue
             going.append(label)
             child = str(summary.get("PhysicalResourceId") or "")
-            if summary["ResourceType"] == "AWS::CloudFormation::Stack" and child.startswith("arn:"):
+            if summary["ResourceType"] == "AWS::CloudFormation::Stack" and child:
                 inner_going, inner_staying = _deletion(cfn, child, f"{label}/")
                 going += inner_going
                 staying += inner_staying

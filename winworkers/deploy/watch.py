@@ -10,6 +10,7 @@ https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_InstanceRefresh.htm
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC
@@ -173,21 +174,36 @@ class Watcher:
                 self.nested.add(stack_id)
                 stream = EventStream(self.cloudformation, stack_id, self.echo, prefix)
                 self.streams.append(stream)
-            if replay:
-                stream.replay_from_last_start()
-            else:
-                stream.prime()
+            if not self._tolerant(stream, stream.replay_from_last_start if replay else stream.prime):
+                self.streams.remove(stream)
 
     def poll(self) -> None:
         for stream in list(self.streams):
-            for event in stream.poll():
+            new: list[dict[str, Any]] = []
+            if not self._tolerant(stream, functools.partial(_extend, new, stream)):
+                self.streams.remove(stream)
+            for event in new:
                 self._follow(stream, event)
         self.refreshes.poll()
+
+    def _tolerant(self, stream: EventStream, call: Callable[[], Any]) -> bool:
+        """Run call; False when a nested stack cannot be read (deleted, or an emulator that names it
+        otherwise): its events are then not shown. The stack's own errors are raised."""
+        from botocore.exceptions import ClientError
+
+        try:
+            call()
+        except ClientError as error:
+            if stream.stack_id == self.stack_id or "does not exist" not in str(error):
+                raise
+            return False
+        return True
 
     def _follow(self, stream: EventStream, event: Mapping[str, Any]) -> None:
         physical = str(event.get("PhysicalResourceId") or "")
         kind = event.get("ResourceType")
-        if kind == "AWS::CloudFormation::Stack" and physical.startswith("arn:") and physical != stream.stack_id:
+        own = event.get("LogicalResourceId") == event.get("StackName") or physical == stream.stack_id
+        if kind == "AWS::CloudFormation::Stack" and physical and not own:
             if physical not in self.nested:
                 self.nested.add(physical)
                 self.streams.append(
@@ -197,6 +213,10 @@ class Watcher:
                 )
         elif kind == "AWS::AutoScaling::AutoScalingGroup" and physical:
             self.refreshes.groups.add(physical)
+
+
+def _extend(events: list[dict[str, Any]], stream: EventStream) -> None:
+    events.extend(stream.poll())
 
 
 def stack_tree(cfn: Any, stack_id: str, prefix: str = "") -> list[tuple[str, str, list[str]]]:
@@ -216,7 +236,7 @@ def stack_tree(cfn: Any, stack_id: str, prefix: str = "") -> list[tuple[str, str
     tree = [(stack_id, prefix, groups)]
     for r in resources:
         child = str(r.get("PhysicalResourceId") or "")
-        if r["ResourceType"] == "AWS::CloudFormation::Stack" and child.startswith("arn:"):
+        if r["ResourceType"] == "AWS::CloudFormation::Stack" and child:
             tree += stack_tree(cfn, child, f"{prefix}{r['LogicalResourceId']}/")
     return tree
 
