@@ -468,7 +468,11 @@ def _confirm(
     switching_off = previous.get(SWITCH) == "true" and values.get(SWITCH) == "false"
     if switching_off and not yes:
         kept = _retained(template)
-        removed = [c.logical_id for c in plan.of(changes.REMOVE) if c.logical_id not in kept]
+        removed = [
+            f"{c.logical_id} and everything in it" if c.resource_type == changes.NESTED else c.logical_id
+            for c in plan.of(changes.REMOVE)
+            if c.logical_id not in kept
+        ]
         stay = f"; these stay (DeletionPolicy Retain): {', '.join(kept)}" if kept else ""
         cfn.delete_change_set(ChangeSetName=change_set_id)
         raise DeployError(

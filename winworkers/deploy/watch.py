@@ -10,8 +10,10 @@ https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_InstanceRefresh.htm
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import UTC
 from typing import Any
@@ -21,6 +23,8 @@ from winworkers.deploy.base import DeployError, Echo, describe_stack, one_line
 # A refresh in these states holds the group: another cannot start (InstanceRefreshInProgressFault).
 # https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_StartInstanceRefresh.html
 ACTIVE_REFRESH = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
+_UNAVAILABLE: weakref.WeakSet[Any] = weakref.WeakSet()
+"""The autoscaling clients whose DescribeInstanceRefreshes failed: not asked again."""
 
 
 class EventStream:
@@ -97,7 +101,7 @@ class RefreshWatch:
         self.echo = echo
         self.groups: set[str] = set()
         self.last: dict[str, tuple[Any, ...]] = {}
-        self.unavailable = autoscaling is None
+        self.unavailable = autoscaling is None or _said(autoscaling)
 
     def poll(self) -> None:
         for group in sorted(self.groups):
@@ -119,11 +123,20 @@ def latest_refresh(watch: RefreshWatch, group: str) -> dict[str, Any] | None:
         found = watch.autoscaling.describe_instance_refreshes(AutoScalingGroupName=group, MaxRecords=1)
     except Exception as error:  # botocore's errors, or an emulator without the API
         watch.unavailable = True
+        with contextlib.suppress(TypeError):  # said once per client (if it can be weakly referenced)
+            _UNAVAILABLE.add(watch.autoscaling)
         code = getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
         watch.echo(f"instance refreshes of {group} cannot be seen here (DescribeInstanceRefreshes: {code})")
         return None
     refreshes = found.get("InstanceRefreshes", [])
     return dict(refreshes[0]) if refreshes else None
+
+
+def _said(client: Any) -> bool:
+    try:
+        return client in _UNAVAILABLE
+    except TypeError:
+        return False
 
 
 def refresh_line(refresh: Mapping[str, Any]) -> str:
