@@ -557,3 +557,58 @@ def test_a_nested_change_set_is_read_when_cloudformation_lists_one() -> None:
         )
         stub.assert_no_pending_responses()
     assert "  remove   WinStack/WinVpc (AWS::EC2::VPC)" in plan.lines() and plan.risky
+
+
+def _event(stack_id: str, n: int, logical: str, status: str, kind: str, physical: str) -> dict[str, Any]:
+    return {
+        "StackId": stack_id,
+        "StackName": stack_id.split("/")[1],
+        "EventId": f"{stack_id}-{n}",
+        "LogicalResourceId": logical,
+        "PhysicalResourceId": physical,
+        "ResourceType": kind,
+        "ResourceStatus": status,
+        "Timestamp": NOW,
+    }
+
+
+def test_the_nested_stacks_events_are_followed_with_its_name() -> None:
+    from winworkers.deploy.watch import Watcher
+
+    client = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t")
+    parent = "arn:aws:cloudformation:us-east-1:1:stack/platform/1"
+    child = "arn:aws:cloudformation:us-east-1:1:stack/platform-WinStack-X/2"
+    stack_event = _event(parent, 1, "WinStack", "UPDATE_IN_PROGRESS", "AWS::CloudFormation::Stack", child)
+    group_event = _event(child, 1, "WinGroup", "UPDATE_IN_PROGRESS", "AWS::AutoScaling::AutoScalingGroup", "g")
+    out: list[str] = []
+    with Stubber(client) as stub:
+        stub.add_response("list_stack_resources", {"StackResourceSummaries": []})
+        stub.add_response("describe_stack_events", {"StackEvents": []})
+        stub.add_response("describe_stack_events", {"StackEvents": [stack_event]})
+        stub.add_response("describe_stack_events", {"StackEvents": [stack_event]})
+        stub.add_response("describe_stack_events", {"StackEvents": [group_event]})
+        watcher = Watcher(client, Refreshes([DONE]), parent, out.append)
+        watcher.prime()
+        watcher.poll()  # the parent's event names the nested stack: followed from now on
+        watcher.poll()
+        stub.assert_no_pending_responses()
+    assert [line.split()[1] for line in out if line.startswith("20")] == ["WinStack", "WinStack/WinGroup"]
+    assert watcher.refreshes.groups == {"g"}
+
+
+def test_status_of_a_rolled_back_stack_exits_non_zero_with_what_to_do() -> None:
+    client = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t")
+    stack_id = "arn:aws:cloudformation:us-east-1:1:stack/ww-back/1"
+    failed = _event(stack_id, 1, "WinGroup", "UPDATE_FAILED", "AWS::AutoScaling::AutoScalingGroup", "g")
+    failed["ResourceStatusReason"] = "Group did not stabilize"
+    with Stubber(client) as stub:
+        stack = {"StackName": "ww-back", "StackId": stack_id, "CreationTime": NOW}
+        stub.add_response("describe_stacks", {"Stacks": [{**stack, "StackStatus": "UPDATE_ROLLBACK_COMPLETE"}]})
+        stub.add_response("list_stack_resources", {"StackResourceSummaries": []})
+        stub.add_response("describe_stack_events", {"StackEvents": [failed]})
+        with pytest.raises(DeployError) as ended:
+            follow(Clients(client, None, None, REGION), "ww-back", poll_seconds=0, echo=[].append)
+    assert str(ended.value) == (
+        "stack ww-back ended UPDATE_ROLLBACK_COMPLETE: see the stack's events; "
+        "the stack is back as it was; fix the cause and run again"
+    )
