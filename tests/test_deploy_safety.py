@@ -612,3 +612,21 @@ def test_status_of_a_rolled_back_stack_exits_non_zero_with_what_to_do() -> None:
         "stack ww-back ended UPDATE_ROLLBACK_COMPLETE: see the stack's events; "
         "the stack is back as it was; fix the cause and run again"
     )
+
+
+def test_removing_the_group_otherwise_needs_yes_too(aws: Clients, tmp_path: Path) -> None:
+    """A template without the group (e.g. an edit, another prefix) removes the fleet: --yes, even in a terminal."""
+    _run(aws, "ww-no-group", enabled_parameters())
+    edited = json.loads(FEATURE.read_text())
+    for name in [n for n, r in edited["Resources"].items() if r["Type"].startswith("AWS::AutoScaling::")]:
+        del edited["Resources"][name]
+    edited["Resources"] = {
+        n: r for n, r in edited["Resources"].items() if "WinGroup" not in json.dumps(r) and "WinBacklog" not in n
+    }
+    edited["Outputs"] = {}
+    template = tmp_path / "no-group.json"
+    template.write_text(json.dumps(edited))
+    with pytest.raises(DeployError) as refused:
+        _run(aws, "ww-no-group", {}, template=template, ask=lambda question: True)
+    assert str(refused.value).startswith("it removes the fleet (WinGroup): it deletes ")
+    assert "WinGroup" in _logical_ids(aws, "ww-no-group")

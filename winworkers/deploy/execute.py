@@ -464,9 +464,18 @@ def _confirm(
     ask: confirm.Ask | None,
     echo: Echo,
 ) -> None:
-    """Refuse (deleting the change set, so that nothing is left) unless the change is safe or approved."""
-    switching_off = previous.get(SWITCH) == "true" and values.get(SWITCH) == "false"
-    if switching_off and not yes:
+    """Refuse (deleting the change set, so that nothing is left) unless the change is safe or approved.
+    Removing the fleet (the switch off, or its group or nested stack removed otherwise) needs yes,
+    a terminal's answer is not enough."""
+    switched_off = previous.get(SWITCH) == "true" and values.get(SWITCH) == "false"
+    resources = template.get("Resources", {})
+    fleet = [
+        c.logical_id
+        for c in plan.of(changes.REMOVE)
+        if c.resource_type == "AWS::AutoScaling::AutoScalingGroup"
+        or (c.resource_type == changes.NESTED and "winworkers" in resources.get(c.logical_id, {}).get("Metadata", {}))
+    ]
+    if (switched_off or fleet) and not yes:
         kept = _retained(template)
         removed = [
             f"{c.logical_id} and everything in it" if c.resource_type == changes.NESTED else c.logical_id
@@ -475,8 +484,9 @@ def _confirm(
         ]
         stay = f"; these stay (DeletionPolicy Retain): {', '.join(kept)}" if kept else ""
         cfn.delete_change_set(ChangeSetName=change_set_id)
+        what = f"{SWITCH}=false turns the feature off" if switched_off else f"it removes the fleet ({', '.join(fleet)})"
         raise DeployError(
-            f"{SWITCH}=false turns the feature off: it deletes {len(removed)} resources ({', '.join(removed)}){stay}; "
+            f"{what}: it deletes {len(removed)} resources ({', '.join(removed)}){stay}; "
             "nothing was changed: run again with --yes to do it"
         )
     if not plan.risky:
