@@ -630,3 +630,16 @@ def test_removing_the_group_otherwise_needs_yes_too(aws: Clients, tmp_path: Path
         _run(aws, "ww-no-group", {}, template=template, ask=lambda question: True)
     assert str(refused.value).startswith("it removes the fleet (WinGroup): it deletes ")
     assert "WinGroup" in _logical_ids(aws, "ww-no-group")
+
+
+def test_ctrl_c_during_a_deploy_says_how_to_attach(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("winworkers.deploy.commands.deploy", interrupted)
+    monkeypatch.setattr(deploy_base.Clients, "connect", classmethod(lambda *a, **k: None))
+    assert main(["deploy", "--stack-name", "ww-int", "--template", str(FEATURE)]) == 130
+    assert capsys.readouterr().err == (
+        "winworkers deploy: interrupted (a stack operation already started goes on: "
+        "follow it with winworkers status --stack-name ww-int)\n"
+    )

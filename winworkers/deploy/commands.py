@@ -169,7 +169,7 @@ def run_deploy(args: argparse.Namespace) -> int:
             wait_for_refresh=args.wait_for_refresh,
         )
 
-    return _one_line_errors("deploy", go)
+    return _one_line_errors("deploy", go, args.stack_name)
 
 
 def _built(config_path: Path | None) -> dict[str, Any]:
@@ -231,7 +231,7 @@ def run_delete(args: argparse.Namespace) -> int:
             role_arn=args.role_arn,
         )
 
-    return _one_line_errors("delete", go)
+    return _one_line_errors("delete", go, args.stack_name)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -248,14 +248,14 @@ def _echo(line: str) -> None:
     print(line, flush=True)
 
 
-def _one_line_errors(command: str, go: Callable[[], None]) -> int:
+def _one_line_errors(command: str, go: Callable[[], None], stack: str = "NAME") -> int:
     """Every failure is one line on stderr and exit status 1, never a traceback."""
     try:
         go()
     except KeyboardInterrupt:
         print(
             f"winworkers {command}: interrupted (a stack operation already started goes on: "
-            "follow it with winworkers status --stack-name NAME)",
+            f"follow it with winworkers status --stack-name {stack})",
             file=sys.stderr,
         )
         return 130
