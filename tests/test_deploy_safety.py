@@ -643,3 +643,26 @@ def test_ctrl_c_during_a_deploy_says_how_to_attach(monkeypatch: pytest.MonkeyPat
         "winworkers deploy: interrupted (a stack operation already started goes on: "
         "follow it with winworkers status --stack-name ww-int)\n"
     )
+
+
+def test_api_calls_of_a_create_an_update_and_a_no_op(endpoint: str) -> None:
+    """A budget: the calls deploy makes (the emulator completes each operation at once, so each wait polls once)."""
+    session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name=REGION)
+    calls: list[str] = []
+    clients = [session.client(n, endpoint_url=endpoint) for n in ("cloudformation", "ec2", "s3")]
+    for client in clients:
+        client.meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
+    refreshes = Refreshes([])
+    aws = Clients(*clients, REGION, refreshes)
+    budget = {}
+    for step, values in (
+        ("create", enabled_parameters()),
+        ("update", {"WinMaxSize": "6"}),
+        ("same", {"WinMaxSize": "6"}),
+    ):
+        calls.clear()
+        refreshes.calls.clear()
+        deploy(aws, "ww-budget", FEATURE, values, poll_seconds=0, echo=[].append)
+        budget[step] = (len(calls), len(refreshes.calls))
+    # (CloudFormation, EC2 and S3 calls; DescribeInstanceRefreshes calls: the pre-check on an update, one per poll).
+    assert budget == {"create": (10, 2), "update": (13, 3), "same": (4, 1)}
