@@ -250,8 +250,8 @@ DEPLOY_ACTIONS = [
     autoscaling.DescribeInstanceRefreshes,
 ]
 
-# The services the feature's roles are passed to, by the role's trust policy.
-_AMI_PARAMETERS = "arn:aws:ssm:*::parameter/aws/service/ami-windows-latest/*"
+# Public parameters have no account in their ARN (arn:aws:ssm:REGION::parameter/aws/service/...): "*" matches it.
+_AMI_PARAMETERS = "arn:aws:ssm:*:*:parameter/aws/service/ami-windows-latest/*"
 # https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-service-linked-role.html
 _AUTOSCALING_LINKED_ROLE = "arn:aws:iam::*:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 TEMPLATE_BUCKET_PLACEHOLDER = "TEMPLATE-BUCKET"
