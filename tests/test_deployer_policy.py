@@ -91,12 +91,15 @@ def test_pass_role_is_scoped_to_each_role_and_its_service() -> None:
 def test_the_command_prints_the_policy(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
     config = tmp_path / "workers.toml"
     config.write_text('prefix = "Batch"\n')
-    assert main(["deployer-policy", "--config", str(config), "--template-bucket", "ci-templates", "--nested"]) == 0
+    argv = ["deployer-policy", "--config", str(config), "--template-bucket", "ci-templates", "--nested"]
+    assert main([*argv, "--stack-name", "platform"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["Version"] == "2012-10-17"
     sids = {s["Sid"]: s for s in document["Statement"]}
     assert sids["TemplateObjects"]["Resource"] == ["arn:aws:s3:::ci-templates/*"]
     assert "cloudformation:CreateStack" in sids["CloudFormationStack"]["Action"]
+    stacks = ["arn:aws:cloudformation:*:*:stack/platform/*", "arn:aws:cloudformation:*:*:stack/platform-*/*"]
+    assert sids["CloudFormationStack"]["Resource"] == stacks and sids["WinworkersDeploy"]["Resource"] == stacks
     assert "PassRoleBatchInstanceRole" in sids
 
 
@@ -109,7 +112,7 @@ def test_parliament_finds_nothing_medium_or_worse_in_the_deployer_policy() -> No
         from parliament import analyze_policy_string, enhance_finding
 
     for nested in (False, True):
-        document = policy_document(nested=nested, template_bucket="ci-templates")
+        document = policy_document(nested=nested, template_bucket="ci-templates", stack_name="platform")
         analysis = analyze_policy_string(
             json.dumps(document), include_community_auditors=False, ignore_private_auditors=True
         )

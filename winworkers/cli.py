@@ -69,6 +69,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     policy.add_argument("--config", type=Path, help="a .toml or .json file of WorkersConfig fields")
     policy.add_argument("--template-bucket", metavar="BUCKET", help="the bucket deploy uploads templates to")
     policy.add_argument("--nested", action="store_true", help="the feature is a nested stack of the parent")
+    policy.add_argument("--stack-name", help="limit CloudFormation's actions to this stack (and its nested stacks)")
     commands.add_parser("lint", help="cfn-lint with winworkers' rules: lint [cfn-lint options] TEMPLATE...")
     deploy.add_commands(commands)
     emulator.add_command(commands)
@@ -95,7 +96,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "deployer-policy":
         try:
-            document = deployer_policy.policy_document(config, template_bucket=args.template_bucket, nested=args.nested)
+            document = deployer_policy.policy_document(
+                config, template_bucket=args.template_bucket, nested=args.nested, stack_name=args.stack_name
+            )
         except ValueError as error:
             print(f"winworkers deployer-policy: {error}", file=sys.stderr)
             return 1

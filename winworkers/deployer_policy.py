@@ -1,6 +1,6 @@
 """The IAM policy a CI role needs to deploy, update and delete the feature with winworkers deploy.
 
-winworkers deployer-policy [--config FILE] [--template-bucket BUCKET] [--nested]
+winworkers deployer-policy [--config FILE] [--template-bucket BUCKET] [--nested] [--stack-name NAME]
 prints it as JSON. It is derived from the resource types the feature's
 template contains for that config (every network mode: the template holds them
 all, each under its condition), one statement per type from RESOURCE_ACTIONS;
@@ -235,8 +235,8 @@ RESOURCE_ACTIONS: dict[str, list[Action]] = {
 }
 """What CloudFormation calls, with the caller's rights, to create, update and delete each type."""
 
-# What winworkers deploy, delete and status call themselves.
-DEPLOY_ACTIONS = [
+# What winworkers deploy, delete and status call themselves: on the stack (its ARN), and the lookups.
+STACK_ACTIONS: list[Action] = [
     cloudformation.CreateChangeSet,
     cloudformation.DescribeChangeSet,
     cloudformation.ExecuteChangeSet,
@@ -246,9 +246,9 @@ DEPLOY_ACTIONS = [
     cloudformation.ListStackResources,
     cloudformation.GetTemplate,
     cloudformation.DeleteStack,
-    ec2.DescribeManagedPrefixLists,
-    autoscaling.DescribeInstanceRefreshes,
 ]
+LOOKUP_ACTIONS: list[Action] = [ec2.DescribeManagedPrefixLists, autoscaling.DescribeInstanceRefreshes]
+DEPLOY_ACTIONS = [*STACK_ACTIONS, *LOOKUP_ACTIONS]
 
 # Public parameters have no account in their ARN (arn:aws:ssm:REGION::parameter/aws/service/...): "*" matches it.
 _AMI_PARAMETERS = "arn:aws:ssm:*:*:parameter/aws/service/ami-windows-latest/*"
@@ -266,14 +266,29 @@ def resource_types(template: Mapping[str, Any]) -> list[str]:
     return sorted(found)
 
 
-def statements(template: Mapping[str, Any], *, template_bucket: str | None = None) -> list[Statement]:
-    """The statements for a template: one per resource type, then roles, AMI parameters, deploy and S3."""
+def stack_arns(stack_name: str | None) -> list[str]:
+    """The stack's ARNs and its nested stacks' (CloudFormation names those <stack>-<logical id>-<random>)."""
+    if not stack_name:
+        return ["arn:aws:cloudformation:*:*:stack/*"]
+    return [f"arn:aws:cloudformation:*:*:stack/{stack_name}/*", f"arn:aws:cloudformation:*:*:stack/{stack_name}-*/*"]
+
+
+def statements(
+    template: Mapping[str, Any], *, template_bucket: str | None = None, stack_name: str | None = None
+) -> list[Statement]:
+    """The statements for a template: one per resource type, then roles, AMI parameters, deploy and S3.
+    With stack_name, CloudFormation's actions are limited to that stack and its nested stacks."""
     kinds = resource_types(template)
     unknown = [k for k in kinds if k not in RESOURCE_ACTIONS]
     if unknown:
         raise ValueError(f"no deployer actions known for {', '.join(unknown)}: add them to RESOURCE_ACTIONS")
     out = [
-        Statement(Sid=_sid(kind), Effect=Allow, Action=_unique(RESOURCE_ACTIONS[kind]), Resource=["*"])
+        Statement(
+            Sid=_sid(kind),
+            Effect=Allow,
+            Action=_unique(RESOURCE_ACTIONS[kind]),
+            Resource=stack_arns(stack_name) if kind == "AWS::CloudFormation::Stack" else ["*"],
+        )
         for kind in kinds
         if kind not in ("AWS::IAM::Role", "AWS::IAM::InstanceProfile")
     ]
@@ -323,7 +338,10 @@ def statements(template: Mapping[str, Any], *, template_bucket: str | None = Non
         out.append(
             Statement(Sid="WindowsAmiParameters", Effect=Allow, Action=[ssm.GetParameters], Resource=[_AMI_PARAMETERS])
         )
-    out.append(Statement(Sid="WinworkersDeploy", Effect=Allow, Action=_unique(DEPLOY_ACTIONS), Resource=["*"]))
+    out.append(
+        Statement(Sid="WinworkersDeploy", Effect=Allow, Action=_unique(STACK_ACTIONS), Resource=stack_arns(stack_name))
+    )
+    out.append(Statement(Sid="WinworkersLookups", Effect=Allow, Action=_unique(LOOKUP_ACTIONS), Resource=["*"]))
     bucket = template_bucket or TEMPLATE_BUCKET_PLACEHOLDER
     out.append(
         Statement(Sid="TemplateBucket", Effect=Allow, Action=[s3.ListBucket], Resource=[f"arn:aws:s3:::{bucket}"])
@@ -340,7 +358,11 @@ def statements(template: Mapping[str, Any], *, template_bucket: str | None = Non
 
 
 def policy_document(
-    config: WorkersConfig | None = None, *, template_bucket: str | None = None, nested: bool = False
+    config: WorkersConfig | None = None,
+    *,
+    template_bucket: str | None = None,
+    nested: bool = False,
+    stack_name: str | None = None,
 ) -> dict[str, Any]:
     """The policy for the feature's template built from config (with the nested stack's own actions if nested)."""
     from winworkers.build import build_template
@@ -349,7 +371,9 @@ def policy_document(
     if nested:
         template["Resources"]["NestedFeatureStack"] = {"Type": "AWS::CloudFormation::Stack"}
     document: dict[str, Any] = json.loads(
-        PolicyDocument(Version="2012-10-17", Statement=statements(template, template_bucket=template_bucket)).to_json()
+        PolicyDocument(
+            Version="2012-10-17", Statement=statements(template, template_bucket=template_bucket, stack_name=stack_name)
+        ).to_json()
     )
     return document
 
