@@ -606,10 +606,13 @@ def test_status_of_a_rolled_back_stack_exits_non_zero_with_what_to_do() -> None:
         stub.add_response("describe_stacks", {"Stacks": [{**stack, "StackStatus": "UPDATE_ROLLBACK_COMPLETE"}]})
         stub.add_response("list_stack_resources", {"StackResourceSummaries": []})
         stub.add_response("describe_stack_events", {"StackEvents": [failed]})
+        started = _event(stack_id, 0, "ww-back", "UPDATE_IN_PROGRESS", "AWS::CloudFormation::Stack", stack_id)
+        older = _event(stack_id, 9, "WinGroup", "CREATE_FAILED", "AWS::AutoScaling::AutoScalingGroup", "g")
+        stub.add_response("describe_stack_events", {"StackEvents": [failed, started, older]})
         with pytest.raises(DeployError) as ended:
             follow(Clients(client, None, None, REGION), "ww-back", poll_seconds=0, echo=[].append)
     assert str(ended.value) == (
-        "stack ww-back ended UPDATE_ROLLBACK_COMPLETE: see the stack's events; "
+        "stack ww-back ended UPDATE_ROLLBACK_COMPLETE: WinGroup UPDATE_FAILED: Group did not stabilize; "
         "the stack is back as it was; fix the cause and run again"
     )
 

@@ -660,6 +660,8 @@ def follow(
     else:
         watcher.refreshes.poll()
     if "ROLLBACK" in status or status.endswith("_FAILED"):
+        if not in_progress:  # the cause is in the last operation's events, which were not printed
+            watcher.streams[0].printed = watcher.streams[0].last_operation()
         raise DeployError(_ended(stack_name, status, watcher))
     return status
 

@@ -49,20 +49,16 @@ class EventStream:
         """Print the events of the operation under way (from the stack's last *_IN_PROGRESS
         of its own), then follow: what `winworkers status` shows when it attaches."""
         page = self.cloudformation.describe_stack_events(StackName=self.stack_id)["StackEvents"]
-        start = next(
-            (
-                i
-                for i, e in enumerate(page)
-                if e.get("PhysicalResourceId") == self.stack_id
-                and e["LogicalResourceId"] == e.get("StackName")
-                and str(e["ResourceStatus"]).endswith("_IN_PROGRESS")
-                and e["ResourceStatus"] != "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
-            ),
-            None,
-        )
+        start = _last_start(page, self.stack_id)
         older = page[start + 1 :] if start is not None else []
         self.seen.update(e["EventId"] for e in older)
         self.poll()
+
+    def last_operation(self) -> list[dict[str, Any]]:
+        """The events of the stack's last operation, newest page only, not printed."""
+        page: list[dict[str, Any]] = self.cloudformation.describe_stack_events(StackName=self.stack_id)["StackEvents"]
+        start = _last_start(page, self.stack_id)
+        return page[: start + 1] if start is not None else page
 
     def poll(self) -> list[dict[str, Any]]:
         new = []
@@ -90,6 +86,21 @@ class EventStream:
             token = page.get("NextToken")
             if not token or any(e["EventId"] in self.seen for e in page["StackEvents"]):
                 return events
+
+
+def _last_start(page: list[dict[str, Any]], stack_id: str) -> int | None:
+    """The index (newest first) of the stack's own event that started its last operation."""
+    return next(
+        (
+            i
+            for i, e in enumerate(page)
+            if e.get("PhysicalResourceId") == stack_id
+            and e["LogicalResourceId"] == e.get("StackName")
+            and str(e["ResourceStatus"]).endswith("_IN_PROGRESS")
+            and e["ResourceStatus"] != "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+        ),
+        None,
+    )
 
 
 class RefreshWatch:
