@@ -176,7 +176,7 @@ def test_feature_deploys_updates_and_deletes_in_every_mode(aws: Clients, endpoin
     assert ("WinGroup", "UPDATE_COMPLETE", "") in output.events()
 
     output.clear()
-    assert delete(aws, stack, poll_seconds=0.05, echo=output.append)
+    assert delete(aws, stack, poll_seconds=0.05, echo=output.append, yes=True)
     assert stack not in _stacks(aws)
     assert output[-1] == f"stack {stack}: DELETE_COMPLETE"
     assert ("WinGroup", "DELETE_COMPLETE", "") in output.events()
@@ -194,12 +194,35 @@ def test_redeploying_the_same_inputs_changes_nothing(aws: Clients) -> None:
     assert not output.events()
 
 
-def test_a_parameter_left_out_is_named_when_it_goes_back_to_its_default(aws: Clients) -> None:
+def test_a_parameter_left_out_keeps_its_previous_value(aws: Clients, endpoint: str) -> None:
+    """issue 21: `deploy --parameter WinMaxSize=6` changes WinMaxSize, and nothing else."""
+    parameters = enabled_parameters(mode="isolated-2az", InstanceType="c7i.xlarge")
+    _deploy(aws, "ww-kept", FEATURE, parameters)
+    output = Output()
+    updated = _deploy(aws, "ww-kept", FEATURE, {"WinMaxSize": "6"}, echo=output.append)
+    assert updated.status == "UPDATE_COMPLETE"
+    described = aws.cloudformation.describe_stacks(StackName="ww-kept")["Stacks"][0]
+    passed = {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}
+    assert (passed[SWITCH], passed["WinInstanceType"], passed["WinMaxSize"]) == ("true", "c7i.xlarge", "6")
+    group = _group(aws, endpoint, "ww-kept")
+    assert group["MaxSize"] == 6
+    data = aws.ec2.describe_launch_template_versions(LaunchTemplateId=group["LaunchTemplate"]["LaunchTemplateId"])
+    assert data["LaunchTemplateVersions"][0]["LaunchTemplateData"]["InstanceType"] == "c7i.xlarge"
+    # The preview names the one parameter that changes, and the group it modifies; nothing is removed.
+    assert "  parameter WinMaxSize: '4' -> '6'" in output
+    assert [line for line in output if line.startswith("  modify   WinGroup ")]
+    assert not [line for line in output if line.startswith(("  remove", "  replace", "  parameter WinInstance"))]
+
+
+def test_reset_to_defaults_names_each_value_it_changes(aws: Clients) -> None:
     parameters = enabled_parameters(mode="isolated-2az", MaxSize="6")
     _deploy(aws, "ww-reverted", FEATURE, parameters)
     output = Output()
-    _deploy(aws, "ww-reverted", FEATURE, {k: v for k, v in parameters.items() if k != "WinMaxSize"}, echo=output.append)
-    assert "WinMaxSize: not given, so back to its default '4' (was '6')" in output
+    kept = {k: v for k, v in parameters.items() if k != "WinMaxSize"}
+    _deploy(aws, "ww-reverted", FEATURE, kept, echo=output.append, reset_to_defaults=True)
+    assert "WinMaxSize: back to its default '4' (was '6')" in output
+    described = aws.cloudformation.describe_stacks(StackName="ww-reverted")["Stacks"][0]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}["WinMaxSize"] == "4"
 
 
 def _example_parameters(aws: Clients, template: Path, switch: str) -> dict[str, str]:
@@ -241,7 +264,7 @@ def test_each_example_parent_deploys_and_the_switch_removes_the_feature(aws: Cli
     names = _feature_resources(aws, stack)
     assert any(name.endswith("WinGroup") for name in names), names
     # The same example with the switch off on an update: the feature goes, the platform stays.
-    updated = _deploy(aws, stack, template, _example_parameters(aws, template, "false"))
+    updated = _deploy(aws, stack, template, _example_parameters(aws, template, "false"), yes=True)
     assert updated.status == "UPDATE_COMPLETE"
     assert _feature_resources(aws, stack) == []
     assert {r["LogicalResourceId"] for r in _resources(aws, stack)} == {"WorkQueue", "DataBucket"}
@@ -278,8 +301,16 @@ def test_bad_values_are_refused_in_one_line_before_any_call(
 ) -> None:
     key, _, value = assignment.partition("=")
     values = {**enabled_parameters(), key: value}
-    with pytest.raises(DeployError) as refused:
-        deploy(Clients(NoAws(), NoAws(), NoAws(), REGION), "ww-bad", FEATURE, values)
+    if message.startswith("the template's Rules"):
+        # The Rules need the stack's values for the parameters not given: one read, nothing more.
+        client = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t")
+        with Stubber(client) as stub, pytest.raises(DeployError) as refused:
+            stub.add_client_error("describe_stacks", "ValidationError", "Stack with id ww-bad does not exist")
+            deploy(Clients(client, NoAws(), NoAws(), REGION, NoAws()), "ww-bad", FEATURE, values)
+        stub.assert_no_pending_responses()
+    else:
+        with pytest.raises(DeployError) as refused:
+            deploy(Clients(NoAws(), NoAws(), NoAws(), REGION, NoAws()), "ww-bad", FEATURE, values)
     assert str(refused.value).startswith(message)
 
     flags = [f for k, v in values.items() for f in ("--parameter", f"{k}={v}")]
@@ -389,7 +420,10 @@ def test_parameters_file_in_both_formats_and_flags_override_it(
         ("{not json", "is not JSON: Expecting property name enclosed in double quotes"),
         ('["WinMinSize=1"]', "must be an object of values or a list of"),
         ('{"WinMinSize": {"a": 1}}', "WinMinSize must be a string, a number, a boolean or a list of strings"),
-        ('[{"ParameterKey": "WinMinSize", "UsePreviousValue": true}]', "UsePreviousValue is not supported"),
+        (
+            '[{"ParameterKey": "WinMinSize", "UsePreviousValue": true}]',
+            "UsePreviousValue is what winworkers deploy does for every parameter left out",
+        ),
     ],
 )
 def test_a_bad_parameters_file_is_one_line(
@@ -422,7 +456,8 @@ def test_a_stack_whose_creation_failed_is_deleted_and_created_again(aws: Clients
         _deploy(aws, "ww-rollback", template, {"Cidr": "10.0.0.0/8"}, echo=output.append)
     assert str(failed.value) == (
         "stack ww-rollback ended ROLLBACK_COMPLETE: "
-        "Vpc CREATE_FAILED: InvalidVpc.Range: The CIDR '10.0.0.0/8' is invalid."
+        "Vpc CREATE_FAILED: InvalidVpc.Range: The CIDR '10.0.0.0/8' is invalid.; "
+        "nothing was kept; fix the cause and run again (the failed stack is deleted first)"
     )
     assert ("Vpc", "CREATE_FAILED", "InvalidVpc.Range: The CIDR '10.0.0.0/8' is invalid.") in output.events()
     assert ("Queue", "DELETE_COMPLETE", "") in output.events()
@@ -467,16 +502,19 @@ def test_waiting_stops_at_the_timeout_without_cancelling(aws: Clients) -> None:
     stack = {"StackName": "slow", "StackId": "arn:aws:cloudformation:us-east-1:1:stack/slow/1", "CreationTime": NOW}
     with Stubber(client) as stub:
         stub.add_response("describe_stacks", {"Stacks": [{**stack, "StackStatus": "CREATE_COMPLETE"}]})
+        stub.add_response("get_template", {"TemplateBody": json.dumps({"Resources": {}})})
+        stub.add_response("list_stack_resources", {"StackResourceSummaries": []})
+        stub.add_response("list_stack_resources", {"StackResourceSummaries": []})
         stub.add_response("describe_stack_events", {"StackEvents": []})
         stub.add_response("delete_stack", {})
         stub.add_response("describe_stack_events", {"StackEvents": []})
         stub.add_response("describe_stacks", {"Stacks": [{**stack, "StackStatus": "DELETE_IN_PROGRESS"}]})
         with pytest.raises(DeployError) as late:
-            delete(Clients(client, NoAws(), NoAws(), REGION), "slow", timeout_minutes=0, echo=Output().append)
+            delete(Clients(client, NoAws(), NoAws(), REGION), "slow", timeout_minutes=0, echo=Output().append, yes=True)
         stub.assert_no_pending_responses()  # and nothing more: no cancel, no further wait
     assert str(late.value) == (
-        "stack slow is still DELETE_IN_PROGRESS after 0 minutes; it was not cancelled: CloudFormation carries on "
-        "(see its events)"
+        "stack slow is still DELETE_IN_PROGRESS after 0 minutes; it was not cancelled: CloudFormation carries on. "
+        "Follow it with: winworkers status --stack-name slow"
     )
 
 
@@ -529,7 +567,8 @@ def test_an_aws_error_is_one_line(
     big.write_text(json.dumps({"Metadata": {"Pad": "x" * 52_000}, "Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}))
     argv = ["deploy", "--stack-name", "ww-nobucket", "--template", str(big), "--endpoint-url", endpoint]
     assert _one_line_error(capsys, [*argv, "--template-bucket", "no-such-bucket"]) == (
-        "An error occurred (NoSuchBucket) when calling the PutObject operation: The specified bucket does not exist"
+        "--template-bucket no-such-bucket: there is no such bucket in this account's reach: create it first "
+        "(e.g. winworkers upload --create-bucket), or name another"
     )
     assert "ww-nobucket" not in _stacks(aws)
 
@@ -548,7 +587,14 @@ def test_cli_without_credentials_is_one_line(
 
 def test_delete_command(aws: Clients, endpoint: str, cli_env: None, capsys: pytest.CaptureFixture[str]) -> None:
     _deploy(aws, "ww-delete", FEATURE, enabled_parameters(mode="isolated-3az"))
+    capsys.readouterr()
     argv = ["delete", "--stack-name", "ww-delete", "--endpoint-url", endpoint, "--poll-seconds", "0.05"]
+    # Without a terminal (pytest's stdin) and without --yes: refused, nothing deleted.
+    assert _one_line_error(capsys, argv, "delete") == (
+        "deleting stack ww-delete needs --yes without a terminal: nothing was deleted"
+    )
+    assert "ww-delete" in _stacks(aws)
+    argv.append("--yes")
     assert main(argv) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "stack ww-delete: DELETE_COMPLETE"

@@ -1,5 +1,6 @@
 """Command line: winworkers build [--config FILE] [--out DIR], check PARENT CHILD, params,
-lint [cfn-lint options] TEMPLATE..., deploy, upload, delete, emulator, --version."""
+lint [cfn-lint options] TEMPLATE..., deploy, upload, delete, status (watch), deployer-policy,
+emulator, --version."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from winworkers import deploy, emulator
+from winworkers import deploy, deployer_policy, emulator
 from winworkers._version import __version__
 from winworkers.build import check_pair
 from winworkers.config import WorkersConfig, load_config
@@ -18,6 +19,15 @@ from winworkers.templates import write_templates
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # A second Ctrl-C (while the emulator shuts down, or a prompt) ends quietly too.
+        print("winworkers: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["lint"]:
         # cfn-lint parses its own options: hand them over untouched (lazily: it is optional).
@@ -50,6 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--stack", default="", help="the parent's stack resource, if it nests more than one")
     params = commands.add_parser("params", help="print the stack parameters as a Markdown table")
     params.add_argument("--config", type=Path, help="a .toml or .json file of WorkersConfig fields")
+    policy = commands.add_parser(
+        "deployer-policy",
+        help="print the least-privilege IAM policy a CI role needs to deploy, update and delete the feature",
+        description=deployer_policy.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    policy.add_argument("--config", type=Path, help="a .toml or .json file of WorkersConfig fields")
+    policy.add_argument("--template-bucket", metavar="BUCKET", help="the bucket deploy uploads templates to")
+    policy.add_argument("--nested", action="store_true", help="the feature is a nested stack of the parent")
+    policy.add_argument("--stack-name", help="limit CloudFormation's actions to this stack (and its nested stacks)")
     commands.add_parser("lint", help="cfn-lint with winworkers' rules: lint [cfn-lint options] TEMPLATE...")
     deploy.add_commands(commands)
     emulator.add_command(commands)
@@ -73,6 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         for path in written:
             print(path)
+        return 0
+    if args.command == "deployer-policy":
+        try:
+            document = deployer_policy.policy_document(
+                config, template_bucket=args.template_bucket, nested=args.nested, stack_name=args.stack_name
+            )
+        except ValueError as error:
+            print(f"winworkers deployer-policy: {error}", file=sys.stderr)
+            return 1
+        print(json.dumps(document, indent=2))
         return 0
     sys.stdout.write(parameter_table(config))
     return 0

@@ -19,14 +19,16 @@ network (or be empty): a pattern such as (\\d{1,3}\\.){3}\\d{1,3}/16 accepts
 999.1.1.1/16 and 10.0.0.1/16, and what a block with host bits set should
 mean is nowhere documented, so it is refused rather than guessed.
 
-check_inputs adds the template's Rules (winworkers.rules),
-after the constraints: a value that is not even a number would otherwise be
+check_inputs adds what the resources using a value need of it
+(winworkers.usage: whole numbers, schedules), then the template's Rules
+(winworkers.rules), after the constraints: a value that is not even a number would otherwise be
 reported as a broken cross-parameter rule. winworkers deploy runs exactly these
 checks, naming in ``filled`` the parameters it fills in itself.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Collection, Mapping
@@ -35,6 +37,7 @@ from typing import Any
 from winworkers.instance_types import INSTANCE_TYPE_PATTERN, instance_type_problem
 from winworkers.rules import failed_assertions
 from winworkers.rules import is_list_type as is_list_type  # public here too: the one list-type test
+from winworkers.usage import usage_problems
 
 # CloudFormation's Number: an integer or a float, in decimal or exponent notation.
 # Python's float() would also take "nan", "inf" and "1_000", which CloudFormation does not.
@@ -48,7 +51,7 @@ def check_parameters(template: Mapping[str, Any], values: Mapping[str, str]) -> 
     passes): unknown names, required parameters without a value, and every value
     that breaks its parameter's constraints. Empty when CloudFormation would accept them."""
     declared: Mapping[str, Mapping[str, Any]] = template.get("Parameters", {})
-    problems = [f"{name} is not a parameter of this template" for name in sorted(set(values) - set(declared))]
+    problems = [_unknown(name, declared) for name in sorted(set(values) - set(declared))]
     for name, spec in declared.items():
         if name in values:
             problem = _check_value(name, spec, values[name])
@@ -77,7 +80,21 @@ def check_inputs(template: Mapping[str, Any], values: Mapping[str, str], *, fill
     if unknown:
         raise ValueError(f"filled={unknown} is not allowed: names of the template's parameters")
     problems = check_parameters(template, values)
+    problems += usage_problems(template, {k: v for k, v in values.items() if not reported(k, problems)})
     return problems or failed_assertions(template, {**values, **dict.fromkeys(filled, FILLED)})
+
+
+def reported(name: str, problems: list[str]) -> bool:
+    """Whether one of problems is about parameter name (so that it is reported once)."""
+    return any(p.startswith((f"{name}=", f"{name} ")) for p in problems)
+
+
+def _unknown(name: str, declared: Mapping[str, Any]) -> str:
+    """An unknown name, with the closest declared names (the feature's carry a prefix, e.g. Win)."""
+    close = difflib.get_close_matches(name, list(declared), n=2, cutoff=0.75)
+    close += [d for d in declared if d.endswith(name) and d != name and d not in close]
+    hint = f": did you mean {' or '.join(close[:2])}?" if close else ""
+    return f"{name} is not a parameter of this template{hint}"
 
 
 def _check_value(name: str, spec: Mapping[str, Any], value: str) -> str | None:

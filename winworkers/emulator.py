@@ -94,6 +94,13 @@ Resources moto's CloudFormation leaves out:
    stays as it was, with UPDATE_COMPLETE saying so (moto dropped it from the
    stack, so its Ref and its Outputs were lost).
 
+Parameters on updates:
+
+15. UsePreviousValue reuses a parameter's value as it was given (moto reuses its
+   parsed list or number, and its update then fails on it), and a stack keeps
+   every parameter's value, defaults included (moto keeps only those given, so
+   passing a default later "changes" every resource that uses it).
+
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
 winworkers.constraints), and winworkers deploy checks both before any call.
@@ -135,6 +142,8 @@ class EmulatorError(RuntimeError):
 def local_aws(port: int = 0, host: str = "127.0.0.1", quiet: bool = True) -> Iterator[str]:
     """Run moto's server, patched as the module docstring says, on host:port
     (0: any free port) and yield its endpoint URL. Its state is reset on exit."""
+    if not 0 <= port <= 65535:
+        raise EmulatorError(f"--port {port} is not allowed: 0 (any free port) to 65535")
     try:
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -211,6 +220,8 @@ def _patch_moto() -> None:
             (parsing.ResourceMap, "create", _created_if_conditions_hold),
             (parsing.ResourceMap, "update", _updated_if_conditions_hold),
             *_truth_patches(parsing, models),
+            (models.Stack, "stack_parameters", _previous_values_as_given),
+            (parsing.ResourceMap, "load_parameters", _defaults_kept_as_values),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
@@ -287,6 +298,33 @@ def _updated_if_conditions_hold(update: Any) -> Any:
         return update(resources_map, holding, parameters)
 
     return run
+
+
+def _previous_values_as_given(stack_parameters: property) -> property:
+    # UsePreviousValue (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html)
+    # reuses the value as it was given; moto 5.2.5 reuses its parsed form (a list for a
+    # CommaDelimitedList, a number for a Number), which its own parameter loading then fails on.
+    def given(stack: Any) -> dict[str, Any]:
+        parsed: dict[str, Any] = stack_parameters.fget(stack) if stack_parameters.fget else {}
+        return {
+            name: ",".join(str(v) for v in value) if isinstance(value, list) else value if value is None else str(value)
+            for name, value in parsed.items()
+        }
+
+    return property(given)
+
+
+def _defaults_kept_as_values(load_parameters: Any) -> Any:
+    # CloudFormation keeps every parameter's value with the stack, a default included, so an
+    # update that passes the same value (or UsePreviousValue) changes nothing. moto keeps only
+    # the values given, and takes a default passed later as a change of every resource using it.
+    def load(resources_map: Any) -> None:
+        load_parameters(resources_map)
+        for name, spec in resources_map._template.get("Parameters", {}).items():
+            if name not in resources_map.input_parameters and "Default" in spec:
+                resources_map.input_parameters[name] = str(spec["Default"])
+
+    return load
 
 
 def _remembering_stack(create_resource_map: Any) -> Any:

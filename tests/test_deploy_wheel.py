@@ -1,0 +1,55 @@
+"""issue 19, item 4: from an installed wheel, outside the repository, `winworkers deploy` without
+--template builds the template in-process, and `deployer-policy` works."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from winworkers.emulator import ENVIRONMENT, local_aws
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    tmp_path = tmp_path_factory.mktemp("wheel-install")
+    build = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w"]
+    subprocess.run([*build, str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("winworkers-*.whl")
+    site = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)]
+    subprocess.run(install, check=True, capture_output=True)
+    # -S drops the venv's editable install of winworkers; its dependencies come by PYTHONPATH.
+    dependencies = next(p for p in sys.path if p.endswith("site-packages"))
+    return {**os.environ, **ENVIRONMENT, "PYTHONPATH": os.pathsep.join([str(site), dependencies])}
+
+
+def _winworkers(env: dict[str, str], cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-S", "-m", "winworkers", *argv], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def test_deploy_dry_run_and_deployer_policy_from_the_wheel(installed: dict[str, str], tmp_path: Path) -> None:
+    code = "import winworkers; print(winworkers.__file__)"
+    where = subprocess.run(
+        [sys.executable, "-S", "-c", code], cwd=tmp_path, env=installed, capture_output=True, text=True
+    )
+    assert "wheel-install" in where.stdout and str(ROOT) not in where.stdout, where
+    policy = _winworkers(installed, tmp_path, "deployer-policy")
+    assert policy.returncode == 0, policy.stderr
+    assert "iam:PassRole" in {a for s in json.loads(policy.stdout)["Statement"] for a in s["Action"]}
+    assert not (tmp_path / "templates").exists()
+    with local_aws() as url:
+        run = _winworkers(
+            installed, tmp_path, "deploy", "--stack-name", "ww-wheel", "--endpoint-url", url, "--dry-run",
+            "--parameter", "WinMaxSize=6", "--poll-seconds", "0.05",
+        )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("change set arn:aws:cloudformation:") and lines[-1].startswith("dry run:")

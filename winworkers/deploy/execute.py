@@ -1,0 +1,672 @@
+"""The AWS side of a deploy: previous values, the change set, the confirmation,
+its execution and the wait; delete; upload; attaching to an operation under way."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from winworkers.build import check_pair
+from winworkers.constraints import check_parameters
+from winworkers.deploy import changes, confirm
+from winworkers.deploy.base import Clients, DeployError, DeployResult, Echo, describe_stack, one_line
+from winworkers.deploy.inputs import (
+    Template,
+    check,
+    check_given,
+    check_size,
+    prefix_lists_to_fill,
+    read_template,
+)
+from winworkers.deploy.watch import Watcher, active_refreshes, first_failure, refresh_line, wait_for, wait_stack
+from winworkers.parameters import SWITCH
+from winworkers.templates import INLINE_LIMIT
+
+CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
+# A template with a Transform (SAM, a macro) needs CAPABILITY_AUTO_EXPAND to be expanded:
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateChangeSet.html
+AUTO_EXPAND = "CAPABILITY_AUTO_EXPAND"
+# A stack update that changes the launch template refreshes the fleet: two halves
+# (checkpoint at 50%, an hour's CheckpointDelay between), each a bootstrap (up to the
+# launch hook's 45 minutes) plus the replaced workers' drains (DrainSeconds, default
+# an hour). Four hours covers that with the defaults; creation needs far less.
+DEFAULT_TIMEOUT_MINUTES = 240
+DONE = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+# A stack whose creation failed cannot be updated, only deleted:
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html#cfn-console-view-stack-data-resources-status-codes
+RECREATE = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED")
+# How CloudFormation reports a change set without changes (StatusReason of a FAILED change set).
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+MASKED = "****"
+"""How DescribeStacks shows a NoEcho parameter's value."""
+
+
+def deploy(
+    clients: Clients,
+    stack_name: str,
+    template_path: Path | Mapping[str, Any],
+    parameters: Mapping[str, str],
+    *,
+    template_bucket: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES,
+    poll_seconds: float = 5,
+    echo: Echo = print,
+    reset_to_defaults: bool = False,
+    dry_run: bool = False,
+    yes: bool = False,
+    ask: confirm.Ask | None = None,
+    role_arn: str | None = None,
+    disable_rollback: bool = False,
+    capabilities: tuple[str, ...] = (),
+    wait_for_refresh: bool = False,
+) -> DeployResult:
+    """Check, then create or update stack_name by change set, streaming its events.
+
+    On an update a parameter not in ``parameters`` keeps its previous value
+    (``reset_to_defaults``: takes its default, each change named). The change
+    set is printed first, grouped; ``dry_run`` stops there and leaves it. One
+    that removes or replaces a resource or starts an instance refresh is
+    executed only if ``ask`` says yes or ``yes`` is set; turning the feature off
+    needs ``yes``. An instance refresh under way is named, then refused (or
+    waited for: ``wait_for_refresh``) before anything changes.
+    """
+    template = read_template(template_path)
+    check_given(template.data, parameters)
+    check_size(template.body, template_bucket)
+    # AWS from here on.
+    cfn = clients.cloudformation
+    deadline = time.monotonic() + timeout_minutes * 60
+    stack = describe_stack(cfn, stack_name)
+    if stack and stack["StackStatus"] in RECREATE:
+        echo(
+            f"stack {stack_name} is {stack['StackStatus']} (its creation failed; CloudFormation cannot update it): "
+            "deleting it to create it again"
+        )
+        _delete(clients, stack, timeout_minutes, deadline, poll_seconds, echo, role_arn)
+        stack = None
+    if stack and stack["StackStatus"].endswith("_IN_PROGRESS") and stack["StackStatus"] != "REVIEW_IN_PROGRESS":
+        raise DeployError(
+            f"stack {stack_name} is {stack['StackStatus']}: follow it with `winworkers status --stack-name "
+            f"{stack_name}`, then run again"
+        )
+    updating = stack is not None and stack["StackStatus"] != "REVIEW_IN_PROGRESS"
+    if updating and stack:
+        _refuse_or_wait_for_refresh(clients, stack, wait_for_refresh, deadline, poll_seconds, echo)
+    previous = _previous_values(stack) if updating and stack else {}
+    values, kept, masked = _values(template.data, parameters, previous, reset_to_defaults, echo)
+    check(template.data, values, known=masked)
+    values = _fill_prefix_lists(template.data, values, kept, clients, echo)
+    children = _check_nested_child(clients, template.data, {**previous, **values}, echo)
+    source = _template_source(template, stack_name, clients, template_bucket)
+    wanted = sorted({*CAPABILITIES, *capabilities, *([AUTO_EXPAND] if "Transform" in template.data else [])})
+    nested = any(r.get("Type") == "AWS::CloudFormation::Stack" for r in template.data["Resources"].values())
+    from botocore.exceptions import ClientError
+
+    try:
+        change_set = _create_change_set(
+            cfn,
+            StackName=stack_name,
+            ChangeSetName=f"winworkers-{uuid.uuid4().hex[:12]}",
+            ChangeSetType="UPDATE" if updating else "CREATE",
+            Parameters=[
+                {"ParameterKey": k, "UsePreviousValue": True}
+                if k in kept
+                else {"ParameterKey": k, "ParameterValue": values[k]}
+                for k in sorted(values)
+            ],
+            Capabilities=wanted,
+            Tags=[{"Key": k, "Value": v} for k, v in sorted((tags or {}).items())],
+            **({"RoleARN": role_arn} if role_arn else {}),
+            **({"IncludeNestedStacks": True} if nested else {}),
+            **source,
+        )
+    except ClientError as error:
+        # CloudFormation makes a FAILED change set of "no changes"; an emulator may refuse at once.
+        if not any(marker in str(error) for marker in NO_CHANGES) or stack is None:
+            raise
+        echo(f"no changes: stack {stack_name} is already as asked ({stack['StackStatus']})")
+        return DeployResult(stack_name, stack["StackStatus"], False, _resources(cfn, stack["StackId"]))
+    change_set_id, stack_id = change_set["Id"], change_set["StackId"]
+    described = wait_for(
+        lambda: cfn.describe_change_set(ChangeSetName=change_set_id),
+        lambda d: d["Status"] not in ("CREATE_PENDING", "CREATE_IN_PROGRESS"),
+        deadline,
+        poll_seconds,
+        lambda d: f"change set for {stack_name} is still {d['Status']} after {timeout_minutes:g} minutes",
+    )
+    if described["Status"] == "FAILED":
+        reason = one_line(described.get("StatusReason", ""))
+        if any(marker in reason for marker in NO_CHANGES):
+            cfn.delete_change_set(ChangeSetName=change_set_id)
+            status = stack["StackStatus"] if stack else ""
+            echo(f"no changes: stack {stack_name} is already as asked ({status})")
+            return DeployResult(stack_name, status, False, _resources(cfn, stack_id))
+        raise DeployError(
+            f"the change set for {stack_name} failed: {reason} (nothing was changed; fix the cause and run again)"
+        )
+    plan = _plan(clients, stack_id if updating else None, template, described, values, previous, children)
+    echo(f"change set {change_set['Id']} for stack {stack_name}: {plan.summary()}")
+    for line in plan.lines():
+        echo(line)
+    if dry_run:
+        echo(
+            f"dry run: the change set is left for review, not executed "
+            f"(aws cloudformation describe-change-set --change-set-name {change_set_id})"
+        )
+        return DeployResult(
+            stack_name, stack["StackStatus"] if stack else "REVIEW_IN_PROGRESS", False, {}, change_set_id
+        )
+    _confirm(cfn, stack_name, change_set_id, plan, values, previous, template.data, yes, ask, echo)
+    watcher = Watcher(cfn, clients.autoscaling, stack_id, echo)
+    watcher.prime()
+    cfn.execute_change_set(ChangeSetName=change_set_id, **({"DisableRollback": True} if disable_rollback else {}))
+    final = wait_stack(cfn, stack_id, stack_name, watcher, deadline, timeout_minutes, poll_seconds)
+    if final not in DONE:
+        raise DeployError(_ended(stack_name, final, watcher, disable_rollback))
+    echo(f"stack {stack_name}: {final}")
+    return DeployResult(stack_name, final, True, _resources(cfn, stack_id), change_set_id)
+
+
+def _create_change_set(cfn: Any, **request: Any) -> dict[str, Any]:
+    created: dict[str, Any] = cfn.create_change_set(**request)
+    return created
+
+
+def _ended(name: str, final: str, watcher: Watcher, disable_rollback: bool = False) -> str:
+    cause = first_failure(watcher.printed)
+    if final.endswith("ROLLBACK_COMPLETE") and final.startswith("UPDATE"):
+        then = "the stack is back as it was; fix the cause and run again"
+    elif final == "ROLLBACK_COMPLETE":
+        then = "nothing was kept; fix the cause and run again (the failed stack is deleted first)"
+    elif final.endswith("ROLLBACK_FAILED"):
+        then = f"see the events, fix what failed, then: aws cloudformation continue-update-rollback --stack-name {name}"
+    elif disable_rollback or final.endswith("_FAILED"):
+        then = (
+            f"it was not rolled back; fix the cause and run again, or delete it: winworkers delete --stack-name {name}"
+        )
+    else:
+        then = f"see: winworkers status --stack-name {name}"
+    return f"stack {name} ended {final}: {cause}; {then}"
+
+
+def _previous_values(stack: Mapping[str, Any]) -> dict[str, str]:
+    return {p["ParameterKey"]: _listed(str(p.get("ParameterValue", ""))) for p in stack.get("Parameters", [])}
+
+
+def _listed(value: str) -> str:
+    """A list parameter's value as CloudFormation shows it ("a,b"): moto 5.2.5 shows Python's "['a', 'b']"."""
+    if value.startswith("['") and value.endswith("']"):
+        try:
+            items = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+        if isinstance(items, list) and all(isinstance(i, str) for i in items):
+            return ",".join(items)
+    return value
+
+
+def _values(
+    template: Mapping[str, Any], given: Mapping[str, str], previous: Mapping[str, str], reset: bool, echo: Echo
+) -> tuple[dict[str, str], set[str], dict[str, str]]:
+    """Every value CloudFormation will see, the names kept by UsePreviousValue, and those
+    kept whose text is masked (NoEcho).
+
+    A parameter not given keeps its previous value (CreateChangeSet's UsePreviousValue:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html);
+    with reset, it takes its default and each value that changes so is named."""
+    values = dict(given)
+    kept: set[str] = set()
+    masked: dict[str, str] = {}
+    for name, spec in template.get("Parameters", {}).items():
+        if name in given or name not in previous:
+            continue  # given, or new to the stack: the default (if any) applies
+        if reset and "Default" in spec:
+            default = str(spec["Default"])
+            values[name] = default
+            if previous[name] != default:
+                was = "a hidden value" if previous[name] == MASKED else repr(previous[name])
+                echo(f"{name}: back to its default {default!r} (was {was})")
+            continue
+        kept.add(name)
+        values[name] = previous[name]
+        if previous[name] == MASKED:
+            masked[name] = previous[name]
+    return values, kept, masked
+
+
+def _refuse_or_wait_for_refresh(
+    clients: Clients, stack: Mapping[str, Any], wait: bool, deadline: float, poll: float, echo: Echo
+) -> None:
+    """A group allows one instance refresh at a time, and a stack update that starts another
+    while one runs fails and rolls back (InstanceRefreshInProgress)."""
+    if clients.autoscaling is None:
+        return
+    cfn, name = clients.cloudformation, stack["StackName"]
+    while True:
+        active = active_refreshes(cfn, clients.autoscaling, stack["StackId"], echo)
+        if not active:
+            return
+        for refresh in active:
+            echo(refresh_line(refresh))
+        first = active[0]
+        if not wait:
+            raise DeployError(
+                f"instance refresh {first['InstanceRefreshId']} of {first['AutoScalingGroupName']} is "
+                f"{first['Status']} ({first.get('PercentageComplete', 0)}% complete): nothing was changed; "
+                "run again with --wait-for-refresh to wait for it, or when it has ended"
+            )
+        if time.monotonic() >= deadline:
+            raise DeployError(f"instance refresh {first['InstanceRefreshId']} still {first['Status']}: nothing changed")
+        echo(f"waiting for instance refresh {first['InstanceRefreshId']} to end before changing stack {name}")
+        time.sleep(poll)
+
+
+def _fill_prefix_lists(
+    template: Mapping[str, Any], values: dict[str, str], kept: set[str], clients: Clients, echo: Echo
+) -> dict[str, str]:
+    missing = prefix_lists_to_fill(template, values)
+    if not missing:
+        return values
+    name = f"com.amazonaws.{clients.region}.s3"
+    found = clients.ec2.describe_managed_prefix_lists(Filters=[{"Name": "prefix-list-name", "Values": [name]}])
+    ids = [p["PrefixListId"] for p in found.get("PrefixLists", [])]
+    if not ids:
+        raise DeployError(f"no managed prefix list {name} in {clients.region}: pass {missing[0]}=pl-... yourself")
+    echo(f"{', '.join(missing)}: {ids[0]} ({name})")
+    kept.difference_update(missing)
+    filled = {**values, **dict.fromkeys(missing, ids[0])}
+    problems = check_parameters(template, filled)
+    if problems:
+        raise DeployError("; ".join(problems))
+    return filled
+
+
+def _check_nested_child(
+    clients: Clients, template: Mapping[str, Any], values: Mapping[str, str], echo: Echo
+) -> dict[str, Mapping[str, Any]]:
+    """A nested winworkers stack that will exist gets the child it was built for (winworkers.check_pair),
+    read from its TemplateURL before anything changes. The children read, by the stack's logical id."""
+    children: dict[str, Mapping[str, Any]] = {}
+    held = changes.resources_holding(template, values)
+    for name, resource in template.get("Resources", {}).items():
+        metadata = resource.get("Metadata", {})
+        if resource.get("Type") != "AWS::CloudFormation::Stack" or "winworkers" not in metadata or name not in held:
+            continue
+        url = resource.get("Properties", {}).get("TemplateURL")
+        if isinstance(url, Mapping) and "Ref" in url:
+            url = values.get(str(url["Ref"]))
+        if not isinstance(url, str) or not url:
+            continue
+        child = _read_child(clients, url)
+        try:
+            check_pair(template, child, stack=name)
+        except ValueError as error:
+            raise DeployError(f"the child at {url} is not the one {name} was built for: {error}") from error
+        echo(f"{name}: the child at {url} is the one it was built for ({metadata['winworkers'].get('fingerprint')})")
+        children[name] = child
+    return children
+
+
+def _read_child(clients: Clients, url: str) -> Mapping[str, Any]:
+    bucket, key = s3_location(url)
+    from botocore.exceptions import ClientError
+
+    try:
+        body = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        raise DeployError(f"cannot read the nested stack's template {url}: {code} {one_line(error)}") from error
+    try:
+        data: Mapping[str, Any] = json.loads(body.decode("utf-8-sig"))
+    except ValueError as error:
+        raise DeployError(f"the nested stack's template {url} is not JSON: {error}") from error
+    return data
+
+
+def s3_location(url: str) -> tuple[str, str]:
+    """Bucket and key of an S3 https URL, virtual-hosted (bucket.s3.region.amazonaws.com/key)
+    or path-style (s3.region.amazonaws.com/bucket/key)."""
+    parsed = urlparse(url)
+    host, path = parsed.hostname or "", unquote(parsed.path.lstrip("/"))
+    if parsed.scheme != "https" or ".amazonaws.com" not in host:
+        raise DeployError(f"{url} is not an S3 https URL (https://BUCKET.s3.REGION.amazonaws.com/KEY)")
+    if host.startswith("s3.") or host.startswith("s3-"):
+        bucket, _, key = path.partition("/")
+        return bucket, key
+    return host.split(".s3", 1)[0], path
+
+
+def _plan(
+    clients: Clients,
+    stack_id: str | None,
+    template: Template,
+    described: Mapping[str, Any],
+    values: Mapping[str, str],
+    previous: Mapping[str, str],
+    children: Mapping[str, Mapping[str, Any]],
+) -> changes.Plan:
+    declared = template.data.get("Parameters", {})
+    new_values = {k: values.get(k, str(v.get("Default", ""))) for k, v in declared.items()}
+    resource_changes = _all_changes(clients.cloudformation, described)
+    return _stack_plan(clients, stack_id, template.data, resource_changes, new_values, dict(previous), children)
+
+
+def _all_changes(cfn: Any, described: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ResourceChange of every Change of a described change set, all pages."""
+    found = [c["ResourceChange"] for c in described.get("Changes", []) if "ResourceChange" in c]
+    token = described.get("NextToken")
+    while token:
+        page = cfn.describe_change_set(ChangeSetName=described["ChangeSetId"], NextToken=token)
+        found += [c["ResourceChange"] for c in page.get("Changes", []) if "ResourceChange" in c]
+        token = page.get("NextToken")
+    return found
+
+
+def _stack_plan(
+    clients: Clients,
+    stack_id: str | None,
+    new: Mapping[str, Any],
+    resource_changes: list[dict[str, Any]],
+    new_values: Mapping[str, str],
+    old_values: Mapping[str, str],
+    children: Mapping[str, Mapping[str, Any]],
+) -> changes.Plan:
+    """The plan of one stack's change set, with its nested stacks' changes (``WinStack/...``) where they
+    can be known: from the nested change set (IncludeNestedStacks), else from the child's templates."""
+    cfn = clients.cloudformation
+    old: Mapping[str, Any] | None = None
+    current: dict[str, str] = {}
+    physical: dict[str, str] = {}
+    if stack_id:
+        body = cfn.get_template(StackName=stack_id, TemplateStage="Original")["TemplateBody"]
+        old = body if isinstance(body, Mapping) else _parse_body(body)
+        paginator = cfn.get_paginator("list_stack_resources")
+        for page in paginator.paginate(StackName=stack_id):
+            for summary in page["StackResourceSummaries"]:
+                if summary.get("LogicalResourceId"):  # moto 5.2.5 also lists an unnamed entry
+                    current[summary["LogicalResourceId"]] = summary["ResourceType"]
+                    physical[summary["LogicalResourceId"]] = str(summary.get("PhysicalResourceId") or "")
+    plan = changes.from_change_set(resource_changes, new, old, new_values, old_values, current)
+    by_id = {c["LogicalResourceId"]: c for c in resource_changes}
+    for index, change in enumerate(list(plan.changes)):
+        if change.resource_type != "AWS::CloudFormation::Stack" or change.kind != changes.MODIFY:
+            continue
+        child_id = physical.get(change.logical_id, "")
+        nested_set = by_id.get(change.logical_id, {}).get("ChangeSetId")
+        child = children.get(change.logical_id)
+        if nested_set:
+            inner = _all_changes(cfn, cfn.describe_change_set(ChangeSetName=nested_set))
+            if child is None:
+                body = cfn.get_template(ChangeSetName=nested_set, TemplateStage="Original")["TemplateBody"]
+                child = body if isinstance(body, Mapping) else _parse_body(body)
+        elif child is not None and child_id:
+            inner = []
+        else:
+            continue  # its changes stay unknown: a risk the operator confirms
+        passed = new.get("Resources", {}).get(change.logical_id, {}).get("Properties", {}).get("Parameters", {})
+        described_child = describe_stack(cfn, child_id) if child_id else None
+        child_old = _previous_values(described_child) if described_child else {}
+        # A value passed from the parent's own resources (GetAtt, Ref of a resource) is taken as unchanged.
+        child_values = {k: str(v.get("Default", "")) for k, v in child.get("Parameters", {}).items()}
+        child_values.update({k: v for k, v in child_old.items() if k in child_values})
+        child_values.update(_passed(passed, new_values))
+        sub = _stack_plan(clients, child_id or None, child, inner, child_values, child_old, {})
+        plan.changes[index] = dataclasses.replace(change, nested=False)
+        prefix = f"{change.logical_id}/"
+        plan.changes += [dataclasses.replace(c, logical_id=prefix + c.logical_id) for c in sub.changes]
+        plan.refresh += [prefix + why for why in sub.refresh]
+    return plan
+
+
+def _passed(parameters: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, str]:
+    """A nested stack's parameter values from the parent's: Ref X, or Fn::Join [",", Ref X] (a list passed on)."""
+    passed = {}
+    for name, value in parameters.items():
+        if isinstance(value, str):
+            passed[name] = value
+        elif isinstance(value, Mapping) and isinstance(value.get("Ref"), str) and value["Ref"] in values:
+            passed[name] = values[value["Ref"]]
+        elif isinstance(value, Mapping) and "Fn::Join" in value:
+            joiner, items = value["Fn::Join"]
+            if isinstance(items, Mapping) and isinstance(items.get("Ref"), str) and items["Ref"] in values:
+                passed[name] = values[items["Ref"]] if joiner == "," else values[items["Ref"]].replace(",", joiner)
+    return passed
+
+
+def _parse_body(body: str) -> Mapping[str, Any]:
+    try:
+        parsed: Mapping[str, Any] = json.loads(body)
+    except ValueError:
+        from winworkers.deploy.inputs import _yaml
+
+        parsed = _yaml(body, Path("(the stack's template)"))
+    return parsed
+
+
+def _confirm(
+    cfn: Any,
+    stack_name: str,
+    change_set_id: str,
+    plan: changes.Plan,
+    values: Mapping[str, str],
+    previous: Mapping[str, str],
+    template: Mapping[str, Any],
+    yes: bool,
+    ask: confirm.Ask | None,
+    echo: Echo,
+) -> None:
+    """Refuse (deleting the change set, so that nothing is left) unless the change is safe or approved.
+    Removing the fleet (the switch off, or its group or nested stack removed otherwise) needs yes,
+    a terminal's answer is not enough."""
+    switched_off = previous.get(SWITCH) == "true" and values.get(SWITCH) == "false"
+    resources = template.get("Resources", {})
+    fleet = [
+        c.logical_id
+        for c in plan.of(changes.REMOVE)
+        if c.resource_type == "AWS::AutoScaling::AutoScalingGroup"
+        or (c.resource_type == changes.NESTED and "winworkers" in resources.get(c.logical_id, {}).get("Metadata", {}))
+    ]
+    if (switched_off or fleet) and not yes:
+        kept = _retained(template)
+        removed = [
+            f"{c.logical_id} and everything in it" if c.resource_type == changes.NESTED else c.logical_id
+            for c in plan.of(changes.REMOVE)
+            if c.logical_id not in kept
+        ]
+        stay = f"; these stay (DeletionPolicy Retain): {', '.join(kept)}" if kept else ""
+        cfn.delete_change_set(ChangeSetName=change_set_id)
+        what = f"{SWITCH}=false turns the feature off" if switched_off else f"it removes the fleet ({', '.join(fleet)})"
+        raise DeployError(
+            f"{what}: it deletes {len(removed)} resources ({', '.join(removed)}){stay}; "
+            "nothing was changed: run again with --yes to do it"
+        )
+    if not plan.risky:
+        return
+    what = plan.summary()
+    answer = confirm.approved(f"Execute this change set ({what})?", yes=yes, ask=ask)
+    if answer:
+        return
+    cfn.delete_change_set(ChangeSetName=change_set_id)
+    if answer is None:
+        raise DeployError(
+            f"the change set for {stack_name} would {what}: without a terminal that needs --yes; "
+            "nothing was changed (run with --dry-run to keep the change set for review)"
+        )
+    raise DeployError(f"not executed: nothing was changed (the change set for {stack_name} is deleted)")
+
+
+def _retained(template: Mapping[str, Any]) -> list[str]:
+    return sorted(n for n, r in template.get("Resources", {}).items() if r.get("DeletionPolicy") == "Retain")
+
+
+def _template_source(template: Template, stack_name: str, clients: Clients, bucket: str | None) -> dict[str, str]:
+    if template.size <= INLINE_LIMIT:
+        return {"TemplateBody": template.body}
+    assert bucket  # check_size refused it otherwise
+    require_bucket(clients, bucket, "--template-bucket")
+    suffix = ".json" if template.body.lstrip().startswith("{") else ".yaml"
+    key = f"winworkers/{stack_name}-{uuid.uuid4().hex[:12]}{suffix}"
+    return {"TemplateURL": upload(clients, template.body, bucket, key)}
+
+
+def require_bucket(clients: Clients, bucket: str, flag: str) -> None:
+    """A clear line for a bucket that is not there (HeadBucket answers 404, or 403 when it is someone else's)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        clients.s3.head_bucket(Bucket=bucket)
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code"))
+        if code in ("404", "NoSuchBucket"):
+            raise DeployError(
+                f"{flag} {bucket}: there is no such bucket in this account's reach: create it first "
+                "(e.g. winworkers upload --create-bucket), or name another"
+            ) from error
+        if code in ("403", "AccessDenied"):
+            raise DeployError(
+                f"{flag} {bucket}: access denied (another account's bucket, or no s3 permission)"
+            ) from error
+        raise
+
+
+def upload(clients: Clients, body: str, bucket: str, key: str) -> str:
+    """Put a template into ``bucket`` and return the https URL CloudFormation reads it from
+    (a nested stack's TemplateURL, or a stack's over the inline limit)."""
+    clients.s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    suffix = "amazonaws.com.cn" if clients.region.startswith("cn-") else "amazonaws.com"
+    # CloudFormation reads the object with the caller's own permissions.
+    return f"https://{bucket}.s3.{clients.region}.{suffix}/{key}"
+
+
+def delete(
+    clients: Clients,
+    stack_name: str,
+    *,
+    timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES,
+    poll_seconds: float = 5,
+    echo: Echo = print,
+    yes: bool = False,
+    ask: confirm.Ask | None = None,
+    role_arn: str | None = None,
+) -> bool:
+    """Delete stack_name and wait, streaming its events. False when there was no such stack.
+
+    It says what goes and what stays (DeletionPolicy Retain), then asks
+    (``ask``), or needs ``yes``."""
+    cfn = clients.cloudformation
+    stack = describe_stack(cfn, stack_name)
+    if stack is None:
+        echo(f"stack {stack_name} does not exist: nothing to delete")
+        return False
+    going, staying = _deletion(cfn, stack["StackId"])
+    echo(
+        f"deleting stack {stack_name} deletes {len(going)} resources{': ' + ', '.join(going[:8]) if going else ''}"
+        f"{' and more' if len(going) > 8 else ''}"
+    )
+    if staying:
+        echo(f"these stay (DeletionPolicy Retain), delete them yourself when no longer needed: {', '.join(staying)}")
+    answer = confirm.approved(f"Delete stack {stack_name}?", yes=yes, ask=ask)
+    if answer is None:
+        raise DeployError(f"deleting stack {stack_name} needs --yes without a terminal: nothing was deleted")
+    if not answer:
+        raise DeployError(f"stack {stack_name} was not deleted")
+    deadline = time.monotonic() + timeout_minutes * 60
+    _delete(clients, stack, timeout_minutes, deadline, poll_seconds, echo, role_arn)
+    echo(f"stack {stack_name}: DELETE_COMPLETE")
+    return True
+
+
+def _deletion(cfn: Any, stack_id: str, prefix: str = "") -> tuple[list[str], list[str]]:
+    """The resources a deletion removes and those it keeps (DeletionPolicy Retain), nested stacks' included."""
+    body = cfn.get_template(StackName=stack_id, TemplateStage="Original")["TemplateBody"]
+    template = body if isinstance(body, Mapping) else _parse_body(body)
+    definitions = template.get("Resources", {})
+    paginator = cfn.get_paginator("list_stack_resources")
+    going, staying = [], []
+    for page in paginator.paginate(StackName=stack_id):
+        for summary in page["StackResourceSummaries"]:
+            name = summary["LogicalResourceId"]
+            if summary.get("ResourceStatus") == "DELETE_COMPLETE":
+                continue
+            label = f"{prefix}{name}"
+            if definitions.get(name, {}).get("DeletionPolicy") in ("Retain", "RetainExceptOnCreate"):
+                physical = summary.get("PhysicalResourceId")
+                staying.append(f"{label} ({physical})" if physical else label)
+                continue
+            going.append(label)
+            child = str(summary.get("PhysicalResourceId") or "")
+            if summary["ResourceType"] == "AWS::CloudFormation::Stack" and child:
+                inner_going, inner_staying = _deletion(cfn, child, f"{label}/")
+                going += inner_going
+                staying += inner_staying
+    return going, staying
+
+
+def _delete(
+    clients: Clients,
+    stack: Mapping[str, Any],
+    timeout_minutes: float,
+    deadline: float,
+    poll: float,
+    echo: Echo,
+    role_arn: str | None = None,
+) -> None:
+    cfn = clients.cloudformation
+    name, stack_id = stack["StackName"], stack["StackId"]
+    watcher = Watcher(cfn, clients.autoscaling, stack_id, echo)
+    watcher.prime()
+    cfn.delete_stack(StackName=stack_id, **({"RoleARN": role_arn} if role_arn else {}))
+    final = wait_stack(cfn, stack_id, name, watcher, deadline, timeout_minutes, poll)
+    if final != "DELETE_COMPLETE":
+        raise DeployError(
+            f"stack {name} ended {final}: {first_failure(watcher.printed)}; fix or retain what failed, "
+            f"then: winworkers delete --stack-name {name}"
+        )
+
+
+def follow(
+    clients: Clients,
+    stack_name: str,
+    *,
+    timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES,
+    poll_seconds: float = 5,
+    echo: Echo = print,
+) -> str:
+    """Attach to the stack: print its status and its groups' latest refreshes; if an operation
+    is under way, its events so far and then as they come, to its end. The final status;
+    DeployError when the stack does not exist or ended failed or rolled back."""
+    cfn = clients.cloudformation
+    stack = describe_stack(cfn, stack_name)
+    if stack is None:
+        raise DeployError(f"stack {stack_name} does not exist")
+    status = str(stack["StackStatus"])
+    echo(f"stack {stack_name}: {status}")
+    watcher = Watcher(cfn, clients.autoscaling, stack["StackId"], echo)
+    in_progress = status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS"
+    watcher.prime(replay=in_progress)
+    if in_progress:
+        deadline = time.monotonic() + timeout_minutes * 60
+        status = wait_stack(cfn, stack["StackId"], stack_name, watcher, deadline, timeout_minutes, poll_seconds)
+        echo(f"stack {stack_name}: {status}")
+    else:
+        watcher.refreshes.poll()
+    if "ROLLBACK" in status or status.endswith("_FAILED"):
+        if not in_progress:  # the cause is in the last operation's events, which were not printed
+            watcher.streams[0].printed = watcher.streams[0].last_operation()
+        raise DeployError(_ended(stack_name, status, watcher))
+    return status
+
+
+def _resources(cfn: Any, stack_id: str) -> dict[str, int]:
+    paginator = cfn.get_paginator("list_stack_resources")
+    summaries = [s for page in paginator.paginate(StackName=stack_id) for s in page["StackResourceSummaries"]]
+    return dict(Counter(str(r["ResourceStatus"]) for r in summaries))

@@ -1,0 +1,263 @@
+"""A deploy's inputs, read and checked before any AWS call: the template (JSON
+or YAML), the parameter values, the stack and bucket names, the limits."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from winworkers.constraints import check_inputs, check_parameters, reported
+from winworkers.deploy.base import DeployError
+from winworkers.parameters import SWITCH
+from winworkers.templates import INLINE_LIMIT, S3_LIMIT
+from winworkers.usage import usage_problems
+
+# CreateStack's StackName: alphanumerics (case-sensitive) and hyphens, starting with a letter, at most 128:
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateStack.html
+_STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
+
+
+class Template:
+    """A template as data, and the body CloudFormation gets (JSON minified, YAML as written)."""
+
+    def __init__(self, data: Mapping[str, Any], body: str, source: str) -> None:
+        self.data = data
+        self.body = body
+        self.source = source
+
+    @property
+    def size(self) -> int:
+        return len(self.body.encode())
+
+
+def load_template(path: Path) -> tuple[dict[str, Any], str]:
+    """The template as data, and as the body CloudFormation will get."""
+    template = read_template(path)
+    return dict(template.data), template.body
+
+
+def read_template(source: Path | Mapping[str, Any]) -> Template:
+    """A template file (JSON, or YAML with CloudFormation's short-form tags such as !Ref), or
+    a template already built (a mapping, as winworkers deploy builds one from --config)."""
+    if isinstance(source, Mapping):
+        data = json.loads(json.dumps(source))
+        return Template(_checked(data, "the built template"), json.dumps(data, separators=(",", ":")), "built")
+    try:
+        text = source.read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise DeployError(f"cannot read the template {source}: {error.strerror or error}") from error
+    if source.suffix.lower() in (".yaml", ".yml", ".template") or not text.lstrip().startswith("{"):
+        data = _yaml(text, source)
+        return Template(_checked(data, f"the template {source}"), text, str(source))
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise DeployError(f"the template {source} is not JSON: {error}") from error
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return Template(_checked(data, f"the template {source}"), body, str(source))
+
+
+def _checked(data: Any, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
+        raise DeployError(f"{what} is not a CloudFormation template (no Resources)")
+    return data
+
+
+def _yaml(text: str, path: Path) -> Any:
+    """YAML with the short forms: !Ref X is {"Ref": "X"}, !GetAtt A.B is {"Fn::GetAtt": ["A", "B"]},
+    !Condition X is {"Condition": "X"}, every other !Name is {"Fn::Name": ...}:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference.html"""
+    try:
+        import yaml
+    except ImportError as error:
+        raise DeployError(
+            f"the template {path} is YAML, which needs PyYAML: pip install 'winworkers[deploy]'"
+        ) from error
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
+        pass
+
+    def construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        if suffix == "Ref":
+            return {"Ref": value}
+        if suffix == "Condition":
+            return {"Condition": value}
+        if suffix == "GetAtt" and isinstance(value, str):
+            return {"Fn::GetAtt": value.split(".", 1)}
+        return {f"Fn::{suffix}": value}
+
+    Loader.add_multi_constructor("!", construct)
+    # CloudFormation reads timestamps as strings (e.g. AWSTemplateFormatVersion: 2010-09-09).
+    Loader.yaml_implicit_resolvers = {
+        key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    try:
+        return yaml.load(text, Loader=Loader)
+    except yaml.YAMLError as error:
+        raise DeployError(f"the template {path} is neither JSON nor YAML: {one_line_yaml(error)}") from error
+
+
+def one_line_yaml(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def read_parameters_file(path: Path) -> dict[str, str]:
+    """CloudFormation's [{"ParameterKey": ..., "ParameterValue": ...}] or a plain
+    {"Key": "value"} object. Numbers and booleans become their JSON text, lists are joined by commas.
+    A UTF-8 byte order mark (Windows PowerShell writes one) is read past."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except OSError as error:
+        raise DeployError(f"cannot read the parameters file {path}: {error.strerror or error}") from error
+    except ValueError as error:
+        raise DeployError(f"the parameters file {path} is not JSON: {error}") from error
+    if isinstance(data, dict):
+        pairs = list(data.items())
+    elif isinstance(data, list) and all(isinstance(p, dict) and "ParameterKey" in p for p in data):
+        if any(p.get("UsePreviousValue") for p in data):
+            raise DeployError(
+                f"{path}: UsePreviousValue is what winworkers deploy does for every parameter left out: leave it out"
+            )
+        pairs = [(p["ParameterKey"], p.get("ParameterValue", "")) for p in data]
+    else:
+        raise DeployError(
+            f"the parameters file {path} must be an object of values or a list of "
+            '{"ParameterKey": ..., "ParameterValue": ...}'
+        )
+    return {str(key): _text(path, str(key), value) for key, value in pairs}
+
+
+def _text(path: Path, key: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    raise DeployError(f"{path}: {key} must be a string, a number, a boolean or a list of strings")
+
+
+def parse_pairs(items: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DeployError(f"{flag} {item!r}: expected Key=Value")
+        pairs[key] = value
+    return pairs
+
+
+def check_stack_name(name: str) -> None:
+    if not _STACK_NAME.fullmatch(name):
+        raise DeployError(
+            f"--stack-name {name!r} is not allowed: a letter, then letters, digits and hyphens (at most 128)"
+        )
+
+
+def check_bucket_name(name: str, flag: str) -> None:
+    problem = None
+    if not _BUCKET.fullmatch(name):
+        problem = "3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit"
+    elif ".." in name:
+        problem = "no two dots in a row"
+    elif _is_ip(name):
+        problem = "not an IP address"
+    elif name.startswith(_BUCKET_PREFIXES) or name.endswith(_BUCKET_SUFFIXES):
+        problem = f"not starting with {', '.join(_BUCKET_PREFIXES)} nor ending with {', '.join(_BUCKET_SUFFIXES)}"
+    if problem:
+        raise DeployError(f"{flag} {name!r} is not an S3 bucket name: {problem}")
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_minutes(value: float, flag: str = "--timeout") -> None:
+    if not value >= 0:  # also NaN
+        raise DeployError(f"{flag} {value:g} is not allowed: minutes, 0 or more")
+
+
+def prefix_lists_to_fill(template: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
+    """The S3 prefix-list parameters the deploy will look up: the feature is
+    enabled and they are empty (given so, or by default)."""
+    declared = template.get("Parameters", {})
+    enabled = values.get(SWITCH, str(declared.get(SWITCH, {}).get("Default", "false"))) == "true"
+    names = [n for n in declared if n.endswith("S3PrefixListId")]
+    return [n for n in names if enabled and not values.get(n, str(declared[n].get("Default", "")))]
+
+
+def check_given(template: Mapping[str, Any], given: Mapping[str, str]) -> None:
+    """The values given, each on its own (before the stack's previous values are known):
+    unknown names (with a "did you mean"), constraints, and what the resources need of them."""
+    problems = [p for p in check_parameters(template, given) if not p.endswith("has no default: give it a value")]
+    problems += usage_problems(template, {k: v for k, v in given.items() if not reported(k, problems)})
+    if problems:
+        raise DeployError("; ".join(problems))
+    # A Rule whose every parameter is given judges the same whatever the stack holds: judge it now.
+    decided = {name for name, rule in template.get("Rules", {}).items() if _refs(rule) <= set(given)}
+    if decided and not [n for n, s in template.get("Parameters", {}).items() if n not in given and "Default" not in s]:
+        failures = check_inputs(template, given, filled=prefix_lists_to_fill(template, given))
+        failures = [f for f in failures if f.split(":", 1)[0] in decided]
+        if failures:
+            raise DeployError("the template's Rules refuse these values: " + "; ".join(failures))
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, list):
+        return set().union(*(_refs(item) for item in node)) if node else set()
+    if isinstance(node, Mapping):
+        found = {node["Ref"]} if isinstance(node.get("Ref"), str) else set()
+        return found.union(*(_refs(v) for v in node.values()))
+    return set()
+
+
+def check(template: Mapping[str, Any], values: Mapping[str, str], *, known: Mapping[str, str] | None = None) -> None:
+    """Raise DeployError with what CloudFormation would refuse
+    (winworkers.constraints.check_inputs, with any prefix list to be looked up
+    taken as found): the parameter constraints first, then the Rules.
+
+    values is every value CloudFormation will see; known those of them whose
+    text is unknown here (NoEcho values kept from the stack), taken as set."""
+    filled = [*prefix_lists_to_fill(template, values), *(known or {})]
+    checked = {k: v for k, v in values.items() if k not in (known or {})}
+    problems = check_parameters(template, checked)
+    problems += usage_problems(template, {k: v for k, v in checked.items() if not reported(k, problems)})
+    problems = [p for p in problems if not any(p.startswith(f"{name} has no default") for name in filled)]
+    if problems:
+        raise DeployError("; ".join(problems))
+    # The constraints hold, so whatever check_inputs reports comes from the Rules.
+    failures = check_inputs(template, checked, filled=filled)
+    if failures:
+        raise DeployError("the template's Rules refuse these values: " + "; ".join(failures))
+
+
+def check_size(body: str, template_bucket: str | None) -> None:
+    """CloudFormation takes a TemplateBody up to 51,200 bytes, a template from S3 up to 1 MB:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html"""
+    size = len(body.encode())
+    if size > S3_LIMIT:
+        raise DeployError(f"the template is {size:,} bytes, over CloudFormation's {S3_LIMIT:,}-byte limit")
+    if size > INLINE_LIMIT and not template_bucket:
+        raise DeployError(
+            f"the template is {size:,} bytes, over the {INLINE_LIMIT:,}-byte inline limit: "
+            "pass --template-bucket BUCKET to deploy it from S3"
+        )

@@ -1,0 +1,320 @@
+"""Following a stack operation to its end: the stack's events, its nested stacks'
+events, and the progress of any instance refresh of its groups.
+
+DescribeStackEvents lists events newest first, in pages:
+https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackEvents.html
+DescribeInstanceRefreshes gives each refresh's Status, PercentageComplete,
+InstancesToUpdate and StatusReason (which names the checkpoint it waits at):
+https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_InstanceRefresh.html
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from datetime import UTC
+from typing import Any
+
+from winworkers.deploy.base import DeployError, Echo, describe_stack, one_line
+
+# A refresh in these states holds the group: another cannot start (InstanceRefreshInProgressFault).
+# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_StartInstanceRefresh.html
+ACTIVE_REFRESH = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
+_UNAVAILABLE: weakref.WeakSet[Any] = weakref.WeakSet()
+"""The autoscaling clients whose DescribeInstanceRefreshes failed: not asked again."""
+
+
+class EventStream:
+    """Prints each new event of one stack once, oldest first: time, logical id, status, reason.
+    A nested stack's events carry its logical id in the parent: ``WinStack/WinGroup``."""
+
+    def __init__(self, cloudformation: Any, stack_id: str, echo: Echo, prefix: str = "") -> None:
+        self.cloudformation = cloudformation
+        self.stack_id = stack_id
+        self.echo = echo
+        self.prefix = prefix
+        self.seen: set[str] = set()
+        self.printed: list[dict[str, Any]] = []
+
+    def prime(self) -> None:
+        """Take the events so far as seen: only what happens next is printed
+        (the newest page is enough: every earlier event is older still)."""
+        page = self.cloudformation.describe_stack_events(StackName=self.stack_id)
+        self.seen.update(e["EventId"] for e in page["StackEvents"])
+
+    def replay_from_last_start(self) -> None:
+        """Print the events of the operation under way (from the stack's last *_IN_PROGRESS
+        of its own), then follow: what `winworkers status` shows when it attaches."""
+        page = self.cloudformation.describe_stack_events(StackName=self.stack_id)["StackEvents"]
+        start = _last_start(page, self.stack_id)
+        older = page[start + 1 :] if start is not None else []
+        self.seen.update(e["EventId"] for e in older)
+        self.poll()
+
+    def last_operation(self) -> list[dict[str, Any]]:
+        """The events of the stack's last operation, newest page only, not printed."""
+        page: list[dict[str, Any]] = self.cloudformation.describe_stack_events(StackName=self.stack_id)["StackEvents"]
+        start = _last_start(page, self.stack_id)
+        return page[: start + 1] if start is not None else page
+
+    def poll(self) -> list[dict[str, Any]]:
+        new = []
+        for event in reversed(self._newest()):
+            if event["EventId"] in self.seen:
+                continue
+            self.seen.add(event["EventId"])
+            self.printed.append(event)
+            new.append(event)
+            stamp = event["Timestamp"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            reason = one_line(event.get("ResourceStatusReason") or "")
+            name = f"{self.prefix}{event['LogicalResourceId']}"
+            self.echo(f"{stamp}  {name:<32} {event['ResourceStatus']:<20} {reason}".rstrip())
+        return new
+
+    def _newest(self) -> list[dict[str, Any]]:
+        """New events up to the first already seen (fetching more pages only while none is)."""
+        events: list[dict[str, Any]] = []
+        token = None
+        while True:
+            page = self.cloudformation.describe_stack_events(
+                StackName=self.stack_id, **({"NextToken": token} if token else {})
+            )
+            events.extend(page["StackEvents"])
+            token = page.get("NextToken")
+            if not token or any(e["EventId"] in self.seen for e in page["StackEvents"]):
+                return events
+
+
+def _last_start(page: list[dict[str, Any]], stack_id: str) -> int | None:
+    """The index (newest first) of the stack's own event that started its last operation."""
+    return next(
+        (
+            i
+            for i, e in enumerate(page)
+            if e.get("PhysicalResourceId") == stack_id
+            and e["LogicalResourceId"] == e.get("StackName")
+            and str(e["ResourceStatus"]).endswith("_IN_PROGRESS")
+            and e["ResourceStatus"] != "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+        ),
+        None,
+    )
+
+
+class RefreshWatch:
+    """Prints a line whenever an instance refresh of the watched groups changes:
+    its id, status, percent complete, instances to update and reason (the checkpoint)."""
+
+    def __init__(self, autoscaling: Any, echo: Echo) -> None:
+        self.autoscaling = autoscaling
+        self.echo = echo
+        self.groups: set[str] = set()
+        self.last: dict[str, tuple[Any, ...]] = {}
+        self.unavailable = autoscaling is None or _said(autoscaling)
+
+    def poll(self) -> None:
+        for group in sorted(self.groups):
+            refresh = latest_refresh(self, group)
+            if refresh is None:
+                continue
+            state = tuple(refresh.get(k) for k in ("Status", "PercentageComplete", "InstancesToUpdate", "StatusReason"))
+            key = f"{group}/{refresh['InstanceRefreshId']}"
+            if self.last.get(key) != state:
+                self.last[key] = state
+                self.echo(refresh_line(refresh))
+
+
+def latest_refresh(watch: RefreshWatch, group: str) -> dict[str, Any] | None:
+    """The group's newest instance refresh (None when there is none, or it cannot be seen)."""
+    if watch.unavailable:
+        return None
+    try:
+        found = watch.autoscaling.describe_instance_refreshes(AutoScalingGroupName=group, MaxRecords=1)
+    except Exception as error:  # botocore's errors, or an emulator without the API
+        watch.unavailable = True
+        with contextlib.suppress(TypeError):  # said once per client (if it can be weakly referenced)
+            _UNAVAILABLE.add(watch.autoscaling)
+        code = getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
+        watch.echo(f"instance refreshes of {group} cannot be seen here (DescribeInstanceRefreshes: {code})")
+        return None
+    refreshes = found.get("InstanceRefreshes", [])
+    return dict(refreshes[0]) if refreshes else None
+
+
+def _said(client: Any) -> bool:
+    try:
+        return client in _UNAVAILABLE
+    except TypeError:
+        return False
+
+
+def refresh_line(refresh: Mapping[str, Any]) -> str:
+    percent = refresh.get("PercentageComplete")
+    left = refresh.get("InstancesToUpdate")
+    parts = [
+        f"instance refresh {refresh.get('InstanceRefreshId')} of {refresh.get('AutoScalingGroupName')}:",
+        str(refresh.get("Status")),
+    ]
+    if percent is not None:
+        parts.append(f"{_bar(int(percent))} {percent}%")
+    if left is not None:
+        parts.append(f"{left} to update")
+    checkpoints = refresh.get("Preferences", {}).get("CheckpointPercentages")
+    if checkpoints:
+        parts.append(f"checkpoints {'/'.join(str(c) for c in checkpoints)}%")
+    reason = one_line(refresh.get("StatusReason") or "")
+    return " ".join(parts) + (f" ({reason})" if reason else "")
+
+
+def _bar(percent: int, width: int = 20) -> str:
+    done = max(0, min(width, percent * width // 100))
+    return "[" + "#" * done + "." * (width - done) + "]"
+
+
+class Watcher:
+    """A stack's events, its nested stacks' (found from the events and its resources), and refreshes."""
+
+    def __init__(self, cloudformation: Any, autoscaling: Any, stack_id: str, echo: Echo) -> None:
+        self.cloudformation = cloudformation
+        self.stack_id = stack_id
+        self.echo = echo
+        self.streams = [EventStream(cloudformation, stack_id, echo)]
+        self.nested: set[str] = set()
+        self.refreshes = RefreshWatch(autoscaling, echo)
+
+    @property
+    def printed(self) -> list[dict[str, Any]]:
+        return [e for s in self.streams for e in s.printed]
+
+    def prime(self, *, replay: bool = False) -> None:
+        """Start from now (replay: from the start of the operation under way), nested stacks included."""
+        for stack_id, prefix, groups in stack_tree(self.cloudformation, self.stack_id):
+            self.refreshes.groups.update(groups)
+            if stack_id == self.stack_id:
+                stream = self.streams[0]
+            else:
+                self.nested.add(stack_id)
+                stream = EventStream(self.cloudformation, stack_id, self.echo, prefix)
+                self.streams.append(stream)
+            if not self._tolerant(stream, stream.replay_from_last_start if replay else stream.prime):
+                self.streams.remove(stream)
+
+    def poll(self) -> None:
+        for stream in list(self.streams):
+            new: list[dict[str, Any]] = []
+            if not self._tolerant(stream, functools.partial(_extend, new, stream)):
+                self.streams.remove(stream)
+            for event in new:
+                self._follow(stream, event)
+        self.refreshes.poll()
+
+    def _tolerant(self, stream: EventStream, call: Callable[[], Any]) -> bool:
+        """Run call; False when a nested stack cannot be read (deleted, or an emulator that names it
+        otherwise): its events are then not shown. The stack's own errors are raised."""
+        from botocore.exceptions import ClientError
+
+        try:
+            call()
+        except ClientError as error:
+            if stream.stack_id == self.stack_id or "does not exist" not in str(error):
+                raise
+            return False
+        return True
+
+    def _follow(self, stream: EventStream, event: Mapping[str, Any]) -> None:
+        physical = str(event.get("PhysicalResourceId") or "")
+        kind = event.get("ResourceType")
+        own = event.get("LogicalResourceId") == event.get("StackName") or physical == stream.stack_id
+        if kind == "AWS::CloudFormation::Stack" and physical and not own:
+            if physical not in self.nested:
+                self.nested.add(physical)
+                self.streams.append(
+                    EventStream(
+                        self.cloudformation, physical, self.echo, f"{stream.prefix}{event['LogicalResourceId']}/"
+                    )
+                )
+        elif kind == "AWS::AutoScaling::AutoScalingGroup" and physical:
+            self.refreshes.groups.add(physical)
+
+
+def _extend(events: list[dict[str, Any]], stream: EventStream) -> None:
+    events.extend(stream.poll())
+
+
+def stack_tree(cfn: Any, stack_id: str, prefix: str = "") -> list[tuple[str, str, list[str]]]:
+    """(stack id, event prefix, Auto Scaling group names) of a stack and each nested stack in it."""
+    from botocore.exceptions import ClientError
+
+    try:
+        paginator = cfn.get_paginator("list_stack_resources")
+        resources = [s for page in paginator.paginate(StackName=stack_id) for s in page["StackResourceSummaries"]]
+    except ClientError:  # a stack being created may list nothing yet
+        resources = []
+    groups = [
+        str(r["PhysicalResourceId"])
+        for r in resources
+        if r["ResourceType"] == "AWS::AutoScaling::AutoScalingGroup" and r.get("PhysicalResourceId")
+    ]
+    tree = [(stack_id, prefix, groups)]
+    for r in resources:
+        child = str(r.get("PhysicalResourceId") or "")
+        if r["ResourceType"] == "AWS::CloudFormation::Stack" and child:
+            tree += stack_tree(cfn, child, f"{prefix}{r['LogicalResourceId']}/")
+    return tree
+
+
+def active_refreshes(cfn: Any, autoscaling: Any, stack_id: str, echo: Echo) -> list[dict[str, Any]]:
+    """The instance refreshes under way in the stack's groups (nested stacks' included)."""
+    watch = RefreshWatch(autoscaling, echo)
+    found = []
+    for _, _, groups in stack_tree(cfn, stack_id):
+        for group in groups:
+            refresh = latest_refresh(watch, group)
+            if refresh and refresh.get("Status") in ACTIVE_REFRESH:
+                found.append(refresh)
+    return found
+
+
+def wait_stack(
+    cfn: Any, stack_id: str, name: str, watcher: Watcher, deadline: float, timeout_minutes: float, poll: float
+) -> str:
+    """Follow the stack until no longer in progress; its final status."""
+
+    def status() -> str:
+        watcher.poll()
+        described = describe_stack(cfn, stack_id)
+        return str(described["StackStatus"]) if described else "DELETE_COMPLETE"
+
+    def late(state: str) -> str:
+        return (
+            f"stack {name} is still {state} after {timeout_minutes:g} minutes; it was not cancelled: "
+            f"CloudFormation carries on. Follow it with: winworkers status --stack-name {name}"
+        )
+
+    final: str = wait_for(status, lambda s: not s.endswith("_IN_PROGRESS"), deadline, poll, late)
+    watcher.poll()
+    return final
+
+
+def wait_for(
+    fetch: Callable[[], Any], done: Callable[[Any], bool], deadline: float, poll: float, late: Callable[[Any], str]
+) -> Any:
+    while True:
+        value = fetch()
+        if done(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise DeployError(late(value))
+        time.sleep(poll)
+
+
+def first_failure(events: list[dict[str, Any]]) -> str:
+    """This run's first failure: its reason is the cause; the rest usually follow from it."""
+    failed = [e for e in events if str(e["ResourceStatus"]).endswith("_FAILED")]
+    if not failed:
+        return "see the stack's events"
+    first = min(failed, key=lambda e: e["Timestamp"])
+    reason = one_line(first.get("ResourceStatusReason") or "")
+    return f"{first['LogicalResourceId']} {first['ResourceStatus']}: {reason}"
