@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT
 from winworkers.renderings import enabled_parameters
-from winworkers.templates import INLINE_LIMIT, S3_LIMIT
+from winworkers.templates import FEATURE_BUDGET, S3_LIMIT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from bench import (
@@ -31,16 +31,16 @@ def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def test_size(figures: dict[str, Any]) -> None:
+    # Every template is deployed from S3 (templates.FEATURE_BUDGET says why), so CloudFormation's
+    # S3 limit is the hard one; the feature's template is also held to the project's own budget.
+    assert figures["minified"] <= S3_LIMIT
     if figures["name"] == "winworkers.json":
-        # Deployable inline, with no S3 bucket.
-        assert figures["minified"] <= INLINE_LIMIT
-    else:
-        # The examples' parents: one embeds the whole feature, the other nests it (its child needs S3 anyway).
-        assert figures["minified"] <= S3_LIMIT
+        assert figures["minified"] <= FEATURE_BUDGET
 
 
 def test_counts(figures: dict[str, Any]) -> None:
-    assert figures["resources"] <= 60
+    # CloudFormation allows 500; 100 is the project's budget, to notice growth.
+    assert figures["resources"] <= 100
     assert figures["parameters"] <= 200 and figures["outputs"] <= 200
 
 
@@ -85,9 +85,9 @@ def test_committed_figures_are_current(path: Any) -> None:
 
 
 @pytest.mark.parametrize("size", FLEET_SIZES)
-def test_fleet_size_figures_are_current_and_fit_inline(size: int) -> None:
+def test_fleet_size_figures_are_current_and_within_budget(size: int) -> None:
     row = fleet_size_row(size)
-    assert row.endswith("| fits |"), row
+    assert row.endswith("| within |"), row
     assert row in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8").splitlines(), "run `make bench`"
 
 

@@ -15,7 +15,7 @@ from winworkers._version import __version__
 from winworkers.build import check_pair
 from winworkers.config import WorkersConfig, load_config
 from winworkers.docs import parameter_table
-from winworkers.templates import write_templates
+from winworkers.templates import deploy_note, write_templates
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,7 +92,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
             print(f"winworkers: error: {args.out}: {error.strerror or error}", file=sys.stderr)
             return 2
         for path in written:
-            print(path)
+            template = json.loads(path.read_text(encoding="utf-8"))
+            size = len(json.dumps(template, separators=(",", ":"), ensure_ascii=False).encode())
+            print(f"{path}: {deploy_note(size)}")
         return 0
     if args.command == "deployer-policy":
         try:

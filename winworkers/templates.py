@@ -17,6 +17,26 @@ INLINE_LIMIT = 51_200
 """CloudFormation's limit on a TemplateBody; a larger template must come from S3 (TemplateURL)."""
 S3_LIMIT = 1_000_000
 """CloudFormation's limit on a template read from S3."""
+FEATURE_BUDGET = 100_000
+"""The project's own budget for the feature's template, minified (tests/test_budgets.py):
+not an AWS limit, a check that it does not grow unnoticed. The feature's template is over
+INLINE_LIMIT, so it is always deployed from S3: as a nested stack's TemplateURL, inside the
+platform's parent (itself from S3), or with ``winworkers deploy --template-bucket``."""
+
+
+def deploy_note(minified_bytes: int) -> str:
+    """What ``winworkers build`` says of a template: which way CloudFormation takes it."""
+    if minified_bytes <= INLINE_LIMIT:
+        return (
+            f"{minified_bytes:,} bytes minified: fits a TemplateBody ({INLINE_LIMIT:,}) once minified "
+            "(winworkers deploy minifies); the file as written is pretty-printed"
+        )
+    return (
+        f"{minified_bytes:,} bytes minified, over the {INLINE_LIMIT:,}-byte TemplateBody limit: deploy it "
+        "from S3 (winworkers deploy --template-bucket BUCKET, aws cloudformation deploy --s3-bucket, "
+        "or as a nested stack's TemplateURL)"
+    )
+
 
 
 def render(template: Template) -> str:
