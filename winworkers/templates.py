@@ -21,11 +21,11 @@ FEATURE_BUDGET = 100_000
 """The project's own budget for the feature's template, minified (tests/test_budgets.py):
 not an AWS limit, a check that it does not grow unnoticed. The feature's template is over
 INLINE_LIMIT, so it is always deployed from S3: as a nested stack's TemplateURL, inside the
-platform's parent (itself from S3), or with ``winworkers deploy --template-bucket``."""
+platform's parent (itself from S3), or with winworkers deploy --template-bucket."""
 
 
 def deploy_note(minified_bytes: int) -> str:
-    """What ``winworkers build`` says of a template: which way CloudFormation takes it."""
+    """What winworkers build says of a template: which way CloudFormation takes it."""
     if minified_bytes <= INLINE_LIMIT:
         return (
             f"{minified_bytes:,} bytes minified: fits a TemplateBody ({INLINE_LIMIT:,}) once minified "
