@@ -34,6 +34,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
 REGION = "us-east-1"
 FEATURE = ROOT / "templates" / "winworkers.json"
 NOW = datetime.now(UTC)
+TEMPLATES = "ww-templates"
+"""The bucket the tests deploy templates over the inline limit from (--template-bucket)."""
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,9 @@ def endpoint() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def aws(endpoint: str) -> Clients:
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    return Clients(*(session.client(n, endpoint_url=endpoint) for n in ("cloudformation", "ec2", "s3")), REGION)
+    clients = Clients(*(session.client(n, endpoint_url=endpoint) for n in ("cloudformation", "ec2", "s3")), REGION)
+    clients.s3.create_bucket(Bucket=TEMPLATES)  # the feature's template is over the inline limit
+    return clients
 
 
 class Refreshes:
@@ -78,6 +82,7 @@ def _with(aws: Clients, autoscaling: Any) -> Clients:
 
 def _run(aws: Clients, stack: str, values: dict[str, str], **kwargs: Any) -> tuple[Any, list[str]]:
     out: list[str] = []
+    kwargs.setdefault("template_bucket", TEMPLATES)
     result = deploy(aws, stack, kwargs.pop("template", FEATURE), values, poll_seconds=0.01, echo=out.append, **kwargs)
     return result, out
 

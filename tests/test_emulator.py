@@ -60,7 +60,7 @@ def _deploy(aws: Clients, stack: str, template: Path, parameters: dict[str, str]
     holds the inline limit; the emulator's truth does not depend on it)."""
     aws.s3.create_bucket(Bucket=BUCKET)
     printed: list[str] = []
-    deploy(aws, stack, template, parameters, template_bucket=BUCKET, poll_seconds=0.05, echo=printed.append)
+    deploy(aws, stack, template, parameters, template_bucket=BUCKET, poll_seconds=0.05, echo=printed.append, yes=True)
     return printed
 
 
@@ -96,8 +96,12 @@ def test_the_inline_example_skips_nothing_keeps_its_logs_and_returns_its_outputs
     stack = "truth-inline"
     printed = _deploy(aws, stack, INLINE, _inline_parameters("true"))
     events = _events(printed)
-    assert not [e for e in events if "NOT CREATED" in e[2] or "did NOT create" in e[2]], events
+    # What the emulator cannot create (coverage(): "not created") is listed, loudly; nothing else is missing.
     template = json.loads(INLINE.read_text())
+    unmade = {n for n, r in template["Resources"].items() if coverage([r["Type"]])[r["Type"]] == "not created"}
+    listed = {e[0] for e in events if e[1] == "CREATE_COMPLETE" and e[2].startswith("NOT CREATED")}
+    assert listed == {n for n in unmade if n in {e[0] for e in events}}, events
+    assert events[-1][2] == "" if not listed else events[-1][2].startswith(f"the emulator did NOT create {len(listed)}")
     physical = _physical(aws, stack)
     # Every resource the template creates with these inputs (Conditions evaluated) is in the stack.
     wanted = set(render(_with_arns(template), _inline_parameters("true"))["Resources"])
@@ -132,13 +136,13 @@ def test_the_inline_example_skips_nothing_keeps_its_logs_and_returns_its_outputs
     # The switch off on an update removes the feature, but not its retained log groups.
     kept = {n for n, r in template["Resources"].items() if r.get("DeletionPolicy") == "Retain"}
     groups = {physical[n] for n in kept if template["Resources"][n]["Type"] == "AWS::Logs::LogGroup"}
-    assert len(groups) == 4 and groups <= _log_groups(client)  # worker, host, refresh, flow logs
+    assert len(groups) == 5 and groups <= _log_groups(client)  # worker, host, refresh, flow and DNS query logs
     printed = _deploy(aws, stack, INLINE, _inline_parameters("false"))
     assert groups <= _log_groups(client)
     skipped = {e[0] for e in _events(printed) if e[1] == "DELETE_SKIPPED"}
     assert skipped == {n for n in kept if n.startswith("Win")}  # the platform's bucket stays in the stack
     assert not client("cloudwatch").describe_alarms()["MetricAlarms"]  # the rest went
-    delete(aws, stack, poll_seconds=0.05, echo=lambda _: None)
+    delete(aws, stack, poll_seconds=0.05, echo=lambda _: None, yes=True)
     assert groups <= _log_groups(client)
     aws.s3.head_bucket(Bucket=physical["DataBucket"])  # the platform's, retained too
 
@@ -157,7 +161,7 @@ def test_deleting_the_stack_keeps_the_retained_log_groups(aws: Clients, client: 
     function = client("lambda").get_function_configuration(FunctionName=physical["WinEvidenceFunction"])
     assert function["Environment"]["Variables"] == {"LOG_GROUP": physical["WinHostLogs"]}
     printed: list[str] = []
-    delete(aws, stack, poll_seconds=0.05, echo=printed.append)
+    delete(aws, stack, poll_seconds=0.05, echo=printed.append, yes=True)
     assert {physical[n] for n in retained} <= _log_groups(client)
     assert {e[0] for e in _events(printed) if e[1] == "DELETE_SKIPPED"} == retained
     left = {g["GroupId"] for g in aws.ec2.describe_security_groups()["SecurityGroups"]}
@@ -200,7 +204,7 @@ def test_a_failed_boot_on_the_emulator_leaves_its_console_in_the_stacks_host_log
     messages = [e["message"] for e in events]
     assert messages[0] == f"winworkers: console output of {instance} (latest), {result['console_lines']} lines"
     assert result["console_lines"] > 0 and len(messages) == result["console_lines"] + 2
-    delete(aws, stack, poll_seconds=0.05, echo=lambda _: None)
+    delete(aws, stack, poll_seconds=0.05, echo=lambda _: None, yes=True)
 
 
 def test_what_the_emulator_cannot_create_is_listed_in_the_deploy_output(aws: Clients) -> None:
@@ -209,13 +213,11 @@ def test_what_the_emulator_cannot_create_is_listed_in_the_deploy_output(aws: Cli
     events = _events(printed)
     (note,) = [e for e in events if e[0] == "WinAmiReleases" and e[1] == "CREATE_COMPLETE"]
     assert note[2].startswith("NOT CREATED by the emulator: moto has no AWS::SNS::Subscription")
-    assert events[-1] == (
-        "truth-listed",
-        "CREATE_COMPLETE",
-        "the emulator did NOT create 1 resource(s): WinAmiReleases (AWS::SNS::Subscription)",
-    )
+    (stack, status, summary) = events[-1]
+    assert (stack, status) == ("truth-listed", "CREATE_COMPLETE")
+    assert summary.startswith("the emulator did NOT create ") and "WinAmiReleases (AWS::SNS::Subscription)" in summary
     assert _physical(aws, "truth-listed")["WinAmiReleases"] == ""
-    delete(aws, "truth-listed", poll_seconds=0.05, echo=lambda _: None)
+    delete(aws, "truth-listed", poll_seconds=0.05, echo=lambda _: None, yes=True)
 
 
 def test_an_update_of_an_emulated_resource_reaches_its_service(aws: Clients, client: Any) -> None:
@@ -231,7 +233,7 @@ def test_an_update_of_an_emulated_resource_reaches_its_service(aws: Clients, cli
     kept = [e for e in _events(printed) if e[0] == "WinHostLogs"]
     assert kept and kept[-1][2].startswith("NOT UPDATED by the emulator: moto cannot update AWS::Logs::LogGroup")
     assert _physical(aws, stack)["WinHostLogs"]
-    delete(aws, stack, poll_seconds=0.05, echo=lambda _: None)
+    delete(aws, stack, poll_seconds=0.05, echo=lambda _: None, yes=True)
 
 
 def test_properties_the_api_refuses_fail_the_deploy(aws: Clients, tmp_path: Path) -> None:
@@ -256,7 +258,9 @@ def test_properties_the_api_refuses_fail_the_deploy(aws: Clients, tmp_path: Path
     printed: list[str] = []
     with pytest.raises(Exception, match="Broken CREATE_FAILED: PutMetricAlarm refuses these properties"):
         deploy(aws, "truth-broken", path, {}, poll_seconds=0.05, echo=printed.append)
-    delete(aws, "truth-broken", poll_seconds=0.05, echo=lambda _: None)
+    # Not winworkers delete: moto 5.2.5's ListStackResources of this ROLLBACK_COMPLETE stack
+    # tries to create the broken resource again, and answers 500 (an emulator gap, noted).
+    aws.cloudformation.delete_stack(StackName="truth-broken")
 
 
 def test_coverage_of_the_committed_templates_is_what_the_readme_says() -> None:
@@ -268,7 +272,16 @@ def test_coverage_of_the_committed_templates_is_what_the_readme_says() -> None:
         "AWS::AutoScaling::ScalingPolicy",
         "AWS::EC2::SecurityGroupEgress",
     }
-    assert {t for t, how in found.items() if how == "not created"} == {"AWS::SNS::Subscription"}
+    # moto 5.2.5 has no SNS subscriptions, no DNS Firewall and no CloudFormation model for these.
+    assert {t for t, how in found.items() if how == "not created"} == {
+        "AWS::SNS::Subscription",
+        "AWS::Logs::MetricFilter",
+        "AWS::Route53Resolver::FirewallDomainList",
+        "AWS::Route53Resolver::FirewallRuleGroup",
+        "AWS::Route53Resolver::FirewallRuleGroupAssociation",
+        "AWS::Route53Resolver::ResolverQueryLoggingConfig",
+        "AWS::Route53Resolver::ResolverQueryLoggingConfigAssociation",
+    }
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- emulator-coverage:begin -->\n")[1].split("<!-- emulator-coverage:end -->")[0]
     for kind, how in found.items():

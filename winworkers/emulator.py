@@ -728,7 +728,8 @@ def _handler(model: Any, properties: dict[str, Any]) -> tuple[Any, dict[str, str
     exec(compile(source, "index.py", "exec"), module.__dict__)  # the function's own code, as Lambda loads it
     if not callable(getattr(module, "on_stack_event", None)):
         raise ValidationError(message=f"{model.logical_id}: the function has no on_stack_event(event, env, clients)")
-    model.winworkers_handler = (module, dict(function.environment_vars or {}))
+    # Lambda hands a function its environment as strings (moto may keep a parsed Number).
+    model.winworkers_handler = (module, {k: str(v) for k, v in (function.environment_vars or {}).items()})
     return model.winworkers_handler  # type: ignore[no-any-return]
 
 
