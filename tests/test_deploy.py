@@ -42,7 +42,7 @@ from winworkers.emulator import ENVIRONMENT, EmulatorError, local_aws
 from winworkers.network import ENDPOINTS
 from winworkers.parameters import SWITCH
 from winworkers.renderings import MODES, enabled_parameters
-from winworkers.templates import INLINE_LIMIT, render
+from winworkers.templates import FEATURE_BUDGET, render
 
 # moto warns about each resource type its CloudFormation does not model (alarms, scaling policies).
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
@@ -53,6 +53,7 @@ NOW = datetime.now(UTC)
 EVENT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  (\S+) +([A-Z_]+) *(.*)$")
 TEMPLATES = "ww-templates"
 """The bucket the tests deploy templates over the inline limit from (--template-bucket)."""
+BUCKET_FLAG = ("--template-bucket", TEMPLATES)
 
 
 @pytest.fixture(scope="module")
@@ -311,15 +312,27 @@ def test_bad_values_are_refused_in_one_line_before_any_call(
         client = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t")
         with Stubber(client) as stub, pytest.raises(DeployError) as refused:
             stub.add_client_error("describe_stacks", "ValidationError", "Stack with id ww-bad does not exist")
-            deploy(Clients(client, NoAws(), NoAws(), REGION, NoAws()), "ww-bad", FEATURE, values)
+            clients = Clients(client, NoAws(), NoAws(), REGION, NoAws())
+            deploy(clients, "ww-bad", FEATURE, values, template_bucket=TEMPLATES)
         stub.assert_no_pending_responses()
     else:
         with pytest.raises(DeployError) as refused:
-            deploy(Clients(NoAws(), NoAws(), NoAws(), REGION, NoAws()), "ww-bad", FEATURE, values)
+            clients = Clients(NoAws(), NoAws(), NoAws(), REGION, NoAws())
+            deploy(clients, "ww-bad", FEATURE, values, template_bucket=TEMPLATES)
     assert str(refused.value).startswith(message)
 
     flags = [f for k, v in values.items() for f in ("--parameter", f"{k}={v}")]
-    argv = ["deploy", "--stack-name", "ww-bad", "--endpoint-url", endpoint, "--template", str(FEATURE), *flags]
+    argv = [
+        "deploy",
+        "--stack-name",
+        "ww-bad",
+        "--endpoint-url",
+        endpoint,
+        "--template",
+        str(FEATURE),
+        *BUCKET_FLAG,
+        *flags,
+    ]
     assert main(argv) == 1
     out, err = capsys.readouterr()
     assert err.startswith(f"winworkers deploy: {message}") and err.count("\n") == 1
@@ -366,7 +379,7 @@ def test_deploy_without_boto3_says_what_to_install() -> None:
     code = (
         "import sys; sys.modules.update(boto3=None, botocore=None, moto=None)\n"
         "from winworkers.cli import main\n"
-        "sys.exit(main(['deploy', '--stack-name', 'x']))"
+        f"sys.exit(main(['deploy', '--stack-name', 'x', '--template-bucket', '{TEMPLATES}']))"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert (run.returncode, run.stderr) == (
@@ -406,7 +419,7 @@ def test_parameters_file_in_both_formats_and_flags_override_it(
     values = enabled_parameters(mode="isolated-2az", MaxSize="5")
     listed = tmp_path / "list.json"
     listed.write_text(json.dumps([{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]))
-    common = ["--endpoint-url", endpoint, "--template", str(FEATURE), "--poll-seconds", "0.05"]
+    common = ["--endpoint-url", endpoint, "--template", str(FEATURE), "--poll-seconds", "0.05", *BUCKET_FLAG]
     argv = ["deploy", "--stack-name", "ww-file", "--parameters-file", str(listed), "--parameter", "WinMaxSize=3"]
     assert main([*argv, *common]) == 0
     assert "stack ww-file: CREATE_COMPLETE" in capsys.readouterr().out
@@ -551,11 +564,14 @@ def test_cli_errors_are_one_line(
     # Nothing listens on the port; no retries, so it fails at once.
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     closed = f"http://127.0.0.1:{_free_port()}"
-    for argv, command in ((["deploy", "--stack-name", "x"], "deploy"), (["delete", "--stack-name", "x"], "delete")):
+    for argv, command in (
+        (["deploy", "--stack-name", "x", *BUCKET_FLAG], "deploy"),
+        (["delete", "--stack-name", "x"], "delete"),
+    ):
         assert _one_line_error(capsys, [*argv, "--endpoint-url", closed], command).startswith(
             f'Could not connect to the endpoint URL: "{closed}/"'
         )
-    assert _one_line_error(capsys, ["deploy", "--stack-name", "x", "--profile", "nobody"]) == (
+    assert _one_line_error(capsys, ["deploy", "--stack-name", "x", "--profile", "nobody", *BUCKET_FLAG]) == (
         "The config profile (nobody) could not be found"
     )
     monkeypatch.delenv("AWS_DEFAULT_REGION")
@@ -586,7 +602,7 @@ def test_cli_without_credentials_is_one_line(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    argv = ["deploy", "--stack-name", "x", "--region", REGION, "--endpoint-url", endpoint]
+    argv = ["deploy", "--stack-name", "x", "--region", REGION, "--endpoint-url", endpoint, *BUCKET_FLAG]
     assert _one_line_error(capsys, argv) == "Unable to locate credentials"
 
 
@@ -649,9 +665,8 @@ def test_the_readme_emulator_walkthrough_works_as_written(
     assert [c[:2] for c in commands] == [
         ["winworkers", "emulator"],
         ["export", f"AWS_ACCESS_KEY_ID={ENVIRONMENT['AWS_ACCESS_KEY_ID']}"],
-        *[["winworkers", "deploy"]] * 2,
         ["winworkers", "upload"],
-        ["winworkers", "deploy"],
+        *[["winworkers", "deploy"]] * 3,
         *[["winworkers", "delete"]] * 2,
     ]
     # The README's port may be taken on this machine: the same commands on a free one.
@@ -681,14 +696,14 @@ def test_the_readme_emulator_walkthrough_works_as_written(
         aws = Clients(*(session.client(n, endpoint_url=url) for n in ("cloudformation", "ec2", "s3")), REGION)
 
         steps = iter(commands[2:])
+        assert main(next(steps)[1:]) == 0  # the child's upload prints the URL the nested step passes
+        url = capsys.readouterr().out.strip()
         assert main(next(steps)[1:]) == 0
         assert "stack platform-inline: CREATE_COMPLETE" in capsys.readouterr().out
         assert any(name.endswith("WinGroup") for name in _feature_resources(aws, "platform-inline"))
         assert main(next(steps)[1:]) == 0  # the switch off
         assert "stack platform-inline: UPDATE_COMPLETE" in capsys.readouterr().out
         assert _feature_resources(aws, "platform-inline") == []
-        assert main(next(steps)[1:]) == 0  # the child's upload prints the URL the next step passes
-        url = capsys.readouterr().out.strip()
         nested = next(steps)
         assert f"WinTemplateUrl={url}" in nested
         assert main(nested[1:]) == 0
@@ -733,7 +748,7 @@ def test_upload_prints_the_url_and_fails_in_one_line(
 def test_a_thousand_worker_fleet_deploys(aws: Clients, endpoint: str, tmp_path: Path) -> None:
     template = tmp_path / "winworkers-1000.json"
     template.write_text(render(build_template(WorkersConfig(max_fleet_size=1000))), encoding="utf-8")
-    assert len(load_template(template)[1].encode()) <= INLINE_LIMIT  # inline, no bucket
+    assert len(load_template(template)[1].encode()) <= FEATURE_BUDGET  # through S3, within the budget
     created = _deploy(aws, "ww-1000", template, enabled_parameters(MaxSize="1000", DesiredCapacity="0"))
     assert created.status == "CREATE_COMPLETE"
     assert (_group(aws, endpoint, "ww-1000")["MaxSize"], _group(aws, endpoint, "ww-1000")["DesiredCapacity"]) == (

@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
 from conftest import ROOT
@@ -36,6 +37,7 @@ FEATURE = ROOT / "templates" / "winworkers.json"
 NOW = datetime.now(UTC)
 TEMPLATES = "ww-templates"
 """The bucket the tests deploy templates over the inline limit from (--template-bucket)."""
+BUCKET_FLAG = ("--template-bucket", TEMPLATES)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +115,8 @@ def test_turning_the_feature_off_needs_yes_and_says_what_goes(aws: Clients) -> N
         _run(aws, "ww-off-yes", {SWITCH: "false"}, ask=lambda question: True)  # even a yes in a terminal
     message = str(refused.value)
     assert message.startswith(f"{SWITCH}=false turns the feature off: it deletes ")
-    assert "WinGroup" in message and "these stay (DeletionPolicy Retain): WinFlowLogs, WinHostLogs" in message
+    assert "WinGroup" in message
+    assert "these stay (DeletionPolicy Retain): WinDnsQueryLogs, WinFlowLogs, WinHostLogs" in message
     assert message.endswith("nothing was changed: run again with --yes to do it")
     assert _logical_ids(aws, "ww-off-yes") == before and _parameters(aws, "ww-off-yes")[SWITCH] == "true"
     assert _pending(aws, "ww-off-yes") == []  # none left behind
@@ -448,9 +451,9 @@ def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_input_is_one_line_before_any_call(
     no_aws: None, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    base = ["deploy", "--stack-name", "ww-bad", "--template", str(FEATURE)]
+    base = ["deploy", "--stack-name", "ww-bad", "--template", str(FEATURE), *BUCKET_FLAG]
     if "--stack-name" in argv:
-        base = ["deploy", "--template", str(FEATURE)]
+        base = ["deploy", "--template", str(FEATURE), *BUCKET_FLAG]
     assert main([*base, *argv]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"winworkers deploy: {message}") and err.count("\n") == 1, err
@@ -474,10 +477,16 @@ def test_a_parameters_file_with_a_byte_order_mark_is_read(
         raise DeployError("reached AWS with the file read")
 
     monkeypatch.setattr(deploy_base.Clients, "connect", classmethod(connect))
-    assert main(["deploy", "--stack-name", "x", "--template", str(FEATURE), "--parameters-file", str(path)]) == 1
+    assert (
+        main(["deploy", "--stack-name", "x", "--template", str(FEATURE), "--parameters-file", str(path), *BUCKET_FLAG])
+        == 1
+    )
     assert capsys.readouterr().err == "winworkers deploy: reached AWS with the file read\n"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"WinMaxSize": "6.5"}).encode())
-    assert main(["deploy", "--stack-name", "x", "--template", str(FEATURE), "--parameters-file", str(path)]) == 1
+    assert (
+        main(["deploy", "--stack-name", "x", "--template", str(FEATURE), "--parameters-file", str(path), *BUCKET_FLAG])
+        == 1
+    )
     assert capsys.readouterr().err.startswith("winworkers deploy: WinMaxSize='6.5' is not allowed: a whole number")
 
 
@@ -495,10 +504,13 @@ def test_deploy_without_a_template_builds_it_from_the_config(
     monkeypatch.chdir(tmp_path)  # no templates/ here
     config = tmp_path / "workers.toml"
     config.write_text("max_fleet_size = 10\n")
-    assert main(["deploy", "--stack-name", "x", "--config", str(config)]) == 0
+    assert main(["deploy", "--stack-name", "x", "--config", str(config), *BUCKET_FLAG]) == 0
     (template,) = seen
     assert template == build_template(WorkersConfig(max_fleet_size=10)).to_dict()
-    assert main(["deploy", "--stack-name", "x", "--config", str(config), "--parameter", "WinMaxSize=11"]) == 1
+    assert (
+        main(["deploy", "--stack-name", "x", "--config", str(config), "--parameter", "WinMaxSize=11", *BUCKET_FLAG])
+        == 1
+    )
     assert "WinMaxSize='11' is not allowed: a number from 0 to 10" in capsys.readouterr().err
 
 
@@ -646,7 +658,7 @@ def test_ctrl_c_during_a_deploy_says_how_to_attach(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr("winworkers.deploy.commands.deploy", interrupted)
     monkeypatch.setattr(deploy_base.Clients, "connect", classmethod(lambda *a, **k: None))
-    assert main(["deploy", "--stack-name", "ww-int", "--template", str(FEATURE)]) == 130
+    assert main(["deploy", "--stack-name", "ww-int", "--template", str(FEATURE), *BUCKET_FLAG]) == 130
     assert capsys.readouterr().err == (
         "winworkers deploy: interrupted (a stack operation already started goes on: "
         "follow it with winworkers status --stack-name ww-int)\n"
@@ -662,6 +674,8 @@ def test_api_calls_of_a_create_an_update_and_a_no_op(endpoint: str) -> None:
         client.meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
     refreshes = Refreshes([])
     aws = Clients(*clients, REGION, refreshes)
+    with contextlib.suppress(ClientError):  # the module's fixture may have made it
+        clients[2].create_bucket(Bucket=TEMPLATES)
     budget = {}
     for step, values in (
         ("create", enabled_parameters()),
@@ -670,7 +684,8 @@ def test_api_calls_of_a_create_an_update_and_a_no_op(endpoint: str) -> None:
     ):
         calls.clear()
         refreshes.calls.clear()
-        deploy(aws, "ww-budget", FEATURE, values, poll_seconds=0, echo=[].append)
+        deploy(aws, "ww-budget", FEATURE, values, poll_seconds=0, echo=[].append, template_bucket=TEMPLATES)
         budget[step] = (len(calls), len(refreshes.calls))
     # (CloudFormation, EC2 and S3 calls; DescribeInstanceRefreshes calls: the pre-check on an update, one per poll).
-    assert budget == {"create": (10, 2), "update": (13, 3), "same": (4, 1)}
+    # Each deploy checks the template bucket and uploads the template to it: 2 S3 calls.
+    assert budget == {"create": (12, 2), "update": (15, 3), "same": (6, 1)}

@@ -99,7 +99,9 @@ Parameters on updates:
 15. UsePreviousValue reuses a parameter's value as it was given (moto reuses its
    parsed list or number, and its update then fails on it), and a stack keeps
    every parameter's value, defaults included (moto keeps only those given, so
-   passing a default later "changes" every resource that uses it).
+   passing a default later "changes" every resource that uses it). An update
+   that changes nothing is refused ("No updates are to be performed") whether
+   its template comes inline or from S3 (moto compared only an inline body).
 
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
@@ -205,6 +207,7 @@ def _patch_moto() -> None:
         from unittest import mock
 
         from moto.cloudformation import models, parsing
+        from moto.cloudformation.responses import CloudFormationResponse
         from moto.ec2.models.security_groups import SecurityGroup
 
         undo = contextlib.ExitStack()
@@ -222,6 +225,7 @@ def _patch_moto() -> None:
             *_truth_patches(parsing, models),
             (models.Stack, "stack_parameters", _previous_values_as_given),
             (parsing.ResourceMap, "load_parameters", _defaults_kept_as_values),
+            (CloudFormationResponse, "_validate_different_update", _compared_from_s3_too),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
@@ -312,6 +316,18 @@ def _previous_values_as_given(stack_parameters: property) -> property:
         }
 
     return property(given)
+
+
+def _compared_from_s3_too(validate: Any) -> Any:
+    # An update with nothing new is refused whether its template comes inline or from S3
+    # (moto compares only an inline TemplateBody, so a TemplateURL update always "changed").
+    def run(response: Any, incoming_params: Any, stack_body: str, old_stack: Any) -> None:
+        url = response._get_param("TemplateURL")
+        if not stack_body and url:
+            stack_body = response._get_stack_from_s3_url(url)
+        validate(response, incoming_params, stack_body, old_stack)
+
+    return run
 
 
 def _defaults_kept_as_values(load_parameters: Any) -> Any:
@@ -1022,8 +1038,13 @@ def _egress(name: str, props: dict[str, Any], account: str, region: str) -> _Mad
     rules, _ = backend.authorize_security_group_egress(**rule)
 
     def revoke() -> None:
-        if backend.get_security_group_by_name_or_id(props["GroupId"]) is not None:  # else it went with its group
-            backend.revoke_security_group_egress(**rule)
+        from moto.ec2.exceptions import InvalidSecurityGroupNotFoundError
+
+        try:
+            if backend.get_security_group_by_name_or_id(props["GroupId"]) is not None:
+                backend.revoke_security_group_egress(**rule)
+        except InvalidSecurityGroupNotFoundError:  # it went with its group (or the group it allowed)
+            pass
 
     return _Made(rules[0].id, {"Id": rules[0].id}, revoke)
 
