@@ -33,7 +33,8 @@ def test_every_resource_type_of_every_mode_is_covered(config: WorkersConfig, mod
     kinds = {r["Type"] for r in rendered["Resources"].values()}
     assert kinds, "the mode renders resources"
     for kind in kinds:
-        assert {str(a.JSONrepr()) for a in RESOURCE_ACTIONS[kind]} <= allowed, kind
+        known = "AWS::CloudFormation::CustomResource" if kind.startswith("Custom::") else kind
+        assert {str(a.JSONrepr()) for a in RESOURCE_ACTIONS[known]} <= allowed, kind
     assert {str(a.JSONrepr()) for a in DEPLOY_ACTIONS} <= allowed
 
 
@@ -72,7 +73,12 @@ def test_an_unknown_type_is_refused_not_skipped() -> None:
 def test_pass_role_is_scoped_to_each_role_and_its_service() -> None:
     document = policy_document()
     passes = {s["Sid"]: s for s in document["Statement"] if s["Action"] == ["iam:PassRole"]}
-    assert set(passes) == {"PassRoleWinInstanceRole", "PassRoleWinRefreshRole", "PassRoleWinFlowLogsRole"}
+    assert set(passes) == {
+        "PassRoleWinInstanceRole",
+        "PassRoleWinRefreshRole",
+        "PassRoleWinFlowLogsRole",
+        "PassRoleWinEvidenceRole",
+    }
     assert passes["PassRoleWinInstanceRole"]["Resource"] == ["arn:aws:iam::*:role/*-WinInstanceRole-*"]
     assert passes["PassRoleWinInstanceRole"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com"]}

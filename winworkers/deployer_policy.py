@@ -34,6 +34,7 @@ from awacs import (
     events,
     iam,
     logs,
+    route53resolver,
     s3,
     sns,
     sqs,
@@ -232,6 +233,64 @@ RESOURCE_ACTIONS: dict[str, list[Action]] = {
     ],
     # A custom resource: CloudFormation invokes its Lambda with the caller's rights.
     "AWS::CloudFormation::CustomResource": [awslambda.InvokeFunction],
+    # An inline policy of one of the feature's roles: granted with the roles, on their ARNs only
+    # (a PutRolePolicy on "*" would let the CI role grant itself anything).
+    "AWS::IAM::Policy": [iam.PutRolePolicy, iam.DeleteRolePolicy, iam.GetRolePolicy],
+    "AWS::Logs::MetricFilter": [logs.PutMetricFilter, logs.DeleteMetricFilter, logs.DescribeMetricFilters],
+    "AWS::Route53Resolver::FirewallDomainList": [
+        route53resolver.CreateFirewallDomainList,
+        route53resolver.UpdateFirewallDomains,
+        route53resolver.GetFirewallDomainList,
+        route53resolver.ListFirewallDomains,
+        route53resolver.DeleteFirewallDomainList,
+        route53resolver.TagResource,
+        route53resolver.UntagResource,
+        route53resolver.ListTagsForResource,
+    ],
+    "AWS::Route53Resolver::FirewallRuleGroup": [
+        route53resolver.CreateFirewallRuleGroup,
+        route53resolver.GetFirewallRuleGroup,
+        route53resolver.DeleteFirewallRuleGroup,
+        route53resolver.CreateFirewallRule,
+        route53resolver.UpdateFirewallRule,
+        route53resolver.DeleteFirewallRule,
+        route53resolver.ListFirewallRules,
+        route53resolver.TagResource,
+        route53resolver.UntagResource,
+        route53resolver.ListTagsForResource,
+    ],
+    "AWS::Route53Resolver::FirewallRuleGroupAssociation": [
+        route53resolver.AssociateFirewallRuleGroup,
+        route53resolver.UpdateFirewallRuleGroupAssociation,
+        route53resolver.GetFirewallRuleGroupAssociation,
+        route53resolver.DisassociateFirewallRuleGroup,
+        route53resolver.TagResource,
+        route53resolver.UntagResource,
+        route53resolver.ListTagsForResource,
+    ],
+    # Query logs to CloudWatch Logs: Route 53 Resolver sets up a vended log delivery, and
+    # CloudWatch Logs' resource policy, with the caller's rights (Resolver query logging guide).
+    "AWS::Route53Resolver::ResolverQueryLoggingConfig": [
+        route53resolver.CreateResolverQueryLogConfig,
+        route53resolver.GetResolverQueryLogConfig,
+        route53resolver.DeleteResolverQueryLogConfig,
+        route53resolver.TagResource,
+        route53resolver.UntagResource,
+        route53resolver.ListTagsForResource,
+        logs.CreateLogDelivery,
+        logs.GetLogDelivery,
+        logs.UpdateLogDelivery,
+        logs.DeleteLogDelivery,
+        logs.ListLogDeliveries,
+        logs.PutResourcePolicy,
+        logs.DescribeResourcePolicies,
+        logs.DescribeLogGroups,
+    ],
+    "AWS::Route53Resolver::ResolverQueryLoggingConfigAssociation": [
+        route53resolver.AssociateResolverQueryLogConfig,
+        route53resolver.GetResolverQueryLogConfigAssociation,
+        route53resolver.DisassociateResolverQueryLogConfig,
+    ],
 }
 """What CloudFormation calls, with the caller's rights, to create, update and delete each type."""
 
@@ -290,7 +349,7 @@ def statements(
             Resource=stack_arns(stack_name) if kind == "AWS::CloudFormation::Stack" else ["*"],
         )
         for kind in kinds
-        if kind not in ("AWS::IAM::Role", "AWS::IAM::InstanceProfile")
+        if kind not in ("AWS::IAM::Role", "AWS::IAM::InstanceProfile", "AWS::IAM::Policy")
     ]
     resources = template.get("Resources", {})
     roles = sorted(n for n, r in resources.items() if r.get("Type") == "AWS::IAM::Role")
@@ -301,6 +360,7 @@ def statements(
             Statement(
                 Sid="IAMRole",
                 Effect=Allow,
+                # The feature's inline policies (AWS::IAM::Policy) are PutRolePolicy on these roles too.
                 Action=_unique(RESOURCE_ACTIONS["AWS::IAM::Role"]),
                 Resource=[f"arn:aws:iam::*:role/*-{name}-*" for name in roles],
             )
