@@ -49,7 +49,8 @@ def aws(client: Any) -> Clients:
 def _deploy(aws: Clients, stack: str, parameters: dict[str, str], lines: list[str] | None = None) -> DeployResult:
     echo = lines.append if lines is not None else lambda line: None
     with contextlib.redirect_stdout(io.StringIO()):  # the handler's JSON lines
-        return deploy(aws, stack, FEATURE, parameters, poll_seconds=0.05, echo=echo, template_bucket=BUCKET)
+        # yes: these changes start refreshes or remove the feature, which deploy asks about first.
+        return deploy(aws, stack, FEATURE, parameters, poll_seconds=0.05, echo=echo, template_bucket=BUCKET, yes=True)
 
 
 def _group(client: Any, stack: str) -> dict[str, Any]:
@@ -73,7 +74,9 @@ def _scheduled_run(client: Any) -> dict[str, Any]:
     """The weekly run, as the deployed function would make it: its environment, but a test
     AMI parameter (moto refuses names under /aws/), whose image no instance runs."""
     function = next(f for f in client("lambda").list_functions()["Functions"] if "RefreshFunction" in f["FunctionName"])
-    env = {**function["Environment"]["Variables"], "AMI_PARAMETER": "/test/windows-ami"}
+    # Lambda hands a function its environment as strings (moto may keep a parsed Number).
+    variables = {k: str(v) for k, v in function["Environment"]["Variables"].items()}
+    env = {**variables, "AMI_PARAMETER": "/test/windows-ami"}
     client("ssm").put_parameter(Name="/test/windows-ami", Value="ami-0123456789abcdef0", Type="String", Overwrite=True)
     clients = {n: client(n) for n in ("ssm", "autoscaling", "ec2", "cloudformation")}
     with contextlib.redirect_stdout(io.StringIO()):
@@ -88,10 +91,12 @@ def test_a_stack_update_starts_one_refresh_and_nothing_collides_with_it(aws: Cli
     assert _refreshes(client, group) == []  # a new group's instances are current
     assert group["LaunchTemplate"]["Version"] == "1"
 
-    # Something the workers run with changes: a new launch template version, one refresh.
-    # (After the merge of the configuration digest, an ArtifactKey change does the same.)
+    # Something the workers run with changes, here a new build of the worker (only cfn-init's
+    # Metadata reads it, and the UserData's configuration line carries it into the launch
+    # template data): a new launch template version, one refresh.
     lines: list[str] = []
-    assert _deploy(aws, stack, {**parameters, "WinInstanceType": "m6i.xlarge"}, lines).status == "UPDATE_COMPLETE"
+    parameters = {**parameters, "WinArtifactKey": "windows/worker-service-2.zip"}
+    assert _deploy(aws, stack, parameters, lines).status == "UPDATE_COMPLETE"
     group = _group(client, stack)
     assert group["LaunchTemplate"]["Version"] == "2"
     (refresh,) = _refreshes(client, group)
@@ -105,10 +110,20 @@ def test_a_stack_update_starts_one_refresh_and_nothing_collides_with_it(aws: Cli
     assert (result["action"], result["instance_refresh_id"]) == ("refresh-in-progress", refresh["InstanceRefreshId"])
     assert result["outdated_instances"]  # it would have started one otherwise
 
-    # An update that changes nothing the workers run with is not blocked by it.
-    assert _deploy(aws, stack, {**parameters, "WinInstanceType": "m6i.xlarge", "WinMaxSize": "6"}).status == (
-        "UPDATE_COMPLETE"
+    # winworkers deploy names the active refresh before it changes anything, and refuses.
+    watched = Clients(aws.cloudformation, aws.ec2, aws.s3, REGION, client("autoscaling"))
+    template_before = client("cloudformation").get_template(StackName=stack)["TemplateBody"]
+    with pytest.raises(DeployError) as named:
+        deploy(watched, stack, FEATURE, {"WinMaxSize": "6"}, poll_seconds=0.05, echo=[].append, template_bucket=BUCKET)
+    assert str(named.value).startswith(
+        f"instance refresh {refresh['InstanceRefreshId']} of {group['AutoScalingGroupName']} is InProgress"
     )
+    assert client("cloudformation").get_template(StackName=stack)["TemplateBody"] == template_before
+    assert _group(client, stack)["MaxSize"] == 4  # nothing changed
+
+    # Without that pre-check (another tool, or the console), an update that changes nothing the
+    # workers run with is not blocked by the refresh.
+    assert _deploy(aws, stack, {**parameters, "WinMaxSize": "6"}).status == "UPDATE_COMPLETE"
     # One that does fails, names the active refresh, and rolls back without failing again.
     lines.clear()
     with pytest.raises(DeployError) as failed:
@@ -116,7 +131,7 @@ def test_a_stack_update_starts_one_refresh_and_nothing_collides_with_it(aws: Cli
     assert str(failed.value) == (
         f"stack {stack} ended UPDATE_ROLLBACK_COMPLETE: WinFleetRefresh UPDATE_FAILED: instance refresh "
         f"{refresh['InstanceRefreshId']} of {group['AutoScalingGroupName']} is InProgress (0% done): "
-        "wait for it or cancel it, then retry"
+        "wait for it or cancel it, then retry; the stack is back as it was; fix the cause and run again"
     )
     rollback = lines[next(i for i, line in enumerate(lines) if "UPDATE_ROLLBACK_IN_PROGRESS" in line) :]
     assert any(line.split()[1:3] == ["WinFleetRefresh", "UPDATE_COMPLETE"] for line in rollback)

@@ -38,6 +38,9 @@ NETWORK = {
     "WinWorkerEgressToEndpoints",
     "WinWorkerEgressToNetworkEndpoints",
     "WinFlowLog",
+    # The DNS Firewall and query logging associations name the VPC (createOnly VpcId, ResourceId).
+    "WinDnsFirewallAssociation",
+    "WinDnsQueryLoggingAssociation",
 }
 WORKER_SECURITY_GROUP = {
     "WinWorkerSecurityGroup",
