@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 
 from conftest import ROOT
@@ -46,9 +47,14 @@ def test_deploy_dry_run_and_deployer_policy_from_the_wheel(installed: dict[str, 
     assert "iam:PassRole" in {a for s in json.loads(policy.stdout)["Statement"] for a in s["Action"]}
     assert not (tmp_path / "templates").exists()
     with local_aws() as url:
+        # The feature's template is over the inline limit: deployed from a bucket, as the README says.
+        s3 = boto3.client(
+            "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+        )
+        s3.create_bucket(Bucket="ww-wheel-templates")
         run = _winworkers(
             installed, tmp_path, "deploy", "--stack-name", "ww-wheel", "--endpoint-url", url, "--dry-run",
-            "--parameter", "WinMaxSize=6", "--poll-seconds", "0.05",
+            "--parameter", "WinMaxSize=6", "--poll-seconds", "0.05", "--template-bucket", "ww-wheel-templates",
         )  # fmt: skip
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
