@@ -54,7 +54,7 @@ and date); nothing here is measured.
 | --- | --- | --- |
 | {INTERFACE_ENDPOINTS} interface endpoints x 2 AZs x $0.01/h x 730 h | ≈ ${ENDPOINT_MONTH[2]:.2f} | [PrivateLink pricing](https://aws.amazon.com/privatelink/pricing/) |
 | S3 gateway endpoint | $0 | same page |
-| 8 CloudWatch alarms (the start alarm, the 2 that target tracking creates, 5 operator; alarms on metric math are billed per metric, 14 in all) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
+| 9 CloudWatch alarms (the start alarm, the 2 that target tracking creates, 6 operator: no workers, disk, slow boots, blocked DNS, refresh errors, refresh failed; alarms on metric math are billed per metric) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
 | 6 boot-timing metrics (custom metrics, billed by the hour they receive data: nothing while no worker boots) | $0 idle, ≤ $1.80 in a month of boots | same page |
 | VPC flow logs of an idle VPC, log storage | cents | same page |
 | DNS Firewall: {DNS_DOMAINS} listed domains x $0.0009; no worker, no query | ≈ ${DNS_DOMAINS * 0.0009:.2f} | [Route 53 pricing](https://aws.amazon.com/route53/pricing/) |

@@ -22,7 +22,7 @@ rest on a guess. Instead a custom resource (``refresh.add_refresh``) carries wha
 the workers run with (the launch template id and version, the subnets) and
 updates after the group: CloudFormation sends its Update to the Lambda, which
 starts a refresh with neither a desired configuration nor skip matching
-(docs/aws-behaviours.md, rows 18 and 69 to 79).
+(docs/aws-behaviours.md, rows 18 and 95 to 105).
 """
 
 from __future__ import annotations
