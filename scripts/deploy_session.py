@@ -28,7 +28,11 @@ INPUTS = [
     "WinArtifactBucket=example-platform-artifacts",
     "WinArtifactKey=windows/worker-service.zip",
 ]
-STEPS = [INPUTS, ["WinMaxSize=6"], ["WinWindowsVersion=2022"], ["EnableWinTaskScriptService=false"]]
+# The third step starts an instance refresh (a new launch template version); the emulator's
+# refreshes never progress, so the fourth meets it: deploy shows its progress and refuses.
+STEPS = [INPUTS, ["WinMaxSize=6"], ["WinWindowsVersion=2022"], ["WinMaxSize=8"]]
+BUCKET = "example-platform-templates"
+"""The feature's template is over the inline limit: deployed from this bucket."""
 
 
 def _free_port() -> int:
@@ -90,13 +94,16 @@ def record(winworkers: str) -> str:
         emulator.stdout.readline()  # "Local AWS emulator at ..."
         time.sleep(0.5)
         url = f"http://127.0.0.1:{port}"
+        upload = [winworkers, "upload", "templates/winworkers.json", "--endpoint-url", url, "--bucket", BUCKET]
+        subprocess.run([*upload, "--create-bucket"], env=env, check=True, stdout=subprocess.DEVNULL)
         transcript: list[str] = []
         for step in STEPS:
             flags = [part for assignment in step for part in ("--parameter", assignment)]
-            argv = [winworkers, "deploy", "--endpoint-url", url, "--stack-name", STACK, *flags]
+            argv = [winworkers, "deploy", "--endpoint-url", url, "--stack-name", STACK, "--template-bucket", BUCKET]
+            argv += flags
             text, status = _in_terminal([*argv, "--poll-seconds", "0.2"], env)
-            shown = " \\\n    ".join(["winworkers deploy --endpoint-url " + url + " --stack-name " + STACK]
-                                     + [f"--parameter {a}" for a in step])  # fmt: skip
+            command = f"winworkers deploy --endpoint-url {url} --stack-name {STACK} --template-bucket {BUCKET}"
+            shown = " \\\n    ".join([command, *(f"--parameter {a}" for a in step)])
             transcript += [f"$ {shown}", *_trim(text.rstrip().splitlines()), f"# exit status {status}"]
         return "\n".join(transcript)
     finally:

@@ -53,6 +53,10 @@ def names_the_workers_use(rendered: dict[str, Any], region: str) -> set[str]:
     settings = json.loads(json.dumps(init["service"]["files"]))
     (worker,) = (f["content"] for f in settings.values())
     hosts.add(f"{worker['data_bucket']}.s3.{region}.amazonaws.com")
+    if region == "us-east-1":
+        # The SDKs' S3 default there, the AWS Tools for PowerShell's too: the legacy global
+        # endpoint, which the sample worker's Read-S3Object/Write-S3Object -Region us-east-1 use.
+        hosts |= {"s3.amazonaws.com", f"{worker['data_bucket']}.s3.amazonaws.com"}
     # The regional name behind every endpoint (com.amazonaws.REGION.SERVICE, a gateway's too).
     # existing-subnets creates none: the platform's VPC provides the same services (ENDPOINTS,
     # the README's table).

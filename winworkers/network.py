@@ -395,13 +395,27 @@ def allowed_domains(p: Params) -> list[Any]:
     Licensing Service"). Instance metadata is 169.254.169.254.
     """
     services = [Sub(f"{service}.{_REGIONAL}") for service, _, _ in ENDPOINTS]
+    # In us-east-1 the AWS SDKs' S3 clients default to the legacy global endpoint
+    # (s3.amazonaws.com, BUCKET.s3.amazonaws.com), the AWS Tools for PowerShell on the
+    # Windows AMIs (the SDK for .NET v3) included, so a worker's Read-S3Object resolves
+    # that name (SDK for .NET, S3UsEast1RegionalEndpointValue: Legacy); the gateway
+    # endpoint serves it there, as the name resolves to the Region's S3 addresses.
+    east = p.cond("InUsEast1")
+    legacy = [
+        If(east, Sub(name, **({"Bucket": p[bucket]} if bucket else {})), NoValue)
+        for name, bucket in (
+            ("s3.${AWS::URLSuffix}", ""),
+            ("${Bucket}.s3.${AWS::URLSuffix}", "DataBucket"),
+            ("${Bucket}.s3.${AWS::URLSuffix}", "ArtifactBucket"),
+        )
+    ]
     buckets = [
         Sub(f"${{Bucket}}.s3.{_REGIONAL}", Bucket=p["DataBucket"]),
         Sub(f"${{Bucket}}.s3.{_REGIONAL}", Bucket=p["ArtifactBucket"]),
         Sub(f"amazoncloudwatch-agent-${{AWS::Region}}.s3.{_REGIONAL}"),
     ]
     # The suffix itself too: whether "*." also matches the name it prefixes is not documented.
-    return [*services, *buckets, _instance_suffix(p), Sub("*.${Suffix}", Suffix=_instance_suffix(p))]
+    return [*services, *legacy, *buckets, _instance_suffix(p), Sub("*.${Suffix}", Suffix=_instance_suffix(p))]
 
 
 def expected_noise(p: Params) -> list[Any]:
