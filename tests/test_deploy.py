@@ -755,3 +755,21 @@ def test_a_thousand_worker_fleet_deploys(aws: Clients, endpoint: str, tmp_path: 
         1000,
         0,
     )
+
+
+def test_a_parent_s_own_switch_decides_the_prefix_list_lookup() -> None:
+    """A parent that embeds the feature under its own switch (add_to switch=) needs the S3
+    prefix list looked up while that switch is on: the Rule requires WinS3PrefixListId then."""
+    from troposphere import Parameter, Template
+
+    from winworkers.build import add_to
+
+    parent = Template()
+    parent.add_parameter(
+        Parameter("EnableWindowsFleet", Type="String", Default="false", AllowedValues=["true", "false"])
+    )
+    add_to(parent, switch="EnableWindowsFleet")
+    template = json.loads(parent.to_json())
+    assert prefix_lists_to_fill(template, {"EnableWindowsFleet": "true"}) == ["WinS3PrefixListId"]
+    assert prefix_lists_to_fill(template, {"EnableWindowsFleet": "false"}) == []
+    assert prefix_lists_to_fill(template, {"EnableWindowsFleet": "true", "WinS3PrefixListId": "pl-63a5400a"}) == []

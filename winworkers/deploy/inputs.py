@@ -197,12 +197,28 @@ def check_minutes(value: float, flag: str = "--timeout") -> None:
 
 
 def prefix_lists_to_fill(template: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
-    """The S3 prefix-list parameters the deploy will look up: the feature is
-    enabled and they are empty (given so, or by default)."""
+    """The S3 prefix-list parameters the deploy will look up: empty (given so, or by default)
+    while their feature is enabled. Enabled is judged as CloudFormation judges the Rule that
+    requires the parameter (its RuleCondition), so a parent that embeds the feature under its
+    own switch (add_to / nested_stack switch=) is judged by that switch, not by
+    EnableWinTaskScriptService; with no such Rule, by EnableWinTaskScriptService."""
     declared = template.get("Parameters", {})
-    enabled = values.get(SWITCH, str(declared.get(SWITCH, {}).get("Default", "false"))) == "true"
+    current = {n: values.get(n, str(spec.get("Default", ""))) for n, spec in declared.items()}
     names = [n for n in declared if n.endswith("S3PrefixListId")]
-    return [n for n in names if enabled and not values.get(n, str(declared[n].get("Default", "")))]
+    return [n for n in names if not current[n] and _required_now(template, n, current)]
+
+
+def _required_now(template: Mapping[str, Any], name: str, current: Mapping[str, str]) -> bool:
+    from winworkers.rules import _eval, parameter_values
+
+    rules = [r for r in template.get("Rules", {}).values() if name in _refs(r.get("Assertions", []))]
+    if not rules:
+        return current.get(SWITCH) == "true"
+    typed = parameter_values(template, current)
+    try:
+        return any("RuleCondition" not in r or bool(_eval(r["RuleCondition"], typed)) for r in rules)
+    except (KeyError, ValueError):  # a condition this evaluator cannot judge: look it up
+        return True
 
 
 def check_given(template: Mapping[str, Any], given: Mapping[str, str]) -> None:
