@@ -283,6 +283,27 @@ def test_only_outdated_instances_are_reported(world: World) -> None:
     assert result["action"] == "refresh-started" and world.calls == STARTED
 
 
+@pytest.mark.parametrize("state", ["Terminating:Retained", "Terminating:Wait"])
+def test_a_retained_or_terminating_instance_starts_no_refresh(world: World, state: str) -> None:
+    """A failed boot kept by RetainFailedBoots stays on its old image until an operator ends it:
+    it must not make every weekly run replace the whole fleet."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    (current,) = world.group(desired=1, image=world.new)
+    world.latest(world.new)
+    # A second instance on an older image (as in test_only_outdated_instances_are_reported), then kept.
+    world.clients["ec2"].create_launch_template_version(
+        LaunchTemplateName="workers", SourceVersion="1", LaunchTemplateData={"ImageId": world.old}
+    )
+    world.clients["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=2)
+    group = autoscaling_backends["123456789012"]["us-east-1"].autoscaling_groups[GROUP]
+    (retained,) = (s for s in group.instance_states if s.instance.id != current)
+    retained.lifecycle_state = state
+    result = world.run()
+    assert (result["action"], result["instances"], result["outdated_instances"]) == ("up-to-date", 1, [])
+    assert world.params["DescribeInstances"]["InstanceIds"] == [current] and world.started == []
+
+
 @pytest.mark.parametrize("status", sorted(ami_refresh.ACTIVE))
 def test_refresh_in_progress_starts_nothing(world: World, status: str) -> None:
     world.group(desired=2)

@@ -57,7 +57,11 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     groups = _call(group, auto.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])["AutoScalingGroups"]
     if not groups:
         raise RefreshError(f"{group} not found")
-    members, pooled = groups[0].get("Instances", []), []
+    # Not those on their way out: a worker kept Terminating:Retained (RetainFailedBoots) stays
+    # on its image until an operator ends it, and counting it would start a refresh of the
+    # whole fleet every week (no skip matching) that never replaces it.
+    members = [i for i in groups[0].get("Instances", []) if not i.get("LifecycleState", "").startswith("Terminating")]
+    pooled: list[Any] = []
     if groups[0].get("WarmPoolConfiguration"):
         pages = auto.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=asg)
         pooled = _call(group, pages.build_full_result).get("Instances", [])
