@@ -57,11 +57,8 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     groups = _call(group, auto.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])["AutoScalingGroups"]
     if not groups:
         raise RefreshError(f"{group} not found")
-    # Not those on their way out: a worker kept Terminating:Retained (RetainFailedBoots) stays
-    # on its image until an operator ends it, and counting it would start a refresh of the
-    # whole fleet every week (no skip matching) that never replaces it.
-    members = [i for i in groups[0].get("Instances", []) if not i.get("LifecycleState", "").startswith("Terminating")]
-    pooled: list[Any] = []
+    # Not Terminating (:Retained stays: winworkers.refresh).
+    members, pooled = [i for i in groups[0]["Instances"] if "Term" not in i.get("LifecycleState", "")], []
     if groups[0].get("WarmPoolConfiguration"):
         pages = auto.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=asg)
         pooled = _call(group, pages.build_full_result).get("Instances", [])
@@ -69,7 +66,7 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     if every := members + pooled:
         found = _call("instances", c["ec2"].describe_instances, InstanceIds=[i["InstanceId"] for i in every])
         images = {i["InstanceId"]: i["ImageId"] for r in found["Reservations"] for i in r["Instances"]}
-        # Another image, or another launch template version: a stack update whose refresh never ran.
+        # Another image or launch template version (an update whose refresh never ran).
         want = _version(groups[0])
         out["outdated_instances"] = sorted(
             i["InstanceId"]
@@ -149,7 +146,7 @@ def on_stack_event(event: dict[str, Any], env: Any, clients: Any = None) -> dict
 
 
 def _preferences(env: Any) -> dict[str, Any]:
-    # Launch before terminating (MAX over 100); AWS allows at most 100 between the two. As compute.py.
+    # Launch before terminating (MAX over 100), at most 100 apart (AWS). As compute.py.
     low = _int(env, "MIN_HEALTHY_PERCENTAGE", 100, 1, 100)
     return {
         "MinHealthyPercentage": low,

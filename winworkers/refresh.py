@@ -7,7 +7,10 @@ why), and it never asks for skip matching or a desired configuration. Triggers:
 
 - The schedule, and optionally AWS's AMI release topic: an instance whose image,
   or launch template version, is not the group's is outdated; if any is, one
-  refresh starts. ``{"dryRun": true}`` changes nothing.
+  refresh starts. ``{"dryRun": true}`` changes nothing. A Terminating instance does
+  not count: one kept ``Terminating:Retained`` (RetainFailedBoots) stays on its image
+  until an operator ends it, and would start a whole-fleet refresh (no skip matching)
+  every week that never replaces it.
 - The custom resource ``FleetRefresh``, whose properties are what the workers run
   with. Create and Delete do nothing (new instances are current; nothing to undo).
   An Update that changes them starts one refresh and answers SUCCESS with its id,
