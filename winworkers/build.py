@@ -430,7 +430,7 @@ def _condition_everything(template: Template, p: Params) -> None:
 def _add_outputs(
     template: Template, p: Params, group: AutoScalingGroup, role: Role, logs: WorkerLogs, function: Function
 ) -> None:
-    # Descriptions are short: the feature's template is close to the 51,200-byte inline limit.
+    # Descriptions are short: the feature's template is held to templates.FEATURE_BUDGET.
     outputs = {
         "GroupName": (Ref(group), "Auto Scaling group name"),
         "InstanceRoleArn": (GetAtt(role, "Arn"), "Workers' role ARN"),

@@ -30,7 +30,7 @@ Why a committed list, not botocore at run time: the package's runtime
 dependencies are troposphere and awacs only, and a build must give the same
 template wherever it runs. Why a pattern in the template, not AllowedValues:
 the ~600 types as AllowedValues cost about 9 KB of the feature template,
-near its inline limit; INSTANCE_TYPE_PATTERN, generated from the same list
+which is held to a byte budget (templates.FEATURE_BUDGET); INSTANCE_TYPE_PATTERN, generated from the same list
 (families grouped by their sizes), accepts exactly the listed types in about
 0.6 KB. So CloudFormation itself refuses a typo, an arm64 type or a size the
 family does not have, on every deploy path (console, CLI, nested parent),
