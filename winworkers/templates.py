@@ -38,7 +38,6 @@ def deploy_note(minified_bytes: int) -> str:
     )
 
 
-
 def render(template: Template) -> str:
     """Deterministic JSON: sorted keys, two-space indent, UTF-8 rather than escapes
     (cfn-lint 1.58 rejects the surrogate-pair escapes of characters outside the BMP)."""
