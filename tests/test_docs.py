@@ -97,3 +97,24 @@ def test_the_readme_opens_with_the_two_commands() -> None:
     lines = first_block.splitlines()
     assert lines[0] == "```sh" and lines[-1] == "```", first_block
     assert [line.split("#")[0].strip() for line in lines[1:-1]] == ["make templates", "make test"]
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+
+
+def test_no_page_says_an_idle_fleet_costs_nothing() -> None:
+    # With the feature on and MinSize 0 the endpoints, alarms and DNS Firewall still bill
+    # (register: the README's cost rows): neither a page nor a parameter's description says otherwise.
+    import json
+
+    texts = {p.name: p.read_text(encoding="utf-8") for p in PAGES}
+    for path in sorted((ROOT / "templates").glob("*.json")):
+        parameters = json.loads(path.read_text(encoding="utf-8"))["Parameters"]
+        texts[path.name] = "\n".join(p.get("Description", "") for p in parameters.values())
+    assert [
+        name for name, text in texts.items() if re.search(r"(?<!not )idles? at no cost|idles? for free", text, re.I)
+    ] == []
+    costs = _section(texts["README.md"], "### What it costs")
+    assert "does not idle at no cost" in costs and "interface endpoints" in costs
+    assert "licence is included" in costs and "https://aws.amazon.com/ec2/pricing/on-demand/" in costs
