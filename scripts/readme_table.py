@@ -30,6 +30,7 @@ LANGUAGES = {".py": "python", ".toml": "toml"}
 DOCUMENTS = {
     "README.md": ("parameters", "outputs", "sizes", "emulator-coverage"),
     "docs/worker-contract.md": ("worker-json",),
+    "docs/embedding.md": ("examples/own_switch_parent.py",),
 }
 
 
@@ -97,7 +98,7 @@ def rewrite(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    names = (sys.argv[1:] if argv is None else argv) or list(DOCUMENTS)
+    names = (sys.argv[1:] if argv is None else argv) or [str(ROOT / name) for name in DOCUMENTS]
     for name in names:
         path = Path(name)
         key = path.resolve().relative_to(ROOT).as_posix() if path.resolve().is_relative_to(ROOT) else name
