@@ -80,7 +80,7 @@ one period) and adds one worker. A cold Windows launch, EC2Launch, cfn-init
 (agent MSI, service artifact) and the service start take ~10-20 minutes, all of
 it in the launch hook, out of service; `InstanceWarmup` (default 3 minutes)
 counts from there. Each worker measures this part itself: `BootTotal` and the
-per-phase boot metrics (README, "Boot timings") are the real figures. Once a worker serves, target tracking sizes the fleet to the
+per-phase boot metrics (docs/lifecycle.md, "Boot timings") are the real figures. Once a worker serves, target tracking sizes the fleet to the
 backlog (queued and in flight) per worker after 3 one-minute datapoints above
 `BacklogPerWorker`, and shrinks it after 15 below. There is no warm pool
 (removed; see CHANGELOG). Trade-offs: `MinSize` (a running worker costs its

@@ -1,6 +1,11 @@
-"""Rewrite the README's generated blocks (run by `make templates`): the parameter and
-output tables from the declarations, the examples' code from examples/, and the
-committed templates' sizes (as `make bench` measures them)."""
+"""Rewrite the generated blocks of the README and of the docs/ pages (run by `make templates`):
+the parameter and output tables from the declarations, the examples' code from examples/,
+the committed templates' sizes (as `make bench` measures them), worker.json's keys, and
+what the emulator creates of each resource type.
+
+    python scripts/readme_table.py            # README.md and every page of DOCUMENTS
+    python scripts/readme_table.py FILE...    # only these (each must hold its required blocks)
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,13 @@ from winworkers.templates import FEATURE_BUDGET, S3_LIMIT
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGUAGES = {".py": "python", ".toml": "toml"}
+# Each document make templates rewrites, and the blocks it must hold (a block missing there is an error:
+# a page that lost its markers would silently stop being refreshed).
+DOCUMENTS = {
+    "README.md": ("parameters", "outputs", "sizes", "emulator-coverage"),
+    "docs/worker-contract.md": ("worker-json",),
+    "docs/embedding.md": ("examples/own_switch_parent.py",),
+}
 
 
 def size_table() -> str:
@@ -85,14 +97,17 @@ def rewrite(text: str) -> str:
     return text
 
 
-def main() -> int:
-    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
-    text = readme.read_text(encoding="utf-8")
-    for required in ("parameters", "outputs", "sizes", "worker-json"):
-        if f"<!-- {required}:begin -->" not in text:
-            print(f"{readme}: no <!-- {required}:begin --> ... <!-- {required}:end --> block", file=sys.stderr)
-            return 1
-    readme.write_text(rewrite(text), encoding="utf-8")
+def main(argv: list[str] | None = None) -> int:
+    names = (sys.argv[1:] if argv is None else argv) or [str(ROOT / name) for name in DOCUMENTS]
+    for name in names:
+        path = Path(name)
+        key = path.resolve().relative_to(ROOT).as_posix() if path.resolve().is_relative_to(ROOT) else name
+        text = path.read_text(encoding="utf-8")
+        for required in DOCUMENTS.get(key, ()):
+            if f"<!-- {required}:begin -->" not in text:
+                print(f"{path}: no <!-- {required}:begin --> ... <!-- {required}:end --> block", file=sys.stderr)
+                return 1
+        path.write_text(rewrite(text), encoding="utf-8")
     return 0
 
 

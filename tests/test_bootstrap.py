@@ -7,7 +7,7 @@ build and drain time. So the UserData carries a config line (bootstrap.config_li
 digest of the Metadata as built, and the deploy-time value of every input the Metadata
 reads. On a running stack, a change of any of these inputs now makes a new launch
 template version, and the refresh custom resource replaces the workers, launch before
-terminate (README, "A worker's lifecycle").
+terminate (docs/lifecycle.md).
 
 The inputs are enumerated from the Metadata itself, by a walk of its own (not the
 library's), so that an input added to the Metadata cannot be forgotten here: it needs an

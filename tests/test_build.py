@@ -248,10 +248,15 @@ def _readme_block(readme: str, name: str) -> str:
 def test_readme_shows_the_examples_exactly_and_they_run() -> None:
     from cfnlint.api import ManualArgs, lint
 
+    for document in readme_table.DOCUMENTS:
+        text = (ROOT / document).read_text(encoding="utf-8")
+        assert readme_table.rewrite(text) == text, f"{document}'s generated parts are stale: run make templates"
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert readme_table.rewrite(readme) == readme, "README's generated parts are stale: run make templates"
-    for name in ("inline_parent.py", "nested_parent.py", "own_switch_parent.py", "workers.toml"):
-        assert _readme_block(readme, f"examples/{name}") == (ROOT / "examples" / name).read_text(encoding="utf-8")
+    embedding = (ROOT / "docs" / "embedding.md").read_text(encoding="utf-8")
+    shown = {name: readme for name in ("inline_parent.py", "nested_parent.py", "workers.toml")}
+    shown["own_switch_parent.py"] = embedding
+    for name, document in shown.items():
+        assert _readme_block(document, f"examples/{name}") == (ROOT / "examples" / name).read_text(encoding="utf-8")
     scope: dict[str, Any] = {}
     exec(compile(_readme_block(readme, "examples/inline_parent.py"), "README.md", "exec"), scope)
     platform = scope["inline_parent"]()

@@ -23,7 +23,7 @@ BAD = [
     ("worker_log_paths", ("C:\\Logs\\a|b.log",), "absolute Windows path"),
     ("worker_log_paths", ("C:\\a.log", "C:\\a.log"), "without duplicates"),
     ("worker_log_paths", ("C:\\" + "a" * 4095 + ".log",), "absolute Windows path"),
-    # The agent's rule (README, "When a worker fails to boot"): * in the file name only.
+    # The agent's rule (docs/lifecycle.md, "When a worker fails to boot"): * in the file name only.
     ("worker_log_paths", ("C:\\" + "a" * 254 + ".log",), "at most 260 characters"),
     ("worker_log_paths", ("C:\\Logs*\\a.log",), "in the file name only"),
     ("worker_log_paths", ("C:\\Logs\\**.log",), "no **"),

@@ -1,5 +1,5 @@
 """The sample worker (examples/sample-worker/): it parses, it builds into the zip a fleet
-takes as ArtifactKey, and its worker keeps the worker contract (README, "Worker contract").
+takes as ArtifactKey, and its worker keeps the worker contract (docs/worker-contract.md).
 
 There is no PowerShell here, so worker.ps1 is parsed with tree-sitter's PowerShell grammar
 and run by a small interpreter of the constructs it uses, against a fake instance: its
@@ -788,15 +788,15 @@ def test_the_documented_sample_is_what_an_instance_gets(settings: dict[str, Any]
     assert (sample["lifecycle"]["drain_seconds"], sample["data_prefix"]) == ("900", "in/")
 
 
-def test_the_readme_documents_every_key_of_worker_json() -> None:
+def test_the_worker_contract_documents_every_key_of_worker_json() -> None:
     config = WorkersConfig()
     keys = _keys(worker_config_sample(config, enabled_parameters(config)))
     assert sorted(WORKER_CONFIG_DOCS) == sorted(keys), "describe each key in winworkers.docs.WORKER_CONFIG_DOCS"
     table = worker_config_table(config)
     assert re.findall(r"^\| `([\w.]+)` \|", table, re.M) == keys
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split("<!-- worker-json:begin -->\n", 1)[1].split("<!-- worker-json:end -->", 1)[0]
-    assert block.startswith(table), "README's worker.json part is stale: make templates"
+    contract = (ROOT / "docs" / "worker-contract.md").read_text(encoding="utf-8")
+    block = contract.split("<!-- worker-json:begin -->\n", 1)[1].split("<!-- worker-json:end -->", 1)[0]
+    assert block.startswith(table), "docs/worker-contract.md's worker.json part is stale: make templates"
     sample = block.split("```json\n", 1)[1].split("```", 1)[0]
     assert json.loads(sample) == worker_config_sample(config, enabled_parameters(config))
 

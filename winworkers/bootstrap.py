@@ -142,7 +142,7 @@ def group_arn(config: WorkersConfig) -> Sub:
 
 def worker_settings(p: Params) -> dict[str, Any]:
     """What the platform's install.ps1 reads from ``SERVICE_CONFIG``; ``lifecycle``
-    is what the worker needs to drain (README, "Worker contract")."""
+    is what the worker needs to drain (docs/worker-contract.md)."""
     return {
         "region": Ref("AWS::Region"),
         "queue_arn": p["WorkQueueArn"],
@@ -241,7 +241,7 @@ def metadata_inputs(metadata: Any) -> set[str]:
 def config_line(metadata: dict[str, Any]) -> str:
     """A PowerShell comment that changes whenever anything an instance is configured with
     changes, so that the launch template data changes, CloudFormation makes a new launch
-    template version, and the workers are replaced (README, "A worker's lifecycle").
+    template version, and the workers are replaced (docs/lifecycle.md).
 
     cfn-init reads the Metadata at first boot only (there is no cfn-hup), and a change of
     Metadata alone leaves LaunchTemplateData, and so the version, as it was. The line holds

@@ -208,7 +208,7 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
                 DefaultResult="ABANDON",
                 HeartbeatTimeout=BOOT_TIMEOUT_SECONDS,
             ),
-            # Scale-in and refreshes wait for the worker to finish its job (README, "Worker contract").
+            # Scale-in and refreshes wait for the worker to finish its job (docs/worker-contract.md).
             LifecycleHookSpecification(
                 LifecycleHookName=DRAIN_HOOK,
                 LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",

@@ -48,7 +48,7 @@ WORKER_CONFIG_DOCS = {
     "data_bucket": "The platform's bucket, which the role may read and write under `data_prefix`.",
     "data_prefix": "The key prefix the role may use in `data_bucket` (ends in `/`).",
     "log_paths": "Log files the CloudWatch agent ships to the worker log group: write the worker's logs there.",
-    "lifecycle": "What the worker needs to drain (README, Worker contract).",
+    "lifecycle": "What the worker needs to drain (docs/worker-contract.md).",
     "lifecycle.group_name": "The Auto Scaling group's name, for CompleteLifecycleAction.",
     "lifecycle.termination_hook": "The termination hook's name, for CompleteLifecycleAction.",
     "lifecycle.drain_seconds": "How long the drain may take (the hook's HeartbeatTimeout), in seconds, as a string.",

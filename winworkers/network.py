@@ -25,7 +25,7 @@ other workload in it:
   on those tables would send its S3 traffic through the workers-only policy,
   or the route would collide with the one an existing S3 endpoint has there.
 
-So in that mode the platform's VPC provides the endpoints (README, "What an
+So in that mode the platform's VPC provides the endpoints (docs/network.md, "What an
 existing network must provide"): interface endpoints with private DNS for sqs,
 cloudformation, monitoring, logs (and autoscaling for the lifecycle hooks),
 reachable on 443 from ``EndpointsCidr``, and an S3 gateway endpoint on the
@@ -577,7 +577,7 @@ def _add_dns_query_log(template: Template, p: Params, vpc: VPC, everything: Fire
 # server that no security group filters (VPC user guide, "Network ACL basics"; "Amazon DNS
 # server"). With DHCP options naming other servers (domain controllers, say) every query is
 # dropped and every bootstrap fails; port-53 egress to them would be a DNS channel out that
-# no DNS Firewall sees. So the network must resolve through AmazonProvidedDNS (README, "What
+# no DNS Firewall sees. So the network must resolve through AmazonProvidedDNS (docs/network.md, "What
 # an existing network must provide"), and the private names of its endpoints need DNS
 # support and hostnames on (PrivateLink guide, "DNS hostnames").
 

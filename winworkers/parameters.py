@@ -395,7 +395,15 @@ PARAMETERS: tuple[Param, ...] = (
         allowed_pattern=_KMS_KEY_ARN,
         constraint="empty or a KMS key ARN",
     ),
-    Param("MinSize", "Number", "0", "Fewest workers; 0: no instance while idle.", "Fleet", min_value=0, max_value=fleet_cap),
+    Param(
+        "MinSize",
+        "Number",
+        "0",
+        "Fewest workers; 0: no instance while idle.",
+        "Fleet",
+        min_value=0,
+        max_value=fleet_cap,
+    ),
     Param("MaxSize", "Number", "4", "Most workers.", "Fleet", min_value=0, max_value=fleet_cap),
     Param(
         "DesiredCapacity",

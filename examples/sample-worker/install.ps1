@@ -1,7 +1,7 @@
 <#
 SAMPLE install.ps1 for a winworkers fleet: an example to start from, not a product.
 
-The artifact contract (README, "Worker contract"): this file sits at the root of the
+The artifact contract (docs/worker-contract.md): this file sits at the root of the
 zip named by ArtifactBucket/ArtifactKey. cfn-init unpacks the zip into
 C:\winworkers\service and runs, as SYSTEM:
 

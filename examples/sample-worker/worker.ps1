@@ -1,7 +1,7 @@
 <#
 SAMPLE worker service for a winworkers fleet: an example to start from, not a product.
 Replace job.ps1 with the platform's processing and keep this loop: it implements the
-worker contract (README, "Worker contract"):
+worker contract (docs/worker-contract.md):
 
 - Watch: it reads the instance's target lifecycle state from instance metadata (IMDSv2)
   before each receive and every 5 seconds while a job runs, and takes messages only

@@ -1,0 +1,120 @@
+"""The README and the pages in docs/ hold together: every relative link reaches a file, every
+#anchor a heading (as GitHub names it), every page of docs/ is reachable from the README, and
+the README opens with the two commands the developer guide puts first."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\[(?:[^\[\]]|\[[^\]]*\])*\]\(([^()\s]+)\)")
+
+
+def _prose(text: str) -> str:
+    """text without its fenced code blocks (their `#` lines are not headings, their brackets not links)."""
+    kept, fenced = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        if not fenced:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def github_anchor(heading: str) -> str:
+    """The id GitHub gives a heading: lower case, punctuation dropped (not - or _), spaces as -."""
+    text = re.sub(r"<[^>]+>", "", heading).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    """Every heading's anchor in a Markdown file, duplicates numbered as GitHub numbers them."""
+    seen: dict[str, int] = {}
+    found = set()
+    for line in _prose(path.read_text(encoding="utf-8")).splitlines():
+        match = re.match(r"^#{1,6} (.+?)\s*#*\s*$", line)
+        if not match:
+            continue
+        anchor = github_anchor(match.group(1))
+        count = seen.get(anchor, 0)
+        seen[anchor] = count + 1
+        found.add(anchor if count == 0 else f"{anchor}-{count}")
+    return found
+
+
+def links(path: Path) -> list[str]:
+    return LINK.findall(_prose(path.read_text(encoding="utf-8")))
+
+
+def test_github_anchors_are_computed_as_github_does() -> None:
+    assert github_anchor("Inline: `add_to`") == "inline-add_to"
+    assert github_anchor("A worker's lifecycle") == "a-workers-lifecycle"
+    assert github_anchor("What is closed, and how") == "what-is-closed-and-how"
+    assert github_anchor("Upgrading from 0.1.0") == "upgrading-from-010"
+    assert github_anchor("[0.2.0] - 2026-12-01") == "020---2026-12-01"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_and_anchor_resolves(page: Path) -> None:
+    broken = []
+    for target in links(page):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto: ...: not ours to check
+            continue
+        file, _, anchor = target.partition("#")
+        destination = (page.parent / file).resolve() if file else page
+        if not destination.exists() or ROOT not in destination.parents:
+            broken.append(f"{target}: no file {destination}")
+        elif anchor and (destination.suffix != ".md" or anchor not in anchors(destination)):
+            broken.append(f"{target}: no heading #{anchor} in {destination.relative_to(ROOT)}")
+    assert broken == []
+
+
+def test_the_checker_finds_a_broken_anchor_and_file(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Title\n\n## Real one\n\n[ok](#real-one) [bad](#no-such) [gone](missing.md)\n```\n# not a heading\n```\n"
+    )
+    assert anchors(page) == {"title", "real-one"}
+    assert links(page) == ["#real-one", "#no-such", "missing.md"]
+
+
+def test_every_docs_page_is_reachable_from_the_readme() -> None:
+    linked = {(ROOT / target.partition("#")[0]).resolve() for target in links(ROOT / "README.md")}
+    assert [p.name for p in PAGES[1:] if p.resolve() not in linked] == []
+
+
+def test_the_readme_opens_with_the_two_commands() -> None:
+    # The developer guide: the README opens with the two commands, as its first block.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    title, first_block = readme.split("\n\n", 2)[:2]
+    assert title == "# winworkers"
+    lines = first_block.splitlines()
+    assert lines[0] == "```sh" and lines[-1] == "```", first_block
+    assert [line.split("#")[0].strip() for line in lines[1:-1]] == ["make templates", "make test"]
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+
+
+def test_no_page_says_an_idle_fleet_costs_nothing() -> None:
+    # With the feature on and MinSize 0 the endpoints, alarms and DNS Firewall still bill
+    # (register: the README's cost rows): neither a page nor a parameter's description says otherwise.
+    import json
+
+    texts = {p.name: p.read_text(encoding="utf-8") for p in PAGES}
+    for path in sorted((ROOT / "templates").glob("*.json")):
+        parameters = json.loads(path.read_text(encoding="utf-8"))["Parameters"]
+        texts[path.name] = "\n".join(p.get("Description", "") for p in parameters.values())
+    assert [
+        name for name, text in texts.items() if re.search(r"(?<!not )idles? at no cost|idles? for free", text, re.I)
+    ] == []
+    costs = _section(texts["README.md"], "### What it costs")
+    assert "does not idle at no cost" in costs and "interface endpoints" in costs
+    assert "licence is included" in costs and "https://aws.amazon.com/ec2/pricing/on-demand/" in costs
