@@ -23,6 +23,7 @@ STACK = "platform-winworkers"
 INPUTS = [
     "EnableWinTaskScriptService=true",
     "WinInstanceType=c7i.xlarge",
+    "WinMinSize=1",
     "WinDataBucket=example-platform-data",
     "WinWorkQueueArn=arn:aws:sqs:us-east-1:123456789012:example-platform-work",
     "WinArtifactBucket=example-platform-artifacts",

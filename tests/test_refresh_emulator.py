@@ -199,3 +199,15 @@ def test_switching_the_feature_off_deletes_the_custom_resource_with_it(aws: Clie
     cloudformation.delete_stack(StackName=stack)
     statuses = {s["StackName"]: s["StackStatus"] for s in cloudformation.list_stacks()["StackSummaries"]}
     assert statuses[stack] == "DELETE_COMPLETE"
+
+
+def test_a_windows_version_change_refreshes_once_though_it_updates_the_function_too(aws: Clients, client: Any) -> None:
+    # The new AMI parameter reaches the launch template and the refresh function's environment in
+    # the same update; the custom resource must still be served (moto keeps an updated function's
+    # inline code as text, not as a zip).
+    stack = "ww-version"
+    parameters = enabled_parameters(S3PrefixListId="", MinSize="1")
+    assert _deploy(aws, stack, parameters).status == "CREATE_COMPLETE"
+    assert _deploy(aws, stack, {**parameters, "WinWindowsVersion": "2022"}).status == "UPDATE_COMPLETE"
+    (refresh,) = _refreshes(client, _group(client, stack))
+    assert refresh["Status"] == "InProgress"
