@@ -23,6 +23,24 @@ from winworkers.instance_types import INSTANCE_TYPES
 from winworkers.renderings import enabled_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_BUCKET = "ww-templates"
+"""The bucket the deploy tests deploy templates over the inline limit from (--template-bucket)."""
+BUCKET_FLAG = ("--template-bucket", TEMPLATE_BUCKET)
+
+
+def emulator_clients(endpoint: str, region: str = "us-east-1") -> Any:
+    """winworkers.deploy.Clients for the emulator at endpoint, with TEMPLATE_BUCKET made
+    (the feature's template is over the inline limit, so deploys go through it)."""
+    import boto3
+
+    from winworkers.deploy import Clients
+
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
+    clients = Clients(*(session.client(n, endpoint_url=endpoint) for n in ("cloudformation", "ec2", "s3")), region)
+    clients.s3.create_bucket(Bucket=TEMPLATE_BUCKET)
+    return clients
+
+
 DATA = ROOT / "tests" / "data"
 # The example parents (examples/*.py) import each other as a reader runs them: from their folder.
 sys.path.insert(0, str(ROOT / "examples"))

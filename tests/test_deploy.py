@@ -24,7 +24,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from conftest import ROOT
+from conftest import BUCKET_FLAG, ROOT, TEMPLATE_BUCKET, emulator_clients
 from winworkers import WorkersConfig, build_template
 from winworkers.cli import main
 from winworkers.constraints import check_inputs
@@ -51,9 +51,6 @@ REGION = "us-east-1"
 FEATURE = ROOT / "templates" / "winworkers.json"
 NOW = datetime.now(UTC)
 EVENT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  (\S+) +([A-Z_]+) *(.*)$")
-TEMPLATES = "ww-templates"
-"""The bucket the tests deploy templates over the inline limit from (--template-bucket)."""
-BUCKET_FLAG = ("--template-bucket", TEMPLATES)
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +61,7 @@ def endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def aws(endpoint: str) -> Clients:
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    clients = Clients(*(session.client(n, endpoint_url=endpoint) for n in ("cloudformation", "ec2", "s3")), REGION)
-    clients.s3.create_bucket(Bucket=TEMPLATES)  # the feature's template is over the inline limit
+    clients: Clients = emulator_clients(endpoint, REGION)
     return clients
 
 
@@ -88,7 +83,7 @@ class Output(list[str]):
 
 def _deploy(aws: Clients, name: str, template: Path, parameters: dict[str, str], **kwargs: Any) -> DeployResult:
     kwargs.setdefault("echo", Output().append)
-    kwargs.setdefault("template_bucket", TEMPLATES)
+    kwargs.setdefault("template_bucket", TEMPLATE_BUCKET)
     return deploy(aws, name, template, parameters, poll_seconds=0.05, **kwargs)
 
 
@@ -313,12 +308,12 @@ def test_bad_values_are_refused_in_one_line_before_any_call(
         with Stubber(client) as stub, pytest.raises(DeployError) as refused:
             stub.add_client_error("describe_stacks", "ValidationError", "Stack with id ww-bad does not exist")
             clients = Clients(client, NoAws(), NoAws(), REGION, NoAws())
-            deploy(clients, "ww-bad", FEATURE, values, template_bucket=TEMPLATES)
+            deploy(clients, "ww-bad", FEATURE, values, template_bucket=TEMPLATE_BUCKET)
         stub.assert_no_pending_responses()
     else:
         with pytest.raises(DeployError) as refused:
             clients = Clients(NoAws(), NoAws(), NoAws(), REGION, NoAws())
-            deploy(clients, "ww-bad", FEATURE, values, template_bucket=TEMPLATES)
+            deploy(clients, "ww-bad", FEATURE, values, template_bucket=TEMPLATE_BUCKET)
     assert str(refused.value).startswith(message)
 
     flags = [f for k, v in values.items() for f in ("--parameter", f"{k}={v}")]
@@ -379,7 +374,7 @@ def test_deploy_without_boto3_says_what_to_install() -> None:
     code = (
         "import sys; sys.modules.update(boto3=None, botocore=None, moto=None)\n"
         "from winworkers.cli import main\n"
-        f"sys.exit(main(['deploy', '--stack-name', 'x', '--template-bucket', '{TEMPLATES}']))"
+        f"sys.exit(main(['deploy', '--stack-name', 'x', '--template-bucket', '{TEMPLATE_BUCKET}']))"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert (run.returncode, run.stderr) == (

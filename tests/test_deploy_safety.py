@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
-from conftest import ROOT
+from conftest import BUCKET_FLAG, ROOT, TEMPLATE_BUCKET, emulator_clients
 from winworkers import WorkersConfig, build_template
 from winworkers.cli import main
 from winworkers.deploy import Clients, DeployError, deploy, follow
@@ -35,9 +35,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
 REGION = "us-east-1"
 FEATURE = ROOT / "templates" / "winworkers.json"
 NOW = datetime.now(UTC)
-TEMPLATES = "ww-templates"
-"""The bucket the tests deploy templates over the inline limit from (--template-bucket)."""
-BUCKET_FLAG = ("--template-bucket", TEMPLATES)
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +45,7 @@ def endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def aws(endpoint: str) -> Clients:
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    clients = Clients(*(session.client(n, endpoint_url=endpoint) for n in ("cloudformation", "ec2", "s3")), REGION)
-    clients.s3.create_bucket(Bucket=TEMPLATES)  # the feature's template is over the inline limit
+    clients: Clients = emulator_clients(endpoint, REGION)
     return clients
 
 
@@ -84,7 +79,7 @@ def _with(aws: Clients, autoscaling: Any) -> Clients:
 
 def _run(aws: Clients, stack: str, values: dict[str, str], **kwargs: Any) -> tuple[Any, list[str]]:
     out: list[str] = []
-    kwargs.setdefault("template_bucket", TEMPLATES)
+    kwargs.setdefault("template_bucket", TEMPLATE_BUCKET)
     result = deploy(aws, stack, kwargs.pop("template", FEATURE), values, poll_seconds=0.01, echo=out.append, **kwargs)
     return result, out
 
@@ -675,7 +670,7 @@ def test_api_calls_of_a_create_an_update_and_a_no_op(endpoint: str) -> None:
     refreshes = Refreshes([])
     aws = Clients(*clients, REGION, refreshes)
     with contextlib.suppress(ClientError):  # the module's fixture may have made it
-        clients[2].create_bucket(Bucket=TEMPLATES)
+        clients[2].create_bucket(Bucket=TEMPLATE_BUCKET)
     budget = {}
     for step, values in (
         ("create", enabled_parameters()),
@@ -684,7 +679,7 @@ def test_api_calls_of_a_create_an_update_and_a_no_op(endpoint: str) -> None:
     ):
         calls.clear()
         refreshes.calls.clear()
-        deploy(aws, "ww-budget", FEATURE, values, poll_seconds=0, echo=[].append, template_bucket=TEMPLATES)
+        deploy(aws, "ww-budget", FEATURE, values, poll_seconds=0, echo=[].append, template_bucket=TEMPLATE_BUCKET)
         budget[step] = (len(calls), len(refreshes.calls))
     # (CloudFormation, EC2 and S3 calls; DescribeInstanceRefreshes calls: the pre-check on an update, one per poll).
     # Each deploy checks the template bucket and uploads the template to it: 2 S3 calls.
