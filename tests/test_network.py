@@ -257,3 +257,28 @@ def test_workers_boot_only_after_the_network_is_ready(feature: dict[str, Any], m
     del unordered["Resources"]["WinGroup"]["Metadata"]
     missing = needed - dependencies(unordered, conditions, "WinGroup")
     assert missing and not any(n.startswith("WinWorkerSecurityGroup") for n in missing), missing
+
+
+@pytest.mark.parametrize("azs", ["2", "3"])
+def test_endpoints_in_one_az_leave_the_workers_in_every_az(feature: dict[str, Any], azs: str) -> None:
+    # EndpointAzs: every interface endpoint bills per AZ-hour (PrivateLink pricing); "one" puts
+    # them in the first subnet, the workers keep every AZ (cloud-radar renders NoValue as "").
+    subnets = ["WinSubnetA", "WinSubnetB", "WinSubnetC"][: int(azs)]
+    for choice, endpoint_subnets in (("all", subnets), ("one", ["WinSubnetA"])):
+        rendered = render(feature, enabled_parameters(mode=f"isolated-{azs}az", EndpointAzs=choice))
+        endpoints = _endpoints(rendered)
+        for service in INTERFACE:
+            assert [s for s in endpoints[service]["SubnetIds"] if s] == endpoint_subnets, (azs, choice, service)
+        # The S3 gateway endpoint is a route of the VPC's one route table, in no AZ.
+        assert endpoints["s3"]["RouteTableIds"] == ["WinRouteTable"] and "SubnetIds" not in endpoints["s3"]
+        group = props(rendered, "WinGroup")
+        assert [s for s in group["VPCZoneIdentifier"] if s] == subnets, (azs, choice)
+
+
+def test_endpoint_azs_is_a_choice_of_two_and_defaults_to_every_az(feature: dict[str, Any]) -> None:
+    spec = feature["Parameters"]["WinEndpointAzs"]
+    assert (spec["Type"], spec["Default"], spec["AllowedValues"]) == ("String", "all", ["all", "one"])
+    assert feature["Conditions"]["WinEndpointsInOneAz"] == {"Fn::Equals": [{"Ref": "WinEndpointAzs"}, "one"]}
+    # The parameter's default renders what 0.2.0 rendered: the endpoints in every subnet.
+    default = render(feature, enabled_parameters(mode="isolated-3az"))
+    assert _endpoints(default)["sqs"]["SubnetIds"] == ["WinSubnetA", "WinSubnetB", "WinSubnetC"]

@@ -196,3 +196,21 @@ def test_the_example_parents_replace_the_same() -> None:
     nested = json.loads((ROOT / "templates" / "parent-nested.json").read_text(encoding="utf-8"))
     assert update_path(inline) == (REPLACED_BY, [])
     assert update_path(nested) == ({}, [])
+
+
+def test_endpoint_azs_changes_the_endpoints_in_place(feature: dict[str, Any]) -> None:
+    # EndpointAzs all <-> one changes only the interface endpoints' SubnetIds, which the
+    # schema does not list as create-only: CloudFormation updates the endpoint in place
+    # (ModifyVpcEndpoint adds or removes network interfaces; its handler's permissions).
+    schema = _schema("AWS::EC2::VPCEndpoint")
+    assert schema is not None
+    assert "/properties/SubnetIds" not in schema["createOnlyProperties"]
+    assert "ec2:ModifyVpcEndpoint" in schema["handlers"]["update"]["permissions"]
+    replaced, _ = update_path(feature)
+    assert "WinEndpointAzs" not in replaced
+    uses = {
+        name
+        for name, resource in feature["Resources"].items()
+        if "WinEndpointAzs" in _names(resource.get("Properties", {}), feature["Conditions"])
+    }
+    assert uses == {f"Win{n}Endpoint" for n in ("Sqs", "Cloudformation", "Monitoring", "Logs", "Autoscaling")}

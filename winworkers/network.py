@@ -338,7 +338,18 @@ def _add_endpoints(
     worker_statements: Sequence[Statement],
 ) -> list[VPCEndpoint]:
     """Only in the isolated VPC: in the platform's VPC, private DNS and routes would change
-    every other workload's access to these services (module docstring)."""
+    every other workload's access to these services (module docstring).
+
+    Each interface endpoint bills per AZ-hour whether traffic flows or not (PrivateLink
+    pricing), so ``EndpointAzs`` ``one`` puts them in the first subnet only while the
+    workers keep every AZ. Private DNS answers for the whole VPC, so workers in the other
+    AZs reach the one endpoint network interface (cross-AZ data transfer, billed per GB);
+    while that AZ is down no worker reaches SQS, CloudFormation, Logs, Monitoring or Auto
+    Scaling. The S3 gateway endpoint is a route, in no AZ, and keeps working. SubnetIds
+    is not create-only (AWS::EC2::VPCEndpoint's schema): a change of ``EndpointAzs`` on a
+    running stack adds or removes endpoint network interfaces in place (ModifyVpcEndpoint).
+    docs/aws-behaviours.md, "Idle cost (cost)", has the sources."""
+    where = If(p.cond("EndpointsInOneAz"), subnet_ids[:1], subnet_ids)
     created = []
     for service, kind, prefix in ENDPOINTS:
         props: dict[str, Any] = {
@@ -350,7 +361,7 @@ def _add_endpoints(
         if kind == "Gateway":
             props["RouteTableIds"] = [Ref(route_table)]
         else:
-            props.update(PrivateDnsEnabled=True, SubnetIds=subnet_ids, SecurityGroupIds=[Ref(security_group)])
+            props.update(PrivateDnsEnabled=True, SubnetIds=where, SecurityGroupIds=[Ref(security_group)])
         name = "".join(part.capitalize() for part in service.split("-"))
         created.append(
             template.add_resource(

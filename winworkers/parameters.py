@@ -76,6 +76,10 @@ class Switch:
 BOOLEAN = ("true", "false")
 ISOLATED = "isolated-vpc"
 EXISTING = "existing-subnets"
+ENDPOINTS_IN_EVERY_AZ = "all"
+ENDPOINTS_IN_ONE_AZ = "one"
+"""EndpointAzs: the interface endpoints in every subnet of the isolated VPC, or in the first one only
+(network._add_endpoints says what each costs and what the second loses)."""
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy API reference).
 LOG_RETENTION_DAYS = (
@@ -284,6 +288,15 @@ PARAMETERS: tuple[Param, ...] = (
         allowed_values=(ISOLATED, EXISTING),
     ),
     Param("AzCount", "String", "2", f"{ISOLATED}: Availability Zones.", "Network", allowed_values=("2", "3")),
+    Param(
+        "EndpointAzs",
+        "String",
+        ENDPOINTS_IN_EVERY_AZ,
+        f"{ISOLATED}: interface endpoints in {ENDPOINTS_IN_EVERY_AZ} the workers' AZs, or in {ENDPOINTS_IN_ONE_AZ} "
+        "(the first): less idle cost, and no AWS API for any worker while that AZ is down.",
+        "Network",
+        allowed_values=(ENDPOINTS_IN_EVERY_AZ, ENDPOINTS_IN_ONE_AZ),
+    ),
     Param(
         "VpcCidr",
         "String",
@@ -731,6 +744,7 @@ def _add_conditions(template: Template, p: Params) -> None:
     conditions |= {
         p.cond("IsolatedVpc"): And(on, Equals(p["NetworkMode"], ISOLATED)),
         p.cond("ThreeAzs"): And(Condition(p.cond("IsolatedVpc")), Equals(p["AzCount"], "3")),
+        p.cond("EndpointsInOneAz"): Equals(p["EndpointAzs"], ENDPOINTS_IN_ONE_AZ),
         # existing-subnets: the platform's VPC provides the endpoints (network module docstring).
         p.cond("UseExistingEndpoints"): And(on, Equals(p["NetworkMode"], EXISTING)),
         p.cond("SubscribeToAmiReleases"): And(on, Equals(p["SubscribeToAmiReleases"], "true")),

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from winworkers.config import WorkersConfig
-from winworkers.parameters import EXISTING, ISOLATED, SWITCH, param_name
+from winworkers.parameters import ENDPOINTS_IN_ONE_AZ, EXISTING, ISOLATED, SWITCH, param_name
 
 # Syntactically real inputs; nothing here exists in any account.
 EXAMPLE_INPUTS = {
@@ -27,6 +27,8 @@ EXAMPLE_INPUTS = {
 MODES: dict[str, dict[str, str]] = {
     "isolated-2az": {"NetworkMode": ISOLATED, "AzCount": "2"},
     "isolated-3az": {"NetworkMode": ISOLATED, "AzCount": "3"},
+    # The interface endpoints in the first AZ only, the workers in all three (EndpointAzs).
+    "isolated-3az-endpoints-1az": {"NetworkMode": ISOLATED, "AzCount": "3", "EndpointAzs": ENDPOINTS_IN_ONE_AZ},
     # The platform's VPC provides the endpoints (winworkers.network docstring).
     "existing-subnets": {
         "NetworkMode": EXISTING,
