@@ -66,6 +66,7 @@ Limits (where the model is an approximation, not AWS):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -79,12 +80,78 @@ TT_LOW_PERIODS = 15
 TT_LOW_RATIO = 0.9
 SQS_INACTIVE_MINUTES = 6 * 60
 VISIBILITY_TIMEOUT_MINUTES = 30
-BOOTSTRAP_MINUTES = 15
-"""Launch to InService: a cold Windows Server boot with EC2Launch, then cfn-init
-(hardening, the CloudWatch agent MSI, the worker service) until the UserData
-completes the launch hook. An estimate, not a measurement: Windows first boots
-take 10-20 minutes (winworkers/bootstrap.py, on aws-cdk #10429 and #21359, which is
-why the hook waits 45); BENCHMARKS.md's "Cost and latency on paper" says the same."""
+
+
+@dataclass(frozen=True)
+class BootPhase:
+    """One part of a launch, from a published figure or an estimate (``source`` says which).
+
+    ``name`` is the boot metric the fleet publishes for the same part
+    (winworkers.bootstrap.BOOT_PHASES, in the feature's CloudWatch namespace), so an
+    operator replaces the figure with their own measurement: ``scripts/bench.py
+    --phase BootAgent=6`` (or ``phases=`` of :func:`cold_mode`). This model runs
+    without AWS, where no worker has ever booted: none of these is measured here."""
+
+    name: str
+    minutes: int
+    source: str
+
+
+COLD_PHASES: tuple[BootPhase, ...] = (
+    BootPhase(
+        "BootToUserData",
+        5,
+        "launch to the UserData: a Windows first boot (Sysprep specialize, EC2Launch v2). An estimate; AWS says "
+        "Windows fast launch, which pre-provisions those Sysprep steps, launches up to 65% faster (EC2 API, "
+        "EnableFastLaunch), but fast launch needs an AMI you own, and no figure for the public AMIs is published",
+    ),
+    BootPhase(
+        "BootHarden",
+        3,
+        "cfn-init's hardening commands (firewall, services, accounts). An estimate",
+    ),
+    BootPhase(
+        "BootAgent",
+        3,
+        "the CloudWatch agent MSI from S3 and its start. An estimate",
+    ),
+    BootPhase(
+        "BootService",
+        3,
+        "the worker's artifact from S3, its install.ps1 and the service start. An estimate",
+    ),
+    BootPhase(
+        "BootHook",
+        1,
+        "CompleteLifecycleAction through the autoscaling endpoint, then InService. An estimate",
+    ),
+)
+"""A cold launch, 15 minutes in all: the whole is the project's estimate of 10-20 minutes for a
+Windows first boot with cfn-init (aws-cdk #10429 and #21359 report Windows cfn-init running past
+10- and 15-minute signal timeouts; secondary, and why the launch hook waits 45). The split
+between the phases is not published anywhere: it is an estimate. For comparison, RunsOn (a
+third-party runner service) publishes under 3 minutes cold for Windows from an image with its
+software baked in, which this fleet does not use (it installs at boot)."""
+
+BOOTSTRAP_MINUTES = sum(phase.minutes for phase in COLD_PHASES)
+"""Launch to InService, cold (COLD_PHASES)."""
+
+WARM_PHASES: tuple[BootPhase, ...] = (
+    BootPhase(
+        "BootToUserData",
+        1,
+        "a stopped pool instance starting: no Sysprep, no first boot. RunsOn publishes under 40 s for Windows "
+        "from its own stopped pool (third-party), and InfoQ reports AWS's launch of warm pools as serving in "
+        "as low as 30 s (secondary): rounded up to the model's minute",
+    ),
+    BootPhase(
+        "BootHook",
+        1,
+        "the pooled path of the UserData: no cfn-init, no MSI; start the worker, check it, complete the "
+        "launch hook (Pending:Wait to InService). An estimate",
+    ),
+)
+"""A start from a Stopped warm pool, 2 minutes."""
 
 SCALING_POLICY = "AWS::AutoScaling::ScalingPolicy"
 ALARM = "AWS::CloudWatch::Alarm"
@@ -422,6 +489,191 @@ def replace_scaling(rendered: Mapping[str, Any], resources: Mapping[str, Any]) -
     return {**rendered, "Resources": {**kept, **replacements}}
 
 
+# --- Modes: cold, warm pool, Spot -----------------------------------------------------------------
+
+WARM_POOL = "AWS::AutoScaling::WarmPool"
+COLD, WARM, SPOT = "cold", "warm", "spot"
+
+SPOT_INTERRUPTIONS_PER_MONTH = 0.20
+"""The share of Spot instances reclaimed in a month: the lower edge of the Spot Instance
+Advisor's worst band. The Advisor publishes the "frequency of interruption" per instance type
+and Region in bands (<5%, 5-10%, 10-15%, 15-20%, >20%: "the rate at which Spot has reclaimed
+capacity during the trailing month"); no band for m6i.large could be cited here, so the model
+takes a pessimistic one. Per instance-hour: this over 730 hours (an assumption: the Advisor's
+rate is per month, not per hour of use)."""
+HOURS_PER_MONTH = 730
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How the group launches: cold (today), from a Stopped warm pool, or Spot (mixed instances).
+
+    Given explicitly, or read from a rendered template by :func:`read_mode`."""
+
+    name: str
+    boot: tuple[BootPhase, ...] = COLD_PHASES
+    """A launch of a new instance (every mode: the warm pool fills itself with cold launches)."""
+    pool_start: tuple[BootPhase, ...] = WARM_PHASES
+    """warm: a start from the pool to InService."""
+    pool_min_size: int = 0
+    pool_max_prepared: int = -1
+    """MaxGroupPreparedCapacity: -1 is AWS's default, the pool holds MaxSize minus desired."""
+    reuse_on_scale_in: bool = False
+    on_demand_base: int = 0
+    on_demand_percentage: int = 100
+    """Of the capacity above the base; the rest is Spot (InstancesDistribution)."""
+    interruptions_per_month: float = SPOT_INTERRUPTIONS_PER_MONTH
+    source: str = "given"
+    """Where the mode came from: "given", or the template's resource."""
+
+    @property
+    def boot_minutes(self) -> int:
+        return sum(phase.minutes for phase in self.boot)
+
+    @property
+    def pool_start_minutes(self) -> int:
+        return sum(phase.minutes for phase in self.pool_start)
+
+    def on_demand(self, instances: int) -> int:
+        """How many of ``instances`` are On-Demand: the base, then the percentage of the rest,
+        rounded up (the model's choice: AWS does not say how it rounds)."""
+        above = max(0, instances - self.on_demand_base)
+        return min(instances, self.on_demand_base) + math.ceil(above * self.on_demand_percentage / 100 - 1e-9)
+
+
+def cold_mode(phases: Mapping[str, int] | None = None) -> Mode:
+    """Today's mode; ``phases`` (boot metric name to minutes) replaces figures by measured ones."""
+    return Mode(COLD, boot=with_phases(COLD_PHASES, phases or {}))
+
+
+def warm_mode(min_size: int = 1, max_prepared: int = -1, phases: Mapping[str, int] | None = None) -> Mode:
+    """A Stopped warm pool, its instances returned to it on scale-in (the warm branch's defaults:
+    WarmPoolMinSize 1, WarmPoolMaxPrepared -1). ``phases`` replaces the cold phases (a new
+    pool instance's first boot) and the start's (the same names: BootToUserData, BootHook)."""
+    given = phases or {}
+    return Mode(
+        WARM,
+        boot=with_phases(COLD_PHASES, given),
+        pool_start=with_phases(WARM_PHASES, {k[len("Pool") :]: v for k, v in given.items() if k.startswith("Pool")}),
+        pool_min_size=min_size,
+        pool_max_prepared=max_prepared,
+        reuse_on_scale_in=True,
+    )
+
+
+def spot_mode(
+    on_demand_base: int = 0,
+    on_demand_percentage: int = 0,
+    interruptions_per_month: float = SPOT_INTERRUPTIONS_PER_MONTH,
+    phases: Mapping[str, int] | None = None,
+) -> Mode:
+    """Spot above an On-Demand base (all Spot by default): cold boots, interruptions."""
+    return Mode(
+        SPOT,
+        boot=with_phases(COLD_PHASES, phases or {}),
+        on_demand_base=on_demand_base,
+        on_demand_percentage=on_demand_percentage,
+        interruptions_per_month=interruptions_per_month,
+    )
+
+
+def with_phases(phases: tuple[BootPhase, ...], measured: Mapping[str, int]) -> tuple[BootPhase, ...]:
+    """``phases`` with the figures of ``measured`` (boot metric name to minutes) in their place."""
+    out = []
+    for phase in phases:
+        if phase.name in measured:
+            minutes = int(measured[phase.name])
+            if minutes < 0:
+                raise ValueError(f"{phase.name}={minutes}: minutes cannot be negative")
+            phase = BootPhase(phase.name, minutes, "measured (given)")
+        out.append(phase)
+    return tuple(out)
+
+
+def read_mode(rendered: Mapping[str, Any], phases: Mapping[str, int] | None = None) -> Mode:
+    """The mode of a rendered template: a Stopped ``AWS::AutoScaling::WarmPool`` on the group
+    is warm; the group's ``MixedInstancesPolicy`` with Spot above its On-Demand base is spot;
+    neither is cold. Both at once is refused, as AWS refuses it (a warm pool cannot be added
+    to a group with a mixed instances policy or Spot)."""
+    resources: Mapping[str, Any] = rendered["Resources"]
+    pools = [r.get("Properties", {}) for r in resources.values() if r["Type"] == WARM_POOL]
+    groups = [r["Properties"] for r in resources.values() if r["Type"] == GROUP]
+    if len(groups) != 1:
+        raise ValueError(f"expected one Auto Scaling group, found {len(groups)}")
+    mixed = groups[0].get("MixedInstancesPolicy") or None
+    if len(pools) > 1:
+        raise ValueError(f"expected at most one {WARM_POOL}, found {len(pools)}")
+    if pools and mixed:
+        raise ValueError(f"{WARM_POOL} with a MixedInstancesPolicy: AWS refuses a warm pool on a mixed group")
+    if pools:
+        pool = pools[0]
+        state = pool.get("PoolState", "Stopped")
+        if state != "Stopped":
+            raise ValueError(f"{WARM_POOL} PoolState={state!r} is not modelled: only Stopped")
+        reuse = pool.get("InstanceReusePolicy") or {}
+        mode = warm_mode(int(pool.get("MinSize", 0)), int(pool.get("MaxGroupPreparedCapacity", -1)), phases)
+        return dataclasses.replace(
+            mode, reuse_on_scale_in=reuse.get("ReuseOnScaleIn") in (True, "true"), source=WARM_POOL
+        )
+    if mixed:
+        distribution = mixed.get("InstancesDistribution") or {}
+        mode = spot_mode(
+            int(distribution.get("OnDemandBaseCapacity", 0)),
+            # CreateAutoScalingGroup's default is 100: all On-Demand.
+            int(distribution.get("OnDemandPercentageAboveBaseCapacity", 100)),
+            phases=phases,
+        )
+        if mode.on_demand(1000) == 1000:
+            return dataclasses.replace(cold_mode(phases), source="MixedInstancesPolicy (all On-Demand)")
+        return dataclasses.replace(mode, source="MixedInstancesPolicy")
+    return dataclasses.replace(cold_mode(phases), source="no warm pool, no MixedInstancesPolicy")
+
+
+@dataclass(frozen=True)
+class Prices:
+    """us-east-1 list prices of the default instance type, m6i.large (2 vCPUs), Windows, per hour.
+
+    The Windows On-Demand rate is the Linux rate plus the licence: AWS's EC2 user guide
+    ("Optimize CPUs for License-Included instances") lists Windows Server at $0.046 per vCPU-hour,
+    and Strategic Blue's analysis of AWS's price list (April 2023, secondary) finds the Windows
+    rate exactly that far above the Linux rate for most types. m6i.large Linux is $0.096
+    (AWS's On-Demand pricing page, read for this model, not in the search index here; the same
+    as m5.large's), so Windows is $0.188.
+
+    No current Spot price could be cited. The model takes the Spot discount on the compute part
+    (AWS: Spot is "up to 90%" off On-Demand) as ``spot_discount`` and charges the licence in
+    full on Spot (an assumption: AWS lists the licence's per-vCPU rate for On-Demand and
+    Savings Plans and no Spot discount on it). A stopped pool instance pays its EBS volume only
+    (Auto Scaling user guide, warm pools): gp3 $0.08 per GB-month (Amazon EBS pricing)."""
+
+    linux_on_demand: float = 0.096
+    licence_per_vcpu: float = 0.046
+    vcpus: int = 2
+    spot_discount: float = 0.70
+    ebs_gb_month: float = 0.08
+    volume_gb: int = 60
+    date: str = "2026-12-01"
+
+    @property
+    def licence(self) -> float:
+        return self.licence_per_vcpu * self.vcpus
+
+    @property
+    def on_demand(self) -> float:
+        return self.linux_on_demand + self.licence
+
+    @property
+    def spot(self) -> float:
+        return self.linux_on_demand * (1 - self.spot_discount) + self.licence
+
+    @property
+    def stopped(self) -> float:
+        return self.ebs_gb_month * self.volume_gb / HOURS_PER_MONTH
+
+
+PRICES = Prices()
+
+
 # --- The world: a queue, workers, CloudWatch, Auto Scaling --------------------------------------
 
 
@@ -461,6 +713,15 @@ class Run:
     completed: int = 0
     interrupted: int = 0
     """Jobs cut short because scale-in terminated their worker (the message is redelivered)."""
+    spot_interruptions: int = 0
+    released: int = 0
+    """Jobs a Spot interruption cut short: the worker released them at once (ChangeMessageVisibility 0)."""
+    on_demand_minutes: int = 0
+    spot_minutes: int = 0
+    """Running instance-minutes by purchase option: the group's instances, the Spot ones' two
+    minutes of notice, and new pool instances' first boots (which run before they stop)."""
+    stopped_minutes: int = 0
+    """Warm pool instances stopped: EBS only."""
 
     @property
     def backlog(self) -> list[int]:
@@ -469,6 +730,22 @@ class Run:
     @property
     def instance_hours(self) -> float:
         return sum(self.desired) / 60
+
+    @property
+    def first_job_minutes(self) -> int:
+        """From the first message to the first job started (messages are taken in order)."""
+        return self.waits[0]
+
+    def cost(self, prices: Prices = PRICES) -> float:
+        """Dollars at list prices: On-Demand and Spot instance-minutes, stopped pool volumes."""
+        return (
+            self.on_demand_minutes * prices.on_demand
+            + self.spot_minutes * prices.spot
+            + self.stopped_minutes * prices.stopped
+        ) / 60
+
+    def cost_per_1000_jobs(self, prices: Prices = PRICES) -> float:
+        return self.cost(prices) / self.completed * 1000
 
 
 @dataclass
@@ -487,11 +764,24 @@ def _alarm_state(spec: AlarmSpec, alarm: _AlarmState) -> str:
     return "ALARM" if breaching >= spec.datapoints else "OK"
 
 
-def simulate(policies: Policies, scenario: Scenario) -> Run:
-    """Run ``scenario`` against ``policies``, starting from an empty queue and MinSize workers."""
-    if scenario.bootstrap_minutes >= policies.launch_hook_minutes:
+def simulate(policies: Policies, scenario: Scenario, mode: Mode | None = None) -> Run:
+    """Run ``scenario`` against ``policies`` in ``mode`` (cold by default), starting from an
+    empty queue, MinSize workers and a full warm pool.
+
+    cold: a launch is in service after ``scenario.bootstrap_minutes``. warm: a scale-out
+    starts a ready pool instance (``mode.pool_start_minutes``), else launches cold; the pool
+    refills with cold launches (running while they boot, then stopped) to
+    max(pool MinSize, MaxGroupPreparedCapacity or MaxSize, minus desired), and takes back the
+    instances of a scale-in when the reuse policy says so. spot: cold launches; the Spot share
+    of the group is interrupted at ``mode.interruptions_per_month`` per instance-month, spread
+    evenly (a deterministic count, not a draw); an interrupted worker releases its message at
+    once (ChangeMessageVisibility 0: taken the next minute), runs its two minutes of notice,
+    and the group launches a replacement."""
+    mode = mode or Mode(COLD)
+    boot = scenario.bootstrap_minutes if mode.boot == COLD_PHASES else mode.boot_minutes
+    if max(boot, mode.pool_start_minutes) >= policies.launch_hook_minutes:
         raise ValueError(
-            f"{scenario.name}: a {scenario.bootstrap_minutes}-minute bootstrap outlasts the launch hook's "
+            f"{scenario.name}: a {boot}-minute bootstrap outlasts the launch hook's "
             f"{policies.launch_hook_minutes} minutes: every launch would be abandoned"
         )
     run = Run()
@@ -504,6 +794,10 @@ def simulate(policies: Policies, scenario: Scenario) -> Run:
     tracking = {n: p for n, p in policies.policies.items() if p.kind == "TargetTrackingScaling"}
     tracked: dict[str, list[Datapoint]] = {n: [] for n in tracking}
     last_simple: dict[str, int] = {}
+    pool: list[int] = []  # warm: when each pool instance is ready (stopped, after its first boot)
+    if mode.name == WARM:
+        pool = [0] * _pool_target(mode, policies, desired)
+    spot_due = 0.0  # interruptions owed, by the Spot instance-minutes so far
     for t in range(scenario.minutes):
         queue.extend(sent for back, sent in returning if back == t)
         queue.extend([t] * scenario.arrivals.get(t, 0))
@@ -577,19 +871,58 @@ def simulate(policies: Policies, scenario: Scenario) -> Run:
             desired = min(desired, max(scale_in))
         desired = max(policies.min_size, min(policies.max_size, desired))
 
+        spot = len(instances) - mode.on_demand(len(instances))
+        if spot and mode.interruptions_per_month:
+            spot_due += spot * mode.interruptions_per_month / (HOURS_PER_MONTH * 60)
+            if spot_due >= 1:
+                spot_due -= 1
+                # The worst case: a busy worker's (the oldest busy one), else the newest instance.
+                busy = [i for i in instances if i.busy_until is not None]
+                gone = busy[0] if busy else instances[-1]
+                instances.remove(gone)
+                run.spot_interruptions += 1
+                run.spot_minutes += 2  # the notice: it runs two minutes more, out of the group
+                if gone.busy_until is not None:
+                    run.released += 1
+                    returning.append((t + 1, gone.message))
         while len(instances) < desired:
-            in_service_at = t + scenario.bootstrap_minutes
+            ready = [at for at in pool if at <= t]
+            if ready:
+                pool.remove(ready[0])
+                in_service_at = t + mode.pool_start_minutes
+            else:
+                in_service_at = t + boot
             instances.append(_Instance(in_service_at=in_service_at, warm_at=in_service_at + policies.warmup_minutes))
         while len(instances) > desired:
             gone = instances.pop()  # the newest
             if gone.busy_until is not None:
                 run.interrupted += 1
                 returning.append((t + VISIBILITY_TIMEOUT_MINUTES, gone.message))
+            if mode.name == WARM and mode.reuse_on_scale_in:
+                pool.append(t + 1)  # stopped again, its bootstrap done
+        if mode.name == WARM:
+            target = _pool_target(mode, policies, desired)
+            while len(pool) < target:
+                pool.append(t + boot)  # a cold first boot into the pool, then stopped
+            while len(pool) > target:
+                pool.remove(max(pool))
+            run.on_demand_minutes += sum(1 for at in pool if at > t)
+            run.stopped_minutes += sum(1 for at in pool if at <= t)
+        on_demand = mode.on_demand(len(instances))
+        run.on_demand_minutes += on_demand
+        run.spot_minutes += len(instances) - on_demand
         run.desired.append(desired)
         run.in_service.append(len(serving))
         run.visible.append(visible)
         run.in_flight.append(in_flight)
     return run
+
+
+def _pool_target(mode: Mode, policies: Policies, desired: int) -> int:
+    """The warm pool's size: the prepared capacity (MaxGroupPreparedCapacity, or MaxSize when it
+    is -1) minus the desired capacity, at least the pool's MinSize (PutWarmPool API)."""
+    prepared = policies.max_size if mode.pool_max_prepared < 0 else mode.pool_max_prepared
+    return max(mode.pool_min_size, prepared - desired)
 
 
 def _step(policy: Policy, distance: float) -> Step | None:
@@ -611,4 +944,12 @@ TRICKLE = Scenario(
     job_minutes=5,
 )
 IDLE = Scenario("idle", "An idle day after 20 messages (10-minute jobs)", DAY, {10: 20}, job_minutes=10)
-SCENARIOS: Sequence[Scenario] = (BURST, TRICKLE, IDLE)
+NIGHT = Scenario(
+    "night",
+    "The first file after an idle night: one at 07:00, then one every 10 minutes until noon (10-minute jobs)",
+    DAY,
+    {m: 1 for m in range(7 * 60, 12 * 60, 10)},
+    job_minutes=10,
+)
+"""Nothing from midnight: the queue is inactive (no SQS datapoints) long before the first file."""
+SCENARIOS: Sequence[Scenario] = (BURST, TRICKLE, IDLE, NIGHT)

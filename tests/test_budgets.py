@@ -14,8 +14,12 @@ from winworkers.templates import FEATURE_BUDGET, S3_LIMIT
 sys.path.insert(0, str(ROOT / "scripts"))
 from bench import (
     FLEET_SIZES,
+    SPOT_TARGET_SHARE,
     USERDATA_LIMIT,
+    WARM_TARGET_MINUTES,
     fleet_size_row,
+    mode_runs,
+    modes_section,
     scaling_section,
     template_figures,
     template_row,
@@ -94,3 +98,39 @@ def test_fleet_size_figures_are_current_and_within_budget(size: int) -> None:
 def test_committed_scaling_charts_are_current() -> None:
     # The charts and figures come from the template's policies through scripts/scaling_model.py.
     assert scaling_section() in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8"), "run `make bench`"
+
+
+def test_committed_mode_figures_are_current() -> None:
+    # The modes' table, targets and charts: scripts/scaling_model.py on the template's policies.
+    assert modes_section() in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8"), "run `make bench`"
+
+
+@pytest.fixture(scope="module")
+def modes() -> dict[str, Any]:
+    return {mode.name: (mode, results) for mode, _, results in mode_runs()}
+
+
+def test_the_warm_pool_starts_the_first_job_within_the_target(modes: dict[str, Any]) -> None:
+    # Issue 20's target: within 3 minutes of the message, against about 15 cold. Fails when the
+    # model's warm start (or the scaling policies' reaction) drifts past it.
+    _, warm = modes["warm"]
+    _, cold = modes["cold"]
+    for name, run in warm.items():
+        assert run.first_job_minutes <= WARM_TARGET_MINUTES, name
+        assert cold[name].first_job_minutes >= 10, name  # cold is the slow path the pool avoids
+
+
+def test_spot_misses_its_cost_target_by_the_windows_licence(modes: dict[str, Any]) -> None:
+    # Issue 20's target is 40% of On-Demand per 1,000 jobs; BENCHMARKS.md states it is not met and
+    # why. This holds the statement to the model: the licence alone is over 40% of the On-Demand hour.
+    import scaling_model as model
+
+    _, spot = modes["spot"]
+    _, cold = modes["cold"]
+    prices = model.PRICES
+    assert prices.licence / prices.on_demand > SPOT_TARGET_SHARE
+    for name, run in spot.items():
+        share = run.cost_per_1000_jobs() / cold[name].cost_per_1000_jobs()
+        assert prices.spot / prices.on_demand - 0.01 <= share <= 1, name
+        assert share > SPOT_TARGET_SHARE, name
+    assert "**not met**" in modes_section() and "Windows licence" in modes_section()

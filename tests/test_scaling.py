@@ -256,3 +256,125 @@ def test_the_model_refuses_what_it_does_not_model(rendered: dict[str, Any]) -> N
         model.read_policies(percent)
     with pytest.raises(ValueError, match="cannot read"):
         model.Series({"a": ("N", "a")}, "a % 2").value({("N", "a"): 1.0})
+
+
+# --- Modes: cold, warm pool, Spot -----------------------------------------------------------------
+
+
+def _with(rendered: dict[str, Any], group: dict[str, Any] | None = None, **resources: Any) -> dict[str, Any]:
+    """``rendered`` with the group's properties updated and resources added (hand-written fixtures
+    shaped like the warm and spot branches' resources)."""
+    out = copy.deepcopy(rendered)
+    out["Resources"]["WinGroup"]["Properties"].update(group or {})
+    out["Resources"].update(resources)
+    return out
+
+
+WARM_POOL = {
+    "Type": "AWS::AutoScaling::WarmPool",
+    "Properties": {
+        "AutoScalingGroupName": "WinGroup",
+        "PoolState": "Stopped",
+        "MinSize": 2,
+        "MaxGroupPreparedCapacity": 4,
+        "InstanceReusePolicy": {"ReuseOnScaleIn": True},
+    },
+}
+MIXED = {
+    "MixedInstancesPolicy": {
+        "InstancesDistribution": {
+            "OnDemandBaseCapacity": 1,
+            "OnDemandPercentageAboveBaseCapacity": 25,
+            "SpotAllocationStrategy": "price-capacity-optimized",
+        },
+        "LaunchTemplate": {"Overrides": [{"InstanceType": "m6i.large"}, {"InstanceType": "m7i.large"}]},
+    }
+}
+
+
+def test_the_mode_is_read_from_the_template(rendered: dict[str, Any]) -> None:
+    assert model.read_mode(rendered).name == model.COLD
+    warm = model.read_mode(_with(rendered, WinWarmPool=WARM_POOL))
+    assert (warm.name, warm.pool_min_size, warm.pool_max_prepared, warm.reuse_on_scale_in) == (model.WARM, 2, 4, True)
+    spot = model.read_mode(_with(rendered, MIXED))
+    assert (spot.name, spot.on_demand_base, spot.on_demand_percentage) == (model.SPOT, 1, 25)
+    # 1 base, then 25% of the rest rounded up: 1 + 1 of 4, 1 + 3 of 10.
+    assert (spot.on_demand(1), spot.on_demand(4), spot.on_demand(10)) == (1, 2, 4)
+    # A mixed policy that is all On-Demand (several types, no Spot) boots and costs as cold.
+    all_on_demand = copy.deepcopy(MIXED)
+    all_on_demand["MixedInstancesPolicy"]["InstancesDistribution"]["OnDemandPercentageAboveBaseCapacity"] = 100
+    assert model.read_mode(_with(rendered, all_on_demand)).name == model.COLD
+    # Without a percentage, AWS's default is 100: On-Demand.
+    no_percentage = {"MixedInstancesPolicy": {"InstancesDistribution": {}}}
+    assert model.read_mode(_with(rendered, no_percentage)).name == model.COLD
+
+
+def test_the_model_refuses_the_modes_aws_refuses(rendered: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="mixed"):
+        model.read_mode(_with(rendered, MIXED, WinWarmPool=WARM_POOL))
+    running = copy.deepcopy(WARM_POOL)
+    running["Properties"]["PoolState"] = "Running"
+    with pytest.raises(ValueError, match="PoolState='Running'"):
+        model.read_mode(_with(rendered, WinWarmPool=running))
+
+
+def test_a_start_from_the_pool_skips_the_cold_boot(new: model.Policies) -> None:
+    warm, cold = model.warm_mode(), model.cold_mode()
+    assert warm.pool_start_minutes < warm.boot_minutes == cold.boot_minutes == model.BOOTSTRAP_MINUTES
+    for scenario in model.SCENARIOS:
+        warm_run, cold_run = model.simulate(new, scenario, warm), model.simulate(new, scenario, cold)
+        arrival = _first_arrival(scenario)
+        # The start alarm's period, then a start from the pool (Pending:Wait to InService).
+        assert warm_run.first_job_minutes == _start_alarm(new).periods - 1 + warm.pool_start_minutes, scenario.name
+        assert cold_run.first_job_minutes == _start_alarm(new).periods - 1 + model.BOOTSTRAP_MINUTES, scenario.name
+        assert warm_run.in_service[arrival + warm.pool_start_minutes] >= 1
+        # The stopped pool pays its volumes; nothing stopped in the cold mode.
+        assert warm_run.stopped_minutes > 0 == cold_run.stopped_minutes
+
+
+def test_the_pool_holds_max_size_minus_desired_or_its_prepared_capacity(new: model.Policies) -> None:
+    idle = dataclasses.replace(model.IDLE, arrivals={}, minutes=60)
+    default = model.simulate(new, idle, model.warm_mode())
+    assert default.stopped_minutes == new.max_size * 60  # MaxGroupPreparedCapacity -1: MaxSize minus 0
+    sized = model.simulate(new, idle, model.warm_mode(min_size=1, max_prepared=3))
+    assert sized.stopped_minutes == 3 * 60
+    # A burst larger than the pool: the pool's instances start warm, the rest boot cold.
+    run = model.simulate(new, model.BURST, model.warm_mode(min_size=0, max_prepared=3))
+    arrival = _first_arrival(model.BURST)
+    assert run.first_job_minutes < model.BOOTSTRAP_MINUTES
+    assert max(run.in_service[: arrival + model.BOOTSTRAP_MINUTES]) <= 3
+
+
+def test_a_spot_interruption_releases_the_work_at_once(new: model.Policies) -> None:
+    # A rate far above any band, so that interruptions happen within a day: each one costs the
+    # job its worker, not the visibility timeout, and the group launches a replacement.
+    often = model.spot_mode(interruptions_per_month=100.0)
+    run = model.simulate(new, model.BURST, often)
+    assert run.spot_interruptions > 0 and run.released > 0
+    assert run.completed == sum(model.BURST.arrivals.values())
+    calm = model.simulate(new, model.BURST, model.spot_mode(interruptions_per_month=0.0))
+    # A released job waits at most a few minutes longer, never the 30-minute visibility timeout per release.
+    assert max(run.waits) - max(calm.waits) < model.VISIBILITY_TIMEOUT_MINUTES
+    # The published band's worst edge: a day's instance-hours expect well under one interruption.
+    assert model.simulate(new, model.BURST, model.spot_mode()).spot_interruptions == 0
+    # All Spot costs the Spot price for every running minute; the cold mode the On-Demand one.
+    assert calm.on_demand_minutes == 0 and calm.spot_minutes == sum(calm.desired)
+    cold = model.simulate(new, model.BURST)
+    assert cold.spot_minutes == 0 and cold.on_demand_minutes == sum(cold.desired)
+    assert calm.cost() / cold.cost() == pytest.approx(model.PRICES.spot / model.PRICES.on_demand)
+
+
+def test_measured_boot_phases_replace_the_estimates(new: model.Policies) -> None:
+    # An operator's figures, by the names of the fleet's boot metrics (bootstrap.BOOT_PHASES).
+    from winworkers.bootstrap import BOOT_PHASES
+
+    metric_names = {name for name, _, _ in BOOT_PHASES}
+    assert {p.name for p in model.COLD_PHASES} == metric_names - {"BootTotal"}
+    measured = model.cold_mode({"BootToUserData": 9, "BootAgent": 1})
+    assert measured.boot_minutes == model.BOOTSTRAP_MINUTES + 4 - 2
+    run = model.simulate(new, model.IDLE, measured)
+    assert run.first_job_minutes == _start_alarm(new).periods - 1 + measured.boot_minutes
+    warm = model.warm_mode(phases={"PoolBootToUserData": 3})
+    assert warm.pool_start_minutes == 4 and warm.boot_minutes == model.BOOTSTRAP_MINUTES
+    with pytest.raises(ValueError, match="negative"):
+        model.cold_mode({"BootHook": -1})
