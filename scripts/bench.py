@@ -40,7 +40,7 @@ DNS_DOMAINS = sum(
     if resource["Type"] == "AWS::Route53Resolver::FirewallDomainList"
 )
 # PrivateLink: $0.01 per interface endpoint per AZ-hour (us-east-1), 730 hours a month.
-ENDPOINT_MONTH = {azs: INTERFACE_ENDPOINTS * azs * 0.01 * 730 for azs in (2, 3)}
+ENDPOINT_MONTH = {azs: INTERFACE_ENDPOINTS * azs * 0.01 * 730 for azs in (1, 2, 3)}
 
 COST_AND_LATENCY = f"""
 ## Cost and latency on paper
@@ -53,6 +53,7 @@ and date); nothing here is measured.
 | Item | Monthly | Source |
 | --- | --- | --- |
 | {INTERFACE_ENDPOINTS} interface endpoints x 2 AZs x $0.01/h x 730 h | ≈ ${ENDPOINT_MONTH[2]:.2f} | [PrivateLink pricing](https://aws.amazon.com/privatelink/pricing/) |
+| The same with `EndpointAzs` `one`: {INTERFACE_ENDPOINTS} x 1 AZ (any `AzCount`; the workers keep every AZ, and lose the AWS APIs while that AZ is down) | ≈ ${ENDPOINT_MONTH[1]:.2f} | same page |
 | S3 gateway endpoint | $0 | same page |
 | 9 CloudWatch alarms (the start alarm, the 2 that target tracking creates, 6 operator: no workers, disk, slow boots, blocked DNS, refresh errors, refresh failed; alarms on metric math are billed per metric) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
 | 6 boot-timing metrics (custom metrics, billed by the hour they receive data: nothing while no worker boots) | $0 idle, ≤ $1.80 in a month of boots | same page |
@@ -68,7 +69,12 @@ a few hundred bytes per unique query: the Resolver logs a cached answer once).
 A worker resolving a name a second all month makes ~2.6 million queries:
 ≈ $1.60 of DNS Firewall and well under $1 of logs.
 
-With `AzCount` 3 the endpoints cost ≈ ${ENDPOINT_MONTH[3]:.2f}. In `existing-subnets` mode the
+With `AzCount` 3 the endpoints cost ≈ ${ENDPOINT_MONTH[3]:.2f}, with `EndpointAzs` `one` ≈ ${ENDPOINT_MONTH[1]:.2f}
+whatever `AzCount` is: that saves ≈ ${ENDPOINT_MONTH[2] - ENDPOINT_MONTH[1]:.2f} (2 AZs) or
+≈ ${ENDPOINT_MONTH[3] - ENDPOINT_MONTH[1]:.2f} (3 AZs) a month, and costs the fleet its AWS APIs
+(SQS, CloudFormation, Logs, Monitoring, Auto Scaling; not S3, whose gateway endpoint is in no AZ)
+while the first AZ is down, and cross-AZ data transfer ($0.01 per GB each way) for the workers in
+the other AZs. In `existing-subnets` mode the
 platform's VPC provides the endpoints and the feature's own idle cost is the
 alarms and the Lambda. **Disabled: $0** — nothing is created. With
 `RetainFailedBoots=true`, each retained worker costs a running instance (EC2
@@ -82,8 +88,8 @@ it in the launch hook, out of service; `InstanceWarmup` (default 3 minutes)
 counts from there. Each worker measures this part itself: `BootTotal` and the
 per-phase boot metrics (docs/lifecycle.md, "Boot timings") are the real figures. Once a worker serves, target tracking sizes the fleet to the
 backlog (queued and in flight) per worker after 3 one-minute datapoints above
-`BacklogPerWorker`, and shrinks it after 15 below. There is no warm pool
-(removed; see CHANGELOG). Trade-offs: `MinSize` (a running worker costs its
+`BacklogPerWorker`, and shrinks it after 15 below. "Modes" above models a
+Stopped warm pool and Spot beside this cold path. Trade-offs: `MinSize` (a running worker costs its
 instance hours, latency 0), `BacklogPerWorker` (higher: fewer workers, longer
 waits), `AzCount` and `NetworkMode` (endpoint hours).
 
