@@ -352,13 +352,17 @@ def mode_runs(phases: dict[str, int] | None = None) -> list[tuple[Any, Any, dict
     from winworkers.renderings import enabled_parameters
 
     feature = as_dict(build_template())
-    explicit = {"cold": model.cold_mode, "warm": model.warm_mode, "spot": model.spot_mode}
+    explicit: dict[str, Callable[..., Any]] = {
+        "cold": model.cold_mode,
+        "warm": model.warm_mode,
+        "spot": model.spot_mode,
+    }
     out = []
     for name, values in (("cold", {}), *MODE_PARAMETERS.items()):
         wired = all(f"Win{k}" in feature["Parameters"] for k in values)
         given = values if wired else {}
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # cloud-radar prints templates
-            rendered = render(feature, enabled_parameters(MaxSize=str(SCALING_MAX_SIZE), **given))
+            rendered = render(feature, enabled_parameters(None, "isolated-2az", MaxSize=str(SCALING_MAX_SIZE), **given))
         policies = model.read_policies(rendered)
         mode = model.read_mode(rendered, phases) if wired else explicit[name](phases=phases)
         if mode.name != name:
@@ -423,7 +427,9 @@ def modes_section(phases: dict[str, int] | None = None) -> str:
             )
     warm_first = max(r.first_job_minutes for r in runs[1][2].values())
     cold_first = min(r.first_job_minutes for r in runs[0][2].values())
-    shares = [runs[2][2][s.name].cost_per_1000_jobs(prices) / cold[s.name].cost_per_1000_jobs(prices) for s in model.SCENARIOS]
+    shares = [
+        runs[2][2][s.name].cost_per_1000_jobs(prices) / cold[s.name].cost_per_1000_jobs(prices) for s in model.SCENARIOS
+    ]
     best = model.Prices(spot_discount=0.90)
     floor = best.spot / best.on_demand
     lines += [
@@ -435,7 +441,7 @@ def modes_section(phases: dict[str, int] | None = None) -> str:
         "([EC2 user guide, Optimize CPUs for License-Included instances]"
         "(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/optimize-cpu.html)). "
         f"Spot ${prices.spot:.4f}: **modelled, not a quoted price** (none could be cited here): the Linux part "
-        f"{prices.spot_discount:.0%} off (AWS: Spot is \"up to 90%\" off, [Spot pricing]"
+        f'{prices.spot_discount:.0%} off (AWS: Spot is "up to 90%" off, [Spot pricing]'
         "(https://aws.amazon.com/ec2/spot/pricing/)), the licence in full (an assumption: AWS lists no Spot "
         f"discount on it). A stopped pool instance: its {prices.volume_gb} GB gp3 volume at "
         f"${prices.ebs_gb_month:.2f} per GB-month ([EBS pricing](https://aws.amazon.com/ebs/pricing/)). Costs "
