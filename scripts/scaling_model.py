@@ -39,6 +39,22 @@ What it models, each from AWS's documentation (rows in docs/aws-behaviours.md):
 - Each worker in service takes one message at a time and deletes it
   ``job_minutes`` later.
 
+Modes (:class:`Mode`; given explicitly, or read by :func:`read_mode` from the template's
+``AWS::AutoScaling::WarmPool`` and the group's ``MixedInstancesPolicy``):
+
+- cold: every launch boots Windows and runs cfn-init (``COLD_PHASES``).
+- warm: a Stopped warm pool; a scale-out starts a pooled instance (``WARM_PHASES``: no
+  first boot, no cfn-init, no MSI; still Pending:Wait to InService); the pool refills
+  with cold launches; a stopped instance pays its volume (``Prices.stopped``).
+- spot: cold launches at Spot prices above the On-Demand base; interruptions at a
+  monthly rate (``SPOT_INTERRUPTIONS_PER_MONTH``), the interrupted worker's message
+  released at once (ChangeMessageVisibility 0).
+
+Every boot phase carries its source (a published figure or "an estimate") and the name
+of the boot metric the fleet publishes for it (winworkers.bootstrap.BOOT_PHASES). No
+metric exists here, where nothing runs on AWS: an operator passes measured minutes
+(``scripts/bench.py --phase BootAgent=6``; ``phases=`` of ``cold_mode`` and the others).
+
 Limits (where the model is an approximation, not AWS):
 
 - Every bootstrap takes exactly ``bootstrap_minutes`` (``BOOTSTRAP_MINUTES`` by
@@ -62,6 +78,11 @@ Limits (where the model is an approximation, not AWS):
   failures and health checks are not modelled.
 - The queue counts as inactive (no SQS datapoints) after ``SQS_INACTIVE_MINUTES``
   with no message and no worker polling it.
+- Modes: a pooled instance is ready as soon as its first boot ends (the stop itself
+  is not timed); Spot interruptions are spread evenly, not drawn, and always hit a busy
+  worker (the worst case), with a replacement launched at once (Capacity Rebalancing's
+  earlier launch is not modelled); instance types and Spot capacity shortages are not
+  modelled; prices are one Region's list prices (``Prices``), the Spot one modelled.
 """
 
 from __future__ import annotations

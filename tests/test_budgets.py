@@ -134,3 +134,14 @@ def test_spot_misses_its_cost_target_by_the_windows_licence(modes: dict[str, Any
         assert prices.spot / prices.on_demand - 0.01 <= share <= 1, name
         assert share > SPOT_TARGET_SHARE, name
     assert "**not met**" in modes_section() and "Windows licence" in modes_section()
+
+
+def test_measured_phases_change_the_report_and_bad_ones_are_one_line() -> None:
+    from bench import parse_phases
+
+    assert parse_phases(["BootAgent=6", "PoolBootHook=2"]) == {"BootAgent": 6, "PoolBootHook": 2}
+    for bad in ("BootTotal=5", "BootAgent=six", "BootAgent"):
+        with pytest.raises(SystemExit, match="NAME=MINUTES"):
+            parse_phases([bad])
+    slower = modes_section({"BootAgent": 6})
+    assert "| cold | BootAgent | 6 | measured (given) |" in slower and slower != modes_section()

@@ -768,3 +768,28 @@ def test_a_parent_s_own_switch_decides_the_prefix_list_lookup() -> None:
     assert prefix_lists_to_fill(template, {"EnableWindowsFleet": "true"}) == ["WinS3PrefixListId"]
     assert prefix_lists_to_fill(template, {"EnableWindowsFleet": "false"}) == []
     assert prefix_lists_to_fill(template, {"EnableWindowsFleet": "true", "WinS3PrefixListId": "pl-63a5400a"}) == []
+
+
+def test_endpoint_azs_one_then_all_updates_the_endpoints_in_place(aws: Clients) -> None:
+    """EndpointAzs: the interface endpoints in the first AZ, then in all three, on one stack;
+    the endpoints keep their ids (SubnetIds is not create-only) and so do the group and subnets."""
+    stack = "ww-endpoint-azs"
+    parameters = enabled_parameters(mode="isolated-3az-endpoints-1az", S3PrefixListId="")
+    _deploy(aws, stack, FEATURE, parameters)
+
+    def state() -> tuple[dict[str, str], dict[str, set[str]]]:
+        physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in _resources(aws, stack)}
+        endpoints = [physical[f"Win{n}Endpoint"] for n in ("Sqs", "Logs", "Autoscaling")]
+        found = aws.ec2.describe_vpc_endpoints(VpcEndpointIds=endpoints)["VpcEndpoints"]
+        return physical, {e["VpcEndpointId"]: set(e["SubnetIds"]) for e in found}
+
+    before, one = state()
+    first = before["WinSubnetA"]
+    assert one and all(s == {first} for s in one.values()), one
+    updated = _deploy(aws, stack, FEATURE, {**parameters, "WinEndpointAzs": "all"})
+    assert updated.status == "UPDATE_COMPLETE"
+    after, every = state()
+    subnets = {after[f"WinSubnet{x}"] for x in "ABC"}
+    assert all(s == subnets for s in every.values()), every
+    kept = [f"Win{n}Endpoint" for n in ("Sqs", "Logs", "Autoscaling")] + ["WinGroup", "WinSubnetA", "WinVpc"]
+    assert {n: after[n] for n in kept} == {n: before[n] for n in kept}

@@ -103,6 +103,14 @@ Parameters on updates:
    that changes nothing is refused ("No updates are to be performed") whether
    its template comes inline or from S3 (moto compared only an inline body).
 
+VPC endpoints on updates:
+
+16. An ``AWS::EC2::VPCEndpoint`` whose SubnetIds, SecurityGroupIds, RouteTableIds or
+   PolicyDocument change is modified in place, keeping its id, as CloudFormation
+   does through ModifyVpcEndpoint (none of them is create-only); moto has no update
+   handler and kept the endpoint as it was (14.). NOT modelled: moto creates no
+   network interface in an added subnet.
+
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
 winworkers.constraints), and winworkers deploy checks both before any call.
@@ -209,6 +217,7 @@ def _patch_moto() -> None:
         from moto.cloudformation import models, parsing
         from moto.cloudformation.responses import CloudFormationResponse
         from moto.ec2.models.security_groups import SecurityGroup
+        from moto.ec2.models.vpcs import VPCEndPoint
 
         undo = contextlib.ExitStack()
         patches: list[tuple[Any, str, Callable[[Any], Any]]] = [
@@ -226,6 +235,7 @@ def _patch_moto() -> None:
             (models.Stack, "stack_parameters", _previous_values_as_given),
             (parsing.ResourceMap, "load_parameters", _defaults_kept_as_values),
             (CloudFormationResponse, "_validate_different_update", _compared_from_s3_too),
+            (VPCEndPoint, "update_from_cloudformation_json", _endpoint_modified_in_place),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
@@ -1173,6 +1183,44 @@ def _kept_when_not_updatable(parse_and_update_resource: Any) -> Any:
         return resource
 
     return update
+
+
+def _endpoint_modified_in_place(_: Any) -> Any:
+    # AWS::EC2::VPCEndpoint's schema lists none of these as create-only: CloudFormation calls
+    # ModifyVpcEndpoint (its update handler's permission) and the endpoint keeps its id.
+    # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyVpcEndpoint.html
+    def update(  # moto calls it with these names as keywords
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        import json
+
+        properties = cloudformation_json.get("Properties", {})
+
+        def change(key: str, current: list[str] | None) -> tuple[list[str] | None, list[str] | None]:
+            wanted, now = set(properties.get(key) or []), set(current or [])
+            return sorted(wanted - now) or None, sorted(now - wanted) or None
+
+        add_subnets, remove_subnets = change("SubnetIds", original_resource.subnet_ids)
+        add_groups, remove_groups = change("SecurityGroupIds", original_resource.security_group_ids)
+        add_tables, remove_tables = change("RouteTableIds", original_resource.route_table_ids)
+        policy = properties.get("PolicyDocument")
+        original_resource.modify(
+            json.dumps(policy) if isinstance(policy, dict) else policy,
+            add_subnets,
+            remove_subnets,
+            add_tables,
+            remove_tables,
+            add_groups,
+            remove_groups,
+        )
+        return original_resource
+
+    return classmethod(update)
 
 
 def _retained(resource_json: dict[str, Any]) -> bool:
