@@ -463,12 +463,13 @@ def modes_section(phases: dict[str, int] | None = None) -> str:
         f"({prices.licence / prices.on_demand:.0%}), which the model charges in full on Spot, so even at AWS's "
         f"best case (90% off the Linux part) a Spot hour costs {floor:.0%} of an On-Demand one. Interruptions "
         "add almost nothing here (a day's instance-hours at the worst band expect well under one). No Spot "
-        "discount meets the target for a Windows m6i.large; if Spot discounted the licence too, the price "
-        "below would be wrong and the target within reach: check a current Spot price for Windows.",
+        "discount of the Linux part meets the target for a Windows m6i.large; if Spot discounted the licence "
+        "too, the Spot price above would be wrong and the target within reach: check a current Spot price "
+        "for Windows.",
         f"- The warm pool's cost: with `MaxGroupPreparedCapacity` -1 the pool holds `MaxSize` ({SCALING_MAX_SIZE}) "
-        "minus desired stopped instances, each paying its volume all day, and every instance that leaves it "
-        "is replaced by a cold launch that runs while it boots: for a few jobs a day it costs more per job "
-        "than cold. `WarmPoolMaxPrepared` (the warm branch's parameter) sizes it.",
+        "minus desired stopped instances, each paying its volume all day, and an instance that leaves a pool "
+        "at its `MinSize` is replaced by a cold launch that runs while it boots: for a few jobs a day it costs "
+        "more per job than cold. `WarmPoolMaxPrepared` (the warm branch's parameter) sizes it.",
         "",
         "**Boot phases** (minutes; the fleet's own boot metrics have the same names, docs/lifecycle.md: "
         "nothing here is measured, the model runs without AWS; an operator replaces a figure with "
