@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from test_lint import cfn_lint
 
@@ -138,3 +140,91 @@ def test_other_configs_build_the_mode(feature: dict[str, Any]) -> None:
         "AllowedInstanceTypes"
     ] == ["c7i.2xlarge", *THREE.split(",")]
     assert template["Parameters"]["MasslynxOnDemandBaseCapacity"]["MaxValue"] == 1000
+
+
+# --- on the emulator: create in the Spot mode, then the second deploys
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[tuple[Any, Any]]:
+    from conftest import emulator_clients
+    from winworkers.emulator import local_aws
+
+    with local_aws() as endpoint:
+        clients = emulator_clients(endpoint, "us-east-1")
+        scaling = boto3.client(
+            "autoscaling",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="t",
+            aws_secret_access_key="t",
+        )
+        yield clients, scaling
+
+
+def _deployed_group(clients: Any, scaling: Any, stack: str) -> dict[str, Any]:
+    resources = clients.cloudformation.list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    name = next(r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] == "WinGroup")
+    group: dict[str, Any] = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+    return group
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning:moto")
+def test_the_spot_mode_deploys_and_switches_on_the_emulator(aws: tuple[Any, Any]) -> None:
+    from conftest import TEMPLATE_BUCKET
+    from winworkers.deploy import deploy
+
+    clients, scaling = aws
+    feature = ROOT / "templates" / "winworkers.json"
+    lines: list[str] = []
+
+    def run(values: dict[str, str]) -> Any:
+        lines.clear()
+        return deploy(
+            clients,
+            "ww-spot",
+            feature,
+            enabled_parameters(S3PrefixListId="", **values),
+            poll_seconds=0.05,
+            echo=lines.append,
+            template_bucket=TEMPLATE_BUCKET,
+        )
+
+    def updated() -> set[str]:
+        return {m.group(1) for line in lines if (m := re.match(r"^\S+  (\S+) +UPDATE_COMPLETE", line))}
+
+    created = run(SPOT)
+    assert created.status == "CREATE_COMPLETE" and set(created.resources) == {"CREATE_COMPLETE"}
+    group = _deployed_group(clients, scaling, "ww-spot")
+    policy = group["MixedInstancesPolicy"]
+    assert policy["InstancesDistribution"]["SpotAllocationStrategy"] == "price-capacity-optimized"
+    assert policy["InstancesDistribution"]["OnDemandPercentageAboveBaseCapacity"] == 30
+    (override,) = policy["LaunchTemplate"]["Overrides"]
+    assert override["InstanceRequirements"]["AllowedInstanceTypes"] == ["m6i.large", *THREE.split(",")]
+    template_id = policy["LaunchTemplate"]["LaunchTemplateSpecification"]["LaunchTemplateId"]
+
+    # Each of the three updates only the group in place: no new launch template version, no refresh
+    # (the refresh custom resource carries what the workers run with; none of the three is in it).
+    for values in (
+        {**SPOT, "OnDemandPercentage": "0"},
+        {**SPOT, "OnDemandBaseCapacity": "2"},
+        {**SPOT, "InstanceTypes": "c7i.large"},
+    ):
+        assert run(values).status == "UPDATE_COMPLETE"
+        assert updated() == {"WinGroup", "ww-spot"}, lines
+    policy = _deployed_group(clients, scaling, "ww-spot")["MixedInstancesPolicy"]
+    assert policy["LaunchTemplate"]["Overrides"][0]["InstanceRequirements"]["AllowedInstanceTypes"] == [
+        "m6i.large",
+        "c7i.large",
+    ]
+    # Back to the defaults (given: a value left out keeps its previous one): the 0.2.0 group, on the
+    # same launch template, and still no refresh.
+    assert run(
+        {"InstanceTypes": "", "OnDemandPercentage": "100", "OnDemandBaseCapacity": "0"}
+    ).status == "UPDATE_COMPLETE" and updated() == {"WinGroup", "ww-spot"}
+    group = _deployed_group(clients, scaling, "ww-spot")
+    assert group["LaunchTemplate"]["LaunchTemplateId"] == template_id
+    assert (
+        scaling.describe_instance_refreshes(AutoScalingGroupName=group["AutoScalingGroupName"])["InstanceRefreshes"]
+        == []
+    )

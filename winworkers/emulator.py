@@ -103,6 +103,14 @@ Parameters on updates:
    that changes nothing is refused ("No updates are to be performed") whether
    its template comes inline or from S3 (moto compared only an inline body).
 
+Conditions:
+
+16. Fn::Equals compares a Number parameter's value as the string it was given, as
+   CloudFormation does (a Number parameter's Ref is a string; "Parameters" reference).
+   moto parses it into an int first, so ``Equals(Ref Number, "100")`` was never true: on
+   the emulator every fleet took the Spot mode's MixedInstancesPolicy (OnDemandPercentage
+   100, the default, compared as 100 against "100").
+
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
 winworkers.constraints), and winworkers deploy checks both before any call.
@@ -226,6 +234,7 @@ def _patch_moto() -> None:
             (models.Stack, "stack_parameters", _previous_values_as_given),
             (parsing.ResourceMap, "load_parameters", _defaults_kept_as_values),
             (CloudFormationResponse, "_validate_different_update", _compared_from_s3_too),
+            (parsing, "parse_condition", _numbers_compared_as_given),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
@@ -255,6 +264,30 @@ def _with_fn_cidr(clean_json: Any) -> Any:
         return [item for item in cleaned if item is not None] if isinstance(resource_json, list) else cleaned
 
     return clean
+
+
+def _numbers_compared_as_given(parse_condition: Any) -> Any:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html
+    # (Number: "when you use the parameter elsewhere in your template ... the value becomes a string").
+    def parse(condition: Any, resources_map: Any, condition_map: Any) -> Any:
+        if isinstance(condition, dict) and list(condition) == ["Fn::Equals"]:
+            from moto.cloudformation.parsing import clean_json
+
+            left, right = (
+                condition_map[v["Condition"]]
+                if isinstance(v, dict) and "Condition" in v
+                else clean_json(v, resources_map)
+                for v in condition["Fn::Equals"]
+            )
+            if any(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right)):
+                return _as_given(left) == _as_given(right)
+        return parse_condition(condition, resources_map, condition_map)
+
+    return parse
+
+
+def _as_given(value: Any) -> Any:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
 def _with_vpc_id(get_cfn_attribute: Any) -> Any:
