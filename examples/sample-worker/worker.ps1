@@ -16,8 +16,8 @@ worker contract (docs/worker-contract.md):
   (Capacity Rebalancing) launches a replacement, then terminates this instance through the
   drain above. An interruption notice (the instance is reclaimed two minutes after it
   appears, whatever a lifecycle hook says): no new message, and a job still running
-  $InterruptionJobSeconds after the worker saw the notice is stopped and its message made
-  visible again at once, for another worker, before the instance is gone.
+  $InterruptionJobSeconds after the notice is stopped and its message made visible again
+  at once, for another worker, before the instance is gone.
 
 install.ps1 runs it as SYSTEM, from a scheduled task, with -ConfigPath C:\winworkers\worker.json.
 #>
@@ -33,9 +33,9 @@ $VisibilitySeconds = 300
 $RenewTicks = 12
 # What a drain keeps back of drain_seconds to release a message and complete the hook.
 $DrainMarginSeconds = 60
-# How long a job may go on after the worker saw a Spot interruption notice: of the notice's
-# 120 seconds, up to one tick (5) passes before the worker sees it, up to one more before it
-# looks again, and 30 are left to stop the job and release its message
+# How long a job may go on after a Spot interruption notice appeared, counted in ticks from
+# the one before the worker first read it (so at most this long after EC2 gave it): of the
+# notice's 120 seconds, 40 are left to stop the job and release its message
 # (docs/worker-contract.md, "Spot").
 $InterruptionJobSeconds = 80
 
