@@ -59,7 +59,7 @@ function Get-LifecycleState {
 
 # 'interruption' (EC2 reclaims the instance two minutes after the notice), 'rebalance' (at
 # elevated risk of interruption) or '' (neither, or an On-Demand instance: both answer 404).
-# Once given, each stays in the metadata until the instance is gone.
+# Read afresh each time: a signal that goes away lets the worker take work again.
 function Get-SpotSignal {
     try {
         $null = Get-Metadata 'spot/instance-action'
