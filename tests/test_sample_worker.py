@@ -439,8 +439,8 @@ class Instance:
         self.tick += max(1, seconds // TICK)
 
     def given(self, signal: str) -> bool:
-        """Whether the metadata holds the Spot signal ('interruption' or 'rebalance') now; each
-        stays once given. Both may be there: a recommendation can come with the notice."""
+        """Whether the metadata holds the Spot signal ('interruption' or 'rebalance') now (in this
+        fake each stays once given). Both may be there: a recommendation can come with the notice."""
         at = self.interruption_at if signal == "interruption" else self.rebalance_at
         return at is not None and self.tick >= at
 
