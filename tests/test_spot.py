@@ -119,6 +119,11 @@ def test_bad_values_are_refused_before_any_call(feature: dict[str, Any]) -> None
     ):
         problems = check_parameters(feature, enabled_parameters(**{**SPOT, name: value}))
         assert len(problems) == 1 and f"Win{name}" in problems[0], (name, value, problems)
+    # An item of the list is named, with why and the nearest listed type, as InstanceType is.
+    assert check_parameters(feature, enabled_parameters(InstanceTypes="c6i.large,m7i.8xlage")) == [
+        "WinInstanceTypes item 'm7i.8xlage' is not allowed: m7i comes in large, xlarge, 2xlarge, 4xlarge, "
+        "8xlarge, 12xlarge, 16xlarge, 24xlarge, 48xlarge; did you mean m7i.8xlarge?"
+    ]
 
 
 def test_the_mode_lints_clean(tmp_path: Path, feature: dict[str, Any]) -> None:
