@@ -242,3 +242,42 @@ def test_the_deployer_may_create_a_mixed_instances_group() -> None:
     # Attribute-based selection (the registry schema's handlers: ec2:Get*), launches, the service-linked role.
     for action in ("ec2:GetInstanceTypesFromInstanceRequirements", "ec2:RunInstances", "iam:CreateServiceLinkedRole"):
         assert action in allowed, action
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning:moto")
+def test_a_default_stack_updated_to_spot_keeps_its_launch_template_and_starts_no_refresh(
+    aws: tuple[Any, Any],
+) -> None:
+    from conftest import TEMPLATE_BUCKET
+    from winworkers.deploy import deploy
+
+    clients, scaling = aws
+    lines: list[str] = []
+
+    def run(values: dict[str, str]) -> Any:
+        lines.clear()
+        parameters = enabled_parameters(S3PrefixListId="", **values)
+        return deploy(
+            clients,
+            "ww-to-spot",
+            ROOT / "templates" / "winworkers.json",
+            parameters,
+            poll_seconds=0.05,
+            echo=lines.append,
+            template_bucket=TEMPLATE_BUCKET,
+        )
+
+    assert run({}).status == "CREATE_COMPLETE"
+    before = _deployed_group(clients, scaling, "ww-to-spot")
+    assert not before.get("MixedInstancesPolicy")  # the 0.2.0 group, on the emulator too (patch 16); moto shows {}
+    version = before["LaunchTemplate"]
+    assert run(SPOT).status == "UPDATE_COMPLETE"
+    changed = {m.group(1) for line in lines if (m := re.match(r"^\S+  (\S+) +UPDATE_COMPLETE", line))}
+    assert changed == {"WinGroup", "ww-to-spot"}, lines
+    after = _deployed_group(clients, scaling, "ww-to-spot")
+    spec = after["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]
+    assert (spec["LaunchTemplateId"], spec["Version"]) == (version["LaunchTemplateId"], version["Version"])
+    assert (
+        scaling.describe_instance_refreshes(AutoScalingGroupName=after["AutoScalingGroupName"])["InstanceRefreshes"]
+        == []
+    )
