@@ -710,3 +710,33 @@ def test_the_module_is_a_self_contained_small_lambda(tmp_path: Path) -> None:
     index = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(index)
     assert callable(index.handler) and issubclass(index.RefreshError, RuntimeError)
+
+
+def test_a_spot_group_s_launch_template_version_is_read_from_its_policy(world: World) -> None:
+    # spot: a mixed instances group has no LaunchTemplate of its own; its MixedInstancesPolicy names
+    # the template (DescribeAutoScalingGroups). Without reading it there, the version check is skipped.
+    scaling, ec2 = world.clients["autoscaling"], world.clients["ec2"]
+    ec2.create_launch_template(
+        LaunchTemplateName="workers", LaunchTemplateData={"ImageId": world.new, "InstanceType": "m6i.large"}
+    )
+    ec2.create_launch_template_version(LaunchTemplateName="workers", SourceVersion="1", LaunchTemplateData={})
+    specification = {"LaunchTemplateName": "workers", "Version": "2"}
+    scaling.create_auto_scaling_group(
+        AutoScalingGroupName=GROUP,
+        MixedInstancesPolicy={
+            "LaunchTemplate": {"LaunchTemplateSpecification": specification},
+            "InstancesDistribution": {"OnDemandPercentageAboveBaseCapacity": 30},
+        },
+        MinSize=0,
+        MaxSize=4,
+        DesiredCapacity=1,
+        VPCZoneIdentifier=ec2.describe_subnets()["Subnets"][0]["SubnetId"],
+    )
+    world.latest(world.new)
+    group = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])["AutoScalingGroups"][0]
+    assert "LaunchTemplate" not in group and group["MixedInstancesPolicy"]["LaunchTemplate"]
+    # moto reports each instance's version as the template's default version, 1: outdated against 2.
+    result = world.run()
+    assert result["action"] == "refresh-started" and len(result["outdated_instances"]) == 1
+    ec2.modify_launch_template(LaunchTemplateName="workers", DefaultVersion="2")
+    assert world.run()["action"] == "up-to-date"

@@ -286,3 +286,22 @@ def test_coverage_of_the_committed_templates_is_what_the_readme_says() -> None:
     block = readme.split("<!-- emulator-coverage:begin -->\n")[1].split("<!-- emulator-coverage:end -->")[0]
     for kind, how in found.items():
         assert f"| `{kind}` | {how} |" in block
+
+
+def test_a_number_parameter_compares_as_the_string_it_was_given(aws: Clients, tmp_path: Path) -> None:
+    # Patch 16: CloudFormation's Ref of a Number is a string, so Equals(Ref N, "100") holds for 100.
+    template = {
+        "Parameters": {"Percent": {"Type": "Number", "Default": "100"}},
+        "Conditions": {"Spot": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Percent"}, "100"]}]}},
+        "Resources": {
+            "OnDemand": {"Type": "AWS::SQS::Queue", "Condition": "Spot"},
+            "Always": {"Type": "AWS::SQS::Queue"},
+        },
+    }
+    path = tmp_path / "number.json"
+    path.write_text(json.dumps(template))
+    for value, created in (("100", {"Always"}), ("30", {"Always", "OnDemand"})):
+        stack = f"truth-number-{value}"
+        deploy(aws, stack, path, {"Percent": value}, poll_seconds=0.05, echo=lambda _: None)
+        assert set(_physical(aws, stack)) == created, value
+        delete(aws, stack, poll_seconds=0.05, echo=lambda _: None, yes=True)

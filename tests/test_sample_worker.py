@@ -110,6 +110,16 @@ class TooLong(Exception):
     """The fake world's step budget ran out: the worker would loop forever."""
 
 
+class Reclaimed(Exception):
+    """EC2 reclaimed the Spot instance: the worker stops wherever it was."""
+
+
+INTERRUPTION_PATH = "spot/instance-action"
+REBALANCE_PATH = "events/recommendations/rebalance"
+SPOT_PATHS = {INTERRUPTION_PATH: "interruption", REBALANCE_PATH: "rebalance"}
+RECLAIM_TICKS = 120 // 5  # the notice's two minutes, in the worker's 5-second ticks
+
+
 _PASS_THROUGH = {
     "pipeline",
     "pipeline_chain",
@@ -396,6 +406,17 @@ class Instance:
     terminate_on_receive: bool = False
     """Terminated as soon as a receive returns a message (a drain that begins during a long poll)."""
     imds_down_until: int = 0
+    interrupt_on_receive: bool = False
+    """A Spot interruption notice as soon as a receive returns a message (during a long poll)."""
+    rebalance_at: int | None = None
+    """The tick from which the metadata holds a rebalance recommendation (None: never)."""
+    interruption_at: int | None = None
+    """The tick from which it holds a Spot interruption notice; EC2 reclaims the instance
+    RECLAIM_TICKS (two minutes) later, and the worker stops there, wherever it is."""
+    spot_seen: int | None = None
+    """Where in calls the worker first read a Spot signal."""
+    ended: dict[str, int] = field(default_factory=dict)
+    """The tick each message was deleted or made visible again (visibility 0)."""
     fail_deletes: int = 0
     """How many DeleteMessage calls fail first (the endpoint does not answer)."""
     fail_completes: int = 0
@@ -406,7 +427,8 @@ class Instance:
     jobs: dict[str, Job] = field(default_factory=dict)
     steps: int = 0
     late: list[tuple[Any, ...]] = field(default_factory=list)
-    """Receives and job starts made while the state was Terminated (whether the worker looked or not)."""
+    """Receives and job starts made while the state was Terminated or a Spot signal was given
+    (whether the worker looked or not)."""
 
     def state(self) -> str:
         if self.terminate_at is not None and self.tick >= self.terminate_at:
@@ -416,10 +438,18 @@ class Instance:
     def advance(self, seconds: int) -> None:
         self.tick += max(1, seconds // TICK)
 
+    def given(self, signal: str) -> bool:
+        """Whether the metadata holds the Spot signal ('interruption' or 'rebalance') now (in this
+        fake each stays once given). Both may be there: a recommendation can come with the notice."""
+        at = self.interruption_at if signal == "interruption" else self.rebalance_at
+        return at is not None and self.tick >= at
+
     def __call__(self, name: str, args: list[Any], options: dict[str, Any], piped: Any) -> Any:
         self.steps += 1
         if self.steps > 5000:
             raise TooLong
+        if self.interruption_at is not None and self.tick >= self.interruption_at + RECLAIM_TICKS:
+            raise Reclaimed
         handler = getattr(self, "do_" + name.replace("-", "_"), None)
         assert handler is not None, f"the fake instance does not know {name}"
         return handler(args, options, piped)
@@ -470,6 +500,14 @@ class Instance:
         path = uri.removeprefix("http://169.254.169.254/latest/meta-data/")
         if path == "instance-id":
             return INSTANCE
+        if path in SPOT_PATHS:
+            # Absent (404) until EC2 gives the signal (EC2 user guide: instance metadata categories).
+            if not self.given(SPOT_PATHS[path]):
+                raise Failure("The remote server returned an error: (404) Not Found.")
+            if self.spot_seen is None:
+                self.spot_seen = len(self.calls)
+            self.calls.append(("spot", SPOT_PATHS[path]))
+            return '{"action": "terminate", "time": "..."}' if path == INTERRUPTION_PATH else '{"noticeTime": "..."}'
         assert path == "autoscaling/target-lifecycle-state", uri
         state = self.state()
         if state == "Terminated" and self.terminated_seen is None:
@@ -486,7 +524,7 @@ class Instance:
     def do_Receive_SQSMessage(self, args: list[Any], options: dict[str, Any], piped: Any) -> Any:
         self._queue(options)
         assert (options["messagecount"], options["waittimeinseconds"]) == (1, 20), "one message, long polling"
-        if self.state() == "Terminated":
+        if self.state() == "Terminated" or self.given("interruption") or self.given("rebalance"):
             self.late.append(("receive",))
         visibility = options["visibilitytimeout"]
         if not self.messages:
@@ -497,12 +535,17 @@ class Instance:
         self.calls.append(("receive", message["id"], visibility))
         if self.terminate_on_receive:
             self.terminate_at = self.tick
+        if self.interrupt_on_receive:
+            self.interruption_at = self.tick
         return {"MessageId": message["id"], "ReceiptHandle": "rh-" + message["id"], "Body": json.dumps(message)}
 
     def do_Edit_SQSMessageVisibility(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
         self._queue(options)
         assert options["force"] is True
-        self.calls.append(("visibility", options["receipthandle"].removeprefix("rh-"), options["visibilitytimeout"]))
+        message = options["receipthandle"].removeprefix("rh-")
+        self.calls.append(("visibility", message, options["visibilitytimeout"]))
+        if options["visibilitytimeout"] == 0:
+            self.ended[message] = self.tick
 
     def do_Remove_SQSMessage(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
         self._queue(options)
@@ -512,6 +555,7 @@ class Instance:
             self.calls.append(("delete failed", options["receipthandle"].removeprefix("rh-")))
             raise Failure("Unable to connect to the remote server")
         self.calls.append(("delete", options["receipthandle"].removeprefix("rh-")))
+        self.ended[options["receipthandle"].removeprefix("rh-")] = self.tick
 
     # background jobs: each Wait-Job is one tick of the job
 
@@ -521,7 +565,7 @@ class Instance:
         assert config_path == SERVICE_CONFIG
         message = json.loads(body)
         job = self.jobs[message["id"]] = Job(message["id"], message["ticks"], message.get("fails", False))
-        if self.state() == "Terminated":
+        if self.state() == "Terminated" or self.given("interruption") or self.given("rebalance"):
             self.late.append(("start", job.message))
         self.calls.append(("start", job.message))
         return job
@@ -585,7 +629,7 @@ def violations(instance: Instance) -> list[str]:
     seen = instance.terminated_seen
     work = [c for c in calls if c[0] in ("receive", "start", "delete", "visibility", "stop", "complete", "finished")]
     if instance.late:
-        found.append(f"took work while the state was Terminated: {instance.late[:2]}")
+        found.append(f"took work while the state was Terminated or a Spot signal given: {instance.late[:2]}")
     if seen is not None and any(c[0] in ("receive", "start") for c in calls[seen:]):
         found.append("received or started work after reading Terminated")
     completes = [i for i, c in enumerate(calls) if c[0] == "complete"]
@@ -595,6 +639,14 @@ def violations(instance: Instance) -> list[str]:
         found.append("worked after completing the hook")
     if completes and seen is None:
         found.append("completed the hook without reading Terminated")
+    spot = instance.spot_seen
+    if spot is not None and any(c[0] in ("receive", "start") for c in calls[spot:]):
+        found.append("received or started work after reading a Spot signal")
+    if instance.interruption_at is not None:
+        reclaim = instance.interruption_at + RECLAIM_TICKS
+        late = sorted(m for m in instance.jobs if instance.ended.get(m, reclaim) >= reclaim)
+        if late:
+            found.append(f"{late} neither deleted nor released before the Spot reclaim")
     for i, call in enumerate(calls):
         if call[0] == "delete" and ("finished", call[1], "Completed") not in calls[:i]:
             found.append(f"deleted {call[1]} before its job succeeded")
@@ -608,7 +660,15 @@ def violations(instance: Instance) -> list[str]:
 
 
 def _work(instance: Instance) -> list[tuple[Any, ...]]:
-    return [c for c in instance.calls if c[0] not in ("log", "state") and c != ("receive", None)]
+    return [c for c in instance.calls if c[0] not in ("log", "state", "spot") and c != ("receive", None)]
+
+
+def _run_until_reclaimed(source: str, instance: Instance) -> int | None:
+    """The worker's exit code, or None when EC2 reclaimed the Spot instance under it."""
+    try:
+        return _run(source, instance)
+    except Reclaimed:
+        return None
 
 
 def test_a_drain_that_begins_mid_job_finishes_the_job_then_completes_the_hook(settings: dict[str, Any]) -> None:
@@ -718,6 +778,186 @@ def test_the_log_goes_where_the_agent_ships_it(settings: dict[str, Any]) -> None
     assert "job A done" in logs and logs[-1] == "drained: the termination hook is completed"
     # The agent ships settings["log_paths"]: the log is in that folder, and matches its pattern.
     assert re.fullmatch(r".*\\\*\.log", settings["log_paths"][0])
+
+
+# --- Spot (docs/worker-contract.md, "Spot")
+
+
+def test_an_interruption_notice_mid_job_releases_the_message_before_the_reclaim(settings: dict[str, Any]) -> None:
+    # A 500-second job; the notice appears 20 seconds in; EC2 reclaims the instance 120 s later.
+    instance = Instance(settings, [{"id": "A", "ticks": 100}, {"id": "B", "ticks": 1}], interruption_at=4)
+    assert _run_until_reclaimed(_worker(), instance) is None  # nothing completes a hook: it is gone
+    assert _work(instance) == [
+        ("receive", "A", 300),
+        ("start", "A"),
+        ("visibility", "A", 300),
+        ("stop", "A"),
+        ("visibility", "A", 0),  # visible again at once, for a worker that stays
+    ]
+    # Released 75 s after the notice (seen at once, 80 s allowed, in 5-second ticks), 45 s before the reclaim.
+    assert (instance.ended["A"] - instance.interruption_at) * TICK == 75
+    assert instance.messages == [{"id": "B", "ticks": 1}], "no new work after the notice"
+    assert violations(instance) == []
+
+
+def test_an_interruption_with_the_termination_hook_releases_then_completes_it(settings: dict[str, Any]) -> None:
+    # Auto Scaling calls the termination hook on an interruption notice (user guide, Capacity Rebalancing).
+    instance = Instance(settings, [{"id": "A", "ticks": 100}], interruption_at=4, terminate_at=5)
+    assert _run_until_reclaimed(_worker(), instance) == 0
+    assert _work(instance)[-3:] == [("stop", "A"), ("visibility", "A", 0), ("complete", INSTANCE, "CONTINUE")]
+    assert violations(instance) == []
+
+
+def test_a_job_that_ends_within_the_notice_is_deleted(settings: dict[str, Any]) -> None:
+    instance = Instance(settings, [{"id": "A", "ticks": 10}, {"id": "B", "ticks": 1}], interruption_at=2)
+    assert _run_until_reclaimed(_worker(), instance) is None
+    assert _work(instance) == [("receive", "A", 300), ("start", "A"), ("finished", "A", "Completed"), ("delete", "A")]
+    assert violations(instance) == []
+
+
+def test_a_rebalance_recommendation_stops_new_work_and_lets_the_job_finish(settings: dict[str, Any]) -> None:
+    # Capacity Rebalancing launches a replacement, then terminates this instance through the drain hook.
+    instance = Instance(settings, [{"id": "A", "ticks": 30}, {"id": "B", "ticks": 1}], rebalance_at=3, terminate_at=50)
+    assert _run(_worker(), instance) == 0
+    assert _work(instance) == [
+        ("receive", "A", 300),
+        ("start", "A"),
+        ("visibility", "A", 300),
+        ("visibility", "A", 300),
+        ("finished", "A", "Completed"),
+        ("delete", "A"),
+        ("complete", INSTANCE, "CONTINUE"),
+    ]
+    assert instance.messages == [{"id": "B", "ticks": 1}]
+    logs = [c[1] for c in instance.calls if c[0] == "log"]
+    assert logs.count("Spot rebalance: no new work") == 1, "logged once, not every 5 seconds"
+    assert violations(instance) == []
+
+
+def test_a_spot_signal_during_a_long_poll_sends_the_message_back(settings: dict[str, Any]) -> None:
+    # The notice appears while the receive waits: the message it brings goes back at once.
+    instance = Instance(settings, [{"id": "A", "ticks": 1}], interrupt_on_receive=True)
+    assert _run_until_reclaimed(_worker(), instance) is None
+    assert _work(instance) == [("receive", "A", 300), ("visibility", "A", 0)]
+    assert instance.ended["A"] == instance.interruption_at and not instance.jobs
+    assert violations(instance) == []
+
+
+class SqsInstance(Instance):
+    """The fake instance, but its queue is moto's SQS (in-process, nothing leaves the machine): what
+    the worker's calls do to the messages is SQS's, not the fake's, and the clock is real."""
+
+    def __init__(self, settings: dict[str, Any], sqs: Any, **kwargs: Any) -> None:
+        super().__init__(settings, [], **kwargs)
+        self.sqs = sqs
+        self.ids: dict[str, str] = {}
+
+    def do_Receive_SQSMessage(self, args: list[Any], options: dict[str, Any], piped: Any) -> Any:
+        self._queue(options)
+        if self.given("interruption") or self.given("rebalance"):
+            self.late.append(("receive",))
+        got = self.sqs.receive_message(
+            QueueUrl=options["queueurl"],
+            MaxNumberOfMessages=options["messagecount"],
+            WaitTimeSeconds=0,  # moto would wait in real time; the fake's clock advances instead
+            VisibilityTimeout=options["visibilitytimeout"],
+        ).get("Messages", [])
+        if not got:
+            self.advance(20)
+            self.calls.append(("receive", None))
+            return None
+        (message,) = got
+        body = json.loads(message["Body"])
+        self.ids[message["ReceiptHandle"]] = body["id"]
+        self.calls.append(("receive", body["id"], options["visibilitytimeout"]))
+        return {"MessageId": body["id"], "ReceiptHandle": message["ReceiptHandle"], "Body": message["Body"]}
+
+    def do_Edit_SQSMessageVisibility(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
+        self._queue(options)
+        assert options["force"] is True
+        self.sqs.change_message_visibility(
+            QueueUrl=options["queueurl"],
+            ReceiptHandle=options["receipthandle"],
+            VisibilityTimeout=options["visibilitytimeout"],
+        )
+        message = self.ids[options["receipthandle"]]
+        self.calls.append(("visibility", message, options["visibilitytimeout"]))
+        if options["visibilitytimeout"] == 0:
+            self.ended[message] = self.tick
+
+    def do_Remove_SQSMessage(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
+        self._queue(options)
+        self.sqs.delete_message(QueueUrl=options["queueurl"], ReceiptHandle=options["receipthandle"])
+        self.calls.append(("delete", self.ids[options["receipthandle"]]))
+        self.ended[self.ids[options["receipthandle"]]] = self.tick
+
+
+def test_an_interrupted_job_s_message_is_at_once_another_worker_s_on_sqs(settings: dict[str, Any]) -> None:
+    from moto import mock_aws
+
+    with mock_aws():
+        import boto3
+
+        sqs = boto3.client("sqs", region_name=settings["region"])
+        name = settings["queue_url"].rsplit("/", 1)[1]
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        assert url == settings["queue_url"], "the worker.json queue_url is the queue's URL"
+        for body in ({"id": "B", "ticks": 2}, {"id": "A", "ticks": 100}):
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+        # B first (SQS does not promise an order; moto keeps it): a short job, deleted; then A, interrupted.
+        instance = SqsInstance(settings, sqs, interruption_at=6)
+        assert _run_until_reclaimed(_worker(), instance) is None
+        assert _work(instance)[-2:] == [("stop", "A"), ("visibility", "A", 0)]
+        assert ("delete", "B") in _work(instance) and ("delete", "A") not in _work(instance)
+        # Another worker receives A at once (it was received with a 300-second visibility timeout);
+        # B is gone. ApproximateReceiveCount 2: the same message, not a copy.
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+        assert [json.loads(m["Body"])["id"] for m in got] == ["A"]
+        assert got[0]["Attributes"]["ApproximateReceiveCount"] == "2"
+        assert violations(instance) == []
+
+
+SPOT_DEFECTS = {
+    "ignores the interruption notice": ("if ((Get-SpotSignal) -eq 'interruption') {", "if ($false) {"),
+    "keeps receiving after a Spot signal": (
+        "        if ($spot -ne '') {\n            if",
+        "        if ($false) {\n            if",
+    ),
+    "starts a job the long poll brought after a Spot signal": (
+        "if ((Get-SpotSignal) -ne '') {\n                Set-Visibility $message 0",
+        "if ($false) {\n                Set-Visibility $message 0",
+    ),
+    "deletes the message of a job it stopped": (
+        "before the Spot interruption: stopped, message released')\n                Stop-Job -Job $job\n"
+        "                Remove-Job -Job $job -Force\n                Set-Visibility $message 0",
+        "before the Spot interruption: stopped, message released')\n                Stop-Job -Job $job\n"
+        "                Remove-Job -Job $job -Force\n                Remove-SQSMessage -QueueUrl $Config.queue_url "
+        "-ReceiptHandle $message.ReceiptHandle -Region $Config.region -Force",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", sorted(SPOT_DEFECTS))
+def test_the_checks_catch_a_worker_that_breaks_the_spot_contract(settings: dict[str, Any], defect: str) -> None:
+    old, new = SPOT_DEFECTS[defect]
+    source = _worker()
+    assert source.count(old) == 1, defect
+    broken = source.replace(old, new)
+    found: list[str] = []
+    for messages, signals in (
+        ([{"id": "A", "ticks": 100}, {"id": "B", "ticks": 1}], {"interruption_at": 4}),
+        ([{"id": "A", "ticks": 1}, {"id": "B", "ticks": 1}], {"rebalance_at": 0, "terminate_at": 10}),
+        ([{"id": "A", "ticks": 1}], {"interrupt_on_receive": True}),
+    ):
+        instance = Instance(settings, [dict(m) for m in messages], **signals)
+        try:
+            _run_until_reclaimed(broken, instance)
+        except TooLong:
+            found.append("never stops")
+        found += violations(instance)
+        if any(c[0] == "delete" and c[1] in [s[1] for s in instance.calls if s[0] == "stop"] for c in instance.calls):
+            found.append("deleted the message of a stopped job")
+    assert found, f"the checks did not notice a worker that {defect}"
 
 
 # Defects planted in a copy of worker.ps1; each breaks the contract, and the checks must say so.

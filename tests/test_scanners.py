@@ -32,6 +32,9 @@ OPTIONS = {
 }
 
 
+SPOT = {"InstanceTypes": "c6i.large,m6a.large,r7i.large", "OnDemandPercentage": "30"}
+
+
 def _committed() -> dict[str, dict[str, Any]]:
     return {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "templates").glob("*.json"))}
 
@@ -50,6 +53,9 @@ def checkov_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             (folder / f"{name}.{mode}.json").write_text(
                 json.dumps(with_defaults(template, _renderings(template, mode)))
             )
+        # spot: the Spot mode's group (a MixedInstancesPolicy instead of the LaunchTemplate).
+        spot = {k: v for k, v in enabled_parameters(**OPTIONS, **SPOT).items() if k in template["Parameters"]}
+        (folder / f"{name}.spot.json").write_text(json.dumps(with_defaults(template, spot)))
     run = subprocess.run(
         [
             str(Path(sys.executable).with_name("checkov")),
@@ -90,6 +96,8 @@ def test_checkov_finds_nothing(checkov_report: dict[str, Any]) -> None:
         "AWS::Logs::LogGroup.WinWorkerLogs",
     } <= scanned
     assert summary["passed"] > 100
+    spot = {Path(c["file_path"]).name for c in checkov_report["results"]["passed_checks"]}
+    assert "winworkers.spot.json" in spot, "the Spot rendering was scanned"
 
 
 def test_every_checkov_skip_has_a_reason(checkov_report: dict[str, Any]) -> None:

@@ -214,3 +214,23 @@ def test_endpoint_azs_changes_the_endpoints_in_place(feature: dict[str, Any]) ->
         if "WinEndpointAzs" in _names(resource.get("Properties", {}), feature["Conditions"])
     }
     assert uses == {f"Win{n}Endpoint" for n in ("Sqs", "Cloudformation", "Monitoring", "Logs", "Autoscaling")}
+
+def test_the_spot_inputs_replace_nothing_and_refresh_nothing(feature: dict[str, Any]) -> None:
+    # spot: InstanceTypes, OnDemandBaseCapacity and OnDemandPercentage reach only the group's
+    # LaunchTemplate / MixedInstancesPolicy / CapacityRebalance, none create-only (the schema):
+    # an update changes the group in place. The refresh custom resource, whose change starts an
+    # instance refresh, depends on none of them; Auto Scaling itself moves the fleet toward a new
+    # On-Demand/Spot split (UpdateAutoScalingGroup API reference; docs/aws-behaviours.md).
+    replaced, _ = update_path(feature)
+    spot = {"WinInstanceTypes", "WinOnDemandBaseCapacity", "WinOnDemandPercentage"}
+    assert not spot & set(replaced)
+    create_only = set((_schema("AWS::AutoScaling::AutoScalingGroup") or {})["createOnlyProperties"])
+    assert (
+        not {f"/properties/{p}" for p in ("LaunchTemplate", "MixedInstancesPolicy", "CapacityRebalance")} & create_only
+    )
+    conditions = feature["Conditions"]
+    refresh = feature["Resources"]["WinFleetRefresh"]["Properties"]
+    assert not _names(refresh, conditions) & spot
+    launch_template = feature["Resources"]["WinLaunchTemplate"]
+    assert not _names(launch_template, conditions) & spot, "a new launch template version would refresh the fleet"
+    assert spot <= _names(feature["Resources"]["WinGroup"]["Properties"], conditions)

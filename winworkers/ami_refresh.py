@@ -21,7 +21,7 @@ ROLLED_OUT = ("GroupName", "LaunchTemplateId", "LaunchTemplateVersion", "Subnets
 
 
 class RefreshError(RuntimeError):
-    """The check or the refresh failed; nothing was changed."""
+    """The check or the refresh failed; nothing changed."""
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
 
 
 def run(event: dict[str, Any], env: Any, clients: Any = None) -> dict[str, Any]:
-    """Scheduled or SNS: decide, act, print one JSON line. ``clients``: ssm, autoscaling, ec2, cloudformation."""
+    """Scheduled or SNS: decide, act, print one JSON line. ``clients``: by service name."""
     out = {"asg_name": env.get("ASG_NAME", ""), "ami_parameter": env.get("AMI_PARAMETER") or DEFAULT_PARAMETER}
     try:
         _decide(event, env, clients, out)
@@ -57,7 +57,7 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     groups = _call(group, auto.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])["AutoScalingGroups"]
     if not groups:
         raise RefreshError(f"{group} not found")
-    # Not Terminating (:Retained stays: winworkers.refresh).
+    # Not Terminating (:Retained: winworkers.refresh).
     members, pooled = [i for i in groups[0]["Instances"] if "Term" not in i.get("LifecycleState", "")], []
     if groups[0].get("WarmPoolConfiguration"):
         pages = auto.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=asg)
@@ -66,7 +66,7 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     if every := members + pooled:
         found = _call("instances", c["ec2"].describe_instances, InstanceIds=[i["InstanceId"] for i in every])
         images = {i["InstanceId"]: i["ImageId"] for r in found["Reservations"] for i in r["Instances"]}
-        # Another image or launch template version (an update whose refresh never ran).
+        # Another image or template version (an update whose refresh never ran).
         want = _version(groups[0])
         out["outdated_instances"] = sorted(
             i["InstanceId"]
@@ -75,7 +75,7 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
         )
     action = "up-to-date"
     if out["outdated_instances"]:
-        # Not during a stack operation: the update's own refresh would collide.
+        # Not during a stack operation: its own refresh would collide.
         busy = [s for s in _statuses(c, env.get("STACK_ID")) if s.endswith("_IN_PROGRESS")]
         active = None if busy else _active(auto, asg)
         out.update(
@@ -111,7 +111,7 @@ def on_stack_event(event: dict[str, Any], env: Any, clients: Any = None) -> dict
         ):
             c = clients or {n: boto3.client(n, config=RETRIES) for n in ("autoscaling", "cloudformation")}
             out["stack_status"] = statuses = _statuses(c, event.get("StackId"))
-            # Failing a rollback would leave the stack UPDATE_ROLLBACK_FAILED.
+            # Failing a rollback leaves UPDATE_ROLLBACK_FAILED.
             if forward := not any("ROLLBACK" in s for s in statuses):
                 active = _active(c["autoscaling"], asg)
                 refresh = None if active else _start(c["autoscaling"], asg, _preferences(env))
@@ -133,7 +133,7 @@ def on_stack_event(event: dict[str, Any], env: Any, clients: Any = None) -> dict
         **{k: event.get(k) for k in ("StackId", "RequestId", "LogicalResourceId")},
         "Data": data,
     }
-    for attempt in (1, 2, 3):  # to the pre-signed URL, whose signature covers no Content-Type
+    for attempt in (1, 2, 3):  # pre-signed: its signature covers no Content-Type
         put = urllib.request.Request(
             event["ResponseURL"], json.dumps(body).encode(), {"Content-Type": ""}, method="PUT"
         )
@@ -146,7 +146,7 @@ def on_stack_event(event: dict[str, Any], env: Any, clients: Any = None) -> dict
 
 
 def _preferences(env: Any) -> dict[str, Any]:
-    # Launch before terminating (MAX over 100), at most 100 apart (AWS). As compute.py.
+    # Launch before terminating, at most 100 apart (AWS). As compute.py.
     low = _int(env, "MIN_HEALTHY_PERCENTAGE", 100, 1, 100)
     return {
         "MinHealthyPercentage": low,
@@ -160,7 +160,7 @@ def _preferences(env: Any) -> dict[str, Any]:
 
 
 def _start(auto: Any, asg: str, preferences: dict[str, Any]) -> Any:
-    # No DesiredConfiguration, no SkipMatching: a resolve:ssm: ImageId refuses both.
+    # No DesiredConfiguration, no SkipMatching: resolve:ssm: refuses both.
     start = auto.start_instance_refresh
     refresh = _call(
         f"Auto Scaling group {asg}", start, AutoScalingGroupName=asg, Strategy="Rolling", Preferences=preferences
@@ -169,13 +169,13 @@ def _start(auto: Any, asg: str, preferences: dict[str, Any]) -> Any:
 
 
 def _active(auto: Any, asg: str) -> Any:
-    # Newest first; a group has at most one active refresh.
+    # Newest first; at most one is active.
     page = _call(f"Auto Scaling group {asg}", auto.describe_instance_refreshes, AutoScalingGroupName=asg, MaxRecords=10)
     return next((r for r in page.get("InstanceRefreshes", []) if r["Status"] in ACTIVE), None)
 
 
 def _statuses(c: Any, stack_id: Any) -> list[str]:
-    # The stack's status, then its root's if it is nested.
+    # The stack's status, then its root's.
     statuses: list[str] = []
     while stack_id and len(statuses) < 2:
         (stack,) = _call(f"stack {stack_id}", c["cloudformation"].describe_stacks, StackName=stack_id)["Stacks"]
@@ -185,7 +185,8 @@ def _statuses(c: Any, stack_id: Any) -> list[str]:
 
 
 def _version(item: dict[str, Any]) -> tuple[Any, str]:
-    spec = item.get("LaunchTemplate") or {}
+    mixed = item.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {})  # Spot: here
+    spec = item.get("LaunchTemplate") or mixed.get("LaunchTemplateSpecification") or {}
     return spec.get("LaunchTemplateId"), str(spec.get("Version"))
 
 

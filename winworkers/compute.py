@@ -30,22 +30,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from troposphere import GetAtt, If, NoValue, Ref, StackName, Sub, Tag, Template
+from troposphere import GetAtt, If, Join, NoValue, Ref, Split, StackName, Sub, Tag, Template
 from troposphere.autoscaling import (
     AutoScalingGroup,
     CustomizedMetricSpecification,
     InstanceMaintenancePolicy,
+    InstanceRequirements,
+    InstancesDistribution,
+    LaunchTemplateOverrides,
     LaunchTemplateSpecification,
     LifecycleHookSpecification,
+    MemoryMiBRequest,
     Metric,
     MetricsCollection,
+    MixedInstancesPolicy,
     ScalingPolicy,
     StepAdjustments,
     Tags,
     TargetTrackingConfiguration,
     TargetTrackingMetricDataQuery,
     TargetTrackingMetricStat,
+    VCpuCountRequest,
 )
+from troposphere.autoscaling import LaunchTemplate as GroupLaunchTemplate
 from troposphere.autoscaling import MetricDimension as GroupMetricDimension
 from troposphere.cloudwatch import Alarm, MetricDataQuery, MetricDimension
 from troposphere.ec2 import (
@@ -180,12 +187,21 @@ def _launch_template(
 def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: Sub) -> AutoScalingGroup:
     lid = p.config.logical_id
     launch_before_terminate = {"MinHealthyPercentage": 100, "MaxHealthyPercentage": MAX_HEALTHY_PERCENT}
+    spec = LaunchTemplateSpecification(
+        LaunchTemplateId=Ref(launch_template), Version=GetAtt(launch_template, "LatestVersionNumber")
+    )
+    mixed = p.cond("MixedInstances")
     return AutoScalingGroup(
         lid("Group"),
         AutoScalingGroupName=name,
-        LaunchTemplate=LaunchTemplateSpecification(
-            LaunchTemplateId=Ref(launch_template), Version=GetAtt(launch_template, "LatestVersionNumber")
-        ),
+        # One of the two, never both (CreateAutoScalingGroup API): without MixedInstances the
+        # group is as in 0.2.0, so a default stack's update changes nothing here.
+        LaunchTemplate=If(mixed, NoValue, spec),
+        MixedInstancesPolicy=If(mixed, _mixed_instances(p, spec), NoValue),
+        # Spot only: Auto Scaling launches a replacement when a Spot worker is at elevated risk
+        # of interruption, and terminates the old one (through the drain hook) once the new one
+        # passed its health check (user guide, "Capacity Rebalancing"). Nothing in On-Demand.
+        CapacityRebalance=If(mixed, True, NoValue),
         MinSize=p["MinSize"],
         MaxSize=p["MaxSize"],
         DesiredCapacity=If(p.cond("HasDesiredCapacity"), p["DesiredCapacity"], NoValue),
@@ -236,6 +252,46 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
         UpdatePolicy=UpdatePolicy(
             # Scaling owns the desired capacity; a stack update must not reset it.
             AutoScalingScheduledAction=AutoScalingScheduledAction(IgnoreUnmodifiedGroupSizeProperties=True),
+        ),
+    )
+
+
+# Price protection off: the operator's list is the list. With it on (the default), Auto Scaling
+# leaves out any listed type priced 20% (On-Demand) or 100% (Spot) above the cheapest C, M or R
+# type matching the requirements; 999999 turns it off (InstanceRequirements API reference).
+NO_PRICE_PROTECTION = 999999
+
+
+def _mixed_instances(p: Params, spec: LaunchTemplateSpecification) -> MixedInstancesPolicy:
+    """Spot and On-Demand across InstanceType and InstanceTypes (docs/aws-behaviours.md, spot rows).
+
+    The types are attribute-based instance type selection narrowed to a list
+    (InstanceRequirements.AllowedInstanceTypes takes a list, where Overrides would need
+    one object per type, which a CommaDelimitedList of any length cannot give). They
+    override the launch template's InstanceType (LaunchTemplateOverrides API reference).
+    Every other requirement is open: 0 vCPUs and MiB up, burstable (t3) included (its
+    default is excluded), no price protection. Price-capacity-optimized picks the Spot pools
+    least likely to be interrupted among the cheapest, as AWS recommends with Capacity
+    Rebalancing; On-Demand is lowest-price, the only strategy with instance requirements.
+    """
+    listed = Split(",", Sub("${Type},${More}", Type=p["InstanceType"], More=Join(",", p["InstanceTypes"])))
+    requirements = InstanceRequirements(
+        AllowedInstanceTypes=If(p.cond("HasInstanceTypes"), listed, [p["InstanceType"]]),
+        VCpuCount=VCpuCountRequest(Min=0),
+        MemoryMiB=MemoryMiBRequest(Min=0),
+        BurstablePerformance="included",
+        OnDemandMaxPricePercentageOverLowestPrice=NO_PRICE_PROTECTION,
+        SpotMaxPricePercentageOverLowestPrice=NO_PRICE_PROTECTION,
+    )
+    return MixedInstancesPolicy(
+        LaunchTemplate=GroupLaunchTemplate(
+            LaunchTemplateSpecification=spec, Overrides=[LaunchTemplateOverrides(InstanceRequirements=requirements)]
+        ),
+        InstancesDistribution=InstancesDistribution(
+            OnDemandAllocationStrategy="lowest-price",
+            OnDemandBaseCapacity=p["OnDemandBaseCapacity"],
+            OnDemandPercentageAboveBaseCapacity=p["OnDemandPercentage"],
+            SpotAllocationStrategy="price-capacity-optimized",
         ),
     )
 

@@ -34,7 +34,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from winworkers.instance_types import INSTANCE_TYPE_PATTERN, instance_type_problem
+from winworkers.instance_types import INSTANCE_TYPE_LIST_PATTERN, INSTANCE_TYPE_PATTERN, instance_type_problem
 from winworkers.rules import failed_assertions
 from winworkers.rules import is_list_type as is_list_type  # public here too: the one list-type test
 from winworkers.usage import usage_problems
@@ -110,6 +110,9 @@ def _check_value(name: str, spec: Mapping[str, Any], value: str) -> str | None:
     return None
 
 
+_INSTANCE_TYPE_PATTERNS = (INSTANCE_TYPE_PATTERN, INSTANCE_TYPE_LIST_PATTERN)
+
+
 def _check_item(name: str, spec: Mapping[str, Any], kind: str, item: str) -> str | None:
     numeric = kind == "Number" or kind == "List<Number>"
     if numeric and not _NUMBER.fullmatch(item):
@@ -124,8 +127,8 @@ def _check_item(name: str, spec: Mapping[str, Any], kind: str, item: str) -> str
             compiled = re.compile(str(pattern))
         except re.error:  # a Java pattern Python cannot read: CloudFormation will judge it
             compiled = None
-        if compiled is not None and not compiled.fullmatch(item) and pattern == INSTANCE_TYPE_PATTERN:
-            # The feature's InstanceType: name the family's sizes and the nearest listed type.
+        if compiled is not None and not compiled.fullmatch(item) and pattern in _INSTANCE_TYPE_PATTERNS:
+            # The feature's InstanceType (or an item of InstanceTypes): the family's sizes, the nearest type.
             return f"is not allowed: {instance_type_problem(item)}"
         if compiled is not None and not compiled.fullmatch(item):
             shown = (

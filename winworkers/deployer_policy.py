@@ -133,6 +133,10 @@ RESOURCE_ACTIONS: dict[str, list[Action]] = {
         ec2.DescribeImages,
         ec2.DescribeInstanceTypes,
         ec2.CreateTags,
+        # spot: a MixedInstancesPolicy's InstanceRequirements (attribute-based instance type
+        # selection). The resource type's registry schema grants its handlers ec2:Get*; this
+        # is the one Get action for instance requirements (EC2 API reference).
+        ec2.GetInstanceTypesFromInstanceRequirements,
     ],
     "AWS::AutoScaling::ScalingPolicy": [
         autoscaling.PutScalingPolicy,

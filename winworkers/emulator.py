@@ -111,6 +111,14 @@ VPC endpoints on updates:
    handler and kept the endpoint as it was (14.). NOT modelled: moto creates no
    network interface in an added subnet.
 
+Conditions:
+
+17. Fn::Equals compares a Number parameter's value as the string it was given, as
+   CloudFormation does (a Number parameter's Ref is a string; "Parameters" reference).
+   moto parses it into an int first, so ``Equals(Ref Number, "100")`` was never true: on
+   the emulator every fleet took the Spot mode's MixedInstancesPolicy (OnDemandPercentage
+   100, the default, compared as 100 against "100").
+
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
 winworkers.constraints), and winworkers deploy checks both before any call.
@@ -236,6 +244,8 @@ def _patch_moto() -> None:
             (parsing.ResourceMap, "load_parameters", _defaults_kept_as_values),
             (CloudFormationResponse, "_validate_different_update", _compared_from_s3_too),
             (VPCEndPoint, "update_from_cloudformation_json", _endpoint_modified_in_place),
+
+            (parsing, "parse_condition", _numbers_compared_as_given),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
@@ -265,6 +275,30 @@ def _with_fn_cidr(clean_json: Any) -> Any:
         return [item for item in cleaned if item is not None] if isinstance(resource_json, list) else cleaned
 
     return clean
+
+
+def _numbers_compared_as_given(parse_condition: Any) -> Any:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html
+    # (Number: "when you use the parameter elsewhere in your template ... the value becomes a string").
+    def parse(condition: Any, resources_map: Any, condition_map: Any) -> Any:
+        if isinstance(condition, dict) and list(condition) == ["Fn::Equals"]:
+            from moto.cloudformation.parsing import clean_json
+
+            left, right = (
+                condition_map[v["Condition"]]
+                if isinstance(v, dict) and "Condition" in v
+                else clean_json(v, resources_map)
+                for v in condition["Fn::Equals"]
+            )
+            if any(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right)):
+                return _as_given(left) == _as_given(right)
+        return parse_condition(condition, resources_map, condition_map)
+
+    return parse
+
+
+def _as_given(value: Any) -> Any:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
 def _with_vpc_id(get_cfn_attribute: Any) -> Any:

@@ -126,6 +126,12 @@ def _sizes(sizes: tuple[str, ...]) -> str:
 INSTANCE_TYPE_PATTERN = pattern_for(SIZES_BY_FAMILY)
 """The InstanceType parameter's AllowedPattern: exactly INSTANCE_TYPES."""
 
+INSTANCE_TYPE_LIST_PATTERN = "^(" + INSTANCE_TYPE_PATTERN.removeprefix("^(").removesuffix(")$") + ")?$"
+"""The InstanceTypes list's AllowedPattern, which CloudFormation applies to each item: one of
+INSTANCE_TYPES, or empty (an empty list is one empty item)."""
+INSTANCE_TYPE_LIST_DESCRIPTION = "empty, or listed x86_64 m, c, r (gen 5+) or t3 types, large or up, comma-separated"
+"""What INSTANCE_TYPE_LIST_PATTERN accepts, in words."""
+
 
 def instance_type_problem(name: str) -> str | None:
     """Why name is not one of INSTANCE_TYPES, in words (None if it is), with the nearest listed type."""

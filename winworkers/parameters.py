@@ -18,6 +18,7 @@ from troposphere import (
     And,
     Condition,
     Equals,
+    Join,
     Not,
     Or,
     Parameter,
@@ -28,7 +29,12 @@ from troposphere import (
 )
 
 from winworkers.config import WorkersConfig
-from winworkers.instance_types import INSTANCE_TYPE_DESCRIPTION, INSTANCE_TYPE_PATTERN
+from winworkers.instance_types import (
+    INSTANCE_TYPE_DESCRIPTION,
+    INSTANCE_TYPE_LIST_DESCRIPTION,
+    INSTANCE_TYPE_LIST_PATTERN,
+    INSTANCE_TYPE_PATTERN,
+)
 
 S3_KEY_LIMIT = 1024
 """S3 object keys are at most 1,024 bytes (S3 user guide, "Naming Amazon S3 objects")."""
@@ -455,6 +461,37 @@ PARAMETERS: tuple[Param, ...] = (
         min_value=0,
         max_value=3600,
     ),
+    # Capacity (spot): the Spot / mixed instances mode (winworkers.compute, _distribution). With
+    # the defaults the group has no MixedInstancesPolicy and is exactly as in 0.2.0. AllowedPattern
+    # applies to each item of a CommaDelimitedList, and to its empty default as one empty item
+    # (docs/aws-behaviours.md): the pattern accepts the listed types, or nothing.
+    Param(
+        "InstanceTypes",
+        "CommaDelimitedList",
+        "",
+        "More instance types beside InstanceType, for Spot or mixed instances.",
+        "Capacity",
+        allowed_pattern=INSTANCE_TYPE_LIST_PATTERN,
+        constraint=INSTANCE_TYPE_LIST_DESCRIPTION,
+    ),
+    Param(
+        "OnDemandBaseCapacity",
+        "Number",
+        "0",
+        "Workers that are On-Demand whatever OnDemandPercentage says.",
+        "Capacity",
+        min_value=0,
+        max_value=fleet_cap,
+    ),
+    Param(
+        "OnDemandPercentage",
+        "Number",
+        "100",
+        "On-Demand % of the workers above the base; the rest are Spot. 100: no Spot.",
+        "Capacity",
+        min_value=0,
+        max_value=100,
+    ),
     # Platform
     Param(
         "DataBucket",
@@ -760,6 +797,13 @@ def _add_conditions(template: Template, p: Params) -> None:
         And(Condition(p.cond("UseExistingEndpoints")), Equals(p["CreateDnsFirewall"], "true")),
     )
     conditions[p.cond("InUsEast1")] = Equals(Ref("AWS::Region"), "us-east-1")
+    # spot: the group takes a MixedInstancesPolicy when Spot is asked for or more types are
+    # listed. A CommaDelimitedList left empty is one empty item, so it is empty when its items
+    # joined are "" (Fn::Join is allowed in a Condition's Fn::Equals; docs/aws-behaviours.md).
+    conditions[p.cond("HasInstanceTypes")] = Not(Equals(Join("", p["InstanceTypes"]), ""))
+    conditions[p.cond("MixedInstances")] = And(
+        on, Or(Not(Equals(p["OnDemandPercentage"], "100")), Condition(p.cond("HasInstanceTypes")))
+    )
     # i18-net: a platform key given as a parameter (or a parent's Ref) may be empty; its
     # policy is a resource of its own, so the condition carries the switch too.
     for name in PLATFORM_KEYS:

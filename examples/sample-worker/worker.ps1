@@ -11,6 +11,13 @@ worker contract (docs/worker-contract.md):
 - Drain: when the state reads Terminated it stops receiving and finishes the current job
   (or, if that cannot end within drain_seconds, stops it and makes the message visible
   again at once), then completes the termination lifecycle hook with CONTINUE.
+- Spot: it also reads the instance's Spot signals (both 404 on On-Demand) at the same times.
+  A rebalance recommendation: no new message; the current job goes on, and Auto Scaling
+  (Capacity Rebalancing) launches a replacement, then terminates this instance through the
+  drain above. An interruption notice (the instance is reclaimed two minutes after it
+  appears, whatever a lifecycle hook says): no new message, and a job still running
+  $InterruptionJobSeconds after the notice is stopped and its message made visible again
+  at once, for another worker, before the instance is gone.
 
 install.ps1 runs it as SYSTEM, from a scheduled task, with -ConfigPath C:\winworkers\worker.json.
 #>
@@ -26,6 +33,11 @@ $VisibilitySeconds = 300
 $RenewTicks = 12
 # What a drain keeps back of drain_seconds to release a message and complete the hook.
 $DrainMarginSeconds = 60
+# How long a job may go on after a Spot interruption notice appeared, counted in ticks from
+# the one before the worker first read it (so at most this long after EC2 gave it): of the
+# notice's 120 seconds, 40 are left to stop the job and release its message
+# (docs/worker-contract.md, "Spot").
+$InterruptionJobSeconds = 80
 
 function Write-Log($text) {
     Add-Content -Path $LogFile -Value ((Get-Date -Format o) + ' ' + $text)
@@ -43,6 +55,23 @@ function Get-LifecycleState {
     } catch {
         return 'Unknown'
     }
+}
+
+# 'interruption' (EC2 reclaims the instance two minutes after the notice), 'rebalance' (at
+# elevated risk of interruption) or '' (neither, or an On-Demand instance: both answer 404).
+# Read afresh each time: a signal that goes away lets the worker take work again.
+function Get-SpotSignal {
+    try {
+        $null = Get-Metadata 'spot/instance-action'
+        return 'interruption'
+    } catch {
+    }
+    try {
+        $null = Get-Metadata 'events/recommendations/rebalance'
+        return 'rebalance'
+    } catch {
+    }
+    return ''
 }
 
 function Receive-Work {
@@ -70,12 +99,23 @@ function Invoke-Message($message) {
     $job = Start-Job -FilePath (Join-Path $PSScriptRoot 'job.ps1') -ArgumentList $message.Body, $ConfigPath
     $ticks = 0
     $drainTicks = 0
+    $spotTicks = 0
     while ($null -eq (Wait-Job -Job $job -Timeout $TickSeconds)) {
         $ticks = $ticks + 1
         if ((Get-LifecycleState) -eq 'Terminated') {
             $drainTicks = $drainTicks + 1
             if ($drainTicks * $TickSeconds -ge $DrainLimit) {
                 Write-Log ('job ' + $message.MessageId + ' cannot end within the drain: stopped, message released')
+                Stop-Job -Job $job
+                Remove-Job -Job $job -Force
+                Set-Visibility $message 0
+                return
+            }
+        }
+        if ((Get-SpotSignal) -eq 'interruption') {
+            $spotTicks = $spotTicks + 1
+            if ($spotTicks * $TickSeconds -ge $InterruptionJobSeconds) {
+                Write-Log ('job ' + $message.MessageId + ' cannot end before the Spot interruption: stopped, message released')
                 Stop-Job -Job $job
                 Remove-Job -Job $job -Force
                 Set-Visibility $message 0
@@ -117,6 +157,7 @@ function Complete-Drain {
 
 function Invoke-Worker {
     Write-Log ('started, queue ' + $Config.queue_url)
+    $spotSeen = ''
     while ($true) {
         $state = Get-LifecycleState
         if ($state -eq 'Terminated') {
@@ -126,12 +167,27 @@ function Invoke-Worker {
             Start-Sleep -Seconds $TickSeconds
             continue
         }
+        # A Spot instance at risk takes no new work; Auto Scaling terminates it through the drain.
+        $spot = Get-SpotSignal
+        if ($spot -ne '') {
+            if ($spot -ne $spotSeen) {
+                Write-Log ('Spot ' + $spot + ': no new work')
+                $spotSeen = $spot
+            }
+            Start-Sleep -Seconds $TickSeconds
+            continue
+        }
         $message = Receive-Work
         if ($null -ne $message) {
             # The long poll may have begun before the state changed: no job starts after Terminated.
             if ((Get-LifecycleState) -eq 'Terminated') {
                 Set-Visibility $message 0
                 break
+            }
+            # Nor after a Spot signal: the message goes back at once.
+            if ((Get-SpotSignal) -ne '') {
+                Set-Visibility $message 0
+                continue
             }
             try {
                 Invoke-Message $message
