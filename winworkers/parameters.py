@@ -76,6 +76,8 @@ class Switch:
 BOOLEAN = ("true", "false")
 ISOLATED = "isolated-vpc"
 EXISTING = "existing-subnets"
+WARM_POOL_OFF = "off"
+WARM_POOL_STOPPED = "stopped"
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy API reference).
 LOG_RETENTION_DAYS = (
@@ -442,6 +444,35 @@ PARAMETERS: tuple[Param, ...] = (
         min_value=0,
         max_value=3600,
     ),
+    # Capacity (warm): a pool of stopped, bootstrapped workers (winworkers.compute, _add_warm_pool;
+    # docs/lifecycle.md, "Boot paths"). A stopped pool pays EBS only (EC2 StopInstances API).
+    Param(
+        "WarmPool",
+        "String",
+        WARM_POOL_OFF,
+        f"{WARM_POOL_STOPPED}: keep bootstrapped workers stopped in a warm pool, to serve in about a minute.",
+        "Capacity",
+        allowed_values=(WARM_POOL_OFF, WARM_POOL_STOPPED),
+    ),
+    Param(
+        "WarmPoolMinSize",
+        "Number",
+        "1",
+        "Fewest stopped workers kept in the warm pool.",
+        "Capacity",
+        min_value=0,
+        max_value=fleet_cap,
+    ),
+    # -1 is PutWarmPool's own "unset": the pool holds MaxSize minus the desired capacity.
+    Param(
+        "WarmPoolMaxPrepared",
+        "Number",
+        "-1",
+        "Most workers in service and in the pool together; -1: MaxSize.",
+        "Capacity",
+        min_value=-1,
+        max_value=fleet_cap,
+    ),
     # Platform
     Param(
         "DataBucket",
@@ -736,6 +767,7 @@ def _add_conditions(template: Template, p: Params) -> None:
         p.cond("SubscribeToAmiReleases"): And(on, Equals(p["SubscribeToAmiReleases"], "true")),
         p.cond("HasKmsKey"): Not(Equals(p["KmsKeyArn"], "")),
         p.cond("HasDesiredCapacity"): Not(Equals(p["DesiredCapacity"], "")),
+        p.cond("HasWarmPool"): And(on, Equals(p["WarmPool"], WARM_POOL_STOPPED)),
     }
     if p.config.include_alarms:
         conditions[p.cond("HasAlarmTopic")] = Not(Equals(p["AlarmTopicArn"], ""))
