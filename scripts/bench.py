@@ -144,11 +144,15 @@ def user_data(
     region: str = "ap-southeast-2",
     suffix: str = "amazonaws.com.cn",
     values: dict[str, str] | None = None,
+    warm: bool = False,
 ) -> bytes:
     """The launch template's UserData as EC2 receives it (base64); by default in the
     worst case: a 128-character stack name, the longest region and URL suffix, and every
-    input of its config line (bootstrap.config_line) at its longest."""
+    input of its config line (bootstrap.config_line) at its longest. warm: the warm pool
+    mode's script (the UserData is Fn::If HasWarmPool, warm, cold)."""
     data = template["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+    if "Fn::If" in data:
+        data = data["Fn::If"][1 if warm else 2]
     text = data["Fn::Base64"]["Fn::Sub"]
     for name, value in (("AWS::StackName", stack_name), ("AWS::Region", region), ("AWS::URLSuffix", suffix)):
         text = text.replace("${" + name + "}", value)
@@ -177,9 +181,12 @@ def template_figures(path: Path) -> dict[str, Any]:
         "resources": len(resources),
         "parameters": len(template.get("Parameters", {})),
         "outputs": len(template.get("Outputs", {})),
-        "user_data": len(user_data(template)) if inline else None,
+        # The larger of the two scripts (the warm pool mode's).
+        "user_data": max(len(user_data(template, warm=w)) for w in (False, True)) if inline else None,
         # The script alone: every input of the config line empty.
-        "user_data_code": len(user_data(template, values=_empty_inputs(template))) if inline else None,
+        "user_data_code": max(len(user_data(template, values=_empty_inputs(template), warm=w)) for w in (False, True))
+        if inline
+        else None,
         "lambda_code": len(code.encode()) if code is not None else None,
     }
 

@@ -768,3 +768,39 @@ def test_a_parent_s_own_switch_decides_the_prefix_list_lookup() -> None:
     assert prefix_lists_to_fill(template, {"EnableWindowsFleet": "true"}) == ["WinS3PrefixListId"]
     assert prefix_lists_to_fill(template, {"EnableWindowsFleet": "false"}) == []
     assert prefix_lists_to_fill(template, {"EnableWindowsFleet": "true", "WinS3PrefixListId": "pl-63a5400a"}) == []
+
+
+def test_the_warm_pool_mode_deploys_resizes_and_goes_with_its_switch(aws: Clients, endpoint: str) -> None:
+    # WarmPool=stopped creates the pool (through moto's backend, emulator patch 11), a size change
+    # updates it in place, and WarmPool=off deletes it; the group stays throughout.
+    stack = "ww-warm-pool"
+    parameters = enabled_parameters(mode="isolated-2az", S3PrefixListId="", WarmPool="stopped")
+    created = _deploy(aws, stack, FEATURE, parameters)
+    assert (created.status, set(created.resources)) == ("CREATE_COMPLETE", {"CREATE_COMPLETE"})
+    autoscaling = boto3.client(
+        "autoscaling", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    group = _group(aws, endpoint, stack)["AutoScalingGroupName"]
+    pool = autoscaling.describe_warm_pool(AutoScalingGroupName=group)["WarmPoolConfiguration"]
+    assert pool == {
+        "MaxGroupPreparedCapacity": -1,
+        "MinSize": 1,
+        "PoolState": "Stopped",
+        "InstanceReusePolicy": {"ReuseOnScaleIn": True},
+    }
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in _resources(aws, stack)}
+    assert physical["WinGroupWarmPool"] == group
+
+    resized = _deploy(aws, stack, FEATURE, {**parameters, "WinWarmPoolMinSize": "2", "WinWarmPoolMaxPrepared": "3"})
+    assert resized.status == "UPDATE_COMPLETE"
+    pool = autoscaling.describe_warm_pool(AutoScalingGroupName=group)["WarmPoolConfiguration"]
+    assert (pool["MinSize"], pool["MaxGroupPreparedCapacity"]) == (2, 3)
+
+    # Removing the pool (its stopped instances terminated) and the UserData's switch back to the
+    # cold script (a new launch template version, so a refresh) are what deploy asks to confirm.
+    off = _deploy(aws, stack, FEATURE, {**parameters, "WinWarmPool": "off"}, yes=True)
+    assert off.status == "UPDATE_COMPLETE"
+    assert "WinGroupWarmPool" not in {r["LogicalResourceId"] for r in _resources(aws, stack)}
+    assert "WarmPoolConfiguration" not in autoscaling.describe_warm_pool(AutoScalingGroupName=group)
+    assert _group(aws, endpoint, stack)["AutoScalingGroupName"] == group
+    assert delete(aws, stack, poll_seconds=0.05, echo=Output().append, yes=True)

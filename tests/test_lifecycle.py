@@ -21,18 +21,18 @@ from tree_sitter import Node
 from conftest import POWERSHELL_PARSER, props, render, resources_of, user_data_script
 from winworkers.bootstrap import (
     BOOT_MARKS,
-    OK_MARK,
-    SERVICE_CONFIG,
-    SERVICE_DIR,
-    START_MARK,
-    TARGET_STATE,
     BOOT_PHASES,
     BOOT_TIMEOUT_SECONDS,
     CONFIG_SETS,
     DRAIN_HOOK,
     LAUNCH_HOOK,
+    OK_MARK,
     RETRY_MINUTES,
+    SERVICE_CONFIG,
+    SERVICE_DIR,
     SIGNAL_TIMEOUT,
+    START_MARK,
+    TARGET_STATE,
 )
 from winworkers.compute import CHECKPOINTS
 from winworkers.config import WorkersConfig

@@ -134,6 +134,13 @@ RESOURCE_ACTIONS: dict[str, list[Action]] = {
         ec2.DescribeInstanceTypes,
         ec2.CreateTags,
     ],
+    # The resource schema's handlers (cfn-lint's bundled schema; tests/test_deployer_policy.py).
+    "AWS::AutoScaling::WarmPool": [
+        autoscaling.PutWarmPool,
+        autoscaling.DeleteWarmPool,
+        autoscaling.DescribeWarmPool,
+        autoscaling.DescribeAutoScalingGroups,
+    ],
     "AWS::AutoScaling::ScalingPolicy": [
         autoscaling.PutScalingPolicy,
         autoscaling.DeletePolicy,

@@ -76,7 +76,9 @@ Resources moto's CloudFormation leaves out:
 11. Resource types moto's CloudFormation does not model (it warns, skips them and
    still reports CREATE_COMPLETE) are created through moto's own backends where
    moto has them: AWS::CloudWatch::Alarm (PutMetricAlarm),
-   AWS::AutoScaling::ScalingPolicy (PutScalingPolicy) and
+   AWS::AutoScaling::ScalingPolicy (PutScalingPolicy),
+   AWS::AutoScaling::WarmPool (PutWarmPool; DescribeWarmPool then answers its
+   configuration, but moto launches no pooled instance) and
    AWS::EC2::SecurityGroupEgress (AuthorizeSecurityGroupEgress), after checking
    the properties against that API's request shape (botocore's model), as
    CloudFormation's handler would refuse them. Any other type moto lacks is not
@@ -1053,9 +1055,35 @@ def _egress(name: str, props: dict[str, Any], account: str, region: str) -> _Mad
     return _Made(rules[0].id, {"Id": rules[0].id}, revoke)
 
 
+def _warm_pool(name: str, props: dict[str, Any], account: str, region: str) -> _Made:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-autoscaling-warmpool.html
+    # One pool per group, named by the group (the schema's primaryIdentifier); moto's group
+    # keeps it (DescribeWarmPool answers its configuration), and launches no pooled instance.
+    from moto.autoscaling.models import autoscaling_backends
+
+    props = _checked("autoscaling", "PutWarmPool", props)
+    backend: Any = autoscaling_backends[account][region]
+    group = props["AutoScalingGroupName"]
+    # Absent properties are None, as moto's PutWarmPool handler passes them.
+    backend.put_warm_pool(
+        group_name=group,
+        max_group_prepared_capacity=props.get("MaxGroupPreparedCapacity"),
+        min_size=props.get("MinSize"),
+        pool_state=props.get("PoolState"),
+        instance_reuse_policy=props.get("InstanceReusePolicy"),
+    )
+
+    def delete() -> None:
+        if backend.autoscaling_groups.get(group) is not None:  # it went with its group
+            backend.delete_warm_pool(group)
+
+    return _Made(group, {}, delete)
+
+
 _EMULATED: dict[str, Callable[[str, dict[str, Any], str, str], _Made]] = {
     "AWS::CloudWatch::Alarm": _alarm,
     "AWS::AutoScaling::ScalingPolicy": _scaling_policy,
+    "AWS::AutoScaling::WarmPool": _warm_pool,
     "AWS::EC2::SecurityGroupEgress": _egress,
 }
 """The types moto's CloudFormation skips that the emulator creates through moto's backends."""
