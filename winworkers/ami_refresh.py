@@ -1,6 +1,6 @@
 """Every instance refresh of the Windows workers starts here (Lambda index.handler; boto3, stdlib).
 
-winworkers.refresh documents the triggers and how they exclude each other. Env: ASG_NAME,
+winworkers.refresh documents the triggers and why they never collide. Env: ASG_NAME,
 AMI_PARAMETER, STACK_ID, INSTANCE_WARMUP (180), MIN_HEALTHY_PERCENTAGE (100),
 MAX_HEALTHY_PERCENTAGE (MIN + 100).
 """
@@ -57,16 +57,17 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     groups = _call(group, auto.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])["AutoScalingGroups"]
     if not groups:
         raise RefreshError(f"{group} not found")
-    # Not Terminating (:Retained stays: winworkers.refresh).
-    members, pooled = [i for i in groups[0]["Instances"] if "Term" not in i.get("LifecycleState", "")], []
+    members, pooled = groups[0]["Instances"], []
     if groups[0].get("WarmPoolConfiguration"):
         pages = auto.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=asg)
         pooled = _call(group, pages.build_full_result).get("Instances", [])
+    # Not (Warmed:)Terminating (:Retained stays: winworkers.refresh).
+    members, pooled = ([i for i in x if "Term" not in i["LifecycleState"]] for x in (members, pooled))
     out.update(instances=len(members), warm_pool_instances=len(pooled), outdated_instances=[])
     if every := members + pooled:
         found = _call("instances", c["ec2"].describe_instances, InstanceIds=[i["InstanceId"] for i in every])
         images = {i["InstanceId"]: i["ImageId"] for r in found["Reservations"] for i in r["Instances"]}
-        # Another image or launch template version (an update whose refresh never ran).
+        # Another image or launch template version (a refresh that never ran).
         want = _version(groups[0])
         out["outdated_instances"] = sorted(
             i["InstanceId"]
@@ -111,7 +112,7 @@ def on_stack_event(event: dict[str, Any], env: Any, clients: Any = None) -> dict
         ):
             c = clients or {n: boto3.client(n, config=RETRIES) for n in ("autoscaling", "cloudformation")}
             out["stack_status"] = statuses = _statuses(c, event.get("StackId"))
-            # Failing a rollback would leave the stack UPDATE_ROLLBACK_FAILED.
+            # Failing a rollback leaves the stack UPDATE_ROLLBACK_FAILED.
             if forward := not any("ROLLBACK" in s for s in statuses):
                 active = _active(c["autoscaling"], asg)
                 refresh = None if active else _start(c["autoscaling"], asg, _preferences(env))
@@ -146,7 +147,7 @@ def on_stack_event(event: dict[str, Any], env: Any, clients: Any = None) -> dict
 
 
 def _preferences(env: Any) -> dict[str, Any]:
-    # Launch before terminating (MAX over 100), at most 100 apart (AWS). As compute.py.
+    # Launch first: MAX over 100, at most MIN + 100 (AWS); as compute.py.
     low = _int(env, "MIN_HEALTHY_PERCENTAGE", 100, 1, 100)
     return {
         "MinHealthyPercentage": low,
@@ -160,7 +161,7 @@ def _preferences(env: Any) -> dict[str, Any]:
 
 
 def _start(auto: Any, asg: str, preferences: dict[str, Any]) -> Any:
-    # No DesiredConfiguration, no SkipMatching: a resolve:ssm: ImageId refuses both.
+    # No DesiredConfiguration or SkipMatching: a resolve:ssm: ImageId refuses both.
     start = auto.start_instance_refresh
     refresh = _call(
         f"Auto Scaling group {asg}", start, AutoScalingGroupName=asg, Strategy="Rolling", Preferences=preferences
@@ -169,13 +170,13 @@ def _start(auto: Any, asg: str, preferences: dict[str, Any]) -> Any:
 
 
 def _active(auto: Any, asg: str) -> Any:
-    # Newest first; a group has at most one active refresh.
+    # Newest first; at most one is active per group.
     page = _call(f"Auto Scaling group {asg}", auto.describe_instance_refreshes, AutoScalingGroupName=asg, MaxRecords=10)
     return next((r for r in page.get("InstanceRefreshes", []) if r["Status"] in ACTIVE), None)
 
 
 def _statuses(c: Any, stack_id: Any) -> list[str]:
-    # The stack's status, then its root's if it is nested.
+    # The stack's status, then its root's.
     statuses: list[str] = []
     while stack_id and len(statuses) < 2:
         (stack,) = _call(f"stack {stack_id}", c["cloudformation"].describe_stacks, StackName=stack_id)["Stacks"]
