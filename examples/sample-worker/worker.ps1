@@ -8,9 +8,13 @@ worker contract (docs/worker-contract.md):
   while it reads InService.
 - Work: one message at a time, by long polling; the message stays invisible while its
   job runs (ChangeMessageVisibility renews it), and is deleted only after the job succeeded.
-- Drain: when the state reads Terminated it stops receiving and finishes the current job
-  (or, if that cannot end within drain_seconds, stops it and makes the message visible
-  again at once), then completes the termination lifecycle hook with CONTINUE.
+- Drain: when the state reads Terminated, or a Warmed: state after it has served (a
+  scale-in back to the warm pool, WarmPool=stopped, which passes the same hook), it stops
+  receiving and finishes the current job (or, if that cannot end within drain_seconds,
+  stops it and makes the message visible again at once), then completes the termination
+  lifecycle hook with CONTINUE. In the warm pool before it ever served (Warmed:Stopped at
+  its first boot) it only waits: the instance is stopped, and this task starts again with
+  the next boot.
 
 install.ps1 runs it as SYSTEM, from a scheduled task, with -ConfigPath C:\winworkers\worker.json.
 #>
@@ -45,6 +49,11 @@ function Get-LifecycleState {
     }
 }
 
+# Leaving service, with the termination hook waiting: Terminated, or back to the warm pool.
+function Test-Leaving($state) {
+    return ($state -eq 'Terminated') -or ($state -like 'Warmed:*')
+}
+
 function Receive-Work {
     try {
         return Receive-SQSMessage -QueueUrl $Config.queue_url -MessageCount 1 -WaitTimeInSeconds 20 -VisibilityTimeout $VisibilitySeconds -Region $Config.region
@@ -72,7 +81,7 @@ function Invoke-Message($message) {
     $drainTicks = 0
     while ($null -eq (Wait-Job -Job $job -Timeout $TickSeconds)) {
         $ticks = $ticks + 1
-        if ((Get-LifecycleState) -eq 'Terminated') {
+        if (Test-Leaving (Get-LifecycleState)) {
             $drainTicks = $drainTicks + 1
             if ($drainTicks * $TickSeconds -ge $DrainLimit) {
                 Write-Log ('job ' + $message.MessageId + ' cannot end within the drain: stopped, message released')
@@ -117,19 +126,22 @@ function Complete-Drain {
 
 function Invoke-Worker {
     Write-Log ('started, queue ' + $Config.queue_url)
+    # A Warmed: state before the first InService is a first boot into the warm pool: no hook waits.
+    $served = $false
     while ($true) {
         $state = Get-LifecycleState
-        if ($state -eq 'Terminated') {
+        if (($state -eq 'Terminated') -or ($served -and (Test-Leaving $state))) {
             break
         }
         if ($state -ne 'InService') {
             Start-Sleep -Seconds $TickSeconds
             continue
         }
+        $served = $true
         $message = Receive-Work
         if ($null -ne $message) {
             # The long poll may have begun before the state changed: no job starts after Terminated.
-            if ((Get-LifecycleState) -eq 'Terminated') {
+            if (Test-Leaving (Get-LifecycleState)) {
                 Set-Visibility $message 0
                 break
             }
