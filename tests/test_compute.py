@@ -228,3 +228,27 @@ def test_every_alarm_fits_cloudwatchs_one_day_evaluation_window(enabled: dict[st
         periods = [q["MetricStat"]["Period"] for q in properties.get("Metrics", []) if "MetricStat" in q]
         period = max(periods or [properties["Period"]])
         assert int(properties["EvaluationPeriods"]) * int(period) <= 86400, name
+
+
+# sha256 of the UserData of 0.2.0 as rendered here (enabled_parameters(), cloud-radar). A stack
+# updated with WarmPool=off gets this very UserData, so no new launch template version and no
+# refresh. A change of it replaces every worker of every stack at its next update: update the
+# digest only with a CHANGELOG upgrade note saying so.
+USER_DATA_0_2_0 = "494f0817b19825d566fa1229b7a7b298e54b528514a1adb7f937c1a2c172bc27"
+
+
+def test_the_cold_mode_user_data_is_the_one_of_0_2_0(enabled: dict[str, Any]) -> None:
+    import hashlib
+
+    assert hashlib.sha256(_data(enabled)["UserData"].encode()).hexdigest() == USER_DATA_0_2_0
+
+
+def test_a_warm_pool_group_asks_for_no_spot_and_no_mixed_instances(feature: dict[str, Any]) -> None:
+    # PutWarmPool refuses a group with a mixed instances policy, or whose launch template asks for Spot.
+    rendered = render(feature, enabled_parameters(WarmPool="stopped"))
+    assert "MixedInstancesPolicy" not in props(rendered, "WinGroup")
+    assert "InstanceMarketOptions" not in _data(rendered)
+    # The pool names the group by Ref, so CloudFormation creates it after the group, whose
+    # CreationPolicy then counts only the instances launched into service.
+    (name,) = resources_of(feature, "AWS::AutoScaling::WarmPool")
+    assert feature["Resources"][name]["Properties"]["AutoScalingGroupName"] == {"Ref": "WinGroup"}

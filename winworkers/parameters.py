@@ -450,7 +450,7 @@ PARAMETERS: tuple[Param, ...] = (
         "WarmPool",
         "String",
         WARM_POOL_OFF,
-        f"{WARM_POOL_STOPPED}: keep bootstrapped workers stopped in a warm pool, to serve in about a minute.",
+        f"{WARM_POOL_STOPPED}: keep bootstrapped workers stopped in a warm pool; a start skips the bootstrap.",
         "Capacity",
         allowed_values=(WARM_POOL_OFF, WARM_POOL_STOPPED),
     ),
