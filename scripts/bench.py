@@ -82,9 +82,11 @@ it in the launch hook, out of service; `InstanceWarmup` (default 3 minutes)
 counts from there. Each worker measures this part itself: `BootTotal` and the
 per-phase boot metrics (docs/lifecycle.md, "Boot timings") are the real figures. Once a worker serves, target tracking sizes the fleet to the
 backlog (queued and in flight) per worker after 3 one-minute datapoints above
-`BacklogPerWorker`, and shrinks it after 15 below. There is no warm pool
-(removed; see CHANGELOG). Trade-offs: `MinSize` (a running worker costs its
-instance hours, latency 0), `BacklogPerWorker` (higher: fewer workers, longer
+`BacklogPerWorker`, and shrinks it after 15 below. With `WarmPool=stopped` a
+scale-out starts a stopped, bootstrapped worker from the warm pool instead (no
+cfn-init; not measured here; README, "A warm pool"). Trade-offs: `MinSize` (a
+running worker costs its instance hours, latency 0), a warm pool (a stopped
+worker costs its EBS volume), `BacklogPerWorker` (higher: fewer workers, longer
 waits), `AzCount` and `NetworkMode` (endpoint hours).
 
 **AMI release to patched fleet** (worst case): with the weekly schedule
