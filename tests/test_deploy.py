@@ -804,3 +804,30 @@ def test_the_warm_pool_mode_deploys_resizes_and_goes_with_its_switch(aws: Client
     assert "WarmPoolConfiguration" not in autoscaling.describe_warm_pool(AutoScalingGroupName=group)
     assert _group(aws, endpoint, stack)["AutoScalingGroupName"] == group
     assert delete(aws, stack, poll_seconds=0.05, echo=Output().append, yes=True)
+
+
+def test_turning_the_warm_pool_on_in_an_update_creates_it_and_refreshes_the_workers(
+    aws: Clients, endpoint: str
+) -> None:
+    # A 0.2.0-like stack (WarmPool off) updated to stopped: the pool is created, and the UserData
+    # that runs at every boot is a new launch template version, so WinFleetRefresh starts a refresh.
+    stack = "ww-warm-pool-on"
+    parameters = enabled_parameters(mode="isolated-2az", S3PrefixListId="")
+    assert _deploy(aws, stack, FEATURE, parameters).status == "CREATE_COMPLETE"
+    autoscaling = boto3.client(
+        "autoscaling", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    group = _group(aws, endpoint, stack)
+    name, before = group["AutoScalingGroupName"], group["LaunchTemplate"]["Version"]
+    assert "WarmPoolConfiguration" not in autoscaling.describe_warm_pool(AutoScalingGroupName=name)
+    assert autoscaling.describe_instance_refreshes(AutoScalingGroupName=name)["InstanceRefreshes"] == []
+
+    on = _deploy(aws, stack, FEATURE, {**parameters, "WinWarmPool": "stopped"}, yes=True)
+    assert on.status == "UPDATE_COMPLETE"
+    assert autoscaling.describe_warm_pool(AutoScalingGroupName=name)["WarmPoolConfiguration"]["PoolState"] == "Stopped"
+    after = _group(aws, endpoint, stack)["LaunchTemplate"]["Version"]
+    assert int(after) == int(before) + 1
+    (refresh,) = autoscaling.describe_instance_refreshes(AutoScalingGroupName=name)["InstanceRefreshes"]
+    assert refresh["Status"] == "InProgress"
+    autoscaling.cancel_instance_refresh(AutoScalingGroupName=name)
+    assert delete(aws, stack, poll_seconds=0.05, echo=Output().append, yes=True)

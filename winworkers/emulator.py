@@ -96,9 +96,12 @@ Resources moto's CloudFormation leaves out:
    stays as it was, with UPDATE_COMPLETE saying so (moto dropped it from the
    stack, so its Ref and its Outputs were lost).
 
+15. An update of an Auto Scaling group keeps its warm pool, as AWS updates a group in
+   place (moto deletes and creates the group, and the new one has no warm pool).
+
 Parameters on updates:
 
-15. UsePreviousValue reuses a parameter's value as it was given (moto reuses its
+16. UsePreviousValue reuses a parameter's value as it was given (moto reuses its
    parsed list or number, and its update then fails on it), and a stack keeps
    every parameter's value, defaults included (moto keeps only those given, so
    passing a default later "changes" every resource that uses it). An update
@@ -208,6 +211,7 @@ def _patch_moto() -> None:
             return
         from unittest import mock
 
+        from moto.autoscaling.models import FakeAutoScalingGroup
         from moto.cloudformation import models, parsing
         from moto.cloudformation.responses import CloudFormationResponse
         from moto.ec2.models.security_groups import SecurityGroup
@@ -228,6 +232,7 @@ def _patch_moto() -> None:
             (models.Stack, "stack_parameters", _previous_values_as_given),
             (parsing.ResourceMap, "load_parameters", _defaults_kept_as_values),
             (CloudFormationResponse, "_validate_different_update", _compared_from_s3_too),
+            (FakeAutoScalingGroup, "update_from_cloudformation_json", _keeping_its_warm_pool),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
@@ -243,6 +248,19 @@ def _unpatch_moto() -> None:
         if _users == 0 and _undo is not None:
             _undo.close()
             _undo = None
+
+
+def _keeping_its_warm_pool(update: Any) -> Any:
+    # AWS updates a group in place (UpdateAutoScalingGroup), and its warm pool stays; moto
+    # replaces the group object (it deletes and creates the group), and the new one had none.
+    def run(*args: Any, **kwargs: Any) -> Any:
+        pool = getattr(kwargs.get("original_resource"), "warm_pool", None)
+        group = update(*args, **kwargs)
+        if pool is not None and getattr(group, "warm_pool", None) is None:
+            group.warm_pool = pool
+        return group
+
+    return staticmethod(run)
 
 
 def _with_fn_cidr(clean_json: Any) -> Any:
