@@ -27,6 +27,7 @@ from winworkers.bootstrap import (
     DRAIN_HOOK,
     LAUNCH_HOOK,
     OK_MARK,
+    POOL_START_METRIC,
     RETRY_MINUTES,
     SERVICE_CONFIG,
     SERVICE_DIR,
@@ -362,6 +363,9 @@ class _Script:
             raise AssertionError(f"the test's interpreter has no method {name}")
         if kind == "command":
             return self._command(node)
+        if kind == "if_statement":  # $x = if (...) {...} else {...}: the branch's output
+            out = self._statement(node)
+            return out[0] if len(out) == 1 else out
         raise AssertionError(f"the test's interpreter does not know {kind}: {_text(node)!r}")
 
     def _arguments(self, node: Node | None) -> list[Any]:
@@ -747,6 +751,8 @@ def test_first_boot_into_the_pool_bootstraps_then_lets_it_stop(warm: dict[str, A
         ("PutMetricData",),
     ]
     assert instance.files == {START_MARK: PENDING, OK_MARK: ""}
+    ((*_, data),) = [call for call in instance.calls if call[0] == "PutMetricData"]
+    assert {d["MetricName"]: d["Value"] for d in data} == TIMINGS  # the cold boot's phases
     # Both marks before the hook: the stop that follows CONTINUE may cut the script short.
     continued = instance.calls.index(_hook("CONTINUE"))
     assert [path for before, path in instance.writes if before <= continued] == [START_MARK, OK_MARK]
@@ -766,9 +772,19 @@ def test_a_first_boot_in_the_warm_pool_mode_is_the_cold_boot(warm: dict[str, Any
 
 def test_a_start_from_the_pool_starts_the_worker_and_continues_without_cfn_init(warm: dict[str, Any]) -> None:
     instance = _boot(warm, _pooled(warm))
-    # No cfn-init, no signal (the CreationPolicy is long done), no boot timings of the first boot.
-    assert instance.calls == [INSTALL, _hook("CONTINUE")]
+    # No cfn-init, no signal (the CreationPolicy is long done); one timing, not the first boot's phases.
+    assert [c[:1] if c[0] == "PutMetricData" else c for c in instance.calls] == [
+        INSTALL,
+        _hook("CONTINUE"),
+        ("PutMetricData",),
+    ]
     assert instance.files[START_MARK] == (LAUNCH + STOPPED_FOR).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ((_, namespace, _, datum),) = [c for c in instance.calls if c[0] == "PutMetricData"]
+    assert namespace == WorkersConfig().metrics_namespace
+    # From the start (its pendingTime) to in service: 40 s to the UserData, then one hook call.
+    assert (datum["MetricName"], datum["Value"], datum["Unit"]) == (POOL_START_METRIC, 40 + CALL_SECONDS, "Seconds")
+    (dimension,) = datum["Dimensions"]
+    assert (dimension["Name"], dimension["Value"]) == ("AutoScalingGroupName", GROUP)
 
 
 def test_a_start_from_the_pool_after_a_failed_bootstrap_is_abandoned(warm: dict[str, Any]) -> None:
@@ -791,7 +807,7 @@ def test_a_start_from_the_pool_whose_worker_fails_to_start_is_abandoned(warm: di
 def test_a_start_from_the_pool_retries_the_hook(warm: dict[str, Any]) -> None:
     instance = _pooled(warm)
     instance.failures = {(LAUNCH_HOOK, "CONTINUE"): 2}
-    assert _boot(warm, instance).calls == [INSTALL, *[_hook("CONTINUE")] * 3]
+    assert _boot(warm, instance).calls[:-1] == [INSTALL, *[_hook("CONTINUE")] * 3]
 
 
 def test_a_reboot_of_a_worker_in_service_does_nothing(warm: dict[str, Any]) -> None:

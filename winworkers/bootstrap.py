@@ -54,6 +54,9 @@ BOOT_PHASES: tuple[tuple[str, str, str], ...] = (
     ("BootTotal", "launch", "hook"),
 )
 BOOT_TOTAL_METRIC = "BootTotal"
+POOL_START_METRIC = "BootFromPool"
+"""Warm pool mode: a start from the pool publishes this one timing instead, from the start
+(its pendingTime) to in service; the phases are the first boot's, weeks ago."""
 # The UserData's variable for each moment (short: the template is near its size limit).
 BOOT_TIMES = {moment: f"$t{n}" for n, moment in enumerate(("launch", "userdata", "harden", "agent", "service", "hook"))}
 _CFN_BOOTSTRAP = "C:\\Program Files\\Amazon\\cfn-bootstrap"
@@ -299,7 +302,8 @@ def user_data(
 
     With a warm pool (``warm`` True, ``warm_boot_paths``) the same script runs at every
     boot (``<persist>true</persist>``), and its first boot is the one above, whether into
-    the pool or straight into service.
+    the pool or straight into service; a start from the pool publishes ``POOL_START_METRIC``
+    alone.
 
     Every completion is retried for ``RETRY_MINUTES``: the first call at first boot loads
     the AWS Tools, fetches the role's credentials and resolves a brand-new endpoint, and
@@ -350,13 +354,15 @@ def user_data(
         # A later boot signals nothing: the CreationPolicy counts first boots only.
         f"if (-not $f) {{ {signal} }}" if warm else signal,
         f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK}; $null=Retry ABANDON {DRAIN_HOOK} }}",
-        f"if ($code -eq 0{' -and -not $f' if warm else ''}) {{ try {{ $ErrorActionPreference='Stop'; "
+        "if ($code -eq 0) { try { $ErrorActionPreference='Stop'; "
         f"{t['launch']}=[datetime](ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime; "
         f"{t['harden']}=(Get-Item '{mark}harden').LastWriteTime; "
         f"{t['agent']}=(Get-Item '{mark}agent').LastWriteTime; "
         "$g=New-Object Amazon.CloudWatch.Model.Dimension -Property @{Name='AutoScalingGroupName'; "
-        f"Value='{group}'}}; Write-CWMetricData -Namespace '{config.metrics_namespace}' "
-        f"-MetricData {data} -Region ${{AWS::Region}} -Force }} catch {{ $_ }} }}",
+        f"Value='{group}'}}; "
+        + (f"$d=if ($f) {{(D {POOL_START_METRIC} {t['launch']} {t['hook']})}} else {{{data}}}; " if warm else "")
+        + f"Write-CWMetricData -Namespace '{config.metrics_namespace}' "
+        f"-MetricData {'$d' if warm else data} -Region ${{AWS::Region}} -Force }} catch {{ $_ }} }}",
         "</powershell>",
     ]
     if warm:
