@@ -88,9 +88,12 @@ it in the launch hook, out of service; `InstanceWarmup` (default 3 minutes)
 counts from there. Each worker measures this part itself: `BootTotal` and the
 per-phase boot metrics (docs/lifecycle.md, "Boot timings") are the real figures. Once a worker serves, target tracking sizes the fleet to the
 backlog (queued and in flight) per worker after 3 one-minute datapoints above
-`BacklogPerWorker`, and shrinks it after 15 below. "Modes" above models a
-Stopped warm pool and Spot beside this cold path. Trade-offs: `MinSize` (a running worker costs its
-instance hours, latency 0), `BacklogPerWorker` (higher: fewer workers, longer
+`BacklogPerWorker`, and shrinks it after 15 below. With `WarmPool=stopped` a
+scale-out starts a stopped, bootstrapped worker from the warm pool instead (no
+cfn-init; README, "A warm pool"); "Modes" above models that and Spot beside this
+cold path. Trade-offs: `MinSize` (a running worker costs its instance hours,
+latency 0), a warm pool (a stopped worker costs its EBS volume),
+`BacklogPerWorker` (higher: fewer workers, longer
 waits), `AzCount` and `NetworkMode` (endpoint hours).
 
 **AMI release to patched fleet** (worst case): with the weekly schedule
@@ -150,11 +153,15 @@ def user_data(
     region: str = "ap-southeast-2",
     suffix: str = "amazonaws.com.cn",
     values: dict[str, str] | None = None,
+    warm: bool = False,
 ) -> bytes:
     """The launch template's UserData as EC2 receives it (base64); by default in the
     worst case: a 128-character stack name, the longest region and URL suffix, and every
-    input of its config line (bootstrap.config_line) at its longest."""
+    input of its config line (bootstrap.config_line) at its longest. warm: the warm pool
+    mode's script (the UserData is Fn::If HasWarmPool, warm, cold)."""
     data = template["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+    if "Fn::If" in data:
+        data = data["Fn::If"][1 if warm else 2]
     text = data["Fn::Base64"]["Fn::Sub"]
     for name, value in (("AWS::StackName", stack_name), ("AWS::Region", region), ("AWS::URLSuffix", suffix)):
         text = text.replace("${" + name + "}", value)
@@ -183,9 +190,12 @@ def template_figures(path: Path) -> dict[str, Any]:
         "resources": len(resources),
         "parameters": len(template.get("Parameters", {})),
         "outputs": len(template.get("Outputs", {})),
-        "user_data": len(user_data(template)) if inline else None,
+        # The larger of the two scripts (the warm pool mode's).
+        "user_data": max(len(user_data(template, warm=w)) for w in (False, True)) if inline else None,
         # The script alone: every input of the config line empty.
-        "user_data_code": len(user_data(template, values=_empty_inputs(template))) if inline else None,
+        "user_data_code": max(len(user_data(template, values=_empty_inputs(template), warm=w)) for w in (False, True))
+        if inline
+        else None,
         "lambda_code": len(code.encode()) if code is not None else None,
     }
 

@@ -123,9 +123,11 @@ def valid_configs() -> st.SearchStrategy[WorkersConfig]:
 POWERSHELL_PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
 
 
-def user_data_script(rendered: Rendered) -> str:
-    """The UserData's PowerShell, between EC2Launch's tags (no <persist>: it runs once, at first boot)."""
+def user_data_script(rendered: Rendered, persist: bool = False) -> str:
+    """The UserData's PowerShell, between EC2Launch's tags: without <persist> (it runs once,
+    at first boot), or, with persist (WarmPool=stopped), followed by <persist>true</persist>."""
     raw = props(rendered, "WinLaunchTemplate")["LaunchTemplateData"]["UserData"]
-    match = re.fullmatch(r"<powershell>\n(.*)\n</powershell>", base64.b64decode(raw).decode(), re.DOTALL)
+    tail = "\n<persist>true</persist>" if persist else ""
+    match = re.fullmatch(r"<powershell>\n(.*)\n</powershell>" + tail, base64.b64decode(raw).decode(), re.DOTALL)
     assert match, "plain PowerShell inside <powershell> tags, nothing else"
     return match.group(1)

@@ -474,6 +474,28 @@ def test_outdated_stopped_warm_pool_instance_is_refreshed(world: World) -> None:
     assert pooled in world.params["DescribeInstances"]["InstanceIds"]
 
 
+@pytest.mark.parametrize(
+    ("state", "outdated"),
+    [("Warmed:Pending:Wait", True), ("Warmed:Terminating:Wait", False), ("Warmed:Terminated", False)],
+)
+def test_a_pooled_instance_counts_unless_it_is_terminating(world: World, state: str, outdated: bool) -> None:
+    # WarmPool=stopped: a pooled worker on an old image is refreshed like one in service; one on
+    # its way out of the pool (a refresh replaced it, the pool was deleted, or RetainFailedBoots
+    # kept a failed first boot) must not start a refresh every week that cannot replace it.
+    world.group(desired=1, warm_pool=True, image=world.new)
+    ec2 = world.clients["ec2"]
+    pooled = ec2.run_instances(ImageId=world.old, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    listed = {"Instances": [{"InstanceId": pooled, "LifecycleState": state}]}
+    world.clients["autoscaling"].meta.events.register(
+        "before-call.auto-scaling.DescribeWarmPool", lambda **_: (_response(200), listed)
+    )
+    world.latest(world.new)
+    result = world.run()
+    assert result["warm_pool_instances"] == (1 if outdated else 0)
+    assert (result["outdated_instances"] == [pooled]) is outdated
+    assert result["action"] == ("refresh-started" if outdated else "up-to-date")
+
+
 # Failures: each raises RefreshError (so the invocation errs and alarms), changes nothing,
 # and still prints its one line.
 

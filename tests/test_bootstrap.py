@@ -123,9 +123,13 @@ def test_every_resource_the_metadata_reads_is_in_the_config_line(
     # A resource's name changes only when CloudFormation replaces it, which cloud-radar
     # cannot render: the line names each one, so its new name changes the data.
     _, resources = inputs
-    line = feature["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
-    (first,) = [row for row in line["Fn::Sub"].splitlines() if row.startswith("# winworkers ")]
-    assert {n for n in re.findall(r"\$\{([^}]+)\}", first)} >= resources
+    user_data = feature["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+    # Fn::If HasWarmPool: the warm pool's script, then the cold one; both carry the line.
+    condition, *scripts = user_data["Fn::If"]
+    assert condition == "WinHasWarmPool" and len(scripts) == 2
+    for script in scripts:
+        (first,) = [row for row in script["Fn::Base64"]["Fn::Sub"].splitlines() if row.startswith("# winworkers ")]
+        assert {n for n in re.findall(r"\$\{([^}]+)\}", first)} >= resources
 
 
 def test_every_config_field_that_configures_an_instance_changes_the_launch_template_data(

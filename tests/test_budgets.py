@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, render
 from winworkers.renderings import enabled_parameters
 from winworkers.templates import FEATURE_BUDGET, S3_LIMIT
 
@@ -60,13 +60,15 @@ def test_user_data_stays_small(figures: dict[str, Any]) -> None:
     assert figures["user_data"] * 3 // 4 <= USERDATA_LIMIT // 2
 
 
-def test_user_data_measure_is_what_cloudformation_renders(enabled: dict[str, Any], feature: dict[str, Any]) -> None:
-    rendered = enabled["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm-pool"])
+def test_user_data_measure_is_what_cloudformation_renders(feature: dict[str, Any], warm: bool) -> None:
     # cloud-radar names a resource by its logical id; the parameters have their example values.
-    given = enabled_parameters()
+    given = enabled_parameters(WarmPool="stopped" if warm else "off")
+    enabled = render(feature, given)
+    rendered = enabled["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
     values = {name: given.get(name, spec.get("Default", "")) for name, spec in feature["Parameters"].items()}
     values |= {name: name for name in feature["Resources"]}
-    assert user_data(feature, "my-cloud-radar-stack", "us-east-1", "amazonaws.com", values).decode() == rendered
+    assert user_data(feature, "my-cloud-radar-stack", "us-east-1", "amazonaws.com", values, warm).decode() == rendered
 
 
 def test_up_to_date_lambda_path_makes_at_most_four_calls() -> None:

@@ -176,11 +176,49 @@ def test_scaling_tracks_backlog_per_worker_and_starts_from_zero(feature: dict[st
     assert kinds.count("AWS::AutoScaling::ScalingPolicy") == 2
 
 
-def test_there_is_no_warm_pool(feature: dict[str, Any]) -> None:
-    # A pooled Windows instance is stopped before its user data ends and never reruns it
-    # (CHANGELOG, docs/aws-behaviours.md).
+def test_there_is_no_warm_pool_by_default(feature: dict[str, Any]) -> None:
+    # WarmPool defaults to off: the cold mode, as in 0.2.0, with 0.2.0's UserData.
+    assert feature["Parameters"]["WinWarmPool"]["Default"] == "off"
     assert not resources_of(render(feature, enabled_parameters()), "AWS::AutoScaling::WarmPool")
-    assert not {"WinEnableWarmPool", "WinWarmPoolMinSize", "WinScaleInIdleMinutes"} & set(feature["Parameters"])
+    assert not {"WinEnableWarmPool", "WinScaleInIdleMinutes"} & set(feature["Parameters"])
+
+
+def test_the_warm_pool_is_stopped_bounded_and_reuses_scaled_in_workers(feature: dict[str, Any]) -> None:
+    rendered = render(feature, enabled_parameters(WarmPool="stopped"))
+    (name,) = resources_of(rendered, "AWS::AutoScaling::WarmPool")
+    assert props(rendered, name) == {
+        "AutoScalingGroupName": "WinGroup",  # cloud-radar's Ref of the group
+        "PoolState": "Stopped",
+        "MinSize": "1",
+        "MaxGroupPreparedCapacity": "-1",
+        "InstanceReusePolicy": {"ReuseOnScaleIn": True},
+    }
+    sized = render(feature, enabled_parameters(WarmPool="stopped", WarmPoolMinSize="3", WarmPoolMaxPrepared="8"))
+    assert (props(sized, name)["MinSize"], props(sized, name)["MaxGroupPreparedCapacity"]) == ("3", "8")
+
+
+@pytest.mark.parametrize(
+    ("switch", "mode", "pooled"),
+    [("true", "stopped", True), ("true", "off", False), ("false", "stopped", False), ("false", "off", False)],
+)
+def test_the_warm_pool_exists_only_with_the_feature_and_the_mode(
+    feature: dict[str, Any], switch: str, mode: str, pooled: bool
+) -> None:
+    rendered = render(feature, enabled_parameters(EnableWinTaskScriptService=switch, WarmPool=mode))
+    assert bool(resources_of(rendered, "AWS::AutoScaling::WarmPool")) is pooled
+    if switch == "true":
+        # The UserData that runs at every boot comes with the pool, and only with it.
+        script = base64.b64decode(_data(rendered)["UserData"]).decode()
+        assert script.endswith("</powershell>\n<persist>true</persist>") is pooled
+        assert ("target-lifecycle-state" in script) is pooled
+
+
+def test_the_warm_pool_parameters_bound_what_putwarmpool_accepts(feature: dict[str, Any]) -> None:
+    # PutWarmPool: MinSize from 0, MaxGroupPreparedCapacity from -1 (-1 unsets it).
+    params = feature["Parameters"]
+    assert params["WinWarmPool"]["AllowedValues"] == ["off", "stopped"]
+    assert (params["WinWarmPoolMinSize"]["MinValue"], params["WinWarmPoolMinSize"]["MaxValue"]) == (0, 100)
+    assert (params["WinWarmPoolMaxPrepared"]["MinValue"], params["WinWarmPoolMaxPrepared"]["MaxValue"]) == (-1, 100)
 
 
 def test_every_alarm_fits_cloudwatchs_one_day_evaluation_window(enabled: dict[str, Any]) -> None:
@@ -190,3 +228,27 @@ def test_every_alarm_fits_cloudwatchs_one_day_evaluation_window(enabled: dict[st
         periods = [q["MetricStat"]["Period"] for q in properties.get("Metrics", []) if "MetricStat" in q]
         period = max(periods or [properties["Period"]])
         assert int(properties["EvaluationPeriods"]) * int(period) <= 86400, name
+
+
+# sha256 of the UserData of 0.2.0 as rendered here (enabled_parameters(), cloud-radar). A stack
+# updated with WarmPool=off gets this very UserData, so no new launch template version and no
+# refresh. A change of it replaces every worker of every stack at its next update: update the
+# digest only with a CHANGELOG upgrade note saying so.
+USER_DATA_0_2_0 = "494f0817b19825d566fa1229b7a7b298e54b528514a1adb7f937c1a2c172bc27"
+
+
+def test_the_cold_mode_user_data_is_the_one_of_0_2_0(enabled: dict[str, Any]) -> None:
+    import hashlib
+
+    assert hashlib.sha256(_data(enabled)["UserData"].encode()).hexdigest() == USER_DATA_0_2_0
+
+
+def test_a_warm_pool_group_asks_for_no_spot_and_no_mixed_instances(feature: dict[str, Any]) -> None:
+    # PutWarmPool refuses a group with a mixed instances policy, or whose launch template asks for Spot.
+    rendered = render(feature, enabled_parameters(WarmPool="stopped"))
+    assert "MixedInstancesPolicy" not in props(rendered, "WinGroup")
+    assert "InstanceMarketOptions" not in _data(rendered)
+    # The pool names the group by Ref, so CloudFormation creates it after the group, whose
+    # CreationPolicy then counts only the instances launched into service.
+    (name,) = resources_of(feature, "AWS::AutoScaling::WarmPool")
+    assert feature["Resources"][name]["Properties"]["AutoScalingGroupName"] == {"Ref": "WinGroup"}

@@ -793,3 +793,66 @@ def test_endpoint_azs_one_then_all_updates_the_endpoints_in_place(aws: Clients) 
     assert all(s == subnets for s in every.values()), every
     kept = [f"Win{n}Endpoint" for n in ("Sqs", "Logs", "Autoscaling")] + ["WinGroup", "WinSubnetA", "WinVpc"]
     assert {n: after[n] for n in kept} == {n: before[n] for n in kept}
+
+
+def test_the_warm_pool_mode_deploys_resizes_and_goes_with_its_switch(aws: Clients, endpoint: str) -> None:
+    # WarmPool=stopped creates the pool (through moto's backend, emulator patch 11), a size change
+    # updates it in place, and WarmPool=off deletes it; the group stays throughout.
+    stack = "ww-warm-pool"
+    parameters = enabled_parameters(mode="isolated-2az", S3PrefixListId="", WarmPool="stopped")
+    created = _deploy(aws, stack, FEATURE, parameters)
+    assert (created.status, set(created.resources)) == ("CREATE_COMPLETE", {"CREATE_COMPLETE"})
+    autoscaling = boto3.client(
+        "autoscaling", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    group = _group(aws, endpoint, stack)["AutoScalingGroupName"]
+    pool = autoscaling.describe_warm_pool(AutoScalingGroupName=group)["WarmPoolConfiguration"]
+    assert pool == {
+        "MaxGroupPreparedCapacity": -1,
+        "MinSize": 1,
+        "PoolState": "Stopped",
+        "InstanceReusePolicy": {"ReuseOnScaleIn": True},
+    }
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in _resources(aws, stack)}
+    assert physical["WinGroupWarmPool"] == group
+
+    resized = _deploy(aws, stack, FEATURE, {**parameters, "WinWarmPoolMinSize": "2", "WinWarmPoolMaxPrepared": "3"})
+    assert resized.status == "UPDATE_COMPLETE"
+    pool = autoscaling.describe_warm_pool(AutoScalingGroupName=group)["WarmPoolConfiguration"]
+    assert (pool["MinSize"], pool["MaxGroupPreparedCapacity"]) == (2, 3)
+
+    # Removing the pool (its stopped instances terminated) and the UserData's switch back to the
+    # cold script (a new launch template version, so a refresh) are what deploy asks to confirm.
+    off = _deploy(aws, stack, FEATURE, {**parameters, "WinWarmPool": "off"}, yes=True)
+    assert off.status == "UPDATE_COMPLETE"
+    assert "WinGroupWarmPool" not in {r["LogicalResourceId"] for r in _resources(aws, stack)}
+    assert "WarmPoolConfiguration" not in autoscaling.describe_warm_pool(AutoScalingGroupName=group)
+    assert _group(aws, endpoint, stack)["AutoScalingGroupName"] == group
+    assert delete(aws, stack, poll_seconds=0.05, echo=Output().append, yes=True)
+
+
+def test_turning_the_warm_pool_on_in_an_update_creates_it_and_refreshes_the_workers(
+    aws: Clients, endpoint: str
+) -> None:
+    # A 0.2.0-like stack (WarmPool off) updated to stopped: the pool is created, and the UserData
+    # that runs at every boot is a new launch template version, so WinFleetRefresh starts a refresh.
+    stack = "ww-warm-pool-on"
+    parameters = enabled_parameters(mode="isolated-2az", S3PrefixListId="")
+    assert _deploy(aws, stack, FEATURE, parameters).status == "CREATE_COMPLETE"
+    autoscaling = boto3.client(
+        "autoscaling", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    group = _group(aws, endpoint, stack)
+    name, before = group["AutoScalingGroupName"], group["LaunchTemplate"]["Version"]
+    assert "WarmPoolConfiguration" not in autoscaling.describe_warm_pool(AutoScalingGroupName=name)
+    assert autoscaling.describe_instance_refreshes(AutoScalingGroupName=name)["InstanceRefreshes"] == []
+
+    on = _deploy(aws, stack, FEATURE, {**parameters, "WinWarmPool": "stopped"}, yes=True)
+    assert on.status == "UPDATE_COMPLETE"
+    assert autoscaling.describe_warm_pool(AutoScalingGroupName=name)["WarmPoolConfiguration"]["PoolState"] == "Stopped"
+    after = _group(aws, endpoint, stack)["LaunchTemplate"]["Version"]
+    assert int(after) == int(before) + 1
+    (refresh,) = autoscaling.describe_instance_refreshes(AutoScalingGroupName=name)["InstanceRefreshes"]
+    assert refresh["Status"] == "InProgress"
+    autoscaling.cancel_instance_refresh(AutoScalingGroupName=name)
+    assert delete(aws, stack, poll_seconds=0.05, echo=Output().append, yes=True)

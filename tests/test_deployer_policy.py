@@ -124,3 +124,16 @@ def test_parliament_finds_nothing_medium_or_worse_in_the_deployer_policy() -> No
         )
         findings = [(f.issue, f.severity) for f in map(enhance_finding, analysis.findings)]
         assert {issue for issue, _ in findings} <= {"RESOURCE_STAR"}, findings
+
+
+def test_the_warm_pool_actions_are_its_schema_handlers() -> None:
+    # CloudFormation's handlers call what the resource schema lists (cfn-lint's bundled schema).
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", "AWS::AutoScaling::WarmPool").schema
+    needed = {p for h in ("create", "update", "delete", "read") for p in schema["handlers"][h]["permissions"]}
+    given = {str(a.JSONrepr()) for a in RESOURCE_ACTIONS["AWS::AutoScaling::WarmPool"]}
+    assert needed <= given
+    template = json.loads(build_template().to_json())
+    assert needed <= actions(policy_document(WorkersConfig())), "the policy of a default build grants them"
+    assert "AWS::AutoScaling::WarmPool" in resource_types(template)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,3 +119,13 @@ def test_no_page_says_an_idle_fleet_costs_nothing() -> None:
     costs = _section(texts["README.md"], "### What it costs")
     assert "does not idle at no cost" in costs and "interface endpoints" in costs
     assert "licence is included" in costs and "https://aws.amazon.com/ec2/pricing/on-demand/" in costs
+
+
+def test_the_warm_pool_cost_is_the_default_volume_at_the_gp3_price(feature: dict[str, Any]) -> None:
+    # A stopped pooled worker pays its gp3 root volume only (register row 166): $0.08 per GB-month.
+    gib = int(feature["Parameters"]["WinRootVolumeSize"]["Default"])
+    pool = int(feature["Parameters"]["WinMaxSize"]["Default"])
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"{gib} x $0.08 = ${gib * 0.08:.2f} a month" in readme
+    assert f"The default\nidle pool of {pool} is ${pool * gib * 0.08:.2f} a month" in readme
+    assert f"${gib * 0.08:.2f} a month each with the default" in readme.replace("\n", " ")

@@ -270,6 +270,7 @@ def test_coverage_of_the_committed_templates_is_what_the_readme_says() -> None:
     assert {t for t, how in found.items() if how == "emulator"} == {
         "AWS::CloudWatch::Alarm",
         "AWS::AutoScaling::ScalingPolicy",
+        "AWS::AutoScaling::WarmPool",
         "AWS::EC2::SecurityGroupEgress",
     }
     # moto 5.2.5 has no SNS subscriptions, no DNS Firewall and no CloudFormation model for these.

@@ -26,8 +26,14 @@ from winworkers.bootstrap import (
     CONFIG_SETS,
     DRAIN_HOOK,
     LAUNCH_HOOK,
+    OK_MARK,
+    POOL_START_METRIC,
     RETRY_MINUTES,
+    SERVICE_CONFIG,
+    SERVICE_DIR,
     SIGNAL_TIMEOUT,
+    START_MARK,
+    TARGET_STATE,
 )
 from winworkers.compute import CHECKPOINTS
 from winworkers.config import WorkersConfig
@@ -198,6 +204,16 @@ class Instance:
     """When each call was made."""
     uncaught: str | None = None
     """The error that ended the script, if one did."""
+    target: str | None = "InService"
+    """autoscaling/target-lifecycle-state; None: the metadata item does not answer."""
+    pending: datetime = LAUNCH
+    """The instance identity document's pendingTime: the launch, or the last start."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Files the script reads and writes (the warm pool mode's marks), by path."""
+    writes: list[tuple[int, str]] = field(default_factory=list)
+    """Each file written, with the number of calls made before it."""
+    install_exit: int = 0
+    """install.ps1's exit code when the script runs it (a start from the warm pool)."""
 
     def record(self, *call: Any) -> None:
         self.calls.append(call)
@@ -245,7 +261,11 @@ class _Script:
             return []
         if kind == "if_statement":
             condition, body = node.named_children[0], node.named_children[1]
-            return self._block(body) if self._value(condition) else []
+            if self._value(condition):
+                return self._block(body)
+            assert _child(node, "elseif_clauses", required=False) is None, "the interpreter has no elseif"
+            otherwise = _child(node, "else_clause", required=False)
+            return self._block(_child(otherwise, "statement_block")) if otherwise else []
         if kind == "try_statement":
             try:
                 return self._block(_child(node, "statement_block"))
@@ -343,6 +363,9 @@ class _Script:
             raise AssertionError(f"the test's interpreter has no method {name}")
         if kind == "command":
             return self._command(node)
+        if kind == "if_statement":  # $x = if (...) {...} else {...}: the branch's output
+            out = self._statement(node)
+            return out[0] if len(out) == 1 else out
         raise AssertionError(f"the test's interpreter does not know {kind}: {_text(node)!r}")
 
     def _arguments(self, node: Node | None) -> list[Any]:
@@ -397,13 +420,31 @@ class _Script:
         if name == "irm":
             url = next(a for a in args if str(a).startswith("http://169.254.169.254/latest/"))
             assert "TimeoutSec" in options, "an instance metadata call without a timeout can hang the boot"
+            path = url.split("latest/")[1]
+            if path == TARGET_STATE and instance.target is None:
+                raise Failure("(404) Not Found")
             return {
                 "api/token": "token",
                 "meta-data/instance-id": "i-0123456789abcdef0",
                 "dynamic/instance-identity/document": json.dumps(
-                    {"pendingTime": LAUNCH.strftime("%Y-%m-%dT%H:%M:%SZ")}
+                    {"pendingTime": instance.pending.strftime("%Y-%m-%dT%H:%M:%SZ")}
                 ),
-            }[url.split("latest/")[1]]
+                TARGET_STATE: instance.target,
+            }[path]
+        if name == "Test-Path":
+            return args[0] in instance.files or args[0] in instance.marks
+        if name == "gc":
+            return instance.files[args[0]]
+        if name == "ni":
+            assert "-Force" in args, "without -Force New-Item fails on an existing file"
+            instance.files[args[0]] = str(options.get("Value", ""))
+            instance.writes.append((len(instance.calls), args[0]))
+            return {"FullName": args[0]}
+        if name == "powershell.exe":
+            assert args[:4] == ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass"], args
+            instance.record("install.ps1", options["File"], options["ConfigPath"])
+            self.variables["LASTEXITCODE"] = instance.install_exit
+            return None
         if name == "Complete-ASLifecycleAction":
             hook, result = options["LifecycleHookName"], options["LifecycleActionResult"]
             instance.record(
@@ -661,3 +702,150 @@ def test_the_interpreter_catches_an_uncaught_publishing_error(enabled: dict[str,
     instance = Instance(init_exit=0, metrics_fail=True)
     _Script(broken, instance).run()
     assert instance.uncaught == "AccessDenied"
+
+
+# The warm pool mode (WarmPool=stopped): the UserData runs at every boot
+
+
+@pytest.fixture(scope="module")
+def warm(feature: dict[str, Any]) -> dict[str, Any]:
+    return render(feature, enabled_parameters(WarmPool="stopped"))
+
+
+def _boot(warm: dict[str, Any], instance: Instance) -> Instance:
+    instance.calls, instance.writes, instance.uncaught = [], [], None
+    _Script(user_data_script(warm, persist=True), instance).run()
+    assert instance.uncaught is None, "an error ended the script"
+    return instance
+
+
+STOPPED_FOR = timedelta(days=3)
+INSTALL = ("install.ps1", f"{SERVICE_DIR}\\install.ps1", SERVICE_CONFIG)
+PENDING = LAUNCH.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pooled(warm: dict[str, Any], **failing: Any) -> Instance:
+    """An instance whose first boot into the pool ran (and succeeded, unless failing says
+    otherwise), then started from the pool days later: target InService, a new pendingTime."""
+    instance = _boot(warm, Instance(target="Warmed:Stopped", **failing))
+    instance.target, instance.pending = "InService", LAUNCH + STOPPED_FOR
+    instance.clock = instance.pending + timedelta(seconds=40)
+    instance.failures, instance.init_exit = {}, 0
+    return instance
+
+
+def test_the_warm_pool_mode_persists_and_the_cold_mode_does_not(enabled: dict[str, Any], warm: dict[str, Any]) -> None:
+    assert "<persist>" not in user_data_script(enabled)
+    assert user_data_script(warm, persist=True)  # <persist>true</persist> after </powershell>
+    with pytest.raises(AssertionError):
+        user_data_script(enabled, persist=True)
+
+
+def test_first_boot_into_the_pool_bootstraps_then_lets_it_stop(warm: dict[str, Any]) -> None:
+    # Warmed:Pending:Wait: the whole bootstrap, then CONTINUE, and Auto Scaling stops it.
+    instance = _boot(warm, Instance(target="Warmed:Stopped"))
+    assert [c[:1] if c[0] == "PutMetricData" else c for c in instance.calls] == [
+        INIT,
+        _hook("CONTINUE"),
+        _signal(0),
+        ("PutMetricData",),
+    ]
+    assert instance.files == {START_MARK: PENDING, OK_MARK: ""}
+    ((*_, data),) = [call for call in instance.calls if call[0] == "PutMetricData"]
+    assert {d["MetricName"]: d["Value"] for d in data} == TIMINGS  # the cold boot's phases
+    # Both marks before the hook: the stop that follows CONTINUE may cut the script short.
+    continued = instance.calls.index(_hook("CONTINUE"))
+    assert [path for before, path in instance.writes if before <= continued] == [START_MARK, OK_MARK]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_first_boot_in_the_warm_pool_mode_is_the_cold_boot(warm: dict[str, Any], case: str) -> None:
+    # Into service (the pool empty) or into the pool, a first boot does what the cold mode does.
+    template, expected = CASES[case]
+    for target in ("InService", "Warmed:Stopped"):
+        fresh = {"failures": dict(template.failures), "files": {}, "marks": {}, "target": target}
+        instance = Instance(**{**template.__dict__, **fresh})
+        calls = _boot(warm, instance).calls
+        assert [call[:1] if call[0] == "PutMetricData" else call for call in calls] == expected
+        assert (OK_MARK in instance.files) == (template.init_exit == 0)
+
+
+def test_a_start_from_the_pool_starts_the_worker_and_continues_without_cfn_init(warm: dict[str, Any]) -> None:
+    instance = _boot(warm, _pooled(warm))
+    # No cfn-init, no signal (the CreationPolicy is long done); one timing, not the first boot's phases.
+    assert [c[:1] if c[0] == "PutMetricData" else c for c in instance.calls] == [
+        INSTALL,
+        _hook("CONTINUE"),
+        ("PutMetricData",),
+    ]
+    assert instance.files[START_MARK] == (LAUNCH + STOPPED_FOR).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ((_, namespace, _, datum),) = [c for c in instance.calls if c[0] == "PutMetricData"]
+    assert namespace == WorkersConfig().metrics_namespace
+    # From the start (its pendingTime) to in service: 40 s to the UserData, then one hook call.
+    assert (datum["MetricName"], datum["Value"], datum["Unit"]) == (POOL_START_METRIC, 40 + CALL_SECONDS, "Seconds")
+    (dimension,) = datum["Dimensions"]
+    assert (dimension["Name"], dimension["Value"]) == ("AutoScalingGroupName", GROUP)
+
+
+def test_a_start_from_the_pool_after_a_failed_bootstrap_is_abandoned(warm: dict[str, Any]) -> None:
+    # The first boot failed (cfn-init 1) and was not replaced at once (the ABANDON never
+    # went through): started from the pool, it must not come into service.
+    instance = _pooled(warm, init_exit=1, failures={(LAUNCH_HOOK, "ABANDON"): PERMANENT, (DRAIN_HOOK, "ABANDON"): 1})
+    assert OK_MARK not in instance.files
+    _boot(warm, instance)
+    assert _hook("CONTINUE") not in instance.calls
+    assert INSTALL not in instance.calls and INIT not in instance.calls
+    assert instance.calls == [_hook("ABANDON"), DRAINED]
+
+
+def test_a_start_from_the_pool_whose_worker_fails_to_start_is_abandoned(warm: dict[str, Any]) -> None:
+    instance = _pooled(warm)
+    instance.install_exit = 1
+    assert _boot(warm, instance).calls == [INSTALL, _hook("ABANDON"), DRAINED]
+
+
+def test_a_start_from_the_pool_retries_the_hook(warm: dict[str, Any]) -> None:
+    instance = _pooled(warm)
+    instance.failures = {(LAUNCH_HOOK, "CONTINUE"): 2}
+    assert _boot(warm, instance).calls[:-1] == [INSTALL, *[_hook("CONTINUE")] * 3]
+
+
+def test_a_reboot_of_a_worker_in_service_does_nothing(warm: dict[str, Any]) -> None:
+    # Same pendingTime (a reboot is not a launch): no cfn-init, no hook completed, no
+    # signal; the worker starts by itself, as after any reboot.
+    instance = _boot(warm, Instance(target="InService"))
+    files = dict(instance.files)
+    instance.clock += timedelta(days=2)
+    assert _boot(warm, instance).calls == []
+    assert instance.files == files
+    # The same after a start from the pool and a reboot since.
+    instance = _boot(warm, _pooled(warm))
+    assert _boot(warm, instance).calls == []
+
+
+@pytest.mark.parametrize("target", ["Warmed:Stopped", "Terminated", None])
+def test_a_later_boot_not_on_its_way_into_service_does_nothing(warm: dict[str, Any], target: str | None) -> None:
+    instance = _pooled(warm)
+    instance.target = target
+    assert _boot(warm, instance).calls == []
+
+
+def test_the_interpreter_catches_a_start_path_that_reruns_cfn_init(warm: dict[str, Any]) -> None:
+    # Without the start mark's test, every boot is a first boot.
+    script = user_data_script(warm, persist=True)
+    broken = script.replace(f"if (Test-Path '{START_MARK}')", "if ($false)")
+    assert broken != script
+    instance = _pooled(warm)
+    instance.calls = []
+    _Script(broken, instance).run()
+    assert INIT in instance.calls
+
+
+def test_the_interpreter_catches_a_start_that_continues_without_the_ok_mark(warm: dict[str, Any]) -> None:
+    script = user_data_script(warm, persist=True)
+    broken = script.replace(f"if (Test-Path '{OK_MARK}') {{ ", "if ($true) { ")
+    assert broken != script
+    instance = _pooled(warm, init_exit=1, failures={(LAUNCH_HOOK, "ABANDON"): PERMANENT})
+    instance.calls = []
+    _Script(broken, instance).run()
+    assert _hook("CONTINUE") in instance.calls

@@ -107,3 +107,9 @@ def test_the_check_reports_a_broken_copy_of_a_real_script(feature: dict[str, Any
     harden = dict(scripts(render(feature, enabled_parameters())))["harden/01-harden"]
     assert syntax_errors(harden) == []
     assert syntax_errors(harden.replace("ForEach-Object {", "ForEach-Object ", 1)) != []
+
+
+def test_the_warm_pool_user_data_parses(feature: dict[str, Any]) -> None:
+    # WarmPool=stopped: the UserData that runs at every boot.
+    rendered = render(feature, enabled_parameters(WarmPool="stopped"))
+    assert syntax_errors(user_data_script(rendered, persist=True)) == []

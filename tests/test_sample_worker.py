@@ -12,6 +12,7 @@ planted defects show that the checks fail when the worker breaks the contract.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import ntpath
 import re
@@ -149,6 +150,7 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "-gt": lambda a, b: a > b,
     "-le": lambda a, b: a <= b,
     "-lt": lambda a, b: a < b,
+    "-like": lambda a, b: fnmatch.fnmatchcase(str(a).lower(), str(b).lower()),  # PowerShell's wildcards, any case
 }
 
 
@@ -430,9 +432,16 @@ class Instance:
     """Receives and job starts made while the state was Terminated or a Spot signal was given
     (whether the worker looked or not)."""
 
+    pool_at: int | None = None
+    """The tick from which the state reads Warmed:Stopped: a scale-in back to the warm pool."""
+    pooled: bool = False
+    """A first boot into the warm pool: the state reads Warmed:Stopped throughout."""
+
     def state(self) -> str:
         if self.terminate_at is not None and self.tick >= self.terminate_at:
             return "Terminated"
+        if self.pooled or (self.pool_at is not None and self.tick >= self.pool_at):
+            return "Warmed:Stopped"
         return "InService"
 
     def advance(self, seconds: int) -> None:
@@ -963,15 +972,16 @@ def test_the_checks_catch_a_worker_that_breaks_the_spot_contract(settings: dict[
 # Defects planted in a copy of worker.ps1; each breaks the contract, and the checks must say so.
 DEFECTS = {
     "keeps receiving after Terminated": (
-        "if ($state -eq 'Terminated') {\n            break\n        }\n        if ($state -ne 'InService') {",
+        "if (($state -eq 'Terminated') -or ($served -and (Test-Leaving $state))) {\n            break\n        }\n"
+        "        if ($state -ne 'InService') {",
         "if ($state -eq 'Unknown') {",
     ),
     "never completes the hook": (
-        "if ($state -eq 'Terminated') {\n            break",
+        "if (($state -eq 'Terminated') -or ($served -and (Test-Leaving $state))) {\n            break",
         "if ($false) {\n            break",
     ),
     "starts a job the long poll brought after Terminated": (
-        "if ((Get-LifecycleState) -eq 'Terminated') {\n                Set-Visibility $message 0",
+        "if (Test-Leaving (Get-LifecycleState)) {\n                Set-Visibility $message 0",
         "if ($false) {\n                Set-Visibility $message 0",
     ),
     "deletes a failed job's message": ("if ($state -eq 'Completed') {", "if ($true) {"),
@@ -1070,3 +1080,51 @@ def test_the_instance_role_allows_every_aws_call_the_sample_makes(enabled: dict[
     role = enabled["Resources"]["WinInstanceRole"]["Properties"]
     allowed = {a for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"] for a in s["Action"]}
     assert {AWS_CMDLETS[n] for n in aws} <= allowed
+
+
+# The warm pool mode (WarmPool=stopped; docs/worker-contract.md, "A warm pool")
+
+
+def test_a_worker_in_the_warm_pool_takes_no_work_and_completes_no_hook(settings: dict[str, Any]) -> None:
+    # First boot into the pool: installed and running, it waits until Auto Scaling stops the
+    # instance (here: until the fake world's step budget runs out).
+    instance = Instance(settings, [{"id": "A", "ticks": 1}], pooled=True)
+    with pytest.raises(TooLong):
+        _run(_worker(), instance)
+    assert _work(instance) == []
+    assert {c for c in instance.calls if c[0] == "state"} == {("state", "Warmed:Stopped")}
+
+
+def test_a_scale_in_back_to_the_warm_pool_drains_like_a_termination(settings: dict[str, Any]) -> None:
+    # ReuseOnScaleIn: the drain hook holds the instance in Warmed:Pending:Wait, its target
+    # state reads Warmed:Stopped: the job ends, then the hook is completed and it is stopped.
+    instance = Instance(settings, [{"id": "A", "ticks": 30}, {"id": "B", "ticks": 2}], pool_at=10)
+    assert _run(_worker(), instance) == 0
+    assert _work(instance) == [
+        ("receive", "A", 300),
+        ("start", "A"),
+        ("visibility", "A", 300),
+        ("visibility", "A", 300),
+        ("finished", "A", "Completed"),
+        ("delete", "A"),
+        ("complete", INSTANCE, "CONTINUE"),
+    ]
+    assert instance.messages == [{"id": "B", "ticks": 2}]
+
+
+def test_a_job_too_long_for_a_drain_back_to_the_pool_is_released(settings: dict[str, Any]) -> None:
+    short = {**settings, "lifecycle": {**settings["lifecycle"], "drain_seconds": "120"}}
+    instance = Instance(short, [{"id": "A", "ticks": 100}], pool_at=3)
+    assert _run(_worker(), instance) == 0
+    assert _work(instance)[-3:] == [("stop", "A"), ("visibility", "A", 0), ("complete", INSTANCE, "CONTINUE")]
+
+
+def test_the_checks_catch_a_worker_that_drains_at_its_first_boot_into_the_pool(settings: dict[str, Any]) -> None:
+    # Without "once it has served", a worker in the pool completes a termination hook that is
+    # not waiting (the launch hook is; Auto Scaling refuses the call) and ends its task.
+    source = _worker()
+    broken = source.replace("($served -and (Test-Leaving $state))", "(Test-Leaving $state)")
+    assert broken != source
+    instance = Instance(settings, [{"id": "A", "ticks": 1}], pooled=True)
+    _run(broken, instance)
+    assert _work(instance) == [("complete", INSTANCE, "CONTINUE")]

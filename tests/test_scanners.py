@@ -23,6 +23,8 @@ with warnings.catch_warnings():
 # Everything optional switched on, so every resource is scanned.
 OPTIONS = {
     "SubscribeToAmiReleases": "true",
+    # The warm pool, and the UserData that runs at every boot (the cold one is a subset of it).
+    "WarmPool": "stopped",
     "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:operators",
     "KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-aaaa-bbbb-cccc-0123456789ab",
     # The platform's own keys: their policies are scanned too.

@@ -269,7 +269,7 @@ def test_a_default_stack_updated_to_spot_keeps_its_launch_template_and_starts_no
 
     assert run({}).status == "CREATE_COMPLETE"
     before = _deployed_group(clients, scaling, "ww-to-spot")
-    assert not before.get("MixedInstancesPolicy")  # the 0.2.0 group, on the emulator too (patch 17); moto shows {}
+    assert not before.get("MixedInstancesPolicy")  # the 0.2.0 group, on the emulator too (patch 18); moto shows {}
     version = before["LaunchTemplate"]
     assert run(SPOT).status == "UPDATE_COMPLETE"
     changed = {m.group(1) for line in lines if (m := re.match(r"^\S+  (\S+) +UPDATE_COMPLETE", line))}

@@ -215,6 +215,7 @@ def test_endpoint_azs_changes_the_endpoints_in_place(feature: dict[str, Any]) ->
     }
     assert uses == {f"Win{n}Endpoint" for n in ("Sqs", "Cloudformation", "Monitoring", "Logs", "Autoscaling")}
 
+
 def test_the_spot_inputs_replace_nothing_and_refresh_nothing(feature: dict[str, Any]) -> None:
     # spot: InstanceTypes, OnDemandBaseCapacity and OnDemandPercentage reach only the group's
     # LaunchTemplate / MixedInstancesPolicy / CapacityRebalance, none create-only (the schema):
@@ -234,3 +235,22 @@ def test_the_spot_inputs_replace_nothing_and_refresh_nothing(feature: dict[str, 
     launch_template = feature["Resources"]["WinLaunchTemplate"]
     assert not _names(launch_template, conditions) & spot, "a new launch template version would refresh the fleet"
     assert spot <= _names(feature["Resources"]["WinGroup"]["Properties"], conditions)
+
+
+def test_the_warm_pool_parameters_update_in_place_or_create_and_delete_the_pool(feature: dict[str, Any]) -> None:
+    # The pool's one create-only property is the group's name, which no input changes: a new
+    # WarmPoolMinSize or WarmPoolMaxPrepared updates it in place (PutWarmPool). WarmPool itself
+    # is its Condition: off -> stopped creates it, stopped -> off deletes it (DeleteWarmPool,
+    # which terminates the pooled instances). Its UserData Fn::If makes a new launch template
+    # version either way, so the refresh custom resource replaces the workers in service.
+    replaced, _ = update_path(feature)
+    assert not {"WinWarmPool", "WinWarmPoolMinSize", "WinWarmPoolMaxPrepared"} & set(replaced)
+    (pool,) = [n for n, r in feature["Resources"].items() if r["Type"] == "AWS::AutoScaling::WarmPool"]
+    assert _schema("AWS::AutoScaling::WarmPool")["createOnlyProperties"] == ["/properties/AutoScalingGroupName"]
+    conditions = feature["Conditions"]
+    assert {"WinWarmPool", "EnableWinTaskScriptService"} <= _names(
+        {"Condition": feature["Resources"][pool]["Condition"]}, conditions
+    )
+    user_data = feature["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+    assert "WinWarmPool" in _names(user_data, conditions)
+    assert not {"WinWarmPoolMinSize", "WinWarmPoolMaxPrepared"} & _names(user_data, conditions)

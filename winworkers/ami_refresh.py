@@ -1,6 +1,6 @@
 """Every instance refresh of the Windows workers starts here (Lambda index.handler; boto3, stdlib).
 
-winworkers.refresh documents the triggers and how they exclude each other. Env: ASG_NAME,
+winworkers.refresh documents the triggers and why they never collide. Env: ASG_NAME,
 AMI_PARAMETER, STACK_ID, INSTANCE_WARMUP (180), MIN_HEALTHY_PERCENTAGE (100),
 MAX_HEALTHY_PERCENTAGE (MIN + 100).
 """
@@ -57,11 +57,12 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     groups = _call(group, auto.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])["AutoScalingGroups"]
     if not groups:
         raise RefreshError(f"{group} not found")
-    # Not Terminating (:Retained: winworkers.refresh).
-    members, pooled = [i for i in groups[0]["Instances"] if "Term" not in i.get("LifecycleState", "")], []
+    members, pooled = groups[0]["Instances"], []
     if groups[0].get("WarmPoolConfiguration"):
         pages = auto.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=asg)
         pooled = _call(group, pages.build_full_result).get("Instances", [])
+    # Not (Warmed:)Terminating (:Retained stays: winworkers.refresh).
+    members, pooled = ([i for i in x if "Term" not in i["LifecycleState"]] for x in (members, pooled))
     out.update(instances=len(members), warm_pool_instances=len(pooled), outdated_instances=[])
     if every := members + pooled:
         found = _call("instances", c["ec2"].describe_instances, InstanceIds=[i["InstanceId"] for i in every])

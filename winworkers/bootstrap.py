@@ -54,6 +54,9 @@ BOOT_PHASES: tuple[tuple[str, str, str], ...] = (
     ("BootTotal", "launch", "hook"),
 )
 BOOT_TOTAL_METRIC = "BootTotal"
+POOL_START_METRIC = "BootFromPool"
+"""Warm pool mode: a start from the pool publishes this one timing instead, from the start
+(its pendingTime) to in service; the phases are the first boot's, weeks ago."""
 # The UserData's variable for each moment (short: the template is near its size limit).
 BOOT_TIMES = {moment: f"$t{n}" for n, moment in enumerate(("launch", "userdata", "harden", "agent", "service", "hook"))}
 _CFN_BOOTSTRAP = "C:\\Program Files\\Amazon\\cfn-bootstrap"
@@ -261,7 +264,26 @@ def config_line(metadata: dict[str, Any]) -> str:
     return " ".join(["# winworkers", digest, *("${" + n + "}" for n in sorted(metadata_inputs(data)))])
 
 
-def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str, metadata: dict[str, Any]) -> Base64:
+# Warm pool mode (WarmPool=stopped) only: the UserData runs at every boot, and these tell
+# its boots apart. START holds the pendingTime of the last start this script handled (a
+# reboot keeps it, a start from the warm pool is a new launch: register row 168), OK says
+# that cfn-init succeeded at first boot. Both are written before the launch hook is
+# completed: Auto Scaling stops a pooled instance as soon as the hook lets it go.
+START_MARK = f"{BOOT_MARKS}start"
+OK_MARK = f"{BOOT_MARKS}ok"
+TARGET_STATE = "meta-data/autoscaling/target-lifecycle-state"
+# At a start from the pool the worker is started again the way cfn-init ran it at first
+# boot (docs/worker-contract.md, "A warm pool"): install.ps1 is idempotent, and its exit
+# code is the start's health check.
+RESTART = (
+    "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File "
+    f"'{SERVICE_DIR}\\install.ps1' -ConfigPath '{SERVICE_CONFIG}'"
+)
+
+
+def user_data(
+    config: WorkersConfig, launch_template_id: str, asg_id: str, metadata: dict[str, Any], warm: bool = False
+) -> Base64:
     """Plain PowerShell, base64 but never gzipped (plain base64 is what every launch agent
     reads; register row 26).
 
@@ -272,11 +294,16 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str, metad
     goes in service, on creation, scale-out or refresh. An abandoned instance has no
     worker to drain, so the script also ends its drain hook, with ABANDON: that terminates
     it as CONTINUE does, unless RetainFailedBoots keeps it (winworkers.diagnostics;
-    RetentionTriggers API reference). It runs once, at first
-    boot (no <persist>): there is no warm pool whose instances would meet the launch
-    hook again on a later start. Hooks are completed with the AWS Tools for Windows PowerShell,
+    RetentionTriggers API reference). Without a warm pool (``warm`` False) it runs once, at
+    first boot (no <persist>): no instance meets the launch hook again on a later start.
+    Hooks are completed with the AWS Tools for Windows PowerShell,
     which every AWS Windows AMI ships (the AWS CLI is not listed), through the
     autoscaling endpoint.
+
+    With a warm pool (``warm`` True, ``warm_boot_paths``) the same script runs at every
+    boot (``<persist>true</persist>``), and its first boot is the one above, whether into
+    the pool or straight into service; a start from the pool publishes ``POOL_START_METRIC``
+    alone.
 
     Every completion is retried for ``RETRY_MINUTES``: the first call at first boot loads
     the AWS Tools, fetches the role's credentials and resolves a brand-new endpoint, and
@@ -293,44 +320,75 @@ def user_data(config: WorkersConfig, launch_template_id: str, asg_id: str, metad
     mark = BOOT_MARKS
     t = BOOT_TIMES
     data = ",".join(f"(D {name} {t[start]} {t[end]})" for name, start, end in BOOT_PHASES)
-    script = "\n".join(
-        [
-            "<powershell>",
-            config_line(metadata),
-            f"{t['userdata']}=Get-Date",
-            f"$b='{_CFN_BOOTSTRAP}'",
-            "$c='--stack','${AWS::StackName}','--region','${AWS::Region}',"
-            "'--url','https://cloudformation.${AWS::Region}.${AWS::URLSuffix}'",
-            "function Imds($p) { $u='http://169.254.169.254/latest'; "
-            "$t=irm -Method Put \"$u/api/token\" -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} "
-            "-TimeoutSec 5; "
-            "irm \"$u/$p\" -Headers @{'X-aws-ec2-metadata-token'=$t} -TimeoutSec 5 }",
-            # 'Stop' is scoped to the function: its errors reach the caller's catch.
-            f"function Hook($r, $h) {{ $ErrorActionPreference='Stop'; Complete-ASLifecycleAction "
-            f"-AutoScalingGroupName '{group}' -LifecycleHookName $h -InstanceId (Imds meta-data/instance-id) "
-            "-LifecycleActionResult $r -Region ${AWS::Region} -Force }",
-            # Write-Host: the function's output is its result.
-            f"function Retry($r, $h) {{ $e=(Get-Date).AddMinutes({RETRY_MINUTES}); while ($true) {{ "
-            "try { Hook $r $h; return $true } catch { Write-Host $_; if ((Get-Date) -gt $e) { return $false }; "
-            "sleep 15 } } }",
-            "function D($n, $a, $z) { New-Object Amazon.CloudWatch.Model.MetricDatum -Property "
-            "@{MetricName=$n; Unit='Seconds'; Value=($z-$a).TotalSeconds; Dimensions=@($g)} }",
-            "$code=1",
-            f'try {{ & "$b\\cfn-init.exe" -v @c --resource {launch_template_id} --configsets default; '
-            "$code=$LASTEXITCODE } catch { $_ }",
-            f"{t['service']}=Get-Date",
-            f"if ($code -eq 0 -and -not (Retry CONTINUE {LAUNCH_HOOK})) {{ $code=1 }}",
-            f"{t['hook']}=Get-Date",
-            f'& "$b\\cfn-signal.exe" -e $code @c --resource {asg_id}',
-            f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK}; $null=Retry ABANDON {DRAIN_HOOK} }}",
-            "if ($code -eq 0) { try { $ErrorActionPreference='Stop'; "
-            f"{t['launch']}=[datetime](ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime; "
-            f"{t['harden']}=(Get-Item '{mark}harden').LastWriteTime; "
-            f"{t['agent']}=(Get-Item '{mark}agent').LastWriteTime; "
-            "$g=New-Object Amazon.CloudWatch.Model.Dimension -Property @{Name='AutoScalingGroupName'; "
-            f"Value='{group}'}}; Write-CWMetricData -Namespace '{config.metrics_namespace}' "
-            f"-MetricData {data} -Region ${{AWS::Region}} -Force }} catch {{ $_ }} }}",
-            "</powershell>",
-        ]
+    init = (
+        f'try {{ & "$b\\cfn-init.exe" -v @c --resource {launch_template_id} --configsets default; '
+        "$code=$LASTEXITCODE } catch { $_ }"
     )
-    return Base64(Sub(script))
+    signal = f'& "$b\\cfn-signal.exe" -e $code @c --resource {asg_id}'
+    lines = [
+        "<powershell>",
+        config_line(metadata),
+        f"{t['userdata']}=Get-Date",
+        f"$b='{_CFN_BOOTSTRAP}'",
+        "$c='--stack','${AWS::StackName}','--region','${AWS::Region}',"
+        "'--url','https://cloudformation.${AWS::Region}.${AWS::URLSuffix}'",
+        "function Imds($p) { $u='http://169.254.169.254/latest'; "
+        "$t=irm -Method Put \"$u/api/token\" -Headers @{'X-aws-ec2-metadata-token-ttl-seconds'='60'} "
+        "-TimeoutSec 5; "
+        "irm \"$u/$p\" -Headers @{'X-aws-ec2-metadata-token'=$t} -TimeoutSec 5 }",
+        # 'Stop' is scoped to the function: its errors reach the caller's catch.
+        f"function Hook($r, $h) {{ $ErrorActionPreference='Stop'; Complete-ASLifecycleAction "
+        f"-AutoScalingGroupName '{group}' -LifecycleHookName $h -InstanceId (Imds meta-data/instance-id) "
+        "-LifecycleActionResult $r -Region ${AWS::Region} -Force }",
+        # Write-Host: the function's output is its result.
+        f"function Retry($r, $h) {{ $e=(Get-Date).AddMinutes({RETRY_MINUTES}); while ($true) {{ "
+        "try { Hook $r $h; return $true } catch { Write-Host $_; if ((Get-Date) -gt $e) { return $false }; "
+        "sleep 15 } } }",
+        "function D($n, $a, $z) { New-Object Amazon.CloudWatch.Model.MetricDatum -Property "
+        "@{MetricName=$n; Unit='Seconds'; Value=($z-$a).TotalSeconds; Dimensions=@($g)} }",
+        "$code=1",
+        *(warm_boot_paths(init) if warm else [init]),
+        f"{t['service']}=Get-Date",
+        f"if ($code -eq 0 -and -not (Retry CONTINUE {LAUNCH_HOOK})) {{ $code=1 }}",
+        f"{t['hook']}=Get-Date",
+        # A later boot signals nothing: the CreationPolicy counts first boots only.
+        f"if (-not $f) {{ {signal} }}" if warm else signal,
+        f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK}; $null=Retry ABANDON {DRAIN_HOOK} }}",
+        "if ($code -eq 0) { try { $ErrorActionPreference='Stop'; "
+        f"{t['launch']}=[datetime](ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime; "
+        f"{t['harden']}=(Get-Item '{mark}harden').LastWriteTime; "
+        f"{t['agent']}=(Get-Item '{mark}agent').LastWriteTime; "
+        "$g=New-Object Amazon.CloudWatch.Model.Dimension -Property @{Name='AutoScalingGroupName'; "
+        f"Value='{group}'}}; "
+        + (f"$d=if ($f) {{(D {POOL_START_METRIC} {t['launch']} {t['hook']})}} else {{{data}}}; " if warm else "")
+        + f"Write-CWMetricData -Namespace '{config.metrics_namespace}' "
+        f"-MetricData {'$d' if warm else data} -Region ${{AWS::Region}} -Force }} catch {{ $_ }} }}",
+        "</powershell>",
+    ]
+    if warm:
+        lines.append("<persist>true</persist>")
+    return Base64(Sub("\n".join(lines)))
+
+
+def warm_boot_paths(init: str) -> list[str]:
+    """What the warm pool mode's script does before it completes the launch hook: first
+    boot, or a later one (docs/lifecycle.md, "Boot paths"). ``$f`` is set on a later boot.
+
+    - First boot (no START_MARK): START_MARK, cfn-init as without a pool, then OK_MARK on
+      success. The target state does not matter: into the pool (``Warmed:Stopped``) or into
+      service (``InService``, the pool empty), the bootstrap is the same, and a worker
+      takes no message while the state reads other than InService (worker contract).
+    - A later boot with the same pendingTime as START_MARK holds: a reboot of a running
+      instance; a target state other than InService (or none readable): not on its way
+      into service. Either way it ends: no cfn-init, no hook, the worker starts by itself.
+    - A start from the pool (a new pendingTime, target InService): no cfn-init; with
+      OK_MARK, install.ps1 again (``RESTART``) and CONTINUE when it exits 0; without it
+      (the first boot failed) or when it fails, ABANDON, so the instance is replaced."""
+    return [
+        "$p=(ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime",
+        f"if (Test-Path '{START_MARK}') {{ try {{ $s=Imds {TARGET_STATE} }} catch {{ exit }}; "
+        f"if ((gc '{START_MARK}') -eq $p -or $s -ne 'InService') {{ exit }}; $f=1 }}",
+        f"$null=ni '{START_MARK}' -Value $p -Force",
+        f"if ($f) {{ if (Test-Path '{OK_MARK}') {{ {RESTART}; $code=$LASTEXITCODE }} }} "
+        f"else {{ {init}; if ($code -eq 0) {{ $null=ni '{OK_MARK}' -Force }} }}",
+    ]

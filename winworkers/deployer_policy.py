@@ -138,6 +138,13 @@ RESOURCE_ACTIONS: dict[str, list[Action]] = {
         # is the one Get action for instance requirements (EC2 API reference).
         ec2.GetInstanceTypesFromInstanceRequirements,
     ],
+    # The resource schema's handlers (cfn-lint's bundled schema; tests/test_deployer_policy.py).
+    "AWS::AutoScaling::WarmPool": [
+        autoscaling.PutWarmPool,
+        autoscaling.DeleteWarmPool,
+        autoscaling.DescribeWarmPool,
+        autoscaling.DescribeAutoScalingGroups,
+    ],
     "AWS::AutoScaling::ScalingPolicy": [
         autoscaling.PutScalingPolicy,
         autoscaling.DeletePolicy,

@@ -76,7 +76,9 @@ Resources moto's CloudFormation leaves out:
 11. Resource types moto's CloudFormation does not model (it warns, skips them and
    still reports CREATE_COMPLETE) are created through moto's own backends where
    moto has them: AWS::CloudWatch::Alarm (PutMetricAlarm),
-   AWS::AutoScaling::ScalingPolicy (PutScalingPolicy) and
+   AWS::AutoScaling::ScalingPolicy (PutScalingPolicy),
+   AWS::AutoScaling::WarmPool (PutWarmPool; DescribeWarmPool then answers its
+   configuration, but moto launches no pooled instance) and
    AWS::EC2::SecurityGroupEgress (AuthorizeSecurityGroupEgress), after checking
    the properties against that API's request shape (botocore's model), as
    CloudFormation's handler would refuse them. Any other type moto lacks is not
@@ -93,10 +95,12 @@ Resources moto's CloudFormation leaves out:
 14. A resource moto cannot update (no update handler, e.g. AWS::Logs::LogGroup)
    stays as it was, with UPDATE_COMPLETE saying so (moto dropped it from the
    stack, so its Ref and its Outputs were lost).
+15. An update of an Auto Scaling group keeps its warm pool, as AWS updates a group in
+   place (moto deletes and creates the group, and the new one has no warm pool).
 
 Parameters on updates:
 
-15. UsePreviousValue reuses a parameter's value as it was given (moto reuses its
+16. UsePreviousValue reuses a parameter's value as it was given (moto reuses its
    parsed list or number, and its update then fails on it), and a stack keeps
    every parameter's value, defaults included (moto keeps only those given, so
    passing a default later "changes" every resource that uses it). An update
@@ -105,7 +109,7 @@ Parameters on updates:
 
 VPC endpoints on updates:
 
-16. An ``AWS::EC2::VPCEndpoint`` whose SubnetIds, SecurityGroupIds, RouteTableIds or
+17. An ``AWS::EC2::VPCEndpoint`` whose SubnetIds, SecurityGroupIds, RouteTableIds or
    PolicyDocument change is modified in place, keeping its id, as CloudFormation
    does through ModifyVpcEndpoint (none of them is create-only); moto has no update
    handler and kept the endpoint as it was (14.). NOT modelled: moto creates no
@@ -113,7 +117,7 @@ VPC endpoints on updates:
 
 Conditions:
 
-17. Fn::Equals compares a Number parameter's value as the string it was given, as
+18. Fn::Equals compares a Number parameter's value as the string it was given, as
    CloudFormation does (a Number parameter's Ref is a string; "Parameters" reference).
    moto parses it into an int first, so ``Equals(Ref Number, "100")`` was never true: on
    the emulator every fleet took the Spot mode's MixedInstancesPolicy (OnDemandPercentage
@@ -222,6 +226,7 @@ def _patch_moto() -> None:
             return
         from unittest import mock
 
+        from moto.autoscaling.models import FakeAutoScalingGroup
         from moto.cloudformation import models, parsing
         from moto.cloudformation.responses import CloudFormationResponse
         from moto.ec2.models.security_groups import SecurityGroup
@@ -244,8 +249,8 @@ def _patch_moto() -> None:
             (parsing.ResourceMap, "load_parameters", _defaults_kept_as_values),
             (CloudFormationResponse, "_validate_different_update", _compared_from_s3_too),
             (VPCEndPoint, "update_from_cloudformation_json", _endpoint_modified_in_place),
-
             (parsing, "parse_condition", _numbers_compared_as_given),
+            (FakeAutoScalingGroup, "update_from_cloudformation_json", _keeping_its_warm_pool),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
@@ -261,6 +266,19 @@ def _unpatch_moto() -> None:
         if _users == 0 and _undo is not None:
             _undo.close()
             _undo = None
+
+
+def _keeping_its_warm_pool(update: Any) -> Any:
+    # AWS updates a group in place (UpdateAutoScalingGroup), and its warm pool stays; moto
+    # replaces the group object (it deletes and creates the group), and the new one had none.
+    def run(*args: Any, **kwargs: Any) -> Any:
+        pool = getattr(kwargs.get("original_resource"), "warm_pool", None)
+        group = update(*args, **kwargs)
+        if pool is not None and getattr(group, "warm_pool", None) is None:
+            group.warm_pool = pool
+        return group
+
+    return staticmethod(run)
 
 
 def _with_fn_cidr(clean_json: Any) -> Any:
@@ -1097,9 +1115,35 @@ def _egress(name: str, props: dict[str, Any], account: str, region: str) -> _Mad
     return _Made(rules[0].id, {"Id": rules[0].id}, revoke)
 
 
+def _warm_pool(name: str, props: dict[str, Any], account: str, region: str) -> _Made:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-autoscaling-warmpool.html
+    # One pool per group, named by the group (the schema's primaryIdentifier); moto's group
+    # keeps it (DescribeWarmPool answers its configuration), and launches no pooled instance.
+    from moto.autoscaling.models import autoscaling_backends
+
+    props = _checked("autoscaling", "PutWarmPool", props)
+    backend: Any = autoscaling_backends[account][region]
+    group = props["AutoScalingGroupName"]
+    # Absent properties are None, as moto's PutWarmPool handler passes them.
+    backend.put_warm_pool(
+        group_name=group,
+        max_group_prepared_capacity=props.get("MaxGroupPreparedCapacity"),
+        min_size=props.get("MinSize"),
+        pool_state=props.get("PoolState"),
+        instance_reuse_policy=props.get("InstanceReusePolicy"),
+    )
+
+    def delete() -> None:
+        if backend.autoscaling_groups.get(group) is not None:  # it went with its group
+            backend.delete_warm_pool(group)
+
+    return _Made(group, {}, delete)
+
+
 _EMULATED: dict[str, Callable[[str, dict[str, Any], str, str], _Made]] = {
     "AWS::CloudWatch::Alarm": _alarm,
     "AWS::AutoScaling::ScalingPolicy": _scaling_policy,
+    "AWS::AutoScaling::WarmPool": _warm_pool,
     "AWS::EC2::SecurityGroupEgress": _egress,
 }
 """The types moto's CloudFormation skips that the emulator creates through moto's backends."""

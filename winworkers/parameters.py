@@ -86,6 +86,8 @@ ENDPOINTS_IN_EVERY_AZ = "all"
 ENDPOINTS_IN_ONE_AZ = "one"
 """EndpointAzs: the interface endpoints in every subnet of the isolated VPC, or in the first one only
 (network._add_endpoints says what each costs and what the second loses)."""
+WARM_POOL_OFF = "off"
+WARM_POOL_STOPPED = "stopped"
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy API reference).
 LOG_RETENTION_DAYS = (
@@ -461,6 +463,35 @@ PARAMETERS: tuple[Param, ...] = (
         min_value=0,
         max_value=3600,
     ),
+    # Capacity (warm): a pool of stopped, bootstrapped workers (winworkers.compute, _add_warm_pool;
+    # docs/lifecycle.md, "Boot paths"). A stopped pool pays EBS only (EC2 StopInstances API).
+    Param(
+        "WarmPool",
+        "String",
+        WARM_POOL_OFF,
+        f"{WARM_POOL_STOPPED}: keep bootstrapped workers stopped in a warm pool; a start skips the bootstrap.",
+        "Capacity",
+        allowed_values=(WARM_POOL_OFF, WARM_POOL_STOPPED),
+    ),
+    Param(
+        "WarmPoolMinSize",
+        "Number",
+        "1",
+        "Fewest stopped workers kept in the warm pool.",
+        "Capacity",
+        min_value=0,
+        max_value=fleet_cap,
+    ),
+    # -1 is PutWarmPool's own "unset": the pool holds MaxSize minus the desired capacity.
+    Param(
+        "WarmPoolMaxPrepared",
+        "Number",
+        "-1",
+        "Most workers in service and in the pool together; -1: MaxSize.",
+        "Capacity",
+        min_value=-1,
+        max_value=fleet_cap,
+    ),
     # Capacity (spot): the Spot / mixed instances mode (winworkers.compute, _distribution). With
     # the defaults the group has no MixedInstancesPolicy and is exactly as in 0.2.0. AllowedPattern
     # applies to each item of a CommaDelimitedList, and to its empty default as one empty item
@@ -787,6 +818,7 @@ def _add_conditions(template: Template, p: Params) -> None:
         p.cond("SubscribeToAmiReleases"): And(on, Equals(p["SubscribeToAmiReleases"], "true")),
         p.cond("HasKmsKey"): Not(Equals(p["KmsKeyArn"], "")),
         p.cond("HasDesiredCapacity"): Not(Equals(p["DesiredCapacity"], "")),
+        p.cond("HasWarmPool"): And(on, Equals(p["WarmPool"], WARM_POOL_STOPPED)),
     }
     if p.config.include_alarms:
         conditions[p.cond("HasAlarmTopic")] = Not(Equals(p["AlarmTopicArn"], ""))
@@ -865,6 +897,29 @@ def _add_rules(template: Template, p: Params) -> None:
             ],
         },
     )
+    template.add_rule(p.config.logical_id("CapacityMode"), _capacity_mode_rule(p, on))
+
+
+def _capacity_mode_rule(p: Params, on: Any) -> dict[str, Any]:
+    """The warm pool or Spot, never both: AWS refuses a warm pool on a group with a mixed
+    instances policy or Spot (PutWarmPool API reference; docs/aws-behaviours.md), and would
+    refuse it after the network and the group are built, rolling the stack back. Each
+    assertion names both sides, so the operator sees which two inputs disagree."""
+    warm, spot, types = (param_name(p.config, n) for n in ("WarmPool", "OnDemandPercentage", "InstanceTypes"))
+    refused = f"{warm}={WARM_POOL_STOPPED} cannot be used with"
+    return {
+        "RuleCondition": And(on, Equals(p["WarmPool"], WARM_POOL_STOPPED)),
+        "Assertions": [
+            {
+                "Assert": Equals(p["OnDemandPercentage"], "100"),
+                "AssertDescription": f"{refused} Spot: set {spot} to 100, or {warm} to {WARM_POOL_OFF}",
+            },
+            {
+                "Assert": {"Fn::EachMemberEquals": [p["InstanceTypes"], ""]},
+                "AssertDescription": f"{refused} mixed instance types: empty {types}, or set {warm} to {WARM_POOL_OFF}",
+            },
+        ],
+    }
 
 
 def _required(p: Params, name: str) -> dict[str, Any]:

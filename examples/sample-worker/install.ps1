@@ -10,6 +10,12 @@ C:\winworkers\service and runs, as SYSTEM:
 A non-zero exit, or a terminating error, fails cfn-init and so the bootstrap: the
 instance signals the failure, is abandoned, and Auto Scaling replaces it. So check
 here whatever the worker needs, and fail loudly.
+
+With a warm pool (WarmPool=stopped) the UserData runs it again, with the same
+arguments, at every start from the pool: it is idempotent (Register-ScheduledTask
+-Force replaces the task; Start-ScheduledTask leaves a running one alone, by the
+default IgnoreNew), and a
+non-zero exit then abandons the started instance instead of putting it in service.
 #>
 param([Parameter(Mandatory = $true)][string]$ConfigPath)
 

@@ -8,9 +8,13 @@ worker contract (docs/worker-contract.md):
   while it reads InService.
 - Work: one message at a time, by long polling; the message stays invisible while its
   job runs (ChangeMessageVisibility renews it), and is deleted only after the job succeeded.
-- Drain: when the state reads Terminated it stops receiving and finishes the current job
-  (or, if that cannot end within drain_seconds, stops it and makes the message visible
-  again at once), then completes the termination lifecycle hook with CONTINUE.
+- Drain: when the state reads Terminated, or a Warmed: state after it has served (a
+  scale-in back to the warm pool, WarmPool=stopped, which passes the same hook), it stops
+  receiving and finishes the current job (or, if that cannot end within drain_seconds,
+  stops it and makes the message visible again at once), then completes the termination
+  lifecycle hook with CONTINUE. In the warm pool before it ever served (Warmed:Stopped at
+  its first boot) it only waits: the instance is stopped, and this task starts again with
+  the next boot.
 - Spot: it also reads the instance's Spot signals (both 404 on On-Demand) at the same times.
   A rebalance recommendation: no new message; the current job goes on, and Auto Scaling
   (Capacity Rebalancing) launches a replacement, then terminates this instance through the
@@ -74,6 +78,11 @@ function Get-SpotSignal {
     return ''
 }
 
+# Leaving service, with the termination hook waiting: Terminated, or back to the warm pool.
+function Test-Leaving($state) {
+    return ($state -eq 'Terminated') -or ($state -like 'Warmed:*')
+}
+
 function Receive-Work {
     try {
         return Receive-SQSMessage -QueueUrl $Config.queue_url -MessageCount 1 -WaitTimeInSeconds 20 -VisibilityTimeout $VisibilitySeconds -Region $Config.region
@@ -102,7 +111,7 @@ function Invoke-Message($message) {
     $spotTicks = 0
     while ($null -eq (Wait-Job -Job $job -Timeout $TickSeconds)) {
         $ticks = $ticks + 1
-        if ((Get-LifecycleState) -eq 'Terminated') {
+        if (Test-Leaving (Get-LifecycleState)) {
             $drainTicks = $drainTicks + 1
             if ($drainTicks * $TickSeconds -ge $DrainLimit) {
                 Write-Log ('job ' + $message.MessageId + ' cannot end within the drain: stopped, message released')
@@ -158,15 +167,18 @@ function Complete-Drain {
 function Invoke-Worker {
     Write-Log ('started, queue ' + $Config.queue_url)
     $spotSeen = ''
+    # A Warmed: state before the first InService is a first boot into the warm pool: no hook waits.
+    $served = $false
     while ($true) {
         $state = Get-LifecycleState
-        if ($state -eq 'Terminated') {
+        if (($state -eq 'Terminated') -or ($served -and (Test-Leaving $state))) {
             break
         }
         if ($state -ne 'InService') {
             Start-Sleep -Seconds $TickSeconds
             continue
         }
+        $served = $true
         # A Spot instance at risk takes no new work; Auto Scaling terminates it through the drain.
         $spot = Get-SpotSignal
         if ($spot -ne '') {
@@ -180,7 +192,7 @@ function Invoke-Worker {
         $message = Receive-Work
         if ($null -ne $message) {
             # The long poll may have begun before the state changed: no job starts after Terminated.
-            if ((Get-LifecycleState) -eq 'Terminated') {
+            if (Test-Leaving (Get-LifecycleState)) {
                 Set-Visibility $message 0
                 break
             }
