@@ -335,6 +335,43 @@ def test_bad_values_are_refused_in_one_line_before_any_call(
     assert "ww-bad" not in _stacks(aws)
 
 
+# The warm pool with Spot, or with more instance types: the CapacityMode Rule, as CloudFormation
+# would refuse it, and the pre-check before any call, one line naming both inputs.
+WARM_WITH_SPOT = [
+    ({"WinOnDemandPercentage": "30"}, "WinWarmPool=stopped cannot be used with Spot: set WinOnDemandPercentage to 100"),
+    ({"WinInstanceTypes": "m6a.large,c6i.xlarge"}, "WinWarmPool=stopped cannot be used with mixed instance types"),
+]
+
+
+@pytest.mark.parametrize(("spot", "message"), WARM_WITH_SPOT, ids=["spot", "mixed-types"])
+def test_a_warm_pool_with_spot_is_refused_naming_both(
+    aws: Clients, endpoint: str, cli_env: None, capsys: pytest.CaptureFixture[str], spot: dict[str, str], message: str
+) -> None:
+    values = {**enabled_parameters(WarmPool="stopped"), **spot}
+    feature = json.loads(FEATURE.read_text())
+    (failure,) = check_inputs(feature, values)
+    assert failure.startswith(f"WinCapacityMode: {message}") and "WinWarmPool" in failure, failure
+    assert set(spot) <= {name for name in feature["Parameters"] if name in failure}
+    # Either side alone is allowed, and so is both with the feature off (the Rule's condition).
+    assert check_inputs(feature, enabled_parameters(WarmPool="stopped")) == []
+    assert check_inputs(feature, {**enabled_parameters(), **spot}) == []
+    assert check_inputs(feature, {**values, SWITCH: "false"}) == []
+    flags = [f for k, v in values.items() for f in ("--parameter", f"{k}={v}")]
+    argv = ["deploy", "--stack-name", "ww-warm-spot", "--endpoint-url", endpoint, "--template", str(FEATURE)]
+    assert main([*argv, *BUCKET_FLAG, *flags]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith("winworkers deploy: the template's Rules refuse these values: WinCapacityMode: ")
+    assert message in err and err.count("\n") == 1 and out == ""
+    assert "ww-warm-spot" not in _stacks(aws)
+
+
+def test_a_warm_pool_with_spot_and_more_types_names_each_conflict(feature: dict[str, Any]) -> None:
+    values = enabled_parameters(WarmPool="stopped", OnDemandPercentage="0", InstanceTypes="m5.large")
+    failures = check_inputs(feature, values)
+    assert [f.split(":")[0] for f in failures] == ["WinCapacityMode", "WinCapacityMode"], failures
+    assert "WinOnDemandPercentage" in failures[0] and "WinInstanceTypes" in failures[1]
+
+
 AGREE = [
     *[enabled_parameters(mode=mode) for mode in MODES],
     *[enabled_parameters(**{key.removeprefix("Win"): value}) for key, value in (a.split("=") for a, _ in REFUSED)],
