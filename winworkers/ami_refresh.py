@@ -47,7 +47,7 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     if not asg:
         raise RefreshError("ASG_NAME is not set")
     preferences = _preferences(env)
-    if event.get("detail-type") == "EC2 Auto Scaling Instance Refresh Failed":  # routed here to alarm
+    if event.get("detail-type") == "EC2 Auto Scaling Instance Refresh Failed":  # to alarm
         d = event.get("detail") or {}
         raise RefreshError(f"instance refresh {d.get('InstanceRefreshId')} failed: {d.get('Cause')}")
     c = clients or {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2", "cloudformation")}
@@ -61,13 +61,13 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     if groups[0].get("WarmPoolConfiguration"):
         pages = auto.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=asg)
         pooled = _call(group, pages.build_full_result).get("Instances", [])
-    # Not (Warmed:)Terminating (:Retained stays: winworkers.refresh).
+    # Not (Warmed:)Terminating; :Retained stays (winworkers.refresh).
     members, pooled = ([i for i in x if "Term" not in i["LifecycleState"]] for x in (members, pooled))
     out.update(instances=len(members), warm_pool_instances=len(pooled), outdated_instances=[])
     if every := members + pooled:
         found = _call("instances", c["ec2"].describe_instances, InstanceIds=[i["InstanceId"] for i in every])
         images = {i["InstanceId"]: i["ImageId"] for r in found["Reservations"] for i in r["Instances"]}
-        # Another image or template version (an update whose refresh never ran).
+        # Another image or template version (a refresh never ran).
         want = _version(groups[0])
         out["outdated_instances"] = sorted(
             i["InstanceId"]
@@ -93,7 +93,7 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     if action == "refresh-started":
         if refresh := _start(auto, asg, preferences):
             out["instance_refresh_id"] = refresh
-        else:  # one began since DescribeInstanceRefreshes
+        else:  # began since the check
             action = "refresh-in-progress"
     out["action"] = action
 
@@ -170,13 +170,13 @@ def _start(auto: Any, asg: str, preferences: dict[str, Any]) -> Any:
 
 
 def _active(auto: Any, asg: str) -> Any:
-    # Newest first; at most one is active.
+    # Newest first; one at most is active.
     page = _call(f"Auto Scaling group {asg}", auto.describe_instance_refreshes, AutoScalingGroupName=asg, MaxRecords=10)
     return next((r for r in page.get("InstanceRefreshes", []) if r["Status"] in ACTIVE), None)
 
 
 def _statuses(c: Any, stack_id: Any) -> list[str]:
-    # The stack's status, then its root's.
+    # The stack's, then its root's.
     statuses: list[str] = []
     while stack_id and len(statuses) < 2:
         (stack,) = _call(f"stack {stack_id}", c["cloudformation"].describe_stacks, StackName=stack_id)["Stacks"]
@@ -186,7 +186,7 @@ def _statuses(c: Any, stack_id: Any) -> list[str]:
 
 
 def _version(item: dict[str, Any]) -> tuple[Any, str]:
-    mixed = item.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {})  # Spot: here
+    mixed = item.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {})  # Spot
     spec = item.get("LaunchTemplate") or mixed.get("LaunchTemplateSpecification") or {}
     return spec.get("LaunchTemplateId"), str(spec.get("Version"))
 
