@@ -408,6 +408,8 @@ class Instance:
     terminate_on_receive: bool = False
     """Terminated as soon as a receive returns a message (a drain that begins during a long poll)."""
     imds_down_until: int = 0
+    imds_down_from: int = 0
+    """The metadata service does not answer from tick imds_down_from until imds_down_until."""
     interrupt_on_receive: bool = False
     """A Spot interruption notice as soon as a receive returns a message (during a long poll)."""
     rebalance_at: int | None = None
@@ -499,7 +501,7 @@ class Instance:
 
     def do_Invoke_RestMethod(self, args: list[Any], options: dict[str, Any], piped: Any) -> str:
         uri = options["uri"]
-        if self.tick < self.imds_down_until:
+        if self.imds_down_from <= self.tick < self.imds_down_until:
             raise Failure("Unable to connect to the remote server")
         if options.get("method") == "Put":
             assert uri == "http://169.254.169.254/latest/api/token"
@@ -824,6 +826,18 @@ def test_a_job_that_ends_within_the_notice_is_deleted(settings: dict[str, Any]) 
     assert violations(instance) == []
 
 
+def test_a_notice_once_read_counts_on_while_the_metadata_does_not_answer(settings: dict[str, Any]) -> None:
+    # The notice is read once, then the metadata service stops answering (until after the
+    # reclaim): the job is still stopped and its message released in time, 80 s at most
+    # after the notice. A worker that counted only the ticks it read the notice on would
+    # let the job run into the reclaim, and its message would wait for its visibility timeout.
+    instance = Instance(settings, [{"id": "A", "ticks": 100}], interruption_at=4, imds_down_from=6, imds_down_until=60)
+    assert _run_until_reclaimed(_worker(), instance) is None
+    assert _work(instance)[-2:] == [("stop", "A"), ("visibility", "A", 0)]
+    assert (instance.ended["A"] - instance.interruption_at) * TICK <= 80
+    assert violations(instance) == []
+
+
 def test_a_rebalance_recommendation_stops_new_work_and_lets_the_job_finish(settings: dict[str, Any]) -> None:
     # Capacity Rebalancing launches a replacement, then terminates this instance through the drain hook.
     instance = Instance(settings, [{"id": "A", "ticks": 30}, {"id": "B", "ticks": 1}], rebalance_at=3, terminate_at=50)
@@ -927,7 +941,10 @@ def test_an_interrupted_job_s_message_is_at_once_another_worker_s_on_sqs(setting
 
 
 SPOT_DEFECTS = {
-    "ignores the interruption notice": ("if ((Get-SpotSignal) -eq 'interruption') {", "if ($false) {"),
+    "ignores the interruption notice": (
+        "if (($spotTicks -gt 0) -or ((Get-SpotSignal) -eq 'interruption')) {",
+        "if ($false) {",
+    ),
     "keeps receiving after a Spot signal": (
         "        if ($spot -ne '') {\n            if",
         "        if ($false) {\n            if",

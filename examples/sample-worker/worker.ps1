@@ -121,7 +121,9 @@ function Invoke-Message($message) {
                 return
             }
         }
-        if ((Get-SpotSignal) -eq 'interruption') {
+        # Once read, a notice counts on at every tick: the reclaim comes whatever the metadata
+        # answers next (a tick the metadata service does not answer must not stop the count).
+        if (($spotTicks -gt 0) -or ((Get-SpotSignal) -eq 'interruption')) {
             $spotTicks = $spotTicks + 1
             if ($spotTicks * $TickSeconds -ge $InterruptionJobSeconds) {
                 Write-Log ('job ' + $message.MessageId + ' cannot end before the Spot interruption: stopped, message released')
