@@ -290,7 +290,7 @@ def test_coverage_of_the_committed_templates_is_what_the_readme_says() -> None:
 
 
 def test_a_number_parameter_compares_as_the_string_it_was_given(aws: Clients, tmp_path: Path) -> None:
-    # Patch 16: CloudFormation's Ref of a Number is a string, so Equals(Ref N, "100") holds for 100.
+    # Patch 18: CloudFormation's Ref of a Number is a string, so Equals(Ref N, "100") holds for 100.
     template = {
         "Parameters": {"Percent": {"Type": "Number", "Default": "100"}},
         "Conditions": {"Spot": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Percent"}, "100"]}]}},

@@ -1209,7 +1209,7 @@ def _with_emulated_types(resource_class_from_type: Any) -> Any:
 
 def coverage(types: Any) -> dict[str, str]:
     """What the emulator does with each resource type: "moto" (moto's CloudFormation
-    creates it), "emulator" (created through moto's backend, patch 8) or "not created"
+    creates it), "emulator" (created through moto's backend, patch 11) or "not created"
     (listed in the deploy output). Needs moto."""
     from moto.cloudformation.parsing import get_model_map
 

@@ -463,7 +463,7 @@ PARAMETERS: tuple[Param, ...] = (
         min_value=0,
         max_value=3600,
     ),
-    # Capacity (warm): a pool of stopped, bootstrapped workers (winworkers.compute, _add_warm_pool;
+    # Capacity (warm): a pool of stopped, bootstrapped workers (winworkers.compute, _warm_pool;
     # docs/lifecycle.md, "Boot paths"). A stopped pool pays EBS only (EC2 StopInstances API).
     Param(
         "WarmPool",
@@ -492,7 +492,7 @@ PARAMETERS: tuple[Param, ...] = (
         min_value=-1,
         max_value=fleet_cap,
     ),
-    # Capacity (spot): the Spot / mixed instances mode (winworkers.compute, _distribution). With
+    # Capacity (spot): the Spot / mixed instances mode (winworkers.compute, _mixed_instances). With
     # the defaults the group has no MixedInstancesPolicy and is exactly as in 0.2.0. AllowedPattern
     # applies to each item of a CommaDelimitedList, and to its empty default as one empty item
     # (docs/aws-behaviours.md): the pattern accepts the listed types, or nothing.
