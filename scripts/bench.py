@@ -479,7 +479,7 @@ def modes_section(phases: dict[str, int] | None = None) -> str:
         f"- The warm pool's cost: with `MaxGroupPreparedCapacity` -1 the pool holds `MaxSize` ({SCALING_MAX_SIZE}) "
         "minus desired stopped instances, each paying its volume all day, and an instance that leaves a pool "
         "at its `MinSize` is replaced by a cold launch that runs while it boots: for a few jobs a day it costs "
-        "more per job than cold. `WarmPoolMaxPrepared` (the warm branch's parameter) sizes it.",
+        'more per job than cold. `WarmPoolMaxPrepared` bounds it (README, "A warm pool").',
         "",
         "**Boot phases** (minutes; the fleet's own boot metrics have the same names, docs/lifecycle.md: "
         "nothing here is measured, the model runs without AWS; an operator replaces a figure with "

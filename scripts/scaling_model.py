@@ -568,7 +568,7 @@ def cold_mode(phases: Mapping[str, int] | None = None) -> Mode:
 
 
 def warm_mode(min_size: int = 1, max_prepared: int = -1, phases: Mapping[str, int] | None = None) -> Mode:
-    """A Stopped warm pool, its instances returned to it on scale-in (the warm branch's defaults:
+    """A Stopped warm pool, its instances returned to it on scale-in (the parameters' defaults:
     WarmPoolMinSize 1, WarmPoolMaxPrepared -1). ``phases`` replaces the cold phases (a new
     pool instance's first boot) and the start's (the same names: BootToUserData, BootHook)."""
     given = phases or {}

@@ -487,7 +487,7 @@ PARAMETERS: tuple[Param, ...] = (
         "WarmPoolMaxPrepared",
         "Number",
         "-1",
-        "Most workers in service and in the pool together; -1: MaxSize.",
+        "Most workers in service and in the pool together, unless WarmPoolMinSize needs more; -1: MaxSize.",
         "Capacity",
         min_value=-1,
         max_value=fleet_cap,
