@@ -718,6 +718,17 @@ def test_a_job_that_cannot_end_within_the_drain_is_stopped_and_its_message_relea
     assert violations(instance) == []
 
 
+def test_a_drain_once_read_counts_on_while_the_metadata_does_not_answer(settings: dict[str, Any]) -> None:
+    # The drain is read once, then the metadata service stops answering: the job that cannot
+    # end within the drain is still released when the drain's time is up (120 s less the
+    # 60-second margin), not left to the hook's timeout, which terminates it mid-job.
+    short = {**settings, "lifecycle": {**settings["lifecycle"], "drain_seconds": "120"}}
+    instance = Instance(short, [{"id": "A", "ticks": 100}], terminate_at=3, imds_down_from=5, imds_down_until=200)
+    assert _run(_worker(), instance) == 0  # Complete-Drain retries until the metadata answers again
+    assert _work(instance)[-3:] == [("stop", "A"), ("visibility", "A", 0), ("complete", INSTANCE, "CONTINUE")]
+    assert (instance.ended["A"] - instance.terminate_at) * TICK <= 60
+
+
 def test_a_failed_job_is_released_not_deleted(settings: dict[str, Any]) -> None:
     instance = Instance(settings, [{"id": "A", "ticks": 2, "fails": True}, {"id": "B", "ticks": 2}], terminate_at=40)
     assert _run(_worker(), instance) == 0
@@ -1110,6 +1121,18 @@ def test_a_worker_in_the_warm_pool_takes_no_work_and_completes_no_hook(settings:
         _run(_worker(), instance)
     assert _work(instance) == []
     assert {c for c in instance.calls if c[0] == "state"} == {("state", "Warmed:Stopped")}
+
+
+def test_a_spot_signal_in_the_warm_pool_before_serving_neither_works_nor_drains(settings: dict[str, Any]) -> None:
+    # The two modes never meet in one group (the CapacityMode Rule), but the loop must not let a
+    # Spot signal count as having served: in the pool, before any InService, the worker only
+    # waits; it takes no message, and completes no hook that is not waiting.
+    for signal in ({"interruption_at": 0}, {"rebalance_at": 0}):
+        instance = Instance(settings, [{"id": "A", "ticks": 1}], pooled=True, **signal)
+        with pytest.raises((TooLong, Reclaimed)):
+            _run(_worker(), instance)
+        assert _work(instance) == [], signal
+        assert violations(instance) == []
 
 
 def test_a_scale_in_back_to_the_warm_pool_drains_like_a_termination(settings: dict[str, Any]) -> None:

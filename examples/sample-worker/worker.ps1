@@ -111,7 +111,8 @@ function Invoke-Message($message) {
     $spotTicks = 0
     while ($null -eq (Wait-Job -Job $job -Timeout $TickSeconds)) {
         $ticks = $ticks + 1
-        if (Test-Leaving (Get-LifecycleState)) {
+        # Once read, a drain counts on at every tick too: Auto Scaling does not take it back.
+        if (($drainTicks -gt 0) -or (Test-Leaving (Get-LifecycleState))) {
             $drainTicks = $drainTicks + 1
             if ($drainTicks * $TickSeconds -ge $DrainLimit) {
                 Write-Log ('job ' + $message.MessageId + ' cannot end within the drain: stopped, message released')
