@@ -126,6 +126,23 @@ def test_bad_values_are_refused_before_any_call(feature: dict[str, Any]) -> None
     ]
 
 
+def test_an_empty_item_among_the_instance_types_is_refused_before_any_call(feature: dict[str, Any]) -> None:
+    # The per-item pattern lets the empty default through, and so "a,,b" and a trailing comma;
+    # Auto Scaling would refuse the empty AllowedInstanceTypes item only in the group's update.
+    refused = ["WinInstanceTypesList: WinInstanceTypes has an empty item: remove the extra comma"]
+    for value in ("m6a.large,", "m6a.large,,m7i.large", ",m6a.large"):
+        values = enabled_parameters(**{**SPOT, "InstanceTypes": value})
+        assert check_parameters(feature, values) == [], value  # the pattern passes it...
+        assert failed_assertions(feature, values) == refused, value  # ...the Rule does not
+        # Evaluated, the list would give the group an empty allowed type.
+        allowed = props(render(feature, values), "WinGroup")["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"][0]
+        assert "" in allowed["InstanceRequirements"]["AllowedInstanceTypes"], value
+    for value in ("", "m6a.large", "m6a.large, m7i.large"):
+        assert failed_assertions(feature, enabled_parameters(**{**SPOT, "InstanceTypes": value})) == [], value
+    off = {**enabled_parameters(InstanceTypes="m6a.large,"), "EnableWinTaskScriptService": "false"}
+    assert failed_assertions(feature, off) == []  # the switch off: nothing to refuse
+
+
 def test_the_mode_lints_clean(tmp_path: Path, feature: dict[str, Any]) -> None:
     # cfn-lint judges a template with its defaults; the shipped templates hold the On-Demand ones.
     paths = []

@@ -898,6 +898,24 @@ def _add_rules(template: Template, p: Params) -> None:
         },
     )
     template.add_rule(p.config.logical_id("CapacityMode"), _capacity_mode_rule(p, on))
+    # The per-item pattern must let an empty item through (the empty default is one empty
+    # item), so "a,,b" or a trailing comma passes it; Auto Scaling then refuses the empty
+    # AllowedInstanceTypes item (1 to 30 characters) in the group's update, after the
+    # update began. A list with a type in it has no empty item (docs/aws-behaviours.md).
+    types = p["InstanceTypes"]
+    template.add_rule(
+        p.config.logical_id("InstanceTypesList"),
+        {
+            "RuleCondition": And(on, Not({"Fn::EachMemberEquals": [types, ""]})),
+            "Assertions": [
+                {
+                    "Assert": Not({"Fn::Contains": [types, ""]}),
+                    "AssertDescription": f"{param_name(p.config, 'InstanceTypes')} has an empty item: "
+                    "remove the extra comma",
+                }
+            ],
+        },
+    )
 
 
 def _capacity_mode_rule(p: Params, on: Any) -> dict[str, Any]:
