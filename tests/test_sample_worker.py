@@ -427,6 +427,9 @@ class Instance:
     """How many CompleteLifecycleAction calls fail first."""
     tick: int = 0
     terminated_seen: int | None = None
+    """Where in calls the worker first read a state it must drain on: Terminated, or a Warmed:
+    state after it read InService (a scale-in back to the warm pool)."""
+    served: bool = False
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     jobs: dict[str, Job] = field(default_factory=dict)
     steps: int = 0
@@ -521,8 +524,10 @@ class Instance:
             return '{"action": "terminate", "time": "..."}' if path == INTERRUPTION_PATH else '{"noticeTime": "..."}'
         assert path == "autoscaling/target-lifecycle-state", uri
         state = self.state()
-        if state == "Terminated" and self.terminated_seen is None:
+        leaving = state == "Terminated" or (self.served and state.startswith("Warmed:"))
+        if leaving and self.terminated_seen is None:
             self.terminated_seen = len(self.calls)
+        self.served = self.served or state == "InService"
         self.calls.append(("state", state))
         return state
 
@@ -644,12 +649,12 @@ def violations(instance: Instance) -> list[str]:
     if seen is not None and any(c[0] in ("receive", "start") for c in calls[seen:]):
         found.append("received or started work after reading Terminated")
     completes = [i for i, c in enumerate(calls) if c[0] == "complete"]
-    if instance.terminate_at is not None and len(completes) != 1:
+    if (instance.terminate_at is not None or instance.pool_at is not None) and len(completes) != 1:
         found.append(f"completed the hook {len(completes)} times")
     if completes and any(c[0] in ("delete", "visibility", "start", "receive") for c in calls[completes[0] :]):
         found.append("worked after completing the hook")
     if completes and seen is None:
-        found.append("completed the hook without reading Terminated")
+        found.append("completed the hook without reading Terminated (or Warmed: after serving)")
     spot = instance.spot_seen
     if spot is not None and any(c[0] in ("receive", "start") for c in calls[spot:]):
         found.append("received or started work after reading a Spot signal")
@@ -1150,6 +1155,7 @@ def test_a_scale_in_back_to_the_warm_pool_drains_like_a_termination(settings: di
         ("complete", INSTANCE, "CONTINUE"),
     ]
     assert instance.messages == [{"id": "B", "ticks": 2}]
+    assert violations(instance) == []
 
 
 def test_a_job_too_long_for_a_drain_back_to_the_pool_is_released(settings: dict[str, Any]) -> None:
@@ -1157,6 +1163,7 @@ def test_a_job_too_long_for_a_drain_back_to_the_pool_is_released(settings: dict[
     instance = Instance(short, [{"id": "A", "ticks": 100}], pool_at=3)
     assert _run(_worker(), instance) == 0
     assert _work(instance)[-3:] == [("stop", "A"), ("visibility", "A", 0), ("complete", INSTANCE, "CONTINUE")]
+    assert violations(instance) == []
 
 
 def test_the_checks_catch_a_worker_that_drains_at_its_first_boot_into_the_pool(settings: dict[str, Any]) -> None:
@@ -1168,3 +1175,17 @@ def test_the_checks_catch_a_worker_that_drains_at_its_first_boot_into_the_pool(s
     instance = Instance(settings, [{"id": "A", "ticks": 1}], pooled=True)
     _run(broken, instance)
     assert _work(instance) == [("complete", INSTANCE, "CONTINUE")]
+    assert "completed the hook without reading Terminated (or Warmed: after serving)" in violations(instance)
+
+
+def test_the_checks_catch_a_worker_that_does_not_drain_back_to_the_pool(settings: dict[str, Any]) -> None:
+    # A worker that drains on Terminated only never completes the hook on its way back to the
+    # pool: the instance waits DrainSeconds, then is stopped, mid-job if one runs.
+    source = _worker()
+    old = "return ($state -eq 'Terminated') -or ($state -like 'Warmed:*')"
+    assert source.count(old) == 1
+    broken = source.replace(old, "return ($state -eq 'Terminated')")
+    instance = Instance(settings, [{"id": "A", "ticks": 2}, {"id": "B", "ticks": 2}], pool_at=1)
+    with pytest.raises(TooLong):
+        _run(broken, instance)
+    assert "completed the hook 0 times" in violations(instance)
