@@ -914,7 +914,7 @@ def _custom_resources_first(delete: Any) -> Any:
     return run
 
 
-# The truth patches (8-11 in the module docstring) -----------------------------------------------------------
+# The truth patches (11-13 in the module docstring) ----------------------------------------------------------
 
 
 def _truth_patches(parsing: Any, models: Any) -> list[tuple[Any, str, Callable[[Any], Any]]]:
