@@ -348,7 +348,7 @@ def _add_endpoints(
     Scaling. The S3 gateway endpoint is a route, in no AZ, and keeps working. SubnetIds
     is not create-only (AWS::EC2::VPCEndpoint's schema): a change of ``EndpointAzs`` on a
     running stack adds or removes endpoint network interfaces in place (ModifyVpcEndpoint).
-    docs/aws-behaviours.md, "Idle cost (cost)", has the sources."""
+    docs/aws-behaviours.md, "Idle cost and the scaling model's modes (cost)", has the sources."""
     where = If(p.cond("EndpointsInOneAz"), subnet_ids[:1], subnet_ids)
     created = []
     for service, kind, prefix in ENDPOINTS:
