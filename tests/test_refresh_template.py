@@ -71,6 +71,7 @@ def test_refresh_role_is_least_privilege(enabled: dict[str, Any]) -> None:
     # This group only: the same ARN the workers' role completes lifecycle actions on (bootstrap.group_arn).
     group = props(enabled, "WinGroup")["AutoScalingGroupName"]
     (arn,) = by_action["autoscaling:StartInstanceRefresh"]
+    assert by_action["autoscaling:CompleteLifecycleAction"] == [arn]  # pool exits (the test below)
     assert arn.endswith(f":autoScalingGroup:*:autoScalingGroupName/{group}"), arn
     workers = [s for p in props(enabled, "WinInstanceRole")["Policies"] for s in p["PolicyDocument"]["Statement"]]
     assert [arn] in [s["Resource"] for s in workers if s["Action"] == ["autoscaling:CompleteLifecycleAction"]]
@@ -83,10 +84,34 @@ def test_refresh_role_is_least_privilege(enabled: dict[str, Any]) -> None:
     star = sorted(a for a, r in by_action.items() if r == ["*"])
     assert star == [
         "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeAutoScalingInstances",
         "autoscaling:DescribeInstanceRefreshes",
         "autoscaling:DescribeWarmPool",
         "ec2:DescribeInstances",
     ]
+
+
+def test_a_stopped_pooled_worker_s_exit_reaches_the_function_with_the_warm_pool_only(
+    feature: dict[str, Any], enabled: dict[str, Any]
+) -> None:
+    # WarmPool=stopped: Auto Scaling's terminate lifecycle action for an instance leaving the pool
+    # (Origin WarmPool), for this group, invokes the refresh function, which completes its drain
+    # hook (tests/test_ami_refresh.py). Without a warm pool there is neither rule nor permission.
+    assert not {"WinPoolExitRule", "WinPoolExitInvoke"} & set(enabled["Resources"])
+    warm = render(feature, enabled_parameters(WarmPool="stopped"))
+    rule = props(warm, "WinPoolExitRule")
+    assert rule["EventPattern"] == {
+        "source": ["aws.autoscaling"],
+        "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
+        "detail": {"AutoScalingGroupName": ["WinGroup"], "Origin": ["WarmPool"]},
+    }
+    assert rule["Targets"] == [{"Arn": "WinRefreshFunction.Arn", "Id": "refresh"}]  # cloud-radar's GetAtt
+    assert props(warm, "WinPoolExitInvoke") == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": "WinRefreshFunction",
+        "Principal": "events.amazonaws.com",
+        "SourceArn": "WinPoolExitRule.Arn",
+    }
 
 
 # One owner of refreshes: the Lambda, started by the stack's custom resource on an update

@@ -1,7 +1,7 @@
 """Every instance refresh of the Windows workers starts here (Lambda index.handler; boto3, stdlib).
 
-winworkers.refresh documents the triggers and why they never collide. Env: ASG_NAME,
-AMI_PARAMETER, STACK_ID, INSTANCE_WARMUP (180), MIN_HEALTHY_PERCENTAGE (100),
+winworkers.refresh documents the triggers, why they never collide, and the warm pool's
+exits. Env: ASG_NAME, AMI_PARAMETER, STACK_ID, INSTANCE_WARMUP (180), MIN_HEALTHY_PERCENTAGE (100),
 MAX_HEALTHY_PERCENTAGE (MIN + 100).
 """
 
@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 DEFAULT_PARAMETER = "/aws/service/ami-windows-latest/Windows_Server-2019-English-Full-Base"
 ACTIVE = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
 RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5})
+POOL_EXIT = "EC2 Instance-terminate Lifecycle Action"
 ROLLED_OUT = ("GroupName", "LaunchTemplateId", "LaunchTemplateVersion", "Subnets")
 
 
@@ -52,6 +53,22 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
         raise RefreshError(f"instance refresh {d.get('InstanceRefreshId')} failed: {d.get('Cause')}")
     c = clients or {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2", "cloudformation")}
     auto, group = c["autoscaling"], f"Auto Scaling group {asg}"
+    if event.get("detail-type") == POOL_EXIT:  # a stopped pooled worker: no job to drain
+        d = event.get("detail") or {}
+        out["instance_id"] = i = d.get("EC2InstanceId", "")
+        found = _call(group, auto.describe_auto_scaling_instances, InstanceIds=[i])["AutoScalingInstances"]
+        out["action"] = "nothing"
+        if d.get("Origin") == "WarmPool" and [x["LifecycleState"] for x in found] == ["Warmed:Terminating:Wait"]:
+            hook = {k: d.get(k) for k in ("LifecycleHookName", "LifecycleActionToken")}
+            _call(
+                group,
+                auto.complete_lifecycle_action,
+                AutoScalingGroupName=asg,
+                LifecycleActionResult="CONTINUE",
+                **hook,
+            )
+            out["action"] = "released"
+        return
     parameter = _call(f"SSM parameter {name}", c["ssm"].get_parameter, Name=name)["Parameter"]
     out["latest_image_id"] = latest = parameter["Value"]
     groups = _call(group, auto.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])["AutoScalingGroups"]

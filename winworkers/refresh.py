@@ -23,6 +23,11 @@ why), and it never asks for skip matching or a desired configuration. Triggers:
   leave the stack UPDATE_ROLLBACK_FAILED; the weekly run replaces what is left
   on another launch template version. It answers every request exactly once.
 
+- With ``WarmPool=stopped``, Auto Scaling's terminate lifecycle action for an instance
+  leaving the warm pool (``Origin`` WarmPool): a stopped pooled worker cannot complete its
+  drain hook, so the function completes it with CONTINUE once it has read that the instance
+  waits in ``Warmed:Terminating:Wait``. It starts no refresh.
+
 The two kinds of trigger exclude each other, so refreshes never collide:
 the scheduled or SNS run starts nothing while the stack or its root stack is in
 any ``*_IN_PROGRESS`` state (so not during the update whose custom resource
@@ -57,6 +62,7 @@ SOURCE = Path(__file__).with_name("ami_refresh.py")
 # (EC2 Windows guide, "Subscribe to Windows AMI notifications").
 AMI_RELEASES_TOPIC = "arn:aws:sns:us-east-1:801119661308:ec2-windows-ami-update"
 REFRESH_FAILED = "EC2 Auto Scaling Instance Refresh Failed"
+POOL_EXIT = "EC2 Instance-terminate Lifecycle Action"
 NO_RESERVED_CONCURRENCY = (
     "Reserving concurrency fails in low-quota accounts; concurrent runs are safe: "
     "the handler treats an active refresh as in progress"
@@ -103,13 +109,19 @@ def _statements(p: Params, dead_letters: Queue) -> list[Statement]:
             Effect=Allow,
             Action=[
                 autoscaling.DescribeAutoScalingGroups,
+                autoscaling.DescribeAutoScalingInstances,
                 autoscaling.DescribeInstanceRefreshes,
                 autoscaling.DescribeWarmPool,
                 ec2.DescribeInstances,
             ],
             Resource=["*"],
         ),
-        Statement(Effect=Allow, Action=[autoscaling.StartInstanceRefresh], Resource=[group_arn(p.config)]),
+        # CompleteLifecycleAction: a stopped pooled worker's drain hook (add_refresh, pool exits).
+        Statement(
+            Effect=Allow,
+            Action=[autoscaling.StartInstanceRefresh, autoscaling.CompleteLifecycleAction],
+            Resource=[group_arn(p.config)],
+        ),
         # GetParameters too: Auto Scaling checks the caller of StartInstanceRefresh can
         # resolve the launch template's resolve:ssm: ImageId.
         Statement(Effect=Allow, Action=[ssm.GetParameter, ssm.GetParameters], Resource=[parameter]),
@@ -213,19 +225,43 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
             Targets=[Target(Id="refresh", Arn=arn)],
         )
     )
-    for name, principal, source in (
-        ("ScheduleInvoke", "events.amazonaws.com", GetAtt(schedule, "Arn")),
-        ("FailedInvoke", "events.amazonaws.com", GetAtt(failed, "Arn")),
-    ):
-        template.add_resource(
-            Permission(
-                lid(name),
-                Action="lambda:InvokeFunction",
-                FunctionName=Ref(function),
-                Principal=principal,
-                SourceArn=source,
-            )
+    # WarmPool=stopped: a pooled worker that is terminated from the pool (a refresh replaces it,
+    # the pool shrinks or is deleted) passes the drain hook in Warmed:Terminating:Wait while it
+    # is stopped, so nothing on it can complete the hook, and it would wait DrainSeconds (an hour
+    # by default; DeleteWarmPool waits for it, and so does the stack update). It never takes
+    # work there, so the function completes the hook with CONTINUE at once, after checking that
+    # the instance is in that state (warm pool lifecycle and its EventBridge events, user guide;
+    # docs/aws-behaviours.md). A worker scaled in back to the pool (Origin AutoScalingGroup) is
+    # left to drain itself.
+    pool = p.cond("HasWarmPool")
+    exits = template.add_resource(
+        Rule(
+            lid("PoolExitRule"),
+            Condition=pool,
+            Description="A stopped warm pool worker is terminated: no job to drain",
+            EventPattern={
+                "source": ["aws.autoscaling"],
+                "detail-type": [POOL_EXIT],
+                "detail": {"AutoScalingGroupName": [Ref(fleet.group)], "Origin": ["WarmPool"]},
+            },
+            Targets=[Target(Id="refresh", Arn=arn)],
         )
+    )
+    for name, principal, source, condition in (
+        ("ScheduleInvoke", "events.amazonaws.com", GetAtt(schedule, "Arn"), None),
+        ("FailedInvoke", "events.amazonaws.com", GetAtt(failed, "Arn"), None),
+        ("PoolExitInvoke", "events.amazonaws.com", GetAtt(exits, "Arn"), pool),
+    ):
+        permission = Permission(
+            lid(name),
+            Action="lambda:InvokeFunction",
+            FunctionName=Ref(function),
+            Principal=principal,
+            SourceArn=source,
+        )
+        if condition:
+            permission.Condition = condition
+        template.add_resource(permission)
     releases = p.cond("SubscribeToAmiReleases")
     template.add_resource(
         SubscriptionResource(
