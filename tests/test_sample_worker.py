@@ -970,11 +970,9 @@ SPOT_DEFECTS = {
         "if ($false) {\n                Set-Visibility $message 0",
     ),
     "deletes the message of a job it stopped": (
-        "before the Spot interruption: stopped, message released')\n                Stop-Job -Job $job\n"
-        "                Remove-Job -Job $job -Force\n                Set-Visibility $message 0",
-        "before the Spot interruption: stopped, message released')\n                Stop-Job -Job $job\n"
-        "                Remove-Job -Job $job -Force\n                Remove-SQSMessage -QueueUrl $Config.queue_url "
-        "-ReceiptHandle $message.ReceiptHandle -Region $Config.region -Force",
+        "Stop-Work $job $message 'before the Spot interruption'",
+        "Stop-Job -Job $job\n                Remove-Job -Job $job -Force\n                Remove-SQSMessage -QueueUrl "
+        "$Config.queue_url -ReceiptHandle $message.ReceiptHandle -Region $Config.region -Force",
     ),
 }
 

@@ -101,6 +101,14 @@ function Set-Visibility($message, $seconds) {
     }
 }
 
+# Gives up a job that cannot end in time, and its message, which another worker takes at once.
+function Stop-Work($job, $message, $limit) {
+    Write-Log ('job ' + $message.MessageId + ' cannot end ' + $limit + ': stopped, message released')
+    Stop-Job -Job $job
+    Remove-Job -Job $job -Force
+    Set-Visibility $message 0
+}
+
 # Runs one message's job to its end, renewing the message's visibility; while the instance
 # drains, gives up the job (and the message) when it could not end within the drain.
 function Invoke-Message($message) {
@@ -115,10 +123,7 @@ function Invoke-Message($message) {
         if (($drainTicks -gt 0) -or (Test-Leaving (Get-LifecycleState))) {
             $drainTicks = $drainTicks + 1
             if ($drainTicks * $TickSeconds -ge $DrainLimit) {
-                Write-Log ('job ' + $message.MessageId + ' cannot end within the drain: stopped, message released')
-                Stop-Job -Job $job
-                Remove-Job -Job $job -Force
-                Set-Visibility $message 0
+                Stop-Work $job $message 'within the drain'
                 return
             }
         }
@@ -127,10 +132,7 @@ function Invoke-Message($message) {
         if (($spotTicks -gt 0) -or ((Get-SpotSignal) -eq 'interruption')) {
             $spotTicks = $spotTicks + 1
             if ($spotTicks * $TickSeconds -ge $InterruptionJobSeconds) {
-                Write-Log ('job ' + $message.MessageId + ' cannot end before the Spot interruption: stopped, message released')
-                Stop-Job -Job $job
-                Remove-Job -Job $job -Force
-                Set-Visibility $message 0
+                Stop-Work $job $message 'before the Spot interruption'
                 return
             }
         }
