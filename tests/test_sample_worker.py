@@ -977,12 +977,16 @@ SPOT_DEFECTS = {
 }
 
 
+def _planted(old: str, new: str) -> str:
+    """worker.ps1 with one defect planted: old, found exactly once, replaced by new."""
+    source = _worker()
+    assert source.count(old) == 1, old
+    return source.replace(old, new)
+
+
 @pytest.mark.parametrize("defect", sorted(SPOT_DEFECTS))
 def test_the_checks_catch_a_worker_that_breaks_the_spot_contract(settings: dict[str, Any], defect: str) -> None:
-    old, new = SPOT_DEFECTS[defect]
-    source = _worker()
-    assert source.count(old) == 1, defect
-    broken = source.replace(old, new)
+    broken = _planted(*SPOT_DEFECTS[defect])
     found: list[str] = []
     for messages, signals in (
         ([{"id": "A", "ticks": 100}, {"id": "B", "ticks": 1}], {"interruption_at": 4}),
@@ -1026,10 +1030,7 @@ DEFECTS = {
 
 @pytest.mark.parametrize("defect", sorted(DEFECTS))
 def test_the_checks_catch_a_worker_that_breaks_the_contract(settings: dict[str, Any], defect: str) -> None:
-    old, new = DEFECTS[defect]
-    source = _worker()
-    assert source.count(old) == 1, defect
-    broken = source.replace(old, new)
+    broken = _planted(*DEFECTS[defect])
     found: list[str] = []
     for messages, terminate_at in (
         ([{"id": "A", "ticks": 70}], 10),
@@ -1167,9 +1168,7 @@ def test_a_job_too_long_for_a_drain_back_to_the_pool_is_released(settings: dict[
 def test_the_checks_catch_a_worker_that_drains_at_its_first_boot_into_the_pool(settings: dict[str, Any]) -> None:
     # Without "once it has served", a worker in the pool completes a termination hook that is
     # not waiting (the launch hook is; Auto Scaling refuses the call) and ends its task.
-    source = _worker()
-    broken = source.replace("($served -and (Test-Leaving $state))", "(Test-Leaving $state)")
-    assert broken != source
+    broken = _planted("($served -and (Test-Leaving $state))", "(Test-Leaving $state)")
     instance = Instance(settings, [{"id": "A", "ticks": 1}], pooled=True)
     _run(broken, instance)
     assert _work(instance) == [("complete", INSTANCE, "CONTINUE")]
@@ -1179,10 +1178,9 @@ def test_the_checks_catch_a_worker_that_drains_at_its_first_boot_into_the_pool(s
 def test_the_checks_catch_a_worker_that_does_not_drain_back_to_the_pool(settings: dict[str, Any]) -> None:
     # A worker that drains on Terminated only never completes the hook on its way back to the
     # pool: the instance waits DrainSeconds, then is stopped, mid-job if one runs.
-    source = _worker()
-    old = "return ($state -eq 'Terminated') -or ($state -like 'Warmed:*')"
-    assert source.count(old) == 1
-    broken = source.replace(old, "return ($state -eq 'Terminated')")
+    broken = _planted(
+        "return ($state -eq 'Terminated') -or ($state -like 'Warmed:*')", "return ($state -eq 'Terminated')"
+    )
     instance = Instance(settings, [{"id": "A", "ticks": 2}, {"id": "B", "ticks": 2}], pool_at=1)
     with pytest.raises(TooLong):
         _run(broken, instance)
