@@ -6,7 +6,7 @@ import base64
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,22 @@ def emulator_clients(endpoint: str, region: str = "us-east-1") -> Any:
     clients = Clients(*(session.client(n, endpoint_url=endpoint) for n in ("cloudformation", "ec2", "s3")), region)
     clients.s3.create_bucket(Bucket=TEMPLATE_BUCKET)
     return clients
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    """The emulator (winworkers.emulator's patched moto server on 127.0.0.1), one per test module."""
+    from winworkers.emulator import local_aws
+
+    with local_aws() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def aws(endpoint: str) -> Any:
+    """winworkers.deploy.Clients on the module's emulator (emulator_clients); a module may
+    define its own."""
+    return emulator_clients(endpoint)
 
 
 DATA = ROOT / "tests" / "data"

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from conftest import BUCKET_FLAG, ROOT, TEMPLATE_BUCKET, emulator_clients
+from conftest import BUCKET_FLAG, ROOT, TEMPLATE_BUCKET
 from winworkers import WorkersConfig, build_template
 from winworkers.cli import main
 from winworkers.constraints import check_inputs
@@ -51,18 +50,6 @@ REGION = "us-east-1"
 FEATURE = ROOT / "templates" / "winworkers.json"
 NOW = datetime.now(UTC)
 EVENT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  (\S+) +([A-Z_]+) *(.*)$")
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with local_aws() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def aws(endpoint: str) -> Clients:
-    clients: Clients = emulator_clients(endpoint, REGION)
-    return clients
 
 
 @pytest.fixture()

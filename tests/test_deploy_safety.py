@@ -20,13 +20,13 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
-from conftest import BUCKET_FLAG, ROOT, TEMPLATE_BUCKET, emulator_clients
+from conftest import BUCKET_FLAG, ROOT, TEMPLATE_BUCKET
 from winworkers import WorkersConfig, build_template
 from winworkers.cli import main
 from winworkers.deploy import Clients, DeployError, deploy, follow
 from winworkers.deploy import base as deploy_base
 from winworkers.deploy.changes import from_change_set
-from winworkers.emulator import ENVIRONMENT, local_aws
+from winworkers.emulator import ENVIRONMENT
 from winworkers.parameters import SWITCH
 from winworkers.renderings import enabled_parameters
 
@@ -35,18 +35,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
 REGION = "us-east-1"
 FEATURE = ROOT / "templates" / "winworkers.json"
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with local_aws() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def aws(endpoint: str) -> Clients:
-    clients: Clients = emulator_clients(endpoint, REGION)
-    return clients
 
 
 class Refreshes:

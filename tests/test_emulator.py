@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from conftest import ROOT, render
 from winworkers import boot_evidence
 from winworkers.bootstrap import DRAIN_HOOK
 from winworkers.deploy import Clients, delete, deploy
-from winworkers.emulator import coverage, local_aws
+from winworkers.emulator import coverage
 from winworkers.parameters import SWITCH
 from winworkers.renderings import enabled_parameters
 
@@ -32,12 +31,6 @@ INLINE = ROOT / "templates" / "parent-inline.json"
 FEATURE = ROOT / "templates" / "winworkers.json"
 BUCKET = "emulator-templates"
 EVENT = re.compile(r"^\S+  (\S+) +([A-Z_]+) *(.*)$")
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with local_aws() as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -17,7 +16,6 @@ from botocore.exceptions import ClientError
 from conftest import ROOT
 from winworkers import ami_refresh
 from winworkers.deploy import Clients, DeployError, DeployResult, deploy
-from winworkers.emulator import local_aws
 from winworkers.renderings import enabled_parameters
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
@@ -26,12 +24,6 @@ REGION = "us-east-1"
 FEATURE = ROOT / "templates" / "winworkers.json"
 BUCKET = "templates"  # the feature is over the inline limit once its Lambda owns refreshes
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with local_aws() as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
