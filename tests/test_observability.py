@@ -97,3 +97,47 @@ def test_the_disk_alarm_compares_the_fleets_fullest_c_drive(enabled: dict[str, A
         "Minimum",
         "LessThanThreshold",
     )
+
+
+def _scaling_alarms(feature: dict[str, Any]) -> set[str]:
+    """Alarms whose action is one of the template's scaling policies (they start workers, not page)."""
+    policies = {n for n, r in feature["Resources"].items() if r["Type"] == "AWS::AutoScaling::ScalingPolicy"}
+    return {
+        name
+        for name, r in feature["Resources"].items()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and any(
+            action.get("Ref") in policies
+            for action in r["Properties"].get("AlarmActions") or []
+            if isinstance(action, dict)
+        )
+    }
+
+
+def test_every_paging_alarm_goes_to_the_alarm_topic_and_only_when_it_is_set(feature: dict[str, Any]) -> None:
+    # README "Observable": alarms go to AlarmTopicArn. Every alarm that does not drive a scaling
+    # policy pages the operators, in every mode where it exists, and none has an action without a topic.
+    topic = "arn:aws:sns:us-east-1:123456789012:ops"
+    scaling = _scaling_alarms(feature)
+    assert scaling == {"WinStartAlarm"}
+    paging = {n for n, r in feature["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"} - scaling
+    assert {"WinNoWorkersAlarm", "WinDiskFreeAlarm", "WinSlowBootAlarm", "WinRefreshErrorsAlarm"} <= paging
+    assert {"WinRefreshFailedAlarm", "WinDnsBlockedAlarm"} <= paging
+    with_topic = render(feature, enabled_parameters(AlarmTopicArn=topic))
+    without = render(feature, enabled_parameters())
+    for name in paging:
+        assert with_topic["Resources"][name]["Properties"]["AlarmActions"] == [topic], name
+        assert "AlarmActions" not in without["Resources"][name]["Properties"], name
+
+
+def test_the_refresh_alarms_page_on_the_first_error_or_failed_refresh(enabled: dict[str, Any]) -> None:
+    # docs/lifecycle.md: a failed instance refresh and a failing refresh Lambda both page.
+    errors, failed = props(enabled, "WinRefreshErrorsAlarm"), props(enabled, "WinRefreshFailedAlarm")
+    assert (errors["Namespace"], errors["MetricName"], errors["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+    assert (failed["Namespace"], failed["MetricName"], failed["Statistic"]) == ("AWS/Events", "TriggeredRules", "Sum")
+    for alarm in (errors, failed):
+        assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["EvaluationPeriods"]) == (
+            0,
+            "GreaterThanThreshold",
+            1,
+        )
