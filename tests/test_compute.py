@@ -252,3 +252,18 @@ def test_a_warm_pool_group_asks_for_no_spot_and_no_mixed_instances(feature: dict
     # CreationPolicy then counts only the instances launched into service.
     (name,) = resources_of(feature, "AWS::AutoScaling::WarmPool")
     assert feature["Resources"][name]["Properties"]["AutoScalingGroupName"] == {"Ref": "WinGroup"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "count"), [({}, 0), ({"MinSize": "2"}, 2), ({"MinSize": "1", "DesiredCapacity": "3"}, 3)]
+)
+def test_creation_waits_45_minutes_for_a_signal_from_every_first_worker(
+    feature: dict[str, Any], overrides: dict[str, str], count: int
+) -> None:
+    # README "Spot" and docs/lifecycle.md: the group's creation waits (45 minutes at most) for a
+    # bootstrap signal from each of its first MinSize (or DesiredCapacity) workers, and fails the
+    # create if one does not come (MinSuccessfulInstancesPercent 100).
+    rendered = render(feature, enabled_parameters(**{"MaxSize": "4", **overrides}))
+    policy = rendered["Resources"]["WinGroup"]["CreationPolicy"]
+    assert policy["ResourceSignal"] == {"Count": str(count), "Timeout": "PT45M"}
+    assert policy["AutoScalingCreationPolicy"] == {"MinSuccessfulInstancesPercent": 100}
