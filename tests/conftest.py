@@ -58,8 +58,10 @@ def aws(endpoint: str) -> Any:
 
 
 DATA = ROOT / "tests" / "data"
-# The example parents (examples/*.py) import each other as a reader runs them: from their folder.
+# The example parents (examples/*.py) import each other as a reader runs them: from their folder;
+# the tests import the scripts (scripts/*.py: the model, the README tables) as modules too.
 sys.path.insert(0, str(ROOT / "examples"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 Rendered = dict[str, Any]
 

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import pytest
-
-from conftest import ROOT, render
-from winworkers.renderings import enabled_parameters
-from winworkers.templates import FEATURE_BUDGET, S3_LIMIT
-
-sys.path.insert(0, str(ROOT / "scripts"))
 from bench import (
     FLEET_SIZES,
     SPOT_TARGET_SHARE,
@@ -25,6 +18,10 @@ from bench import (
     template_row,
     user_data,
 )
+
+from conftest import ROOT, render
+from winworkers.renderings import enabled_parameters
+from winworkers.templates import FEATURE_BUDGET, S3_LIMIT
 
 TEMPLATES = sorted((ROOT / "templates").glob("*.json"))
 

@@ -12,6 +12,7 @@ from typing import Any
 import inline_parent
 import nested_parent
 import pytest
+import readme_table
 from troposphere import Parameter, Template
 from troposphere.sqs import Queue
 
@@ -23,9 +24,6 @@ from winworkers.parameters import SWITCH
 from winworkers.renderings import MODES, enabled_parameters
 from winworkers.templates import all_templates
 from winworkers.templates import render as render_json
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import readme_table
 
 
 def test_disabled_creates_nothing(feature: dict[str, Any]) -> None:

@@ -129,3 +129,8 @@ def test_the_warm_pool_cost_is_the_default_volume_at_the_gp3_price(feature: dict
     assert f"{gib} x $0.08 = ${gib * 0.08:.2f} a month" in readme
     assert f"The default\nidle pool of {pool} is ${pool * gib * 0.08:.2f} a month" in readme
     assert f"${gib * 0.08:.2f} a month each with the default" in readme.replace("\n", " ")
+    # The scaling model (BENCHMARKS.md's idle costs) prices the volume at the same rate, and the
+    # template's default volume is the one it models.
+    import scaling_model as model
+
+    assert (model.PRICES.ebs_gb_month, model.PRICES.volume_gb) == (0.08, gib)

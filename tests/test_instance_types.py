@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from typing import Any
 
+import instance_types as generator
 import pytest
 
 from conftest import ROOT, render
@@ -22,9 +22,6 @@ from winworkers.instance_types import (
     pattern_for,
 )
 from winworkers.renderings import enabled_parameters
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import instance_types as generator
 
 GOOD = ["m7i.8xlarge", "c6i.12xlarge", "r7i.48xlarge", "m6a.32xlarge", "c5n.18xlarge", "t3a.2xlarge", "m6i.large"]
 BAD = {

@@ -9,16 +9,12 @@ import copy
 import dataclasses
 import json
 import math
-import sys
 from typing import Any
 
 import pytest
-
-from conftest import ROOT, render
-
-sys.path.insert(0, str(ROOT / "scripts"))
 import scaling_model as model
 
+from conftest import ROOT, render
 from winworkers.renderings import enabled_parameters
 
 MAX_SIZE = 10
