@@ -92,6 +92,21 @@ def test_every_rendered_types_handler_permissions_are_granted(config: WorkersCon
     assert all(allows(allowed, str(a.JSONrepr())) for a in DEPLOY_ACTIONS)
 
 
+def test_a_nested_parents_stack_handler_permissions_are_granted_on_the_stack() -> None:
+    """The parent creates the child (AWS::CloudFormation::Stack) with the caller's rights."""
+    document = policy_document(nested=True, stack_name="platform")
+    stack = next(s for s in document["Statement"] if s["Sid"] == "CloudFormation")
+    handlers = _schema("AWS::CloudFormation::Stack")["handlers"]
+    for action in {a for h in HANDLERS for a in handlers[h]["permissions"]}:
+        # iam:PassRole: the feature's roles, each to its service (test_pass_role_is_scoped_...).
+        assert allows({"Statement": [stack]}, action) or action == "iam:PassRole", action
+    assert stack["Resource"] == [
+        "arn:aws:cloudformation:*:*:stack/platform/*",
+        "arn:aws:cloudformation:*:*:stack/platform-*/*",
+    ]
+    assert not allows(policy_document(), "cloudformation:CreateStack")
+
+
 def test_the_shipped_handler_permissions_are_cfn_lints() -> None:
     """winworkers/handler_permissions.py (cfn-lint is no runtime dependency) is what cfn-lint's loader says,
     for every type any config renders: run scripts/handler_permissions.py when cfn-lint moves."""
@@ -276,7 +291,7 @@ def test_the_command_prints_policies_that_each_fit(capsys: pytest.CaptureFixture
 
 
 def test_the_command_writes_one_file_per_policy_and_how_to_create_it(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "my policies"
     assert main(["deployer-policy", "--out", str(out)]) == 0
@@ -287,6 +302,17 @@ def test_the_command_writes_one_file_per_policy_and_how_to_create_it(
     ]
     for name, document in documents.items():
         assert json.loads((out / f"{name}.json").read_text()) == document
+    # What the printed commands do, in moto's IAM (in-process): its policy grammar check accepts each file.
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        iam = boto3.client("iam", region_name="us-east-1")
+        for name in documents:
+            iam.create_policy(PolicyName=name, PolicyDocument=(out / f"{name}.json").read_text())
+        assert sorted(p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]) == sorted(documents)
     (tmp_path / "file").write_text("")
     assert main(["deployer-policy", "--out", str(tmp_path / "file" / "x")]) == 2
     assert capsys.readouterr().err.startswith(f"winworkers: error: {tmp_path / 'file' / 'x'}: ")
