@@ -327,7 +327,9 @@ def test_the_readme_counts_the_policies_and_roles_as_built() -> None:
     documents = policy_documents(nested=True, stack_name="s" * 60, template_bucket="b" * 63)
     assert f"the feature's {words[len(roles)]} roles" in paragraph
     assert f"{words[len(documents)]} managed policies" in paragraph
-    largest = max(policy_size(d) for d in policy_documents().values())
+    long = {"nested": True, "stack_name": "s" * 60, "template_bucket": "b" * 63}
+    built = [*policy_documents().values(), *policy_documents(WorkersConfig(prefix="P" * 32), **long).values()]
+    largest = max(policy_size(d) for d in built)
     match = re.search(r"each at most ([\d,]+) characters", paragraph)
     assert match and largest <= int(match.group(1).replace(",", "")) < MANAGED_POLICY_CHARACTERS, largest
 
@@ -351,3 +353,20 @@ def test_parliament_finds_nothing_medium_or_worse_in_the_deployer_policies() -> 
             unknown = [f.detail.split()[-1] for f in findings if f.issue == "UNKNOWN_ACTION"]
             assert [f for f in findings if f.issue != "UNKNOWN_ACTION"] == [], [(f.issue, f.detail) for f in findings]
             assert all(_real(a, known) for a in unknown), unknown
+
+
+def test_the_output_is_the_same_under_any_hash_seed(tmp_path: Path) -> None:
+    """Sets order by the hash seed: the policies and the templates they come from do not."""
+    import os
+    import subprocess
+    import sys
+
+    outputs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        argv = [sys.executable, "-m", "winworkers"]
+        policy = subprocess.run([*argv, "deployer-policy", "--nested"], env=env, capture_output=True, check=True)
+        out = tmp_path / seed
+        subprocess.run([*argv, "build", "--out", str(out)], env=env, capture_output=True, check=True)
+        outputs.append((policy.stdout, (out / "winworkers.json").read_bytes()))
+    assert outputs[0] == outputs[1]
