@@ -370,3 +370,13 @@ def test_the_output_is_the_same_under_any_hash_seed(tmp_path: Path) -> None:
         subprocess.run([*argv, "build", "--out", str(out)], env=env, capture_output=True, check=True)
         outputs.append((policy.stdout, (out / "winworkers.json").read_bytes()))
     assert outputs[0] == outputs[1]
+
+
+def test_a_stack_name_too_long_for_a_policy_name_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(
+        ValueError, match=r"^--stack-name 'a{120}': the policy name a{120}-WinDeployerFleet is over 128"
+    ):
+        policy_documents(stack_name="a" * 120)
+    assert main(["deployer-policy", "--stack-name", "a" * 120]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("winworkers deployer-policy: --stack-name") and err.count("\n") == 1
