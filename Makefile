@@ -20,6 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 # one writes its child too (from examples/workers.toml), which must be the same
 # templates/winworkers.json: `winworkers check` fails the build if it is not.
 templates: $(STAMP)
+	$(BIN)/python scripts/handler_permissions.py
 	$(BIN)/winworkers build --out templates
 	$(BIN)/python examples/inline_parent.py templates
 	$(BIN)/python examples/nested_parent.py templates

@@ -44,7 +44,8 @@ def test_deploy_dry_run_and_deployer_policy_from_the_wheel(installed: dict[str, 
     assert "wheel-install" in where.stdout and str(ROOT) not in where.stdout, where
     policy = _winworkers(installed, tmp_path, "deployer-policy")
     assert policy.returncode == 0, policy.stderr
-    assert "iam:PassRole" in {a for s in json.loads(policy.stdout)["Statement"] for a in s["Action"]}
+    documents = json.loads(policy.stdout).values()
+    assert "iam:PassRole" in {a for d in documents for s in d["Statement"] for a in s["Action"]}
     assert not (tmp_path / "templates").exists()
     with local_aws() as url:
         # The feature's template is over the inline limit: deployed from a bucket, as the README says.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,7 +63,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     params.add_argument("--config", type=Path, help="a .toml or .json file of WorkersConfig fields")
     policy = commands.add_parser(
         "deployer-policy",
-        help="print the least-privilege IAM policy a CI role needs to deploy, update and delete the feature",
+        help="print the least-privilege IAM policies (name -> document) a CI role needs to deploy, update and "
+        "delete the feature",
         description=deployer_policy.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -70,6 +72,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     policy.add_argument("--template-bucket", metavar="BUCKET", help="the bucket deploy uploads templates to")
     policy.add_argument("--nested", action="store_true", help="the feature is a nested stack of the parent")
     policy.add_argument("--stack-name", help="limit CloudFormation's actions to this stack (and its nested stacks)")
+    policy.add_argument(
+        "--out", type=Path, metavar="DIR", help="write DIR/<name>.json per policy; print the commands that create them"
+    )
     commands.add_parser("lint", help="cfn-lint with winworkers' rules: lint [cfn-lint options] TEMPLATE...")
     deploy.add_commands(commands)
     emulator.add_command(commands)
@@ -97,16 +102,33 @@ def _main(argv: Sequence[str] | None = None) -> int:
             print(f"{path}: {deploy_note(size)}")
         return 0
     if args.command == "deployer-policy":
-        try:
-            document = deployer_policy.policy_document(
-                config, template_bucket=args.template_bucket, nested=args.nested, stack_name=args.stack_name
-            )
-        except ValueError as error:
-            print(f"winworkers deployer-policy: {error}", file=sys.stderr)
-            return 1
-        print(json.dumps(document, indent=2))
-        return 0
+        return _deployer_policy(args, config)
     sys.stdout.write(parameter_table(config))
+    return 0
+
+
+def _deployer_policy(args: argparse.Namespace, config: WorkersConfig) -> int:
+    """Print the managed policies as one JSON object, or write one file each and print how to create them."""
+    try:
+        documents = deployer_policy.policy_documents(
+            config, template_bucket=args.template_bucket, nested=args.nested, stack_name=args.stack_name
+        )
+    except ValueError as error:
+        print(f"winworkers deployer-policy: {error}", file=sys.stderr)
+        return 1
+    if args.out is None:
+        print(json.dumps(documents, indent=2))
+        return 0
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        paths = {name: args.out / f"{name}.json" for name in documents}
+        for name, path in paths.items():
+            path.write_text(json.dumps(documents[name], indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        print(f"winworkers: error: {args.out}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    for name, path in paths.items():
+        print(f"aws iam create-policy --policy-name {name} --policy-document {shlex.quote(f'file://{path}')}")
     return 0
 
 

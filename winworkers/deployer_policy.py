@@ -1,309 +1,190 @@
-"""The IAM policy a CI role needs to deploy, update and delete the feature with winworkers deploy.
+"""The IAM policies a CI role needs to deploy, update and delete the feature with winworkers deploy.
 
-winworkers deployer-policy [--config FILE] [--template-bucket BUCKET] [--nested] [--stack-name NAME]
-prints it as JSON. It is derived from the resource types the feature's
-template contains for that config (every network mode: the template holds them
-all, each under its condition), one statement per type from RESOURCE_ACTIONS;
-a type the table does not know is refused, so a new resource cannot ship
-without its permissions. Then what winworkers deploy itself calls:
-CloudFormation's change sets and describes, the S3 prefix-list lookup,
-DescribeInstanceRefreshes, and S3 for the template bucket.
+winworkers deployer-policy [--config FILE] [--template-bucket BUCKET] [--nested] [--stack-name NAME] [--out DIR]
+prints them as one JSON object, managed policy name -> policy document; with --out DIR
+it writes DIR/<name>.json for each and prints the `aws iam create-policy` commands that
+create them. Each document fits a managed policy: at most 6,144 characters, which IAM
+counts without white space (IAM quotas); a document over it is refused at build time.
 
-Without a stack service role (deploy --role-arn), CloudFormation creates each
-resource with the caller's permissions; iam:PassRole is scoped to the
-feature's roles, each to the one service it is passed to, and
-ssm:GetParameters to the public Windows AMI parameters that the launch
-template resolves (Auto Scaling resolves resolve:ssm: with the caller's rights).
-Resource-level scoping is used where the names are known (roles, instance
-profiles, the AMI parameters, the bucket); most EC2 create actions take no
-resource-level permission before the resource exists, so they are "*".
+The actions are derived from the resource types the feature's template contains for
+that config (every network mode: the template holds them all, each under its
+condition): for each type, the permissions its CloudFormation registry schema lists for
+the create, update, delete and read handlers (cfn-lint's bundled schemas). Read is
+included because CloudFormation calls it during stack updates and for drift detection
+(the resource type development guide); list is not, as it serves requests for many
+resources of a type (Cloud Control's ListResources), not a stack's own resources.
+A handler permission is left out only when (LEFT_OUT) it acts on what a property names
+and the template never sets that property (checked here, for the template built), or
+(NOT_IAM_ACTIONS) it is not an action of AWS's Service Authorization Reference, so IAM
+cannot grant it. A type without a schema (a custom resource) takes UNSCHEMED_ACTIONS;
+then what winworkers deploy itself calls (change sets, describes, the S3 prefix-list
+lookup, DescribeInstanceRefreshes, S3 for the template bucket).
+
+Scoping, by service: iam actions are never "*": a role's and its inline policies'
+actions on the feature's roles, an instance profile's on its profiles, iam:PassRole on
+each role for the one service its trust policy names, iam:CreateServiceLinkedRole on
+the service-linked roles of exactly the services whose handlers create one (with
+iam:AWSServiceName); an iam action of any other type is refused. ssm actions are on the
+public Windows AMI parameters the launch template resolves (Auto Scaling resolves
+resolve:ssm: with the caller's rights); cloudformation actions on the stack and its
+nested stacks (--stack-name); s3 on the template bucket, and an s3 action from a schema
+is refused. Every other service's actions are on "*", as every resource type's were
+before they were derived: most create actions take no resource-level permission before
+the resource exists, and CloudFormation generates the names.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from awacs import (
-    autoscaling,
-    awslambda,
-    cloudformation,
-    cloudwatch,
-    ec2,
-    events,
-    iam,
-    logs,
-    route53resolver,
-    s3,
-    sns,
-    sqs,
-    ssm,
-)
+from awacs import autoscaling, cloudformation, ec2, s3, ssm
 from awacs.aws import Action, Allow, Condition, PolicyDocument, Statement, StringEquals
 
 from winworkers.config import WorkersConfig
+from winworkers.handler_permissions import HANDLER_PERMISSIONS
 
-_TAGS = [ec2.CreateTags, ec2.DeleteTags]
+HANDLERS = ("create", "update", "delete", "read")
+"""The handlers whose permissions are granted (module docstring: why read is, and list is not)."""
+MANAGED_POLICY_CHARACTERS = 6144
+"""A managed policy's size quota; IAM does not count white space (IAM quotas, register row C1)."""
 
-RESOURCE_ACTIONS: dict[str, list[Action]] = {
-    "AWS::EC2::VPC": [
-        ec2.CreateVpc,
-        ec2.DeleteVpc,
-        ec2.DescribeVpcs,
-        ec2.ModifyVpcAttribute,
-        ec2.DescribeVpcAttribute,
-        *_TAGS,
-    ],
-    "AWS::EC2::Subnet": [
-        ec2.CreateSubnet,
-        ec2.DeleteSubnet,
-        ec2.DescribeSubnets,
-        ec2.ModifySubnetAttribute,
-        ec2.DescribeAvailabilityZones,
-        *_TAGS,
-    ],
-    "AWS::EC2::RouteTable": [ec2.CreateRouteTable, ec2.DeleteRouteTable, ec2.DescribeRouteTables, *_TAGS],
-    "AWS::EC2::SubnetRouteTableAssociation": [
-        ec2.AssociateRouteTable,
-        ec2.DisassociateRouteTable,
-        ec2.ReplaceRouteTableAssociation,
-        ec2.DescribeRouteTables,
-    ],
-    "AWS::EC2::VPCEndpoint": [
-        ec2.CreateVpcEndpoint,
-        ec2.ModifyVpcEndpoint,
-        ec2.DeleteVpcEndpoints,
-        ec2.DescribeVpcEndpoints,
-        ec2.DescribePrefixLists,
-        *_TAGS,
-    ],
-    "AWS::EC2::SecurityGroup": [
-        ec2.CreateSecurityGroup,
-        ec2.DeleteSecurityGroup,
-        ec2.DescribeSecurityGroups,
-        ec2.AuthorizeSecurityGroupEgress,
-        ec2.RevokeSecurityGroupEgress,
-        ec2.AuthorizeSecurityGroupIngress,
-        ec2.RevokeSecurityGroupIngress,
-        *_TAGS,
-    ],
-    "AWS::EC2::SecurityGroupEgress": [
-        ec2.AuthorizeSecurityGroupEgress,
-        ec2.RevokeSecurityGroupEgress,
-        ec2.DescribeSecurityGroups,
-        ec2.DescribeSecurityGroupRules,
-    ],
-    "AWS::EC2::SecurityGroupIngress": [
-        ec2.AuthorizeSecurityGroupIngress,
-        ec2.RevokeSecurityGroupIngress,
-        ec2.DescribeSecurityGroups,
-        ec2.DescribeSecurityGroupRules,
-    ],
-    "AWS::EC2::FlowLog": [ec2.CreateFlowLogs, ec2.DeleteFlowLogs, ec2.DescribeFlowLogs, *_TAGS],
-    "AWS::EC2::LaunchTemplate": [
-        ec2.CreateLaunchTemplate,
-        ec2.CreateLaunchTemplateVersion,
-        ec2.ModifyLaunchTemplate,
-        ec2.DeleteLaunchTemplate,
-        ec2.DeleteLaunchTemplateVersions,
-        ec2.DescribeLaunchTemplates,
-        ec2.DescribeLaunchTemplateVersions,
-        *_TAGS,
-    ],
-    "AWS::AutoScaling::AutoScalingGroup": [
-        autoscaling.CreateAutoScalingGroup,
-        autoscaling.UpdateAutoScalingGroup,
-        autoscaling.DeleteAutoScalingGroup,
-        autoscaling.DescribeAutoScalingGroups,
-        autoscaling.DescribeScalingActivities,
-        autoscaling.PutLifecycleHook,
-        autoscaling.DeleteLifecycleHook,
-        autoscaling.DescribeLifecycleHooks,
-        autoscaling.EnableMetricsCollection,
-        autoscaling.DisableMetricsCollection,
-        autoscaling.CreateOrUpdateTags,
-        autoscaling.DeleteTags,
-        autoscaling.StartInstanceRefresh,
-        autoscaling.DescribeInstanceRefreshes,
-        autoscaling.CancelInstanceRefresh,
-        # Auto Scaling launches from the launch template with the caller's rights.
-        ec2.RunInstances,
-        ec2.DescribeInstances,
-        ec2.DescribeImages,
-        ec2.DescribeInstanceTypes,
-        ec2.CreateTags,
-        # spot: a MixedInstancesPolicy's InstanceRequirements (attribute-based instance type
-        # selection). The resource type's registry schema grants its handlers ec2:Get*; this
-        # is the one Get action for instance requirements (EC2 API reference).
-        ec2.GetInstanceTypesFromInstanceRequirements,
-    ],
-    # The resource schema's handlers (cfn-lint's bundled schema; tests/test_deployer_policy.py).
-    "AWS::AutoScaling::WarmPool": [
-        autoscaling.PutWarmPool,
-        autoscaling.DeleteWarmPool,
-        autoscaling.DescribeWarmPool,
-        autoscaling.DescribeAutoScalingGroups,
-    ],
-    "AWS::AutoScaling::ScalingPolicy": [
-        autoscaling.PutScalingPolicy,
-        autoscaling.DeletePolicy,
-        autoscaling.DescribePolicies,
-        # Target tracking creates and deletes its own alarms.
-        cloudwatch.PutMetricAlarm,
-        cloudwatch.DeleteAlarms,
-        cloudwatch.DescribeAlarms,
-    ],
-    "AWS::CloudWatch::Alarm": [
-        cloudwatch.PutMetricAlarm,
-        cloudwatch.DeleteAlarms,
-        cloudwatch.DescribeAlarms,
-        cloudwatch.TagResource,
-        cloudwatch.UntagResource,
-    ],
-    "AWS::IAM::Role": [
-        iam.CreateRole,
-        iam.DeleteRole,
-        iam.GetRole,
-        iam.UpdateAssumeRolePolicy,
-        iam.PutRolePolicy,
-        iam.DeleteRolePolicy,
-        iam.GetRolePolicy,
-        iam.ListRolePolicies,
-        iam.AttachRolePolicy,
-        iam.DetachRolePolicy,
-        iam.ListAttachedRolePolicies,
-        iam.TagRole,
-        iam.UntagRole,
-    ],
-    "AWS::IAM::InstanceProfile": [
-        iam.CreateInstanceProfile,
-        iam.DeleteInstanceProfile,
-        iam.GetInstanceProfile,
-        iam.AddRoleToInstanceProfile,
-        iam.RemoveRoleFromInstanceProfile,
-    ],
-    "AWS::Lambda::Function": [
-        awslambda.CreateFunction,
-        awslambda.DeleteFunction,
-        awslambda.GetFunction,
-        awslambda.GetFunctionConfiguration,
-        awslambda.UpdateFunctionCode,
-        awslambda.UpdateFunctionConfiguration,
-        awslambda.PutFunctionConcurrency,
-        awslambda.DeleteFunctionConcurrency,
-        awslambda.TagResource,
-        awslambda.UntagResource,
-        awslambda.ListTags,
-    ],
-    "AWS::Lambda::Permission": [awslambda.AddPermission, awslambda.RemovePermission, awslambda.GetPolicy],
-    "AWS::Logs::LogGroup": [
-        logs.CreateLogGroup,
-        logs.DeleteLogGroup,
-        logs.DescribeLogGroups,
-        logs.PutRetentionPolicy,
-        logs.DeleteRetentionPolicy,
-        logs.AssociateKmsKey,
-        logs.DisassociateKmsKey,
-        logs.TagResource,
-        logs.UntagResource,
-        logs.ListTagsForResource,
-    ],
-    "AWS::Events::Rule": [
-        events.PutRule,
-        events.DeleteRule,
-        events.DescribeRule,
-        events.PutTargets,
-        events.RemoveTargets,
-        events.ListTargetsByRule,
-    ],
-    "AWS::SNS::Subscription": [
-        sns.Subscribe,
-        sns.Unsubscribe,
-        sns.GetSubscriptionAttributes,
-        sns.SetSubscriptionAttributes,
-    ],
-    "AWS::SQS::Queue": [
-        sqs.CreateQueue,
-        sqs.DeleteQueue,
-        sqs.GetQueueAttributes,
-        sqs.SetQueueAttributes,
-        sqs.GetQueueUrl,
-        sqs.TagQueue,
-        sqs.UntagQueue,
-        sqs.ListQueueTags,
-    ],
-    # A nested parent: CloudFormation creates the child stack with the caller's rights.
-    "AWS::CloudFormation::Stack": [
-        cloudformation.CreateStack,
-        cloudformation.UpdateStack,
-        cloudformation.DeleteStack,
-        cloudformation.DescribeStacks,
-        cloudformation.DescribeStackEvents,
-        cloudformation.GetTemplate,
-    ],
-    # A custom resource: CloudFormation invokes its Lambda with the caller's rights.
-    "AWS::CloudFormation::CustomResource": [awslambda.InvokeFunction],
-    # An inline policy of one of the feature's roles: granted with the roles, on their ARNs only
-    # (a PutRolePolicy on "*" would let the CI role grant itself anything).
-    "AWS::IAM::Policy": [iam.PutRolePolicy, iam.DeleteRolePolicy, iam.GetRolePolicy],
-    "AWS::Logs::MetricFilter": [logs.PutMetricFilter, logs.DeleteMetricFilter, logs.DescribeMetricFilters],
-    "AWS::Route53Resolver::FirewallDomainList": [
-        route53resolver.CreateFirewallDomainList,
-        route53resolver.UpdateFirewallDomains,
-        route53resolver.GetFirewallDomainList,
-        route53resolver.ListFirewallDomains,
-        route53resolver.DeleteFirewallDomainList,
-        route53resolver.TagResource,
-        route53resolver.UntagResource,
-        route53resolver.ListTagsForResource,
-    ],
-    "AWS::Route53Resolver::FirewallRuleGroup": [
-        route53resolver.CreateFirewallRuleGroup,
-        route53resolver.GetFirewallRuleGroup,
-        route53resolver.DeleteFirewallRuleGroup,
-        route53resolver.CreateFirewallRule,
-        route53resolver.UpdateFirewallRule,
-        route53resolver.DeleteFirewallRule,
-        route53resolver.ListFirewallRules,
-        route53resolver.TagResource,
-        route53resolver.UntagResource,
-        route53resolver.ListTagsForResource,
-    ],
-    "AWS::Route53Resolver::FirewallRuleGroupAssociation": [
-        route53resolver.AssociateFirewallRuleGroup,
-        route53resolver.UpdateFirewallRuleGroupAssociation,
-        route53resolver.GetFirewallRuleGroupAssociation,
-        route53resolver.DisassociateFirewallRuleGroup,
-        route53resolver.TagResource,
-        route53resolver.UntagResource,
-        route53resolver.ListTagsForResource,
-    ],
-    # Query logs to CloudWatch Logs: Route 53 Resolver sets up a vended log delivery, and
-    # CloudWatch Logs' resource policy, with the caller's rights (Resolver query logging guide).
-    "AWS::Route53Resolver::ResolverQueryLoggingConfig": [
-        route53resolver.CreateResolverQueryLogConfig,
-        route53resolver.GetResolverQueryLogConfig,
-        route53resolver.DeleteResolverQueryLogConfig,
-        route53resolver.TagResource,
-        route53resolver.UntagResource,
-        route53resolver.ListTagsForResource,
-        logs.CreateLogDelivery,
-        logs.GetLogDelivery,
-        logs.UpdateLogDelivery,
-        logs.DeleteLogDelivery,
-        logs.ListLogDeliveries,
-        logs.PutResourcePolicy,
-        logs.DescribeResourcePolicies,
-        logs.DescribeLogGroups,
-    ],
-    "AWS::Route53Resolver::ResolverQueryLoggingConfigAssociation": [
-        route53resolver.AssociateResolverQueryLogConfig,
-        route53resolver.GetResolverQueryLogConfigAssociation,
-        route53resolver.DisassociateResolverQueryLogConfig,
-    ],
+LEFT_OUT: dict[str, dict[str, tuple[str, ...]]] = {
+    "AWS::AutoScaling::AutoScalingGroup": {
+        "LoadBalancerNames": (
+            "autoscaling:AttachLoadBalancers",
+            "autoscaling:DetachLoadBalancers",
+            "elasticloadbalancing:Describe*",
+        ),
+        "TargetGroupARNs": (
+            "autoscaling:AttachLoadBalancerTargetGroups",
+            "autoscaling:DetachLoadBalancerTargetGroups",
+            "elasticloadbalancing:Describe*",
+        ),
+        "TrafficSources": (
+            "autoscaling:AttachTrafficSources",
+            "autoscaling:DetachTrafficSources",
+            "vpc-lattice:DeregisterTargets",
+            "vpc-lattice:GetTargetGroup",
+            "vpc-lattice:ListTargets",
+            "vpc-lattice:RegisterTargets",
+        ),
+        "NotificationConfigurations": (
+            "autoscaling:PutNotificationConfiguration",
+            "autoscaling:DeleteNotificationConfiguration",
+        ),
+        "NotificationConfiguration": (
+            "autoscaling:PutNotificationConfiguration",
+            "autoscaling:DeleteNotificationConfiguration",
+        ),
+    },
+    # An S3 or Firehose destination (its bucket policy; the log delivery's service-linked role).
+    "AWS::EC2::FlowLog": {
+        "LogDestination": ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "iam:CreateServiceLinkedRole"),
+    },
+    "AWS::EC2::Subnet": {
+        "Ipv6CidrBlock": ("ec2:AssociateSubnetCidrBlock", "ec2:DisassociateSubnetCidrBlock"),
+        "Ipv6CidrBlocks": ("ec2:AssociateSubnetCidrBlock", "ec2:DisassociateSubnetCidrBlock"),
+    },
+    "AWS::EC2::VPC": {
+        "VpcEncryptionControl": ("ec2:CreateVpcEncryptionControl",),
+        "InstanceTenancy": ("ec2:ModifyVpcTenancy",),
+    },
+    "AWS::EC2::VPCEndpoint": {
+        "ServiceNetworkArn": (
+            "vpc-lattice:CreateServiceNetworkVpcEndpointAssociation",
+            "vpc-lattice:DescribeServiceNetworkVpcEndpointAssociation",
+        ),
+        "ServiceRegion": ("vpce:AllowMultiRegion",),
+    },
+    "AWS::IAM::Policy": {
+        "Groups": ("iam:PutGroupPolicy", "iam:DeleteGroupPolicy", "iam:GetGroupPolicy"),
+        "Users": ("iam:PutUserPolicy", "iam:DeleteUserPolicy", "iam:GetUserPolicy"),
+    },
+    "AWS::IAM::Role": {"PermissionsBoundary": ("iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary")},
+    "AWS::Lambda::Function": {
+        "KmsKeyArn": ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"),
+        "CodeSigningConfigArn": (
+            "lambda:GetCodeSigningConfig",
+            "lambda:PutFunctionCodeSigningConfig",
+            "lambda:DeleteFunctionCodeSigningConfig",
+        ),
+        "Layers": ("lambda:GetLayerVersion",),
+        "FileSystemConfigs": ("elasticfilesystem:DescribeMountTargets", "s3files:ListMountTargets"),
+        "RecursiveLoop": ("lambda:PutFunctionRecursionConfig",),
+        "RuntimeManagementConfig": ("lambda:PutRuntimeManagementConfig",),
+        "CapacityProviderConfig": ("lambda:PassCapacityProvider",),
+        "FunctionScalingConfig": ("lambda:PutFunctionScalingConfig",),
+        "Code.S3Bucket": ("s3:GetObject", "s3:GetObjectVersion"),
+    },
+    "AWS::Logs::LogGroup": {
+        "DataProtectionPolicy": ("logs:PutDataProtectionPolicy", "logs:DeleteDataProtectionPolicy"),
+        "FieldIndexPolicies": ("logs:PutIndexPolicy", "logs:DeleteIndexPolicy"),
+        "BearerTokenAuthenticationEnabled": ("logs:PutBearerTokenAuthentication",),
+        "DeletionProtectionEnabled": ("logs:PutLogGroupDeletionProtection",),
+        "ResourcePolicyDocument": ("logs:PutResourcePolicy", "logs:DeleteResourcePolicy"),
+    },
+    "AWS::Route53Resolver::FirewallDomainList": {"DomainFileUrl": ("route53resolver:ImportFirewallDomains",)},
+    # A Firehose endpoint's role.
+    "AWS::SNS::Subscription": {"SubscriptionRoleArn": ("iam:GetRole", "iam:PassRole")},
 }
-"""What CloudFormation calls, with the caller's rights, to create, update and delete each type."""
+"""Handler permissions left out, by type and property: each writes what the property configures, or
+reads what it names (a bucket, a key, a layer, a target group), and the template never sets the
+property (refused if it does). Reads of the resource itself are kept: a read handler returns every
+property, set or not."""
+
+NOT_IAM_ACTIONS = frozenset(
+    {
+        "lambda:AssociateRuntimeAlias",
+        "managed-fleets:CreateAutoScalingGroup",
+        "managed-fleets:DeleteAutoScalingGroup",
+        "managed-fleets:DeregisterAutoScalingGroup",
+        "managed-fleets:Get*",
+        "managed-fleets:RegisterAutoScalingGroup",
+        "managed-fleets:UpdateAutoScalingGroup",
+        "resolverquerylogging:AssociateConfig",
+        "resolverquerylogging:CreateConfig",
+        "resolverquerylogging:DeleteConfig",
+        "resolverquerylogging:DisassociateConfig",
+        "resolverquerylogging:GetConfig",
+        "resolverquerylogging:GetConfigAssociation",
+        "resolverquerylogging:ListConfig",
+        "resolverquerylogging:ListConfigAssociation",
+        "s3:REST.PUT.OBJECT",
+    }
+)
+"""Handler permissions that are no action of AWS's Service Authorization Reference (awacs, generated
+from it, has none of them; tests/test_deployer_policy.py): IAM cannot grant them."""
+
+UNSCHEMED_ACTIONS: dict[str, tuple[str, ...]] = {
+    # A custom resource: CloudFormation invokes its Lambda with the caller's rights.
+    "AWS::CloudFormation::CustomResource": ("lambda:InvokeFunction",),
+}
+"""The types without a registry schema, and what CloudFormation calls for them."""
+
+SERVICE_LINKED_ROLES: dict[str, tuple[str, str]] = {
+    # https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-service-linked-role.html
+    "AWS::AutoScaling::AutoScalingGroup": ("autoscaling.amazonaws.com", "AWSServiceRoleForAutoScaling"),
+    # https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/using-service-linked-roles.html
+    "AWS::Route53Resolver::ResolverQueryLoggingConfig": (
+        "route53resolver.amazonaws.com",
+        "AWSServiceRoleForRoute53Resolver",
+    ),
+}
+"""The service-linked role each type's handlers create (iam:CreateServiceLinkedRole): service, role name."""
+
+DOCUMENTS: dict[str, tuple[str, ...]] = {
+    "Fleet": ("ec2", "vpce", "route53resolver", "autoscaling", "cloudwatch", "elasticloadbalancing", "ssm"),
+    "Roles": ("iam",),
+    "Services": ("lambda", "events", "logs", "sns", "sqs", "firehose", "cloudformation", "s3"),
+}
+"""The managed policies, by the services whose statements each holds (named <Prefix>Deployer<Key>)."""
+
+NARROWED = {"ssm:Get*": "ssm:GetParameter*"}
+"""Schema wildcards granted narrower where the service's scope allows no more: on the AMI parameters,
+ssm:Get* can only be a parameter read."""
 
 # What winworkers deploy, delete and status call themselves: on the stack (its ARN), and the lookups.
 STACK_ACTIONS: list[Action] = [
@@ -322,9 +203,8 @@ DEPLOY_ACTIONS = [*STACK_ACTIONS, *LOOKUP_ACTIONS]
 
 # Public parameters have no account in their ARN (arn:aws:ssm:REGION::parameter/aws/service/...): "*" matches it.
 _AMI_PARAMETERS = "arn:aws:ssm:*:*:parameter/aws/service/ami-windows-latest/*"
-# https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-service-linked-role.html
-_AUTOSCALING_LINKED_ROLE = "arn:aws:iam::*:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 TEMPLATE_BUCKET_PLACEHOLDER = "TEMPLATE-BUCKET"
+_ROLE_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy")
 
 
 def resource_types(template: Mapping[str, Any]) -> list[str]:
@@ -334,6 +214,38 @@ def resource_types(template: Mapping[str, Any]) -> list[str]:
         kind = str(resource.get("Type", ""))
         found.add("AWS::CloudFormation::CustomResource" if kind.startswith("Custom::") else kind)
     return sorted(found)
+
+
+def schema_permissions(kinds: Iterable[str], region: str = "us-east-1") -> dict[str, tuple[str, ...]]:
+    """Each type's HANDLERS permissions as cfn-lint's registry schemas list them (needs cfn-lint:
+    scripts/handler_permissions.py writes winworkers/handler_permissions.py from this)."""
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    out: dict[str, tuple[str, ...]] = {}
+    for kind in sorted(set(kinds) - set(UNSCHEMED_ACTIONS)):
+        handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, kind).schema.get("handlers", {})
+        out[kind] = tuple(sorted({p for h in HANDLERS for p in handlers.get(h, {}).get("permissions", [])}))
+    return out
+
+
+def handler_actions(kind: str) -> set[str]:
+    """What CloudFormation's handlers call for a type (its schema's HANDLERS permissions)."""
+    if kind in UNSCHEMED_ACTIONS:
+        return set(UNSCHEMED_ACTIONS[kind])
+    if kind not in HANDLER_PERMISSIONS:
+        raise ValueError(f"no deployer actions known for {kind}: run scripts/handler_permissions.py (make templates)")
+    return set(HANDLER_PERMISSIONS[kind])
+
+
+def needed_actions(kind: str, template: Mapping[str, Any]) -> set[str]:
+    """A type's handler actions less NOT_IAM_ACTIONS and LEFT_OUT (refused if the template sets such a property)."""
+    left_out: set[str] = set()
+    for prop, listed in LEFT_OUT.get(kind, {}).items():
+        setting = [name for name, r in _resources(template, kind) if _sets(r, prop)]
+        if setting:
+            raise ValueError(f"{', '.join(setting)} sets {prop}: grant {', '.join(listed)} (LEFT_OUT)")
+        left_out |= set(listed)
+    return handler_actions(kind) - NOT_IAM_ACTIONS - left_out
 
 
 def stack_arns(stack_name: str | None) -> list[str]:
@@ -346,85 +258,46 @@ def stack_arns(stack_name: str | None) -> list[str]:
 def statements(
     template: Mapping[str, Any], *, template_bucket: str | None = None, stack_name: str | None = None
 ) -> list[Statement]:
-    """The statements for a template: one per resource type, then roles, AMI parameters, deploy and S3.
+    """The statements for a template: the IAM ones, each other service's actions, the stack's, S3.
     With stack_name, CloudFormation's actions are limited to that stack and its nested stacks."""
-    kinds = resource_types(template)
-    unknown = [k for k in kinds if k not in RESOURCE_ACTIONS]
-    if unknown:
-        raise ValueError(f"no deployer actions known for {', '.join(unknown)}: add them to RESOURCE_ACTIONS")
-    out = [
-        Statement(
-            Sid=_sid(kind),
-            Effect=Allow,
-            Action=_unique(RESOURCE_ACTIONS[kind]),
-            Resource=stack_arns(stack_name) if kind == "AWS::CloudFormation::Stack" else ["*"],
-        )
-        for kind in kinds
-        if kind not in ("AWS::IAM::Role", "AWS::IAM::InstanceProfile", "AWS::IAM::Policy")
-    ]
-    resources = template.get("Resources", {})
-    roles = sorted(n for n, r in resources.items() if r.get("Type") == "AWS::IAM::Role")
-    profiles = sorted(n for n, r in resources.items() if r.get("Type") == "AWS::IAM::InstanceProfile")
-    if roles:
-        # CloudFormation names them <stack>-<logical id>-<random>.
-        out.append(
-            Statement(
-                Sid="IAMRole",
-                Effect=Allow,
-                # The feature's inline policies (AWS::IAM::Policy) are PutRolePolicy on these roles too.
-                Action=_unique(RESOURCE_ACTIONS["AWS::IAM::Role"]),
-                Resource=[f"arn:aws:iam::*:role/*-{name}-*" for name in roles],
-            )
-        )
-        for name in roles:
-            out.append(
-                Statement(
-                    Sid=f"PassRole{name}",
-                    Effect=Allow,
-                    Action=[iam.PassRole],
-                    Resource=[f"arn:aws:iam::*:role/*-{name}-*"],
-                    Condition=Condition(StringEquals("iam:PassedToService", _trusted(resources[name]))),
-                )
-            )
-    if profiles:
-        out.append(
-            Statement(
-                Sid="IAMInstanceProfile",
-                Effect=Allow,
-                Action=_unique(RESOURCE_ACTIONS["AWS::IAM::InstanceProfile"]),
-                Resource=[f"arn:aws:iam::*:instance-profile/*-{name}-*" for name in profiles],
-            )
-        )
-    if "AWS::AutoScaling::AutoScalingGroup" in kinds:
-        out.append(
-            Statement(
-                Sid="AutoScalingServiceLinkedRole",
-                Effect=Allow,
-                Action=[iam.CreateServiceLinkedRole],
-                Resource=[_AUTOSCALING_LINKED_ROLE],
-                Condition=Condition(StringEquals("iam:AWSServiceName", "autoscaling.amazonaws.com")),
-            )
-        )
-    if "AWS::EC2::LaunchTemplate" in kinds:
-        out.append(
-            Statement(Sid="WindowsAmiParameters", Effect=Allow, Action=[ssm.GetParameters], Resource=[_AMI_PARAMETERS])
-        )
-    out.append(
-        Statement(Sid="WinworkersDeploy", Effect=Allow, Action=_unique(STACK_ACTIONS), Resource=stack_arns(stack_name))
-    )
-    out.append(Statement(Sid="WinworkersLookups", Effect=Allow, Action=_unique(LOOKUP_ACTIONS), Resource=["*"]))
-    bucket = template_bucket or TEMPLATE_BUCKET_PLACEHOLDER
-    out.append(
-        Statement(Sid="TemplateBucket", Effect=Allow, Action=[s3.ListBucket], Resource=[f"arn:aws:s3:::{bucket}"])
-    )
-    out.append(
-        Statement(
-            Sid="TemplateObjects",
-            Effect=Allow,
-            Action=[s3.GetObject, s3.PutObject],
-            Resource=[f"arn:aws:s3:::{bucket}/*"],
-        )
-    )
+    needed = {kind: needed_actions(kind, template) for kind in resource_types(template)}
+    by_service: dict[str, set[str]] = {}
+    own = [*LOOKUP_ACTIONS, *STACK_ACTIONS]
+    if "AWS::EC2::LaunchTemplate" in needed:
+        # Auto Scaling resolves the launch template's resolve:ssm: image with the caller's rights.
+        own.append(ssm.GetParameters)
+    for name in [*(a for listed in needed.values() for a in listed), *(str(a.JSONrepr()) for a in own)]:
+        by_service.setdefault(name.partition(":")[0], set()).add(name)
+    out = _iam_statements(template, needed)
+    for service in sorted(set(by_service) - {"iam"}):
+        out.append(_service_statement(service, by_service[service], stack_name))
+    return out + _bucket_statements(template_bucket or TEMPLATE_BUCKET_PLACEHOLDER)
+
+
+def policy_documents(
+    config: WorkersConfig | None = None,
+    *,
+    template_bucket: str | None = None,
+    nested: bool = False,
+    stack_name: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The managed policies for the feature's template built from config, name -> document, each
+    within MANAGED_POLICY_CHARACTERS (a ValueError names one that is not)."""
+    config = config or WorkersConfig()
+    grouped: dict[str, list[dict[str, Any]]] = {group: [] for group in DOCUMENTS}
+    for statement in _statement_dicts(config, template_bucket, nested, stack_name):
+        grouped[_document_of(statement)].append(statement)
+    out: dict[str, dict[str, Any]] = {}
+    for group, listed in grouped.items():
+        if not listed:
+            continue
+        name = f"{stack_name + '-' if stack_name else ''}{config.prefix}Deployer{group}"
+        document = {"Version": "2012-10-17", "Statement": listed}
+        if policy_size(document) > MANAGED_POLICY_CHARACTERS:
+            raise ValueError(f"{name} is {policy_size(document)} characters, over {MANAGED_POLICY_CHARACTERS}")
+        if len(name) > 128:
+            raise ValueError(f"--stack-name {stack_name!r}: the policy name {name} is over 128 characters")
+        out[name] = document
     return out
 
 
@@ -435,23 +308,131 @@ def policy_document(
     nested: bool = False,
     stack_name: str | None = None,
 ) -> dict[str, Any]:
-    """The policy for the feature's template built from config (with the nested stack's own actions if nested)."""
+    """Every statement of policy_documents in one document: for analysis (over a managed policy's size)."""
+    listed = _statement_dicts(config or WorkersConfig(), template_bucket, nested, stack_name)
+    return {"Version": "2012-10-17", "Statement": listed}
+
+
+def policy_size(document: Mapping[str, Any]) -> int:
+    """The document's characters as minified JSON: what IAM counts (no white space between tokens;
+    the documents' strings hold none)."""
+    return len(json.dumps(document, separators=(",", ":")))
+
+
+def actions(document: Mapping[str, Any]) -> set[str]:
+    """Every action (or action pattern) a policy document lists."""
+    return {str(a) for s in document["Statement"] for a in s["Action"]}
+
+
+def allows(document: Mapping[str, Any], action: str) -> bool:
+    """Whether the document lists action or a pattern matching it (IAM matches actions case-insensitively)."""
+    return any(fnmatch.fnmatchcase(action.lower(), listed.lower()) for listed in actions(document))
+
+
+def _statement_dicts(
+    config: WorkersConfig, template_bucket: str | None, nested: bool, stack_name: str | None
+) -> list[dict[str, Any]]:
     from winworkers.build import build_template
 
     template = build_template(config).to_dict()
     if nested:
         template["Resources"]["NestedFeatureStack"] = {"Type": "AWS::CloudFormation::Stack"}
-    document: dict[str, Any] = json.loads(
-        PolicyDocument(
-            Version="2012-10-17", Statement=statements(template, template_bucket=template_bucket, stack_name=stack_name)
-        ).to_json()
-    )
-    return document
+    listed = statements(template, template_bucket=template_bucket, stack_name=stack_name)
+    document = json.loads(PolicyDocument(Version="2012-10-17", Statement=listed).to_json())
+    return list(document["Statement"])
 
 
-def actions(document: Mapping[str, Any]) -> set[str]:
-    """Every action a policy document allows."""
-    return {str(a) for s in document["Statement"] for a in s["Action"]}
+def _document_of(statement: Mapping[str, Any]) -> str:
+    service = str(statement["Action"][0]).partition(":")[0]
+    for group, services in DOCUMENTS.items():
+        if service in services:
+            return group
+    raise ValueError(f"no deployer policy holds {service} actions: add the service to DOCUMENTS")
+
+
+def _iam_statements(template: Mapping[str, Any], needed: Mapping[str, set[str]]) -> list[Statement]:
+    """Roles' and inline policies' actions on the roles, profiles' on the profiles, PassRole per role,
+    and the service-linked roles of the types whose handlers create one."""
+    out: list[Statement] = []
+    role_actions = {a for kind in _ROLE_TYPES for a in needed.get(kind, set())}
+    profile_actions = needed.get("AWS::IAM::InstanceProfile", set()) - {"iam:PassRole"}
+    other = {
+        a for kind, listed in needed.items() if kind not in (*_ROLE_TYPES, "AWS::IAM::InstanceProfile") for a in listed
+    }
+    scoped = ("iam:PassRole", "iam:CreateServiceLinkedRole")
+    stray = sorted(a for a in other if a.startswith("iam:") and a not in scoped)
+    if stray:
+        raise ValueError(f"no scope known for {', '.join(stray)}: iam actions are never granted on '*'")
+    roles = sorted(n for n, _ in _resources(template, "AWS::IAM::Role"))
+    profiles = sorted(n for n, _ in _resources(template, "AWS::IAM::InstanceProfile"))
+    # CloudFormation names them <stack>-<logical id>-<random>.
+    if roles and role_actions:
+        resources = [f"arn:aws:iam::*:role/*-{name}-*" for name in roles]
+        out.append(_statement("IAMRole", role_actions, resources))
+    if profiles and profile_actions:
+        resources = [f"arn:aws:iam::*:instance-profile/*-{name}-*" for name in profiles]
+        out.append(_statement("IAMInstanceProfile", profile_actions, resources))
+    for name in roles:
+        trusted = _trusted(dict(template["Resources"])[name])
+        condition = Condition(StringEquals("iam:PassedToService", trusted))
+        out.append(_statement(f"PassRole{name}", {"iam:PassRole"}, [f"arn:aws:iam::*:role/*-{name}-*"], condition))
+    return out + _service_linked_role_statements(needed)
+
+
+def _service_linked_role_statements(needed: Mapping[str, set[str]]) -> list[Statement]:
+    kinds = sorted(k for k, listed in needed.items() if "iam:CreateServiceLinkedRole" in listed)
+    unknown = [k for k in kinds if k not in SERVICE_LINKED_ROLES]
+    if unknown:
+        raise ValueError(f"no service-linked role known for {', '.join(unknown)}: add it to SERVICE_LINKED_ROLES")
+    out = []
+    for service, role in sorted({SERVICE_LINKED_ROLES[k] for k in kinds}):
+        resource = f"arn:aws:iam::*:role/aws-service-role/{service}/{role}"
+        condition = Condition(StringEquals("iam:AWSServiceName", service))
+        sid = f"ServiceLinkedRole{role.removeprefix('AWSServiceRoleFor')}"
+        out.append(_statement(sid, {"iam:CreateServiceLinkedRole"}, [resource], condition))
+    return out
+
+
+def _service_statement(service: str, listed: set[str], stack_name: str | None) -> Statement:
+    """One service's actions: on the stack for cloudformation, the AMI parameters for ssm, else "*"."""
+    if service == "s3":
+        raise ValueError(f"no scope known for {', '.join(sorted(listed))}: s3 is granted on the template bucket only")
+    scope = {"cloudformation": stack_arns(stack_name), "ssm": [_AMI_PARAMETERS]}.get(service, ["*"])
+    return _statement(_sid(service), {NARROWED.get(a, a) for a in listed}, scope)
+
+
+def _bucket_statements(bucket: str) -> list[Statement]:
+    return [
+        Statement(Sid="TemplateBucket", Effect=Allow, Action=[s3.ListBucket], Resource=[f"arn:aws:s3:::{bucket}"]),
+        Statement(
+            Sid="TemplateObjects",
+            Effect=Allow,
+            Action=[s3.GetObject, s3.PutObject],
+            Resource=[f"arn:aws:s3:::{bucket}/*"],
+        ),
+    ]
+
+
+def _statement(sid: str, listed: set[str], resources: list[str], condition: Condition | None = None) -> Statement:
+    """A statement of the actions, sorted, less those a pattern of the same statement already matches."""
+    kept = sorted(a for a in listed if not any(p != a and fnmatch.fnmatchcase(a, p) for p in listed))
+    granted = [Action(*a.split(":", 1)) for a in kept]
+    if condition is None:
+        return Statement(Sid=sid, Effect=Allow, Action=granted, Resource=resources)
+    return Statement(Sid=sid, Effect=Allow, Action=granted, Resource=resources, Condition=condition)
+
+
+def _resources(template: Mapping[str, Any], kind: str) -> list[tuple[str, Mapping[str, Any]]]:
+    return sorted((n, r) for n, r in template.get("Resources", {}).items() if r.get("Type") == kind)
+
+
+def _sets(resource: Mapping[str, Any], prop: str) -> bool:
+    value: Any = resource.get("Properties", {})
+    for part in prop.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return False
+        value = value[part]
+    return bool(value != {"Ref": "AWS::NoValue"})
 
 
 def _trusted(role: Mapping[str, Any]) -> list[str]:
@@ -462,12 +443,18 @@ def _trusted(role: Mapping[str, Any]) -> list[str]:
     return sorted(set(services))
 
 
-def _unique(listed: list[Action]) -> list[Action]:
-    seen: dict[str, Action] = {}
-    for action in listed:
-        seen.setdefault(action.JSONrepr(), action)
-    return [seen[k] for k in sorted(seen)]
+_SIDS = {
+    "autoscaling": "AutoScaling",
+    "cloudformation": "CloudFormation",
+    "cloudwatch": "CloudWatch",
+    "ec2": "EC2",
+    "route53resolver": "Route53Resolver",
+    "sns": "SNS",
+    "sqs": "SQS",
+    "ssm": "WindowsAmiParameters",
+    "vpce": "VPCE",
+}
 
 
-def _sid(kind: str) -> str:
-    return "".join(part for part in kind.split("::")[1:])
+def _sid(service: str) -> str:
+    return _SIDS.get(service, "".join(part.capitalize() for part in service.split("-")))
