@@ -794,12 +794,19 @@ def parameter_specs(config: WorkersConfig, switch: Switch | None = None) -> tupl
     return tuple(row.spec(config, switch) for row in PARAMETERS if row.when is None or row.when(config))
 
 
+def in_console_order(specs: Collection[ParamSpec]) -> list[ParamSpec]:
+    """specs by Group, in Group's order, then in the table's: as the console lists them."""
+    order = list(Group)
+    return sorted(specs, key=lambda spec: order.index(spec.group))
+
+
 def console_interface(config: WorkersConfig, switch: Switch, declared: Collection[str]) -> dict[str, Any]:
     """The ``AWS::CloudFormation::Interface`` of the feature's parameters that a template declares
     (logical names): one group per Group that has any, in Group's order, each in the table's order,
     and a label for each, "<row's label> (<logical name>)": the console shows a label instead of the
     logical name, which the Rules' messages, the README and the CLI use."""
-    named = [(switch.parameter if s.name == SWITCH else param_name(config, s.name), s) for s in parameter_specs(config)]
+    specs = in_console_order(parameter_specs(config))
+    named = [(switch.parameter if s.name == SWITCH else param_name(config, s.name), s) for s in specs]
     present = [(name, spec) for name, spec in named if name is not None and name in declared]
     groups = [
         {"Label": {"default": group.value}, "Parameters": names}
@@ -1003,7 +1010,11 @@ def _add_rules(template: Template, p: Params) -> None:
     existing = Equals(p["NetworkMode"], EXISTING)
     # The required inputs are the rows' (Required): their descriptions say so from the same attribute.
     required = {
-        when: [_required(p, s) for s in parameter_specs(p.config) if s.required is when and s.name not in p.wired]
+        when: [
+            _required(p, s)
+            for s in in_console_order(parameter_specs(p.config))
+            if s.required is when and s.name not in p.wired
+        ]
         for when in Required
     }
     template.add_rule(p.config.logical_id("PlatformInputs"), {"RuleCondition": on, "Assertions": required[Required.ON]})
