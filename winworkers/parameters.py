@@ -1008,7 +1008,7 @@ def _add_rules(template: Template, p: Params) -> None:
     """Cross-parameter checks CloudFormation runs before it changes anything."""
     on = p.switch.rule_condition()
     existing = Equals(p["NetworkMode"], EXISTING)
-    # The required inputs are the rows' (Required): their descriptions say so from the same attribute.
+    # The required inputs are the rows' (Required): their descriptions say so from the same attribute (row G4).
     required = {
         when: [
             _required(p, s)
