@@ -14,14 +14,16 @@ import own_switch_parent
 import pytest
 from troposphere import Parameter, Template
 
-from conftest import as_dict
+from conftest import ROOT, TEMPLATE_BUCKET, as_dict
 from winworkers import WorkersConfig, add_to, build_template, check_pair, child_template, nested_stack
 from winworkers.constraints import check_inputs
+from winworkers.deploy import deploy
 from winworkers.parameters import INTERFACE, PARAMETERS, SWITCH, Group, Required, param_name, parameter_specs
 from winworkers.renderings import EXAMPLE_INPUTS, MODES, enabled_parameters
 from winworkers.rules import failed_assertions
 
 URL = "https://templates.s3.us-east-1.amazonaws.com/winworkers.json"
+FEATURE = ROOT / "templates" / "winworkers.json"
 CONFIGS = {
     "default": WorkersConfig(),
     "no-alarms-prefixed": WorkersConfig(include_alarms=False, prefix="P", max_fleet_size=7),
@@ -128,6 +130,22 @@ def test_only_the_required_inputs_pass_the_rules_and_the_precheck_and_each_is_ne
         dropped = {k: v for k, v in given.items() if k != name}
         assert any(f"{name} is required" in f for f in failed_assertions(feature, dropped)), name
         assert any(f"{name} is required" in p for p in check_inputs(feature, dropped)), name
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning:moto")
+def test_the_feature_deploys_on_the_emulator_from_only_the_required_inputs(aws: Any) -> None:
+    # Only what the console's form needs typed; every other input is its default.
+    given = _only_required("isolated-2az")
+    created = deploy(
+        aws, "ww-console", FEATURE, given, poll_seconds=0.05, echo=[].append, template_bucket=TEMPLATE_BUCKET
+    )
+    assert (created.status, set(created.resources)) == ("CREATE_COMPLETE", {"CREATE_COMPLETE"})
+    described = aws.cloudformation.describe_stacks(StackName="ww-console")["Stacks"][0]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}["WinS3PrefixListId"] == (
+        given["WinS3PrefixListId"]
+    )
+    summaries = aws.cloudformation.list_stack_resources(StackName="ww-console")["StackResourceSummaries"]
+    assert "WinGroup" in {r["LogicalResourceId"] for r in summaries}
 
 
 def test_a_required_description_names_the_parents_own_switch() -> None:
