@@ -20,7 +20,7 @@ import winworkers
 from conftest import ROOT, as_dict, render
 from winworkers import WorkersConfig, add_to, build_template, child_template, nested_stack
 from winworkers.docs import parameter_table
-from winworkers.parameters import SWITCH
+from winworkers.parameters import SWITCH, Group
 from winworkers.renderings import MODES, enabled_parameters
 from winworkers.templates import all_templates
 from winworkers.templates import render as render_json
@@ -152,7 +152,7 @@ def test_cli_builds_and_prints_the_parameter_table(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "winworkers.json").read_text())["Resources"]
     assert "winworkers.json" in run.stdout
     table = _cli("params").stdout
-    assert f"| Feature | `{SWITCH}` | `false` |" in table
+    assert f"| {Group.FEATURE} | `{SWITCH}` | `false` |" in table
 
 
 def test_cli_builds_the_child_for_a_config_file(tmp_path: Path) -> None:

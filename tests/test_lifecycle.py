@@ -37,7 +37,7 @@ from winworkers.bootstrap import (
 )
 from winworkers.compute import CHECKPOINTS
 from winworkers.config import WorkersConfig
-from winworkers.parameters import parameter_specs
+from winworkers.parameters import Group, parameter_specs
 from winworkers.renderings import MODES, enabled_parameters
 
 STACK = "my-cloud-radar-stack"  # cloud-radar's stack name (its account: 555555555555)
@@ -91,7 +91,7 @@ def test_the_drain_parameter_allows_what_a_hook_accepts(feature: dict[str, Any])
     parameter = feature["Parameters"]["WinDrainSeconds"]
     assert (parameter["Type"], parameter["MinValue"], parameter["MaxValue"]) == ("Number", 30, 7200)
     spec = next(s for s in parameter_specs(WorkersConfig()) if s.name == "DrainSeconds")
-    assert spec.group == "Fleet"
+    assert spec.group == Group.ADVANCED
 
 
 # The worker's side of the drain

@@ -24,10 +24,12 @@ from winworkers.diagnostics import add_boot_evidence
 from winworkers.network import add_network
 from winworkers.observability import WorkerLogs, add_alarms, add_worker_logs, grant_write
 from winworkers.parameters import (
+    INTERFACE,
     SWITCH,
     Params,
     Switch,
     add_parameters,
+    console_interface,
     enabled_condition,
     param_name,
     parameter_specs,
@@ -161,6 +163,7 @@ def _merge(feature: Template, parent: Template, config: WorkersConfig, switch: S
 
     Only the switch is shared: one config embeds once per parent (add_to and
     nested_stack with the same prefix would be two fleets fighting over names).
+    The feature's console groups and labels join the parent's (_merge_interface).
     """
     clashes = sorted(
         f"{kind} {name}"
@@ -178,6 +181,26 @@ def _merge(feature: Template, parent: Template, config: WorkersConfig, switch: S
         target = getattr(parent, section)
         for name, value in getattr(feature, section).items():
             target.setdefault(name, value)
+    _merge_interface(parent, console_interface(config, switch, feature.parameters))
+
+
+def _merge_interface(parent: Template, ours: Mapping[str, Any]) -> None:
+    """Add the feature's parameter groups and labels to the parent's AWS::CloudFormation::Interface,
+    keeping the parent's own: a parameter the parent already groups stays where it is (a
+    parameter may be in one group only), a group with the same label as one of the parent's
+    joins it, the others follow the parent's, and the parent's labels win."""
+    theirs: dict[str, Any] = encode_to_dict(parent.metadata.get(INTERFACE, {}))
+    groups = [{**g, "Parameters": list(g.get("Parameters", []))} for g in theirs.get("ParameterGroups", [])]
+    grouped = {name for g in groups for name in g["Parameters"]}
+    for group in ours["ParameterGroups"]:
+        names = [name for name in group["Parameters"] if name not in grouped]
+        same = next((g for g in groups if g.get("Label") == group["Label"]), None)
+        if same is not None:
+            same["Parameters"] += names
+        elif names:
+            groups.append({**group, "Parameters": names})
+    labels = {**ours["ParameterLabels"], **theirs.get("ParameterLabels", {})}
+    parent.metadata[INTERFACE] = {**theirs, "ParameterGroups": groups, "ParameterLabels": labels}
 
 
 def build_template(config: WorkersConfig | None = None) -> Template:
@@ -189,7 +212,8 @@ def build_template(config: WorkersConfig | None = None) -> Template:
     template = Template(Description=DESCRIPTION)
     template.set_version("2010-09-09")
     add_to(template, config)
-    template.set_metadata({METADATA_KEY: {"fingerprint": fingerprint(template.to_dict()), "version": __version__}})
+    # Beside the console's AWS::CloudFormation::Interface that add_to put there (which the fingerprint covers).
+    template.metadata[METADATA_KEY] = {"fingerprint": fingerprint(template.to_dict()), "version": __version__}
     return template
 
 

@@ -8,13 +8,14 @@ from typing import Any
 
 from winworkers.build import child_template
 from winworkers.config import WorkersConfig
-from winworkers.parameters import param_name, parameter_specs
+from winworkers.parameters import in_console_order, param_name, parameter_specs
 
 
 def parameter_table(config: WorkersConfig) -> str:
-    """The stack parameters as a Markdown table (the README embeds this)."""
+    """The stack parameters as a Markdown table (the README embeds this), grouped as the console
+    groups them (parameters.in_console_order)."""
     rows = ["| Group | Parameter | Default | Allowed | Description |", "| --- | --- | --- | --- | --- |"]
-    for spec in parameter_specs(config):
+    for spec in in_console_order(parameter_specs(config)):
         default = f"`{spec.default}`" if spec.default else "(empty)"
         allowed = spec.constraint_text().replace("|", "\\|")
         name = param_name(config, spec.name)

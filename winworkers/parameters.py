@@ -2,16 +2,18 @@
 
 One table, PARAMETERS (one Param row per parameter, in template order),
 produces the CloudFormation Parameters with their constraints and
-descriptions, the nested stack's pass-through, and the README's parameter
-table (grouped), so they cannot disagree. parameter_specs(config) reads it for
-one WorkersConfig. There is no ``AWS::CloudFormation::Interface`` metadata:
-its ~0.7 KB would not fit the feature template's inline budget.
+descriptions, the Rules that require an input, the console's parameter groups
+and labels (``AWS::CloudFormation::Interface``, console_interface), the nested
+stack's pass-through, and the README's parameter table (grouped as in the
+console), so they cannot disagree. parameter_specs(config) reads it for one
+WorkersConfig.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from enum import Enum, StrEnum
 from typing import Any, TypeAlias, TypeVar
 
 from troposphere import (
@@ -35,6 +37,7 @@ from winworkers.instance_types import (
     INSTANCE_TYPE_LIST_PATTERN,
     INSTANCE_TYPE_PATTERN,
 )
+from winworkers.rules import is_list_type
 
 S3_KEY_LIMIT = 1024
 """S3 object keys are at most 1,024 bytes (S3 user guide, "Naming Amazon S3 objects")."""
@@ -133,6 +136,32 @@ ENDPOINTS_CIDR_RULE = (
 ROUTES_TO_EVERYWHERE = ("0.0.0.0/0", "0.0.0.0/1", "128.0.0.0/1")
 
 
+INTERFACE = "AWS::CloudFormation::Interface"
+"""The template Metadata key the CloudFormation console reads for parameter groups and labels (only
+the console: the CLI and the API ignore it; docs/aws-behaviours.md, row G1)."""
+
+
+class Group(StrEnum):
+    """The console's parameter groups, in the order an operator decides; each value is the group's
+    label. The README's parameter table is grouped the same way."""
+
+    FEATURE = "Feature switch"
+    PLATFORM = "Platform: queue, buckets and artifact"
+    NETWORK = "Network"
+    CAPACITY = "Capacity and image"
+    OBSERVABILITY = "Observability"
+    ADVANCED = "Advanced"
+
+
+class Required(Enum):
+    """When an input has no usable default: the Rules require it then, and its description says so."""
+
+    ON = "on"
+    """Whenever the feature is on (the PlatformInputs Rule)."""
+    EXISTING_NETWORK = "existing network"
+    """When the feature is on in the existing-subnets mode (the ExistingNetwork Rule)."""
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One stack parameter for one WorkersConfig: its type, default, constraint and documentation.
@@ -144,13 +173,15 @@ class ParamSpec:
     type: str
     default: str
     description: str
-    group: str
+    group: Group
     allowed_values: tuple[str, ...] = ()
     allowed_pattern: str | None = None
     min_value: int | None = None
     max_value: int | None = None
     max_length: int | None = None
     constraint: str | None = None
+    label: str = ""
+    required: Required | None = None
 
     def to_parameter(self, logical_name: str) -> Parameter:
         kwargs: dict[str, Any] = {"Type": self.type, "Description": self.description}
@@ -195,16 +226,20 @@ class Param:
 
     The fields and their order are ParamSpec's: name (unprefixed; see
     param_name), CloudFormation Type, Default (always a string), Description,
-    README group, then the constraints by keyword. A value that depends on the
-    config is a named function of it (fleet_cap, capacity_pattern, ...), never
-    an inline lambda, so the table reads as data. when, if given, decides
-    whether the config has the parameter at all (with_alarms).
+    console (and README) Group, then the constraints by keyword. label (a
+    keyword, required) is the console's name for it, which shows the logical
+    name after it. required says when an input with no usable default must be
+    given: the Rules require it then, and its description ends saying so. A
+    value that depends on the config is a named function of it (fleet_cap,
+    capacity_pattern, ...), never an inline lambda, so the table reads as data.
+    when, if given, decides whether the config has the parameter at all
+    (with_alarms).
 
     To add a parameter, add one row to PARAMETERS where it belongs in the
-    template's order (its group's block), e.g.::
+    template's order, e.g.::
 
-        Param("ExampleSize", "Number", "0", "What it sets, in a few words.", "Fleet",
-              min_value=0, max_value=fleet_cap),
+        Param("ExampleSize", "Number", "0", "What it sets, in a few words.", Group.CAPACITY,
+              label="Example size", min_value=0, max_value=fleet_cap),
 
     A value computed from the config becomes a small named function of it
     beside fleet_cap (or one of those already there), and a parameter that
@@ -215,7 +250,7 @@ class Param:
     type: str
     default: FromConfig[str]
     description: str
-    group: str
+    group: Group
     allowed_values: tuple[str, ...] = ()
     allowed_pattern: FromConfig[str | None] = None
     min_value: int | None = None
@@ -223,14 +258,18 @@ class Param:
     max_length: int | None = None
     constraint: FromConfig[str | None] = None
     when: Callable[[WorkersConfig], bool] | None = None
+    label: str = field(kw_only=True)
+    required: Required | None = None
 
-    def spec(self, config: WorkersConfig) -> ParamSpec:
-        """This row for config: every function of the config called."""
+    def spec(self, config: WorkersConfig, switch: Switch | None = None) -> ParamSpec:
+        """This row for config: every function of the config called, the description ending with
+        when it is required (naming switch, the default's parameter if None)."""
+        required = f" {required_sentence(self.required, config, switch or Switch())}" if self.required else ""
         return ParamSpec(
             self.name,
             self.type,
             _value(self.default, config),
-            self.description,
+            self.description + required,
             self.group,
             allowed_values=self.allowed_values,
             allowed_pattern=_value(self.allowed_pattern, config),
@@ -238,7 +277,17 @@ class Param:
             max_value=_value(self.max_value, config),
             max_length=self.max_length,
             constraint=_value(self.constraint, config),
+            label=self.label,
+            required=self.required,
         )
+
+
+def required_sentence(required: Required, config: WorkersConfig, switch: Switch) -> str:
+    """The sentence a required input's description ends with: when the Rules require it."""
+    on = f"{switch.name} is true" if switch.parameter else f"condition {switch.name} is true"
+    if required is Required.EXISTING_NETWORK:
+        on += f" and {param_name(config, 'NetworkMode')} is {EXISTING}"
+    return f"Required when {on}."
 
 
 def _value(value: FromConfig[T], config: WorkersConfig) -> T:
@@ -283,7 +332,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "false",
         "true creates the Windows Workers feature; false creates nothing.",
-        "Feature",
+        Group.FEATURE,
+        label="Create the Windows Workers feature",
         allowed_values=BOOLEAN,
     ),
     # Network
@@ -292,17 +342,27 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         ISOLATED,
         f"{ISOLATED}: a new VPC with no route out. {EXISTING}: the subnets below.",
-        "Network",
+        Group.NETWORK,
+        label="Network mode",
         allowed_values=(ISOLATED, EXISTING),
     ),
-    Param("AzCount", "String", "2", f"{ISOLATED}: Availability Zones.", "Network", allowed_values=("2", "3")),
+    Param(
+        "AzCount",
+        "String",
+        "2",
+        f"{ISOLATED}: Availability Zones.",
+        Group.NETWORK,
+        label="Availability Zones of the new VPC",
+        allowed_values=("2", "3"),
+    ),
     Param(
         "EndpointAzs",
         "String",
         ENDPOINTS_IN_EVERY_AZ,
         f"{ISOLATED}: interface endpoints in {ENDPOINTS_IN_EVERY_AZ} the workers' AZs, or in {ENDPOINTS_IN_ONE_AZ} "
         "(the first): less idle cost, and no AWS API for any worker while that AZ is down.",
-        "Network",
+        Group.NETWORK,
+        label="AZs of the interface endpoints",
         allowed_values=(ENDPOINTS_IN_EVERY_AZ, ENDPOINTS_IN_ONE_AZ),
     ),
     Param(
@@ -310,7 +370,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "10.250.0.0/22",
         f"{ISOLATED}: VPC CIDR; subnets are its first /24s.",
-        "Network",
+        Group.NETWORK,
+        label="CIDR of the new VPC",
         allowed_pattern=r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-2])$",
         constraint="an IPv4 CIDR with a prefix length from 16 to 22",
     ),
@@ -319,7 +380,9 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "",
         f"{EXISTING}: the VPC of the subnets.",
-        "Network",
+        Group.NETWORK,
+        label="Existing VPC",
+        required=Required.EXISTING_NETWORK,
         allowed_pattern=r"^(vpc-[0-9a-f]{8,17})?$",
         constraint="empty or a VPC id",
     ),
@@ -330,7 +393,9 @@ PARAMETERS: tuple[Param, ...] = (
         "CommaDelimitedList",
         "",
         f"{EXISTING}: subnets, one per AZ.",
-        "Network",
+        Group.NETWORK,
+        label="Existing subnets",
+        required=Required.EXISTING_NETWORK,
         allowed_pattern=r"^(subnet-[0-9a-f]{8,17})?$",
         constraint="subnet ids",
     ),
@@ -343,7 +408,9 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "",
         f"{EXISTING}: CIDR of the network's VPC endpoints.",
-        "Network",
+        Group.NETWORK,
+        label="CIDR of the existing VPC endpoints",
+        required=Required.EXISTING_NETWORK,
         allowed_pattern=ENDPOINTS_CIDR_PATTERN,
         constraint=ENDPOINTS_CIDR_CONSTRAINT,
     ),
@@ -352,7 +419,9 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "",
         "Prefix list com.amazonaws.<region>.s3 (winworkers deploy looks it up).",
-        "Network",
+        Group.NETWORK,
+        label="S3 prefix list",
+        required=Required.ON,
         allowed_pattern=r"^(pl-[0-9a-f]{8,17})?$",
         constraint="empty or a prefix list id",
     ),
@@ -363,7 +432,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "false",
         f"{EXISTING}: also create the DNS Firewall rule group, unassociated, for the platform's VPC.",
-        "Network",
+        Group.NETWORK,
+        label="DNS Firewall rule group for the existing VPC",
         allowed_values=BOOLEAN,
     ),
     # Fleet
@@ -372,7 +442,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "2019",
         "Windows Server version; the latest AWS AMI is used.",
-        "Fleet",
+        Group.CAPACITY,
+        label="Windows Server version",
         allowed_values=("2019", "2022", "2025"),
     ),
     Param(
@@ -380,12 +451,22 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         default_instance_type,
         "The workers' instance type.",
-        "Fleet",
+        Group.CAPACITY,
+        label="Instance type",
         # Generated from a maintained list, exact, in ~0.6 KB (winworkers.instance_types).
         allowed_pattern=INSTANCE_TYPE_PATTERN,
         constraint=INSTANCE_TYPE_DESCRIPTION,
     ),
-    Param("RootVolumeSize", "Number", "60", "Root volume GiB (gp3, encrypted).", "Fleet", min_value=30, max_value=2048),
+    Param(
+        "RootVolumeSize",
+        "Number",
+        "60",
+        "Root volume GiB (gp3, encrypted).",
+        Group.ADVANCED,
+        label="Root volume size, GiB",
+        min_value=30,
+        max_value=2048,
+    ),
     # Seconds, not minutes: it is the termination hook's HeartbeatTimeout, and CloudFormation
     # cannot multiply. 30 to 7200 is the range Auto Scaling accepts (PutLifecycleHook).
     Param(
@@ -393,7 +474,8 @@ PARAMETERS: tuple[Param, ...] = (
         "Number",
         "3600",
         "Seconds a terminating worker has to finish its job.",
-        "Fleet",
+        Group.ADVANCED,
+        label="Drain time, seconds",
         min_value=30,
         max_value=7200,
     ),
@@ -404,7 +486,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "false",
         "true keeps a worker whose bootstrap failed, running and billed, until you terminate it.",
-        "Fleet",
+        Group.ADVANCED,
+        label="Keep workers whose bootstrap failed",
         allowed_values=BOOLEAN,
     ),
     Param(
@@ -412,7 +495,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "",
         "KMS key for volumes and logs; empty: AWS-managed.",
-        "Fleet",
+        Group.ADVANCED,
+        label="KMS key of volumes and logs",
         allowed_pattern=_KMS_KEY_ARN,
         constraint="empty or a KMS key ARN",
     ),
@@ -421,17 +505,28 @@ PARAMETERS: tuple[Param, ...] = (
         "Number",
         "0",
         "Fewest workers; 0: no instance while idle.",
-        "Fleet",
+        Group.CAPACITY,
+        label="Fewest workers",
         min_value=0,
         max_value=fleet_cap,
     ),
-    Param("MaxSize", "Number", "4", "Most workers.", "Fleet", min_value=0, max_value=fleet_cap),
+    Param(
+        "MaxSize",
+        "Number",
+        "4",
+        "Most workers.",
+        Group.CAPACITY,
+        label="Most workers",
+        min_value=0,
+        max_value=fleet_cap,
+    ),
     Param(
         "DesiredCapacity",
         "String",
         "",
         "Workers at creation; empty: scaling decides.",
-        "Fleet",
+        Group.CAPACITY,
+        label="Workers at creation",
         # A String, so that empty can mean "unset"; the pattern bounds it as MaxValue would.
         allowed_pattern=capacity_pattern,
         constraint=capacity_constraint,
@@ -444,7 +539,8 @@ PARAMETERS: tuple[Param, ...] = (
         "Number",
         "1",
         "Queued and in-flight messages per worker that scaling aims for.",
-        "Fleet",
+        Group.ADVANCED,
+        label="Messages per worker, scaling target",
         min_value=1,
         max_value=100,
     ),
@@ -459,7 +555,8 @@ PARAMETERS: tuple[Param, ...] = (
         "Number",
         "180",
         "Seconds from a worker entering service (bootstrap done) until metrics reflect it.",
-        "Fleet",
+        Group.ADVANCED,
+        label="Instance warmup, seconds",
         min_value=0,
         max_value=3600,
     ),
@@ -470,7 +567,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         WARM_POOL_OFF,
         f"{WARM_POOL_STOPPED}: keep bootstrapped workers stopped in a warm pool; a start skips the bootstrap.",
-        "Capacity",
+        Group.CAPACITY,
+        label="Warm pool",
         allowed_values=(WARM_POOL_OFF, WARM_POOL_STOPPED),
     ),
     Param(
@@ -478,7 +576,8 @@ PARAMETERS: tuple[Param, ...] = (
         "Number",
         "1",
         "Fewest stopped workers kept in the warm pool.",
-        "Capacity",
+        Group.CAPACITY,
+        label="Warm pool, fewest stopped workers",
         min_value=0,
         max_value=fleet_cap,
     ),
@@ -488,7 +587,8 @@ PARAMETERS: tuple[Param, ...] = (
         "Number",
         "-1",
         "Most workers in service and in the pool together, unless WarmPoolMinSize needs more; -1: MaxSize.",
-        "Capacity",
+        Group.CAPACITY,
+        label="Warm pool, most prepared workers",
         min_value=-1,
         max_value=fleet_cap,
     ),
@@ -501,7 +601,8 @@ PARAMETERS: tuple[Param, ...] = (
         "CommaDelimitedList",
         "",
         "More instance types beside InstanceType, for Spot or mixed instances.",
-        "Capacity",
+        Group.CAPACITY,
+        label="More instance types, for Spot or mixed",
         allowed_pattern=INSTANCE_TYPE_LIST_PATTERN,
         constraint=INSTANCE_TYPE_LIST_DESCRIPTION,
     ),
@@ -510,7 +611,8 @@ PARAMETERS: tuple[Param, ...] = (
         "Number",
         "0",
         "Workers that are On-Demand whatever OnDemandPercentage says.",
-        "Capacity",
+        Group.CAPACITY,
+        label="On-Demand base",
         min_value=0,
         max_value=fleet_cap,
     ),
@@ -519,7 +621,8 @@ PARAMETERS: tuple[Param, ...] = (
         "Number",
         "100",
         "On-Demand % of the workers above the base; the rest are Spot. 100: no Spot.",
-        "Capacity",
+        Group.CAPACITY,
+        label="On-Demand percentage above the base",
         min_value=0,
         max_value=100,
     ),
@@ -529,7 +632,9 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "",
         "Platform bucket the workers use.",
-        "Platform",
+        Group.PLATFORM,
+        label="Data bucket",
+        required=Required.ON,
         allowed_pattern=_BUCKET,
         constraint="an S3 bucket name",
     ),
@@ -538,7 +643,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "winworkers/",
         "Key prefix the workers may use.",
-        "Platform",
+        Group.PLATFORM,
+        label="Data key prefix",
         allowed_pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$",
         # S3 object keys are at most 1,024 bytes; the bound also bounds the UserData.
         max_length=S3_KEY_LIMIT,
@@ -549,7 +655,9 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "",
         "The platform's work queue.",
-        "Platform",
+        Group.PLATFORM,
+        label="Work queue ARN",
+        required=Required.ON,
         allowed_pattern=r"^(arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?)?$",
         # Far above any queue ARN; it bounds the UserData, which carries the value.
         max_length=256,
@@ -560,7 +668,9 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "",
         "Bucket of the worker service zip.",
-        "Platform",
+        Group.PLATFORM,
+        label="Artifact bucket",
+        required=Required.ON,
         allowed_pattern=_BUCKET,
         constraint="an S3 bucket name",
     ),
@@ -569,7 +679,9 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "",
         "Worker service zip; its install.ps1 installs and starts it.",
-        "Platform",
+        Group.PLATFORM,
+        label="Worker service zip key",
+        required=Required.ON,
         allowed_pattern=r"^([A-Za-z0-9!_.*'()/-]+\.zip)?$",
         max_length=S3_KEY_LIMIT,
         constraint="a .zip key",
@@ -582,7 +694,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "",
         "KMS key of WorkQueueArn (SSE-KMS); empty: none.",
-        "Platform",
+        Group.PLATFORM,
+        label="KMS key of the work queue",
         allowed_pattern=_KMS_KEY_ARN,
         constraint="empty or a KMS key ARN",
     ),
@@ -591,7 +704,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "",
         "KMS key of DataBucket (SSE-KMS); empty: none.",
-        "Platform",
+        Group.PLATFORM,
+        label="KMS key of the data bucket",
         allowed_pattern=_KMS_KEY_ARN,
         constraint="empty or a KMS key ARN",
     ),
@@ -600,7 +714,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "",
         "KMS key of ArtifactBucket (SSE-KMS); empty: none.",
-        "Platform",
+        Group.PLATFORM,
+        label="KMS key of the artifact bucket",
         allowed_pattern=_KMS_KEY_ARN,
         constraint="empty or a KMS key ARN",
     ),
@@ -610,7 +725,8 @@ PARAMETERS: tuple[Param, ...] = (
         "Number",
         "90",
         "Log retention, days.",
-        "Observability",
+        Group.OBSERVABILITY,
+        label="Log retention, days",
         allowed_values=tuple(str(d) for d in LOG_RETENTION_DAYS),
     ),
     # Patching
@@ -619,7 +735,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "rate(7 days)",
         "When to check for a newer AMI.",
-        "Patching",
+        Group.CAPACITY,
+        label="AMI refresh schedule",
         allowed_pattern=r"^(rate|cron)\([^)]+\)$",
         constraint="rate(...) or cron(...)",
     ),
@@ -628,7 +745,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "false",
         "Also check when AWS announces new Windows AMIs.",
-        "Patching",
+        Group.CAPACITY,
+        label="Also refresh on AWS AMI releases",
         allowed_values=BOOLEAN,
     ),
     # Observability, with the alarms only
@@ -637,7 +755,8 @@ PARAMETERS: tuple[Param, ...] = (
         "String",
         "",
         "SNS topic for alarms (optional).",
-        "Observability",
+        Group.OBSERVABILITY,
+        label="Alarm topic",
         allowed_pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+)?$",
         constraint="empty or an SNS topic ARN",
         when=with_alarms,
@@ -647,7 +766,8 @@ PARAMETERS: tuple[Param, ...] = (
         "Number",
         "15",
         "Alarm below this free disk %.",
-        "Observability",
+        Group.OBSERVABILITY,
+        label="Free disk alarm, percent",
         min_value=1,
         max_value=90,
         when=with_alarms,
@@ -658,7 +778,8 @@ PARAMETERS: tuple[Param, ...] = (
         "Number",
         str(BOOT_ALARM_DEFAULT),
         "Alarm above this boot time, seconds.",
-        "Observability",
+        Group.OBSERVABILITY,
+        label="Boot time alarm, seconds",
         min_value=BOOT_ALARM_MIN,
         max_value=BOOT_ALARM_MAX,
         when=with_alarms,
@@ -667,9 +788,33 @@ PARAMETERS: tuple[Param, ...] = (
 """The feature's parameters, one row each, in the order of the template's Parameters."""
 
 
-def parameter_specs(config: WorkersConfig) -> tuple[ParamSpec, ...]:
-    """The feature's parameters for config. Names are unprefixed here; see param_name()."""
-    return tuple(row.spec(config) for row in PARAMETERS if row.when is None or row.when(config))
+def parameter_specs(config: WorkersConfig, switch: Switch | None = None) -> tuple[ParamSpec, ...]:
+    """The feature's parameters for config, a required input's description naming switch (the
+    default parameter if None). Names are unprefixed here; see param_name()."""
+    return tuple(row.spec(config, switch) for row in PARAMETERS if row.when is None or row.when(config))
+
+
+def in_console_order(specs: Collection[ParamSpec]) -> list[ParamSpec]:
+    """specs by Group, in Group's order, then in the table's: as the console lists them."""
+    order = list(Group)
+    return sorted(specs, key=lambda spec: order.index(spec.group))
+
+
+def console_interface(config: WorkersConfig, switch: Switch, declared: Collection[str]) -> dict[str, Any]:
+    """The ``AWS::CloudFormation::Interface`` of the feature's parameters that a template declares
+    (logical names): one group per Group that has any, in Group's order, each in the table's order,
+    and a label for each, "<row's label> (<logical name>)": the console shows a label instead of the
+    logical name, which the Rules' messages, the README and the CLI use."""
+    specs = in_console_order(parameter_specs(config))
+    named = [(switch.parameter if s.name == SWITCH else param_name(config, s.name), s) for s in specs]
+    present = [(name, spec) for name, spec in named if name is not None and name in declared]
+    groups = [
+        {"Label": {"default": group.value}, "Parameters": names}
+        for group in Group
+        if (names := [name for name, spec in present if spec.group is group])
+    ]
+    labels = {name: {"default": f"{spec.label} ({name})"} for name, spec in present}
+    return {"ParameterGroups": groups, "ParameterLabels": labels}
 
 
 def number_pattern(high: int) -> str:
@@ -708,9 +853,9 @@ def param_name(config: WorkersConfig, name: str) -> str:
     return name if name == SWITCH else config.logical_id(name)
 
 
-# The platform's inputs the feature cannot run without. The PlatformInputs Rule
-# requires them (and S3PrefixListId) when they are parameters; a wired value gets
-# no Rule, so winworkers.wiring checks it.
+# The platform's inputs the feature cannot run without, as a parent may wire them. Their
+# rows are Required.ON: the PlatformInputs Rule requires them (and S3PrefixListId) when
+# they are parameters; a wired value gets no Rule, so winworkers.wiring checks it.
 PLATFORM_INPUTS = ("DataBucket", "WorkQueueArn", "ArtifactBucket", "ArtifactKey")
 
 PLATFORM_KEYS = ("QueueKmsKeyArn", "DataKmsKeyArn", "ArtifactKmsKeyArn")
@@ -773,7 +918,7 @@ def add_parameters(
     refs: dict[str, Any] = dict(wired)
     if switch.parameter is not None:
         refs[SWITCH] = Ref(switch.parameter)
-    for spec in parameter_specs(config):
+    for spec in parameter_specs(config, switch):
         if spec.name in wired or (spec.name == SWITCH and switch != Switch()):
             continue
         name = param_name(config, spec.name)
@@ -863,24 +1008,22 @@ def _add_rules(template: Template, p: Params) -> None:
     """Cross-parameter checks CloudFormation runs before it changes anything."""
     on = p.switch.rule_condition()
     existing = Equals(p["NetworkMode"], EXISTING)
-    template.add_rule(
-        p.config.logical_id("PlatformInputs"),
-        {
-            "RuleCondition": on,
-            "Assertions": [_required(p, n) for n in (*PLATFORM_INPUTS, "S3PrefixListId") if n not in p.wired],
-        },
-    )
+    # The required inputs are the rows' (Required): their descriptions say so from the same attribute (row G4).
+    required = {
+        when: [
+            _required(p, s)
+            for s in in_console_order(parameter_specs(p.config))
+            if s.required is when and s.name not in p.wired
+        ]
+        for when in Required
+    }
+    template.add_rule(p.config.logical_id("PlatformInputs"), {"RuleCondition": on, "Assertions": required[Required.ON]})
     template.add_rule(
         p.config.logical_id("ExistingNetwork"),
         {
             "RuleCondition": And(on, existing),
             "Assertions": [
-                _required(p, "VpcId"),
-                {
-                    "Assert": Not({"Fn::EachMemberEquals": [p["SubnetIds"], ""]}),
-                    "AssertDescription": f"{param_name(p.config, 'SubnetIds')} is required",
-                },
-                _required(p, "EndpointsCidr"),
+                *required[Required.EXISTING_NETWORK],
                 {
                     "Assert": Not({"Fn::Contains": [list(ROUTES_TO_EVERYWHERE), p["EndpointsCidr"]]}),
                     "AssertDescription": ENDPOINTS_CIDR_RULE.format(name=param_name(p.config, "EndpointsCidr")),
@@ -940,12 +1083,11 @@ def _capacity_mode_rule(p: Params, on: Any) -> dict[str, Any]:
     }
 
 
-def _required(p: Params, name: str) -> dict[str, Any]:
-    """A Rule assertion: name is not empty."""
-    return {
-        "Assert": Not(Equals(p[name], "")),
-        "AssertDescription": f"{param_name(p.config, name)} is required",
-    }
+def _required(p: Params, spec: ParamSpec) -> dict[str, Any]:
+    """A Rule assertion: the parameter is not empty (a list: not only empty items)."""
+    value = p[spec.name]
+    empty = {"Fn::EachMemberEquals": [value, ""]} if is_list_type(spec.type) else Equals(value, "")
+    return {"Assert": Not(empty), "AssertDescription": f"{param_name(p.config, spec.name)} is required"}
 
 
 def _below(p: Params, t: int, name: str, unset_passes: bool = False) -> dict[str, Any]:
