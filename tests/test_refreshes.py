@@ -5,14 +5,14 @@ for the README's table (docs.refresh_rows) and the deploy preview (deploy.change
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
+from conftest import ROOT
 from winworkers.ami_refresh import ROLLED_OUT
 from winworkers.deploy.changes import from_change_set, refresh_inputs, refresh_triggers, resources_holding
 from winworkers.docs import refresh_rows
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = ROOT / "README.md"
 SWITCH = "EnableWinTaskScriptService"
 
 

@@ -168,11 +168,12 @@ def refresh_rows(template: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(parameter, what a change of it does to the running workers, through what) for each parameter
     of template, derived as the deploy preview predicts (deploy.changes.refresh_inputs), with the
     replacements the resource schemas imply (update_path; needs cfn-lint)."""
-    from winworkers.deploy.changes import references, refresh_inputs
+    from winworkers.deploy.changes import references, refresh_inputs, refresh_triggers
     from winworkers.update_path import update_path
 
     replaced, _ = update_path(template)
     inputs = refresh_inputs(template, replaced)
+    triggers = refresh_triggers(template)
     resources = template["Resources"]
     switches = {
         name
@@ -190,17 +191,11 @@ def refresh_rows(template: dict[str, Any]) -> list[tuple[str, str, str]]:
             continue
         through = []
         for trigger in inputs[parameter]:
-            used = references(_trigger_part(template, trigger), template)
+            used = references(triggers[trigger], template)
             via = sorted(used & replaced.get(parameter, set()))
             through.append(f"`{trigger}`" + (f" (replaces {', '.join(f'`{v}`' for v in via)})" if via else ""))
         rows.append((parameter, "refreshes the workers", ", ".join(through)))
     return rows
-
-
-def _trigger_part(template: dict[str, Any], trigger: str) -> Any:
-    from winworkers.deploy.changes import refresh_triggers
-
-    return refresh_triggers(template)[trigger]
 
 
 def refresh_table(config: WorkersConfig) -> str:
