@@ -60,6 +60,17 @@ def test_a_replaced_resource_that_the_workers_name_refreshes_them(feature: dict[
     assert rows[SWITCH][0].startswith("creates or deletes")
 
 
+def test_a_resource_replaced_under_a_get_att_reaches_the_workers(feature: dict[str, Any]) -> None:
+    # The launch template names its instance profile by Fn::GetAtt (Arn): a parameter that
+    # replaced the profile would change the data, so a new version.
+    data = feature["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    assert data["IamInstanceProfile"] == {"Arn": {"Fn::GetAtt": ["WinInstanceProfile", "Arn"]}}
+    planted = copy.deepcopy(feature)
+    planted["Parameters"]["PProfile"] = {"Type": "String"}
+    assert refresh_inputs(planted, {"PProfile": {"WinInstanceProfile"}})["PProfile"] == ("WinLaunchTemplate",)
+    assert "PProfile" not in refresh_inputs(planted, {"PProfile": {"WinAlarmTopicSubscription"}})
+
+
 def _changed(value: str) -> str:
     return value + "1" if value else "x"
 

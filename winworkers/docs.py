@@ -169,7 +169,7 @@ def refresh_rows(template: dict[str, Any]) -> list[tuple[str, str, str]]:
     of template, derived as the deploy preview predicts (deploy.changes.refresh_inputs), with the
     replacements the resource schemas imply (update_path; needs cfn-lint)."""
     from winworkers.deploy.changes import references, refresh_inputs, refresh_triggers
-    from winworkers.update_path import update_path
+    from winworkers.update_path import depends_on, update_path
 
     replaced, _ = update_path(template)
     inputs = refresh_inputs(template, replaced)
@@ -191,7 +191,7 @@ def refresh_rows(template: dict[str, Any]) -> list[tuple[str, str, str]]:
             continue
         through = []
         for trigger in inputs[parameter]:
-            used = references(triggers[trigger], template)
+            used = depends_on(triggers[trigger], template.get("Conditions", {}))
             via = sorted(used & replaced.get(parameter, set()))
             through.append(f"`{trigger}`" + (f" (replaces {', '.join(f'`{v}`' for v in via)})" if via else ""))
         rows.append((parameter, "refreshes the workers", ", ".join(through)))

@@ -299,11 +299,15 @@ def refresh_inputs(
 ) -> dict[str, tuple[str, ...]]:
     """Each parameter whose change starts an instance refresh, and the triggers (refresh_triggers)
     it reaches: by Ref, ``${Name}`` in Fn::Sub, through the Conditions an Fn::If names, or through
-    a resource it replaces (replaced: parameter -> the resources a change of it replaces, whose new
-    physical id then changes every Ref to them).
+    a resource it replaces, named by Ref or Fn::GetAtt (replaced: parameter -> the resources a
+    change of it replaces, whose new physical id and attributes change what names them).
     """
+    from winworkers.update_path import depends_on
+
     replaced = replaced or {}
-    reached = {name: references(part, template) for name, part in refresh_triggers(template).items()}
+    conditions = dict(template.get("Conditions", {}))
+    # Parameters and resources, by Ref, Fn::GetAtt (a replaced resource's new attributes) and Fn::Sub.
+    reached = {name: depends_on(part, conditions) for name, part in refresh_triggers(template).items()}
     inputs = {}
     for parameter in template.get("Parameters", {}):
         names = {parameter} | set(replaced.get(parameter, ()))
