@@ -559,7 +559,10 @@ def _add_dns_query_log(template: Template, p: Params, vpc: VPC, everything: Fire
         template.add_resource(
             Alarm(
                 lid("DnsBlockedAlarm"),
-                AlarmDescription="A worker looked up a name outside the DNS allow list: see the DNS query log",
+                AlarmDescription=(
+                    "Something unexpected asked: a worker looked up a name neither allowed nor one of Windows' "
+                    "own lookups (those are blocked without paging); see the DNS query log"
+                ),
                 AlarmActions=If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue),
                 Namespace=p.config.metrics_namespace,
                 MetricName=BLOCKED_METRIC,
