@@ -18,7 +18,7 @@ from typing import Any
 from bench import FLEET_SIZES, fleet_size_bytes, template_figures
 
 from winworkers import WorkersConfig
-from winworkers.docs import output_table, parameter_table, worker_config_sample, worker_config_table
+from winworkers.docs import output_table, parameter_table, refresh_table, worker_config_sample, worker_config_table
 from winworkers.emulator import coverage_table
 from winworkers.renderings import enabled_parameters
 from winworkers.templates import FEATURE_BUDGET, S3_LIMIT
@@ -28,7 +28,7 @@ LANGUAGES = {".py": "python", ".toml": "toml"}
 # Each document make templates rewrites, and the blocks it must hold (a block missing there is an error:
 # a page that lost its markers would silently stop being refreshed).
 DOCUMENTS = {
-    "README.md": ("parameters", "outputs", "sizes", "emulator-coverage"),
+    "README.md": ("parameters", "outputs", "sizes", "emulator-coverage", "refreshes"),
     "docs/worker-contract.md": ("worker-json",),
     "docs/embedding.md": ("examples/own_switch_parent.py",),
 }
@@ -74,6 +74,7 @@ def blocks() -> dict[str, str]:
     generated = {
         "parameters": parameter_table(WorkersConfig()),
         "outputs": output_table(WorkersConfig()),
+        "refreshes": refresh_table(WorkersConfig()),
         "sizes": size_table(),
         "worker-json": worker_config_block(),
         "emulator-coverage": coverage_table(

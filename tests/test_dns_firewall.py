@@ -233,3 +233,96 @@ def test_the_readme_counts_the_listed_domains(feature: dict[str, Any]) -> None:
     )
     found = re.search(r"per listed domain per month \((\d+) here", (ROOT / "README.md").read_text(encoding="utf-8"))
     assert found and int(found.group(1)) == listed
+
+
+# --- The quiet list (issue 25): what a stock Windows Server looks up by itself is blocked, not alarmed ---
+
+WINDOWS_OWN_LOOKUPS = (
+    # One name per component the issue names: telemetry, error reporting, Defender,
+    # certificate revocation and trust lists, time, and the probes that were quiet before.
+    "v10.events.data.microsoft.com",
+    "v10.vortex-win.data.microsoft.com",
+    "settings-win.data.microsoft.com",
+    "watson.telemetry.microsoft.com",
+    "wdcp.microsoft.com",
+    "definitionupdates.microsoft.com",
+    "ctldl.windowsupdate.com",
+    "crl.microsoft.com",
+    "www.microsoft.com",
+    "ocsp.digicert.com",
+    "time.windows.com",
+    "www.msftconnecttest.com",
+    "fe3cr.delivery.mp.microsoft.com",
+)
+
+
+def _first_rule(rendered: dict[str, Any], name: str) -> tuple[str, str]:
+    """(action, domain list) of the first rule whose list matches name."""
+    for action, domains, rule in _rules(rendered):
+        if any(matches(spec, name) for spec in domains):
+            return action, str(rule["FirewallDomainListId"])
+    return "ALLOW", ""
+
+
+def _counted_list(rendered: dict[str, Any]) -> str:
+    """The domain list whose blocks the alarm's metric filter counts."""
+    pattern = props(rendered, "WinDnsBlockedFilter")["FilterPattern"]
+    found = re.search(r'firewall_domain_list_id = "([^".]+)\.Id"', pattern)
+    assert found, pattern
+    return found.group(1)
+
+
+def _example(domain: str, region: str) -> str:
+    """A name a quiet entry stands for, as a worker in region would ask it."""
+    name = domain.replace("*.", "probe.", 1)
+    name = name.replace("${AWS::Region}", region).replace("${AWS::URLSuffix}", "amazonaws.com")
+    return name.replace("${Suffix}", REGIONS[region])
+
+
+def test_every_quiet_name_has_what_asks_it_and_a_source() -> None:
+    from winworkers.dns_quiet import QUIET_NAMES
+
+    assert len({q.domain for q in QUIET_NAMES}) == len(QUIET_NAMES)
+    for quiet in QUIET_NAMES:
+        assert quiet.what.strip(), quiet
+        sources = [s.strip() for s in quiet.source.split(";")]
+        assert sources and all(re.fullmatch(r"https://\S+", s) for s in sources), quiet
+        # A DNS Firewall domain specification (register row 116): a leading "*." at most.
+        spec = re.sub(r"\$\{[^}]+\}", "x", quiet.domain)
+        assert re.fullmatch(r"(\*\.)?[A-Za-z0-9.-]{1,253}", spec) and "*" not in spec[1:], quiet
+
+
+@pytest.mark.parametrize("region", sorted(REGIONS))
+def test_each_quiet_name_stays_blocked_but_does_not_page(feature: dict[str, Any], region: str) -> None:
+    from winworkers.dns_quiet import QUIET_NAMES
+
+    rendered = render(feature, enabled_parameters(), region=region)
+    counted = _counted_list(rendered)
+    assert counted == "WinDnsBlockList"
+    for quiet in QUIET_NAMES:
+        name = _example(quiet.domain, region)
+        action, listed = _first_rule(rendered, name)
+        assert action == "BLOCK", f"{name} ({quiet.domain}) is not blocked"
+        assert listed != counted, f"{name} ({quiet.domain}) would page the operators"
+    # Anything else still pages.
+    assert _first_rule(rendered, "exfil-0a1b2c.attacker.example") == ("BLOCK", counted)
+
+
+def test_windows_own_background_lookups_are_quiet(feature: dict[str, Any]) -> None:
+    rendered = render(feature, enabled_parameters())
+    counted = _counted_list(rendered)
+    loud = [name for name in WINDOWS_OWN_LOOKUPS if _first_rule(rendered, name) != ("BLOCK", "WinDnsNoiseList")]
+    assert loud == []
+    assert all(_first_rule(rendered, name)[1] != counted for name in WINDOWS_OWN_LOOKUPS)
+
+
+def test_a_new_quiet_list_is_updated_in_place(feature: dict[str, Any]) -> None:
+    # The domain list's one create-only property is its Name, which the template leaves to
+    # CloudFormation: a changed Domains list is updated in place (no new list id, the rule
+    # group unchanged), so the upgrade neither opens nor reorders the firewall.
+    from winworkers.update_path import schema_of
+
+    schema = schema_of("AWS::Route53Resolver::FirewallDomainList") or {}
+    assert schema["createOnlyProperties"] == ["/properties/Name"]
+    lists = [r for r in feature["Resources"].values() if r["Type"] == "AWS::Route53Resolver::FirewallDomainList"]
+    assert lists and all("Name" not in r["Properties"] for r in lists)

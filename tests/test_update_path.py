@@ -10,12 +10,13 @@ set in the template) that the replacement does not change collides with itself.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+from winworkers.update_path import at_pointer as _at
+from winworkers.update_path import depends_on as _names
+from winworkers.update_path import schema_of as _schema
+from winworkers.update_path import update_path
 
-REGION = "us-east-1"
 PSEUDO = {"AWS::Region", "AWS::StackName", "AWS::StackId", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix"}
 NETWORK = {
     "WinVpc",
@@ -58,96 +59,6 @@ REPLACED_BY = {
     "EnableWinTaskScriptService": WORKER_SECURITY_GROUP,  # via its VpcId's conditions; switched off, all goes anyway
     "WinEndpointsCidr": {"WinWorkerEgressToNetworkEndpoints"},
 }
-
-
-def _names(value: Any, conditions: dict[str, Any]) -> set[str]:
-    """Parameters, pseudo parameters and resources ``value`` depends on (through Conditions too)."""
-    if isinstance(value, list):
-        return set().union(*(_names(v, conditions) for v in value))
-    if not isinstance(value, dict):
-        return set()
-    found: set[str] = set()
-    for key, arg in value.items():
-        if key == "Ref" and isinstance(arg, str):
-            found.add(arg)
-        elif key == "Fn::GetAtt":
-            found.add(arg[0] if isinstance(arg, list) else str(arg).split(".")[0])
-        elif key == "Fn::Sub":
-            text = arg[0] if isinstance(arg, list) else arg
-            local = set(arg[1]) if isinstance(arg, list) else set()
-            found |= {n.split(".")[0] for n in re.findall(r"\$\{([^}!]+)\}", text)} - local
-            found |= _names(arg[1:], conditions) if isinstance(arg, list) else set()
-        elif key == "Fn::If":
-            found |= _names(conditions[arg[0]], conditions) | _names(arg[1:], conditions)
-        elif key == "Condition" and isinstance(arg, str) and arg in conditions:
-            found |= _names(conditions[arg], conditions)
-        elif key == "Fn::GetAZs":
-            found.add("AWS::Region")
-        else:
-            found |= _names(arg, conditions)
-    return found
-
-
-def _at(properties: dict[str, Any], pointer: str) -> Any:
-    value: Any = properties
-    for part in pointer.split("/")[2:]:
-        if part == "*" or not isinstance(value, dict):
-            return value
-        if part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def _schema(kind: str) -> dict[str, Any] | None:
-    if kind.startswith("Custom::"):
-        return {"createOnlyProperties": ["/properties/ServiceToken"], "primaryIdentifier": []}
-    schema: dict[str, Any] = PROVIDER_SCHEMA_MANAGER.get_resource_schema(REGION, kind).schema
-    return schema
-
-
-def update_path(template: dict[str, Any]) -> tuple[dict[str, set[str]], list[str]]:
-    """({input: resources a change of it replaces}, [fixed names a replacement collides on])."""
-    resources, conditions = template["Resources"], template.get("Conditions", {})
-    create_only: dict[str, set[str]] = {}
-    fixed: dict[str, set[str]] = {}
-    for name, resource in resources.items():
-        schema = _schema(resource["Type"]) or {}
-        properties = resource.get("Properties", {})
-        for pointer in schema.get("createOnlyProperties", []):
-            value = _at(properties, pointer)
-            if value is None:
-                continue
-            depends = _names(value, conditions)
-            create_only.setdefault(name, set()).update(depends)
-            if pointer in schema.get("primaryIdentifier", []):
-                fixed[name] = depends
-    replaced: dict[str, set[str]] = {}
-    for parameter in template["Parameters"]:
-        hit = {parameter}
-        while True:  # a replaced resource's new physical id replaces what names it in a create-only property
-            more = {r for r, depends in create_only.items() if depends & hit} - hit
-            if not more:
-                break
-            hit |= more
-        replaced[parameter] = hit - {parameter}
-    collisions = [
-        f"{resource} (fixed name) replaced by {parameter}"
-        for parameter, hit in replaced.items()
-        for resource in hit
-        if resource in fixed and parameter not in _closure(fixed[resource], create_only)
-    ]
-    return {p: r for p, r in replaced.items() if r}, collisions
-
-
-def _closure(names: set[str], create_only: dict[str, set[str]]) -> set[str]:
-    found, todo = set(), set(names)
-    while todo:
-        name = todo.pop()
-        if name not in found:
-            found.add(name)
-            todo |= create_only.get(name, set())
-    return found
 
 
 def test_the_inputs_that_replace_resources_are_known(feature: dict[str, Any]) -> None:

@@ -163,3 +163,45 @@ def _resolve(node: Any, known: dict[str, str]) -> Any:
         scope = {**known, **{k: _resolve(v, known) for k, v in variables.items()}}
         return re.sub(r"\$\{([\w:]+)\}", lambda m: str(scope[m.group(1)]), text)
     raise ValueError(f"worker.json uses {function}, which winworkers.docs cannot evaluate")
+
+
+def refresh_rows(template: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(parameter, what a change of it does to the running workers, through what) for each parameter
+    of template, derived as the deploy preview predicts (deploy.changes.refresh_inputs), with the
+    replacements the resource schemas imply (update_path; needs cfn-lint)."""
+    from winworkers.deploy.changes import references, refresh_inputs, refresh_triggers
+    from winworkers.update_path import depends_on, update_path
+
+    replaced, _ = update_path(template)
+    inputs = refresh_inputs(template, replaced)
+    triggers = refresh_triggers(template)
+    resources = template["Resources"]
+    switches = {
+        name
+        for r in resources.values()
+        if r.get("Type") == "AWS::EC2::LaunchTemplate" and "Condition" in r
+        for name in references({"Condition": r["Condition"]}, template)
+    }
+    rows = []
+    for parameter in template["Parameters"]:
+        if parameter in switches:
+            rows.append((parameter, "creates or deletes the workers (the feature's switch)", ""))
+            continue
+        if parameter not in inputs:
+            rows.append((parameter, "nothing is refreshed", ""))
+            continue
+        through = []
+        for trigger in inputs[parameter]:
+            used = depends_on(triggers[trigger], template.get("Conditions", {}))
+            via = sorted(used & replaced.get(parameter, set()))
+            through.append(f"`{trigger}`" + (f" (replaces {', '.join(f'`{v}`' for v in via)})" if via else ""))
+        rows.append((parameter, "refreshes the workers", ", ".join(through)))
+    return rows
+
+
+def refresh_table(config: WorkersConfig) -> str:
+    """Which parameter changes refresh the running workers (the README embeds this)."""
+    rows = ["| Parameter | A change | Through |", "| --- | --- | --- |"]
+    template = child_template(config).to_dict()
+    rows += [f"| `{name}` | {what} | {through} |" for name, what, through in refresh_rows(template)]
+    return "\n".join(rows) + "\n"

@@ -69,6 +69,7 @@ from troposphere.route53resolver import (
 )
 
 from winworkers import iam
+from winworkers.dns_quiet import QUIET_NAMES
 from winworkers.observability import add_log_group, grant_write
 from winworkers.parameters import Params
 from winworkers.suppress import skip_cfn_lint
@@ -430,24 +431,15 @@ def allowed_domains(p: Params) -> list[Any]:
 
 
 def expected_noise(p: Params) -> list[Any]:
-    """Names Windows looks up on its own that the workers do not need: blocked like every
-    other name, but apart, so that the alarm counts only the unexpected ones.
-
-    - NCSI's active probes (Microsoft, "Network Connectivity Status Indicator" FAQ and the
-      Windows networking blog's "NCSI change notification").
-    - Windows Update, which cannot be reached and is replaced by the AMI refresh.
-    - The SSM Agent's endpoints: it runs from boot until cfn-init's harden step stops it.
-    - WPAD and ISATAP under the instances' own suffix, which the allow rule would let through
-      (this rule comes first).
-    """
+    """The quiet list (dns_quiet.QUIET_NAMES, each with its source) as DNS Firewall domains:
+    names Windows looks up on its own that the workers do not need, blocked like every other
+    name, but by their own rule, so that the alarm counts only the unexpected ones. WPAD and
+    ISATAP under the instances' own suffix would otherwise be let through by the allow rule
+    (this rule comes first)."""
     suffix = _instance_suffix(p)
     return [
-        "*.msftconnecttest.com",
-        "*.msftncsi.com",
-        "*.windowsupdate.com",
-        "*.update.microsoft.com",
-        *(Sub(f"{service}.{_REGIONAL}") for service in ("ssm", "ec2messages", "ssmmessages")),
-        *(Sub(f"{name}.${{Suffix}}", Suffix=suffix) for name in ("wpad", "isatap")),
+        Sub(q.domain, Suffix=suffix) if "${Suffix}" in q.domain else Sub(q.domain) if "${" in q.domain else q.domain
+        for q in QUIET_NAMES
     ]
 
 
@@ -567,7 +559,10 @@ def _add_dns_query_log(template: Template, p: Params, vpc: VPC, everything: Fire
         template.add_resource(
             Alarm(
                 lid("DnsBlockedAlarm"),
-                AlarmDescription="A worker looked up a name outside the DNS allow list: see the DNS query log",
+                AlarmDescription=(
+                    "Something unexpected asked: a worker looked up a name neither allowed nor one of Windows' "
+                    "own lookups (those are blocked without paging); see the DNS query log"
+                ),
                 AlarmActions=If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue),
                 Namespace=p.config.metrics_namespace,
                 MetricName=BLOCKED_METRIC,

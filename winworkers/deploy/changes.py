@@ -264,23 +264,75 @@ def _sub_names(text: str) -> set[str]:
     return names
 
 
-def refresh_reasons(plan: Plan, template: Mapping[str, Any]) -> list[str]:
-    """Why executing the plan starts an instance refresh: a new launch template version
-    (the group's UpdatePolicy or a refresh custom resource rolls it out), or a
-    custom resource that takes the launch template's version changes."""
+def refresh_triggers(template: Mapping[str, Any]) -> dict[str, Any]:
+    """What reaches the running workers: each resource whose change starts an instance refresh,
+    and the part of it that does (one source for the deploy preview and the README's table).
+
+    A launch template: its properties (a new version). A custom resource that takes a launch
+    template (its id or version): its properties but ServiceToken and ServiceTimeout (the refresh
+    function starts a refresh when they change). A group with the AutoScalingInstanceRefresh
+    UpdatePolicy: the REFRESH_PROPERTIES. The resources' Metadata is not there: CloudFormation
+    makes no new version for it (register row 79).
+    """
     resources = template.get("Resources", {})
     templates = {name for name, r in resources.items() if r.get("Type") in REFRESH_TYPES}
+    triggers: dict[str, Any] = {}
+    for name, resource in resources.items():
+        kind, properties = resource.get("Type", ""), resource.get("Properties", {})
+        if kind in REFRESH_TYPES:
+            triggers[name] = properties
+        elif _custom(kind) and _uses(properties, templates):
+            triggers[name] = {k: v for k, v in properties.items() if k not in CUSTOM_RESOURCE_OWN}
+        elif kind == "AWS::AutoScaling::AutoScalingGroup" and "AutoScalingInstanceRefresh" in resource.get(
+            "UpdatePolicy", {}
+        ):
+            triggers[name] = {k: properties[k] for k in REFRESH_PROPERTIES if k in properties}
+    return triggers
+
+
+CUSTOM_RESOURCE_OWN = ("ServiceToken", "ServiceTimeout")
+"""A custom resource's properties that CloudFormation reads, not its function."""
+
+
+def refresh_inputs(
+    template: Mapping[str, Any], replaced: Mapping[str, set[str]] | None = None
+) -> dict[str, tuple[str, ...]]:
+    """Each parameter whose change starts an instance refresh, and the triggers (refresh_triggers)
+    it reaches: by Ref, ``${Name}`` in Fn::Sub, through the Conditions an Fn::If names, or through
+    a resource it replaces, named by Ref or Fn::GetAtt (replaced: parameter -> the resources a
+    change of it replaces, whose new physical id and attributes change what names them).
+    """
+    from winworkers.update_path import depends_on
+
+    replaced = replaced or {}
+    conditions = dict(template.get("Conditions", {}))
+    # Parameters and resources, by Ref, Fn::GetAtt (a replaced resource's new attributes) and Fn::Sub.
+    reached = {name: depends_on(part, conditions) for name, part in refresh_triggers(template).items()}
+    inputs = {}
+    for parameter in template.get("Parameters", {}):
+        names = {parameter} | set(replaced.get(parameter, ()))
+        hits = tuple(sorted(trigger for trigger, used in reached.items() if used & names))
+        if hits:
+            inputs[parameter] = hits
+    return inputs
+
+
+def refresh_reasons(plan: Plan, template: Mapping[str, Any]) -> list[str]:
+    """Why executing the plan starts an instance refresh: a change of what refresh_triggers names
+    (from the change set: the properties it lists; from the templates: the inputs it uses)."""
+    resources = template.get("Resources", {})
+    triggers = refresh_triggers(template)
     reasons = []
     for change in plan.changes:
-        if change.kind not in (MODIFY, REPLACE):
+        if change.kind not in (MODIFY, REPLACE) or change.logical_id not in triggers:
             continue
         if change.resource_type in REFRESH_TYPES:
             reasons.append(f"{change.logical_id} changes: a new launch template version replaces the running workers")
         elif change.resource_type == "AWS::AutoScaling::AutoScalingGroup" and _refreshes_group(
-            resources.get(change.logical_id, {}), change, template
+            triggers[change.logical_id], change, template
         ):
             reasons.append(f"{change.logical_id} changes where it runs: its UpdatePolicy replaces the running workers")
-        elif _custom(change.resource_type) and _uses(resources.get(change.logical_id, {}), templates):
+        elif _custom(change.resource_type) and resources.get(change.logical_id):
             reasons.append(f"{change.logical_id} changes: it starts an instance refresh")
     return reasons
 
@@ -297,14 +349,10 @@ REFRESH_PROPERTIES = (
 )
 
 
-def _refreshes_group(definition: Mapping[str, Any], change: Change, template: Mapping[str, Any]) -> bool:
-    if "AutoScalingInstanceRefresh" not in definition.get("UpdatePolicy", {}):
-        return False
+def _refreshes_group(watched: Mapping[str, Any], change: Change, template: Mapping[str, Any]) -> bool:
     if not change.computed:
         return any(cause.split(" ")[0] in REFRESH_PROPERTIES for cause in change.causes)
-    properties = definition.get("Properties", {})
-    used = set().union(*(references(properties.get(p), template) for p in REFRESH_PROPERTIES))
-    return bool(used & set(change.causes)) or change.causes == ("its definition",)
+    return bool(references(watched, template) & set(change.causes)) or change.causes == ("its definition",)
 
 
 def _custom(resource_type: str) -> bool:

@@ -27,24 +27,41 @@ _SUBSTITUTION = re.compile(r"\$\{([^{}]*)\}")
 # Where cmd or PowerShell starts a new command: a newline, &&, ||, &, |, ;, { or }.
 _SEPARATOR = re.compile(r"[\r\n;&|{}]")
 # What may stand between the start of a command and the program it runs: the
-# launchers (call, cmd /c, powershell -Command, start, Start-Process), an
-# assignment ($p = ...), cmd's if clauses, a path and opening quotes or brackets.
-# Anything else (echo, Write-Host, rem, taskkill /im ...) only mentions msiexec.
+# launchers (call, cmd /c, powershell -Command, start, Start-Process and its alias
+# saps, Invoke-Expression and its alias iex), an assignment ($p = ...), cmd's if
+# clauses, a path and opening quotes or brackets. Anything else (echo, Write-Host,
+# rem, taskkill /im ...) only mentions msiexec.
 _LAUNCHER = re.compile(
     r"""(?:\s|[("'@]|call\b|(?:cmd|cmd\.exe)(?:\s+/\w)*
         |(?:powershell|powershell\.exe|pwsh|pwsh\.exe)(?:\s+-\w+(?:\s+(?!-)[\w.]+(?=\s+-))?)*
-        |start(?:\s+"[^"]*")?(?:\s+/\w+)*|start-process(?:\s+-\w+)*
+        |start(?:\s+"[^"]*")?(?:\s+/\w+)*|(?:start-process|saps)(?:\s+-\w+)*|invoke-expression\b|iex\b
         |\$[\w:]+\s*=|if(?:\s+/i)?(?:\s+not)?\s+(?:exist\s+\S+|errorlevel\s+\d+|defined\s+\S+|\S+==\S+)
         |[^\s"'()\\/]*[\\/])*""",
     re.IGNORECASE | re.VERBOSE,
 )
-# cmd's `start /wait` (`start "" /wait` too) or PowerShell's `Start-Process ... -Wait`,
-# or `Start-Process ... -PassThru` whose process is then waited for.
-_START_WAIT = re.compile(r"(?<![\w-])start(?:\s+\"[^\"]*\")?(?:\s+/\w+)*\s+/wait\b", re.IGNORECASE)
-_START_PROCESS = re.compile(r"(?<![\w-])start-process(?![\w-])", re.IGNORECASE)
-_WAIT_SWITCH = re.compile(r"(?<![\w-])-wait(?![\w-])", re.IGNORECASE)
-_PASS_THRU = re.compile(r"(?<![\w-])-passthru(?![\w-])", re.IGNORECASE)
+# cmd's `start /wait` (`/w` too; `start "" /wait`, other switches before it).
+_START_WAIT = re.compile(r"(?<![\w-])start(?:\s+\"[^\"]*\")?(?:\s+/\w+)*\s+/w(?:ait)?(?![\w-])", re.IGNORECASE)
+# PowerShell: where powershell.exe (pwsh) takes the rest of a cmd statement, up to a cmd
+# separator outside double quotes.
+_POWERSHELL = re.compile(r"(?<![\w-])(?:powershell|pwsh)(?:\.exe)?(?![\w-])", re.IGNORECASE)
+_CMD_END = re.compile(r'"|[&|\r\n]')
+# Start-Process, by name or by its aliases (start, saps), as a command word.
+_START_PROCESS = re.compile(r"(?:^|[\s(;{&|'\"])(?:start-process|saps|start)(?![\w-])(?!\s+(?:\"[^\"]*\"\s+)?/)", re.I)
+# Start-Process's -Wait: a parameter name may be shortened to any unambiguous prefix, and
+# -Wai is the shortest (-Wa is the common parameter WarningAction's alias, -W also
+# WindowStyle, WorkingDirectory); -Wait:$false does not wait.
+_WAIT_SWITCH = re.compile(r"(?<![\w-])-wait?(?::\s*\$true)?(?![\w:-])", re.IGNORECASE)
+# -PassThru, shortened (-Pa; -P is also the common PipelineVariable); the process it returns
+# waited for by .WaitForExit() or Wait-Process.
+_PASS_THRU = re.compile(r"(?<![\w-])-pa(?:s(?:s(?:t(?:h(?:r(?:u)?)?)?)?)?)?(?![\w-])", re.IGNORECASE)
 _WAITED_FOR = re.compile(r"\.WaitForExit\s*\(|(?<![\w-])Wait-Process(?![\w-])", re.IGNORECASE)
+# PowerShell waits for a native program whose output is piped to a command (`| Out-Null`):
+# it reads the output until the program ends.
+_PIPED = re.compile(r"\|(?!\|)\s*[\w$]", re.IGNORECASE)
+_QUOTED = re.compile(r"'[^']*'")
+_INVOKE = re.compile(r"(?<![\w-])(?:invoke-expression|iex)(?![\w-])", re.IGNORECASE)
+# A PowerShell line continuation (a backtick at the end of a line).
+_CONTINUATION = re.compile(r"`\r?\n")
 
 
 class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
@@ -65,11 +82,24 @@ class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
     text. A command *runs* msiexec when msiexec (with or without a path or
     ``.exe``) is the program of one of its statements (statements are split at
     newlines, ``&&``, ``||``, ``&``, ``|``, ``;``, ``{`` and ``}``), possibly behind
-    ``call``, ``cmd /c``, ``powershell -Command``, ``start``, ``Start-Process``,
-    ``$p =``, cmd's ``if exist``/``if errorlevel`` or opening quotes and brackets.
-    It is awaited by ``start /wait``, ``Start-Process ... -Wait``, or
-    ``Start-Process ... -PassThru`` followed by ``.WaitForExit()`` or
-    ``Wait-Process``.
+    ``call``, ``cmd /c``, ``powershell -Command``, ``start``, ``Start-Process`` (or
+    ``saps``), ``Invoke-Expression`` (``iex``), ``$p =``, cmd's ``if exist``/``if
+    errorlevel`` or opening quotes and brackets. cfn-init runs a command with
+    ``cmd.exe /c``; what follows ``powershell.exe`` (or ``pwsh``) up to the end of
+    its cmd statement is PowerShell's (a backtick continues its line).
+
+    **What waits** (docs/lint-rules.md lists each form with its source): cmd's
+    ``start /wait`` (``/w``; after a title or other switches), in cmd or PowerShell;
+    in PowerShell, ``Start-Process`` (or its aliases ``start``, ``saps``) with
+    ``-Wait`` anywhere in its parameters, in any case, shortened to ``-Wai`` or
+    more, or ``-Wait:$true``; ``Start-Process ... -PassThru`` (``-Pa`` or more)
+    whose process is then waited for (``.WaitForExit()``, ``Wait-Process``); and a
+    native call whose output is piped on (``& msiexec ... | Out-Null``): PowerShell
+    reads the output until the program ends. What does not: a bare ``msiexec`` (cmd
+    waits for a GUI program only in a command script, not under ``cmd /c``; PowerShell
+    not at all), ``start`` without ``/wait``, ``Start-Process`` without ``-Wait``,
+    ``-Wa`` (the common parameter WarningAction's alias), ``-Wait:$false``, or a
+    ``-Wait`` inside the quoted arguments it passes to msiexec.
 
     **What it deliberately does not flag.** A command that only mentions msiexec
     (``echo ... msiexec ...``, ``Write-Host``, ``rem``, ``taskkill /im msiexec.exe``,
@@ -151,11 +181,45 @@ def _text(command: Any) -> str:
     return ""
 
 
+def _powershell_spans(text: str) -> list[tuple[int, int]]:
+    """Where PowerShell reads text: from each powershell.exe (pwsh) to the end of its cmd statement."""
+    spans = []
+    for found in _POWERSHELL.finditer(text):
+        quoted, end = False, len(text)
+        for mark in _CMD_END.finditer(text, found.end()):
+            if mark.group() == '"' and text[mark.start() - 1] != "\\":
+                quoted = not quoted
+            elif mark.group() != '"' and not quoted:
+                end = mark.start()
+                break
+        spans.append((found.end(), end))
+    return spans
+
+
+def _awaited(prefix: str, statement: str, rest: str, powershell: bool) -> bool:
+    """Whether the msiexec that ends prefix is waited for: statement is its command, rest
+    the text after that command, powershell whether PowerShell runs it (else cmd)."""
+    if _START_WAIT.search(prefix):
+        return True
+    if not powershell:
+        return False
+    if _START_PROCESS.search(prefix):
+        # A switch inside a quoted argument ('/i x.msi -Wait') is msiexec's, unless the whole
+        # command is a string Invoke-Expression runs.
+        switches = statement if _INVOKE.search(prefix) else _QUOTED.sub("''", statement)
+        waits = _WAIT_SWITCH.search(switches)
+        passed = _PASS_THRU.search(statement) and _WAITED_FOR.search(statement + rest)
+        return bool(waits or passed)
+    return bool(_PIPED.match(rest))
+
+
 def _runs_msiexec_unawaited(text: str) -> bool:
     """Whether some command in ``text`` runs msiexec (not merely mentions it) and
     does not wait for it."""
-    # ${Name} (Fn::Sub, PowerShell) is a value, not a script block.
+    # ${Name} (Fn::Sub, PowerShell) is a value, not a script block; a continued line is one line.
     text = _SUBSTITUTION.sub(lambda m: m.group(1), text)
+    text = _CONTINUATION.sub(lambda m: " " * len(m.group()), text)
+    spans = _powershell_spans(text)
     for found in _MSIEXEC.finditer(text):
         starts = [m.end() for m in _SEPARATOR.finditer(text, 0, found.start())]
         begin = starts[-1] if starts else 0
@@ -163,12 +227,8 @@ def _runs_msiexec_unawaited(text: str) -> bool:
         if not _LAUNCHER.fullmatch(prefix):
             continue  # echo, Write-Host, rem, a log file name...: not a run
         end = _SEPARATOR.search(text, found.end())
-        statement = text[begin : end.start() if end else len(text)]
-        if _START_WAIT.search(prefix):
-            continue
-        if _START_PROCESS.search(prefix) and (
-            _WAIT_SWITCH.search(statement) or (_PASS_THRU.search(statement) and _WAITED_FOR.search(text, found.end()))
-        ):
-            continue
-        return True
+        after = end.start() if end else len(text)
+        powershell = any(start <= found.start() < stop for start, stop in spans)
+        if not _awaited(prefix, text[begin:after], text[after:], powershell):
+            return True
     return False
