@@ -82,8 +82,15 @@ def run(
 def preflight(clients: Clients, template: Mapping[str, Any], values: Mapping[str, str]) -> list[Finding]:
     """Every finding for the resolved values (those CloudFormation will use: given, kept or default)."""
     looked = targets(template, values)
-    found = [_finding(clients, parameter, value, looked) for parameter, value in looked.items()]
-    return [finding for finding in found if finding is not None]
+    found: dict[str, Finding] = {}
+    for parameter, value in looked.items():  # ArtifactKey after ArtifactBucket (targets' order)
+        bucket = found.get(parameter.removesuffix(ARTIFACT) + "ArtifactBucket")
+        if parameter.endswith(ARTIFACT) and bucket is not None and bucket.refused:
+            continue  # the bucket's refusal says it all
+        finding = _finding(clients, parameter, value, looked)
+        if finding is not None:
+            found[parameter] = finding
+    return list(found.values())
 
 
 def targets(template: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, str]:
@@ -218,8 +225,6 @@ def artifact_finding(clients: Clients, parameter: str, bucket: str, key: str) ->
         clients.s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
         code = _code(error)
-        if code == "NoSuchBucket":
-            return None  # the bucket's own finding says so
         if code in _MISSING:
             return Finding(parameter, f"names s3://{bucket}/{key}, which does not exist")
         if code in _DENIED:
