@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -26,7 +27,7 @@ from winworkers import add_to
 from winworkers.cli import main
 from winworkers.constraints import check_parameters
 from winworkers.deploy import Clients, DeployError, deploy
-from winworkers.deploy.preflight import preflight, run, targets
+from winworkers.deploy.preflight import bucket_finding, preflight, run, targets
 from winworkers.emulator import ENVIRONMENT
 from winworkers.parameters import SWITCH
 from winworkers.renderings import EXAMPLE_INPUTS, enabled_parameters
@@ -45,7 +46,8 @@ REFUSED_TAIL = " (nothing was changed; --skip-preflight to deploy anyway)"
 def _run(aws: Clients, stack: str, values: dict[str, str], **kwargs: Any) -> tuple[Any, list[str]]:
     out: list[str] = []
     kwargs.setdefault("template_bucket", TEMPLATE_BUCKET)
-    result = deploy(aws, stack, FEATURE, values, poll_seconds=0.01, echo=out.append, **kwargs)
+    template = kwargs.pop("template", FEATURE)
+    result = deploy(aws, stack, template, values, poll_seconds=0.01, echo=out.append, **kwargs)
     return result, out
 
 
@@ -349,3 +351,43 @@ def test_an_empty_data_prefix_is_allowed_and_described_as_the_whole_bucket(featu
     assert "empty: the whole bucket" in feature["Parameters"]["WinDataPrefix"]["Description"]
     rendered = json.dumps(render(feature, enabled_parameters(DataPrefix="")))
     assert '"arn:aws:s3:::example-platform-data/*"' in rendered  # what the instance role may read and write
+
+
+def test_a_running_stack_whose_prefix_is_now_refused_is_stopped_before_any_change(aws: Clients, tmp_path: Path) -> None:
+    """The second deploy: a stack made by 0.3.0, whose DataPrefix holds a *, keeps it on an update
+    (UsePreviousValue). winworkers deploy checks the kept value against the new pattern and refuses,
+    naming it, before anything changes; a value given instead goes through."""
+    old = json.loads(FEATURE.read_text())
+    old["Parameters"]["WinDataPrefix"]["AllowedPattern"] = r"^([A-Za-z0-9!_.*'()-]+/)*$"  # 0.3.0's
+    template = tmp_path / "0.3.0.json"
+    template.write_text(json.dumps(old))
+    stack = "ww-preflight-wildcard"
+    result, _ = _run(aws, stack, enabled_parameters(DataPrefix="team*/"), template=template)
+    assert result.status == "CREATE_COMPLETE"
+    with pytest.raises(DeployError) as refused:
+        _run(aws, stack, {"WinMaxSize": "6"}, yes=True)
+    assert str(refused.value).startswith("WinDataPrefix='team*/' is not allowed: ")
+    assert _parameters(aws, stack)["WinDataPrefix"] == "team*/"
+    result, _ = _run(aws, stack, {"WinDataPrefix": "team/"}, yes=True)
+    assert result.status == "UPDATE_COMPLETE" and _parameters(aws, stack)["WinDataPrefix"] == "team/"
+
+
+@pytest.mark.parametrize(
+    ("constraint", "refused"), [(None, False), ("EU", True), ("eu-west-1", True), ("us-east-2", True)]
+)
+def test_without_bucket_region_getbucketlocation_is_read_with_its_quirks(
+    feature: dict[str, Any], constraint: str | None, refused: bool
+) -> None:
+    """GetBucketLocation: null is us-east-1, EU is eu-west-1 (its API reference); read when HeadBucket's
+    answer has no BucketRegion."""
+    s3, stub = _stubbed("s3")
+    stub.add_response("head_bucket", {})
+    stub.add_response("get_bucket_location", {"LocationConstraint": constraint} if constraint else {})
+    with stub:
+        finding = bucket_finding(Clients(None, None, s3, "us-east-1"), "WinDataBucket", "example-platform-data")
+    assert (finding is not None) == refused
+    if finding is not None:
+        region = "eu-west-1" if constraint == "EU" else constraint
+        assert finding.line() == (
+            f"WinDataBucket names the bucket example-platform-data in {region}, not in the stack's Region us-east-1"
+        )
