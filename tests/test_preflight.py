@@ -391,3 +391,24 @@ def test_without_bucket_region_getbucketlocation_is_read_with_its_quirks(
         assert finding.line() == (
             f"WinDataBucket names the bucket example-platform-data in {region}, not in the stack's Region us-east-1"
         )
+
+
+def test_upgrading_a_running_stack_with_its_values_refreshes_nothing(aws: Clients, tmp_path: Path) -> None:
+    """0.3.0's template differs from this one only in the two patterns and their texts: the update
+    is not risky (deploy would need --yes otherwise) and starts no refresh."""
+    old = json.loads(FEATURE.read_text())
+    parameters = old["Parameters"]
+    parameters["WinDataPrefix"].update(
+        AllowedPattern=r"^([A-Za-z0-9!_.*'()-]+/)*$",
+        ConstraintDescription="a key prefix ending in /",
+        Description="Key prefix the workers may use.",
+    )
+    parameters["WinArtifactKey"].update(
+        AllowedPattern=r"^([A-Za-z0-9!_.*'()/-]+\.zip)?$", ConstraintDescription="a .zip key"
+    )
+    template = tmp_path / "0.3.0.json"
+    template.write_text(json.dumps(old))
+    stack = "ww-preflight-upgrade"
+    assert _run(aws, stack, enabled_parameters(MinSize="1"), template=template)[0].status == "CREATE_COMPLETE"
+    result, _ = _run(aws, stack, {})  # no --yes, no terminal: refused if it replaced, removed or refreshed
+    assert result.status in ("UPDATE_COMPLETE", "CREATE_COMPLETE") and _refreshes(aws, stack) == []
