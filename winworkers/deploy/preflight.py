@@ -94,8 +94,9 @@ def preflight(clients: Clients, template: Mapping[str, Any], values: Mapping[str
 
 
 def targets(template: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, str]:
-    """The parameters preflight looks at, by their unprefixed name (e.g. WinDataBucket -> DataBucket), with
-    their values: those of each feature of the template (a Rule <prefix>PlatformInputs) that is on."""
+    """The parameters preflight looks at, with their values: the platform inputs (and keys) that are
+    parameters of each feature of the template (a Rule <prefix>PlatformInputs) that is on, and not empty.
+    A feature's inputs its parent wires to its own resources are no parameters: not looked at."""
     declared = template.get("Parameters", {})
     current = {n: values.get(n, str(spec.get("Default", ""))) for n, spec in declared.items()}
     found: dict[str, str] = {}
