@@ -30,13 +30,18 @@ BUCKET_FLAG = ("--template-bucket", TEMPLATE_BUCKET)
 
 def emulator_clients(endpoint: str, region: str = "us-east-1") -> Any:
     """winworkers.deploy.Clients for the emulator at endpoint, with TEMPLATE_BUCKET made
-    (the feature's template is over the inline limit, so deploys go through it)."""
+    (the feature's template is over the inline limit, so deploys go through it), and
+    any other client (preflight's SQS, KMS, STS) of the same session."""
     import boto3
 
     from winworkers.deploy import Clients
 
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
-    clients = Clients(*(session.client(n, endpoint_url=endpoint) for n in ("cloudformation", "ec2", "s3")), region)
+
+    def client(name: str) -> Any:
+        return session.client(name, endpoint_url=endpoint)
+
+    clients = Clients(client("cloudformation"), client("ec2"), client("s3"), region, client=client)
     clients.s3.create_bucket(Bucket=TEMPLATE_BUCKET)
     return clients
 

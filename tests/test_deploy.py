@@ -178,7 +178,10 @@ def test_redeploying_the_same_inputs_changes_nothing(aws: Clients) -> None:
     output = Output()
     again = _deploy(aws, "ww-idempotent", FEATURE, parameters, echo=output.append)
     assert (again.changed, again.status) == (False, "CREATE_COMPLETE")
-    assert output == ["no changes: stack ww-idempotent is already as asked (CREATE_COMPLETE)"]
+    assert output == [
+        "preflight: WinWorkQueueArn, WinDataBucket, WinArtifactBucket, WinArtifactKey: there, in us-east-1",
+        "no changes: stack ww-idempotent is already as asked (CREATE_COMPLETE)",
+    ]
     assert not output.events()
 
 

@@ -652,11 +652,15 @@ def test_api_calls_of_a_create_an_update_and_a_no_op(endpoint: str) -> None:
     """A budget: the calls deploy makes (the emulator completes each operation at once, so each wait polls once)."""
     session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name=REGION)
     calls: list[str] = []
-    clients = [session.client(n, endpoint_url=endpoint) for n in ("cloudformation", "ec2", "s3")]
-    for client in clients:
+
+    def counted(name: str) -> Any:
+        client = session.client(name, endpoint_url=endpoint)
         client.meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
+        return client
+
+    clients = [counted(n) for n in ("cloudformation", "ec2", "s3")]
     refreshes = Refreshes([])
-    aws = Clients(*clients, REGION, refreshes)
+    aws = Clients(*clients, REGION, refreshes, counted)
     with contextlib.suppress(ClientError):  # the module's fixture may have made it
         clients[2].create_bucket(Bucket=TEMPLATE_BUCKET)
     budget = {}
@@ -670,5 +674,6 @@ def test_api_calls_of_a_create_an_update_and_a_no_op(endpoint: str) -> None:
         deploy(aws, "ww-budget", FEATURE, values, poll_seconds=0, echo=[].append, template_bucket=TEMPLATE_BUCKET)
         budget[step] = (len(calls), len(refreshes.calls))
     # (CloudFormation, EC2 and S3 calls; DescribeInstanceRefreshes calls: the pre-check on an update, one per poll).
-    # Each deploy checks the template bucket and uploads the template to it: 2 S3 calls.
-    assert budget == {"create": (12, 2), "update": (15, 3), "same": (6, 1)}
+    # Each deploy checks the template bucket and uploads the template to it: 2 S3 calls. The preflight:
+    # HeadBucket of both buckets, HeadObject of the artifact, GetQueueUrl: 4 calls.
+    assert budget == {"create": (16, 2), "update": (19, 3), "same": (10, 1)}

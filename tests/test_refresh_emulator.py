@@ -88,6 +88,7 @@ def test_a_stack_update_starts_one_refresh_and_nothing_collides_with_it(aws: Cli
     # template data): a new launch template version, one refresh.
     lines: list[str] = []
     parameters = {**parameters, "WinArtifactKey": "windows/worker-service-2.zip"}
+    aws.s3.put_object(Bucket="example-platform-artifacts", Key="windows/worker-service-2.zip", Body=b"PK")  # preflight
     assert _deploy(aws, stack, parameters, lines).status == "UPDATE_COMPLETE"
     group = _group(client, stack)
     assert group["LaunchTemplate"]["Version"] == "2"

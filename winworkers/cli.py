@@ -1,5 +1,5 @@
 """Command line: winworkers build [--config FILE] [--out DIR], check PARENT CHILD, params,
-lint [cfn-lint options] TEMPLATE..., deploy, upload, delete, status (watch), deployer-policy,
+lint [cfn-lint options] TEMPLATE..., deploy, preflight, upload, delete, status (watch), deployer-policy,
 emulator, --version."""
 
 from __future__ import annotations

@@ -123,6 +123,13 @@ Conditions:
    the emulator every fleet took the Spot mode's MixedInstancesPolicy (OnDemandPercentage
    100, the default, compared as 100 against "100").
 
+What the emulator starts with:
+
+19. The example platform's inputs (winworkers.renderings.EXAMPLE_INPUTS), in us-east-1
+   of moto's account: the buckets, the worker artifact object and the work queue, so
+   that the examples pass winworkers deploy's preflight (winworkers.deploy.preflight),
+   which refuses a queue, bucket or artifact that does not exist.
+
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
 winworkers.constraints), and winworkers deploy checks both before any call.
@@ -205,6 +212,7 @@ def local_aws(port: int = 0, host: str = "127.0.0.1", quiet: bool = True) -> Ite
         server.start()
         bound_host, bound_port = server.get_host_and_port()
         url = f"http://{bound_host}:{bound_port}"
+        _example_platform(url)
         _endpoints.append(url)
         try:
             yield url
@@ -216,6 +224,25 @@ def local_aws(port: int = 0, host: str = "127.0.0.1", quiet: bool = True) -> Ite
     finally:
         _unpatch_moto()
         werkzeug_log.setLevel(level)
+
+
+def _example_platform(url: str) -> None:
+    """The example platform's buckets, artifact and queue (19.), in REGION."""
+    import boto3
+
+    from winworkers.renderings import EXAMPLE_INPUTS
+
+    session = boto3.session.Session(
+        ENVIRONMENT["AWS_ACCESS_KEY_ID"], ENVIRONMENT["AWS_SECRET_ACCESS_KEY"], region_name=REGION
+    )
+    s3, sqs = (session.client(name, endpoint_url=url) for name in ("s3", "sqs"))
+    for bucket in (EXAMPLE_INPUTS["DataBucket"], EXAMPLE_INPUTS["ArtifactBucket"]):
+        s3.create_bucket(Bucket=bucket)
+    # An empty zip: its end-of-central-directory record alone.
+    s3.put_object(
+        Bucket=EXAMPLE_INPUTS["ArtifactBucket"], Key=EXAMPLE_INPUTS["ArtifactKey"], Body=b"PK\x05\x06" + bytes(18)
+    )
+    sqs.create_queue(QueueName=EXAMPLE_INPUTS["WorkQueueArn"].rsplit(":", 1)[1])
 
 
 def _patch_moto() -> None:

@@ -642,13 +642,15 @@ PARAMETERS: tuple[Param, ...] = (
         "DataPrefix",
         "String",
         "winworkers/",
-        "Key prefix the workers may use.",
+        "Key prefix the workers may use; empty: the whole bucket.",
         Group.PLATFORM,
         label="Data key prefix",
-        allowed_pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$",
+        # No * or ?: the value goes into the instance role's S3 ARNs and s3:prefix condition,
+        # where IAM reads them as wildcards (team*/ would grant team-other/; row E7).
+        allowed_pattern=r"^([A-Za-z0-9!_.'()-]+/)*$",
         # S3 object keys are at most 1,024 bytes; the bound also bounds the UserData.
         max_length=S3_KEY_LIMIT,
-        constraint="a key prefix ending in /",
+        constraint="a key prefix ending in /, without * or ?",
     ),
     Param(
         "WorkQueueArn",
@@ -682,9 +684,10 @@ PARAMETERS: tuple[Param, ...] = (
         Group.PLATFORM,
         label="Worker service zip key",
         required=Required.ON,
-        allowed_pattern=r"^([A-Za-z0-9!_.*'()/-]+\.zip)?$",
+        # No * or ?: the instance role may read this one object, and IAM reads them as wildcards (row E7).
+        allowed_pattern=r"^([A-Za-z0-9!_.'()/-]+\.zip)?$",
         max_length=S3_KEY_LIMIT,
-        constraint="a .zip key",
+        constraint="a .zip key, without * or ?",
     ),
     # Customer-managed KMS keys of the platform's queue and buckets (i18-net): with a key set,
     # the instance role may use it through SQS or S3 only (winworkers.iam,

@@ -15,7 +15,8 @@ from typing import Any
 from winworkers.config import WorkersConfig
 from winworkers.parameters import ENDPOINTS_IN_ONE_AZ, EXISTING, ISOLATED, SWITCH, param_name
 
-# Syntactically real inputs; nothing here exists in any account.
+# Syntactically real inputs; nothing here exists in any account. The emulator starts with them
+# (winworkers.emulator, 19.), so that the emulator deploys pass the preflight.
 EXAMPLE_INPUTS = {
     "DataBucket": "example-platform-data",
     "WorkQueueArn": "arn:aws:sqs:us-east-1:123456789012:example-platform-work",

@@ -12,6 +12,11 @@ Nothing changes that was not asked for:
   (--reset-to-defaults: takes its default, and each value that changes so is
   named). An instance refresh under way is named and refused
   (--wait-for-refresh waits for it) before anything changes.
+- Before the change set, what the stack will point at is looked up (preflight):
+  the work queue, the buckets and the worker artifact exist and are in the
+  stack's Region, the KMS keys are in it. What cannot work is refused in one
+  line; what the deployer may not look at is one line, and it goes on.
+  --skip-preflight skips it; winworkers preflight runs it alone, creating nothing.
 - The change set is printed first, grouped: remove, replace (with what causes
   it), modify, add, and whether it starts an instance refresh. --dry-run stops
   there and leaves it for review.
@@ -29,9 +34,9 @@ groups with DeletionPolicy Retain), and asks (--yes without a terminal).
 winworkers upload puts a nested stack's child into a bucket and prints the
 https URL the parent's TemplateURL parameter takes.
 
-The steps live apart, as rain's do: inputs (read, check), changes (the plan of a
-change set), confirm (ask or refuse), execute (the AWS calls), watch (events
-and refreshes), commands (the CLI).
+The steps live apart, as rain's do: inputs (read, check), preflight (what the
+values name), changes (the plan of a change set), confirm (ask or refuse),
+execute (the AWS calls), watch (events and refreshes), commands (the CLI).
 """
 
 from __future__ import annotations

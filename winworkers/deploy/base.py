@@ -31,13 +31,16 @@ class DeployResult:
 @dataclass(frozen=True)
 class Clients:
     """The boto3 clients a deploy uses, and their region. Without ``autoscaling``,
-    instance refreshes are neither checked nor shown."""
+    instance refreshes are neither checked nor shown. ``client`` makes any other client of
+    the same session, Region and endpoint (preflight's SQS, KMS and STS); without it,
+    the queue and the KMS keys are not looked up (preflight says so)."""
 
     cloudformation: Any
     ec2: Any
     s3: Any
     region: str
     autoscaling: Any = None
+    client: Callable[[str], Any] | None = None
 
     @classmethod
     def connect(cls, region: str | None = None, profile: str | None = None, endpoint_url: str | None = None) -> Clients:
@@ -56,7 +59,7 @@ class Clients:
         def client(name: str) -> Any:
             return session.client(name, region_name=chosen, endpoint_url=endpoint_url)
 
-        return cls(client("cloudformation"), client("ec2"), client("s3"), chosen, client("autoscaling"))
+        return cls(client("cloudformation"), client("ec2"), client("s3"), chosen, client("autoscaling"), client)
 
 
 def describe_stack(cfn: Any, stack_name_or_id: str) -> dict[str, Any] | None:

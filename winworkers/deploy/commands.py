@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from winworkers.deploy import confirm
+from winworkers.deploy import confirm, preflight
 from winworkers.deploy.base import Clients, DeployError
 from winworkers.deploy.execute import DEFAULT_TIMEOUT_MINUTES, delete, deploy, follow, require_bucket, upload
 from winworkers.deploy.inputs import (
+    Template,
     check_bucket_name,
     check_given,
     check_minutes,
@@ -35,24 +36,14 @@ def add_commands(commands: Any, description: str) -> None:
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--stack-name", required=True)
-    parser.add_argument(
-        "--template",
-        type=Path,
-        help="a JSON or YAML template (default: the feature's template, built here from --config)",
-    )
-    parser.add_argument("--config", type=Path, help="without --template: a .toml or .json file of WorkersConfig fields")
-    parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE", help="overrides the file")
-    parser.add_argument(
-        "--parameters-file", type=Path, metavar="FILE", help="JSON: CloudFormation's list, or an object"
-    )
-    parser.add_argument(
-        "--reset-to-defaults",
-        action="store_true",
-        help="parameters not given take their defaults (each change named), not their previous values",
-    )
+    _input_arguments(parser)
     parser.add_argument(
         "--dry-run", "--no-execute", action="store_true", help="print the change set and leave it unexecuted"
+    )
+    parser.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="do not look up the queue, buckets, artifact and keys the stack will point at",
     )
     parser.add_argument(
         "--yes", "-y", action="store_true", help="execute a change set that removes, replaces or refreshes, unasked"
@@ -74,6 +65,16 @@ def add_commands(commands: Any, description: str) -> None:
     )
     _connection_arguments(parser)
     parser.set_defaults(run=run_deploy)
+
+    check = commands.add_parser(
+        "preflight",
+        help="look up what the stack will point at (queue, buckets, artifact, keys); create nothing",
+        description=preflight.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _input_arguments(check)
+    _connection_arguments(check)
+    check.set_defaults(run=run_preflight)
 
     put = commands.add_parser(
         "upload",
@@ -113,6 +114,26 @@ def add_commands(commands: Any, description: str) -> None:
         status.set_defaults(run=run_status)
 
 
+def _input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The stack, the template and the values: deploy's and preflight's."""
+    parser.add_argument("--stack-name", required=True)
+    parser.add_argument(
+        "--template",
+        type=Path,
+        help="a JSON or YAML template (default: the feature's template, built here from --config)",
+    )
+    parser.add_argument("--config", type=Path, help="without --template: a .toml or .json file of WorkersConfig fields")
+    parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE", help="overrides the file")
+    parser.add_argument(
+        "--parameters-file", type=Path, metavar="FILE", help="JSON: CloudFormation's list, or an object"
+    )
+    parser.add_argument(
+        "--reset-to-defaults",
+        action="store_true",
+        help="parameters not given take their defaults (each change named), not their previous values",
+    )
+
+
 def _connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="default: AWS_REGION, AWS_DEFAULT_REGION, then the profile's")
     parser.add_argument("--profile", help="a profile of the AWS config files")
@@ -143,11 +164,8 @@ def run_deploy(args: argparse.Namespace) -> int:
         _common_checks(args)
         if args.template_bucket is not None:
             check_bucket_name(args.template_bucket, "--template-bucket")
-        values = read_parameters_file(args.parameters_file) if args.parameters_file else {}
-        values.update(parse_pairs(args.parameter, "--parameter"))
+        template, values = _template_and_values(args)
         tags = parse_pairs(args.tag, "--tag")
-        template = read_template(args.template if args.template else _built(args.config))
-        check_given(template.data, values)
         check_size(template.body, args.template_bucket)
         deploy(
             _connect(args),
@@ -167,9 +185,30 @@ def run_deploy(args: argparse.Namespace) -> int:
             disable_rollback=args.disable_rollback,
             capabilities=tuple(args.capabilities),
             wait_for_refresh=args.wait_for_refresh,
+            skip_preflight=args.skip_preflight,
         )
 
     return _one_line_errors("deploy", go, args.stack_name)
+
+
+def run_preflight(args: argparse.Namespace) -> int:
+    def go() -> None:
+        _common_checks(args)
+        template, values = _template_and_values(args)
+        preflight.check_stack(
+            _connect(args), args.stack_name, template.data, values, reset_to_defaults=args.reset_to_defaults, echo=_echo
+        )
+
+    return _one_line_errors("preflight", go)
+
+
+def _template_and_values(args: argparse.Namespace) -> tuple[Template, dict[str, str]]:
+    """The template (--template, else built from --config) and the values given, checked on their own."""
+    values = read_parameters_file(args.parameters_file) if args.parameters_file else {}
+    values.update(parse_pairs(args.parameter, "--parameter"))
+    template = read_template(args.template if args.template else _built(args.config))
+    check_given(template.data, values)
+    return template, values
 
 
 def _built(config_path: Path | None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 
 from winworkers.build import check_pair
 from winworkers.constraints import check_parameters
-from winworkers.deploy import changes, confirm
+from winworkers.deploy import changes, confirm, preflight
 from winworkers.deploy.base import Clients, DeployError, DeployResult, Echo, describe_stack, one_line
 from winworkers.deploy.inputs import (
     Template,
@@ -68,6 +68,7 @@ def deploy(
     disable_rollback: bool = False,
     capabilities: tuple[str, ...] = (),
     wait_for_refresh: bool = False,
+    skip_preflight: bool = False,
 ) -> DeployResult:
     """Check, then create or update stack_name by change set, streaming its events.
 
@@ -77,7 +78,9 @@ def deploy(
     that removes or replaces a resource or starts an instance refresh is
     executed only if ``ask`` says yes or ``yes`` is set; turning the feature off
     needs ``yes``. An instance refresh under way is named, then refused (or
-    waited for: ``wait_for_refresh``) before anything changes.
+    waited for: ``wait_for_refresh``) before anything changes. What the stack will point at
+    (queue, buckets, artifact, keys) is looked up first (winworkers.deploy.preflight), unless
+    ``skip_preflight``.
     """
     template = read_template(template_path)
     check_given(template.data, parameters)
@@ -106,6 +109,7 @@ def deploy(
     check(template.data, values, known=masked)
     values = _fill_prefix_lists(template.data, values, kept, clients, echo)
     children = _check_nested_child(clients, template.data, {**previous, **values}, echo)
+    preflight.run(clients, template.data, values, echo, skip=skip_preflight)
     source = _template_source(template, stack_name, clients, template_bucket)
     wanted = sorted({*CAPABILITIES, *capabilities, *([AUTO_EXPAND] if "Transform" in template.data else [])})
     nested = any(r.get("Type") == "AWS::CloudFormation::Stack" for r in template.data["Resources"].values())
