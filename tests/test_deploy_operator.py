@@ -293,7 +293,8 @@ def test_counts_are_english_and_retained_log_groups_are_listed_as_staying(aws: C
     assert out[0] == "deleting stack ww-one deletes 1 resource: Q"
     # The switch off: its preview lists the retained log groups as staying, not under remove.
     stack = "ww-keeps"
-    _quiet(lambda: deploy(aws, stack, FEATURE, enabled_parameters(), poll_seconds=0, echo=[].append, **_bucket()))
+    _quiet(lambda: deploy(aws, stack, FEATURE, enabled_parameters(), poll_seconds=0, echo=out.append, **_bucket()))
+    assert "  the emulator did NOT create 8 resources: " in out[-2]  # the stack's own last event
     out.clear()
     with pytest.raises(DeployError) as refused:
         _quiet(lambda: deploy(aws, stack, FEATURE, {SWITCH: "false"}, poll_seconds=0, echo=out.append, **_bucket()))

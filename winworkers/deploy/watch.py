@@ -347,7 +347,7 @@ def first_failure(events: list[dict[str, Any]]) -> str:
 
 def _follow_on(event: Mapping[str, Any]) -> bool:
     """A resource CloudFormation stopped because another failed ("Resource creation cancelled",
-    "Resource update cancelled"), or a nested stack failing because a resource in it did."""
+    "Resource update cancelled")."""
     reason = str(event.get("ResourceStatusReason") or "")
     return reason.startswith("Resource ") and reason.rstrip(".").endswith(" cancelled")
 
