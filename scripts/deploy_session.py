@@ -32,6 +32,9 @@ INPUTS = [
 # The third step starts an instance refresh (a new launch template version); the emulator's
 # refreshes never progress, so the fourth meets it: deploy shows its progress and refuses.
 STEPS = [INPUTS, ["WinMaxSize=6"], ["WinWindowsVersion=2022"], ["WinMaxSize=8"]]
+NO_WAIT = {2}
+"""The steps that pass --no-wait: deploy would follow the third's refresh to its end, which the
+emulator's never reaches (it would wait for --timeout); --no-wait ends with the stack."""
 BUCKET = "example-platform-templates"
 """The feature's template is over the inline limit: deployed from this bucket."""
 
@@ -98,13 +101,16 @@ def record(winworkers: str) -> str:
         upload = [winworkers, "upload", "templates/winworkers.json", "--endpoint-url", url, "--bucket", BUCKET]
         subprocess.run([*upload, "--create-bucket"], env=env, check=True, stdout=subprocess.DEVNULL)
         transcript: list[str] = []
-        for step in STEPS:
+        for index, step in enumerate(STEPS):
             flags = [part for assignment in step for part in ("--parameter", assignment)]
+            flags += ["--no-wait"] if index in NO_WAIT else []
             argv = [winworkers, "deploy", "--endpoint-url", url, "--stack-name", STACK, "--template-bucket", BUCKET]
             argv += flags
             text, status = _in_terminal([*argv, "--poll-seconds", "0.2"], env)
             command = f"winworkers deploy --endpoint-url {url} --stack-name {STACK} --template-bucket {BUCKET}"
-            shown = " \\\n    ".join([command, *(f"--parameter {a}" for a in step)])
+            shown = " \\\n    ".join(
+                [command, *(f"--parameter {a}" for a in step)] + ["--no-wait"] * (index in NO_WAIT)
+            )
             transcript += [f"$ {shown}", *_trim(text.rstrip().splitlines()), f"# exit status {status}"]
         return "\n".join(transcript)
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -21,11 +22,24 @@ from winworkers.templates import deploy_note, write_templates
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        return _main(argv)
+        status = _main(argv)
+        sys.stdout.flush()  # a closed pipe is met here, not at exit
+        return status
     except KeyboardInterrupt:
         # A second Ctrl-C (while the emulator shuts down, or a prompt) ends quietly too.
         print("winworkers: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _pipe_closed()
+
+
+def _pipe_closed() -> int:
+    """The reader of our output went away (`| head`): end quietly, as Python's note on SIGPIPE
+    does it: what is left to flush goes to devnull, exit status 1.
+    https://docs.python.org/3/library/signal.html#note-on-sigpipe"""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
 
 
 def _main(argv: Sequence[str] | None = None) -> int:

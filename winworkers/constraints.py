@@ -90,9 +90,12 @@ def reported(name: str, problems: list[str]) -> bool:
 
 
 def _unknown(name: str, declared: Mapping[str, Any]) -> str:
-    """An unknown name, with the closest declared names (the feature's carry a prefix, e.g. Win)."""
-    close = difflib.get_close_matches(name, list(declared), n=2, cutoff=0.75)
-    close += [d for d in declared if d.endswith(name) and d != name and d not in close]
+    """An unknown name, with the closest declared names, case aside (CloudFormation's names are
+    case-sensitive; the feature's carry a prefix, e.g. Win)."""
+    lowered = {d.lower(): d for d in declared}
+    close = [lowered[name.lower()]] if name.lower() in lowered else []
+    close = close or [lowered[m] for m in difflib.get_close_matches(name.lower(), list(lowered), n=2, cutoff=0.75)]
+    close += [d for d in declared if d.lower().endswith(name.lower()) and d != name and d not in close]
     hint = f": did you mean {' or '.join(close[:2])}?" if close else ""
     return f"{name} is not a parameter of this template{hint}"
 

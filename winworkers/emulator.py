@@ -1274,7 +1274,9 @@ def _skipped_summary(stack: Any) -> str:
     skipped = [f"{r.logical_resource_id} ({r.cf_resource_type})" for r in parsed.values() if isinstance(r, _Skipped)]
     if not skipped:
         return ""
-    return f"the emulator did NOT create {len(skipped)} resource(s): {', '.join(sorted(skipped))}"
+    from winworkers.deploy.base import counted
+
+    return f"the emulator did NOT create {counted(len(skipped), 'resource')}: {', '.join(sorted(skipped))}"
 
 
 def _kept_when_not_updatable(parse_and_update_resource: Any) -> Any:

@@ -24,13 +24,19 @@ Nothing changes that was not asked for:
   refresh, is executed only when the operator says yes in a terminal, or with
   --yes. Turning the feature off deletes all of it: that needs --yes.
 - Then it follows the stack's events, its nested stacks' and the instance
-  refresh's progress to the end. Exit status 0 only when the stack ends as
-  asked; a rollback, a failed change set or a --timeout (which stops the
-  waiting, not the stack) is one line saying what happened and what to run next.
+  refresh's progress to the end, and an instance refresh the update started on
+  to Successful, Failed, Cancelled or a rollback (--no-wait: not past the
+  stack's end). Exit status 0 only when the stack ends as asked and its refresh
+  Successful; a rollback (its first failed resource, or the stack's reason), a
+  failed change set, a refresh ended otherwise or a --timeout (which stops the
+  waiting, not the stack nor the refresh) is one line saying what happened and
+  what to run next.
 
-winworkers status --stack-name NAME attaches to an operation under way and
-follows it the same way. winworkers delete says what goes and what stays (log
-groups with DeletionPolicy Retain), and asks (--yes without a terminal).
+winworkers status --stack-name NAME attaches to an operation under way, and a
+refresh under way, and follows them the same way. winworkers delete says what
+goes and what stays (log groups with DeletionPolicy Retain), and asks (--yes
+without a terminal); it refuses during an instance refresh, as deploy does,
+and a stack that does not exist is an error.
 winworkers upload puts a nested stack's child into a bucket and prints the
 https URL the parent's TemplateURL parameter takes.
 

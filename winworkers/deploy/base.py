@@ -77,3 +77,8 @@ def describe_stack(cfn: Any, stack_name_or_id: str) -> dict[str, Any] | None:
 
 def one_line(text: object) -> str:
     return " ".join(str(text).split())
+
+
+def counted(count: int, noun: str, plural: str = "") -> str:
+    """A count in English: 1 resource, 2 resources (plural: for a noun that does not take an s)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

@@ -20,6 +20,7 @@ unknown). Against CloudFormation these agree with the change set and add nothing
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,12 +43,18 @@ class Change:
     """Not in the change set: worked out from the templates."""
     nested: bool = False
     """A nested stack whose own changes are not listed."""
+    retained: bool = False
+    """A removal that leaves the resource in the account (DeletionPolicy Retain): it stays."""
 
     def line(self) -> str:
         why = f": {', '.join(self.causes)}" if self.causes else ""
         marks = " (from the templates)" if self.computed else ""
         if self.nested:
             marks += " (its own changes are not listed: it may replace or remove resources)"
+        if self.retained:
+            return (
+                f"  stays    {self.logical_id} ({self.resource_type}): leaves the stack, kept (DeletionPolicy Retain)"
+            )
         return f"  {self.kind:<8} {self.logical_id} ({self.resource_type}){why}{marks}"
 
 
@@ -68,14 +75,18 @@ class Plan:
         return bool(self.of(REMOVE) or self.of(REPLACE) or self.refresh or any(c.nested for c in self.changes))
 
     def summary(self) -> str:
-        counts = [f"{len(self.of(k))} to {k}" for k in ORDER if self.of(k)]
+        kept = sum(c.retained for c in self.changes)
+        sizes = {k: len(self.of(k)) - (kept if k == REMOVE else 0) for k in ORDER}
+        counts = [f"{n} to {k}" for k, n in sizes.items() if n]
+        counts += [f"{kept} to stay (DeletionPolicy Retain)"] if kept else []
         text = ", ".join(counts) or "no resource changes"
         return text + ("; starts an instance refresh" if self.refresh else "")
 
     def lines(self) -> list[str]:
         out = [f"  parameter {name}: {old!r} -> {new!r}" for name, old, new in self.parameters]
         for kind in ORDER:
-            out += [c.line() for c in sorted(self.of(kind), key=lambda c: c.logical_id)]
+            # A removal that keeps the resource is listed after the others, as staying.
+            out += [c.line() for c in sorted(self.of(kind), key=lambda c: (c.retained, c.logical_id))]
         out += [f"  refresh  {why}" for why in self.refresh]
         return out
 
@@ -105,6 +116,10 @@ def from_change_set(
     # The change set lists a resource whose Condition is false (moto): it will not be created.
     holds = resources_holding(new, new_values)
     plan.changes = [c for c in plan.changes if not (c.kind == ADD and c.logical_id not in holds and not c.computed)]
+    plan.changes = [
+        dataclasses.replace(c, retained=True) if c.kind == REMOVE and _retains(c.logical_id, new, old) else c
+        for c in plan.changes
+    ]
     plan.parameters = [
         (name, str(_text(old_values.get(name))), str(_text(value)))
         for name, value in sorted(new_values.items())
@@ -112,6 +127,22 @@ def from_change_set(
     ]
     plan.refresh = refresh_reasons(plan, new)
     return plan
+
+
+RETAIN = ("Retain", "RetainExceptOnCreate")
+"""DeletionPolicy values that keep a resource removed by a stack update (RetainExceptOnCreate deletes it
+only when the stack's creation rolls back):
+https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html"""
+
+
+def _retains(logical_id: str, new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    """The DeletionPolicy in force when the resource is removed: the stack's template's (old), else the new one's
+    (a resource whose Condition turns false is still defined in it)."""
+    for template in (old, new):
+        definition = (template or {}).get("Resources", {}).get(logical_id)
+        if isinstance(definition, Mapping):
+            return definition.get("DeletionPolicy") in RETAIN
+    return False
 
 
 def _from_aws(change: Mapping[str, Any]) -> Change:

@@ -49,6 +49,7 @@ def add_commands(commands: Any, description: str) -> None:
         "--yes", "-y", action="store_true", help="execute a change set that removes, replaces or refreshes, unasked"
     )
     parser.add_argument("--wait-for-refresh", action="store_true", help="wait for an instance refresh under way")
+    _wait_argument(parser, "then follow an instance refresh the update starts to its end")
     parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--template-bucket", metavar="BUCKET", help="for a template over 51,200 bytes")
     parser.add_argument(
@@ -98,6 +99,7 @@ def add_commands(commands: Any, description: str) -> None:
     remove.add_argument("--stack-name", required=True)
     remove.add_argument("--yes", "-y", action="store_true", help="delete without asking")
     remove.add_argument("--role-arn", metavar="ARN", help="a service role CloudFormation acts with")
+    remove.add_argument("--wait-for-refresh", action="store_true", help="wait for an instance refresh under way")
     _connection_arguments(remove)
     remove.set_defaults(run=run_delete)
 
@@ -110,6 +112,7 @@ def add_commands(commands: Any, description: str) -> None:
             "events, its nested stacks' and the refresh's progress to the end. Exit 1 if it failed or rolled back.",
         )
         status.add_argument("--stack-name", required=True)
+        _wait_argument(status, "then follow an instance refresh under way to its end")
         _connection_arguments(status)
         status.set_defaults(run=run_status)
 
@@ -131,6 +134,15 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
         "--reset-to-defaults",
         action="store_true",
         help="parameters not given take their defaults (each change named), not their previous values",
+    )
+
+
+def _wait_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"{what}: exit 1 unless it ends Successful (default: --wait; --no-wait ends with the stack)",
     )
 
 
@@ -186,6 +198,7 @@ def run_deploy(args: argparse.Namespace) -> int:
             capabilities=tuple(args.capabilities),
             wait_for_refresh=args.wait_for_refresh,
             skip_preflight=args.skip_preflight,
+            wait=args.wait,
         )
 
     return _one_line_errors("deploy", go, args.stack_name)
@@ -204,6 +217,8 @@ def run_preflight(args: argparse.Namespace) -> int:
 
 def _template_and_values(args: argparse.Namespace) -> tuple[Template, dict[str, str]]:
     """The template (--template, else built from --config) and the values given, checked on their own."""
+    if args.template and args.config:
+        raise DeployError("--config builds the template: give --template or --config, not both")
     values = read_parameters_file(args.parameters_file) if args.parameters_file else {}
     values.update(parse_pairs(args.parameter, "--parameter"))
     template = read_template(args.template if args.template else _built(args.config))
@@ -259,7 +274,7 @@ def _create_bucket(clients: Clients, bucket: str) -> None:
 def run_delete(args: argparse.Namespace) -> int:
     def go() -> None:
         _common_checks(args)
-        delete(
+        deleted = delete(
             _connect(args),
             args.stack_name,
             timeout_minutes=args.timeout,
@@ -268,7 +283,10 @@ def run_delete(args: argparse.Namespace) -> int:
             yes=args.yes,
             ask=confirm.terminal(),
             role_arn=args.role_arn,
+            wait_for_refresh=args.wait_for_refresh,
         )
+        if not deleted:
+            raise DeployError(f"stack {args.stack_name} does not exist: nothing to delete")
 
     return _one_line_errors("delete", go, args.stack_name)
 
@@ -277,7 +295,12 @@ def run_status(args: argparse.Namespace) -> int:
     def go() -> None:
         _common_checks(args)
         follow(
-            _connect(args), args.stack_name, timeout_minutes=args.timeout, poll_seconds=args.poll_seconds, echo=_echo
+            _connect(args),
+            args.stack_name,
+            timeout_minutes=args.timeout,
+            poll_seconds=args.poll_seconds,
+            echo=_echo,
+            wait=args.wait,
         )
 
     return _one_line_errors(args.command, go)
@@ -298,6 +321,8 @@ def _one_line_errors(command: str, go: Callable[[], None], stack: str = "NAME") 
             file=sys.stderr,
         )
         return 130
+    except BrokenPipeError:
+        raise  # the reader went away: winworkers.cli.main ends quietly
     except Exception as error:  # botocore's ClientError, NoCredentialsError, EndpointConnectionError, ...
         message = " ".join(str(error).split())
         known = isinstance(error, DeployError | OSError) or type(error).__module__.startswith("botocore")

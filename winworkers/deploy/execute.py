@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 from winworkers.build import check_pair
 from winworkers.constraints import check_parameters
 from winworkers.deploy import changes, confirm, preflight
-from winworkers.deploy.base import Clients, DeployError, DeployResult, Echo, describe_stack, one_line
+from winworkers.deploy.base import Clients, DeployError, DeployResult, Echo, counted, describe_stack, one_line
 from winworkers.deploy.inputs import (
     Template,
     check,
@@ -26,7 +26,16 @@ from winworkers.deploy.inputs import (
     prefix_lists_to_fill,
     read_template,
 )
-from winworkers.deploy.watch import Watcher, active_refreshes, first_failure, refresh_line, wait_for, wait_stack
+from winworkers.deploy.watch import (
+    ACTIVE_REFRESH,
+    Watcher,
+    active_refreshes,
+    first_failure,
+    follow_refreshes,
+    refresh_line,
+    wait_for,
+    wait_stack,
+)
 from winworkers.parameters import SWITCH
 from winworkers.templates import INLINE_LIMIT
 
@@ -69,6 +78,8 @@ def deploy(
     capabilities: tuple[str, ...] = (),
     wait_for_refresh: bool = False,
     skip_preflight: bool = False,
+    wait: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> DeployResult:
     """Check, then create or update stack_name by change set, streaming its events.
 
@@ -80,7 +91,8 @@ def deploy(
     needs ``yes``. An instance refresh under way is named, then refused (or
     waited for: ``wait_for_refresh``) before anything changes. What the stack will point at
     (queue, buckets, artifact, keys) is looked up first (winworkers.deploy.preflight), unless
-    ``skip_preflight``.
+    ``skip_preflight``. With ``wait``, an instance refresh the update starts is followed to its
+    end (``sleep`` waits a poll).
     """
     template = read_template(template_path)
     check_given(template.data, parameters)
@@ -172,11 +184,15 @@ def deploy(
     _confirm(cfn, stack_name, change_set_id, plan, values, previous, template.data, yes, ask, echo)
     watcher = Watcher(cfn, clients.autoscaling, stack_id, echo)
     watcher.prime()
+    if wait:
+        watcher.refreshes.baseline()
     cfn.execute_change_set(ChangeSetName=change_set_id, **({"DisableRollback": True} if disable_rollback else {}))
     final = wait_stack(cfn, stack_id, stack_name, watcher, deadline, timeout_minutes, poll_seconds)
     if final not in DONE:
         raise DeployError(_ended(stack_name, final, watcher, disable_rollback))
     echo(f"stack {stack_name}: {final}")
+    if wait:
+        _follow_refreshes(watcher, watcher.refreshes.started(), stack_name, final, deadline, poll_seconds, sleep)
     return DeployResult(stack_name, final, True, _resources(cfn, stack_id), change_set_id)
 
 
@@ -185,8 +201,35 @@ def _create_change_set(cfn: Any, **request: Any) -> dict[str, Any]:
     return created
 
 
-def _ended(name: str, final: str, watcher: Watcher, disable_rollback: bool = False) -> str:
+def _follow_refreshes(
+    watcher: Watcher,
+    followed: list[dict[str, Any]],
+    name: str,
+    final: str,
+    deadline: float,
+    poll: float,
+    sleep: Callable[[float], None],
+) -> None:
+    """Follow the instance refreshes followed to their end (DeployError unless each ends Successful)."""
+    if not followed:
+        return
+    follow_refreshes(
+        watcher.refreshes, followed, name, final, lambda: time.monotonic() >= deadline, lambda: sleep(poll)
+    )
+
+
+def _cause(watcher: Watcher) -> str:
+    """The first resource that failed in the operation, or else the stack's StackStatusReason."""
     cause = first_failure(watcher.printed)
+    if cause:
+        return cause
+    stack = describe_stack(watcher.cloudformation, watcher.stack_id)
+    reason = one_line((stack or {}).get("StackStatusReason") or "")
+    return f"no resource failed; CloudFormation's reason: {reason}" if reason else "no resource failed, and no reason"
+
+
+def _ended(name: str, final: str, watcher: Watcher, disable_rollback: bool = False) -> str:
+    cause = _cause(watcher)
     if final.endswith("ROLLBACK_COMPLETE") and final.startswith("UPDATE"):
         then = "the stack is back as it was; fix the cause and run again"
     elif final == "ROLLBACK_COMPLETE":
@@ -480,17 +523,17 @@ def _confirm(
         or (c.resource_type == changes.NESTED and "winworkers" in resources.get(c.logical_id, {}).get("Metadata", {}))
     ]
     if (switched_off or fleet) and not yes:
-        kept = _retained(template)
+        kept = [c.logical_id for c in plan.of(changes.REMOVE) if c.retained]
         removed = [
             f"{c.logical_id} and everything in it" if c.resource_type == changes.NESTED else c.logical_id
             for c in plan.of(changes.REMOVE)
-            if c.logical_id not in kept
+            if not c.retained
         ]
         stay = f"; these stay (DeletionPolicy Retain): {', '.join(kept)}" if kept else ""
         cfn.delete_change_set(ChangeSetName=change_set_id)
         what = f"{SWITCH}=false turns the feature off" if switched_off else f"it removes the fleet ({', '.join(fleet)})"
         raise DeployError(
-            f"{what}: it deletes {len(removed)} resources ({', '.join(removed)}){stay}; "
+            f"{what}: it deletes {counted(len(removed), 'resource')} ({', '.join(removed)}){stay}; "
             "nothing was changed: run again with --yes to do it"
         )
     if not plan.risky:
@@ -506,10 +549,6 @@ def _confirm(
             "nothing was changed (run with --dry-run to keep the change set for review)"
         )
     raise DeployError(f"not executed: nothing was changed (the change set for {stack_name} is deleted)")
-
-
-def _retained(template: Mapping[str, Any]) -> list[str]:
-    return sorted(n for n, r in template.get("Resources", {}).items() if r.get("DeletionPolicy") == "Retain")
 
 
 def _template_source(template: Template, stack_name: str, clients: Clients, bucket: str | None) -> dict[str, str]:
@@ -561,20 +600,23 @@ def delete(
     yes: bool = False,
     ask: confirm.Ask | None = None,
     role_arn: str | None = None,
+    wait_for_refresh: bool = False,
 ) -> bool:
     """Delete stack_name and wait, streaming its events. False when there was no such stack.
 
-    It says what goes and what stays (DeletionPolicy Retain), then asks
+    An instance refresh under way is named and refused (or waited for: ``wait_for_refresh``),
+    as deploy does. It says what goes and what stays (DeletionPolicy Retain), then asks
     (``ask``), or needs ``yes``."""
     cfn = clients.cloudformation
     stack = describe_stack(cfn, stack_name)
     if stack is None:
-        echo(f"stack {stack_name} does not exist: nothing to delete")
         return False
+    deadline = time.monotonic() + timeout_minutes * 60
+    _refuse_or_wait_for_refresh(clients, stack, wait_for_refresh, deadline, poll_seconds, echo)
     going, staying = _deletion(cfn, stack["StackId"])
     echo(
-        f"deleting stack {stack_name} deletes {len(going)} resources{': ' + ', '.join(going[:8]) if going else ''}"
-        f"{' and more' if len(going) > 8 else ''}"
+        f"deleting stack {stack_name} deletes {counted(len(going), 'resource')}"
+        f"{': ' + ', '.join(going[:8]) if going else ''}{' and more' if len(going) > 8 else ''}"
     )
     if staying:
         echo(f"these stay (DeletionPolicy Retain), delete them yourself when no longer needed: {', '.join(staying)}")
@@ -583,7 +625,6 @@ def delete(
         raise DeployError(f"deleting stack {stack_name} needs --yes without a terminal: nothing was deleted")
     if not answer:
         raise DeployError(f"stack {stack_name} was not deleted")
-    deadline = time.monotonic() + timeout_minutes * 60
     _delete(clients, stack, timeout_minutes, deadline, poll_seconds, echo, role_arn)
     echo(f"stack {stack_name}: DELETE_COMPLETE")
     return True
@@ -632,7 +673,7 @@ def _delete(
     final = wait_stack(cfn, stack_id, name, watcher, deadline, timeout_minutes, poll)
     if final != "DELETE_COMPLETE":
         raise DeployError(
-            f"stack {name} ended {final}: {first_failure(watcher.printed)}; fix or retain what failed, "
+            f"stack {name} ended {final}: {_cause(watcher)}; fix or retain what failed, "
             f"then: winworkers delete --stack-name {name}"
         )
 
@@ -644,10 +685,13 @@ def follow(
     timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES,
     poll_seconds: float = 5,
     echo: Echo = print,
+    wait: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Attach to the stack: print its status and its groups' latest refreshes; if an operation
-    is under way, its events so far and then as they come, to its end. The final status;
-    DeployError when the stack does not exist or ended failed or rolled back."""
+    is under way, its events so far and then as they come, to its end; with ``wait``, then each
+    refresh under way to its end. The final status; DeployError when the stack does not exist
+    or ended failed or rolled back, or a refresh followed ended otherwise than Successful."""
     cfn = clients.cloudformation
     stack = describe_stack(cfn, stack_name)
     if stack is None:
@@ -657,8 +701,8 @@ def follow(
     watcher = Watcher(cfn, clients.autoscaling, stack["StackId"], echo)
     in_progress = status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS"
     watcher.prime(replay=in_progress)
+    deadline = time.monotonic() + timeout_minutes * 60
     if in_progress:
-        deadline = time.monotonic() + timeout_minutes * 60
         status = wait_stack(cfn, stack["StackId"], stack_name, watcher, deadline, timeout_minutes, poll_seconds)
         echo(f"stack {stack_name}: {status}")
     else:
@@ -667,6 +711,9 @@ def follow(
         if not in_progress:  # the cause is in the last operation's events, which were not printed
             watcher.streams[0].printed = watcher.streams[0].last_operation()
         raise DeployError(_ended(stack_name, status, watcher))
+    if wait:
+        running = [r for r in watcher.refreshes.latest.values() if r.get("Status") in ACTIVE_REFRESH]
+        _follow_refreshes(watcher, running, stack_name, status, deadline, poll_seconds, sleep)
     return status
 
 

@@ -153,11 +153,13 @@ def _text(path: Path, key: str, value: Any) -> str:
 
 
 def parse_pairs(items: list[str], flag: str) -> dict[str, str]:
-    pairs = {}
+    pairs: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise DeployError(f"{flag} {item!r}: expected Key=Value")
+        if key in pairs:
+            raise DeployError(f"{flag} {key} is given twice ({pairs[key]!r} and {value!r}): give it once")
         pairs[key] = value
     return pairs
 

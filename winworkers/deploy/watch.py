@@ -23,6 +23,11 @@ from winworkers.deploy.base import DeployError, Echo, describe_stack, one_line
 # A refresh in these states holds the group: another cannot start (InstanceRefreshInProgressFault).
 # https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_StartInstanceRefresh.html
 ACTIVE_REFRESH = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
+# The other documented statuses end it; only Successful replaced every worker as asked (Cancelled and
+# RollbackSuccessful leave or put back the previous ones; Failed and RollbackFailed say why in StatusReason):
+# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_InstanceRefresh.html (register row D1)
+REFRESH_SUCCEEDED = "Successful"
+REFRESH_ENDED_OTHERWISE = ("Failed", "Cancelled", "RollbackFailed", "RollbackSuccessful")
 _UNAVAILABLE: weakref.WeakSet[Any] = weakref.WeakSet()
 """The autoscaling clients whose DescribeInstanceRefreshes failed: not asked again."""
 
@@ -55,10 +60,10 @@ class EventStream:
         self.poll()
 
     def last_operation(self) -> list[dict[str, Any]]:
-        """The events of the stack's last operation, newest page only, not printed."""
+        """The events of the stack's last operation, oldest first (newest page only), not printed."""
         page: list[dict[str, Any]] = self.cloudformation.describe_stack_events(StackName=self.stack_id)["StackEvents"]
         start = _last_start(page, self.stack_id)
-        return page[: start + 1] if start is not None else page
+        return list(reversed(page[: start + 1] if start is not None else page))
 
     def poll(self) -> list[dict[str, Any]]:
         new = []
@@ -89,7 +94,8 @@ class EventStream:
 
 
 def _last_start(page: list[dict[str, Any]], stack_id: str) -> int | None:
-    """The index (newest first) of the stack's own event that started its last operation."""
+    """The index (newest first) of the stack's own event that started its last operation: a rollback
+    and a cleanup are part of the operation they end (its failure is before them)."""
     return next(
         (
             i
@@ -97,7 +103,7 @@ def _last_start(page: list[dict[str, Any]], stack_id: str) -> int | None:
             if e.get("PhysicalResourceId") == stack_id
             and e["LogicalResourceId"] == e.get("StackName")
             and str(e["ResourceStatus"]).endswith("_IN_PROGRESS")
-            and e["ResourceStatus"] != "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+            and not any(part in str(e["ResourceStatus"]) for part in ("ROLLBACK", "CLEANUP"))
         ),
         None,
     )
@@ -112,13 +118,29 @@ class RefreshWatch:
         self.echo = echo
         self.groups: set[str] = set()
         self.last: dict[str, tuple[Any, ...]] = {}
+        self.latest: dict[str, dict[str, Any]] = {}
+        """Each group's newest refresh, as last read."""
+        self.before: dict[str, str] = {}
+        """Each group's newest refresh id when baseline() was called: a newer one started since."""
         self.unavailable = autoscaling is None or _said(autoscaling)
+
+    def baseline(self) -> None:
+        """Note each group's newest refresh now (none is printed)."""
+        for group in sorted(self.groups):
+            refresh = latest_refresh(self, group)
+            if refresh is not None:
+                self.before[group] = str(refresh.get("InstanceRefreshId"))
+
+    def started(self) -> list[dict[str, Any]]:
+        """The refreshes that started since baseline(), as last read."""
+        return [r for g, r in sorted(self.latest.items()) if self.before.get(g) != r.get("InstanceRefreshId")]
 
     def poll(self) -> None:
         for group in sorted(self.groups):
             refresh = latest_refresh(self, group)
             if refresh is None:
                 continue
+            self.latest[group] = refresh
             state = tuple(refresh.get(k) for k in ("Status", "PercentageComplete", "InstancesToUpdate", "StatusReason"))
             key = f"{group}/{refresh['InstanceRefreshId']}"
             if self.last.get(key) != state:
@@ -311,10 +333,62 @@ def wait_for(
 
 
 def first_failure(events: list[dict[str, Any]]) -> str:
-    """This run's first failure: its reason is the cause; the rest usually follow from it."""
+    """This run's first failure, oldest first (its reason is the cause; the rest usually follow
+    from it, such as the "Resource update cancelled" of the resources it stopped), or "" when
+    no resource failed. events: oldest first within each stack."""
     failed = [e for e in events if str(e["ResourceStatus"]).endswith("_FAILED")]
-    if not failed:
-        return "see the stack's events"
-    first = min(failed, key=lambda e: e["Timestamp"])
-    reason = one_line(first.get("ResourceStatusReason") or "")
+    causes = [e for e in failed if not _follow_on(e)] or failed
+    if not causes:
+        return ""
+    first = min(causes, key=lambda e: e["Timestamp"])  # the earliest listed among equal times
+    reason = one_line(first.get("ResourceStatusReason") or "") or "no reason given"
     return f"{first['LogicalResourceId']} {first['ResourceStatus']}: {reason}"
+
+
+def _follow_on(event: Mapping[str, Any]) -> bool:
+    """A resource CloudFormation stopped because another failed ("Resource creation cancelled",
+    "Resource update cancelled")."""
+    reason = str(event.get("ResourceStatusReason") or "")
+    return reason.startswith("Resource ") and reason.rstrip(".").endswith(" cancelled")
+
+
+def refresh_ended(refresh: Mapping[str, Any], stack: str, final: str) -> str:
+    """One line for a refresh that ended otherwise than Successful: what, why, and where to look."""
+    group = refresh.get("AutoScalingGroupName")
+    reason = one_line(refresh.get("StatusReason") or "") or "no reason given"
+    return (
+        f"instance refresh {refresh.get('InstanceRefreshId')} of {group} ended {refresh.get('Status')}: {reason}; "
+        f"stack {stack} is {final} but not every worker was replaced: see "
+        f"aws autoscaling describe-scaling-activities --auto-scaling-group-name {group}"
+    )
+
+
+def follow_refreshes(
+    watch: RefreshWatch,
+    followed: list[dict[str, Any]],
+    stack: str,
+    final: str,
+    until: Callable[[], bool],
+    sleep: Callable[[], None],
+) -> None:
+    """Follow the refreshes followed (by id) to their end, printing each change (watch.poll): until()
+    says the time is up, sleep() waits a poll. DeployError when one ends otherwise than Successful,
+    or is still under way when the time is up (it is not cancelled)."""
+    ids = {r.get("InstanceRefreshId") for r in followed}
+    while True:
+        current = [r for r in watch.latest.values() if r.get("InstanceRefreshId") in ids]
+        running = [r for r in current if r.get("Status") in ACTIVE_REFRESH]
+        if not running:
+            break
+        if until():
+            first = running[0]
+            raise DeployError(
+                f"instance refresh {first.get('InstanceRefreshId')} of {first.get('AutoScalingGroupName')} is still "
+                f"{first.get('Status')} ({first.get('PercentageComplete', 0)}% complete) at the timeout; it was not "
+                f"cancelled: Auto Scaling carries on. Follow it with: winworkers status --stack-name {stack}"
+            )
+        sleep()
+        watch.poll()
+    for refresh in current:
+        if refresh.get("Status") != REFRESH_SUCCEEDED:
+            raise DeployError(refresh_ended(refresh, stack, final))

@@ -1,0 +1,390 @@
+"""Issue 25, section 2: what `winworkers deploy`, `status` and `delete` tell an operator.
+
+On the emulator (winworkers.emulator, 127.0.0.1 only): the refresh a stack update starts is
+followed to its end (the emulator's refreshes never progress on their own: a test moves one
+on between polls, through the injected sleep, as Auto Scaling would); a rollback names its
+first failure, or the stack's reason; the smaller items (counts, retained log groups, a
+repeated or miscased parameter, --config beside --template, delete of nothing or during a
+refresh); a closed pipe ends quietly (the real CLI, in a subprocess).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import BUCKET_FLAG, ROOT, TEMPLATE_BUCKET
+from winworkers.cli import main
+from winworkers.deploy import Clients, DeployError, delete, deploy, follow
+from winworkers.emulator import ENVIRONMENT
+from winworkers.parameters import SWITCH
+from winworkers.renderings import enabled_parameters
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+FEATURE = ROOT / "templates" / "winworkers.json"
+QUEUE = {"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}
+
+
+@pytest.fixture()
+def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def scaling(aws: Clients, endpoint: str) -> Clients:
+    """The module's emulator clients, with Auto Scaling: instance refreshes are seen."""
+    import boto3
+
+    client = boto3.client(
+        "autoscaling", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    return Clients(aws.cloudformation, aws.ec2, aws.s3, REGION, client)
+
+
+def _quiet(call: Callable[[], Any]) -> Any:
+    with contextlib.redirect_stdout(io.StringIO()):  # the refresh function's JSON lines
+        return call()
+
+
+def _group(aws: Clients, stack: str) -> str:
+    summaries = aws.cloudformation.list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    return str(next(r["PhysicalResourceId"] for r in summaries if r["LogicalResourceId"] == "WinGroup"))
+
+
+def _refreshes(group: str) -> list[dict[str, Any]]:
+    """The emulator's state of the group's refreshes, newest first (in this process: the tests' emulator)."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    state: dict[str, list[dict[str, Any]]] = autoscaling_backends[ACCOUNT][REGION].__dict__["winworkers_refreshes"]
+    return state[group]
+
+
+def _moved_on(group: str, *steps: dict[str, Any]) -> Callable[[float], None]:
+    """A sleep that moves the group's newest refresh on by the next step at each poll (the last repeats)."""
+    left = list(steps)
+
+    def sleep(seconds: float) -> None:
+        step = left.pop(0) if len(left) > 1 else left[0]
+        _refreshes(group)[0].update(step)
+
+    return sleep
+
+
+@pytest.fixture(scope="module")
+def fleet(scaling: Clients) -> Iterator[str]:
+    """A stack with a group of one worker; each test's update of WinArtifactKey starts a refresh."""
+    stack = "ww-follow"
+    values = enabled_parameters(MinSize="1")
+    _quiet(lambda: deploy(scaling, stack, FEATURE, values, poll_seconds=0, echo=[].append, **_bucket()))
+    yield stack
+
+
+def _bucket() -> dict[str, str]:
+    return {"template_bucket": TEMPLATE_BUCKET}
+
+
+def _refreshing_update(clients: Clients, stack: str, key: str, sleep: Callable[[float], None], **kwargs: Any) -> Any:
+    out: list[str] = []
+    values = {"WinArtifactKey": f"windows/{key}.zip"}
+    call = functools.partial(
+        deploy, clients, stack, FEATURE, values, poll_seconds=0, echo=out.append, yes=True, sleep=sleep, **_bucket()
+    )
+    try:
+        result = _quiet(lambda: call(**kwargs))
+    except DeployError as error:
+        return error, out
+    return result, out
+
+
+SUCCESS = (
+    {"PercentageComplete": 50, "InstancesToUpdate": 1, "StatusReason": "Waiting for the checkpoint delay"},
+    {"PercentageComplete": 50, "InstancesToUpdate": 1, "StatusReason": "Waiting for the checkpoint delay"},
+    {"Status": "Successful", "PercentageComplete": 100, "InstancesToUpdate": 0, "StatusReason": ""},
+)
+
+
+def test_deploy_follows_the_refresh_it_starts_to_successful(scaling: Clients, fleet: str) -> None:
+    group = _group(scaling, fleet)
+    result, out = _refreshing_update(scaling, fleet, "follow-ok", _moved_on(group, *SUCCESS))
+    assert result.status == "UPDATE_COMPLETE", result
+    refresh = _refreshes(group)[0]
+    assert refresh["Status"] == "Successful"
+    progress = [line for line in out if line.startswith(f"instance refresh {refresh['InstanceRefreshId']}")]
+    # Each change once (the same 50% twice is printed once), after the stack's own end.
+    assert [line.split(": ", 1)[1].split(" [")[0] for line in progress] == ["InProgress", "InProgress", "Successful"]
+    assert [line.split("] ")[1].split("%")[0] for line in progress] == ["0", "50", "100"]
+    assert out.index(f"stack {fleet}: UPDATE_COMPLETE") < out.index(progress[1])
+    assert progress[-1] == out[-1]
+
+
+@pytest.mark.parametrize(
+    ("step", "status", "reason"),
+    [
+        ({"Status": "Failed", "StatusReason": "Instance i-1 failed its health checks"}, "Failed", "health checks"),
+        ({"Status": "RollbackSuccessful", "StatusReason": "Rolled back: an alarm"}, "RollbackSuccessful", "alarm"),
+        (None, "Cancelled", "Cancelled by the user"),
+    ],
+)
+def test_deploy_exits_non_zero_when_the_refresh_ends_otherwise(
+    scaling: Clients,
+    fleet: str,
+    step: dict[str, str] | None,
+    status: str,
+    reason: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    cli_env: None,
+    endpoint: str,
+) -> None:
+    group = _group(scaling, fleet)
+
+    def sleep(seconds: float) -> None:
+        if step is None:  # CancelInstanceRefresh, the emulator's API
+            scaling.autoscaling.cancel_instance_refresh(AutoScalingGroupName=group)
+        else:
+            _refreshes(group)[0].update(step)
+
+    # The real CLI, whose deploy is given the sleep that moves the refresh on.
+    from winworkers.deploy import commands
+
+    monkeypatch.setattr(commands, "deploy", functools.partial(commands.deploy, sleep=sleep))
+    argv = ["deploy", "--stack-name", fleet, "--template", str(FEATURE), *BUCKET_FLAG, "--yes"]
+    argv += ["--parameter", f"WinArtifactKey=windows/end-{status}.zip", "--endpoint-url", endpoint]
+    assert _quiet(lambda: main(argv)) == 1
+    err = capsys.readouterr().err
+    refresh = _refreshes(group)[0]
+    assert err == (
+        f"winworkers deploy: instance refresh {refresh['InstanceRefreshId']} of {group} ended {status}: "
+        f"{refresh['StatusReason']}; stack {fleet} is UPDATE_COMPLETE but not every worker was replaced: see "
+        f"aws autoscaling describe-scaling-activities --auto-scaling-group-name {group}\n"
+    )
+    assert reason in err
+
+
+def test_following_a_refresh_stops_at_the_timeout_and_no_wait_does_not_follow(
+    scaling: Clients, fleet: str, capsys: pytest.CaptureFixture[str], cli_env: None, endpoint: str
+) -> None:
+    """The emulator's refresh never moves on: --timeout 0 ends the waiting (not the refresh), in one line."""
+    group = _group(scaling, fleet)
+    argv = ["deploy", "--stack-name", fleet, "--template", str(FEATURE), *BUCKET_FLAG, "--yes"]
+    argv += ["--endpoint-url", endpoint, "--poll-seconds", "0"]
+    assert _quiet(lambda: main([*argv, "--parameter", "WinArtifactKey=windows/late.zip", "--timeout", "0"])) == 1
+    refresh = _refreshes(group)[0]
+    assert capsys.readouterr().err == (
+        f"winworkers deploy: instance refresh {refresh['InstanceRefreshId']} of {group} is still InProgress "
+        f"(0% complete) at the timeout; it was not cancelled: Auto Scaling carries on. Follow it with: "
+        f"winworkers status --stack-name {fleet}\n"
+    )
+    assert refresh["Status"] == "InProgress"
+    # A delete while it runs is refused as a deploy is, naming it, before anything is asked or deleted.
+    with pytest.raises(DeployError) as refused:
+        delete(scaling, fleet, poll_seconds=0, echo=[].append, yes=True)
+    assert str(refused.value) == (
+        f"instance refresh {refresh['InstanceRefreshId']} of {group} is InProgress (0% complete): nothing was "
+        "changed; run again with --wait-for-refresh to wait for it, or when it has ended"
+    )
+    assert scaling.cloudformation.describe_stacks(StackName=fleet)["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+    # status follows it to its end too.
+    out: list[str] = []
+    assert follow(scaling, fleet, poll_seconds=0, echo=out.append, sleep=_moved_on(group, SUCCESS[-1])) == (
+        "UPDATE_COMPLETE"
+    )
+    assert out[-1].startswith(f"instance refresh {refresh['InstanceRefreshId']} of {group}: Successful")
+    # --no-wait: the stack's end is the deploy's; the refresh it started runs on.
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([*argv, "--parameter", "WinArtifactKey=windows/nowait.zip", "--no-wait"]) == 0
+    lines = printed.getvalue().splitlines()
+    assert lines[-1] == f"stack {fleet}: UPDATE_COMPLETE"
+    assert _refreshes(group)[0]["Status"] == "InProgress"
+    scaling.autoscaling.cancel_instance_refresh(AutoScalingGroupName=group)
+
+
+def test_every_documented_refresh_status_is_handled() -> None:
+    """API_InstanceRefresh.html lists ten; each either runs on or ends the following."""
+    from winworkers.deploy.watch import ACTIVE_REFRESH, REFRESH_ENDED_OTHERWISE, REFRESH_SUCCEEDED
+
+    documented = {"Pending", "InProgress", "Successful", "Failed", "Cancelling", "Cancelled"}
+    documented |= {"RollbackInProgress", "RollbackFailed", "RollbackSuccessful", "Baking"}
+    handled = [*ACTIVE_REFRESH, REFRESH_SUCCEEDED, *REFRESH_ENDED_OTHERWISE]
+    assert sorted(handled) == sorted(documented)
+
+
+# The rollback line -----------------------------------------------------------------------------------------------
+
+
+def _planted(stack_name: str, status: str, events: list[tuple[str, str, str]], reason: str = "") -> None:
+    """A finished operation planted in the emulator's stack: its events (logical id, status, reason; oldest
+    first, all at the same time, as CloudFormation may stamp them), its status and its StackStatusReason."""
+    from moto.cloudformation.models import Event, cloudformation_backends
+
+    stack = cloudformation_backends[ACCOUNT][REGION].get_stack(stack_name)
+    stack._add_stack_event(status.replace("ROLLBACK_COMPLETE", "IN_PROGRESS"))
+    at = stack.events[-1].timestamp + timedelta(seconds=1)
+    for logical, state, why in events:
+        physical = stack.stack_id if logical == stack_name else f"{logical}-id"
+        kind = "AWS::CloudFormation::Stack" if logical == stack_name else "AWS::SQS::Queue"
+        event = Event(stack.stack_id, stack_name, logical, physical, kind, state, why or None, None)
+        event.timestamp = at
+        stack.events.append(event)
+    stack.status = status
+    stack.stack_status_reason = reason
+
+
+def test_a_rollback_names_its_first_failure_not_what_followed(aws: Clients) -> None:
+    _quiet(lambda: deploy(aws, "ww-first", QUEUE, {}, poll_seconds=0, echo=[].append))
+    # Listed at the same time, the follow-on even before its cause: the cause is still named.
+    events = [
+        ("R", "UPDATE_FAILED", "Resource update cancelled"),
+        ("Q", "UPDATE_FAILED", "Resource handler returned message: the queue is being deleted"),
+        ("ww-first", "UPDATE_ROLLBACK_IN_PROGRESS", "The following resource(s) failed to update: [Q, R]."),
+        ("ww-first", "UPDATE_ROLLBACK_COMPLETE", ""),
+    ]
+    _planted("ww-first", "UPDATE_ROLLBACK_COMPLETE", events)
+    with pytest.raises(DeployError) as ended:
+        follow(aws, "ww-first", poll_seconds=0, echo=[].append)
+    assert str(ended.value) == (
+        "stack ww-first ended UPDATE_ROLLBACK_COMPLETE: Q UPDATE_FAILED: Resource handler returned message: "
+        "the queue is being deleted; the stack is back as it was; fix the cause and run again"
+    )
+
+
+def test_a_rollback_without_a_failed_resource_gives_the_stack_s_reason(
+    aws: Clients, capsys: pytest.CaptureFixture[str], cli_env: None, endpoint: str
+) -> None:
+    _quiet(lambda: deploy(aws, "ww-reason", QUEUE, {}, poll_seconds=0, echo=[].append))
+    reason = "Rollback triggered by the alarm WinErrors"
+    events = [
+        ("ww-reason", "UPDATE_ROLLBACK_IN_PROGRESS", reason),
+        ("ww-reason", "UPDATE_ROLLBACK_COMPLETE", ""),
+    ]
+    _planted("ww-reason", "UPDATE_ROLLBACK_COMPLETE", events, reason)
+    assert main(["status", "--stack-name", "ww-reason", "--endpoint-url", endpoint]) == 1
+    assert capsys.readouterr().err == (
+        f"winworkers status: stack ww-reason ended UPDATE_ROLLBACK_COMPLETE: no resource failed; "
+        f"CloudFormation's reason: {reason}; the stack is back as it was; fix the cause and run again\n"
+    )
+
+
+# Smaller items ---------------------------------------------------------------------------------------------------
+
+
+def test_counts_are_english(aws: Clients) -> None:
+    out: list[str] = []
+    _quiet(lambda: deploy(aws, "ww-one", QUEUE, {}, poll_seconds=0, echo=[].append))
+    assert delete(aws, "ww-one", poll_seconds=0, echo=out.append, yes=True)
+    assert out[0] == "deleting stack ww-one deletes 1 resource: Q"
+    stack = "ww-counts"
+    _quiet(lambda: deploy(aws, stack, FEATURE, enabled_parameters(), poll_seconds=0, echo=out.append, **_bucket()))
+    assert "  the emulator did NOT create 8 resources: " in out[-2]  # the stack's own last event
+
+
+def test_the_switch_off_preview_lists_retained_log_groups_as_staying(aws: Clients) -> None:
+    out: list[str] = []
+    stack = "ww-keeps"
+    _quiet(lambda: deploy(aws, stack, FEATURE, enabled_parameters(), poll_seconds=0, echo=[].append, **_bucket()))
+    with pytest.raises(DeployError) as refused:
+        _quiet(lambda: deploy(aws, stack, FEATURE, {SWITCH: "false"}, poll_seconds=0, echo=out.append, **_bucket()))
+    template = json.loads(FEATURE.read_text())["Resources"]
+    retained = sorted(n for n, r in template.items() if r.get("DeletionPolicy") == "Retain")
+    removed = [line.split()[1] for line in out if line.startswith("  remove ")]
+    staying = [line for line in out if line.startswith("  stays ")]
+    # The switch off removes every resource; the five log groups stay, and are not listed under remove.
+    assert staying == [
+        f"  stays    {n} (AWS::Logs::LogGroup): leaves the stack, kept (DeletionPolicy Retain)" for n in retained
+    ]
+    assert len(retained) == 5 and not set(retained) & set(removed)
+    assert f"{len(staying)} to stay (DeletionPolicy Retain)" in out[0]
+    kept = ", ".join(line.split()[1] for line in staying)
+    assert f"; these stay (DeletionPolicy Retain): {kept}; nothing was changed" in str(refused.value)
+    assert f"it deletes {len(removed)} resources (" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--parameter", "WinMaxSize=6", "--parameter", "WinMaxSize=8"], "--parameter WinMaxSize is given twice "),
+        (["--parameter", "winmaxsize=6"], "winmaxsize is not a parameter of this template: did you mean WinMaxSize?"),
+        (["--config", "winworkers.toml"], "--config builds the template: give --template or --config, not both"),
+    ],
+)
+def test_an_operator_s_slip_is_one_line_before_any_call(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str], cli_env: None
+) -> None:
+    # No endpoint at all: refused before any AWS call.
+    assert main(["deploy", "--stack-name", "x", "--template", str(FEATURE), *BUCKET_FLAG, *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"winworkers deploy: {message}") and err.count("\n") == 1, err
+
+
+def test_delete_of_a_stack_that_does_not_exist_fails_in_one_line(
+    capsys: pytest.CaptureFixture[str], cli_env: None, endpoint: str
+) -> None:
+    assert main(["delete", "--stack-name", "ww-never", "--yes", "--endpoint-url", endpoint]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "winworkers delete: stack ww-never does not exist: nothing to delete\n")
+
+
+def test_the_install_table_lists_every_package_of_each_extra() -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `deploy` |"))
+    for requirement in extras["deploy"]:
+        name = requirement.split(">")[0].split("=")[0].split("[")[0]
+        assert name in row, (name, row)
+
+
+# A closed pipe ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["deployer-policy"], ["build", "--out", "{tmp}"], ["params"]])
+def test_a_closed_pipe_ends_quietly(argv: list[str], tmp_path: Path) -> None:
+    """`winworkers deployer-policy | head -1`: the reader has gone before the output is written."""
+    read, write = os.pipe()
+    os.close(read)  # the reader closed early (deterministically: before anything is written)
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "winworkers", *(a.replace("{tmp}", str(tmp_path)) for a in argv)],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert (run.stderr, run.returncode) == ("", 1)
+
+
+def test_a_reader_that_stops_after_one_line_ends_it_quietly() -> None:
+    """The same through a shell pipe into a reader that reads one line and exits."""
+    reader = f'{sys.executable} -c "import sys; sys.stdin.readline()"'
+    run = subprocess.run(
+        f'{sys.executable} -m winworkers deployer-policy | {reader}; echo "${{PIPESTATUS[0]}}" >&2',
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert "Traceback" not in run.stderr and "Error" not in run.stderr, run.stderr
+    assert run.stderr.strip() in ("0", "1")
