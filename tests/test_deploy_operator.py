@@ -30,7 +30,7 @@ from winworkers.cli import main
 from winworkers.deploy import Clients, DeployError, delete, deploy, follow
 from winworkers.emulator import ENVIRONMENT
 from winworkers.parameters import SWITCH
-from winworkers.renderings import enabled_parameters
+from winworkers.renderings import EXAMPLE_INPUTS, enabled_parameters
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
 
@@ -101,9 +101,15 @@ def _bucket() -> dict[str, str]:
     return {"template_bucket": TEMPLATE_BUCKET}
 
 
+def _artifact(clients: Clients, key: str) -> None:
+    """The new worker zip an update names, uploaded first: the preflight refuses one that does not exist."""
+    clients.s3.put_object(Bucket=EXAMPLE_INPUTS["ArtifactBucket"], Key=key, Body=b"PK")
+
+
 def _refreshing_update(clients: Clients, stack: str, key: str, sleep: Callable[[float], None], **kwargs: Any) -> Any:
     out: list[str] = []
     values = {"WinArtifactKey": f"windows/{key}.zip"}
+    _artifact(clients, values["WinArtifactKey"])
     call = functools.partial(
         deploy, clients, stack, FEATURE, values, poll_seconds=0, echo=out.append, yes=True, sleep=sleep, **_bucket()
     )
@@ -168,6 +174,7 @@ def test_deploy_exits_non_zero_when_the_refresh_ends_otherwise(
     monkeypatch.setattr(commands, "deploy", functools.partial(commands.deploy, sleep=sleep))
     argv = ["deploy", "--stack-name", fleet, "--template", str(FEATURE), *BUCKET_FLAG, "--yes"]
     argv += ["--parameter", f"WinArtifactKey=windows/end-{status}.zip", "--endpoint-url", endpoint]
+    _artifact(scaling, f"windows/end-{status}.zip")
     assert _quiet(lambda: main(argv)) == 1
     err = capsys.readouterr().err
     refresh = _refreshes(group)[0]
@@ -186,6 +193,8 @@ def test_following_a_refresh_stops_at_the_timeout_and_no_wait_does_not_follow(
     group = _group(scaling, fleet)
     argv = ["deploy", "--stack-name", fleet, "--template", str(FEATURE), *BUCKET_FLAG, "--yes"]
     argv += ["--endpoint-url", endpoint, "--poll-seconds", "0"]
+    for key in ("windows/late.zip", "windows/nowait.zip"):
+        _artifact(scaling, key)
     assert _quiet(lambda: main([*argv, "--parameter", "WinArtifactKey=windows/late.zip", "--timeout", "0"])) == 1
     refresh = _refreshes(group)[0]
     assert capsys.readouterr().err == (
