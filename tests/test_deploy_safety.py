@@ -123,12 +123,13 @@ def test_a_removal_without_a_terminal_is_refused_and_changes_nothing(aws: Client
         refused.value
     )
     assert _logical_ids(aws, "ww-remove") == before and "WinVpc" in before
+    assert _pending(aws, "ww-remove") == []  # the refused change set is deleted, not left behind
     # Interactively: asked, and "no" changes nothing either.
     asked: list[str] = []
     with pytest.raises(DeployError, match=r"^not executed: nothing was changed"):
         _run(aws, "ww-remove", existing, ask=lambda question: asked.append(question) or False)
     assert asked and asked[0].startswith("Execute this change set (") and "to remove" in asked[0]
-    assert _logical_ids(aws, "ww-remove") == before
+    assert _logical_ids(aws, "ww-remove") == before and _pending(aws, "ww-remove") == []
     result, out = _run(aws, "ww-remove", existing, ask=lambda question: True)
     assert result.status == "UPDATE_COMPLETE" and "WinVpc" not in _logical_ids(aws, "ww-remove")
     assert "  remove   WinVpc (AWS::EC2::VPC) (from the templates)" in out
@@ -153,6 +154,7 @@ def test_a_change_that_refreshes_the_workers_asks_first(aws: Clients) -> None:
         _run(aws, "ww-refresh-ask", {"WinInstanceType": "c7i.xlarge"})
     assert "starts an instance refresh" in str(refused.value)
     assert _parameters(aws, "ww-refresh-ask")["WinInstanceType"] == "m6i.large"
+    assert _pending(aws, "ww-refresh-ask") == []  # README: refused and deleted unless --yes
 
 
 def test_the_plan_groups_replacements_with_their_cause() -> None:
