@@ -580,3 +580,18 @@ def test_the_two_fleet_example_must_be_deployed_from_s3(own_switch: dict[str, An
         text = (ROOT / page).read_text(encoding="utf-8")
         assert "over the 51,200 bytes CloudFormation takes inline" in " ".join(text.split()), page
     assert INLINE_LIMIT == 51_200
+
+
+def test_a_child_from_a_version_whose_output_differs_is_refused_naming_both_versions() -> None:
+    # README "Nested": the pair is refused when the child's content is not what the parent
+    # expects; the message names the versions each half was built with.
+    parent, child = Template(), as_dict(child_template())
+    nested_stack(parent, URL)
+    parent_data = as_dict(parent)
+    (stack,) = (r for r in parent_data["Resources"].values() if r["Type"] == "AWS::CloudFormation::Stack")
+    stack["Metadata"]["winworkers"]["version"] = "0.0.1"
+    stack["Metadata"]["winworkers"]["fingerprint"] = "0" * 16  # that version's output was another child
+    with pytest.raises(
+        ValueError, match=r"\(winworkers 0\.0\.1, the default config\), but the child's is .* \(winworkers "
+    ):
+        check_pair(parent_data, child)
