@@ -21,7 +21,12 @@ why), and it never asks for skip matching or a desired configuration. Triggers:
   rollback (the stack or its root ``*ROLLBACK*``), or when the stack's status
   cannot be read, it starts nothing and answers SUCCESS: a failure there would
   leave the stack UPDATE_ROLLBACK_FAILED; the weekly run replaces what is left
-  on another launch template version. It answers every request exactly once.
+  on another launch template version. It answers every delivery of a request
+  exactly once, and each delivery alike: Lambda may deliver one twice, so a
+  group tag (``ami_refresh.CLAIM``, not propagated) records the request before
+  the start and the refresh after it, and a refresh that began after this
+  request found none active (InstanceRefreshInProgress, e.g. its own start's lost
+  answer retried by botocore) rolls out the group's update: it is the one.
 
 - With ``WarmPool=stopped``, Auto Scaling's terminate lifecycle action for an instance
   leaving the warm pool (``Origin`` WarmPool): a stopped pooled worker cannot complete its
