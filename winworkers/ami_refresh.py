@@ -19,6 +19,7 @@ ACTIVE = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
 RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5})
 POOL_EXIT = "EC2 Instance-terminate Lifecycle Action"
 ROLLED_OUT = ("GroupName", "LaunchTemplateId", "LaunchTemplateVersion", "Subnets")
+CLAIM = "winworkers:refresh-request"
 
 
 class RefreshError(RuntimeError):
@@ -131,14 +132,7 @@ def on_stack_event(event: dict[str, Any], env: Any, clients: Any = None) -> dict
             out["stack_status"] = statuses = _statuses(c, event.get("StackId"))
             # Failing a rollback leaves UPDATE_ROLLBACK_FAILED.
             if forward := not any("ROLLBACK" in s for s in statuses):
-                active = _active(c["autoscaling"], asg)
-                refresh = None if active else _start(c["autoscaling"], asg, _preferences(env))
-                if not refresh:
-                    a = active or _active(c["autoscaling"], asg) or {}
-                    raise RefreshError(
-                        f"instance refresh {a.get('InstanceRefreshId')} of {asg} is {a.get('Status')} "
-                        f"({a.get('PercentageComplete', 0)}% done): wait for it or cancel it, then retry"
-                    )
+                refresh = _refresh_for(c["autoscaling"], asg, str(event.get("RequestId")), _preferences(env))
                 out.update(action="refresh-started", instance_refresh_id=refresh)
                 data = {"InstanceRefreshId": refresh}
     except Exception as error:
@@ -175,6 +169,31 @@ def _preferences(env: Any) -> dict[str, Any]:
         "ScaleInProtectedInstances": "Refresh",
         "StandbyInstances": "Terminate",
     }
+
+
+def _refresh_for(auto: Any, asg: str, request: str, preferences: dict[str, Any]) -> Any:
+    # Once per request, however often it arrives: group tag CLAIM (not propagated) is "request"
+    # from before the start, then "request id".
+    g = f"Auto Scaling group {asg}"
+    found = _call(g, auto.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])["AutoScalingGroups"]
+    claim = {t["Key"]: t["Value"].split() for x in found for t in x.get("Tags", [])}.get(CLAIM, [])
+    if (mine := claim[:1] == [request]) and claim[1:]:
+        return claim[1]
+    tag = {"ResourceId": asg, "ResourceType": "auto-scaling-group", "Key": CLAIM, "PropagateAtLaunch": False}
+    if not (a := _active(auto, asg)):
+        _call(g, auto.create_or_update_tags, Tags=[{**tag, "Value": request}])
+    elif not mine:
+        raise RefreshError(
+            f"instance refresh {a['InstanceRefreshId']} of {asg} is {a.get('Status')} "
+            f"({a.get('PercentageComplete', 0)}% done): wait for it or cancel it, then retry"
+        )
+    # InstanceRefreshInProgress: one began since none was active (this request's, its answer
+    # lost; or another's), so after the group's update: it rolls that out.
+    refresh = (a or {}).get("InstanceRefreshId") or _start(auto, asg, preferences)
+    if not (refresh := refresh or (_active(auto, asg) or {}).get("InstanceRefreshId")):
+        raise RefreshError(f"{g}: StartInstanceRefresh said one is in progress, but none is: retry")
+    _call(g, auto.create_or_update_tags, Tags=[{**tag, "Value": f"{request} {refresh}"}])
+    return refresh
 
 
 def _start(auto: Any, asg: str, preferences: dict[str, Any]) -> Any:

@@ -106,10 +106,13 @@ REPLACE_EVERY_INSTANCE = {"ScaleInProtectedInstances": "Refresh", "StandbyInstan
 
 @dataclass(frozen=True)
 class Fleet:
-    """Handles: the group (``Ref`` is its name) and its launch template."""
+    """Handles: the group (``Ref`` is its name), its launch template, the role its instances get,
+    and its warm pool (``Condition`` HasWarmPool)."""
 
     group: AutoScalingGroup
     launch_template: LaunchTemplate
+    instance_role: Role
+    warm_pool: WarmPool
 
 
 def ami_parameter_name(p: Params) -> Sub:
@@ -127,9 +130,9 @@ def add_fleet(
     name = Sub(group_name(p.config))
     launch_template = template.add_resource(_launch_template(p, network, role, profile, logs, name))
     group = template.add_resource(_group(p, network, launch_template, name))
-    template.add_resource(_warm_pool(p, group))
+    warm_pool = template.add_resource(_warm_pool(p, group))
     _add_queue_scaling(template, p, group)
-    return Fleet(group=group, launch_template=launch_template)
+    return Fleet(group=group, launch_template=launch_template, instance_role=role, warm_pool=warm_pool)
 
 
 def _tags(p: Params) -> dict[str, Any]:

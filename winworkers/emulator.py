@@ -67,9 +67,11 @@ Instance refreshes and the refresh custom resource (see the section at the end):
    SUCCESS keeps its PhysicalResourceId and Data (Fn::GetAtt), FAILED fails
    the operation with its Reason, no response fails it too. On a stack's
    deletion custom resources go first, as CloudFormation deletes dependents
-   before what they name (moto deletes in no particular order). NOT modelled:
-   ServiceTimeout (the call is synchronous), Lambda's asynchronous retries, and
-   any other function code.
+   before what they name (moto deletes in no particular order). Each request is
+   delivered twice, one after the other, as Lambda may deliver an asynchronous
+   event more than once even after the function answered, and the second answer
+   must be the first's. NOT modelled: ServiceTimeout (the call is synchronous),
+   Lambda's retries after an error, concurrent deliveries, and any other function code.
 
 Resources moto's CloudFormation leaves out:
 
@@ -871,10 +873,20 @@ def _serve(request: str, model: Any, properties: dict[str, Any], old: dict[str, 
     keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     names = ("autoscaling", "cloudformation", "ec2", "ssm")
     clients = {n: boto3.client(n, endpoint_url=endpoint, region_name=region, **keys) for n in names}
-    module.on_stack_event(event, environment, clients)
-    answer = _responses.pop(request_id, None)
+    answers = []
+    for _ in (1, 2):  # Lambda may deliver a request twice, even after an answer: each must be the same
+        module.on_stack_event(event, environment, clients)
+        answers.append(_responses.pop(request_id, None))
+    answer = answers[0]
     if answer is None:
         raise _CustomResourceFailed(model.logical_id, "the function sent no response to ResponseURL")
+    if answers[1] != answer:
+        second = answers[1] or {}
+        raise _CustomResourceFailed(
+            model.logical_id,
+            f"answered {answer.get('Status')}, then {second.get('Status')} to a second delivery of the same request"
+            f" ({second.get('Reason')})",
+        )
     if answer.get("Status") != "SUCCESS":
         raise _CustomResourceFailed(model.logical_id, str(answer.get("Reason")))
     return answer

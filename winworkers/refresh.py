@@ -21,7 +21,12 @@ why), and it never asks for skip matching or a desired configuration. Triggers:
   rollback (the stack or its root ``*ROLLBACK*``), or when the stack's status
   cannot be read, it starts nothing and answers SUCCESS: a failure there would
   leave the stack UPDATE_ROLLBACK_FAILED; the weekly run replaces what is left
-  on another launch template version. It answers every request exactly once.
+  on another launch template version. It answers every delivery of a request
+  exactly once, and each delivery alike: Lambda may deliver one twice, so a
+  group tag (``ami_refresh.CLAIM``, not propagated) records the request before
+  the start and the refresh after it, and a refresh that began after this
+  request found none active (InstanceRefreshInProgress, e.g. its own start's lost
+  answer retried by botocore) rolls out the group's update: it is the one.
 
 - With ``WarmPool=stopped``, Auto Scaling's terminate lifecycle action for an instance
   leaving the warm pool (``Origin`` WarmPool): a stopped pooled worker cannot complete its
@@ -38,11 +43,13 @@ refresh (InstanceRefreshInProgress), which both sides treat as "in progress".
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from pathlib import Path
 
 from awacs import autoscaling, cloudformation, ec2, sqs, ssm
-from awacs.aws import Allow, Statement
+from awacs import iam as iam_actions
+from awacs.aws import Allow, ArnEquals, Condition, ForAllValuesStringEquals, Statement, StringEquals
 from troposphere import GetAtt, Ref, StackId, Sub, Template
 from troposphere.awslambda import Code, DeadLetterConfig, Environment, Function, LoggingConfig, Permission
 from troposphere.cloudformation import CustomResource
@@ -99,9 +106,17 @@ def function_source() -> str:
     return SOURCE.read_text(encoding="utf-8")
 
 
-def _statements(p: Params, dead_letters: Queue) -> list[Statement]:
-    # Public parameters have an empty account field; "*" matches it (and only AWS can
-    # own names under /aws/), where an empty field fails parliament's ARN check.
+def source_constant(name: str) -> str:
+    """A string constant of the function's source, read without importing it (it needs boto3)."""
+    for node in ast.parse(function_source()).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == [name]:
+            return str(ast.literal_eval(node.value))
+    raise KeyError(f"{SOURCE.name} defines no {name}")
+
+
+def _statements(p: Params, dead_letters: Queue, fleet: Fleet) -> list[Statement]:
+    # Public parameters have an empty account field; "*" matches it (and only AWS can own names
+    # under /aws/), where an empty field fails parliament's ARN check.
     parameter = Sub("arn:${AWS::Partition}:ssm:${AWS::Region}:*:parameter${Name}", Name=ami_parameter_name(p))
     return [
         # Describe calls support no resource-level permissions: "*" is the only resource AWS accepts.
@@ -122,6 +137,14 @@ def _statements(p: Params, dead_letters: Queue) -> list[Statement]:
             Action=[autoscaling.StartInstanceRefresh, autoscaling.CompleteLifecycleAction],
             Resource=[group_arn(p.config)],
         ),
+        # Its one tag on the group: which stack update request started which refresh (ami_refresh.CLAIM).
+        Statement(
+            Effect=Allow,
+            Action=[autoscaling.CreateOrUpdateTags],
+            Resource=[group_arn(p.config)],
+            Condition=Condition(ForAllValuesStringEquals({"aws:TagKeys": [source_constant("CLAIM")]})),
+        ),
+        *_launch_template_statements(fleet),
         # GetParameters too: Auto Scaling checks the caller of StartInstanceRefresh can
         # resolve the launch template's resolve:ssm: ImageId.
         Statement(Effect=Allow, Action=[ssm.GetParameter, ssm.GetParameters], Resource=[parameter]),
@@ -132,6 +155,42 @@ def _statements(p: Params, dead_letters: Queue) -> list[Statement]:
             Effect=Allow,
             Action=[cloudformation.DescribeStacks],
             Resource=[Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/*")],
+        ),
+    ]
+
+
+def _launch_template_statements(fleet: Fleet) -> list[Statement]:
+    """What Auto Scaling checks that the caller of StartInstanceRefresh may do with the group's launch
+    template (user guide, launch template permissions; docs/aws-behaviours.md row A2): launch from
+    it, pass its instance profile's role to EC2, tag what its tag specifications tag at launch."""
+    template = Sub(
+        "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:launch-template/${Id}",
+        Id=Ref(fleet.launch_template),
+    )
+    tagged = sorted(spec.ResourceType for spec in fleet.launch_template.LaunchTemplateData.TagSpecifications)
+    return [
+        # Every resource of a launch (instance, volume, interface, subnet, security group, image, the
+        # template), but only from this template: ec2:LaunchTemplate applies to each. "*" for the
+        # account: public images have none.
+        Statement(
+            Effect=Allow,
+            Action=[ec2.RunInstances],
+            Resource=[Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:*:*")],
+            Condition=Condition(ArnEquals({"ec2:LaunchTemplate": template})),
+        ),
+        Statement(
+            Effect=Allow,
+            Action=[iam_actions.PassRole],
+            Resource=[GetAtt(fleet.instance_role, "Arn")],
+            Condition=Condition(StringEquals({"iam:PassedToService": "ec2.amazonaws.com"})),
+        ),
+        Statement(
+            Effect=Allow,
+            Action=[ec2.CreateTags],
+            Resource=[
+                Sub(f"arn:${{AWS::Partition}}:ec2:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/*") for kind in tagged
+            ],
+            Condition=Condition(StringEquals({"ec2:CreateAction": "RunInstances"})),
         ),
     ]
 
@@ -156,7 +215,7 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
         p,
         "RefreshRole",
         "lambda.amazonaws.com",
-        [*_statements(p, dead_letters), grant_write((logs,))],
+        [*_statements(p, dead_letters, fleet), grant_write((logs,))],
     )
     function = template.add_resource(
         Function(
@@ -262,6 +321,11 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
         if condition:
             permission.Condition = condition
         template.add_resource(permission)
+    # The pool goes first (stopped -> off, the stack's deletion) and comes last: its workers'
+    # exits still reach the rule, the permission, and through them the function and its role
+    # (named by GetAtt and Ref), or each waits DrainSeconds (row A3). All three carry HasWarmPool:
+    # a DependsOn on a resource whose Condition is false is a template error (row 7).
+    fleet.warm_pool.DependsOn = [exits.title, lid("PoolExitInvoke")]
     releases = p.cond("SubscribeToAmiReleases")
     template.add_resource(
         SubscriptionResource(
