@@ -137,3 +137,16 @@ def test_the_warm_pool_actions_are_its_schema_handlers() -> None:
     template = json.loads(build_template().to_json())
     assert needed <= actions(policy_document(WorkersConfig())), "the policy of a default build grants them"
     assert "AWS::AutoScaling::WarmPool" in resource_types(template)
+
+
+def test_the_standing_resource_needs_no_statement_and_its_schema_names_no_permission() -> None:
+    # CloudFormation keeps a WaitConditionHandle itself: the type is known (not refused) and
+    # adds no statement, and cfn-lint's shipped schema for it declares no handler permissions.
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    kind = "AWS::CloudFormation::WaitConditionHandle"
+    assert kind in resource_types(json.loads(build_template().to_json()))
+    assert RESOURCE_ACTIONS[kind] == []
+    sids = {s["Sid"] for s in _document(build_template().to_dict())["Statement"]}
+    assert "CloudFormationWaitConditionHandle" not in sids
+    assert "handlers" not in PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", kind).schema

@@ -261,6 +261,7 @@ def test_coverage_of_the_committed_templates_is_what_the_readme_says() -> None:
     types = {r["Type"] for t in templates for r in t["Resources"].values()}
     found = coverage(types)
     assert {t for t, how in found.items() if how == "emulator"} == {
+        "AWS::CloudFormation::WaitConditionHandle",
         "AWS::CloudWatch::Alarm",
         "AWS::AutoScaling::ScalingPolicy",
         "AWS::AutoScaling::WarmPool",

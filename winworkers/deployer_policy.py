@@ -242,6 +242,10 @@ RESOURCE_ACTIONS: dict[str, list[Action]] = {
         cloudformation.DescribeStackEvents,
         cloudformation.GetTemplate,
     ],
+    # The standalone template's standing resource (winworkers.build.standing_resource): CloudFormation
+    # makes it itself, calling no other service (its registry schema declares no handler permissions),
+    # so it needs no statement of its own.
+    "AWS::CloudFormation::WaitConditionHandle": [],
     # A custom resource: CloudFormation invokes its Lambda with the caller's rights.
     "AWS::CloudFormation::CustomResource": [awslambda.InvokeFunction],
     # An inline policy of one of the feature's roles: granted with the roles, on their ARNs only
@@ -360,7 +364,7 @@ def statements(
             Resource=stack_arns(stack_name) if kind == "AWS::CloudFormation::Stack" else ["*"],
         )
         for kind in kinds
-        if kind not in ("AWS::IAM::Role", "AWS::IAM::InstanceProfile", "AWS::IAM::Policy")
+        if kind not in ("AWS::IAM::Role", "AWS::IAM::InstanceProfile", "AWS::IAM::Policy") and RESOURCE_ACTIONS[kind]
     ]
     resources = template.get("Resources", {})
     roles = sorted(n for n, r in resources.items() if r.get("Type") == "AWS::IAM::Role")

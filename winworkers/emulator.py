@@ -81,7 +81,9 @@ Resources moto's CloudFormation leaves out:
    configuration, but moto launches no pooled instance) and
    AWS::EC2::SecurityGroupEgress (AuthorizeSecurityGroupEgress), after checking
    the properties against that API's request shape (botocore's model), as
-   CloudFormation's handler would refuse them. Any other type moto lacks is not
+   CloudFormation's handler would refuse them; AWS::CloudFormation::WaitConditionHandle
+   (no properties, no call: CloudFormation keeps it itself) as a URL for its Ref.
+   Any other type moto lacks is not
    created, and never silently: its CREATE_COMPLETE event says "NOT CREATED by
    the emulator", and the stack's own CREATE_COMPLETE (or UPDATE_COMPLETE, or the
    parent's event for a nested stack) lists every such resource. coverage()
@@ -1140,7 +1142,17 @@ def _warm_pool(name: str, props: dict[str, Any], account: str, region: str) -> _
     return _Made(group, {}, delete)
 
 
+def _wait_condition_handle(name: str, props: dict[str, Any], account: str, region: str) -> _Made:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudformation-waitconditionhandle.html
+    # No properties; CloudFormation keeps it itself, and its Ref is a presigned URL for signals.
+    if props:
+        raise ValueError(f"AWS::CloudFormation::WaitConditionHandle has no properties, not {sorted(props)}")
+    url = f"https://cloudformation-waitcondition-{region}.s3.amazonaws.com/{account}/{name}"
+    return _Made(url, {}, lambda: None)
+
+
 _EMULATED: dict[str, Callable[[str, dict[str, Any], str, str], _Made]] = {
+    "AWS::CloudFormation::WaitConditionHandle": _wait_condition_handle,
     "AWS::CloudWatch::Alarm": _alarm,
     "AWS::AutoScaling::ScalingPolicy": _scaling_policy,
     "AWS::AutoScaling::WarmPool": _warm_pool,

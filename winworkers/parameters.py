@@ -282,7 +282,8 @@ PARAMETERS: tuple[Param, ...] = (
         SWITCH,
         "String",
         "false",
-        "true creates the Windows Workers feature; false creates nothing.",
+        "true creates the Windows Workers feature; false creates nothing "
+        "(a standalone stack keeps a no-cost placeholder).",
         "Feature",
         allowed_values=BOOLEAN,
     ),
