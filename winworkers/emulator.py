@@ -125,6 +125,13 @@ Conditions:
    the emulator every fleet took the Spot mode's MixedInstancesPolicy (OnDemandPercentage
    100, the default, compared as 100 against "100").
 
+Resources without properties:
+
+19. A resource that has no Properties (AWS::CloudFormation::WaitConditionHandle) is not
+   updated when nothing about it changed, as in CloudFormation: moto's parse_resource adds
+   "Properties": {} to the stored template when it creates it, so its diff saw every
+   later template's resource as modified and updated it at each stack update.
+
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
 winworkers.constraints), and winworkers deploy checks both before any call.
@@ -246,6 +253,7 @@ def _patch_moto() -> None:
             (models.CloudFormationBackend, "execute_change_set", _rolling_back),
             (parsing.ResourceMap, "create", _created_if_conditions_hold),
             (parsing.ResourceMap, "update", _updated_if_conditions_hold),
+            (parsing.ResourceMap, "build_resource_diff", _properties_absent_as_empty),
             *_truth_patches(parsing, models),
             (models.Stack, "stack_parameters", _previous_values_as_given),
             (parsing.ResourceMap, "load_parameters", _defaults_kept_as_values),
@@ -344,6 +352,17 @@ def _created_if_conditions_hold(create: Any) -> Any:
     # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/conditions-section-structure.html
     def run(resources_map: Any, template: dict[str, Any]) -> Any:
         return create(resources_map, _holding(resources_map, template))
+
+    return run
+
+
+def _properties_absent_as_empty(build_resource_diff: Any) -> Any:
+    def run(resources_map: Any, other_template: dict[str, Any], parameters: Any = None) -> Any:
+        old = resources_map._resource_json_map
+        for name, resource in other_template.get("Resources", {}).items():
+            if "Properties" not in resource and old.get(name, {}).get("Properties") == {}:
+                resource["Properties"] = {}  # as moto's parse_resource stored it
+        return build_resource_diff(resources_map, other_template, parameters)
 
     return run
 
