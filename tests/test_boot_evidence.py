@@ -42,6 +42,20 @@ HOST_LOGS = "stack-WinHostLogs-ABC"
 MOTO_CONSOLE = "Linux version 2.6.16-xenU"
 JPG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4 + b"\xff\xd9"
 CAPTURED = ["GetConsoleOutput", "GetConsoleScreenshot", "CreateLogStream", "PutLogEvents"]
+# After the capture: is the instance waiting on the drain hook (moto: InService, so no)?
+CHECKED = [*CAPTURED, "DescribeAutoScalingInstances"]
+EVENT_NAMES = {"ec2": "ec2", "logs": "cloudwatch-logs", "autoscaling": "auto-scaling"}
+SCALING = {"DescribeAutoScalingInstances", "DescribeScalingActivities", "CompleteLifecycleAction"}
+# How Auto Scaling ends the launch activity of an abandoned launch lifecycle action (AWS
+# Knowledge Center, "lifecycle actions and CodeDeploy"), ABANDON and timeout.
+ABANDONED = (
+    "Instance failed to complete user's Lifecycle Action: Lifecycle Action with token "
+    "0fc62a4b-153b-4dba-9bf4-9f233e72a697 was abandoned: Lifecycle Action Completed with ABANDON Result"
+)
+TIMED_OUT = (
+    "Instance failed to complete user's Lifecycle Action: Lifecycle Action with token "
+    "95c60857-3c0a-4a67-8518-6dc18797e421 was abandoned: Heartbeat Timeout"
+)
 
 
 class _Raw:
@@ -71,8 +85,8 @@ class World:
 
     def answer(self, operation: str, reply: Callable[..., Any]) -> None:
         """Answer operation with reply(**kwargs) instead of moto."""
-        service = "ec2" if operation.startswith("GetConsole") else "logs"
-        event = f"before-call.{'ec2' if service == 'ec2' else 'cloudwatch-logs'}.{operation}"
+        service = "ec2" if operation.startswith("GetConsole") else "autoscaling" if operation in SCALING else "logs"
+        event = f"before-call.{EVENT_NAMES[service]}.{operation}"
         self.clients[service].meta.events.register_first(event, reply)
 
     def run(self, event: dict[str, Any] | None = None, **env: str) -> dict[str, Any]:
@@ -142,7 +156,7 @@ def moto_evidence(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda seconds: None)
     with mock_aws():
-        clients = {n: boto3.client(n, config=RETRIES) for n in ("ec2", "logs")}
+        clients = {n: boto3.client(n, config=RETRIES) for n in ("ec2", "logs", "autoscaling")}
         scaling = boto3.client("autoscaling")
         image = clients["ec2"].describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
         clients["ec2"].create_launch_template(
@@ -197,7 +211,7 @@ def test_a_failed_boot_leaves_its_console_and_screenshot_in_the_host_log_group(w
         "base64 in the next 1 event(s): join them and decode"
     )
     assert base64.b64decode(messages[12]) == JPG
-    assert world.calls == CAPTURED
+    assert world.calls == CHECKED
     # Latest=true first: the live serial output on Nitro; WakeUp: a sleeping display shows nothing.
     assert world.params[0] == ("GetConsoleOutput", {"InstanceId": world.instance, "Latest": True})
     assert world.params[1] == ("GetConsoleScreenshot", {"InstanceId": world.instance, "WakeUp": True})
@@ -211,6 +225,8 @@ def test_a_failed_boot_leaves_its_console_and_screenshot_in_the_host_log_group(w
         "events": 13,
         "console_lines": 10,
         "result": "captured",
+        # moto's instance is InService: not waiting on the drain hook, nothing to release.
+        "release": "not-waiting",
     }
     assert world.log == {"result": "captured", **result}
 
@@ -281,7 +297,7 @@ def test_nothing_from_ec2_is_a_note_and_one_line_not_an_error(world: World) -> N
         f"winworkers: no console screenshot of {gone} (GetConsoleScreenshot: InvalidInstanceID.NotFound)",
     ]
     # Both console calls tried, then the note written: no retry loop.
-    assert world.calls == ["GetConsoleOutput", "GetConsoleOutput", *CAPTURED[1:]]
+    assert world.calls == ["GetConsoleOutput", "GetConsoleOutput", *CHECKED[1:]]
 
 
 def test_an_empty_console_counts_as_nothing(world: World) -> None:
@@ -349,12 +365,13 @@ def test_handler_reads_the_environment(world: World, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("LOG_GROUP", HOST_LOGS)
     with contextlib.redirect_stdout(io.StringIO()):
         assert boot_evidence.handler(terminating(world.instance), None)["result"] == "captured"
-    assert made == ["ec2", "logs"]
+    assert made == ["ec2", "logs", "autoscaling"]
 
 
 def test_the_module_is_a_self_contained_small_lambda(tmp_path: Path) -> None:
     source = Path(boot_evidence.__file__).read_bytes()
-    assert len(source) < 7000
+    # The release of a failed boot's drain hook took it from 7,000 (register row B1).
+    assert len(source) < 11_000
     imported = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -368,3 +385,101 @@ def test_the_module_is_a_self_contained_small_lambda(tmp_path: Path) -> None:
     index = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(index)
     assert callable(index.handler) and issubclass(index.EvidenceError, RuntimeError)
+
+
+# A failed boot's release: the UserData leaves the drain hook to this function (register row B1)
+
+
+def _failed_boot(
+    world: World, state: str = "Terminating:Wait", message: str = ABANDONED, answers: int = 1, refused: str = ""
+) -> list[dict[str, Any]]:
+    """The instance waits in ``state``, its launch activity ended with ``message`` (the shapes of
+    DescribeAutoScalingInstances and DescribeScalingActivities, API reference; moto has neither
+    this state nor activities, nor CompleteLifecycleAction). The first ``answers``
+    CompleteLifecycleAction calls succeed, later ones find no action (ValidationError, as AWS
+    answers for a completed action); returns the parameters of each call."""
+    completed: list[dict[str, Any]] = []
+    waiting = {"InstanceId": world.instance, "AutoScalingGroupName": GROUP, "LifecycleState": state}
+    listed = {"AutoScalingInstances": [waiting]}
+    launch = {
+        "ActivityId": "f9f2d65b-f1f2-43e7-b46d-d86756459699",
+        "AutoScalingGroupName": GROUP,
+        "Description": f"Launching a new EC2 instance: {world.instance}",
+        "Cause": "At 2026-12-01T09:00:00Z an instance was started in response to a difference between desired "
+        "and actual capacity, increasing the capacity from 0 to 1.",
+        "StartTime": "2026-12-01T09:00:00Z",
+        "StatusCode": "Cancelled",
+        "StatusMessage": message,
+        "Progress": 100,
+    }
+    # Another instance's failed launch says nothing about this one.
+    other = {**launch, "ActivityId": "0", "Description": "Launching a new EC2 instance: i-0other"}
+    other["StatusMessage"] = ABANDONED
+    world.answer("DescribeAutoScalingInstances", lambda **_: (_response(200), listed))
+    world.answer("DescribeScalingActivities", lambda **_: (_response(200), {"Activities": [other, launch]}))
+
+    def complete(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        completed.append(world.params[-1][1])
+        if refused:
+            return _error(refused, 403)
+        if len(completed) > answers:
+            message = "No active Lifecycle Action found with token 87654321-4321-4321-4321-210987654321"
+            return _response(400), {"Error": {"Code": "ValidationError", "Message": message}}
+        return _response(200), {}
+
+    world.answer("CompleteLifecycleAction", complete)
+    return completed
+
+
+RELEASED = {
+    "AutoScalingGroupName": GROUP,
+    "LifecycleHookName": DRAIN_HOOK,
+    "LifecycleActionToken": "87654321-4321-4321-4321-210987654321",
+    "LifecycleActionResult": "ABANDON",
+}
+
+
+@pytest.mark.parametrize("message", [ABANDONED, TIMED_OUT], ids=["abandoned", "launch-hook-timed-out"])
+@pytest.mark.parametrize("state", ["Terminating:Wait", "Warmed:Terminating:Wait"])
+def test_a_failed_boot_is_captured_then_abandoned_once(world: World, state: str, message: str) -> None:
+    completed = _failed_boot(world, state, message)
+    result = world.run()
+    # The console first, while the instance runs; then its drain hook, with ABANDON, exactly once:
+    # Auto Scaling terminates it, or retains it with RetainFailedBoots (register row 111).
+    assert world.calls == [*CHECKED, "DescribeScalingActivities", "CompleteLifecycleAction"]
+    assert completed == [RELEASED]
+    assert (result["result"], result["release"]) == ("captured", "abandoned")
+    assert world.stream()[0].startswith(f"winworkers: console output of {world.instance}")
+
+
+def test_a_second_delivery_of_the_event_completes_nothing_more(world: World) -> None:
+    # Events are delivered at least once: the second run finds the action completed and is done.
+    completed = _failed_boot(world, answers=1)
+    assert world.run()["release"] == "abandoned"
+    assert world.run()["release"] == "already-completed"
+    assert world.log["result"] == "captured"
+    assert completed == [RELEASED, RELEASED]
+
+
+@pytest.mark.parametrize("state", ["Terminating:Retained", "Terminating:Proceed", "Terminated", "InService"])
+def test_an_instance_no_longer_waiting_is_left_alone(world: World, state: str) -> None:
+    # Retained by RetainFailedBoots (a later delivery), released already, or gone: no completion.
+    completed = _failed_boot(world, state)
+    assert world.run()["release"] == "not-waiting"
+    assert completed == [] and world.calls == CHECKED
+
+
+def test_a_worker_that_was_in_service_drains_itself(world: World) -> None:
+    # A scale-in or refresh: its launch succeeded, so its worker completes the drain (CONTINUE).
+    completed = _failed_boot(world, message="")
+    assert world.run()["release"] == "its-worker-drains"
+    assert completed == []
+
+
+def test_a_refused_release_fails_visibly_after_the_capture(world: World) -> None:
+    # Lambda retries, then dead-letters; the drain hook's timeout (DrainSeconds, CONTINUE) ends the wait.
+    _failed_boot(world, refused="AccessDenied")
+    with pytest.raises(EvidenceError, match="CompleteLifecycleAction"):
+        world.run()
+    assert world.log["result"] == "error"
+    assert world.stream()[0].startswith(f"winworkers: console output of {world.instance}")

@@ -25,10 +25,18 @@ from winworkers.renderings import MODES, enabled_parameters
 from winworkers.templates import all_templates
 from winworkers.templates import render as render_json
 
+# The standalone template's one resource outside the switch (build.standing_resource, register
+# row B4): a stack with the switch off keeps it, and nothing else.
+STANDING = {"WinStanding": "AWS::CloudFormation::WaitConditionHandle"}
 
-def test_disabled_creates_nothing(feature: dict[str, Any]) -> None:
+
+def _kinds(rendered: dict[str, Any]) -> dict[str, str]:
+    return {name: r["Type"] for name, r in rendered.get("Resources", {}).items()}
+
+
+def test_disabled_creates_only_the_standing_resource(feature: dict[str, Any]) -> None:
     rendered = render(feature, {SWITCH: "false"})
-    assert rendered.get("Resources", {}) == {}
+    assert _kinds(rendered) == STANDING
     assert rendered.get("Outputs", {}) == {}
 
 
@@ -36,13 +44,30 @@ def test_disabled_even_with_every_mode_and_option_on(feature: dict[str, Any]) ->
     for mode in MODES:
         params = enabled_parameters(mode=mode, SubscribeToAmiReleases="true")
         params[SWITCH] = "false"
-        assert render(feature, params).get("Resources", {}) == {}, mode
+        assert _kinds(render(feature, params)) == STANDING, mode
 
 
-def test_every_resource_and_output_carries_a_condition(feature: dict[str, Any]) -> None:
+def test_every_resource_and_output_but_the_standing_one_carries_a_condition(feature: dict[str, Any]) -> None:
     for section in ("Resources", "Outputs"):
         for name, item in feature[section].items():
+            if section == "Resources" and name in STANDING:
+                assert item == {"Type": STANDING[name]}, "the standing resource is bare: no condition, no property"
+                continue
             assert item.get("Condition", "").startswith("Win"), f"{section}.{name} escaped the switch"
+
+
+def test_the_standing_resource_is_the_standalone_templates_alone() -> None:
+    # A parent that adds the feature inline has resources of its own, and a nested child is
+    # created only while the parent's switch is on: neither gets one.
+    parent = Template()
+    parent.add_resource(Queue("WorkQueue"))
+    add_to(parent, WorkersConfig())
+    assert "WinStanding" not in parent.resources
+    nested = Template()
+    added = nested_stack(nested, "https://bucket.s3.amazonaws.com/child.json", WorkersConfig())
+    assert [r.resource.get("Condition") for r in nested.resources.values()] == ["WinEnabled"]
+    assert "WinStanding" in child_template(WorkersConfig()).resources
+    assert added.stack.resource["Condition"] == "WinEnabled"
 
 
 def test_enabled_creates_the_feature(enabled: dict[str, Any]) -> None:

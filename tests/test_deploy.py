@@ -240,10 +240,16 @@ def _feature_resources(aws: Clients, stack: str) -> list[str]:
     return found
 
 
-def test_the_feature_deployed_disabled_creates_nothing(aws: Clients) -> None:
+def test_the_feature_deployed_disabled_creates_only_the_standing_resource(aws: Clients) -> None:
+    # The switch off: a stack with one resource that costs nothing (register row B4), created.
     created = _deploy(aws, "ww-off", FEATURE, {})
-    assert created.status == "CREATE_COMPLETE"
-    assert _resources(aws, "ww-off") == []
+    assert (created.status, set(created.resources)) == ("CREATE_COMPLETE", {"CREATE_COMPLETE"})
+    (standing,) = _resources(aws, "ww-off")
+    assert (standing["LogicalResourceId"], standing["ResourceType"]) == (
+        "WinStanding",
+        "AWS::CloudFormation::WaitConditionHandle",
+    )
+    assert standing["PhysicalResourceId"].startswith("https://")
 
 
 @pytest.mark.parametrize("example", ["parent-inline.json", "parent-nested.json"])

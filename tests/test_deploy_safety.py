@@ -25,10 +25,12 @@ from winworkers import WorkersConfig, build_template
 from winworkers.cli import main
 from winworkers.deploy import Clients, DeployError, deploy, follow
 from winworkers.deploy import base as deploy_base
-from winworkers.deploy.changes import from_change_set
+from winworkers.deploy.changes import from_change_set, resources_holding
 from winworkers.emulator import ENVIRONMENT
 from winworkers.parameters import SWITCH
 from winworkers.renderings import enabled_parameters
+
+STANDING_TYPE = "AWS::CloudFormation::WaitConditionHandle"
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
 
@@ -193,6 +195,7 @@ def test_the_plan_groups_replacements_with_their_cause() -> None:
     ]
     current = {"WinWorkerSecurityGroup": "AWS::EC2::SecurityGroup", "WinVpc": "AWS::EC2::VPC"}
     current["WinLaunchTemplate"] = "AWS::EC2::LaunchTemplate"
+    current["WinStanding"] = "AWS::CloudFormation::WaitConditionHandle"
     plan = from_change_set(described, template, template, values, values, current)
     lines = plan.lines()
     assert (
@@ -202,6 +205,20 @@ def test_the_plan_groups_replacements_with_their_cause() -> None:
     assert "  remove   WinVpc (AWS::EC2::VPC)" in lines
     assert plan.refresh == ["WinLaunchTemplate changes: a new launch template version replaces the running workers"]
     assert plan.risky and plan.summary() == "1 to remove, 1 to replace, 1 to modify; starts an instance refresh"
+
+
+def test_an_update_from_a_stack_without_the_standing_resource_only_adds_it() -> None:
+    # A stack deployed before the standing resource (0.3.0), switch on or off: the update adds
+    # it, as the change set says (ResourceChange, API reference), and replaces nothing.
+    template = json.loads(FEATURE.read_text())
+    for switch in ("true", "false"):
+        values = {**enabled_parameters(), SWITCH: switch}
+        holding = resources_holding(template, values) - {"WinStanding"}
+        current = {n: template["Resources"][n]["Type"] for n in holding}
+        added = {"Action": "Add", "LogicalResourceId": "WinStanding", "ResourceType": STANDING_TYPE}
+        plan = from_change_set([added], template, template, values, values, current)
+        assert [line.split()[:2] for line in plan.lines()] == [["add", "WinStanding"]], switch
+        assert not plan.risky and plan.summary() == "1 to add", switch
 
 
 # Instance refreshes (issue 17, item 3) -------------------------------------------------------------------------

@@ -380,3 +380,14 @@ def test_a_stack_name_too_long_for_a_policy_name_is_refused_in_one_line(capsys: 
     assert main(["deployer-policy", "--stack-name", "a" * 120]) == 1
     err = capsys.readouterr().err
     assert err.startswith("winworkers deployer-policy: --stack-name") and err.count("\n") == 1
+
+
+def test_the_standing_resource_needs_no_statement_and_its_schema_names_no_permission() -> None:
+    # CloudFormation keeps a WaitConditionHandle itself: the type is rendered, adds no action,
+    # and cfn-lint's shipped schema for it declares no handler permissions.
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    kind = "AWS::CloudFormation::WaitConditionHandle"
+    assert kind in resource_types(json.loads(build_template().to_json()))
+    assert "handlers" not in PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", kind).schema
+    assert not HANDLER_PERMISSIONS.get(kind)

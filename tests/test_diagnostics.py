@@ -76,6 +76,9 @@ def test_the_function_reads_the_console_of_this_groups_instances_only(enabled: d
         "logs:PutLogEvents",
         "logs:DescribeLogStreams",
         "sqs:SendMessage",
+        "autoscaling:DescribeAutoScalingInstances",
+        "autoscaling:DescribeScalingActivities",
+        "autoscaling:CompleteLifecycleAction",
     }
     console = by_action["ec2:GetConsoleOutput"]
     assert console is by_action["ec2:GetConsoleScreenshot"]
@@ -85,6 +88,17 @@ def test_the_function_reads_the_console_of_this_groups_instances_only(enabled: d
     assert GROUP_TAG == "aws:ResourceTag/aws:autoscaling:groupName"
     assert by_action["logs:PutLogEvents"]["Resource"] == ["WinHostLogs.Arn"]
     assert by_action["sqs:SendMessage"]["Resource"] == ["WinRefreshDeadLetters.Arn"]
+
+
+def test_the_function_releases_this_groups_failed_boots_only(enabled: dict[str, Any]) -> None:
+    # It completes a failed boot's drain hook (register row B1): on this group, nothing else.
+    by_action = {a: s for s in _statements(enabled, "WinEvidenceRole") for a in s["Action"]}
+    group = props(enabled, "WinGroup")["AutoScalingGroupName"]
+    (arn,) = by_action["autoscaling:CompleteLifecycleAction"]["Resource"]
+    assert arn.endswith(f":autoScalingGroupName/{group}") and arn.startswith("arn:aws:autoscaling:us-east-1:")
+    # Describe calls take no resource-level permission (Service Authorization Reference).
+    for action in ("autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeScalingActivities"):
+        assert by_action[action]["Resource"] == ["*"]
 
 
 def test_nothing_is_retained_unless_asked(feature: dict[str, Any], enabled: dict[str, Any]) -> None:

@@ -189,8 +189,11 @@ def test_a_failed_boot_on_the_emulator_leaves_its_console_in_the_stacks_host_log
         lambda **_: (AWSResponse("https://stub.invalid/", 400, {}, None), {"Error": {"Code": "UnsupportedOperation"}}),
     )
     capsys.readouterr()  # the deploy's output (and the refresh custom resource's log line)
-    result = boot_evidence.run(event, env["Variables"], {"ec2": ec2, "logs": client("logs")})
+    clients = {"ec2": ec2, "logs": client("logs"), "autoscaling": client("autoscaling")}
+    result = boot_evidence.run(event, env["Variables"], clients)
     assert json.loads(capsys.readouterr().out) == {"result": "captured", **result}
+    # moto's instance is InService (moto keeps no Terminating:Wait): nothing to release.
+    assert result["release"] == "not-waiting"
     events = client("logs").get_log_events(
         logGroupName=physical["WinHostLogs"], logStreamName=f"{instance}/console", startFromHead=True
     )["events"]
@@ -261,6 +264,7 @@ def test_coverage_of_the_committed_templates_is_what_the_readme_says() -> None:
     types = {r["Type"] for t in templates for r in t["Resources"].values()}
     found = coverage(types)
     assert {t for t, how in found.items() if how == "emulator"} == {
+        "AWS::CloudFormation::WaitConditionHandle",
         "AWS::CloudWatch::Alarm",
         "AWS::AutoScaling::ScalingPolicy",
         "AWS::AutoScaling::WarmPool",
@@ -299,3 +303,26 @@ def test_a_number_parameter_compares_as_the_string_it_was_given(aws: Clients, tm
         deploy(aws, stack, path, {"Percent": value}, poll_seconds=0.05, echo=lambda _: None)
         assert set(_physical(aws, stack)) == created, value
         delete(aws, stack, poll_seconds=0.05, echo=lambda _: None, yes=True)
+
+
+def test_a_resource_without_properties_is_not_updated_when_unchanged(aws: Clients) -> None:
+    # The standalone template's WinStanding has no Properties; moto stored them as {} and then
+    # updated it at every stack update (patch 20). CloudFormation updates what changed only.
+    template = {
+        "Parameters": {"Name": {"Type": "String"}},
+        "Resources": {
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Ref": "Name"}}},
+            "Standing": {"Type": "AWS::CloudFormation::WaitConditionHandle"},
+        },
+    }
+    cloudformation = aws.cloudformation
+    for call, name in ((cloudformation.create_stack, "first"), (cloudformation.update_stack, "second")):
+        call(
+            StackName="truth-standing",
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": "Name", "ParameterValue": name}],
+        )
+    events = cloudformation.describe_stack_events(StackName="truth-standing")["StackEvents"]
+    updated = {e["LogicalResourceId"] for e in events if e["ResourceStatus"] == "UPDATE_COMPLETE"}
+    assert updated == {"Queue", "truth-standing"}
+    cloudformation.delete_stack(StackName="truth-standing")

@@ -565,8 +565,8 @@ INIT = (
     "default",
 )
 
-# An abandoned instance has no worker to drain. ABANDON terminates it as CONTINUE would,
-# unless RetainFailedBoots keeps it (winworkers.diagnostics).
+# An abandoned instance waits on its drain hook, running: the boot evidence function takes its
+# console and screenshot, then ABANDONs that hook (register row B1). The UserData never touches it.
 DRAINED = _hook("ABANDON", DRAIN_HOOK)
 TIMINGS = {
     "BootToUserData": TO_USER_DATA,
@@ -580,8 +580,8 @@ CASES: dict[str, tuple[Instance, list[tuple[str, ...]]]] = {
     # Success: in service first, then the signal, then the boot timings.
     "bootstrap succeeds": (Instance(init_exit=0), [INIT, _hook("CONTINUE"), _signal(0), ("PutMetricData",)]),
     # Failure: reported to CloudFormation, then abandoned so Auto Scaling replaces it now.
-    "cfn-init fails": (Instance(init_exit=1), [INIT, _signal(1), _hook("ABANDON"), DRAINED]),
-    "cfn-init is missing": (Instance(init_exit=None), [_signal(1), _hook("ABANDON"), DRAINED]),
+    "cfn-init fails": (Instance(init_exit=1), [INIT, _signal(1), _hook("ABANDON")]),
+    "cfn-init is missing": (Instance(init_exit=None), [_signal(1), _hook("ABANDON")]),
     # A transient failure (the first call loads the AWS Tools, fetches credentials and resolves
     # a brand-new endpoint) is retried: the worker comes into service.
     "the launch hook fails twice, then succeeds": (
@@ -590,7 +590,7 @@ CASES: dict[str, tuple[Instance, list[tuple[str, ...]]]] = {
     ),
     "the abandon fails once": (
         Instance(init_exit=1, failures={(LAUNCH_HOOK, "ABANDON"): 1}),
-        [INIT, _signal(1), _hook("ABANDON"), _hook("ABANDON"), DRAINED],
+        [INIT, _signal(1), _hook("ABANDON"), _hook("ABANDON")],
     ),
     # Publishing the timings fails: nothing else changes, and the script ends normally.
     "the timings cannot be published": (
@@ -610,6 +610,23 @@ def test_user_data_continues_only_after_a_successful_bootstrap(enabled: dict[str
     template, expected = CASES[case]
     instance = _run(enabled, Instance(**{**template.__dict__, "failures": dict(template.failures), "calls": []}))
     assert [call[:1] if call[0] == "PutMetricData" else call for call in instance.calls] == expected
+    # The drain hook is the evidence function's to complete, after the capture (register row B1).
+    assert DRAINED not in instance.calls
+
+
+@pytest.mark.parametrize("warm_pool", [False, True], ids=["cold", "warm-pool"])
+def test_a_failed_bootstrap_leaves_the_drain_hook_to_the_evidence_function(
+    enabled: dict[str, Any], warm: dict[str, Any], warm_pool: bool
+) -> None:
+    # The instance must still be running when the evidence function asks for its screenshot:
+    # the script abandons the launch hook only, and never names the drain hook.
+    # With the warm pool: a first boot into the pool (Warmed:Pending:Wait).
+    instance = Instance(init_exit=1, target="Warmed:Stopped" if warm_pool else "InService")
+    (_boot(warm, instance) if warm_pool else _run(enabled, instance))
+    assert _hook("ABANDON") in instance.calls
+    assert [call for call in instance.calls if DRAIN_HOOK in call] == []
+    script = user_data_script(warm, persist=True) if warm_pool else user_data_script(enabled)
+    assert re.search(rf"\b{DRAIN_HOOK}\b", script) is None
     assert instance.uncaught is None, "an error ended the script"
 
 
@@ -636,7 +653,7 @@ def test_a_retried_launch_hook_counts_in_the_timings(enabled: dict[str, Any]) ->
     assert {d["MetricName"]: d["Value"] for d in data}["BootHook"] == 3 * CALL_SECONDS + 2 * 15
 
 
-@pytest.mark.parametrize("failing", [(LAUNCH_HOOK, "CONTINUE"), (LAUNCH_HOOK, "ABANDON"), (DRAIN_HOOK, "ABANDON")])
+@pytest.mark.parametrize("failing", [(LAUNCH_HOOK, "CONTINUE"), (LAUNCH_HOOK, "ABANDON")])
 def test_a_hook_that_cannot_be_completed_is_given_up_in_bounded_time(
     enabled: dict[str, Any], failing: tuple[str, str]
 ) -> None:
@@ -651,7 +668,7 @@ def test_a_hook_that_cannot_be_completed_is_given_up_in_bounded_time(
     assert instance.uncaught is None
     if failing == (LAUNCH_HOOK, "CONTINUE"):
         # The signal says so; the instance is abandoned, and no timing is published.
-        assert instance.calls[instance.calls.index(_signal(1)) :] == [_signal(1), _hook("ABANDON"), DRAINED]
+        assert instance.calls[instance.calls.index(_signal(1)) :] == [_signal(1), _hook("ABANDON")]
     # Well inside the launch hook's heartbeat, even if all three completions had to give up.
     elapsed = (instance.clock - LAUNCH).total_seconds()
     assert elapsed + 2 * RETRY_MINUTES * 60 < BOOT_TIMEOUT_SECONDS
@@ -790,18 +807,18 @@ def test_a_start_from_the_pool_starts_the_worker_and_continues_without_cfn_init(
 def test_a_start_from_the_pool_after_a_failed_bootstrap_is_abandoned(warm: dict[str, Any]) -> None:
     # The first boot failed (cfn-init 1) and was not replaced at once (the ABANDON never
     # went through): started from the pool, it must not come into service.
-    instance = _pooled(warm, init_exit=1, failures={(LAUNCH_HOOK, "ABANDON"): PERMANENT, (DRAIN_HOOK, "ABANDON"): 1})
+    instance = _pooled(warm, init_exit=1, failures={(LAUNCH_HOOK, "ABANDON"): PERMANENT})
     assert OK_MARK not in instance.files
     _boot(warm, instance)
     assert _hook("CONTINUE") not in instance.calls
     assert INSTALL not in instance.calls and INIT not in instance.calls
-    assert instance.calls == [_hook("ABANDON"), DRAINED]
+    assert instance.calls == [_hook("ABANDON")]
 
 
 def test_a_start_from_the_pool_whose_worker_fails_to_start_is_abandoned(warm: dict[str, Any]) -> None:
     instance = _pooled(warm)
     instance.install_exit = 1
-    assert _boot(warm, instance).calls == [INSTALL, _hook("ABANDON"), DRAINED]
+    assert _boot(warm, instance).calls == [INSTALL, _hook("ABANDON")]
 
 
 def test_a_start_from_the_pool_retries_the_hook(warm: dict[str, Any]) -> None:

@@ -98,7 +98,8 @@ def test_the_rest_of_the_group_is_the_same_in_both_modes(feature: dict[str, Any]
 
 def test_the_switch_off_creates_no_group_whatever_the_mode(feature: dict[str, Any]) -> None:
     rendered = render(feature, {**enabled_parameters(**SPOT), "EnableWinTaskScriptService": "false"})
-    assert not rendered.get("Resources")
+    # Only the standalone template's standing resource, outside the switch (register row B4).
+    assert [r["Type"] for r in rendered["Resources"].values()] == ["AWS::CloudFormation::WaitConditionHandle"]
 
 
 def test_the_instance_types_pattern_applies_to_each_item() -> None:

@@ -59,7 +59,9 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
         out["instance_id"] = i = d.get("EC2InstanceId", "")
         found = _call(group, auto.describe_auto_scaling_instances, InstanceIds=[i])["AutoScalingInstances"]
         out["action"] = "nothing"
-        if d.get("Origin") == "WarmPool" and [x["LifecycleState"] for x in found] == ["Warmed:Terminating:Wait"]:
+        waits = [x["LifecycleState"] for x in found] == ["Warmed:Terminating:Wait"]
+        # Stopped only: a failed first boot runs, for boot_evidence to capture, then release.
+        if d.get("Origin") == "WarmPool" and waits and _states(c["ec2"], i) == ["stopped"]:
             hook = {k: d.get(k) for k in ("LifecycleHookName", "LifecycleActionToken")}
             _call(
                 group,
@@ -232,6 +234,11 @@ def _int(env: Any, name: str, default: int, low: int, high: int) -> int:
     if not (raw.isascii() and raw.isdigit() and low <= int(raw) <= high):
         raise RefreshError(f"{name}={raw!r}: expected a whole number from {low} to {high}")
     return int(raw)
+
+
+def _states(ec2: Any, i: str) -> list[str]:
+    found = _call("instances", ec2.describe_instances, InstanceIds=[i])["Reservations"]
+    return [x["State"]["Name"] for r in found for x in r["Instances"]]
 
 
 def _call(what: str, method: Any, **kwargs: Any) -> Any:

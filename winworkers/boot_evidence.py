@@ -11,9 +11,19 @@ LOG_GROUP, stream <instance id>/console:
   stop error shows only here), base64 in events of SCREENSHOT_CHUNK characters
   after a line giving its size: join them and decode.
 
+Then, for a failed boot only, it ends the wait (register row B1): the UserData no longer
+completes the drain hook, so that the instance is still running for the capture. An
+instance still in (Warmed:)Terminating:Wait whose launch lifecycle action was abandoned
+(the group's scaling activity for it says so: explicit ABANDON or the launch hook's
+timeout) has its drain hook completed with ABANDON, with the event's token: Auto Scaling
+terminates it, or keeps it when RetainFailedBoots set the group's TerminateHookAbandon
+to retain. Any other instance is a worker that drains itself, or already released: left
+alone. A second delivery finds no action waiting ("No active Lifecycle Action": done).
+
 EC2 having nothing is a note and one log line, not an error: a retry would find
 nothing either. A denied call or a failed write raises (Lambda retries twice, then
-dead-letters the event). Env: LOG_GROUP.
+dead-letters the event), before the release: the drain hook's timeout then ends the
+wait. Env: LOG_GROUP.
 """
 
 import base64
@@ -35,6 +45,16 @@ BATCH_BYTES = 1_000_000
 BATCH_EVENTS = 10_000
 EVENT_OVERHEAD = 26
 RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5})
+# (Warmed:)Terminating:Wait: the drain hook holds it (Auto Scaling user guide, lifecycle states).
+WAITING = ("Terminating:Wait", "Warmed:Terminating:Wait")
+# How a launch activity ends when its lifecycle action was abandoned, by CompleteLifecycleAction
+# ABANDON or the hook's timeout (AWS Knowledge Center, lifecycle actions and CodeDeploy): "Instance
+# failed to complete user's Lifecycle Action: Lifecycle Action with token ... was abandoned: ...".
+ABANDONED = "was abandoned"
+ACTIVITIES = 200  # newest first: a failed boot's launch is minutes old
+# CompleteLifecycleAction for an action already completed (or timed out): ValidationError
+# "No active Lifecycle Action found with token ..." (secondary: GitHub reports, register row B2).
+DONE = "No active Lifecycle Action"
 # A misconfiguration, not "nothing": it raises.
 DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
 
@@ -58,7 +78,7 @@ def run(event: dict[str, Any], env: Any, clients: Any = None) -> dict[str, Any]:
     try:
         _capture(event, clients, out)
     except Exception as error:
-        print(json.dumps({"result": "error", **out, "error": str(error)}))
+        print(json.dumps({**out, "result": "error", "error": str(error)}))
         raise
     print(json.dumps({"result": out["result"], **out}))
     return out
@@ -70,7 +90,7 @@ def _capture(event: dict[str, Any], clients: Any, out: dict[str, Any]) -> None:
     if event.get("detail-type") != TERMINATING or not out["instance_id"]:
         out["result"] = "ignored"  # not an instance's terminate lifecycle action: nothing to capture
         return
-    c = clients or {n: boto3.client(n, config=RETRIES) for n in ("ec2", "logs")}
+    c = clients or {n: boto3.client(n, config=RETRIES) for n in ("ec2", "logs", "autoscaling")}
     instance = out["instance_id"]
     text, out["console"] = _console(c["ec2"], instance)
     image, out["screenshot"] = _screenshot(c["ec2"], instance)
@@ -89,6 +109,45 @@ def _capture(event: dict[str, Any], clients: Any, out: dict[str, Any]) -> None:
     out["events"] = _write(c["logs"], out["log_group"], out["stream"], messages)
     out["console_lines"] = len(lines)
     out["result"] = "captured" if lines or image else "nothing-from-ec2"
+    out["release"] = _release(c["autoscaling"], event["detail"], instance)
+
+
+def _release(auto: Any, detail: dict[str, Any], instance: str) -> str:
+    """ABANDON the drain hook of a failed boot still waiting on it; what was done."""
+    group = detail.get("AutoScalingGroupName", "")
+    found = _scaling(auto.describe_auto_scaling_instances, InstanceIds=[instance])["AutoScalingInstances"]
+    if [x["LifecycleState"] for x in found] not in ([w] for w in WAITING):
+        return "not-waiting"  # released already, retained, or gone
+    if not _launch_abandoned(auto, group, instance):
+        return "its-worker-drains"
+    try:
+        auto.complete_lifecycle_action(
+            AutoScalingGroupName=group,
+            LifecycleHookName=detail.get("LifecycleHookName", ""),
+            LifecycleActionToken=detail.get("LifecycleActionToken", ""),
+            LifecycleActionResult="ABANDON",
+        )
+    except ClientError as error:
+        if _code(error) == "ValidationError" and DONE in str(error):
+            return "already-completed"
+        raise EvidenceError(f"CompleteLifecycleAction {group} {instance}: {error}") from error
+    return "abandoned"
+
+
+def _launch_abandoned(auto: Any, group: str, instance: str) -> bool:
+    """Whether an activity of group for instance ended with its lifecycle action abandoned."""
+    pages = auto.get_paginator("describe_scaling_activities").paginate(
+        AutoScalingGroupName=group, PaginationConfig={"MaxItems": ACTIVITIES}
+    )
+    activities = _scaling(pages.build_full_result).get("Activities", [])
+    return any(instance in a.get("Description", "") and ABANDONED in a.get("StatusMessage", "") for a in activities)
+
+
+def _scaling(call: Any, **kwargs: Any) -> Any:
+    try:
+        return call(**kwargs)
+    except (ClientError, BotoCoreError) as error:
+        raise EvidenceError(f"Auto Scaling: {error}") from error
 
 
 def _console(ec2: Any, instance: str) -> tuple[str, str]:

@@ -291,11 +291,12 @@ def user_data(
     CONTINUE only when cfn-init succeeded, then cfn-signal reports the result (so a
     hook that cannot be completed fails the signal too); on failure it signals, then
     ABANDONs, and Auto Scaling replaces the instance at once. A broken worker never
-    goes in service, on creation, scale-out or refresh. An abandoned instance has no
-    worker to drain, so the script also ends its drain hook, with ABANDON: that terminates
-    it as CONTINUE does, unless RetainFailedBoots keeps it (winworkers.diagnostics;
-    RetentionTriggers API reference). Without a warm pool (``warm`` False) it runs once, at
-    first boot (no <persist>): no instance meets the launch hook again on a later start.
+    goes in service, on creation, scale-out or refresh. The abandoned instance then waits
+    on its drain hook, running, and the script leaves that hook alone: the boot evidence
+    function captures its console and screenshot, then ABANDONs it (terminated, or kept
+    with RetainFailedBoots: winworkers.diagnostics, register row B1). Without a warm pool
+    (``warm`` False) it runs once, at first boot (no <persist>): no instance meets the
+    launch hook again on a later start.
     Hooks are completed with the AWS Tools for Windows PowerShell,
     which every AWS Windows AMI ships (the AWS CLI is not listed), through the
     autoscaling endpoint.
@@ -353,7 +354,7 @@ def user_data(
         f"{t['hook']}=Get-Date",
         # A later boot signals nothing: the CreationPolicy counts first boots only.
         f"if (-not $f) {{ {signal} }}" if warm else signal,
-        f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK}; $null=Retry ABANDON {DRAIN_HOOK} }}",
+        f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK} }}",
         "if ($code -eq 0) { try { $ErrorActionPreference='Stop'; "
         f"{t['launch']}=[datetime](ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime; "
         f"{t['harden']}=(Get-Item '{mark}harden').LastWriteTime; "

@@ -11,7 +11,7 @@ from typing import Any
 from troposphere import GetAtt, Join, Output, Parameter, Ref, Template, encode_to_dict
 from troposphere.autoscaling import AutoScalingGroup
 from troposphere.awslambda import Function
-from troposphere.cloudformation import Stack
+from troposphere.cloudformation import Stack, WaitConditionHandle
 from troposphere.ec2 import LaunchTemplate, SecurityGroup
 from troposphere.iam import Role
 
@@ -39,6 +39,8 @@ from winworkers.refresh import add_refresh
 DESCRIPTION = "Windows Workers (winworkers): an isolated, self-patching Windows fleet nobody can log in to"
 METADATA_KEY = "winworkers"
 """The key of the fingerprint Metadata, in the child template and on the parent's stack resource."""
+STANDING = "Standing"
+"""The standalone template's one resource outside the switch (``standing_resource``)."""
 
 
 @dataclass(frozen=True)
@@ -212,9 +214,20 @@ def build_template(config: WorkersConfig | None = None) -> Template:
     template = Template(Description=DESCRIPTION)
     template.set_version("2010-09-09")
     add_to(template, config)
+    standing_resource(template, config or WorkersConfig())
     # Beside the console's AWS::CloudFormation::Interface that add_to put there (which the fingerprint covers).
     template.metadata[METADATA_KEY] = {"fingerprint": fingerprint(template.to_dict()), "version": __version__}
     return template
+
+
+def standing_resource(template: Template, config: WorkersConfig) -> WaitConditionHandle:
+    """The standalone template's one unconditioned resource, so that a stack with the switch
+    off still has one (register row B4): CloudFormation's own docs do not say that it accepts
+    a stack whose conditions leave no resource. A WaitConditionHandle has no properties, makes
+    nothing outside CloudFormation (its Ref is a presigned URL nobody is given) and costs
+    nothing. Not in add_to: a parent has resources of its own; a nested child is created only
+    while the switch is on, and carries it like any standalone stack."""
+    return template.add_resource(WaitConditionHandle(config.logical_id(STANDING)))
 
 
 def child_template(config: WorkersConfig | None = None) -> Template:

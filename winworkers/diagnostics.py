@@ -2,15 +2,15 @@
 
 The console capture: the group's drain hook holds every terminating worker in
 Terminating:Wait, an abandoned launch included (the UserData ABANDONs the launch
-hook, then Auto Scaling terminates the instance through the drain hook), and
-Auto Scaling sends "EC2 Instance-terminate Lifecycle Action" to EventBridge
-(Auto Scaling user guide, event reference). A rule routes those events of this
-group's drain hook to a function (winworkers.boot_evidence, embedded verbatim)
-that writes the instance's console output and screenshot to the host log group,
-stream <instance id>/console. The function reads the console of this group's
-instances only, writes to that log group only, and runs outside the VPC (it
-calls EC2 and CloudWatch Logs, which the isolated VPC cannot reach, and never
-talks to the workers).
+hook, or the hook times out with ABANDON, then Auto Scaling terminates the
+instance through the drain hook), and Auto Scaling sends "EC2 Instance-terminate
+Lifecycle Action" to EventBridge (Auto Scaling user guide, event reference). A
+rule routes those events of this group's drain hook to a function
+(winworkers.boot_evidence, embedded verbatim) that writes the instance's console
+output and screenshot to the host log group, stream <instance id>/console. The
+function reads the console of this group's instances only, writes to that log
+group only, and runs outside the VPC (it calls EC2, Auto Scaling and CloudWatch
+Logs, which the isolated VPC cannot reach, and never talks to the workers).
 
 The screenshot is stored in the same stream, base64 in events after a line
 giving its size, rather than skipped or put in a bucket: it is the only place a
@@ -24,13 +24,24 @@ there is anything to see. "EC2 Instance Launch Unsuccessful" is not used either:
 an instance EC2 never launched has no console, and one that launched is
 terminated through the drain hook anyway.
 
+Who ends a failed boot's wait (register row B1): the function, after the capture.
+GetConsoleScreenshot needs a running instance, and the UserData used to ABANDON the
+drain hook itself right after the launch hook, so the instance was gone seconds after
+the event. Now the UserData ABANDONs the launch hook only; the function, once the
+console is written, completes the drain hook with ABANDON for an instance still in
+(Warmed:)Terminating:Wait whose launch activity says its lifecycle action was
+abandoned. A worker that was in service drains itself, as before. If the function
+never gets there (an error, throttling, a lost event), the drain hook's timeout ends
+the wait: DrainSeconds (default 3,600), then its DefaultResult, CONTINUE: terminated,
+not retained.
+
 The retention option: Auto Scaling's instance lifecycle policy retains an
 instance whose *termination* hook is abandoned (RetentionTriggers
-TerminateHookAbandon; it has no trigger for a launch hook). A failed bootstrap
-ABANDONs the drain hook (winworkers.bootstrap.user_data), which terminates the
-instance as CONTINUE would, unless RetainFailedBoots is true: then the instance
-is kept in Terminating:Retained, running and billed, until an operator
-terminates it (README, "Troubleshooting a failed boot").
+TerminateHookAbandon; it has no trigger for a launch hook). The function's ABANDON
+of a failed boot's drain hook terminates the instance as CONTINUE would, unless
+RetainFailedBoots is true: then the instance is kept in Terminating:Retained,
+running and billed, until an operator terminates it (README, "Troubleshooting a
+failed boot"). The function does not read the option: the group's policy decides.
 """
 
 from __future__ import annotations
@@ -38,7 +49,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from awacs import ec2, sqs
+from awacs import autoscaling, ec2, sqs
 from awacs.aws import Allow, Condition, Statement, StringEquals
 from troposphere import Equals, GetAtt, If, NoValue, Ref, Sub, Template
 from troposphere.autoscaling import AutoScalingGroup, InstanceLifecyclePolicy, RetentionTriggers
@@ -47,7 +58,7 @@ from troposphere.events import Rule, Target
 from troposphere.sqs import Queue
 
 from winworkers import iam
-from winworkers.bootstrap import DRAIN_HOOK, group_name
+from winworkers.bootstrap import DRAIN_HOOK, group_arn, group_name
 from winworkers.functions import add_function
 from winworkers.observability import WorkerLogs, grant_write
 from winworkers.parameters import Params
@@ -81,6 +92,19 @@ def console_statements(p: Params) -> list[Statement]:
     ]
 
 
+def release_statements(p: Params) -> list[Statement]:
+    """Tell a failed boot from a draining worker, then ABANDON its drain hook: this group's only."""
+    return [
+        # Describe calls support no resource-level permissions: "*" is the only resource AWS accepts.
+        Statement(
+            Effect=Allow,
+            Action=[autoscaling.DescribeAutoScalingInstances, autoscaling.DescribeScalingActivities],
+            Resource=["*"],
+        ),
+        Statement(Effect=Allow, Action=[autoscaling.CompleteLifecycleAction], Resource=[group_arn(p.config)]),
+    ]
+
+
 def lifecycle_policy(p: Params) -> If:
     """The group's InstanceLifecyclePolicy: retain an instance whose drain hook was
     abandoned when RetainFailedBoots is true, else the property is absent (AWS's
@@ -101,6 +125,7 @@ def add_boot_evidence(
         "lambda.amazonaws.com",
         [
             *console_statements(p),
+            *release_statements(p),
             grant_write((logs.host,)),
             Statement(Effect=Allow, Action=[sqs.SendMessage], Resource=[GetAtt(dead_letters, "Arn")]),
         ],
@@ -108,14 +133,14 @@ def add_boot_evidence(
     function = add_function(
         template,
         lid("EvidenceFunction"),
-        description="Copies a terminating Windows worker's console output and screenshot to the host log group",
+        description="Copies a terminating Windows worker's console to the host log group, then releases a failed boot",
         source=SOURCE,
         role=role,
         variables={"LOG_GROUP": Ref(logs.host)},
         # Its own one-line results go where an operator looks for the evidence.
         logs=logs.host,
         dead_letters=dead_letters,
-        # Two console calls, a screenshot and a few PutLogEvents, with retries.
+        # Two console calls, a screenshot, a few PutLogEvents and three Auto Scaling calls, with retries.
         timeout=60,
         outside_the_vpc="Not in the VPC on purpose: it calls EC2 and CloudWatch Logs, "
         "which the isolated VPC cannot reach, and it never talks to the workers",

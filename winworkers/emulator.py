@@ -83,7 +83,9 @@ Resources moto's CloudFormation leaves out:
    configuration, but moto launches no pooled instance) and
    AWS::EC2::SecurityGroupEgress (AuthorizeSecurityGroupEgress), after checking
    the properties against that API's request shape (botocore's model), as
-   CloudFormation's handler would refuse them. Any other type moto lacks is not
+   CloudFormation's handler would refuse them; AWS::CloudFormation::WaitConditionHandle
+   (no properties, no call: CloudFormation keeps it itself) as a URL for its Ref.
+   Any other type moto lacks is not
    created, and never silently: its CREATE_COMPLETE event says "NOT CREATED by
    the emulator", and the stack's own CREATE_COMPLETE (or UPDATE_COMPLETE, or the
    parent's event for a nested stack) lists every such resource. coverage()
@@ -131,6 +133,13 @@ What the emulator starts with:
    of moto's account: the buckets, the worker artifact object and the work queue, so
    that the examples pass winworkers deploy's preflight (winworkers.deploy.preflight),
    which refuses a queue, bucket or artifact that does not exist.
+
+Resources without properties:
+
+20. A resource that has no Properties (AWS::CloudFormation::WaitConditionHandle) is not
+   updated when nothing about it changed, as in CloudFormation: moto's parse_resource adds
+   "Properties": {} to the stored template when it creates it, so its diff saw every
+   later template's resource as modified and updated it at each stack update.
 
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
@@ -273,6 +282,7 @@ def _patch_moto() -> None:
             (models.CloudFormationBackend, "execute_change_set", _rolling_back),
             (parsing.ResourceMap, "create", _created_if_conditions_hold),
             (parsing.ResourceMap, "update", _updated_if_conditions_hold),
+            (parsing.ResourceMap, "build_resource_diff", _properties_absent_as_empty),
             *_truth_patches(parsing, models),
             (models.Stack, "stack_parameters", _previous_values_as_given),
             (parsing.ResourceMap, "load_parameters", _defaults_kept_as_values),
@@ -371,6 +381,17 @@ def _created_if_conditions_hold(create: Any) -> Any:
     # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/conditions-section-structure.html
     def run(resources_map: Any, template: dict[str, Any]) -> Any:
         return create(resources_map, _holding(resources_map, template))
+
+    return run
+
+
+def _properties_absent_as_empty(build_resource_diff: Any) -> Any:
+    def run(resources_map: Any, other_template: dict[str, Any], parameters: Any = None) -> Any:
+        old = resources_map._resource_json_map
+        for name, resource in other_template.get("Resources", {}).items():
+            if "Properties" not in resource and old.get(name, {}).get("Properties") == {}:
+                resource["Properties"] = {}  # as moto's parse_resource stored it
+        return build_resource_diff(resources_map, other_template, parameters)
 
     return run
 
@@ -1179,7 +1200,17 @@ def _warm_pool(name: str, props: dict[str, Any], account: str, region: str) -> _
     return _Made(group, {}, delete)
 
 
+def _wait_condition_handle(name: str, props: dict[str, Any], account: str, region: str) -> _Made:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudformation-waitconditionhandle.html
+    # No properties; CloudFormation keeps it itself, and its Ref is a presigned URL for signals.
+    if props:
+        raise ValueError(f"AWS::CloudFormation::WaitConditionHandle has no properties, not {sorted(props)}")
+    url = f"https://cloudformation-waitcondition-{region}.s3.amazonaws.com/{account}/{name}"
+    return _Made(url, {}, lambda: None)
+
+
 _EMULATED: dict[str, Callable[[str, dict[str, Any], str, str], _Made]] = {
+    "AWS::CloudFormation::WaitConditionHandle": _wait_condition_handle,
     "AWS::CloudWatch::Alarm": _alarm,
     "AWS::AutoScaling::ScalingPolicy": _scaling_policy,
     "AWS::AutoScaling::WarmPool": _warm_pool,

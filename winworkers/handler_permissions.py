@@ -67,6 +67,7 @@ HANDLER_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "cloudformation:UpdateTerminationProtection",
         "iam:PassRole",
     ),
+    "AWS::CloudFormation::WaitConditionHandle": (),
     "AWS::CloudWatch::Alarm": (
         "cloudwatch:DeleteAlarms",
         "cloudwatch:DescribeAlarms",

@@ -331,7 +331,8 @@ PARAMETERS: tuple[Param, ...] = (
         SWITCH,
         "String",
         "false",
-        "true creates the Windows Workers feature; false creates nothing.",
+        "true creates the Windows Workers feature; false creates nothing "
+        "(a standalone stack keeps a no-cost placeholder).",
         Group.FEATURE,
         label="Create the Windows Workers feature",
         allowed_values=BOOLEAN,
