@@ -559,7 +559,7 @@ def test_a_stopped_pooled_worker_leaving_the_pool_is_released_at_once(world: Wor
 def test_a_failed_first_boot_in_the_pool_is_left_to_the_evidence_function(world: World, running: str) -> None:
     # A first boot into the pool that failed waits in Warmed:Terminating:Wait still running: the
     # evidence function captures its console, then ABANDONs its hook (RetainFailedBoots applies).
-    # A CONTINUE here would race the capture and skip the retention (register row B1).
+    # A CONTINUE here would race the capture and skip the retention (register row 200).
     result, completed = _pool_exit(world, "Warmed:Terminating:Wait", running=running)
     assert (result["action"], completed) == ("nothing", [])
     assert world.calls == ["DescribeAutoScalingInstances", "DescribeInstances"]
@@ -805,9 +805,9 @@ def test_the_module_is_a_self_contained_small_lambda(tmp_path: Path) -> None:
     # Inline in the template, whose size is budgeted (tests/test_budgets.py): it grows only on purpose.
     # 11,000 since 0.3.0: the warm pool's exits (a stopped pooled worker's drain hook) took 0.9 KB.
     # 12,100 since the claim that makes an update's refresh once per request (a second delivery,
-    # a lost answer: docs/aws-behaviours.md row A1) took 1.2 KB, all of it new calls and checks;
+    # a lost answer: docs/aws-behaviours.md row 197) took 1.2 KB, all of it new calls and checks;
     # 12,400 since i25-evidence: only a stopped pooled worker is released (a failed first boot
-    # runs: register row B1).
+    # runs: register row 200).
     assert len(source) < 12_400
     imported = set()
     for node in ast.walk(ast.parse(source)):

@@ -370,7 +370,7 @@ def test_handler_reads_the_environment(world: World, monkeypatch: pytest.MonkeyP
 
 def test_the_module_is_a_self_contained_small_lambda(tmp_path: Path) -> None:
     source = Path(boot_evidence.__file__).read_bytes()
-    # The release of a failed boot's drain hook took it from 7,000 (register row B1).
+    # The release of a failed boot's drain hook took it from 7,000 (register row 200).
     assert len(source) < 11_000
     imported = set()
     for node in ast.walk(ast.parse(source)):
@@ -387,7 +387,7 @@ def test_the_module_is_a_self_contained_small_lambda(tmp_path: Path) -> None:
     assert callable(index.handler) and issubclass(index.EvidenceError, RuntimeError)
 
 
-# A failed boot's release: the UserData leaves the drain hook to this function (register row B1)
+# A failed boot's release: the UserData leaves the drain hook to this function (register row 200)
 
 
 def _failed_boot(

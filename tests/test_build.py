@@ -26,7 +26,7 @@ from winworkers.templates import all_templates
 from winworkers.templates import render as render_json
 
 # The standalone template's one resource outside the switch (build.standing_resource, register
-# row B4): a stack with the switch off keeps it, and nothing else.
+# row 203): a stack with the switch off keeps it, and nothing else.
 STANDING = {"WinStanding": "AWS::CloudFormation::WaitConditionHandle"}
 
 

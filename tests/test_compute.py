@@ -234,7 +234,7 @@ def test_every_alarm_fits_cloudwatchs_one_day_evaluation_window(enabled: dict[st
 # change of it replaces every worker of every stack at its next update: update the digest only
 # with a CHANGELOG upgrade note saying so. 0.2.0 and 0.3.0 had
 # 494f0817b19825d566fa1229b7a7b298e54b528514a1adb7f937c1a2c172bc27; Unreleased (i25-evidence):
-# a failed bootstrap no longer ABANDONs the drain hook (register row B1).
+# a failed bootstrap no longer ABANDONs the drain hook (register row 200).
 USER_DATA_DIGEST = "4e03e3363cfecb0ba3672b572d26824d5058baa59e4c270407e5275cd63557f8"
 
 

@@ -1,7 +1,7 @@
 """The template as an operator meets it in the CloudFormation console: the parameters in groups
 (AWS::CloudFormation::Interface, generated from the rows of PARAMETERS), each labelled, every
 required input saying so, and a stack from only the required inputs passing the Rules and the
-deploy pre-check alike (docs/aws-behaviours.md, rows G1 and G2)."""
+deploy pre-check alike (docs/aws-behaviours.md, rows 176 and 177)."""
 
 from __future__ import annotations
 

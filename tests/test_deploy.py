@@ -241,7 +241,7 @@ def _feature_resources(aws: Clients, stack: str) -> list[str]:
 
 
 def test_the_feature_deployed_disabled_creates_only_the_standing_resource(aws: Clients) -> None:
-    # The switch off: a stack with one resource that costs nothing (register row B4), created.
+    # The switch off: a stack with one resource that costs nothing (register row 203), created.
     created = _deploy(aws, "ww-off", FEATURE, {})
     assert (created.status, set(created.resources)) == ("CREATE_COMPLETE", {"CREATE_COMPLETE"})
     (standing,) = _resources(aws, "ww-off")

@@ -91,7 +91,7 @@ def test_the_function_reads_the_console_of_this_groups_instances_only(enabled: d
 
 
 def test_the_function_releases_this_groups_failed_boots_only(enabled: dict[str, Any]) -> None:
-    # It completes a failed boot's drain hook (register row B1): on this group, nothing else.
+    # It completes a failed boot's drain hook (register row 200): on this group, nothing else.
     by_action = {a: s for s in _statements(enabled, "WinEvidenceRole") for a in s["Action"]}
     group = props(enabled, "WinGroup")["AutoScalingGroupName"]
     (arn,) = by_action["autoscaling:CompleteLifecycleAction"]["Resource"]

@@ -206,7 +206,7 @@ def test_existing_subnets_offers_the_rule_group_only_on_request(feature: dict[st
 
 def test_nothing_of_it_exists_while_disabled(feature: dict[str, Any]) -> None:
     rendered = render(feature, {"WinCreateDnsFirewall": "true"})
-    # Only the standalone template's standing resource, outside the switch (register row B4).
+    # Only the standalone template's standing resource, outside the switch (register row 203).
     assert {n: r["Type"] for n, r in rendered["Resources"].items()} == {
         "WinStanding": "AWS::CloudFormation::WaitConditionHandle"
     }

@@ -566,7 +566,7 @@ INIT = (
 )
 
 # An abandoned instance waits on its drain hook, running: the boot evidence function takes its
-# console and screenshot, then ABANDONs that hook (register row B1). The UserData never touches it.
+# console and screenshot, then ABANDONs that hook (register row 200). The UserData never touches it.
 DRAINED = _hook("ABANDON", DRAIN_HOOK)
 TIMINGS = {
     "BootToUserData": TO_USER_DATA,
@@ -610,7 +610,7 @@ def test_user_data_continues_only_after_a_successful_bootstrap(enabled: dict[str
     template, expected = CASES[case]
     instance = _run(enabled, Instance(**{**template.__dict__, "failures": dict(template.failures), "calls": []}))
     assert [call[:1] if call[0] == "PutMetricData" else call for call in instance.calls] == expected
-    # The drain hook is the evidence function's to complete, after the capture (register row B1).
+    # The drain hook is the evidence function's to complete, after the capture (register row 200).
     assert DRAINED not in instance.calls
 
 

@@ -287,7 +287,7 @@ def test_the_source_never_asks_for_skip_matching_or_a_desired_configuration() ->
 
 
 # Idempotent per request: Lambda may deliver CloudFormation's request more than once, even after the
-# function answered, and botocore retries a start whose answer was lost (docs/aws-behaviours.md, A1).
+# function answered, and botocore retries a start whose answer was lost (docs/aws-behaviours.md, 197).
 
 
 def _deployed(feature: dict[str, Any]) -> Any:

@@ -210,7 +210,7 @@ def test_a_start_whose_answer_was_lost_is_the_update_s_refresh(client: Any) -> N
     # Auto Scaling (the emulator) starts the refresh but its answer is lost (a read timeout);
     # botocore's standard retry sends the start again and gets InstanceRefreshInProgress, for
     # the refresh this same request started: the update succeeds naming it, and a second
-    # delivery of the request answers the same (docs/aws-behaviours.md, row A1).
+    # delivery of the request answers the same (docs/aws-behaviours.md, row 197).
     from botocore.exceptions import ReadTimeoutError
     from botocore.httpsession import URLLib3Session
 

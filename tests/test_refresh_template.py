@@ -138,7 +138,7 @@ def _launch_resource_types() -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_the_refresh_role_may_use_the_launch_template_and_only_it(feature: dict[str, Any], mode: str) -> None:
     # Auto Scaling checks that the caller of StartInstanceRefresh may use the group's launch template
-    # (user guide, launch template permissions; row A2): launch from it, pass the role of its instance
+    # (user guide, launch template permissions; row 198): launch from it, pass the role of its instance
     # profile to EC2, tag what its tag specifications tag. Exactly these, each scoped.
     rendered = render(feature, enabled_parameters(mode=mode))
     statements = _refresh_statements(rendered)
@@ -285,7 +285,7 @@ def _needs(template: dict[str, Any], name: str) -> set[str]:
 def test_the_warm_pool_goes_before_what_releases_its_workers(feature: dict[str, Any], mode: str) -> None:
     # WarmPool stopped -> off, or the stack's deletion: CloudFormation deletes the pool before what it
     # depends on. Its stopped workers' exits need the rule, the permission, the function and its
-    # role (row A3): without them each waits DrainSeconds in Warmed:Terminating:Wait.
+    # role (row 199): without them each waits DrainSeconds in Warmed:Terminating:Wait.
     pool, releasers = "WinGroupWarmPool", {"WinPoolExitRule", "WinPoolExitInvoke"}
     warm = render(feature, enabled_parameters(mode=mode, WarmPool="stopped"))
     assert sorted(warm["Resources"][pool]["DependsOn"]) == sorted(releasers)

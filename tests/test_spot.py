@@ -98,7 +98,7 @@ def test_the_rest_of_the_group_is_the_same_in_both_modes(feature: dict[str, Any]
 
 def test_the_switch_off_creates_no_group_whatever_the_mode(feature: dict[str, Any]) -> None:
     rendered = render(feature, {**enabled_parameters(**SPOT), "EnableWinTaskScriptService": "false"})
-    # Only the standalone template's standing resource, outside the switch (register row B4).
+    # Only the standalone template's standing resource, outside the switch (register row 203).
     assert [r["Type"] for r in rendered["Resources"].values()] == ["AWS::CloudFormation::WaitConditionHandle"]
 
 

@@ -11,7 +11,7 @@ LOG_GROUP, stream <instance id>/console:
   stop error shows only here), base64 in events of SCREENSHOT_CHUNK characters
   after a line giving its size: join them and decode.
 
-Then, for a failed boot only, it ends the wait (register row B1): the UserData no longer
+Then, for a failed boot only, it ends the wait (register row 200): the UserData no longer
 completes the drain hook, so that the instance is still running for the capture. An
 instance still in (Warmed:)Terminating:Wait whose launch lifecycle action was abandoned
 (the group's scaling activity for it says so: explicit ABANDON or the launch hook's
@@ -53,7 +53,7 @@ WAITING = ("Terminating:Wait", "Warmed:Terminating:Wait")
 ABANDONED = "was abandoned"
 ACTIVITIES = 200  # newest first: a failed boot's launch is minutes old
 # CompleteLifecycleAction for an action already completed (or timed out): ValidationError
-# "No active Lifecycle Action found with token ..." (secondary: GitHub reports, register row B2).
+# "No active Lifecycle Action found with token ..." (secondary: GitHub reports, register row 201).
 DONE = "No active Lifecycle Action"
 # A misconfiguration, not "nothing": it raises.
 DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}

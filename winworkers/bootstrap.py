@@ -294,7 +294,7 @@ def user_data(
     goes in service, on creation, scale-out or refresh. The abandoned instance then waits
     on its drain hook, running, and the script leaves that hook alone: the boot evidence
     function captures its console and screenshot, then ABANDONs it (terminated, or kept
-    with RetainFailedBoots: winworkers.diagnostics, register row B1). Without a warm pool
+    with RetainFailedBoots: winworkers.diagnostics, register row 200). Without a warm pool
     (``warm`` False) it runs once, at first boot (no <persist>): no instance meets the
     launch hook again on a later start.
     Hooks are completed with the AWS Tools for Windows PowerShell,

@@ -222,7 +222,7 @@ def build_template(config: WorkersConfig | None = None) -> Template:
 
 def standing_resource(template: Template, config: WorkersConfig) -> WaitConditionHandle:
     """The standalone template's one unconditioned resource, so that a stack with the switch
-    off still has one (register row B4): CloudFormation's own docs do not say that it accepts
+    off still has one (register row 203): CloudFormation's own docs do not say that it accepts
     a stack whose conditions leave no resource. A WaitConditionHandle has no properties, makes
     nothing outside CloudFormation (its Ref is a presigned URL nobody is given) and costs
     nothing. Not in add_to: a parent has resources of its own; a nested child is created only

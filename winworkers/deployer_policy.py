@@ -49,7 +49,7 @@ from winworkers.handler_permissions import HANDLER_PERMISSIONS
 HANDLERS = ("create", "update", "delete", "read")
 """The handlers whose permissions are granted (module docstring: why read is, and list is not)."""
 MANAGED_POLICY_CHARACTERS = 6144
-"""A managed policy's size quota; IAM does not count white space (IAM quotas, register row C1)."""
+"""A managed policy's size quota; IAM does not count white space (IAM quotas, register row 173)."""
 
 LEFT_OUT: dict[str, dict[str, tuple[str, ...]]] = {
     "AWS::AutoScaling::AutoScalingGroup": {

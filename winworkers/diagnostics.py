@@ -24,7 +24,7 @@ there is anything to see. "EC2 Instance Launch Unsuccessful" is not used either:
 an instance EC2 never launched has no console, and one that launched is
 terminated through the drain hook anyway.
 
-Who ends a failed boot's wait (register row B1): the function, after the capture.
+Who ends a failed boot's wait (register row 200): the function, after the capture.
 GetConsoleScreenshot needs a running instance, and the UserData used to ABANDON the
 drain hook itself right after the launch hook, so the instance was gone seconds after
 the event. Now the UserData ABANDONs the launch hook only; the function, once the

@@ -138,7 +138,7 @@ ROUTES_TO_EVERYWHERE = ("0.0.0.0/0", "0.0.0.0/1", "128.0.0.0/1")
 
 INTERFACE = "AWS::CloudFormation::Interface"
 """The template Metadata key the CloudFormation console reads for parameter groups and labels (only
-the console: the CLI and the API ignore it; docs/aws-behaviours.md, row G1)."""
+the console: the CLI and the API ignore it; docs/aws-behaviours.md, row 176)."""
 
 
 class Group(StrEnum):
@@ -647,7 +647,7 @@ PARAMETERS: tuple[Param, ...] = (
         Group.PLATFORM,
         label="Data key prefix",
         # No * or ?: the value goes into the instance role's S3 ARNs and s3:prefix condition,
-        # where IAM reads them as wildcards (team*/ would grant team-other/; row E7).
+        # where IAM reads them as wildcards (team*/ would grant team-other/; row 191).
         allowed_pattern=r"^([A-Za-z0-9!_.'()-]+/)*$",
         # S3 object keys are at most 1,024 bytes; the bound also bounds the UserData.
         max_length=S3_KEY_LIMIT,
@@ -685,7 +685,7 @@ PARAMETERS: tuple[Param, ...] = (
         Group.PLATFORM,
         label="Worker service zip key",
         required=Required.ON,
-        # No * or ?: the instance role may read this one object, and IAM reads them as wildcards (row E7).
+        # No * or ?: the instance role may read this one object, and IAM reads them as wildcards (row 191).
         allowed_pattern=r"^([A-Za-z0-9!_.'()/-]+\.zip)?$",
         max_length=S3_KEY_LIMIT,
         constraint="a .zip key, without * or ?",
@@ -1012,7 +1012,7 @@ def _add_rules(template: Template, p: Params) -> None:
     """Cross-parameter checks CloudFormation runs before it changes anything."""
     on = p.switch.rule_condition()
     existing = Equals(p["NetworkMode"], EXISTING)
-    # The required inputs are the rows' (Required): their descriptions say so from the same attribute (row G4).
+    # The required inputs are the rows' (Required): their descriptions say so from the same attribute (row 179).
     required = {
         when: [
             _required(p, s)

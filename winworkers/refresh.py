@@ -162,7 +162,7 @@ def _statements(p: Params, dead_letters: Queue, fleet: Fleet) -> list[Statement]
 
 def _launch_template_statements(fleet: Fleet) -> list[Statement]:
     """What Auto Scaling checks that the caller of StartInstanceRefresh may do with the group's launch
-    template (user guide, launch template permissions; docs/aws-behaviours.md row A2): launch from
+    template (user guide, launch template permissions; docs/aws-behaviours.md row 198): launch from
     it, pass its instance profile's role to EC2, tag what its tag specifications tag at launch."""
     template = Sub(
         "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:launch-template/${Id}",
@@ -291,7 +291,7 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
     # by default; DeleteWarmPool waits for it, and so does the stack update). It never takes
     # work there, so the function completes the hook with CONTINUE at once, after checking that
     # the instance is in that state and stopped (warm pool lifecycle and its EventBridge events,
-    # user guide; docs/aws-behaviours.md; a running one is a failed first boot, row B1). A worker
+    # user guide; docs/aws-behaviours.md; a running one is a failed first boot, row 200). A worker
     # scaled in back to the pool (Origin AutoScalingGroup) is left to drain itself.
     pool = p.cond("HasWarmPool")
     exits = template.add_resource(
@@ -324,7 +324,7 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
         template.add_resource(permission)
     # The pool goes first (stopped -> off, the stack's deletion) and comes last: its workers'
     # exits still reach the rule, the permission, and through them the function and its role
-    # (named by GetAtt and Ref), or each waits DrainSeconds (row A3). All three carry HasWarmPool:
+    # (named by GetAtt and Ref), or each waits DrainSeconds (row 199). All three carry HasWarmPool:
     # a DependsOn on a resource whose Condition is false is a template error (row 7).
     fleet.warm_pool.DependsOn = [exits.title, lid("PoolExitInvoke")]
     releases = p.cond("SubscribeToAmiReleases")

@@ -2,7 +2,7 @@
 
 The template's constraints check what a value looks like; these checks look at
 what it names, in the account and Region the stack is deployed to, with the
-deployer's own credentials (register rows E1 to E6):
+deployer's own credentials (register rows 185 to 190):
 
 - the work queue (WorkQueueArn): in the stack's Region (from the ARN), and there
   (GetQueueUrl with the ARN's account as QueueOwnerAWSAccountId);
@@ -162,7 +162,7 @@ def _caller_account(clients: Clients) -> str:
 
 def queue_finding(clients: Clients, parameter: str, arn: str) -> Finding | None:
     """The queue is in the stack's Region (the ARN's), and GetQueueUrl finds it in the ARN's account.
-    SQS answers NonExistentQueue also for another account's queue it may not see (row E3): that
+    SQS answers NonExistentQueue also for another account's queue it may not see (row 187): that
     is a refusal only in the deployer's own account."""
     from botocore.exceptions import ClientError
 
@@ -185,7 +185,7 @@ def queue_finding(clients: Clients, parameter: str, arn: str) -> Finding | None:
 
 def bucket_finding(clients: Clients, parameter: str, bucket: str) -> Finding | None:
     """HeadBucket: 404 is no such bucket. Its answer, even a 403, carries the bucket's Region
-    (x-amz-bucket-region; row E1); without it, GetBucketLocation's (null is us-east-1, EU is eu-west-1)."""
+    (x-amz-bucket-region; row 185); without it, GetBucketLocation's (null is us-east-1, EU is eu-west-1)."""
     from botocore.exceptions import ClientError
 
     try:
@@ -217,7 +217,7 @@ def _bucket_location(clients: Clients, bucket: str) -> str:
 
 def artifact_finding(clients: Clients, parameter: str, bucket: str, key: str) -> Finding | None:
     """HeadObject: 404 is no such object. Without s3:ListBucket S3 answers a missing object with
-    403 too (row E2), so a 403 is "could not look", never "missing"."""
+    403 too (row 186), so a 403 is "could not look", never "missing"."""
     from botocore.exceptions import ClientError
 
     if not bucket:
@@ -237,8 +237,8 @@ def artifact_finding(clients: Clients, parameter: str, bucket: str, key: str) ->
 
 
 def key_finding(clients: Clients, parameter: str, arn: str) -> Finding | None:
-    """A KMS key is in its ARN's Region, which must be the stack's (row E5); DescribeKey, where the key
-    policy lets the deployer, finds it and its state: only an Enabled key encrypts (row E6)."""
+    """A KMS key is in its ARN's Region, which must be the stack's (row 189); DescribeKey, where the key
+    policy lets the deployer, finds it and its state: only an Enabled key encrypts (row 190)."""
     from botocore.exceptions import ClientError
 
     parts = _arn(arn)

@@ -25,7 +25,7 @@ from winworkers.deploy.base import DeployError, Echo, describe_stack, one_line
 ACTIVE_REFRESH = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
 # The other documented statuses end it; only Successful replaced every worker as asked (Cancelled and
 # RollbackSuccessful leave or put back the previous ones; Failed and RollbackFailed say why in StatusReason):
-# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_InstanceRefresh.html (register row D1)
+# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_InstanceRefresh.html (register row 193)
 REFRESH_SUCCEEDED = "Successful"
 REFRESH_ENDED_OTHERWISE = ("Failed", "Cancelled", "RollbackFailed", "RollbackSuccessful")
 _UNAVAILABLE: weakref.WeakSet[Any] = weakref.WeakSet()
