@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import as_dict, props, render, user_data_script
+from conftest import ROOT, as_dict, props, render, user_data_script
 from winworkers import WorkersConfig, build_template
 from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS, BOOT_TIMES, BOOT_TOTAL_METRIC
 from winworkers.renderings import enabled_parameters
@@ -156,3 +156,23 @@ def test_every_log_group_is_retained_and_takes_the_customer_key_when_set(feature
         assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain"), name
         assert with_key["Resources"][name]["Properties"]["KmsKeyId"] == key, name
         assert "KmsKeyId" not in without["Resources"][name]["Properties"], name
+
+
+def _minutes_stated(page: str, pattern: str) -> int:
+    import re
+
+    found = re.search(pattern, " ".join((ROOT / page).read_text(encoding="utf-8").split()))
+    assert found, (page, pattern)
+    return int(found.group(1))
+
+
+def test_the_documented_alarm_delays_are_the_rendered_ones(enabled: dict[str, Any]) -> None:
+    # docs/lifecycle.md: NoWorkersAlarm "waits 55 minutes"; docs/network.md: DnsBlockedAlarm
+    # notifies "within 5 minutes". Both figures are the alarms' evaluation windows.
+    _, window = _window(props(enabled, "WinNoWorkersAlarm"))
+    assert window == 60 * _minutes_stated(
+        "docs/lifecycle.md", r"`NoWorkersAlarm` \(work queued, no worker in service\) waits (\d+) minutes"
+    )
+    dns = props(enabled, "WinDnsBlockedAlarm")
+    stated = _minutes_stated("docs/network.md", r"`DnsBlockedAlarm` notifies `AlarmTopicArn` within (\d+) minutes")
+    assert int(dns["Period"]) * int(dns["EvaluationPeriods"]) == 60 * stated

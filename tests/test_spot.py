@@ -299,3 +299,13 @@ def test_a_default_stack_updated_to_spot_keeps_its_launch_template_and_starts_no
         scaling.describe_instance_refreshes(AutoScalingGroupName=after["AutoScalingGroupName"])["InstanceRefreshes"]
         == []
     )
+
+
+def test_no_rule_routes_the_spot_signals(feature: dict[str, Any]) -> None:
+    # docs/worker-contract.md: "the template routes neither event anywhere" (the interruption
+    # warning and the rebalance recommendation): the worker reads the metadata itself.
+    text = json.dumps(render(feature, enabled_parameters(OnDemandPercentage="0")))
+    for event in ("EC2 Spot Instance Interruption Warning", "EC2 Instance Rebalance Recommendation"):
+        assert event not in text
+    contract = " ".join((ROOT / "docs" / "worker-contract.md").read_text(encoding="utf-8").split())
+    assert "the template routes neither event anywhere" in contract
