@@ -380,3 +380,53 @@ def test_a_stack_name_too_long_for_a_policy_name_is_refused_in_one_line(capsys: 
     assert main(["deployer-policy", "--stack-name", "a" * 120]) == 1
     err = capsys.readouterr().err
     assert err.startswith("winworkers deployer-policy: --stack-name") and err.count("\n") == 1
+
+
+# Review R1 -----------------------------------------------------------------------------------------------------
+
+# Write actions that act on a resource that already exists, by its ARN (Service Authorization Reference,
+# "Actions, resources, and condition keys for AWS Lambda" / "... Amazon SQS" / "... CloudWatch Logs" /
+# "... Amazon EventBridge": each takes a function, queue, log-group or rule resource). Granted on "*" they reach
+# every such resource in the account, not the stack's: lambda:UpdateFunctionCode plus lambda:InvokeFunction
+# runs the deployer's code as any function's execution role (no iam:PassRole is asked for either), and
+# sqs:SetQueueAttributes / sqs:DeleteQueue reach the platform's own work queue (WorkQueueArn).
+EXISTING_RESOURCE_WRITES = (
+    "lambda:UpdateFunctionCode",
+    "lambda:UpdateFunctionConfiguration",
+    "lambda:InvokeFunction",
+    "lambda:AddPermission",
+    "lambda:DeleteFunction",
+    "sqs:SetQueueAttributes",
+    "sqs:DeleteQueue",
+    "logs:DeleteLogGroup",
+    "events:PutTargets",
+)
+
+
+@pytest.mark.parametrize("action", EXISTING_RESOURCE_WRITES)
+def test_writes_to_existing_resources_are_not_granted_on_every_resource_in_the_account(action: str) -> None:
+    """With --stack-name the stack's resources have known name patterns (CloudFormation names them
+    <stack>-<logical id>-<random>, as the IAM statements already assume): these writes belong on them."""
+    import fnmatch as _fnmatch
+
+    documents = policy_documents(stack_name="platform-winworkers")
+    on_everything = [
+        s.get("Sid")
+        for d in documents.values()
+        for s in d["Statement"]
+        if any(_fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in s["Action"])
+        and "*" in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    ]
+    assert on_everything == [], f"{action} is granted on '*' by {on_everything}"
+
+
+@pytest.mark.parametrize(
+    "action", ["ec2:GetPasswordData", "ec2:GetConsoleScreenshot", "ec2:GetConsoleOutput", "ec2:GetLaunchTemplateData"]
+)
+def test_the_ec2_get_wildcard_does_not_reach_any_windows_instances_password_or_screen(action: str) -> None:
+    """The Auto Scaling group's schema lists ec2:Get*; granted as is (NARROWED narrows ssm:Get* only) it
+    lets the deployer read any instance's encrypted Administrator password (GetPasswordData), screen
+    (GetConsoleScreenshot), console output, and any launch template's UserData (Service Authorization
+    Reference, Amazon EC2). Nothing the template renders needs them; narrow it as ssm:Get* is."""
+    for documents in (policy_documents(), policy_documents(stack_name="platform-winworkers")):
+        assert not allows(_union(documents), action)
