@@ -287,3 +287,42 @@ def test_cfn_lint_lints_sam_as_written_with_globals_merged() -> None:
         "Export": ("AWS::Serverless::Function", 3),
         "Janitor": ("AWS::Serverless::Function", None),
     }
+
+
+# Review R1 -------------------------------------------------------------------------------------------------------
+
+
+def _launch_template_running(command: str) -> str:
+    return json.dumps(
+        {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Resources": {
+                "WorkerLaunchTemplate": {
+                    "Type": "AWS::EC2::LaunchTemplate",
+                    "Metadata": {
+                        "AWS::CloudFormation::Init": {
+                            "config": {"commands": {"01-install": {"command": command, "waitAfterCompletion": "0"}}}
+                        }
+                    },
+                    "Properties": {"LaunchTemplateData": {"InstanceType": "m6i.large"}},
+                }
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        # The only -Wait is inside the double-quoted arguments Start-Process hands to msiexec (docs/lint-rules.md:
+        # "-Wait inside msiexec's quoted arguments" is flagged; only single quotes are stripped).
+        'powershell.exe -Command "Start-Process msiexec.exe -ArgumentList \\"/i C:\\cfn\\agent.msi /qn -Wait\\""',
+        # -PassThru, but the Wait-Process waits for another process (a fixed id), not msiexec's.
+        "powershell.exe -Command \"Start-Process msiexec.exe -ArgumentList '/i C:\\cfn\\agent.msi /qn' -PassThru; "
+        'Wait-Process -Id 4"',
+    ],
+    ids=["wait-inside-double-quoted-arguments", "passthru-then-unrelated-wait-process"],
+)
+def test_e9106_flags_msiexec_that_is_not_waited_for_however_it_is_quoted(command: str) -> None:
+    found = [f for f in corpus_findings(_launch_template_running(command), opt_in=False) if f[0] == "E9106"]
+    assert len(found) == 1, found
