@@ -397,3 +397,70 @@ def test_a_reader_that_stops_after_one_line_ends_it_quietly() -> None:
     )
     assert "Traceback" not in run.stderr and "Error" not in run.stderr, run.stderr
     assert run.stderr.strip() in ("0", "1")
+
+
+# Review R1: following a refresh when DescribeInstanceRefreshes answers otherwise than expected ---------------------
+
+GROUP = "platform-winworkers-WinWorkers-ABC"
+
+
+def _refresh(refresh_id: str, status: str, percent: int = 0) -> dict[str, Any]:
+    return {
+        "InstanceRefreshId": refresh_id,
+        "AutoScalingGroupName": GROUP,
+        "Status": status,
+        "PercentageComplete": percent,
+    }
+
+
+def _watched(answers: list[Any]) -> tuple[Any, Any]:
+    """A real autoscaling client whose DescribeInstanceRefreshes answers come from botocore's Stubber, in order
+    (a dict is a refresh, a str an error code); nothing is sent anywhere."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from winworkers.deploy.watch import RefreshWatch
+
+    client = boto3.client("autoscaling", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    for answer in answers:
+        if isinstance(answer, str):
+            stub.add_client_error("describe_instance_refreshes", answer, http_status_code=400)
+        else:
+            stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [answer]})
+    stub.activate()
+    watch = RefreshWatch(client, lambda line: None)
+    watch.groups.add(GROUP)
+    return watch, stub
+
+
+def _follow(watch: Any, polls: int) -> None:
+    """follow_refreshes as deploy calls it, with a clock that runs out after `polls` sleeps."""
+    from winworkers.deploy.watch import follow_refreshes
+
+    slept = [0]
+
+    def sleep() -> None:
+        slept[0] += 1
+
+    watch.poll()  # wait_stack's last poll: the update's refresh is seen
+    follow_refreshes(watch, watch.started(), "platform-winworkers", "UPDATE_COMPLETE", lambda: slept[0] >= polls, sleep)
+
+
+def test_one_throttled_describe_does_not_stop_following_the_refresh() -> None:
+    """A follow lasts hours (two halves, an hour's checkpoint, drains); one Throttling (or an expired session
+    token) marks DescribeInstanceRefreshes unavailable for good, the last state read (InProgress) is never read
+    again, and deploy waits out --timeout (240 minutes) and then says the refresh is "still InProgress", which it
+    no longer knows. The refresh here ends Successful right after the one throttled answer."""
+    watch, _ = _watched([_refresh("r-1", "InProgress"), "Throttling", _refresh("r-1", "Successful", 100)])
+    _follow(watch, polls=10)  # must not raise: the refresh it followed ended Successful
+
+
+def test_a_cancelled_refresh_replaced_by_a_newer_one_is_not_a_success() -> None:
+    """The update's refresh r-1 is cancelled (an operator, or CancelInstanceRefresh) and another, r-2, starts.
+    DescribeInstanceRefreshes (MaxRecords=1) now gives r-2 as the newest: follow_refreshes, filtering the newest
+    by r-1's id, finds nothing running and nothing ended, and returns as if all went well (exit 0), though
+    r-1 ended Cancelled and not every worker was replaced."""
+    watch, _ = _watched([_refresh("r-1", "InProgress", 40), _refresh("r-2", "InProgress", 0)])
+    with pytest.raises(DeployError):
+        _follow(watch, polls=10)
