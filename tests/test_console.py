@@ -253,3 +253,15 @@ def test_two_fleets_in_one_parent_keep_their_parameters_in_groups_of_their_own()
         and any(p.startswith("Imaging") for p in group["Parameters"])
     ]
     assert mixed == []
+
+
+def test_the_nested_parents_template_url_is_grouped_and_labelled() -> None:
+    """templates/parent-nested.json: WinTemplateUrl, which nested_stack declares, has no default (it must be
+    given) and is in no group and has no label, so the console lists it last, under "Other parameters", apart
+    from the feature's groups; every other parameter of the feature is grouped and labelled."""
+    parent = json.loads((ROOT / "templates" / "parent-nested.json").read_text())
+    interface = parent["Metadata"][INTERFACE]
+    grouped = {p for g in interface["ParameterGroups"] for p in g["Parameters"]}
+    assert "Default" not in parent["Parameters"]["WinTemplateUrl"]
+    assert "WinTemplateUrl" in grouped
+    assert "WinTemplateUrl" in interface["ParameterLabels"]
