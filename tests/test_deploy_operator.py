@@ -464,3 +464,19 @@ def test_a_cancelled_refresh_replaced_by_a_newer_one_is_not_a_success() -> None:
     watch, _ = _watched([_refresh("r-1", "InProgress", 40), _refresh("r-2", "InProgress", 0)])
     with pytest.raises(DeployError):
         _follow(watch, polls=10)
+
+
+def test_a_refused_deploy_over_a_failed_stack_leaves_that_stack_alone(aws: Clients) -> None:
+    """A stack whose creation failed (ROLLBACK_COMPLETE, ROLLBACK_FAILED: it may still hold resources that failed
+    to delete, and its events say why it failed) is deleted by deploy to be created again, before the values are
+    checked and before the preflight. A deploy that is then refused says "nothing was changed", but the failed
+    stack, and with it the evidence of why it failed, is gone. The deletion belongs after the checks."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    _quiet(lambda: deploy(aws, "ww-failed-create", QUEUE, {}, poll_seconds=0, echo=[].append))
+    cloudformation_backends[ACCOUNT][REGION].get_stack("ww-failed-create").status = "ROLLBACK_COMPLETE"
+    values = enabled_parameters(ArtifactKey="windows/missing.zip")  # preflight refuses it
+    with pytest.raises(DeployError, match=r"^preflight refused: .*\(nothing was changed"):
+        deploy(aws, "ww-failed-create", FEATURE, values, poll_seconds=0, echo=[].append, **_bucket())
+    left = aws.cloudformation.describe_stacks(StackName="ww-failed-create")["Stacks"]
+    assert [s["StackStatus"] for s in left] == ["ROLLBACK_COMPLETE"]
