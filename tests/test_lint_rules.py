@@ -326,3 +326,15 @@ def _launch_template_running(command: str) -> str:
 def test_e9106_flags_msiexec_that_is_not_waited_for_however_it_is_quoted(command: str) -> None:
     found = [f for f in corpus_findings(_launch_template_running(command), opt_in=False) if f[0] == "E9106"]
     assert len(found) == 1, found
+
+
+def test_e9106_does_not_flag_msiexec_given_as_an_argv_list() -> None:
+    """cfn-init runs a command given as a list without a shell (aws-cfn-bootstrap's ProcessHelper: Popen(cmd,
+    shell=isinstance(cmd, basestring)), then communicate()): msiexec is cfn-init's own child, and cfn-init
+    waits for it and reads its exit code, as the template reference says a list is "the command to run".
+    The rule joins the list into a string and reads it as a cmd.exe /c line, which it is not."""
+    template = json.loads(_launch_template_running("placeholder"))
+    commands = template["Resources"]["WorkerLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]["config"]
+    commands["commands"]["01-install"]["command"] = ["msiexec.exe", "/i", "C:\\cfn\\agent.msi", "/qn", "/norestart"]
+    found = [f for f in corpus_findings(json.dumps(template), opt_in=False) if f[0] == "E9106"]
+    assert found == []
