@@ -480,3 +480,23 @@ def test_a_refused_deploy_over_a_failed_stack_leaves_that_stack_alone(aws: Clien
         deploy(aws, "ww-failed-create", FEATURE, values, poll_seconds=0, echo=[].append, **_bucket())
     left = aws.cloudformation.describe_stacks(StackName="ww-failed-create")["Stacks"]
     assert [s["StackStatus"] for s in left] == ["ROLLBACK_COMPLETE"]
+
+
+def test_the_default_timeout_covers_a_refresh_within_its_own_bounds_with_the_defaults() -> None:
+    """deploy follows the refresh an update starts until --timeout (default DEFAULT_TIMEOUT_MINUTES, counted
+    from the deploy's start), then exits 1 saying it is "still InProgress". execute.py's own arithmetic: two
+    halves (checkpoint at 50%, CheckpointDelay between), each a bootstrap (the launch hook's HeartbeatTimeout)
+    plus the replaced workers' drains (the drain hook's HeartbeatTimeout, DrainSeconds' default), "Four hours
+    covers that with the defaults". It does not: 2 x (2,700 + 3,600) + 3,600 s is 270 minutes, so a refresh
+    that stays within every bound the template sets is reported as a failure (exit 1) with the defaults."""
+    from winworkers.compute import CHECKPOINTS
+    from winworkers.deploy.execute import DEFAULT_TIMEOUT_MINUTES
+
+    template = json.loads(FEATURE.read_text())
+    hooks = {h["LifecycleHookName"]: h for h in template["Resources"]["WinGroup"]["Properties"]["LifecycleHookSpecificationList"]}
+    boot = hooks["bootstrap"]["HeartbeatTimeout"]
+    assert hooks["drain"]["HeartbeatTimeout"] == {"Ref": "WinDrainSeconds"}
+    drain = int(template["Parameters"]["WinDrainSeconds"]["Default"])
+    halves = len(CHECKPOINTS["CheckpointPercentages"])
+    worst = halves * (boot + drain) + (halves - 1) * CHECKPOINTS["CheckpointDelay"]
+    assert worst <= DEFAULT_TIMEOUT_MINUTES * 60, f"{worst / 60:g} minutes > {DEFAULT_TIMEOUT_MINUTES}"
