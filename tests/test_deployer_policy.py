@@ -400,13 +400,19 @@ EXISTING_RESOURCE_WRITES = (
     "sqs:DeleteQueue",
     "logs:DeleteLogGroup",
     "events:PutTargets",
+    # Another fleet's group and launch template: a new version with other UserData runs as that fleet's role
+    # (no iam:PassRole when the profile is kept); another VPC's security group opened to anywhere.
+    "autoscaling:UpdateAutoScalingGroup",
+    "ec2:CreateLaunchTemplateVersion",
+    "ec2:AuthorizeSecurityGroupEgress",
 )
 
 
 @pytest.mark.parametrize("action", EXISTING_RESOURCE_WRITES)
 def test_writes_to_existing_resources_are_not_granted_on_every_resource_in_the_account(action: str) -> None:
     """With --stack-name the stack's resources have known name patterns (CloudFormation names them
-    <stack>-<logical id>-<random>, as the IAM statements already assume): these writes belong on them."""
+    <stack>-<logical id>-<random>, as the IAM statements already assume) and carry the
+    aws:cloudformation:stack-name tag: these writes belong on them, by ARN or by a tag condition."""
     import fnmatch as _fnmatch
 
     documents = policy_documents(stack_name="platform-winworkers")
@@ -416,6 +422,7 @@ def test_writes_to_existing_resources_are_not_granted_on_every_resource_in_the_a
         for s in d["Statement"]
         if any(_fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in s["Action"])
         and "*" in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+        and not s.get("Condition")  # e.g. aws:ResourceTag/aws:cloudformation:stack-name would scope it
     ]
     assert on_everything == [], f"{action} is granted on '*' by {on_everything}"
 
