@@ -437,3 +437,22 @@ def test_the_ec2_get_wildcard_does_not_reach_any_windows_instances_password_or_s
     Reference, Amazon EC2). Nothing the template renders needs them; narrow it as ssm:Get* is."""
     for documents in (policy_documents(), policy_documents(stack_name="platform-winworkers")):
         assert not allows(_union(documents), action)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["deployer-policy", "--template-bucket", "templates/winworkers.json"],
+        # deploy's --template, which deployer-policy does not have: argparse takes it as --template-bucket's prefix.
+        ["deployer-policy", "--template", "templates/winworkers.json"],
+    ],
+)
+def test_a_template_bucket_that_is_no_bucket_name_is_refused_in_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy refuses --template-bucket 'templates/winworkers.json' (not an S3 bucket name); deployer-policy prints,
+    with exit status 0, policies whose TemplateBucket statements name arn:aws:s3:::templates/winworkers.json, which
+    grant nothing on the bucket deploy will use: the first upload of a template then fails with AccessDenied."""
+    assert main(argv) != 0
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "templates/winworkers.json" in err
