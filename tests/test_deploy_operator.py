@@ -493,7 +493,10 @@ def test_the_default_timeout_covers_a_refresh_within_its_own_bounds_with_the_def
     from winworkers.deploy.execute import DEFAULT_TIMEOUT_MINUTES
 
     template = json.loads(FEATURE.read_text())
-    hooks = {h["LifecycleHookName"]: h for h in template["Resources"]["WinGroup"]["Properties"]["LifecycleHookSpecificationList"]}
+    hooks = {
+        h["LifecycleHookName"]: h
+        for h in template["Resources"]["WinGroup"]["Properties"]["LifecycleHookSpecificationList"]
+    }
     boot = hooks["bootstrap"]["HeartbeatTimeout"]
     assert hooks["drain"]["HeartbeatTimeout"] == {"Ref": "WinDrainSeconds"}
     drain = int(template["Parameters"]["WinDrainSeconds"]["Default"])

@@ -431,5 +431,7 @@ def test_a_multi_region_key_in_the_updating_state_is_not_refused() -> None:
         {"KeyMetadata": {"KeyId": "mrk-1234abcd12ab34cd56ef1234567890ab", "Arn": arn, "KeyState": "Updating"}},
     )
     with stub:
-        finding = key_finding(Clients(None, None, None, "us-east-1", client={"kms": kms}.__getitem__), "WinKmsKeyArn", arn)
+        finding = key_finding(
+            Clients(None, None, None, "us-east-1", client={"kms": kms}.__getitem__), "WinKmsKeyArn", arn
+        )
     assert finding is None or not finding.refused, finding.line()
