@@ -317,9 +317,9 @@ def _launch_template_running(command: str) -> str:
         # The only -Wait is inside the double-quoted arguments Start-Process hands to msiexec (docs/lint-rules.md:
         # "-Wait inside msiexec's quoted arguments" is flagged; only single quotes are stripped).
         'powershell.exe -Command "Start-Process msiexec.exe -ArgumentList \\"/i C:\\cfn\\agent.msi /qn -Wait\\""',
-        # -PassThru, but the Wait-Process waits for another process (a fixed id), not msiexec's.
+        # -PassThru, but the process object is dropped; Wait-Process waits for another program (none: at once).
         "powershell.exe -Command \"Start-Process msiexec.exe -ArgumentList '/i C:\\cfn\\agent.msi /qn' -PassThru; "
-        'Wait-Process -Id 4"',
+        'Wait-Process -Name notepad -ErrorAction SilentlyContinue"',
     ],
     ids=["wait-inside-double-quoted-arguments", "passthru-then-unrelated-wait-process"],
 )
