@@ -503,3 +503,27 @@ def test_the_default_timeout_covers_a_refresh_within_its_own_bounds_with_the_def
     halves = len(CHECKPOINTS["CheckpointPercentages"])
     worst = halves * (boot + drain) + (halves - 1) * CHECKPOINTS["CheckpointDelay"]
     assert worst <= DEFAULT_TIMEOUT_MINUTES * 60, f"{worst / 60:g} minutes > {DEFAULT_TIMEOUT_MINUTES}"
+
+
+def test_a_dry_run_over_a_failed_stack_deletes_nothing(aws: Clients) -> None:
+    """--dry-run promises "the change set is left for review, not executed", and a removal needs a yes
+    (or --yes); yet over a stack whose creation failed deploy deletes that stack first, unasked, dry run
+    or not."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    _quiet(lambda: deploy(aws, "ww-failed-dry", QUEUE, {}, poll_seconds=0, echo=[].append))
+    cloudformation_backends[ACCOUNT][REGION].get_stack("ww-failed-dry").status = "ROLLBACK_COMPLETE"
+    out: list[str] = []
+    with contextlib.suppress(DeployError):  # the create change set over it may be refused: not the point
+        deploy(
+            aws,
+            "ww-failed-dry",
+            FEATURE,
+            enabled_parameters(),
+            poll_seconds=0,
+            echo=out.append,
+            dry_run=True,
+            **_bucket(),
+        )
+    left = aws.cloudformation.describe_stacks(StackName="ww-failed-dry")["Stacks"]
+    assert [s["StackStatus"] for s in left] == ["ROLLBACK_COMPLETE"], out
