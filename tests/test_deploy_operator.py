@@ -527,3 +527,127 @@ def test_a_dry_run_over_a_failed_stack_deletes_nothing(aws: Clients) -> None:
         )
     left = aws.cloudformation.describe_stacks(StackName="ww-failed-dry")["Stacks"]
     assert [s["StackStatus"] for s in left] == ["ROLLBACK_COMPLETE"], out
+
+
+# The fixes for review R1 ------------------------------------------------------------------------------------------
+
+
+def _slept(watch: Any, polls: int) -> tuple[int, str]:
+    """_follow's sleeps and the DeployError's line ("" when it returned)."""
+    from winworkers.deploy.watch import follow_refreshes
+
+    slept = [0]
+
+    def sleep() -> None:
+        slept[0] += 1
+
+    watch.poll()
+    try:
+        follow_refreshes(
+            watch, watch.started(), "platform-winworkers", "UPDATE_COMPLETE", lambda: slept[0] >= polls, sleep
+        )
+    except DeployError as error:
+        return slept[0], str(error)
+    return slept[0], ""
+
+
+@pytest.mark.parametrize("code", ["ExpiredToken", "AccessDenied"])
+def test_a_refresh_that_cannot_be_read_ends_the_follow_at_once_saying_so(code: str) -> None:
+    """Expired credentials or a denied DescribeInstanceRefreshes do not pass by waiting: the follow ends at the
+    first such answer (not at --timeout) with one line that names the refresh, the error and how to follow it,
+    never a stale "still InProgress"."""
+    watch, _ = _watched([_refresh("r-1", "InProgress", 40), code])
+    slept, line = _slept(watch, polls=10)
+    assert slept == 1
+    assert line == (
+        f"cannot read instance refresh r-1 of {GROUP} (DescribeInstanceRefreshes: {code}); it was not cancelled and "
+        "how it ends is not known here: follow it with: winworkers status --stack-name platform-winworkers"
+    )
+
+
+def test_a_refresh_unread_at_the_timeout_is_not_reported_as_still_in_progress() -> None:
+    watch, _ = _watched([_refresh("r-1", "InProgress", 40), "Throttling", "Throttling"])
+    _, line = _slept(watch, polls=2)
+    assert line.startswith(
+        f"instance refresh r-1 of {GROUP} could not be read at the timeout (DescribeInstanceRefreshes: Throttling; "
+        "last read InProgress)"
+    ), line
+    assert "still" not in line
+
+
+def test_the_followed_refresh_is_asked_for_by_its_id() -> None:
+    """DescribeInstanceRefreshes' InstanceRefreshIds: the answer is that refresh, however many started after it;
+    how it ended (Cancelled here) decides."""
+    watch, stub = _watched([_refresh("r-1", "InProgress", 40)])
+    stub.add_response(
+        "describe_instance_refreshes",
+        {"InstanceRefreshes": [_refresh("r-1", "Cancelled", 40)]},
+        {"AutoScalingGroupName": GROUP, "InstanceRefreshIds": ["r-1"]},
+    )
+    _, line = _slept(watch, polls=10)
+    assert line.startswith(f"instance refresh r-1 of {GROUP} ended Cancelled: no reason given;"), line
+    stub.assert_no_pending_responses()
+
+
+def test_a_throttled_poll_while_the_stack_updates_does_not_hide_refreshes_for_good() -> None:
+    watch, _ = _watched(["Throttling", _refresh("r-1", "InProgress", 10)])
+    watch.poll()
+    assert not watch.unavailable and watch.latest == {}
+    watch.poll()
+    assert watch.latest[GROUP]["InstanceRefreshId"] == "r-1"
+
+
+def test_transient_is_botocore_s_own_retry_rule() -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from winworkers.deploy.watch import _transient
+
+    def error(code: str, status: int) -> ClientError:
+        response: Any = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return ClientError(response, "DescribeInstanceRefreshes")
+
+    assert _transient(error("Throttling", 400)) and _transient(error("RequestLimitExceeded", 400))
+    assert _transient(error("ResourceContention", 500)) and _transient(EndpointConnectionError(endpoint_url="x"))
+    assert not _transient(error("ExpiredToken", 400)) and not _transient(error("AccessDenied", 403))
+
+
+def _failed_queue(aws: Clients, name: str) -> str:
+    from moto.cloudformation.models import cloudformation_backends
+
+    _quiet(lambda: deploy(aws, name, QUEUE, {}, poll_seconds=0, echo=[].append))
+    cloudformation_backends[ACCOUNT][REGION].get_stack(name).status = "ROLLBACK_COMPLETE"
+    return str(aws.cloudformation.describe_stacks(StackName=name)["Stacks"][0]["StackId"])
+
+
+def test_a_failed_stack_is_deleted_only_with_consent(aws: Clients) -> None:
+    """Deleting the failed stack is a deletion: said first (what goes), then asked, or --yes."""
+    first = _failed_queue(aws, "ww-failed-ask")
+    out: list[str] = []
+    with pytest.raises(DeployError) as refused:
+        deploy(aws, "ww-failed-ask", QUEUE, {}, poll_seconds=0, echo=out.append)
+    assert str(refused.value) == (
+        "deleting the failed stack ww-failed-ask needs --yes without a terminal: nothing was changed "
+        "(its events say why it failed: winworkers status --stack-name ww-failed-ask)"
+    )
+    assert out[-1] == "deleting stack ww-failed-ask deletes 1 resource: Q"
+    with pytest.raises(DeployError, match=r"^stack ww-failed-ask was not deleted: nothing was changed$"):
+        deploy(aws, "ww-failed-ask", QUEUE, {}, poll_seconds=0, echo=[].append, ask=lambda question: False)
+    assert aws.cloudformation.describe_stacks(StackName="ww-failed-ask")["Stacks"][0]["StackId"] == first
+    asked: list[str] = []
+    result = deploy(
+        aws, "ww-failed-ask", QUEUE, {}, poll_seconds=0, echo=[].append, ask=lambda q: asked.append(q) or True
+    )
+    assert asked == ["Delete failed stack ww-failed-ask and create it again?"]
+    assert result.status == "CREATE_COMPLETE"
+    assert aws.cloudformation.describe_stacks(StackName="ww-failed-ask")["Stacks"][0]["StackId"] != first
+
+
+def test_a_dry_run_over_a_failed_stack_says_what_a_deploy_would_do(aws: Clients) -> None:
+    _failed_queue(aws, "ww-failed-say")
+    out: list[str] = []
+    result = deploy(aws, "ww-failed-say", QUEUE, {}, poll_seconds=0, echo=out.append, dry_run=True, yes=True)
+    assert out == [
+        "dry run: stack ww-failed-say is ROLLBACK_COMPLETE (its creation failed; CloudFormation cannot update it): "
+        "a deploy would delete it and create it again; nothing was deleted, no change set made"
+    ]
+    assert (result.status, result.changed) == ("ROLLBACK_COMPLETE", False)
