@@ -234,3 +234,34 @@ def test_the_childs_fingerprint_covers_its_interface() -> None:
     child["Metadata"][INTERFACE]["ParameterLabels"][SWITCH]["default"] = "edited"
     with pytest.raises(ValueError, match="changed after it was built"):
         check_pair(parent, child)
+
+
+# Review R1 -------------------------------------------------------------------------------------------------------
+
+
+def test_two_fleets_in_one_parent_keep_their_parameters_in_groups_of_their_own() -> None:
+    """examples/own_switch_parent.py (docs/embedding.md) embeds two fleets, Masslynx and Imaging. add_to merges
+    each fleet's groups into a parent group "with the same label": the second fleet's "Network", "Capacity and
+    image", ... join the first's, so the console shows one "Network" group of 18 parameters of two fleets, each
+    fleet's inputs interleaved with the other's. Each group should hold one fleet's parameters (its label
+    naming the fleet), as the parent's Rules and the README's table keep them apart."""
+    interface = as_dict(own_switch_parent.own_switch_parent())["Metadata"][INTERFACE]
+    mixed = [
+        group["Label"]["default"]
+        for group in interface["ParameterGroups"]
+        if {p.startswith("Masslynx") for p in group["Parameters"]} == {True, False}
+        and any(p.startswith("Imaging") for p in group["Parameters"])
+    ]
+    assert mixed == []
+
+
+def test_the_nested_parents_template_url_is_grouped_and_labelled() -> None:
+    """templates/parent-nested.json: WinTemplateUrl, which nested_stack declares, has no default (it must be
+    given) and is in no group and has no label, so the console lists it last, under "Other parameters", apart
+    from the feature's groups; every other parameter of the feature is grouped and labelled."""
+    parent = json.loads((ROOT / "templates" / "parent-nested.json").read_text())
+    interface = parent["Metadata"][INTERFACE]
+    grouped = {p for g in interface["ParameterGroups"] for p in g["Parameters"]}
+    assert "Default" not in parent["Parameters"]["WinTemplateUrl"]
+    assert "WinTemplateUrl" in grouped
+    assert "WinTemplateUrl" in interface["ParameterLabels"]

@@ -503,7 +503,7 @@ def test_a_stack_whose_creation_failed_is_deleted_and_created_again(aws: Clients
     assert str(failed.value) == (
         "stack ww-rollback ended ROLLBACK_COMPLETE: "
         "Vpc CREATE_FAILED: InvalidVpc.Range: The CIDR '10.0.0.0/8' is invalid.; "
-        "nothing was kept; fix the cause and run again (the failed stack is deleted first)"
+        "nothing was kept; fix the cause and run again (the failed stack is deleted first, asked or with --yes)"
     )
     assert ("Vpc", "CREATE_FAILED", "InvalidVpc.Range: The CIDR '10.0.0.0/8' is invalid.") in output.events()
     assert ("Queue", "DELETE_COMPLETE", "") in output.events()
@@ -511,7 +511,7 @@ def test_a_stack_whose_creation_failed_is_deleted_and_created_again(aws: Clients
     assert first["StackStatus"] == "ROLLBACK_COMPLETE"
 
     output.clear()
-    result = _deploy(aws, "ww-rollback", template, {"Cidr": "10.0.0.0/16"}, echo=output.append)
+    result = _deploy(aws, "ww-rollback", template, {"Cidr": "10.0.0.0/16"}, echo=output.append, yes=True)
     assert result.status == "CREATE_COMPLETE"
     assert output[0] == (
         "stack ww-rollback is ROLLBACK_COMPLETE (its creation failed; CloudFormation cannot update it): "

@@ -397,3 +397,257 @@ def test_a_reader_that_stops_after_one_line_ends_it_quietly() -> None:
     )
     assert "Traceback" not in run.stderr and "Error" not in run.stderr, run.stderr
     assert run.stderr.strip() in ("0", "1")
+
+
+# Review R1: following a refresh when DescribeInstanceRefreshes answers otherwise than expected ---------------------
+
+GROUP = "platform-winworkers-WinWorkers-ABC"
+
+
+def _refresh(refresh_id: str, status: str, percent: int = 0) -> dict[str, Any]:
+    return {
+        "InstanceRefreshId": refresh_id,
+        "AutoScalingGroupName": GROUP,
+        "Status": status,
+        "PercentageComplete": percent,
+    }
+
+
+def _watched(answers: list[Any]) -> tuple[Any, Any]:
+    """A real autoscaling client whose DescribeInstanceRefreshes answers come from botocore's Stubber, in order
+    (a dict is a refresh, a str an error code); nothing is sent anywhere."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from winworkers.deploy.watch import RefreshWatch
+
+    client = boto3.client("autoscaling", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    for answer in answers:
+        if isinstance(answer, str):
+            stub.add_client_error("describe_instance_refreshes", answer, http_status_code=400)
+        else:
+            stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [answer]})
+    stub.activate()
+    watch = RefreshWatch(client, lambda line: None)
+    watch.groups.add(GROUP)
+    return watch, stub
+
+
+def _follow(watch: Any, polls: int) -> None:
+    """follow_refreshes as deploy calls it, with a clock that runs out after `polls` sleeps."""
+    from winworkers.deploy.watch import follow_refreshes
+
+    slept = [0]
+
+    def sleep() -> None:
+        slept[0] += 1
+
+    watch.poll()  # wait_stack's last poll: the update's refresh is seen
+    follow_refreshes(watch, watch.started(), "platform-winworkers", "UPDATE_COMPLETE", lambda: slept[0] >= polls, sleep)
+
+
+def test_one_throttled_describe_does_not_stop_following_the_refresh() -> None:
+    """A follow lasts hours (two halves, an hour's checkpoint, drains); one Throttling (or an expired session
+    token) marks DescribeInstanceRefreshes unavailable for good, the last state read (InProgress) is never read
+    again, and deploy waits out --timeout (240 minutes) and then says the refresh is "still InProgress", which it
+    no longer knows. The refresh here ends Successful right after the one throttled answer."""
+    watch, _ = _watched([_refresh("r-1", "InProgress"), "Throttling", _refresh("r-1", "Successful", 100)])
+    _follow(watch, polls=10)  # must not raise: the refresh it followed ended Successful
+
+
+def test_a_cancelled_refresh_replaced_by_a_newer_one_is_not_a_success() -> None:
+    """The update's refresh r-1 is cancelled (an operator, or CancelInstanceRefresh) and another, r-2, starts.
+    DescribeInstanceRefreshes (MaxRecords=1) now gives r-2 as the newest: follow_refreshes, filtering the newest
+    by r-1's id, finds nothing running and nothing ended, and returns as if all went well (exit 0), though
+    r-1 ended Cancelled and not every worker was replaced."""
+    watch, _ = _watched([_refresh("r-1", "InProgress", 40), _refresh("r-2", "InProgress", 0)])
+    with pytest.raises(DeployError):
+        _follow(watch, polls=10)
+
+
+def test_a_refused_deploy_over_a_failed_stack_leaves_that_stack_alone(aws: Clients) -> None:
+    """A stack whose creation failed (ROLLBACK_COMPLETE, ROLLBACK_FAILED: it may still hold resources that failed
+    to delete, and its events say why it failed) is deleted by deploy to be created again, before the values are
+    checked and before the preflight. A deploy that is then refused says "nothing was changed", but the failed
+    stack, and with it the evidence of why it failed, is gone. The deletion belongs after the checks."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    _quiet(lambda: deploy(aws, "ww-failed-create", QUEUE, {}, poll_seconds=0, echo=[].append))
+    cloudformation_backends[ACCOUNT][REGION].get_stack("ww-failed-create").status = "ROLLBACK_COMPLETE"
+    values = enabled_parameters(ArtifactKey="windows/missing.zip")  # preflight refuses it
+    with pytest.raises(DeployError, match=r"^preflight refused: .*\(nothing was changed"):
+        deploy(aws, "ww-failed-create", FEATURE, values, poll_seconds=0, echo=[].append, **_bucket())
+    left = aws.cloudformation.describe_stacks(StackName="ww-failed-create")["Stacks"]
+    assert [s["StackStatus"] for s in left] == ["ROLLBACK_COMPLETE"]
+
+
+def test_the_default_timeout_covers_a_refresh_within_its_own_bounds_with_the_defaults() -> None:
+    """deploy follows the refresh an update starts until --timeout (default DEFAULT_TIMEOUT_MINUTES, counted
+    from the deploy's start), then exits 1 saying it is "still InProgress". execute.py's own arithmetic: two
+    halves (checkpoint at 50%, CheckpointDelay between), each a bootstrap (the launch hook's HeartbeatTimeout)
+    plus the replaced workers' drains (the drain hook's HeartbeatTimeout, DrainSeconds' default), "Four hours
+    covers that with the defaults". It does not: 2 x (2,700 + 3,600) + 3,600 s is 270 minutes, so a refresh
+    that stays within every bound the template sets is reported as a failure (exit 1) with the defaults."""
+    from winworkers.compute import CHECKPOINTS
+    from winworkers.deploy.execute import DEFAULT_TIMEOUT_MINUTES
+
+    template = json.loads(FEATURE.read_text())
+    hooks = {
+        h["LifecycleHookName"]: h
+        for h in template["Resources"]["WinGroup"]["Properties"]["LifecycleHookSpecificationList"]
+    }
+    boot = hooks["bootstrap"]["HeartbeatTimeout"]
+    assert hooks["drain"]["HeartbeatTimeout"] == {"Ref": "WinDrainSeconds"}
+    drain = int(template["Parameters"]["WinDrainSeconds"]["Default"])
+    halves = len(CHECKPOINTS["CheckpointPercentages"])
+    worst = halves * (boot + drain) + (halves - 1) * CHECKPOINTS["CheckpointDelay"]
+    assert worst <= DEFAULT_TIMEOUT_MINUTES * 60, f"{worst / 60:g} minutes > {DEFAULT_TIMEOUT_MINUTES}"
+
+
+def test_a_dry_run_over_a_failed_stack_deletes_nothing(aws: Clients) -> None:
+    """--dry-run promises "the change set is left for review, not executed", and a removal needs a yes
+    (or --yes); yet over a stack whose creation failed deploy deletes that stack first, unasked, dry run
+    or not."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    _quiet(lambda: deploy(aws, "ww-failed-dry", QUEUE, {}, poll_seconds=0, echo=[].append))
+    cloudformation_backends[ACCOUNT][REGION].get_stack("ww-failed-dry").status = "ROLLBACK_COMPLETE"
+    out: list[str] = []
+    with contextlib.suppress(DeployError):  # the create change set over it may be refused: not the point
+        deploy(
+            aws,
+            "ww-failed-dry",
+            FEATURE,
+            enabled_parameters(),
+            poll_seconds=0,
+            echo=out.append,
+            dry_run=True,
+            **_bucket(),
+        )
+    left = aws.cloudformation.describe_stacks(StackName="ww-failed-dry")["Stacks"]
+    assert [s["StackStatus"] for s in left] == ["ROLLBACK_COMPLETE"], out
+
+
+# The fixes for review R1 ------------------------------------------------------------------------------------------
+
+
+def _slept(watch: Any, polls: int) -> tuple[int, str]:
+    """_follow's sleeps and the DeployError's line ("" when it returned)."""
+    from winworkers.deploy.watch import follow_refreshes
+
+    slept = [0]
+
+    def sleep() -> None:
+        slept[0] += 1
+
+    watch.poll()
+    try:
+        follow_refreshes(
+            watch, watch.started(), "platform-winworkers", "UPDATE_COMPLETE", lambda: slept[0] >= polls, sleep
+        )
+    except DeployError as error:
+        return slept[0], str(error)
+    return slept[0], ""
+
+
+@pytest.mark.parametrize("code", ["ExpiredToken", "AccessDenied"])
+def test_a_refresh_that_cannot_be_read_ends_the_follow_at_once_saying_so(code: str) -> None:
+    """Expired credentials or a denied DescribeInstanceRefreshes do not pass by waiting: the follow ends at the
+    first such answer (not at --timeout) with one line that names the refresh, the error and how to follow it,
+    never a stale "still InProgress"."""
+    watch, _ = _watched([_refresh("r-1", "InProgress", 40), code])
+    slept, line = _slept(watch, polls=10)
+    assert slept == 1
+    assert line == (
+        f"cannot read instance refresh r-1 of {GROUP} (DescribeInstanceRefreshes: {code}); it was not cancelled and "
+        "how it ends is not known here: follow it with: winworkers status --stack-name platform-winworkers"
+    )
+
+
+def test_a_refresh_unread_at_the_timeout_is_not_reported_as_still_in_progress() -> None:
+    watch, _ = _watched([_refresh("r-1", "InProgress", 40), "Throttling", "Throttling"])
+    _, line = _slept(watch, polls=2)
+    assert line.startswith(
+        f"instance refresh r-1 of {GROUP} could not be read at the timeout (DescribeInstanceRefreshes: Throttling; "
+        "last read InProgress)"
+    ), line
+    assert "still" not in line
+
+
+def test_the_followed_refresh_is_asked_for_by_its_id() -> None:
+    """DescribeInstanceRefreshes' InstanceRefreshIds: the answer is that refresh, however many started after it;
+    how it ended (Cancelled here) decides."""
+    watch, stub = _watched([_refresh("r-1", "InProgress", 40)])
+    stub.add_response(
+        "describe_instance_refreshes",
+        {"InstanceRefreshes": [_refresh("r-1", "Cancelled", 40)]},
+        {"AutoScalingGroupName": GROUP, "InstanceRefreshIds": ["r-1"]},
+    )
+    _, line = _slept(watch, polls=10)
+    assert line.startswith(f"instance refresh r-1 of {GROUP} ended Cancelled: no reason given;"), line
+    stub.assert_no_pending_responses()
+
+
+def test_a_throttled_poll_while_the_stack_updates_does_not_hide_refreshes_for_good() -> None:
+    watch, _ = _watched(["Throttling", _refresh("r-1", "InProgress", 10)])
+    watch.poll()
+    assert not watch.unavailable and watch.latest == {}
+    watch.poll()
+    assert watch.latest[GROUP]["InstanceRefreshId"] == "r-1"
+
+
+def test_transient_is_botocore_s_own_retry_rule() -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from winworkers.deploy.watch import _transient
+
+    def error(code: str, status: int) -> ClientError:
+        response: Any = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return ClientError(response, "DescribeInstanceRefreshes")
+
+    assert _transient(error("Throttling", 400)) and _transient(error("RequestLimitExceeded", 400))
+    assert _transient(error("ResourceContention", 500)) and _transient(EndpointConnectionError(endpoint_url="x"))
+    assert not _transient(error("ExpiredToken", 400)) and not _transient(error("AccessDenied", 403))
+
+
+def _failed_queue(aws: Clients, name: str) -> str:
+    from moto.cloudformation.models import cloudformation_backends
+
+    _quiet(lambda: deploy(aws, name, QUEUE, {}, poll_seconds=0, echo=[].append))
+    cloudformation_backends[ACCOUNT][REGION].get_stack(name).status = "ROLLBACK_COMPLETE"
+    return str(aws.cloudformation.describe_stacks(StackName=name)["Stacks"][0]["StackId"])
+
+
+def test_a_failed_stack_is_deleted_only_with_consent(aws: Clients) -> None:
+    """Deleting the failed stack is a deletion: said first (what goes), then asked, or --yes."""
+    first = _failed_queue(aws, "ww-failed-ask")
+    out: list[str] = []
+    with pytest.raises(DeployError) as refused:
+        deploy(aws, "ww-failed-ask", QUEUE, {}, poll_seconds=0, echo=out.append)
+    assert str(refused.value) == (
+        "deleting the failed stack ww-failed-ask needs --yes without a terminal: nothing was changed "
+        "(its events say why it failed: winworkers status --stack-name ww-failed-ask)"
+    )
+    assert out[-1] == "deleting stack ww-failed-ask deletes 1 resource: Q"
+    with pytest.raises(DeployError, match=r"^stack ww-failed-ask was not deleted: nothing was changed$"):
+        deploy(aws, "ww-failed-ask", QUEUE, {}, poll_seconds=0, echo=[].append, ask=lambda question: False)
+    assert aws.cloudformation.describe_stacks(StackName="ww-failed-ask")["Stacks"][0]["StackId"] == first
+    asked: list[str] = []
+    result = deploy(
+        aws, "ww-failed-ask", QUEUE, {}, poll_seconds=0, echo=[].append, ask=lambda q: asked.append(q) or True
+    )
+    assert asked == ["Delete failed stack ww-failed-ask and create it again?"]
+    assert result.status == "CREATE_COMPLETE"
+    assert aws.cloudformation.describe_stacks(StackName="ww-failed-ask")["Stacks"][0]["StackId"] != first
+
+
+def test_a_dry_run_over_a_failed_stack_says_what_a_deploy_would_do(aws: Clients) -> None:
+    _failed_queue(aws, "ww-failed-say")
+    out: list[str] = []
+    result = deploy(aws, "ww-failed-say", QUEUE, {}, poll_seconds=0, echo=out.append, dry_run=True, yes=True)
+    assert out == [
+        "dry run: stack ww-failed-say is ROLLBACK_COMPLETE (its creation failed; CloudFormation cannot update it): "
+        "a deploy would delete it and create it again; nothing was deleted, no change set made"
+    ]
+    assert (result.status, result.changed) == ("ROLLBACK_COMPLETE", False)

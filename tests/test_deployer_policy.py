@@ -391,3 +391,79 @@ def test_the_standing_resource_needs_no_statement_and_its_schema_names_no_permis
     assert kind in resource_types(json.loads(build_template().to_json()))
     assert "handlers" not in PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", kind).schema
     assert not HANDLER_PERMISSIONS.get(kind)
+
+
+# Review R1 -----------------------------------------------------------------------------------------------------
+
+# Write actions that act on a resource that already exists, by its ARN (Service Authorization Reference,
+# "Actions, resources, and condition keys for AWS Lambda" / "... Amazon SQS" / "... CloudWatch Logs" /
+# "... Amazon EventBridge": each takes a function, queue, log-group or rule resource). Granted on "*" they reach
+# every such resource in the account, not the stack's: lambda:UpdateFunctionCode plus lambda:InvokeFunction
+# runs the deployer's code as any function's execution role (no iam:PassRole is asked for either), and
+# sqs:SetQueueAttributes / sqs:DeleteQueue reach the platform's own work queue (WorkQueueArn).
+EXISTING_RESOURCE_WRITES = (
+    "lambda:UpdateFunctionCode",
+    "lambda:UpdateFunctionConfiguration",
+    "lambda:InvokeFunction",
+    "lambda:AddPermission",
+    "lambda:DeleteFunction",
+    "sqs:SetQueueAttributes",
+    "sqs:DeleteQueue",
+    "logs:DeleteLogGroup",
+    "events:PutTargets",
+    # Another fleet's group and launch template: a new version with other UserData runs as that fleet's role
+    # (no iam:PassRole when the profile is kept); another VPC's security group opened to anywhere.
+    "autoscaling:UpdateAutoScalingGroup",
+    "ec2:CreateLaunchTemplateVersion",
+    "ec2:AuthorizeSecurityGroupEgress",
+)
+
+
+@pytest.mark.parametrize("action", EXISTING_RESOURCE_WRITES)
+def test_writes_to_existing_resources_are_not_granted_on_every_resource_in_the_account(action: str) -> None:
+    """With --stack-name the stack's resources have known name patterns (CloudFormation names them
+    <stack>-<logical id>-<random>, as the IAM statements already assume) and carry the
+    aws:cloudformation:stack-name tag: these writes belong on them, by ARN or by a tag condition."""
+    import fnmatch as _fnmatch
+
+    documents = policy_documents(stack_name="platform-winworkers")
+    on_everything = [
+        s.get("Sid")
+        for d in documents.values()
+        for s in d["Statement"]
+        if any(_fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in s["Action"])
+        and "*" in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+        and not s.get("Condition")  # e.g. aws:ResourceTag/aws:cloudformation:stack-name would scope it
+    ]
+    assert on_everything == [], f"{action} is granted on '*' by {on_everything}"
+
+
+@pytest.mark.parametrize(
+    "action", ["ec2:GetPasswordData", "ec2:GetConsoleScreenshot", "ec2:GetConsoleOutput", "ec2:GetLaunchTemplateData"]
+)
+def test_the_ec2_get_wildcard_does_not_reach_any_windows_instances_password_or_screen(action: str) -> None:
+    """The Auto Scaling group's schema lists ec2:Get*; granted as is (NARROWED narrows ssm:Get* only) it
+    lets the deployer read any instance's encrypted Administrator password (GetPasswordData), screen
+    (GetConsoleScreenshot), console output, and any launch template's UserData (Service Authorization
+    Reference, Amazon EC2). Nothing the template renders needs them; narrow it as ssm:Get* is."""
+    for documents in (policy_documents(), policy_documents(stack_name="platform-winworkers")):
+        assert not allows(_union(documents), action)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["deployer-policy", "--template-bucket", "templates/winworkers.json"],
+        # deploy's --template, which deployer-policy does not have: argparse takes it as --template-bucket's prefix.
+        ["deployer-policy", "--template", "templates/winworkers.json"],
+    ],
+)
+def test_a_template_bucket_that_is_no_bucket_name_is_refused_in_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy refuses --template-bucket 'templates/winworkers.json' (not an S3 bucket name); deployer-policy prints,
+    with exit status 0, policies whose TemplateBucket statements name arn:aws:s3:::templates/winworkers.json, which
+    grant nothing on the bucket deploy will use: the first upload of a template then fails with AccessDenied."""
+    assert main(argv) != 0
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "templates/winworkers.json" in err

@@ -287,3 +287,54 @@ def test_cfn_lint_lints_sam_as_written_with_globals_merged() -> None:
         "Export": ("AWS::Serverless::Function", 3),
         "Janitor": ("AWS::Serverless::Function", None),
     }
+
+
+# Review R1 -------------------------------------------------------------------------------------------------------
+
+
+def _launch_template_running(command: str) -> str:
+    return json.dumps(
+        {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Resources": {
+                "WorkerLaunchTemplate": {
+                    "Type": "AWS::EC2::LaunchTemplate",
+                    "Metadata": {
+                        "AWS::CloudFormation::Init": {
+                            "config": {"commands": {"01-install": {"command": command, "waitAfterCompletion": "0"}}}
+                        }
+                    },
+                    "Properties": {"LaunchTemplateData": {"InstanceType": "m6i.large"}},
+                }
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        # The only -Wait is inside the double-quoted arguments Start-Process hands to msiexec (docs/lint-rules.md:
+        # "-Wait inside msiexec's quoted arguments" is flagged; only single quotes are stripped).
+        'powershell.exe -Command "Start-Process msiexec.exe -ArgumentList \\"/i C:\\cfn\\agent.msi /qn -Wait\\""',
+        # -PassThru, but the process object is dropped; Wait-Process waits for another program (none: at once).
+        "powershell.exe -Command \"Start-Process msiexec.exe -ArgumentList '/i C:\\cfn\\agent.msi /qn' -PassThru; "
+        'Wait-Process -Name notepad -ErrorAction SilentlyContinue"',
+    ],
+    ids=["wait-inside-double-quoted-arguments", "passthru-then-unrelated-wait-process"],
+)
+def test_e9106_flags_msiexec_that_is_not_waited_for_however_it_is_quoted(command: str) -> None:
+    found = [f for f in corpus_findings(_launch_template_running(command), opt_in=False) if f[0] == "E9106"]
+    assert len(found) == 1, found
+
+
+def test_e9106_does_not_flag_msiexec_given_as_an_argv_list() -> None:
+    """cfn-init runs a command given as a list without a shell (aws-cfn-bootstrap's ProcessHelper: Popen(cmd,
+    shell=isinstance(cmd, basestring)), then communicate()): msiexec is cfn-init's own child, and cfn-init
+    waits for it and reads its exit code, as the template reference says a list is "the command to run".
+    The rule joins the list into a string and reads it as a cmd.exe /c line, which it is not."""
+    template = json.loads(_launch_template_running("placeholder"))
+    commands = template["Resources"]["WorkerLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]["config"]
+    commands["commands"]["01-install"]["command"] = ["msiexec.exe", "/i", "C:\\cfn\\agent.msi", "/qn", "/norestart"]
+    found = [f for f in corpus_findings(json.dumps(template), opt_in=False) if f[0] == "E9106"]
+    assert found == []

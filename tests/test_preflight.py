@@ -412,3 +412,26 @@ def test_upgrading_a_running_stack_with_its_values_refreshes_nothing(aws: Client
     assert _run(aws, stack, enabled_parameters(MinSize="1"), template=template)[0].status == "CREATE_COMPLETE"
     result, _ = _run(aws, stack, {})  # no --yes, no terminal: refused if it replaced, removed or refreshed
     assert result.status in ("UPDATE_COMPLETE", "CREATE_COMPLETE") and _refreshes(aws, stack) == []
+
+
+# Review R1 -------------------------------------------------------------------------------------------------------
+
+
+def test_a_multi_region_key_in_the_updating_state_is_not_refused() -> None:
+    """KMS developer guide, "Change the primary key in a set of multi-Region keys": after UpdatePrimaryRegion
+    the old and new primary keys are Updating for a few seconds, and "while the key state is Updating, you
+    can use the keys in cryptographic operations". Preflight refuses every state but Enabled, saying
+    "only an Enabled key encrypts": a correct, working key is refused."""
+    from winworkers.deploy.preflight import key_finding
+
+    kms, stub = _stubbed("kms")
+    arn = "arn:aws:kms:us-east-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    stub.add_response(
+        "describe_key",
+        {"KeyMetadata": {"KeyId": "mrk-1234abcd12ab34cd56ef1234567890ab", "Arn": arn, "KeyState": "Updating"}},
+    )
+    with stub:
+        finding = key_finding(
+            Clients(None, None, None, "us-east-1", client={"kms": kms}.__getitem__), "WinKmsKeyArn", arn
+        )
+    assert finding is None or not finding.refused, finding.line()

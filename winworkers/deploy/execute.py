@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import math
 import time
 import uuid
 from collections import Counter
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS
 from winworkers.build import check_pair
+from winworkers.compute import CHECKPOINTS
 from winworkers.constraints import check_parameters
 from winworkers.deploy import changes, confirm, preflight
 from winworkers.deploy.base import Clients, DeployError, DeployResult, Echo, counted, describe_stack, one_line
@@ -36,18 +39,30 @@ from winworkers.deploy.watch import (
     wait_for,
     wait_stack,
 )
-from winworkers.parameters import SWITCH
+from winworkers.parameters import PARAMETERS, SWITCH
 from winworkers.templates import INLINE_LIMIT
 
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
 # A template with a Transform (SAM, a macro) needs CAPABILITY_AUTO_EXPAND to be expanded:
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateChangeSet.html
 AUTO_EXPAND = "CAPABILITY_AUTO_EXPAND"
-# A stack update that changes the launch template refreshes the fleet: two halves
-# (checkpoint at 50%, an hour's CheckpointDelay between), each a bootstrap (up to the
-# launch hook's 45 minutes) plus the replaced workers' drains (DrainSeconds, default
-# an hour). Four hours covers that with the defaults; creation needs far less.
-DEFAULT_TIMEOUT_MINUTES = 240
+
+
+def refresh_bound_seconds(drain_seconds: int) -> int:
+    """The longest instance refresh the template's own bounds allow: each checkpointed part (CHECKPOINTS)
+    a bootstrap (the launch hook's HeartbeatTimeout, BOOT_TIMEOUT_SECONDS) plus the replaced workers'
+    drains (the drain hook's HeartbeatTimeout, DrainSeconds), with CheckpointDelay between the parts."""
+    checkpoints, delay = CHECKPOINTS["CheckpointPercentages"], CHECKPOINTS["CheckpointDelay"]
+    assert isinstance(checkpoints, list) and isinstance(delay, int)
+    return len(checkpoints) * (BOOT_TIMEOUT_SECONDS + drain_seconds) + (len(checkpoints) - 1) * delay
+
+
+_MAX_DRAIN = next(p.max_value for p in PARAMETERS if p.name == "DrainSeconds")
+assert isinstance(_MAX_DRAIN, int)
+# A stack update that changes the launch template refreshes the fleet; the default --timeout is the
+# longest refresh any DrainSeconds the template accepts allows (2 x (2,700 + 7,200) + 3,600 s: 390
+# minutes), derived from those bounds, not kept by hand (row X2b); creation needs far less.
+DEFAULT_TIMEOUT_MINUTES = math.ceil(refresh_bound_seconds(_MAX_DRAIN) / 60)
 DONE = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 # A stack whose creation failed cannot be updated, only deleted:
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html#cfn-console-view-stack-data-resources-status-codes
@@ -92,7 +107,9 @@ def deploy(
     waited for: ``wait_for_refresh``) before anything changes. What the stack will point at
     (queue, buckets, artifact, keys) is looked up first (winworkers.deploy.preflight), unless
     ``skip_preflight``. With ``wait``, an instance refresh the update starts is followed to its
-    end (``sleep`` waits a poll).
+    end (``sleep`` waits a poll). A stack whose creation failed is deleted, to be created again,
+    only after every check and the preflight, and as any deletion: said, then asked or ``yes``
+    (``dry_run`` deletes nothing).
     """
     template = read_template(template_path)
     check_given(template.data, parameters)
@@ -101,13 +118,9 @@ def deploy(
     cfn = clients.cloudformation
     deadline = time.monotonic() + timeout_minutes * 60
     stack = describe_stack(cfn, stack_name)
-    if stack and stack["StackStatus"] in RECREATE:
-        echo(
-            f"stack {stack_name} is {stack['StackStatus']} (its creation failed; CloudFormation cannot update it): "
-            "deleting it to create it again"
-        )
-        _delete(clients, stack, timeout_minutes, deadline, poll_seconds, echo, role_arn)
-        stack = None
+    failed = stack if stack and stack["StackStatus"] in RECREATE else None
+    if failed:
+        stack = None  # created again, once every check below has passed and the deletion is agreed
     if stack and stack["StackStatus"].endswith("_IN_PROGRESS") and stack["StackStatus"] != "REVIEW_IN_PROGRESS":
         raise DeployError(
             f"stack {stack_name} is {stack['StackStatus']}: follow it with `winworkers status --stack-name "
@@ -122,6 +135,14 @@ def deploy(
     values = _fill_prefix_lists(template.data, values, kept, clients, echo)
     children = _check_nested_child(clients, template.data, {**previous, **values}, echo)
     preflight.run(clients, template.data, values, echo, skip=skip_preflight)
+    if failed:
+        if dry_run:
+            echo(
+                f"dry run: stack {stack_name} is {failed['StackStatus']} (its creation failed; CloudFormation cannot "
+                "update it): a deploy would delete it and create it again; nothing was deleted, no change set made"
+            )
+            return DeployResult(stack_name, failed["StackStatus"], False, {})
+        _delete_failed(clients, failed, timeout_minutes, deadline, poll_seconds, echo, role_arn, yes, ask)
     source = _template_source(template, stack_name, clients, template_bucket)
     wanted = sorted({*CAPABILITIES, *capabilities, *([AUTO_EXPAND] if "Transform" in template.data else [])})
     nested = any(r.get("Type") == "AWS::CloudFormation::Stack" for r in template.data["Resources"].values())
@@ -196,6 +217,55 @@ def deploy(
     return DeployResult(stack_name, final, True, _resources(cfn, stack_id), change_set_id)
 
 
+def _delete_failed(
+    clients: Clients,
+    stack: Mapping[str, Any],
+    timeout_minutes: float,
+    deadline: float,
+    poll: float,
+    echo: Echo,
+    role_arn: str | None,
+    yes: bool,
+    ask: confirm.Ask | None,
+) -> None:
+    """Delete a stack whose creation failed, to create it again: said first (what goes, what stays),
+    then asked, or needs yes (winworkers.deploy.confirm), as any deletion."""
+    name = stack["StackName"]
+    echo(
+        f"stack {name} is {stack['StackStatus']} (its creation failed; CloudFormation cannot update it): "
+        "deleting it to create it again"
+    )
+    _say_deletion(clients.cloudformation, stack, echo)
+    answer = confirm.approved(f"Delete failed stack {name} and create it again?", yes=yes, ask=ask)
+    if answer is None:
+        raise DeployError(
+            f"deleting the failed stack {name} needs --yes without a terminal: nothing was changed "
+            f"(its events say why it failed: winworkers status --stack-name {name})"
+        )
+    if not answer:
+        raise DeployError(f"stack {name} was not deleted: nothing was changed")
+    _delete(clients, stack, timeout_minutes, deadline, poll, echo, role_arn)
+
+
+def _say_deletion(cfn: Any, stack: Mapping[str, Any], echo: Echo) -> None:
+    """What deleting the stack deletes, and what stays (DeletionPolicy Retain); what could not be listed
+    (moto 5.2.5 answers ListStackResources of a stack whose creation failed with the creation's error)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        going, staying = _deletion(cfn, stack["StackId"])
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        echo(f"deleting stack {stack['StackName']} deletes what it holds (its resources cannot be listed: {code})")
+        return
+    echo(
+        f"deleting stack {stack['StackName']} deletes {counted(len(going), 'resource')}"
+        f"{': ' + ', '.join(going[:8]) if going else ''}{' and more' if len(going) > 8 else ''}"
+    )
+    if staying:
+        echo(f"these stay (DeletionPolicy Retain), delete them yourself when no longer needed: {', '.join(staying)}")
+
+
 def _create_change_set(cfn: Any, **request: Any) -> dict[str, Any]:
     created: dict[str, Any] = cfn.create_change_set(**request)
     return created
@@ -233,7 +303,7 @@ def _ended(name: str, final: str, watcher: Watcher, disable_rollback: bool = Fal
     if final.endswith("ROLLBACK_COMPLETE") and final.startswith("UPDATE"):
         then = "the stack is back as it was; fix the cause and run again"
     elif final == "ROLLBACK_COMPLETE":
-        then = "nothing was kept; fix the cause and run again (the failed stack is deleted first)"
+        then = "nothing was kept; fix the cause and run again (the failed stack is deleted first, asked or with --yes)"
     elif final.endswith("ROLLBACK_FAILED"):
         then = f"see the events, fix what failed, then: aws cloudformation continue-update-rollback --stack-name {name}"
     elif disable_rollback or final.endswith("_FAILED"):
@@ -613,13 +683,7 @@ def delete(
         return False
     deadline = time.monotonic() + timeout_minutes * 60
     _refuse_or_wait_for_refresh(clients, stack, wait_for_refresh, deadline, poll_seconds, echo)
-    going, staying = _deletion(cfn, stack["StackId"])
-    echo(
-        f"deleting stack {stack_name} deletes {counted(len(going), 'resource')}"
-        f"{': ' + ', '.join(going[:8]) if going else ''}{' and more' if len(going) > 8 else ''}"
-    )
-    if staying:
-        echo(f"these stay (DeletionPolicy Retain), delete them yourself when no longer needed: {', '.join(staying)}")
+    _say_deletion(cfn, stack, echo)
     answer = confirm.approved(f"Delete stack {stack_name}?", yes=yes, ask=ask)
     if answer is None:
         raise DeployError(f"deleting stack {stack_name} needs --yes without a terminal: nothing was deleted")

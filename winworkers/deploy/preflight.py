@@ -236,9 +236,18 @@ def artifact_finding(clients: Clients, parameter: str, bucket: str, key: str) ->
     return None
 
 
+# The key states whose key is used in cryptographic operations (row 190): Enabled, and Updating (a multi-Region
+# key for a few seconds after UpdatePrimaryRegion: "you can use the keys in cryptographic operations",
+# https://docs.aws.amazon.com/kms/latest/developerguide/multi-region-update.html). Every other state fails them
+# (https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html): Disabled, PendingDeletion,
+# PendingImport, Unavailable, Creating (a new replica, "you cannot yet use it in cryptographic operations",
+# https://docs.aws.amazon.com/kms/latest/developerguide/multi-region-keys-replicate.html), PendingReplicaDeletion.
+KEY_USABLE = ("Enabled", "Updating")
+
+
 def key_finding(clients: Clients, parameter: str, arn: str) -> Finding | None:
     """A KMS key is in its ARN's Region, which must be the stack's (row 189); DescribeKey, where the key
-    policy lets the deployer, finds it and its state: only an Enabled key encrypts (row 190)."""
+    policy lets the deployer, finds it and its state: only an Enabled (or Updating) key encrypts (row 190)."""
     from botocore.exceptions import ClientError
 
     parts = _arn(arn)
@@ -256,7 +265,7 @@ def key_finding(clients: Clients, parameter: str, arn: str) -> Finding | None:
                 parameter, f"{arn}: could not look ({code}: another account's key, or no kms:DescribeKey)", False
             )
         raise
-    if state != "Enabled":
+    if state not in KEY_USABLE:
         return Finding(parameter, f"names a KMS key that is {state}: only an Enabled key encrypts")
     return None
 

@@ -29,7 +29,17 @@ ACTIVE_REFRESH = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "
 REFRESH_SUCCEEDED = "Successful"
 REFRESH_ENDED_OTHERWISE = ("Failed", "Cancelled", "RollbackFailed", "RollbackSuccessful")
 _UNAVAILABLE: weakref.WeakSet[Any] = weakref.WeakSet()
-"""The autoscaling clients whose DescribeInstanceRefreshes failed: not asked again."""
+"""The autoscaling clients whose DescribeInstanceRefreshes failed otherwise than for a while: not asked again."""
+
+
+class Unreadable(Exception):
+    """DescribeInstanceRefreshes did not answer: ``code`` names why; ``transient`` when botocore's own
+    retry rules would ask again (throttling, a 5xx, a dropped connection), so the next poll does."""
+
+    def __init__(self, code: str, transient: bool) -> None:
+        super().__init__(code)
+        self.code = code
+        self.transient = transient
 
 
 class EventStream:
@@ -138,31 +148,65 @@ class RefreshWatch:
     def poll(self) -> None:
         for group in sorted(self.groups):
             refresh = latest_refresh(self, group)
-            if refresh is None:
-                continue
-            self.latest[group] = refresh
-            state = tuple(refresh.get(k) for k in ("Status", "PercentageComplete", "InstancesToUpdate", "StatusReason"))
-            key = f"{group}/{refresh['InstanceRefreshId']}"
-            if self.last.get(key) != state:
-                self.last[key] = state
-                self.echo(refresh_line(refresh))
+            if refresh is not None:
+                self.latest[group] = refresh
+                self.show(refresh)
+
+    def show(self, refresh: Mapping[str, Any]) -> None:
+        """Print the refresh's line if it changed since last printed."""
+        state = tuple(refresh.get(k) for k in ("Status", "PercentageComplete", "InstancesToUpdate", "StatusReason"))
+        key = f"{refresh.get('AutoScalingGroupName')}/{refresh.get('InstanceRefreshId')}"
+        if self.last.get(key) != state:
+            self.last[key] = state
+            self.echo(refresh_line(refresh))
 
 
 def latest_refresh(watch: RefreshWatch, group: str) -> dict[str, Any] | None:
-    """The group's newest instance refresh (None when there is none, or it cannot be seen)."""
+    """The group's newest instance refresh (None when there is none, or it cannot be seen: a transient
+    error is asked again at the next call; any other is said once and not asked again)."""
     if watch.unavailable:
         return None
     try:
-        found = watch.autoscaling.describe_instance_refreshes(AutoScalingGroupName=group, MaxRecords=1)
-    except Exception as error:  # botocore's errors, or an emulator without the API
-        watch.unavailable = True
-        with contextlib.suppress(TypeError):  # said once per client (if it can be weakly referenced)
-            _UNAVAILABLE.add(watch.autoscaling)
-        code = getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
-        watch.echo(f"instance refreshes of {group} cannot be seen here (DescribeInstanceRefreshes: {code})")
+        refreshes = describe_refreshes(watch.autoscaling, AutoScalingGroupName=group, MaxRecords=1)
+    except Unreadable as error:
+        if not error.transient:
+            watch.unavailable = True
+            with contextlib.suppress(TypeError):  # said once per client (if it can be weakly referenced)
+                _UNAVAILABLE.add(watch.autoscaling)
+            watch.echo(f"instance refreshes of {group} cannot be seen here (DescribeInstanceRefreshes: {error.code})")
         return None
-    refreshes = found.get("InstanceRefreshes", [])
-    return dict(refreshes[0]) if refreshes else None
+    return refreshes[0] if refreshes else None
+
+
+def describe_refreshes(autoscaling: Any, **request: Any) -> list[dict[str, Any]]:
+    """DescribeInstanceRefreshes' refreshes; Unreadable when it does not answer (botocore's errors,
+    or an emulator without the API)."""
+    try:
+        found = autoscaling.describe_instance_refreshes(**request)
+    except Exception as error:
+        code = getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
+        raise Unreadable(str(code), _transient(error)) from error
+    return [dict(r) for r in found.get("InstanceRefreshes", [])]
+
+
+def _transient(error: Exception) -> bool:
+    """botocore's standard retry mode would retry it: a throttling or transient error code, a 5xx,
+    a connection error (botocore.retries.standard's own checkers, not a list of our own; row X2a)."""
+    from types import SimpleNamespace
+
+    from botocore.exceptions import ClientError
+    from botocore.retries import standard
+
+    response = getattr(error, "response", None)
+    status = (response or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+    context = standard.RetryContext(
+        attempt_number=1,
+        parsed_response=response,
+        http_response=SimpleNamespace(status_code=status) if status else None,
+        caught_exception=None if isinstance(error, ClientError) else error,
+    )
+    checkers = (standard.ThrottledRetryableChecker(), standard.TransientRetryableChecker())
+    return any(checker.is_retryable(context) for checker in checkers)
 
 
 def _said(client: Any) -> bool:
@@ -371,24 +415,65 @@ def follow_refreshes(
     until: Callable[[], bool],
     sleep: Callable[[], None],
 ) -> None:
-    """Follow the refreshes followed (by id) to their end, printing each change (watch.poll): until()
-    says the time is up, sleep() waits a poll. DeployError when one ends otherwise than Successful,
-    or is still under way when the time is up (it is not cancelled)."""
-    ids = {r.get("InstanceRefreshId") for r in followed}
+    """Follow the refreshes followed to their end, each read by its own id (InstanceRefreshIds, row X2a: a refresh
+    started after it does not hide how it ended), printing each change: until() says the time is up, sleep()
+    waits a poll. A transient DescribeInstanceRefreshes error is asked again at the next poll. DeployError
+    when one ends otherwise than Successful, cannot be read (any other error), or is still under way when
+    the time is up (it is not cancelled)."""
+    current = {str(r.get("InstanceRefreshId")): dict(r) for r in followed}
+    failing = ""
     while True:
-        current = [r for r in watch.latest.values() if r.get("InstanceRefreshId") in ids]
-        running = [r for r in current if r.get("Status") in ACTIVE_REFRESH]
+        running = [r for r in current.values() if r.get("Status") in ACTIVE_REFRESH]
         if not running:
             break
         if until():
-            first = running[0]
-            raise DeployError(
-                f"instance refresh {first.get('InstanceRefreshId')} of {first.get('AutoScalingGroupName')} is still "
-                f"{first.get('Status')} ({first.get('PercentageComplete', 0)}% complete) at the timeout; it was not "
-                f"cancelled: Auto Scaling carries on. Follow it with: winworkers status --stack-name {stack}"
-            )
+            raise DeployError(_late(running[0], stack, failing))
         sleep()
-        watch.poll()
-    for refresh in current:
+        failing = ""
+        for refresh in running:
+            try:
+                current[str(refresh.get("InstanceRefreshId"))] = _reread(watch, refresh, stack)
+            except Unreadable as error:  # transient: the next poll asks again
+                failing = error.code
+    for refresh in current.values():
         if refresh.get("Status") != REFRESH_SUCCEEDED:
             raise DeployError(refresh_ended(refresh, stack, final))
+
+
+def _reread(watch: RefreshWatch, refresh: Mapping[str, Any], stack: str) -> dict[str, Any]:
+    """The refresh as it is now, read by its id and printed if it changed; Unreadable for a transient error,
+    DeployError for any other (or when the answer does not hold it)."""
+    refresh_id, group = refresh.get("InstanceRefreshId"), refresh.get("AutoScalingGroupName")
+    try:
+        found = describe_refreshes(watch.autoscaling, AutoScalingGroupName=group, InstanceRefreshIds=[refresh_id])
+    except Unreadable as error:
+        if error.transient:
+            raise
+        raise DeployError(_unreadable(refresh, stack, error.code)) from error
+    now = next((r for r in found if r.get("InstanceRefreshId") == refresh_id), None)
+    if now is None:
+        raise DeployError(_unreadable(refresh, stack, "the answer does not hold it"))
+    watch.show(now)
+    return now
+
+
+def _unreadable(refresh: Mapping[str, Any], stack: str, why: str) -> str:
+    return (
+        f"cannot read instance refresh {refresh.get('InstanceRefreshId')} of {refresh.get('AutoScalingGroupName')} "
+        f"(DescribeInstanceRefreshes: {why}); it was not cancelled and how it ends is not known here: "
+        f"follow it with: winworkers status --stack-name {stack}"
+    )
+
+
+def _late(refresh: Mapping[str, Any], stack: str, failing: str) -> str:
+    """The timeout's line: the refresh's state as last read, or that the last read failed."""
+    where = f"instance refresh {refresh.get('InstanceRefreshId')} of {refresh.get('AutoScalingGroupName')}"
+    if failing:
+        last = refresh.get("Status")
+        state = f"could not be read at the timeout (DescribeInstanceRefreshes: {failing}; last read {last})"
+    else:
+        state = f"is still {refresh.get('Status')} ({refresh.get('PercentageComplete', 0)}% complete) at the timeout"
+    return (
+        f"{where} {state}; it was not cancelled: Auto Scaling carries on. "
+        f"Follow it with: winworkers status --stack-name {stack}"
+    )
