@@ -95,22 +95,27 @@ class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
     newlines, ``&&``, ``||``, ``&``, ``|``, ``;``, ``{`` and ``}``), possibly behind
     ``call``, ``cmd /c``, ``powershell -Command``, ``start``, ``Start-Process`` (or
     ``saps``), ``Invoke-Expression`` (``iex``), ``$p =``, cmd's ``if exist``/``if
-    errorlevel`` or opening quotes and brackets. cfn-init runs a command with
-    ``cmd.exe /c``; what follows ``powershell.exe`` (or ``pwsh``) up to the end of
-    its cmd statement is PowerShell's (a backtick continues its line).
+    errorlevel`` or opening quotes and brackets. cfn-init runs a string command with
+    ``cmd.exe /c``; an array command is an argv it runs without a shell and waits for
+    (register row X3a): msiexec as its program is waited for, and an array running
+    another program (``cmd /c``, ``powershell -Command``) is read as that program's
+    command line. What follows ``powershell.exe`` (or ``pwsh``) up to the end of its
+    cmd statement is PowerShell's (a backtick continues its line).
 
     **What waits** (docs/lint-rules.md lists each form with its source): cmd's
     ``start /wait`` (``/w``; after a title or other switches), in cmd or PowerShell;
     in PowerShell, ``Start-Process`` (or its aliases ``start``, ``saps``) with
     ``-Wait`` anywhere in its parameters, in any case, shortened to ``-Wai`` or
-    more, or ``-Wait:$true``; ``Start-Process ... -PassThru`` (``-Pa`` or more)
-    whose process is then waited for (``.WaitForExit()``, ``Wait-Process``); and a
+    more, or ``-Wait:$true``, outside its strings; ``Start-Process ... -PassThru``
+    (``-Pa`` or more) whose process, the object it returned (its variable, the bracketed
+    call, a pipe from it), is then waited for (``.WaitForExit()``, ``Wait-Process``); and a
     native call whose output is piped on (``& msiexec ... | Out-Null``): PowerShell
     reads the output until the program ends. What does not: a bare ``msiexec`` (cmd
     waits for a GUI program only in a command script, not under ``cmd /c``; PowerShell
     not at all), ``start`` without ``/wait``, ``Start-Process`` without ``-Wait``,
     ``-Wa`` (the common parameter WarningAction's alias), ``-Wait:$false``, or a
-    ``-Wait`` inside the quoted arguments it passes to msiexec.
+    ``-Wait`` inside the quoted arguments it passes to msiexec (single- or double-quoted,
+    ``$( )`` within), or a ``Wait-Process`` for another process.
 
     **What it deliberately does not flag.** A command that only mentions msiexec
     (``echo ... msiexec ...``, ``Write-Host``, ``rem``, ``taskkill /im msiexec.exe``,
