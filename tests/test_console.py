@@ -209,12 +209,17 @@ def test_add_to_merges_its_groups_into_the_parents_interface_without_clobbering_
     assert sorted(_grouped(template)) == sorted(template["Parameters"])
 
 
-def test_two_fleets_inline_share_the_groups_and_each_parameter_is_grouped_once() -> None:
+def test_two_fleets_inline_keep_groups_of_their_own_and_each_parameter_is_grouped_once() -> None:
+    """The default fleet keeps the plain labels; the Gpu fleet's are "Gpu: <group>", and its switch (the
+    shared EnableWinTaskScriptService, grouped by the first fleet) leaves it no "Gpu: Feature switch"."""
     parent = Template()
     add_to(parent)
     add_to(parent, WorkersConfig(prefix="Gpu"))
     template = as_dict(parent)
-    assert [label for label, _ in _groups(template)] == [group.value for group in Group]
+    gpu = [f"Gpu: {group.value}" for group in Group if group is not Group.FEATURE]
+    assert [label for label, _ in _groups(template)] == [group.value for group in Group] + gpu
+    for label, names in _groups(template):
+        assert {name.startswith("Gpu") for name in names} == {label.startswith("Gpu: ")}, label
     assert sorted(_grouped(template)) == sorted(template["Parameters"])
     assert set(template["Metadata"][INTERFACE]["ParameterLabels"]) == set(template["Parameters"])
 

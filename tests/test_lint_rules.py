@@ -338,3 +338,65 @@ def test_e9106_does_not_flag_msiexec_given_as_an_argv_list() -> None:
     commands["commands"]["01-install"]["command"] = ["msiexec.exe", "/i", "C:\\cfn\\agent.msi", "/qn", "/norestart"]
     found = [f for f in corpus_findings(json.dumps(template), opt_in=False) if f[0] == "E9106"]
     assert found == []
+
+
+@pytest.mark.parametrize(
+    ("command", "flagged"),
+    [
+        # An argv list whose program is msiexec (a path, .exe, any case): cfn-init's own child, waited for.
+        (["C:\\Windows\\System32\\MSIEXEC.EXE", "/i", "C:\\cfn\\agent.msi", "/qn"], False),
+        # A list running cmd or PowerShell: the inner command line is read as a string is.
+        (["cmd.exe", "/c", "start msiexec /i C:\\cfn\\agent.msi /qn"], True),
+        (["cmd.exe", "/c", "start /wait msiexec /i C:\\cfn\\agent.msi /qn"], False),
+        (["powershell.exe", "-Command", "Start-Process msiexec -ArgumentList '/i C:\\cfn\\agent.msi /qn'"], True),
+        (["powershell.exe", "-Command", 'Start-Process msiexec -ArgumentList "/i C:\\cfn\\a.msi /qn" -Wait'], False),
+        (["powershell.exe", "-Command", 'Start-Process msiexec -ArgumentList "/i C:\\cfn\\a.msi /qn -Wait"'], True),
+    ],
+    ids=["msiexec-program", "cmd-start", "cmd-start-wait", "powershell-no-wait", "powershell-wait", "wait-in-string"],
+)
+def test_e9106_reads_an_argv_list_by_the_program_it_runs(command: list[str], flagged: bool) -> None:
+    template = json.loads(_launch_template_running("placeholder"))
+    commands = template["Resources"]["WorkerLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]["config"]
+    commands["commands"]["01-install"]["command"] = command
+    found = [f for f in corpus_findings(json.dumps(template), opt_in=False) if f[0] == "E9106"]
+    assert len(found) == int(flagged), found
+
+
+@pytest.mark.parametrize(
+    ("command", "flagged"),
+    [
+        # A double-quoted string holding $( ) with quotes of its own: -Wait after it is Start-Process's.
+        (
+            'powershell -Command "Start-Process msiexec -ArgumentList '
+            '\\"/i $(\\"C:\\cfn\\\\\\" + \\"a.msi\\") /qn\\" -Wait"',
+            False,
+        ),
+        ('powershell -Command "Start-Process msiexec -ArgumentList \\"/i $(\\"a.msi\\") /qn -Wait\\""', True),
+        # The process Start-Process returned, waited for through its variable or a pipe.
+        (
+            "powershell -Command \"$p = Start-Process msiexec '/i C:\\cfn\\a.msi /qn' -PassThru; $p | Wait-Process\"",
+            False,
+        ),
+        (
+            "powershell -Command \"$p = saps msiexec '/i C:\\cfn\\a.msi' -PassThru; Wait-Process -InputObject $p\"",
+            False,
+        ),
+        # Another variable's process is waited for, not msiexec's.
+        ("powershell -Command \"$p = Start-Process msiexec '/i C:\\cfn\\a.msi' -PassThru; $q.WaitForExit()\"", True),
+        (
+            "powershell -Command \"$p = Start-Process msiexec '/i C:\\cfn\\a.msi' -PassThru; Wait-Process -Id $pid\"",
+            True,
+        ),
+    ],
+    ids=[
+        "subexpression-then-wait",
+        "wait-in-string-with-subexpression",
+        "variable-piped",
+        "input-object",
+        "other-variable",
+        "other-id",
+    ],
+)
+def test_e9106_reads_double_quoted_strings_and_the_process_start_process_returned(command: str, flagged: bool) -> None:
+    found = [f for f in corpus_findings(_launch_template_running(command), opt_in=False) if f[0] == "E9106"]
+    assert len(found) == int(flagged), found

@@ -26,11 +26,13 @@ from winworkers.observability import WorkerLogs, add_alarms, add_worker_logs, gr
 from winworkers.parameters import (
     INTERFACE,
     SWITCH,
+    Group,
     Params,
     Switch,
     add_parameters,
     console_interface,
     enabled_condition,
+    group_labels,
     param_name,
     parameter_specs,
 )
@@ -92,12 +94,18 @@ def add_to(
     resources instead of parameters, e.g. {"WorkQueueArn": GetAtt(queue, "Arn"),
     "DataBucket": Ref(bucket)}; a wiring mistake raises ValueError.
     """
-    config = config or WorkersConfig()
-    wired = dict(wired or {})
+    return _add(template, config or WorkersConfig(), dict(wired or {}), switch, embedded=True)
+
+
+def _add(
+    template: Template, config: WorkersConfig, wired: dict[str, Any], switch: wiring.SwitchArg, *, embedded: bool
+) -> Feature:
+    """add_to's work; embedded is False for build_template's standalone stack, whose one fleet's
+    console groups keep Group's plain labels whatever its prefix."""
     resolved = _check_parent(template, config, wired, switch)
     scratch = _scratch_for(template, switch, resolved)
     feature = _build(scratch, config, wired, resolved)
-    _merge(scratch, template, config, resolved)
+    _merge(scratch, template, config, resolved, labels=group_labels(config, embedded=embedded))
     return feature
 
 
@@ -160,12 +168,21 @@ _SECTIONS = {
 }
 
 
-def _merge(feature: Template, parent: Template, config: WorkersConfig, switch: Switch) -> None:
+def _merge(
+    feature: Template,
+    parent: Template,
+    config: WorkersConfig,
+    switch: Switch,
+    *,
+    labels: Mapping[Group, str],
+    template_url: str | None = None,
+) -> None:
     """Copy every section of feature into parent, or nothing if any name clashes.
 
     Only the switch is shared: one config embeds once per parent (add_to and
     nested_stack with the same prefix would be two fleets fighting over names).
-    The feature's console groups and labels join the parent's (_merge_interface).
+    The feature's console groups and labels join the parent's (_merge_interface), with
+    template_url (a nested stack's URL parameter) first in its platform group.
     """
     clashes = sorted(
         f"{kind} {name}"
@@ -183,14 +200,15 @@ def _merge(feature: Template, parent: Template, config: WorkersConfig, switch: S
         target = getattr(parent, section)
         for name, value in getattr(feature, section).items():
             target.setdefault(name, value)
-    _merge_interface(parent, console_interface(config, switch, feature.parameters))
+    _merge_interface(parent, console_interface(config, switch, feature.parameters, labels, template_url))
 
 
 def _merge_interface(parent: Template, ours: Mapping[str, Any]) -> None:
     """Add the feature's parameter groups and labels to the parent's AWS::CloudFormation::Interface,
     keeping the parent's own: a parameter the parent already groups stays where it is (a
     parameter may be in one group only), a group with the same label as one of the parent's
-    joins it, the others follow the parent's, and the parent's labels win."""
+    joins it, the others follow the parent's, and the parent's labels win. Fleets do not share
+    groups: a fleet with a prefix of its own labels its groups with it (group_label)."""
     theirs: dict[str, Any] = encode_to_dict(parent.metadata.get(INTERFACE, {}))
     groups = [{**g, "Parameters": list(g.get("Parameters", []))} for g in theirs.get("ParameterGroups", [])]
     grouped = {name for g in groups for name in g["Parameters"]}
@@ -213,8 +231,9 @@ def build_template(config: WorkersConfig | None = None) -> Template:
     """
     template = Template(Description=DESCRIPTION)
     template.set_version("2010-09-09")
-    add_to(template, config)
-    standing_resource(template, config or WorkersConfig())
+    config = config or WorkersConfig()
+    _add(template, config, {}, SWITCH, embedded=False)
+    standing_resource(template, config)
     # Beside the console's AWS::CloudFormation::Interface that add_to put there (which the fingerprint covers).
     template.metadata[METADATA_KEY] = {"fingerprint": fingerprint(template.to_dict()), "version": __version__}
     return template
@@ -339,8 +358,17 @@ def nested_stack(
         )
     )
     _drop_unused_conditions(scratch)
-    _merge(scratch, template, config, resolved)
+    url = _url_parameter(template, template_url)
+    _merge(scratch, template, config, resolved, labels=group_labels(config), template_url=url)
     return NestedFeature(stack=stack, child=child, config=config, switch=resolved)
+
+
+def _url_parameter(template: Template, template_url: Any) -> str | None:
+    """The parent's parameter that template_url is a Ref to, if it is one: the console groups and
+    labels it with the feature's (it has no default: the operator must give it)."""
+    encoded = encode_to_dict(template_url)
+    name = encoded.get("Ref") if isinstance(encoded, dict) and len(encoded) == 1 else None
+    return name if isinstance(name, str) and name in template.parameters else None
 
 
 def _pass_through(config: WorkersConfig, wired: dict[str, Any], switch: Switch) -> dict[str, Any]:

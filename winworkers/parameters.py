@@ -11,7 +11,7 @@ WorkersConfig.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, TypeAlias, TypeVar
@@ -804,21 +804,40 @@ def in_console_order(specs: Collection[ParamSpec]) -> list[ParamSpec]:
     return sorted(specs, key=lambda spec: order.index(spec.group))
 
 
-def console_interface(config: WorkersConfig, switch: Switch, declared: Collection[str]) -> dict[str, Any]:
+def console_interface(
+    config: WorkersConfig,
+    switch: Switch,
+    declared: Collection[str],
+    labels: Mapping[Group, str],
+    template_url: str | None = None,
+) -> dict[str, Any]:
     """The ``AWS::CloudFormation::Interface`` of the feature's parameters that a template declares
     (logical names): one group per Group that has any, in Group's order, each in the table's order,
     and a label for each, "<row's label> (<logical name>)": the console shows a label instead of the
-    logical name, which the Rules' messages, the README and the CLI use."""
+    logical name, which the Rules' messages, the README and the CLI use. labels are the groups' labels
+    (group_labels). template_url, the parent's parameter a nested stack's TemplateURL refers to, leads the
+    platform group: it has no default, and the stack is nothing without it."""
     specs = in_console_order(parameter_specs(config))
     named = [(switch.parameter if s.name == SWITCH else param_name(config, s.name), s) for s in specs]
     present = [(name, spec) for name, spec in named if name is not None and name in declared]
-    groups = [
-        {"Label": {"default": group.value}, "Parameters": names}
-        for group in Group
-        if (names := [name for name, spec in present if spec.group is group])
-    ]
-    labels = {name: {"default": f"{spec.label} ({name})"} for name, spec in present}
-    return {"ParameterGroups": groups, "ParameterLabels": labels}
+    members = {group: [name for name, spec in present if spec.group is group] for group in Group}
+    named_labels = {name: {"default": f"{spec.label} ({name})"} for name, spec in present}
+    if template_url is not None:
+        members[Group.PLATFORM].insert(0, template_url)
+        named_labels[template_url] = {"default": f"{TEMPLATE_URL_LABEL} ({template_url})"}
+    groups = [{"Label": {"default": labels[group]}, "Parameters": names} for group, names in members.items() if names]
+    return {"ParameterGroups": groups, "ParameterLabels": named_labels}
+
+
+TEMPLATE_URL_LABEL = "Child template's https:// URL"
+
+
+def group_labels(config: WorkersConfig, *, embedded: bool = True) -> dict[Group, str]:
+    """The console labels of a fleet's groups: Group's own in its standalone stack (one fleet) and for
+    the default prefix; "<prefix>: <group>" for a fleet with a prefix of its own in a parent, so that
+    two fleets in one parent keep groups of their own (the parent's Interface joins groups by label)."""
+    plain = not embedded or config.prefix == WorkersConfig().prefix
+    return {group: group.value if plain else f"{config.prefix}: {group.value}" for group in Group}
 
 
 def number_pattern(high: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from winworkers.lint._template import (
 
 # msiexec as a program name (a path before it is part of the word; msiexec.log is not it).
 _MSIEXEC = re.compile(r"(?<![\w-])msiexec(?:\.exe)?(?![\w.-])|(?<![\w-])msiexec\.exe(?![\w-])", re.IGNORECASE)
+_MSIEXEC_PROGRAM = re.compile(r"msiexec(?:\.exe)?", re.IGNORECASE)
 _SUBSTITUTION = re.compile(r"\$\{([^{}]*)\}")
 # Where cmd or PowerShell starts a new command: a newline, &&, ||, &, |, ;, { or }.
 _SEPARATOR = re.compile(r"[\r\n;&|{}]")
@@ -54,11 +56,20 @@ _WAIT_SWITCH = re.compile(r"(?<![\w-])-wait?(?::\s*\$true)?(?![\w:-])", re.IGNOR
 # -PassThru, shortened (-Pa; -P is also the common PipelineVariable); the process it returns
 # waited for by .WaitForExit() or Wait-Process.
 _PASS_THRU = re.compile(r"(?<![\w-])-pa(?:s(?:s(?:t(?:h(?:r(?:u)?)?)?)?)?)?(?![\w-])", re.IGNORECASE)
-_WAITED_FOR = re.compile(r"\.WaitForExit\s*\(|(?<![\w-])Wait-Process(?![\w-])", re.IGNORECASE)
+# The process Start-Process returned: assigned to a variable ($p = Start-Process ...), or the
+# call itself in brackets ((Start-Process ...).WaitForExit()), or piped on (... | Wait-Process).
+_ASSIGNED = re.compile(r"\$([\w:]+)\s*=\s*\(?\s*$", re.IGNORECASE)
+_START_WORD = re.compile(r"(?:start-process|saps|start)$", re.IGNORECASE)
+_BRACKETED = re.compile(r"\(\s*$")
+_BRACKET_WAITED = re.compile(r"\)\s*\.WaitForExit\s*\(", re.IGNORECASE)
+_PIPED_WAIT = re.compile(r"\|\s*Wait-Process(?![\w-])", re.IGNORECASE)
 # PowerShell waits for a native program whose output is piped to a command (`| Out-Null`):
 # it reads the output until the program ends.
 _PIPED = re.compile(r"\|(?!\|)\s*[\w$]", re.IGNORECASE)
-_QUOTED = re.compile(r"'[^']*'")
+# PowerShell's strings, as powershell.exe reads them from a cmd line: \" is a quote (the
+# command-line escape), '...' has no escapes, "..." has backtick escapes and $( ) subexpressions,
+# which may hold strings of their own.
+_STRING_START = re.compile(r"""\\"|"|'""")
 _INVOKE = re.compile(r"(?<![\w-])(?:invoke-expression|iex)(?![\w-])", re.IGNORECASE)
 # A PowerShell line continuation (a backtick at the end of a line).
 _CONTINUATION = re.compile(r"`\r?\n")
@@ -84,22 +95,27 @@ class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
     newlines, ``&&``, ``||``, ``&``, ``|``, ``;``, ``{`` and ``}``), possibly behind
     ``call``, ``cmd /c``, ``powershell -Command``, ``start``, ``Start-Process`` (or
     ``saps``), ``Invoke-Expression`` (``iex``), ``$p =``, cmd's ``if exist``/``if
-    errorlevel`` or opening quotes and brackets. cfn-init runs a command with
-    ``cmd.exe /c``; what follows ``powershell.exe`` (or ``pwsh``) up to the end of
-    its cmd statement is PowerShell's (a backtick continues its line).
+    errorlevel`` or opening quotes and brackets. cfn-init runs a string command with
+    ``cmd.exe /c``; an array command is an argv it runs without a shell and waits for
+    (register row X3a): msiexec as its program is waited for, and an array running
+    another program (``cmd /c``, ``powershell -Command``) is read as that program's
+    command line. What follows ``powershell.exe`` (or ``pwsh``) up to the end of its
+    cmd statement is PowerShell's (a backtick continues its line).
 
     **What waits** (docs/lint-rules.md lists each form with its source): cmd's
     ``start /wait`` (``/w``; after a title or other switches), in cmd or PowerShell;
     in PowerShell, ``Start-Process`` (or its aliases ``start``, ``saps``) with
     ``-Wait`` anywhere in its parameters, in any case, shortened to ``-Wai`` or
-    more, or ``-Wait:$true``; ``Start-Process ... -PassThru`` (``-Pa`` or more)
-    whose process is then waited for (``.WaitForExit()``, ``Wait-Process``); and a
+    more, or ``-Wait:$true``, outside its strings; ``Start-Process ... -PassThru``
+    (``-Pa`` or more) whose process, the object it returned (its variable, the bracketed
+    call, a pipe from it), is then waited for (``.WaitForExit()``, ``Wait-Process``); and a
     native call whose output is piped on (``& msiexec ... | Out-Null``): PowerShell
     reads the output until the program ends. What does not: a bare ``msiexec`` (cmd
     waits for a GUI program only in a command script, not under ``cmd /c``; PowerShell
     not at all), ``start`` without ``/wait``, ``Start-Process`` without ``-Wait``,
     ``-Wa`` (the common parameter WarningAction's alias), ``-Wait:$false``, or a
-    ``-Wait`` inside the quoted arguments it passes to msiexec.
+    ``-Wait`` inside the quoted arguments it passes to msiexec (single- or double-quoted,
+    ``$( )`` within), or a ``Wait-Process`` for another process.
 
     **What it deliberately does not flag.** A command that only mentions msiexec
     (``echo ... msiexec ...``, ``Write-Host``, ``rem``, ``taskkill /im msiexec.exe``,
@@ -126,8 +142,7 @@ class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
             at: Path = ["Resources", name, "Metadata", "AWS::CloudFormation::Init"]
             init = metadata["AWS::CloudFormation::Init"]
             for key, command, where, scenario in _commands(init, at, created_when(resource)):
-                text = _text(command)
-                if _runs_msiexec_unawaited(text) and reachable(cfn, scenario):
+                if _command_unawaited(command) and reachable(cfn, scenario):
                     matches.append(
                         RuleMatch(
                             where,
@@ -159,6 +174,19 @@ def _commands(init: Any, at: Path, assumed: Assumed) -> Iterator[tuple[str, Any,
                                     spec["command"], [*spec_at, "command"], with_spec
                                 ):
                                     yield str(command_name), command, command_at, with_command
+
+
+def _command_unawaited(command: Any) -> bool:
+    """Whether a cfn-init command runs msiexec without waiting for it. A string is a line cfn-init
+    hands to cmd.exe /c; a list is an argv cfn-init runs without a shell, as its own child, and
+    waits for (register row 21): msiexec as its program is waited for; any other program (cmd /c,
+    powershell -Command) gets the list as its command line, which is read like a string."""
+    if not isinstance(command, list):
+        return _runs_msiexec_unawaited(_text(command))
+    argv = [_text(part) for part in command]
+    if argv and _MSIEXEC_PROGRAM.fullmatch(re.split(r"[\\/]", argv[0].strip('"'))[-1]):
+        return False
+    return _runs_msiexec_unawaited(subprocess.list2cmdline(argv))
 
 
 def _text(command: Any) -> str:
@@ -203,14 +231,72 @@ def _awaited(prefix: str, statement: str, rest: str, powershell: bool) -> bool:
         return True
     if not powershell:
         return False
-    if _START_PROCESS.search(prefix):
-        # A switch inside a quoted argument ('/i x.msi -Wait') is msiexec's, unless the whole
-        # command is a string Invoke-Expression runs.
-        switches = statement if _INVOKE.search(prefix) else _QUOTED.sub("''", statement)
-        waits = _WAIT_SWITCH.search(switches)
-        passed = _PASS_THRU.search(statement) and _WAITED_FOR.search(statement + rest)
-        return bool(waits or passed)
+    started = _START_PROCESS.search(prefix)
+    if started:
+        # A switch inside a quoted argument ("/i x.msi -Wait", '/i x.msi -Wait') is msiexec's, unless
+        # the whole command is a string Invoke-Expression runs.
+        before = _START_WORD.sub("", prefix[: started.end()])
+        call = statement[len(before) :]
+        switches = statement if _INVOKE.search(prefix) else _unquoted(call)
+        passed = _PASS_THRU.search(_unquoted(call)) and _waited_for(before, statement, rest)
+        return bool(_WAIT_SWITCH.search(switches) or passed)
     return bool(_PIPED.match(rest))
+
+
+def _waited_for(before: str, statement: str, rest: str) -> bool:
+    """Whether the process a Start-Process -PassThru returns is waited for: before is the text of its
+    statement up to Start-Process, statement the statement and rest what follows it."""
+    if _BRACKETED.search(before) and _BRACKET_WAITED.search(statement):
+        return True
+    if _PIPED_WAIT.match(rest):
+        return True
+    assigned = _ASSIGNED.search(before)
+    if assigned is None:
+        return False
+    variable = re.escape(assigned.group(1))
+    waits = re.compile(
+        rf"\${variable}\s*\.WaitForExit\s*\(|\${variable}\s*\|\s*Wait-Process(?![\w-])"
+        rf"|(?<![\w-])Wait-Process(?![\w-])[^;&|\r\n]*\${variable}(?![\w:])",
+        re.IGNORECASE,
+    )
+    return bool(waits.search(rest))
+
+
+def _unquoted(text: str) -> str:
+    """text without PowerShell's strings (each left as ''), so that a parameter in them is not read
+    as the command's; a string left open runs to the end."""
+    out, at = [], 0
+    while (found := _STRING_START.search(text, at)) is not None:
+        out.append(text[at : found.start()] + "''")
+        at = _string_end(text, found.end(), found.group())
+    out.append(text[at:])
+    return "".join(out)
+
+
+def _string_end(text: str, at: int, quote: str) -> int:
+    """Where the string opened by quote just before at ends (after its closing quote)."""
+    if quote == "'":
+        close = text.find("'", at)
+        return len(text) if close < 0 else close + 1
+    depth = 0
+    while at < len(text):
+        if text.startswith(quote, at) and depth == 0:
+            return at + len(quote)
+        if text[at] == "`":
+            at += 2
+            continue
+        if text.startswith("$(", at):
+            depth, at = depth + 1, at + 2
+            continue
+        if text[at] == ")" and depth:
+            depth -= 1
+        elif depth and _STRING_START.match(text, at):
+            inner = _STRING_START.match(text, at)
+            assert inner is not None
+            at = _string_end(text, inner.end(), inner.group())
+            continue
+        at += 1
+    return len(text)
 
 
 def _runs_msiexec_unawaited(text: str) -> bool:
