@@ -28,9 +28,13 @@ iam:AWSServiceName); an iam action of any other type is refused. ssm actions are
 public Windows AMI parameters the launch template resolves (Auto Scaling resolves
 resolve:ssm: with the caller's rights); cloudformation actions on the stack and its
 nested stacks (--stack-name); s3 on the template bucket, and an s3 action from a schema
-is refused. Every other service's actions are on "*", as every resource type's were
-before they were derived: most create actions take no resource-level permission before
-the resource exists, and CloudFormation generates the names.
+is refused. SCOPES puts the actions on the stack's own resources: Lambda, SQS, Logs and
+EventBridge by the ARNs of the names CloudFormation generates (<stack>-<logical id>-<random>),
+Auto Scaling by the group's name (<stack>-<Prefix>Workers), EC2 by the
+aws:cloudformation:stack-name tag; the stack name narrows them to <stack>-* (without it, or
+where a generated name could be cut, the type's every resource). Creates that take no ARN
+before the resource exists, Describe* and what takes no resource are on "*", as are the
+services SCOPES does not list (their reasons in docs/aws-behaviours.md).
 """
 
 from __future__ import annotations
