@@ -541,3 +541,11 @@ def test_every_action_scoped_by_the_stacks_tag_takes_a_resource_tag_condition() 
             assert kinds, f"{action} takes no resource: {statement['Sid']} cannot scope it"
             if "StringLike" in statement.get("Condition", {}):
                 assert kinds & tagged, f"{action}: no resource type of it takes aws:ResourceTag"
+
+
+def test_deployer_policy_takes_no_abbreviated_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """No option is a prefix of another here (deploy's --template was taken for --template-bucket)."""
+    with pytest.raises(SystemExit) as exited:
+        main(["deployer-policy", "--template-buck", "ci-templates"])
+    assert exited.value.code == 2 and "unrecognized arguments: --template-buck" in capsys.readouterr().err
+    assert main(["deployer-policy", "--template-bucket", "ci-templates"]) == 0

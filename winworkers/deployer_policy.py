@@ -253,8 +253,8 @@ SCOPES: dict[str, Scope] = {
 """How each service's actions are scoped; a service not listed is on "*" (cloudwatch alarms, route53resolver,
 vpce, sns, firehose: row X1a says why), cloudformation on the stack, ssm on the AMI parameters, iam by role."""
 STACK_TAG = "aws:ResourceTag/aws:cloudformation:stack-name"
-GENERATED_SUFFIX = 13
-"""The random part of a generated name and its hyphen (at most 12 characters and "-")."""
+GENERATED_SUFFIX = 14
+"""The random part of a generated name and its hyphen: 13 characters and "-" at most (12 or 13 seen)."""
 
 # What winworkers deploy, delete and status call themselves: on the stack (its ARN), and the lookups.
 STACK_ACTIONS: list[Action] = [
