@@ -90,7 +90,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     # deploy's --template, given here by mistake: refused in one line (_deployer_policy).
     policy.add_argument("--template", dest="mistaken_template", help=argparse.SUPPRESS)
     policy.add_argument("--nested", action="store_true", help="the feature is a nested stack of the parent")
-    policy.add_argument("--stack-name", help="limit CloudFormation's actions to this stack (and its nested stacks)")
+    policy.add_argument(
+        "--stack-name",
+        help="limit the actions on existing resources to this stack's and its nested stacks' (README: what it narrows)",
+    )
     policy.add_argument(
         "--out", type=Path, metavar="DIR", help="write DIR/<name>.json per policy; print the commands that create them"
     )
