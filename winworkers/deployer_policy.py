@@ -198,12 +198,17 @@ configuration, no secret and no instance's data (Service Authorization Reference
 @dataclass(frozen=True)
 class Scope:
     """Where a service's actions are granted: on the stack's own resources, by ARN (arns, "{name}" the
-    resource's name pattern) or by the aws:ResourceTag/aws:cloudformation:stack-name condition (tagged);
-    the actions matching anywhere on "*" (scoped overrides anywhere)."""
+    resource's name pattern), or on the resources of the types tagged under the
+    aws:ResourceTag/aws:cloudformation:stack-name condition, and of the types by_type (CloudFormation gives
+    them no stack tag) without it (the actions matching typed; those matching typed_only act on no tagged
+    type); the actions matching anywhere on "*" (scoped overrides anywhere)."""
 
     reason: str
     arns: tuple[str, ...] = ()
-    tagged: bool = False
+    tagged: tuple[str, ...] = ()
+    by_type: tuple[str, ...] = ()
+    typed: tuple[str, ...] = ()
+    typed_only: tuple[str, ...] = ()
     anywhere: tuple[str, ...] = ()
     scoped: tuple[str, ...] = ()
     kind: str = ""
@@ -219,10 +224,15 @@ SCOPES: dict[str, Scope] = {
         anywhere=("autoscaling:Describe*",),
     ),
     "ec2": Scope(
-        "EC2 ARNs hold IDs, not names: the existing resources by the stack's tag; a create takes no ARN of "
-        "the resource before it exists, RunInstances (Auto Scaling's check) the image and subnets, Describe* "
-        "and GetInstanceTypesFromInstanceRequirements none (row X1a)",
-        tagged=True,
+        "EC2 ARNs hold IDs, not names: VPCs, subnets, route tables and security groups by the stack's tag; "
+        "launch templates (CloudFormation does not give them the stack's tags), endpoints and flow logs (not "
+        "documented) by type only; a create takes no ARN of the resource before it exists, RunInstances (Auto "
+        "Scaling's check) the image and subnets, Describe* and GetInstanceTypesFromInstanceRequirements none "
+        "(row X1a)",
+        tagged=tuple(f"arn:aws:ec2:*:*:{t}/*" for t in ("vpc", "subnet", "route-table", "security-group")),
+        by_type=tuple(f"arn:aws:ec2:*:*:{t}/*" for t in ("launch-template", "vpc-endpoint", "vpc-flow-log")),
+        typed=("ec2:*LaunchTemplate*", "ec2:*VpcEndpoint*", "ec2:*FlowLogs", "ec2:*Tags"),
+        typed_only=("ec2:*LaunchTemplate*", "ec2:*VpcEndpoint*", "ec2:DeleteFlowLogs"),
         anywhere=("ec2:Describe*", "ec2:Create*", "ec2:RunInstances", "ec2:GetInstanceTypesFromInstanceRequirements"),
         scoped=("ec2:CreateLaunchTemplateVersion", "ec2:CreateTags"),
     ),
@@ -491,10 +501,14 @@ def _service_statements(service: str, listed: set[str], stack: str | None, name:
     anywhere = {a for a in granted if _matches(a, scope.anywhere) and not _matches(a, scope.scoped)}
     out = [_statement(f"{_sid(service)}Anywhere", anywhere, ["*"])] if anywhere else []
     own = granted - anywhere
-    if scope.tagged:
+    tagged = {a for a in own if not _matches(a, scope.typed_only)}
+    if tagged and scope.tagged:
         values = [stack, f"{stack}-*"] if stack else ["*"]
-        out.append(_statement(_sid(service), own, ["*"], Condition(StringLike(STACK_TAG, values))))
-    elif own:
+        out.append(_statement(_sid(service), tagged, list(scope.tagged), Condition(StringLike(STACK_TAG, values))))
+    typed = {a for a in own if _matches(a, scope.typed)}
+    if typed and scope.by_type:
+        out.append(_statement(f"{_sid(service)}ByType", typed, list(scope.by_type)))
+    if own and scope.arns:
         out.append(_statement(_sid(service), own, [arn.format(name=name) for arn in scope.arns]))
     if service == "ec2" and "ec2:CreateTags" in granted:
         out.append(_tag_on_create_statement(granted))
@@ -503,7 +517,8 @@ def _service_statements(service: str, listed: set[str], stack: str | None, name:
 
 def _tag_on_create_statement(granted: set[str]) -> Statement:
     """ec2:CreateTags for the tags a create call applies (TagSpecifications): ec2:CreateAction names it (row X1a)."""
-    creates = sorted(a.partition(":")[2] for a in granted if a.startswith("ec2:Create") and a != "ec2:CreateTags")
+    creating = ("ec2:Create", "ec2:Authorize")  # a security group rule is created, and may be tagged, too
+    creates = sorted(a.partition(":")[2] for a in granted if a.startswith(creating) and a != "ec2:CreateTags")
     condition = Condition(StringEquals("ec2:CreateAction", creates))
     return _statement("EC2TagOnCreate", {"ec2:CreateTags"}, ["*"], condition)
 
