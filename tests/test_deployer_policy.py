@@ -467,3 +467,89 @@ def test_a_template_bucket_that_is_no_bucket_name_is_refused_in_one_line(
     assert main(argv) != 0
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1 and "templates/winworkers.json" in err
+
+
+# Review R1, the fix: SCOPES ----------------------------------------------------------------------------------
+
+
+def _statements_by_sid(**kwargs: Any) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for d in policy_documents(**kwargs).values() for s in d["Statement"]}
+
+
+def test_the_stacks_own_resources_are_scoped_by_name_or_by_the_stacks_tag() -> None:
+    """With --stack-name: generated names <stack>-*, the group's explicit name, EC2 by the stack's tag (nested
+    stacks' <stack>-*); without it: each resource type, and EC2 resources CloudFormation tagged."""
+    named = _statements_by_sid(stack_name="platform")
+    assert named["Lambda"]["Resource"] == ["arn:aws:lambda:*:*:function:platform-*"]
+    assert named["SQS"]["Resource"] == ["arn:aws:sqs:*:*:platform-*"]
+    assert named["Logs"]["Resource"] == ["arn:aws:logs:*:*:log-group:platform-*"]
+    assert named["Events"]["Resource"] == ["arn:aws:events:*:*:rule/platform-*"]
+    group = "arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/platform-*"
+    assert named["AutoScaling"]["Resource"] == [group]
+    tag = "aws:ResourceTag/aws:cloudformation:stack-name"
+    assert named["EC2"]["Condition"] == {"StringLike": {tag: ["platform", "platform-*"]}}
+    assert allows({"Statement": [named["EC2"]]}, "ec2:AuthorizeSecurityGroupIngress")
+    assert not allows({"Statement": [named["EC2Anywhere"]]}, "ec2:AuthorizeSecurityGroupIngress")
+    assert named["EC2"]["Resource"][-1] == "arn:aws:ec2:*:*:security-group/*"
+    # CloudFormation gives a launch template no stack tag (row X1a): its type only, never "*".
+    assert named["EC2ByType"]["Resource"][0] == "arn:aws:ec2:*:*:launch-template/*"
+    assert allows({"Statement": [named["EC2ByType"]]}, "ec2:CreateLaunchTemplateVersion")
+    assert named["EC2TagOnCreate"]["Condition"]["StringEquals"]["ec2:CreateAction"][:2] == [
+        "AuthorizeSecurityGroupEgress",
+        "AuthorizeSecurityGroupIngress",
+    ]
+    anywhere = _statements_by_sid()
+    assert anywhere["Lambda"]["Resource"] == ["arn:aws:lambda:*:*:function:*"]
+    assert anywhere["EC2"]["Condition"] == {"StringLike": {tag: ["*"]}}
+    # A generated name the type's limit could cut (64 for functions and rules), or a nested feature stack's
+    # (named by the parent): the type's every resource, not a pattern the cut name would miss.
+    long = _statements_by_sid(stack_name="s" * 40)
+    assert long["Lambda"]["Resource"] == ["arn:aws:lambda:*:*:function:*"]
+    assert long["Logs"]["Resource"] == [f"arn:aws:logs:*:*:log-group:{'s' * 40}-*"]
+    nested = _statements_by_sid(stack_name="platform", nested=True)
+    assert nested["SQS"]["Resource"] == ["arn:aws:sqs:*:*:*"] and nested["AutoScaling"]["Resource"] == [group]
+
+
+def test_the_groups_name_is_the_stacks_name_first() -> None:
+    """The AutoScaling scope's <stack>-* matches the group only because its explicit name starts so."""
+    for config in CONFIGS:
+        resources = build_template(config).to_dict()["Resources"]
+        kind = "AWS::AutoScaling::AutoScalingGroup"
+        names = [r["Properties"]["AutoScalingGroupName"] for r in resources.values() if r["Type"] == kind]
+        assert names and all(n["Fn::Sub"].startswith("${AWS::StackName}-") for n in names), names
+
+
+def test_every_action_scoped_by_the_stacks_tag_takes_a_resource_tag_condition() -> None:
+    """A tag condition on an action whose resources take no aws:ResourceTag would deny it: every action of a
+    statement so conditioned has a resource type that does (AWS's Service Authorization Reference, as
+    parliament ships it), and every action of an ARN-scoped statement has a resource type (none on "*" only)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import parliament
+
+    definition = json.loads((Path(parliament.__file__).parent / "iam_definition.json").read_text())
+    services = {s["prefix"]: s for s in definition}
+    for statement in _statements_by_sid(stack_name="platform").values():
+        if statement["Resource"] == ["*"] and not statement.get("Condition", {}).get("StringLike"):
+            continue
+        for action in statement["Action"]:
+            prefix, _, name = action.partition(":")
+            service = services[prefix]
+            tagged = {r["resource"] for r in service["resources"] if "aws:ResourceTag/${TagKey}" in r["condition_keys"]}
+            privilege = next((p for p in service["privileges"] if p["privilege"] == name), None)
+            if privilege is None:  # newer than parliament's list (test_parliament_finds_nothing_...)
+                continue
+            kinds = {t["resource_type"].rstrip("*") for t in privilege["resource_types"]} - {""}
+            assert kinds, f"{action} takes no resource: {statement['Sid']} cannot scope it"
+            if "StringLike" in statement.get("Condition", {}):
+                assert kinds & tagged, f"{action}: no resource type of it takes aws:ResourceTag"
+
+
+def test_deployer_policy_takes_no_abbreviated_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """No option is a prefix of another here (deploy's --template was taken for --template-bucket)."""
+    with pytest.raises(SystemExit) as exited:
+        main(["deployer-policy", "--template-buck", "ci-templates"])
+    assert exited.value.code == 2 and "unrecognized arguments: --template-buck" in capsys.readouterr().err
+    assert main(["deployer-policy", "--template-bucket", "ci-templates"]) == 0

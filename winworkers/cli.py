@@ -16,6 +16,8 @@ from winworkers import deploy, deployer_policy, emulator
 from winworkers._version import __version__
 from winworkers.build import check_pair
 from winworkers.config import WorkersConfig, load_config
+from winworkers.deploy.base import DeployError
+from winworkers.deploy.inputs import check_bucket_name
 from winworkers.docs import parameter_table
 from winworkers.templates import deploy_note, write_templates
 
@@ -81,11 +83,17 @@ def _main(argv: Sequence[str] | None = None) -> int:
         "delete the feature",
         description=deployer_policy.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # --template is deploy's option, never a prefix of --template-bucket
     )
     policy.add_argument("--config", type=Path, help="a .toml or .json file of WorkersConfig fields")
     policy.add_argument("--template-bucket", metavar="BUCKET", help="the bucket deploy uploads templates to")
+    # deploy's --template, given here by mistake: refused in one line (_deployer_policy).
+    policy.add_argument("--template", dest="mistaken_template", help=argparse.SUPPRESS)
     policy.add_argument("--nested", action="store_true", help="the feature is a nested stack of the parent")
-    policy.add_argument("--stack-name", help="limit CloudFormation's actions to this stack (and its nested stacks)")
+    policy.add_argument(
+        "--stack-name",
+        help="limit the actions on existing resources to this stack's and its nested stacks' (README: what it narrows)",
+    )
     policy.add_argument(
         "--out", type=Path, metavar="DIR", help="write DIR/<name>.json per policy; print the commands that create them"
     )
@@ -123,11 +131,20 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 def _deployer_policy(args: argparse.Namespace, config: WorkersConfig) -> int:
     """Print the managed policies as one JSON object, or write one file each and print how to create them."""
+    if args.mistaken_template is not None:
+        print(
+            f"winworkers deployer-policy: --template {args.mistaken_template!r} is deploy's option:"
+            " give the bucket deploy uploads to as --template-bucket BUCKET",
+            file=sys.stderr,
+        )
+        return 2
     try:
+        if args.template_bucket is not None:
+            check_bucket_name(args.template_bucket, "--template-bucket")
         documents = deployer_policy.policy_documents(
             config, template_bucket=args.template_bucket, nested=args.nested, stack_name=args.stack_name
         )
-    except ValueError as error:
+    except (ValueError, DeployError) as error:
         print(f"winworkers deployer-policy: {error}", file=sys.stderr)
         return 1
     if args.out is None:

@@ -28,9 +28,13 @@ iam:AWSServiceName); an iam action of any other type is refused. ssm actions are
 public Windows AMI parameters the launch template resolves (Auto Scaling resolves
 resolve:ssm: with the caller's rights); cloudformation actions on the stack and its
 nested stacks (--stack-name); s3 on the template bucket, and an s3 action from a schema
-is refused. Every other service's actions are on "*", as every resource type's were
-before they were derived: most create actions take no resource-level permission before
-the resource exists, and CloudFormation generates the names.
+is refused. SCOPES puts the actions on the stack's own resources: Lambda, SQS, Logs and
+EventBridge by the ARNs of the names CloudFormation generates (<stack>-<logical id>-<random>),
+Auto Scaling by the group's name (<stack>-<Prefix>Workers), EC2 by the
+aws:cloudformation:stack-name tag; the stack name narrows them to <stack>-* (without it, or
+where a generated name could be cut, the type's every resource). Creates that take no ARN
+before the resource exists, Describe* and what takes no resource are on "*", as are the
+services SCOPES does not list (their reasons in docs/aws-behaviours.md).
 """
 
 from __future__ import annotations
@@ -38,10 +42,11 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from awacs import autoscaling, cloudformation, ec2, s3, ssm
-from awacs.aws import Action, Allow, Condition, PolicyDocument, Statement, StringEquals
+from awacs.aws import Action, Allow, Condition, PolicyDocument, Statement, StringEquals, StringLike
 
 from winworkers.config import WorkersConfig
 from winworkers.handler_permissions import HANDLER_PERMISSIONS
@@ -182,9 +187,84 @@ DOCUMENTS: dict[str, tuple[str, ...]] = {
 }
 """The managed policies, by the services whose statements each holds (named <Prefix>Deployer<Key>)."""
 
-NARROWED = {"ssm:Get*": "ssm:GetParameter*"}
-"""Schema wildcards granted narrower where the service's scope allows no more: on the AMI parameters,
-ssm:Get* can only be a parameter read."""
+NARROWED = {"ssm:Get*": "ssm:GetParameter*", "ec2:Get*": "ec2:GetInstanceTypesFromInstanceRequirements"}
+"""Schema wildcards granted narrower: on the AMI parameters, ssm:Get* can only be a parameter read; the
+Auto Scaling group's ec2:Get* is the Get action behind attribute-based instance type selection (register
+row 160), not GetPasswordData, GetConsoleScreenshot, GetConsoleOutput nor GetLaunchTemplateData (row X1b).
+The Describe* wildcards (ec2:, autoscaling:) are kept: Describe actions are List/Read access that returns
+configuration, no secret and no instance's data (Service Authorization Reference; row X1b)."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a service's actions are granted: on the stack's own resources, by ARN (arns, "{name}" the
+    resource's name pattern), or on the resources of the types tagged under the
+    aws:ResourceTag/aws:cloudformation:stack-name condition, and of the types by_type (CloudFormation gives
+    them no stack tag) without it (the actions matching typed; those matching typed_only act on no tagged
+    type); the actions matching anywhere on "*" (scoped overrides anywhere)."""
+
+    reason: str
+    arns: tuple[str, ...] = ()
+    tagged: tuple[str, ...] = ()
+    by_type: tuple[str, ...] = ()
+    typed: tuple[str, ...] = ()
+    typed_only: tuple[str, ...] = ()
+    anywhere: tuple[str, ...] = ()
+    scoped: tuple[str, ...] = ()
+    kind: str = ""
+    limit: int = 0
+
+
+# CloudFormation names a resource without an explicit name <stack>-<logical id>-<random> (a nested
+# stack <parent>-<logical id>-<random>); under the name's length limit only (kind, limit), else "*".
+SCOPES: dict[str, Scope] = {
+    "autoscaling": Scope(
+        "the group's name is explicit, <stack>-<Prefix>Workers; Describe* take no resource (row X1a)",
+        arns=("arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/{name}",),
+        anywhere=("autoscaling:Describe*",),
+    ),
+    "ec2": Scope(
+        "EC2 ARNs hold IDs, not names: VPCs, subnets, route tables and security groups by the stack's tag; "
+        "launch templates (CloudFormation does not give them the stack's tags), endpoints and flow logs (not "
+        "documented) by type only; a create takes no ARN of the resource before it exists, RunInstances (Auto "
+        "Scaling's check) the image and subnets, Describe* and GetInstanceTypesFromInstanceRequirements none "
+        "(row X1a)",
+        tagged=tuple(f"arn:aws:ec2:*:*:{t}/*" for t in ("vpc", "subnet", "route-table", "security-group")),
+        by_type=tuple(f"arn:aws:ec2:*:*:{t}/*" for t in ("launch-template", "vpc-endpoint", "vpc-flow-log")),
+        typed=("ec2:*LaunchTemplate*", "ec2:*VpcEndpoint*", "ec2:*FlowLogs", "ec2:*Tags"),
+        typed_only=("ec2:*LaunchTemplate*", "ec2:*VpcEndpoint*", "ec2:DeleteFlowLogs"),
+        anywhere=("ec2:Describe*", "ec2:Create*", "ec2:RunInstances", "ec2:GetInstanceTypesFromInstanceRequirements"),
+        scoped=("ec2:CreateLaunchTemplateVersion", "ec2:CreateTags"),
+    ),
+    "events": Scope(
+        "generated rule names", arns=("arn:aws:events:*:*:rule/{name}",), kind="AWS::Events::Rule", limit=64
+    ),
+    "lambda": Scope(
+        "generated function names", arns=("arn:aws:lambda:*:*:function:{name}",), kind="AWS::Lambda::Function", limit=64
+    ),
+    "logs": Scope(
+        "generated log group names; the log deliveries, resource policies and Describe* take no resource",
+        arns=("arn:aws:logs:*:*:log-group:{name}",),
+        anywhere=(
+            "logs:CreateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:Describe*",
+            "logs:GetLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:UpdateLogDelivery",
+        ),
+        scoped=("logs:DescribeMetricFilters",),
+        kind="AWS::Logs::LogGroup",
+        limit=512,
+    ),
+    "sqs": Scope("generated queue names", arns=("arn:aws:sqs:*:*:{name}",), kind="AWS::SQS::Queue", limit=80),
+}
+"""How each service's actions are scoped; a service not listed is on "*" (cloudwatch alarms, route53resolver,
+vpce, sns, firehose: row X1a says why), cloudformation on the stack, ssm on the AMI parameters, iam by role."""
+STACK_TAG = "aws:ResourceTag/aws:cloudformation:stack-name"
+GENERATED_SUFFIX = 14
+"""The random part of a generated name and its hyphen: 13 characters and "-" at most (12 or 13 seen)."""
 
 # What winworkers deploy, delete and status call themselves: on the stack (its ARN), and the lookups.
 STACK_ACTIONS: list[Action] = [
@@ -270,8 +350,23 @@ def statements(
         by_service.setdefault(name.partition(":")[0], set()).add(name)
     out = _iam_statements(template, needed)
     for service in sorted(set(by_service) - {"iam"}):
-        out.append(_service_statement(service, by_service[service], stack_name))
+        name = _name_pattern(service, template, stack_name)
+        out += _service_statements(service, by_service[service], stack_name, name)
     return out + _bucket_statements(template_bucket or TEMPLATE_BUCKET_PLACEHOLDER)
+
+
+def _name_pattern(service: str, template: Mapping[str, Any], stack_name: str | None) -> str:
+    """The stack's resources' names: <stack>-*, or "*" without --stack-name or where a generated name
+    could be cut to the type's length limit (a nested feature stack's name is the parent's choice)."""
+    scope = SCOPES.get(service)
+    if not stack_name or scope is None:
+        return "*"
+    if scope.limit:
+        longest = max((len(n) for n, _ in _resources(template, scope.kind)), default=0)
+        nested = bool(_resources(template, "AWS::CloudFormation::Stack"))
+        if nested or len(stack_name) + 1 + longest + GENERATED_SUFFIX > scope.limit:
+            return "*"
+    return f"{stack_name}-*"
 
 
 def policy_documents(
@@ -393,12 +488,43 @@ def _service_linked_role_statements(needed: Mapping[str, set[str]]) -> list[Stat
     return out
 
 
-def _service_statement(service: str, listed: set[str], stack_name: str | None) -> Statement:
-    """One service's actions: on the stack for cloudformation, the AMI parameters for ssm, else "*"."""
+def _service_statements(service: str, listed: set[str], stack: str | None, name: str) -> list[Statement]:
+    """One service's actions: on the stack for cloudformation, the AMI parameters for ssm, as SCOPES
+    says for the services it lists, else "*"."""
     if service == "s3":
         raise ValueError(f"no scope known for {', '.join(sorted(listed))}: s3 is granted on the template bucket only")
-    scope = {"cloudformation": stack_arns(stack_name), "ssm": [_AMI_PARAMETERS]}.get(service, ["*"])
-    return _statement(_sid(service), {NARROWED.get(a, a) for a in listed}, scope)
+    granted = {NARROWED.get(a, a) for a in listed}
+    special = {"cloudformation": stack_arns(stack), "ssm": [_AMI_PARAMETERS]}
+    scope = SCOPES.get(service)
+    if scope is None:
+        return [_statement(_sid(service), granted, special.get(service, ["*"]))]
+    anywhere = {a for a in granted if _matches(a, scope.anywhere) and not _matches(a, scope.scoped)}
+    out = [_statement(f"{_sid(service)}Anywhere", anywhere, ["*"])] if anywhere else []
+    own = granted - anywhere
+    tagged = {a for a in own if not _matches(a, scope.typed_only)}
+    if tagged and scope.tagged:
+        values = [stack, f"{stack}-*"] if stack else ["*"]
+        out.append(_statement(_sid(service), tagged, list(scope.tagged), Condition(StringLike(STACK_TAG, values))))
+    typed = {a for a in own if _matches(a, scope.typed)}
+    if typed and scope.by_type:
+        out.append(_statement(f"{_sid(service)}ByType", typed, list(scope.by_type)))
+    if own and scope.arns:
+        out.append(_statement(_sid(service), own, [arn.format(name=name) for arn in scope.arns]))
+    if service == "ec2" and "ec2:CreateTags" in granted:
+        out.append(_tag_on_create_statement(granted))
+    return out
+
+
+def _tag_on_create_statement(granted: set[str]) -> Statement:
+    """ec2:CreateTags for the tags a create call applies (TagSpecifications): ec2:CreateAction names it (row X1a)."""
+    creating = ("ec2:Create", "ec2:Authorize")  # a security group rule is created, and may be tagged, too
+    creates = sorted(a.partition(":")[2] for a in granted if a.startswith(creating) and a != "ec2:CreateTags")
+    condition = Condition(StringEquals("ec2:CreateAction", creates))
+    return _statement("EC2TagOnCreate", {"ec2:CreateTags"}, ["*"], condition)
+
+
+def _matches(action: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(action, p) for p in patterns)
 
 
 def _bucket_statements(bucket: str) -> list[Statement]:
