@@ -334,6 +334,13 @@ def test_the_readme_counts_the_policies_and_roles_as_built() -> None:
     assert match and largest <= int(match.group(1).replace(",", "")) < MANAGED_POLICY_CHARACTERS, largest
 
 
+def _stale_mismatch(issue: str, detail: Any) -> bool:
+    """parliament 1.6.4's data knows ModifyVpcEndpoint on vpc-endpoint only; the call also names the subnets,
+    security groups and route tables it adds (AddSubnetId, AddSecurityGroupId, AddRouteTableId: the EC2 API
+    reference), which EndpointAzs changes in place, so the stack's own (tagged) ones are granted too."""
+    return issue == "RESOURCE_MISMATCH" and all(d.get("action") == "ec2:ModifyVpcEndpoint" for d in detail)
+
+
 def test_parliament_finds_nothing_medium_or_worse_in_the_deployer_policies() -> None:
     """parliament (a dev tool) knows each action's resource formats: every action is real and its ARN fits."""
     import warnings
@@ -348,7 +355,11 @@ def test_parliament_finds_nothing_medium_or_worse_in_the_deployer_policies() -> 
             analysis = analyze_policy_string(
                 json.dumps(document), include_community_auditors=False, ignore_private_auditors=True
             )
-            findings = [f for f in map(enhance_finding, analysis.findings) if f.issue != "RESOURCE_STAR"]
+            findings = [
+                f
+                for f in map(enhance_finding, analysis.findings)
+                if f.issue != "RESOURCE_STAR" and not _stale_mismatch(f.issue, f.detail)
+            ]
             # parliament's action list is older than awacs's (generated from AWS's reference): newer actions.
             unknown = [f.detail.split()[-1] for f in findings if f.issue == "UNKNOWN_ACTION"]
             assert [f for f in findings if f.issue != "UNKNOWN_ACTION"] == [], [(f.issue, f.detail) for f in findings]

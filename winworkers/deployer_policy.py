@@ -232,7 +232,9 @@ SCOPES: dict[str, Scope] = {
         tagged=tuple(f"arn:aws:ec2:*:*:{t}/*" for t in ("vpc", "subnet", "route-table", "security-group")),
         by_type=tuple(f"arn:aws:ec2:*:*:{t}/*" for t in ("launch-template", "vpc-endpoint", "vpc-flow-log")),
         typed=("ec2:*LaunchTemplate*", "ec2:*VpcEndpoint*", "ec2:*FlowLogs", "ec2:*Tags"),
-        typed_only=("ec2:*LaunchTemplate*", "ec2:*VpcEndpoint*", "ec2:DeleteFlowLogs"),
+        # ModifyVpcEndpoint also names the subnets and security groups it adds (EndpointAzs changes them in
+        # place), so it is granted on the stack's tagged ones as well as on the endpoints.
+        typed_only=("ec2:*LaunchTemplate*", "ec2:DeleteVpcEndpoints", "ec2:DeleteFlowLogs"),
         anywhere=("ec2:Describe*", "ec2:Create*", "ec2:RunInstances", "ec2:GetInstanceTypesFromInstanceRequirements"),
         scoped=("ec2:CreateLaunchTemplateVersion", "ec2:CreateTags"),
     ),
