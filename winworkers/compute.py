@@ -85,6 +85,7 @@ from winworkers.bootstrap import (
     init_metadata,
     user_data,
 )
+from winworkers.config import WorkersConfig
 from winworkers.diagnostics import lifecycle_policy
 from winworkers.network import Network
 from winworkers.observability import WorkerLogs, metric_query
@@ -135,13 +136,19 @@ def add_fleet(
     return Fleet(group=group, launch_template=launch_template, instance_role=role, warm_pool=warm_pool)
 
 
-def _tags(p: Params) -> dict[str, Any]:
+def group_tags(config: WorkersConfig) -> dict[str, Any]:
+    """The group's tags (its instances' and volumes' too): the fleet's own, then the config's.
+    WorkersConfig counts them (Auto Scaling's 50 a group, with the refresh function's claim)."""
     return {
         "Name": Sub("${AWS::StackName}-windows-worker"),
         "Feature": FEATURE_TAG,
         "Stack": StackName,
-        **dict(p.config.tags),
+        **dict(config.tags),
     }
+
+
+def _tags(p: Params) -> dict[str, Any]:
+    return group_tags(p.config)
 
 
 def _launch_template(
