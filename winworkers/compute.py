@@ -4,7 +4,9 @@ Image choice: the launch template's ImageId is ``resolve:ssm:`` the public
 parameter of the latest AWS-published Windows AMI. Auto Scaling resolves it at
 every launch, so any new instance, and every instance an instance refresh
 replaces, runs the newest image, with no launch template version written
-outside CloudFormation and so no drift. The price (Auto Scaling user guide,
+outside CloudFormation and so no drift of the template. (The group's Tags do drift,
+as expected: the refresh function adds its claim tag, docs/aws-behaviours.md
+row 197.) The price (Auto Scaling user guide,
 "Use AWS Systems Manager parameters instead of AMI IDs"): an instance refresh
 cannot use SkipMatching, a desired configuration or AutoRollback, and whoever
 creates, updates or refreshes the group needs ``ssm:GetParameters`` on the

@@ -116,7 +116,10 @@ class WorkersConfig:
     )
     tags: tuple[tuple[str, str], ...] = field(
         default=(),
-        metadata=_doc("Extra tags for the fleet's instances, as (key, value) pairs."),
+        metadata=_doc(
+            "Extra tags for the fleet's instances, as (key, value) pairs. Auto Scaling's 50 tags a group "
+            "hold these, the fleet's own and the refresh function's claim."
+        ),
     )
 
     def __post_init__(self) -> None:
