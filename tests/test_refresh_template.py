@@ -149,31 +149,31 @@ def test_the_refresh_role_may_use_the_launch_template_and_only_it(feature: dict[
     (role,) = props(rendered, profile)["Roles"]
     tagged = sorted(spec["ResourceType"] for spec in data["TagSpecifications"])
     (groups,) = [interface["Groups"] for interface in data["NetworkInterfaces"]]
-    # The group's own subnets (cloud-radar keeps the empty element an AWS::NoValue leaves in
-    # Fn::Join; CloudFormation drops it, and an ARN of no subnet id names nothing).
-    where = [r for r in launch[1]["Resource"] if not r.endswith(":subnet/")]
     subnets = [subnet for subnet in props(rendered, "WinGroup")["VPCZoneIdentifier"] if subnet]
-    from_template = {"ArnEquals": {"ec2:LaunchTemplate": template}}
+    # Only from the template: what a launch makes, the AWS-owned image and snapshot, the template; and
+    # into the group's own subnets with the workers' security group only, no key pair (RunInstances'
+    # own KeyName, SubnetId, SecurityGroupIds would override the template). cloud-radar keeps the
+    # empty element an AWS::NoValue leaves in Fn::Join (CloudFormation drops it; an ARN of no subnet
+    # id names nothing).
+    made = [f"arn:aws:ec2:us-east-1:555555555555:{kind}/*" for kind in ("instance", "volume", "network-interface")]
     assert launch == [
         {
             "Action": ["ec2:RunInstances"],
             "Effect": "Allow",
             "Resource": [
-                *(
-                    f"arn:aws:ec2:us-east-1:555555555555:{kind}/*"
-                    for kind in ("instance", "volume", "network-interface")
-                ),
+                *made,
                 "arn:aws:ec2:us-east-1::image/*",
                 "arn:aws:ec2:us-east-1::snapshot/*",
                 template,
+                *(f"arn:aws:ec2:us-east-1:555555555555:security-group/{group}" for group in groups),
+                *(f"arn:*:ec2:*:*:subnet/{subnet}" for subnet in subnets),
+                *(
+                    ["arn:*:ec2:*:*:subnet/"]
+                    if len(subnets) < len(props(rendered, "WinGroup")["VPCZoneIdentifier"])
+                    else []
+                ),
             ],
-            "Condition": from_template,
-        },
-        {
-            "Action": ["ec2:RunInstances"],
-            "Effect": "Allow",
-            "Resource": launch[1]["Resource"],
-            "Condition": from_template,
+            "Condition": {"ArnEquals": {"ec2:LaunchTemplate": template}},
         },
         {
             "Action": ["iam:PassRole"],
@@ -188,14 +188,6 @@ def test_the_refresh_role_may_use_the_launch_template_and_only_it(feature: dict[
             "Condition": {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
         },
     ]
-    # Into the group's subnets with the workers' security group only: nothing else of either kind,
-    # no key pair (RunInstances' own KeyName, SubnetId, SecurityGroupIds would override the template).
-    assert where == [
-        *(f"arn:*:ec2:*:*:subnet/{subnet}" for subnet in subnets),
-        *(f"arn:aws:ec2:us-east-1:555555555555:security-group/{group}" for group in groups),
-    ]
-    runs = [r for s in launch if "ec2:RunInstances" in s["Action"] for r in s["Resource"]]
-    assert [r for r in runs if "key-pair" in r or r.endswith((":*", "subnet/*", "security-group/*"))] == []
     # The condition binds every resource a launch from it touches: each RunInstances resource type
     # AWS requires, and the volume and launch template it adds, knows ec2:LaunchTemplate.
     types = _launch_resource_types()

@@ -173,28 +173,21 @@ def _launch_template_statements(fleet: Fleet) -> list[Statement]:
     data = fleet.launch_template.LaunchTemplateData
     tagged = sorted(spec.ResourceType for spec in data.TagSpecifications)
     (groups,) = [interface.Groups for interface in data.NetworkInterfaces]
-    from_template = Condition(ArnEquals({"ec2:LaunchTemplate": template}))
+    made = [_ec2_arn(f"{kind}/*") for kind in ("instance", "volume", "network-interface")]
+    public = [Sub(f"arn:${{AWS::Partition}}:ec2:${{AWS::Region}}::{kind}/*") for kind in ("image", "snapshot")]
+    where = [_ec2_arn("security-group/${Id}", Id=group) for group in groups]
     return [
         # Only from this template (ec2:LaunchTemplate, which every resource type of a launch knows),
         # each resource type named: what the launch makes (this account's), the AWS-owned public image
-        # (and its snapshot) of the SSM parameter, and the template. No key-pair: none can be added.
+        # (and its snapshot) of the SSM parameter, the template; and where, which RunInstances' own
+        # parameters would override: the security group the template gives its interface and the
+        # subnets the group launches into (its VPCZoneIdentifier, in every mode). No key-pair: none
+        # can be added. One statement: parliament wants each statement to name every required type.
         Statement(
             Effect=Allow,
             Action=[ec2.RunInstances],
-            Resource=[
-                *(_ec2_arn(f"{kind}/*") for kind in ("instance", "volume", "network-interface")),
-                *(Sub(f"arn:${{AWS::Partition}}:ec2:${{AWS::Region}}::{kind}/*") for kind in ("image", "snapshot")),
-                template,
-            ],
-            Condition=from_template,
-        ),
-        # Where: the subnets the group launches into (its VPCZoneIdentifier, in every mode) and the
-        # security group the template gives its interface; RunInstances' own would override them.
-        Statement(
-            Effect=Allow,
-            Action=[ec2.RunInstances],
-            Resource=_where(fleet.group.VPCZoneIdentifier, groups),
-            Condition=from_template,
+            Resource=_arns([*made, *public, template, *where], subnets=fleet.group.VPCZoneIdentifier),
+            Condition=Condition(ArnEquals({"ec2:LaunchTemplate": template})),
         ),
         Statement(
             Effect=Allow,
@@ -215,13 +208,12 @@ def _ec2_arn(resource: str, **values: Any) -> Sub:
     return Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:" + resource, **values)
 
 
-def _where(ids: Any, groups: list[Any]) -> Split:
-    """The ARNs of the subnets ``ids`` (a list parameter or a list of Refs) and of the security groups,
-    as one list. Fn::Join's delimiter takes no function, so a subnet's partition, Region and account
-    are wildcards (a shared VPC's subnet is its owner's account's anyway); its id is what binds."""
+def _arns(arns: list[Any], subnets: Any) -> Split:
+    """``arns`` and the ARNs of the subnet ids ``subnets`` (a list parameter or a list of Refs), as one
+    list. Fn::Join's delimiter takes no function, so a subnet's partition, Region and account are
+    wildcards (a shared VPC's subnet is its owner's account's anyway); its id is what binds."""
     each = "arn:*:ec2:*:*:subnet/"
-    subnets = Join("", [each, Join("," + each, ids)])
-    return Split(",", Join(",", [subnets, *(_ec2_arn("security-group/${Id}", Id=g) for g in groups)]))
+    return Split(",", Join(",", [*arns, Join("", [each, Join("," + each, subnets)])]))
 
 
 def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
