@@ -132,8 +132,8 @@ def on_stack_event(event: dict[str, Any], env: Any, clients: Any = None) -> dict
         ):
             c = clients or {n: boto3.client(n, config=RETRIES) for n in ("autoscaling", "cloudformation")}
             out["stack_status"] = statuses = _statuses(c, event.get("StackId"))
-            # Failing a rollback leaves UPDATE_ROLLBACK_FAILED.
-            if forward := not any("ROLLBACK" in s for s in statuses):
+            # Failing a rollback leaves UPDATE_ROLLBACK_FAILED; settled: a late copy (X4a).
+            if forward := statuses[:1] == ["UPDATE_IN_PROGRESS"] and not any("ROLLBACK" in s for s in statuses):
                 refresh = _refresh_for(c["autoscaling"], asg, str(event.get("RequestId")), _preferences(env))
                 out.update(action="refresh-started", instance_refresh_id=refresh)
                 data = {"InstanceRefreshId": refresh}
@@ -174,23 +174,20 @@ def _preferences(env: Any) -> dict[str, Any]:
 
 
 def _refresh_for(auto: Any, asg: str, request: str, preferences: dict[str, Any]) -> Any:
-    # Once per request, however often it arrives: group tag CLAIM (not propagated) is "request"
-    # from before the start, then "request id".
+    # Once per request (read again if one is active): tag CLAIM is "request", then "request id".
     g = f"Auto Scaling group {asg}"
-    found = _call(g, auto.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])["AutoScalingGroups"]
-    claim = {t["Key"]: t["Value"].split() for x in found for t in x.get("Tags", [])}.get(CLAIM, [])
-    if (mine := claim[:1] == [request]) and claim[1:]:
+    if (mine := (claim := _claim(auto, asg))[:1] == [request]) and claim[1:]:
         return claim[1]
     tag = {"ResourceId": asg, "ResourceType": "auto-scaling-group", "Key": CLAIM, "PropagateAtLaunch": False}
     if not (a := _active(auto, asg)):
         _call(g, auto.create_or_update_tags, Tags=[{**tag, "Value": request}])
-    elif not mine:
+    elif not (mine or _claim(auto, asg)[:1] == [request]):
         raise RefreshError(
             f"instance refresh {a['InstanceRefreshId']} of {asg} is {a.get('Status')} "
             f"({a.get('PercentageComplete', 0)}% done): wait for it or cancel it, then retry"
         )
-    # InstanceRefreshInProgress: one began since none was active (this request's, its answer
-    # lost; or another's), so after the group's update: it rolls that out.
+    # InstanceRefreshInProgress: one began since (this request's or another's), after the
+    # group's update.
     refresh = (a or {}).get("InstanceRefreshId") or _start(auto, asg, preferences)
     if not (refresh := refresh or (_active(auto, asg) or {}).get("InstanceRefreshId")):
         raise RefreshError(f"{g}: StartInstanceRefresh said one is in progress, but none is: retry")
@@ -198,12 +195,15 @@ def _refresh_for(auto: Any, asg: str, request: str, preferences: dict[str, Any])
     return refresh
 
 
+def _claim(auto: Any, asg: str) -> Any:
+    g = _call(f"Auto Scaling group {asg}", auto.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])
+    return {t["Key"]: t["Value"].split() for x in g["AutoScalingGroups"] for t in x.get("Tags", [])}.get(CLAIM, [])
+
+
 def _start(auto: Any, asg: str, preferences: dict[str, Any]) -> Any:
     # No DesiredConfiguration, no SkipMatching: resolve:ssm: refuses both.
-    start = auto.start_instance_refresh
-    refresh = _call(
-        f"Auto Scaling group {asg}", start, AutoScalingGroupName=asg, Strategy="Rolling", Preferences=preferences
-    )
+    start, g = auto.start_instance_refresh, f"Auto Scaling group {asg}"
+    refresh = _call(g, start, AutoScalingGroupName=asg, Strategy="Rolling", Preferences=preferences)
     return refresh and refresh["InstanceRefreshId"]
 
 
@@ -246,7 +246,7 @@ def _call(what: str, method: Any, **kwargs: Any) -> Any:
         return method(**kwargs)
     except (ClientError, BotoCoreError) as error:
         code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else ""
-        if code == "InstanceRefreshInProgress":  # StartInstanceRefresh: one began since the check
+        if code == "InstanceRefreshInProgress":  # StartInstanceRefresh: began since
             return None
         message = f"{what} not found" if code == "ParameterNotFound" else f"{what}: {error}"
         raise RefreshError(message) from error

@@ -4,7 +4,9 @@ Image choice: the launch template's ImageId is ``resolve:ssm:`` the public
 parameter of the latest AWS-published Windows AMI. Auto Scaling resolves it at
 every launch, so any new instance, and every instance an instance refresh
 replaces, runs the newest image, with no launch template version written
-outside CloudFormation and so no drift. The price (Auto Scaling user guide,
+outside CloudFormation and so no drift of the template. (The group's Tags do drift,
+as expected: the refresh function adds its claim tag, docs/aws-behaviours.md
+row 197.) The price (Auto Scaling user guide,
 "Use AWS Systems Manager parameters instead of AMI IDs"): an instance refresh
 cannot use SkipMatching, a desired configuration or AutoRollback, and whoever
 creates, updates or refreshes the group needs ``ssm:GetParameters`` on the
@@ -85,6 +87,7 @@ from winworkers.bootstrap import (
     init_metadata,
     user_data,
 )
+from winworkers.config import WorkersConfig
 from winworkers.diagnostics import lifecycle_policy
 from winworkers.network import Network
 from winworkers.observability import WorkerLogs, metric_query
@@ -135,13 +138,19 @@ def add_fleet(
     return Fleet(group=group, launch_template=launch_template, instance_role=role, warm_pool=warm_pool)
 
 
-def _tags(p: Params) -> dict[str, Any]:
+def group_tags(config: WorkersConfig) -> dict[str, Any]:
+    """The group's tags (its instances' and volumes' too): the fleet's own, then the config's.
+    WorkersConfig counts them (Auto Scaling's 50 a group, with the refresh function's claim)."""
     return {
         "Name": Sub("${AWS::StackName}-windows-worker"),
         "Feature": FEATURE_TAG,
         "Stack": StackName,
-        **dict(p.config.tags),
+        **dict(config.tags),
     }
+
+
+def _tags(p: Params) -> dict[str, Any]:
+    return group_tags(p.config)
 
 
 def _launch_template(

@@ -47,11 +47,12 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from awacs import autoscaling, cloudformation, ec2, sqs, ssm
 from awacs import iam as iam_actions
 from awacs.aws import Allow, ArnEquals, Condition, ForAllValuesStringEquals, Statement, StringEquals
-from troposphere import GetAtt, Ref, StackId, Sub, Template
+from troposphere import GetAtt, Join, Ref, Split, StackId, Sub, Template
 from troposphere.awslambda import Code, DeadLetterConfig, Environment, Function, LoggingConfig, Permission
 from troposphere.cloudformation import CustomResource
 from troposphere.events import Rule, Target
@@ -163,20 +164,29 @@ def _statements(p: Params, dead_letters: Queue, fleet: Fleet) -> list[Statement]
 def _launch_template_statements(fleet: Fleet) -> list[Statement]:
     """What Auto Scaling checks that the caller of StartInstanceRefresh may do with the group's launch
     template (user guide, launch template permissions; docs/aws-behaviours.md row 198): launch from
-    it, pass its instance profile's role to EC2, tag what its tag specifications tag at launch."""
+    it, into the group's subnets with the workers' security group only, pass its instance profile's
+    role to EC2, tag what its tag specifications tag at launch."""
     template = Sub(
         "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:launch-template/${Id}",
         Id=Ref(fleet.launch_template),
     )
-    tagged = sorted(spec.ResourceType for spec in fleet.launch_template.LaunchTemplateData.TagSpecifications)
+    data = fleet.launch_template.LaunchTemplateData
+    tagged = sorted(spec.ResourceType for spec in data.TagSpecifications)
+    (groups,) = [interface.Groups for interface in data.NetworkInterfaces]
+    made = [_ec2_arn(f"{kind}/*") for kind in ("instance", "volume", "network-interface")]
+    public = [Sub(f"arn:${{AWS::Partition}}:ec2:${{AWS::Region}}::{kind}/*") for kind in ("image", "snapshot")]
+    where = [_ec2_arn("security-group/${Id}", Id=group) for group in groups]
     return [
-        # Every resource of a launch (instance, volume, interface, subnet, security group, image, the
-        # template), but only from this template: ec2:LaunchTemplate applies to each. "*" for the
-        # account: public images have none.
+        # Only from this template (ec2:LaunchTemplate, which every resource type of a launch knows),
+        # each resource type named: what the launch makes (this account's), the AWS-owned public image
+        # (and its snapshot) of the SSM parameter, the template; and where, which RunInstances' own
+        # parameters would override: the security group the template gives its interface and the
+        # subnets the group launches into (its VPCZoneIdentifier, in every mode). No key-pair: none
+        # can be added. One statement: parliament wants each statement to name every required type.
         Statement(
             Effect=Allow,
             Action=[ec2.RunInstances],
-            Resource=[Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:*:*")],
+            Resource=_arns([*made, *public, template, *where], subnets=fleet.group.VPCZoneIdentifier),
             Condition=Condition(ArnEquals({"ec2:LaunchTemplate": template})),
         ),
         Statement(
@@ -188,12 +198,22 @@ def _launch_template_statements(fleet: Fleet) -> list[Statement]:
         Statement(
             Effect=Allow,
             Action=[ec2.CreateTags],
-            Resource=[
-                Sub(f"arn:${{AWS::Partition}}:ec2:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/*") for kind in tagged
-            ],
+            Resource=[_ec2_arn(f"{kind}/*") for kind in tagged],
             Condition=Condition(StringEquals({"ec2:CreateAction": "RunInstances"})),
         ),
     ]
+
+
+def _ec2_arn(resource: str, **values: Any) -> Sub:
+    return Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:" + resource, **values)
+
+
+def _arns(arns: list[Any], subnets: Any) -> Split:
+    """``arns`` and the ARNs of the subnet ids ``subnets`` (a list parameter or a list of Refs), as one
+    list. Fn::Join's delimiter takes no function, so a subnet's partition, Region and account are
+    wildcards (a shared VPC's subnet is its owner's account's anyway); its id is what binds."""
+    each = "arn:*:ec2:*:*:subnet/"
+    return Split(",", Join(",", [*arns, Join("", [each, Join("," + each, subnets)])]))
 
 
 def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
