@@ -853,3 +853,37 @@ def test_a_spot_group_s_launch_template_version_is_read_from_its_policy(world: W
     assert result["action"] == "refresh-started" and len(result["outdated_instances"]) == 1
     ec2.modify_launch_template(LaunchTemplateName="workers", DefaultVersion="2")
     assert world.run()["action"] == "up-to-date"
+
+
+@pytest.mark.parametrize("running", ["running", "stopping"])
+def test_review2_a_healthy_pooled_worker_leaving_the_pool_before_it_is_stopped_is_released(
+    world: World, running: str
+) -> None:
+    # Review 2: since i25-B the pool-exit release requires EC2 state "stopped"; anything else is
+    # taken for a failed first boot and left to the evidence function. But the evidence function
+    # releases only an instance whose launch activity says its lifecycle action "was abandoned",
+    # and a first boot into the pool that succeeded is running until Auto Scaling has stopped it
+    # (its hook CONTINUEd: Warmed:Pending:Proceed, then the stop; a Windows shutdown takes a while),
+    # or is still bootstrapping. Terminated from the pool in that window (a refresh of the pool,
+    # a smaller pool, WarmPool stopped -> off), it waits in Warmed:Terminating:Wait and nothing
+    # completes its drain hook: not this function (not stopped), not the evidence function
+    # ("its-worker-drains"), not its worker (the contract drains on a Warmed: state only after it
+    # read InService). It waits DrainSeconds (an hour by default), and DeleteWarmPool or the pool's
+    # refresh with it: the wait this release exists to remove. Before i25-B it was released.
+    launch = {
+        "ActivityId": "f9f2d65b-f1f2-43e7-b46d-d86756459699",
+        "AutoScalingGroupName": GROUP,
+        "Description": "Launching a new EC2 instance into warm pool: i-0pool",
+        "Cause": "At 2026-12-01T09:00:00Z an instance was launched into the warm pool.",
+        "StartTime": "2026-12-01T09:00:00Z",
+        "StatusCode": "Successful",
+        "Progress": 100,
+    }
+    world.clients["autoscaling"].meta.events.register(
+        "before-call.auto-scaling.DescribeScalingActivities",
+        lambda **_: (_response(200), {"Activities": [launch]}),
+    )
+    result, completed = _pool_exit(world, "Warmed:Terminating:Wait", running=running)
+    assert result["action"] == "released" and [c["LifecycleActionResult"] for c in completed] == ["CONTINUE"], (
+        f"a healthy pooled worker ({running}) leaving the pool is released by no one"
+    )

@@ -483,3 +483,42 @@ def test_a_refused_release_fails_visibly_after_the_capture(world: World) -> None
         world.run()
     assert world.log["result"] == "error"
     assert world.stream()[0].startswith(f"winworkers: console output of {world.instance}")
+
+
+def test_review2_a_failed_boot_in_a_large_scale_out_is_still_released(world: World) -> None:
+    # Review 2: _launch_abandoned reads only the group's 200 newest activities (ACTIVITIES). The
+    # fleet goes to MAX_FLEET_SIZE 1,000, and a burst scale-out (or a refresh, or a bad image that
+    # fails every boot and makes Auto Scaling replace each one) adds a launch and a terminate
+    # activity per instance: by the time a boot fails (minutes, up to the 45-minute launch hook),
+    # its launch activity can be older than the 200 newest. It is then "its-worker-drains": not
+    # released, not an error, no log of a problem; the failed instance runs and is billed for
+    # DrainSeconds (an hour by default), then is terminated by CONTINUE, so RetainFailedBoots does
+    # not keep it. Before i25-B the UserData released it at once. The lookup should not depend on
+    # how busy the group is (e.g. read the activities until the instance's launch, or
+    # DescribeScalingActivities filtered by the instance's launch time).
+    launch = {
+        "ActivityId": "f9f2d65b-f1f2-43e7-b46d-d86756459699",
+        "AutoScalingGroupName": GROUP,
+        "Description": f"Launching a new EC2 instance: {world.instance}",
+        "Cause": "At 2026-12-01T09:00:00Z an instance was started in response to a difference between desired "
+        "and actual capacity, increasing the capacity from 0 to 400.",
+        "StartTime": "2026-12-01T09:00:00Z",
+        "StatusCode": "Cancelled",
+        "StatusMessage": ABANDONED,
+        "Progress": 100,
+    }
+    # 300 other instances of the same scale-out, launched after it (newest first), still booting.
+    newer = [
+        {
+            **launch,
+            "ActivityId": f"{n:08d}-0000-0000-0000-000000000000",
+            "Description": f"Launching a new EC2 instance: i-{n:017x}",
+            "StatusCode": "MidLifecycleAction",
+            "StatusMessage": "",
+        }
+        for n in range(300)
+    ]
+    # Answered before _failed_boot's own answer (botocore runs register_first handlers in order).
+    world.answer("DescribeScalingActivities", lambda **_: (_response(200), {"Activities": [*newer, launch]}))
+    _failed_boot(world)
+    assert world.run()["release"] == "abandoned"

@@ -120,3 +120,22 @@ def test_config_is_immutable() -> None:
 
 def test_logical_ids_are_prefixed() -> None:
     assert WorkersConfig(prefix="Win2").logical_id("Group") == "Win2Group"
+
+
+def test_review2_tags_leave_room_for_the_refresh_claim_within_auto_scaling_s_50() -> None:
+    # Review 2: Auto Scaling allows at most 50 tags per group (user guide, "Tag Auto Scaling
+    # groups and instances": tag restrictions). The group carries Name, Feature and Stack plus the
+    # config's tags, and the refresh custom resource adds its claim tag (ami_refresh.CLAIM) with
+    # CreateOrUpdateTags at every forward update. The config accepts any number of tags, so 47 make
+    # a group of 50 that CloudFormation creates, and then every update that should refresh fails
+    # (the claim is the 51st tag: CreateOrUpdateTags refused, the custom resource FAILED, the update
+    # rolled back). The config should refuse tags that leave no room for the claim.
+    import types
+
+    from winworkers import compute
+
+    tags = tuple((f"team{i}", "x") for i in range(47))
+    with pytest.raises(ConfigError, match="tags"):
+        config = WorkersConfig(tags=tags)
+        # What it would render: the group's tags, plus the one the refresh function writes.
+        assert len(compute._tags(types.SimpleNamespace(config=config))) + 1 <= 50

@@ -134,3 +134,19 @@ def test_the_warm_pool_cost_is_the_default_volume_at_the_gp3_price(feature: dict
     import scaling_model as model
 
     assert (model.PRICES.ebs_gb_month, model.PRICES.volume_gb) == (0.08, gib)
+
+
+def test_review2_the_claim_tag_s_drift_is_told_not_denied() -> None:
+    # Review 2: register row 197 says the claim tag "is not in the template, so CloudFormation
+    # manages nothing of it". But the group's Tags property is in the template, and drift
+    # detection compares it with the group's actual tags: a value added to a list property is a
+    # PropertyDifference of DifferenceType ADD (CloudFormation API reference, PropertyDifference).
+    # After the first refresh that a stack update starts, the group (WinGroup) reports MODIFIED on
+    # Tags for as long as the stack lives, in a project whose compute docstring sells "no drift".
+    # An operator running drift detection (or a compliance tool that does) must be told.
+    rows = (ROOT / "docs" / "aws-behaviours.md").read_text(encoding="utf-8")
+    (row,) = [line for line in rows.splitlines() if line.startswith("| 197 |")]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    claim = readme[readme.index("winworkers:refresh-request") - 400 : readme.index("winworkers:refresh-request") + 600]
+    assert "manages nothing of it" not in row
+    assert "drift" in row.lower() and "drift" in claim.lower()

@@ -343,3 +343,64 @@ def test_a_delivery_while_the_first_is_starting_answers_with_its_refresh(
     body = _answer(world, event, received, handler=_deployed(feature).on_stack_event)
     assert (body["Status"], body["Data"]) == ("SUCCESS", {"InstanceRefreshId": "first-1"})
     assert world.started == [] and _claims(world)[0]["Value"] == f"{event['RequestId']} first-1"
+
+
+def test_review2_a_duplicate_that_read_the_tag_before_the_first_claimed_it_answers_with_its_refresh(
+    world: World, responses: tuple[str, Responses], feature: dict[str, Any]
+) -> None:
+    # Review 2: two deliveries of one Update run together (Lambda's at-least-once async delivery).
+    # The second reads the group's tags before the first writes its claim, and its check for an
+    # active refresh comes after the first's start. _refresh_for decides "not mine" from the tag it
+    # read before, and answers FAILED naming the first delivery's refresh: CloudFormation takes the
+    # first answer it gets, so the update can roll back while this request's refresh runs on (the
+    # very failure the claim was meant to remove). It should read the claim again when it finds a
+    # refresh active.
+    url, received = responses
+    event = _event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="2")
+    tag = {"ResourceId": GROUP, "ResourceType": "auto-scaling-group", "PropagateAtLaunch": False}
+    raced: list[bool] = []
+
+    def first_delivery_claims_and_starts(**_: Any) -> None:
+        # Between the second delivery's DescribeAutoScalingGroups and its DescribeInstanceRefreshes,
+        # the first delivery writes its claim and starts its refresh.
+        if raced:
+            return
+        raced.append(True)
+        world.refreshes.append({"InstanceRefreshId": "first-1", "Status": "Pending", "StartTime": datetime.now(UTC)})
+        world.clients["autoscaling"].create_or_update_tags(
+            Tags=[{**tag, "Key": ami_refresh.CLAIM, "Value": event["RequestId"]}]
+        )
+
+    world.clients["autoscaling"].meta.events.register_first(
+        "before-call.auto-scaling.DescribeInstanceRefreshes", first_delivery_claims_and_starts
+    )
+    body = _answer(world, event, received, handler=_deployed(feature).on_stack_event)
+    assert raced
+    assert (body["Status"], body.get("Data")) == ("SUCCESS", {"InstanceRefreshId": "first-1"}), body["Reason"]
+    assert world.started == []
+
+
+def test_review2_a_late_duplicate_of_an_earlier_update_starts_no_refresh(
+    world: World, responses: tuple[str, Responses], feature: dict[str, Any]
+) -> None:
+    # Review 2: Lambda may deliver an asynchronous invocation more than once, and later (its
+    # retries; at-least-once delivery). Update R1 started refresh-1 and answered; a later update R2
+    # started and tagged its own refresh, which has ended; the stack is UPDATE_COMPLETE. A late copy
+    # of R1 then finds a claim that is not its own and no refresh active, so _refresh_for claims the
+    # group again and starts a new refresh: every worker replaced for a request CloudFormation
+    # settled long ago (and R2's claim overwritten). A request can only be current while its
+    # stack is *_IN_PROGRESS; a forward Update seen on a stack that is not should start nothing.
+    url, received = responses
+    index = _deployed(feature)
+    first = _event(url, world, "Update", PROPERTIES, LaunchTemplateVersion="2")
+    assert _answer(world, first, received, handler=index.on_stack_event)["Status"] == "SUCCESS"
+    world.refreshes.clear()  # refresh-1 ended
+    later = {**_event(url, world, "Update", {**PROPERTIES, "LaunchTemplateVersion": "2"}, LaunchTemplateVersion="3")}
+    later["RequestId"] = "request-later"
+    assert _answer(world, later, received, handler=index.on_stack_event)["Status"] == "SUCCESS"
+    world.refreshes.clear()  # refresh-2 ended too
+    assert len(world.started) == 2
+    world.stack_status("UPDATE_COMPLETE")
+    _answer(world, first, received, handler=index.on_stack_event)  # the late copy of R1
+    assert len(world.started) == 2, "a late duplicate of a settled request started another refresh"
+    assert _claims(world)[0]["Value"].startswith("request-later ")

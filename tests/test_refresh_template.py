@@ -306,3 +306,35 @@ def test_the_ordered_templates_lint_clean(feature: dict[str, Any], tmp_path: Pat
         values = enabled_parameters(mode=mode, WarmPool=warm)
         paths[-1].write_text(json.dumps(with_defaults(feature, values)), encoding="utf-8")
     assert cfn_lint(paths) == []
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_review2_the_refresh_role_cannot_launch_from_the_template_into_any_subnet(
+    feature: dict[str, Any], mode: str
+) -> None:
+    # Review 2: RunInstances with a launch template lets the caller override what the template
+    # says (EC2 user guide, "Use launch templates to control launching instances": parameters can
+    # be overridden; resource-level permissions and ec2:IsLaunchTemplateResource control that).
+    # The role's only restriction is ec2:LaunchTemplate on arn:...:ec2:region:*:*, so the refresh
+    # function (outside the VPC, internet-reachable) may launch an instance with the workers' role
+    # (iam:PassRole is granted) into ANY subnet and security group of the account, with its own
+    # UserData: the isolated fleet's boundary is gone for anyone holding this role. The subnet and
+    # security group a RunInstances of this role may name should be bound (ec2:Vpc / the fleet's
+    # subnets, or ec2:IsLaunchTemplateResource).
+    import fnmatch
+
+    rendered = render(feature, enabled_parameters(mode=mode))
+    elsewhere = [
+        "arn:aws:ec2:us-east-1:555555555555:subnet/subnet-0public0elsewhere",
+        "arn:aws:ec2:us-east-1:555555555555:security-group/sg-0open0to0the0world",
+    ]
+    scoping = {"ec2:Vpc", "ec2:Subnet", "ec2:IsLaunchTemplateResource", "ec2:SecurityGroupID"}
+    allowed = [
+        (arn, s["Resource"], s.get("Condition"))
+        for s in _refresh_statements(rendered)
+        if "ec2:RunInstances" in s["Action"]
+        for arn in elsewhere
+        if any(isinstance(r, str) and fnmatch.fnmatchcase(arn, r) for r in s["Resource"])
+        and not scoping & {k for c in (s.get("Condition") or {}).values() for k in c}
+    ]
+    assert allowed == [], "RunInstances of this role may name any subnet and security group"
