@@ -127,12 +127,13 @@ def _statements(p: Params, dead_letters: Queue, fleet: Fleet) -> list[Statement]
                 autoscaling.DescribeAutoScalingGroups,
                 autoscaling.DescribeAutoScalingInstances,
                 autoscaling.DescribeInstanceRefreshes,
+                autoscaling.DescribeScalingActivities,
                 autoscaling.DescribeWarmPool,
                 ec2.DescribeInstances,
             ],
             Resource=["*"],
         ),
-        # CompleteLifecycleAction: a stopped pooled worker's drain hook (add_refresh, pool exits).
+        # CompleteLifecycleAction: a healthy pooled worker's drain hook (add_refresh, pool exits).
         Statement(
             Effect=Allow,
             Action=[autoscaling.StartInstanceRefresh, autoscaling.CompleteLifecycleAction],
