@@ -56,7 +56,7 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
         raise RefreshError(f"instance refresh {d.get('InstanceRefreshId')} failed: {d.get('Cause')}")
     c = clients or {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2", "cloudformation")}
     auto, group = c["autoscaling"], f"Auto Scaling group {asg}"
-    if event.get("detail-type") == POOL_EXIT:  # a stopped pooled worker: no job to drain
+    if event.get("detail-type") == POOL_EXIT:  # a pooled worker: no job to drain
         d = event.get("detail") or {}
         out["instance_id"] = i = d.get("EC2InstanceId", "")
         found = _call(group, auto.describe_auto_scaling_instances, InstanceIds=[i])["AutoScalingInstances"]
