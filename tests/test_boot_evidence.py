@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import base64
 import contextlib
+import importlib
 import importlib.util
 import io
 import json
@@ -485,6 +486,14 @@ def test_a_refused_release_fails_visibly_after_the_capture(world: World) -> None
     assert world.stream()[0].startswith(f"winworkers: console output of {world.instance}")
 
 
+def test_a_waiting_instance_whose_launch_is_not_found_is_said(world: World) -> None:
+    # Not among the group's ACTIVITIES newest: neither released nor "its-worker-drains" silently.
+    world.answer("DescribeScalingActivities", lambda **_: (_response(200), {"Activities": []}))
+    _failed_boot(world)
+    assert world.run()["release"] == "launch-activity-not-found"
+    assert world.log["release"] == "launch-activity-not-found"
+
+
 def test_review2_a_failed_boot_in_a_large_scale_out_is_still_released(world: World) -> None:
     # Review 2: _launch_abandoned reads only the group's 200 newest activities (ACTIVITIES). The
     # fleet goes to MAX_FLEET_SIZE 1,000, and a burst scale-out (or a refresh, or a bad image that
@@ -522,3 +531,64 @@ def test_review2_a_failed_boot_in_a_large_scale_out_is_still_released(world: Wor
     world.answer("DescribeScalingActivities", lambda **_: (_response(200), {"Activities": [*newer, launch]}))
     _failed_boot(world)
     assert world.run()["release"] == "abandoned"
+
+
+def _activity(description: str, message: str = "", status: str = "Successful") -> dict[str, Any]:
+    return {
+        "ActivityId": "f9f2d65b-f1f2-43e7-b46d-d86756459699",
+        "AutoScalingGroupName": GROUP,
+        "Description": description,
+        "Cause": "At 2026-12-01T09:00:00Z an instance was started.",
+        "StartTime": "2026-12-01T09:00:00Z",
+        "StatusCode": status,
+        "StatusMessage": message,
+        "Progress": 100,
+    }
+
+
+OTHERS = [_activity(f"Launching a new EC2 instance: i-{n:017x}", status="MidLifecycleAction") for n in range(250)]
+LAUNCH_CASES = {
+    # Newest first. Its abandoned launch behind 250 others' (3 pages of 100): found.
+    "deep": ([*OTHERS, _activity("Launching a new EC2 instance: i-0me", ABANDONED, "Cancelled")], True, 3),
+    # Its termination in progress, then its launch that timed out.
+    "timed-out": (
+        [
+            _activity("Terminating EC2 instance: i-0me", status="InProgress"),
+            _activity("Launching a new EC2 instance: i-0me", TIMED_OUT),
+        ],
+        True,
+        1,
+    ),
+    # A healthy launch into the pool; an older abandoned launch of another instance says nothing.
+    "healthy": (
+        [
+            _activity("Launching a new EC2 instance into warm pool: i-0me"),
+            _activity("Launching a new EC2 instance: i-0x", ABANDONED),
+        ],
+        False,
+        1,
+    ),
+    # Not among the 2,000 newest (20 calls at most): unknown, not "healthy".
+    "not-found": ([*OTHERS * 10, _activity("Launching a new EC2 instance: i-0me", ABANDONED)], None, 20),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAUNCH_CASES))
+@pytest.mark.parametrize("module", ["boot_evidence", "ami_refresh"])
+def test_both_functions_judge_a_launch_alike_within_their_budget(case: str, module: str) -> None:
+    # The same cases for the evidence function and the refresh function's pool exit (register row X5a):
+    # DescribeScalingActivities pages of 100 (MaxRecords' default), newest first, NextToken between.
+    activities, judged, calls = LAUNCH_CASES[case]
+    auto = boto3.client("autoscaling", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    served: list[int] = []
+
+    def page(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        start = 100 * len(served)
+        served.append(start)
+        more = {"NextToken": f"t{start + 100}"} if start + 100 < len(activities) else {}
+        return _response(200), {"Activities": activities[start : start + 100], **more}
+
+    auto.meta.events.register("before-call.auto-scaling.DescribeScalingActivities", page)
+    function = importlib.import_module(f"winworkers.{module}")._launch_abandoned
+    assert function(auto, GROUP, "i-0me") is judged
+    assert len(served) == calls

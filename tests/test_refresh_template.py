@@ -100,6 +100,7 @@ def test_refresh_role_is_least_privilege(enabled: dict[str, Any]) -> None:
         "autoscaling:DescribeAutoScalingGroups",
         "autoscaling:DescribeAutoScalingInstances",
         "autoscaling:DescribeInstanceRefreshes",
+        "autoscaling:DescribeScalingActivities",
         "autoscaling:DescribeWarmPool",
         "ec2:DescribeInstances",
     ]

@@ -20,6 +20,8 @@ RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5})
 POOL_EXIT = "EC2 Instance-terminate Lifecycle Action"
 ROLLED_OUT = ("GroupName", "LaunchTemplateId", "LaunchTemplateVersion", "Subnets")
 CLAIM = "winworkers:refresh-request"
+ABANDONED = "was abandoned"  # as boot_evidence.py
+ACTIVITIES = 2000
 
 
 class RefreshError(RuntimeError):
@@ -54,23 +56,28 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
         raise RefreshError(f"instance refresh {d.get('InstanceRefreshId')} failed: {d.get('Cause')}")
     c = clients or {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2", "cloudformation")}
     auto, group = c["autoscaling"], f"Auto Scaling group {asg}"
-    if event.get("detail-type") == POOL_EXIT:  # a stopped pooled worker: no job to drain
+    if event.get("detail-type") == POOL_EXIT:  # a pooled worker: no job to drain
         d = event.get("detail") or {}
         out["instance_id"] = i = d.get("EC2InstanceId", "")
         found = _call(group, auto.describe_auto_scaling_instances, InstanceIds=[i])["AutoScalingInstances"]
         out["action"] = "nothing"
         waits = [x["LifecycleState"] for x in found] == ["Warmed:Terminating:Wait"]
-        # Stopped only: a failed first boot runs, for boot_evidence to capture, then release.
-        if d.get("Origin") == "WarmPool" and waits and _states(c["ec2"], i) == ["stopped"]:
-            hook = {k: d.get(k) for k in ("LifecycleHookName", "LifecycleActionToken")}
-            _call(
-                group,
-                auto.complete_lifecycle_action,
-                AutoScalingGroupName=asg,
-                LifecycleActionResult="CONTINUE",
-                **hook,
+        # Stopped or its launch not abandoned. A failed first boot is boot_evidence's (row 200).
+        if d.get("Origin") == "WarmPool" and waits:
+            bad = _states(c["ec2"], i) != ["stopped"] and _call(
+                group, _launch_abandoned, auto=auto, group=asg, instance=i
             )
-            out["action"] = "released"
+            out["action"] = "launch-activity-not-found" if bad is None else "nothing"
+            if bad is False:
+                hook = {k: d.get(k) for k in ("LifecycleHookName", "LifecycleActionToken")}
+                _call(
+                    group,
+                    auto.complete_lifecycle_action,
+                    AutoScalingGroupName=asg,
+                    LifecycleActionResult="CONTINUE",
+                    **hook,
+                )
+                out["action"] = "released"
         return
     parameter = _call(f"SSM parameter {name}", c["ssm"].get_parameter, Name=name)["Parameter"]
     out["latest_image_id"] = latest = parameter["Value"]
@@ -239,6 +246,17 @@ def _int(env: Any, name: str, default: int, low: int, high: int) -> int:
 def _states(ec2: Any, i: str) -> list[str]:
     found = _call("instances", ec2.describe_instances, InstanceIds=[i])["Reservations"]
     return [x["State"]["Name"] for r in found for x in r["Instances"]]
+
+
+def _launch_abandoned(auto: Any, group: str, instance: str) -> bool | None:
+    pages = auto.get_paginator("describe_scaling_activities").paginate(
+        AutoScalingGroupName=group, PaginationConfig={"MaxItems": ACTIVITIES}
+    )
+    for a in (a for p in pages for a in p.get("Activities", [])):
+        said, why = a.get("Description", ""), a.get("StatusMessage", "")
+        if instance in said and (ABANDONED in why or said.startswith("Launching")):
+            return ABANDONED in why
+    return None
 
 
 def _call(what: str, method: Any, **kwargs: Any) -> Any:

@@ -51,7 +51,10 @@ WAITING = ("Terminating:Wait", "Warmed:Terminating:Wait")
 # ABANDON or the hook's timeout (AWS Knowledge Center, lifecycle actions and CodeDeploy): "Instance
 # failed to complete user's Lifecycle Action: Lifecycle Action with token ... was abandoned: ...".
 ABANDONED = "was abandoned"
-ACTIVITIES = 200  # newest first: a failed boot's launch is minutes old
+# DescribeScalingActivities: newest first, 100 a page (MaxRecords' maximum and default), read
+# until the instance's launch: ACTIVITIES at most (20 calls; a launch and a termination for each
+# of MAX_FLEET_SIZE workers; register row X5a).
+ACTIVITIES = 2000
 # CompleteLifecycleAction for an action already completed (or timed out): ValidationError
 # "No active Lifecycle Action found with token ..." (secondary: GitHub reports, register row 201).
 DONE = "No active Lifecycle Action"
@@ -118,8 +121,8 @@ def _release(auto: Any, detail: dict[str, Any], instance: str) -> str:
     found = _scaling(auto.describe_auto_scaling_instances, InstanceIds=[instance])["AutoScalingInstances"]
     if [x["LifecycleState"] for x in found] not in ([w] for w in WAITING):
         return "not-waiting"  # released already, retained, or gone
-    if not _launch_abandoned(auto, group, instance):
-        return "its-worker-drains"
+    if not (failed := _scaling(_launch_abandoned, auto=auto, group=group, instance=instance)):
+        return "launch-activity-not-found" if failed is None else "its-worker-drains"
     try:
         auto.complete_lifecycle_action(
             AutoScalingGroupName=group,
@@ -134,13 +137,17 @@ def _release(auto: Any, detail: dict[str, Any], instance: str) -> str:
     return "abandoned"
 
 
-def _launch_abandoned(auto: Any, group: str, instance: str) -> bool:
-    """Whether an activity of group for instance ended with its lifecycle action abandoned."""
+# Whether the newest launch activity of instance says its lifecycle action was abandoned; None:
+# not in the group's ACTIVITIES newest. The same code judges a pool exit in ami_refresh.py.
+def _launch_abandoned(auto: Any, group: str, instance: str) -> bool | None:
     pages = auto.get_paginator("describe_scaling_activities").paginate(
         AutoScalingGroupName=group, PaginationConfig={"MaxItems": ACTIVITIES}
     )
-    activities = _scaling(pages.build_full_result).get("Activities", [])
-    return any(instance in a.get("Description", "") and ABANDONED in a.get("StatusMessage", "") for a in activities)
+    for a in (a for p in pages for a in p.get("Activities", [])):
+        said, why = a.get("Description", ""), a.get("StatusMessage", "")
+        if instance in said and (ABANDONED in why or said.startswith("Launching")):
+            return ABANDONED in why
+    return None
 
 
 def _scaling(call: Any, **kwargs: Any) -> Any:

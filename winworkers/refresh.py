@@ -31,8 +31,10 @@ why), and it never asks for skip matching or a desired configuration. Triggers:
 - With ``WarmPool=stopped``, Auto Scaling's terminate lifecycle action for an instance
   leaving the warm pool (``Origin`` WarmPool): a stopped pooled worker cannot complete its
   drain hook, so the function completes it with CONTINUE once it has read that the instance
-  waits in ``Warmed:Terminating:Wait`` and is stopped (a running one is a failed first boot,
-  which the boot evidence function captures, then releases). It starts no refresh.
+  waits in ``Warmed:Terminating:Wait`` and is stopped or, if not, that its launch activity
+  does not say its lifecycle action was abandoned (the boot evidence function's test and
+  code, row X5b): a failed first boot is that function's, which captures, then releases it.
+  It starts no refresh.
 
 The two kinds of trigger exclude each other, so refreshes never collide:
 the scheduled or SNS run starts nothing while the stack or its root stack is in
@@ -128,12 +130,13 @@ def _statements(p: Params, dead_letters: Queue, fleet: Fleet) -> list[Statement]
                 autoscaling.DescribeAutoScalingGroups,
                 autoscaling.DescribeAutoScalingInstances,
                 autoscaling.DescribeInstanceRefreshes,
+                autoscaling.DescribeScalingActivities,
                 autoscaling.DescribeWarmPool,
                 ec2.DescribeInstances,
             ],
             Resource=["*"],
         ),
-        # CompleteLifecycleAction: a stopped pooled worker's drain hook (add_refresh, pool exits).
+        # CompleteLifecycleAction: a healthy pooled worker's drain hook (add_refresh, pool exits).
         Statement(
             Effect=Allow,
             Action=[autoscaling.StartInstanceRefresh, autoscaling.CompleteLifecycleAction],
@@ -310,8 +313,9 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
     # is stopped, so nothing on it can complete the hook, and it would wait DrainSeconds (an hour
     # by default; DeleteWarmPool waits for it, and so does the stack update). It never takes
     # work there, so the function completes the hook with CONTINUE at once, after checking that
-    # the instance is in that state and stopped (warm pool lifecycle and its EventBridge events,
-    # user guide; docs/aws-behaviours.md; a running one is a failed first boot, row 200). A worker
+    # the instance is in that state and stopped or launched without an abandoned lifecycle action
+    # (warm pool lifecycle and its EventBridge events, user guide; a failed first boot is the
+    # evidence function's, rows 200 and X5b). A worker
     # scaled in back to the pool (Origin AutoScalingGroup) is left to drain itself.
     pool = p.cond("HasWarmPool")
     exits = template.add_resource(
