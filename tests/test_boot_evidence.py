@@ -576,7 +576,7 @@ LAUNCH_CASES = {
 @pytest.mark.parametrize("case", sorted(LAUNCH_CASES))
 @pytest.mark.parametrize("module", ["boot_evidence", "ami_refresh"])
 def test_both_functions_judge_a_launch_alike_within_their_budget(case: str, module: str) -> None:
-    # The same cases for the evidence function and the refresh function's pool exit (register row X5a):
+    # The same cases for the evidence function and the refresh function's pool exit (register row 213):
     # DescribeScalingActivities pages of 100 (MaxRecords' default), newest first, NextToken between.
     activities, judged, calls = LAUNCH_CASES[case]
     auto = boto3.client("autoscaling", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")

@@ -502,7 +502,7 @@ def test_the_stacks_own_resources_are_scoped_by_name_or_by_the_stacks_tag() -> N
     assert allows({"Statement": [named["EC2"]]}, "ec2:AuthorizeSecurityGroupIngress")
     assert not allows({"Statement": [named["EC2Anywhere"]]}, "ec2:AuthorizeSecurityGroupIngress")
     assert named["EC2"]["Resource"][-1] == "arn:aws:ec2:*:*:security-group/*"
-    # CloudFormation gives a launch template no stack tag (row X1a): its type only, never "*".
+    # CloudFormation gives a launch template no stack tag (row 205): its type only, never "*".
     assert named["EC2ByType"]["Resource"][0] == "arn:aws:ec2:*:*:launch-template/*"
     assert allows({"Statement": [named["EC2ByType"]]}, "ec2:CreateLaunchTemplateVersion")
     assert named["EC2TagOnCreate"]["Condition"]["StringEquals"]["ec2:CreateAction"][:2] == [

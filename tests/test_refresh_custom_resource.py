@@ -76,7 +76,7 @@ def responses() -> Iterator[tuple[str, Responses]]:
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     with moto_world(monkeypatch) as w:
         w.group(desired=2)
-        # What CloudFormation's stack is in when it sends a custom resource its Update (row X4a).
+        # What CloudFormation's stack is in when it sends a custom resource its Update (row 211).
         w.stack_status("UPDATE_IN_PROGRESS")
         yield w
 

@@ -227,7 +227,7 @@ def test_a_start_whose_answer_was_lost_is_the_update_s_refresh(client: Any) -> N
     stack = client("cloudformation").create_stack(StackName="ww-lost", TemplateBody=body)["StackId"]
     from moto.cloudformation.models import cloudformation_backends
 
-    # As CloudFormation's stack is while it sends a resource its Update (row X4a).
+    # As CloudFormation's stack is while it sends a resource its Update (row 211).
     cloudformation_backends["123456789012"][REGION].get_stack(stack).status = "UPDATE_IN_PROGRESS"
     clients = {n: client(n) for n in ("autoscaling", "cloudformation")}
     sent: list[int] = []

@@ -139,7 +139,7 @@ def on_stack_event(event: dict[str, Any], env: Any, clients: Any = None) -> dict
         ):
             c = clients or {n: boto3.client(n, config=RETRIES) for n in ("autoscaling", "cloudformation")}
             out["stack_status"] = statuses = _statuses(c, event.get("StackId"))
-            # Failing a rollback leaves UPDATE_ROLLBACK_FAILED; settled: a late copy (X4a).
+            # Failing a rollback leaves UPDATE_ROLLBACK_FAILED; settled: a late copy (row 211).
             if forward := statuses[:1] == ["UPDATE_IN_PROGRESS"] and not any("ROLLBACK" in s for s in statuses):
                 refresh = _refresh_for(c["autoscaling"], asg, str(event.get("RequestId")), _preferences(env))
                 out.update(action="refresh-started", instance_refresh_id=refresh)

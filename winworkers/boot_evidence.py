@@ -53,7 +53,7 @@ WAITING = ("Terminating:Wait", "Warmed:Terminating:Wait")
 ABANDONED = "was abandoned"
 # DescribeScalingActivities: newest first, 100 a page (MaxRecords' maximum and default), read
 # until the instance's launch: ACTIVITIES at most (20 calls; a launch and a termination for each
-# of MAX_FLEET_SIZE workers; register row X5a).
+# of MAX_FLEET_SIZE workers; register row 213).
 ACTIVITIES = 2000
 # CompleteLifecycleAction for an action already completed (or timed out): ValidationError
 # "No active Lifecycle Action found with token ..." (secondary: GitHub reports, register row 201).

@@ -176,7 +176,7 @@ class WorkersConfig:
         from winworkers.compute import group_tags
         from winworkers.refresh import source_constant
 
-        # The group's tags and the refresh function's claim (docs/aws-behaviours.md row X4b).
+        # The group's tags and the refresh function's claim (docs/aws-behaviours.md row 212).
         tags = {**group_tags(self), source_constant("CLAIM"): ""}
         if len(tags) > MAX_GROUP_TAGS:
             room = MAX_GROUP_TAGS - (len(tags) - len(self.tags))

@@ -190,9 +190,9 @@ DOCUMENTS: dict[str, tuple[str, ...]] = {
 NARROWED = {"ssm:Get*": "ssm:GetParameter*", "ec2:Get*": "ec2:GetInstanceTypesFromInstanceRequirements"}
 """Schema wildcards granted narrower: on the AMI parameters, ssm:Get* can only be a parameter read; the
 Auto Scaling group's ec2:Get* is the Get action behind attribute-based instance type selection (register
-row 160), not GetPasswordData, GetConsoleScreenshot, GetConsoleOutput nor GetLaunchTemplateData (row X1b).
+row 160), not GetPasswordData, GetConsoleScreenshot, GetConsoleOutput nor GetLaunchTemplateData (row 206).
 The Describe* wildcards (ec2:, autoscaling:) are kept: Describe actions are List/Read access that returns
-configuration, no secret and no instance's data (Service Authorization Reference; row X1b)."""
+configuration, no secret and no instance's data (Service Authorization Reference; row 206)."""
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ class Scope:
 # stack <parent>-<logical id>-<random>); under the name's length limit only (kind, limit), else "*".
 SCOPES: dict[str, Scope] = {
     "autoscaling": Scope(
-        "the group's name is explicit, <stack>-<Prefix>Workers; Describe* take no resource (row X1a)",
+        "the group's name is explicit, <stack>-<Prefix>Workers; Describe* take no resource (row 205)",
         arns=("arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/{name}",),
         anywhere=("autoscaling:Describe*",),
     ),
@@ -228,7 +228,7 @@ SCOPES: dict[str, Scope] = {
         "launch templates (CloudFormation does not give them the stack's tags), endpoints and flow logs (not "
         "documented) by type only; a create takes no ARN of the resource before it exists, RunInstances (Auto "
         "Scaling's check) the image and subnets, Describe* and GetInstanceTypesFromInstanceRequirements none "
-        "(row X1a)",
+        "(row 205)",
         tagged=tuple(f"arn:aws:ec2:*:*:{t}/*" for t in ("vpc", "subnet", "route-table", "security-group")),
         by_type=tuple(f"arn:aws:ec2:*:*:{t}/*" for t in ("launch-template", "vpc-endpoint", "vpc-flow-log")),
         typed=("ec2:*LaunchTemplate*", "ec2:*VpcEndpoint*", "ec2:*FlowLogs", "ec2:*Tags"),
@@ -263,7 +263,7 @@ SCOPES: dict[str, Scope] = {
     "sqs": Scope("generated queue names", arns=("arn:aws:sqs:*:*:{name}",), kind="AWS::SQS::Queue", limit=80),
 }
 """How each service's actions are scoped; a service not listed is on "*" (cloudwatch alarms, route53resolver,
-vpce, sns, firehose: row X1a says why), cloudformation on the stack, ssm on the AMI parameters, iam by role."""
+vpce, sns, firehose: row 205 says why), cloudformation on the stack, ssm on the AMI parameters, iam by role."""
 STACK_TAG = "aws:ResourceTag/aws:cloudformation:stack-name"
 GENERATED_SUFFIX = 14
 """The random part of a generated name and its hyphen: 13 characters and "-" at most (12 or 13 seen)."""
@@ -518,7 +518,7 @@ def _service_statements(service: str, listed: set[str], stack: str | None, name:
 
 
 def _tag_on_create_statement(granted: set[str]) -> Statement:
-    """ec2:CreateTags for the tags a create call applies (TagSpecifications): ec2:CreateAction names it (row X1a)."""
+    """ec2:CreateTags for the tags a create call applies (TagSpecifications): ec2:CreateAction names it (row 205)."""
     creating = ("ec2:Create", "ec2:Authorize")  # a security group rule is created, and may be tagged, too
     creates = sorted(a.partition(":")[2] for a in granted if a.startswith(creating) and a != "ec2:CreateTags")
     condition = Condition(StringEquals("ec2:CreateAction", creates))

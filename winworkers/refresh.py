@@ -33,7 +33,7 @@ why), and it never asks for skip matching or a desired configuration. Triggers:
   drain hook, so the function completes it with CONTINUE once it has read that the instance
   waits in ``Warmed:Terminating:Wait`` and is stopped or, if not, that its launch activity
   does not say its lifecycle action was abandoned (the boot evidence function's test and
-  code, row X5b): a failed first boot is that function's, which captures, then releases it.
+  code, row 214): a failed first boot is that function's, which captures, then releases it.
   It starts no refresh.
 
 The two kinds of trigger exclude each other, so refreshes never collide:
@@ -315,7 +315,7 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
     # work there, so the function completes the hook with CONTINUE at once, after checking that
     # the instance is in that state and stopped or launched without an abandoned lifecycle action
     # (warm pool lifecycle and its EventBridge events, user guide; a failed first boot is the
-    # evidence function's, rows 200 and X5b). A worker
+    # evidence function's, rows 200 and 214). A worker
     # scaled in back to the pool (Origin AutoScalingGroup) is left to drain itself.
     pool = p.cond("HasWarmPool")
     exits = template.add_resource(

@@ -61,7 +61,7 @@ _MAX_DRAIN = next(p.max_value for p in PARAMETERS if p.name == "DrainSeconds")
 assert isinstance(_MAX_DRAIN, int)
 # A stack update that changes the launch template refreshes the fleet; the default --timeout is the
 # longest refresh any DrainSeconds the template accepts allows (2 x (2,700 + 7,200) + 3,600 s: 390
-# minutes), derived from those bounds, not kept by hand (row X2b); creation needs far less.
+# minutes), derived from those bounds, not kept by hand (row 208); creation needs far less.
 DEFAULT_TIMEOUT_MINUTES = math.ceil(refresh_bound_seconds(_MAX_DRAIN) / 60)
 DONE = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 # A stack whose creation failed cannot be updated, only deleted:

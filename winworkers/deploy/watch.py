@@ -191,7 +191,7 @@ def describe_refreshes(autoscaling: Any, **request: Any) -> list[dict[str, Any]]
 
 def _transient(error: Exception) -> bool:
     """botocore's standard retry mode would retry it: a throttling or transient error code, a 5xx,
-    a connection error (botocore.retries.standard's own checkers, not a list of our own; row X2a)."""
+    a connection error (botocore.retries.standard's own checkers, not a list of our own; row 207)."""
     from types import SimpleNamespace
 
     from botocore.exceptions import ClientError
@@ -415,7 +415,7 @@ def follow_refreshes(
     until: Callable[[], bool],
     sleep: Callable[[], None],
 ) -> None:
-    """Follow the refreshes followed to their end, each read by its own id (InstanceRefreshIds, row X2a: a refresh
+    """Follow the refreshes followed to their end, each read by its own id (InstanceRefreshIds, row 207: a refresh
     started after it does not hide how it ended), printing each change: until() says the time is up, sleep()
     waits a poll. A transient DescribeInstanceRefreshes error is asked again at the next poll. DeployError
     when one ends otherwise than Successful, cannot be read (any other error), or is still under way when

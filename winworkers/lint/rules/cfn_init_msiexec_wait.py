@@ -97,7 +97,7 @@ class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
     ``saps``), ``Invoke-Expression`` (``iex``), ``$p =``, cmd's ``if exist``/``if
     errorlevel`` or opening quotes and brackets. cfn-init runs a string command with
     ``cmd.exe /c``; an array command is an argv it runs without a shell and waits for
-    (register row X3a): msiexec as its program is waited for, and an array running
+    (register row 209): msiexec as its program is waited for, and an array running
     another program (``cmd /c``, ``powershell -Command``) is read as that program's
     command line. What follows ``powershell.exe`` (or ``pwsh``) up to the end of its
     cmd statement is PowerShell's (a backtick continues its line).
