@@ -488,17 +488,21 @@ def _statements_by_sid(**kwargs: Any) -> dict[str, dict[str, Any]]:
 
 
 def test_the_stacks_own_resources_are_scoped_by_name_or_by_the_stacks_tag() -> None:
-    """With --stack-name: generated names <stack>-*, the group's explicit name, EC2 by the stack's tag (nested
-    stacks' <stack>-*); without it: each resource type, and EC2 resources CloudFormation tagged."""
+    """With --stack-name: each generated name <stack>-<logical id>-* (review 3: not a sibling stack's
+    <stack>-other-...), the group's explicit name, EC2 by the stack's own tag (a nested feature stack's
+    <stack>-*); without it: each resource type, and EC2 resources CloudFormation tagged."""
     named = _statements_by_sid(stack_name="platform")
-    assert named["Lambda"]["Resource"] == ["arn:aws:lambda:*:*:function:platform-*"]
-    assert named["SQS"]["Resource"] == ["arn:aws:sqs:*:*:platform-*"]
-    assert named["Logs"]["Resource"] == ["arn:aws:logs:*:*:log-group:platform-*"]
-    assert named["Events"]["Resource"] == ["arn:aws:events:*:*:rule/platform-*"]
-    group = "arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/platform-*"
+    assert named["Lambda"]["Resource"] == [
+        "arn:aws:lambda:*:*:function:platform-WinEvidenceFunction-*",
+        "arn:aws:lambda:*:*:function:platform-WinRefreshFunction-*",
+    ]
+    assert named["SQS"]["Resource"] == ["arn:aws:sqs:*:*:platform-WinRefreshDeadLetters-*"]
+    assert "arn:aws:logs:*:*:log-group:platform-WinHostLogs-*" in named["Logs"]["Resource"]
+    assert all(r.startswith("arn:aws:events:*:*:rule/platform-Win") for r in named["Events"]["Resource"])
+    group = "arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/platform-WinWorkers"
     assert named["AutoScaling"]["Resource"] == [group]
     tag = "aws:ResourceTag/aws:cloudformation:stack-name"
-    assert named["EC2"]["Condition"] == {"StringLike": {tag: ["platform", "platform-*"]}}
+    assert named["EC2"]["Condition"] == {"StringLike": {tag: ["platform"]}}
     assert allows({"Statement": [named["EC2"]]}, "ec2:AuthorizeSecurityGroupIngress")
     assert not allows({"Statement": [named["EC2Anywhere"]]}, "ec2:AuthorizeSecurityGroupIngress")
     assert named["EC2"]["Resource"][-1] == "arn:aws:ec2:*:*:security-group/*"
@@ -516,9 +520,11 @@ def test_the_stacks_own_resources_are_scoped_by_name_or_by_the_stacks_tag() -> N
     # (named by the parent): the type's every resource, not a pattern the cut name would miss.
     long = _statements_by_sid(stack_name="s" * 40)
     assert long["Lambda"]["Resource"] == ["arn:aws:lambda:*:*:function:*"]
-    assert long["Logs"]["Resource"] == [f"arn:aws:logs:*:*:log-group:{'s' * 40}-*"]
+    assert f"arn:aws:logs:*:*:log-group:{'s' * 40}-WinHostLogs-*" in long["Logs"]["Resource"]
     nested = _statements_by_sid(stack_name="platform", nested=True)
-    assert nested["SQS"]["Resource"] == ["arn:aws:sqs:*:*:*"] and nested["AutoScaling"]["Resource"] == [group]
+    nested_group = "arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/platform-*-WinWorkers"
+    assert nested["SQS"]["Resource"] == ["arn:aws:sqs:*:*:*"] and nested["AutoScaling"]["Resource"] == [nested_group]
+    assert nested["EC2"]["Condition"] == {"StringLike": {tag: ["platform", "platform-*"]}}
 
 
 def test_the_groups_name_is_the_stacks_name_first() -> None:

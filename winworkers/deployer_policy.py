@@ -330,11 +330,13 @@ def needed_actions(kind: str, template: Mapping[str, Any]) -> set[str]:
     return handler_actions(kind) - NOT_IAM_ACTIONS - left_out
 
 
-def stack_arns(stack_name: str | None) -> list[str]:
-    """The stack's ARNs and its nested stacks' (CloudFormation names those <stack>-<logical id>-<random>)."""
+def stack_arns(stack_name: str | None, nested: bool = True) -> list[str]:
+    """The stack's ARNs and, when it nests one, its nested stacks' (CloudFormation names those
+    <stack>-<logical id>-<random>): without nesting, a sibling stack named <stack>-... is not reached."""
     if not stack_name:
         return ["arn:aws:cloudformation:*:*:stack/*"]
-    return [f"arn:aws:cloudformation:*:*:stack/{stack_name}/*", f"arn:aws:cloudformation:*:*:stack/{stack_name}-*/*"]
+    own = [f"arn:aws:cloudformation:*:*:stack/{stack_name}/*"]
+    return [*own, f"arn:aws:cloudformation:*:*:stack/{stack_name}-*/*"] if nested else own
 
 
 def statements(
@@ -350,25 +352,44 @@ def statements(
         own.append(ssm.GetParameters)
     for name in [*(a for listed in needed.values() for a in listed), *(str(a.JSONrepr()) for a in own)]:
         by_service.setdefault(name.partition(":")[0], set()).add(name)
-    out = _iam_statements(template, needed)
+    out = _iam_statements(template, needed, stack_name)
     for service in sorted(set(by_service) - {"iam"}):
-        name = _name_pattern(service, template, stack_name)
-        out += _service_statements(service, by_service[service], stack_name, name)
+        names = _name_patterns(service, template, stack_name)
+        out += _service_statements(service, by_service[service], stack_name, names, _nests(template))
     return out + _bucket_statements(template_bucket or TEMPLATE_BUCKET_PLACEHOLDER)
 
 
-def _name_pattern(service: str, template: Mapping[str, Any], stack_name: str | None) -> str:
-    """The stack's resources' names: <stack>-*, or "*" without --stack-name or where a generated name
-    could be cut to the type's length limit (a nested feature stack's name is the parent's choice)."""
+def _nests(template: Mapping[str, Any]) -> bool:
+    return bool(_resources(template, "AWS::CloudFormation::Stack"))
+
+
+def _name_patterns(service: str, template: Mapping[str, Any], stack_name: str | None) -> list[str]:
+    """The stack's resources' names, one pattern each: <stack>-<logical id>-* (CloudFormation's generated
+    name), the group's explicit ${AWS::StackName}-<name>; "*" without --stack-name, or where a generated
+    name could be cut to the type's length limit (a nested feature stack's name is the parent's choice)."""
     scope = SCOPES.get(service)
     if not stack_name or scope is None:
-        return "*"
-    if scope.limit:
-        longest = max((len(n) for n, _ in _resources(template, scope.kind)), default=0)
-        nested = bool(_resources(template, "AWS::CloudFormation::Stack"))
-        if nested or len(stack_name) + 1 + longest + GENERATED_SUFFIX > scope.limit:
-            return "*"
-    return f"{stack_name}-*"
+        return ["*"]
+    if service == "autoscaling":
+        infix = "-*-" if _nests(template) else "-"
+        return [f"{stack_name}{infix}{_group_suffix(r)}" for _, r in _resources(template, _GROUP)] or ["*"]
+    ids = [n for n, _ in _resources(template, scope.kind)]
+    longest = max((len(n) for n in ids), default=0)
+    if _nests(template) or len(stack_name) + 1 + longest + GENERATED_SUFFIX > scope.limit:
+        return ["*"]
+    return [f"{stack_name}-{n}-*" for n in sorted(ids)]
+
+
+_GROUP = "AWS::AutoScaling::AutoScalingGroup"
+
+
+def _group_suffix(group: Mapping[str, Any]) -> str:
+    """What follows the stack's name in the group's explicit name (``Fn::Sub ${AWS::StackName}-<suffix>``)."""
+    name = group.get("Properties", {}).get("AutoScalingGroupName", {})
+    text = name.get("Fn::Sub", "") if isinstance(name, Mapping) else ""
+    if not isinstance(text, str) or not text.startswith("${AWS::StackName}-"):
+        raise ValueError("the group's name must be ${AWS::StackName}-<name> for the deployer policy to scope it")
+    return text.removeprefix("${AWS::StackName}-")
 
 
 def policy_documents(
@@ -447,7 +468,17 @@ def _document_of(statement: Mapping[str, Any]) -> str:
     raise ValueError(f"no deployer policy holds {service} actions: add the service to DOCUMENTS")
 
 
-def _iam_statements(template: Mapping[str, Any], needed: Mapping[str, set[str]]) -> list[Statement]:
+def _iam_name(template: Mapping[str, Any], stack_name: str | None, name: str, limit: int) -> str:
+    """A role's or profile's generated name, <stack>-<logical id>-<random>: the stack's part only where
+    CloudFormation cannot have cut it (IAM's name limit) and the stack nests no feature stack."""
+    if not stack_name or _nests(template) or len(stack_name) + 1 + len(name) + GENERATED_SUFFIX > limit:
+        return f"*-{name}-*"
+    return f"{stack_name}-{name}-*"
+
+
+def _iam_statements(
+    template: Mapping[str, Any], needed: Mapping[str, set[str]], stack_name: str | None = None
+) -> list[Statement]:
     """Roles' and inline policies' actions on the roles, profiles' on the profiles, PassRole per role,
     and the service-linked roles of the types whose handlers create one."""
     out: list[Statement] = []
@@ -464,15 +495,18 @@ def _iam_statements(template: Mapping[str, Any], needed: Mapping[str, set[str]])
     profiles = sorted(n for n, _ in _resources(template, "AWS::IAM::InstanceProfile"))
     # CloudFormation names them <stack>-<logical id>-<random>.
     if roles and role_actions:
-        resources = [f"arn:aws:iam::*:role/*-{name}-*" for name in roles]
+        resources = [f"arn:aws:iam::*:role/{_iam_name(template, stack_name, name, 64)}" for name in roles]
         out.append(_statement("IAMRole", role_actions, resources))
     if profiles and profile_actions:
-        resources = [f"arn:aws:iam::*:instance-profile/*-{name}-*" for name in profiles]
+        resources = [
+            f"arn:aws:iam::*:instance-profile/{_iam_name(template, stack_name, name, 128)}" for name in profiles
+        ]
         out.append(_statement("IAMInstanceProfile", profile_actions, resources))
     for name in roles:
         trusted = _trusted(dict(template["Resources"])[name])
         condition = Condition(StringEquals("iam:PassedToService", trusted))
-        out.append(_statement(f"PassRole{name}", {"iam:PassRole"}, [f"arn:aws:iam::*:role/*-{name}-*"], condition))
+        role = f"arn:aws:iam::*:role/{_iam_name(template, stack_name, name, 64)}"
+        out.append(_statement(f"PassRole{name}", {"iam:PassRole"}, [role], condition))
     return out + _service_linked_role_statements(needed)
 
 
@@ -490,13 +524,15 @@ def _service_linked_role_statements(needed: Mapping[str, set[str]]) -> list[Stat
     return out
 
 
-def _service_statements(service: str, listed: set[str], stack: str | None, name: str) -> list[Statement]:
+def _service_statements(
+    service: str, listed: set[str], stack: str | None, names: list[str], nested: bool
+) -> list[Statement]:
     """One service's actions: on the stack for cloudformation, the AMI parameters for ssm, as SCOPES
     says for the services it lists, else "*"."""
     if service == "s3":
         raise ValueError(f"no scope known for {', '.join(sorted(listed))}: s3 is granted on the template bucket only")
     granted = {NARROWED.get(a, a) for a in listed}
-    special = {"cloudformation": stack_arns(stack), "ssm": [_AMI_PARAMETERS]}
+    special = {"cloudformation": stack_arns(stack, nested), "ssm": [_AMI_PARAMETERS]}
     scope = SCOPES.get(service)
     if scope is None:
         return [_statement(_sid(service), granted, special.get(service, ["*"]))]
@@ -505,13 +541,14 @@ def _service_statements(service: str, listed: set[str], stack: str | None, name:
     own = granted - anywhere
     tagged = {a for a in own if not _matches(a, scope.typed_only)}
     if tagged and scope.tagged:
-        values = [stack, f"{stack}-*"] if stack else ["*"]
+        # The stack's own name; a nested feature stack's is <parent>-<logical id>-<random>.
+        values = ([stack, f"{stack}-*"] if nested else [stack]) if stack else ["*"]
         out.append(_statement(_sid(service), tagged, list(scope.tagged), Condition(StringLike(STACK_TAG, values))))
     typed = {a for a in own if _matches(a, scope.typed)}
     if typed and scope.by_type:
         out.append(_statement(f"{_sid(service)}ByType", typed, list(scope.by_type)))
     if own and scope.arns:
-        out.append(_statement(_sid(service), own, [arn.format(name=name) for arn in scope.arns]))
+        out.append(_statement(_sid(service), own, [arn.format(name=n) for arn in scope.arns for n in names]))
     if service == "ec2" and "ec2:CreateTags" in granted:
         out.append(_tag_on_create_statement(granted))
     return out
