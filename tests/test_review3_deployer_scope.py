@@ -53,7 +53,11 @@ def test_evaluator_grants_the_stacks_own_resources() -> None:
     d = policy_document(stack_name="ci")
     group = f"arn:aws:autoscaling:us-east-1:{ACCOUNT}:autoScalingGroup:0f0e:autoScalingGroupName/ci-WinWorkers"
     assert allowed(d, "autoscaling:DeleteAutoScalingGroup", group)
-    assert allowed(d, "lambda:UpdateFunctionCode", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:ci-WinRefreshFunction-AB12CD34EF56")
+    assert allowed(
+        d,
+        "lambda:UpdateFunctionCode",
+        f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:ci-WinRefreshFunction-AB12CD34EF56",
+    )
     tag = {"aws:ResourceTag/aws:cloudformation:stack-name": "ci"}
     assert allowed(d, "ec2:DeleteVpc", f"arn:aws:ec2:us-east-1:{ACCOUNT}:vpc/vpc-0123456789abcdef0", tag)
     assert allowed(d, "iam:PutRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/ci-WinRefreshRole-AB12CD34EF56")
@@ -92,8 +96,6 @@ def test_stack_name_scope_narrows_role_writes_and_passrole() -> None:
     reach = {
         "iam:PutRolePolicy": allowed(d, "iam:PutRolePolicy", role),
         "iam:AttachRolePolicy": allowed(d, "iam:AttachRolePolicy", role),
-        "iam:PassRole to ec2": allowed(
-            d, "iam:PassRole", instance_role, {"iam:PassedToService": "ec2.amazonaws.com"}
-        ),
+        "iam:PassRole to ec2": allowed(d, "iam:PassRole", instance_role, {"iam:PassedToService": "ec2.amazonaws.com"}),
     }
     assert not any(reach.values()), f"the policy for stack 'ci' writes stack 'prod''s roles: {reach}"
