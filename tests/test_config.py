@@ -126,16 +126,16 @@ def test_review2_tags_leave_room_for_the_refresh_claim_within_auto_scaling_s_50(
     # Review 2: Auto Scaling allows at most 50 tags per group (user guide, "Tag Auto Scaling
     # groups and instances": tag restrictions). The group carries Name, Feature and Stack plus the
     # config's tags, and the refresh custom resource adds its claim tag (ami_refresh.CLAIM) with
-    # CreateOrUpdateTags at every forward update. The config accepts any number of tags, so 47 make
-    # a group of 50 that CloudFormation creates, and then every update that should refresh fails
-    # (the claim is the 51st tag: CreateOrUpdateTags refused, the custom resource FAILED, the update
-    # rolled back). The config should refuse tags that leave no room for the claim.
-    import types
+    # CreateOrUpdateTags at every forward update: 47 tags would make a group of 50 that deploys,
+    # then every update that should refresh fails. The build refuses them, naming the field (the
+    # check lives with the claim, in winworkers.refresh, so the config stays the lowest floor).
+    from winworkers import build_template, compute
 
-    from winworkers import compute
-
-    tags = tuple((f"team{i}", "x") for i in range(47))
-    with pytest.raises(ConfigError, match="tags"):
-        config = WorkersConfig(tags=tags)
-        # What it would render: the group's tags, plus the one the refresh function writes.
-        assert len(compute._tags(types.SimpleNamespace(config=config))) + 1 <= 50
+    fits = WorkersConfig(tags=tuple((f"team{i}", "x") for i in range(46)))
+    assert len(compute.group_tags(fits)) + 1 == 50
+    build_template(fits)
+    with pytest.raises(
+        ConfigError,
+        match=r"^WorkersConfig.tags=.47 tags. is not allowed: at most 46: Auto Scaling allows 50 tags a group",
+    ):
+        build_template(WorkersConfig(tags=tuple((f"team{i}", "x") for i in range(47))))

@@ -81,3 +81,67 @@ def test_examples_build_against_the_installed_wheel(wheel: Path, tmp_path: Path,
     subprocess.run([sys.executable, "-S", str(copy / example), str(out)], cwd=tmp_path, env=env, check=True)
     for name in EXAMPLES[example]:
         assert (out / name).read_text(encoding="utf-8") == (ROOT / "templates" / name).read_text(encoding="utf-8")
+
+
+def _imports(path: Path, module: str, modules: set[str]) -> set[str]:
+    """The package's modules a module imports, at its top or inside a function (a deferred import still
+    ties the two modules: it only hides a circle from Python's import machinery)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "winworkers":
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                found.add(candidate if candidate in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "winworkers"}
+    return (found & modules) - {module}
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each strongly connected group of more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(out)
+
+
+def test_no_module_of_the_library_imports_itself_back() -> None:
+    # Issue 29, "No circle": build -> constraints -> usage -> build was one; the 50-tag check once made
+    # config (the lowest floor) import compute and refresh. Deferred imports count.
+    package = ROOT / "winworkers"
+    paths = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p for p in package.rglob("*.py")
+    }
+    graph = {m: _imports(p, m, set(paths)) for m, p in paths.items()}
+    assert _circles(graph) == []
+    # The check sees one: a planted deferred import back from the lowest floor.
+    planted = {**graph, "winworkers.config": graph["winworkers.config"] | {"winworkers.compute"}}
+    assert ["winworkers.compute", "winworkers.config"] in [
+        sorted(set(c) & {"winworkers.compute", "winworkers.config"}) for c in _circles(planted)
+    ]

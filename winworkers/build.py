@@ -19,7 +19,6 @@ from winworkers import iam, wiring
 from winworkers._version import __version__
 from winworkers.compute import add_fleet
 from winworkers.config import WorkersConfig
-from winworkers.constraints import is_list_type
 from winworkers.diagnostics import add_boot_evidence
 from winworkers.network import add_network
 from winworkers.observability import WorkerLogs, add_alarms, add_worker_logs, grant_write
@@ -37,6 +36,7 @@ from winworkers.parameters import (
     parameter_specs,
 )
 from winworkers.refresh import add_refresh
+from winworkers.rules import is_list_type
 
 DESCRIPTION = "Windows Workers (winworkers): an isolated, self-patching Windows fleet nobody can log in to"
 METADATA_KEY = "winworkers"

@@ -36,7 +36,6 @@ METRIC_INTERVALS = (10, 30, 60, 120, 300)
 # The largest fleet the capacity parameters allow.
 MAX_FLEET_SIZE = 1000
 # Auto Scaling user guide, "Tag Auto Scaling groups and instances", tag restrictions.
-MAX_GROUP_TAGS = 50
 
 
 class ConfigError(ValueError):
@@ -169,23 +168,6 @@ class WorkersConfig:
                 )
         if len(set(keys)) != len(keys) or {"Name", "Feature"} & set(keys):
             raise ConfigError("tags", keys, "unique keys other than the reserved Name and Feature")
-        self._check_tag_count()
-
-    def _check_tag_count(self) -> None:
-        # Here, not at the top: both build on this module.
-        from winworkers.compute import group_tags
-        from winworkers.refresh import source_constant
-
-        # The group's tags and the refresh function's claim (docs/aws-behaviours.md row 212).
-        tags = {**group_tags(self), source_constant("CLAIM"): ""}
-        if len(tags) > MAX_GROUP_TAGS:
-            room = MAX_GROUP_TAGS - (len(tags) - len(self.tags))
-            raise ConfigError(
-                "tags",
-                f"{len(self.tags)} tags",
-                f"at most {room}: Auto Scaling allows {MAX_GROUP_TAGS} tags a group, and the group also "
-                f"carries {', '.join(sorted(set(tags) - {k for k, _ in self.tags}))}",
-            )
 
     def logical_id(self, name: str) -> str:
         """The logical ID of one of the feature's resources: prefix + PascalCase name."""

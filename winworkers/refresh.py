@@ -63,7 +63,8 @@ from troposphere.sqs import Queue
 
 from winworkers import iam
 from winworkers.bootstrap import group_arn
-from winworkers.compute import Fleet, ami_parameter_name
+from winworkers.compute import Fleet, ami_parameter_name, group_tags
+from winworkers.config import ConfigError, WorkersConfig
 from winworkers.observability import add_log_group, grant_write
 from winworkers.parameters import Params
 from winworkers.suppress import skip_checkov
@@ -219,7 +220,25 @@ def _arns(arns: list[Any], subnets: Any) -> Split:
     return Split(",", Join(",", [*arns, Join("", [each, Join("," + each, subnets)])]))
 
 
+MAX_GROUP_TAGS = 50
+"""Auto Scaling's tags a group (user guide, tag restrictions; docs/aws-behaviours.md row 212)."""
+
+
+def check_room_for_claim(config: WorkersConfig) -> None:
+    """Refuse config.tags that, with the group's own tags and the function's claim, exceed Auto Scaling's
+    50: the group would deploy, then every update that should refresh would fail (CreateOrUpdateTags)."""
+    tags = {**group_tags(config), source_constant("CLAIM"): ""}
+    if len(tags) > MAX_GROUP_TAGS:
+        room = MAX_GROUP_TAGS - (len(tags) - len(config.tags))
+        also = ", ".join(sorted(set(tags) - {k for k, _ in config.tags}))
+        allowed = (
+            f"at most {room}: Auto Scaling allows {MAX_GROUP_TAGS} tags a group, and the group also carries {also}"
+        )
+        raise ConfigError("tags", f"{len(config.tags)} tags", allowed)
+
+
 def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
+    check_room_for_claim(p.config)
     lid = p.config.logical_id
     logs = add_log_group(template, p, "RefreshLogs")
     dead_letters = template.add_resource(

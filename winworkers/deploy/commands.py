@@ -12,7 +12,15 @@ from typing import Any
 
 from winworkers.deploy import confirm, preflight
 from winworkers.deploy.base import Clients, DeployError
-from winworkers.deploy.execute import DEFAULT_TIMEOUT_MINUTES, delete, deploy, follow, require_bucket, upload
+from winworkers.deploy.execute import (
+    DEFAULT_TIMEOUT_MINUTES,
+    delete,
+    deploy,
+    follow,
+    preflight_stack,
+    require_bucket,
+    upload,
+)
 from winworkers.deploy.inputs import (
     Template,
     check_bucket_name,
@@ -208,7 +216,7 @@ def run_preflight(args: argparse.Namespace) -> int:
     def go() -> None:
         _common_checks(args)
         template, values = _template_and_values(args)
-        preflight.check_stack(
+        preflight_stack(
             _connect(args), args.stack_name, template.data, values, reset_to_defaults=args.reset_to_defaults, echo=_echo
         )
 

@@ -785,3 +785,26 @@ def _resources(cfn: Any, stack_id: str) -> dict[str, int]:
     paginator = cfn.get_paginator("list_stack_resources")
     summaries = [s for page in paginator.paginate(StackName=stack_id) for s in page["StackResourceSummaries"]]
     return dict(Counter(str(r["ResourceStatus"]) for r in summaries))
+
+
+def preflight_stack(
+    clients: Clients,
+    stack_name: str,
+    template_source: Path | Mapping[str, Any],
+    parameters: Mapping[str, str],
+    *,
+    reset_to_defaults: bool = False,
+    echo: Echo = print,
+) -> None:
+    """``winworkers preflight``: deploy's checks up to and including the preflight, and nothing else. The
+    values are resolved as deploy resolves them (on an update, a parameter not given keeps the stack's
+    value); nothing is created, no change set either. DeployError (one line) for what deploy would refuse."""
+    template = read_template(template_source)
+    check_given(template.data, parameters)
+    stack = describe_stack(clients.cloudformation, stack_name)
+    updating = stack is not None and stack["StackStatus"] not in ("REVIEW_IN_PROGRESS", *RECREATE)
+    previous = _previous_values(stack) if stack is not None and updating else {}
+    values, _, masked = _values(template.data, parameters, previous, reset_to_defaults, echo)
+    check(template.data, values, known=masked)
+    preflight.run(clients, template.data, values, echo)
+    echo(f"preflight passed: {'an update of' if updating else 'a new'} stack {stack_name}; nothing was created")

@@ -25,10 +25,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from winworkers.deploy.base import Clients, DeployError, Echo, describe_stack
+from winworkers.deploy.base import Clients, DeployError, Echo
 
 QUEUE = "WorkQueueArn"
 BUCKETS = ("DataBucket", "ArtifactBucket")
@@ -268,29 +267,3 @@ def key_finding(clients: Clients, parameter: str, arn: str) -> Finding | None:
     if state not in KEY_USABLE:
         return Finding(parameter, f"names a KMS key that is {state}: only an Enabled key encrypts")
     return None
-
-
-def check_stack(
-    clients: Clients,
-    stack_name: str,
-    template_source: Path | Mapping[str, Any],
-    parameters: Mapping[str, str],
-    *,
-    reset_to_defaults: bool = False,
-    echo: Echo = print,
-) -> None:
-    """``winworkers preflight``: deploy's checks up to and including the preflight, and nothing else. The
-    values are resolved as deploy resolves them (on an update, a parameter not given keeps the stack's
-    value); nothing is created, no change set either. DeployError (one line) for what deploy would refuse."""
-    from winworkers.deploy.execute import RECREATE, _previous_values, _values
-    from winworkers.deploy.inputs import check, check_given, read_template
-
-    template = read_template(template_source)
-    check_given(template.data, parameters)
-    stack = describe_stack(clients.cloudformation, stack_name)
-    updating = stack is not None and stack["StackStatus"] not in ("REVIEW_IN_PROGRESS", *RECREATE)
-    previous = _previous_values(stack) if stack is not None and updating else {}
-    values, _, masked = _values(template.data, parameters, previous, reset_to_defaults, echo)
-    check(template.data, values, known=masked)
-    run(clients, template.data, values, echo)
-    echo(f"preflight passed: {'an update of' if updating else 'a new'} stack {stack_name}; nothing was created")
