@@ -1,8 +1,8 @@
-"""Record the README's deploy session: real `winworkers` commands in a pseudo-terminal
+"""Record the deploy session of docs/deploy.md: real `winworkers` commands in a pseudo-terminal
 (so that deploy asks, and is answered "y") against `winworkers emulator`, then write
-the transcript, trimmed, between the README's deploy-session markers.
+the transcript, trimmed, between the page's deploy-session markers.
 
-    python scripts/deploy_session.py README.md
+    python scripts/deploy_session.py docs/deploy.md
 
 Only 127.0.0.1 is contacted: the emulator runs on a free local port.
 """
@@ -130,4 +130,4 @@ def main(readme: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "README.md"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/deploy.md"))

@@ -1,9 +1,10 @@
-"""Rewrite the generated blocks of the README and of the docs/ pages (run by `make templates`):
-the parameter and output tables from the declarations, the examples' code from examples/,
-the committed templates' sizes (as `make bench` measures them), worker.json's keys, and
-what the emulator creates of each resource type.
+"""Rewrite the generated blocks of the docs/ pages (and of README.md, should it hold one; run by
+`make templates`): the parameter and output tables from the declarations, the examples' code from
+examples/, the committed templates' sizes (as `make bench` measures them), worker.json's keys, what
+the emulator creates of each resource type, which parameter changes refresh the workers, and the
+lint rules' reference from the rules' own metadata.
 
-    python scripts/readme_table.py            # README.md and every page of DOCUMENTS
+    python scripts/readme_table.py            # every page of DOCUMENTS
     python scripts/readme_table.py FILE...    # only these (each must hold its required blocks)
 """
 
@@ -18,7 +19,14 @@ from typing import Any
 from bench import FLEET_SIZES, fleet_size_bytes, template_figures
 
 from winworkers import WorkersConfig
-from winworkers.docs import output_table, parameter_table, refresh_table, worker_config_sample, worker_config_table
+from winworkers.docs import (
+    lint_rule_reference,
+    output_table,
+    parameter_table,
+    refresh_table,
+    worker_config_sample,
+    worker_config_table,
+)
 from winworkers.emulator import coverage_table
 from winworkers.renderings import enabled_parameters
 from winworkers.templates import FEATURE_BUDGET, S3_LIMIT
@@ -28,10 +36,27 @@ LANGUAGES = {".py": "python", ".toml": "toml"}
 # Each document make templates rewrites, and the blocks it must hold (a block missing there is an error:
 # a page that lost its markers would silently stop being refreshed).
 DOCUMENTS = {
-    "README.md": ("parameters", "outputs", "sizes", "emulator-coverage", "refreshes"),
+    "README.md": (),
+    "docs/parameters.md": ("parameters",),
+    "docs/embedding.md": (
+        "examples/inline_parent.py",
+        "examples/workers.toml",
+        "examples/nested_parent.py",
+        "examples/own_switch_parent.py",
+        "outputs",
+    ),
+    "docs/updates.md": ("refreshes",),
+    "docs/emulator.md": ("emulator-coverage",),
+    "docs/operations.md": ("sizes",),
     "docs/worker-contract.md": ("worker-json",),
-    "docs/embedding.md": ("examples/own_switch_parent.py",),
+    "docs/lint-rules.md": ("lint-rules",),
 }
+
+
+def document_of(block: str) -> Path:
+    """The page that holds a generated block (each block is in exactly one page of DOCUMENTS)."""
+    (name,) = [name for name, required in DOCUMENTS.items() if block in required]
+    return ROOT / name
 
 
 def size_table() -> str:
@@ -77,6 +102,7 @@ def blocks() -> dict[str, str]:
         "refreshes": refresh_table(WorkersConfig()),
         "sizes": size_table(),
         "worker-json": worker_config_block(),
+        "lint-rules": lint_rule_reference(),
         "emulator-coverage": coverage_table(
             r["Type"] for p in sorted((ROOT / "templates").glob("*.json")) for r in _resources(p)
         ),

@@ -205,3 +205,48 @@ def refresh_table(config: WorkersConfig) -> str:
     template = child_template(config).to_dict()
     rows += [f"| `{name}` | {what} | {through} |" for name, what, through in refresh_rows(template)]
     return "\n".join(rows) + "\n"
+
+
+def lint_rule_reference() -> str:
+    """The package's cfn-lint rules as docs/lint-rules.md shows them, read from each rule's own
+    metadata as cfn-lint documents its rules (id, shortdesc, description, source_url, tags): a
+    table, then per rule its docstring and, where it has one, its ``reference_table`` (needs cfn-lint)."""
+    import inspect
+
+    from winworkers.lint import rules as package
+
+    found = sorted((getattr(package, name) for name in package.__all__), key=lambda rule: str(rule.id)[1:])
+    rows = ["| Rule | Title | Description | Source | Tags |", "| --- | --- | --- | --- | --- |"]
+    sections = []
+    for rule in found:
+        path = f"../winworkers/lint/rules/{inspect.getfile(rule).replace(chr(92), '/').rsplit('/', 1)[-1]}"
+        tags = ", ".join(f"`{tag}`" for tag in rule.tags)
+        rows.append(
+            f"| [{rule.id}]({path}) | {_cell(rule.shortdesc)} | {_cell(rule.description)} "
+            f"| [Source]({rule.source_url}) | {tags} |"
+        )
+        doc = inspect.getdoc(rule)
+        if not doc:
+            raise ValueError(f"lint rule {rule.id} has no docstring: winworkers.docs documents each rule from it")
+        sections.append(f"### {rule.id}: {rule.shortdesc}\n\n{_markdown(doc)}\n")
+        table = getattr(rule, "reference_table", ())
+        if table:
+            header, *body = table
+            lines = [_row(header), "| " + " | ".join("---" for _ in header) + " |", *(_row(r) for r in body)]
+            sections.append("\n".join(lines) + "\n")
+    count = f"The package's **{len(found)}** rules, from each rule's own metadata and docstring:\n\n"
+    return count + "\n".join(rows) + "\n\n" + "\n".join(sections)
+
+
+def _cell(text: str) -> str:
+    """text as one Markdown table cell: its pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _row(cells: tuple[str, ...]) -> str:
+    return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
+
+
+def _markdown(docstring: str) -> str:
+    """A rule's docstring (reStructuredText's ``literals``) as Markdown (`literals`)."""
+    return docstring.replace("``", "`")

@@ -4,14 +4,8 @@
 namespace (cfn-lint instantiates every ``CloudFormationLintRule`` subclass it
 finds here), so every rule class must be imported below.
 
-| Id | Rule |
-| --- | --- |
-| E9101 | Gateway VPC endpoint policy names a principal |
-| E9102 | Nested stack parameter given a list |
-| W9103 | Lambda function reserves concurrency |
-| W9104 | Interface endpoint private DNS in a VPC the template does not create (opt-in) |
-| E9105 | Auto Scaling group does not wait for the network its instances boot through |
-| E9106 | cfn-init runs msiexec without waiting |
+Each rule's id, title, description, source and tags are its class attributes,
+and docs/lint-rules.md is generated from them (``make templates``).
 """
 
 from winworkers.lint.rules.asg_waits_for_network import AsgWaitsForNetwork

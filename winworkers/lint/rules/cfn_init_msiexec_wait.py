@@ -97,7 +97,7 @@ class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
     ``saps``), ``Invoke-Expression`` (``iex``), ``$p =``, cmd's ``if exist``/``if
     errorlevel`` or opening quotes and brackets. cfn-init runs a string command with
     ``cmd.exe /c``; an array command is an argv it runs without a shell and waits for
-    (register row 209): msiexec as its program is waited for, and an array running
+    (register rows 21 and 209): msiexec as its program is waited for, and an array running
     another program (``cmd /c``, ``powershell -Command``) is read as that program's
     command line. What follows ``powershell.exe`` (or ``pwsh``) up to the end of its
     cmd statement is PowerShell's (a backtick continues its line).
@@ -122,6 +122,17 @@ class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
     a log file named ``msiexec.log``); msiexec run by a script file the command
     calls (the rule cannot read it); ``packages: {msi: ...}``; UserData outside
     cfn-init.
+
+    **Not read.** A script file the command calls, ``-EncodedCommand``, and msiexec
+    piped in cmd (``msiexec ... | more``: not documented either way, so flagged).
+
+    **Each form, and its source.** ``reference_table`` lists every form the rule
+    reads, whether cfn-init then waits, and the document that says so (the lint-rule
+    reference, docs/lint-rules.md, shows it as a table).
+    ``tests/fixtures/lint-corpus/windows-msiexec-waits.yaml`` holds each form as
+    templates write it (strings, ``!Sub``, ``!Join``, ``!If``, a continued PowerShell
+    line; on an instance and a launch template), and ``expected.json`` the exact
+    findings.
     """
 
     id = "E9106"
@@ -132,6 +143,156 @@ class CfnInitMsiexecNotAwaited(CloudFormationLintRule):
     )
     source_url = "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-init.html"
     tags = ["resources", "metadata", "cfn-init", "windows", "winworkers"]
+    #: Each form a template writes msiexec in, whether cfn-init then waits, and the source
+    #: (docs/lint-rules.md renders this table from here; tests/fixtures/lint-corpus/
+    #: windows-msiexec-waits.yaml holds each form, and expected.json its findings).
+    reference_table = (
+        (
+            "Form",
+            "Waits?",
+            "Source",
+        ),
+        (
+            (
+                '`command: ["msiexec", "/i", "x.msi", "/qn"]` (an array whose program is msiexec, with or '
+                "without a path or `.exe`)"
+            ),
+            "yes: cfn-init runs it without a shell and waits for its own child",
+            (
+                "[AWS::CloudFormation::Init](https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateRef"
+                'erence/aws-resource-init.html#aws-resource-init-commands) (`command`: "Either an array or a '
+                'string"; each array element "a single command argument", per the user guide\'s older text); '
+                "secondary: aws-cfn-bootstrap's `ProcessHelper` (`Popen(cmd, shell=isinstance(cmd, "
+                "basestring))`, then `communicate()`)"
+            ),
+        ),
+        (
+            (
+                '`command: ["cmd", "/c", "start msiexec ..."]`, `["powershell", "-Command", "Start-Process '
+                'msiexec ..."]` (an array running another program)'
+            ),
+            ("as that program's command line (the array joined as Windows quotes an argv) reads, row by row below"),
+            "same",
+        ),
+        (
+            "`msiexec /i x.msi` (bare, under `cmd /c`)",
+            (
+                'no: cmd does not wait for a GUI program unless it runs "within a command script"; `cmd /c` '
+                "with a command line is not one (flagged)"
+            ),
+            (
+                "`start /?` and [start](https://learn.microsoft.com/en-us/windows-server/administration/windo"
+                "ws-commands/start)"
+            ),
+        ),
+        (
+            '`start msiexec ...`, `start "" msiexec ...`',
+            "no (flagged)",
+            ("[start](https://learn.microsoft.com/en-us/windows-server/administration/windows-commands/start)"),
+        ),
+        (
+            ('`start /wait msiexec`, `start "" /wait msiexec`, `start /b /wait msiexec`, `cmd /c start /wait msiexec`'),
+            "yes",
+            (
+                "[start](https://learn.microsoft.com/en-us/windows-server/administration/windows-commands/sta"
+                "rt) (`/wait`)"
+            ),
+        ),
+        (
+            "`start /w msiexec`",
+            "yes: cmd takes `/w` for `/wait`",
+            (
+                "not in `start`'s reference; Microsoft's IIS 7 unattended-setup walkthrough runs `start /w "
+                "pkgmgr` (https://learn.microsoft.com/en-us/iis/install/installing-iis-7/using-unattended-set"
+                "up-to-install-iis; the line was not in the excerpt seen here: treat as unverified)"
+            ),
+        ),
+        (
+            (
+                "`Start-Process msiexec ... -Wait` (`-Wait` anywhere, any case, `-Wai`, `-Wait:$true`, with "
+                "`-NoNewWindow`)"
+            ),
+            "yes",
+            (
+                "[Start-Process](https://learn.microsoft.com/powershell/module/microsoft.powershell.managemen"
+                "t/start-process) (`-Wait`); [about_Parameters](https://learn.microsoft.com/powershell/module"
+                "/microsoft.powershell.core/about/about_parameters) (names may be shortened while "
+                "unambiguous; case-insensitive)"
+            ),
+        ),
+        (
+            "`start msiexec ... -Wait`, `saps msiexec ... -Wait` in PowerShell",
+            "yes: `start` and `saps` are Start-Process's aliases",
+            (
+                "[Start-Process](https://learn.microsoft.com/powershell/module/microsoft.powershell.managemen"
+                "t/start-process) (Aliases)"
+            ),
+        ),
+        (
+            "`Start-Process msiexec ... -Wa ...`",
+            "no: `-wa` is the alias of the common parameter WarningAction (flagged)",
+            (
+                "[CommonParameters.WarningAction](https://learn.microsoft.com/dotnet/api/system.management.au"
+                'tomation.internal.commonparameters.warningaction) (`Alias("wa")`)'
+            ),
+        ),
+        (
+            (
+                "`Start-Process ... -Wait:$false`; `-ArgumentList '/i x.msi -Wait'`, `-ArgumentList \"/i x.msi"
+                ' -Wait"` (also `\\"...\\"` inside `powershell -Command "..."`, and a `"..."` holding `$( )`)'
+            ),
+            "no: a `-Wait` inside a string is msiexec's argument (flagged)",
+            (
+                "[about_Parameters](https://learn.microsoft.com/powershell/module/microsoft.powershell.core/a"
+                "bout/about_parameters) (switch values)"
+            ),
+        ),
+        (
+            (
+                "`$p = Start-Process ... -PassThru; $p.WaitForExit()`, `(Start-Process ... "
+                "-PassThru).WaitForExit()`, `... -PassThru | Wait-Process`, `$p | Wait-Process`, "
+                "`Wait-Process -Id $p.Id` (`-InputObject $p`): the process Start-Process returned"
+            ),
+            "yes",
+            (
+                "[Start-Process](https://learn.microsoft.com/powershell/module/microsoft.powershell.managemen"
+                "t/start-process) (`-PassThru`), [Wait-Process](https://learn.microsoft.com/powershell/module"
+                "/microsoft.powershell.management/wait-process)"
+            ),
+        ),
+        (
+            (
+                "`Start-Process msiexec ...` alone, `-PassThru` not waited for (its process dropped, then "
+                "`Wait-Process -Name other`), `saps msiexec ...`"
+            ),
+            "no (flagged)",
+            (
+                "[Start-Process](https://learn.microsoft.com/powershell/module/microsoft.powershell.managemen"
+                "t/start-process)"
+            ),
+        ),
+        (
+            "`& msiexec ... | Out-Null`, `msiexec ... | Out-Default`",
+            "yes: PowerShell reads a native program's piped output until it ends",
+            (
+                'secondary: "PowerShell Notes for Professionals", Running Executables, GUI applications '
+                "(https://riptutorial.com/powershell/example/25303/gui-applications)"
+            ),
+        ),
+        (
+            "`& msiexec ...` alone",
+            "no (flagged)",
+            "same",
+        ),
+        (
+            "`powershell -Command \"Invoke-Expression 'Start-Process msiexec ... -Wait'\"`",
+            "yes (read as the command it runs)",
+            (
+                "[Invoke-Expression](https://learn.microsoft.com/powershell/module/microsoft.powershell.utili"
+                "ty/invoke-expression)"
+            ),
+        ),
+    )
 
     def match(self, cfn: Template) -> list[RuleMatch]:
         matches: list[RuleMatch] = []
