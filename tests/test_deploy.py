@@ -679,9 +679,9 @@ def test_emulator_without_moto_says_what_to_install() -> None:
 
 
 def _readme_demo() -> list[list[str]]:
-    """The commands of the README's emulator walk-through, as argv lists."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    demo = readme.split("<!-- emulator-demo:begin -->")[1].split("<!-- emulator-demo:end -->")[0]
+    """The commands of the emulator walk-through (docs/emulator.md), as argv lists."""
+    page = (ROOT / "docs" / "emulator.md").read_text(encoding="utf-8")
+    demo = page.split("<!-- emulator-demo:begin -->")[1].split("<!-- emulator-demo:end -->")[0]
     blocks = re.findall(r"```sh\n(.*?)```", demo, flags=re.S)
     return [shlex.split(command) for block in blocks for command in block.replace("\\\n", " ").splitlines()]
 

@@ -320,8 +320,8 @@ def test_the_command_writes_one_file_per_policy_and_how_to_create_it(
 
 def test_the_readme_counts_the_policies_and_roles_as_built() -> None:
     words = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    paragraph = readme[readme.index("- Deploying needs the permissions") :].split("\n- ")[0]
+    page = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")  # "The deployer's permissions"
+    paragraph = page[page.index("- Deploying needs the permissions") :].split("\n- ")[0]
     paragraph = " ".join(paragraph.split())
     roles = [n for n, r in build_template().to_dict()["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
     documents = policy_documents(nested=True, stack_name="s" * 60, template_bucket="b" * 63)

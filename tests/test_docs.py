@@ -109,14 +109,14 @@ def test_no_page_says_an_idle_fleet_costs_nothing() -> None:
     # (register: the README's cost rows): neither a page nor a parameter's description says otherwise.
     import json
 
-    texts = {p.name: p.read_text(encoding="utf-8") for p in PAGES}
+    texts = {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8") for p in PAGES}
     for path in sorted((ROOT / "templates").glob("*.json")):
         parameters = json.loads(path.read_text(encoding="utf-8"))["Parameters"]
         texts[path.name] = "\n".join(p.get("Description", "") for p in parameters.values())
     assert [
         name for name, text in texts.items() if re.search(r"(?<!not )idles? at no cost|idles? for free", text, re.I)
     ] == []
-    costs = _section(texts["README.md"], "### What it costs")
+    costs = _section(texts["docs/operations.md"], "## What it costs")
     assert "does not idle at no cost" in costs and "interface endpoints" in costs
     assert "licence is included" in costs and "https://aws.amazon.com/ec2/pricing/on-demand/" in costs
 
@@ -125,10 +125,11 @@ def test_the_warm_pool_cost_is_the_default_volume_at_the_gp3_price(feature: dict
     # A stopped pooled worker pays its gp3 root volume only (register row 166): $0.08 per GB-month.
     gib = int(feature["Parameters"]["WinRootVolumeSize"]["Default"])
     pool = int(feature["Parameters"]["WinMaxSize"]["Default"])
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"{gib} x $0.08 = ${gib * 0.08:.2f} a month" in readme
-    assert f"The default\nidle pool of {pool} is ${pool * gib * 0.08:.2f} a month" in readme
-    assert f"${gib * 0.08:.2f} a month each with the default" in readme.replace("\n", " ")
+    capacity = (ROOT / "docs" / "capacity.md").read_text(encoding="utf-8")  # "A warm pool"
+    costs = _section((ROOT / "docs" / "operations.md").read_text(encoding="utf-8"), "## What it costs")
+    assert f"{gib} x $0.08 = ${gib * 0.08:.2f} a month" in capacity
+    assert f"The default\nidle pool of {pool} is ${pool * gib * 0.08:.2f} a month" in capacity
+    assert f"${gib * 0.08:.2f} a month each with the default" in costs.replace("\n", " ")
     # The scaling model (BENCHMARKS.md's idle costs) prices the volume at the same rate, and the
     # template's default volume is the one it models.
     import scaling_model as model
@@ -146,7 +147,74 @@ def test_review2_the_claim_tag_s_drift_is_told_not_denied() -> None:
     # An operator running drift detection (or a compliance tool that does) must be told.
     rows = (ROOT / "docs" / "aws-behaviours.md").read_text(encoding="utf-8")
     (row,) = [line for line in rows.splitlines() if line.startswith("| 197 |")]
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    claim = readme[readme.index("winworkers:refresh-request") - 400 : readme.index("winworkers:refresh-request") + 600]
+    updates = (ROOT / "docs" / "updates.md").read_text(encoding="utf-8")  # "Updating a running stack"
+    at = updates.index("winworkers:refresh-request")
+    claim = updates[at - 400 : at + 600]
     assert "manages nothing of it" not in row
     assert "drift" in row.lower() and "drift" in claim.lower()
+
+
+def test_the_readme_is_a_guide_under_500_lines() -> None:
+    # Issue 29: a newcomer reads the README top to bottom; reference tables live in docs/.
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) < 500, len(lines)
+    headings = [line[3:] for line in lines if line.startswith("## ")]
+    order = ["What it is", "Install", "Quickstart", "Use as a library", "Security model", "Operations"]
+    assert [h for h in headings if h in order] == order, headings
+
+
+def test_every_generated_table_is_in_docs_not_in_the_readme() -> None:
+    # The README links to the reference; readme_table.DOCUMENTS says where each generated block lives.
+    import readme_table
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme_table.DOCUMENTS["README.md"] == ()
+    assert re.findall(r"<!-- ([\w./-]+):begin -->", readme) == []
+    for page, blocks in readme_table.DOCUMENTS.items():
+        text = (ROOT / page).read_text(encoding="utf-8")
+        for block in blocks:
+            assert text.count(f"<!-- {block}:begin -->") == 1 and readme_table.document_of(block) == ROOT / page
+            if page != "README.md":
+                assert page in {target.partition("#")[0] for target in links(ROOT / "README.md")}, page
+
+
+def test_the_lint_rule_reference_is_generated_from_each_rules_metadata() -> None:
+    # As cfn-lint generates docs/rules.md: each rule's id, shortdesc, description, source_url and
+    # tags, then its docstring (and its reference_table), from the rule classes, one source.
+    import inspect
+
+    import readme_table
+
+    from winworkers.docs import lint_rule_reference
+    from winworkers.lint import rules
+
+    page = readme_table.document_of("lint-rules")
+    text = page.read_text(encoding="utf-8")
+    block = text.split("<!-- lint-rules:begin -->\n", 1)[1].split("<!-- lint-rules:end -->", 1)[0]
+    assert block == lint_rule_reference(), "docs/lint-rules.md is stale: make templates"
+    found = [getattr(rules, name) for name in rules.__all__]
+    assert f"**{len(found)}** rules" in block
+    for rule in found:
+        path = f"../winworkers/lint/rules/{Path(inspect.getfile(rule)).name}"
+        (row,) = [line for line in block.splitlines() if line.startswith(f"| [{rule.id}]({path}) |")]
+        assert rule.shortdesc in row and f"[Source]({rule.source_url})" in row
+        assert " ".join(rule.description.split()).replace("|", "\\|") in row
+        assert all(f"`{tag}`" in row for tag in rule.tags)
+        first = " ".join(inspect.getdoc(rule).replace("``", "`").split("\n\n")[0].split())
+        assert first in " ".join(block.split()), rule.id
+        # Outside the generated block, no hand-kept row of the rule.
+        assert f"| {rule.id} |" not in text.replace(block, "")
+    # Guidance that is not metadata lives in the rule too: E9106's forms, each row in the table.
+    (e9106,) = [rule for rule in found if rule.id == "E9106"]
+    assert len(e9106.reference_table) > 10
+    for form, waits, _ in e9106.reference_table[1:]:
+        assert f"| {form.replace('|', chr(92) + '|')} | {waits.replace('|', chr(92) + '|')} |" in block
+
+
+def test_a_rule_without_a_docstring_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from winworkers.docs import lint_rule_reference
+    from winworkers.lint import rules
+
+    monkeypatch.setattr(rules.GatewayEndpointPrincipal, "__doc__", None)
+    with pytest.raises(ValueError, match="E9101 has no docstring"):
+        lint_rule_reference()

@@ -7,12 +7,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conftest import ROOT
+from readme_table import document_of
+
 from winworkers.ami_refresh import ROLLED_OUT
 from winworkers.deploy.changes import from_change_set, refresh_inputs, refresh_triggers, resources_holding
 from winworkers.docs import refresh_rows
 
-README = ROOT / "README.md"
+TABLE = document_of("refreshes")  # the page that holds the generated table (docs/updates.md)
 SWITCH = "EnableWinTaskScriptService"
 
 
@@ -25,7 +26,7 @@ def test_the_drain_time_reaches_the_workers_so_a_change_refreshes_them(feature: 
     assert "WinDrainSeconds" in _refreshing(feature)
     assert refresh_inputs(feature)["WinDrainSeconds"] == ("WinLaunchTemplate",)
     row = next(
-        line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith("| `WinDrainSeconds`")
+        line for line in TABLE.read_text(encoding="utf-8").splitlines() if line.startswith("| `WinDrainSeconds`")
     )
     assert "refreshes the workers" in row, row
 

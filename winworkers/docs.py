@@ -225,10 +225,10 @@ def lint_rule_reference() -> str:
             f"| [{rule.id}]({path}) | {_cell(rule.shortdesc)} | {_cell(rule.description)} "
             f"| [Source]({rule.source_url}) | {tags} |"
         )
-        doc = inspect.getdoc(rule)
+        doc = rule.__dict__.get("__doc__")  # its own: inspect.getdoc would inherit cfn-lint's base class's
         if not doc:
             raise ValueError(f"lint rule {rule.id} has no docstring: winworkers.docs documents each rule from it")
-        sections.append(f"### {rule.id}: {rule.shortdesc}\n\n{_markdown(doc)}\n")
+        sections.append(f"### {rule.id}: {rule.shortdesc}\n\n{_markdown(inspect.cleandoc(doc))}\n")
         table = getattr(rule, "reference_table", ())
         if table:
             header, *body = table
