@@ -218,3 +218,26 @@ def test_a_rule_without_a_docstring_is_refused(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(rules.GatewayEndpointPrincipal, "__doc__", None)
     with pytest.raises(ValueError, match="E9101 has no docstring"):
         lint_rule_reference()
+
+
+def test_the_readmes_library_lines_run_on_the_example_platform() -> None:
+    # The README's Python is not generated: each of its calls runs, alone (inline *or* nested: one
+    # prefix embeds once per parent), on the example platform's template and inputs.
+    import inline_parent
+    from troposphere import Parameter
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    lines = [line.split("  #")[0] for block in blocks for line in block.splitlines() if line.strip()]
+    imports = "\n".join(line for line in lines if line.startswith(("from ", "import ")))
+    calls = [line for line in lines if not line.startswith(("from ", "import ", "#"))]
+    assert len(calls) == 2, calls
+    made = []
+    for call in calls:
+        template, inputs = inline_parent.platform()
+        url = template.add_parameter(Parameter("WinTemplateUrl", Type="String"))
+        scope = {"template": template, "inputs": inputs, "url": url}
+        exec(compile(imports + "\n" + call, "README.md", "exec"), scope)
+        made.append(
+            sorted({r.resource_type for r in template.resources.values()} - {"AWS::SQS::Queue", "AWS::S3::Bucket"})
+        )
+    assert "AWS::AutoScaling::AutoScalingGroup" in made[0] and made[1] == ["AWS::CloudFormation::Stack"]

@@ -12,7 +12,7 @@ from winworkers.parameters import in_console_order, param_name, parameter_specs
 
 
 def parameter_table(config: WorkersConfig) -> str:
-    """The stack parameters as a Markdown table (the README embeds this), grouped as the console
+    """The stack parameters as a Markdown table (docs/parameters.md embeds this), grouped as the console
     groups them (parameters.in_console_order)."""
     rows = ["| Group | Parameter | Default | Allowed | Description |", "| --- | --- | --- | --- | --- |"]
     for spec in in_console_order(parameter_specs(config)):
@@ -24,7 +24,7 @@ def parameter_table(config: WorkersConfig) -> str:
 
 
 def output_table(config: WorkersConfig) -> str:
-    """The feature's outputs as a Markdown table, read from the built template (the README embeds this)."""
+    """The feature's outputs as a Markdown table, read from the built template (docs/embedding.md embeds this)."""
     rows = ["| Output | Value | Description |", "| --- | --- | --- |"]
     for name, output in child_template(config).to_dict()["Outputs"].items():
         rows.append(f"| `{name}` | `{_intrinsic_text(output['Value'])}` | {output['Description']} |")
@@ -41,7 +41,7 @@ def _intrinsic_text(value: Any) -> str:
 
 
 # What each key of worker.json means to the worker (bootstrap.worker_settings writes them).
-# worker_config_table refuses a key that is not described here, so the README cannot miss one.
+# worker_config_table refuses a key that is not described here, so docs/worker-contract.md cannot miss one.
 WORKER_CONFIG_DOCS = {
     "region": "The stack's Region: the Region of every AWS call the worker makes.",
     "queue_arn": "The work queue's ARN.",
@@ -200,7 +200,7 @@ def refresh_rows(template: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def refresh_table(config: WorkersConfig) -> str:
-    """Which parameter changes refresh the running workers (the README embeds this)."""
+    """Which parameter changes refresh the running workers (docs/updates.md embeds this)."""
     rows = ["| Parameter | A change | Through |", "| --- | --- | --- |"]
     template = child_template(config).to_dict()
     rows += [f"| `{name}` | {what} | {through} |" for name, what, through in refresh_rows(template)]
