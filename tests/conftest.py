@@ -64,7 +64,7 @@ def aws(endpoint: str) -> Any:
 
 DATA = ROOT / "tests" / "data"
 # The example parents (examples/*.py) import each other as a reader runs them: from their folder;
-# the tests import the scripts (scripts/*.py: the model, the README tables) as modules too.
+# the tests import the scripts (scripts/*.py: the model, the docs' generated tables) as modules too.
 sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(ROOT / "scripts"))
 

@@ -261,7 +261,7 @@ def test_a_warm_pool_group_asks_for_no_spot_and_no_mixed_instances(feature: dict
 def test_creation_waits_45_minutes_for_a_signal_from_every_first_worker(
     feature: dict[str, Any], overrides: dict[str, str], count: int
 ) -> None:
-    # README "Spot" and docs/lifecycle.md: the group's creation waits (45 minutes at most) for a
+    # docs/capacity.md "Spot" and docs/lifecycle.md: the group's creation waits (45 minutes at most) for a
     # bootstrap signal from each of its first MinSize (or DesiredCapacity) workers, and fails the
     # create if one does not come (MinSuccessfulInstancesPercent 100).
     rendered = render(feature, enabled_parameters(**{"MaxSize": "4", **overrides}))

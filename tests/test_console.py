@@ -249,7 +249,7 @@ def test_two_fleets_in_one_parent_keep_their_parameters_in_groups_of_their_own()
     each fleet's groups into a parent group "with the same label": the second fleet's "Network", "Capacity and
     image", ... join the first's, so the console shows one "Network" group of 18 parameters of two fleets, each
     fleet's inputs interleaved with the other's. Each group should hold one fleet's parameters (its label
-    naming the fleet), as the parent's Rules and the README's table keep them apart."""
+    naming the fleet), as the parent's Rules and docs/parameters.md's table keep them apart."""
     interface = as_dict(own_switch_parent.own_switch_parent())["Metadata"][INTERFACE]
     mixed = [
         group["Label"]["default"]

@@ -54,7 +54,7 @@ EVENT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  (\S+) +([A-Z_]+) *(.
 
 @pytest.fixture()
 def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The environment the README tells emulator users to export."""
+    """The environment docs/emulator.md tells emulator users to export."""
     for name, value in ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
@@ -381,7 +381,7 @@ AGREE = [
 
 @pytest.mark.parametrize("values", AGREE, ids=range(len(AGREE)))
 def test_deploy_refuses_exactly_what_check_inputs_reports(feature: dict[str, Any], values: dict[str, str]) -> None:
-    """The README's promise: deploy's checks are the library call check_inputs, given the
+    """docs/deploy.md's promise: deploy's checks are the library call check_inputs, given the
     prefix lists deploy looks up as filled."""
     problems = check_inputs(feature, values, filled=prefix_lists_to_fill(feature, values))
     if not problems:
@@ -697,7 +697,7 @@ def test_the_readme_emulator_walkthrough_works_as_written(
         *[["winworkers", "deploy"]] * 3,
         *[["winworkers", "delete"]] * 2,
     ]
-    # The README's port may be taken on this machine: the same commands on a free one.
+    # The page's port may be taken on this machine: the same commands on a free one.
     readme_port = commands[0][commands[0].index("--port") + 1]
     port = str(_free_port())
     commands = [[arg.replace(f":{readme_port}", f":{port}") for arg in c] for c in commands]
@@ -714,7 +714,7 @@ def test_the_readme_emulator_walkthrough_works_as_written(
         first = emulator.stdout.readline()
         assert first == f"Local AWS emulator at http://127.0.0.1:{port}\n"
         printed = [emulator.stdout.readline() for _ in range(3)]
-        assert printed[1].strip() == " ".join(commands[1])  # it prints the README's export line
+        assert printed[1].strip() == " ".join(commands[1])  # it prints the page's export line
         threading.Thread(target=emulator.stdout.read, daemon=True).start()  # keep its pipe from filling up
         for assignment in commands[1][1:]:
             name, _, value = assignment.partition("=")

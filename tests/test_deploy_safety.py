@@ -156,7 +156,7 @@ def test_a_change_that_refreshes_the_workers_asks_first(aws: Clients) -> None:
         _run(aws, "ww-refresh-ask", {"WinInstanceType": "c7i.xlarge"})
     assert "starts an instance refresh" in str(refused.value)
     assert _parameters(aws, "ww-refresh-ask")["WinInstanceType"] == "m6i.large"
-    assert _pending(aws, "ww-refresh-ask") == []  # README: refused and deleted unless --yes
+    assert _pending(aws, "ww-refresh-ask") == []  # docs/deploy.md: refused and deleted unless --yes
 
 
 def test_the_plan_groups_replacements_with_their_cause() -> None:

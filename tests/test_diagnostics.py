@@ -132,7 +132,7 @@ def before_value(value: str) -> str:
 def test_an_evidence_write_that_fails_is_retried_twice_then_dead_lettered(
     feature: dict[str, Any], enabled: dict[str, Any]
 ) -> None:
-    # README "Troubleshooting a failed boot": retried twice by Lambda, then dead-lettered. Twice is
+    # docs/operations.md "Troubleshooting a failed boot": retried twice by Lambda, then dead-lettered. Twice is
     # Lambda's asynchronous default (register row 98), so nothing in the template may change it.
     assert "AWS::Lambda::EventInvokeConfig" not in {r["Type"] for r in feature["Resources"].values()}
     assert props(enabled, "WinEvidenceFunction")["DeadLetterConfig"]["TargetArn"] == "WinRefreshDeadLetters.Arn"

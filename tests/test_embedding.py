@@ -524,7 +524,7 @@ def as_dict_parameter(parameter: Parameter) -> dict[str, Any]:
     return json.loads(json.dumps(parameter.to_dict()))
 
 
-# --- NestedFeature.output: the names the README lists
+# --- NestedFeature.output: the names docs/embedding.md lists
 
 
 def test_output_takes_the_readmes_names_and_refuses_others() -> None:
@@ -534,7 +534,7 @@ def test_output_takes_the_readmes_names_and_refuses_others() -> None:
     for name in ("GpuGpuGroupName", "WinGroupName", "Group", ""):
         with pytest.raises(ValueError, match=r"no output .* its outputs are \[.*'GpuGroupName', 'GpuInstanceRoleArn'"):
             nested.output(name)
-    # Every name of the README's Outputs table (the default prefix) works as written.
+    # Every name of the Outputs table (docs/embedding.md) (the default prefix) works as written.
     default = nested_stack(Template(), URL)
     table = output_table(WorkersConfig())
     names = re.findall(r"^\| `(\w+)` \|", table, re.M)
@@ -590,7 +590,7 @@ def test_the_two_fleet_example_must_be_deployed_from_s3(own_switch: dict[str, An
 
 
 def test_a_child_from_a_version_whose_output_differs_is_refused_naming_both_versions() -> None:
-    # README "Nested": the pair is refused when the child's content is not what the parent
+    # docs/embedding.md "Nested": the pair is refused when the child's content is not what the parent
     # expects; the message names the versions each half was built with.
     parent, child = Template(), as_dict(child_template())
     nested_stack(parent, URL)

@@ -2,7 +2,7 @@
 alarms, scaling policies and egress rules moto's CloudFormation skips, lists what it
 still cannot create, keeps retained resources, and returns the stack's Outputs.
 
-Each deploy goes through winworkers deploy, as the README walk-through does, and is
+Each deploy goes through winworkers deploy, as the walk-through of docs/emulator.md does, and is
 judged by asking the emulator's other services what exists (CloudWatch, Auto Scaling,
 EC2, CloudWatch Logs), not by trusting the stack's own report.
 """

@@ -145,7 +145,7 @@ def test_the_refresh_alarms_page_on_the_first_error_or_failed_refresh(enabled: d
 
 def test_every_log_group_is_retained_and_takes_the_customer_key_when_set(feature: dict[str, Any]) -> None:
     # README "Security model": log groups encrypted with the optional customer key; a delete (or
-    # the feature turned off) keeps every one of them (README "Cleanup").
+    # the feature turned off) keeps every one of them (docs/operations.md "Cleanup").
     key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     groups = {n for n, r in feature["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"}
     assert {"WinWorkerLogs", "WinHostLogs", "WinRefreshLogs", "WinFlowLogs", "WinDnsQueryLogs"} <= groups

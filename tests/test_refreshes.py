@@ -1,6 +1,6 @@
 """Issue 25: which parameter changes refresh the running workers, derived from the template
 (what reaches the launch template's properties or the refresh custom resource's), one source
-for the README's table (docs.refresh_rows) and the deploy preview (deploy.changes)."""
+for the table of docs/updates.md (docs.refresh_rows) and the deploy preview (deploy.changes)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Review 3: what `winworkers deployer-policy --stack-name NAME` really allows.
 
-README ("--stack-name NAME narrows these to NAME and its nested stacks") and the module's docstring
+docs/deploy.md ("--stack-name NAME narrows these to NAME and its nested stacks") and the module's docstring
 promise the deployer's writes reach the stack's own resources. A tiny IAM evaluator (Allow statements
 only: action and resource wildcards, StringEquals/StringLike on the request context) checks that
 against resources of *another* stack of the same account.
