@@ -507,6 +507,13 @@ def _chart_note(name: str) -> list[str]:
     return [f"Blue: workers in service; red: messages queued or in flight; {name} mode, minute by minute.", ""]
 
 
+def first_file_section() -> str:
+    """The first file after an idle night, alarm path and wake path (scaling_model.first_file_section)."""
+    import scaling_model as model
+
+    return model.first_file_section()
+
+
 def machine() -> str:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -591,7 +598,8 @@ def main() -> int:
     lines += ["", "## AMI refresh Lambda: AWS API calls per invocation (exact, on moto)", "",
               "| Scenario | Calls |", "| --- | --- |"]  # fmt: skip
     lines += [f"| {name} | {count} |" for name, count in lambda_calls().items()]
-    report = "\n".join(lines) + "\n\n" + scaling_section() + "\n" + modes_section(phases) + COST_AND_LATENCY
+    report = "\n".join(lines) + "\n\n" + scaling_section() + "\n" + modes_section(phases) + "\n" + first_file_section()
+    report += COST_AND_LATENCY
     print(report)
     args.out.write_text(report, encoding="utf-8")
     return 0

@@ -87,7 +87,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         yield w
 
 
-def test_an_empty_queue_costs_one_sqs_call_and_changes_nothing(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_empty_queue_costs_one_sqs_call_and_changes_nothing(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     world.group(desired=0)
     out = world.wake()
     assert out["result"] == "nothing-waiting" and world.calls == ["GetQueueAttributes"]
@@ -161,7 +163,9 @@ def feature_template() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("mode", ["isolated-2az", "existing-subnets"])
-def test_the_function_runs_outside_the_vpc_with_its_env_in_every_mode(feature_template: dict[str, Any], mode: str) -> None:
+def test_the_function_runs_outside_the_vpc_with_its_env_in_every_mode(
+    feature_template: dict[str, Any], mode: str
+) -> None:
     rendered = render(feature_template, enabled_parameters(mode=mode))
     function = props(rendered, "WinWakeFunction")
     assert "VpcConfig" not in function
@@ -184,7 +188,9 @@ def test_the_role_may_read_this_queue_and_set_this_group_only(enabled: Rendered)
         "arn:aws:sqs:us-east-1:123456789012:example-platform-work"
     ]
     (group_arn,) = by_action["autoscaling:SetDesiredCapacity"]["Resource"]
-    assert group_arn.endswith(":autoScalingGroupName/" + props(enabled, "WinWakeFunction")["Environment"]["Variables"]["GROUP_NAME"])
+    assert group_arn.endswith(
+        ":autoScalingGroupName/" + props(enabled, "WinWakeFunction")["Environment"]["Variables"]["GROUP_NAME"]
+    )
     # Nothing that could lower capacity or touch another queue or group.
     assert set(by_action) == {
         "sqs:GetQueueAttributes",

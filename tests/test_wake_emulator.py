@@ -38,7 +38,9 @@ def aws(client: Any) -> Clients:
 
 
 def _deploy(aws: Clients, stack: str, parameters: dict[str, str]) -> DeployResult:
-    return deploy(aws, stack, FEATURE, parameters, poll_seconds=0.05, echo=lambda line: None, template_bucket=TEMPLATE_BUCKET)
+    return deploy(
+        aws, stack, FEATURE, parameters, poll_seconds=0.05, echo=lambda line: None, template_bucket=TEMPLATE_BUCKET
+    )
 
 
 def _physical(client: Any, stack: str) -> dict[str, str]:
@@ -53,7 +55,7 @@ def _wake(client: Any, stack: str) -> dict[str, Any]:
     function = client("lambda").get_function(FunctionName=arn)["Configuration"]
     source = client("cloudformation").get_template(StackName=stack)["TemplateBody"]["Resources"]["WinWakeFunction"]
     module = types.ModuleType("index")
-    exec(compile(source["Properties"]["Code"]["ZipFile"], "index.py", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(source["Properties"]["Code"]["ZipFile"], "index.py", "exec"), module.__dict__)
     env = {k: str(v) for k, v in function["Environment"]["Variables"].items()}
     with contextlib.redirect_stdout(io.StringIO()):
         result: dict[str, Any] = module.run(env, {n: client(n) for n in ("sqs", "autoscaling")})

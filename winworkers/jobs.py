@@ -17,18 +17,19 @@ import json
 from typing import Any
 
 from troposphere import If, NoValue, Ref, Sub, Template
-from troposphere.cloudwatch import Alarm, Dashboard, MetricDimension
+from troposphere.cloudwatch import Alarm, Dashboard, Metric, MetricDataQuery, MetricDimension, MetricStat
 
 from winworkers.bootstrap import BOOT_PHASES, POOL_START_METRIC, group_name
 from winworkers.compute import GROUP_METRICS
 from winworkers.parameters import Params
 
-QUEUE_WAIT = "QueueWaitSeconds"
-"""From the message's SentTimestamp to its job's start."""
-FIRST_JOB = "LaunchToFirstJobSeconds"
+QUEUE_WAIT = "QueueWaitMilliseconds"
+"""From the message's SentTimestamp to its job's start. Every figure is in milliseconds,
+SentTimestamp's unit, so that a worker writes differences of two clock readings, no division."""
+FIRST_JOB = "LaunchToFirstJobMilliseconds"
 """From the worker's start (its boot: a pooled worker's start from the pool) to its first job;
 a metric in the first job's record only, a property in every record."""
-JOB_DURATION = "JobSeconds"
+JOB_DURATION = "JobMilliseconds"
 """From the job's start to its end, whatever its outcome."""
 JOBS = "Jobs"
 """1 per record, by Outcome."""
@@ -42,17 +43,27 @@ QUEUE_WAIT_PERIODS = 3
 
 def add_queue_wait_alarm(template: Template, p: Params) -> Alarm:
     """Pages when the P95 of jobs' time in the queue stays above QueueWaitAlarmSeconds for
-    QUEUE_WAIT_PERIODS periods; no job, no data, no page."""
+    QUEUE_WAIT_PERIODS periods; no job, no data, no page. The records count milliseconds: the
+    alarm compares their P95 in seconds (metric math), so the parameter reads as it pages."""
+    waited = MetricDataQuery(
+        Id="waited",
+        ReturnData=False,
+        MetricStat=MetricStat(
+            Metric=Metric(
+                Namespace=p.config.metrics_namespace,
+                MetricName=QUEUE_WAIT,
+                Dimensions=[MetricDimension(Name="AutoScalingGroupName", Value=Sub(group_name(p.config)))],
+            ),
+            Period=QUEUE_WAIT_PERIOD,
+            Stat="p95",
+        ),
+    )
     return template.add_resource(
         Alarm(
             p.config.logical_id("QueueWaitAlarm"),
             AlarmDescription="Jobs wait too long in the queue before a worker starts them (P95)",
             AlarmActions=If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue),
-            Namespace=p.config.metrics_namespace,
-            MetricName=QUEUE_WAIT,
-            Dimensions=[MetricDimension(Name="AutoScalingGroupName", Value=Sub(group_name(p.config)))],
-            ExtendedStatistic="p95",
-            Period=QUEUE_WAIT_PERIOD,
+            Metrics=[waited, MetricDataQuery(Id="seconds", Expression="waited / 1000", ReturnData=True)],
             EvaluationPeriods=QUEUE_WAIT_PERIODS,
             Threshold=p["QueueWaitAlarmSeconds"],
             ComparisonOperator="GreaterThanThreshold",
@@ -72,13 +83,23 @@ def dashboard_body(namespace: str, group_name_sub: str) -> str:
 
     def widget(title: str, metrics: list[list[Any]], x: int, y: int, stat: str = "Maximum") -> dict[str, Any]:
         properties = {"title": title, "region": "${AWS::Region}", "view": "timeSeries", "stat": stat, "period": 60}
-        return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6, "properties": {**properties, "metrics": metrics}}
+        return {
+            "type": "metric",
+            "x": x,
+            "y": y,
+            "width": 12,
+            "height": 6,
+            "properties": {**properties, "metrics": metrics},
+        }
 
     queue = ["QueueName", "${Queue}"]
     widgets = [
         widget(
             "Backlog",
-            [["AWS/SQS", m, *queue] for m in ("ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible")]
+            [
+                ["AWS/SQS", m, *queue]
+                for m in ("ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible")
+            ]
             + [["AWS/SQS", "ApproximateAgeOfOldestMessage", *queue, {"yAxis": "right"}]],
             0,
             0,
@@ -86,7 +107,7 @@ def dashboard_body(namespace: str, group_name_sub: str) -> str:
         widget("Workers by state", [["AWS/AutoScaling", m, *group] for m in GROUP_METRICS], 12, 0),
         widget("Boot phases, seconds (P50)", [ours(n) for n, _, _ in BOOT_PHASES] + [ours(POOL_START_METRIC)], 0, 6),
         widget(
-            "Queue wait and jobs, seconds",
+            "Queue wait and jobs, milliseconds",
             [ours(QUEUE_WAIT), ours(QUEUE_WAIT, "p95"), ours(FIRST_JOB), ours(JOB_DURATION), ours(JOB_DURATION, "p95")],
             12,
             6,

@@ -44,7 +44,11 @@ def run(env: Any, clients: Any = None) -> dict[str, Any]:
         raise WakeError("GROUP_NAME and QUEUE_URL must be set")
     c = clients or {n: boto3.client(n, config=RETRIES) for n in ("sqs", "autoscaling")}
     found = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=[VISIBLE, IN_FLIGHT])["Attributes"]
-    out: dict[str, Any] = {"group": name, "visible": int(found.get(VISIBLE, 0)), "in_flight": int(found.get(IN_FLIGHT, 0))}
+    out: dict[str, Any] = {
+        "group": name,
+        "visible": int(found.get(VISIBLE, 0)),
+        "in_flight": int(found.get(IN_FLIGHT, 0)),
+    }
     if out["visible"] == 0:
         out["result"] = "nothing-waiting"  # in-flight work has its workers already
     else:
