@@ -225,3 +225,20 @@ def test_the_platform_gets_the_function_from_add_to_and_nested_stack() -> None:
     assert OUTPUT == "WakeFunctionArn" and "WinWakeFunctionArn" in parent.outputs
     nested = nested_stack(Template(), "https://bucket.s3.us-east-1.amazonaws.com/winworkers.json", WorkersConfig())
     assert nested.output(OUTPUT).to_dict() == {"Fn::GetAtt": ["WinStack", "Outputs.WinWakeFunctionArn"]}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("WakeEveryMinute", "yes", "WinWakeEveryMinute"),
+        ("QueueWaitAlarmSeconds", "5", "WinQueueWaitAlarmSeconds"),
+        ("QueueWaitAlarmSeconds", "50000", "WinQueueWaitAlarmSeconds"),
+    ],
+)
+def test_the_precheck_refuses_a_bad_new_input_naming_it(
+    feature_template: dict[str, Any], name: str, value: str, expected: str
+) -> None:
+    from winworkers.constraints import check_inputs
+
+    assert check_inputs(feature_template, enabled_parameters(**{name: value}))[0].startswith(expected)
+    assert check_inputs(feature_template, enabled_parameters(WakeEveryMinute="false", QueueWaitAlarmSeconds="30")) == []

@@ -258,8 +258,8 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
         ],
         # Keeps a worker whose bootstrap failed, when asked (winworkers.diagnostics).
         InstanceLifecyclePolicy=lifecycle_policy(p),
-        # The dashboard's "workers by state" (winworkers.jobs) reads the other three; group
-        # metrics are free at one-minute granularity (Auto Scaling user guide, register row Xwake-8).
+        # The dashboard's "workers by state" (winworkers.jobs) reads the other three; one-minute
+        # granularity is the only one (MetricsCollection reference, register row Xwake-8).
         MetricsCollection=[MetricsCollection(Granularity="1Minute", Metrics=list(GROUP_METRICS))],
         Tags=Tags(**_tags(p)),
         # Workers boot straight into cfn-init, which needs the endpoints, their security

@@ -86,6 +86,11 @@ function Get-LaunchMs {
 function Write-JobRecord($message, $started, $outcome, $first, $firstStarted) {
     $ended = Get-EpochMs
     $wait = $started - $message.Attributes['SentTimestamp']
+    # SQS's clock and the instance's may disagree by a little: CloudWatch computes no percentile
+    # of a metric with a negative value, so a wait below zero counts as none.
+    if ($wait -lt 0) {
+        $wait = 0
+    }
     $launch = $firstStarted - $Launched
     $timing = '{"Name":"QueueWaitMilliseconds","Unit":"Milliseconds"},{"Name":"JobMilliseconds","Unit":"Milliseconds"}'
     if ($first) {
