@@ -60,7 +60,10 @@ def test_the_dashboard_renders_in_every_mode(feature: dict[str, Any], mode: str,
 def test_it_draws_backlog_workers_boot_phases_queue_wait_and_outcomes(enabled: Rendered) -> None:
     drawn = {(m[0], m[1]) for m in _metrics(_body(enabled))}
     namespace = next(m[0] for m in _metrics(_body(enabled)) if m[1] == JOBS)
-    assert {("AWS/SQS", "ApproximateNumberOfMessagesVisible"), ("AWS/SQS", "ApproximateNumberOfMessagesNotVisible")} <= drawn
+    assert {
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesNotVisible"),
+    } <= drawn
     assert {("AWS/AutoScaling", m) for m in GROUP_METRICS} <= drawn
     assert {(namespace, name) for name, _, _ in BOOT_PHASES} | {(namespace, POOL_START_METRIC)} <= drawn
     assert {(namespace, f) for f in FIGURES} <= drawn
