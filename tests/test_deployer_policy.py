@@ -256,6 +256,7 @@ def test_pass_role_is_scoped_to_each_role_and_its_service() -> None:
         "PassRoleWinRefreshRole",
         "PassRoleWinFlowLogsRole",
         "PassRoleWinEvidenceRole",
+        "PassRoleWinWakeRole",
     }
     assert passes["PassRoleWinInstanceRole"]["Resource"] == ["arn:aws:iam::*:role/*-WinInstanceRole-*"]
     assert passes["PassRoleWinInstanceRole"]["Condition"] == {
@@ -498,6 +499,7 @@ def test_the_stacks_own_resources_are_scoped_by_name_or_by_the_stacks_tag() -> N
     assert named["Lambda"]["Resource"] == [
         "arn:aws:lambda:*:*:function:platform-WinEvidenceFunction-*",
         "arn:aws:lambda:*:*:function:platform-WinRefreshFunction-*",
+        "arn:aws:lambda:*:*:function:platform-WinWakeFunction-*",
     ]
     assert named["SQS"]["Resource"] == ["arn:aws:sqs:*:*:platform-WinRefreshDeadLetters-*"]
     assert "arn:aws:logs:*:*:log-group:platform-WinHostLogs-*" in named["Logs"]["Resource"]
