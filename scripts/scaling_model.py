@@ -68,9 +68,10 @@ Limits (where the model is an approximation, not AWS):
   instances warm up AWS scales out only on the metric of the instances that do
   not; the queue's backlog has no per-instance part, so the model uses all of it.
 - Datapoints are available at the end of their minute: CloudWatch's ingestion
-  lag and SQS's approximate counts are not modelled, nor is the extra look-back
+  lag and SQS's approximate counts are not modelled here, nor is the extra look-back
   of CloudWatch's missing-data evaluation (an alarm sees exactly its last N
-  datapoints). Every period must be 60 seconds.
+  datapoints). Every period must be 60 seconds. The first file's path in seconds,
+  with that lag and with the wake, is modelled apart (``first_file_paths``, at the end).
 - Scale-in terminates the newest instances first (AWS's default termination
   policy does not know which workers are busy either), pending ones included,
   and at once: the drain hook's wait is not modelled; a busy worker's message
