@@ -465,7 +465,9 @@ def modes_section(phases: dict[str, int] | None = None) -> str:
         + f", {warm_first} minutes at most in every scenario (cold: {cold_first}). The margin is the "
         "model's: its alarm sees a datapoint at the end of its minute, and CloudWatch's ingestion lag "
         "(a minute or two) is not modelled; the start of a stopped Windows instance is a third-party "
-        "figure (RunsOn), not AWS's.",
+        "figure (RunsOn), not AWS's. With that lag, in seconds: "
+        + _first_file_note()
+        + ' (below, "The first file after an idle night").',
         f"- Spot, cost per 1,000 jobs at most {SPOT_TARGET_SHARE:.0%} of On-Demand at list prices: "
         + ("**met**" if max(shares) <= SPOT_TARGET_SHARE else "**not met**")
         + f", {_span(shares)} in these scenarios. The gap is the Windows licence: "
@@ -496,6 +498,15 @@ def modes_section(phases: dict[str, int] | None = None) -> str:
         lines += _chart_note(mode.name)
         lines += _mode_chart(f"{mode.name}: workers in service and messages", results[night.name], min(night.arrivals))
     return "\n".join(lines) + "\n"
+
+
+def _first_file_note() -> str:
+    """The warm pool's first file, alarm path and wake path, P50 seconds (scaling_model.first_file_paths)."""
+    import scaling_model as model
+
+    paths = model.first_file_paths("warm pool")
+    alarm, wake = (model.percentiles(paths[name])[0] for name in ("alarm (no wake)", "wake, called on enqueue"))
+    return f"{alarm} s at P50 through the alarm, {wake} s with the wake called on enqueue"
 
 
 def _span(shares: list[float]) -> str:
