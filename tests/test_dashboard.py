@@ -74,3 +74,12 @@ def test_it_draws_backlog_workers_boot_phases_queue_wait_and_outcomes(enabled: R
 def test_the_group_publishes_every_metric_the_dashboard_draws(enabled: Rendered) -> None:
     collected = props(enabled, "WinGroup")["MetricsCollection"][0]
     assert collected["Granularity"] == "1Minute" and set(collected["Metrics"]) == set(GROUP_METRICS)
+
+
+def test_without_the_alarms_the_dashboard_and_the_wake_stay_and_the_queue_wait_alarm_goes() -> None:
+    from winworkers import WorkersConfig, build_template
+
+    template = json.loads(build_template(WorkersConfig(include_alarms=False)).to_json())
+    assert "WinQueueWaitAlarm" not in template["Resources"] and "WinQueueWaitAlarmSeconds" not in template["Parameters"]
+    assert {"WinDashboard", "WinWakeFunction", "WinWakeSchedule"} <= set(template["Resources"])
+    assert "WinWakeEveryMinute" in template["Parameters"]
