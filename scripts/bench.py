@@ -465,7 +465,9 @@ def modes_section(phases: dict[str, int] | None = None) -> str:
         + f", {warm_first} minutes at most in every scenario (cold: {cold_first}). The margin is the "
         "model's: its alarm sees a datapoint at the end of its minute, and CloudWatch's ingestion lag "
         "(a minute or two) is not modelled; the start of a stopped Windows instance is a third-party "
-        "figure (RunsOn), not AWS's.",
+        "figure (RunsOn), not AWS's. With that lag, in seconds: "
+        + _first_file_note()
+        + ' (below, "The first file after an idle night").',
         f"- Spot, cost per 1,000 jobs at most {SPOT_TARGET_SHARE:.0%} of On-Demand at list prices: "
         + ("**met**" if max(shares) <= SPOT_TARGET_SHARE else "**not met**")
         + f", {_span(shares)} in these scenarios. The gap is the Windows licence: "
@@ -498,6 +500,15 @@ def modes_section(phases: dict[str, int] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _first_file_note() -> str:
+    """The warm pool's first file, alarm path and wake path, P50 seconds (scaling_model.first_file_paths)."""
+    import scaling_model as model
+
+    paths = model.first_file_paths("warm pool")
+    alarm, wake = (model.percentiles(paths[name])[0] for name in ("alarm (no wake)", "wake, called on enqueue"))
+    return f"{alarm} s at P50 through the alarm, {wake} s with the wake called on enqueue"
+
+
 def _span(shares: list[float]) -> str:
     low, high = f"{min(shares):.0%}", f"{max(shares):.0%}"
     return low if low == high else f"{low} to {high}"
@@ -505,6 +516,13 @@ def _span(shares: list[float]) -> str:
 
 def _chart_note(name: str) -> list[str]:
     return [f"Blue: workers in service; red: messages queued or in flight; {name} mode, minute by minute.", ""]
+
+
+def first_file_section() -> str:
+    """The first file after an idle night, alarm path and wake path (scaling_model.first_file_section)."""
+    import scaling_model as model
+
+    return model.first_file_section()
 
 
 def machine() -> str:
@@ -591,7 +609,8 @@ def main() -> int:
     lines += ["", "## AMI refresh Lambda: AWS API calls per invocation (exact, on moto)", "",
               "| Scenario | Calls |", "| --- | --- |"]  # fmt: skip
     lines += [f"| {name} | {count} |" for name, count in lambda_calls().items()]
-    report = "\n".join(lines) + "\n\n" + scaling_section() + "\n" + modes_section(phases) + COST_AND_LATENCY
+    report = "\n".join(lines) + "\n\n" + scaling_section() + "\n" + modes_section(phases) + "\n" + first_file_section()
+    report += COST_AND_LATENCY
     print(report)
     args.out.write_text(report, encoding="utf-8")
     return 0

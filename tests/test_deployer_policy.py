@@ -206,9 +206,9 @@ def test_service_linked_roles_are_scoped_to_the_services_whose_handlers_create_o
     ]
 
 
-def _without(kind: str) -> dict[str, Any]:
+def _without(*kinds: str) -> dict[str, Any]:
     template: dict[str, Any] = json.loads(build_template().to_json())
-    template["Resources"] = {n: r for n, r in template["Resources"].items() if r["Type"] != kind}
+    template["Resources"] = {n: r for n, r in template["Resources"].items() if r["Type"] not in kinds}
     return template
 
 
@@ -218,9 +218,12 @@ def _document(template: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_removed_type_drops_its_actions() -> None:
     full = _document(json.loads(build_template().to_json()))
-    without = _document(_without("AWS::CloudWatch::Alarm"))
+    without = _document(_without("AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard"))
     # Alarm-only actions go; those the scaling policies also need (target tracking's alarms) stay.
+    # The dashboard tags too (its schema's handlers): only without both does TagResource go.
     assert allows(full, "cloudwatch:TagResource") and not allows(without, "cloudwatch:TagResource")
+    assert allows(_document(_without("AWS::CloudWatch::Alarm")), "cloudwatch:TagResource")
+    assert allows(full, "cloudwatch:PutDashboard") and not allows(without, "cloudwatch:PutDashboard")
     assert allows(without, "cloudwatch:PutMetricAlarm")
     no_queue = _without("AWS::SQS::Queue")
     assert "AWS::SQS::Queue" not in resource_types(no_queue)
@@ -253,6 +256,7 @@ def test_pass_role_is_scoped_to_each_role_and_its_service() -> None:
         "PassRoleWinRefreshRole",
         "PassRoleWinFlowLogsRole",
         "PassRoleWinEvidenceRole",
+        "PassRoleWinWakeRole",
     }
     assert passes["PassRoleWinInstanceRole"]["Resource"] == ["arn:aws:iam::*:role/*-WinInstanceRole-*"]
     assert passes["PassRoleWinInstanceRole"]["Condition"] == {
@@ -495,6 +499,7 @@ def test_the_stacks_own_resources_are_scoped_by_name_or_by_the_stacks_tag() -> N
     assert named["Lambda"]["Resource"] == [
         "arn:aws:lambda:*:*:function:platform-WinEvidenceFunction-*",
         "arn:aws:lambda:*:*:function:platform-WinRefreshFunction-*",
+        "arn:aws:lambda:*:*:function:platform-WinWakeFunction-*",
     ]
     assert named["SQS"]["Resource"] == ["arn:aws:sqs:*:*:platform-WinRefreshDeadLetters-*"]
     assert "arn:aws:logs:*:*:log-group:platform-WinHostLogs-*" in named["Logs"]["Resource"]

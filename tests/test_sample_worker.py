@@ -21,6 +21,7 @@ import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,10 @@ INTERRUPTION_PATH = "spot/instance-action"
 REBALANCE_PATH = "events/recommendations/rebalance"
 SPOT_PATHS = {INTERRUPTION_PATH: "interruption", REBALANCE_PATH: "rebalance"}
 RECLAIM_TICKS = 120 // 5  # the notice's two minutes, in the worker's 5-second ticks
+EPOCH_MS = 1_796_000_000_000  # the fake clock at tick 0, milliseconds since 1970 (UTC)
+LAUNCHED = "2026-11-30T00:52:20Z"  # the instance's pendingTime: 60 s before tick 0
+AGENT_CONFIG = "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\winworkers.json"
+NAMESPACE = "WinWorkers"
 
 
 _PASS_THROUGH = {
@@ -334,6 +339,9 @@ class Interpreter:
             return {self._value(e.named_children[0]): self._value(e.named_children[1]) for e in entries}
         if kind == "command":
             return self._command(node, None)
+        if kind == "invokation_expression" and _text(node).startswith("["):
+            # A .NET static call (the clock, a parse): the fake answers it by its text, with the variables.
+            return self.command(_text(node), [], {}, dict(self.variables))
         raise AssertionError(f"the test's interpreter does not know {kind}: {_text(node)!r}")
 
     def _command(self, node: Node, piped: Any) -> Any:
@@ -431,6 +439,8 @@ class Instance:
     state after it read InService (a scale-in back to the warm pool)."""
     served: bool = False
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    """The job records the worker wrote to jobs.log, parsed."""
     jobs: dict[str, Job] = field(default_factory=dict)
     steps: int = 0
     late: list[tuple[Any, ...]] = field(default_factory=list)
@@ -464,14 +474,26 @@ class Instance:
             raise TooLong
         if self.interruption_at is not None and self.tick >= self.interruption_at + RECLAIM_TICKS:
             raise Reclaimed
+        if name.startswith("["):
+            return self.dotnet(name, piped)
         handler = getattr(self, "do_" + name.replace("-", "_"), None)
         assert handler is not None, f"the fake instance does not know {name}"
         return handler(args, options, piped)
 
     # files and logs
 
+    def dotnet(self, call: str, variables: dict[str, Any]) -> int:
+        """The worker's .NET clock: milliseconds since 1970, now (the fake's tick) or at a time."""
+        if call == "[DateTimeOffset]::UtcNow.ToUnixTimeMilliseconds()":
+            return EPOCH_MS + self.tick * TICK * 1000
+        assert call == "[DateTimeOffset]::Parse($time).ToUnixTimeMilliseconds()", call
+        return int(datetime.fromisoformat(variables["time"].replace("Z", "+00:00")).timestamp() * 1000)
+
     def do_Get_Content(self, args: list[Any], options: dict[str, Any], piped: Any) -> str:
-        assert options["path"] == SERVICE_CONFIG and options["raw"] is True
+        assert options["raw"] is True
+        if options["path"] == AGENT_CONFIG:
+            return json.dumps({"metrics": {"namespace": NAMESPACE}})
+        assert options["path"] == SERVICE_CONFIG
         return json.dumps(self.settings)
 
     def do_ConvertFrom_Json(self, args: list[Any], options: dict[str, Any], piped: Any) -> Any:
@@ -494,6 +516,9 @@ class Instance:
         return f"t+{self.tick * TICK}s"
 
     def do_Add_Content(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
+        if options["path"].endswith("\\jobs.log"):
+            self.records.append(json.loads(options["value"]))
+            return
         assert options["path"].endswith("\\sample-worker.log")
         self.calls.append(("log", options["value"].split(" ", 1)[1]))
 
@@ -511,6 +536,8 @@ class Instance:
             assert options["headers"] == {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
             return "token"
         assert options["headers"] == {"X-aws-ec2-metadata-token": "token"}, "IMDSv1: no token"
+        if uri == "http://169.254.169.254/latest/dynamic/instance-identity/document":
+            return {"pendingTime": LAUNCHED}  # type: ignore[return-value]
         path = uri.removeprefix("http://169.254.169.254/latest/meta-data/")
         if path == "instance-id":
             return INSTANCE
@@ -553,7 +580,15 @@ class Instance:
             self.terminate_at = self.tick
         if self.interrupt_on_receive:
             self.interruption_at = self.tick
-        return {"MessageId": message["id"], "ReceiptHandle": "rh-" + message["id"], "Body": json.dumps(message)}
+        sent = str(message.get("sent", EPOCH_MS))
+        attributes = {"SentTimestamp": sent} if options.get("attributename") == "SentTimestamp" else {}
+        body = json.dumps(message)
+        return {
+            "MessageId": message["id"],
+            "ReceiptHandle": "rh-" + message["id"],
+            "Body": body,
+            "Attributes": attributes,
+        }
 
     def do_Edit_SQSMessageVisibility(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
         self._queue(options)
@@ -900,6 +935,7 @@ class SqsInstance(Instance):
             MaxNumberOfMessages=options["messagecount"],
             WaitTimeSeconds=0,  # moto would wait in real time; the fake's clock advances instead
             VisibilityTimeout=options["visibilitytimeout"],
+            AttributeNames=[options["attributename"]],
         ).get("Messages", [])
         if not got:
             self.advance(20)
@@ -909,7 +945,12 @@ class SqsInstance(Instance):
         body = json.loads(message["Body"])
         self.ids[message["ReceiptHandle"]] = body["id"]
         self.calls.append(("receive", body["id"], options["visibilitytimeout"]))
-        return {"MessageId": body["id"], "ReceiptHandle": message["ReceiptHandle"], "Body": message["Body"]}
+        return {
+            "MessageId": body["id"],
+            "ReceiptHandle": message["ReceiptHandle"],
+            "Body": message["Body"],
+            "Attributes": message["Attributes"],
+        }
 
     def do_Edit_SQSMessageVisibility(self, args: list[Any], options: dict[str, Any], piped: Any) -> None:
         self._queue(options)

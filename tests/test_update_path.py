@@ -183,3 +183,32 @@ def test_the_refresh_changes_update_in_place(feature: dict[str, Any]) -> None:
     pool = feature["Resources"]["WinGroupWarmPool"]
     assert sorted(pool["DependsOn"]) == ["WinPoolExitInvoke", "WinPoolExitRule"]
     assert "DependsOn" not in (_schema("AWS::AutoScaling::WarmPool") or {}).get("properties", {})
+
+
+def test_the_wake_and_job_metrics_update_in_place_and_refresh_nothing(feature: dict[str, Any]) -> None:
+    # Issue 27 on a running stack. WakeEveryMinute is the Condition of the schedule and its
+    # permission: true -> false deletes both, false -> true creates them; the function stays.
+    # QueueWaitAlarmSeconds is the alarm's Threshold, BacklogPerWorker also the wake's
+    # Environment: neither create-only, both updated in place. None reaches the launch
+    # template or the refresh custom resource, so no worker is replaced. An update to this
+    # version adds the wake's four resources, the alarm and the dashboard, and changes the
+    # group's MetricsCollection in place (not create-only).
+    replaced, _ = update_path(feature)
+    new = {"WinWakeEveryMinute", "WinQueueWaitAlarmSeconds"}
+    assert not new & set(replaced)
+    conditions = feature["Conditions"]
+    resources = feature["Resources"]
+    for name in ("WinWakeSchedule", "WinWakeInvoke"):
+        assert {"WinWakeEveryMinute", "EnableWinTaskScriptService"} <= _names(
+            {"Condition": resources[name]["Condition"]}, conditions
+        )
+    assert "Condition" not in resources["WinWakeFunction"] or "WinWakeEveryMinute" not in _names(
+        {"Condition": resources["WinWakeFunction"]["Condition"]}, conditions
+    )
+    assert "WinQueueWaitAlarmSeconds" in _names(resources["WinQueueWaitAlarm"]["Properties"]["Threshold"], conditions)
+    assert "/properties/Threshold" not in _schema("AWS::CloudWatch::Alarm")["createOnlyProperties"]
+    assert "WinBacklogPerWorker" in _names(resources["WinWakeFunction"]["Properties"]["Environment"], conditions)
+    assert "/properties/Environment" not in _schema("AWS::Lambda::Function")["createOnlyProperties"]
+    for name in ("WinLaunchTemplate", "WinFleetRefresh"):
+        assert not (new | {"WinBacklogPerWorker"}) & _names(resources[name], conditions), name
+    assert "/properties/MetricsCollection" not in _schema("AWS::AutoScaling::AutoScalingGroup")["createOnlyProperties"]

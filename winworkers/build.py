@@ -20,6 +20,7 @@ from winworkers._version import __version__
 from winworkers.compute import add_fleet
 from winworkers.config import WorkersConfig
 from winworkers.diagnostics import add_boot_evidence
+from winworkers.jobs import add_dashboard, add_queue_wait_alarm
 from winworkers.network import add_network
 from winworkers.observability import WorkerLogs, add_alarms, add_worker_logs, grant_write
 from winworkers.parameters import (
@@ -37,6 +38,7 @@ from winworkers.parameters import (
 )
 from winworkers.refresh import add_refresh
 from winworkers.rules import is_list_type
+from winworkers.wake import add_wake
 
 DESCRIPTION = "Windows Workers (winworkers): an isolated, self-patching Windows fleet nobody can log in to"
 METADATA_KEY = "winworkers"
@@ -57,6 +59,7 @@ class Feature:
         group, launch_template, instance_role, worker_security_group,
         refresh_function: the troposphere resources.
         log_groups: the worker and host log groups (.worker, .host).
+        wake_function: the function the platform invokes right after it enqueues (winworkers.wake).
         enabled: the name of the condition that is true when the feature is on.
     """
 
@@ -67,6 +70,7 @@ class Feature:
     worker_security_group: SecurityGroup
     log_groups: WorkerLogs
     refresh_function: Function
+    wake_function: Function
 
     @property
     def enabled(self) -> str:
@@ -125,8 +129,11 @@ def _build(template: Template, config: WorkersConfig, wired: dict[str, Any] | No
     fleet = add_fleet(template, p, network, role, profile, logs)
     refresh = add_refresh(template, p, fleet)
     add_boot_evidence(template, p, fleet.group, logs, refresh.dead_letters)
+    wake = add_wake(template, p, logs, refresh.dead_letters)
+    add_dashboard(template, p, wake.function)
     if config.include_alarms:
         add_alarms(template, p, Ref(fleet.group), refresh.function, refresh.refresh_failed_rule)
+        add_queue_wait_alarm(template, p)
     _add_outputs(template, p, fleet.group, role, logs, refresh.function)
     _condition_everything(template, p)
     return Feature(
@@ -137,6 +144,7 @@ def _build(template: Template, config: WorkersConfig, wired: dict[str, Any] | No
         worker_security_group=network.worker_security_group,
         log_groups=logs,
         refresh_function=refresh.function,
+        wake_function=wake.function,
     )
 
 

@@ -94,6 +94,8 @@ from winworkers.observability import WorkerLogs, metric_query
 from winworkers.parameters import Params
 
 FEATURE_TAG = "windows-workers"
+GROUP_METRICS = ("GroupInServiceInstances", "GroupDesiredCapacity", "GroupPendingInstances", "WarmPoolWarmedCapacity")
+"""The group metrics Auto Scaling publishes: the scaling reads the first, the dashboard all."""
 AMI_PARAMETER = "/aws/service/ami-windows-latest/Windows_Server-${Version}-English-Full-Base"
 MAX_HEALTHY_PERCENT = 200
 # Refreshes replace half the fleet, then pause an hour before the rest: a worker
@@ -256,7 +258,9 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
         ],
         # Keeps a worker whose bootstrap failed, when asked (winworkers.diagnostics).
         InstanceLifecyclePolicy=lifecycle_policy(p),
-        MetricsCollection=[MetricsCollection(Granularity="1Minute", Metrics=["GroupInServiceInstances"])],
+        # The dashboard's "workers by state" (winworkers.jobs) reads the other three; one-minute
+        # granularity is the only one (MetricsCollection reference, register row 222).
+        MetricsCollection=[MetricsCollection(Granularity="1Minute", Metrics=list(GROUP_METRICS))],
         Tags=Tags(**_tags(p)),
         # Workers boot straight into cfn-init, which needs the endpoints, their security
         # group rules and the S3 route. DependsOn cannot name a resource whose Condition

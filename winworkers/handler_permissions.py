@@ -76,6 +76,14 @@ HANDLER_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "cloudwatch:TagResource",
         "cloudwatch:UntagResource",
     ),
+    "AWS::CloudWatch::Dashboard": (
+        "cloudwatch:DeleteDashboards",
+        "cloudwatch:GetDashboard",
+        "cloudwatch:ListTagsForResource",
+        "cloudwatch:PutDashboard",
+        "cloudwatch:TagResource",
+        "cloudwatch:UntagResource",
+    ),
     "AWS::EC2::FlowLog": (
         "autoscaling:DescribeTags",
         "ec2:CreateFlowLogs",

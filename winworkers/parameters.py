@@ -48,6 +48,12 @@ S3_KEY_LIMIT = 1024
 BOOT_ALARM_DEFAULT = 1500
 BOOT_ALARM_MIN = 300
 BOOT_ALARM_MAX = 2700
+# The queue-wait alarm's threshold, seconds a job waited in the queue (P95 over 15 minutes).
+# The default pages when a fleet with a warm pool and the wake misses its target by far
+# (BENCHMARKS.md, "The first file after an idle night"); a cold fleet waits ~15 minutes.
+QUEUE_WAIT_ALARM_DEFAULT = 1200
+QUEUE_WAIT_ALARM_MIN = 30
+QUEUE_WAIT_ALARM_MAX = 43200
 
 SWITCH = "EnableWinTaskScriptService"
 """The default switch: the feature exists when this parameter is "true". Never prefixed: the
@@ -786,6 +792,29 @@ PARAMETERS: tuple[Param, ...] = (
         label="Boot time alarm, seconds",
         min_value=BOOT_ALARM_MIN,
         max_value=BOOT_ALARM_MAX,
+        when=with_alarms,
+    ),
+    # The wake (winworkers.wake): its function is always there for the platform to invoke;
+    # this adds the one-minute schedule for a platform that does not.
+    Param(
+        "WakeEveryMinute",
+        "String",
+        "true",
+        "Check the queue every minute and raise the desired capacity to its backlog, without waiting for CloudWatch.",
+        Group.CAPACITY,
+        allowed_values=BOOLEAN,
+        label="Wake on queued work every minute",
+    ),
+    # Per-job records (docs/worker-contract.md, "Job records"; winworkers.jobs).
+    Param(
+        "QueueWaitAlarmSeconds",
+        "Number",
+        str(QUEUE_WAIT_ALARM_DEFAULT),
+        "Alarm when the P95 of jobs' time in the queue is above this, seconds.",
+        Group.OBSERVABILITY,
+        label="Queue wait P95 alarm, seconds",
+        min_value=QUEUE_WAIT_ALARM_MIN,
+        max_value=QUEUE_WAIT_ALARM_MAX,
         when=with_alarms,
     ),
 )

@@ -22,6 +22,11 @@ worker contract (docs/worker-contract.md):
   appears, whatever a lifecycle hook says): no new message, and a job still running
   $InterruptionJobSeconds after the notice is stopped and its message made visible again
   at once, for another worker, before the instance is gone.
+- Record: one line per job in jobs.log, beside its log, in CloudWatch's embedded metric format:
+  the message's time in the queue (from its SentTimestamp), the time from the instance's launch
+  (a pooled worker's start from the pool) to its first job, the job's duration and its outcome
+  (succeeded, failed, given-up). The agent ships the file with the worker's logs, and CloudWatch
+  Logs turns each record into the fleet's job metrics (docs/worker-contract.md, "Job records").
 
 install.ps1 runs it as SYSTEM, from a scheduled task, with -ConfigPath C:\winworkers\worker.json.
 #>
@@ -42,6 +47,8 @@ $DrainMarginSeconds = 60
 # notice's 120 seconds, 40 are left to stop the job and release its message
 # (docs/worker-contract.md, "Spot").
 $InterruptionJobSeconds = 80
+# The CloudWatch agent's configuration, which cfn-init writes before the worker is installed.
+$AgentConfigPath = 'C:\ProgramData\Amazon\AmazonCloudWatchAgent\winworkers.json'
 
 function Write-Log($text) {
     Add-Content -Path $LogFile -Value ((Get-Date -Format o) + ' ' + $text)
@@ -50,6 +57,57 @@ function Write-Log($text) {
 function Get-Metadata($path) {
     $token = Invoke-RestMethod -Method Put -Uri ($Imds + '/api/token') -Headers @{ 'X-aws-ec2-metadata-token-ttl-seconds' = '60' } -TimeoutSec 5
     return Invoke-RestMethod -Uri ($Imds + '/meta-data/' + $path) -Headers @{ 'X-aws-ec2-metadata-token' = $token } -TimeoutSec 5
+}
+
+# Milliseconds since 1970 (UTC), SentTimestamp's unit: now, or at an ISO 8601 time.
+function Get-EpochMs($time) {
+    if ($null -eq $time) {
+        return [DateTimeOffset]::UtcNow.ToUnixTimeMilliseconds()
+    }
+    return [DateTimeOffset]::Parse($time).ToUnixTimeMilliseconds()
+}
+
+# When this instance was launched, or started from the warm pool: the instance identity
+# document's pendingTime (a start from the pool is a new one). If the metadata service does not
+# answer, the worker's own start.
+function Get-LaunchMs {
+    try {
+        $token = Invoke-RestMethod -Method Put -Uri ($Imds + '/api/token') -Headers @{ 'X-aws-ec2-metadata-token-ttl-seconds' = '60' } -TimeoutSec 5
+        $identity = Invoke-RestMethod -Uri ($Imds + '/dynamic/instance-identity/document') -Headers @{ 'X-aws-ec2-metadata-token' = $token } -TimeoutSec 5
+        return Get-EpochMs $identity.pendingTime
+    } catch {
+        return Get-EpochMs
+    }
+}
+
+# The job's record: one JSON line that CloudWatch Logs reads as embedded metric format. Every
+# record carries the four figures; the launch-to-first-job one is a metric in the first job's
+# record only. $first: this is the worker's first job since its launch, started at $firstStarted.
+function Write-JobRecord($message, $started, $outcome, $first, $firstStarted) {
+    $ended = Get-EpochMs
+    $wait = $started - $message.Attributes['SentTimestamp']
+    # SQS's clock and the instance's may disagree by a little: CloudWatch computes no percentile
+    # of a metric with a negative value, so a wait below zero counts as none.
+    if ($wait -lt 0) {
+        $wait = 0
+    }
+    $launch = $firstStarted - $Launched
+    $timing = '{"Name":"QueueWaitMilliseconds","Unit":"Milliseconds"},{"Name":"JobMilliseconds","Unit":"Milliseconds"}'
+    if ($first) {
+        $timing = $timing + ',{"Name":"LaunchToFirstJobMilliseconds","Unit":"Milliseconds"}'
+    }
+    $group = '"Dimensions":[["AutoScalingGroupName"]],"Metrics":[' + $timing + ']'
+    $outcomes = '"Dimensions":[["AutoScalingGroupName","Outcome"]],"Metrics":[{"Name":"Jobs","Unit":"Count"}]'
+    $directives = '{"Namespace":"' + $Namespace + '",' + $group + '},{"Namespace":"' + $Namespace + '",' + $outcomes + '}'
+    $record = '{"_aws":{"Timestamp":' + $ended + ',"CloudWatchMetrics":[' + $directives + ']},' +
+        '"AutoScalingGroupName":"' + $Config.lifecycle.group_name + '","Outcome":"' + $outcome + '",' +
+        '"QueueWaitMilliseconds":' + $wait + ',"JobMilliseconds":' + ($ended - $started) + ',' +
+        '"LaunchToFirstJobMilliseconds":' + $launch + ',"Jobs":1,"MessageId":"' + $message.MessageId + '"}'
+    try {
+        Add-Content -Path $JobLog -Value $record
+    } catch {
+        Write-Log ('writing the record of ' + $message.MessageId + ' failed: ' + $_)
+    }
 }
 
 # InService, Terminated, ...; Unknown while the metadata service does not answer (no new work then).
@@ -85,7 +143,7 @@ function Test-Leaving($state) {
 
 function Receive-Work {
     try {
-        return Receive-SQSMessage -QueueUrl $Config.queue_url -MessageCount 1 -WaitTimeInSeconds 20 -VisibilityTimeout $VisibilitySeconds -Region $Config.region
+        return Receive-SQSMessage -QueueUrl $Config.queue_url -MessageCount 1 -WaitTimeInSeconds 20 -VisibilityTimeout $VisibilitySeconds -AttributeName 'SentTimestamp' -Region $Config.region
     } catch {
         Write-Log ('receiving failed: ' + $_)
         Start-Sleep -Seconds $TickSeconds
@@ -110,7 +168,8 @@ function Stop-Work($job, $message, $limit) {
 }
 
 # Runs one message's job to its end, renewing the message's visibility; while the instance
-# drains, gives up the job (and the message) when it could not end within the drain.
+# drains, gives up the job (and the message) when it could not end within the drain. Returns
+# the job's outcome: succeeded, failed or given-up.
 function Invoke-Message($message) {
     Write-Log ('job ' + $message.MessageId + ' started')
     $job = Start-Job -FilePath (Join-Path $PSScriptRoot 'job.ps1') -ArgumentList $message.Body, $ConfigPath
@@ -124,7 +183,7 @@ function Invoke-Message($message) {
             $drainTicks = $drainTicks + 1
             if ($drainTicks * $TickSeconds -ge $DrainLimit) {
                 Stop-Work $job $message 'within the drain'
-                return
+                return 'given-up'
             }
         }
         # Once read, a notice counts on at every tick: the reclaim comes whatever the metadata
@@ -133,7 +192,7 @@ function Invoke-Message($message) {
             $spotTicks = $spotTicks + 1
             if ($spotTicks * $TickSeconds -ge $InterruptionJobSeconds) {
                 Stop-Work $job $message 'before the Spot interruption'
-                return
+                return 'given-up'
             }
         }
         if ($ticks -ge $RenewTicks) {
@@ -146,11 +205,12 @@ function Invoke-Message($message) {
     if ($state -eq 'Completed') {
         Remove-SQSMessage -QueueUrl $Config.queue_url -ReceiptHandle $message.ReceiptHandle -Region $Config.region -Force
         Write-Log ('job ' + $message.MessageId + ' done')
-    } else {
-        # Not deleted: another worker gets it again (after maxReceiveCount, the dead-letter queue).
-        Write-Log ('job ' + $message.MessageId + ' ended ' + $state + ': message released')
-        Set-Visibility $message 0
+        return 'succeeded'
     }
+    # Not deleted: another worker gets it again (after maxReceiveCount, the dead-letter queue).
+    Write-Log ('job ' + $message.MessageId + ' ended ' + $state + ': message released')
+    Set-Visibility $message 0
+    return 'failed'
 }
 
 # The drain's last step: Auto Scaling terminates the instance once the hook is completed.
@@ -174,6 +234,7 @@ function Invoke-Worker {
     $spotSeen = ''
     # A Warmed: state before the first InService is a first boot into the warm pool: no hook waits.
     $served = $false
+    $first = $true
     while ($true) {
         $state = Get-LifecycleState
         if (($state -eq 'Terminated') -or ($served -and (Test-Leaving $state))) {
@@ -206,13 +267,20 @@ function Invoke-Worker {
                 Set-Visibility $message 0
                 continue
             }
+            $started = Get-EpochMs
+            if ($first) {
+                $firstStarted = $started
+            }
             try {
-                Invoke-Message $message
+                $outcome = Invoke-Message $message
+                Write-JobRecord $message $started $outcome $first $firstStarted
             } catch {
                 # Not deleted: SQS gives the message out again when its visibility timeout ends.
                 Write-Log ('job ' + $message.MessageId + ' failed: ' + $_)
+                Write-JobRecord $message $started 'failed' $first $firstStarted
                 Start-Sleep -Seconds $TickSeconds
             }
+            $first = $false
         }
     }
     Complete-Drain
@@ -223,7 +291,11 @@ $Config = Get-Content -Raw -Path $ConfigPath | ConvertFrom-Json
 # worker log group (name it so that it matches that path's pattern).
 $LogDir = Split-Path -Parent $Config.log_paths[0]
 $LogFile = Join-Path $LogDir 'sample-worker.log'
+$JobLog = Join-Path $LogDir 'jobs.log'
 New-Item -ItemType Directory -Force -Path $LogDir | Out-Null
+# The job records' namespace is the fleet's: the one its CloudWatch agent publishes in.
+$Namespace = (Get-Content -Raw -Path $AgentConfigPath | ConvertFrom-Json).metrics.namespace
+$Launched = Get-LaunchMs
 $DrainLimit = [int]$Config.lifecycle.drain_seconds - $DrainMarginSeconds
 Invoke-Worker
 exit 0
