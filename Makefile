@@ -25,7 +25,7 @@ templates: $(STAMP)
 	$(BIN)/python examples/inline_parent.py templates
 	$(BIN)/python examples/nested_parent.py templates
 	$(BIN)/winworkers check templates/parent-nested.json templates/winworkers.json
-	$(BIN)/python scripts/readme_table.py README.md docs/worker-contract.md docs/embedding.md
+	$(BIN)/python scripts/readme_table.py README.md docs/worker-contract.md docs/embedding.md docs/network.md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

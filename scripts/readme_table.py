@@ -20,6 +20,7 @@ from bench import FLEET_SIZES, fleet_size_bytes, template_figures
 from winworkers import WorkersConfig
 from winworkers.docs import output_table, parameter_table, refresh_table, worker_config_sample, worker_config_table
 from winworkers.emulator import coverage_table
+from winworkers.network import endpoint_table
 from winworkers.renderings import enabled_parameters
 from winworkers.templates import FEATURE_BUDGET, S3_LIMIT
 
@@ -31,6 +32,7 @@ DOCUMENTS = {
     "README.md": ("parameters", "outputs", "sizes", "emulator-coverage", "refreshes"),
     "docs/worker-contract.md": ("worker-json",),
     "docs/embedding.md": ("examples/own_switch_parent.py",),
+    "docs/network.md": ("endpoints",),
 }
 
 
@@ -77,6 +79,7 @@ def blocks() -> dict[str, str]:
         "refreshes": refresh_table(WorkersConfig()),
         "sizes": size_table(),
         "worker-json": worker_config_block(),
+        "endpoints": endpoint_table(),
         "emulator-coverage": coverage_table(
             r["Type"] for p in sorted((ROOT / "templates").glob("*.json")) for r in _resources(p)
         ),

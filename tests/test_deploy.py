@@ -26,6 +26,7 @@ from botocore.stub import Stubber
 from conftest import BUCKET_FLAG, ROOT, TEMPLATE_BUCKET
 from winworkers import WorkersConfig, build_template
 from winworkers.cli import main
+from winworkers.config import WINDOWS_VERSIONS
 from winworkers.constraints import check_inputs
 from winworkers.deploy import (
     Clients,
@@ -278,7 +279,10 @@ class NoAws:
 
 
 REFUSED = [
-    ("WinWindowsVersion=2016", "WinWindowsVersion='2016' is not allowed: one of 2019, 2022, 2025"),
+    (
+        "WinWindowsVersion=2016",
+        f"WinWindowsVersion='2016' is not allowed: one of {', '.join(row.version for row in WINDOWS_VERSIONS)}",
+    ),
     ("WinMaxSize=101", "WinMaxSize='101' is not allowed: a number from 0 to 100"),
     (f"{SWITCH}=TRUE", f"{SWITCH}='TRUE' is not allowed: one of true, false (case-sensitive)"),
     ("WinLogRetentionDays=10", "WinLogRetentionDays='10' is not allowed: one of 1, 3, 5, 7, 14, 30, 60, 90, 120,"),

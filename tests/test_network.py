@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from conftest import props, render, resources_of
+from winworkers.network import ENDPOINTS
 from winworkers.renderings import EXAMPLE_INPUTS, MODES, enabled_parameters
 
 FORBIDDEN = {
@@ -23,7 +24,8 @@ FORBIDDEN = {
     "AWS::EC2::VPNGateway",
     "AWS::EC2::Route",
 }
-INTERFACE = {"sqs", "cloudformation", "monitoring", "logs", "autoscaling"}
+INTERFACE = {row.service for row in ENDPOINTS if row.kind == "Interface" and not row.condition}
+GATEWAYS = {row.service for row in ENDPOINTS if row.kind == "Gateway" and not row.condition}
 # What would change the platform's VPC for every other workload in it.
 NOT_IN_THE_PLATFORMS_VPC = {
     "AWS::EC2::VPCEndpoint",
@@ -91,7 +93,8 @@ def test_endpoints_per_mode(mode: tuple[str, dict[str, Any]]) -> None:
         egress = props(rendered, "WinWorkerEgressToNetworkEndpoints")
         assert (egress["CidrIp"], egress["FromPort"], egress["ToPort"]) == ("10.0.0.0/16", 443, 443)
         return
-    assert set(endpoints) == INTERFACE | {"s3"}
+    assert set(endpoints) == INTERFACE | GATEWAYS
+    assert "s3" in GATEWAYS
     assert endpoints["s3"]["VpcEndpointType"] == "Gateway"
     assert endpoints["s3"]["RouteTableIds"] == ["WinRouteTable"]
     for service in INTERFACE:

@@ -48,7 +48,7 @@ from typing import Any
 from awacs import autoscaling, cloudformation, ec2, s3, ssm
 from awacs.aws import Action, Allow, Condition, PolicyDocument, Statement, StringEquals, StringLike
 
-from winworkers.config import WorkersConfig
+from winworkers.config import WINDOWS_AMI_PARAMETER, WorkersConfig
 from winworkers.handler_permissions import HANDLER_PERMISSIONS
 
 HANDLERS = ("create", "update", "delete", "read")
@@ -284,7 +284,8 @@ LOOKUP_ACTIONS: list[Action] = [ec2.DescribeManagedPrefixLists, autoscaling.Desc
 DEPLOY_ACTIONS = [*STACK_ACTIONS, *LOOKUP_ACTIONS]
 
 # Public parameters have no account in their ARN (arn:aws:ssm:REGION::parameter/aws/service/...): "*" matches it.
-_AMI_PARAMETERS = "arn:aws:ssm:*:*:parameter/aws/service/ami-windows-latest/*"
+# Every row of config.WINDOWS_VERSIONS: the folder of their AMI parameter.
+_AMI_PARAMETERS = "arn:aws:ssm:*:*:parameter" + WINDOWS_AMI_PARAMETER.rsplit("/", 1)[0] + "/*"
 TEMPLATE_BUCKET_PLACEHOLDER = "TEMPLATE-BUCKET"
 _ROLE_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy")
 
