@@ -296,9 +296,8 @@ def user_data(
     function captures its console and screenshot, then ABANDONs it (terminated, or kept
     with RetainFailedBoots: winworkers.diagnostics, register row 200). Without a warm pool
     (``warm`` False) it runs once, at first boot (no <persist>): no instance meets the
-    launch hook again on a later start.
-    Hooks are completed with the AWS Tools for Windows PowerShell,
-    which every AWS Windows AMI ships (the AWS CLI is not listed), through the
+    launch hook again on a later start. Hooks are completed with the AWS Tools for Windows
+    PowerShell, which every AWS Windows AMI ships (the AWS CLI is not listed), through the
     autoscaling endpoint.
 
     With a warm pool (``warm`` True, ``warm_boot_paths``) the same script runs at every
@@ -317,10 +316,7 @@ def user_data(
     (``Amazon.CloudWatch.Model``) are those of the AWS Tools module that completing the
     hook has just loaded: the AWS Windows AMIs ship the single AWSPowerShell module, with
     every service's types."""
-    group = group_name(config)
-    mark = BOOT_MARKS
     t = BOOT_TIMES
-    data = ",".join(f"(D {name} {t[start]} {t[end]})" for name, start, end in BOOT_PHASES)
     init = (
         f'try {{ & "$b\\cfn-init.exe" -v @c --resource {launch_template_id} --configsets default; '
         "$code=$LASTEXITCODE } catch { $_ }"
@@ -330,6 +326,28 @@ def user_data(
         "<powershell>",
         config_line(metadata),
         f"{t['userdata']}=Get-Date",
+        *_script_functions(group_name(config)),
+        "$code=1",
+        *(warm_boot_paths(init) if warm else [init]),
+        f"{t['service']}=Get-Date",
+        f"if ($code -eq 0 -and -not (Retry CONTINUE {LAUNCH_HOOK})) {{ $code=1 }}",
+        f"{t['hook']}=Get-Date",
+        # A later boot signals nothing: the CreationPolicy counts first boots only.
+        f"if (-not $f) {{ {signal} }}" if warm else signal,
+        f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK} }}",
+        _boot_timings(config, warm),
+        "</powershell>",
+    ]
+    if warm:
+        lines.append("<persist>true</persist>")
+    return Base64(Sub("\n".join(lines)))
+
+
+def _script_functions(group: str) -> list[str]:
+    """The UserData's variables and functions: cfn-bootstrap's folder and common arguments ($b, $c),
+    IMDSv2 (Imds), completing the launch hook (Hook) with retries to a deadline (Retry), and one
+    boot timing as a CloudWatch datum (D)."""
+    return [
         f"$b='{_CFN_BOOTSTRAP}'",
         "$c='--stack','${AWS::StackName}','--region','${AWS::Region}',"
         "'--url','https://cloudformation.${AWS::Region}.${AWS::URLSuffix}'",
@@ -347,14 +365,15 @@ def user_data(
         "sleep 15 } } }",
         "function D($n, $a, $z) { New-Object Amazon.CloudWatch.Model.MetricDatum -Property "
         "@{MetricName=$n; Unit='Seconds'; Value=($z-$a).TotalSeconds; Dimensions=@($g)} }",
-        "$code=1",
-        *(warm_boot_paths(init) if warm else [init]),
-        f"{t['service']}=Get-Date",
-        f"if ($code -eq 0 -and -not (Retry CONTINUE {LAUNCH_HOOK})) {{ $code=1 }}",
-        f"{t['hook']}=Get-Date",
-        # A later boot signals nothing: the CreationPolicy counts first boots only.
-        f"if (-not $f) {{ {signal} }}" if warm else signal,
-        f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK} }}",
+    ]
+
+
+def _boot_timings(config: WorkersConfig, warm: bool) -> str:
+    """The line that publishes a booted worker's timings (BOOT_PHASES) in one PutMetricData call;
+    with a warm pool, a start from the pool publishes POOL_START_METRIC alone."""
+    t, mark, group = BOOT_TIMES, BOOT_MARKS, group_name(config)
+    data = ",".join(f"(D {name} {t[start]} {t[end]})" for name, start, end in BOOT_PHASES)
+    return (
         "if ($code -eq 0) { try { $ErrorActionPreference='Stop'; "
         f"{t['launch']}=[datetime](ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime; "
         f"{t['harden']}=(Get-Item '{mark}harden').LastWriteTime; "
@@ -363,12 +382,8 @@ def user_data(
         f"Value='{group}'}}; "
         + (f"$d=if ($f) {{(D {POOL_START_METRIC} {t['launch']} {t['hook']})}} else {{{data}}}; " if warm else "")
         + f"Write-CWMetricData -Namespace '{config.metrics_namespace}' "
-        f"-MetricData {'$d' if warm else data} -Region ${{AWS::Region}} -Force }} catch {{ $_ }} }}",
-        "</powershell>",
-    ]
-    if warm:
-        lines.append("<persist>true</persist>")
-    return Base64(Sub("\n".join(lines)))
+        f"-MetricData {'$d' if warm else data} -Region ${{AWS::Region}} -Force }} catch {{ $_ }} }}"
+    )
 
 
 def warm_boot_paths(init: str) -> list[str]:

@@ -691,26 +691,33 @@ def _add_dns_query_log(template: Template, p: Params, vpc: VPC, everything: Fire
         )
     )
     if p.config.include_alarms:
-        template.add_resource(
-            Alarm(
-                lid("DnsBlockedAlarm"),
-                AlarmDescription=(
-                    "Something unexpected asked: a worker looked up a name neither allowed nor one of Windows' "
-                    "own lookups (those are blocked without paging); see the DNS query log"
-                ),
-                AlarmActions=If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue),
-                Namespace=p.config.metrics_namespace,
-                MetricName=BLOCKED_METRIC,
-                Statistic="Sum",
-                Period=300,
-                EvaluationPeriods=1,
-                Threshold=0,
-                ComparisonOperator="GreaterThanThreshold",
-                TreatMissingData="notBreaching",
-                Condition=isolated,
-            )
-        )
+        _add_dns_blocked_alarm(template, p)
     return [association]
+
+
+def _add_dns_blocked_alarm(template: Template, p: Params) -> None:
+    """Pages on any block of the block-everything list (BLOCKED_METRIC): a name neither allowed nor quiet."""
+    lid = p.config.logical_id
+    isolated = p.cond("IsolatedVpc")
+    template.add_resource(
+        Alarm(
+            lid("DnsBlockedAlarm"),
+            AlarmDescription=(
+                "Something unexpected asked: a worker looked up a name neither allowed nor one of Windows' "
+                "own lookups (those are blocked without paging); see the DNS query log"
+            ),
+            AlarmActions=If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue),
+            Namespace=p.config.metrics_namespace,
+            MetricName=BLOCKED_METRIC,
+            Statistic="Sum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            Condition=isolated,
+        )
+    )
 
 
 # --- What an existing network's DNS must be ------------------------------------------------
