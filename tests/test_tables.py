@@ -15,13 +15,14 @@ import pytest
 from test_dns_firewall import decide
 from test_network import dependencies
 
-from conftest import as_dict, props, render, resources_of
-from winworkers import ami_refresh, config, deployer_policy, network
+from conftest import ROOT, as_dict, props, render, resources_of
+from winworkers import ami_refresh, bootstrap, config, deployer_policy, network
+from winworkers.bootstrap import WORKER_SETTINGS, WorkerSetting
 from winworkers.build import build_template
 from winworkers.config import LAUNCH_AGENTS, WINDOWS_VERSIONS, WindowsVersion, WorkersConfig
 from winworkers.constraints import check_parameters
 from winworkers.cwagent import BOOT_LOGS, LAUNCH_AGENT_LOGS
-from winworkers.docs import parameter_table
+from winworkers.docs import parameter_table, worker_config_sample, worker_config_table
 from winworkers.network import ENDPOINTS, DnsName, EndpointService
 from winworkers.renderings import enabled_parameters
 
@@ -173,3 +174,72 @@ def test_the_refresh_function_s_default_is_the_default_version_s_parameter() -> 
 def test_an_incomplete_windows_version_row_is_refused(version: str, agent: str, named: str) -> None:
     with pytest.raises(ValueError, match=rf"WindowsVersion\.{named}"):
         WindowsVersion(version, agent)
+
+
+# --- The inputs that reach an instance: worker.json -----------------------------------------
+
+NEW_SETTING = WorkerSetting("lifecycle.warm_pool", "The one-row test: the WarmPool parameter.", "WarmPool")
+
+
+def _worker_json(rendered: dict[str, Any]) -> dict[str, Any]:
+    files = rendered["Resources"]["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]["service"]["files"]
+    (content,) = (f["content"] for f in files.values())
+    return dict(content)
+
+
+def test_a_worker_json_key_is_one_row(monkeypatch: pytest.MonkeyPatch, feature: dict[str, Any]) -> None:
+    monkeypatch.setattr(bootstrap, "WORKER_SETTINGS", (*WORKER_SETTINGS, NEW_SETTING))
+    template = as_dict(build_template(WorkersConfig()))
+    rendered = render(template, enabled_parameters(WarmPool="stopped"))
+    # The instance gets it, from the parameter; the docs' table and sample say what it is.
+    assert _worker_json(rendered)["lifecycle"]["warm_pool"] == "stopped"
+    table = worker_config_table(WorkersConfig())
+    assert (
+        "| `lifecycle.warm_pool` | string | parameter `WinWarmPool` | The one-row test: the WarmPool parameter. |"
+        in table
+    )
+    sample = worker_config_sample(WorkersConfig(), enabled_parameters(WarmPool="stopped"))
+    assert sample["lifecycle"]["warm_pool"] == "stopped"
+    # A new key is a new launch template version (the config line's digest), so the workers get it.
+    user_data = props(template, "WinLaunchTemplate")["LaunchTemplateData"]["UserData"]
+    assert json.dumps(user_data) != json.dumps(props(feature, "WinLaunchTemplate")["LaunchTemplateData"]["UserData"])
+
+
+def test_a_worker_json_key_under_an_object_needs_the_object_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bootstrap, "WORKER_SETTINGS", (*WORKER_SETTINGS, WorkerSetting("pool.mode", "x", "WarmPool")))
+    with pytest.raises(ValueError, match=r"WorkerSetting\.key='pool\.mode': its object 'pool' is not a row before it"):
+        build_template(WorkersConfig())
+
+
+@pytest.mark.parametrize(
+    ("key", "meaning", "named"), [("", "x", "key"), ("Queue-Arn", "x", "key"), ("queue_arn", "", "meaning")]
+)
+def test_an_incomplete_worker_json_row_is_refused(key: str, meaning: str, named: str) -> None:
+    with pytest.raises(ValueError, match=rf"WorkerSetting\.{named}"):
+        WorkerSetting(key, meaning, "WorkQueueArn")
+
+
+# --- Checks read the template they are given ------------------------------------------------
+
+
+def test_the_deployer_policy_reads_the_template_it_is_given(feature: dict[str, Any]) -> None:
+    assert deployer_policy.policy_documents(template=feature) == deployer_policy.policy_documents()
+    # Read, not rebuilt: without the DNS Firewall's resources, none of its actions.
+    action = "route53resolver:CreateFirewallRuleGroup"
+    resources = {n: r for n, r in feature["Resources"].items() if not r["Type"].startswith("AWS::Route53Resolver::")}
+    document = deployer_policy.policy_document(template={**feature, "Resources": resources})
+    assert deployer_policy.allows(deployer_policy.policy_document(template=feature), action)
+    assert not deployer_policy.allows(document, action)
+
+
+def test_usage_reads_the_nested_children_it_is_given() -> None:
+    from winworkers.deploy.inputs import built_children
+    from winworkers.usage import parameter_kinds
+
+    parent = json.loads((ROOT / "templates" / "parent-nested.json").read_text())
+    children = built_children(parent)
+    assert children, "the parent's nested winworkers stack, built from the config its Metadata records"
+    kinds = parameter_kinds(parent, children)
+    assert kinds.get("WinMaxSize") == "whole number", kinds
+    assert "WinMaxSize" not in parameter_kinds(parent)  # no child given, none read
+    assert "build_template" not in (ROOT / "winworkers" / "usage.py").read_text()

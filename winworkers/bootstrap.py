@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from troposphere import Base64, Ref, Sub, encode_to_dict
@@ -143,26 +145,83 @@ def group_arn(config: WorkersConfig) -> Sub:
     )
 
 
+@dataclass(frozen=True)
+class WorkerSetting:
+    """One key of worker.json (one row of WORKER_SETTINGS), said once: its value in the template and
+    what it means to the worker (docs/worker-contract.md's table is generated from the rows).
+
+    ``value`` is a parameter's name (its Ref), or a function of the Params; an object's row has none,
+    and the rows under it follow it, their keys dotted (``lifecycle.drain_seconds``)."""
+
+    key: str
+    meaning: str
+    value: str | Callable[[Params], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)*", self.key):
+            raise ValueError(f"WorkerSetting.key={self.key!r}: snake_case names, dotted under an object")
+        if not self.meaning:
+            raise ValueError(f"WorkerSetting.meaning is empty ({self.key}): say what it means to the worker")
+
+    def of(self, p: Params) -> Any:
+        """The value as the template declares it."""
+        return p[self.value] if isinstance(self.value, str) else self.value(p) if self.value else {}
+
+
+def _queue_url(p: Params) -> Any:
+    return Sub(
+        "https://sqs.${AWS::Region}.${AWS::URLSuffix}/${Account}/${Name}", Account=p.queue_account, Name=p.queue_name
+    )
+
+
+WORKER_SETTINGS: tuple[WorkerSetting, ...] = (
+    WorkerSetting(
+        "region", "The stack's Region: the Region of every AWS call the worker makes.", lambda p: Ref("AWS::Region")
+    ),
+    WorkerSetting("queue_arn", "The work queue's ARN.", "WorkQueueArn"),
+    WorkerSetting(
+        "queue_url", "The work queue's URL, for ReceiveMessage, ChangeMessageVisibility and DeleteMessage.", _queue_url
+    ),
+    WorkerSetting(
+        "data_bucket", "The platform's bucket, which the role may read and write under `data_prefix`.", "DataBucket"
+    ),
+    WorkerSetting("data_prefix", "The key prefix the role may use in `data_bucket` (ends in `/`).", "DataPrefix"),
+    WorkerSetting(
+        "log_paths",
+        "Log files the CloudWatch agent ships to the worker log group: write the worker's logs there.",
+        lambda p: list(p.config.worker_log_paths),
+    ),
+    WorkerSetting("lifecycle", "What the worker needs to drain (docs/worker-contract.md)."),
+    WorkerSetting(
+        "lifecycle.group_name",
+        "The Auto Scaling group's name, for CompleteLifecycleAction.",
+        lambda p: Sub(group_name(p.config)),
+    ),
+    WorkerSetting(
+        "lifecycle.termination_hook", "The termination hook's name, for CompleteLifecycleAction.", lambda p: DRAIN_HOOK
+    ),
+    WorkerSetting(
+        "lifecycle.drain_seconds",
+        "How long the drain may take (the hook's HeartbeatTimeout), in seconds, as a string.",
+        "DrainSeconds",
+    ),
+)
+"""worker.json, key by key, in its order: what the platform's install.ps1 reads from SERVICE_CONFIG."""
+
+
 def worker_settings(p: Params) -> dict[str, Any]:
-    """What the platform's install.ps1 reads from ``SERVICE_CONFIG``; ``lifecycle``
+    """What the platform's install.ps1 reads from ``SERVICE_CONFIG`` (WORKER_SETTINGS); ``lifecycle``
     is what the worker needs to drain (docs/worker-contract.md)."""
-    return {
-        "region": Ref("AWS::Region"),
-        "queue_arn": p["WorkQueueArn"],
-        "queue_url": Sub(
-            "https://sqs.${AWS::Region}.${AWS::URLSuffix}/${Account}/${Name}",
-            Account=p.queue_account,
-            Name=p.queue_name,
-        ),
-        "data_bucket": p["DataBucket"],
-        "data_prefix": p["DataPrefix"],
-        "log_paths": list(p.config.worker_log_paths),
-        "lifecycle": {
-            "group_name": Sub(group_name(p.config)),
-            "termination_hook": DRAIN_HOOK,
-            "drain_seconds": p["DrainSeconds"],
-        },
-    }
+    settings: dict[str, Any] = {}
+    for row in WORKER_SETTINGS:
+        *parents, key = row.key.split(".")
+        under = settings
+        for parent in parents:
+            if not isinstance(under.get(parent), dict):
+                raise ValueError(f"WorkerSetting.key={row.key!r}: its object {parent!r} is not a row before it")
+            under = under[parent]
+        under[key] = row.of(p)
+    return settings
 
 
 def init_metadata(p: Params, role: Role, log_groups: AgentLogGroups, asg_name: Any) -> dict[str, Any]:
