@@ -86,7 +86,11 @@ def test_an_optional_endpoint_is_one_row_with_its_condition(monkeypatch: pytest.
 
 
 def test_an_optional_endpoint_needs_a_condition_of_the_isolated_vpc(monkeypatch: pytest.MonkeyPatch) -> None:
-    for condition, problem in (("NoSuchCondition", "no such condition"), ("InUsEast1", "must imply IsolatedVpc")):
+    for condition, problem in (
+        ("NoSuchCondition", "no such condition"),
+        ("InUsEast1", "must imply IsolatedVpc"),
+        ("HasDnsFirewall", "must imply IsolatedVpc"),  # an Fn::Or with it: true without it too
+    ):
         monkeypatch.setattr(network, "ENDPOINTS", (*ENDPOINTS, EndpointService("sts", "x", "sqs", condition=condition)))
         with pytest.raises(ValueError, match=rf"EndpointService.condition='{condition}' \(sts\): {problem}"):
             build_template(WorkersConfig())

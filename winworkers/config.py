@@ -39,8 +39,8 @@ MAX_FLEET_SIZE = 1000
 # AMI using Systems Manager Parameter Store"): the launch template resolves it (resolve:ssm:) with the
 # WindowsVersion parameter as ${Version}, so every row's parameter is this name with its version.
 WINDOWS_AMI_PARAMETER = "/aws/service/ami-windows-latest/Windows_Server-${Version}-English-Full-Base"
-# The launch agents of AWS's Windows AMIs (EC2 user guide, ec2launch, ec2launch-v2): each is a log
-# folder the CloudWatch agent ships (cwagent.LAUNCH_AGENT_LOGS).
+# The launch agents of AWS's Windows AMIs (register row Xtables-1): each is a log folder the
+# CloudWatch agent ships (cwagent.LAUNCH_AGENT_LOGS).
 LAUNCH_AGENTS = ("EC2Launch v1", "EC2Launch v2")
 
 

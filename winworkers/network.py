@@ -488,15 +488,16 @@ def _add_endpoints(
 
 
 def _endpoint_condition(template: Template, p: Params, row: EndpointService) -> str:
-    """IsolatedVpc, or an optional endpoint's own condition, which must imply it (ValueError)."""
+    """IsolatedVpc, or an optional endpoint's own condition, which must imply it: an Fn::And of it and
+    more (ValueError)."""
     isolated = p.cond("IsolatedVpc")
     if not row.condition:
         return isolated
     name = p.cond(row.condition)
     if name not in template.conditions:
         raise ValueError(f"EndpointService.condition={row.condition!r} ({row.service}): no such condition")
-    definition = json.dumps(template.conditions[name].to_dict())
-    if json.dumps({"Condition": isolated}) not in definition:
+    definition = json.loads(json.dumps(template.conditions[name].to_dict()))
+    if {"Condition": isolated} not in definition.get("Fn::And", []):
         raise ValueError(f"EndpointService.condition={row.condition!r} ({row.service}): must imply IsolatedVpc")
     return name
 
