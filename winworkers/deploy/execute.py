@@ -103,7 +103,7 @@ def deploy(
     ``skip_preflight``. With ``wait``, an instance refresh the update starts is followed to its
     end (``sleep`` waits a poll). A stack whose creation failed is deleted, to be created again,
     only after every check and the preflight, and as any deletion: said, then asked or ``yes``
-    (``dry_run`` deletes nothing).
+    (``dry_run`` deletes nothing). ``template_path`` may be the inputs.Given its caller read.
     """
     run = _Run(clients, stack_name, echo, time.monotonic() + timeout_minutes * 60, timeout_minutes, poll_seconds)
     given = read_given(template_path, parameters)  # read, and check the values given: before any AWS call
