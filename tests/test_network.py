@@ -155,13 +155,15 @@ def test_s3_endpoint_allows_only_the_platform_the_artifact_and_the_agent(enabled
 
 
 def test_every_endpoint_policy_is_narrowed_to_the_workers(enabled: dict[str, Any]) -> None:
+    rows = {row.service: row for row in ENDPOINTS}
+    assert {row.service for row in ENDPOINTS if row.any_principal} == {"cloudformation"}
     for service, endpoint in _endpoints(enabled).items():
         for statement in endpoint["PolicyDocument"]["Statement"]:
             actions = statement["Action"]
             assert "*" not in actions and all(":" in a and not a.endswith(":*") for a in actions), service
-            if service == "cloudformation" or statement["Resource"] == [AGENT_OBJECTS]:
+            if rows[service].any_principal or statement["Resource"] == [AGENT_OBJECTS]:
                 assert statement["Principal"] == "*"  # this stack only / AWS's public agent bucket only
-            elif service == "s3":
+            elif rows[service].kind == "Gateway":
                 assert statement["Principal"] == "*"
                 assert statement["Condition"]["ArnEquals"] == {"aws:PrincipalArn": "WinInstanceRole.Arn"}
             else:
