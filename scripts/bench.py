@@ -32,7 +32,7 @@ BIN = Path(sys.executable).parent
 LIMITS = {"resources": 500, "parameters": 200, "outputs": 200}
 USERDATA_LIMIT = 16 * 1024
 
-INTERFACE_ENDPOINTS = sum(1 for _, kind, _ in ENDPOINTS if kind == "Interface")
+INTERFACE_ENDPOINTS = sum(1 for row in ENDPOINTS if row.kind == "Interface" and not row.condition)
 # The DNS Firewall's domain lists of the default feature, as rendered in us-east-1.
 DNS_DOMAINS = sum(
     len(resource["Properties"]["Domains"])

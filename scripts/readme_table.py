@@ -28,6 +28,7 @@ from winworkers.docs import (
     worker_config_table,
 )
 from winworkers.emulator import coverage_table
+from winworkers.network import endpoint_table
 from winworkers.renderings import enabled_parameters
 from winworkers.templates import FEATURE_BUDGET, S3_LIMIT
 
@@ -50,6 +51,7 @@ DOCUMENTS = {
     "docs/operations.md": ("sizes",),
     "docs/worker-contract.md": ("worker-json",),
     "docs/lint-rules.md": ("lint-rules",),
+    "docs/network.md": ("endpoints",),
 }
 
 
@@ -103,6 +105,7 @@ def blocks() -> dict[str, str]:
         "sizes": size_table(),
         "worker-json": worker_config_block(),
         "lint-rules": lint_rule_reference(),
+        "endpoints": endpoint_table(),
         "emulator-coverage": coverage_table(
             r["Type"] for p in sorted((ROOT / "templates").glob("*.json")) for r in _resources(p)
         ),

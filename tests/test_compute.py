@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from conftest import props, render, resources_of
+from winworkers.config import WINDOWS_VERSIONS
 from winworkers.renderings import enabled_parameters
 
 
@@ -50,7 +51,7 @@ def test_every_volume_is_encrypted_gp3(feature: dict[str, Any]) -> None:
         assert mappings[0]["DeviceName"] == "/dev/sda1"  # the root device of AWS Windows AMIs
 
 
-@pytest.mark.parametrize("version", ["2019", "2022", "2025"])
+@pytest.mark.parametrize("version", [row.version for row in WINDOWS_VERSIONS])
 def test_image_is_the_latest_aws_windows_ami_for_the_version(feature: dict[str, Any], version: str) -> None:
     rendered = render(feature, enabled_parameters(WindowsVersion=version))
     assert _data(rendered)["ImageId"] == (
@@ -58,6 +59,7 @@ def test_image_is_the_latest_aws_windows_ami_for_the_version(feature: dict[str, 
     )
     env = props(rendered, "WinRefreshFunction")["Environment"]["Variables"]
     assert env["AMI_PARAMETER"] == f"/aws/service/ami-windows-latest/Windows_Server-{version}-English-Full-Base"
+    assert env["AMI_PARAMETER"] == next(row.ami_parameter for row in WINDOWS_VERSIONS if row.version == version)
 
 
 def test_user_data_is_plain_powershell_running_cfn_init_then_cfn_signal(enabled: dict[str, Any]) -> None:

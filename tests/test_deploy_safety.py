@@ -507,8 +507,8 @@ def test_deploy_without_a_template_builds_it_from_the_config(
     config = tmp_path / "workers.toml"
     config.write_text("max_fleet_size = 10\n")
     assert main(["deploy", "--stack-name", "x", "--config", str(config), *BUCKET_FLAG]) == 0
-    (template,) = seen
-    assert template == build_template(WorkersConfig(max_fleet_size=10)).to_dict()
+    (given,) = seen  # deploy.inputs.Given: the template read and the values given, checked once
+    assert given.template.data == build_template(WorkersConfig(max_fleet_size=10)).to_dict()
     assert (
         main(["deploy", "--stack-name", "x", "--config", str(config), "--parameter", "WinMaxSize=11", *BUCKET_FLAG])
         == 1

@@ -61,9 +61,9 @@ def names_the_workers_use(rendered: dict[str, Any], region: str) -> set[str]:
     # existing-subnets creates none: the platform's VPC provides the same services (ENDPOINTS,
     # the README's table).
     endpoints = [e["Properties"]["ServiceName"] for e in resources_of(rendered, "AWS::EC2::VPCEndpoint").values()]
-    services = [name.split(".", 3)[3] for name in endpoints] or [service for service, _, _ in ENDPOINTS]
+    services = [name.split(".", 3)[3] for name in endpoints] or [row.service for row in ENDPOINTS]
     if endpoints:
-        assert sorted(services) == sorted(service for service, _, _ in ENDPOINTS)
+        assert sorted(services) == sorted(row.service for row in ENDPOINTS)
     hosts |= {f"{service}.{region}.amazonaws.com" for service in services}
     hosts.add(f"ip-10-250-0-10.{REGIONS[region]}")
     assert len(hosts) >= 10, hosts

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from conftest import props, render, resources_of
+from winworkers.network import ENDPOINTS
 from winworkers.renderings import EXAMPLE_INPUTS, MODES, enabled_parameters
 
 FORBIDDEN = {
@@ -23,7 +24,8 @@ FORBIDDEN = {
     "AWS::EC2::VPNGateway",
     "AWS::EC2::Route",
 }
-INTERFACE = {"sqs", "cloudformation", "monitoring", "logs", "autoscaling"}
+INTERFACE = {row.service for row in ENDPOINTS if row.kind == "Interface" and not row.condition}
+GATEWAYS = {row.service for row in ENDPOINTS if row.kind == "Gateway" and not row.condition}
 # What would change the platform's VPC for every other workload in it.
 NOT_IN_THE_PLATFORMS_VPC = {
     "AWS::EC2::VPCEndpoint",
@@ -91,7 +93,8 @@ def test_endpoints_per_mode(mode: tuple[str, dict[str, Any]]) -> None:
         egress = props(rendered, "WinWorkerEgressToNetworkEndpoints")
         assert (egress["CidrIp"], egress["FromPort"], egress["ToPort"]) == ("10.0.0.0/16", 443, 443)
         return
-    assert set(endpoints) == INTERFACE | {"s3"}
+    assert set(endpoints) == INTERFACE | GATEWAYS
+    assert "s3" in GATEWAYS
     assert endpoints["s3"]["VpcEndpointType"] == "Gateway"
     assert endpoints["s3"]["RouteTableIds"] == ["WinRouteTable"]
     for service in INTERFACE:
@@ -152,13 +155,15 @@ def test_s3_endpoint_allows_only_the_platform_the_artifact_and_the_agent(enabled
 
 
 def test_every_endpoint_policy_is_narrowed_to_the_workers(enabled: dict[str, Any]) -> None:
+    rows = {row.service: row for row in ENDPOINTS}
+    assert {row.service for row in ENDPOINTS if row.any_principal} == {"cloudformation"}
     for service, endpoint in _endpoints(enabled).items():
         for statement in endpoint["PolicyDocument"]["Statement"]:
             actions = statement["Action"]
             assert "*" not in actions and all(":" in a and not a.endswith(":*") for a in actions), service
-            if service == "cloudformation" or statement["Resource"] == [AGENT_OBJECTS]:
+            if rows[service].any_principal or statement["Resource"] == [AGENT_OBJECTS]:
                 assert statement["Principal"] == "*"  # this stack only / AWS's public agent bucket only
-            elif service == "s3":
+            elif rows[service].kind == "Gateway":
                 assert statement["Principal"] == "*"
                 assert statement["Condition"]["ArnEquals"] == {"aws:PrincipalArn": "WinInstanceRole.Arn"}
             else:

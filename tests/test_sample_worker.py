@@ -31,8 +31,8 @@ from tree_sitter import Node
 
 from conftest import POWERSHELL_PARSER, ROOT
 from winworkers import WorkersConfig
-from winworkers.bootstrap import DRAIN_HOOK, SERVICE_CONFIG, SERVICE_DIR
-from winworkers.docs import WORKER_CONFIG_DOCS, worker_config_sample, worker_config_table
+from winworkers.bootstrap import DRAIN_HOOK, SERVICE_CONFIG, SERVICE_DIR, WORKER_SETTINGS, WorkerSetting
+from winworkers.docs import worker_config_sample, worker_config_table
 from winworkers.renderings import enabled_parameters
 
 SAMPLE = ROOT / "examples" / "sample-worker"
@@ -1114,7 +1114,7 @@ def test_the_documented_sample_is_what_an_instance_gets(settings: dict[str, Any]
 def test_the_worker_contract_documents_every_key_of_worker_json() -> None:
     config = WorkersConfig()
     keys = _keys(worker_config_sample(config, enabled_parameters(config)))
-    assert sorted(WORKER_CONFIG_DOCS) == sorted(keys), "describe each key in winworkers.docs.WORKER_CONFIG_DOCS"
+    assert [row.key for row in WORKER_SETTINGS] == keys, "worker.json is bootstrap.WORKER_SETTINGS, row by row"
     table = worker_config_table(config)
     assert re.findall(r"^\| `([\w.]+)` \|", table, re.M) == keys
     contract = (ROOT / "docs" / "worker-contract.md").read_text(encoding="utf-8")
@@ -1124,10 +1124,9 @@ def test_the_worker_contract_documents_every_key_of_worker_json() -> None:
     assert json.loads(sample) == worker_config_sample(config, enabled_parameters(config))
 
 
-def test_an_undescribed_key_of_worker_json_fails_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(WORKER_CONFIG_DOCS, "lifecycle.drain_seconds")
-    with pytest.raises(ValueError, match=r"'lifecycle\.drain_seconds' has no description"):
-        worker_config_table(WorkersConfig())
+def test_an_undescribed_key_of_worker_json_fails_the_build() -> None:
+    with pytest.raises(ValueError, match=r"WorkerSetting\.meaning is empty \(lifecycle\.drain_seconds\)"):
+        WorkerSetting("lifecycle.drain_seconds", "", "DrainSeconds")
 
 
 # The AWS calls of the sample's scripts, by cmdlet (AWS Tools for PowerShell reference: each

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from winworkers.network import ENDPOINTS
 from winworkers.update_path import at_pointer as _at
 from winworkers.update_path import depends_on as _names
 from winworkers.update_path import schema_of as _schema
@@ -27,12 +28,7 @@ NETWORK = {
     "WinSubnetARoutes",
     "WinSubnetBRoutes",
     "WinSubnetCRoutes",
-    "WinS3Endpoint",
-    "WinSqsEndpoint",
-    "WinCloudformationEndpoint",
-    "WinMonitoringEndpoint",
-    "WinLogsEndpoint",
-    "WinAutoscalingEndpoint",
+    *(f"Win{row.logical_name}" for row in ENDPOINTS),
     "WinEndpointSecurityGroup",
     "WinEndpointIngressFromWorkers",
     "WinWorkerSecurityGroup",

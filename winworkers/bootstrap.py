@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from troposphere import Base64, Ref, Sub, encode_to_dict
@@ -143,26 +145,83 @@ def group_arn(config: WorkersConfig) -> Sub:
     )
 
 
+@dataclass(frozen=True)
+class WorkerSetting:
+    """One key of worker.json (one row of WORKER_SETTINGS), said once: its value in the template and
+    what it means to the worker (docs/worker-contract.md's table is generated from the rows).
+
+    ``value`` is a parameter's name (its Ref), or a function of the Params; an object's row has none,
+    and the rows under it follow it, their keys dotted (``lifecycle.drain_seconds``)."""
+
+    key: str
+    meaning: str
+    value: str | Callable[[Params], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)*", self.key):
+            raise ValueError(f"WorkerSetting.key={self.key!r}: snake_case names, dotted under an object")
+        if not self.meaning:
+            raise ValueError(f"WorkerSetting.meaning is empty ({self.key}): say what it means to the worker")
+
+    def of(self, p: Params) -> Any:
+        """The value as the template declares it."""
+        return p[self.value] if isinstance(self.value, str) else self.value(p) if self.value else {}
+
+
+def _queue_url(p: Params) -> Any:
+    return Sub(
+        "https://sqs.${AWS::Region}.${AWS::URLSuffix}/${Account}/${Name}", Account=p.queue_account, Name=p.queue_name
+    )
+
+
+WORKER_SETTINGS: tuple[WorkerSetting, ...] = (
+    WorkerSetting(
+        "region", "The stack's Region: the Region of every AWS call the worker makes.", lambda p: Ref("AWS::Region")
+    ),
+    WorkerSetting("queue_arn", "The work queue's ARN.", "WorkQueueArn"),
+    WorkerSetting(
+        "queue_url", "The work queue's URL, for ReceiveMessage, ChangeMessageVisibility and DeleteMessage.", _queue_url
+    ),
+    WorkerSetting(
+        "data_bucket", "The platform's bucket, which the role may read and write under `data_prefix`.", "DataBucket"
+    ),
+    WorkerSetting("data_prefix", "The key prefix the role may use in `data_bucket` (ends in `/`).", "DataPrefix"),
+    WorkerSetting(
+        "log_paths",
+        "Log files the CloudWatch agent ships to the worker log group: write the worker's logs there.",
+        lambda p: list(p.config.worker_log_paths),
+    ),
+    WorkerSetting("lifecycle", "What the worker needs to drain (docs/worker-contract.md)."),
+    WorkerSetting(
+        "lifecycle.group_name",
+        "The Auto Scaling group's name, for CompleteLifecycleAction.",
+        lambda p: Sub(group_name(p.config)),
+    ),
+    WorkerSetting(
+        "lifecycle.termination_hook", "The termination hook's name, for CompleteLifecycleAction.", lambda p: DRAIN_HOOK
+    ),
+    WorkerSetting(
+        "lifecycle.drain_seconds",
+        "How long the drain may take (the hook's HeartbeatTimeout), in seconds, as a string.",
+        "DrainSeconds",
+    ),
+)
+"""worker.json, key by key, in its order: what the platform's install.ps1 reads from SERVICE_CONFIG."""
+
+
 def worker_settings(p: Params) -> dict[str, Any]:
-    """What the platform's install.ps1 reads from ``SERVICE_CONFIG``; ``lifecycle``
+    """What the platform's install.ps1 reads from ``SERVICE_CONFIG`` (WORKER_SETTINGS); ``lifecycle``
     is what the worker needs to drain (docs/worker-contract.md)."""
-    return {
-        "region": Ref("AWS::Region"),
-        "queue_arn": p["WorkQueueArn"],
-        "queue_url": Sub(
-            "https://sqs.${AWS::Region}.${AWS::URLSuffix}/${Account}/${Name}",
-            Account=p.queue_account,
-            Name=p.queue_name,
-        ),
-        "data_bucket": p["DataBucket"],
-        "data_prefix": p["DataPrefix"],
-        "log_paths": list(p.config.worker_log_paths),
-        "lifecycle": {
-            "group_name": Sub(group_name(p.config)),
-            "termination_hook": DRAIN_HOOK,
-            "drain_seconds": p["DrainSeconds"],
-        },
-    }
+    settings: dict[str, Any] = {}
+    for row in WORKER_SETTINGS:
+        *parents, key = row.key.split(".")
+        under = settings
+        for parent in parents:
+            if not isinstance(under.get(parent), dict):
+                raise ValueError(f"WorkerSetting.key={row.key!r}: its object {parent!r} is not a row before it")
+            under = under[parent]
+        under[key] = row.of(p)
+    return settings
 
 
 def init_metadata(p: Params, role: Role, log_groups: AgentLogGroups, asg_name: Any) -> dict[str, Any]:
@@ -296,9 +355,8 @@ def user_data(
     function captures its console and screenshot, then ABANDONs it (terminated, or kept
     with RetainFailedBoots: winworkers.diagnostics, register row 200). Without a warm pool
     (``warm`` False) it runs once, at first boot (no <persist>): no instance meets the
-    launch hook again on a later start.
-    Hooks are completed with the AWS Tools for Windows PowerShell,
-    which every AWS Windows AMI ships (the AWS CLI is not listed), through the
+    launch hook again on a later start. Hooks are completed with the AWS Tools for Windows
+    PowerShell, which every AWS Windows AMI ships (the AWS CLI is not listed), through the
     autoscaling endpoint.
 
     With a warm pool (``warm`` True, ``warm_boot_paths``) the same script runs at every
@@ -317,10 +375,7 @@ def user_data(
     (``Amazon.CloudWatch.Model``) are those of the AWS Tools module that completing the
     hook has just loaded: the AWS Windows AMIs ship the single AWSPowerShell module, with
     every service's types."""
-    group = group_name(config)
-    mark = BOOT_MARKS
     t = BOOT_TIMES
-    data = ",".join(f"(D {name} {t[start]} {t[end]})" for name, start, end in BOOT_PHASES)
     init = (
         f'try {{ & "$b\\cfn-init.exe" -v @c --resource {launch_template_id} --configsets default; '
         "$code=$LASTEXITCODE } catch { $_ }"
@@ -330,6 +385,28 @@ def user_data(
         "<powershell>",
         config_line(metadata),
         f"{t['userdata']}=Get-Date",
+        *_script_functions(group_name(config)),
+        "$code=1",
+        *(warm_boot_paths(init) if warm else [init]),
+        f"{t['service']}=Get-Date",
+        f"if ($code -eq 0 -and -not (Retry CONTINUE {LAUNCH_HOOK})) {{ $code=1 }}",
+        f"{t['hook']}=Get-Date",
+        # A later boot signals nothing: the CreationPolicy counts first boots only.
+        f"if (-not $f) {{ {signal} }}" if warm else signal,
+        f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK} }}",
+        _boot_timings(config, warm),
+        "</powershell>",
+    ]
+    if warm:
+        lines.append("<persist>true</persist>")
+    return Base64(Sub("\n".join(lines)))
+
+
+def _script_functions(group: str) -> list[str]:
+    """The UserData's variables and functions: cfn-bootstrap's folder and common arguments ($b, $c),
+    IMDSv2 (Imds), completing the launch hook (Hook) with retries to a deadline (Retry), and one
+    boot timing as a CloudWatch datum (D)."""
+    return [
         f"$b='{_CFN_BOOTSTRAP}'",
         "$c='--stack','${AWS::StackName}','--region','${AWS::Region}',"
         "'--url','https://cloudformation.${AWS::Region}.${AWS::URLSuffix}'",
@@ -347,14 +424,15 @@ def user_data(
         "sleep 15 } } }",
         "function D($n, $a, $z) { New-Object Amazon.CloudWatch.Model.MetricDatum -Property "
         "@{MetricName=$n; Unit='Seconds'; Value=($z-$a).TotalSeconds; Dimensions=@($g)} }",
-        "$code=1",
-        *(warm_boot_paths(init) if warm else [init]),
-        f"{t['service']}=Get-Date",
-        f"if ($code -eq 0 -and -not (Retry CONTINUE {LAUNCH_HOOK})) {{ $code=1 }}",
-        f"{t['hook']}=Get-Date",
-        # A later boot signals nothing: the CreationPolicy counts first boots only.
-        f"if (-not $f) {{ {signal} }}" if warm else signal,
-        f"if ($code -ne 0) {{ $null=Retry ABANDON {LAUNCH_HOOK} }}",
+    ]
+
+
+def _boot_timings(config: WorkersConfig, warm: bool) -> str:
+    """The line that publishes a booted worker's timings (BOOT_PHASES) in one PutMetricData call;
+    with a warm pool, a start from the pool publishes POOL_START_METRIC alone."""
+    t, mark, group = BOOT_TIMES, BOOT_MARKS, group_name(config)
+    data = ",".join(f"(D {name} {t[start]} {t[end]})" for name, start, end in BOOT_PHASES)
+    return (
         "if ($code -eq 0) { try { $ErrorActionPreference='Stop'; "
         f"{t['launch']}=[datetime](ConvertFrom-Json (Imds dynamic/instance-identity/document)).pendingTime; "
         f"{t['harden']}=(Get-Item '{mark}harden').LastWriteTime; "
@@ -363,12 +441,8 @@ def user_data(
         f"Value='{group}'}}; "
         + (f"$d=if ($f) {{(D {POOL_START_METRIC} {t['launch']} {t['hook']})}} else {{{data}}}; " if warm else "")
         + f"Write-CWMetricData -Namespace '{config.metrics_namespace}' "
-        f"-MetricData {'$d' if warm else data} -Region ${{AWS::Region}} -Force }} catch {{ $_ }} }}",
-        "</powershell>",
-    ]
-    if warm:
-        lines.append("<persist>true</persist>")
-    return Base64(Sub("\n".join(lines)))
+        f"-MetricData {'$d' if warm else data} -Region ${{AWS::Region}} -Force }} catch {{ $_ }} }}"
+    )
 
 
 def warm_boot_paths(init: str) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from winworkers import deploy, deployer_policy, emulator
 from winworkers._version import __version__
-from winworkers.build import check_pair
+from winworkers.build import build_template, check_pair
 from winworkers.config import WorkersConfig, load_config
 from winworkers.deploy.base import DeployError
 from winworkers.deploy.inputs import check_bucket_name
@@ -142,7 +142,11 @@ def _deployer_policy(args: argparse.Namespace, config: WorkersConfig) -> int:
         if args.template_bucket is not None:
             check_bucket_name(args.template_bucket, "--template-bucket")
         documents = deployer_policy.policy_documents(
-            config, template_bucket=args.template_bucket, nested=args.nested, stack_name=args.stack_name
+            config,
+            template=build_template(config).to_dict(),
+            template_bucket=args.template_bucket,
+            nested=args.nested,
+            stack_name=args.stack_name,
         )
     except (ValueError, DeployError) as error:
         print(f"winworkers deployer-policy: {error}", file=sys.stderr)

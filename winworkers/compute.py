@@ -87,7 +87,7 @@ from winworkers.bootstrap import (
     init_metadata,
     user_data,
 )
-from winworkers.config import WorkersConfig
+from winworkers.config import WINDOWS_AMI_PARAMETER, WorkersConfig
 from winworkers.diagnostics import lifecycle_policy
 from winworkers.network import Network
 from winworkers.observability import WorkerLogs, metric_query
@@ -96,7 +96,7 @@ from winworkers.parameters import Params
 FEATURE_TAG = "windows-workers"
 GROUP_METRICS = ("GroupInServiceInstances", "GroupDesiredCapacity", "GroupPendingInstances", "WarmPoolWarmedCapacity")
 """The group metrics Auto Scaling publishes: the scaling reads the first, the dashboard all."""
-AMI_PARAMETER = "/aws/service/ami-windows-latest/Windows_Server-${Version}-English-Full-Base"
+AMI_PARAMETER = WINDOWS_AMI_PARAMETER
 MAX_HEALTHY_PERCENT = 200
 # Refreshes replace half the fleet, then pause an hour before the rest: a worker
 # that boots but misbehaves on a new AMI runs on half the fleet while the other

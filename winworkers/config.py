@@ -35,6 +35,45 @@ _NAMESPACE_RE = re.compile(r"^[0-9A-Za-z.\-_/#:]{1,255}$")
 METRIC_INTERVALS = (10, 30, 60, 120, 300)
 # The largest fleet the capacity parameters allow.
 MAX_FLEET_SIZE = 1000
+# The public SSM parameter of a Windows Server version's latest AMI (EC2 user guide, "Find a Windows
+# AMI using Systems Manager Parameter Store"): the launch template resolves it (resolve:ssm:) with the
+# WindowsVersion parameter as ${Version}, so every row's parameter is this name with its version.
+WINDOWS_AMI_PARAMETER = "/aws/service/ami-windows-latest/Windows_Server-${Version}-English-Full-Base"
+# The launch agents of AWS's Windows AMIs (register row 223): each is a log folder the
+# CloudWatch agent ships (cwagent.LAUNCH_AGENT_LOGS).
+LAUNCH_AGENTS = ("EC2Launch v1", "EC2Launch v2")
+
+
+@dataclass(frozen=True)
+class WindowsVersion:
+    """One Windows Server version the workers may run (one row of WINDOWS_VERSIONS): a value of the
+    WindowsVersion parameter, the AMI parameter it resolves, the launch agent its AMIs run."""
+
+    version: str
+    """The WindowsVersion parameter's value, the year: 2019."""
+    launch_agent: str
+    """One of LAUNCH_AGENTS: where the AMI's launch agent logs a failed UserData."""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"20[0-9]{2}", self.version):
+            raise ValueError(f"WindowsVersion.version={self.version!r}: a Windows Server year such as 2019")
+        if self.launch_agent not in LAUNCH_AGENTS:
+            raise ValueError(f"WindowsVersion.launch_agent={self.launch_agent!r}: one of {', '.join(LAUNCH_AGENTS)}")
+
+    @property
+    def ami_parameter(self) -> str:
+        """The public SSM parameter of this version's latest AMI."""
+        return WINDOWS_AMI_PARAMETER.replace("${Version}", self.version)
+
+
+WINDOWS_VERSIONS: tuple[WindowsVersion, ...] = (
+    WindowsVersion("2019", "EC2Launch v1"),  # the default: the first row
+    WindowsVersion("2022", "EC2Launch v2"),
+    WindowsVersion("2025", "EC2Launch v2"),
+)
+"""The WindowsVersion parameter's allowed values, in order; the first is its default."""
+
+
 # Auto Scaling user guide, "Tag Auto Scaling groups and instances", tag restrictions.
 
 

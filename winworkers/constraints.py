@@ -37,7 +37,7 @@ from typing import Any
 from winworkers.instance_types import INSTANCE_TYPE_LIST_PATTERN, INSTANCE_TYPE_PATTERN, instance_type_problem
 from winworkers.rules import failed_assertions
 from winworkers.rules import is_list_type as is_list_type  # public here too: the one list-type test
-from winworkers.usage import usage_problems
+from winworkers.usage import parameter_kinds, usage_problems
 
 # CloudFormation's Number: an integer or a float, in decimal or exponent notation.
 # Python's float() would also take "nan", "inf" and "1_000", which CloudFormation does not.
@@ -50,6 +50,12 @@ def check_parameters(template: Mapping[str, Any], values: Mapping[str, str]) -> 
     """One line per problem with values (parameter name to the string a user
     passes): unknown names, required parameters without a value, and every value
     that breaks its parameter's constraints. Empty when CloudFormation would accept them."""
+    return value_problems(template, values) + missing_problems(template, values)
+
+
+def value_problems(template: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
+    """check_parameters for these values alone: unknown names, and each value against its
+    parameter's constraints (what is missing is missing_problems')."""
     declared: Mapping[str, Mapping[str, Any]] = template.get("Parameters", {})
     problems = [_unknown(name, declared) for name in sorted(set(values) - set(declared))]
     for name, spec in declared.items():
@@ -57,16 +63,28 @@ def check_parameters(template: Mapping[str, Any], values: Mapping[str, str]) -> 
             problem = _check_value(name, spec, values[name])
             if problem:
                 problems.append(problem)
-        elif "Default" not in spec:
-            problems.append(f"{name} has no default: give it a value")
     return problems
+
+
+def missing_problems(template: Mapping[str, Any], values: Collection[str]) -> list[str]:
+    """A line for each parameter without a default that has no value among values (names)."""
+    declared: Mapping[str, Mapping[str, Any]] = template.get("Parameters", {})
+    return [
+        f"{n} has no default: give it a value" for n, s in declared.items() if n not in values and "Default" not in s
+    ]
 
 
 FILLED = "(filled in)"
 """What the Rules see for a parameter named in check_inputs' ``filled``: set, value unknown."""
 
 
-def check_inputs(template: Mapping[str, Any], values: Mapping[str, str], *, filled: Collection[str] = ()) -> list[str]:
+def check_inputs(
+    template: Mapping[str, Any],
+    values: Mapping[str, str],
+    *,
+    filled: Collection[str] = (),
+    children: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[str]:
     """Everything CloudFormation would refuse about values before it creates a
     change set: the parameter constraints first, then (only when they all hold)
     the template's Rules, as Rule: AssertDescription.
@@ -75,12 +93,14 @@ def check_inputs(template: Mapping[str, Any], values: Mapping[str, str], *, fill
     as winworkers deploy looks up an empty S3 prefix list
     (``filled=winworkers.deploy.prefix_lists_to_fill(template, values)``): their
     given values are checked against the constraints, and the Rules take them as set.
+    children: the child template of each nested winworkers stack, by logical id (usage.parameter_kinds).
     """
     unknown = sorted(set(filled) - set(template.get("Parameters", {})))
     if unknown:
         raise ValueError(f"filled={unknown} is not allowed: names of the template's parameters")
     problems = check_parameters(template, values)
-    problems += usage_problems(template, {k: v for k, v in values.items() if not reported(k, problems)})
+    kinds = parameter_kinds(template, children)
+    problems += usage_problems(template, {k: v for k, v in values.items() if not reported(k, problems)}, kinds)
     return problems or failed_assertions(template, {**values, **dict.fromkeys(filled, FILLED)})
 
 

@@ -47,6 +47,8 @@ BOOT_LOGS: tuple[tuple[str, str], ...] = (
     # The agent's own logs (amazon-cloudwatch-agent.log, configuration-validation.log).
     ("agent", AGENT_LOG_PATH),
 )
+# Each launch agent's stream in BOOT_LOGS (config.LAUNCH_AGENTS): a row of config.WINDOWS_VERSIONS names one.
+LAUNCH_AGENT_LOGS = {"EC2Launch v1": "ec2launch", "EC2Launch v2": "ec2launch-v2"}
 CONFIG_PATH = "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\winworkers.json"
 
 # Channel -> levels, exactly as the feature promises.

@@ -48,7 +48,7 @@ from typing import Any
 from awacs import autoscaling, cloudformation, ec2, s3, ssm
 from awacs.aws import Action, Allow, Condition, PolicyDocument, Statement, StringEquals, StringLike
 
-from winworkers.config import WorkersConfig
+from winworkers.config import WINDOWS_AMI_PARAMETER, WorkersConfig
 from winworkers.handler_permissions import HANDLER_PERMISSIONS
 
 HANDLERS = ("create", "update", "delete", "read")
@@ -284,7 +284,8 @@ LOOKUP_ACTIONS: list[Action] = [ec2.DescribeManagedPrefixLists, autoscaling.Desc
 DEPLOY_ACTIONS = [*STACK_ACTIONS, *LOOKUP_ACTIONS]
 
 # Public parameters have no account in their ARN (arn:aws:ssm:REGION::parameter/aws/service/...): "*" matches it.
-_AMI_PARAMETERS = "arn:aws:ssm:*:*:parameter/aws/service/ami-windows-latest/*"
+# Every row of config.WINDOWS_VERSIONS: the folder of their AMI parameter.
+_AMI_PARAMETERS = "arn:aws:ssm:*:*:parameter" + WINDOWS_AMI_PARAMETER.rsplit("/", 1)[0] + "/*"
 TEMPLATE_BUCKET_PLACEHOLDER = "TEMPLATE-BUCKET"
 _ROLE_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy")
 
@@ -395,15 +396,17 @@ def _group_suffix(group: Mapping[str, Any]) -> str:
 def policy_documents(
     config: WorkersConfig | None = None,
     *,
+    template: Mapping[str, Any] | None = None,
     template_bucket: str | None = None,
     nested: bool = False,
     stack_name: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The managed policies for the feature's template built from config, name -> document, each
-    within MANAGED_POLICY_CHARACTERS (a ValueError names one that is not)."""
+    """The managed policies for the feature's template (read from ``template``, the feature built from
+    config as the caller has it; built here from config when not given), name -> document, each within
+    MANAGED_POLICY_CHARACTERS (a ValueError names one that is not)."""
     config = config or WorkersConfig()
     grouped: dict[str, list[dict[str, Any]]] = {group: [] for group in DOCUMENTS}
-    for statement in _statement_dicts(config, template_bucket, nested, stack_name):
+    for statement in _statement_dicts(_feature(config, template), template_bucket, nested, stack_name):
         grouped[_document_of(statement)].append(statement)
     out: dict[str, dict[str, Any]] = {}
     for group, listed in grouped.items():
@@ -422,12 +425,13 @@ def policy_documents(
 def policy_document(
     config: WorkersConfig | None = None,
     *,
+    template: Mapping[str, Any] | None = None,
     template_bucket: str | None = None,
     nested: bool = False,
     stack_name: str | None = None,
 ) -> dict[str, Any]:
     """Every statement of policy_documents in one document: for analysis (over a managed policy's size)."""
-    listed = _statement_dicts(config or WorkersConfig(), template_bucket, nested, stack_name)
+    listed = _statement_dicts(_feature(config or WorkersConfig(), template), template_bucket, nested, stack_name)
     return {"Version": "2012-10-17", "Statement": listed}
 
 
@@ -447,12 +451,21 @@ def allows(document: Mapping[str, Any], action: str) -> bool:
     return any(fnmatch.fnmatchcase(action.lower(), listed.lower()) for listed in actions(document))
 
 
-def _statement_dicts(
-    config: WorkersConfig, template_bucket: str | None, nested: bool, stack_name: str | None
-) -> list[dict[str, Any]]:
+def _feature(config: WorkersConfig, template: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The template to read: the caller's, else the feature built from config."""
+    if template is not None:
+        return template
     from winworkers.build import build_template
 
-    template = build_template(config).to_dict()
+    built: dict[str, Any] = build_template(config).to_dict()
+    return built
+
+
+def _statement_dicts(
+    feature: Mapping[str, Any], template_bucket: str | None, nested: bool, stack_name: str | None
+) -> list[dict[str, Any]]:
+    """The statements read from feature (with a nested stack of its own when nested), as JSON."""
+    template = {**feature, "Resources": dict(feature["Resources"])}
     if nested:
         template["Resources"]["NestedFeatureStack"] = {"Type": "AWS::CloudFormation::Stack"}
     listed = statements(template, template_bucket=template_bucket, stack_name=stack_name)

@@ -40,21 +40,6 @@ def _intrinsic_text(value: Any) -> str:
     return str(value)
 
 
-# What each key of worker.json means to the worker (bootstrap.worker_settings writes them).
-# worker_config_table refuses a key that is not described here, so docs/worker-contract.md cannot miss one.
-WORKER_CONFIG_DOCS = {
-    "region": "The stack's Region: the Region of every AWS call the worker makes.",
-    "queue_arn": "The work queue's ARN.",
-    "queue_url": "The work queue's URL, for ReceiveMessage, ChangeMessageVisibility and DeleteMessage.",
-    "data_bucket": "The platform's bucket, which the role may read and write under `data_prefix`.",
-    "data_prefix": "The key prefix the role may use in `data_bucket` (ends in `/`).",
-    "log_paths": "Log files the CloudWatch agent ships to the worker log group: write the worker's logs there.",
-    "lifecycle": "What the worker needs to drain (docs/worker-contract.md).",
-    "lifecycle.group_name": "The Auto Scaling group's name, for CompleteLifecycleAction.",
-    "lifecycle.termination_hook": "The termination hook's name, for CompleteLifecycleAction.",
-    "lifecycle.drain_seconds": "How long the drain may take (the hook's HeartbeatTimeout), in seconds, as a string.",
-}
-
 _PSEUDO = {
     "AWS::Region": "us-east-1",
     "AWS::StackName": "platform",
@@ -77,17 +62,18 @@ def worker_settings_of(config: WorkersConfig) -> dict[str, Any]:
 
 def worker_config_table(config: WorkersConfig) -> str:
     """worker.json's keys as a Markdown table: JSON type, where the value comes from, meaning."""
+    from winworkers import bootstrap
+
     rows = ["| Key | Type | Value | Meaning |", "| --- | --- | --- | --- |"]
+    meaning = {row.key: row.meaning for row in bootstrap.WORKER_SETTINGS}
 
     def add(prefix: str, settings: dict[str, Any]) -> None:
         for key, value in settings.items():
             name = f"{prefix}{key}"
-            if name not in WORKER_CONFIG_DOCS:
-                raise ValueError(f"worker.json key {name!r} has no description in winworkers.docs.WORKER_CONFIG_DOCS")
             nested = isinstance(value, dict) and not _is_intrinsic(value)
             kind = "object" if nested else "array of strings" if isinstance(value, list) else "string"
             source = "" if nested else _value_text(value)
-            rows.append(f"| `{name}` | {kind} | {source} | {WORKER_CONFIG_DOCS[name]} |")
+            rows.append(f"| `{name}` | {kind} | {source} | {meaning[name]} |")
             if nested:
                 add(f"{name}.", value)
 

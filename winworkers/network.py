@@ -37,6 +37,8 @@ Firewall rule group is offered, unassociated, with CreateDnsFirewall.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,18 +78,111 @@ from winworkers.suppress import skip_cfn_lint
 
 HTTPS = 443
 _HTTPS: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": HTTPS, "ToPort": HTTPS}
-
-# service name -> (endpoint type, IAM action prefix whose statements form its policy)
-ENDPOINTS: tuple[tuple[str, str, str], ...] = (
-    ("s3", "Gateway", "s3"),
-    ("sqs", "Interface", "sqs"),
-    ("cloudformation", "Interface", "cloudformation"),
-    ("monitoring", "Interface", "cloudwatch"),
-    ("logs", "Interface", "logs"),
-    # The UserData and the worker complete the group's lifecycle hooks.
-    ("autoscaling", "Interface", "autoscaling"),
-)
+GATEWAY, INTERFACE = "Gateway", "Interface"
+_SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
+_REGIONAL = "${AWS::Region}.${AWS::URLSuffix}"
 AGENT_BUCKET_OBJECTS = "arn:${AWS::Partition}:s3:::amazoncloudwatch-agent-${AWS::Region}/windows/*"
+
+
+@dataclass(frozen=True)
+class DnsName:
+    """A name the workers resolve through an endpoint, beyond its service's regional name: an
+    ``Fn::Sub`` text in which ``${Bucket}`` is the value of the parameter ``bucket``."""
+
+    name: str
+    bucket: str = ""
+    only_in_us_east_1: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("DnsName.name is empty: a DNS Firewall domain specification")
+        if ("${Bucket}" in self.name) != bool(self.bucket):
+            raise ValueError(f"DnsName.bucket={self.bucket!r}: names the parameter of ${{Bucket}} in {self.name!r}")
+
+
+@dataclass(frozen=True)
+class EndpointService:
+    """One AWS service the workers reach through a VPC endpoint of the isolated VPC (one row of
+    ENDPOINTS). Everything the template and the docs say of an endpoint is read from its row: the
+    endpoint (``<Service>Endpoint``), its policy (the workers' statements of ``action_prefix``), its
+    names in the DNS Firewall allow list, the workers' wait for it, docs/network.md's table."""
+
+    service: str
+    """The endpoint's service name, com.amazonaws.<Region>.<service>; <service>.<Region>.<URL suffix>
+    is the regional name its private DNS answers (a gateway endpoint's: the public name it serves)."""
+    purpose: str
+    """What the workers use it for (docs/network.md)."""
+    action_prefix: str
+    """The IAM prefix of the workers' statements that form its policy (e.g. cloudwatch for monitoring)."""
+    kind: str = INTERFACE
+    prefix_list: str = ""
+    """A gateway endpoint's: the parameter holding its managed prefix list, the workers' egress to it."""
+    dns_names: tuple[DnsName, ...] = ()
+    """Names beyond the regional one that resolve to it (S3's buckets, virtual-hosted)."""
+    public_objects: tuple[str, ...] = ()
+    """S3 object ARNs (``Fn::Sub``) anyone may read through it: the public CloudWatch agent bucket."""
+    any_principal: bool = False
+    """Its statements name no principal: cfn-signal may sign with the instance role or not at all."""
+    condition: str = ""
+    """An optional endpoint's: the template condition (one that implies IsolatedVpc) it exists under."""
+
+    def __post_init__(self) -> None:
+        for name in ("service", "purpose", "action_prefix"):
+            if not getattr(self, name):
+                raise ValueError(f"EndpointService.{name} is empty: every endpoint row needs one")
+        if not _SERVICE_NAME.fullmatch(self.service):
+            raise ValueError(f"EndpointService.service={self.service!r}: the service part of com.amazonaws.REGION.*")
+        if self.kind not in (GATEWAY, INTERFACE):
+            raise ValueError(f"EndpointService.kind={self.kind!r} is not allowed: one of {GATEWAY}, {INTERFACE}")
+        if (self.kind == GATEWAY) != bool(self.prefix_list):
+            raise ValueError(f"EndpointService.prefix_list={self.prefix_list!r}: a gateway endpoint's only, and needed")
+        if self.public_objects and self.kind != GATEWAY:
+            raise ValueError("EndpointService.public_objects: an S3 gateway endpoint's only")
+
+    @property
+    def logical_name(self) -> str:
+        """The endpoint's logical id, before the config's prefix: SqsEndpoint, CloudformationEndpoint."""
+        return "".join(part.capitalize() for part in self.service.replace(".", "-").split("-")) + "Endpoint"
+
+    @property
+    def regional_name(self) -> str:
+        return f"{self.service}.{_REGIONAL}"
+
+
+ENDPOINTS: tuple[EndpointService, ...] = (
+    EndpointService(
+        "s3",
+        "data, service zip, agent MSI",
+        "s3",
+        kind=GATEWAY,
+        prefix_list="S3PrefixListId",
+        # In us-east-1 the AWS SDKs' S3 clients default to the legacy global endpoint
+        # (s3.amazonaws.com, BUCKET.s3.amazonaws.com), the AWS Tools for PowerShell on the
+        # Windows AMIs (the SDK for .NET v3) included, so a worker's Read-S3Object resolves
+        # that name (SDK for .NET, S3UsEast1RegionalEndpointValue: Legacy); the gateway
+        # endpoint serves it there, as the name resolves to the Region's S3 addresses.
+        # Then the buckets, virtual-hosted as the bootstrap reads them (bootstrap.init_metadata).
+        dns_names=(
+            DnsName("s3.${AWS::URLSuffix}", only_in_us_east_1=True),
+            DnsName("${Bucket}.s3.${AWS::URLSuffix}", "DataBucket", only_in_us_east_1=True),
+            DnsName("${Bucket}.s3.${AWS::URLSuffix}", "ArtifactBucket", only_in_us_east_1=True),
+            DnsName(f"${{Bucket}}.s3.{_REGIONAL}", "DataBucket"),
+            DnsName(f"${{Bucket}}.s3.{_REGIONAL}", "ArtifactBucket"),
+            DnsName(f"amazoncloudwatch-agent-${{AWS::Region}}.s3.{_REGIONAL}"),
+        ),
+        # The bootstrap downloads the agent MSI anonymously from the regional,
+        # AWS-owned bucket; only that bucket's Windows packages are readable.
+        public_objects=(AGENT_BUCKET_OBJECTS,),
+    ),
+    EndpointService("sqs", "work queue", "sqs"),
+    EndpointService("cloudformation", "cfn-init and cfn-signal", "cloudformation", any_principal=True),
+    EndpointService("monitoring", "agent metrics", "cloudwatch"),
+    EndpointService("logs", "agent logs", "logs"),
+    # The UserData and the worker complete the group's lifecycle hooks.
+    EndpointService("autoscaling", "the lifecycle hooks", "autoscaling"),
+)
+"""The endpoints of the isolated VPC, one row each; in existing-subnets mode, what the platform's VPC
+must provide (docs/network.md, generated from this table: endpoint_table)."""
 
 
 # cfn-lint resolves Refs with the parameters' defaults, on every branch of an Fn::If.
@@ -132,8 +227,8 @@ def add_network(template: Template, p: Params, worker_role: Role, worker_stateme
     groups = _add_security_groups(template, p, vpc)
     endpoints = _add_endpoints(template, p, vpc, subnets, route_table, groups.endpoints, worker_role, worker_statements)
     dns = _add_dns_firewall(template, p, vpc)
-    needed = [*endpoints, groups.endpoints, *groups.isolated_rules, *dns]
-    ready = If(isolated, [*(Ref(r) for r in needed), *routes], [Ref(r) for r in groups.existing_rules])
+    needed = [groups.endpoints, *groups.isolated_rules, *dns]
+    ready = If(isolated, [*endpoints, *(Ref(r) for r in needed), *routes], [Ref(r) for r in groups.existing_rules])
     subnet_ids = If(isolated, subnets, p["SubnetIds"])
     return Network(subnet_ids=subnet_ids, worker_security_group=groups.workers, ready=ready)
 
@@ -205,32 +300,44 @@ def _add_flow_logs(template: Template, p: Params, vpc: VPC) -> None:
 
 
 def _add_security_groups(template: Template, p: Params, vpc: VPC) -> _SecurityGroups:
-    lid = p.config.logical_id
-    isolated = p.cond("IsolatedVpc")
-    workers = template.add_resource(
+    workers = _add_worker_group(template, p, vpc)
+    endpoints = _add_endpoint_group(template, p, vpc)
+    isolated_rules, existing_rules = _add_https_rules(template, p, workers, endpoints)
+    return _SecurityGroups(
+        workers=workers, endpoints=endpoints, isolated_rules=isolated_rules, existing_rules=existing_rules
+    )
+
+
+def _add_worker_group(template: Template, p: Params, vpc: VPC) -> SecurityGroup:
+    """The workers' group: no ingress; HTTPS to each gateway endpoint's prefix list inline (the
+    rest of its egress are the rules of _add_https_rules)."""
+    return template.add_resource(
         _unset_in_default_mode(
             SecurityGroup(
-                lid("WorkerSecurityGroup"),
+                p.config.logical_id("WorkerSecurityGroup"),
                 GroupDescription="Windows workers: no inbound at all; HTTPS out to the endpoints only",
-                VpcId=If(isolated, Ref(vpc), p["VpcId"]),
+                VpcId=If(p.cond("IsolatedVpc"), Ref(vpc), p["VpcId"]),
                 # An inline egress rule is what removes EC2's default allow-all egress;
                 # standalone SecurityGroupEgress resources do not (AWS::EC2::SecurityGroup docs).
                 SecurityGroupEgress=[
                     SecurityGroupRule(
-                        IpProtocol="tcp",
-                        FromPort=HTTPS,
-                        ToPort=HTTPS,
-                        DestinationPrefixListId=p["S3PrefixListId"],
-                        Description="S3 through the gateway endpoint",
-                    ),
+                        **_HTTPS,
+                        DestinationPrefixListId=p[row.prefix_list],
+                        Description=f"{row.service.upper()} through the gateway endpoint",
+                    )
+                    for row in ENDPOINTS
+                    if row.kind == GATEWAY
                 ],
             ),
             "VpcId",
         )
     )
-    endpoints = template.add_resource(
+
+
+def _add_endpoint_group(template: Template, p: Params, vpc: VPC) -> SecurityGroup:
+    return template.add_resource(
         SecurityGroup(
-            lid("EndpointSecurityGroup"),
+            p.config.logical_id("EndpointSecurityGroup"),
             GroupDescription="VPC endpoints: HTTPS from the Windows workers only",
             VpcId=Ref(vpc),
             SecurityGroupEgress=[
@@ -240,9 +347,18 @@ def _add_security_groups(template: Template, p: Params, vpc: VPC) -> _SecurityGr
                     IpProtocol="icmp", FromPort=-1, ToPort=-1, CidrIp="127.0.0.1/32", Description="No egress"
                 ),
             ],
-            Condition=isolated,
+            Condition=p.cond("IsolatedVpc"),
         )
     )
+
+
+def _add_https_rules(
+    template: Template, p: Params, workers: SecurityGroup, endpoints: SecurityGroup
+) -> tuple[tuple[SecurityGroupIngress, SecurityGroupEgress], tuple[SecurityGroupEgress]]:
+    """HTTPS from the workers to the endpoints: isolated, the endpoints' group both ways; in
+    existing-subnets, to the network's own endpoints (EndpointsCidr)."""
+    lid = p.config.logical_id
+    isolated = p.cond("IsolatedVpc")
     ingress = template.add_resource(
         SecurityGroupIngress(
             lid("EndpointIngressFromWorkers"),
@@ -276,12 +392,18 @@ def _add_security_groups(template: Template, p: Params, vpc: VPC) -> _SecurityGr
             "EndpointsCidr",
         )
     )
-    return _SecurityGroups(
-        workers=workers, endpoints=endpoints, isolated_rules=(ingress, egress), existing_rules=(network_egress,)
-    )
+    return (ingress, egress), (network_egress,)
 
 
 def endpoint_policy(prefix: str, role: Role, worker_statements: Sequence[Statement]) -> PolicyDocument:
+    """The policy of the endpoint whose row (ENDPOINTS) has action_prefix ``prefix``."""
+    rows = {row.action_prefix: row for row in ENDPOINTS}
+    if prefix not in rows:
+        raise ValueError(f"prefix={prefix!r} is not allowed: one of {sorted(rows)}")
+    return _policy(rows[prefix], role, worker_statements)
+
+
+def _policy(row: EndpointService, role: Role, worker_statements: Sequence[Statement]) -> PolicyDocument:
     """The workers' statements for one service, granted to the workers' role only.
 
     An interface endpoint's policy names the role as its principal. A gateway
@@ -289,14 +411,11 @@ def endpoint_policy(prefix: str, role: Role, worker_statements: Sequence[Stateme
     ``aws:PrincipalArn`` condition key (PrivateLink guide, "Control access to VPC
     endpoints using endpoint policies", principals for gateway endpoints).
     """
-    kinds = {p: kind for _, kind, p in ENDPOINTS}
-    if prefix not in kinds:
-        raise ValueError(f"prefix={prefix!r} is not allowed: one of {sorted(kinds)}")
-    gateway = kinds[prefix] == "Gateway"
+    gateway = row.kind == GATEWAY
     role_arn = GetAtt(role, "Arn")
     statements = []
     for s in worker_statements:
-        if not all(action.prefix == prefix for action in s.Action):
+        if not all(action.prefix == row.action_prefix for action in s.Action):
             continue
         conditions = list(s.Condition.conditions) if "Condition" in s.properties else []
         if gateway:
@@ -310,21 +429,17 @@ def endpoint_policy(prefix: str, role: Role, worker_statements: Sequence[Stateme
                 **({"Condition": Condition(conditions)} if conditions else {}),
             )
         )
-    if prefix == "s3":
-        # The bootstrap downloads the agent MSI anonymously from the regional,
-        # AWS-owned bucket; only that bucket's Windows packages are readable.
-        statements.append(
-            Statement(
-                Effect=Allow, Principal=Principal("*"), Action=[s3.GetObject], Resource=[Sub(AGENT_BUCKET_OBJECTS)]
-            )
-        )
-    if prefix == "cloudformation":
-        # cfn-signal may sign with the instance role or not at all; either way only
+    statements += [
+        Statement(Effect=Allow, Principal=Principal("*"), Action=[s3.GetObject], Resource=[Sub(arn)])
+        for arn in row.public_objects
+    ]
+    if row.any_principal:
+        # e.g. cfn-signal may sign with the instance role or not at all; either way only
         # this stack can be read or signalled through the endpoint.
         for statement in statements:
             statement.Principal = Principal("*")
     if not statements:
-        raise ValueError(f"no worker statement uses {prefix}; its endpoint would allow nothing")
+        raise ValueError(f"no worker statement uses {row.action_prefix}; its endpoint would allow nothing")
     return PolicyDocument(Version="2012-10-17", Statement=statements)
 
 
@@ -337,9 +452,10 @@ def _add_endpoints(
     security_group: SecurityGroup,
     role: Role,
     worker_statements: Sequence[Statement],
-) -> list[VPCEndpoint]:
+) -> list[Any]:
     """Only in the isolated VPC: in the platform's VPC, private DNS and routes would change
-    every other workload's access to these services (module docstring).
+    every other workload's access to these services (module docstring). One per row of
+    ENDPOINTS; returns a reference to each, for the workers to wait for.
 
     Each interface endpoint bills per AZ-hour whether traffic flows or not (PrivateLink
     pricing), so ``EndpointAzs`` ``one`` puts them in the first subnet only while the
@@ -352,24 +468,49 @@ def _add_endpoints(
     docs/aws-behaviours.md, "Idle cost and the scaling model's modes (cost)", has the sources."""
     where = If(p.cond("EndpointsInOneAz"), subnet_ids[:1], subnet_ids)
     created = []
-    for service, kind, prefix in ENDPOINTS:
+    for row in ENDPOINTS:
         props: dict[str, Any] = {
-            "ServiceName": Sub(f"com.amazonaws.${{AWS::Region}}.{service}"),
-            "VpcEndpointType": kind,
+            "ServiceName": Sub(f"com.amazonaws.${{AWS::Region}}.{row.service}"),
+            "VpcEndpointType": row.kind,
             "VpcId": Ref(vpc),
-            "PolicyDocument": endpoint_policy(prefix, role, worker_statements),
+            "PolicyDocument": _policy(row, role, worker_statements),
         }
-        if kind == "Gateway":
+        if row.kind == GATEWAY:
             props["RouteTableIds"] = [Ref(route_table)]
         else:
             props.update(PrivateDnsEnabled=True, SubnetIds=where, SecurityGroupIds=[Ref(security_group)])
-        name = "".join(part.capitalize() for part in service.split("-"))
-        created.append(
-            template.add_resource(
-                VPCEndpoint(p.config.logical_id(f"{name}Endpoint"), Condition=p.cond("IsolatedVpc"), **props)
-            )
+        condition = _endpoint_condition(template, p, row)
+        endpoint = template.add_resource(
+            VPCEndpoint(p.config.logical_id(row.logical_name), Condition=condition, **props)
         )
+        created.append(Ref(endpoint) if not row.condition else If(condition, Ref(endpoint), NoValue))
     return created
+
+
+def _endpoint_condition(template: Template, p: Params, row: EndpointService) -> str:
+    """IsolatedVpc, or an optional endpoint's own condition, which must imply it: an Fn::And of it and
+    more (ValueError)."""
+    isolated = p.cond("IsolatedVpc")
+    if not row.condition:
+        return isolated
+    name = p.cond(row.condition)
+    if name not in template.conditions:
+        raise ValueError(f"EndpointService.condition={row.condition!r} ({row.service}): no such condition")
+    definition = json.loads(json.dumps(template.conditions[name].to_dict()))
+    if {"Condition": isolated} not in definition.get("Fn::And", []):
+        raise ValueError(f"EndpointService.condition={row.condition!r} ({row.service}): must imply IsolatedVpc")
+    return name
+
+
+def endpoint_table() -> str:
+    """ENDPOINTS as docs/network.md's table: the endpoints an existing network must provide."""
+    rows = ["| Service | Endpoint | Why |", "| --- | --- | --- |"]
+    for row in ENDPOINTS:
+        kind = "gateway, on the route tables of the workers' subnets" if row.kind == GATEWAY else "interface"
+        kind += ", private DNS" if row.kind == INTERFACE else ""
+        when = f" (when {row.condition})" if row.condition else ""
+        rows.append(f"| `com.amazonaws.<region>.{row.service}` | {kind}{when} | {row.purpose} |")
+    return "\n".join(rows) + "\n"
 
 
 # --- DNS Firewall ---------------------------------------------------------------------------
@@ -379,8 +520,6 @@ def _add_endpoints(
 # out in queries for a domain it controls. Route 53 Resolver DNS Firewall filters exactly those
 # queries, including the endpoints' private names and instance names (Route 53 developer guide,
 # "Using DNS Firewall to filter outbound DNS traffic"), so it allows only these names.
-
-_REGIONAL = "${AWS::Region}.${AWS::URLSuffix}"
 
 
 def _instance_suffix(p: Params) -> Any:
@@ -395,10 +534,13 @@ def allowed_domains(p: Params) -> list[Any]:
     - Each endpoint's regional service name (ENDPOINTS), which private DNS answers with the
       endpoint (S3's gateway endpoint serves the public name); the S3 name is also what an SDK
       uses path-style.
-    - The buckets, virtual-hosted as the bootstrap reads them (bootstrap.init_metadata): the
-      platform's data bucket, the artifact bucket, AWS's CloudWatch agent bucket.
+    - The other names of each endpoint (its row's dns_names): the buckets, virtual-hosted as the
+      bootstrap reads them (bootstrap.init_metadata): the platform's data bucket, the artifact
+      bucket, AWS's CloudWatch agent bucket; in us-east-1 also S3's legacy global names.
     - The instances' own names (the suffix, and ``*.`` + the suffix), which the Resolver
       answers itself from the VPC; Windows registers and looks up its own name there.
+
+    An optional endpoint's names are allowed under its condition only.
 
     Windows needs no name for time or activation: the Amazon Time Sync Service is
     169.254.169.123, which the Windows AMIs use by default (EC2 user guide, "Set the time
@@ -406,28 +548,19 @@ def allowed_domains(p: Params) -> list[Any]:
     servers are link-local addresses too (the same page's link-local limit lists the "Windows
     Licensing Service"). Instance metadata is 169.254.169.254.
     """
-    services = [Sub(f"{service}.{_REGIONAL}") for service, _, _ in ENDPOINTS]
-    # In us-east-1 the AWS SDKs' S3 clients default to the legacy global endpoint
-    # (s3.amazonaws.com, BUCKET.s3.amazonaws.com), the AWS Tools for PowerShell on the
-    # Windows AMIs (the SDK for .NET v3) included, so a worker's Read-S3Object resolves
-    # that name (SDK for .NET, S3UsEast1RegionalEndpointValue: Legacy); the gateway
-    # endpoint serves it there, as the name resolves to the Region's S3 addresses.
     east = p.cond("InUsEast1")
-    legacy = [
-        If(east, Sub(name, **({"Bucket": p[bucket]} if bucket else {})), NoValue)
-        for name, bucket in (
-            ("s3.${AWS::URLSuffix}", ""),
-            ("${Bucket}.s3.${AWS::URLSuffix}", "DataBucket"),
-            ("${Bucket}.s3.${AWS::URLSuffix}", "ArtifactBucket"),
-        )
-    ]
-    buckets = [
-        Sub(f"${{Bucket}}.s3.{_REGIONAL}", Bucket=p["DataBucket"]),
-        Sub(f"${{Bucket}}.s3.{_REGIONAL}", Bucket=p["ArtifactBucket"]),
-        Sub(f"amazoncloudwatch-agent-${{AWS::Region}}.s3.{_REGIONAL}"),
-    ]
+
+    def under(row: EndpointService, name: Any) -> Any:
+        return If(p.cond(row.condition), name, NoValue) if row.condition else name
+
+    def named(dns: DnsName) -> Any:
+        name = Sub(dns.name, **({"Bucket": p[dns.bucket]} if dns.bucket else {}))
+        return If(east, name, NoValue) if dns.only_in_us_east_1 else name
+
+    services = [under(row, Sub(row.regional_name)) for row in ENDPOINTS]
+    others = [under(row, named(dns)) for row in ENDPOINTS for dns in row.dns_names]
     # The suffix itself too: whether "*." also matches the name it prefixes is not documented.
-    return [*services, *legacy, *buckets, _instance_suffix(p), Sub("*.${Suffix}", Suffix=_instance_suffix(p))]
+    return [*services, *others, _instance_suffix(p), Sub("*.${Suffix}", Suffix=_instance_suffix(p))]
 
 
 def expected_noise(p: Params) -> list[Any]:
@@ -435,11 +568,14 @@ def expected_noise(p: Params) -> list[Any]:
     names Windows looks up on its own that the workers do not need, blocked like every other
     name, but by their own rule, so that the alarm counts only the unexpected ones. WPAD and
     ISATAP under the instances' own suffix would otherwise be let through by the allow rule
-    (this rule comes first)."""
+    (this rule comes first). A name an endpoint's row allows (its service's regional name, say
+    ssm's) is not quiet: the workers need it, and this rule would block it first."""
     suffix = _instance_suffix(p)
+    allowed = {row.regional_name for row in ENDPOINTS} | {dns.name for row in ENDPOINTS for dns in row.dns_names}
     return [
         Sub(q.domain, Suffix=suffix) if "${Suffix}" in q.domain else Sub(q.domain) if "${" in q.domain else q.domain
         for q in QUIET_NAMES
+        if q.domain not in allowed
     ]
 
 
@@ -556,26 +692,33 @@ def _add_dns_query_log(template: Template, p: Params, vpc: VPC, everything: Fire
         )
     )
     if p.config.include_alarms:
-        template.add_resource(
-            Alarm(
-                lid("DnsBlockedAlarm"),
-                AlarmDescription=(
-                    "Something unexpected asked: a worker looked up a name neither allowed nor one of Windows' "
-                    "own lookups (those are blocked without paging); see the DNS query log"
-                ),
-                AlarmActions=If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue),
-                Namespace=p.config.metrics_namespace,
-                MetricName=BLOCKED_METRIC,
-                Statistic="Sum",
-                Period=300,
-                EvaluationPeriods=1,
-                Threshold=0,
-                ComparisonOperator="GreaterThanThreshold",
-                TreatMissingData="notBreaching",
-                Condition=isolated,
-            )
-        )
+        _add_dns_blocked_alarm(template, p)
     return [association]
+
+
+def _add_dns_blocked_alarm(template: Template, p: Params) -> None:
+    """Pages on any block of the block-everything list (BLOCKED_METRIC): a name neither allowed nor quiet."""
+    lid = p.config.logical_id
+    isolated = p.cond("IsolatedVpc")
+    template.add_resource(
+        Alarm(
+            lid("DnsBlockedAlarm"),
+            AlarmDescription=(
+                "Something unexpected asked: a worker looked up a name neither allowed nor one of Windows' "
+                "own lookups (those are blocked without paging); see the DNS query log"
+            ),
+            AlarmActions=If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue),
+            Namespace=p.config.metrics_namespace,
+            MetricName=BLOCKED_METRIC,
+            Statistic="Sum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            Condition=isolated,
+        )
+    )
 
 
 # --- What an existing network's DNS must be ------------------------------------------------

@@ -30,6 +30,7 @@ from troposphere import (
     Template,
 )
 
+from winworkers import config as _config
 from winworkers.config import WorkersConfig
 from winworkers.instance_types import (
     INSTANCE_TYPE_DESCRIPTION,
@@ -257,7 +258,7 @@ class Param:
     default: FromConfig[str]
     description: str
     group: Group
-    allowed_values: tuple[str, ...] = ()
+    allowed_values: FromConfig[tuple[str, ...]] = ()
     allowed_pattern: FromConfig[str | None] = None
     min_value: int | None = None
     max_value: FromConfig[int | None] = None
@@ -277,7 +278,7 @@ class Param:
             _value(self.default, config),
             self.description + required,
             self.group,
-            allowed_values=self.allowed_values,
+            allowed_values=_value(self.allowed_values, config),
             allowed_pattern=_value(self.allowed_pattern, config),
             min_value=self.min_value,
             max_value=_value(self.max_value, config),
@@ -324,6 +325,16 @@ def capacity_constraint(config: WorkersConfig) -> str:
 def default_instance_type(config: WorkersConfig) -> str:
     """The InstanceType parameter's default (the config checked it against the pattern)."""
     return config.default_instance_type
+
+
+def windows_versions(config: WorkersConfig) -> tuple[str, ...]:
+    """The WindowsVersion parameter's allowed values: the rows of config.WINDOWS_VERSIONS."""
+    return tuple(row.version for row in _config.WINDOWS_VERSIONS)
+
+
+def default_windows_version(config: WorkersConfig) -> str:
+    """The WindowsVersion parameter's default: the first row of config.WINDOWS_VERSIONS."""
+    return _config.WINDOWS_VERSIONS[0].version
 
 
 def with_alarms(config: WorkersConfig) -> bool:
@@ -447,11 +458,11 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "WindowsVersion",
         "String",
-        "2019",
+        default_windows_version,
         "Windows Server version; the latest AWS AMI is used.",
         Group.CAPACITY,
         label="Windows Server version",
-        allowed_values=("2019", "2022", "2025"),
+        allowed_values=windows_versions,
     ),
     Param(
         "InstanceType",

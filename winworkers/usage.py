@@ -66,20 +66,23 @@ _CRON_FIELDS = (
 )
 
 
-def parameter_kinds(template: Mapping[str, Any]) -> dict[str, str]:
+def parameter_kinds(
+    template: Mapping[str, Any], children: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, str]:
     """Parameter name to the kind of value the template's resources need from it.
 
-    A nested winworkers stack (built by nested_stack, its config in its Metadata)
-    passes the parent's parameters to the child: their kinds are the child's,
-    which is rebuilt from that config.
+    A nested stack passes the parent's parameters to its child: their kinds are the child's,
+    read from ``children`` (the child template of each nested stack, by logical id, as the
+    caller has it: winworkers deploy builds a winworkers child from the config in its Metadata,
+    deploy.inputs.built_children). A nested stack whose child is not given adds no kind.
     """
     declared = template.get("Parameters", {})
     kinds: dict[str, str] = {}
-    for resource in template.get("Resources", {}).values():
+    for logical_id, resource in template.get("Resources", {}).items():
         if not isinstance(resource, Mapping):
             continue
-        child = _nested_child(resource)
-        if child is not None:
+        child = (children or {}).get(logical_id)
+        if child is not None and resource.get("Type") == "AWS::CloudFormation::Stack":
             child_kinds = parameter_kinds(child)
             for child_name, value in resource.get("Properties", {}).get("Parameters", {}).items():
                 for name in _refs(value):
@@ -94,10 +97,13 @@ def parameter_kinds(template: Mapping[str, Any]) -> dict[str, str]:
     return kinds
 
 
-def usage_problems(template: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
-    """One line per given value that the resources using it would refuse."""
+def usage_problems(
+    template: Mapping[str, Any], values: Mapping[str, str], kinds: Mapping[str, str] | None = None
+) -> list[str]:
+    """One line per given value that the resources using it would refuse. kinds: parameter_kinds(template),
+    when the caller has it already (else derived here, without nested children)."""
     problems = []
-    for name, kind in sorted(parameter_kinds(template).items()):
+    for name, kind in sorted((parameter_kinds(template) if kinds is None else kinds).items()):
         value = values.get(name)
         if value is None or value == "":  # unset: the constraints and the Rules decide whether it may be
             continue
@@ -138,25 +144,6 @@ def schedule_problem(expression: str) -> str | None:
             return "is not allowed: cron needs ? in exactly one of day-of-month and day-of-week"
         return None
     return "is not allowed: rate(value unit) or cron(6 fields), e.g. rate(7 days)"
-
-
-def _nested_child(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The child template of a nested winworkers stack, rebuilt from the config in its Metadata."""
-    if resource.get("Type") != "AWS::CloudFormation::Stack":
-        return None
-    metadata = resource.get("Metadata")
-    recorded = metadata.get("winworkers") if isinstance(metadata, Mapping) else None
-    config = recorded.get("config") if isinstance(recorded, Mapping) else None
-    if not isinstance(config, Mapping):
-        return None
-    from winworkers.build import build_template  # the builder uses the constraints, which use this module
-    from winworkers.config import WorkersConfig
-
-    try:
-        child: dict[str, Any] = build_template(WorkersConfig.from_mapping(config)).to_dict()
-    except ValueError:  # a config this version cannot build: the child will be checked when fetched
-        return None
-    return child
 
 
 def _at(node: Any, path: list[str]) -> Iterator[Any]:

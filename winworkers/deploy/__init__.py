@@ -5,9 +5,10 @@ stack by change set, against AWS (the usual credential chain) or an emulator
 Nothing changes that was not asked for:
 
 - Before any AWS call every value given is checked against the template's
-  parameter constraints, what the resources need of it (whole numbers,
-  schedules) and, with the stack's other values, its Rules; the stack name,
-  the bucket names and the template's size too. A typo gets a "did you mean".
+  parameter constraints and what the resources need of it (whole numbers,
+  schedules); the stack name, the bucket names and the template's size too. A
+  typo gets a "did you mean". Once the stack's values are read, the values it
+  keeps are checked the same way, then the Rules, once, over every value.
 - On an update a parameter not given keeps its previous value
   (--reset-to-defaults: takes its default, and each value that changes so is
   named). An instance refresh under way is named and refused
@@ -43,6 +44,10 @@ https URL the parent's TemplateURL parameter takes.
 The steps live apart, as rain's do: inputs (read, check), preflight (what the
 values name), changes (the plan of a change set), confirm (ask or refuse),
 execute (the AWS calls), watch (events and refreshes), commands (the CLI).
+A deploy's pre-check is one pass, each step once: read (inputs.read_given: the
+values given), validate (inputs.validate: the values kept, each required input,
+the Rules), fill (the S3 prefix lists), check against the account (the nested
+child, the preflight); then one checked template goes on to the change set.
 """
 
 from __future__ import annotations

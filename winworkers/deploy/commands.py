@@ -22,13 +22,13 @@ from winworkers.deploy.execute import (
     upload,
 )
 from winworkers.deploy.inputs import (
-    Template,
+    Given,
     check_bucket_name,
-    check_given,
     check_minutes,
     check_size,
     check_stack_name,
     parse_pairs,
+    read_given,
     read_parameters_file,
     read_template,
 )
@@ -184,14 +184,14 @@ def run_deploy(args: argparse.Namespace) -> int:
         _common_checks(args)
         if args.template_bucket is not None:
             check_bucket_name(args.template_bucket, "--template-bucket")
-        template, values = _template_and_values(args)
+        given = _given(args)
         tags = parse_pairs(args.tag, "--tag")
-        check_size(template.body, args.template_bucket)
+        check_size(given.template.body, args.template_bucket)
         deploy(
             _connect(args),
             args.stack_name,
-            template.data if not args.template else args.template,
-            values,
+            given,
+            given.values,
             template_bucket=args.template_bucket,
             tags=tags,
             timeout_minutes=args.timeout,
@@ -215,23 +215,22 @@ def run_deploy(args: argparse.Namespace) -> int:
 def run_preflight(args: argparse.Namespace) -> int:
     def go() -> None:
         _common_checks(args)
-        template, values = _template_and_values(args)
+        given = _given(args)
         preflight_stack(
-            _connect(args), args.stack_name, template.data, values, reset_to_defaults=args.reset_to_defaults, echo=_echo
+            _connect(args), args.stack_name, given, given.values, reset_to_defaults=args.reset_to_defaults, echo=_echo
         )
 
     return _one_line_errors("preflight", go)
 
 
-def _template_and_values(args: argparse.Namespace) -> tuple[Template, dict[str, str]]:
-    """The template (--template, else built from --config) and the values given, checked on their own."""
+def _given(args: argparse.Namespace) -> Given:
+    """The template (--template, else built from --config) and the values given, checked on their own
+    (deploy.inputs.read_given): deploy and preflight go on from it."""
     if args.template and args.config:
         raise DeployError("--config builds the template: give --template or --config, not both")
     values = read_parameters_file(args.parameters_file) if args.parameters_file else {}
     values.update(parse_pairs(args.parameter, "--parameter"))
-    template = read_template(args.template if args.template else _built(args.config))
-    check_given(template.data, values)
-    return template, values
+    return read_given(args.template if args.template else _built(args.config), values)
 
 
 def _built(config_path: Path | None) -> dict[str, Any]:

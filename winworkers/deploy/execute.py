@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -18,17 +19,10 @@ from urllib.parse import unquote, urlparse
 from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS
 from winworkers.build import check_pair
 from winworkers.compute import CHECKPOINTS
-from winworkers.constraints import check_parameters
+from winworkers.constraints import value_problems
 from winworkers.deploy import changes, confirm, preflight
 from winworkers.deploy.base import Clients, DeployError, DeployResult, Echo, counted, describe_stack, one_line
-from winworkers.deploy.inputs import (
-    Template,
-    check,
-    check_given,
-    check_size,
-    prefix_lists_to_fill,
-    read_template,
-)
+from winworkers.deploy.inputs import Given, Template, check_size, read_given, validate
 from winworkers.deploy.watch import (
     ACTIVE_REFRESH,
     Watcher,
@@ -76,7 +70,7 @@ MASKED = "****"
 def deploy(
     clients: Clients,
     stack_name: str,
-    template_path: Path | Mapping[str, Any],
+    template_path: Path | Mapping[str, Any] | Given,
     parameters: Mapping[str, str],
     *,
     template_bucket: str | None = None,
@@ -109,112 +103,221 @@ def deploy(
     ``skip_preflight``. With ``wait``, an instance refresh the update starts is followed to its
     end (``sleep`` waits a poll). A stack whose creation failed is deleted, to be created again,
     only after every check and the preflight, and as any deletion: said, then asked or ``yes``
-    (``dry_run`` deletes nothing).
+    (``dry_run`` deletes nothing). ``template_path`` may be the inputs.Given its caller read.
     """
-    template = read_template(template_path)
-    check_given(template.data, parameters)
-    check_size(template.body, template_bucket)
-    # AWS from here on.
-    cfn = clients.cloudformation
-    deadline = time.monotonic() + timeout_minutes * 60
-    stack = describe_stack(cfn, stack_name)
+    run = _Run(clients, stack_name, echo, time.monotonic() + timeout_minutes * 60, timeout_minutes, poll_seconds)
+    given = read_given(template_path, parameters)  # read, and check the values given: before any AWS call
+    check_size(given.template.body, template_bucket)
+    stack, checked = _precheck(run, given, reset_to_defaults, wait_for_refresh, skip_preflight)
+    if stack.failed:
+        ended = _recreate_failed(run, stack.failed, dry_run, role_arn, yes, ask)
+        if ended:
+            return ended
+    request = _change_set_request(run, checked, stack, template_bucket, tags, role_arn, capabilities)
+    made = _make_change_set(run, stack, request)
+    if isinstance(made, DeployResult):
+        return made
+    plan = _review(run, checked, stack, made, dry_run)
+    if isinstance(plan, DeployResult):
+        return plan
+    data, change_set_id = checked.template.data, made[0]
+    _confirm(
+        clients.cloudformation, stack_name, change_set_id, plan, checked.values, checked.previous, data, yes, ask, echo
+    )
+    return _execute(run, change_set_id, made[1], disable_rollback, wait, sleep)
+
+
+def _precheck(
+    run: _Run, given: Given, reset: bool, wait_for_refresh: bool, skip_preflight: bool
+) -> tuple[_Stack, _Checked]:
+    """The pre-check, each step once: the stack's state and values (given, kept, defaults); validate
+    them once (inputs.validate); fill the prefix lists; check against the account (the nested child
+    read from S3, then the preflight). The one checked template it returns goes on to the change set."""
+    data, clients, echo = given.template.data, run.clients, run.echo
+    stack = _stack_to_change(run, wait_for_refresh)
+    values, kept, masked = _values(data, given.values, stack.previous, reset, echo)
+    to_fill = validate(given, values, known=masked)
+    values = _fill_prefix_lists(data, values, kept, to_fill, clients, echo)
+    children = _check_nested_child(clients, data, {**stack.previous, **values}, echo)
+    preflight.run(clients, data, values, echo, skip=skip_preflight)
+    return stack, _Checked(given.template, values, kept, stack.previous, children)
+
+
+def _recreate_failed(
+    run: _Run, failed: Mapping[str, Any], dry_run: bool, role_arn: str | None, yes: bool, ask: confirm.Ask | None
+) -> DeployResult | None:
+    """A stack whose creation failed is deleted (said, then asked), to be created again; a dry run
+    says so and ends (the result), deleting nothing."""
+    if dry_run:
+        run.echo(
+            f"dry run: stack {run.stack_name} is {failed['StackStatus']} (its creation failed; CloudFormation cannot "
+            "update it): a deploy would delete it and create it again; nothing was deleted, no change set made"
+        )
+        return DeployResult(run.stack_name, failed["StackStatus"], False, {})
+    _delete_failed(run.clients, failed, run.timeout_minutes, run.deadline, run.poll, run.echo, role_arn, yes, ask)
+    return None
+
+
+def _review(
+    run: _Run, checked: _Checked, stack: _Stack, made: tuple[str, str, Any], dry_run: bool
+) -> changes.Plan | DeployResult:
+    """The change set's plan, printed; a dry run ends here (the result), the change set left for review."""
+    change_set_id, stack_id, described = made
+    updated = stack_id if stack.updating else None
+    plan = _plan(run.clients, updated, checked.template, described, checked.values, checked.previous, checked.children)
+    run.echo(f"change set {change_set_id} for stack {run.stack_name}: {plan.summary()}")
+    for line in plan.lines():
+        run.echo(line)
+    if not dry_run:
+        return plan
+    run.echo(
+        f"dry run: the change set is left for review, not executed "
+        f"(aws cloudformation describe-change-set --change-set-name {change_set_id})"
+    )
+    status = stack.current["StackStatus"] if stack.current else "REVIEW_IN_PROGRESS"
+    return DeployResult(run.stack_name, status, False, {}, change_set_id)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every step of one deploy shares: where, who to tell, until when."""
+
+    clients: Clients
+    stack_name: str
+    echo: Echo
+    deadline: float
+    timeout_minutes: float
+    poll: float
+
+
+@dataclass(frozen=True)
+class _Stack:
+    """The stack as it is before the change: the one to update (None: create), a failed one to
+    create again, and its previous values."""
+
+    current: dict[str, Any] | None
+    failed: dict[str, Any] | None
+    updating: bool
+    previous: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The one checked template handed on to the change set: its values (given, kept, filled),
+    the names kept by UsePreviousValue, the stack's previous values, the nested children read."""
+
+    template: Template
+    values: dict[str, str]
+    kept: set[str]
+    previous: dict[str, str]
+    children: dict[str, Mapping[str, Any]]
+
+
+def _stack_to_change(run: _Run, wait_for_refresh: bool) -> _Stack:
+    """The stack to create or update: refused while an operation runs on it, and while an instance
+    refresh runs (or waited for); one whose creation failed is created again (deleted later, once
+    every check has passed and the deletion is agreed)."""
+    stack = describe_stack(run.clients.cloudformation, run.stack_name)
     failed = stack if stack and stack["StackStatus"] in RECREATE else None
     if failed:
-        stack = None  # created again, once every check below has passed and the deletion is agreed
+        stack = None
     if stack and stack["StackStatus"].endswith("_IN_PROGRESS") and stack["StackStatus"] != "REVIEW_IN_PROGRESS":
         raise DeployError(
-            f"stack {stack_name} is {stack['StackStatus']}: follow it with `winworkers status --stack-name "
-            f"{stack_name}`, then run again"
+            f"stack {run.stack_name} is {stack['StackStatus']}: follow it with `winworkers status --stack-name "
+            f"{run.stack_name}`, then run again"
         )
     updating = stack is not None and stack["StackStatus"] != "REVIEW_IN_PROGRESS"
     if updating and stack:
-        _refuse_or_wait_for_refresh(clients, stack, wait_for_refresh, deadline, poll_seconds, echo)
+        _refuse_or_wait_for_refresh(run.clients, stack, wait_for_refresh, run.deadline, run.poll, run.echo)
     previous = _previous_values(stack) if updating and stack else {}
-    values, kept, masked = _values(template.data, parameters, previous, reset_to_defaults, echo)
-    check(template.data, values, known=masked)
-    values = _fill_prefix_lists(template.data, values, kept, clients, echo)
-    children = _check_nested_child(clients, template.data, {**previous, **values}, echo)
-    preflight.run(clients, template.data, values, echo, skip=skip_preflight)
-    if failed:
-        if dry_run:
-            echo(
-                f"dry run: stack {stack_name} is {failed['StackStatus']} (its creation failed; CloudFormation cannot "
-                "update it): a deploy would delete it and create it again; nothing was deleted, no change set made"
-            )
-            return DeployResult(stack_name, failed["StackStatus"], False, {})
-        _delete_failed(clients, failed, timeout_minutes, deadline, poll_seconds, echo, role_arn, yes, ask)
-    source = _template_source(template, stack_name, clients, template_bucket)
-    wanted = sorted({*CAPABILITIES, *capabilities, *([AUTO_EXPAND] if "Transform" in template.data else [])})
-    nested = any(r.get("Type") == "AWS::CloudFormation::Stack" for r in template.data["Resources"].values())
+    return _Stack(stack, failed, updating, previous)
+
+
+def _change_set_request(
+    run: _Run,
+    checked: _Checked,
+    stack: _Stack,
+    template_bucket: str | None,
+    tags: Mapping[str, str] | None,
+    role_arn: str | None,
+    capabilities: tuple[str, ...],
+) -> dict[str, Any]:
+    """CreateChangeSet's request for the checked template (uploaded first when over the inline limit)."""
+    data = checked.template.data
+    source = _template_source(checked.template, run.stack_name, run.clients, template_bucket)
+    wanted = sorted({*CAPABILITIES, *capabilities, *([AUTO_EXPAND] if "Transform" in data else [])})
+    nested = any(r.get("Type") == "AWS::CloudFormation::Stack" for r in data["Resources"].values())
+    return {
+        "StackName": run.stack_name,
+        "ChangeSetName": f"winworkers-{uuid.uuid4().hex[:12]}",
+        "ChangeSetType": "UPDATE" if stack.updating else "CREATE",
+        "Parameters": [
+            {"ParameterKey": k, "UsePreviousValue": True}
+            if k in checked.kept
+            else {"ParameterKey": k, "ParameterValue": checked.values[k]}
+            for k in sorted(checked.values)
+        ],
+        "Capabilities": wanted,
+        "Tags": [{"Key": k, "Value": v} for k, v in sorted((tags or {}).items())],
+        **({"RoleARN": role_arn} if role_arn else {}),
+        **({"IncludeNestedStacks": True} if nested else {}),
+        **source,
+    }
+
+
+def _make_change_set(run: _Run, stack: _Stack, request: dict[str, Any]) -> DeployResult | tuple[str, str, Any]:
+    """Create the change set and wait for it: (its id, the stack's id, it described), or the result
+    when there is nothing to change. DeployError when it failed otherwise."""
     from botocore.exceptions import ClientError
 
+    cfn, name, current = run.clients.cloudformation, run.stack_name, stack.current
     try:
-        change_set = _create_change_set(
-            cfn,
-            StackName=stack_name,
-            ChangeSetName=f"winworkers-{uuid.uuid4().hex[:12]}",
-            ChangeSetType="UPDATE" if updating else "CREATE",
-            Parameters=[
-                {"ParameterKey": k, "UsePreviousValue": True}
-                if k in kept
-                else {"ParameterKey": k, "ParameterValue": values[k]}
-                for k in sorted(values)
-            ],
-            Capabilities=wanted,
-            Tags=[{"Key": k, "Value": v} for k, v in sorted((tags or {}).items())],
-            **({"RoleARN": role_arn} if role_arn else {}),
-            **({"IncludeNestedStacks": True} if nested else {}),
-            **source,
-        )
+        change_set = _create_change_set(cfn, **request)
     except ClientError as error:
         # CloudFormation makes a FAILED change set of "no changes"; an emulator may refuse at once.
-        if not any(marker in str(error) for marker in NO_CHANGES) or stack is None:
+        if not any(marker in str(error) for marker in NO_CHANGES) or current is None:
             raise
-        echo(f"no changes: stack {stack_name} is already as asked ({stack['StackStatus']})")
-        return DeployResult(stack_name, stack["StackStatus"], False, _resources(cfn, stack["StackId"]))
+        run.echo(f"no changes: stack {name} is already as asked ({current['StackStatus']})")
+        return DeployResult(name, current["StackStatus"], False, _resources(cfn, current["StackId"]))
     change_set_id, stack_id = change_set["Id"], change_set["StackId"]
     described = wait_for(
         lambda: cfn.describe_change_set(ChangeSetName=change_set_id),
         lambda d: d["Status"] not in ("CREATE_PENDING", "CREATE_IN_PROGRESS"),
-        deadline,
-        poll_seconds,
-        lambda d: f"change set for {stack_name} is still {d['Status']} after {timeout_minutes:g} minutes",
+        run.deadline,
+        run.poll,
+        lambda d: f"change set for {name} is still {d['Status']} after {run.timeout_minutes:g} minutes",
     )
     if described["Status"] == "FAILED":
         reason = one_line(described.get("StatusReason", ""))
         if any(marker in reason for marker in NO_CHANGES):
             cfn.delete_change_set(ChangeSetName=change_set_id)
-            status = stack["StackStatus"] if stack else ""
-            echo(f"no changes: stack {stack_name} is already as asked ({status})")
-            return DeployResult(stack_name, status, False, _resources(cfn, stack_id))
+            status = current["StackStatus"] if current else ""
+            run.echo(f"no changes: stack {name} is already as asked ({status})")
+            return DeployResult(name, status, False, _resources(cfn, stack_id))
         raise DeployError(
-            f"the change set for {stack_name} failed: {reason} (nothing was changed; fix the cause and run again)"
+            f"the change set for {name} failed: {reason} (nothing was changed; fix the cause and run again)"
         )
-    plan = _plan(clients, stack_id if updating else None, template, described, values, previous, children)
-    echo(f"change set {change_set['Id']} for stack {stack_name}: {plan.summary()}")
-    for line in plan.lines():
-        echo(line)
-    if dry_run:
-        echo(
-            f"dry run: the change set is left for review, not executed "
-            f"(aws cloudformation describe-change-set --change-set-name {change_set_id})"
-        )
-        return DeployResult(
-            stack_name, stack["StackStatus"] if stack else "REVIEW_IN_PROGRESS", False, {}, change_set_id
-        )
-    _confirm(cfn, stack_name, change_set_id, plan, values, previous, template.data, yes, ask, echo)
-    watcher = Watcher(cfn, clients.autoscaling, stack_id, echo)
+    return change_set_id, stack_id, described
+
+
+def _execute(
+    run: _Run, change_set_id: str, stack_id: str, disable_rollback: bool, wait: bool, sleep: Callable[[float], None]
+) -> DeployResult:
+    """Execute the change set, stream the stack's events to its end, then (wait) follow the instance
+    refreshes the update started."""
+    cfn, name = run.clients.cloudformation, run.stack_name
+    watcher = Watcher(cfn, run.clients.autoscaling, stack_id, run.echo)
     watcher.prime()
     if wait:
         watcher.refreshes.baseline()
     cfn.execute_change_set(ChangeSetName=change_set_id, **({"DisableRollback": True} if disable_rollback else {}))
-    final = wait_stack(cfn, stack_id, stack_name, watcher, deadline, timeout_minutes, poll_seconds)
+    final = wait_stack(cfn, stack_id, name, watcher, run.deadline, run.timeout_minutes, run.poll)
     if final not in DONE:
-        raise DeployError(_ended(stack_name, final, watcher, disable_rollback))
-    echo(f"stack {stack_name}: {final}")
+        raise DeployError(_ended(name, final, watcher, disable_rollback))
+    run.echo(f"stack {name}: {final}")
     if wait:
-        _follow_refreshes(watcher, watcher.refreshes.started(), stack_name, final, deadline, poll_seconds, sleep)
-    return DeployResult(stack_name, final, True, _resources(cfn, stack_id), change_set_id)
+        _follow_refreshes(watcher, watcher.refreshes.started(), name, final, run.deadline, run.poll, sleep)
+    return DeployResult(name, final, True, _resources(cfn, stack_id), change_set_id)
 
 
 def _delete_failed(
@@ -388,9 +491,15 @@ def _refuse_or_wait_for_refresh(
 
 
 def _fill_prefix_lists(
-    template: Mapping[str, Any], values: dict[str, str], kept: set[str], clients: Clients, echo: Echo
+    template: Mapping[str, Any],
+    values: dict[str, str],
+    kept: set[str],
+    missing: list[str],
+    clients: Clients,
+    echo: Echo,
 ) -> dict[str, str]:
-    missing = prefix_lists_to_fill(template, values)
+    """Step 3, fill: the S3 prefix lists validate found empty (missing), looked up; the id found is
+    checked against their constraints (the only values not known until now)."""
     if not missing:
         return values
     name = f"com.amazonaws.{clients.region}.s3"
@@ -401,7 +510,7 @@ def _fill_prefix_lists(
     echo(f"{', '.join(missing)}: {ids[0]} ({name})")
     kept.difference_update(missing)
     filled = {**values, **dict.fromkeys(missing, ids[0])}
-    problems = check_parameters(template, filled)
+    problems = value_problems(template, dict.fromkeys(missing, ids[0]))
     if problems:
         raise DeployError("; ".join(problems))
     return filled
@@ -790,7 +899,7 @@ def _resources(cfn: Any, stack_id: str) -> dict[str, int]:
 def preflight_stack(
     clients: Clients,
     stack_name: str,
-    template_source: Path | Mapping[str, Any],
+    template_source: Path | Mapping[str, Any] | Given,
     parameters: Mapping[str, str],
     *,
     reset_to_defaults: bool = False,
@@ -799,12 +908,11 @@ def preflight_stack(
     """``winworkers preflight``: deploy's checks up to and including the preflight, and nothing else. The
     values are resolved as deploy resolves them (on an update, a parameter not given keeps the stack's
     value); nothing is created, no change set either. DeployError (one line) for what deploy would refuse."""
-    template = read_template(template_source)
-    check_given(template.data, parameters)
+    given = read_given(template_source, parameters)
     stack = describe_stack(clients.cloudformation, stack_name)
     updating = stack is not None and stack["StackStatus"] not in ("REVIEW_IN_PROGRESS", *RECREATE)
     previous = _previous_values(stack) if stack is not None and updating else {}
-    values, _, masked = _values(template.data, parameters, previous, reset_to_defaults, echo)
-    check(template.data, values, known=masked)
-    preflight.run(clients, template.data, values, echo)
+    values, _, masked = _values(given.template.data, parameters, previous, reset_to_defaults, echo)
+    validate(given, values, known=masked)
+    preflight.run(clients, given.template.data, values, echo)
     echo(f"preflight passed: {'an update of' if updating else 'a new'} stack {stack_name}; nothing was created")

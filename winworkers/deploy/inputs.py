@@ -7,14 +7,16 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from winworkers.constraints import check_inputs, check_parameters, reported
+from winworkers.constraints import FILLED, missing_problems, reported, value_problems
 from winworkers.deploy.base import DeployError
 from winworkers.parameters import SWITCH
+from winworkers.rules import failed_assertions
 from winworkers.templates import INLINE_LIMIT, S3_LIMIT
-from winworkers.usage import usage_problems
+from winworkers.usage import parameter_kinds, usage_problems
 
 # CreateStack's StackName: alphanumerics (case-sensitive) and hyphens, starting with a letter, at most 128:
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateStack.html
@@ -223,20 +225,94 @@ def _required_now(template: Mapping[str, Any], name: str, current: Mapping[str, 
         return True
 
 
-def check_given(template: Mapping[str, Any], given: Mapping[str, str]) -> None:
-    """The values given, each on its own (before the stack's previous values are known):
-    unknown names (with a "did you mean"), constraints, and what the resources need of them."""
-    problems = [p for p in check_parameters(template, given) if not p.endswith("has no default: give it a value")]
-    problems += usage_problems(template, {k: v for k, v in given.items() if not reported(k, problems)})
+@dataclass(frozen=True)
+class Given:
+    """What a deploy starts from (read_given): the template read, the values given, each checked on its own
+    before any AWS call, and what the checks derive from the template once (the nested children's
+    templates, the kind of value each parameter's resources need)."""
+
+    template: Template
+    values: Mapping[str, str]
+    children: Mapping[str, Mapping[str, Any]]
+    kinds: Mapping[str, str]
+
+
+def read_given(source: Path | Mapping[str, Any] | Given, values: Mapping[str, str]) -> Given:
+    """Step 1 of a deploy, read: the template (read_template) and the values given, each against its
+    parameter's constraints and what the resources using it need (unknown names with a "did you mean").
+    A Given already read (the CLI reads before it connects) is returned as it is."""
+    if isinstance(source, Given):
+        if dict(source.values) != dict(values):
+            raise ValueError("values is not allowed: a Given is deployed with the values it was read with")
+        return source
+    template = read_template(source)
+    children = built_children(template.data)
+    given = Given(template, dict(values), children, parameter_kinds(template.data, children))
+    problems = _value_checks(given, values)
     if problems:
         raise DeployError("; ".join(problems))
-    # A Rule whose every parameter is given judges the same whatever the stack holds: judge it now.
-    decided = {name for name, rule in template.get("Rules", {}).items() if _refs(rule) <= set(given)}
-    if decided and not [n for n, s in template.get("Parameters", {}).items() if n not in given and "Default" not in s]:
-        failures = check_inputs(template, given, filled=prefix_lists_to_fill(template, given))
-        failures = [f for f in failures if f.split(":", 1)[0] in decided]
-        if failures:
-            raise DeployError("the template's Rules refuse these values: " + "; ".join(failures))
+    return given
+
+
+def check_given(template: Mapping[str, Any], given: Mapping[str, str]) -> None:
+    """read_given for a template already read: the values given, each on its own."""
+    read_given(template, given)
+
+
+def _value_checks(given: Given, values: Mapping[str, str]) -> list[str]:
+    """values against their constraints, then (each value reported once) what their resources need."""
+    problems = value_problems(given.template.data, values)
+    rest = {k: v for k, v in values.items() if not reported(k, problems)}
+    return problems + usage_problems(given.template.data, rest, given.kinds)
+
+
+def built_children(template: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The child template of each nested winworkers stack, by logical id, built from the config its
+    Metadata records (a config this version cannot build is left out: the child is checked when fetched)."""
+    from winworkers.build import build_template
+    from winworkers.config import WorkersConfig
+
+    children: dict[str, Mapping[str, Any]] = {}
+    for name, resource in template.get("Resources", {}).items():
+        metadata = resource.get("Metadata") if isinstance(resource, Mapping) else None
+        recorded = metadata.get("winworkers") if isinstance(metadata, Mapping) else None
+        config = recorded.get("config") if isinstance(recorded, Mapping) else None
+        if resource.get("Type") != "AWS::CloudFormation::Stack" or not isinstance(config, Mapping):
+            continue
+        try:
+            children[name] = build_template(WorkersConfig.from_mapping(config)).to_dict()
+        except ValueError:
+            continue
+    return children
+
+
+def validate(given: Given, values: Mapping[str, str], *, known: Mapping[str, str] | None = None) -> list[str]:
+    """Step 2 of a deploy, validate once, when every value CloudFormation will see is known (values:
+    given, kept from the stack, defaults): the values not given (read_given judged those) against their
+    constraints and their resources, each required input present, then the template's Rules, once, over
+    every value. Raise DeployError with what CloudFormation would refuse; return the prefix lists to
+    look up (prefix_lists_to_fill), which the Rules take as set.
+
+    known: those of values whose text is unknown here (NoEcho values kept from the stack), taken as set."""
+    template = given.template.data
+    filled = prefix_lists_to_fill(template, values)
+    unread = [*filled, *(known or {})]
+    checked = {k: v for k, v in values.items() if k not in (known or {})}
+    rest = {k: v for k, v in checked.items() if k not in given.values}
+    problems = _value_checks(given, rest) if rest else []
+    problems += missing_problems(template, [*values, *unread])
+    if problems:
+        raise DeployError("; ".join(problems))
+    failures = failed_assertions(template, {**checked, **dict.fromkeys(unread, FILLED)})
+    if failures:
+        raise DeployError("the template's Rules refuse these values: " + "; ".join(failures))
+    return filled
+
+
+def check(template: Mapping[str, Any], values: Mapping[str, str], *, known: Mapping[str, str] | None = None) -> None:
+    """Raise DeployError with what CloudFormation would refuse of values (every value it will see;
+    known: those whose text is unknown here, taken as set): read_given and validate in one."""
+    validate(read_given(template, {k: v for k, v in values.items() if k not in (known or {})}), values, known=known)
 
 
 def _refs(node: Any) -> set[str]:
@@ -246,26 +322,6 @@ def _refs(node: Any) -> set[str]:
         found = {node["Ref"]} if isinstance(node.get("Ref"), str) else set()
         return found.union(*(_refs(v) for v in node.values()))
     return set()
-
-
-def check(template: Mapping[str, Any], values: Mapping[str, str], *, known: Mapping[str, str] | None = None) -> None:
-    """Raise DeployError with what CloudFormation would refuse
-    (winworkers.constraints.check_inputs, with any prefix list to be looked up
-    taken as found): the parameter constraints first, then the Rules.
-
-    values is every value CloudFormation will see; known those of them whose
-    text is unknown here (NoEcho values kept from the stack), taken as set."""
-    filled = [*prefix_lists_to_fill(template, values), *(known or {})]
-    checked = {k: v for k, v in values.items() if k not in (known or {})}
-    problems = check_parameters(template, checked)
-    problems += usage_problems(template, {k: v for k, v in checked.items() if not reported(k, problems)})
-    problems = [p for p in problems if not any(p.startswith(f"{name} has no default") for name in filled)]
-    if problems:
-        raise DeployError("; ".join(problems))
-    # The constraints hold, so whatever check_inputs reports comes from the Rules.
-    failures = check_inputs(template, checked, filled=filled)
-    if failures:
-        raise DeployError("the template's Rules refuse these values: " + "; ".join(failures))
 
 
 def check_size(body: str, template_bucket: str | None) -> None:
