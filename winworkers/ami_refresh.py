@@ -248,15 +248,7 @@ def _states(ec2: Any, i: str) -> list[str]:
     return [x["State"]["Name"] for r in found for x in r["Instances"]]
 
 
-def _launch_abandoned(auto: Any, group: str, instance: str) -> bool | None:
-    pages = auto.get_paginator("describe_scaling_activities").paginate(
-        AutoScalingGroupName=group, PaginationConfig={"MaxItems": ACTIVITIES}
-    )
-    for a in (a for p in pages for a in p.get("Activities", [])):
-        said, why = a.get("Description", ""), a.get("StatusMessage", "")
-        if instance in said and (ABANDONED in why or said.startswith("Launching")):
-            return ABANDONED in why
-    return None
+from winworkers.boot_evidence import _launch_abandoned  # noqa: E402  # inlined at build
 
 
 def _call(what: str, method: Any, **kwargs: Any) -> Any:

@@ -53,13 +53,13 @@ from awacs import autoscaling, ec2, sqs
 from awacs.aws import Allow, Condition, Statement, StringEquals
 from troposphere import Equals, GetAtt, If, NoValue, Ref, Sub, Template
 from troposphere.autoscaling import AutoScalingGroup, InstanceLifecyclePolicy, RetentionTriggers
-from troposphere.awslambda import Function, Permission
+from troposphere.awslambda import Function
 from troposphere.events import Rule, Target
 from troposphere.sqs import Queue
 
 from winworkers import iam
 from winworkers.bootstrap import DRAIN_HOOK, group_arn, group_name
-from winworkers.functions import add_function
+from winworkers.functions import add_function, add_rule_invoke
 from winworkers.observability import WorkerLogs, grant_write
 from winworkers.parameters import Params
 
@@ -159,15 +159,7 @@ def add_boot_evidence(
             Targets=[Target(Id="evidence", Arn=GetAtt(function, "Arn"))],
         )
     )
-    invoke = template.add_resource(
-        Permission(
-            lid("EvidenceInvoke"),
-            Action="lambda:InvokeFunction",
-            FunctionName=Ref(function),
-            Principal="events.amazonaws.com",
-            SourceArn=GetAtt(rule, "Arn"),
-        )
-    )
+    invoke = add_rule_invoke(template, lid("EvidenceInvoke"), function, rule)
     # The first workers boot while the stack is being created, and a failed first boot is the
     # one most worth seeing: the group waits for the rule and its permission. Both carry the
     # group's condition, so DependsOn cannot name a resource that is not there.

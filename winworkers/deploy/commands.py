@@ -37,7 +37,15 @@ CAPABILITY_CHOICES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO
 
 
 def add_commands(commands: Any, description: str) -> None:
-    """winworkers deploy, upload, delete and status, on the CLI's subparsers."""
+    """winworkers deploy, preflight, upload, delete and status (and watch), on the CLI's subparsers."""
+    _add_deploy(commands, description)
+    _add_preflight(commands)
+    _add_upload(commands)
+    _add_delete(commands)
+    _add_status(commands)
+
+
+def _add_deploy(commands: Any, description: str) -> None:
     parser = commands.add_parser(
         "deploy",
         help="check the parameters, preview the change set, confirm, then create or update the stack",
@@ -75,6 +83,8 @@ def add_commands(commands: Any, description: str) -> None:
     _connection_arguments(parser)
     parser.set_defaults(run=run_deploy)
 
+
+def _add_preflight(commands: Any) -> None:
     check = commands.add_parser(
         "preflight",
         help="look up what the stack will point at (queue, buckets, artifact, keys); create nothing",
@@ -85,6 +95,8 @@ def add_commands(commands: Any, description: str) -> None:
     _connection_arguments(check)
     check.set_defaults(run=run_preflight)
 
+
+def _add_upload(commands: Any) -> None:
     put = commands.add_parser(
         "upload",
         help="put a template (a nested stack's child) into a bucket and print its https URL",
@@ -98,6 +110,8 @@ def add_commands(commands: Any, description: str) -> None:
     _connection_arguments(put)
     put.set_defaults(run=run_upload)
 
+
+def _add_delete(commands: Any) -> None:
     remove = commands.add_parser(
         "delete",
         help="delete a stack (asks first; --yes without a terminal) and wait, streaming its events",
@@ -111,6 +125,8 @@ def add_commands(commands: Any, description: str) -> None:
     _connection_arguments(remove)
     remove.set_defaults(run=run_delete)
 
+
+def _add_status(commands: Any) -> None:
     for name in ("status", "watch"):
         status = commands.add_parser(
             name,
