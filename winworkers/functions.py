@@ -11,7 +11,7 @@ from typing import Any
 
 from troposphere import GetAtt, Ref, Template
 from troposphere.awslambda import Code, DeadLetterConfig, Environment, Function, LoggingConfig, Permission
-from troposphere.events import Rule
+from troposphere.events import Rule, Target
 from troposphere.iam import Role
 from troposphere.logs import LogGroup
 from troposphere.sqs import Queue
@@ -96,3 +96,26 @@ def add_rule_invoke(
     if condition:
         permission.Condition = condition
     return template.add_resource(permission)
+
+
+def add_autoscaling_rule(
+    template: Template,
+    logical_id: str,
+    *,
+    description: str,
+    event: str,
+    detail: dict[str, Any],
+    function: Function,
+    target: str,
+    condition: str | None = None,
+) -> Rule:
+    """An EventBridge rule sending Auto Scaling's events of type event, matching detail, to function."""
+    rule = Rule(
+        logical_id,
+        Description=description,
+        EventPattern={"source": ["aws.autoscaling"], "detail-type": [event], "detail": detail},
+        Targets=[Target(Id=target, Arn=GetAtt(function, "Arn"))],
+    )
+    if condition:
+        rule.Condition = condition
+    return template.add_resource(rule)

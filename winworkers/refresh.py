@@ -65,7 +65,7 @@ from winworkers import iam
 from winworkers.bootstrap import group_arn
 from winworkers.compute import Fleet, ami_parameter_name, group_tags
 from winworkers.config import ConfigError, WorkersConfig
-from winworkers.functions import add_function, add_rule_invoke, lambda_source
+from winworkers.functions import add_autoscaling_rule, add_function, add_rule_invoke, lambda_source
 from winworkers.observability import add_log_group, grant_write
 from winworkers.parameters import Params
 from winworkers.suppress import skip_checkov
@@ -257,8 +257,7 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
             Subnets=fleet.group.VPCZoneIdentifier,
         )
     )
-    schedule, failed = _add_schedule_and_failure_rules(template, p, fleet, arn)
-    exits = _add_pool_exit_rule(template, p, fleet, arn)
+    schedule, failed, exits = _add_rules(template, p, fleet, function)
     add_rule_invoke(template, lid("ScheduleInvoke"), function, schedule)
     add_rule_invoke(template, lid("FailedInvoke"), function, failed)
     add_rule_invoke(template, lid("PoolExitInvoke"), function, exits, p.cond("HasWarmPool"))
@@ -319,30 +318,25 @@ def _add_function(template: Template, p: Params, fleet: Fleet, dead_letters: Que
     )
 
 
-def _add_schedule_and_failure_rules(template: Template, p: Params, fleet: Fleet, arn: GetAtt) -> tuple[Rule, Rule]:
+def _add_rules(template: Template, p: Params, fleet: Fleet, function: Function) -> tuple[Rule, Rule, Rule]:
+    """What invokes the function: the schedule, a failed refresh, a stopped pooled worker's exit."""
     lid = p.config.logical_id
+    arn = GetAtt(function, "Arn")
     schedule = template.add_resource(
         Rule(
             lid("RefreshScheduleRule"), ScheduleExpression=p["RefreshSchedule"], Targets=[Target(Id="refresh", Arn=arn)]
         )
     )
-    failed = template.add_resource(
-        Rule(
-            lid("RefreshFailedRule"),
-            Description="An instance refresh of the Windows workers failed",
-            EventPattern={
-                "source": ["aws.autoscaling"],
-                "detail-type": [REFRESH_FAILED],
-                "detail": {"AutoScalingGroupName": [Ref(fleet.group)]},
-            },
-            # The function reports the failure as an error, so it alarms and is dead-lettered.
-            Targets=[Target(Id="refresh", Arn=arn)],
-        )
+    failed = add_autoscaling_rule(
+        template,
+        lid("RefreshFailedRule"),
+        description="An instance refresh of the Windows workers failed",
+        event=REFRESH_FAILED,
+        detail={"AutoScalingGroupName": [Ref(fleet.group)]},
+        # The function reports the failure as an error, so it alarms and is dead-lettered.
+        function=function,
+        target="refresh",
     )
-    return schedule, failed
-
-
-def _add_pool_exit_rule(template: Template, p: Params, fleet: Fleet, arn: GetAtt) -> Rule:
     # WarmPool=stopped: a pooled worker that is terminated from the pool (a refresh replaces it,
     # the pool shrinks or is deleted) passes the drain hook in Warmed:Terminating:Wait while it
     # is stopped, so nothing on it can complete the hook, and it would wait DrainSeconds (an hour
@@ -352,19 +346,17 @@ def _add_pool_exit_rule(template: Template, p: Params, fleet: Fleet, arn: GetAtt
     # (warm pool lifecycle and its EventBridge events, user guide; a failed first boot is the
     # evidence function's, rows 200 and 214). A worker
     # scaled in back to the pool (Origin AutoScalingGroup) is left to drain itself.
-    return template.add_resource(
-        Rule(
-            p.config.logical_id("PoolExitRule"),
-            Condition=p.cond("HasWarmPool"),
-            Description="A stopped warm pool worker is terminated: no job to drain",
-            EventPattern={
-                "source": ["aws.autoscaling"],
-                "detail-type": [POOL_EXIT],
-                "detail": {"AutoScalingGroupName": [Ref(fleet.group)], "Origin": ["WarmPool"]},
-            },
-            Targets=[Target(Id="refresh", Arn=arn)],
-        )
+    exits = add_autoscaling_rule(
+        template,
+        lid("PoolExitRule"),
+        description="A stopped warm pool worker is terminated: no job to drain",
+        event=POOL_EXIT,
+        detail={"AutoScalingGroupName": [Ref(fleet.group)], "Origin": ["WarmPool"]},
+        function=function,
+        target="refresh",
+        condition=p.cond("HasWarmPool"),
     )
+    return schedule, failed, exits
 
 
 def _add_ami_releases(template: Template, p: Params, function: Function) -> None:
