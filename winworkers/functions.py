@@ -1,5 +1,5 @@
 """The feature's Lambda functions, configured one way: inline code from a module
-embedded verbatim, arm64, Python 3.13, logs to a group the stack owns, failed
+embedded as it is (but for a definition it shares, inlined), arm64, Python 3.13, logs to a group the stack owns, failed
 asynchronous events dead-lettered, and the checkov checks they skip, with why."""
 
 from __future__ import annotations

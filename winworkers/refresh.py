@@ -1,7 +1,8 @@
 """Patch auto-updates and stack-update rollouts: the refresh Lambda, its triggers and its role.
 
-The function's code is winworkers.ami_refresh, embedded verbatim as an
-inline ZipFile: one source of truth, tested as a module, deployed as index.py.
+The function's code is winworkers.ami_refresh, embedded as an inline ZipFile
+(with boot_evidence's _launch_abandoned inlined: functions.lambda_source): one
+source of truth, tested as a module, deployed as index.py.
 It is the only thing that starts instance refreshes (compute.py docstring says
 why), and it never asks for skip matching or a desired configuration. Triggers:
 
