@@ -140,7 +140,7 @@ def _statements(p: Params, dead_letters: Queue, fleet: Fleet) -> list[Statement]
             ],
             Resource=["*"],
         ),
-        # CompleteLifecycleAction: a healthy pooled worker's drain hook (add_refresh, pool exits).
+        # CompleteLifecycleAction: a healthy pooled worker's drain hook (_add_rules, pool exits).
         Statement(
             Effect=Allow,
             Action=[autoscaling.StartInstanceRefresh, autoscaling.CompleteLifecycleAction],
