@@ -365,3 +365,20 @@ def test_review2_the_refresh_role_cannot_launch_from_the_template_into_any_subne
         and not scoping & {k for c in (s.get("Condition") or {}).values() for k in c}
     ]
     assert allowed == [], "RunInstances of this role may name any subnet and security group"
+
+
+def test_new_function_code_updates_the_function_in_place(feature: dict[str, Any]) -> None:
+    # The house (issue 29) changed the refresh function's inline code (its handler's steps) and nothing
+    # else of the feature's template: Lambda's Code is not create-only (the resource schema), so a
+    # running stack's update calls UpdateFunctionCode on WinRefreshFunction and replaces nothing, and no
+    # other resource holds the code (a nested parent's fingerprint of the child changes with it).
+    from winworkers.update_path import schema_of
+
+    schema = schema_of("AWS::Lambda::Function") or {}
+    assert schema["createOnlyProperties"] and not [
+        p for p in schema["createOnlyProperties"] if p.startswith("/properties/Code")
+    ]
+    code = feature["Resources"]["WinRefreshFunction"]["Properties"]["Code"]["ZipFile"]
+    others = {name: r for name, r in feature["Resources"].items() if name != "WinRefreshFunction"}
+    assert code == function_source() and "def _pool_exit(" in code
+    assert "_pool_exit" not in json.dumps(others)
