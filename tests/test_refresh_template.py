@@ -371,7 +371,7 @@ def test_new_function_code_updates_the_function_in_place(feature: dict[str, Any]
     # The house (issue 29) changed the refresh function's inline code (its handler's steps) and nothing
     # else of the feature's template: Lambda's Code is not create-only (the resource schema), so a
     # running stack's update calls UpdateFunctionCode on WinRefreshFunction and replaces nothing, and no
-    # other resource holds the code (a nested parent's fingerprint of the child changes with it).
+    # other resource holds the code (a nested parent's fingerprint of the child changes with it; row Xhouse-1).
     from winworkers.update_path import schema_of
 
     schema = schema_of("AWS::Lambda::Function") or {}
