@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tree_sitter import Node
+from powershell import Call, Failure, Interpreter
 
-from conftest import POWERSHELL_PARSER, props, render, resources_of, user_data_script
+from conftest import props, render, resources_of, user_data_script
 from winworkers.bootstrap import (
     BOOT_MARKS,
     BOOT_PHASES,
@@ -162,21 +162,6 @@ def test_a_stack_update_refreshes_in_two_phases_launching_first() -> None:
 # The UserData, run
 
 
-class Exit(Exception):
-    """``exit``: the script ends."""
-
-
-class Return(Exception):
-    """``return``: the function ends, with its value."""
-
-    def __init__(self, value: Any = None) -> None:
-        self.value = value
-
-
-class Failure(Exception):
-    """A command failed (a terminating error, as with ErrorActionPreference Stop)."""
-
-
 PERMANENT = 10**9
 LAUNCH = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
 TO_USER_DATA = 300  # Windows boots, EC2Launch starts the UserData
@@ -221,183 +206,22 @@ class Instance:
 
 
 class _Script:
-    """Runs the subset of PowerShell the UserData uses, against an :class:`Instance`.
-
-    A function's result is the value of its ``return``, or else the list of what its
-    statements output (one value: that value), as in PowerShell; the script's own output
-    is dropped (EC2Launch logs it)."""
+    """The UserData, run by the tests' PowerShell interpreter (tests/powershell.py) against an
+    :class:`Instance`: its programs and cmdlets are the instance's. The script's own output is
+    dropped (EC2Launch logs it); an error nothing caught ends it."""
 
     def __init__(self, source: str, instance: Instance) -> None:
-        tree = POWERSHELL_PARSER.parse(source.encode())
-        assert not tree.root_node.has_error, "the UserData is not valid PowerShell"
-        self.root, self.instance = tree.root_node, instance
-        self.variables: dict[str, Any] = {"LASTEXITCODE": None, "true": True, "false": False, "null": None}
-        self.functions: dict[str, tuple[list[str], Node]] = {}
+        self.instance = instance
+        self.script = Interpreter(source, self._command, {"LASTEXITCODE": None}, strict=False)
 
     def run(self) -> None:
         try:
-            self._block(self.root)
-        except Exit:
-            pass
-        except Failure as error:  # an uncaught error ends the script
+            self.script.run()
+        except Failure as error:
             self.instance.uncaught = str(error)
 
-    def _block(self, node: Node) -> list[Any]:
-        out: list[Any] = []
-        for child in node.named_children:
-            out += self._statement(child)
-        return out
-
-    def _statement(self, node: Node) -> list[Any]:
-        kind = node.type
-        if kind in {"statement_list", "statement_block", "script_block", "script_block_body"}:
-            return self._block(node)
-        if kind in {"empty_statement", "comment"}:
-            return []
-        if kind == "function_statement":
-            name = _text(_child(node, "function_name"))
-            params = [_text(v)[1:] for v in _descendants(node, "variable") if _inside(v, "parameter_list")]
-            self.functions[name] = (params, _child(node, "script_block"))
-            return []
-        if kind == "if_statement":
-            condition, body = node.named_children[0], node.named_children[1]
-            if self._value(condition):
-                return self._block(body)
-            assert _child(node, "elseif_clauses", required=False) is None, "the interpreter has no elseif"
-            otherwise = _child(node, "else_clause", required=False)
-            return self._block(_child(otherwise, "statement_block")) if otherwise else []
-        if kind == "try_statement":
-            try:
-                return self._block(_child(node, "statement_block"))
-            except Failure as error:
-                self.variables["_"] = str(error)
-                return self._block(_child(_child(_child(node, "catch_clauses"), "catch_clause"), "statement_block"))
-        if kind == "foreach_statement":
-            _, items, body = node.named_children
-            low, high = map(int, _text(items).split(".."))
-            return [value for _ in range(low, high + 1) for value in self._block(body)]
-        if kind == "while_statement":
-            condition, body = _child(node, "while_condition"), _child(node, "statement_block")
-            out: list[Any] = []
-            while self._value(condition.named_children[0]):
-                out += self._block(body)
-            return out
-        if kind == "flow_control_statement":
-            keyword = _text(node).split()[0]
-            if keyword == "exit":
-                raise Exit
-            assert keyword == "return", keyword
-            raise Return(self._value(node.named_children[0]) if node.named_child_count else None)
-        value = self._value(node)
-        return [] if value is None else [value]
-
-    def _value(self, node: Node) -> Any:
-        kind = node.type
-        children = node.named_children
-        if len(children) == 1 and kind in _PASS_THROUGH:
-            if kind == "expression_with_unary_operator" and _text(node).startswith("-not"):
-                return not self._value(children[0])
-            return self._value(children[0])
-        if kind == "assignment_expression":
-            target = _text(_descendants(_child(node, "left_assignment_expression"), "variable")[0])[1:]
-            value = self._value(children[-1])
-            if target != "null":
-                self.variables[target] = value
-            return None
-        if kind == "variable":
-            return self.variables.get(_text(node)[1:])
-        if kind == "string_literal":
-            return self._value(children[0]) if children else _text(node)
-        if kind == "verbatim_string_characters":
-            return _text(node)[1:-1]
-        if kind == "expandable_string_literal":
-            return re.sub(r"\$(\w+)", lambda m: str(self.variables.get(m.group(1))), _text(node)[1:-1])
-        if kind == "integer_literal":
-            return int(_text(node))
-        if kind == "generic_token":
-            return _text(node)
-        if kind == "array_literal_expression":
-            return [self._value(c) for c in children]
-        if kind == "array_expression":
-            return self._block(children[0]) if children else []
-        if kind == "logical_expression":
-            left, right = children
-            operator = _between(node, left, right)
-            if operator == "-and":
-                return bool(self._value(left)) and bool(self._value(right))
-            assert operator == "-or", operator
-            return bool(self._value(left)) or bool(self._value(right))
-        if kind == "comparison_expression":
-            left, operator, right = children
-            a, b = self._value(left), self._value(right)
-            return {"-eq": a == b, "-ne": a != b, "-gt": a > b, "-lt": a < b}[_text(operator)]
-        if kind == "additive_expression":
-            left, right = children
-            operator = _between(node, left, right)
-            a, b = self._value(left), self._value(right)
-            return a - b if operator == "-" else a + b
-        if kind == "hash_literal_expression":
-            body = _child(node, "hash_literal_body", required=False)
-            entries = body.named_children if body else []
-            return {_text(e.named_children[0]).strip("'\""): self._value(e.named_children[1]) for e in entries}
-        if kind == "cast_expression":
-            kind_name, value = _text(children[0]), self._value(children[1])
-            assert kind_name == "[datetime]", kind_name
-            return value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if kind == "member_access":
-            target, member = children
-            name = _text(member)
-            value = self._value(target)
-            if isinstance(value, dict):
-                return value[name]
-            if isinstance(value, timedelta):
-                assert name == "TotalSeconds", name
-                return value.total_seconds()
-            raise AssertionError(f"the test's interpreter has no member {name} of {value!r}")
-        if kind == "invokation_expression":
-            target, member, arguments = children
-            value, name = self._value(target), _text(member)
-            args = [self._value(a) for a in _descendants(arguments, "argument_expression")]
-            if name == "AddMinutes":
-                return value + timedelta(minutes=args[0])
-            raise AssertionError(f"the test's interpreter has no method {name}")
-        if kind == "command":
-            return self._command(node)
-        if kind == "if_statement":  # $x = if (...) {...} else {...}: the branch's output
-            out = self._statement(node)
-            return out[0] if len(out) == 1 else out
-        raise AssertionError(f"the test's interpreter does not know {kind}: {_text(node)!r}")
-
-    def _arguments(self, node: Node | None) -> list[Any]:
-        values: list[Any] = []
-        for child in node.named_children if node else []:
-            if child.type == "command_argument_sep":
-                continue
-            if child.type == "command_parameter":
-                values.append(_text(child))
-            elif re.fullmatch(r"@\w+", _text(child)):  # @c: splatting
-                values.extend(self.variables[_text(child)[1:]])
-            else:
-                values.append(self._value(child))
-        return values
-
-    def _command(self, node: Node) -> Any:
-        args = self._arguments(_child(node, "command_elements", required=False))
-        if _child(node, "command_name_expr", required=False):  # & "path\program.exe" ...
-            return self._native(str(self._value(_child(node, "command_name_expr"))), args)
-        name = _text(_child(node, "command_name"))
-        if name in self.functions:
-            params, body = self.functions[name]
-            saved = dict(self.variables)
-            self.variables.update(zip(params, args, strict=True))
-            try:
-                out = self._block(body)
-                return out[0] if len(out) == 1 else (out or None)
-            except Return as returned:
-                return returned.value
-            finally:
-                self.variables = saved
-        return self._cmdlet(name, args)
+    def _command(self, call: Call) -> Any:
+        return self._native(call.name, call.args) if call.native else self._cmdlet(call.name, call.args)
 
     def _native(self, path: str, args: list[Any]) -> None:
         program = path.rsplit("\\", 1)[-1]
@@ -405,7 +229,7 @@ class _Script:
         if program == "cfn-init.exe" and self.instance.init_exit is None:
             raise Failure("The term 'cfn-init.exe' is not recognized")
         self.instance.record(program, *map(str, args))
-        self.variables["LASTEXITCODE"] = self.instance.init_exit if program == "cfn-init.exe" else 0
+        self.script.variables["LASTEXITCODE"] = self.instance.init_exit if program == "cfn-init.exe" else 0
         if program == "cfn-init.exe":
             # Each config set's last command writes its mark (bootstrap.BOOT_MARKS); a
             # failure stops cfn-init in the agent set.
@@ -443,7 +267,7 @@ class _Script:
         if name == "powershell.exe":
             assert args[:4] == ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass"], args
             instance.record("install.ps1", options["File"], options["ConfigPath"])
-            self.variables["LASTEXITCODE"] = instance.install_exit
+            self.script.variables["LASTEXITCODE"] = instance.install_exit
             return None
         if name == "Complete-ASLifecycleAction":
             hook, result = options["LifecycleHookName"], options["LifecycleActionResult"]
@@ -479,66 +303,6 @@ class _Script:
                 raise Failure("AccessDenied")
             return None
         raise AssertionError(f"the test's interpreter does not know the command {name}")
-
-
-_PASS_THROUGH = {
-    "pipeline",
-    "pipeline_chain",
-    "logical_expression",
-    "bitwise_expression",
-    "comparison_expression",
-    "additive_expression",
-    "multiplicative_expression",
-    "format_expression",
-    "range_expression",
-    "array_literal_expression",
-    "unary_expression",
-    "expression_with_unary_operator",
-    "left_assignment_expression",
-    "parenthesized_expression",
-    "command_name_expr",
-    "while_condition",
-    # A method's arguments.
-    "argument_expression",
-    "logical_argument_expression",
-    "bitwise_argument_expression",
-    "comparison_argument_expression",
-    "additive_argument_expression",
-    "multiplicative_argument_expression",
-    "format_argument_expression",
-    "range_argument_expression",
-}
-
-
-def _text(node: Node | None) -> str:
-    assert node is not None and node.text is not None
-    return node.text.decode()
-
-
-def _between(node: Node, left: Node, right: Node) -> str:
-    """The operator token between two operands."""
-    source = node.text or b""
-    return source[left.end_byte - node.start_byte : right.start_byte - node.start_byte].decode().strip()
-
-
-def _child(node: Node, kind: str, required: bool = True) -> Any:
-    found = next((c for c in node.named_children if c.type == kind), None)
-    assert found is not None or not required, f"{node.type} has no {kind}"
-    return found
-
-
-def _descendants(node: Node, kind: str) -> list[Node]:
-    found = [node] if node.type == kind else []
-    for child in node.named_children:
-        found += _descendants(child, kind)
-    return found
-
-
-def _inside(node: Node, kind: str) -> bool:
-    parent = node.parent
-    while parent is not None and parent.type != kind:
-        parent = parent.parent
-    return parent is not None
 
 
 def _hook(result: str, hook: str = LAUNCH_HOOK) -> tuple[str, ...]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -145,3 +147,113 @@ def test_no_module_of_the_library_imports_itself_back() -> None:
     assert ["winworkers.compute", "winworkers.config"] in [
         sorted(set(c) & {"winworkers.compute", "winworkers.config"}) for c in _circles(planted)
     ]
+
+
+# The house (issue 29): no library function over about 60 lines, no block of lines said twice.
+PACKAGE = ROOT / "winworkers"
+LONGEST = 60
+
+
+def _long_functions(source: str, module: str) -> dict[str, int]:
+    """Every function or method of source over LONGEST lines (decorators aside), by module:name."""
+    found = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length > LONGEST:
+                found[f"{module}:{node.name}"] = length
+    return found
+
+
+def test_no_library_function_is_over_sixty_lines() -> None:
+    found: dict[str, int] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        found |= _long_functions(path.read_text(encoding="utf-8"), path.relative_to(PACKAGE).as_posix())
+    assert found == {}
+
+
+def test_the_length_check_sees_a_long_method() -> None:
+    body = "\n".join(f"        x{i} = {i}" for i in range(LONGEST - 1))
+    planted = f"class A:\n    def long(self) -> None:\n{body}\n\n    def short(self) -> None:\n        pass\n"
+    assert _long_functions(planted, "a.py") == {}
+    assert _long_functions(planted.replace("        x0 = 0", "        x0 = 0\n        y = 1"), "a.py") == {
+        "a.py:long": LONGEST + 1
+    }
+
+
+REPEATED = 6
+# Left to the `emulator` branch of issue 26 (the emulator, a package of its own there): the
+# integrator removes it from this set when that branch is merged.
+EMULATOR = {"emulator.py"}
+# Lines that say nothing of their own: brackets alone, docstring quotes, bare keywords; every
+# line of an import statement (a rule imports the helpers it uses, as its neighbour does); and
+# every line of a function's signature (deploy, delete and follow take the same options by design:
+# a signature states an interface, it holds no logic). handler_permissions.py is data generated
+# from cfn-lint's schemas (scripts/handler_permissions.py), not code: an action the schemas list
+# may also stand in a hand-kept exclusion.
+GENERATED = {"handler_permissions.py"}
+BOILERPLATE = re.compile(r'^([\])},:;(\[{]*|"""|else:|try:|return|pass|continue|break)$')
+
+
+def _significant(source: str) -> list[tuple[int, str]]:
+    """The lines that count, whitespace-normalised, with their line numbers."""
+    tree = ast.parse(source)
+    imports = {
+        number
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for number in range(node.lineno, (node.end_lineno or node.lineno) + 1)
+    } | {
+        number
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for number in range(node.lineno, node.body[0].lineno)
+    }
+    lines = ((number, " ".join(line.split())) for number, line in enumerate(source.splitlines(), 1))
+    return [(n, line) for n, line in lines if line and n not in imports and not BOILERPLATE.match(line)]
+
+
+def _repeated_blocks(sources: dict[str, str]) -> list[str]:
+    """Each run of REPEATED significant lines that stands in two places (of one or two files)."""
+    first: dict[tuple[str, ...], str] = {}
+    repeated = []
+    for name, source in sources.items():
+        lines = _significant(source)
+        for start in range(len(lines) - REPEATED + 1):
+            window = lines[start : start + REPEATED]
+            block = tuple(line for _, line in window)
+            where = f"{name}:{window[0][0]}-{window[-1][0]}"
+            if block not in first:
+                first[block] = where
+            elif not _overlaps(first[block], where):
+                repeated.append(f"{where} repeats {first[block]}")
+    return repeated
+
+
+def _overlaps(one: str, other: str) -> bool:
+    """Whether two places name overlapping lines of one file (a run of the same line, repeated)."""
+    (a, a_lines), (b, b_lines) = (place.rsplit(":", 1) for place in (one, other))
+    a_start, a_end = map(int, a_lines.split("-"))
+    b_start, b_end = map(int, b_lines.split("-"))
+    return a == b and a_start <= b_end and b_start <= a_end
+
+
+def test_no_block_of_six_lines_is_repeated_in_the_library() -> None:
+    sources = {
+        path.relative_to(PACKAGE).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).as_posix() not in EMULATOR | GENERATED
+    }
+    assert _repeated_blocks(sources) == []
+
+
+def test_the_repetition_check_sees_a_copied_block_and_not_boilerplate() -> None:
+    block = "\n".join(f"    total += values[{i}] * {i}" for i in range(REPEATED))
+    one = f"def a(values):\n    total = 0\n{block}\n    return total\n"
+    indented = block.replace("    ", "        ")
+    other = f"def b(values):\n    total = 1\n    if values:\n{indented}\n    return -total\n"
+    assert _repeated_blocks({"one.py": one, "other.py": other}) == ["other.py:4-9 repeats one.py:3-8"]
+    # Cut by one line, or only brackets and imports alike: nothing.
+    assert _repeated_blocks({"one.py": one, "other.py": other.replace("values[2]", "values[-2]")}) == []
+    brackets = "from os import (\n    path,\n    sep,\n)\nimport sys\n" + "x = [\n    (\n        {}\n    )\n]\n" * 3
+    assert _repeated_blocks({"one.py": brackets, "other.py": brackets}) == []

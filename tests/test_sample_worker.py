@@ -12,22 +12,20 @@ planted defects show that the checks fail when the worker breaks the contract.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import ntpath
 import re
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from powershell import Failure, Interpreter, descendants, text
 from test_powershell import syntax_errors
-from tree_sitter import Node
 
 from conftest import POWERSHELL_PARSER, ROOT
 from winworkers import WorkersConfig
@@ -86,28 +84,6 @@ def test_makefile_builds_the_sample_worker() -> None:
 # --- the worker, run
 
 
-class Exit(Exception):
-    def __init__(self, code: int) -> None:
-        self.code = code
-
-
-class Break(Exception):
-    pass
-
-
-class Continue(Exception):
-    pass
-
-
-class Return(Exception):
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-class Failure(Exception):
-    """A terminating error; catch sets $_ to its message."""
-
-
 class TooLong(Exception):
     """The fake world's step budget ran out: the worker would loop forever."""
 
@@ -124,275 +100,6 @@ EPOCH_MS = 1_796_000_000_000  # the fake clock at tick 0, milliseconds since 197
 LAUNCHED = "2026-11-30T00:52:20Z"  # the instance's pendingTime: 60 s before tick 0
 AGENT_CONFIG = "C:\\ProgramData\\Amazon\\AmazonCloudWatchAgent\\winworkers.json"
 NAMESPACE = "WinWorkers"
-
-
-_PASS_THROUGH = {
-    "pipeline",
-    "pipeline_chain",
-    "logical_expression",
-    "bitwise_expression",
-    "comparison_expression",
-    "additive_expression",
-    "multiplicative_expression",
-    "format_expression",
-    "range_expression",
-    "array_literal_expression",
-    "unary_expression",
-    "expression_with_unary_operator",
-    "left_assignment_expression",
-    "parenthesized_expression",
-    "while_condition",
-    "script_parameter_default",
-    "key_expression",
-}
-# The switch parameters the worker passes: they take no value.
-_SWITCHES = {"force", "parent", "raw"}
-_BLOCKS = {"program", "statement_list", "statement_block", "script_block", "script_block_body"}
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "-eq": lambda a, b: a == b,
-    "-ne": lambda a, b: a != b,
-    "-ge": lambda a, b: a >= b,
-    "-gt": lambda a, b: a > b,
-    "-le": lambda a, b: a <= b,
-    "-lt": lambda a, b: a < b,
-    "-like": lambda a, b: fnmatch.fnmatchcase(str(a).lower(), str(b).lower()),  # PowerShell's wildcards, any case
-}
-
-
-def _text(node: Node) -> str:
-    assert node.text is not None
-    return node.text.decode()
-
-
-def _named(node: Node, kind: str) -> Node | None:
-    return next((c for c in node.named_children if c.type == kind), None)
-
-
-def _operator(node: Node) -> str:
-    return next(_text(c) for c in node.children if not c.is_named)
-
-
-class Interpreter:
-    """Runs the subset of PowerShell worker.ps1 is written in; commands go to ``command``."""
-
-    def __init__(self, source: str, command: Callable[[str, list[Any], dict[str, Any], Any], Any]) -> None:
-        tree = POWERSHELL_PARSER.parse(source.encode())
-        assert not tree.root_node.has_error, "not valid PowerShell"
-        self.root, self.command = tree.root_node, command
-        self.variables: dict[str, Any] = {"true": True, "false": False, "null": None, "PSScriptRoot": SERVICE_DIR}
-        self.functions: dict[str, tuple[list[str], Node]] = {}
-
-    def run(self) -> int:
-        try:
-            self._block(self.root)
-        except Exit as done:
-            return done.code
-        return 0
-
-    # statements
-
-    def _block(self, node: Node) -> None:
-        for child in node.named_children:
-            self._statement(child)
-
-    def _statement(self, node: Node) -> None:
-        kind = node.type
-        if kind in _BLOCKS:
-            self._block(node)
-        elif kind == "comment":
-            pass
-        elif kind == "param_block":
-            for parameter in node.named_children[0].named_children:
-                default = _named(parameter, "script_parameter_default")
-                name = _text(_named(parameter, "variable") or parameter)[1:]
-                self.variables.setdefault(name, self._value(default) if default else None)
-        elif kind == "function_statement":
-            name = _text(node.named_children[0])
-            declaration = _named(node, "function_parameter_declaration")
-            params = [_text(v)[1:] for v in _all(declaration, "variable")] if declaration else []
-            body = _named(node, "script_block")
-            assert body is not None
-            self.functions[name] = (params, body)
-        elif kind == "if_statement":
-            self._if(node)
-        elif kind == "while_statement":
-            condition, body = node.named_children
-            while self._value(condition):
-                try:
-                    self._block(body)
-                except Break:
-                    break
-                except Continue:
-                    continue
-        elif kind == "foreach_statement":
-            variable, items, body = node.named_children
-            for item in self._value(items):
-                self.variables[_text(variable)[1:]] = item
-                try:
-                    self._block(body)
-                except Break:
-                    break
-                except Continue:
-                    continue
-        elif kind == "try_statement":
-            try:
-                self._block(node.named_children[0])
-            except Failure as error:
-                catch = _named(node, "catch_clauses")
-                assert catch is not None, "try without catch"
-                self.variables["_"] = str(error)
-                self._block(catch.named_children[0].named_children[-1])
-        elif kind == "flow_control_statement":
-            keyword = _text(node.children[0])
-            value = self._value(node.named_children[0]) if node.named_child_count else None
-            if keyword == "break":
-                raise Break
-            if keyword == "continue":
-                raise Continue
-            if keyword == "return":
-                raise Return(value)
-            if keyword == "exit":
-                raise Exit(int(value or 0))
-            raise Failure(str(value))  # throw
-        else:
-            self._value(node)
-
-    def _if(self, node: Node) -> None:
-        condition, body = node.named_children[0], node.named_children[1]
-        if self._value(condition):
-            self._block(body)
-            return
-        for clause in (_named(node, "elseif_clauses") or node).named_children:
-            if clause.type == "elseif_clause" and self._value(clause.named_children[0]):
-                self._block(clause.named_children[1])
-                return
-        otherwise = _named(node, "else_clause")
-        if otherwise is not None:
-            self._block(otherwise.named_children[0])
-
-    # expressions
-
-    def _value(self, node: Node) -> Any:
-        kind = node.type
-        if kind in _PASS_THROUGH and node.named_child_count == 1 and kind != "expression_with_unary_operator":
-            return self._value(node.named_children[0])
-        if kind == "pipeline_chain" or (kind == "pipeline" and node.named_child_count > 1):
-            piped: Any = None
-            for stage in node.named_children:
-                piped = self._command(stage, piped)
-            return piped
-        if kind == "assignment_expression":
-            target = _text(node.named_children[0]).strip()[1:]
-            self.variables[target] = self._value(node.named_children[-1])
-            return None
-        if kind == "variable":
-            name = _text(node)[1:]
-            assert name in self.variables, f"${name} is not set"
-            return self.variables[name]
-        if kind == "member_access":
-            owner = self._value(node.named_children[0])
-            member = _text(node.named_children[1])
-            return owner[member] if isinstance(owner, dict) else getattr(owner, member)
-        if kind == "element_access":
-            return self._value(node.named_children[0])[self._value(node.named_children[1])]
-        if kind == "string_literal":
-            return self._value(node.named_children[0])
-        if kind == "verbatim_string_characters":
-            return _text(node)[1:-1]
-        if kind == "expandable_string_literal":
-            return re.sub(r"\$(\w+)", lambda m: str(self.variables[m.group(1)]), _text(node)[1:-1])
-        if kind == "integer_literal":
-            return int(_text(node))
-        if kind == "generic_token":
-            return _text(node)
-        if kind == "array_literal_expression":
-            return [self._value(c) for c in node.named_children]
-        if kind == "comparison_expression":
-            left, operator, right = node.named_children
-            return _COMPARE[_text(operator).lower()](self._value(left), self._value(right))
-        if kind == "logical_expression":
-            left, right = node.named_children
-            if _operator(node).lower() == "-and":
-                return bool(self._value(left)) and bool(self._value(right))
-            return bool(self._value(left)) or bool(self._value(right))
-        if kind == "additive_expression":
-            left, right = (self._value(c) for c in node.named_children)
-            if _operator(node) == "+":
-                return str(left) + str(right) if isinstance(left, str) else left + right
-            return int(left) - int(right)
-        if kind == "multiplicative_expression":
-            left, right = (self._value(c) for c in node.named_children)
-            assert _operator(node) == "*", _text(node)
-            return left * right
-        if kind == "expression_with_unary_operator":
-            if node.named_children[0].type == "cast_expression":
-                return self._value(node.named_children[0])
-            assert _operator(node).lower() == "-not", _text(node)
-            return not self._value(node.named_children[0])
-        if kind == "cast_expression":
-            kind_name, operand = node.named_children
-            assert _text(kind_name) == "[int]", _text(node)
-            return int(self._value(operand))
-        if kind == "hash_literal_expression":
-            body = _named(node, "hash_literal_body")
-            entries = body.named_children if body else []
-            return {self._value(e.named_children[0]): self._value(e.named_children[1]) for e in entries}
-        if kind == "command":
-            return self._command(node, None)
-        if kind == "invokation_expression" and _text(node).startswith("["):
-            # A .NET static call (the clock, a parse): the fake answers it by its text, with the variables.
-            return self.command(_text(node), [], {}, dict(self.variables))
-        raise AssertionError(f"the test's interpreter does not know {kind}: {_text(node)!r}")
-
-    def _command(self, node: Node, piped: Any) -> Any:
-        name = _text(node.named_children[0])
-        if re.fullmatch(r"\d+\.\.\d+", name):  # the grammar reads foreach's 1..10 as a command
-            low, high = map(int, name.split(".."))
-            return list(range(low, high + 1))
-        positional: list[Any] = []
-        options: dict[str, Any] = {}
-        container = _named(node, "command_elements")
-        elements = [c for c in container.named_children if c.type != "command_argument_sep"] if container else []
-        i = 0
-        while i < len(elements):
-            element = elements[i]
-            if element.type == "command_parameter":
-                key = _text(element)[1:].lower()
-                following = elements[i + 1] if i + 1 < len(elements) else None
-                if key in _SWITCHES or following is None or following.type == "command_parameter":
-                    options[key] = True
-                    i += 1
-                else:
-                    options[key] = self._value(following)
-                    i += 2
-            else:
-                positional.append(self._value(element))
-                i += 1
-        if name in self.functions:
-            return self._call(name, positional, options)
-        return self.command(name, positional, options, piped)
-
-    def _call(self, name: str, positional: list[Any], options: dict[str, Any]) -> Any:
-        params, body = self.functions[name]
-        saved = dict(self.variables)
-        bound = dict(zip(params, positional, strict=False))
-        bound |= {p: options[p.lower()] for p in params if p.lower() in options}
-        self.variables.update({p: bound.get(p) for p in params})
-        try:
-            self._block(body)
-        except Return as returned:
-            return returned.value
-        finally:
-            # A function reads its callers' variables; what it assigns is its own (PowerShell's scopes).
-            self.variables = saved
-        return None
-
-
-def _all(node: Node, kind: str) -> list[Node]:
-    found = [node] if node.type == kind else []
-    for child in node.named_children:
-        found += _all(child, kind)
-    return found
 
 
 @dataclass
@@ -666,7 +373,8 @@ def settings(enabled: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(source: str, instance: Instance) -> int:
-    return Interpreter(source, instance).run()
+    world = lambda call: instance(call.name, call.positional, call.options, call.piped)  # noqa: E731
+    return Interpreter(source, world, {"PSScriptRoot": SERVICE_DIR}).run()
 
 
 def _worker() -> str:
@@ -1145,7 +853,7 @@ def test_the_instance_role_allows_every_aws_call_the_sample_makes(enabled: dict[
     names = set()
     for path in SCRIPTS:
         tree = POWERSHELL_PARSER.parse(path.read_bytes())
-        names |= {_text(n) for n in _all(tree.root_node, "command_name")}
+        names |= {text(n) for n in descendants(tree.root_node, "command_name")}
     # A cmdlet of the AWS Tools (its noun starts with a service prefix) must be one the map knows.
     aws = {n for n in names if re.fullmatch(r"[A-Z][a-z]+-(SQS|AS|S3|EC2|CW|CWL|CFN|SSM)[A-Z]\w*", n)}
     assert aws == set(AWS_CMDLETS), aws

@@ -57,50 +57,14 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
     c = clients or {n: boto3.client(n, config=RETRIES) for n in ("ssm", "autoscaling", "ec2", "cloudformation")}
     auto, group = c["autoscaling"], f"Auto Scaling group {asg}"
     if event.get("detail-type") == POOL_EXIT:  # a pooled worker: no job to drain
-        d = event.get("detail") or {}
-        out["instance_id"] = i = d.get("EC2InstanceId", "")
-        found = _call(group, auto.describe_auto_scaling_instances, InstanceIds=[i])["AutoScalingInstances"]
-        out["action"] = "nothing"
-        waits = [x["LifecycleState"] for x in found] == ["Warmed:Terminating:Wait"]
-        # Stopped or its launch not abandoned. A failed first boot is boot_evidence's (row 200).
-        if d.get("Origin") == "WarmPool" and waits:
-            bad = _states(c["ec2"], i) != ["stopped"] and _call(
-                group, _launch_abandoned, auto=auto, group=asg, instance=i
-            )
-            out["action"] = "launch-activity-not-found" if bad is None else "nothing"
-            if bad is False:
-                hook = {k: d.get(k) for k in ("LifecycleHookName", "LifecycleActionToken")}
-                _call(
-                    group,
-                    auto.complete_lifecycle_action,
-                    AutoScalingGroupName=asg,
-                    LifecycleActionResult="CONTINUE",
-                    **hook,
-                )
-                out["action"] = "released"
+        _pool_exit(event.get("detail") or {}, c, asg, out)
         return
     parameter = _call(f"SSM parameter {name}", c["ssm"].get_parameter, Name=name)["Parameter"]
     out["latest_image_id"] = latest = parameter["Value"]
     groups = _call(group, auto.describe_auto_scaling_groups, AutoScalingGroupNames=[asg])["AutoScalingGroups"]
     if not groups:
         raise RefreshError(f"{group} not found")
-    members, pooled = groups[0]["Instances"], []
-    if groups[0].get("WarmPoolConfiguration"):
-        pages = auto.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=asg)
-        pooled = _call(group, pages.build_full_result).get("Instances", [])
-    # Not (Warmed:)Terminating; :Retained stays (winworkers.refresh).
-    members, pooled = ([i for i in x if "Term" not in i["LifecycleState"]] for x in (members, pooled))
-    out.update(instances=len(members), warm_pool_instances=len(pooled), outdated_instances=[])
-    if every := members + pooled:
-        found = _call("instances", c["ec2"].describe_instances, InstanceIds=[i["InstanceId"] for i in every])
-        images = {i["InstanceId"]: i["ImageId"] for r in found["Reservations"] for i in r["Instances"]}
-        # Another image or template version (a refresh never ran).
-        want = _version(groups[0])
-        out["outdated_instances"] = sorted(
-            i["InstanceId"]
-            for i in every
-            if images.get(i["InstanceId"]) != latest or (want[1].isdigit() and _version(i) != want)
-        )
+    _outdated(c, asg, groups[0], latest, out)
     action = "up-to-date"
     if out["outdated_instances"]:
         # Not during a stack operation: its own refresh would collide.
@@ -123,6 +87,48 @@ def _decide(event: dict[str, Any], env: Any, clients: Any, out: dict[str, Any]) 
         else:  # began since the check
             action = "refresh-in-progress"
     out["action"] = action
+
+
+def _pool_exit(d: dict[str, Any], c: Any, asg: str, out: dict[str, Any]) -> None:
+    auto, group = c["autoscaling"], f"Auto Scaling group {asg}"
+    out["instance_id"] = i = d.get("EC2InstanceId", "")
+    found = _call(group, auto.describe_auto_scaling_instances, InstanceIds=[i])["AutoScalingInstances"]
+    out["action"] = "nothing"
+    waits = [x["LifecycleState"] for x in found] == ["Warmed:Terminating:Wait"]
+    # Stopped or its launch not abandoned. A failed first boot is boot_evidence's (row 200).
+    if d.get("Origin") == "WarmPool" and waits:
+        bad = _states(c["ec2"], i) != ["stopped"] and _call(group, _launch_abandoned, auto=auto, group=asg, instance=i)
+        out["action"] = "launch-activity-not-found" if bad is None else "nothing"
+        if bad is False:
+            hook = {k: d.get(k) for k in ("LifecycleHookName", "LifecycleActionToken")}
+            _call(
+                group,
+                auto.complete_lifecycle_action,
+                AutoScalingGroupName=asg,
+                LifecycleActionResult="CONTINUE",
+                **hook,
+            )
+            out["action"] = "released"
+
+
+def _outdated(c: Any, asg: str, g: dict[str, Any], latest: str, out: dict[str, Any]) -> None:
+    members, pooled = g["Instances"], []
+    if g.get("WarmPoolConfiguration"):
+        pages = c["autoscaling"].get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=asg)
+        pooled = _call(f"Auto Scaling group {asg}", pages.build_full_result).get("Instances", [])
+    # Not (Warmed:)Terminating; :Retained stays (winworkers.refresh).
+    members, pooled = ([i for i in x if "Term" not in i["LifecycleState"]] for x in (members, pooled))
+    out.update(instances=len(members), warm_pool_instances=len(pooled), outdated_instances=[])
+    if every := members + pooled:
+        found = _call("instances", c["ec2"].describe_instances, InstanceIds=[i["InstanceId"] for i in every])
+        images = {i["InstanceId"]: i["ImageId"] for r in found["Reservations"] for i in r["Instances"]}
+        # Another image or template version (a refresh never ran).
+        want = _version(g)
+        out["outdated_instances"] = sorted(
+            i["InstanceId"]
+            for i in every
+            if images.get(i["InstanceId"]) != latest or (want[1].isdigit() and _version(i) != want)
+        )
 
 
 def on_stack_event(event: dict[str, Any], env: Any, clients: Any = None) -> dict[str, Any]:
@@ -248,15 +254,7 @@ def _states(ec2: Any, i: str) -> list[str]:
     return [x["State"]["Name"] for r in found for x in r["Instances"]]
 
 
-def _launch_abandoned(auto: Any, group: str, instance: str) -> bool | None:
-    pages = auto.get_paginator("describe_scaling_activities").paginate(
-        AutoScalingGroupName=group, PaginationConfig={"MaxItems": ACTIVITIES}
-    )
-    for a in (a for p in pages for a in p.get("Activities", [])):
-        said, why = a.get("Description", ""), a.get("StatusMessage", "")
-        if instance in said and (ABANDONED in why or said.startswith("Launching")):
-            return ABANDONED in why
-    return None
+from winworkers.boot_evidence import _launch_abandoned  # noqa: E402  # inlined at build
 
 
 def _call(what: str, method: Any, **kwargs: Any) -> Any:

@@ -37,7 +37,7 @@ from winworkers.parameters import (
     parameter_specs,
 )
 from winworkers.refresh import add_refresh
-from winworkers.rules import is_list_type
+from winworkers.rules import condition_named, is_list_type, walk
 from winworkers.wake import add_wake
 
 DESCRIPTION = "Windows Workers (winworkers): an isolated, self-patching Windows fleet nobody can log in to"
@@ -406,24 +406,15 @@ def _drop_unused_conditions(template: Template) -> None:
     """Keep only the conditions the template's resources and outputs use (and those they use):
     cfn-lint (W8001) flags the others, and a parent holding just the stack needs only one."""
     used: set[str] = set()
-    pending = [encode_to_dict(item) for item in [*template.resources.values(), *template.outputs.values()]]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, list):
-            pending += node
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                if key == "Condition" and isinstance(value, str):
-                    names = [value]
-                elif key == "Fn::If" and isinstance(value, list) and value and isinstance(value[0], str):
-                    names = [value[0]]
-                else:
-                    names = []
-                for name in names:
-                    if name not in used and name in template.conditions:
-                        used.add(name)
-                        pending.append(encode_to_dict(template.conditions[name]))
-                pending.append(value)
+
+    def visit(key: str, value: Any) -> list[Any]:
+        name = condition_named(key, value)
+        if name is None or name in used or name not in template.conditions:
+            return [value]
+        used.add(name)
+        return [value, encode_to_dict(template.conditions[name])]
+
+    walk([encode_to_dict(item) for item in [*template.resources.values(), *template.outputs.values()]], visit)
     for name in set(template.conditions) - used:
         del template.conditions[name]
 

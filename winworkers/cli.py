@@ -11,6 +11,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from winworkers import deploy, deployer_policy, emulator
 from winworkers._version import __version__
@@ -51,9 +52,41 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from winworkers.lint import main as lint
 
         return lint(arguments[1:])
+    args = _parser().parse_args(arguments)
+    if "run" in args:
+        status: int = args.run(args)
+        return status
+    if args.command == "check":
+        return _check(args.parent, args.child, args.stack)
+    try:
+        config = load_config(args.config) if args.config else WorkersConfig()
+    except (OSError, ValueError) as error:
+        # One line, no traceback: the file is the user's to fix.
+        print(f"winworkers: error: {args.config}: {error}", file=sys.stderr)
+        return 2
+    if args.command == "build":
+        return _build(args.out, config)
+    if args.command == "deployer-policy":
+        return _deployer_policy(args, config)
+    sys.stdout.write(parameter_table(config))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Every command; deploy's and the emulator's from their own modules."""
     parser = argparse.ArgumentParser(prog="winworkers", description=__doc__)
     parser.add_argument("--version", action="version", version=f"winworkers {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_template_commands(commands)
+    _add_deployer_policy(commands)
+    commands.add_parser("lint", help="cfn-lint with winworkers' rules: lint [cfn-lint options] TEMPLATE...")
+    deploy.add_commands(commands)
+    emulator.add_command(commands)
+    return parser
+
+
+def _add_template_commands(commands: Any) -> None:
+    """build, check and params: the templates and the parameter table."""
     build = commands.add_parser(
         "build",
         help="write the feature's template (the child to upload for nested_stack) as JSON",
@@ -77,6 +110,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--stack", default="", help="the parent's stack resource, if it nests more than one")
     params = commands.add_parser("params", help="print the stack parameters as a Markdown table")
     params.add_argument("--config", type=Path, help="a .toml or .json file of WorkersConfig fields")
+
+
+def _add_deployer_policy(commands: Any) -> None:
     policy = commands.add_parser(
         "deployer-policy",
         help="print the least-privilege IAM policies (name -> document) a CI role needs to deploy, update and "
@@ -97,35 +133,19 @@ def _main(argv: Sequence[str] | None = None) -> int:
     policy.add_argument(
         "--out", type=Path, metavar="DIR", help="write DIR/<name>.json per policy; print the commands that create them"
     )
-    commands.add_parser("lint", help="cfn-lint with winworkers' rules: lint [cfn-lint options] TEMPLATE...")
-    deploy.add_commands(commands)
-    emulator.add_command(commands)
-    args = parser.parse_args(arguments)
-    if "run" in args:
-        status: int = args.run(args)
-        return status
-    if args.command == "check":
-        return _check(args.parent, args.child, args.stack)
+
+
+def _build(out: Path, config: WorkersConfig) -> int:
+    """Write the templates, each with how it can be deployed (its size)."""
     try:
-        config = load_config(args.config) if args.config else WorkersConfig()
-    except (OSError, ValueError) as error:
-        # One line, no traceback: the file is the user's to fix.
-        print(f"winworkers: error: {args.config}: {error}", file=sys.stderr)
+        written = write_templates(out, config)
+    except OSError as error:
+        print(f"winworkers: error: {out}: {error.strerror or error}", file=sys.stderr)
         return 2
-    if args.command == "build":
-        try:
-            written = write_templates(args.out, config)
-        except OSError as error:
-            print(f"winworkers: error: {args.out}: {error.strerror or error}", file=sys.stderr)
-            return 2
-        for path in written:
-            template = json.loads(path.read_text(encoding="utf-8"))
-            size = len(json.dumps(template, separators=(",", ":"), ensure_ascii=False).encode())
-            print(f"{path}: {deploy_note(size)}")
-        return 0
-    if args.command == "deployer-policy":
-        return _deployer_policy(args, config)
-    sys.stdout.write(parameter_table(config))
+    for path in written:
+        template = json.loads(path.read_text(encoding="utf-8"))
+        size = len(json.dumps(template, separators=(",", ":"), ensure_ascii=False).encode())
+        print(f"{path}: {deploy_note(size)}")
     return 0
 
 

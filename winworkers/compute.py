@@ -238,24 +238,7 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
         # In the group, not AWS::AutoScaling::LifecycleHook resources: those are created
         # after the group, and its first instances would launch without them
         # (CreateAutoScalingGroup API, LifecycleHookSpecificationList).
-        LifecycleHookSpecificationList=[
-            # EC2 health checks pass as soon as Windows runs; this keeps an instance out of
-            # service until its bootstrap succeeded (the UserData completes it), and
-            # ABANDON (failure or timeout) terminates and replaces it.
-            LifecycleHookSpecification(
-                LifecycleHookName=LAUNCH_HOOK,
-                LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
-                DefaultResult="ABANDON",
-                HeartbeatTimeout=BOOT_TIMEOUT_SECONDS,
-            ),
-            # Scale-in and refreshes wait for the worker to finish its job (docs/worker-contract.md).
-            LifecycleHookSpecification(
-                LifecycleHookName=DRAIN_HOOK,
-                LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
-                DefaultResult="CONTINUE",
-                HeartbeatTimeout=p["DrainSeconds"],
-            ),
-        ],
+        LifecycleHookSpecificationList=_lifecycle_hooks(p),
         # Keeps a worker whose bootstrap failed, when asked (winworkers.diagnostics).
         InstanceLifecyclePolicy=lifecycle_policy(p),
         # The dashboard's "workers by state" (winworkers.jobs) reads the other three; one-minute
@@ -280,6 +263,28 @@ def _group(p: Params, network: Network, launch_template: LaunchTemplate, name: S
             AutoScalingScheduledAction=AutoScalingScheduledAction(IgnoreUnmodifiedGroupSizeProperties=True),
         ),
     )
+
+
+def _lifecycle_hooks(p: Params) -> list[LifecycleHookSpecification]:
+    """The launch hook (bootstrap done) and the drain hook (job done)."""
+    return [
+        # EC2 health checks pass as soon as Windows runs; this keeps an instance out of
+        # service until its bootstrap succeeded (the UserData completes it), and
+        # ABANDON (failure or timeout) terminates and replaces it.
+        LifecycleHookSpecification(
+            LifecycleHookName=LAUNCH_HOOK,
+            LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
+            DefaultResult="ABANDON",
+            HeartbeatTimeout=BOOT_TIMEOUT_SECONDS,
+        ),
+        # Scale-in and refreshes wait for the worker to finish its job (docs/worker-contract.md).
+        LifecycleHookSpecification(
+            LifecycleHookName=DRAIN_HOOK,
+            LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+            DefaultResult="CONTINUE",
+            HeartbeatTimeout=p["DrainSeconds"],
+        ),
+    ]
 
 
 # Price protection off: the operator's list is the list. With it on (the default), Auto Scaling
@@ -361,7 +366,12 @@ def _add_queue_scaling(template: Template, p: Params, group: AutoScalingGroup) -
     worker loses nothing: its message was never deleted, and SQS redelivers it
     when the visibility timeout ends.
     """
-    lid = p.config.logical_id
+    _add_backlog_policy(template, p, group)
+    _add_start_from_zero(template, p, group)
+
+
+def _add_backlog_policy(template: Template, p: Params, group: AutoScalingGroup) -> None:
+    """Target tracking of (visible + in flight) messages per worker in service."""
     queue = ("QueueName", p.queue_name)
 
     def stat(query_id: str, namespace: str, metric: str, statistic: str, dimension: tuple[str, Any]) -> Any:
@@ -380,7 +390,7 @@ def _add_queue_scaling(template: Template, p: Params, group: AutoScalingGroup) -
 
     template.add_resource(
         ScalingPolicy(
-            lid("BacklogPolicy"),
+            p.config.logical_id("BacklogPolicy"),
             AutoScalingGroupName=Ref(group),
             PolicyType="TargetTrackingScaling",
             TargetTrackingConfiguration=TargetTrackingConfiguration(
@@ -403,6 +413,11 @@ def _add_queue_scaling(template: Template, p: Params, group: AutoScalingGroup) -
             ),
         )
     )
+
+
+def _add_start_from_zero(template: Template, p: Params, group: AutoScalingGroup) -> None:
+    """A step policy that adds one worker, and the alarm that runs it: work queued, none in service."""
+    lid = p.config.logical_id
     # Warming-up instances count as desired capacity, so repeated breaches in the
     # same step make one activity (user guide, "Step and simple scaling
     # policies", instance warmup): +1, not +1 a minute.

@@ -53,13 +53,13 @@ from awacs import autoscaling, ec2, sqs
 from awacs.aws import Allow, Condition, Statement, StringEquals
 from troposphere import Equals, GetAtt, If, NoValue, Ref, Sub, Template
 from troposphere.autoscaling import AutoScalingGroup, InstanceLifecyclePolicy, RetentionTriggers
-from troposphere.awslambda import Function, Permission
-from troposphere.events import Rule, Target
+from troposphere.awslambda import Function
+from troposphere.events import Rule
 from troposphere.sqs import Queue
 
 from winworkers import iam
 from winworkers.bootstrap import DRAIN_HOOK, group_arn, group_name
-from winworkers.functions import add_function
+from winworkers.functions import add_autoscaling_rule, add_function, add_rule_invoke
 from winworkers.observability import WorkerLogs, grant_write
 from winworkers.parameters import Params
 
@@ -146,28 +146,17 @@ def add_boot_evidence(
         "which the isolated VPC cannot reach, and it never talks to the workers",
         unreserved="Reserving concurrency fails in low-quota accounts; each run writes only its own instance's stream",
     )
-    rule = template.add_resource(
-        Rule(
-            lid("EvidenceRule"),
-            Description="A Windows worker is terminating: keep its console",
-            EventPattern={
-                "source": ["aws.autoscaling"],
-                "detail-type": [TERMINATING],
-                # The group's fixed name, not a Ref: the group depends on this rule (below).
-                "detail": {"AutoScalingGroupName": [Sub(group_name(p.config))], "LifecycleHookName": [DRAIN_HOOK]},
-            },
-            Targets=[Target(Id="evidence", Arn=GetAtt(function, "Arn"))],
-        )
+    rule = add_autoscaling_rule(
+        template,
+        lid("EvidenceRule"),
+        description="A Windows worker is terminating: keep its console",
+        event=TERMINATING,
+        # The group's fixed name, not a Ref: the group depends on this rule (below).
+        detail={"AutoScalingGroupName": [Sub(group_name(p.config))], "LifecycleHookName": [DRAIN_HOOK]},
+        function=function,
+        target="evidence",
     )
-    invoke = template.add_resource(
-        Permission(
-            lid("EvidenceInvoke"),
-            Action="lambda:InvokeFunction",
-            FunctionName=Ref(function),
-            Principal="events.amazonaws.com",
-            SourceArn=GetAtt(rule, "Arn"),
-        )
-    )
+    invoke = add_rule_invoke(template, lid("EvidenceInvoke"), function, rule)
     # The first workers boot while the stack is being created, and a failed first boot is the
     # one most worth seeing: the group waits for the rule and its permission. Both carry the
     # group's condition, so DependsOn cannot name a resource that is not there.

@@ -76,55 +76,24 @@ def add_alarms(
 
     def alarm(name: str, description: str, **props: object) -> Alarm:
         return template.add_resource(
-            Alarm(p.config.logical_id(name), AlarmDescription=description, AlarmActions=topic, **props)
+            Alarm(
+                p.config.logical_id(name),
+                AlarmDescription=description,
+                AlarmActions=topic,
+                TreatMissingData="notBreaching",
+                **props,
+            )
         )
 
+    namespace = p.config.metrics_namespace
     return [
-        alarm(
-            "NoWorkersAlarm",
-            "Work is queued but no worker is in service",
-            Metrics=[
-                metric_query(
-                    "queued",
-                    "AWS/SQS",
-                    "ApproximateNumberOfMessagesVisible",
-                    "Maximum",
-                    MetricDimension(Name="QueueName", Value=p.queue_name),
-                    period=NO_WORKERS_PERIOD,
-                ),
-                metric_query(
-                    "serving", "AWS/AutoScaling", "GroupInServiceInstances", "Minimum", *asg, period=NO_WORKERS_PERIOD
-                ),
-                MetricDataQuery(
-                    Id="stuck",
-                    Expression="IF(queued > 0 AND serving == 0, 1, 0)",
-                    Label="Queued work, no worker",
-                    ReturnData=True,
-                ),
-            ],
-            # The launch hook keeps a new worker out of service for its whole bootstrap,
-            # ~15 minutes from zero and up to the hook's timeout. Page only after a full
-            # timeout plus a period at each end (the start alarm and launch; the partial
-            # period it comes into service in): by then a launch was abandoned.
-            EvaluationPeriods=BOOT_TIMEOUT_SECONDS // NO_WORKERS_PERIOD + 2,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
-        ),
+        alarm("NoWorkersAlarm", "Work is queued but no worker is in service", **_no_workers(p, asg)),
         # The agent collects C: alone and rolls it up by group (cwagent.COUNTERS), so the
         # Minimum is the fullest worker's C: drive.
         alarm(
             "DiskFreeAlarm",
             f"A worker's {SYSTEM_VOLUME} drive is nearly full",
-            Namespace=p.config.metrics_namespace,
-            MetricName=DISK_FREE_METRIC,
-            Statistic="Minimum",
-            Dimensions=asg,
-            Period=300,
-            EvaluationPeriods=1,
-            Threshold=p["DiskFreeAlarmPercent"],
-            ComparisonOperator="LessThanThreshold",
-            TreatMissingData="notBreaching",
+            **_past(p["DiskFreeAlarmPercent"], (namespace, DISK_FREE_METRIC, "Minimum"), asg, below=True),
         ),
         # One datapoint per boot, published by the UserData (bootstrap.BOOT_PHASES): the
         # slowest boot of the period. A boot that is abandoned publishes none; the
@@ -132,43 +101,76 @@ def add_alarms(
         alarm(
             "SlowBootAlarm",
             "A boot took over BootAlarmSeconds",
-            Namespace=p.config.metrics_namespace,
-            MetricName=BOOT_TOTAL_METRIC,
-            Statistic="Maximum",
-            Dimensions=asg,
-            Period=300,
-            EvaluationPeriods=1,
-            Threshold=p["BootAlarmSeconds"],
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
+            **_past(p["BootAlarmSeconds"], (namespace, BOOT_TOTAL_METRIC, "Maximum"), asg),
         ),
         alarm(
             "RefreshErrorsAlarm",
             "The AMI refresh Lambda failed: patching may have stopped",
-            Namespace="AWS/Lambda",
-            MetricName="Errors",
-            Statistic="Sum",
-            Dimensions=[MetricDimension(Name="FunctionName", Value=Ref(function))],
-            Period=3600,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
+            **_past(0, ("AWS/Lambda", "Errors", "Sum"), [_dimension("FunctionName", function)], period=3600),
         ),
         alarm(
             "RefreshFailedAlarm",
             "An instance refresh failed: workers may run an old image",
-            Namespace="AWS/Events",
-            MetricName="TriggeredRules",
-            Statistic="Sum",
-            Dimensions=[MetricDimension(Name="RuleName", Value=Ref(refresh_failed_rule))],
-            Period=300,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
+            **_past(0, ("AWS/Events", "TriggeredRules", "Sum"), [_dimension("RuleName", refresh_failed_rule)]),
         ),
     ]
+
+
+def _past(
+    threshold: object,
+    on: tuple[str, str, str],
+    dimensions: list[MetricDimension],
+    period: int = 300,
+    below: bool = False,
+) -> dict[str, object]:
+    """One statistic (namespace, metric, statistic) of one metric over one period, past threshold."""
+    namespace, metric, statistic = on
+    return {
+        "Namespace": namespace,
+        "MetricName": metric,
+        "Statistic": statistic,
+        "Dimensions": dimensions,
+        "Period": period,
+        "EvaluationPeriods": 1,
+        "Threshold": threshold,
+        "ComparisonOperator": "LessThanThreshold" if below else "GreaterThanThreshold",
+    }
+
+
+def _dimension(name: str, resource: object) -> MetricDimension:
+    return MetricDimension(Name=name, Value=Ref(resource))
+
+
+def _no_workers(p: Params, asg: list[MetricDimension]) -> dict[str, object]:
+    """Queued work and no worker in service, for longer than a boot may take."""
+    return {
+        "Metrics": [
+            metric_query(
+                "queued",
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                "Maximum",
+                MetricDimension(Name="QueueName", Value=p.queue_name),
+                period=NO_WORKERS_PERIOD,
+            ),
+            metric_query(
+                "serving", "AWS/AutoScaling", "GroupInServiceInstances", "Minimum", *asg, period=NO_WORKERS_PERIOD
+            ),
+            MetricDataQuery(
+                Id="stuck",
+                Expression="IF(queued > 0 AND serving == 0, 1, 0)",
+                Label="Queued work, no worker",
+                ReturnData=True,
+            ),
+        ],
+        # The launch hook keeps a new worker out of service for its whole bootstrap,
+        # ~15 minutes from zero and up to the hook's timeout. Page only after a full
+        # timeout plus a period at each end (the start alarm and launch; the partial
+        # period it comes into service in): by then a launch was abandoned.
+        "EvaluationPeriods": BOOT_TIMEOUT_SECONDS // NO_WORKERS_PERIOD + 2,
+        "Threshold": 0,
+        "ComparisonOperator": "GreaterThanThreshold",
+    }
 
 
 def metric_query(

@@ -1,7 +1,8 @@
 """Patch auto-updates and stack-update rollouts: the refresh Lambda, its triggers and its role.
 
-The function's code is winworkers.ami_refresh, embedded verbatim as an
-inline ZipFile: one source of truth, tested as a module, deployed as index.py.
+The function's code is winworkers.ami_refresh, embedded as an inline ZipFile
+(with boot_evidence's _launch_abandoned inlined: functions.lambda_source): one
+source of truth, tested as a module, deployed as index.py.
 It is the only thing that starts instance refreshes (compute.py docstring says
 why), and it never asks for skip matching or a desired configuration. Triggers:
 
@@ -55,7 +56,7 @@ from awacs import autoscaling, cloudformation, ec2, sqs, ssm
 from awacs import iam as iam_actions
 from awacs.aws import Allow, ArnEquals, Condition, ForAllValuesStringEquals, Statement, StringEquals
 from troposphere import GetAtt, Join, Ref, Split, StackId, Sub, Template
-from troposphere.awslambda import Code, DeadLetterConfig, Environment, Function, LoggingConfig, Permission
+from troposphere.awslambda import Function, Permission
 from troposphere.cloudformation import CustomResource
 from troposphere.events import Rule, Target
 from troposphere.sns import SubscriptionResource
@@ -65,6 +66,7 @@ from winworkers import iam
 from winworkers.bootstrap import group_arn
 from winworkers.compute import Fleet, ami_parameter_name, group_tags
 from winworkers.config import ConfigError, WorkersConfig
+from winworkers.functions import add_autoscaling_rule, add_function, add_rule_invoke, lambda_source
 from winworkers.observability import add_log_group, grant_write
 from winworkers.parameters import Params
 from winworkers.suppress import skip_checkov
@@ -108,7 +110,8 @@ class Refresh:
 
 
 def function_source() -> str:
-    return SOURCE.read_text(encoding="utf-8")
+    """The function's code as deployed: the module, with what it shares with boot_evidence inlined."""
+    return lambda_source(SOURCE)
 
 
 def source_constant(name: str) -> str:
@@ -137,7 +140,7 @@ def _statements(p: Params, dead_letters: Queue, fleet: Fleet) -> list[Statement]
             ],
             Resource=["*"],
         ),
-        # CompleteLifecycleAction: a healthy pooled worker's drain hook (add_refresh, pool exits).
+        # CompleteLifecycleAction: a healthy pooled worker's drain hook (_add_rules, pool exits).
         Statement(
             Effect=Allow,
             Action=[autoscaling.StartInstanceRefresh, autoscaling.CompleteLifecycleAction],
@@ -239,63 +242,9 @@ def check_room_for_claim(config: WorkersConfig) -> None:
 
 def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
     check_room_for_claim(p.config)
-    lid = p.config.logical_id
-    logs = add_log_group(template, p, "RefreshLogs")
-    dead_letters = template.add_resource(
-        # Failed invocations, kept the SQS maximum of 14 days for diagnosis; nothing
-        # else depends on them, so they go with the stack.
-        Queue(
-            lid("RefreshDeadLetters"),
-            SqsManagedSseEnabled=True,
-            MessageRetentionPeriod=1209600,
-            DeletionPolicy="Delete",
-            UpdateReplacePolicy="Delete",
-        )
-    )
-    skip_checkov(dead_letters, "CKV_AWS_27", SQS_MANAGED_SSE)
-    role = iam.add_role(
-        template,
-        p,
-        "RefreshRole",
-        "lambda.amazonaws.com",
-        [*_statements(p, dead_letters, fleet), grant_write((logs,))],
-    )
-    function = template.add_resource(
-        Function(
-            lid("RefreshFunction"),
-            Description="Replaces the Windows workers: newer Windows AMI, or a stack update of what they run with",
-            Runtime="python3.13",
-            Architectures=["arm64"],
-            Handler="index.handler",
-            Code=Code(ZipFile=function_source()),
-            Role=GetAtt(role, "Arn"),
-            # A handful of API calls with retries; boto3 import dominates.
-            Timeout=120,
-            MemorySize=256,
-            Environment=Environment(
-                Variables={
-                    "ASG_NAME": Ref(fleet.group),
-                    "AMI_PARAMETER": ami_parameter_name(p),
-                    "INSTANCE_WARMUP": p["InstanceWarmup"],
-                    "STACK_ID": StackId,
-                }
-            ),
-            LoggingConfig=LoggingConfig(LogGroup=Ref(logs)),
-            # Scheduled and SNS invocations are asynchronous: after the retries, the event lands here.
-            DeadLetterConfig=DeadLetterConfig(TargetArn=GetAtt(dead_letters, "Arn")),
-        )
-    )
-    skip_checkov(
-        function,
-        "CKV_AWS_117",
-        "Not in the VPC on purpose: it calls Auto Scaling, EC2 and SSM, "
-        "which the isolated VPC cannot reach, and it never talks to the workers",
-    )
-    skip_checkov(function, "CKV_AWS_173", "The environment holds only names (group, SSM parameter), no secrets")
-    # Lambda keeps a minimum of unreserved concurrency per account, so a reservation
-    # fails in new or low-quota accounts (Lambda guide, configuration-concurrency).
-    skip_checkov(function, "CKV_AWS_115", NO_RESERVED_CONCURRENCY)
-    arn = GetAtt(function, "Arn")
+    dead_letters = _add_dead_letters(template, p)
+    function = _add_function(template, p, fleet, dead_letters)
+    arn, lid = GetAtt(function, "Arn"), p.config.logical_id
     # After the group (its Ref), so the group already launches from the new version;
     # an update that changes none of these properties sends the function nothing.
     template.add_resource(
@@ -309,23 +258,85 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
             Subnets=fleet.group.VPCZoneIdentifier,
         )
     )
+    schedule, failed, exits = _add_rules(template, p, fleet, function)
+    add_rule_invoke(template, lid("ScheduleInvoke"), function, schedule)
+    add_rule_invoke(template, lid("FailedInvoke"), function, failed)
+    add_rule_invoke(template, lid("PoolExitInvoke"), function, exits, p.cond("HasWarmPool"))
+    # The pool goes first (stopped -> off, the stack's deletion) and comes last: its workers'
+    # exits still reach the rule, the permission, and through them the function and its role
+    # (named by GetAtt and Ref), or each waits DrainSeconds (row 199). All three carry HasWarmPool:
+    # a DependsOn on a resource whose Condition is false is a template error (row 7).
+    fleet.warm_pool.DependsOn = [exits.title, lid("PoolExitInvoke")]
+    _add_ami_releases(template, p, function)
+    return Refresh(function=function, refresh_failed_rule=failed, dead_letters=dead_letters)
+
+
+def _add_dead_letters(template: Template, p: Params) -> Queue:
+    dead_letters = template.add_resource(
+        # Failed invocations, kept the SQS maximum of 14 days for diagnosis; nothing
+        # else depends on them, so they go with the stack.
+        Queue(
+            p.config.logical_id("RefreshDeadLetters"),
+            SqsManagedSseEnabled=True,
+            MessageRetentionPeriod=1209600,
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+        )
+    )
+    skip_checkov(dead_letters, "CKV_AWS_27", SQS_MANAGED_SSE)
+    return dead_letters
+
+
+def _add_function(template: Template, p: Params, fleet: Fleet, dead_letters: Queue) -> Function:
+    logs = add_log_group(template, p, "RefreshLogs")
+    role = iam.add_role(
+        template,
+        p,
+        "RefreshRole",
+        "lambda.amazonaws.com",
+        [*_statements(p, dead_letters, fleet), grant_write((logs,))],
+    )
+    return add_function(
+        template,
+        p.config.logical_id("RefreshFunction"),
+        description="Replaces the Windows workers: newer Windows AMI, or a stack update of what they run with",
+        source=SOURCE,
+        role=role,
+        variables={
+            "ASG_NAME": Ref(fleet.group),
+            "AMI_PARAMETER": ami_parameter_name(p),
+            "INSTANCE_WARMUP": p["InstanceWarmup"],
+            "STACK_ID": StackId,
+        },
+        logs=logs,
+        dead_letters=dead_letters,
+        # A handful of API calls with retries; boto3 import dominates.
+        timeout=120,
+        outside_the_vpc="Not in the VPC on purpose: it calls Auto Scaling, EC2 and SSM, "
+        "which the isolated VPC cannot reach, and it never talks to the workers",
+        unreserved=NO_RESERVED_CONCURRENCY,
+        environment="The environment holds only names (group, SSM parameter), no secrets",
+    )
+
+
+def _add_rules(template: Template, p: Params, fleet: Fleet, function: Function) -> tuple[Rule, Rule, Rule]:
+    """What invokes the function: the schedule, a failed refresh, a stopped pooled worker's exit."""
+    lid = p.config.logical_id
+    arn = GetAtt(function, "Arn")
     schedule = template.add_resource(
         Rule(
             lid("RefreshScheduleRule"), ScheduleExpression=p["RefreshSchedule"], Targets=[Target(Id="refresh", Arn=arn)]
         )
     )
-    failed = template.add_resource(
-        Rule(
-            lid("RefreshFailedRule"),
-            Description="An instance refresh of the Windows workers failed",
-            EventPattern={
-                "source": ["aws.autoscaling"],
-                "detail-type": [REFRESH_FAILED],
-                "detail": {"AutoScalingGroupName": [Ref(fleet.group)]},
-            },
-            # The function reports the failure as an error, so it alarms and is dead-lettered.
-            Targets=[Target(Id="refresh", Arn=arn)],
-        )
+    failed = add_autoscaling_rule(
+        template,
+        lid("RefreshFailedRule"),
+        description="An instance refresh of the Windows workers failed",
+        event=REFRESH_FAILED,
+        detail={"AutoScalingGroupName": [Ref(fleet.group)]},
+        # The function reports the failure as an error, so it alarms and is dead-lettered.
+        function=function,
+        target="refresh",
     )
     # WarmPool=stopped: a pooled worker that is terminated from the pool (a refresh replaces it,
     # the pool shrinks or is deleted) passes the drain hook in Warmed:Terminating:Wait while it
@@ -336,47 +347,28 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
     # (warm pool lifecycle and its EventBridge events, user guide; a failed first boot is the
     # evidence function's, rows 200 and 214). A worker
     # scaled in back to the pool (Origin AutoScalingGroup) is left to drain itself.
-    pool = p.cond("HasWarmPool")
-    exits = template.add_resource(
-        Rule(
-            lid("PoolExitRule"),
-            Condition=pool,
-            Description="A stopped warm pool worker is terminated: no job to drain",
-            EventPattern={
-                "source": ["aws.autoscaling"],
-                "detail-type": [POOL_EXIT],
-                "detail": {"AutoScalingGroupName": [Ref(fleet.group)], "Origin": ["WarmPool"]},
-            },
-            Targets=[Target(Id="refresh", Arn=arn)],
-        )
+    exits = add_autoscaling_rule(
+        template,
+        lid("PoolExitRule"),
+        description="A stopped warm pool worker is terminated: no job to drain",
+        event=POOL_EXIT,
+        detail={"AutoScalingGroupName": [Ref(fleet.group)], "Origin": ["WarmPool"]},
+        function=function,
+        target="refresh",
+        condition=p.cond("HasWarmPool"),
     )
-    for name, principal, source, condition in (
-        ("ScheduleInvoke", "events.amazonaws.com", GetAtt(schedule, "Arn"), None),
-        ("FailedInvoke", "events.amazonaws.com", GetAtt(failed, "Arn"), None),
-        ("PoolExitInvoke", "events.amazonaws.com", GetAtt(exits, "Arn"), pool),
-    ):
-        permission = Permission(
-            lid(name),
-            Action="lambda:InvokeFunction",
-            FunctionName=Ref(function),
-            Principal=principal,
-            SourceArn=source,
-        )
-        if condition:
-            permission.Condition = condition
-        template.add_resource(permission)
-    # The pool goes first (stopped -> off, the stack's deletion) and comes last: its workers'
-    # exits still reach the rule, the permission, and through them the function and its role
-    # (named by GetAtt and Ref), or each waits DrainSeconds (row 199). All three carry HasWarmPool:
-    # a DependsOn on a resource whose Condition is false is a template error (row 7).
-    fleet.warm_pool.DependsOn = [exits.title, lid("PoolExitInvoke")]
-    releases = p.cond("SubscribeToAmiReleases")
+    return schedule, failed, exits
+
+
+def _add_ami_releases(template: Template, p: Params, function: Function) -> None:
+    """SubscribeToAmiReleases: AWS's topic of new Windows AMIs invokes the function."""
+    lid, releases = p.config.logical_id, p.cond("SubscribeToAmiReleases")
     template.add_resource(
         SubscriptionResource(
             lid("AmiReleases"),
             TopicArn=AMI_RELEASES_TOPIC,
             Protocol="lambda",
-            Endpoint=arn,
+            Endpoint=GetAtt(function, "Arn"),
             Region="us-east-1",
             Condition=releases,
         )
@@ -391,4 +383,3 @@ def add_refresh(template: Template, p: Params, fleet: Fleet) -> Refresh:
             Condition=releases,
         )
     )
-    return Refresh(function=function, refresh_failed_rule=failed, dead_letters=dead_letters)

@@ -9,7 +9,7 @@ raises ValueError rather than guessing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
@@ -31,7 +31,7 @@ def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> d
             raw = str(spec["Default"])
         else:
             raise ValueError(f"parameter {name} has no value and no default")
-        values[name] = [item.strip() for item in raw.split(",")] if is_list_type(spec["Type"]) else raw
+        values[name] = split_list(spec["Type"], raw)
     unknown = sorted(set(given) - set(values))
     if unknown:
         raise ValueError(f"unknown parameters {unknown}")
@@ -73,20 +73,46 @@ def _ordered(names: list[str], values: Mapping[str, Any]) -> bool:
     return numbers == sorted(numbers)
 
 
+# What each section of a template may call (CloudFormation's Rules and Conditions function
+# references): Ref, and Condition in Conditions, come with both.
+RULE_FUNCTIONS = frozenset(
+    {"Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Fn::Contains", "Fn::EachMemberEquals", "Fn::EachMemberIn"}
+)
+CONDITION_FUNCTIONS = frozenset({"Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Fn::Select", "Fn::Join", "Fn::Split"})
+
+
+def split_list(parameter_type: str, raw: str) -> str | list[str]:
+    """A parameter's value as Rules and Conditions see it: a list type's items, split and stripped."""
+    return [item.strip() for item in raw.split(",")] if is_list_type(parameter_type) else raw
+
+
 def _eval(node: Any, values: Mapping[str, Any]) -> Any:
+    """A Rules expression's value (RuleCondition, Assert) for parameter_values."""
+    return evaluate(node, values, RULE_FUNCTIONS)
+
+
+def evaluate(
+    node: Any, values: Mapping[str, Any], functions: frozenset[str], conditions: Mapping[str, Any] | None = None
+) -> Any:
+    """node's value for values (lists split), with Ref, the named functions and, given the template's
+    conditions, Condition; any other function raises ValueError rather than guessing."""
     if isinstance(node, list):
-        return [_eval(item, values) for item in node]
-    if not isinstance(node, dict):
+        return [evaluate(item, values, functions, conditions) for item in node]
+    if not isinstance(node, Mapping):
         return node
     if len(node) != 1:
         raise ValueError(f"not an intrinsic function: {node!r}")
     ((function, args),) = node.items()
     if function == "Ref":
         return values[args]
-    arg = _eval(args, values)
+    if function == "Condition" and conditions is not None:
+        return evaluate(conditions[args], values, functions, conditions)
+    if function not in functions:
+        raise ValueError(f"{function} is not a function this evaluator knows here")
+    arg = evaluate(args, values, functions, conditions)
     match function:
         case "Fn::Equals":
-            return arg[0] == arg[1]
+            return as_text(arg[0]) == as_text(arg[1])
         case "Fn::Not":
             return not arg[0]
         case "Fn::And":
@@ -99,4 +125,37 @@ def _eval(node: Any, values: Mapping[str, Any]) -> Any:
             return all(item == arg[1] for item in arg[0])
         case "Fn::EachMemberIn":
             return all(item in arg[1] for item in arg[0])
-    raise ValueError(f"{function} is not a Rules function this evaluator knows")
+        case "Fn::Select":
+            return arg[1][int(arg[0])]
+        case "Fn::Join":
+            return str(arg[0]).join(arg[1])
+        case "Fn::Split":
+            return str(arg[1]).split(arg[0])
+    raise ValueError(f"{function} is not a function this evaluator knows")
+
+
+def as_text(value: Any) -> str:
+    """A value compared as CloudFormation's strings: a list joined with commas, nothing empty."""
+    return ",".join(str(v) for v in value) if isinstance(value, list) else "" if value is None else str(value)
+
+
+def walk(roots: Iterable[Any], visit: Callable[[str, Any], Iterable[Any]]) -> None:
+    """Every key and value of every mapping in the trees of roots (lists looked through):
+    visit(key, value) returns what to walk next in its place (the value, more, or nothing)."""
+    pending = list(roots)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending += node
+        elif isinstance(node, Mapping):
+            for key, value in node.items():
+                pending += visit(key, value)
+
+
+def condition_named(key: str, value: Any) -> str | None:
+    """The condition a resource's or output's Condition, or an Fn::If, names."""
+    if key == "Condition" and isinstance(value, str):
+        return value
+    if key == "Fn::If" and isinstance(value, list) and value and isinstance(value[0], str):
+        return value[0]
+    return None

@@ -25,6 +25,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from winworkers.rules import CONDITION_FUNCTIONS, as_text, condition_named, evaluate, split_list, walk
+
 ADD, MODIFY, REPLACE, REMOVE = "add", "modify", "replace", "remove"
 ORDER = (REMOVE, REPLACE, MODIFY, ADD)
 NESTED = "AWS::CloudFormation::Stack"
@@ -121,9 +123,9 @@ def from_change_set(
         for c in plan.changes
     ]
     plan.parameters = [
-        (name, str(_text(old_values.get(name))), str(_text(value)))
+        (name, str(as_text(old_values.get(name))), str(as_text(value)))
         for name, value in sorted(new_values.items())
-        if old is not None and name in old_values and _text(old_values[name]) != _text(value)
+        if old is not None and name in old_values and as_text(old_values[name]) != as_text(value)
     ]
     plan.refresh = refresh_reasons(plan, new)
     return plan
@@ -192,7 +194,7 @@ def expected_changes(
         yield Change(ADD, logical_id, str(resources[logical_id].get("Type", "")), computed=True)
     if old is None:
         return
-    changed_values = {name for name in new_values if _text(new_values.get(name)) != _text(old_values.get(name))}
+    changed_values = {name for name in new_values if as_text(new_values.get(name)) != as_text(old_values.get(name))}
     old_resources = old.get("Resources", {})
     for logical_id in sorted(holds & set(current)):
         definition = resources[logical_id]
@@ -221,40 +223,9 @@ def resources_holding(template: Mapping[str, Any], values: Mapping[str, Any]) ->
 def condition_holds(conditions: Mapping[str, Any], name: str, values: Mapping[str, Any]) -> bool | None:
     """A condition's value for values, None if it uses what this cannot evaluate."""
     try:
-        return bool(_eval(conditions[name], conditions, values))
+        return bool(evaluate(conditions[name], values, CONDITION_FUNCTIONS, conditions))
     except (KeyError, ValueError, TypeError, IndexError):
         return None
-
-
-def _eval(node: Any, conditions: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
-    if isinstance(node, list):
-        return [_eval(item, conditions, values) for item in node]
-    if not isinstance(node, Mapping):
-        return node
-    if len(node) != 1:
-        raise ValueError("not a condition function")
-    ((function, args),) = node.items()
-    if function == "Ref":
-        return values[args]
-    if function == "Condition":
-        return _eval(conditions[args], conditions, values)
-    arg = _eval(args, conditions, values)
-    match function:
-        case "Fn::Equals":
-            return _text(arg[0]) == _text(arg[1])
-        case "Fn::Not":
-            return not arg[0]
-        case "Fn::And":
-            return all(arg)
-        case "Fn::Or":
-            return any(arg)
-        case "Fn::Select":
-            return arg[1][int(arg[0])]
-        case "Fn::Join":
-            return str(arg[0]).join(arg[1])
-        case "Fn::Split":
-            return str(arg[1]).split(arg[0])
-    raise ValueError(f"{function} is not evaluated here")
 
 
 def references(definition: Any, template: Mapping[str, Any]) -> set[str]:
@@ -262,27 +233,20 @@ def references(definition: Any, template: Mapping[str, Any]) -> set[str]:
     conditions = template.get("Conditions", {})
     found: set[str] = set()
     seen: set[str] = set()
-    pending = [definition]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, list):
-            pending += node
-        elif isinstance(node, Mapping):
-            for key, value in node.items():
-                if key == "Ref" and isinstance(value, str):
-                    found.add(value)
-                elif key == "Fn::Sub":
-                    text = value[0] if isinstance(value, list) else value
-                    found.update(_sub_names(str(text)))
-                    if isinstance(value, list) and len(value) > 1:
-                        pending.append(value[1])
-                    continue
-                if key in ("Condition", "Fn::If") and not isinstance(value, Mapping):
-                    name = value if isinstance(value, str) else value[0] if value else None
-                    if isinstance(name, str) and name in conditions and name not in seen:
-                        seen.add(name)
-                        pending.append(conditions[name])
-                pending.append(value)
+
+    def visit(key: str, value: Any) -> list[Any]:
+        if key == "Ref" and isinstance(value, str):
+            found.add(value)
+        elif key == "Fn::Sub":
+            found.update(_sub_names(str(value[0] if isinstance(value, list) else value)))
+            return [value[1]] if isinstance(value, list) and len(value) > 1 else []
+        name = condition_named(key, value)
+        if name is not None and name in conditions and name not in seen:
+            seen.add(name)
+            return [value, conditions[name]]
+        return [value]
+
+    walk([definition], visit)
     return found
 
 
@@ -391,35 +355,30 @@ def _custom(resource_type: str) -> bool:
 
 
 def _uses(definition: Any, names: set[str]) -> bool:
-    pending = [definition]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, list):
-            pending += node
-        elif isinstance(node, Mapping):
-            for key, value in node.items():
-                if key == "Ref" and value in names:
-                    return True
-                if key == "Fn::GetAtt" and isinstance(value, list) and value and value[0] in names:
-                    return True
-                if key == "Fn::GetAtt" and isinstance(value, str) and value.split(".")[0] in names:
-                    return True
-                pending.append(value)
-    return False
+    """Whether definition names any of names by Ref or Fn::GetAtt."""
+    used: list[bool] = []
+
+    def visit(key: str, value: Any) -> list[Any]:
+        if key == "Fn::GetAtt":
+            target = (
+                value[0]
+                if isinstance(value, list) and value
+                else value.split(".")[0]
+                if isinstance(value, str)
+                else None
+            )
+            used.append(target in names)
+        used.append(key == "Ref" and value in names)
+        return [value]
+
+    walk([definition], visit)
+    return any(used)
 
 
 def _typed(template: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """values with list-typed parameters split, as Fn::Select and Fn::Join see them."""
-    from winworkers.rules import is_list_type
-
     declared = template.get("Parameters", {})
     return {
-        name: [item.strip() for item in value.split(",")]
-        if isinstance(value, str) and is_list_type(str(declared.get(name, {}).get("Type", "")))
-        else value
+        name: split_list(str(declared.get(name, {}).get("Type", "")), value) if isinstance(value, str) else value
         for name, value in values.items()
     }
-
-
-def _text(value: Any) -> str:
-    return ",".join(str(v) for v in value) if isinstance(value, list) else "" if value is None else str(value)

@@ -37,13 +37,72 @@ CAPABILITY_CHOICES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO
 
 
 def add_commands(commands: Any, description: str) -> None:
-    """winworkers deploy, upload, delete and status, on the CLI's subparsers."""
-    parser = commands.add_parser(
+    """winworkers deploy, preflight, upload, delete and status (and watch), on the CLI's subparsers."""
+    raw = argparse.RawDescriptionHelpFormatter
+    _aws_command(
+        commands,
         "deploy",
+        run_deploy,
+        _deploy_arguments,
         help="check the parameters, preview the change set, confirm, then create or update the stack",
         description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=raw,
     )
+    _aws_command(
+        commands,
+        "preflight",
+        run_preflight,
+        _input_arguments,
+        help="look up what the stack will point at (queue, buckets, artifact, keys); create nothing",
+        description=preflight.__doc__,
+        formatter_class=raw,
+    )
+    _aws_command(
+        commands,
+        "upload",
+        run_upload,
+        _upload_arguments,
+        help="put a template (a nested stack's child) into a bucket and print its https URL",
+        description="Check that TEMPLATE is a template, put it into BUCKET under KEY and print the "
+        "https:// URL to pass as the nested stack's TemplateURL parameter (e.g. WinTemplateUrl).",
+    )
+    _aws_command(
+        commands,
+        "delete",
+        run_delete,
+        _delete_arguments,
+        help="delete a stack (asks first; --yes without a terminal) and wait, streaming its events",
+        description="Say what the deletion removes and what stays (DeletionPolicy Retain: the log groups), "
+        "ask (without a terminal: needs --yes), delete and follow to the end.",
+    )
+    for name in ("status", "watch"):
+        _aws_command(
+            commands,
+            name,
+            run_status,
+            _status_arguments,
+            help="show a stack's status; attach to an operation under way and follow it to its end",
+            description="Print the stack's status and its groups' latest instance refresh. If an operation is "
+            "under way (after Ctrl-C, or from another terminal), print its events so far, then follow its "
+            "events, its nested stacks' and the refresh's progress to the end. Exit 1 if it failed or rolled back.",
+        )
+
+
+def _aws_command(
+    commands: Any,
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    arguments: Callable[[argparse.ArgumentParser], None],
+    **parser_options: Any,
+) -> None:
+    """A command that talks to AWS: its own arguments, then the connection's; run runs it."""
+    parser = commands.add_parser(name, **parser_options)
+    arguments(parser)
+    _connection_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _deploy_arguments(parser: argparse.ArgumentParser) -> None:
     _input_arguments(parser)
     parser.add_argument(
         "--dry-run", "--no-execute", action="store_true", help="print the change set and leave it unexecuted"
@@ -72,57 +131,25 @@ def add_commands(commands: Any, description: str) -> None:
         metavar="CAPABILITY",
         help="added to CAPABILITY_IAM and CAPABILITY_NAMED_IAM (CAPABILITY_AUTO_EXPAND is added for a Transform)",
     )
-    _connection_arguments(parser)
-    parser.set_defaults(run=run_deploy)
 
-    check = commands.add_parser(
-        "preflight",
-        help="look up what the stack will point at (queue, buckets, artifact, keys); create nothing",
-        description=preflight.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _input_arguments(check)
-    _connection_arguments(check)
-    check.set_defaults(run=run_preflight)
 
-    put = commands.add_parser(
-        "upload",
-        help="put a template (a nested stack's child) into a bucket and print its https URL",
-        description="Check that TEMPLATE is a template, put it into BUCKET under KEY and print the "
-        "https:// URL to pass as the nested stack's TemplateURL parameter (e.g. WinTemplateUrl).",
-    )
-    put.add_argument("template", type=Path)
-    put.add_argument("--bucket", required=True)
-    put.add_argument("--key", help="default: the template's file name")
-    put.add_argument("--create-bucket", action="store_true", help="create BUCKET first if it does not exist")
-    _connection_arguments(put)
-    put.set_defaults(run=run_upload)
+def _upload_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("template", type=Path)
+    parser.add_argument("--bucket", required=True)
+    parser.add_argument("--key", help="default: the template's file name")
+    parser.add_argument("--create-bucket", action="store_true", help="create BUCKET first if it does not exist")
 
-    remove = commands.add_parser(
-        "delete",
-        help="delete a stack (asks first; --yes without a terminal) and wait, streaming its events",
-        description="Say what the deletion removes and what stays (DeletionPolicy Retain: the log groups), "
-        "ask (without a terminal: needs --yes), delete and follow to the end.",
-    )
-    remove.add_argument("--stack-name", required=True)
-    remove.add_argument("--yes", "-y", action="store_true", help="delete without asking")
-    remove.add_argument("--role-arn", metavar="ARN", help="a service role CloudFormation acts with")
-    remove.add_argument("--wait-for-refresh", action="store_true", help="wait for an instance refresh under way")
-    _connection_arguments(remove)
-    remove.set_defaults(run=run_delete)
 
-    for name in ("status", "watch"):
-        status = commands.add_parser(
-            name,
-            help="show a stack's status; attach to an operation under way and follow it to its end",
-            description="Print the stack's status and its groups' latest instance refresh. If an operation is "
-            "under way (after Ctrl-C, or from another terminal), print its events so far, then follow its "
-            "events, its nested stacks' and the refresh's progress to the end. Exit 1 if it failed or rolled back.",
-        )
-        status.add_argument("--stack-name", required=True)
-        _wait_argument(status, "then follow an instance refresh under way to its end")
-        _connection_arguments(status)
-        status.set_defaults(run=run_status)
+def _delete_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack-name", required=True)
+    parser.add_argument("--yes", "-y", action="store_true", help="delete without asking")
+    parser.add_argument("--role-arn", metavar="ARN", help="a service role CloudFormation acts with")
+    parser.add_argument("--wait-for-refresh", action="store_true", help="wait for an instance refresh under way")
+
+
+def _status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack-name", required=True)
+    _wait_argument(parser, "then follow an instance refresh under way to its end")
 
 
 def _input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -194,9 +221,7 @@ def run_deploy(args: argparse.Namespace) -> int:
             given.values,
             template_bucket=args.template_bucket,
             tags=tags,
-            timeout_minutes=args.timeout,
-            poll_seconds=args.poll_seconds,
-            echo=_echo,
+            **_following(args),
             reset_to_defaults=args.reset_to_defaults,
             dry_run=args.dry_run,
             yes=args.yes,
@@ -284,9 +309,7 @@ def run_delete(args: argparse.Namespace) -> int:
         deleted = delete(
             _connect(args),
             args.stack_name,
-            timeout_minutes=args.timeout,
-            poll_seconds=args.poll_seconds,
-            echo=_echo,
+            **_following(args),
             yes=args.yes,
             ask=confirm.terminal(),
             role_arn=args.role_arn,
@@ -304,13 +327,16 @@ def run_status(args: argparse.Namespace) -> int:
         follow(
             _connect(args),
             args.stack_name,
-            timeout_minutes=args.timeout,
-            poll_seconds=args.poll_seconds,
-            echo=_echo,
+            **_following(args),
             wait=args.wait,
         )
 
     return _one_line_errors(args.command, go)
+
+
+def _following(args: argparse.Namespace) -> dict[str, Any]:
+    """How a command follows the stack: how long, how often, where each line goes."""
+    return {"timeout_minutes": args.timeout, "poll_seconds": args.poll_seconds, "echo": _echo}
 
 
 def _echo(line: str) -> None:
