@@ -58,6 +58,7 @@ def test_weekly_schedule_by_default_and_configurable(feature: dict[str, Any], en
     assert {(p["Principal"], p["FunctionName"]) for p in permissions} == {
         ("events.amazonaws.com", "WinRefreshFunction"),
         ("events.amazonaws.com", "WinEvidenceFunction"),  # winworkers.diagnostics
+        ("events.amazonaws.com", "WinWakeFunction"),  # winworkers.wake, its one-minute schedule
     }
 
 

@@ -196,7 +196,7 @@ def refresh_table(config: WorkersConfig) -> str:
 def lint_rule_reference() -> str:
     """The package's cfn-lint rules as docs/lint-rules.md shows them, read from each rule's own
     metadata as cfn-lint documents its rules (id, shortdesc, description, source_url, tags): a
-    table, then per rule its docstring and, where it has one, its ``reference_table`` (needs cfn-lint)."""
+    table, then per rule its docstring and, where it has one, its `reference_table` (needs cfn-lint)."""
     import inspect
 
     from winworkers.lint import rules as package
