@@ -163,6 +163,25 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from winworkers import emulator_truth as truth
+from winworkers.emulator_truth import INVARIANTS, InvariantViolation
+
+__all__ = [
+    "DEFAULT_PORT",
+    "ENVIRONMENT",
+    "INSTALL",
+    "INVARIANTS",
+    "REGION",
+    "EmulatorError",
+    "InvariantViolation",
+    "add_command",
+    "coverage",
+    "coverage_table",
+    "local_aws",
+    "reset",
+    "run",
+]
+
 DEFAULT_PORT = 5000
 REGION = "us-east-1"
 ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
@@ -290,11 +309,21 @@ def _patch_moto() -> None:
             (VPCEndPoint, "update_from_cloudformation_json", _endpoint_modified_in_place),
             (parsing, "parse_condition", _numbers_compared_as_given),
             (FakeAutoScalingGroup, "update_from_cloudformation_json", _keeping_its_warm_pool),
+            (parsing.ResourceMap, "__getitem__", truth.guarded_getitem),
+            (models.Stack, "stack_resources", truth.listed_resources),
+            (models.Stack, "outputs", truth.frozen_outputs),
+            (models.Stack, "delete", truth.deleting),
+            (models.Stack, "has_parameters", _parameters_with_defaults),
+            (models.Stack, "update_from_cloudformation_json", _nested_in_place),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
         for owner, name, new in _refresh_patches():
             undo.enter_context(mock.patch.object(owner, name, new, create=True))
+        # Last, so outermost: the invariants judge the operation's end state (21.).
+        backend = models.CloudFormationBackend
+        undo.enter_context(mock.patch.object(backend, "execute_change_set", _verified(backend.execute_change_set)))
+        undo.enter_context(mock.patch.object(backend, "delete_stack", _verified_deletion(backend.delete_stack)))
         _undo = undo
 
 
@@ -305,6 +334,93 @@ def _unpatch_moto() -> None:
         if _users == 0 and _undo is not None:
             _undo.close()
             _undo = None
+
+
+def reset(endpoint_url: str) -> None:
+    """Clear the emulator at endpoint_url: moto's state (its reset API) and the emulator's own
+    bookkeeping (what the stacks made, custom resource answers), then the example platform again (19.)."""
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST"), timeout=10)
+    truth.reset()
+    _responses.clear()
+    _example_platform(endpoint_url)
+
+
+def _verified(execute_change_set: Any) -> Any:
+    # 21. The invariants (winworkers.emulator_truth) judge every executed change set's end state.
+    def execute(backend: Any, change_set_name: str, stack_name: str | None = None) -> None:
+        change_set = backend.describe_change_set(change_set_name)
+        try:
+            execute_change_set(backend, change_set_name, stack_name)
+            truth.verify(backend.account_id, backend.region_name)
+        except InvariantViolation as violation:
+            failed = "CREATE_FAILED" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_FAILED"
+            truth.fail(change_set.stack, violation, failed)
+            change_set.execution_status = "EXECUTE_FAILED"
+
+    return execute
+
+
+def _verified_deletion(delete_stack: Any) -> Any:
+    # 21. ... and every stack deletion's (once, after a nested parent's children went too).
+    depth = [0]
+
+    def delete(backend: Any, name_or_stack_id: str) -> None:
+        stack = next((s for s in backend.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
+        depth[0] += 1
+        try:
+            delete_stack(backend, name_or_stack_id)
+            if depth[0] == 1:
+                truth.verify(backend.account_id, backend.region_name)
+        except InvariantViolation as violation:
+            if stack is None or depth[0] > 1:
+                raise
+            backend.deleted_stacks.pop(stack.stack_id, None)
+            backend.stacks[stack.stack_id] = stack  # DELETE_FAILED: still there, as in CloudFormation
+            truth.fail(stack, violation, "DELETE_FAILED")
+        finally:
+            depth[0] -= 1
+
+    return delete
+
+
+def _parameters_with_defaults(_: Any) -> Any:
+    # An update is "no change" when every value, defaults included, is the stack's: moto compared the
+    # values given at the stack's creation (a change set never updated them), so clearing a value set
+    # by an earlier update ("QueueKmsKeyArn set, then cleared") was "no changes" and the resource stayed.
+    def same(stack: Any, other: dict[str, Any]) -> bool:
+        declared = stack.template_dict.get("Parameters", {}) or {}
+        defaults = {k: str(v["Default"]) for k, v in declared.items() if "Default" in v}
+        current = {k: _as_given(v) for k, v in stack.stack_parameters.items()}
+        return {**defaults, **current} == {**defaults, **{k: _as_given(v) for k, v in other.items()}}
+
+    return same
+
+
+def _nested_in_place(_: Any) -> Any:
+    # AWS::CloudFormation::Stack has no create-only property (its registry schema): CloudFormation
+    # updates a nested stack in place, and it keeps its id. moto deleted the child and created another.
+    def update(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        from moto.cloudformation.utils import get_stack_from_s3_url
+        from moto.utilities.utils import get_partition
+
+        properties = cloudformation_json["Properties"]
+        body = get_stack_from_s3_url(
+            properties["TemplateURL"], account_id=account_id, partition=get_partition(region_name)
+        )
+        stack_id = original_resource.stack_id
+        original_resource.update(body, parameters=dict(properties.get("Parameters", {})))
+        if original_resource.stack_id != stack_id:
+            raise InvariantViolation("nested-stack-keeps-id", f"{original_resource.name} became {stack_id}")
+        return original_resource
+
+    return classmethod(update)
 
 
 def _keeping_its_warm_pool(update: Any) -> Any:
@@ -391,9 +507,35 @@ def _properties_absent_as_empty(build_resource_diff: Any) -> Any:
         for name, resource in other_template.get("Resources", {}).items():
             if "Properties" not in resource and old.get(name, {}).get("Properties") == {}:
                 resource["Properties"] = {}  # as moto's parse_resource stored it
-        return build_resource_diff(resources_map, other_template, parameters)
+        diff = build_resource_diff(resources_map, other_template, parameters)
+        diff["Modify"] = _in_dependency_order(diff["Modify"], other_template.get("Resources", {}))
+        return diff
 
     return run
+
+
+def _in_dependency_order(names: list[str], resources: dict[str, Any]) -> list[str]:
+    """names, each after those of names it refers to (Ref, Fn::GetAtt, DependsOn), as CloudFormation
+    updates them: moto updated in template order, so a group took its launch template's old version."""
+    wanted, ordered = set(names), list[str]()
+    pending = list(names)
+    while pending:
+        ready = [
+            n
+            for n in pending
+            if not (
+                (_names(resources.get(n, {})) | set(_depends_on(resources.get(n, {})))) & wanted - set(ordered) - {n}
+            )
+        ]
+        for name in ready or pending[:1]:  # a cycle: template order
+            ordered.append(name)
+            pending.remove(name)
+    return ordered
+
+
+def _depends_on(resource: dict[str, Any]) -> list[str]:
+    depends = resource.get("DependsOn", [])
+    return [depends] if isinstance(depends, str) else list(depends)
 
 
 def _updated_if_conditions_hold(update: Any) -> Any:
@@ -497,6 +639,7 @@ def _creation_events(parse_and_create_resource: Any) -> Any:
             _record(resources_map, logical_id, kind, "", "CREATE_FAILED", _one_line(error))
             raise
         if resource is not None:  # None: its Condition is false, nothing was created
+            truth.remember(resources_map, logical_id, kind, resource)
             physical = getattr(resource, "physical_resource_id", "")
             _record(resources_map, logical_id, kind, physical, "CREATE_IN_PROGRESS")
             _record(resources_map, logical_id, kind, physical, "CREATE_COMPLETE", _note(resource))
@@ -508,7 +651,10 @@ def _creation_events(parse_and_create_resource: Any) -> Any:
 def _update_events(parse_and_update_resource: Any) -> Any:
     def update(logical_id: str, resource_json: dict[str, Any], resources_map: Any, *args: Any, **kwargs: Any) -> Any:
         # moto retries failed updates (dependency order), so only successes are recorded.
+        before = resources_map._parsed_resources.get(logical_id)
         resource = parse_and_update_resource(logical_id, resource_json, resources_map, *args, **kwargs)
+        if resource is not None and resource is not before:  # replaced: the new one is the stack's
+            truth.remember(resources_map, logical_id, resource_json.get("Type", ""), resource)
         physical = getattr(resource, "physical_resource_id", "")
         _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "UPDATE_IN_PROGRESS")
         _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "UPDATE_COMPLETE", _note(resource))
@@ -565,6 +711,8 @@ def _rolling_back(execute_change_set: Any) -> Any:
             return execute_change_set(backend, change_set_name, stack_name)  # type: ignore[no-any-return]
         try:
             execute_change_set(backend, change_set_name, stack_name)
+        except InvariantViolation:
+            raise
         except Exception:
             stack = change_set.stack
             failed = [e.logical_resource_id for e in stack.events if e.resource_status == "CREATE_FAILED"]
@@ -775,7 +923,7 @@ def _following_changed_references(update: Any) -> Any:
                     resources_map._parsed_resources[name] = parsing.parse_and_update_resource(
                         name, changed[name], resources_map, resources_map._account_id, resources_map._region_name
                     )
-                except _CustomResourceFailed:
+                except (_CustomResourceFailed, InvariantViolation):
                     raise
                 except Exception:  # what moto cannot update it would not have tried to: leave it as it is
                     continue
@@ -798,6 +946,8 @@ def _update_rolling_back(execute_change_set: Any) -> Any:
         template, parameters = stack.template, dict(stack.resource_map.input_parameters)
         try:
             return execute_change_set(backend, change_set_name, stack_name)  # type: ignore[no-any-return]
+        except InvariantViolation:
+            raise
         except Exception as error:
             logical = error.logical_id if isinstance(error, _CustomResourceFailed) else ""
             if logical:
@@ -993,6 +1143,8 @@ def _truth_patches(parsing: Any, models: Any) -> list[tuple[Any, str, Callable[[
 class _Made:
     """A resource an emulated type made through moto's backend: its Ref, its GetAtt
     attributes, and how to delete it (what moto's ResourceMap asks of a resource)."""
+
+    winworkers_note = ""
 
     logical_resource_id = ""  # moto sets these two after creation
     cf_resource_type = ""
@@ -1263,7 +1415,10 @@ class _Skipping(_Maker):
     def create_from_cloudformation_json(self, *_: Any, **__: Any) -> _Made:
         return _Skipped(self.kind)
 
-    def update_from_cloudformation_json(self, original_resource: _Made, *_: Any) -> _Made:
+    def update_from_cloudformation_json(self, original_resource: _Made, *_: Any, **__: Any) -> _Made:
+        # moto passes its arguments by keyword (a positional-only signature failed every update of
+        # such a resource with "unexpected keyword argument 'new_resource_name'").
+        original_resource.winworkers_note = f"NOT UPDATED by the emulator: not modelled (moto has no {self.kind})"
         return original_resource
 
 
@@ -1385,6 +1540,7 @@ def _retaining(delete_resource: Any) -> Any:
             return delete_resource(resources_map, parsed_resource, resource_json)
         logical_id = getattr(parsed_resource, "logical_resource_id", "")
         physical = getattr(parsed_resource, "physical_resource_id", "")
+        truth.retain(resource_json.get("Type", ""), str(physical))
         _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "DELETE_SKIPPED")
         return None
 
@@ -1398,6 +1554,7 @@ def _recording_retained(delete: Any) -> Any:
             resource = resources_map._parsed_resources.get(logical_id)
             if _retained(resource_json) and resource is not None and not isinstance(resource, str):
                 physical = getattr(resource, "physical_resource_id", "")
+                truth.retain(resource_json.get("Type", ""), str(physical))
                 _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "DELETE_SKIPPED")
         return delete(resources_map)
 
