@@ -345,40 +345,49 @@ def reset(endpoint_url: str) -> None:
     _example_platform(endpoint_url)
 
 
+_operations = [0]
+"""Stack operations under way: the invariants judge the outermost one's end state (a nested stack's
+deletion during its parent's update is not an end state)."""
+
+
 def _verified(execute_change_set: Any) -> Any:
     # 21. The invariants (winworkers.emulator_truth) judge every executed change set's end state.
     def execute(backend: Any, change_set_name: str, stack_name: str | None = None) -> None:
         change_set = backend.describe_change_set(change_set_name)
+        _operations[0] += 1
         try:
             execute_change_set(backend, change_set_name, stack_name)
-            truth.verify(backend.account_id, backend.region_name)
+            if _operations[0] == 1:
+                truth.verify(backend.account_id, backend.region_name)
         except InvariantViolation as violation:
+            if _operations[0] > 1:
+                raise
             failed = "CREATE_FAILED" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_FAILED"
             truth.fail(change_set.stack, violation, failed)
             change_set.execution_status = "EXECUTE_FAILED"
+        finally:
+            _operations[0] -= 1
 
     return execute
 
 
 def _verified_deletion(delete_stack: Any) -> Any:
     # 21. ... and every stack deletion's (once, after a nested parent's children went too).
-    depth = [0]
-
     def delete(backend: Any, name_or_stack_id: str) -> None:
         stack = next((s for s in backend.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
-        depth[0] += 1
+        _operations[0] += 1
         try:
             delete_stack(backend, name_or_stack_id)
-            if depth[0] == 1:
+            if _operations[0] == 1:
                 truth.verify(backend.account_id, backend.region_name)
         except InvariantViolation as violation:
-            if stack is None or depth[0] > 1:
+            if stack is None or _operations[0] > 1:
                 raise
             backend.deleted_stacks.pop(stack.stack_id, None)
             backend.stacks[stack.stack_id] = stack  # DELETE_FAILED: still there, as in CloudFormation
             truth.fail(stack, violation, "DELETE_FAILED")
         finally:
-            depth[0] -= 1
+            _operations[0] -= 1
 
     return delete
 
@@ -640,6 +649,8 @@ def _creation_events(parse_and_create_resource: Any) -> Any:
             raise
         if resource is not None:  # None: its Condition is false, nothing was created
             truth.remember(resources_map, logical_id, kind, resource)
+            with contextlib.suppress(AttributeError):  # what an update compares with (create-only properties)
+                resource.winworkers_applied = _resolved(resources_map, resource_json)
             physical = getattr(resource, "physical_resource_id", "")
             _record(resources_map, logical_id, kind, physical, "CREATE_IN_PROGRESS")
             _record(resources_map, logical_id, kind, physical, "CREATE_COMPLETE", _note(resource))
@@ -651,13 +662,20 @@ def _creation_events(parse_and_create_resource: Any) -> Any:
 def _update_events(parse_and_update_resource: Any) -> Any:
     def update(logical_id: str, resource_json: dict[str, Any], resources_map: Any, *args: Any, **kwargs: Any) -> Any:
         # moto retries failed updates (dependency order), so only successes are recorded.
+        kind = resource_json.get("Type", "")
         before = resources_map._parsed_resources.get(logical_id)
+        was = getattr(before, "physical_resource_id", None)
         resource = parse_and_update_resource(logical_id, resource_json, resources_map, *args, **kwargs)
-        if resource is not None and resource is not before:  # replaced: the new one is the stack's
-            truth.remember(resources_map, logical_id, resource_json.get("Type", ""), resource)
+        if resource is not None and resource is not before:  # a new object: the stack's from now on
+            truth.remember(resources_map, logical_id, kind, resource)
         physical = getattr(resource, "physical_resource_id", "")
-        _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "UPDATE_IN_PROGRESS")
-        _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "UPDATE_COMPLETE", _note(resource))
+        applied = _resolved(resources_map, resource_json)
+        judged = truth.update_note(kind, getattr(before, "winworkers_applied", None), applied, physical != was)
+        with contextlib.suppress(AttributeError):
+            resource.winworkers_applied = applied
+        note = "; ".join(n for n in (judged, _note(resource)) if n)
+        _record(resources_map, logical_id, kind, physical, "UPDATE_IN_PROGRESS")
+        _record(resources_map, logical_id, kind, physical, "UPDATE_COMPLETE", note)
         return resource
 
     return update

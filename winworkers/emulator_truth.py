@@ -266,3 +266,36 @@ def deleting(delete: Any) -> Any:
         delete(stack)
 
     return run
+
+
+# Updates as CloudFormation makes them (createOnlyProperties) -------------------------------------------------
+
+
+def create_only(kind: str) -> list[str] | None:
+    """The type's createOnlyProperties pointers (its registry schema, as cfn-lint ships it); None
+    when they cannot be read here (cfn-lint is not installed, or the type has no schema)."""
+    try:
+        from winworkers.update_path import schema_of
+
+        schema = schema_of(kind) or {}
+    except Exception:  # cfn-lint missing, or no schema for the type
+        return None
+    return list(schema.get("createOnlyProperties", []))
+
+
+def update_note(kind: str, old: Any, new: Any, replaced: bool) -> str:
+    """What an UPDATE event must say when the emulator's update is not the one CloudFormation
+    makes: CloudFormation replaces a resource only when a create-only property changes."""
+    from winworkers.update_path import at_pointer
+
+    pointers = create_only(kind)
+    if pointers is None or old is None or new is None:
+        return "" if not replaced else "replaced by moto; not judged (no registry schema here)"
+    changed = [p.removeprefix("/properties/") for p in pointers if at_pointer(old, p) != at_pointer(new, p)]
+    if changed and replaced:
+        return f"replaced: create-only {', '.join(changed)} changed"
+    if changed:
+        return f"NOT MODELLED by the emulator: CloudFormation replaces it (create-only {', '.join(changed)} changed)"
+    if replaced:
+        return "NOT MODELLED by the emulator: CloudFormation modifies it in place; moto replaced it"
+    return ""
