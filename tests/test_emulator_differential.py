@@ -139,3 +139,16 @@ def _check_state(step: str, parameters: dict[str, str], physical: dict[str, str]
     assert ("WinGroupWarmPool" in physical) == (parameters.get("WinWarmPool", "off") != "off"), step
     spot = parameters.get("WinOnDemandPercentage", "100") != "100"
     assert bool(group.get("MixedInstancesPolicy", {}).get("LaunchTemplate")) == spot, step
+
+
+def test_the_coverage_table_lists_every_type_the_templates_can_render() -> None:
+    # winworkers.handler_permissions holds every type any configuration renders (scripts/handler_permissions.py).
+    from winworkers.emulator import coverage
+    from winworkers.handler_permissions import HANDLER_PERMISSIONS
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("<!-- emulator-coverage:begin -->")[1].split("<!-- emulator-coverage:end -->")[0]
+    rendered = set(HANDLER_PERMISSIONS) - {"AWS::CloudFormation::CustomResource"}
+    listed = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
+    assert rendered - listed == set()
+    assert set(coverage(rendered)) == rendered

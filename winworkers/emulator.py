@@ -141,6 +141,38 @@ Resources without properties:
    "Properties": {} to the stored template when it creates it, so its diff saw every
    later template's resource as modified and updated it at each stack update.
 
+Honest by construction (issue 26; winworkers.emulator_truth):
+
+21. Invariants after every stack operation (an executed change set, a stack deletion, judged once
+   for the outermost): every resource a stack lists exists in moto's backends; nothing a stack
+   made exists outside it unless retained; a deleted stack's outputs and resources are never
+   evaluated again; a nested stack keeps its id across an update; a group runs the launch
+   template version its template resolves. A violation ends the stack CREATE_FAILED,
+   UPDATE_ROLLBACK_FAILED or DELETE_FAILED, its last event naming the invariant.
+22. A deleted stack is never evaluated again: its outputs are frozen at its deletion (moto's
+   ResourceMap creates a resource on first access, so a DescribeStacks of a deleted nested
+   parent re-created its child and queue), and ListStackResources lists what a stack holds.
+23. A nested stack (AWS::CloudFormation::Stack has no create-only property) is updated in
+   place from its TemplateURL and Parameters, keeping its id (moto deleted the child and
+   created another, orphaning its retained log groups).
+24. An update modifies resources in dependency order (moto: template order, so a Spot
+   group took its launch template's previous version when both changed).
+25. A change set is "no changes" only when every value, defaults included, is the stack's
+   (moto compared the values given at creation: clearing a value an update had set was "no changes").
+26. An update is judged by the type's createOnlyProperties (cfn-lint's registry schemas): the
+   UPDATE_COMPLETE event says "replaced: create-only X changed", or NOT MODELLED where moto
+   replaced what CloudFormation modifies in place, or modified what CloudFormation replaces.
+   A type the emulator cannot create is kept on an update and its event says "not modelled"
+   (its update failed on moto's keyword arguments: new_resource_name).
+
+Which of these moto would take as fixes (each small, against moto's own code): 1, 2, 3, 4, 5,
+6, 7, 9, 12, 13, 14, 15, 16, 17, 18, 20, 22, 23, 24, 25. The emulator's own (not moto's
+business): 8 (a refresh model that never progresses), 10 (custom resources in-process), 11
+(types created through moto's backends, checked with botocore's shapes: moto would take real
+CloudFormation models for them instead), 19 (the example platform), 21 and 26 (judgement).
+moto 5.2.6 (the newest release) changes none of the code these patch, so none can be dropped;
+its rewritten ResponseURL handler would break 10: the pin stays at 5.2.5.
+
 What is NOT fixed: moto checks neither Rules nor parameter constraints; they
 are judged by the tests that evaluate them (winworkers.rules,
 winworkers.constraints), and winworkers deploy checks both before any call.
