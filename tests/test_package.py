@@ -43,7 +43,7 @@ def test_wheel_contains_the_package_the_lambda_source_and_py_typed(wheel: Path) 
     # The lint subpackages ship too (setuptools only ships the packages pyproject lists).
     assert {"winworkers/lint/__init__.py", "winworkers/lint/rules/__init__.py"} <= names
     assert len([n for n in names if n.startswith("winworkers/lint/rules/") and n.endswith(".py")]) == 7
-    assert {"winworkers/deploy/__init__.py", "winworkers/emulator.py", "winworkers/constraints.py"} <= names
+    assert {"winworkers/deploy/__init__.py", "winworkers/emulator/__init__.py", "winworkers/constraints.py"} <= names
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     # boto3 and moto are optional: `pip install 'winworkers[deploy]'` / `'winworkers[emulator]'`.
     assert "Provides-Extra: deploy" in metadata and "Provides-Extra: emulator" in metadata
