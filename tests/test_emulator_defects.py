@@ -207,3 +207,27 @@ def test_a_planted_orphan_fails_the_deletion_naming_the_invariant(
 
     reset(endpoint)  # moto's state and the emulator's bookkeeping: the planted orphan is forgotten
     assert _queues(endpoint, stack) == set() and aws.cloudformation.list_stacks()["StackSummaries"] == []
+
+
+def test_a_planted_re_creation_fails_the_call_naming_the_invariant(aws: Clients, endpoint: str) -> None:
+    # Planted: the deleted stack's frozen outputs are dropped, so a DescribeStacks would evaluate them
+    # again, and moto's ResourceMap would create the queue they name (0.3.0's defect 1).
+    from moto.cloudformation.models import cloudformation_backends
+
+    template = {
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"QueueUrl": {"Value": {"Ref": "Queue"}}},
+    }
+    stack_id = aws.cloudformation.create_stack(StackName="defect-recreated", TemplateBody=json.dumps(template))[
+        "StackId"
+    ]
+    assert _queues(endpoint, "defect-recreated")
+    aws.cloudformation.delete_stack(StackName="defect-recreated")
+    assert _queues(endpoint, "defect-recreated") == set()
+    deleted = cloudformation_backends["123456789012"][REGION].deleted_stacks[stack_id]
+    del deleted.winworkers_outputs
+    deleted.output_map._parsed_outputs.clear()  # and moto's cache of them
+    with pytest.raises(ClientError) as refused:
+        aws.cloudformation.describe_stacks(StackName=stack_id)
+    assert "emulator invariant violated: deleted-stack-not-evaluated: Queue of deleted stack" in str(refused.value)
+    assert _queues(endpoint, "defect-recreated") == set()

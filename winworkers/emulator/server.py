@@ -26,6 +26,7 @@ from winworkers.emulator.cloudformation import (
     _kept_when_not_updatable,
     _nested_in_place,
     _numbers_compared_as_given,
+    _outputs_evaluated_in_the_call,
     _parameters_with_defaults,
     _previous_values_as_given,
     _properties_absent_as_empty,
@@ -204,6 +205,7 @@ def _patch_moto() -> None:
             (models.Stack, "delete", truth.deleting),
             (models.Stack, "has_parameters", _parameters_with_defaults),
             (models.Stack, "update_from_cloudformation_json", _nested_in_place),
+            (models.CloudFormationBackend, "describe_stacks", _outputs_evaluated_in_the_call),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))

@@ -155,12 +155,26 @@ def listed(stack: Any) -> dict[str, Any]:
     }
 
 
-def verify(account: str, region: str) -> None:
-    """Raise InvariantViolation unless every stack's resources exist and nothing is orphaned."""
+def _involved(stack: Any) -> list[Any]:
+    """The stack and its nested stacks, recursively."""
+    found = [stack]
+    for resource in listed(stack).values():
+        if getattr(resource, "cf_resource_type", "") == "AWS::CloudFormation::Stack":
+            found += _involved(resource)
+    return found
+
+
+def verify(account: str, region: str, operated: Any) -> None:
+    """Raise InvariantViolation unless the operated stack's resources (its nested stacks' included)
+    exist and nothing it made, or they made, is orphaned. Other stacks are not judged here: each
+    is judged by its own operations."""
     from moto.cloudformation.models import cloudformation_backends
 
     stacks = cloudformation_backends[account][region].stacks
-    for stack in list(stacks.values()):
+    involved = _involved(operated) if not operated.status.startswith("DELETE") else []
+    ids = {operated.stack_id} | {s.stack_id for s in involved}
+    ids |= {e[0] for e in _made.get((account, region), []) if e[0] not in stacks}  # deleted with it
+    for stack in involved:
         if stack.status.startswith("DELETE") or stack.status == "REVIEW_IN_PROGRESS":
             continue
         for name, resource in listed(stack).items():
@@ -173,6 +187,9 @@ def verify(account: str, region: str) -> None:
         _check_group_versions(stack)
     kept = []
     for stack_id, name, kind, physical, resource in _made.get((account, region), []):
+        if stack_id not in ids:
+            kept.append((stack_id, name, kind, physical, resource))
+            continue
         owner = stacks.get(stack_id)
         holding = listed(owner).get(name) if owner is not None else None
         owned = holding is not None and str(getattr(holding, "physical_resource_id", "") or "") == physical
@@ -230,11 +247,14 @@ def guarded_getitem(getitem: Any) -> Any:
     def get(resources_map: Any, key: str) -> Any:
         deleted = getattr(resources_map, "winworkers_deleted", False)
         if deleted and key not in resources_map._parsed_resources and key in resources_map._resource_json_map:
+            from moto.cloudformation.exceptions import ValidationError
+
             stack = getattr(resources_map, "winworkers_stack", None)
-            raise InvariantViolation(
+            violation = InvariantViolation(
                 "deleted-stack-not-evaluated",
                 f"{key} of deleted stack {getattr(stack, 'name', '?')} was about to be created again",
             )
+            raise ValidationError(message=str(violation))  # the API call fails with it, as a 400
         return getitem(resources_map, key)
 
     return get
