@@ -156,7 +156,10 @@ Honest by construction (issue 26; winworkers.emulator.truth):
    place from its TemplateURL and Parameters, keeping its id (moto deleted the child and
    created another, orphaning its retained log groups).
 24. An update modifies resources in dependency order (moto: template order, so a Spot
-   group took its launch template's previous version when both changed).
+   group took its launch template's previous version when both changed), and a resource
+   updated before one it names changed is updated again (a group after its launch template
+   took a new version in the follow-up of 9.). NOT modelled: a custom resource is not sent a
+   second Update then (its function would act twice), so its properties may hold the earlier value.
 25. A change set is "no changes" only when every value, defaults included, is the stack's
    (moto compared the values given at creation: clearing a value an update had set was "no changes").
 26. An update is judged by the type's createOnlyProperties (cfn-lint's registry schemas): the
