@@ -745,6 +745,16 @@ def test_the_readme_emulator_walkthrough_works_as_written(
         for stack in ("platform-inline", "platform-nested"):
             assert main(next(steps)[1:]) == 0
             assert capsys.readouterr().out.splitlines()[-1] == f"stack {stack}: DELETE_COMPLETE"
+        # Nothing left behind (issue 26): no live stack, group or queue of theirs, even after a DescribeStacks.
+        for summary in aws.cloudformation.list_stacks()["StackSummaries"]:
+            aws.cloudformation.describe_stacks(StackName=summary["StackId"])
+        summaries = aws.cloudformation.list_stacks()["StackSummaries"]
+        assert {s["StackName"] for s in summaries if s["StackStatus"] != "DELETE_COMPLETE"} == set()
+        groups = session.client("autoscaling", endpoint_url=f"http://127.0.0.1:{port}").describe_auto_scaling_groups()[
+            "AutoScalingGroups"
+        ]
+        queues = session.client("sqs", endpoint_url=f"http://127.0.0.1:{port}").list_queues().get("QueueUrls", [])
+        assert (groups, [q for q in queues if q.rsplit("/", 1)[1].startswith("platform-")]) == ([], [])
     finally:
         emulator.terminate()
         emulator.wait()

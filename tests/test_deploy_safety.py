@@ -527,7 +527,7 @@ def test_emulator_port_out_of_range_and_a_second_interrupt_are_one_line(
         yield "http://127.0.0.1:1"
         raise KeyboardInterrupt  # the second Ctrl-C, while it shuts down
 
-    monkeypatch.setattr("winworkers.emulator.local_aws", interrupted_on_exit)
+    monkeypatch.setattr("winworkers.emulator.server.local_aws", interrupted_on_exit)
     monkeypatch.setattr("threading.Event.wait", lambda self, timeout=None: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["emulator", "--port", "0"]) == 130
     err = capsys.readouterr().err

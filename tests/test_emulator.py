@@ -1,4 +1,4 @@
-"""The emulator tells the truth (winworkers/emulator.py, patches 8-11): it creates the
+"""The emulator tells the truth (winworkers/emulator/, patches 8-11): it creates the
 alarms, scaling policies and egress rules moto's CloudFormation skips, lists what it
 still cannot create, keeps retained resources, and returns the stack's Outputs.
 

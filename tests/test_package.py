@@ -45,7 +45,7 @@ def test_wheel_contains_the_package_the_lambda_source_and_py_typed(wheel: Path) 
     # The lint subpackages ship too (setuptools only ships the packages pyproject lists).
     assert {"winworkers/lint/__init__.py", "winworkers/lint/rules/__init__.py"} <= names
     assert len([n for n in names if n.startswith("winworkers/lint/rules/") and n.endswith(".py")]) == 7
-    assert {"winworkers/deploy/__init__.py", "winworkers/emulator.py", "winworkers/constraints.py"} <= names
+    assert {"winworkers/deploy/__init__.py", "winworkers/emulator/__init__.py", "winworkers/constraints.py"} <= names
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     # boto3 and moto are optional: `pip install 'winworkers[deploy]'` / `'winworkers[emulator]'`.
     assert "Provides-Extra: deploy" in metadata and "Provides-Extra: emulator" in metadata
@@ -182,9 +182,6 @@ def test_the_length_check_sees_a_long_method() -> None:
 
 
 REPEATED = 6
-# Left to the `emulator` branch of issue 26 (the emulator, a package of its own there): the
-# integrator removes it from this set when that branch is merged.
-EMULATOR = {"emulator.py"}
 # Lines that say nothing of their own: brackets alone, docstring quotes, bare keywords; every
 # line of an import statement (a rule imports the helpers it uses, as its neighbour does); and
 # every line of a function's signature (deploy, delete and follow take the same options by design:
@@ -242,7 +239,7 @@ def test_no_block_of_six_lines_is_repeated_in_the_library() -> None:
     sources = {
         path.relative_to(PACKAGE).as_posix(): path.read_text(encoding="utf-8")
         for path in sorted(PACKAGE.rglob("*.py"))
-        if path.relative_to(PACKAGE).as_posix() not in EMULATOR | GENERATED
+        if path.relative_to(PACKAGE).as_posix() not in GENERATED
     }
     assert _repeated_blocks(sources) == []
 
