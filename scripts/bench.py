@@ -580,7 +580,7 @@ def split_report(report: str) -> tuple[str, str]:
     return (report, "") if at < 0 else (report[:at], report[at + 1 :])
 
 
-def test_loop(runs: int = 1) -> str:
+def test_loop() -> str:
     """`make test`, measured: its tests, wall seconds, and CPU seconds (user+sys of make, pytest,
     its workers and their children, all waited for)."""
     before = os.times()
@@ -591,12 +591,16 @@ def test_loop(runs: int = 1) -> str:
     if run.returncode != 0:
         raise SystemExit(f"make test failed ({run.returncode}): {run.stdout[-2000:]}{run.stderr[-2000:]}")
     cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    passed = re.findall(r"(\d+) passed", run.stdout)[-1]
+    return test_loop_line(int(re.findall(r"(\d+) passed", run.stdout)[-1]), wall, cpu, datetime.date.today())
+
+
+def test_loop_line(passed: int, wall: float, cpu: float, day: datetime.date) -> str:
+    """The timings section's line for one measured `make test`."""
     return (
-        f"{TEST_LOOP} {int(passed):,} tests passed in {wall:.0f} s wall and {cpu:.0f} s of CPU (user+sys of "
-        f"pytest, its workers and their children), measured {datetime.date.today()} by `scripts/bench.py "
-        f"--test-loop` on {os.cpu_count()} cores, {runs} run; a shared machine, so the wall time is an upper "
-        "bound. Issue 29's target: under 180 s wall and 240 s of CPU."
+        f"{TEST_LOOP} {passed:,} tests passed in {wall:.0f} s wall and {cpu:.0f} s of CPU (user+sys of make, "
+        f"pytest, its workers and their children), measured {day} on {os.cpu_count()} cores "
+        "(`scripts/bench.py --test-loop`, one run). The machine was shared, other work running, so the "
+        "wall time is an upper bound. Issue 29's target: under 180 s wall and 240 s of CPU."
     )
 
 
