@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import subprocess
@@ -12,10 +13,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.session as botocore_session
 import pytest
 import tree_sitter
 import tree_sitter_powershell
 import yaml
+from botocore.loaders import create_loader as botocore_create_loader
 from cloud_radar.cf.unit import Template as RadarTemplate
 from cloud_radar.cf.unit import _template as radar_template
 from cloud_radar.cf.unit import functions as radar_functions
@@ -147,6 +150,27 @@ class JsonFirst(types.ModuleType):
 
 for _module in (moto_cfn_models, moto_cfn_responses):
     _module.yaml = JsonFirst("yaml")  # type: ignore[attr-defined]
+
+
+class _SearchPaths(list[str]):
+    """A shared loader's search paths: boto3 adds its own folder at each session; once is enough."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@functools.cache
+def shared_loader(search_path_string: str | None = None) -> Any:
+    """botocore's loader of its data files (service models, endpoints), one per data path per run.
+    moto gives each mock its own boto3 session, so each botocore session parsed the same JSON
+    again (about 0.1 s a client); the files do not change, so every session reads them once."""
+    loader = botocore_create_loader(search_path_string)
+    loader._search_paths = _SearchPaths(loader._search_paths)
+    return loader
+
+
+botocore_session.create_loader = shared_loader
 
 
 def as_dict(template: Any) -> dict[str, Any]:

@@ -58,3 +58,16 @@ def test_moto_still_reads_yaml_as_yaml() -> None:
     assert models.yaml.load("Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n", Loader=yaml.Loader) == {
         "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}
     }
+
+
+def test_every_boto3_session_shares_one_loader_of_botocore_s_data() -> None:
+    import boto3
+
+    from conftest import shared_loader
+
+    first, second = boto3.session.Session(), boto3.session.Session()
+    loader = first._session.get_component("data_loader")
+    assert loader is second._session.get_component("data_loader") is shared_loader(None)
+    assert len(loader.search_paths) == len(set(loader.search_paths))
+    model = first.client("sqs", region_name="us-east-1", endpoint_url="http://127.0.0.1:9").meta.service_model
+    assert model.service_name == "sqs" and "SendMessage" in model.operation_names
