@@ -26,9 +26,13 @@ templates: $(STAMP)
 	$(BIN)/python examples/nested_parent.py templates
 	$(BIN)/winworkers check templates/parent-nested.json templates/winworkers.json
 	$(BIN)/python scripts/readme_table.py
+	# BENCHMARKS.md's exact figures and models; its timings are `make bench`'s alone.
+	$(BIN)/python scripts/bench.py --figures --out BENCHMARKS.md > /dev/null
 
+# On every core (pytest-xdist), a test module to a worker: each module's emulator and fixtures
+# start once. One test alone: $(BIN)/python -m pytest tests/test_x.py::test_y
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check winworkers tests scripts examples
@@ -39,6 +43,7 @@ lint: $(STAMP)
 	# cfn-lint with winworkers' own rules (winworkers/lint/rules), as a platform would run it.
 	$(BIN)/winworkers lint --include-checks I --configure-rule=W9104:enabled=true -- $(TEMPLATES)
 
+# BENCHMARKS.md's timings section alone (add --test-loop to measure `make test` too, minutes).
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --out BENCHMARKS.md
 

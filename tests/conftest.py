@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
+import subprocess
 import sys
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.session as botocore_session
 import pytest
 import tree_sitter
 import tree_sitter_powershell
+import yaml
+from botocore.loaders import create_loader as botocore_create_loader
 from cloud_radar.cf.unit import Template as RadarTemplate
+from cloud_radar.cf.unit import _template as radar_template
 from cloud_radar.cf.unit import functions as radar_functions
 from hypothesis import strategies as st
+from moto.cloudformation import models as moto_cfn_models
+from moto.cloudformation import responses as moto_cfn_responses
 
 from winworkers import WorkersConfig, build_template
 from winworkers.config import METRIC_INTERVALS
@@ -62,6 +71,30 @@ def aws(endpoint: str) -> Any:
     return emulator_clients(endpoint)
 
 
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `make wheel` builds, built once per run (tests read it, never change it)."""
+    folder = tmp_path_factory.mktemp("wheel")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(folder), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = folder.glob("winworkers-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(built_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """built_wheel installed, once per run, into a folder of its own (its dependencies come from the
+    test's environment; run it with ``python -S`` and that folder on PYTHONPATH)."""
+    site = tmp_path_factory.mktemp("wheel-install") / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run([*pip, "install", "-q", "--no-deps", "--target", str(site), str(built_wheel)], check=True)
+    return site
+
+
 DATA = ROOT / "tests" / "data"
 # The example parents (examples/*.py) import each other as a reader runs them: from their folder;
 # the tests import the scripts (scripts/*.py: the model, the docs' generated tables) as modules too.
@@ -78,14 +111,81 @@ radar_functions.REGION_DATA = [
 ]
 
 
+class JsonCopy:
+    """cloud-radar copies each template it renders through ``yaml.dump`` and ``yaml.load``
+    (keys sorted), in pure Python: 95% of a render's time. The templates here are JSON, so
+    the same copy, keys sorted, is made through JSON (tests/test_renderings.py holds the two
+    copies' renderings equal)."""
+
+    FullLoader = None
+
+    @staticmethod
+    def dump(data: Any) -> str:
+        return json.dumps(data, sort_keys=True)
+
+    @staticmethod
+    def load(stream: str, Loader: Any = None) -> Any:
+        return json.loads(stream)
+
+
+radar_template.yaml = JsonCopy  # type: ignore[assignment]
+
+
+class JsonFirst(types.ModuleType):
+    """moto's CloudFormation reads every template body with ``yaml.load`` in pure Python first, JSON
+    only if that fails: a fifth of an emulator deploy's time. JSON is YAML, so the JSON answer is
+    the same for a JSON body (tests/test_rendering_copy.py holds them equal on our templates); a
+    YAML body still goes to yaml. yaml's other names pass through."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(yaml, name)
+
+    @staticmethod
+    def load(stream: str, Loader: Any) -> Any:
+        try:
+            return json.loads(stream)
+        except ValueError:
+            return yaml.load(stream, Loader=Loader)
+
+
+for _module in (moto_cfn_models, moto_cfn_responses):
+    _module.yaml = JsonFirst("yaml")  # type: ignore[attr-defined]
+
+
+class _SearchPaths(list[str]):
+    """A shared loader's search paths: boto3 adds its own folder at each session; once is enough."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@functools.cache
+def shared_loader(search_path_string: str | None = None) -> Any:
+    """botocore's loader of its data files (service models, endpoints), one per data path per run.
+    moto gives each mock its own boto3 session, so each botocore session parsed the same JSON
+    again (about 0.1 s a client); the files do not change, so every session reads them once."""
+    loader = botocore_create_loader(search_path_string)
+    loader._search_paths = _SearchPaths(loader._search_paths)
+    return loader
+
+
+botocore_session.create_loader = shared_loader
+
+
 def as_dict(template: Any) -> dict[str, Any]:
     """The template exactly as written to JSON."""
     return json.loads(template.to_json())
 
 
 @pytest.fixture(scope="session")
-def feature() -> dict[str, Any]:
-    return as_dict(build_template(WorkersConfig()))
+def feature() -> Iterator[dict[str, Any]]:
+    """The default feature template, built once per run and shared: read it, or change a copy
+    (copy.deepcopy, renderings.with_defaults); a change to the shared one fails the run here."""
+    text = build_template(WorkersConfig()).to_json()
+    shared = json.loads(text)
+    yield shared
+    assert shared == json.loads(text), "a test changed the shared feature template: change a copy"
 
 
 def render(template: dict[str, Any], params: dict[str, str], region: str = "us-east-1") -> Rendered:
@@ -101,8 +201,12 @@ def renderer() -> Callable[..., Rendered]:
 
 
 @pytest.fixture(scope="session")
-def enabled(feature: dict[str, Any]) -> Rendered:
-    return render(feature, enabled_parameters())
+def enabled(feature: dict[str, Any]) -> Iterator[Rendered]:
+    """The feature rendered enabled (isolated-2az), once per run and shared, as feature is."""
+    shared = render(feature, enabled_parameters())
+    text = json.dumps(shared)
+    yield shared
+    assert json.dumps(shared) == text, "a test changed the shared rendering: change a copy"
 
 
 def resources_of(rendered: Rendered, kind: str) -> dict[str, dict[str, Any]]:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from bench import (
     FLEET_SIZES,
     SPOT_TARGET_SHARE,
+    TEST_LOOP,
+    TIMINGS,
     USERDATA_LIMIT,
     WARM_TARGET_MINUTES,
     fleet_size_row,
     mode_runs,
     modes_section,
     scaling_section,
+    split_report,
     template_figures,
     template_row,
     user_data,
@@ -81,7 +85,7 @@ def test_up_to_date_lambda_path_makes_at_most_four_calls() -> None:
 @pytest.mark.parametrize("path", TEMPLATES, ids=[p.name for p in TEMPLATES])
 def test_committed_figures_are_current(path: Any) -> None:
     report = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
-    assert template_row(path) in report.splitlines(), "BENCHMARKS.md is stale: run `make bench`"
+    assert template_row(path) in report.splitlines(), "BENCHMARKS.md is stale: run `make templates`"
     assert "Cost and latency on paper" in report
     # The size table (docs/operations.md) is generated from the templates (tests/test_build.py checks it is current).
     from readme_table import document_of
@@ -93,17 +97,27 @@ def test_committed_figures_are_current(path: Any) -> None:
 def test_fleet_size_figures_are_current_and_within_budget(size: int) -> None:
     row = fleet_size_row(size)
     assert row.endswith("| within |"), row
-    assert row in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8").splitlines(), "run `make bench`"
+    assert row in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8").splitlines(), "run `make templates`"
+
+
+def test_the_timings_are_the_report_s_last_section_and_alone_in_it() -> None:
+    # `make bench` rewrites the timings section alone, `make templates` the rest (scripts/bench.py).
+    report = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    figures, timings = split_report(report)
+    assert report.count(TIMINGS) == 1 and timings.startswith(TIMINGS + "\n")
+    assert figures + "\n" + timings == report
+    assert not re.search(r"\d ms\b|Peak RSS|[Mm]easured \d|make test", figures), "a timing outside its section"
+    assert sum(line.startswith(TEST_LOOP) for line in timings.splitlines()) == 1
 
 
 def test_committed_scaling_charts_are_current() -> None:
     # The charts and figures come from the template's policies through scripts/scaling_model.py.
-    assert scaling_section() in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8"), "run `make bench`"
+    assert scaling_section() in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8"), "run `make templates`"
 
 
 def test_committed_mode_figures_are_current() -> None:
     # The modes' table, targets and charts: scripts/scaling_model.py on the template's policies.
-    assert modes_section() in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8"), "run `make bench`"
+    assert modes_section() in (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8"), "run `make templates`"
 
 
 @pytest.fixture(scope="module")

@@ -17,17 +17,11 @@ from winworkers.emulator import ENVIRONMENT, local_aws
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    tmp_path = tmp_path_factory.mktemp("wheel-install")
-    build = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w"]
-    subprocess.run([*build, str(tmp_path), str(ROOT)], check=True, capture_output=True)
-    (wheel,) = tmp_path.glob("winworkers-*.whl")
-    site = tmp_path / "site"
-    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)]
-    subprocess.run(install, check=True, capture_output=True)
+def installed(installed_wheel: Path) -> dict[str, str]:
+    """The environment to run the installed wheel (conftest.installed_wheel) in."""
     # -S drops the venv's editable install of winworkers; its dependencies come by PYTHONPATH.
     dependencies = next(p for p in sys.path if p.endswith("site-packages"))
-    return {**os.environ, **ENVIRONMENT, "PYTHONPATH": os.pathsep.join([str(site), dependencies])}
+    return {**os.environ, **ENVIRONMENT, "PYTHONPATH": os.pathsep.join([str(installed_wheel), dependencies])}
 
 
 def _winworkers(env: dict[str, str], cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:

@@ -41,15 +41,10 @@ def test_the_readme_lists_every_extra() -> None:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel, installed into a folder of its own (its dependencies come from the test's environment)."""
-    wheels, site = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("site")
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], check=True)
-    (wheel,) = wheels.glob("winworkers-*.whl")
-    assert wheel.name == f"winworkers-{winworkers.__version__}-py3-none-any.whl"
-    subprocess.run([*pip, "install", "-q", "--no-deps", "--target", str(site), str(wheel)], check=True)
-    return site
+def installed(built_wheel: Path, installed_wheel: Path) -> Path:
+    """The wheel (conftest.built_wheel), installed into a folder of its own (conftest.installed_wheel)."""
+    assert built_wheel.name == f"winworkers-{winworkers.__version__}-py3-none-any.whl"
+    return installed_wheel
 
 
 def test_the_installed_wheel_builds_and_lints_outside_the_repository(installed: Path, tmp_path: Path) -> None:

@@ -4,10 +4,13 @@ template and the examples' parents built with them)."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import hashlib
+import io
 import json
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import inline_parent
 import nested_parent
@@ -16,31 +19,43 @@ from hypothesis import HealthCheck, Phase, given, settings
 from troposphere import Template
 
 from conftest import ROOT, valid_configs
-from winworkers import WorkersConfig
+from winworkers import WorkersConfig, cli
 from winworkers.lint import DESIGN_RULE_CONFIG, DESIGN_RULES, RULES_MODULE
 from winworkers.templates import all_templates, render
 
+LINTED: dict[tuple[str, ...], tuple[int, list[dict[str, Any]]]] = {}
+"""linted's answers by its arguments and the templates' bytes, for this run: a template that several
+tests lint with the same options is linted once (cfn-lint takes about 2 s of CPU per template)."""
+
+
+def linted(paths: list[Path]) -> tuple[int, list[dict[str, Any]]]:
+    """`winworkers lint` with our templates' options, as (exit code, findings): the console
+    script's main in process (tests/test_lint_rules.py runs the script itself)."""
+    argv = [
+        "lint",
+        "--include-checks",
+        "I",
+        # Our templates are held to the opt-in design rules too (W9104).
+        *DESIGN_RULES,
+        "--format",
+        "json",
+        "--",
+        *map(str, paths),
+    ]
+    key = (*argv, *(hashlib.sha256(path.read_bytes()).hexdigest() for path in paths))
+    if key not in LINTED:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = cli.main(argv)
+        LINTED[key] = (code, json.loads(out.getvalue() or "[]"))
+    code, findings = LINTED[key]
+    return code, copy.deepcopy(findings)
+
 
 def cfn_lint(paths: list[Path]) -> list[str]:
-    run = subprocess.run(
-        [
-            # cfn-lint with the package's own rules appended (winworkers/lint).
-            str(Path(sys.executable).with_name("winworkers")),
-            "lint",
-            "--include-checks",
-            "I",
-            # Our templates are held to the opt-in design rules too (W9104).
-            *DESIGN_RULES,
-            "--format",
-            "json",
-            "--",
-            *map(str, paths),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    findings = json.loads(run.stdout or "[]")
-    assert run.returncode in (0, 2, 4, 6, 8, 10, 12, 14) or findings, run.stderr
+    """linted's findings as "file: id message"."""
+    code, findings = linted(paths)
+    assert code in (0, 2, 4, 6, 8, 10, 12, 14) or findings, code
     return [f"{f['Filename']}: {f['Rule']['Id']} {f['Message']}" for f in findings]
 
 

@@ -17,26 +17,8 @@ from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp_path = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("winworkers-*.whl")
-    return wheel
+def wheel(built_wheel: Path) -> Path:
+    return built_wheel
 
 
 def test_wheel_contains_the_package_the_lambda_source_and_py_typed(wheel: Path) -> None:
@@ -60,15 +42,10 @@ EXAMPLES = {"inline_parent.py": ["parent-inline.json"], "nested_parent.py": ["pa
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
-def test_examples_build_against_the_installed_wheel(wheel: Path, tmp_path: Path, example: str) -> None:
+def test_examples_build_against_the_installed_wheel(installed_wheel: Path, tmp_path: Path, example: str) -> None:
     """A platform's own parent, built against a non-editable install: the examples, run from
-    a copy outside the repository with only the installed wheel importable as winworkers."""
-    site = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
-        check=True,
-        capture_output=True,
-    )
+    a copy outside the repository with only the installed wheel (conftest) importable as winworkers."""
+    site = installed_wheel
     copy = tmp_path / "examples"
     shutil.copytree(ROOT / "examples", copy)
     out = tmp_path / "out"
