@@ -143,11 +143,13 @@ def _check_state(step: str, parameters: dict[str, str], physical: dict[str, str]
 
 def test_the_coverage_table_lists_every_type_the_templates_can_render() -> None:
     # winworkers.handler_permissions holds every type any configuration renders (scripts/handler_permissions.py).
+    from readme_table import document_of
+
     from winworkers.emulator import coverage
     from winworkers.handler_permissions import HANDLER_PERMISSIONS
 
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("<!-- emulator-coverage:begin -->")[1].split("<!-- emulator-coverage:end -->")[0]
+    page = document_of("emulator-coverage").read_text()
+    table = page.split("<!-- emulator-coverage:begin -->")[1].split("<!-- emulator-coverage:end -->")[0]
     rendered = set(HANDLER_PERMISSIONS) - {"AWS::CloudFormation::CustomResource"}
     listed = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
     assert rendered - listed == set()

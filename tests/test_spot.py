@@ -16,10 +16,12 @@ from test_lint import cfn_lint
 
 from conftest import ROOT, props, render
 from winworkers import WorkersConfig, build_template
+from winworkers.compute import GROUP_METRICS
 from winworkers.constraints import check_parameters
 from winworkers.instance_types import INSTANCE_TYPE_LIST_PATTERN, INSTANCE_TYPES
 from winworkers.renderings import enabled_parameters, with_defaults
 from winworkers.rules import failed_assertions
+from winworkers.update_path import schema_of
 
 THREE = "c6i.large,m6a.large,r7i.large"
 SPOT = {"InstanceTypes": THREE, "OnDemandPercentage": "30", "OnDemandBaseCapacity": "1"}
@@ -42,7 +44,15 @@ def test_the_default_group_is_the_0_2_0_group(feature: dict[str, Any], mode: str
         "Version": "WinLaunchTemplate.LatestVersionNumber",
     }
     # Byte for byte, once evaluated: the Fn::Ifs only add AWS::NoValue, which CloudFormation removes.
-    assert json.dumps(rendered, sort_keys=True) == json.dumps(json.loads(GROUP_0_2_0.read_text())[mode], sort_keys=True)
+    # Since 0.2.0 one property changed on purpose: MetricsCollection gained the metrics the wake's
+    # dashboard draws (compute.GROUP_METRICS), an update without interruption (not create-only).
+    old = json.loads(GROUP_0_2_0.read_text())[mode]
+    assert old["MetricsCollection"] == [{"Granularity": "1Minute", "Metrics": ["GroupInServiceInstances"]}]
+    assert rendered["MetricsCollection"] == [{"Granularity": "1Minute", "Metrics": list(GROUP_METRICS)}]
+    schema = schema_of("AWS::AutoScaling::AutoScalingGroup") or {}
+    assert "/properties/MetricsCollection" not in schema["createOnlyProperties"]
+    old["MetricsCollection"] = rendered["MetricsCollection"]
+    assert json.dumps(rendered, sort_keys=True) == json.dumps(old, sort_keys=True)
 
 
 def test_the_unevaluated_group_differs_from_0_2_0_only_in_the_three_properties(feature: dict[str, Any]) -> None:
