@@ -4,6 +4,7 @@ and on which values, through `winworkers deploy` on the emulator."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -74,6 +75,14 @@ def _checked_values(recorded: list[tuple[Any, ...]]) -> list[str]:
     return [name for args in recorded for name in args[1]]
 
 
+def _judged_rules(recorded: list[tuple[Any, ...]]) -> list[list[str]]:
+    """The Rules each failed_assertions call judged (those of the template it was given), call by call."""
+    return [list(args[0].get("Rules", {})) for args in recorded]
+
+
+RULES = list(json.loads(FEATURE.read_text())["Rules"])
+
+
 def test_a_new_stack_is_checked_once(aws: Any, endpoint: str, cli_env: None, calls: Any) -> None:
     given = enabled_parameters()
     assert _deploy(endpoint, "ww-budget-new", given, "--dry-run") == 0
@@ -85,12 +94,18 @@ def test_a_new_stack_is_checked_once(aws: Any, endpoint: str, cli_env: None, cal
         "missing_problems": 1,
         "usage_problems": 1,
         "parameter_kinds": 1,  # the template read once
-        "failed_assertions": 1,  # the Rules, once, over every value
+        "failed_assertions": 2,  # the Rules the given values decide before any AWS call, then the rest
         "prefix_lists_to_fill": 1,
         "preflight": 1,
         "nested_child": 1,
     }, counts
     assert sorted(_checked_values(calls["value_problems"])) == sorted(given)
+    # Each Rule judged once: PlatformInputs reads only values given (WinS3PrefixListId given, not to be
+    # filled), so it is judged on reading them; the others read a default, judged once every value is known.
+    assert _judged_rules(calls["failed_assertions"]) == [
+        ["WinPlatformInputs"],
+        [r for r in RULES if r != "WinPlatformInputs"],
+    ]
 
 
 def test_an_update_checks_each_value_once(aws: Any, endpoint: str, cli_env: None, calls: Any) -> None:
@@ -109,11 +124,12 @@ def test_an_update_checks_each_value_once(aws: Any, endpoint: str, cli_env: None
         "missing_problems": 1,
         "usage_problems": 2,  # the same two sets of values
         "parameter_kinds": 1,
-        "failed_assertions": 1,
+        "failed_assertions": 1,  # no Rule reads WinMaxSize alone: every Rule once, with the kept values
         "prefix_lists_to_fill": 1,
         "preflight": 1,
         "nested_child": 1,
     }, counts
+    assert _judged_rules(calls["failed_assertions"]) == [RULES]
     judged = _checked_values(calls["value_problems"])
     assert len(judged) == len(set(judged)), judged
     (stack,) = aws.cloudformation.describe_stacks(StackName="ww-budget-update")["Stacks"]

@@ -234,6 +234,38 @@ def test_winworkers_preflight_checks_alone_and_creates_nothing(
     assert aws_stacks(running) == stacks and _change_sets(running, STACK) == change_sets
 
 
+class _NoAws:
+    """A client that fails the test if anything is called on it."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"AWS was called: {name}")
+
+
+# WinCapacityMode reads these four and no other: given all four, it is judged before any AWS call.
+WARM_WITH_SPOT = enabled_parameters(WarmPool="stopped", OnDemandPercentage="30", InstanceTypes="")
+RULES_REFUSE = "the template's Rules refuse these values: WinCapacityMode: WinWarmPool=stopped cannot be used with Spot"
+
+
+def test_winworkers_preflight_refuses_the_given_values_rules_without_connecting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As deploy: a Rule whose every parameter is given is judged when the values are read, before
+    # DescribeStacks (deploy.inputs.read_given); the Rules reading a stack's value once it is read.
+    from winworkers.deploy import commands
+    from winworkers.deploy.execute import preflight_stack
+
+    no_aws = Clients(_NoAws(), _NoAws(), _NoAws(), "us-east-1", _NoAws())
+    with pytest.raises(DeployError) as refused:
+        preflight_stack(no_aws, "ww-preflight-rules", FEATURE, WARM_WITH_SPOT, echo=lambda line: None)
+    assert str(refused.value).startswith(RULES_REFUSE)
+    monkeypatch.setattr(commands, "_connect", lambda args: no_aws)
+    flags = [f"--parameter={k}={v}" for k, v in WARM_WITH_SPOT.items()]
+    assert main(["preflight", "--stack-name", "ww-preflight-rules", "--template", str(FEATURE), *flags]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(f"winworkers preflight: {RULES_REFUSE}") and err.count("\n") == 1, err
+    assert out == ""
+
+
 def aws_stacks(aws: Clients) -> list[str]:
     return sorted(s["StackId"] for s in aws.cloudformation.list_stacks()["StackSummaries"])
 

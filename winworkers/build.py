@@ -266,6 +266,25 @@ def child_template(config: WorkersConfig | None = None) -> Template:
     return build_template(config)
 
 
+def built_children(template: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The child template of each nested winworkers stack of template, by logical id, built from the config
+    its Metadata records (nested_stack records it); a config this version cannot build is left out (the
+    child is checked when fetched). What usage.parameter_kinds reads a nested child's needs from: deploy
+    and constraints.check_inputs both build them here."""
+    children: dict[str, Mapping[str, Any]] = {}
+    for name, resource in template.get("Resources", {}).items():
+        if not isinstance(resource, Mapping) or resource.get("Type") != "AWS::CloudFormation::Stack":
+            continue
+        config = _recorded(resource).get("config")
+        if not isinstance(config, Mapping):
+            continue
+        try:
+            children[name] = build_template(WorkersConfig.from_mapping(config)).to_dict()
+        except ValueError:
+            continue
+    return children
+
+
 def fingerprint(template: Mapping[str, Any]) -> str:
     """A short hash of a template's content, without its own winworkers Metadata.
 

@@ -20,7 +20,8 @@ network (or be empty): a pattern such as (\\d{1,3}\\.){3}\\d{1,3}/16 accepts
 mean is nowhere documented, so it is refused rather than guessed.
 
 check_inputs adds what the resources using a value need of it
-(winworkers.usage: whole numbers, schedules), then the template's Rules
+(winworkers.usage: whole numbers, schedules; a nested winworkers stack's child,
+built from its Metadata, included), then the template's Rules
 (winworkers.rules), after the constraints: a value that is not even a number would otherwise be
 reported as a broken cross-parameter rule. winworkers deploy runs exactly these
 checks, naming in ``filled`` the parameters it fills in itself.
@@ -34,6 +35,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from winworkers.build import built_children
 from winworkers.instance_types import INSTANCE_TYPE_LIST_PATTERN, INSTANCE_TYPE_PATTERN, instance_type_problem
 from winworkers.rules import failed_assertions
 from winworkers.rules import is_list_type as is_list_type  # public here too: the one list-type test
@@ -93,12 +95,16 @@ def check_inputs(
     as winworkers deploy looks up an empty S3 prefix list
     (``filled=winworkers.deploy.prefix_lists_to_fill(template, values)``): their
     given values are checked against the constraints, and the Rules take them as set.
-    children: the child template of each nested winworkers stack, by logical id (usage.parameter_kinds).
+    children: the child template of each nested winworkers stack, by logical id (usage.parameter_kinds);
+    None: built from the config each one's Metadata records, as winworkers deploy builds them
+    (build.built_children), so that a value the child's resources refuse is refused here too.
     """
     unknown = sorted(set(filled) - set(template.get("Parameters", {})))
     if unknown:
         raise ValueError(f"filled={unknown} is not allowed: names of the template's parameters")
     problems = check_parameters(template, values)
+    if children is None:
+        children = built_children(template)
     kinds = parameter_kinds(template, children)
     problems += usage_problems(template, {k: v for k, v in values.items() if not reported(k, problems)}, kinds)
     return problems or failed_assertions(template, {**values, **dict.fromkeys(filled, FILLED)})

@@ -62,6 +62,23 @@ def failed_assertions(template: Mapping[str, Any], given: Mapping[str, str]) -> 
     return failures
 
 
+def parameters_read(rule: Mapping[str, Any]) -> set[str]:
+    """The parameters a Rule reads (its RuleCondition and Assertions): each it Refs, and each its order
+    descriptions name ("A <= B <= C", checked over every value by failed_assertions). A Rule whose every
+    parameter is given judges the same whatever else the stack holds."""
+    read: set[str] = set()
+
+    def visit(key: str, value: Any) -> list[Any]:
+        if key == "Ref" and isinstance(value, str):
+            read.add(value)
+        elif key == "AssertDescription" and isinstance(value, str) and "<=" in value:
+            read.update(name.strip() for name in value.split("<="))
+        return [value]
+
+    walk([rule], visit)
+    return read
+
+
 def _order(description: str, values: Mapping[str, Any]) -> list[str] | None:
     """The parameter names of a description "A <= B <= C", if it is one."""
     names = [name.strip() for name in description.split("<=")]

@@ -74,7 +74,8 @@ def parameter_kinds(
     A nested stack passes the parent's parameters to its child: their kinds are the child's,
     read from ``children`` (the child template of each nested stack, by logical id, as the
     caller has it: winworkers deploy builds a winworkers child from the config in its Metadata,
-    deploy.inputs.built_children). A nested stack whose child is not given adds no kind.
+    build.built_children, as constraints.check_inputs does). A nested stack whose child is not given
+    adds no kind.
     """
     declared = template.get("Parameters", {})
     kinds: dict[str, str] = {}

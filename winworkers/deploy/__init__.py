@@ -45,8 +45,8 @@ The steps live apart, as rain's do: inputs (read, check), preflight (what the
 values name), changes (the plan of a change set), confirm (ask or refuse),
 execute (the AWS calls), watch (events and refreshes), commands (the CLI).
 A deploy's pre-check is one pass, each step once: read (inputs.read_given: the
-values given), validate (inputs.validate: the values kept, each required input,
-the Rules), fill (the S3 prefix lists), check against the account (the nested
+values given, and the Rules they decide alone), validate (inputs.validate: the
+values kept, each required input, the other Rules), fill (the S3 prefix lists), check against the account (the nested
 child, the preflight); then one checked template goes on to the change set.
 """
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from winworkers.build import built_children
 from winworkers.constraints import FILLED, missing_problems, reported, value_problems
 from winworkers.deploy.base import DeployError
 from winworkers.parameters import SWITCH
-from winworkers.rules import failed_assertions
+from winworkers.rules import failed_assertions, parameters_read
 from winworkers.templates import INLINE_LIMIT, S3_LIMIT
 from winworkers.usage import parameter_kinds, usage_problems
 
@@ -25,6 +26,8 @@ _STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
+# The parameters whose empty value the deploy may fill in itself (prefix_lists_to_fill).
+_PREFIX_LIST = "S3PrefixListId"
 
 
 class Template:
@@ -208,7 +211,7 @@ def prefix_lists_to_fill(template: Mapping[str, Any], values: Mapping[str, str])
     EnableWinTaskScriptService; with no such Rule, by EnableWinTaskScriptService."""
     declared = template.get("Parameters", {})
     current = {n: values.get(n, str(spec.get("Default", ""))) for n, spec in declared.items()}
-    names = [n for n in declared if n.endswith("S3PrefixListId")]
+    names = [n for n in declared if n.endswith(_PREFIX_LIST)]
     return [n for n in names if not current[n] and _required_now(template, n, current)]
 
 
@@ -229,33 +232,55 @@ def _required_now(template: Mapping[str, Any], name: str, current: Mapping[str, 
 class Given:
     """What a deploy starts from (read_given): the template read, the values given, each checked on its own
     before any AWS call, and what the checks derive from the template once (the nested children's
-    templates, the kind of value each parameter's resources need)."""
+    templates, the kind of value each parameter's resources need, the Rules the values given decide)."""
 
     template: Template
     values: Mapping[str, str]
     children: Mapping[str, Mapping[str, Any]]
     kinds: Mapping[str, str]
+    decided: frozenset[str]
 
 
 def read_given(source: Path | Mapping[str, Any] | Given, values: Mapping[str, str]) -> Given:
     """Step 1 of a deploy, read: the template (read_template) and the values given, each against its
-    parameter's constraints and what the resources using it need (unknown names with a "did you mean").
+    parameter's constraints and what the resources using it need (unknown names with a "did you mean"),
+    then the Rules the values given decide alone (decided_rules), which validate does not judge again.
     A Given already read (the CLI reads before it connects) is returned as it is."""
     if isinstance(source, Given):
         if dict(source.values) != dict(values):
             raise ValueError("values is not allowed: a Given is deployed with the values it was read with")
         return source
     template = read_template(source)
-    children = built_children(template.data)
-    given = Given(template, dict(values), children, parameter_kinds(template.data, children))
+    data, children = template.data, built_children(template.data)
+    given = Given(template, dict(values), children, parameter_kinds(data, children), decided_rules(data, values))
     problems = _value_checks(given, values)
     if problems:
         raise DeployError("; ".join(problems))
+    # The parameters these Rules do not read may be unknown yet (kept from the stack): set, for the evaluator.
+    unread = [n for n, spec in data.get("Parameters", {}).items() if n not in values and "Default" not in spec]
+    _judge_rules(data, {**dict.fromkeys(unread, FILLED), **values}, given.decided)
     return given
 
 
+def decided_rules(template: Mapping[str, Any], values: Mapping[str, str]) -> frozenset[str]:
+    """The Rules values (those given) decide alone: every parameter a Rule reads (rules.parameters_read) is
+    given, and none is a prefix list given empty (the deploy may fill it in: prefix_lists_to_fill)."""
+    fillable = {n for n, v in values.items() if n.endswith(_PREFIX_LIST) and not v}
+    rules: Mapping[str, Mapping[str, Any]] = template.get("Rules", {})
+    return frozenset(n for n, rule in rules.items() if parameters_read(rule) <= set(values) - fillable)
+
+
+def _judge_rules(template: Mapping[str, Any], values: Mapping[str, str], names: Collection[str]) -> None:
+    """The Rules named (each judged once: read_given judges those the values given decide, validate the
+    rest), over values: DeployError with their failures, in the template's order. None named, none judged."""
+    rules = {n: rule for n, rule in template.get("Rules", {}).items() if n in names}
+    failures = failed_assertions({**template, "Rules": rules}, values) if rules else []
+    if failures:
+        raise DeployError("the template's Rules refuse these values: " + "; ".join(failures))
+
+
 def check_given(template: Mapping[str, Any], given: Mapping[str, str]) -> None:
-    """read_given for a template already read: the values given, each on its own."""
+    """read_given for a template already read: the values given, each on its own, and the Rules they decide."""
     read_given(template, given)
 
 
@@ -266,32 +291,13 @@ def _value_checks(given: Given, values: Mapping[str, str]) -> list[str]:
     return problems + usage_problems(given.template.data, rest, given.kinds)
 
 
-def built_children(template: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The child template of each nested winworkers stack, by logical id, built from the config its
-    Metadata records (a config this version cannot build is left out: the child is checked when fetched)."""
-    from winworkers.build import build_template
-    from winworkers.config import WorkersConfig
-
-    children: dict[str, Mapping[str, Any]] = {}
-    for name, resource in template.get("Resources", {}).items():
-        metadata = resource.get("Metadata") if isinstance(resource, Mapping) else None
-        recorded = metadata.get("winworkers") if isinstance(metadata, Mapping) else None
-        config = recorded.get("config") if isinstance(recorded, Mapping) else None
-        if resource.get("Type") != "AWS::CloudFormation::Stack" or not isinstance(config, Mapping):
-            continue
-        try:
-            children[name] = build_template(WorkersConfig.from_mapping(config)).to_dict()
-        except ValueError:
-            continue
-    return children
-
-
 def validate(given: Given, values: Mapping[str, str], *, known: Mapping[str, str] | None = None) -> list[str]:
     """Step 2 of a deploy, validate once, when every value CloudFormation will see is known (values:
     given, kept from the stack, defaults): the values not given (read_given judged those) against their
-    constraints and their resources, each required input present, then the template's Rules, once, over
-    every value. Raise DeployError with what CloudFormation would refuse; return the prefix lists to
-    look up (prefix_lists_to_fill), which the Rules take as set.
+    constraints and their resources, each required input present, then the template's Rules that
+    read_given did not judge (those reading a value not given), once, over every value. Raise DeployError
+    with what CloudFormation would refuse; return the prefix lists to look up (prefix_lists_to_fill),
+    which the Rules take as set.
 
     known: those of values whose text is unknown here (NoEcho values kept from the stack), taken as set."""
     template = given.template.data
@@ -303,9 +309,8 @@ def validate(given: Given, values: Mapping[str, str], *, known: Mapping[str, str
     problems += missing_problems(template, [*values, *unread])
     if problems:
         raise DeployError("; ".join(problems))
-    failures = failed_assertions(template, {**checked, **dict.fromkeys(unread, FILLED)})
-    if failures:
-        raise DeployError("the template's Rules refuse these values: " + "; ".join(failures))
+    rest_of_rules = set(template.get("Rules", {})) - given.decided
+    _judge_rules(template, {**checked, **dict.fromkeys(unread, FILLED)}, rest_of_rules)
     return filled
 
 
