@@ -162,6 +162,8 @@ def user_data(
     data = template["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
     if "Fn::If" in data:
         data = data["Fn::If"][1 if warm else 2]
+    if "Fn::If" in data:  # Fn::If BakedImage, baked, aws-published: the same script, another config set
+        data = data["Fn::If"][2]
     text = data["Fn::Base64"]["Fn::Sub"]
     for name, value in (("AWS::StackName", stack_name), ("AWS::Region", region), ("AWS::URLSuffix", suffix)):
         text = text.replace("${" + name + "}", value)
