@@ -139,7 +139,12 @@ def test_each_document_fits_a_managed_policy(config: WorkersConfig, nested: bool
 def test_the_documents_are_deterministic() -> None:
     first = json.dumps(policy_documents(nested=True))
     assert first == json.dumps(policy_documents(nested=True))
-    assert list(policy_documents()) == ["WinDeployerFleet", "WinDeployerRoles", "WinDeployerServices", "WinDeployerImage"]
+    assert list(policy_documents()) == [
+        "WinDeployerFleet",
+        "WinDeployerRoles",
+        "WinDeployerServices",
+        "WinDeployerImage",
+    ]
 
 
 def _awacs_actions() -> dict[str, set[str]]:

@@ -252,3 +252,41 @@ def test_json_text_is_the_json_of_the_values() -> None:
     assert json.loads(text.replace("${V0}", "x")) == {"a": "x", "b": ["p", "q"], "c": {"d": "e"}}
     assert variables == {"V0": {"Ref": "X"}}
     assert REGION
+
+
+def test_the_baked_boot_skips_the_installs_and_keeps_the_rest(template: dict[str, Any]) -> None:
+    import base64
+
+    for pool in ("off", "stopped"):
+        resources = baked(template, WarmPool=pool)["Resources"]
+        init = resources["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
+        assert init["configSets"]["baked"] == ["harden", "bakedagent", "bakedservice"]
+        # No MSI and no artifact download; the agent's config and start, worker.json and install.ps1 stay.
+        assert "packages" not in init["bakedagent"] and "sources" not in init["bakedservice"]
+        assert init["bakedagent"]["commands"] == init["agent"]["commands"]
+        assert init["bakedservice"]["commands"] == init["service"]["commands"]
+        assert init["bakedservice"]["files"] == init["service"]["files"]
+        script = resources["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
+        assert "--configsets baked;" in script and "--configsets default" not in script
+        # The first image's id is in the config line: a new image is a new launch template version.
+        (line,) = [row for row in script.splitlines() if row.startswith("# winworkers ")]
+        assert "${WinFirstImage.ImageId}" in line
+    assert base64  # the scripts are checked as templated text, before base64
+
+
+def test_a_new_artifact_makes_a_new_image_and_one_refresh(template: dict[str, Any]) -> None:
+    """ImageRevision (with the artifact) replaces the component, the recipe and the first image; the
+    new image's id reaches the launch template's data (its config line): one new version, one refresh
+    through the refresh custom resource, launch before terminate as every refresh."""
+    from winworkers.deploy.changes import refresh_inputs
+    from winworkers.update_path import update_path
+
+    replaced, collisions = update_path(template)
+    assert replaced["WinImageRevision"] == {"WinWorkerComponent", "WinImageRecipe", "WinFirstImage"}
+    assert replaced["WinArtifactKey"] == {"WinImageRecipe", "WinFirstImage"}
+    assert collisions == []
+    inputs = refresh_inputs(template, replaced)
+    assert inputs["WinImageRevision"] == ("WinLaunchTemplate",)
+    assert "WinLaunchTemplate" in inputs["WinArtifactKey"]
+    # Fast Launch's snapshot count changes the distribution only: no refresh.
+    assert "WinFastLaunchSnapshots" not in inputs
