@@ -613,6 +613,9 @@ def main() -> int:
     lines += [f"| {name} | {count} |" for name, count in lambda_calls().items()]
     report = "\n".join(lines) + "\n\n" + scaling_section() + "\n" + modes_section(phases) + "\n" + first_file_section()
     report += COST_AND_LATENCY
+    import scaling_model as model
+
+    report = report.rstrip("\n") + "\n\n" + model.baked_section()
     print(report)
     args.out.write_text(report, encoding="utf-8")
     return 0

@@ -290,3 +290,17 @@ def test_a_new_artifact_makes_a_new_image_and_one_refresh(template: dict[str, An
     assert "WinLaunchTemplate" in inputs["WinArtifactKey"]
     # Fast Launch's snapshot count changes the distribution only: no refresh.
     assert "WinFastLaunchSnapshots" not in inputs
+
+
+def test_benchmarks_show_the_baked_cold_start_against_the_target() -> None:
+    import sys
+
+    sys.path.insert(0, str(TEMPLATES.parent / "scripts"))
+    from scaling_model import BAKED_TARGET_MINUTES, COLD_PHASES, FAST_LAUNCH_PHASES, baked_section
+
+    report = (TEMPLATES.parent / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert baked_section() in report, "BENCHMARKS.md is stale: run `make bench`"
+    # The same boot metrics, in the same order, as today's cold launch.
+    assert [p.name for p in FAST_LAUNCH_PHASES] == [p.name for p in COLD_PHASES]
+    fast = sum(p.minutes for p in FAST_LAUNCH_PHASES)
+    assert (fast <= BAKED_TARGET_MINUTES) == ("is **not** supported" not in baked_section())
