@@ -304,3 +304,20 @@ def test_benchmarks_show_the_baked_cold_start_against_the_target() -> None:
     assert [p.name for p in FAST_LAUNCH_PHASES] == [p.name for p in COLD_PHASES]
     fast = sum(p.minutes for p in FAST_LAUNCH_PHASES)
     assert (fast <= BAKED_TARGET_MINUTES) == ("is **not** supported" not in baked_section())
+
+
+def test_the_pre_check_refuses_a_new_artifact_without_a_new_revision(template: dict[str, Any]) -> None:
+    from winworkers.image import revision_problems
+    from winworkers.renderings import enabled_parameters
+
+    before = {**enabled_parameters(ImageSource="baked"), "WinImageRevision": "0"}
+    after = {**before, "WinArtifactKey": "windows/worker-2.zip"}
+    (problem,) = revision_problems(template, after, before)
+    assert problem.startswith("WinArtifactKey changed while WinImageRevision did not: raise WinImageRevision")
+    assert revision_problems(template, {**after, "WinImageRevision": "1"}, before) == []
+    # Nothing to refuse: aws-published before or after, a first deploy, or no input of the recipe changed.
+    published = {**before, "WinImageSource": "aws-published"}
+    assert revision_problems(template, after, published) == []
+    assert revision_problems(template, {**after, "WinImageSource": "aws-published"}, before) == []
+    assert revision_problems(template, after, {}) == []
+    assert revision_problems(template, {**before, "WinDrainSeconds": "600"}, before) == []

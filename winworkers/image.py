@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -426,3 +427,29 @@ def _lifecycle(template: Template, p: Params) -> LifecyclePolicy:
         ResourceSelection=ResourceSelection(TagMap=image_tags(p)),
         Condition=p.cond("BakedImage"),
     )
+
+
+def revision_problems(template: Mapping[str, Any], values: Mapping[str, str], previous: Mapping[str, str]) -> list[str]:
+    """The deploy's pre-check (winworkers.deploy.execute): for each image recipe of template that exists
+    before and after the update (its condition holds for both), the inputs it reads that change while
+    its revision (the ImageRevision its Version reads) does not. Image Builder refuses a second recipe
+    of the same name and version, so such an update would roll back after the network is built."""
+    from winworkers.deploy.changes import references, resources_holding
+
+    parameters = template.get("Parameters", {})
+    held = resources_holding(template, values) & resources_holding(template, {**values, **previous})
+    problems = []
+    for name, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::ImageBuilder::ImageRecipe" or name not in held or not previous:
+            continue
+        properties = resource.get("Properties", {})
+        revision = {n for n in references(properties.get("Version"), template) if n in parameters}
+        inputs = {n for n in references(properties, template) if n in parameters} - revision
+        changed = sorted(n for n in inputs if n in previous and previous[n] != values.get(n, previous[n]))
+        if changed and all(previous.get(r) == values.get(r, previous.get(r)) for r in revision):
+            raise_too = ", ".join(sorted(revision))
+            problems.append(
+                f"{', '.join(changed)} changed while {raise_too} did not: raise {raise_too} with it "
+                "(Image Builder recipes are immutable versions; docs/baked-image.md)"
+            )
+    return problems
