@@ -4,18 +4,18 @@ given parameter values (tests/resolved.py)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from resolved import REGION, digest, resolve
 
+from conftest import ROOT
 from winworkers.build import build_template
 from winworkers.config import WorkersConfig
 from winworkers.image import IMAGE_BUILDER_OBJECTS, START_CONDITION, document_version, json_text
 from winworkers.network import ENDPOINTS
 
-TEMPLATES = Path(__file__).parent.parent / "templates"
+TEMPLATES = ROOT / "templates"
 NEW_PARAMETERS = ("WinImageSource", "WinFastLaunchSnapshots", "WinImageRevision", "WinBuildVolumeSize")
 ON = {"EnableWinTaskScriptService": "true"}
 BUILD_SERVICES = [row.service for row in ENDPOINTS if row.for_build]
@@ -295,10 +295,10 @@ def test_a_new_artifact_makes_a_new_image_and_one_refresh(template: dict[str, An
 def test_benchmarks_show_the_baked_cold_start_against_the_target() -> None:
     import sys
 
-    sys.path.insert(0, str(TEMPLATES.parent / "scripts"))
+    sys.path.insert(0, str(ROOT / "scripts"))
     from scaling_model import BAKED_TARGET_MINUTES, COLD_PHASES, FAST_LAUNCH_PHASES, baked_section
 
-    report = (TEMPLATES.parent / "BENCHMARKS.md").read_text(encoding="utf-8")
+    report = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
     assert baked_section() in report, "BENCHMARKS.md is stale: run `make bench`"
     # The same boot metrics, in the same order, as today's cold launch.
     assert [p.name for p in FAST_LAUNCH_PHASES] == [p.name for p in COLD_PHASES]
