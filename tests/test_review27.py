@@ -1,0 +1,112 @@
+"""Review of issue 27 (the wake, job records, queue-wait alarm, dashboard, first-file model).
+
+Each test here fails on the reviewed code and names what breaks in production. They assert on
+the rendered template (Conditions evaluated, intrinsics resolved) or on the files the change
+ships, against AWS's documented behaviour (sources in each docstring).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from conftest import Rendered, props, resources_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _mentions(value: Any, logical_id: str) -> bool:
+    """True when ``value`` (a raw template fragment) refers to ``logical_id`` by Ref or GetAtt."""
+    text = json.dumps(value)
+    return f'{{"Ref": "{logical_id}"}}' in text or f'"Fn::GetAtt": ["{logical_id}"' in text
+
+
+def _cloudwatch_verdicts(values: list[float | None], threshold: float, alarm: dict[str, Any]) -> list[bool]:
+    """The alarm's state (True: ALARM) after each period, per CloudWatch's documented evaluation:
+    the last EvaluationPeriods periods, DatapointsToAlarm of them breaching (default: all); a
+    missing period is good with notBreaching, bad with breaching; with missing or ignore
+    CloudWatch looks further back for datapoints, so only the present ones count
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html,
+    "Configuring how CloudWatch alarms treat missing data")."""
+    n = int(alarm["EvaluationPeriods"])
+    m = int(alarm.get("DatapointsToAlarm", n))
+    treat = alarm.get("TreatMissingData", "missing")
+    above = alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    verdicts = []
+    for end in range(1, len(values) + 1):
+        seen = values[:end]
+        if treat in ("missing", "ignore"):
+            window = [v for v in seen if v is not None][-n:]
+            bad = [v is not None and (v > threshold if above else v < threshold) for v in window]
+        else:
+            window = seen[-n:]
+            bad = [(treat == "breaching") if v is None else (v > threshold if above else v < threshold) for v in window]
+        verdicts.append(sum(bad) >= m)
+    return verdicts
+
+
+def test_a_fleet_finishing_a_job_every_ten_minutes_that_waited_too_long_is_paged(enabled: Rendered) -> None:
+    """Finding: QueueWaitAlarm (p95, 300 s, 3 of 3, TreatMissingData notBreaching) cannot fire
+    for a fleet that records fewer than one job per 5 minutes. Records exist only for jobs that
+    ended; a period with none is "good" (notBreaching), so 3 breaching periods in a row never
+    happen when jobs end every 10 minutes, however long each waited: exactly the sparse
+    "first file after an idle night" traffic the alarm is for. Here every job waited 25 minutes
+    (1,500 s > the default 1,200 s) for two hours, and the alarm never leaves OK."""
+    alarm = props(enabled, "WinQueueWaitAlarm")
+    threshold = float(alarm["Threshold"])
+    waited = threshold + 300
+    # One record every 10 minutes = one datapoint in every other 5-minute period, for 2 hours.
+    series: list[float | None] = [waited if n % 2 == 0 else None for n in range(24)]
+    assert any(_cloudwatch_verdicts(series, threshold, alarm)), (
+        f"{alarm['EvaluationPeriods']} of {alarm['EvaluationPeriods']} periods with "
+        f"TreatMissingData={alarm['TreatMissingData']}: jobs that each waited {waited:.0f} s never page"
+    )
+
+
+def test_a_failing_wake_pages_the_operator(feature: dict[str, Any]) -> None:
+    """Finding: nothing alarms on the wake's failures. Its errors (AccessDenied on another
+    account's queue whose policy does not yet name the wake's role, ResourceContention,
+    ScalingActivityInProgress) are retried by Lambda's asynchronous invocation and then land in
+    WinRefreshDeadLetters, which nothing watches; the fleet silently falls back to the alarm
+    path (minutes slower) while the refresh function has its errors alarm (WinRefreshErrorsAlarm).
+    Lambda publishes Errors per FunctionName
+    (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html;
+    async retries and the dead-letter queue:
+    https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html)."""
+    alarms = {n: r for n, r in feature["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert any(_mentions(r["Properties"], "WinRefreshFunction") for r in alarms.values())  # the refresh has one
+    watching = [n for n, r in alarms.items() if _mentions(r["Properties"], "WinWakeFunction")]
+    assert watching, "no CloudWatch alarm watches WinWakeFunction's Errors"
+
+
+def test_the_wake_role_arn_is_handed_back_for_another_account_s_queue_policy(enabled: Rendered) -> None:
+    """Finding: docs/wake.md says a queue in another account must allow the wake's role
+    sqs:GetQueueAttributes in its queue policy, as it allows the instance role. The instance
+    role's ARN is an output (WinInstanceRoleArn) for that policy; the wake role has no fixed name
+    and no output, so the platform cannot write the policy from the stack's outputs and the wake
+    fails with AccessDenied on every call (cross-account access needs both the identity policy
+    and the resource policy:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html)."""
+    outputs = enabled["Outputs"]
+    assert any("WinInstanceRole" in json.dumps(o["Value"]) for o in outputs.values())  # the instance role's is
+    assert "RoleName" not in props(enabled, "WinWakeRole")
+    assert any("WinWakeRole" in json.dumps(o["Value"]) for o in outputs.values()), (
+        "no output names the wake role's ARN: " + ", ".join(sorted(outputs))
+    )
+
+
+def test_the_idle_cost_counts_every_alarm_and_the_dashboard(enabled: Rendered) -> None:
+    """Finding: BENCHMARKS.md's idle cost still says "9 CloudWatch alarms (... 6 operator ...)";
+    the change added WinQueueWaitAlarm (10 with target tracking's 2) and WinDashboard, which
+    CloudWatch bills at $3 per dashboard per month beyond the account's free three
+    (https://aws.amazon.com/cloudwatch/pricing/), and neither is in the table."""
+    text = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    idle = text[text.index("**Idle cost") :]
+    idle = idle[: idle.index("\n\n", idle.index("| Item"))]
+    (stated,) = re.findall(r"\| (\d+) CloudWatch alarms", idle)
+    ours = len(resources_of(enabled, "AWS::CloudWatch::Alarm"))
+    assert "WinQueueWaitAlarm" in resources_of(enabled, "AWS::CloudWatch::Alarm")
+    assert int(stated) == ours + 2, f"the table says {stated} alarms; the stack has {ours} + target tracking's 2"
+    assert "dashboard" in idle.lower(), "the idle cost table has no line for WinDashboard"
