@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from test_wake import World, world  # noqa: F401  (the wake's moto fixture)
+
 from conftest import Rendered, props, resources_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,3 +132,25 @@ def test_the_wake_paths_count_auto_scaling_s_activity_start_as_the_alarm_path_do
                 assert any(lag.low >= step.low and "activity" in lag.name.lower() for lag in lags), (
                     f"{mode}, {path}: no step from the desired capacity to Auto Scaling's activity"
                 )
+
+
+def test_a_raise_by_another_actor_between_describe_and_set_is_never_undone(world: World) -> None:  # noqa: F811
+    """Finding (low; register row 217 accepts it): the wake reads DesiredCapacity, then sets its
+    own target unconditionally. If target tracking, the start policy or a second wake call (the
+    platform's plus the schedule's, both asynchronous and unreserved) raises the capacity in
+    between, the wake lowers it, and "a value lower than the group's size scales in through
+    the termination policy" (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetDesiredCapacity.html):
+    workers just launched are terminated or drained. The issue asks that it never lowers the
+    capacity. A ChangeInCapacity adjustment (ExecutePolicy on a step policy) can overshoot but
+    never lowers."""
+    world.send(2)
+    other = world.clients["autoscaling"]
+
+    def target_tracking_raises(**_: Any) -> None:
+        other.set_desired_capacity(AutoScalingGroupName="stack-WinWorkers", DesiredCapacity=4)
+
+    world.clients["wake-autoscaling"].meta.events.register(
+        "after-call.*.DescribeAutoScalingGroups", target_tracking_raises
+    )
+    world.wake()
+    assert world.desired() >= 4, f"the wake lowered the capacity another actor had raised to 4: {world.desired()}"
