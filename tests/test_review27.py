@@ -36,15 +36,15 @@ def _cloudwatch_verdicts(values: list[float | None], threshold: float, alarm: di
     m = int(alarm.get("DatapointsToAlarm", n))
     treat = alarm.get("TreatMissingData", "missing")
     above = alarm["ComparisonOperator"] == "GreaterThanThreshold"
-    verdicts = []
+    verdicts: list[bool] = []
     for end in range(1, len(values) + 1):
         seen = values[:end]
         if treat in ("missing", "ignore"):
-            window = [v for v in seen if v is not None][-n:]
-            bad = [v is not None and (v > threshold if above else v < threshold) for v in window]
+            present: list[float | None] = [v for v in seen if v is not None]
+            window = present[-n:]
         else:
             window = seen[-n:]
-            bad = [(treat == "breaching") if v is None else (v > threshold if above else v < threshold) for v in window]
+        bad = [(treat == "breaching") if v is None else (v > threshold if above else v < threshold) for v in window]
         verdicts.append(sum(bad) >= m)
     return verdicts
 
