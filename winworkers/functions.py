@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from troposphere import GetAtt, Ref, Template
+from troposphere import GetAtt, NoValue, Ref, Template
 from troposphere.awslambda import Code, DeadLetterConfig, Environment, Function, LoggingConfig, Permission
 from troposphere.events import Rule, Target
 from troposphere.iam import Role
@@ -47,7 +47,7 @@ def add_function(
     role: Role,
     variables: dict[str, Any],
     logs: LogGroup,
-    dead_letters: Queue,
+    dead_letters: Queue | None,
     timeout: int,
     outside_the_vpc: str,
     unreserved: str,
@@ -72,8 +72,11 @@ def add_function(
             MemorySize=256,
             Environment=Environment(Variables=variables),
             LoggingConfig=LoggingConfig(LogGroup=Ref(logs)),
-            # EventBridge and SNS invoke asynchronously: after Lambda's retries, the event lands here.
-            DeadLetterConfig=DeadLetterConfig(TargetArn=GetAtt(dead_letters, "Arn")),
+            # EventBridge and SNS invoke asynchronously: after Lambda's retries, the event lands here
+            # (None: the caller discards it, and says why).
+            DeadLetterConfig=NoValue
+            if dead_letters is None
+            else DeadLetterConfig(TargetArn=GetAtt(dead_letters, "Arn")),
         )
     )
     skip_checkov(function, "CKV_AWS_117", outside_the_vpc)
