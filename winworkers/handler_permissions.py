@@ -237,6 +237,12 @@ HANDLER_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "iam:UpdateRole",
         "iam:UpdateRoleDescription",
     ),
+    "AWS::Lambda::EventInvokeConfig": (
+        "lambda:DeleteFunctionEventInvokeConfig",
+        "lambda:GetFunctionEventInvokeConfig",
+        "lambda:PutFunctionEventInvokeConfig",
+        "lambda:UpdateFunctionEventInvokeConfig",
+    ),
     "AWS::Lambda::Function": (
         "ec2:DescribeNetworkInterfaces",
         "ec2:DescribeSecurityGroups",
