@@ -1,6 +1,6 @@
 """The feature's Lambda functions, configured one way: inline code from a module
 embedded as it is (but for a definition it shares, inlined), arm64, Python 3.13, logs to a group the stack owns, failed
-asynchronous events dead-lettered, and the checkov checks they skip, with why."""
+asynchronous events dead-lettered (unless the caller says why not), and the checkov checks they skip, with why."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from troposphere import GetAtt, NoValue, Ref, Template
+from troposphere import GetAtt, Ref, Template
 from troposphere.awslambda import Code, DeadLetterConfig, Environment, Function, LoggingConfig, Permission
 from troposphere.events import Rule, Target
 from troposphere.iam import Role
@@ -73,10 +73,12 @@ def add_function(
             Environment=Environment(Variables=variables),
             LoggingConfig=LoggingConfig(LogGroup=Ref(logs)),
             # EventBridge and SNS invoke asynchronously: after Lambda's retries, the event lands here
-            # (None: the caller discards it, and says why).
-            DeadLetterConfig=NoValue
-            if dead_letters is None
-            else DeadLetterConfig(TargetArn=GetAtt(dead_letters, "Arn")),
+            # (None: none; the caller discards failed events, and says why).
+            **(
+                {}
+                if dead_letters is None
+                else {"DeadLetterConfig": DeadLetterConfig(TargetArn=GetAtt(dead_letters, "Arn"))}
+            ),
         )
     )
     skip_checkov(function, "CKV_AWS_117", outside_the_vpc)
