@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from test_wake import World, world  # noqa: F401  (the wake's moto fixture)
 
 from conftest import Rendered, props, resources_of

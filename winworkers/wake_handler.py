@@ -13,8 +13,9 @@ no cooldown delays a start from idle). It never lowers it: scale-in stays with t
 target tracking policy and the drain. A second call finds the capacity already there and
 makes no change. It reads the group again right before it sets, and sets nothing if the
 capacity is already there: SetDesiredCapacity has no condition, so a raise by another actor
-between that read and the set can still be lowered (register row 217). With a warm pool, Auto Scaling takes the raised capacity from the pool
-first (register row 218). Env: QUEUE_URL, GROUP_NAME, BACKLOG_PER_WORKER.
+between that read and the set can still be lowered (register row 217). With a warm pool,
+Auto Scaling takes the raised capacity from the pool first (register row 218).
+Env: QUEUE_URL, GROUP_NAME, BACKLOG_PER_WORKER.
 """
 
 import json
