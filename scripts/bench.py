@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from winworkers.jobs import FIGURES, OUTCOMES
 from winworkers.network import ENDPOINTS
 from winworkers.templates import FEATURE_BUDGET, INLINE_LIMIT, S3_LIMIT
 
@@ -42,6 +43,14 @@ DNS_DOMAINS = sum(
     for resource in json.loads((ROOT / "templates" / "winworkers.json").read_text())["Resources"].values()
     if resource["Type"] == "AWS::Route53Resolver::FirewallDomainList"
 )
+# The default feature's alarms and dashboards, read from the template: every one of them exists
+# enabled in the isolated VPC the idle cost assumes (tests/test_review27.py renders it to check).
+_FEATURE = json.loads((ROOT / "templates" / "winworkers.json").read_text())["Resources"]
+ALARMS = sorted(n.removeprefix("Win") for n, r in _FEATURE.items() if r["Type"] == "AWS::CloudWatch::Alarm")
+DASHBOARDS = sum(1 for r in _FEATURE.values() if r["Type"] == "AWS::CloudWatch::Dashboard")
+TARGET_TRACKING_ALARMS = 2  # BacklogPolicy's high and low alarms, which Auto Scaling creates
+# A job record's metrics (winworkers.jobs): the timings by group, Jobs by group and outcome.
+JOB_METRICS = len(FIGURES) + len(OUTCOMES)
 # PrivateLink: $0.01 per interface endpoint per AZ-hour (us-east-1), 730 hours a month.
 ENDPOINT_MONTH = {azs: INTERFACE_ENDPOINTS * azs * 0.01 * 730 for azs in (1, 2, 3)}
 
@@ -58,12 +67,15 @@ and date); nothing here is measured.
 | {INTERFACE_ENDPOINTS} interface endpoints x 2 AZs x $0.01/h x 730 h | ≈ ${ENDPOINT_MONTH[2]:.2f} | [PrivateLink pricing](https://aws.amazon.com/privatelink/pricing/) |
 | The same with `EndpointAzs` `one`: {INTERFACE_ENDPOINTS} x 1 AZ (any `AzCount`; the workers keep every AZ, and lose the AWS APIs while that AZ is down) | ≈ ${ENDPOINT_MONTH[1]:.2f} | same page |
 | S3 gateway endpoint | $0 | same page |
-| 9 CloudWatch alarms (the start alarm, the 2 that target tracking creates, 6 operator: no workers, disk, slow boots, blocked DNS, refresh errors, refresh failed; alarms on metric math are billed per metric) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
+| {len(ALARMS) + TARGET_TRACKING_ALARMS} CloudWatch alarms (the stack's {len(ALARMS)}: {", ".join(ALARMS)}; and the {TARGET_TRACKING_ALARMS} that target tracking creates; alarms on metric math are billed per metric) | ≈ $1-2 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
+| {DASHBOARDS} CloudWatch dashboard (`WinDashboard`) | $0 within the account's 3 free dashboards, else ${3 * DASHBOARDS:.2f} | same page |
+| {JOB_METRICS} job-record metrics (custom metrics from the workers' embedded-metric records, billed by the hour they receive data: nothing while no job ends) | $0 idle, ≤ ${JOB_METRICS * 0.30:.2f} in a month of jobs | same page |
 | 6 boot-timing metrics (custom metrics, billed by the hour they receive data: nothing while no worker boots) | $0 idle, ≤ $1.80 in a month of boots | same page |
 | VPC flow logs of an idle VPC, log storage | cents | same page |
 | DNS Firewall: {DNS_DOMAINS} listed domains x $0.0009; no worker, no query | ≈ ${DNS_DOMAINS * 0.0009:.2f} | [Route 53 pricing](https://aws.amazon.com/route53/pricing/) |
 | The blocked-query metric (metric filter) | $0.30 | [CloudWatch pricing](https://aws.amazon.com/cloudwatch/pricing/) |
 | Refresh Lambda, weekly, seconds each | free tier | [Lambda pricing](https://aws.amazon.com/lambda/pricing/) |
+| Wake Lambda, every minute while `WakeEveryMinute` is `true`: {24 * 60:,} short runs a day | free tier | same page |
 | Boot evidence Lambda: idle costs nothing; each terminating worker, a run of seconds and up to ~0.2 MB of console and screenshot into the host log group ($0.50/GB ingested) | free tier, cents | same pages |
 
 **Per running worker, DNS** (isolated VPC): DNS Firewall $0.60 per million

@@ -134,5 +134,7 @@ def test_an_evidence_write_that_fails_is_retried_twice_then_dead_lettered(
 ) -> None:
     # docs/operations.md "Troubleshooting a failed boot": retried twice by Lambda, then dead-lettered. Twice is
     # Lambda's asynchronous default (register row 98), so nothing in the template may change it.
-    assert "AWS::Lambda::EventInvokeConfig" not in {r["Type"] for r in feature["Resources"].values()}
+    # (The wake's EventInvokeConfig, WinWakeRetries, names the wake function alone.)
+    configs = [r for r in feature["Resources"].values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert all(c["Properties"]["FunctionName"] == {"Ref": "WinWakeFunction"} for c in configs)
     assert props(enabled, "WinEvidenceFunction")["DeadLetterConfig"]["TargetArn"] == "WinRefreshDeadLetters.Arn"

@@ -30,16 +30,16 @@ BEFORE = {
         "parent-inline.json",
         "existing-subnets",
         "off",
-    ): "e13cc0412f3801d4bd57b7a99108d7ee5a77302c3369dfcaead22f7f2872433b",
-    ("parent-inline.json", "isolated-vpc", "off"): "0040c0b8bfe76feac7e9da7b9684d9efd0d956b20a13549fef9dfffa34c23dbb",
-    ("winworkers.json", "existing-subnets", "off"): "62a74435472759629f748c94e6bff6a33296d5971d6bfb8fb3e704681af0f2dc",
+    ): "30ee1bc17cd89692e87e1f6db4a770879d71eaca5752bc326f184440a9be4e7a",
+    ("parent-inline.json", "isolated-vpc", "off"): "9a30ea298f59f61f1354fa2311a2db47eadb2bcfeffef5d167d60d9e2ad5b1f5",
+    ("winworkers.json", "existing-subnets", "off"): "4b2fb4d392248093c43a40df15cdf9921df7a5ad57839674e0f9d2f1e889b043",
     (
         "winworkers.json",
         "existing-subnets",
         "stopped",
-    ): "857dc72af160a33e7f2ebf8bcd991bf249ef41d75bdf22fd8da3d296464a2694",
-    ("winworkers.json", "isolated-vpc", "off"): "38380d7a09a326fbd7685ca3e42d9b41e8129288c74343c892293e4d2c740800",
-    ("winworkers.json", "isolated-vpc", "stopped"): "ff6d15596015eb95c488225b351faeeb4e2eab845feb49515a6a2071c79f01d7",
+    ): "a8fdb3c138daa5b03336c05702988155a3a182bea9cfb65cdc7d2565546cab33",
+    ("winworkers.json", "isolated-vpc", "off"): "93d16cbe4436ce290c244dfad8f8818c9c70a3c1e2002685d0b2c36a506d3139",
+    ("winworkers.json", "isolated-vpc", "stopped"): "83cf53ad9fb7e5ef1fcf5830e3f10d057b0fcbfc04ff2e263f43dd24f4c30b07",
 }
 
 

@@ -228,3 +228,15 @@ def test_the_wake_and_job_metrics_update_in_place_and_refresh_nothing(feature: d
     for name in ("WinLaunchTemplate", "WinFleetRefresh"):
         assert not (new | {"WinBacklogPerWorker"}) & _names(resources[name], conditions), name
     assert "/properties/MetricsCollection" not in _schema("AWS::AutoScaling::AutoScalingGroup")["createOnlyProperties"]
+    # The review of issue 27, on a stack of the version before it: it adds WinWakeRetries (the wake's
+    # EventInvokeConfig), WinWakeErrorsAlarm and the output WinWakeRoleArn; it removes the wake's
+    # DeadLetterConfig and its role's sqs:SendMessage, and adds the queue-wait alarm's
+    # DatapointsToAlarm, all updated in place (none create-only); nothing else changes.
+    assert resources["WinWakeRetries"]["Type"] == "AWS::Lambda::EventInvokeConfig"
+    assert resources["WinWakeErrorsAlarm"]["Type"] == "AWS::CloudWatch::Alarm"
+    assert "WinWakeRoleArn" in feature["Outputs"]
+    assert "DeadLetterConfig" not in resources["WinWakeFunction"]["Properties"]
+    assert "/properties/DeadLetterConfig" not in _schema("AWS::Lambda::Function")["createOnlyProperties"]
+    assert "/properties/Policies" not in _schema("AWS::IAM::Role")["createOnlyProperties"]
+    assert resources["WinQueueWaitAlarm"]["Properties"]["DatapointsToAlarm"] == 2
+    assert "/properties/DatapointsToAlarm" not in _schema("AWS::CloudWatch::Alarm")["createOnlyProperties"]

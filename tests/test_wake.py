@@ -109,8 +109,33 @@ def test_a_backlog_raises_the_capacity_to_what_it_needs(world: World) -> None:
     world.send(5)
     out = world.wake(per_worker=2)
     assert (out["result"], out["needed"], out["raised_to"]) == ("raised", 3, 3)  # ceil(5 / 2)
-    assert world.calls == ["GetQueueAttributes", "DescribeAutoScalingGroups", "SetDesiredCapacity"]
+    # The group is read again right before the set (register row 217): SetDesiredCapacity has no condition.
+    assert world.calls == [
+        "GetQueueAttributes",
+        "DescribeAutoScalingGroups",
+        "DescribeAutoScalingGroups",
+        "SetDesiredCapacity",
+    ]
     assert world.desired() == 3
+
+
+def test_a_raise_seen_by_the_second_read_is_left_alone(world: World) -> None:
+    # Another actor raises the capacity after the wake's first read: the read right before the
+    # set sees it, and the wake sends no SetDesiredCapacity that would lower it.
+    world.send(2)
+    reads: list[int] = []
+
+    def another_actor_raises(**_: Any) -> None:
+        reads.append(1)
+        if len(reads) == 1:
+            world.clients["autoscaling"].set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=4)
+
+    world.clients["wake-autoscaling"].meta.events.register(
+        "after-call.*.DescribeAutoScalingGroups", another_actor_raises
+    )
+    out = world.wake()
+    assert (out["result"], out["desired"], len(reads)) == ("enough", 4, 2)
+    assert "SetDesiredCapacity" not in world.calls and world.desired() == 4
 
 
 def test_in_flight_messages_count_as_the_target_tracking_backlog_does(world: World) -> None:
@@ -199,9 +224,22 @@ def test_the_role_may_read_this_queue_and_set_this_group_only(enabled: Rendered)
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "logs:DescribeLogStreams",
-        "sqs:SendMessage",
     }
-    assert by_action["sqs:SendMessage"]["Resource"] != by_action["sqs:GetQueueAttributes"]["Resource"]
+
+
+def test_a_failed_call_is_neither_retried_nor_dead_lettered_and_pages(enabled: Rendered) -> None:
+    # A failing wake (every minute with the schedule) would put up to 1,440 events a day into the
+    # refresh's dead-letter queue: Lambda does not retry it (the schedule calls again), keeps no
+    # dead letter, and the errors alarm pages instead (register row 240).
+    assert "DeadLetterConfig" not in props(enabled, "WinWakeFunction")
+    (config,) = resources_of(enabled, "AWS::Lambda::EventInvokeConfig").values()
+    assert config["Properties"]["FunctionName"] == "WinWakeFunction"  # its Ref, as rendered
+    assert (config["Properties"]["Qualifier"], config["Properties"]["MaximumRetryAttempts"]) == ("$LATEST", 0)
+    assert "DestinationConfig" not in config["Properties"]
+    alarm = props(enabled, "WinWakeErrorsAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+    assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["Period"]) == (0, "GreaterThanThreshold", 300)
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": "WinWakeFunction"}]
 
 
 def test_the_schedule_runs_every_minute_and_goes_with_its_switch(feature_template: dict[str, Any]) -> None:

@@ -40,7 +40,7 @@ from winworkers.parameters import (
 )
 from winworkers.refresh import add_refresh
 from winworkers.rules import condition_named, is_list_type, walk
-from winworkers.wake import add_wake
+from winworkers.wake import add_wake, add_wake_errors_alarm
 
 DESCRIPTION = "Windows Workers (winworkers): an isolated, self-patching Windows fleet nobody can log in to"
 METADATA_KEY = "winworkers"
@@ -133,11 +133,12 @@ def _build(template: Template, config: WorkersConfig, wired: dict[str, Any] | No
     fleet = add_fleet(template, p, network, role, profile, logs, baked.parameter, baked.first_image)
     refresh = add_refresh(template, p, fleet)
     add_boot_evidence(template, p, fleet.group, logs, refresh.dead_letters)
-    wake = add_wake(template, p, logs, refresh.dead_letters)
+    wake = add_wake(template, p, logs)
     add_dashboard(template, p, wake.function)
     if config.include_alarms:
         add_alarms(template, p, Ref(fleet.group), refresh.function, refresh.refresh_failed_rule)
         add_queue_wait_alarm(template, p)
+        add_wake_errors_alarm(template, p, wake.function)
     _add_outputs(template, p, fleet.group, role, logs, refresh.function)
     _condition_everything(template, p)
     return Feature(

@@ -1,6 +1,6 @@
 """The feature's Lambda functions, configured one way: inline code from a module
 embedded as it is (but for a definition it shares, inlined), arm64, Python 3.13, logs to a group the stack owns, failed
-asynchronous events dead-lettered, and the checkov checks they skip, with why."""
+asynchronous events dead-lettered (unless the caller says why not), and the checkov checks they skip, with why."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def add_function(
     role: Role,
     variables: dict[str, Any],
     logs: LogGroup,
-    dead_letters: Queue,
+    dead_letters: Queue | None,
     timeout: int,
     outside_the_vpc: str,
     unreserved: str,
@@ -72,8 +72,13 @@ def add_function(
             MemorySize=256,
             Environment=Environment(Variables=variables),
             LoggingConfig=LoggingConfig(LogGroup=Ref(logs)),
-            # EventBridge and SNS invoke asynchronously: after Lambda's retries, the event lands here.
-            DeadLetterConfig=DeadLetterConfig(TargetArn=GetAtt(dead_letters, "Arn")),
+            # EventBridge and SNS invoke asynchronously: after Lambda's retries, the event lands here
+            # (None: none; the caller discards failed events, and says why).
+            **(
+                {}
+                if dead_letters is None
+                else {"DeadLetterConfig": DeadLetterConfig(TargetArn=GetAtt(dead_letters, "Arn"))}
+            ),
         )
     )
     skip_checkov(function, "CKV_AWS_117", outside_the_vpc)

@@ -341,6 +341,12 @@ HANDLER_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "imagebuilder:UntagResource",
         "imagebuilder:UpdateLifecyclePolicy",
     ),
+    "AWS::Lambda::EventInvokeConfig": (
+        "lambda:DeleteFunctionEventInvokeConfig",
+        "lambda:GetFunctionEventInvokeConfig",
+        "lambda:PutFunctionEventInvokeConfig",
+        "lambda:UpdateFunctionEventInvokeConfig",
+    ),
     "AWS::Lambda::Function": (
         "ec2:DescribeNetworkInterfaces",
         "ec2:DescribeSecurityGroups",

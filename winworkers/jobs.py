@@ -39,11 +39,16 @@ Spot signal that it could not outlast)."""
 FIGURES = (QUEUE_WAIT, FIRST_JOB, JOB_DURATION)
 QUEUE_WAIT_PERIOD = 300
 QUEUE_WAIT_PERIODS = 3
+QUEUE_WAIT_BREACHING = 2
+"""M of N: a record exists only for a job that ended, so sparse traffic (a job ending every
+10 minutes) leaves every other period empty, and an empty period is good (notBreaching): N
+of N would never page it. 2 of 3 pages a slow job in every other period, not one slow job
+alone (AWS recommends M of N for embedded metrics; register row 239)."""
 
 
 def add_queue_wait_alarm(template: Template, p: Params) -> Alarm:
-    """Pages when the P95 of jobs' time in the queue stays above QueueWaitAlarmSeconds for
-    QUEUE_WAIT_PERIODS periods; no job, no data, no page. The records count milliseconds: the
+    """Pages when the P95 of jobs' time in the queue is above QueueWaitAlarmSeconds in
+    QUEUE_WAIT_BREACHING of QUEUE_WAIT_PERIODS periods; no job, no data, no page. The records count milliseconds: the
     alarm compares their P95 in seconds (metric math), so the parameter reads as it pages."""
     waited = MetricDataQuery(
         Id="waited",
@@ -65,6 +70,7 @@ def add_queue_wait_alarm(template: Template, p: Params) -> Alarm:
             AlarmActions=If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue),
             Metrics=[waited, MetricDataQuery(Id="seconds", Expression="waited / 1000", ReturnData=True)],
             EvaluationPeriods=QUEUE_WAIT_PERIODS,
+            DatapointsToAlarm=QUEUE_WAIT_BREACHING,
             Threshold=p["QueueWaitAlarmSeconds"],
             ComparisonOperator="GreaterThanThreshold",
             TreatMissingData="notBreaching",

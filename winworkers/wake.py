@@ -20,7 +20,12 @@ undone by target tracking, which acts again only when its own alarms fire (regis
 218); the start alarm's +1 may still add one worker a few minutes later when it
 finds none in service yet, which target tracking then removes. The function runs outside
 the VPC in both network modes (it calls SQS and Auto Scaling, never the workers), and its
-role may read this queue's attributes and set this group's capacity, nothing else.
+role may read this queue's attributes and set this group's capacity, nothing else; its ARN
+is an output (WakeRoleArn) for the policy of a queue in another account.
+
+A failed call is not retried by Lambda and goes to no dead-letter queue (WakeRetries: the
+schedule calls again within a minute, and 1,440 failures a day would bury the refresh's
+dead letters); WakeErrorsAlarm pages AlarmTopicArn instead (register row 240).
 """
 
 from __future__ import annotations
@@ -30,22 +35,26 @@ from pathlib import Path
 
 from awacs import autoscaling, sqs
 from awacs.aws import Allow, Statement
-from troposphere import And, Condition, Equals, GetAtt, Output, Ref, Select, Split, Sub, Template
-from troposphere.awslambda import Function, Permission
+from troposphere import And, Condition, Equals, GetAtt, If, NoValue, Output, Ref, Select, Split, Sub, Template
+from troposphere.awslambda import EventInvokeConfig, Function, Permission
+from troposphere.cloudwatch import Alarm, MetricDimension
 from troposphere.events import Rule, Target
-from troposphere.sqs import Queue
+from troposphere.iam import Role
 
 from winworkers import iam
 from winworkers.bootstrap import group_arn, group_name
 from winworkers.functions import add_function
 from winworkers.observability import WorkerLogs, grant_write
 from winworkers.parameters import Params
-from winworkers.suppress import skip_cfn_lint
+from winworkers.suppress import skip_cfn_lint, skip_checkov
 
 SOURCE = Path(__file__).with_name("wake_handler.py")
 SCHEDULE = "rate(1 minute)"
 EVERY_MINUTE = "WakeEveryMinute"
 OUTPUT = "WakeFunctionArn"
+ROLE_OUTPUT = "WakeRoleArn"
+ERRORS_PERIOD = 300
+"""The errors alarm's period: a wake that fails every call pages within about 5 minutes."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class Wake:
 
     function: Function
     schedule: Rule
+    role: Role
 
 
 def queue_url(p: Params) -> Sub:
@@ -77,19 +87,11 @@ def wake_statements(p: Params) -> list[Statement]:
     ]
 
 
-def add_wake(template: Template, p: Params, logs: WorkerLogs, dead_letters: Queue) -> Wake:
+def add_wake(template: Template, p: Params, logs: WorkerLogs) -> Wake:
     lid = p.config.logical_id
     template.add_condition(p.cond(EVERY_MINUTE), And(Condition(p.enabled), Equals(p[EVERY_MINUTE], "true")))
     role = iam.add_role(
-        template,
-        p,
-        "WakeRole",
-        "lambda.amazonaws.com",
-        [
-            *wake_statements(p),
-            grant_write((logs.host,)),
-            Statement(Effect=Allow, Action=[sqs.SendMessage], Resource=[GetAtt(dead_letters, "Arn")]),
-        ],
+        template, p, "WakeRole", "lambda.amazonaws.com", [*wake_statements(p), grant_write((logs.host,))]
     )
     # As the instance role's (iam.add_instance_profile): the queue ARN is the same input.
     skip_cfn_lint(role, "W1031", "Platform inputs are empty while disabled; a Rule requires them when on")
@@ -106,12 +108,17 @@ def add_wake(template: Template, p: Params, logs: WorkerLogs, dead_letters: Queu
             "BACKLOG_PER_WORKER": p["BacklogPerWorker"],
         },
         logs=logs.host,
-        dead_letters=dead_letters,
-        # One SQS call and two Auto Scaling calls, with retries.
+        dead_letters=None,
+        # One SQS call and three Auto Scaling calls (a read, a read again, a set), with retries.
         timeout=30,
         outside_the_vpc="Not in the VPC on purpose: it calls SQS and Auto Scaling, "
         "which the isolated VPC cannot reach, and it never talks to the workers",
         unreserved="Reserving concurrency fails in low-quota accounts; a call only ever raises capacity",
+    )
+    skip_checkov(function, "CKV_AWS_116", "A failed wake is not kept: the schedule calls again; WakeErrorsAlarm pages")
+    # No retry: a retry lands after the schedule's next call, and a failure is discarded, not dead-lettered.
+    template.add_resource(
+        EventInvokeConfig(lid("WakeRetries"), FunctionName=Ref(function), Qualifier="$LATEST", MaximumRetryAttempts=0)
     )
     schedule = template.add_resource(
         Rule(
@@ -133,4 +140,27 @@ def add_wake(template: Template, p: Params, logs: WorkerLogs, dead_letters: Queu
         )
     )
     template.add_output(Output(lid(OUTPUT), Value=GetAtt(function, "Arn"), Description="Wake Lambda ARN"))
-    return Wake(function=function, schedule=schedule)
+    # A queue in another account must allow this role in its queue policy.
+    template.add_output(Output(lid(ROLE_OUTPUT), Value=GetAtt(role, "Arn"), Description="Wake role ARN"))
+    return Wake(function=function, schedule=schedule, role=role)
+
+
+def add_wake_errors_alarm(template: Template, p: Params, function: Function) -> Alarm:
+    """Pages AlarmTopicArn when a wake call fails (Lambda's Errors, per function), as the
+    refresh's errors alarm does: the fleet then starts through the slower alarm path."""
+    return template.add_resource(
+        Alarm(
+            p.config.logical_id("WakeErrorsAlarm"),
+            AlarmDescription="The wake Lambda failed: the first worker waits for the start alarm",
+            AlarmActions=If(p.cond("HasAlarmTopic"), [p["AlarmTopicArn"]], NoValue),
+            Namespace="AWS/Lambda",
+            MetricName="Errors",
+            Statistic="Sum",
+            Dimensions=[MetricDimension(Name="FunctionName", Value=Ref(function))],
+            Period=ERRORS_PERIOD,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+        )
+    )

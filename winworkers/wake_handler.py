@@ -11,8 +11,11 @@ own target tracking formula (winworkers.compute, BacklogPolicy), and raises the 
 desired capacity to that, within MaxSize, with SetDesiredCapacity (HonorCooldown false:
 no cooldown delays a start from idle). It never lowers it: scale-in stays with the
 target tracking policy and the drain. A second call finds the capacity already there and
-makes no change. With a warm pool, Auto Scaling takes the raised capacity from the pool
-first (register row 218). Env: QUEUE_URL, GROUP_NAME, BACKLOG_PER_WORKER.
+makes no change. It reads the group again right before it sets, and sets nothing if the
+capacity is already there: SetDesiredCapacity has no condition, so a raise by another actor
+between that read and the set can still be lowered (register row 217). With a warm pool,
+Auto Scaling takes the raised capacity from the pool first (register row 218).
+Env: QUEUE_URL, GROUP_NAME, BACKLOG_PER_WORKER.
 """
 
 import json
@@ -57,15 +60,27 @@ def run(env: Any, clients: Any = None) -> dict[str, Any]:
     return out
 
 
-def _raise(auto: Any, name: str, out: dict[str, Any], per_worker: int) -> dict[str, Any]:
+def _group(auto: Any, name: str) -> tuple[int, int]:
+    """The group's desired capacity and MaxSize, read now."""
     groups = auto.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
     if not groups:
         raise WakeError(f"no Auto Scaling group {name}")
-    desired, maximum = int(groups[0]["DesiredCapacity"]), int(groups[0]["MaxSize"])
+    return int(groups[0]["DesiredCapacity"]), int(groups[0]["MaxSize"])
+
+
+def _raise(auto: Any, name: str, out: dict[str, Any], per_worker: int) -> dict[str, Any]:
+    desired, maximum = _group(auto, name)
     needed = math.ceil((out["visible"] + out["in_flight"]) / per_worker)
     target = min(needed, maximum)
     done = {"needed": needed, "desired": desired, "max_size": maximum}
     if target <= desired:
         return {**done, "result": "enough"}
+    # SetDesiredCapacity is not conditional: read again right before it, and send nothing if
+    # another actor has raised the capacity to the target or beyond meanwhile. This narrows the
+    # window in which the wake could lower a raise to one API round trip; it cannot close it.
+    desired, maximum = _group(auto, name)
+    target = min(needed, maximum)
+    if target <= desired:
+        return {**done, "desired": desired, "result": "enough"}
     auto.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=target, HonorCooldown=False)
-    return {**done, "result": "raised", "raised_to": target}
+    return {**done, "desired": desired, "result": "raised", "raised_to": target}
