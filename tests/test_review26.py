@@ -144,3 +144,91 @@ def test_moto_api_reset_leaves_nothing_the_next_stack_is_judged_by(endpoint: str
 def _last_reason(cloudformation: Any, stack: str) -> str:
     events = cloudformation.describe_stack_events(StackName=stack)["StackEvents"]
     return str(next((e.get("ResourceStatusReason") for e in events if e.get("ResourceStatusReason")), ""))
+
+
+def _feature(aws: Clients, stack: str, **values: str) -> str:
+    """Deploy the feature (the example's values, with ``values``); the stack's status or deploy's error."""
+    try:
+        return deploy(
+            aws,
+            stack,
+            FEATURE,
+            {**enabled_parameters(), **values},
+            template_bucket=TEMPLATE_BUCKET,
+            poll_seconds=0.01,
+            echo=lambda _: None,
+            yes=True,
+        ).status
+    except Exception as error:  # deploy's one line: the emulator's own failure
+        return str(error)
+
+
+def _physical(aws: Clients, stack: str) -> dict[str, str]:
+    return {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in _resources(aws, stack)}
+
+
+def _no_refresh(endpoint: str, aws: Clients, stack: str) -> None:
+    """The emulator's refreshes never end: cancel the step's, as an operator would."""
+    group = _physical(aws, stack).get("WinGroup")
+    autoscaling = _client(endpoint, "autoscaling")
+    if group and any(
+        r["Status"] == "InProgress"
+        for r in autoscaling.describe_instance_refreshes(AutoScalingGroupName=group)["InstanceRefreshes"]
+    ):
+        autoscaling.cancel_instance_refresh(AutoScalingGroupName=group)
+
+
+def test_a_warm_pool_turned_off_then_on_again_exists(aws: Clients, endpoint: str) -> None:
+    # Conditions (docs: conditions-section-structure): a resource whose condition turns true again is
+    # created again. moto keeps the deleted WarmPool in its ResourceMap and hands it back instead of
+    # creating one; WarmPool is not existence-checked, so the update says UPDATE_COMPLETE and the stack
+    # lists WinGroupWarmPool while the group has no warm pool.
+    stack = "review26-pool"
+    autoscaling = _client(endpoint, "autoscaling")
+    seen = []
+    for value in ("stopped", "off", "stopped"):
+        status = _feature(aws, stack, WinWarmPool=value)
+        group = _physical(aws, stack)["WinGroup"]
+        pool = autoscaling.describe_warm_pool(AutoScalingGroupName=group).get("WarmPoolConfiguration")
+        seen.append((value, status, "WinGroupWarmPool" in _physical(aws, stack), bool(pool)))
+        _no_refresh(endpoint, aws, stack)
+    assert seen == [
+        ("stopped", "CREATE_COMPLETE", True, True),
+        ("off", "UPDATE_COMPLETE", False, False),
+        ("stopped", "UPDATE_COMPLETE", True, True),
+    ]
+
+
+def test_a_queue_key_policy_cleared_then_set_again_is_on_the_role(aws: Clients, endpoint: str) -> None:
+    # Defect 5's variation: QueueKmsKeyArn set, cleared, then set again. The third update says
+    # UPDATE_COMPLETE and lists WinQueueKeyPolicy (the deleted policy's old id), but the role has no
+    # such policy: AWS::IAM::Policy is not existence-checked, and moto handed back the deleted one.
+    stack = "review26-kms"
+    key = _client(endpoint, "kms").create_key()["KeyMetadata"]["Arn"]
+    iam = _client(endpoint, "iam")
+    seen = []
+    for value in (key, "", key):
+        status = _feature(aws, stack, WinQueueKmsKeyArn=value)
+        physical = _physical(aws, stack)
+        names = iam.list_role_policies(RoleName=physical["WinInstanceRole"])["PolicyNames"]
+        seen.append((bool(value), status, "WinQueueKeyPolicy" in physical, len(names) > 1))
+        _no_refresh(endpoint, aws, stack)
+    assert seen == [
+        (True, "CREATE_COMPLETE", True, True),
+        (False, "UPDATE_COMPLETE", False, False),
+        (True, "UPDATE_COMPLETE", True, True),
+    ]
+
+
+def test_the_feature_switched_off_then_on_again_updates(aws: Clients, endpoint: str) -> None:
+    # Off, then on again: CloudFormation creates every resource the switch adds. The emulator lists the
+    # deleted ones again (moto's ResourceMap keeps them), its invariant finds them missing, and the
+    # rehearsal ends UPDATE_ROLLBACK_FAILED, telling the user to continue-update-rollback.
+    from winworkers.parameters import SWITCH
+
+    stack = "review26-switch"
+    statuses = [_feature(aws, stack, **{SWITCH: value}) for value in ("true", "false", "true")]
+    assert statuses == ["CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_COMPLETE"]
+    assert _client(endpoint, "autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[_physical(aws, stack)["WinGroup"]]
+    )["AutoScalingGroups"]
