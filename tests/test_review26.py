@@ -232,3 +232,31 @@ def test_the_feature_switched_off_then_on_again_updates(aws: Clients, endpoint: 
     assert _client(endpoint, "autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=[_physical(aws, stack)["WinGroup"]]
     )["AutoScalingGroups"]
+
+
+def test_a_vpc_cidr_change_says_what_it_did_not_replace(aws: Clients, endpoint: str) -> None:
+    # "Update requires: Replacement" cascades: a new VPC is a new VpcId, create-only in the security groups,
+    # route table, endpoints and flow log (winworkers.update_path derives the set from cfn-lint's schemas).
+    # The emulator keeps every one of them and says NOT MODELLED only on the VPC and its subnets: the
+    # events of the endpoints and security groups CloudFormation would replace say nothing.
+    from winworkers.update_path import update_path
+
+    stack = "review26-cidr"
+    replaces, _ = update_path(json.loads(FEATURE.read_text()))
+    assert _feature(aws, stack) == "CREATE_COMPLETE"
+    before = _physical(aws, stack)
+    seen = {e["EventId"] for e in aws.cloudformation.describe_stack_events(StackName=stack)["StackEvents"]}
+    assert _feature(aws, stack, WinVpcCidr="10.251.0.0/22") == "UPDATE_COMPLETE"
+    after = _physical(aws, stack)
+    said: dict[str, str] = {}
+    for event in aws.cloudformation.describe_stack_events(StackName=stack)["StackEvents"]:
+        if event["EventId"] not in seen:
+            said[event["LogicalResourceId"]] = said.get(event["LogicalResourceId"], "") + (
+                event.get("ResourceStatusReason") or ""
+            )
+    silent = sorted(
+        name
+        for name in replaces["WinVpcCidr"]
+        if before.get(name) and before[name] == after.get(name) and "NOT MODELLED" not in said.get(name, "")
+    )
+    assert silent == [], f"CloudFormation replaces these; the emulator kept them and said nothing: {silent}"
