@@ -260,3 +260,42 @@ def test_a_vpc_cidr_change_says_what_it_did_not_replace(aws: Clients, endpoint: 
         if before.get(name) and before[name] == after.get(name) and "NOT MODELLED" not in said.get(name, "")
     )
     assert silent == [], f"CloudFormation replaces these; the emulator kept them and said nothing: {silent}"
+
+
+def test_the_docs_walkthrough_leaves_no_flow_log(aws: Clients, endpoint: str) -> None:
+    # docs/emulator.md's walk-through (inline parent on, then off; nested parent on; both deleted), with
+    # deploy's own functions: every step succeeds, and two flow logs are left behind, one from the update
+    # that turned the feature off (not retained: CloudFormation deletes it), one from the nested deletion.
+    # tests/test_deploy.py's "nothing left behind" asks only for stacks, groups and queues.
+    from winworkers.parameters import SWITCH
+
+    inline = ROOT / "templates" / "parent-inline.json"
+    nested = ROOT / "templates" / "parent-nested.json"
+    ec2 = _client(endpoint, "ec2")
+    before = {f["FlowLogId"] for f in ec2.describe_flow_logs()["FlowLogs"]}
+    aws.s3.create_bucket(Bucket="review26-children")
+    aws.s3.put_object(Bucket="review26-children", Key="winworkers.json", Body=FEATURE.read_bytes())
+    child_url = f"https://review26-children.s3.{REGION}.amazonaws.com/winworkers.json"
+    steps = [
+        ("review26-inline", inline, {SWITCH: "true"}),
+        ("review26-inline", inline, {SWITCH: "false"}),
+        ("review26-nested", nested, {SWITCH: "true", "WinTemplateUrl": child_url}),
+    ]
+    for stack, template, values in steps:
+        declared = json.loads(template.read_text())["Parameters"]
+        parameters = {k: v for k, v in enabled_parameters().items() if k in declared}
+        result = deploy(
+            aws,
+            stack,
+            template,
+            {**parameters, **values},
+            template_bucket=TEMPLATE_BUCKET,
+            poll_seconds=0.01,
+            echo=lambda _: None,
+            yes=True,
+        )
+        assert result.status.endswith("_COMPLETE") and "ROLLBACK" not in result.status
+    for stack in ("review26-inline", "review26-nested"):
+        assert delete(aws, stack, poll_seconds=0.01, echo=lambda _: None, yes=True)
+    left = {f["FlowLogId"] for f in ec2.describe_flow_logs()["FlowLogs"]} - before
+    assert left == set(), f"every step succeeded, and these flow logs are left: {sorted(left)}"
