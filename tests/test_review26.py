@@ -136,9 +136,15 @@ def test_moto_api_reset_leaves_nothing_the_next_stack_is_judged_by(endpoint: str
     assert _by_change_set(cloudformation, "review26-api-reset", template, "CREATE") == "CREATE_COMPLETE"
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
     assert cloudformation.list_stacks()["StackSummaries"] == []
-    status = _by_change_set(cloudformation, "review26-api-reset", template, "CREATE")
-    emulator_clients(endpoint)  # the template bucket again, for the tests after this one
-    assert status == "CREATE_COMPLETE", _last_reason(cloudformation, "review26-api-reset")
+    try:
+        status = _by_change_set(cloudformation, "review26-api-reset", template, "CREATE")
+        reason = _last_reason(cloudformation, "review26-api-reset")
+    finally:  # the example platform and the template bucket again, for the tests after this one
+        from winworkers.emulator import reset
+
+        reset(endpoint)
+        emulator_clients(endpoint)
+    assert status == "CREATE_COMPLETE", reason
 
 
 def _last_reason(cloudformation: Any, stack: str) -> str:
