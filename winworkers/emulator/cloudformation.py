@@ -316,9 +316,25 @@ def _deletion_events(delete_resource: Any) -> Any:
             result = delete_resource(resources_map, parsed_resource, resource_json)
         _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "DELETE_IN_PROGRESS")
         _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "DELETE_COMPLETE")
+        with contextlib.suppress(AttributeError):  # gone: its logical id, added again, is made anew (27.)
+            parsed_resource.winworkers_removed = True
         return result
 
     return delete
+
+
+def _removed_made_anew(getitem: Any) -> Any:
+    # 27. https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/conditions-section-structure.html
+    # A resource an update removed (its Condition false, or gone from the template) and a later update
+    # adds again is created anew. moto's update deletes it but keeps the object in its ResourceMap, and
+    # handed that back: the stack listed a warm pool, a policy, a child stack that no longer existed.
+    def get(resources_map: Any, key: str) -> Any:
+        parsed = resources_map._parsed_resources
+        if getattr(parsed.get(key), "winworkers_removed", False):
+            del parsed[key]
+        return getitem(resources_map, key)
+
+    return get
 
 
 def _rolling_back(execute_change_set: Any) -> Any:
@@ -495,6 +511,8 @@ def _retaining(delete_resource: Any) -> Any:
         physical = getattr(parsed_resource, "physical_resource_id", "")
         truth.retain(resource_json.get("Type", ""), str(physical))
         _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "DELETE_SKIPPED")
+        with contextlib.suppress(AttributeError):  # out of the stack: added again, it is made anew (27.)
+            parsed_resource.winworkers_removed = True
         return None
 
     return delete

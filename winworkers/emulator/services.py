@@ -33,14 +33,18 @@ def _with_vpc_id(get_cfn_attribute: Any) -> Any:
     return get
 
 
-# Resources moto's CloudFormation creates but never deletes (a no-op, silently), so
-# that deleting the isolated VPC then fails with DependencyViolation.
+# Resources moto's CloudFormation creates but never deletes (a no-op, silently), so that deleting
+# the isolated VPC then fails with DependencyViolation, or (a flow log) outlives it.
 _EC2_DELETERS: dict[str, Callable[[Any, Any], Any]] = {
     "AWS::EC2::RouteTable": lambda ec2, table: ec2.delete_route_table(table.id),
     "AWS::EC2::VPCEndpoint": lambda ec2, endpoint: _delete_endpoint(ec2, endpoint),
     "AWS::EC2::SubnetRouteTableAssociation": lambda ec2, association: ec2.subnet_associations.pop(
         f"{association.route_table_id}:{association.subnet_id}", None
     ),
+    # moto's FlowLogs has no CloudFormation delete: the deleted VPC's flow log stayed (DeleteFlowLogs).
+    "AWS::EC2::FlowLog": lambda ec2, flow_log: ec2.delete_flow_logs([flow_log.id])
+    if flow_log.id in ec2.flow_logs
+    else None,
 }
 
 

@@ -132,6 +132,7 @@ _EXISTS: dict[str, Callable[[str, str, str, Any], bool]] = {
     "AWS::EC2::LaunchTemplate": _ec2("launch_templates"),
     "AWS::EC2::RouteTable": _ec2("route_tables"),
     "AWS::EC2::VPCEndpoint": _ec2("vpc_end_points"),
+    "AWS::EC2::FlowLog": _ec2("flow_logs"),
     "AWS::IAM::Role": _role_live,
     "AWS::Lambda::Function": _function_live,
 }
