@@ -20,25 +20,70 @@ _operations = [0]
 deletion during its parent's update is not an end state)."""
 
 
+_NO_ROLLBACK = (
+    "; the emulator did NOT roll back: its end state is left as it is, for you to see what broke the invariant"
+)
+
+
+def _judged(backend: Any, stack: Any, failed: str) -> bool:
+    """After the outermost operation: the invariants judge ``stack``; a violation ends it ``failed``
+    (its last event naming the invariant). Whether the operation was judged sound."""
+    try:
+        if _operations[0] == 1 and stack is not None:
+            truth.verify(backend.account_id, backend.region_name, stack)
+    except InvariantViolation as violation:
+        _failed(stack, violation, failed)
+        return False
+    return True
+
+
+def _failed(stack: Any, violation: InvariantViolation, failed: str) -> None:
+    # An update's UPDATE_ROLLBACK_FAILED (the status AWS gives a stack it could not bring back) names no
+    # rollback that ran: the emulator does not roll back what broke an invariant, and says so.
+    note = _NO_ROLLBACK if failed.startswith("UPDATE") else ""
+    truth.fail(stack, InvariantViolation(violation.invariant, f"{violation.detail}{note}"), failed)
+
+
 def _verified(execute_change_set: Any) -> Any:
     # 21. The invariants (winworkers.emulator.truth) judge every executed change set's end state.
     def execute(backend: Any, change_set_name: str, stack_name: str | None = None) -> None:
         change_set = backend.describe_change_set(change_set_name)
+        failed = "CREATE_FAILED" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_FAILED"
         _operations[0] += 1
         try:
             execute_change_set(backend, change_set_name, stack_name)
-            if _operations[0] == 1:
-                truth.verify(backend.account_id, backend.region_name, change_set.stack)
+            sound = _judged(backend, change_set.stack, failed)
         except InvariantViolation as violation:
             if _operations[0] > 1:
                 raise
-            failed = "CREATE_FAILED" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_FAILED"
-            truth.fail(change_set.stack, violation, failed)
-            change_set.execution_status = "EXECUTE_FAILED"
+            _failed(change_set.stack, violation, failed)
+            sound = False
         finally:
             _operations[0] -= 1
+        if not sound:
+            change_set.execution_status = "EXECUTE_FAILED"
 
     return execute
+
+
+def _verified_direct(operation: Any, failed: str) -> Any:
+    # 21. ... and every CreateStack and UpdateStack's (without a change set: aws cloudformation
+    # update-stack, or any tool that does not use change sets).
+    def run(backend: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        _operations[0] += 1
+        try:
+            stack = operation(backend, name, *args, **kwargs)
+            _judged(backend, stack, failed)
+        except InvariantViolation as violation:
+            stack = next((s for s in backend.stacks.values() if name in (s.name, s.stack_id)), None)
+            if stack is None or _operations[0] > 1:
+                raise
+            _failed(stack, violation, failed)
+        finally:
+            _operations[0] -= 1
+        return stack
+
+    return run
 
 
 def _verified_deletion(delete_stack: Any) -> Any:

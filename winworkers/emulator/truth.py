@@ -35,6 +35,7 @@ class InvariantViolation(Exception):
     def __init__(self, invariant: str, detail: str) -> None:
         super().__init__(f"emulator invariant violated: {invariant}: {detail}")
         self.invariant = invariant
+        self.detail = detail
 
 
 _made: dict[tuple[str, str], list[tuple[str, str, str, str, Any]]] = {}
