@@ -462,8 +462,15 @@ def coverage_table(types: Any) -> str:
         "emulator": "created through moto's backend by the emulator, its properties checked against the API",
         "not created": "NOT created: listed in the deploy output (its event and the stack's)",
     }
-    rows = ["| Resource type | Emulator | What happens |", "| --- | --- | --- |"]
-    rows += [f"| `{kind}` | {how} | {meaning[how]} |" for kind, how in coverage(types).items()]
+    from winworkers.emulator.truth import checked_types
+
+    checked = checked_types()  # the invariants' own list (truth._EXISTS): one source
+
+    rows = ["| Resource type | Emulator | What happens | Invariants |", "| --- | --- | --- | --- |"]
+    rows += [
+        f"| `{kind}` | {how} | {meaning[how]} | {'existence checked' if kind in checked else '**NOT CHECKED**'} |"
+        for kind, how in coverage(types).items()
+    ]
     return "\n".join(rows) + "\n"
 
 
