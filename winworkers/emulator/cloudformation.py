@@ -338,6 +338,9 @@ def _update_events(parse_and_update_resource: Any) -> Any:
         physical = getattr(resource, "physical_resource_id", "")
         applied = _resolved(resources_map, resource_json)
         judged = truth.update_note(kind, getattr(before, "winworkers_applied", None), applied, physical != was)
+        if truth.create_only_changed(kind, getattr(before, "winworkers_applied", None), applied):
+            with contextlib.suppress(AttributeError):  # CloudFormation replaces it: so what names it (28.)
+                resources_map.winworkers_replacing.add(logical_id)
         with contextlib.suppress(AttributeError):
             resource.winworkers_applied = applied
         note = "; ".join(n for n in (judged, _note(resource)) if n)
@@ -346,6 +349,61 @@ def _update_events(parse_and_update_resource: Any) -> Any:
         return resource
 
     return update
+
+
+def _replacements_cascading(update: Any) -> Any:
+    # 28. A replaced resource has a new physical id, so CloudFormation replaces every resource naming it
+    # (Ref, Fn::GetAtt) in a create-only property, and so on (a new VPC: its security groups, endpoints,
+    # route table, flow log). moto keeps those that still resolve alike: each event says so.
+    def run(resources_map: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> Any:
+        before = {name: getattr(r, "physical_resource_id", None) for name, r in truth.listed_in(resources_map).items()}
+        resources_map.winworkers_replacing = set()
+        try:
+            return update(resources_map, template, parameters)
+        finally:
+            replacing = resources_map.__dict__.pop("winworkers_replacing", set())
+            if replacing:
+                _say_cascaded(resources_map, replacing, before)
+
+    return run
+
+
+def _create_only_names(resources_map: Any) -> dict[str, dict[str, set[str]]]:
+    """{resource: {create-only property: the resources and parameters its value names}}."""
+    from winworkers.update_path import at_pointer, depends_on
+
+    conditions = resources_map._template.get("Conditions", {}) or {}
+    named: dict[str, dict[str, set[str]]] = {}
+    for name, resource_json in resources_map._resource_json_map.items():
+        properties = resource_json.get("Properties") or {}
+        for pointer in truth.create_only(resource_json.get("Type", "")) or []:
+            value = at_pointer(properties, pointer)
+            if value is not None:
+                named.setdefault(name, {})[pointer.removeprefix("/properties/")] = depends_on(value, conditions)
+    return named
+
+
+def _say_cascaded(resources_map: Any, replacing: set[str], before: dict[str, Any]) -> None:
+    named, cascaded = _create_only_names(resources_map), dict[str, str]()
+    while True:
+        more = {
+            name: f"create-only {prop} names {', '.join(sorted(hit))}, which it replaces"
+            for name, by_property in named.items()
+            if name not in replacing and name not in cascaded
+            for prop, depends in by_property.items()
+            if (hit := depends & (replacing | set(cascaded)))
+        }
+        if not more:
+            break
+        cascaded.update(more)
+    for name, why in sorted(cascaded.items()):
+        resource = resources_map._parsed_resources.get(name)
+        physical = getattr(resource, "physical_resource_id", None)
+        if name in before and physical == before[name]:  # kept: moto did not replace it
+            kind = resources_map._resource_json_map[name].get("Type", "")
+            note = f"NOT MODELLED by the emulator: CloudFormation replaces it ({why}); moto kept it"
+            _record(resources_map, name, kind, physical, "UPDATE_IN_PROGRESS")
+            _record(resources_map, name, kind, physical, "UPDATE_COMPLETE", note)
 
 
 def _deletion_events(delete_resource: Any) -> Any:

@@ -148,7 +148,11 @@ def checked_types() -> set[str]:
 def listed(stack: Any) -> dict[str, Any]:
     """The resources a stack lists: those it made and holds (moto's ResourceMap would create
     the others on first access)."""
-    resources_map = stack.resource_map
+    return listed_in(stack.resource_map)
+
+
+def listed_in(resources_map: Any) -> dict[str, Any]:
+    """listed(), of a stack's ResourceMap."""
     parsed = resources_map._parsed_resources
     return {
         name: parsed[name]
@@ -305,15 +309,23 @@ def create_only(kind: str) -> list[str] | None:
     return list(schema.get("createOnlyProperties", []))
 
 
-def update_note(kind: str, old: Any, new: Any, replaced: bool) -> str:
-    """What an UPDATE event must say when the emulator's update is not the one CloudFormation
-    makes: CloudFormation replaces a resource only when a create-only property changes."""
+def create_only_changed(kind: str, old: Any, new: Any) -> list[str] | None:
+    """The create-only properties of ``kind`` whose value differs from old to new (resolved properties):
+    CloudFormation replaces the resource when any does. None: not judged (no schema, or no values)."""
     from winworkers.update_path import at_pointer
 
     pointers = create_only(kind)
     if pointers is None or old is None or new is None:
+        return None
+    return [p.removeprefix("/properties/") for p in pointers if at_pointer(old, p) != at_pointer(new, p)]
+
+
+def update_note(kind: str, old: Any, new: Any, replaced: bool) -> str:
+    """What an UPDATE event must say when the emulator's update is not the one CloudFormation
+    makes: CloudFormation replaces a resource only when a create-only property changes."""
+    changed = create_only_changed(kind, old, new)
+    if changed is None:
         return "" if not replaced else "replaced by moto; not judged (no registry schema here)"
-    changed = [p.removeprefix("/properties/") for p in pointers if at_pointer(old, p) != at_pointer(new, p)]
     if changed and replaced:
         return f"replaced: create-only {', '.join(changed)} changed"
     if changed:
