@@ -305,3 +305,23 @@ def test_the_docs_walkthrough_leaves_no_flow_log(aws: Clients, endpoint: str) ->
         assert delete(aws, stack, poll_seconds=0.01, echo=lambda _: None, yes=True)
     left = {f["FlowLogId"] for f in ec2.describe_flow_logs()["FlowLogs"]} - before
     assert left == set(), f"every step succeeded, and these flow logs are left: {sorted(left)}"
+
+
+def test_an_update_failed_by_an_invariant_says_the_emulator_did_not_roll_back(
+    aws: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # UPDATE_ROLLBACK_FAILED is the status AWS gives a stack it could not bring back; the emulator runs
+    # no rollback after a violated invariant, and its event must say so rather than imply one ran.
+    from moto.sqs.models import Queue
+
+    two = {"Resources": {"Kept": {"Type": "AWS::SQS::Queue"}, "Removed": {"Type": "AWS::SQS::Queue"}}}
+    one = {"Resources": {"Kept": {"Type": "AWS::SQS::Queue"}}}
+    cloudformation = aws.cloudformation
+    assert _by_change_set(cloudformation, "review26-norollback", two, "CREATE") == "CREATE_COMPLETE"
+    monkeypatch.setattr(Queue, "delete", lambda *_: None, raising=False)
+    monkeypatch.setattr(Queue, "delete_from_cloudformation_json", classmethod(lambda *_: None))
+    status = _by_change_set(cloudformation, "review26-norollback", one, "UPDATE")
+    monkeypatch.undo()
+    reason = _last_reason(cloudformation, "review26-norollback")
+    assert status == "UPDATE_ROLLBACK_FAILED"
+    assert "no-orphan" in reason and "did NOT roll back" in reason, reason
