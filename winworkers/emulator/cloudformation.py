@@ -1,4 +1,4 @@
-"""CloudFormation semantics (patches 1, 2, 4, 6, 7, 9, 12-14, 16, 18, 20-26 of winworkers.emulator):
+"""CloudFormation semantics (patches 1, 2, 4, 6, 7, 9, 12-14, 16, 18, 20-28 of winworkers.emulator):
 conditions, parameters, events, rollbacks, updates in place and in dependency order, outputs, and
 the invariants judging each operation.
 """

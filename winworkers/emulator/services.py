@@ -42,9 +42,9 @@ _EC2_DELETERS: dict[str, Callable[[Any, Any], Any]] = {
         f"{association.route_table_id}:{association.subnet_id}", None
     ),
     # moto's FlowLogs has no CloudFormation delete: the deleted VPC's flow log stayed (DeleteFlowLogs).
-    "AWS::EC2::FlowLog": lambda ec2, flow_log: ec2.delete_flow_logs([flow_log.id])
-    if flow_log.id in ec2.flow_logs
-    else None,
+    "AWS::EC2::FlowLog": lambda ec2, flow_log: (
+        ec2.delete_flow_logs([flow_log.id]) if flow_log.id in ec2.flow_logs else None
+    ),
 }
 
 
