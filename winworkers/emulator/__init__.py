@@ -20,9 +20,9 @@ What is patched in moto 5.2.5 (in-process, for as long as the context is open):
    emulator also records CREATE_IN_PROGRESS/CREATE_COMPLETE (or
    CREATE_FAILED with the error), UPDATE_* and DELETE_* for each
    resource, so winworkers deploy has something to stream.
-5. Deleting a stack deletes its route tables, VPC endpoints and subnet route-table
-   associations (moto's CloudFormation silently leaves them, so the VPC's deletion
-   then fails with DependencyViolation).
+5. Deleting a stack deletes its route tables, VPC endpoints, subnet route-table
+   associations and flow logs (moto's CloudFormation silently leaves them, so the VPC's
+   deletion then fails with DependencyViolation, or its flow log outlives it).
 6. A failed create rolls back: moto raises from ExecuteChangeSet and leaves
    the stack in progress; CloudFormation accepts the execution, then records the
    resource's CREATE_FAILED, deletes what was created and leaves the stack in
@@ -143,12 +143,15 @@ Resources without properties:
 
 Honest by construction (issue 26; winworkers.emulator.truth):
 
-21. Invariants after every stack operation (an executed change set, a stack deletion, judged once
-   for the outermost): every resource a stack lists exists in moto's backends; nothing a stack
-   made exists outside it unless retained; a deleted stack's outputs and resources are never
-   evaluated again; a nested stack keeps its id across an update; a group runs the launch
-   template version its template resolves. A violation ends the stack CREATE_FAILED,
-   UPDATE_ROLLBACK_FAILED or DELETE_FAILED, its last event naming the invariant.
+21. Invariants after every stack operation (an executed change set, CreateStack, UpdateStack, a
+   stack deletion, judged once for the outermost): every resource a stack lists exists in moto's
+   backends; nothing a stack made exists outside it unless retained; a deleted stack's outputs and
+   resources are never evaluated again; a nested stack keeps its id across an update; a group runs
+   the launch template version its template resolves. A violation ends the stack CREATE_FAILED,
+   UPDATE_ROLLBACK_FAILED or DELETE_FAILED, its last event naming the invariant; after an update it
+   also says the emulator did NOT roll back (no rollback runs). The existence checks cover the
+   types truth.checked_types() names (coverage_table() marks the others NOT CHECKED). moto's reset
+   (POST /moto-api/reset, local_aws's exit) clears this bookkeeping with moto's resources.
 22. A deleted stack is never evaluated again: its outputs are frozen at its deletion (moto's
    ResourceMap creates a resource on first access, so a DescribeStacks of a deleted nested
    parent re-created its child and queue), and ListStackResources lists what a stack holds.
@@ -168,16 +171,24 @@ Honest by construction (issue 26; winworkers.emulator.truth):
    A type the emulator cannot create is kept on an update and its event says "not modelled"
    (its update failed on moto's keyword arguments: new_resource_name).
 
+27. A resource an update removed (its Condition false, or gone from the template) and a later
+   update adds again is created anew: moto's update deleted it but kept the object in its
+   ResourceMap and handed it back (a warm pool, a queue key policy, the whole feature listed, not made).
+28. A replacement cascades as in CloudFormation's "Update requires: Replacement": a resource whose
+   create-only property names (Ref, Fn::GetAtt) a resource CloudFormation replaces is replaced too.
+   Where moto kept it (a WinVpcCidr change: the security groups, endpoints, route table, flow log),
+   its UPDATE_COMPLETE event says NOT MODELLED, naming the create-only property and the cause.
+
 Which of these moto would take as fixes (each small, against moto's own code): 1, 2, 3, 4, 5,
-6, 7, 9, 12, 13, 14, 15, 16, 17, 18, 20, 22, 23, 24, 25. The emulator's own (not moto's
+6, 7, 9, 12, 13, 14, 15, 16, 17, 18, 20, 22, 23, 24, 25, 27. The emulator's own (not moto's
 business): 8 (a refresh model that never progresses), 10 (custom resources in-process), 11
 (types created through moto's backends, checked with botocore's shapes: moto would take real
-CloudFormation models for them instead), 19 (the example platform), 21 and 26 (judgement).
+CloudFormation models for them instead), 19 (the example platform), 21, 26 and 28 (judgement).
 moto 5.2.6 (the newest release) changes none of the code these patch, so none can be dropped;
 its rewritten ResponseURL handler would break 10: the pin stays at 5.2.5.
 
 Where each patch lives: cloudformation.py (CloudFormation semantics: 1, 2, 4, 6, 7, 9, 12-14,
-16, 18, 20, 22-25, and the wrappers that run 21), services.py (per-service gaps: 3, 5, 8, 11,
+16, 18, 20, 22-25, 27, 28, and the wrappers that run 21), services.py (per-service gaps: 3, 5, 8, 11,
 15, 17, and coverage()), custom_resources.py (10), server.py (the server, 19, reset()),
 truth.py (the invariants, 21, and the create-only judgement, 26), common.py (events, references).
 

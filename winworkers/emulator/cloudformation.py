@@ -1,4 +1,4 @@
-"""CloudFormation semantics (patches 1, 2, 4, 6, 7, 9, 12-14, 16, 18, 20-26 of winworkers.emulator):
+"""CloudFormation semantics (patches 1, 2, 4, 6, 7, 9, 12-14, 16, 18, 20-28 of winworkers.emulator):
 conditions, parameters, events, rollbacks, updates in place and in dependency order, outputs, and
 the invariants judging each operation.
 """
@@ -20,25 +20,70 @@ _operations = [0]
 deletion during its parent's update is not an end state)."""
 
 
+_NO_ROLLBACK = (
+    "; the emulator did NOT roll back: its end state is left as it is, for you to see what broke the invariant"
+)
+
+
+def _judged(backend: Any, stack: Any, failed: str) -> bool:
+    """After the outermost operation: the invariants judge ``stack``; a violation ends it ``failed``
+    (its last event naming the invariant). Whether the operation was judged sound."""
+    try:
+        if _operations[0] == 1 and stack is not None:
+            truth.verify(backend.account_id, backend.region_name, stack)
+    except InvariantViolation as violation:
+        _failed(stack, violation, failed)
+        return False
+    return True
+
+
+def _failed(stack: Any, violation: InvariantViolation, failed: str) -> None:
+    # An update's UPDATE_ROLLBACK_FAILED (the status AWS gives a stack it could not bring back) names no
+    # rollback that ran: the emulator does not roll back what broke an invariant, and says so.
+    note = _NO_ROLLBACK if failed.startswith("UPDATE") else ""
+    truth.fail(stack, InvariantViolation(violation.invariant, f"{violation.detail}{note}"), failed)
+
+
 def _verified(execute_change_set: Any) -> Any:
     # 21. The invariants (winworkers.emulator.truth) judge every executed change set's end state.
     def execute(backend: Any, change_set_name: str, stack_name: str | None = None) -> None:
         change_set = backend.describe_change_set(change_set_name)
+        failed = "CREATE_FAILED" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_FAILED"
         _operations[0] += 1
         try:
             execute_change_set(backend, change_set_name, stack_name)
-            if _operations[0] == 1:
-                truth.verify(backend.account_id, backend.region_name, change_set.stack)
+            sound = _judged(backend, change_set.stack, failed)
         except InvariantViolation as violation:
             if _operations[0] > 1:
                 raise
-            failed = "CREATE_FAILED" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_FAILED"
-            truth.fail(change_set.stack, violation, failed)
-            change_set.execution_status = "EXECUTE_FAILED"
+            _failed(change_set.stack, violation, failed)
+            sound = False
         finally:
             _operations[0] -= 1
+        if not sound:
+            change_set.execution_status = "EXECUTE_FAILED"
 
     return execute
+
+
+def _verified_direct(operation: Any, failed: str) -> Any:
+    # 21. ... and every CreateStack and UpdateStack's (without a change set: aws cloudformation
+    # update-stack, or any tool that does not use change sets).
+    def run(backend: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        _operations[0] += 1
+        try:
+            stack = operation(backend, name, *args, **kwargs)
+            _judged(backend, stack, failed)
+        except InvariantViolation as violation:
+            stack = next((s for s in backend.stacks.values() if name in (s.name, s.stack_id)), None)
+            if stack is None or _operations[0] > 1:
+                raise
+            _failed(stack, violation, failed)
+        finally:
+            _operations[0] -= 1
+        return stack
+
+    return run
 
 
 def _verified_deletion(delete_stack: Any) -> Any:
@@ -293,6 +338,9 @@ def _update_events(parse_and_update_resource: Any) -> Any:
         physical = getattr(resource, "physical_resource_id", "")
         applied = _resolved(resources_map, resource_json)
         judged = truth.update_note(kind, getattr(before, "winworkers_applied", None), applied, physical != was)
+        if truth.create_only_changed(kind, getattr(before, "winworkers_applied", None), applied):
+            with contextlib.suppress(AttributeError):  # CloudFormation replaces it: so what names it (28.)
+                resources_map.winworkers_replacing.add(logical_id)
         with contextlib.suppress(AttributeError):
             resource.winworkers_applied = applied
         note = "; ".join(n for n in (judged, _note(resource)) if n)
@@ -301,6 +349,61 @@ def _update_events(parse_and_update_resource: Any) -> Any:
         return resource
 
     return update
+
+
+def _replacements_cascading(update: Any) -> Any:
+    # 28. A replaced resource has a new physical id, so CloudFormation replaces every resource naming it
+    # (Ref, Fn::GetAtt) in a create-only property, and so on (a new VPC: its security groups, endpoints,
+    # route table, flow log). moto keeps those that still resolve alike: each event says so.
+    def run(resources_map: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> Any:
+        before = {name: getattr(r, "physical_resource_id", None) for name, r in truth.listed_in(resources_map).items()}
+        resources_map.winworkers_replacing = set()
+        try:
+            return update(resources_map, template, parameters)
+        finally:
+            replacing = resources_map.__dict__.pop("winworkers_replacing", set())
+            if replacing:
+                _say_cascaded(resources_map, replacing, before)
+
+    return run
+
+
+def _create_only_names(resources_map: Any) -> dict[str, dict[str, set[str]]]:
+    """{resource: {create-only property: the resources and parameters its value names}}."""
+    from winworkers.update_path import at_pointer, depends_on
+
+    conditions = resources_map._template.get("Conditions", {}) or {}
+    named: dict[str, dict[str, set[str]]] = {}
+    for name, resource_json in resources_map._resource_json_map.items():
+        properties = resource_json.get("Properties") or {}
+        for pointer in truth.create_only(resource_json.get("Type", "")) or []:
+            value = at_pointer(properties, pointer)
+            if value is not None:
+                named.setdefault(name, {})[pointer.removeprefix("/properties/")] = depends_on(value, conditions)
+    return named
+
+
+def _say_cascaded(resources_map: Any, replacing: set[str], before: dict[str, Any]) -> None:
+    named, cascaded = _create_only_names(resources_map), dict[str, str]()
+    while True:
+        more = {
+            name: f"create-only {prop} names {', '.join(sorted(hit))}, which it replaces"
+            for name, by_property in named.items()
+            if name not in replacing and name not in cascaded
+            for prop, depends in by_property.items()
+            if (hit := depends & (replacing | set(cascaded)))
+        }
+        if not more:
+            break
+        cascaded.update(more)
+    for name, why in sorted(cascaded.items()):
+        resource = resources_map._parsed_resources.get(name)
+        physical = getattr(resource, "physical_resource_id", None)
+        if name in before and physical == before[name]:  # kept: moto did not replace it
+            kind = resources_map._resource_json_map[name].get("Type", "")
+            note = f"NOT MODELLED by the emulator: CloudFormation replaces it ({why}); moto kept it"
+            _record(resources_map, name, kind, physical, "UPDATE_IN_PROGRESS")
+            _record(resources_map, name, kind, physical, "UPDATE_COMPLETE", note)
 
 
 def _deletion_events(delete_resource: Any) -> Any:
@@ -316,9 +419,25 @@ def _deletion_events(delete_resource: Any) -> Any:
             result = delete_resource(resources_map, parsed_resource, resource_json)
         _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "DELETE_IN_PROGRESS")
         _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "DELETE_COMPLETE")
+        with contextlib.suppress(AttributeError):  # gone: its logical id, added again, is made anew (27.)
+            parsed_resource.winworkers_removed = True
         return result
 
     return delete
+
+
+def _removed_made_anew(getitem: Any) -> Any:
+    # 27. https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/conditions-section-structure.html
+    # A resource an update removed (its Condition false, or gone from the template) and a later update
+    # adds again is created anew. moto's update deletes it but keeps the object in its ResourceMap, and
+    # handed that back: the stack listed a warm pool, a policy, a child stack that no longer existed.
+    def get(resources_map: Any, key: str) -> Any:
+        parsed = resources_map._parsed_resources
+        if getattr(parsed.get(key), "winworkers_removed", False):
+            del parsed[key]
+        return getitem(resources_map, key)
+
+    return get
 
 
 def _rolling_back(execute_change_set: Any) -> Any:
@@ -495,6 +614,8 @@ def _retaining(delete_resource: Any) -> Any:
         physical = getattr(parsed_resource, "physical_resource_id", "")
         truth.retain(resource_json.get("Type", ""), str(physical))
         _record(resources_map, logical_id, resource_json.get("Type", ""), physical, "DELETE_SKIPPED")
+        with contextlib.suppress(AttributeError):  # out of the stack: added again, it is made anew (27.)
+            parsed_resource.winworkers_removed = True
         return None
 
     return delete

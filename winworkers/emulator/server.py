@@ -32,6 +32,8 @@ from winworkers.emulator.cloudformation import (
     _properties_absent_as_empty,
     _recording_retained,
     _remembering_stack,
+    _removed_made_anew,
+    _replacements_cascading,
     _retaining,
     _rolling_back,
     _update_events,
@@ -39,6 +41,7 @@ from winworkers.emulator.cloudformation import (
     _updated_if_conditions_hold,
     _verified,
     _verified_deletion,
+    _verified_direct,
     _with_fn_cidr,
     _with_outputs_and_skips,
 )
@@ -178,6 +181,7 @@ def _patch_moto() -> None:
         from moto.cloudformation.responses import CloudFormationResponse
         from moto.ec2.models.security_groups import SecurityGroup
         from moto.ec2.models.vpcs import VPCEndPoint
+        from moto.moto_api._internal.models import MotoAPIBackend
 
         undo = contextlib.ExitStack()
         patches: list[tuple[Any, str, Callable[[Any], Any]]] = [
@@ -200,6 +204,7 @@ def _patch_moto() -> None:
             (parsing, "parse_condition", _numbers_compared_as_given),
             (FakeAutoScalingGroup, "update_from_cloudformation_json", _keeping_its_warm_pool),
             (parsing.ResourceMap, "__getitem__", truth.guarded_getitem),
+            (parsing.ResourceMap, "__getitem__", _removed_made_anew),
             (models.Stack, "stack_resources", truth.listed_resources),
             (models.Stack, "outputs", truth.frozen_outputs),
             (models.Stack, "delete", truth.deleting),
@@ -209,12 +214,15 @@ def _patch_moto() -> None:
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
+        undo.enter_context(mock.patch.object(MotoAPIBackend, "reset", _forgetting_too(MotoAPIBackend.reset)))
         for owner, name, new in _refresh_patches():
             undo.enter_context(mock.patch.object(owner, name, new, create=True))
         # Last, so outermost: the invariants judge the operation's end state (21.).
         backend = models.CloudFormationBackend
         undo.enter_context(mock.patch.object(backend, "execute_change_set", _verified(backend.execute_change_set)))
         undo.enter_context(mock.patch.object(backend, "delete_stack", _verified_deletion(backend.delete_stack)))
+        for name, failed in (("create_stack", "CREATE_FAILED"), ("update_stack", "UPDATE_ROLLBACK_FAILED")):
+            undo.enter_context(mock.patch.object(backend, name, _verified_direct(getattr(backend, name), failed)))
         _undo = undo
 
 
@@ -227,11 +235,23 @@ def _unpatch_moto() -> None:
             _undo = None
 
 
+def _forgetting_too(reset_moto: Any) -> Any:
+    # moto's POST /moto-api/reset (a user's reset of `winworkers emulator`, and local_aws's exit) clears
+    # moto's resources; the emulator's bookkeeping goes with them, or the next stack that makes a
+    # resource of the same name was judged an orphan of a stack moto no longer has.
+    def run(backend: Any) -> None:
+        reset_moto(backend)
+        truth.reset()
+        _responses.clear()
+
+    return run
+
+
 def reset(endpoint_url: str) -> None:
-    """Clear the emulator at endpoint_url: moto's state (its reset API) and the emulator's own
+    """Clear the emulator at endpoint_url: moto's state (its reset API) and with it the emulator's own
     bookkeeping (what the stacks made, custom resource answers), then the example platform again (19.)."""
     urllib.request.urlopen(urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST"), timeout=10)
-    truth.reset()
+    truth.reset()  # what the patched reset does; here too, for a reset made after the patches are undone
     _responses.clear()
     _example_platform(endpoint_url)
 
@@ -253,7 +273,11 @@ def _refresh_patches() -> list[tuple[Any, str, Any]]:
             "execute_change_set",
             _update_rolling_back(models.CloudFormationBackend.execute_change_set),
         ),
-        (parsing.ResourceMap, "update", _following_changed_references(parsing.ResourceMap.update)),
+        (
+            parsing.ResourceMap,
+            "update",
+            _replacements_cascading(_following_changed_references(parsing.ResourceMap.update)),
+        ),
         (parsing.ResourceMap, "delete", _custom_resources_first(parsing.ResourceMap.delete)),
         (CloudFormationResponse, "process_cfn_response", _received_response),
         (CustomModel, "create_from_cloudformation_json", classmethod(_create_custom)),

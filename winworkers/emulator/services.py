@@ -33,13 +33,17 @@ def _with_vpc_id(get_cfn_attribute: Any) -> Any:
     return get
 
 
-# Resources moto's CloudFormation creates but never deletes (a no-op, silently), so
-# that deleting the isolated VPC then fails with DependencyViolation.
+# Resources moto's CloudFormation creates but never deletes (a no-op, silently), so that deleting
+# the isolated VPC then fails with DependencyViolation, or (a flow log) outlives it.
 _EC2_DELETERS: dict[str, Callable[[Any, Any], Any]] = {
     "AWS::EC2::RouteTable": lambda ec2, table: ec2.delete_route_table(table.id),
     "AWS::EC2::VPCEndpoint": lambda ec2, endpoint: _delete_endpoint(ec2, endpoint),
     "AWS::EC2::SubnetRouteTableAssociation": lambda ec2, association: ec2.subnet_associations.pop(
         f"{association.route_table_id}:{association.subnet_id}", None
+    ),
+    # moto's FlowLogs has no CloudFormation delete: the deleted VPC's flow log stayed (DeleteFlowLogs).
+    "AWS::EC2::FlowLog": lambda ec2, flow_log: (
+        ec2.delete_flow_logs([flow_log.id]) if flow_log.id in ec2.flow_logs else None
     ),
 }
 
@@ -458,8 +462,15 @@ def coverage_table(types: Any) -> str:
         "emulator": "created through moto's backend by the emulator, its properties checked against the API",
         "not created": "NOT created: listed in the deploy output (its event and the stack's)",
     }
-    rows = ["| Resource type | Emulator | What happens |", "| --- | --- | --- |"]
-    rows += [f"| `{kind}` | {how} | {meaning[how]} |" for kind, how in coverage(types).items()]
+    from winworkers.emulator.truth import checked_types
+
+    checked = checked_types()  # the invariants' own list (truth._EXISTS): one source
+
+    rows = ["| Resource type | Emulator | What happens | Invariants |", "| --- | --- | --- | --- |"]
+    rows += [
+        f"| `{kind}` | {how} | {meaning[how]} | {'existence checked' if kind in checked else '**NOT CHECKED**'} |"
+        for kind, how in coverage(types).items()
+    ]
     return "\n".join(rows) + "\n"
 
 

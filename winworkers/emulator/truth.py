@@ -35,6 +35,7 @@ class InvariantViolation(Exception):
     def __init__(self, invariant: str, detail: str) -> None:
         super().__init__(f"emulator invariant violated: {invariant}: {detail}")
         self.invariant = invariant
+        self.detail = detail
 
 
 _made: dict[tuple[str, str], list[tuple[str, str, str, str, Any]]] = {}
@@ -132,6 +133,7 @@ _EXISTS: dict[str, Callable[[str, str, str, Any], bool]] = {
     "AWS::EC2::LaunchTemplate": _ec2("launch_templates"),
     "AWS::EC2::RouteTable": _ec2("route_tables"),
     "AWS::EC2::VPCEndpoint": _ec2("vpc_end_points"),
+    "AWS::EC2::FlowLog": _ec2("flow_logs"),
     "AWS::IAM::Role": _role_live,
     "AWS::Lambda::Function": _function_live,
 }
@@ -146,7 +148,11 @@ def checked_types() -> set[str]:
 def listed(stack: Any) -> dict[str, Any]:
     """The resources a stack lists: those it made and holds (moto's ResourceMap would create
     the others on first access)."""
-    resources_map = stack.resource_map
+    return listed_in(stack.resource_map)
+
+
+def listed_in(resources_map: Any) -> dict[str, Any]:
+    """listed(), of a stack's ResourceMap."""
     parsed = resources_map._parsed_resources
     return {
         name: parsed[name]
@@ -303,15 +309,23 @@ def create_only(kind: str) -> list[str] | None:
     return list(schema.get("createOnlyProperties", []))
 
 
-def update_note(kind: str, old: Any, new: Any, replaced: bool) -> str:
-    """What an UPDATE event must say when the emulator's update is not the one CloudFormation
-    makes: CloudFormation replaces a resource only when a create-only property changes."""
+def create_only_changed(kind: str, old: Any, new: Any) -> list[str] | None:
+    """The create-only properties of ``kind`` whose value differs from old to new (resolved properties):
+    CloudFormation replaces the resource when any does. None: not judged (no schema, or no values)."""
     from winworkers.update_path import at_pointer
 
     pointers = create_only(kind)
     if pointers is None or old is None or new is None:
+        return None
+    return [p.removeprefix("/properties/") for p in pointers if at_pointer(old, p) != at_pointer(new, p)]
+
+
+def update_note(kind: str, old: Any, new: Any, replaced: bool) -> str:
+    """What an UPDATE event must say when the emulator's update is not the one CloudFormation
+    makes: CloudFormation replaces a resource only when a create-only property changes."""
+    changed = create_only_changed(kind, old, new)
+    if changed is None:
         return "" if not replaced else "replaced by moto; not judged (no registry schema here)"
-    changed = [p.removeprefix("/properties/") for p in pointers if at_pointer(old, p) != at_pointer(new, p)]
     if changed and replaced:
         return f"replaced: create-only {', '.join(changed)} changed"
     if changed:
