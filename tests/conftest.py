@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import botocore.session as botocore_session
+import cfnlint.helpers
 import pytest
 import tree_sitter
 import tree_sitter_powershell
@@ -171,6 +172,30 @@ def shared_loader(search_path_string: str | None = None) -> Any:
 
 
 botocore_session.create_loader = shared_loader
+
+
+_load_plugins = cfnlint.helpers.load_plugins
+
+
+@functools.cache
+def _rule_instances(directory: str, name: str, modules: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(_load_plugins(directory, name, modules))
+
+
+def shared_rules(
+    directory: str,
+    name: str = "CloudFormationLintRule",
+    modules: tuple[str, ...] = ("cfnlint", "cfnlint.rules", "cfnlint.rules._rule"),
+) -> list[Any]:
+    """cfn-lint's rules from a folder (its own ~300 rule files), imported once per run: each in-process
+    lint imported and instantiated them all again (about 0.3 s of CPU a call, most of a small lint). Every
+    lint configures each rule afresh (``Rule.configure`` resets it to its defaults, then applies the call's
+    options) and initializes it per template, as cfn-lint does for the templates of one call; the
+    collection (``Rules``) is still new per call. tests/test_lint_rules.py holds the answers to a fresh load's."""
+    return list(_rule_instances(directory, name, tuple(modules)))
+
+
+cfnlint.helpers.load_plugins = shared_rules
 
 
 def as_dict(template: Any) -> dict[str, Any]:

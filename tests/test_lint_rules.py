@@ -402,3 +402,23 @@ def test_e9106_reads_an_argv_list_by_the_program_it_runs(command: list[str], fla
 def test_e9106_reads_double_quoted_strings_and_the_process_start_process_returned(command: str, flagged: bool) -> None:
     found = [f for f in corpus_findings(_launch_template_running(command), opt_in=False) if f[0] == "E9106"]
     assert len(found) == int(flagged), found
+
+
+def test_rules_shared_across_lints_answer_as_freshly_loaded_ones(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """conftest.shared_rules hands every lint of a run the same rule instances: a lint with other
+    options in between (the design rule on, then off) leaves nothing behind, and the findings are
+    those of rules loaded afresh, as each cfn-lint run loads them."""
+    import cfnlint.helpers
+
+    import conftest
+
+    bad = str(FIXTURES / "interface_endpoint_private_dns" / "bad.json")
+    on = lint(capsys, "--include-checks", "I", *OPT_IN, "--", bad)
+    off = lint(capsys, "--include-checks", "I", "--", bad)
+    on_again = lint(capsys, "--include-checks", "I", *OPT_IN, "--", bad)
+    monkeypatch.setattr(cfnlint.helpers, "load_plugins", conftest._load_plugins)
+    assert lint(capsys, "--include-checks", "I", "--", bad) == off == (0, [])
+    assert lint(capsys, "--include-checks", "I", *OPT_IN, "--", bad) == on == on_again
+    assert ids(on[1]) == ["W9104", "W9104"]
