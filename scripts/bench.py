@@ -105,7 +105,7 @@ per-phase boot metrics (docs/lifecycle.md, "Boot timings") are the real figures.
 backlog (queued and in flight) per worker after 3 one-minute datapoints above
 `BacklogPerWorker`, and shrinks it after 15 below. With `WarmPool=stopped` a
 scale-out starts a stopped, bootstrapped worker from the warm pool instead (no
-cfn-init; README, "A warm pool"); "Modes" above models that and Spot beside this
+cfn-init; docs/capacity.md, "A warm pool"); "Modes" above models that and Spot beside this
 cold path. Trade-offs: `MinSize` (a running worker costs its instance hours,
 latency 0), a warm pool (a stopped worker costs its EBS volume),
 `BacklogPerWorker` (higher: fewer workers, longer
@@ -496,7 +496,7 @@ def modes_section(phases: dict[str, int] | None = None) -> str:
         f"- The warm pool's cost: with `MaxGroupPreparedCapacity` -1 the pool holds `MaxSize` ({SCALING_MAX_SIZE}) "
         "minus desired stopped instances, each paying its volume all day, and an instance that leaves a pool "
         "at its `MinSize` is replaced by a cold launch that runs while it boots: for a few jobs a day it costs "
-        'more per job than cold. `WarmPoolMaxPrepared` bounds it (README, "A warm pool").',
+        'more per job than cold. `WarmPoolMaxPrepared` bounds it (docs/capacity.md, "A warm pool").',
         "",
         "**Boot phases** (minutes; the fleet's own boot metrics have the same names, docs/lifecycle.md: "
         "nothing here is measured, the model runs without AWS; an operator replaces a figure with "

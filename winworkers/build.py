@@ -331,7 +331,7 @@ class NestedFeature:
 
     def output(self, name: str) -> GetAtt:
         """A GetAtt of one of the child's outputs, for the parent to reference under the enabled
-        condition. name is the output as the child names it (the README's Outputs table, e.g.
+        condition. name is the output as the child names it (docs/embedding.md's outputs table, e.g.
         "WinGroupName") or without the prefix ("GroupName"). An unknown name raises ValueError
         listing the outputs: CloudFormation would fail only once the child exists."""
         outputs = list(self.child.outputs)

@@ -17,7 +17,7 @@ giving its size, rather than skipped or put in a bucket: it is the only place a
 stop error or a hung setup screen shows, and a bucket would add a resource, its
 policy and its own retention and encryption, where the log group already has
 the stack's (LogRetentionDays, KmsKeyArn). A JPG of a Windows console is tens to
-hundreds of KB, a few events; the README shows the one command that rebuilds it.
+hundreds of KB, a few events; docs/operations.md shows the one command that rebuilds it.
 
 The launch lifecycle action is not used: it fires when the boot begins, before
 there is anything to see. "EC2 Instance Launch Unsuccessful" is not used either:
@@ -40,7 +40,7 @@ instance whose *termination* hook is abandoned (RetentionTriggers
 TerminateHookAbandon; it has no trigger for a launch hook). The function's ABANDON
 of a failed boot's drain hook terminates the instance as CONTINUE would, unless
 RetainFailedBoots is true: then the instance is kept in Terminating:Retained,
-running and billed, until an operator terminates it (README, "Troubleshooting a
+running and billed, until an operator terminates it (docs/operations.md, "Troubleshooting a
 failed boot"). The function does not read the option: the group's policy decides.
 """
 

@@ -4,7 +4,7 @@ One table, PARAMETERS (one Param row per parameter, in template order),
 produces the CloudFormation Parameters with their constraints and
 descriptions, the Rules that require an input, the console's parameter groups
 and labels (``AWS::CloudFormation::Interface``, console_interface), the nested
-stack's pass-through, and the README's parameter table (grouped as in the
+stack's pass-through, and docs/parameters.md's table (grouped as in the
 console), so they cannot disagree. parameter_specs(config) reads it for one
 WorkersConfig.
 """
@@ -126,7 +126,7 @@ LOG_RETENTION_DAYS = (
 )
 
 LONG_PATTERN = 200
-"""A pattern longer than this is shown by its ConstraintDescription, not quoted (README, pre-check)."""
+"""A pattern longer than this is shown by its ConstraintDescription, not quoted (docs/deploy.md, the pre-check)."""
 
 _BUCKET = r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$"
 _KMS_KEY_ARN = r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+)?$"
@@ -150,7 +150,7 @@ the console: the CLI and the API ignore it; docs/aws-behaviours.md, row 176)."""
 
 class Group(StrEnum):
     """The console's parameter groups, in the order an operator decides; each value is the group's
-    label. The README's parameter table is grouped the same way."""
+    label. docs/parameters.md's table is grouped the same way."""
 
     FEATURE = "Feature switch"
     PLATFORM = "Platform: queue, buckets and artifact"
@@ -206,7 +206,7 @@ class ParamSpec:
         return Parameter(logical_name, **kwargs)
 
     def constraint_text(self) -> str:
-        """The constraint, in words, for the README table."""
+        """The constraint, in words, for docs/parameters.md's table."""
         numbers = [int(v) for v in self.allowed_values if v.isdigit()]
         if len(numbers) > 3 and numbers == list(range(numbers[0], numbers[-1] + 1)):
             run = f"{numbers[0]}-{numbers[-1]}"
@@ -233,7 +233,7 @@ class Param:
 
     The fields and their order are ParamSpec's: name (unprefixed; see
     param_name), CloudFormation Type, Default (always a string), Description,
-    console (and README) Group, then the constraints by keyword. label (a
+    console (and docs/parameters.md) Group, then the constraints by keyword. label (a
     keyword, required) is the console's name for it, which shows the logical
     name after it. required says when an input with no usable default must be
     given: the Rules require it then, and its description ends saying so. A
@@ -854,7 +854,7 @@ def console_interface(
     """The ``AWS::CloudFormation::Interface`` of the feature's parameters that a template declares
     (logical names): one group per Group that has any, in Group's order, each in the table's order,
     and a label for each, "<row's label> (<logical name>)": the console shows a label instead of the
-    logical name, which the Rules' messages, the README and the CLI use. labels are the groups' labels
+    logical name, which the Rules' messages, docs/parameters.md and the CLI use. labels are the groups' labels
     (group_labels). template_url, the parent's parameter a nested stack's TemplateURL refers to, leads the
     platform group: it has no default, and the stack is nothing without it."""
     specs = in_console_order(parameter_specs(config))

@@ -261,7 +261,7 @@ def _sub_names(text: str) -> set[str]:
 
 def refresh_triggers(template: Mapping[str, Any]) -> dict[str, Any]:
     """What reaches the running workers: each resource whose change starts an instance refresh,
-    and the part of it that does (one source for the deploy preview and the README's table).
+    and the part of it that does (one source for the deploy preview and docs/updates.md's table).
 
     A launch template: its properties (a new version). A custom resource that takes a launch
     template (its id or version): its properties but ServiceToken and ServiceTimeout (the refresh
