@@ -128,7 +128,8 @@ def _add_deployer_policy(commands: Any) -> None:
     policy.add_argument("--nested", action="store_true", help="the feature is a nested stack of the parent")
     policy.add_argument(
         "--stack-name",
-        help="limit the actions on existing resources to this stack's and its nested stacks' (docs/deploy.md: what it narrows)",
+        help="limit the actions on existing resources to this stack's and its nested stacks' "
+        "(docs/deploy.md: what it narrows)",
     )
     policy.add_argument(
         "--out", type=Path, metavar="DIR", help="write DIR/<name>.json per policy; print the commands that create them"
