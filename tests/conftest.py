@@ -72,6 +72,18 @@ def aws(endpoint: str) -> Any:
     return emulator_clients(endpoint)
 
 
+@pytest.fixture()
+def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment docs/emulator.md tells emulator users to export, and nothing of the
+    caller's profile, Region or endpoint."""
+    from winworkers.emulator import ENVIRONMENT
+
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel `make wheel` builds, built once per run (tests read it, never change it)."""

@@ -555,16 +555,17 @@ def test_a_stopped_pooled_worker_leaving_the_pool_is_released_at_once(world: Wor
     assert ami_refresh.POOL_EXIT == POOL_EXIT
 
 
-def _launched(world: World, message: str) -> None:
-    """The pooled worker's launch activity ends with ``message`` (DescribeScalingActivities' shape)."""
+def _launched(world: World, message: str | None = None, status: str = "Cancelled") -> None:
+    """The pooled worker's launch activity ends ``status``, with ``message`` if any
+    (DescribeScalingActivities' shape)."""
     launch = {
         "ActivityId": "f9f2d65b-f1f2-43e7-b46d-d86756459699",
         "AutoScalingGroupName": GROUP,
         "Description": "Launching a new EC2 instance into warm pool: i-0pool",
         "Cause": "At 2026-12-01T09:00:00Z an instance was launched into the warm pool.",
         "StartTime": "2026-12-01T09:00:00Z",
-        "StatusCode": "Cancelled",
-        "StatusMessage": message,
+        "StatusCode": status,
+        **({"StatusMessage": message} if message is not None else {}),
         "Progress": 100,
     }
     world.clients["autoscaling"].meta.events.register(
@@ -916,19 +917,7 @@ def test_review2_a_healthy_pooled_worker_leaving_the_pool_before_it_is_stopped_i
     # ("its-worker-drains"), not its worker (the contract drains on a Warmed: state only after it
     # read InService). It waits DrainSeconds (an hour by default), and DeleteWarmPool or the pool's
     # refresh with it: the wait this release exists to remove. Before i25-B it was released.
-    launch = {
-        "ActivityId": "f9f2d65b-f1f2-43e7-b46d-d86756459699",
-        "AutoScalingGroupName": GROUP,
-        "Description": "Launching a new EC2 instance into warm pool: i-0pool",
-        "Cause": "At 2026-12-01T09:00:00Z an instance was launched into the warm pool.",
-        "StartTime": "2026-12-01T09:00:00Z",
-        "StatusCode": "Successful",
-        "Progress": 100,
-    }
-    world.clients["autoscaling"].meta.events.register(
-        "before-call.auto-scaling.DescribeScalingActivities",
-        lambda **_: (_response(200), {"Activities": [launch]}),
-    )
+    _launched(world, status="Successful")
     result, completed = _pool_exit(world, "Warmed:Terminating:Wait", running=running)
     assert result["action"] == "released" and [c["LifecycleActionResult"] for c in completed] == ["CONTINUE"], (
         f"a healthy pooled worker ({running}) leaving the pool is released by no one"

@@ -53,15 +53,6 @@ NOW = datetime.now(UTC)
 EVENT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  (\S+) +([A-Z_]+) *(.*)$")
 
 
-@pytest.fixture()
-def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The environment docs/emulator.md tells emulator users to export."""
-    for name, value in ENVIRONMENT.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
 class Output(list[str]):
     """What deploy echoes, line by line."""
 

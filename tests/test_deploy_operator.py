@@ -28,7 +28,7 @@ import pytest
 from conftest import BUCKET_FLAG, ROOT, TEMPLATE_BUCKET, render
 from winworkers.cli import main
 from winworkers.deploy import Clients, DeployError, delete, deploy, follow
-from winworkers.emulator import ENVIRONMENT, coverage
+from winworkers.emulator import coverage
 from winworkers.parameters import SWITCH
 from winworkers.renderings import EXAMPLE_INPUTS, enabled_parameters
 
@@ -38,14 +38,6 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 FEATURE = ROOT / "templates" / "winworkers.json"
 QUEUE = {"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}
-
-
-@pytest.fixture()
-def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in ENVIRONMENT.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")

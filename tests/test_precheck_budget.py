@@ -15,7 +15,6 @@ from conftest import BUCKET_FLAG, ROOT
 from winworkers import constraints, rules, usage
 from winworkers.cli import main
 from winworkers.deploy import execute, inputs, preflight
-from winworkers.emulator import ENVIRONMENT
 from winworkers.renderings import enabled_parameters
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
@@ -55,14 +54,6 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[tuple[Any,
                 if value is function:
                     monkeypatch.setattr(module, attribute, wrapper)
     yield recorded
-
-
-@pytest.fixture()
-def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in ENVIRONMENT.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def _deploy(endpoint: str, stack: str, values: dict[str, str], *flags: str) -> int:

@@ -12,7 +12,6 @@ import io
 import types
 from typing import Any
 
-import boto3
 import pytest
 
 from conftest import ROOT, TEMPLATE_BUCKET
@@ -21,20 +20,13 @@ from winworkers.renderings import EXAMPLE_INPUTS, enabled_parameters
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:moto")
 
-REGION = "us-east-1"
 FEATURE = ROOT / "templates" / "winworkers.json"
 
 
 @pytest.fixture(scope="module")
-def client(endpoint: str) -> Any:
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    return lambda name: session.client(name, endpoint_url=endpoint)
-
-
-@pytest.fixture(scope="module")
-def aws(client: Any) -> Clients:
-    client("s3").create_bucket(Bucket=TEMPLATE_BUCKET)
-    return Clients(client("cloudformation"), client("ec2"), client("s3"), REGION)
+def client(aws: Clients) -> Any:
+    """Any client of the emulator's session (conftest.emulator_clients, which made the template bucket)."""
+    return aws.client
 
 
 def _deploy(aws: Clients, stack: str, parameters: dict[str, str]) -> DeployResult:
