@@ -177,6 +177,8 @@ def user_data(
     data = template["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
     if "Fn::If" in data:
         data = data["Fn::If"][1 if warm else 2]
+    if "Fn::If" in data:  # Fn::If BakedImage, baked, aws-published: the same script, another config set
+        data = data["Fn::If"][2]
     text = data["Fn::Base64"]["Fn::Sub"]
     for name, value in (("AWS::StackName", stack_name), ("AWS::Region", region), ("AWS::URLSuffix", suffix)):
         text = text.replace("${" + name + "}", value)
@@ -601,7 +603,7 @@ def figures_report(phases: dict[str, int] | None = None) -> str:
     lines += ["", "## AMI refresh Lambda: AWS API calls per invocation (exact, on moto)", "",
               "| Scenario | Calls |", "| --- | --- |"]  # fmt: skip
     lines += [f"| {name} | {count} |" for name, count in lambda_calls().items()]
-    return (
+    report = (
         "\n".join(lines)
         + "\n\n"
         + scaling_section()
@@ -611,6 +613,15 @@ def figures_report(phases: dict[str, int] | None = None) -> str:
         + first_file_section()
         + COST_AND_LATENCY
     )
+    return report.rstrip("\n") + "\n\n" + baked_section()
+
+
+def baked_section() -> str:
+    """A cold start in the baked mode, with and without Fast Launch, and its weekly cost
+    (scaling_model.baked_section)."""
+    import scaling_model as model
+
+    return model.baked_section()
 
 
 def split_report(report: str) -> tuple[str, str]:

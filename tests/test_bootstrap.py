@@ -107,8 +107,17 @@ def test_every_parameter_the_metadata_reads_changes_the_launch_template_data(
     feature: dict[str, Any], enabled: dict[str, Any], inputs: tuple[set[str], set[str]]
 ) -> None:
     parameters, _ = inputs
-    assert parameters <= set(ALTERNATIVES), f"give {sorted(parameters - set(ALTERNATIVES))} a second value"
+    # ImageSource (through BakedImage's Fn::If, with the switch) chooses which config sets exist and
+    # which script runs them, not a value in the line: it changes the Metadata and the data itself.
+    chooses = {"EnableWinTaskScriptService", "WinImageSource"}
+    assert parameters & chooses == chooses
     before = _launch_template(enabled)
+    after = _launch_template(render(feature, enabled_parameters(ImageSource="baked")))
+    assert after["Metadata"] != before["Metadata"]
+    assert after["Properties"]["LaunchTemplateData"]["ImageId"] != before["Properties"]["LaunchTemplateData"]["ImageId"]
+    assert "--configsets baked" in base64.b64decode(after["Properties"]["LaunchTemplateData"]["UserData"]).decode()
+    parameters -= chooses
+    assert parameters <= set(ALTERNATIVES), f"give {sorted(parameters - set(ALTERNATIVES))} a second value"
     for name in sorted(parameters):
         after = _launch_template(render(feature, enabled_parameters(**{name[3:]: ALTERNATIVES[name]})))
         assert after["Metadata"] != before["Metadata"], f"{name} does not reach the instance"
@@ -124,9 +133,15 @@ def test_every_resource_the_metadata_reads_is_in_the_config_line(
     # cannot render: the line names each one, so its new name changes the data.
     _, resources = inputs
     user_data = feature["Resources"]["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
-    # Fn::If HasWarmPool: the warm pool's script, then the cold one; both carry the line.
-    condition, *scripts = user_data["Fn::If"]
-    assert condition == "WinHasWarmPool" and len(scripts) == 2
+    # Fn::If HasWarmPool: the warm pool's script, then the cold one; each Fn::If BakedImage, the
+    # baked boot's (ImageSource=baked), then the aws-published one; all four carry the line.
+    condition, *pools = user_data["Fn::If"]
+    assert condition == "WinHasWarmPool" and len(pools) == 2
+    scripts = []
+    for pool in pools:
+        baked, *two = pool["Fn::If"]
+        assert baked == "WinBakedImage" and len(two) == 2
+        scripts += two
     for script in scripts:
         (first,) = [row for row in script["Fn::Base64"]["Fn::Sub"].splitlines() if row.startswith("# winworkers ")]
         assert {n for n in re.findall(r"\$\{([^}]+)\}", first)} >= resources

@@ -17,6 +17,7 @@ from winworkers import WorkersConfig, build_template
 from winworkers.cli import main
 from winworkers.deployer_policy import (
     DEPLOY_ACTIONS,
+    DOCUMENTS,
     HANDLERS,
     LEFT_OUT,
     MANAGED_POLICY_CHARACTERS,
@@ -120,7 +121,7 @@ def test_the_shipped_handler_permissions_are_cfn_lints() -> None:
 @pytest.mark.parametrize("config", [*CONFIGS, WorkersConfig(prefix="P" * 32)], ids=["d", "na", "pre", "long"])
 def test_each_document_fits_a_managed_policy(config: WorkersConfig, nested: bool) -> None:
     documents = policy_documents(config, nested=nested, template_bucket="b" * 63, stack_name="s" * 60)
-    assert len(documents) == 3
+    assert len(documents) == len(DOCUMENTS)
     for name, document in documents.items():
         minified = json.dumps(document, separators=(",", ":"))
         # IAM does not count white space: the minified JSON holds none, so its length is IAM's count.
@@ -138,7 +139,12 @@ def test_each_document_fits_a_managed_policy(config: WorkersConfig, nested: bool
 def test_the_documents_are_deterministic() -> None:
     first = json.dumps(policy_documents(nested=True))
     assert first == json.dumps(policy_documents(nested=True))
-    assert list(policy_documents()) == ["WinDeployerFleet", "WinDeployerRoles", "WinDeployerServices"]
+    assert list(policy_documents()) == [
+        "WinDeployerFleet",
+        "WinDeployerRoles",
+        "WinDeployerServices",
+        "WinDeployerImage",
+    ]
 
 
 def _awacs_actions() -> dict[str, set[str]]:
@@ -197,11 +203,12 @@ def test_service_linked_roles_are_scoped_to_the_services_whose_handlers_create_o
     needing -= {
         k for k in needing if "iam:CreateServiceLinkedRole" in {a for v in LEFT_OUT.get(k, {}).values() for a in v}
     }
-    services = sorted(SERVICE_LINKED_ROLES[k][0] for k in needing)
-    assert services == ["autoscaling.amazonaws.com", "route53resolver.amazonaws.com"]
+    services = sorted({SERVICE_LINKED_ROLES[k][0] for k in needing})
+    assert services == ["autoscaling.amazonaws.com", "imagebuilder.amazonaws.com", "route53resolver.amazonaws.com"]
     assert [s["Condition"]["StringEquals"]["iam:AWSServiceName"] for s in linked] == services
     assert [s["Resource"] for s in linked] == [
         ["arn:aws:iam::*:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"],
+        ["arn:aws:iam::*:role/aws-service-role/imagebuilder.amazonaws.com/AWSServiceRoleForImageBuilder"],
         ["arn:aws:iam::*:role/aws-service-role/route53resolver.amazonaws.com/AWSServiceRoleForRoute53Resolver"],
     ]
 
@@ -257,6 +264,9 @@ def test_pass_role_is_scoped_to_each_role_and_its_service() -> None:
         "PassRoleWinFlowLogsRole",
         "PassRoleWinEvidenceRole",
         "PassRoleWinWakeRole",
+        # ImageSource=baked: the build's instances' role, and the lifecycle policy's (Image Builder).
+        "PassRoleWinBuildRole",
+        "PassRoleWinLifecycleRole",
     }
     assert passes["PassRoleWinInstanceRole"]["Resource"] == ["arn:aws:iam::*:role/*-WinInstanceRole-*"]
     assert passes["PassRoleWinInstanceRole"]["Condition"] == {
@@ -266,7 +276,11 @@ def test_pass_role_is_scoped_to_each_role_and_its_service() -> None:
         "lambda.amazonaws.com"
     ]
     ami = next(s for s in document["Statement"] if s["Sid"] == "WindowsAmiParameters")
-    assert ami["Resource"] == ["arn:aws:ssm:*:*:parameter/aws/service/ami-windows-latest/*"]
+    # AWS's AMI parameters, and the stack's own (ImageSource=baked: compute.IMAGE_PARAMETER).
+    assert ami["Resource"] == [
+        "arn:aws:ssm:*:*:parameter/aws/service/ami-windows-latest/*",
+        "arn:aws:ssm:*:*:parameter/winworkers/*",
+    ]
     assert allows({"Statement": [ami]}, "ssm:GetParameters")
     assert not [s for s in document["Statement"] if "iam:" in json.dumps(s["Action"]) and s["Resource"] == ["*"]]
     assert not [s for s in document["Statement"] if "ssm:" in json.dumps(s["Action"]) and s is not ami]
@@ -282,6 +296,7 @@ def test_the_command_prints_policies_that_each_fit(capsys: pytest.CaptureFixture
         "platform-BatchDeployerFleet",
         "platform-BatchDeployerRoles",
         "platform-BatchDeployerServices",
+        "platform-BatchDeployerImage",
     ]
     for document in documents.values():
         assert document["Version"] == "2012-10-17"
@@ -323,7 +338,7 @@ def test_the_command_writes_one_file_per_policy_and_how_to_create_it(
 
 
 def test_the_readme_counts_the_policies_and_roles_as_built() -> None:
-    words = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+    words = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
     page = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")  # "The deployer's permissions"
     paragraph = page[page.index("- Deploying needs the permissions") :].split("\n- ")[0]
     paragraph = " ".join(paragraph.split())

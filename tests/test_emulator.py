@@ -281,6 +281,10 @@ def test_coverage_of_the_committed_templates_is_what_the_readme_says() -> None:
         "AWS::Route53Resolver::FirewallRuleGroupAssociation",
         "AWS::Route53Resolver::ResolverQueryLoggingConfig",
         "AWS::Route53Resolver::ResolverQueryLoggingConfigAssociation",
+        # moto has no Image Builder (ImageSource=baked; tests/test_image_emulator.py).
+        *(f"AWS::ImageBuilder::{kind}" for kind in ("Component", "DistributionConfiguration", "Image")),
+        *(f"AWS::ImageBuilder::{kind}" for kind in ("ImagePipeline", "ImageRecipe", "InfrastructureConfiguration")),
+        "AWS::ImageBuilder::LifecyclePolicy",
     }
     from readme_table import document_of
 

@@ -31,8 +31,13 @@ EXTRA = EndpointService("ssm", "the one-row test", "sqs")
 OPTIONAL = EndpointService("sts", "the optional one-row test", "sqs", condition="ThreeAzs")
 
 
+# The rows the workers reach; the image build's (for_build: ssm among them) would collide with
+# the one-row test's extra ssm row.
+WORKER_ENDPOINTS = tuple(row for row in ENDPOINTS if not row.for_build)
+
+
 def _built_with(monkeypatch: pytest.MonkeyPatch, *rows: EndpointService) -> dict[str, Any]:
-    monkeypatch.setattr(network, "ENDPOINTS", (*ENDPOINTS, *rows))
+    monkeypatch.setattr(network, "ENDPOINTS", (*WORKER_ENDPOINTS, *rows))
     return as_dict(build_template(WorkersConfig()))
 
 
@@ -62,12 +67,12 @@ def test_an_endpoint_service_is_one_row(monkeypatch: pytest.MonkeyPatch) -> None
     assert {json.dumps(s["Principal"]) for s in statements} == {json.dumps({"AWS": "WinInstanceRole.Arn"})}
     # The DNS Firewall answers its name, which the quiet list would block otherwise (ssm is in it).
     assert decide(rendered, "ssm.us-east-1.amazonaws.com") == "ALLOW"
-    monkeypatch.setattr(network, "ENDPOINTS", ENDPOINTS)
+    monkeypatch.setattr(network, "ENDPOINTS", WORKER_ENDPOINTS)
     without = render(as_dict(build_template(WorkersConfig())), enabled_parameters())
     assert decide(without, "ssm.us-east-1.amazonaws.com") == "BLOCK"
     # The workers wait for it (the group's Metadata), and docs/network.md's table lists it.
     assert name in dependencies(template, rendered["Conditions"], "WinGroup")
-    monkeypatch.setattr(network, "ENDPOINTS", (*ENDPOINTS, EXTRA))
+    monkeypatch.setattr(network, "ENDPOINTS", (*WORKER_ENDPOINTS, EXTRA))
     assert "| `com.amazonaws.<region>.ssm` | interface, private DNS | the one-row test |" in network.endpoint_table()
     # existing-subnets: the platform provides it; the feature creates none.
     assert _endpoint(render(template, enabled_parameters(mode="existing-subnets")), "ssm") is None

@@ -45,15 +45,35 @@ WORKER_SECURITY_GROUP = {
     "WinWorkerEgressToNetworkEndpoints",
     "WinEndpointIngressFromWorkers",
 }
+# ImageSource=baked (winworkers.image): the build's security group and its rules follow the VPC as
+# the workers' do; the build endpoints' group is the isolated VPC's.
+BUILD_SECURITY_GROUP = {
+    "WinBuildSecurityGroup",
+    "WinBuildEgressToEndpoints",
+    "WinBuildEgressToNetworkEndpoints",
+    "WinBuildEndpointIngress",
+}
+# Image Builder's recipes and components are immutable versions (every property create-only): a new
+# artifact, parent image version or volume makes a new recipe, and so a new first image; a new
+# ImageRevision a new component too. The recipe's and component's Name and Version are theirs alone
+# (no primaryIdentifier: their ARN is), so update_path sees no collision; the same Name and Version
+# would be refused by Image Builder, hence ImageRevision (docs/baked-image.md, "What an update replaces").
+IMAGE = {"WinFirstImage", "WinImageRecipe"}
 # What a stack update of each input replaces (the rest of the inputs replace nothing).
 # Reviewed: none of these has a fixed name; the workers follow through the launch
 # template's new version (its security group) and the refresh custom resource.
 REPLACED_BY = {
-    "WinVpcCidr": NETWORK,
-    "WinNetworkMode": WORKER_SECURITY_GROUP,
-    "WinVpcId": WORKER_SECURITY_GROUP,
-    "EnableWinTaskScriptService": WORKER_SECURITY_GROUP,  # via its VpcId's conditions; switched off, all goes anyway
-    "WinEndpointsCidr": {"WinWorkerEgressToNetworkEndpoints"},
+    "WinVpcCidr": NETWORK | BUILD_SECURITY_GROUP | {"WinBuildEndpointSecurityGroup"},
+    "WinNetworkMode": WORKER_SECURITY_GROUP | BUILD_SECURITY_GROUP,
+    "WinVpcId": WORKER_SECURITY_GROUP | BUILD_SECURITY_GROUP,
+    # via its VpcId's conditions; switched off, all goes anyway
+    "EnableWinTaskScriptService": WORKER_SECURITY_GROUP | BUILD_SECURITY_GROUP,
+    "WinEndpointsCidr": {"WinWorkerEgressToNetworkEndpoints", "WinBuildEgressToNetworkEndpoints"},
+    "WinArtifactBucket": IMAGE,
+    "WinArtifactKey": IMAGE,
+    "WinBuildVolumeSize": IMAGE,
+    "WinWindowsVersion": IMAGE,
+    "WinImageRevision": IMAGE | {"WinWorkerComponent"},
 }
 
 

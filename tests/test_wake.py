@@ -230,7 +230,7 @@ def test_the_role_may_read_this_queue_and_set_this_group_only(enabled: Rendered)
 def test_a_failed_call_is_neither_retried_nor_dead_lettered_and_pages(enabled: Rendered) -> None:
     # A failing wake (every minute with the schedule) would put up to 1,440 events a day into the
     # refresh's dead-letter queue: Lambda does not retry it (the schedule calls again), keeps no
-    # dead letter, and the errors alarm pages instead (register row 228).
+    # dead letter, and the errors alarm pages instead (register row 240).
     assert "DeadLetterConfig" not in props(enabled, "WinWakeFunction")
     (config,) = resources_of(enabled, "AWS::Lambda::EventInvokeConfig").values()
     assert config["Properties"]["FunctionName"] == "WinWakeFunction"  # its Ref, as rendered

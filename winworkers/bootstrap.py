@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from troposphere import Base64, Ref, Sub, encode_to_dict
+from troposphere import Base64, If, NoValue, Ref, Sub, encode_to_dict
 from troposphere.iam import Role
 
 from winworkers.config import WorkersConfig
@@ -258,6 +258,41 @@ def init_metadata(p: Params, role: Role, log_groups: AgentLogGroups, asg_name: A
     }
 
 
+BAKED_SETS = {"agent": "bakedagent", "service": "bakedservice"}
+"""ImageSource=baked: the config sets that replace agent and service, without their installs (the
+image has the agent and the artifact, winworkers.image); harden is the same."""
+
+
+def baked_init(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The config sets of a boot on the baked image, from metadata's (init_metadata): harden as it
+    is; the agent's config and start without the MSI (packages); worker.json and install.ps1 without
+    the download (sources): install.ps1 runs again, idempotent, as at a start from a warm pool."""
+    init = metadata["AWS::CloudFormation::Init"]
+    agent = {k: v for k, v in init["agent"].items() if k != "packages"}
+    service = {k: v for k, v in init["service"].items() if k != "sources"}
+    sets = [BAKED_SETS.get(name, name) for name in CONFIG_SETS]
+    return {"baked": sets, BAKED_SETS["agent"]: agent, BAKED_SETS["service"]: service}
+
+
+def with_baked(metadata: dict[str, Any], baked: str) -> dict[str, Any]:
+    """The launch template's Metadata: metadata, and under condition baked the baked config sets, each
+    an Fn::If whose other branch is AWS::NoValue, so without the image the Metadata is metadata."""
+    init = metadata["AWS::CloudFormation::Init"]
+    extra = baked_init(metadata)
+    configsets = {**init["configSets"], "baked": If(baked, extra.pop("baked"), NoValue)}
+    optional = {name: If(baked, value, NoValue) for name, value in extra.items()}
+    return {**metadata, "AWS::CloudFormation::Init": {**init, "configSets": configsets, **optional}}
+
+
+def baked_metadata(metadata: dict[str, Any], image: Any) -> dict[str, Any]:
+    """What a baked boot is configured with, for its config line (config_line): metadata with the baked
+    config sets, and the first image's id, so that a new image makes a new launch template version."""
+    init = metadata["AWS::CloudFormation::Init"]
+    extra = baked_init(metadata)
+    configsets = {**init["configSets"], "baked": extra.pop("baked")}
+    return {**metadata, "AWS::CloudFormation::Init": {**init, "configSets": configsets, **extra}, "Image": image}
+
+
 # Intrinsics whose value is a function of their arguments alone; any other (Fn::If,
 # Fn::FindInMap, Fn::ImportValue ...) depends on something the config line cannot see.
 _PURE = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::Split", "Fn::Base64"}
@@ -341,7 +376,12 @@ RESTART = (
 
 
 def user_data(
-    config: WorkersConfig, launch_template_id: str, asg_id: str, metadata: dict[str, Any], warm: bool = False
+    config: WorkersConfig,
+    launch_template_id: str,
+    asg_id: str,
+    metadata: dict[str, Any],
+    warm: bool = False,
+    configset: str = "default",
 ) -> Base64:
     """Plain PowerShell, base64 but never gzipped (plain base64 is what every launch agent
     reads; register row 26).
@@ -377,7 +417,7 @@ def user_data(
     every service's types."""
     t = BOOT_TIMES
     init = (
-        f'try {{ & "$b\\cfn-init.exe" -v @c --resource {launch_template_id} --configsets default; '
+        f'try {{ & "$b\\cfn-init.exe" -v @c --resource {launch_template_id} --configsets {configset}; '
         "$code=$LASTEXITCODE } catch { $_ }"
     )
     signal = f'& "$b\\cfn-signal.exe" -e $code @c --resource {asg_id}'

@@ -17,9 +17,11 @@ from troposphere.iam import Role
 
 from winworkers import iam, wiring
 from winworkers._version import __version__
+from winworkers.bootstrap import worker_settings
 from winworkers.compute import add_fleet
 from winworkers.config import WorkersConfig
 from winworkers.diagnostics import add_boot_evidence
+from winworkers.image import add_baked_image, add_build_role
 from winworkers.jobs import add_dashboard, add_queue_wait_alarm
 from winworkers.network import add_network
 from winworkers.observability import WorkerLogs, add_alarms, add_worker_logs, grant_write
@@ -125,8 +127,10 @@ def _build(template: Template, config: WorkersConfig, wired: dict[str, Any] | No
         grant_write(logs.groups),
     ]
     role, profile = iam.add_instance_profile(template, p, statements)
-    network = add_network(template, p, role, statements)
-    fleet = add_fleet(template, p, network, role, profile, logs)
+    build_access, build_profile = add_build_role(template, p)
+    network = add_network(template, p, role, statements, build_access)
+    baked = add_baked_image(template, p, network, build_access, build_profile, worker_settings(p))
+    fleet = add_fleet(template, p, network, role, profile, logs, baked.parameter, baked.first_image)
     refresh = add_refresh(template, p, fleet)
     add_boot_evidence(template, p, fleet.group, logs, refresh.dead_letters)
     wake = add_wake(template, p, logs)

@@ -83,9 +83,11 @@ from winworkers.bootstrap import (
     DRAIN_HOOK,
     LAUNCH_HOOK,
     SIGNAL_TIMEOUT,
+    baked_metadata,
     group_name,
     init_metadata,
     user_data,
+    with_baked,
 )
 from winworkers.config import WINDOWS_AMI_PARAMETER, WorkersConfig
 from winworkers.diagnostics import lifecycle_policy
@@ -120,20 +122,47 @@ class Fleet:
     warm_pool: WarmPool
 
 
-def ami_parameter_name(p: Params) -> Sub:
+IMAGE_PARAMETER = "/winworkers/${AWS::StackName}/{prefix}/image-id"
+"""ImageSource=baked: the stack's own SSM parameter of its baked AMI id (winworkers.image), which
+Image Builder's distribution writes and the launch template resolves."""
+
+
+def image_parameter_name(p: Params) -> Sub:
+    """The name of the stack's own SSM parameter of the baked AMI id (ImageSource=baked)."""
+    return Sub(IMAGE_PARAMETER.replace("{prefix}", p.config.prefix))
+
+
+def public_parameter_name(p: Params) -> Sub:
     """The public SSM parameter of the chosen Windows version's latest AMI."""
     return Sub(AMI_PARAMETER, Version=p["WindowsVersion"])
 
 
+def ami_parameter_name(p: Params) -> If:
+    """The parameter the workers' image is: the stack's own with ImageSource=baked, else AWS's public
+    one. The refresh function reads the same (winworkers.refresh)."""
+    return If(p.cond("BakedImage"), image_parameter_name(p), public_parameter_name(p))
+
+
 def add_fleet(
-    template: Template, p: Params, network: Network, role: Role, profile: InstanceProfile, logs: WorkerLogs
+    template: Template,
+    p: Params,
+    network: Network,
+    role: Role,
+    profile: InstanceProfile,
+    logs: WorkerLogs,
+    image_parameter: Any,
+    first_image: Any,
 ) -> Fleet:
+    """The launch template, the group, its warm pool and its scaling. image_parameter is the stack's
+    own image parameter (winworkers.image; under BakedImage)."""
     # Named, so the agent config can carry the name as a static dimension
     # without a dependency cycle (the launch template cannot Ref the group).
     # The prefix keeps two features in one stack apart (at most 128 + 1 + 32 + 7
     # of the 255 characters a group name may have).
     name = Sub(group_name(p.config))
-    launch_template = template.add_resource(_launch_template(p, network, role, profile, logs, name))
+    launch_template = template.add_resource(
+        _launch_template(p, network, role, profile, logs, name, image_parameter, GetAtt(first_image, "ImageId"))
+    )
     group = template.add_resource(_group(p, network, launch_template, name))
     warm_pool = template.add_resource(_warm_pool(p, group))
     _add_queue_scaling(template, p, group)
@@ -156,13 +185,31 @@ def _tags(p: Params) -> dict[str, Any]:
 
 
 def _launch_template(
-    p: Params, network: Network, role: Role, profile: InstanceProfile, logs: WorkerLogs, asg_name: Sub
+    p: Params,
+    network: Network,
+    role: Role,
+    profile: InstanceProfile,
+    logs: WorkerLogs,
+    asg_name: Sub,
+    image_parameter: Any,
+    image: Any,
 ) -> LaunchTemplate:
     lid = p.config.logical_id
     tags = [Tag(k, v) for k, v in _tags(p).items()]
     metadata = init_metadata(p, role, logs.for_agent(), asg_name)
+    baked = p.cond("BakedImage")
+
+    def scripts(what: dict[str, Any], warm: bool, configset: str = "default") -> Any:
+        return user_data(p.config, lid("LaunchTemplate"), lid("Group"), what, warm=warm, configset=configset)
+
     data = LaunchTemplateData(
-        ImageId=Sub("resolve:ssm:" + AMI_PARAMETER, Version=p["WindowsVersion"]),
+        # Baked: the stack's parameter, whose first value is the first image, which the stack
+        # waited for (image_parameter: the Ref also orders the launch template after it).
+        ImageId=If(
+            p.cond("BakedImage"),
+            Sub("resolve:ssm:${Name}", Name=Ref(image_parameter)),
+            Sub("resolve:ssm:" + AMI_PARAMETER, Version=p["WindowsVersion"]),
+        ),
         InstanceType=p["InstanceType"],
         IamInstanceProfile=IamInstanceProfile(Arn=GetAtt(profile, "Arn")),
         # No KeyName: there is no key pair, so no Administrator password can be decrypted.
@@ -193,10 +240,12 @@ def _launch_template(
         # Two scripts, not one: without a warm pool the UserData stays byte for byte the
         # script of 0.2.0, so a stack updated with WarmPool=off gets no new launch template
         # version (and no refresh); with it, the script runs at every boot (bootstrap).
+        # ImageSource=baked: the same scripts, running the baked config sets (no installs), their
+        # config line over what a baked boot reads, the first image's id with it (bootstrap).
         UserData=If(
             p.cond("HasWarmPool"),
-            user_data(p.config, lid("LaunchTemplate"), lid("Group"), metadata, warm=True),
-            user_data(p.config, lid("LaunchTemplate"), lid("Group"), metadata),
+            If(baked, scripts(baked_metadata(metadata, image), True, "baked"), scripts(metadata, True)),
+            If(baked, scripts(baked_metadata(metadata, image), False, "baked"), scripts(metadata, False)),
         ),
         # Instances get the group's tags (PropagateAtLaunch); volumes only get these.
         TagSpecifications=[TagSpecifications(ResourceType="volume", Tags=tags)],
@@ -204,7 +253,7 @@ def _launch_template(
     return LaunchTemplate(
         lid("LaunchTemplate"),
         LaunchTemplateData=data,
-        Metadata=metadata,
+        Metadata=with_baked(metadata, baked),
     )
 
 

@@ -57,6 +57,18 @@ MANAGED_POLICY_CHARACTERS = 6144
 """A managed policy's size quota; IAM does not count white space (IAM quotas, register row 173)."""
 
 LEFT_OUT: dict[str, dict[str, tuple[str, ...]]] = {
+    # winworkers.image gives the component's document inline (Data), never from S3 (Uri).
+    "AWS::ImageBuilder::Component": {
+        "Uri": ("s3:GetBucketLocation", "s3:GetObject", "s3:HeadBucket"),
+        "KmsKeyId": (
+            "kms:Decrypt",
+            "kms:Encrypt",
+            "kms:GenerateDataKey",
+            "kms:GenerateDataKeyPair",
+            "kms:GenerateDataKeyPairWithoutPlaintext",
+            "kms:GenerateDataKeyWithoutPlaintext",
+        ),
+    },
     "AWS::AutoScaling::AutoScalingGroup": {
         "LoadBalancerNames": (
             "autoscaling:AttachLoadBalancers",
@@ -177,6 +189,23 @@ SERVICE_LINKED_ROLES: dict[str, tuple[str, str]] = {
         "route53resolver.amazonaws.com",
         "AWSServiceRoleForRoute53Resolver",
     ),
+    # ImageSource=baked (winworkers.image): Image Builder's handlers create its service-linked role
+    # (Image Builder user guide, "Using service-linked roles for Image Builder"; row 235).
+    **dict.fromkeys(
+        (
+            f"AWS::ImageBuilder::{kind}"
+            for kind in (
+                "Component",
+                "DistributionConfiguration",
+                "Image",
+                "ImagePipeline",
+                "ImageRecipe",
+                "InfrastructureConfiguration",
+                "LifecyclePolicy",
+            )
+        ),
+        ("imagebuilder.amazonaws.com", "AWSServiceRoleForImageBuilder"),
+    ),
 }
 """The service-linked role each type's handlers create (iam:CreateServiceLinkedRole): service, role name."""
 
@@ -184,6 +213,8 @@ DOCUMENTS: dict[str, tuple[str, ...]] = {
     "Fleet": ("ec2", "vpce", "route53resolver", "autoscaling", "cloudwatch", "elasticloadbalancing", "ssm"),
     "Roles": ("iam",),
     "Services": ("lambda", "events", "logs", "sns", "sqs", "firehose", "cloudformation", "s3"),
+    # ImageSource=baked (winworkers.image); ecr and inspector2: the image handlers' reads of scanning.
+    "Image": ("imagebuilder", "ecr", "inspector2"),
 }
 """The managed policies, by the services whose statements each holds (named <Prefix>Deployer<Key>)."""
 
@@ -285,6 +316,8 @@ DEPLOY_ACTIONS = [*STACK_ACTIONS, *LOOKUP_ACTIONS]
 
 # Public parameters have no account in their ARN (arn:aws:ssm:REGION::parameter/aws/service/...): "*" matches it.
 # Every row of config.WINDOWS_VERSIONS: the folder of their AMI parameter.
+# ImageSource=baked: the stack's own image and build-settings parameters (compute.IMAGE_PARAMETER).
+_OWN_PARAMETERS = "arn:aws:ssm:*:*:parameter/winworkers/*"
 _AMI_PARAMETERS = "arn:aws:ssm:*:*:parameter" + WINDOWS_AMI_PARAMETER.rsplit("/", 1)[0] + "/*"
 TEMPLATE_BUCKET_PLACEHOLDER = "TEMPLATE-BUCKET"
 _ROLE_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy")
@@ -500,7 +533,11 @@ def _iam_statements(
     other = {
         a for kind, listed in needed.items() if kind not in (*_ROLE_TYPES, "AWS::IAM::InstanceProfile") for a in listed
     }
-    scoped = ("iam:PassRole", "iam:CreateServiceLinkedRole")
+    # Another type's handler reading a role or a profile (Image Builder's reads the build's, the
+    # lifecycle policy's role): on the stack's roles and profiles, like their own actions.
+    role_actions |= {a for a in other if a == "iam:GetRole"}
+    profile_actions |= {a for a in other if a == "iam:GetInstanceProfile"}
+    scoped = ("iam:PassRole", "iam:CreateServiceLinkedRole", "iam:GetRole", "iam:GetInstanceProfile")
     stray = sorted(a for a in other if a.startswith("iam:") and a not in scoped)
     if stray:
         raise ValueError(f"no scope known for {', '.join(stray)}: iam actions are never granted on '*'")
@@ -545,7 +582,7 @@ def _service_statements(
     if service == "s3":
         raise ValueError(f"no scope known for {', '.join(sorted(listed))}: s3 is granted on the template bucket only")
     granted = {NARROWED.get(a, a) for a in listed}
-    special = {"cloudformation": stack_arns(stack, nested), "ssm": [_AMI_PARAMETERS]}
+    special = {"cloudformation": stack_arns(stack, nested), "ssm": [_AMI_PARAMETERS, _OWN_PARAMETERS]}
     scope = SCOPES.get(service)
     if scope is None:
         return [_statement(_sid(service), granted, special.get(service, ["*"]))]

@@ -164,8 +164,8 @@ def refresh_rows(template: dict[str, Any]) -> list[tuple[str, str, str]]:
     resources = template["Resources"]
     switches = {
         name
-        for r in resources.values()
-        if r.get("Type") == "AWS::EC2::LaunchTemplate" and "Condition" in r
+        for n, r in resources.items()
+        if r.get("Type") == "AWS::EC2::LaunchTemplate" and n in triggers and "Condition" in r
         for name in references({"Condition": r["Condition"]}, template)
     }
     rows = []

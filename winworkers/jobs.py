@@ -43,7 +43,7 @@ QUEUE_WAIT_BREACHING = 2
 """M of N: a record exists only for a job that ended, so sparse traffic (a job ending every
 10 minutes) leaves every other period empty, and an empty period is good (notBreaching): N
 of N would never page it. 2 of 3 pages a slow job in every other period, not one slow job
-alone (AWS recommends M of N for embedded metrics; register row 227)."""
+alone (AWS recommends M of N for embedded metrics; register row 239)."""
 
 
 def add_queue_wait_alarm(template: Template, p: Params) -> Alarm:

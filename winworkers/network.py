@@ -44,8 +44,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from awacs import logs, s3
+from awacs.aws import Action as AwacsAction
 from awacs.aws import Allow, ArnEquals, AWSPrincipal, Condition, PolicyDocument, Principal, Statement
-from troposphere import Cidr, GetAtt, GetAZs, If, NoValue, Output, Ref, Select, Sub, Tags, Template
+from troposphere import Cidr, GetAtt, GetAZs, If, NoValue, Output, Ref, Select, Sub, Tags, Template, encode_to_dict
 from troposphere.cloudwatch import Alarm
 from troposphere.ec2 import (
     VPC,
@@ -125,6 +126,10 @@ class EndpointService:
     """Its statements name no principal: cfn-signal may sign with the instance role or not at all."""
     condition: str = ""
     """An optional endpoint's: the template condition (one that implies IsolatedVpc) it exists under."""
+    for_build: bool = False
+    """The image build's, never the workers' (ImageSource=baked, winworkers.image): its policy names
+    the build role only, its security group admits the build's only, and no worker waits for it or
+    has egress to it."""
 
     def __post_init__(self) -> None:
         for name in ("service", "purpose", "action_prefix"):
@@ -138,6 +143,8 @@ class EndpointService:
             raise ValueError(f"EndpointService.prefix_list={self.prefix_list!r}: a gateway endpoint's only, and needed")
         if self.public_objects and self.kind != GATEWAY:
             raise ValueError("EndpointService.public_objects: an S3 gateway endpoint's only")
+        if self.for_build and (self.kind != INTERFACE or not self.condition):
+            raise ValueError(f"EndpointService.for_build ({self.service}): an interface endpoint with a condition")
 
     @property
     def logical_name(self) -> str:
@@ -180,6 +187,13 @@ ENDPOINTS: tuple[EndpointService, ...] = (
     EndpointService("logs", "agent logs", "logs"),
     # The UserData and the worker complete the group's lifecycle hooks.
     EndpointService("autoscaling", "the lifecycle hooks", "autoscaling"),
+    # ImageSource=baked: the image build's and test's instances are driven through Systems Manager,
+    # and AWSTOE calls Image Builder (Image Builder user guide, "Image Builder and AWS PrivateLink
+    # interface VPC endpoints"; row 233). The workers reach none of them.
+    *(
+        EndpointService(service, "the image build (baked)", service, condition="BuildEndpoints", for_build=True)
+        for service in ("ssm", "ssmmessages", "ec2messages", "imagebuilder")
+    ),
 )
 """The endpoints of the isolated VPC, one row each; in existing-subnets mode, what the platform's VPC
 must provide (docs/network.md, generated from this table: endpoint_table)."""
@@ -205,6 +219,10 @@ class Network:
     """References to every endpoint, security group rule and route association the
     workers need, per mode (``Fn::If``): the group's Metadata carries them, so
     CloudFormation creates them before it creates the group."""
+    first_subnet_id: Any
+    """Where the image build runs, and its endpoints are: the first of subnet_ids."""
+    build_security_group: SecurityGroup
+    """The image build's (BakedImage): the build endpoints admit it alone."""
 
 
 @dataclass(frozen=True)
@@ -220,17 +238,104 @@ class _SecurityGroups:
     """existing-subnets mode: workers to the network's own endpoints."""
 
 
-def add_network(template: Template, p: Params, worker_role: Role, worker_statements: Sequence[Statement]) -> Network:
-    """The VPC, endpoints and endpoint security group (isolated mode); the workers' security group (both)."""
+def add_network(
+    template: Template, p: Params, worker_role: Role, worker_statements: Sequence[Statement], build: BuildAccess
+) -> Network:
+    """The VPC, endpoints and endpoint security group (isolated mode); the workers' security group (both);
+    the image build's security group and endpoints (ImageSource=baked: winworkers.image)."""
     vpc, subnets, route_table, routes = _add_isolated_vpc(template, p)
     isolated = p.cond("IsolatedVpc")
     groups = _add_security_groups(template, p, vpc)
-    endpoints = _add_endpoints(template, p, vpc, subnets, route_table, groups.endpoints, worker_role, worker_statements)
+    build_groups = _add_build_groups(template, p, vpc)
+    endpoints = _add_endpoints(
+        template, p, vpc, subnets, route_table, groups.endpoints, worker_role, worker_statements, build, build_groups
+    )
     dns = _add_dns_firewall(template, p, vpc)
     needed = [groups.endpoints, *groups.isolated_rules, *dns]
     ready = If(isolated, [*endpoints, *(Ref(r) for r in needed), *routes], [Ref(r) for r in groups.existing_rules])
     subnet_ids = If(isolated, subnets, p["SubnetIds"])
-    return Network(subnet_ids=subnet_ids, worker_security_group=groups.workers, ready=ready)
+    return Network(
+        subnet_ids=subnet_ids,
+        first_subnet_id=If(isolated, subnets[0], Select(0, p["SubnetIds"])),
+        worker_security_group=groups.workers,
+        ready=ready,
+        build_security_group=build_groups[0],
+    )
+
+
+@dataclass(frozen=True)
+class BuildAccess:
+    """What the image build (ImageSource=baked) may reach through the isolated VPC's endpoints: its
+    role, which the build endpoints' policies name alone, and the S3 objects it reads through the
+    gateway endpoint (the artifact; Image Builder's own buckets)."""
+
+    role: Role
+    s3_objects: tuple[Any, ...]
+
+
+def _add_build_groups(template: Template, p: Params, vpc: VPC) -> tuple[Any, Any]:
+    """The build's security group (BakedImage: no ingress; HTTPS to S3's prefix list, to the build
+    endpoints' group in isolated-vpc, to EndpointsCidr in existing-subnets) and, in isolated-vpc, the
+    build endpoints' group, which admits the build's group only."""
+    lid = p.config.logical_id
+    baked, endpoints_on = p.cond("BakedImage"), p.cond("BuildEndpoints")
+    build = template.add_resource(
+        _unset_in_default_mode(
+            SecurityGroup(
+                lid("BuildSecurityGroup"),
+                GroupDescription="Image builds (baked): no inbound; HTTPS out to S3 and the build endpoints only",
+                VpcId=If(p.cond("IsolatedVpc"), Ref(vpc), p["VpcId"]),
+                SecurityGroupEgress=[
+                    SecurityGroupRule(
+                        **_HTTPS, DestinationPrefixListId=p[row.prefix_list], Description="S3 through the gateway"
+                    )
+                    for row in ENDPOINTS
+                    if row.kind == GATEWAY
+                ],
+                Condition=baked,
+            ),
+            "VpcId",
+        )
+    )
+    group = template.add_resource(
+        SecurityGroup(
+            lid("BuildEndpointSecurityGroup"),
+            GroupDescription="Build endpoints (SSM, Image Builder): HTTPS from the image build only",
+            VpcId=Ref(vpc),
+            SecurityGroupEgress=[
+                SecurityGroupRule(
+                    IpProtocol="icmp", FromPort=-1, ToPort=-1, CidrIp="127.0.0.1/32", Description="No egress"
+                ),
+            ],
+            Condition=endpoints_on,
+        )
+    )
+    for name, kind, props in (
+        ("BuildEndpointIngress", SecurityGroupIngress, {"GroupId": Ref(group), "SourceSecurityGroupId": Ref(build)}),
+        (
+            "BuildEgressToEndpoints",
+            SecurityGroupEgress,
+            {"GroupId": Ref(build), "DestinationSecurityGroupId": Ref(group)},
+        ),
+    ):
+        template.add_resource(
+            kind(lid(name), **_HTTPS, **props, Description="HTTPS, build only", Condition=endpoints_on)
+        )
+    # existing-subnets: the platform's network provides the build's endpoints too (docs/baked-image.md).
+    template.add_resource(
+        _unset_in_default_mode(
+            SecurityGroupEgress(
+                lid("BuildEgressToNetworkEndpoints"),
+                GroupId=Ref(build),
+                **_HTTPS,
+                CidrIp=p["EndpointsCidr"],
+                Description="HTTPS to the network's own VPC endpoints",
+                Condition=p.cond("BakedInExistingNetwork"),
+            ),
+            "EndpointsCidr",
+        )
+    )
+    return build, group
 
 
 def _add_isolated_vpc(template: Template, p: Params) -> tuple[VPC, list[Any], RouteTable, list[Any]]:
@@ -452,6 +557,8 @@ def _add_endpoints(
     security_group: SecurityGroup,
     role: Role,
     worker_statements: Sequence[Statement],
+    build: BuildAccess,
+    build_groups: tuple[Any, Any],
 ) -> list[Any]:
     """Only in the isolated VPC: in the platform's VPC, private DNS and routes would change
     every other workload's access to these services (module docstring). One per row of
@@ -473,18 +580,56 @@ def _add_endpoints(
             "ServiceName": Sub(f"com.amazonaws.${{AWS::Region}}.{row.service}"),
             "VpcEndpointType": row.kind,
             "VpcId": Ref(vpc),
-            "PolicyDocument": _policy(row, role, worker_statements),
+            "PolicyDocument": _build_policy(row, build) if row.for_build else _policy(row, role, worker_statements),
         }
         if row.kind == GATEWAY:
             props["RouteTableIds"] = [Ref(route_table)]
+            props["PolicyDocument"] = _with_build_objects(p, props["PolicyDocument"], build)
         else:
-            props.update(PrivateDnsEnabled=True, SubnetIds=where, SecurityGroupIds=[Ref(security_group)])
+            # The build's endpoints sit where the build runs: the first subnet (winworkers.image).
+            group = build_groups[1] if row.for_build else security_group
+            subnets = subnet_ids[:1] if row.for_build else where
+            props.update(PrivateDnsEnabled=True, SubnetIds=subnets, SecurityGroupIds=[Ref(group)])
         condition = _endpoint_condition(template, p, row)
         endpoint = template.add_resource(
             VPCEndpoint(p.config.logical_id(row.logical_name), Condition=condition, **props)
         )
+        # The group waits for the build's endpoints too (no worker reaches them): a private-DNS name
+        # answers differently once its endpoint exists, and the group boots in the same VPC.
         created.append(Ref(endpoint) if not row.condition else If(condition, Ref(endpoint), NoValue))
     return created
+
+
+def _build_policy(row: EndpointService, build: BuildAccess) -> PolicyDocument:
+    """A build endpoint's policy: the build role alone, for its own service (the Systems Manager
+    agent and AWSTOE use what the role's managed policies allow; the worker role is not named)."""
+    return PolicyDocument(
+        Version="2012-10-17",
+        Statement=[
+            Statement(
+                Effect=Allow,
+                Principal=AWSPrincipal(GetAtt(build.role, "Arn")),
+                Action=[AwacsAction(row.action_prefix, "*")],
+                Resource=["*"],
+            )
+        ],
+    )
+
+
+def _with_build_objects(p: Params, policy: PolicyDocument, build: BuildAccess) -> If:
+    """The S3 gateway policy, and in baked mode the build role's reads: Fn::If of two whole
+    documents, so that without the image the policy is the workers' as before."""
+    document: dict[str, Any] = encode_to_dict(policy)
+    document = {**document, "Statement": list(document["Statement"])}
+    read = Statement(
+        Effect=Allow,
+        Principal=Principal("*"),
+        Action=[s3.GetObject],
+        Resource=list(build.s3_objects),
+        Condition=Condition(ArnEquals({"aws:PrincipalArn": GetAtt(build.role, "Arn")})),
+    )
+    document["Statement"].append(read)
+    return If(p.cond("BakedImage"), document, policy)
 
 
 def _endpoint_condition(template: Template, p: Params, row: EndpointService) -> str:
@@ -571,12 +716,17 @@ def expected_noise(p: Params) -> list[Any]:
     (this rule comes first). A name an endpoint's row allows (its service's regional name, say
     ssm's) is not quiet: the workers need it, and this rule would block it first."""
     suffix = _instance_suffix(p)
-    allowed = {row.regional_name for row in ENDPOINTS} | {dns.name for row in ENDPOINTS for dns in row.dns_names}
-    return [
-        Sub(q.domain, Suffix=suffix) if "${Suffix}" in q.domain else Sub(q.domain) if "${" in q.domain else q.domain
-        for q in QUIET_NAMES
-        if q.domain not in allowed
-    ]
+    rows = [row for row in ENDPOINTS if not row.condition]
+    allowed = {row.regional_name for row in rows} | {dns.name for row in rows for dns in row.dns_names}
+    # An optional endpoint's name is quiet while its condition is false, allowed while it is true.
+    optional = {row.regional_name: p.cond(row.condition) for row in ENDPOINTS if row.condition}
+
+    def domain(q: Any) -> Any:
+        text = q.domain
+        name = Sub(text, Suffix=suffix) if "${Suffix}" in text else Sub(text) if "${" in text else text
+        return If(optional[q.domain], NoValue, name) if q.domain in optional else name
+
+    return [domain(q) for q in QUIET_NAMES if q.domain not in allowed]
 
 
 BLOCKED_METRIC = "DnsQueriesBlocked"

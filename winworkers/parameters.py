@@ -90,6 +90,9 @@ class Switch:
 
 
 BOOLEAN = ("true", "false")
+AWS_PUBLISHED = "aws-published"
+BAKED = "baked"
+"""The ImageSource parameter's values: the AWS image as today, or the stack's own (winworkers.image)."""
 ISOLATED = "isolated-vpc"
 EXISTING = "existing-subnets"
 ENDPOINTS_IN_EVERY_AZ = "all"
@@ -340,6 +343,12 @@ def default_windows_version(config: WorkersConfig) -> str:
 def with_alarms(config: WorkersConfig) -> bool:
     """The alarms' parameters exist only when the config creates the alarms."""
     return config.include_alarms
+
+
+FAST_LAUNCH_MAX = 100
+"""The FastLaunchSnapshots bound: the snapshots are paid storage (docs/baked-image.md)."""
+IMAGE_REVISION_MAX = 1_000_000
+"""The ImageRevision bound: it is the minor of Image Builder's x.y.z versions, below 2^30."""
 
 
 PARAMETERS: tuple[Param, ...] = (
@@ -828,6 +837,47 @@ PARAMETERS: tuple[Param, ...] = (
         max_value=QUEUE_WAIT_ALARM_MAX,
         when=with_alarms,
     ),
+    # The baked image (winworkers.image, docs/baked-image.md): aws-published keeps the template
+    # of before, resolved; baked builds the stack's own image on the same AWS image, weekly.
+    Param(
+        "ImageSource",
+        "String",
+        AWS_PUBLISHED,
+        "aws-published: workers install the artifact and agent at boot; baked: a weekly Image Builder image has them.",
+        Group.CAPACITY,
+        label="Image source",
+        allowed_values=(AWS_PUBLISHED, BAKED),
+    ),
+    Param(
+        "FastLaunchSnapshots",
+        "Number",
+        "0",
+        "Baked only: EC2 Fast Launch pre-provisioned snapshots of the image; 0: no Fast Launch.",
+        Group.CAPACITY,
+        label="Fast Launch snapshots",
+        min_value=0,
+        max_value=FAST_LAUNCH_MAX,
+    ),
+    Param(
+        "ImageRevision",
+        "Number",
+        "0",
+        "Baked only: raise it with any change of the artifact, so Image Builder makes a new image version.",
+        Group.CAPACITY,
+        label="Image revision",
+        min_value=0,
+        max_value=IMAGE_REVISION_MAX,
+    ),
+    Param(
+        "BuildVolumeSize",
+        "Number",
+        "60",
+        "Baked only: the image build's root volume, GiB (room for a large installer).",
+        Group.CAPACITY,
+        label="Image build volume, GiB",
+        min_value=30,
+        max_value=2048,
+    ),
 )
 """The feature's parameters, one row each, in the order of the template's Parameters."""
 
@@ -1027,7 +1077,15 @@ def _add_conditions(template: Template, p: Params) -> None:
         p.cond("HasKmsKey"): Not(Equals(p["KmsKeyArn"], "")),
         p.cond("HasDesiredCapacity"): Not(Equals(p["DesiredCapacity"], "")),
         p.cond("HasWarmPool"): And(on, Equals(p["WarmPool"], WARM_POOL_STOPPED)),
+        p.cond("BakedImage"): And(on, Equals(p["ImageSource"], BAKED)),
     }
+    # The image build's endpoints (network.ENDPOINTS, for_build): the isolated VPC's own; in
+    # existing-subnets the platform's network provides them (docs/baked-image.md).
+    conditions[p.cond("BuildEndpoints")] = And(Condition(p.cond("BakedImage")), Condition(p.cond("IsolatedVpc")))
+    conditions[p.cond("BakedInExistingNetwork")] = And(
+        Condition(p.cond("BakedImage")), Condition(p.cond("UseExistingEndpoints"))
+    )
+    conditions[p.cond("FastLaunch")] = And(Condition(p.cond("BakedImage")), Not(Equals(p["FastLaunchSnapshots"], "0")))
     if p.config.include_alarms:
         conditions[p.cond("HasAlarmTopic")] = Not(Equals(p["AlarmTopicArn"], ""))
     # i18-net: DNS Firewall in the isolated VPC, or offered to the platform's; the instance's

@@ -25,7 +25,7 @@ is an output (WakeRoleArn) for the policy of a queue in another account.
 
 A failed call is not retried by Lambda and goes to no dead-letter queue (WakeRetries: the
 schedule calls again within a minute, and 1,440 failures a day would bury the refresh's
-dead letters); WakeErrorsAlarm pages AlarmTopicArn instead (register row 228).
+dead letters); WakeErrorsAlarm pages AlarmTopicArn instead (register row 240).
 """
 
 from __future__ import annotations

@@ -270,11 +270,14 @@ def refresh_triggers(template: Mapping[str, Any]) -> dict[str, Any]:
     makes no new version for it (register row 79).
     """
     resources = template.get("Resources", {})
-    templates = {name for name, r in resources.items() if r.get("Type") in REFRESH_TYPES}
+    # The workers' launch templates: those a group launches from (not, say, Fast Launch's).
+    groups = [r for r in resources.values() if r.get("Type") == "AWS::AutoScaling::AutoScalingGroup"]
+    used = set().union(*(references(g.get("Properties", {}), template) for g in groups)) if groups else set()
+    templates = {n for n, r in resources.items() if r.get("Type") in REFRESH_TYPES and (n in used or not groups)}
     triggers: dict[str, Any] = {}
     for name, resource in resources.items():
         kind, properties = resource.get("Type", ""), resource.get("Properties", {})
-        if kind in REFRESH_TYPES:
+        if name in templates:
             triggers[name] = properties
         elif _custom(kind) and _uses(properties, templates):
             triggers[name] = {k: v for k, v in properties.items() if k not in CUSTOM_RESOURCE_OWN}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from winworkers import image
 from winworkers.bootstrap import BOOT_TIMEOUT_SECONDS
 from winworkers.build import check_pair
 from winworkers.compute import CHECKPOINTS
@@ -136,6 +137,8 @@ def _precheck(
     data, clients, echo = given.template.data, run.clients, run.echo
     stack = _stack_to_change(run, wait_for_refresh)
     values, kept, masked = _values(data, given.values, stack.previous, reset, echo)
+    for problem in image.revision_problems(data, values, stack.previous):
+        raise DeployError(problem)
     to_fill = validate(given, values, known=masked)
     values = _fill_prefix_lists(data, values, kept, to_fill, clients, echo)
     children = _check_nested_child(clients, data, {**stack.previous, **values}, echo)

@@ -1,0 +1,326 @@
+"""winworkers.image, ImageSource: the baked image, judged on the rendered template, resolved for
+given parameter values (tests/resolved.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from image_digests import NEW_PARAMETERS
+from resolved import REGION, digest, resolve
+
+from conftest import ROOT
+from winworkers.build import build_template
+from winworkers.config import WorkersConfig
+from winworkers.image import IMAGE_BUILDER_OBJECTS, START_CONDITION, document_version, json_text
+from winworkers.network import ENDPOINTS
+
+TEMPLATES = ROOT / "templates"
+ON = {"EnableWinTaskScriptService": "true"}
+BUILD_SERVICES = [row.service for row in ENDPOINTS if row.for_build]
+
+# The resolved form (tests/resolved.py, less the new parameters) of the committed templates, for the
+# feature on, with ImageSource=aws-published. Pinned when ImageSource was merged, where each was checked
+# equal to the template of before ImageSource (41b13c7) resolved the same way; a later change to what
+# the default mode deploys updates them on purpose (scripts/image_digests.py prints them), and says so
+# in the CHANGELOG.
+BEFORE = {
+    (
+        "parent-inline.json",
+        "existing-subnets",
+        "off",
+    ): "30ee1bc17cd89692e87e1f6db4a770879d71eaca5752bc326f184440a9be4e7a",
+    ("parent-inline.json", "isolated-vpc", "off"): "9a30ea298f59f61f1354fa2311a2db47eadb2bcfeffef5d167d60d9e2ad5b1f5",
+    ("winworkers.json", "existing-subnets", "off"): "4b2fb4d392248093c43a40df15cdf9921df7a5ad57839674e0f9d2f1e889b043",
+    (
+        "winworkers.json",
+        "existing-subnets",
+        "stopped",
+    ): "a8fdb3c138daa5b03336c05702988155a3a182bea9cfb65cdc7d2565546cab33",
+    ("winworkers.json", "isolated-vpc", "off"): "93d16cbe4436ce290c244dfad8f8818c9c70a3c1e2002685d0b2c36a506d3139",
+    ("winworkers.json", "isolated-vpc", "stopped"): "83cf53ad9fb7e5ef1fcf5830e3f10d057b0fcbfc04ff2e263f43dd24f4c30b07",
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    rendered: dict[str, Any] = json.loads(build_template().to_json())
+    return rendered
+
+
+def baked(template: dict[str, Any], mode: str = "isolated-vpc", **more: str) -> Any:
+    given = {**ON, "WinImageSource": "baked", "WinNetworkMode": mode, **{f"Win{k}": v for k, v in more.items()}}
+    return resolve(template, given)
+
+
+@pytest.mark.parametrize(("name", "mode", "pool"), sorted(BEFORE))
+def test_aws_published_resolves_to_the_template_of_before(name: str, mode: str, pool: str) -> None:
+    template = json.loads((TEMPLATES / name).read_text())
+    given = {**ON, "WinNetworkMode": mode, "WinWarmPool": pool, "WinImageSource": "aws-published"}
+    assert digest(resolve(template, given, drop_parameters=NEW_PARAMETERS)) == BEFORE[(name, mode, pool)]
+
+
+def test_the_committed_template_is_the_rendered_one(template: dict[str, Any]) -> None:
+    assert json.loads((TEMPLATES / "winworkers.json").read_text()) == template
+
+
+def test_aws_published_creates_nothing_of_the_image(template: dict[str, Any]) -> None:
+    resources = resolve(template, {**ON, "WinImageSource": "aws-published"})["Resources"]
+    assert not [r for r in resources.values() if r["Type"].startswith("AWS::ImageBuilder::")]
+    assert not [n for n in resources if n.endswith(("BuildSecurityGroup", "BuildRole", "ImageParameter"))]
+
+
+@pytest.mark.parametrize("mode", ["isolated-vpc", "existing-subnets"])
+def test_baked_launches_the_stacks_own_image_parameter(template: dict[str, Any], mode: str) -> None:
+    resources = baked(template, mode)["Resources"]
+    image = resources["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["ImageId"]
+    assert image == {"Fn::Sub": ["resolve:ssm:${Name}", {"Name": {"Ref": "WinImageParameter"}}]}
+    parameter = resources["WinImageParameter"]["Properties"]
+    assert parameter["DataType"] == "aws:ec2:image"
+    # Created with the first image's id: the stack waits for the first build.
+    assert parameter["Value"] == {"Fn::GetAtt": ["WinFirstImage", "ImageId"]}
+    distribution = resources["WinImageDistribution"]["Properties"]["Distributions"][0]
+    assert distribution["SsmParameterConfigurations"] == [
+        {"DataType": "aws:ec2:image", "ParameterName": parameter["Name"]}
+    ]
+    # The refresh function reads the same parameter.
+    refresh = resources["WinRefreshFunction"]["Properties"]["Environment"]["Variables"]
+    assert refresh["AMI_PARAMETER"] == parameter["Name"]
+
+
+def test_aws_published_refresh_reads_aws_parameter(template: dict[str, Any]) -> None:
+    resources = resolve(template, ON)["Resources"]
+    variables = resources["WinRefreshFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["AMI_PARAMETER"] == {
+        "Fn::Sub": [
+            "/aws/service/ami-windows-latest/Windows_Server-${Version}-English-Full-Base",
+            {"Version": {"Ref": "WinWindowsVersion"}},
+        ]
+    }
+
+
+def test_the_recipe_bakes_on_the_aws_image_the_launch_template_reads_today(template: dict[str, Any]) -> None:
+    resources = baked(template)["Resources"]
+    recipe = resources["WinImageRecipe"]["Properties"]
+    assert recipe["ParentImage"] == {
+        "Fn::Sub": [
+            "ssm:/aws/service/ami-windows-latest/Windows_Server-${Version}-English-Full-Base",
+            {"Version": {"Ref": "WinWindowsVersion"}},
+        ]
+    }
+    assert recipe["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == {"Ref": "WinBuildVolumeSize"}
+    assert recipe["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
+
+
+def test_the_component_installs_through_install_ps1_and_tests_readiness(template: dict[str, Any]) -> None:
+    component = baked(template)["Resources"]["WinWorkerComponent"]["Properties"]
+    document = json.loads(component["Data"])
+    phases = {phase["name"]: phase["steps"] for phase in document["phases"]}
+    build = json.dumps(phases["build"])
+    assert "install.ps1' -ConfigPath 'C:\\\\winworkers\\\\worker.json'" in build
+    assert "amazon-cloudwatch-agent.msi" in build
+    assert [step["name"] for step in phases["test"]] == ["Ready"]
+    assert "install.ps1" in phases["test"][0]["inputs"]["commands"][0]
+
+
+def test_versions_follow_the_code_and_the_revision(template: dict[str, Any]) -> None:
+    """Components and recipes are immutable: a new artifact needs a new version (ImageRevision)."""
+    resources = baked(template)["Resources"]
+    for name in ("WinWorkerComponent", "WinImageRecipe"):
+        version = resources[name]["Properties"]["Version"]
+        assert version["Fn::Sub"][0].endswith(".${Revision}.0")
+        assert version["Fn::Sub"][0].split(".")[0] == document_version_of_default()
+        assert version["Fn::Sub"][1] == {"Revision": {"Ref": "WinImageRevision"}}
+
+
+def document_version_of_default() -> str:
+    from troposphere import Template
+
+    from winworkers.parameters import add_parameters
+
+    return document_version(add_parameters(Template(), WorkersConfig()))
+
+
+def test_infrastructure_builds_isolated_with_imdsv2_and_no_key(template: dict[str, Any]) -> None:
+    for mode, subnet in (
+        ("isolated-vpc", {"Ref": "WinSubnetA"}),
+        ("existing-subnets", {"Fn::Select": [0, {"Ref": "WinSubnetIds"}]}),
+    ):
+        infrastructure = baked(template, mode)["Resources"]["WinBuildInfrastructure"]["Properties"]
+        assert infrastructure["InstanceMetadataOptions"]["HttpTokens"] == "required"
+        assert infrastructure["TerminateInstanceOnFailure"] is True
+        assert "KeyPair" not in infrastructure
+        assert infrastructure["SubnetId"] == subnet
+        assert infrastructure["SecurityGroupIds"] == [{"Ref": "WinBuildSecurityGroup"}]
+
+
+def test_weekly_pipeline_builds_only_on_updates(template: dict[str, Any]) -> None:
+    pipeline = baked(template)["Resources"]["WinImagePipeline"]["Properties"]
+    assert pipeline["Schedule"]["PipelineExecutionStartCondition"] == START_CONDITION
+    assert pipeline["Schedule"]["ScheduleExpression"].startswith("cron(")
+    assert pipeline["ImageTestsConfiguration"]["ImageTestsEnabled"] is True
+    lifecycle = baked(template)["Resources"]["WinImageLifecycle"]["Properties"]
+    assert lifecycle["PolicyDetails"][0]["Filter"]["Type"] == "COUNT"
+    assert lifecycle["ResourceSelection"]["TagMap"] == pipeline["ImageTags"]
+
+
+def test_fast_launch_only_with_snapshots(template: dict[str, Any]) -> None:
+    off = baked(template)["Resources"]
+    assert "FastLaunchConfigurations" not in off["WinImageDistribution"]["Properties"]["Distributions"][0]
+    assert "WinFastLaunchTemplate" not in off
+    on = baked(template, FastLaunchSnapshots="5")["Resources"]
+    (fast,) = on["WinImageDistribution"]["Properties"]["Distributions"][0]["FastLaunchConfigurations"]
+    assert fast["SnapshotConfiguration"]["TargetResourceCount"] == {"Ref": "WinFastLaunchSnapshots"}
+    assert fast["LaunchTemplate"] == {"LaunchTemplateId": {"Ref": "WinFastLaunchTemplate"}}
+    data = on["WinFastLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["NetworkInterfaces"][0]["Groups"] == [{"Ref": "WinBuildSecurityGroup"}]
+    assert data["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False
+
+
+def _egress_targets(resources: dict[str, Any], group: str) -> list[Any]:
+    inline = resources[group]["Properties"].get("SecurityGroupEgress", [])
+    standalone = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::EC2::SecurityGroupEgress"]
+    rules = [*inline, *(r for r in standalone if r["GroupId"] == {"Ref": group})]
+    return [r.get("DestinationSecurityGroupId") or r.get("DestinationPrefixListId") or r.get("CidrIp") for r in rules]
+
+
+def test_no_worker_can_reach_systems_manager(template: dict[str, Any]) -> None:
+    resources = baked(template)["Resources"]
+    build_endpoints = {n: r for n, r in resources.items() if r["Type"] == "AWS::EC2::VPCEndpoint"}
+    ssm = {
+        n: r["Properties"]
+        for n, r in build_endpoints.items()
+        if r["Properties"]["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1] in BUILD_SERVICES
+    }
+    assert sorted(s["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1] for s in ssm.values()) == sorted(BUILD_SERVICES)
+    for endpoint in ssm.values():
+        # Only the build endpoints' group, which admits the build's group alone.
+        assert endpoint["SecurityGroupIds"] == [{"Ref": "WinBuildEndpointSecurityGroup"}]
+        principals = [s["Principal"] for s in endpoint["PolicyDocument"]["Statement"]]
+        assert principals == [{"AWS": {"Fn::GetAtt": ["WinBuildRole", "Arn"]}}]
+    ingress = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+        and r["Properties"]["GroupId"] == {"Ref": "WinBuildEndpointSecurityGroup"}
+    ]
+    assert [r["SourceSecurityGroupId"] for r in ingress] == [{"Ref": "WinBuildSecurityGroup"}]
+    assert "SecurityGroupIngress" not in resources["WinBuildEndpointSecurityGroup"]["Properties"]
+    # The workers' group sends nowhere near them.
+    assert {"Ref": "WinBuildEndpointSecurityGroup"} not in _egress_targets(resources, "WinWorkerSecurityGroup")
+    # Neither the workers' role nor any worker endpoint grants an ssm action.
+    role = json.dumps(resources["WinInstanceRole"]["Properties"])
+    assert '"ssm:' not in role and "ssmmessages:" not in role and "ec2messages:" not in role
+    # The SSM Agent is still stopped and disabled at every worker's boot.
+    init = json.dumps(resources["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]["harden"])
+    assert "AmazonSSMAgent" in init and "StartupType Disabled" in init
+
+
+def test_the_build_reaches_what_aws_documents_it_needs(template: dict[str, Any]) -> None:
+    resources = baked(template)["Resources"]
+    targets = _egress_targets(resources, "WinBuildSecurityGroup")
+    assert {"Ref": "WinBuildEndpointSecurityGroup"} in targets and {"Ref": "WinS3PrefixListId"} in targets
+    statements = resources["WinS3Endpoint"]["Properties"]["PolicyDocument"]["Statement"]
+    (build,) = [s for s in statements if "WinBuildRole" in json.dumps(s)]
+    objects = json.dumps(build["Resource"])
+    assert all(arn.split(":::")[1].split("-${AWS::Region}")[0] in objects for arn in IMAGE_BUILDER_OBJECTS)
+    assert "${Key}" in objects
+    allowed = json.dumps(resources["WinDnsAllowList"]["Properties"]["Domains"])
+    quiet = json.dumps(resources["WinDnsNoiseList"]["Properties"]["Domains"])
+    for service in BUILD_SERVICES:
+        name = f"{service}.${{AWS::Region}}.${{AWS::URLSuffix}}"
+        assert name in allowed and name not in quiet
+
+
+def test_aws_published_keeps_systems_manager_names_quiet(template: dict[str, Any]) -> None:
+    resources = resolve(template, ON)["Resources"]
+    allowed = json.dumps(resources["WinDnsAllowList"]["Properties"]["Domains"])
+    quiet = json.dumps(resources["WinDnsNoiseList"]["Properties"]["Domains"])
+    assert "ssm.${AWS::Region}" in quiet and "ssm.${AWS::Region}" not in allowed
+
+
+def test_existing_subnets_build_uses_the_networks_endpoints(template: dict[str, Any]) -> None:
+    resources = baked(template, "existing-subnets")["Resources"]
+    assert not [r for r in resources.values() if r["Type"] == "AWS::EC2::VPCEndpoint"]
+    assert {"Ref": "WinEndpointsCidr"} in _egress_targets(resources, "WinBuildSecurityGroup")
+
+
+def test_json_text_is_the_json_of_the_values() -> None:
+    from troposphere import Ref
+
+    sub = json.loads(json.dumps(json_text({"a": Ref("X"), "b": ["p", "q"], "c": {"d": "e"}}).to_dict()))
+    text, variables = sub["Fn::Sub"]
+    assert json.loads(text.replace("${V0}", "x")) == {"a": "x", "b": ["p", "q"], "c": {"d": "e"}}
+    assert variables == {"V0": {"Ref": "X"}}
+    assert REGION
+
+
+def test_the_baked_boot_skips_the_installs_and_keeps_the_rest(template: dict[str, Any]) -> None:
+    import base64
+
+    for pool in ("off", "stopped"):
+        resources = baked(template, WarmPool=pool)["Resources"]
+        init = resources["WinLaunchTemplate"]["Metadata"]["AWS::CloudFormation::Init"]
+        assert init["configSets"]["baked"] == ["harden", "bakedagent", "bakedservice"]
+        # No MSI and no artifact download; the agent's config and start, worker.json and install.ps1 stay.
+        assert "packages" not in init["bakedagent"] and "sources" not in init["bakedservice"]
+        assert init["bakedagent"]["commands"] == init["agent"]["commands"]
+        assert init["bakedservice"]["commands"] == init["service"]["commands"]
+        assert init["bakedservice"]["files"] == init["service"]["files"]
+        script = resources["WinLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
+        assert "--configsets baked;" in script and "--configsets default" not in script
+        # The first image's id is in the config line: a new image is a new launch template version.
+        (line,) = [row for row in script.splitlines() if row.startswith("# winworkers ")]
+        assert "${WinFirstImage.ImageId}" in line
+    assert base64  # the scripts are checked as templated text, before base64
+
+
+def test_a_new_artifact_makes_a_new_image_and_one_refresh(template: dict[str, Any]) -> None:
+    """ImageRevision (with the artifact) replaces the component, the recipe and the first image; the
+    new image's id reaches the launch template's data (its config line): one new version, one refresh
+    through the refresh custom resource, launch before terminate as every refresh."""
+    from winworkers.deploy.changes import refresh_inputs
+    from winworkers.update_path import update_path
+
+    replaced, collisions = update_path(template)
+    assert replaced["WinImageRevision"] == {"WinWorkerComponent", "WinImageRecipe", "WinFirstImage"}
+    assert replaced["WinArtifactKey"] == {"WinImageRecipe", "WinFirstImage"}
+    assert collisions == []
+    inputs = refresh_inputs(template, replaced)
+    assert inputs["WinImageRevision"] == ("WinLaunchTemplate",)
+    assert "WinLaunchTemplate" in inputs["WinArtifactKey"]
+    # Fast Launch's snapshot count changes the distribution only: no refresh.
+    assert "WinFastLaunchSnapshots" not in inputs
+
+
+def test_benchmarks_show_the_baked_cold_start_against_the_target() -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from scaling_model import BAKED_TARGET_MINUTES, COLD_PHASES, FAST_LAUNCH_PHASES, baked_section
+
+    report = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert baked_section() in report, "BENCHMARKS.md is stale: run `make bench`"
+    # The same boot metrics, in the same order, as today's cold launch.
+    assert [p.name for p in FAST_LAUNCH_PHASES] == [p.name for p in COLD_PHASES]
+    fast = sum(p.minutes for p in FAST_LAUNCH_PHASES)
+    assert (fast <= BAKED_TARGET_MINUTES) == ("is **not** supported" not in baked_section())
+
+
+def test_the_pre_check_refuses_a_new_artifact_without_a_new_revision(template: dict[str, Any]) -> None:
+    from winworkers.image import revision_problems
+    from winworkers.renderings import enabled_parameters
+
+    before = {**enabled_parameters(ImageSource="baked"), "WinImageRevision": "0"}
+    after = {**before, "WinArtifactKey": "windows/worker-2.zip"}
+    (problem,) = revision_problems(template, after, before)
+    assert problem.startswith("WinArtifactKey changed while WinImageRevision did not: raise WinImageRevision")
+    assert revision_problems(template, {**after, "WinImageRevision": "1"}, before) == []
+    # Nothing to refuse: aws-published before or after, a first deploy, or no input of the recipe changed.
+    published = {**before, "WinImageSource": "aws-published"}
+    assert revision_problems(template, after, published) == []
+    assert revision_problems(template, {**after, "WinImageSource": "aws-published"}, before) == []
+    assert revision_problems(template, after, {}) == []
+    assert revision_problems(template, {**before, "WinDrainSeconds": "600"}, before) == []
