@@ -590,3 +590,70 @@ def test_deployer_policy_takes_no_abbreviated_option(capsys: pytest.CaptureFixtu
         main(["deployer-policy", "--template-buck", "ci-templates"])
     assert exited.value.code == 2 and "unrecognized arguments: --template-buck" in capsys.readouterr().err
     assert main(["deployer-policy", "--template-bucket", "ci-templates"]) == 0
+
+
+IMAGE_BUILDER_WRITES = (
+    "imagebuilder:CreateComponent",
+    "imagebuilder:DeleteComponent",
+    "imagebuilder:CreateImageRecipe",
+    "imagebuilder:DeleteImageRecipe",
+    "imagebuilder:CreateInfrastructureConfiguration",
+    "imagebuilder:UpdateInfrastructureConfiguration",
+    "imagebuilder:DeleteInfrastructureConfiguration",
+    "imagebuilder:CreateDistributionConfiguration",
+    "imagebuilder:UpdateDistributionConfiguration",
+    "imagebuilder:DeleteDistributionConfiguration",
+    "imagebuilder:CreateImagePipeline",
+    "imagebuilder:UpdateImagePipeline",
+    "imagebuilder:DeleteImagePipeline",
+    "imagebuilder:StartImagePipelineExecution",
+    "imagebuilder:CreateImage",
+    "imagebuilder:DeleteImage",
+    "imagebuilder:CancelImageCreation",
+    "imagebuilder:CreateLifecyclePolicy",
+    "imagebuilder:UpdateLifecyclePolicy",
+    "imagebuilder:DeleteLifecyclePolicy",
+    "imagebuilder:TagResource",
+    "imagebuilder:UntagResource",
+)
+# Image Builder puts a resource's name in its ARN in lower case (the API's ARN patterns take [a-z0-9-_] only;
+# register Xbimage-7): the stack "Platform"'s names ${AWS::StackName}-Win<name> are platform-win<name>.
+IMAGE_BUILDER_ARNS = [
+    "arn:aws:imagebuilder:*:*:component/platform-winworker/*",
+    "arn:aws:imagebuilder:*:*:distribution-configuration/platform-windistribution",
+    "arn:aws:imagebuilder:*:*:distribution-configuration/platform-winfirstdistribution",
+    "arn:aws:imagebuilder:*:*:image-pipeline/platform-winimage",
+    "arn:aws:imagebuilder:*:*:image-recipe/platform-winrecipe/*",
+    "arn:aws:imagebuilder:*:*:image/platform-winrecipe/*",
+    "arn:aws:imagebuilder:*:*:infrastructure-configuration/platform-winbuild",
+    "arn:aws:imagebuilder:*:*:lifecycle-policy/platform-winimages",
+]
+
+
+def test_image_builder_writes_are_on_the_stacks_own_arns_with_a_stack_name() -> None:
+    """Xbimage-7: with --stack-name every Image Builder write is on the ARNs of the stack's own (named)
+    Image Builder resources, none on "*"; the reads (Get*) stay on "*": the handlers read AWS-owned
+    resources too (the managed build and test workflows, arn:...:aws:workflow/...)."""
+    named = _statements_by_sid(stack_name="Platform")
+    assert sorted(named["Imagebuilder"]["Resource"]) == IMAGE_BUILDER_ARNS
+    for action in IMAGE_BUILDER_WRITES:
+        assert allows({"Statement": [named["Imagebuilder"]]}, action), action
+        assert not allows({"Statement": [named["ImagebuilderAnywhere"]]}, action), action
+    assert allows({"Statement": [named["ImagebuilderAnywhere"]]}, "imagebuilder:GetWorkflow")
+    assert named["ImagebuilderAnywhere"]["Resource"] == ["*"]
+    # Without --stack-name: every Image Builder resource of the account's, by type, never a bare "*".
+    anywhere = _statements_by_sid()
+    assert all(r.startswith("arn:aws:imagebuilder:*:*:") for r in anywhere["Imagebuilder"]["Resource"])
+
+
+@pytest.mark.parametrize("stack_name", [None, "platform"])
+def test_ssm_writes_are_only_on_the_stacks_own_parameters(stack_name: str | None) -> None:
+    """Xbimage-8: AWS's public parameters (/aws/service/...) are read, never written: the writes (the
+    stack's image and build-settings parameters) are on /winworkers/<stack>/* alone."""
+    own = f"arn:aws:ssm:*:*:parameter/winworkers/{stack_name or '*'}/*"
+    statements = [s for d in policy_documents(stack_name=stack_name).values() for s in d["Statement"]]
+    for action in ("ssm:PutParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource", "ssm:RemoveTagsFromResource"):
+        granting = [s for s in statements if allows({"Statement": [s]}, action)]
+        assert [s["Resource"] for s in granting] == [[own]], action
+    readers = [s for s in statements if allows({"Statement": [s]}, "ssm:GetParameters")]
+    assert any("arn:aws:ssm:*:*:parameter/aws/service/ami-windows-latest/*" in s["Resource"] for s in readers)

@@ -324,3 +324,81 @@ def test_the_pre_check_refuses_a_new_artifact_without_a_new_revision(template: d
     assert revision_problems(template, {**after, "WinImageSource": "aws-published"}, before) == []
     assert revision_problems(template, after, {}) == []
     assert revision_problems(template, {**before, "WinDrainSeconds": "600"}, before) == []
+
+
+# The review of issue 28 (register rows Xbimage-*): each test below failed on the form it replaced.
+
+PARAMETER_ARN = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/winworkers/${AWS::StackName}/Win/image-id"
+
+
+def test_the_distribution_writes_the_parameter_through_an_execution_role_that_may(template: dict[str, Any]) -> None:
+    """Xbimage-1, Xbimage-2: the SSM output parameter needs ssm:PutParameter on it (and ec2:DescribeImages for
+    aws:ec2:image) in the execution role; without one Image Builder uses its service-linked role, which may
+    write only /imagebuilder/* parameters. The role replaces the service-linked role's use: AWS's
+    EC2ImageBuilderExecutionPolicy is what it documents for that. The pipeline and the first image (which
+    distributes Fast Launch) both take it."""
+    resources = baked(template)["Resources"]
+    for name in ("WinImagePipeline", "WinFirstImage"):
+        assert resources[name]["Properties"]["ExecutionRole"] == {"Fn::GetAtt": ["WinImageExecutionRole", "Arn"]}
+    role = resources["WinImageExecutionRole"]
+    assert role["Condition"] == "WinBakedImage"
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["imagebuilder.amazonaws.com"]}
+    assert role["Properties"]["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/EC2ImageBuilderExecutionPolicy"}
+    ]
+    (policy,) = role["Properties"]["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+    assert {"Action": ["ssm:PutParameter"], "Effect": "Allow", "Resource": [{"Fn::Sub": PARAMETER_ARN}]} in statements
+    assert {"Action": ["ec2:DescribeImages"], "Effect": "Allow", "Resource": ["*"]} in statements
+    assert len(statements) == 2
+    # The parameter's ARN is its name's: the same text as ImageParameter's Name.
+    name = resources["WinImageParameter"]["Properties"]["Name"]["Fn::Sub"]
+    assert PARAMETER_ARN.endswith(":parameter" + name)
+
+
+def test_the_lifecycle_policy_deletes_amis_and_snapshots_but_none_recently_launched(template: dict[str, Any]) -> None:
+    """Xbimage-3, Xbimage-4: without IncludeResources only the Image Builder image resources go; with it the
+    AMIs are deregistered and their snapshots deleted, except an AMI that launched an instance within
+    LAST_LAUNCHED_DAYS (two default refresh periods)."""
+    from winworkers.image import LAST_LAUNCHED_DAYS
+
+    lifecycle = baked(template)["Resources"]["WinImageLifecycle"]["Properties"]
+    (detail,) = lifecycle["PolicyDetails"]
+    assert detail["Action"] == {"Type": "DELETE", "IncludeResources": {"Amis": True, "Snapshots": True}}
+    assert detail["ExclusionRules"] == {"Amis": {"LastLaunched": {"Unit": "DAYS", "Value": LAST_LAUNCHED_DAYS}}}
+    assert LAST_LAUNCHED_DAYS >= 2 * 7  # RefreshSchedule's default, rate(7 days), twice
+    role = baked(template)["Resources"]["WinLifecycleRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/EC2ImageBuilderLifecycleExecutionPolicy"}
+    ]
+
+
+@pytest.mark.parametrize("snapshots", ["0", "5"])
+def test_the_first_image_distributes_fast_launch_without_the_parameter(template: dict[str, Any], snapshots: str) -> None:
+    """Xbimage-5: the first image enables Fast Launch as the pipeline's do, through a distribution of its own
+    without the SSM output: a distribution creates the parameter if it does not exist, so writing it before
+    CloudFormation creates ImageParameter would fail the stack's create. The first image's distribution is
+    there whatever FastLaunchSnapshots is (a change of it updates that distribution in place, it does not
+    replace the first image)."""
+    resources = baked(template, FastLaunchSnapshots=snapshots)["Resources"]
+    first = resources["WinFirstImage"]["Properties"]
+    assert first["DistributionConfigurationArn"] == {"Fn::GetAtt": ["WinFirstImageDistribution", "Arn"]}
+    (distribution,) = resources["WinFirstImageDistribution"]["Properties"]["Distributions"]
+    assert "SsmParameterConfigurations" not in distribution
+    (pipelines,) = resources["WinImageDistribution"]["Properties"]["Distributions"]
+    assert distribution.get("FastLaunchConfigurations") == pipelines.get("FastLaunchConfigurations")
+    assert ("FastLaunchConfigurations" in distribution) == (snapshots != "0")
+
+
+def test_the_component_reads_the_region_from_a_parameter_not_an_awstoe_variable(template: dict[str, Any]) -> None:
+    """Xbimage-6: {{ aws:Region }} is no variable AWSTOE documents; Region is a component parameter the recipe
+    sets to AWS::Region, as Bucket, Key and Settings are."""
+    resources = baked(template)["Resources"]
+    data = resources["WinWorkerComponent"]["Properties"]["Data"]
+    assert "aws:" not in data.replace("aws:ec2", "")
+    document = json.loads(data)
+    assert {"Region": {"type": "string"}} in document["parameters"]
+    assert "amazoncloudwatch-agent-{{ Region }}.s3.{{ Region }}.amazonaws.com" in data
+    (component,) = resources["WinImageRecipe"]["Properties"]["Components"]
+    assert {"Name": "Region", "Value": [{"Ref": "AWS::Region"}]} in component["Parameters"]
