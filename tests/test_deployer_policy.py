@@ -264,9 +264,10 @@ def test_pass_role_is_scoped_to_each_role_and_its_service() -> None:
         "PassRoleWinFlowLogsRole",
         "PassRoleWinEvidenceRole",
         "PassRoleWinWakeRole",
-        # ImageSource=baked: the build's instances' role, and the lifecycle policy's (Image Builder).
+        # ImageSource=baked: the build's instances' role, and Image Builder's execution role (the pipeline's,
+        # the first image's and the lifecycle policy's).
         "PassRoleWinBuildRole",
-        "PassRoleWinLifecycleRole",
+        "PassRoleWinImageExecutionRole",
     }
     assert passes["PassRoleWinInstanceRole"]["Resource"] == ["arn:aws:iam::*:role/*-WinInstanceRole-*"]
     assert passes["PassRoleWinInstanceRole"]["Condition"] == {

@@ -328,7 +328,9 @@ def test_the_pre_check_refuses_a_new_artifact_without_a_new_revision(template: d
 
 # The review of issue 28 (register rows Xbimage-*): each test below failed on the form it replaced.
 
-PARAMETER_ARN = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/winworkers/${AWS::StackName}/Win/image-id"
+PARAMETER_ARN = (
+    "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/winworkers/${AWS::StackName}/Win/image-id"
+)
 
 
 def test_the_distribution_writes_the_parameter_through_an_execution_role_that_may(template: dict[str, Any]) -> None:
@@ -344,9 +346,9 @@ def test_the_distribution_writes_the_parameter_through_an_execution_role_that_ma
     assert role["Condition"] == "WinBakedImage"
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": ["imagebuilder.amazonaws.com"]}
-    assert role["Properties"]["ManagedPolicyArns"] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/EC2ImageBuilderExecutionPolicy"}
-    ]
+    assert role["Properties"]["ManagedPolicyArns"][0] == {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/EC2ImageBuilderExecutionPolicy"
+    }
     (policy,) = role["Properties"]["Policies"]
     statements = policy["PolicyDocument"]["Statement"]
     assert {"Action": ["ssm:PutParameter"], "Effect": "Allow", "Resource": [{"Fn::Sub": PARAMETER_ARN}]} in statements
@@ -368,14 +370,17 @@ def test_the_lifecycle_policy_deletes_amis_and_snapshots_but_none_recently_launc
     assert detail["Action"] == {"Type": "DELETE", "IncludeResources": {"Amis": True, "Snapshots": True}}
     assert detail["ExclusionRules"] == {"Amis": {"LastLaunched": {"Unit": "DAYS", "Value": LAST_LAUNCHED_DAYS}}}
     assert LAST_LAUNCHED_DAYS >= 2 * 7  # RefreshSchedule's default, rate(7 days), twice
-    role = baked(template)["Resources"]["WinLifecycleRole"]["Properties"]
-    assert role["ManagedPolicyArns"] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/EC2ImageBuilderLifecycleExecutionPolicy"}
-    ]
+    # The lifecycle policy runs as the image execution role, which holds AWS's policy for it (one role: the
+    # project's budget of 100 resources per template).
+    assert lifecycle["ExecutionRole"] == {"Fn::GetAtt": ["WinImageExecutionRole", "Arn"]}
+    role = baked(template)["Resources"]["WinImageExecutionRole"]["Properties"]
+    assert role["ManagedPolicyArns"][1] == {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/EC2ImageBuilderLifecycleExecutionPolicy"
+    }
 
 
 @pytest.mark.parametrize("snapshots", ["0", "5"])
-def test_the_first_image_distributes_fast_launch_without_the_parameter(template: dict[str, Any], snapshots: str) -> None:
+def test_the_first_image_distributes_fast_launch_not_the_parameter(template: dict[str, Any], snapshots: str) -> None:
     """Xbimage-5: the first image enables Fast Launch as the pipeline's do, through a distribution of its own
     without the SSM output: a distribution creates the parameter if it does not exist, so writing it before
     CloudFormation creates ImageParameter would fail the stack's create. The first image's distribution is

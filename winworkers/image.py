@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from awacs import s3
+from awacs import ec2, s3, ssm
 from awacs.aws import Allow, PolicyDocument, Statement
 from troposphere import AWSHelperFn, GetAtt, If, NoValue, Ref, Sub, Template
 from troposphere.ec2 import (
@@ -38,11 +38,13 @@ from troposphere.iam import InstanceProfile, Policy, Role
 from troposphere.imagebuilder import (
     Action,
     AmiDistributionConfiguration,
+    AmiExclusionRules,
     Component,
     ComponentConfiguration,
     ComponentParameter,
     DistributionConfiguration,
     EbsInstanceBlockDeviceSpecification,
+    ExclusionRules,
     FastLaunchConfiguration,
     FastLaunchLaunchTemplateSpecification,
     FastLaunchSnapshotConfiguration,
@@ -51,9 +53,11 @@ from troposphere.imagebuilder import (
     ImagePipeline,
     ImageRecipe,
     ImageTestsConfiguration,
+    IncludeResources,
     InfrastructureConfiguration,
     InstanceBlockDeviceMapping,
     InstanceMetadataOptions,
+    LastLaunched,
     LifecyclePolicy,
     PolicyDetail,
     ResourceSelection,
@@ -76,9 +80,20 @@ START_CONDITION = "EXPRESSION_MATCH_AND_DEPENDENCY_UPDATES_AVAILABLE"
 IMAGES_KEPT = 3
 """The lifecycle policy keeps this many of the newest images (and their snapshots)."""
 AGENT_MSI = (
-    "https://amazoncloudwatch-agent-{{ aws:Region }}.s3.{{ aws:Region }}.amazonaws.com"
+    "https://amazoncloudwatch-agent-{{ Region }}.s3.{{ Region }}.amazonaws.com"
     "/windows/amd64/latest/amazon-cloudwatch-agent.msi"
 )
+"""The agent's MSI in the build's Region: Region is a component parameter the recipe sets to
+AWS::Region (AWSTOE documents no built-in Region variable; register row Xbimage-6)."""
+COMPONENT_PARAMETERS = ("Bucket", "Key", "Settings", "Region")
+LAST_LAUNCHED_DAYS = 14
+"""The lifecycle policy never deletes an AMI that launched an instance within this many days: two periods
+of RefreshSchedule's default, rate(7 days) (docs/baked-image.md says why; rows Xbimage-3, Xbimage-4)."""
+EXECUTION_POLICIES = ("EC2ImageBuilderExecutionPolicy", "service-role/EC2ImageBuilderLifecycleExecutionPolicy")
+"""The image execution role's managed policies: what AWS documents for a custom execution role, in place of
+its service-linked role (row Xbimage-2), and for a lifecycle policy's role (row Xbimage-3). One role for
+both: the pipeline's, the first image's and the lifecycle policy's, all Image Builder acting on the
+stack's images (the project's budget of 100 resources per template)."""
 MANAGED_POLICIES = ("EC2InstanceProfileForImageBuilder", "AmazonSSMManagedInstanceCore")
 """What Image Builder documents its build and test instances' profile needs (row 232): the
 build instance is driven through Systems Manager, which no worker may reach."""
@@ -140,7 +155,7 @@ def _install_document(p: Params) -> dict[str, Any]:
     return {
         "name": "winworkers-worker",
         "schemaVersion": 1.0,
-        "parameters": [{name: {"type": "string"}} for name in ("Bucket", "Key", "Settings")],
+        "parameters": [{name: {"type": "string"}} for name in COMPONENT_PARAMETERS],
         "phases": [{"name": "build", "steps": steps}, {"name": "test", "steps": test}],
     }
 
@@ -186,6 +201,46 @@ def add_baked_image(
     baked = p.cond("BakedImage")
     group = network.build_security_group
     subnet_ids = network.first_subnet_id
+    component, settings = _component_and_settings(template, p, worker_settings)
+    recipe = template.add_resource(_recipe(p, component, settings))
+    infrastructure = _infrastructure(p, profile, group, subnet_ids)
+    fast = _fast_launch_template(p, group, subnet_ids)
+    for resource in (infrastructure, fast):
+        # cfn-lint resolves SubnetIds' empty default; a Rule requires it in existing-subnets.
+        skip_cfn_lint(resource, "W1035", FIRST_SUBNET)
+        template.add_resource(resource)
+    distribution = template.add_resource(_distribution(p, fast, "ImageDistribution", "distribution", output=True))
+    first_distribution = _distribution(p, fast, "FirstImageDistribution", "firstdistribution", output=False)
+    template.add_resource(first_distribution)
+    execution = template.add_resource(_execution_role(p))
+    arns = {
+        "ImageRecipeArn": GetAtt(recipe, "Arn"),
+        "InfrastructureConfigurationArn": GetAtt(infrastructure, "Arn"),
+        "DistributionConfigurationArn": GetAtt(distribution, "Arn"),
+        "ImageTestsConfiguration": ImageTestsConfiguration(ImageTestsEnabled=True, TimeoutMinutes=60),
+        "ExecutionRole": GetAtt(execution, "Arn"),
+    }
+    first = template.add_resource(_first_image(p, arns, first_distribution))
+    parameter = template.add_resource(_parameter(p, first))
+    template.add_resource(
+        ImagePipeline(
+            lid("ImagePipeline"),
+            Name=Sub("${AWS::StackName}-" + lid("image")),
+            Schedule=Schedule(ScheduleExpression=BUILD_SCHEDULE, PipelineExecutionStartCondition=START_CONDITION),
+            Status="ENABLED",
+            ImageTags=image_tags(p),
+            Condition=baked,
+            **arns,
+        )
+    )
+    template.add_resource(_lifecycle(p, execution))
+    return BakedImage(parameter=parameter, first_image=first, build_role=build.role, build_security_group=group)
+
+
+def _component_and_settings(template: Template, p: Params, worker_settings: Any) -> tuple[Component, SsmParameter]:
+    """The component (its AWSTOE document) and the build's worker.json parameter."""
+    lid = p.config.logical_id
+    baked = p.cond("BakedImage")
     component = template.add_resource(
         Component(
             lid("WorkerComponent"),
@@ -209,48 +264,24 @@ def add_baked_image(
             Condition=baked,
         )
     )
-    recipe = template.add_resource(_recipe(p, component, settings))
-    infrastructure = _infrastructure(p, profile, group, subnet_ids)
-    fast = _fast_launch_template(p, group, subnet_ids)
-    for resource in (infrastructure, fast):
-        # cfn-lint resolves SubnetIds' empty default; a Rule requires it in existing-subnets.
-        skip_cfn_lint(resource, "W1035", FIRST_SUBNET)
-        template.add_resource(resource)
-    distribution = template.add_resource(_distribution(p, fast))
-    arns = {
-        "ImageRecipeArn": GetAtt(recipe, "Arn"),
-        "InfrastructureConfigurationArn": GetAtt(infrastructure, "Arn"),
-        "DistributionConfigurationArn": GetAtt(distribution, "Arn"),
-        "ImageTestsConfiguration": ImageTestsConfiguration(ImageTestsEnabled=True, TimeoutMinutes=60),
-    }
-    # The first image, built while the stack is created (CloudFormation waits for it); its
-    # distribution writes the parameter the launch template resolves (docs/baked-image.md).
-    # Without the distribution: the parameter is created with its AMI id, and Fast Launch starts
-    # with the pipeline's first image.
-    first = template.add_resource(
-        Image(
-            lid("FirstImage"),
-            ImageRecipeArn=arns["ImageRecipeArn"],
-            InfrastructureConfigurationArn=arns["InfrastructureConfigurationArn"],
-            ImageTestsConfiguration=arns["ImageTestsConfiguration"],
-            Tags=image_tags(p),
-            Condition=baked,
-        )
+    return component, settings
+
+
+def _first_image(p: Params, arns: dict[str, Any], first_distribution: DistributionConfiguration) -> Image:
+    """The first image, built while the stack is created (CloudFormation waits for it). Its own
+    distribution enables Fast Launch as the pipeline's does, but writes no parameter: a distribution
+    creates the parameter when it does not exist (row Xbimage-5), and CloudFormation creates
+    ImageParameter after this image, with its AMI id (docs/baked-image.md)."""
+    return Image(
+        p.config.logical_id("FirstImage"),
+        ImageRecipeArn=arns["ImageRecipeArn"],
+        InfrastructureConfigurationArn=arns["InfrastructureConfigurationArn"],
+        DistributionConfigurationArn=GetAtt(first_distribution, "Arn"),
+        ImageTestsConfiguration=arns["ImageTestsConfiguration"],
+        ExecutionRole=arns["ExecutionRole"],
+        Tags=image_tags(p),
+        Condition=p.cond("BakedImage"),
     )
-    parameter = template.add_resource(_parameter(p, first))
-    template.add_resource(
-        ImagePipeline(
-            lid("ImagePipeline"),
-            Name=Sub("${AWS::StackName}-" + lid("image")),
-            Schedule=Schedule(ScheduleExpression=BUILD_SCHEDULE, PipelineExecutionStartCondition=START_CONDITION),
-            Status="ENABLED",
-            ImageTags=image_tags(p),
-            Condition=baked,
-            **arns,
-        )
-    )
-    template.add_resource(_lifecycle(template, p))
-    return BakedImage(parameter=parameter, first_image=first, build_role=build.role, build_security_group=group)
 
 
 IMAGE_BUILDER_OBJECTS = (
@@ -302,6 +333,7 @@ def _recipe(p: Params, component: Component, settings: SsmParameter) -> ImageRec
                     ComponentParameter(Name="Bucket", Value=[p["ArtifactBucket"]]),
                     ComponentParameter(Name="Key", Value=[p["ArtifactKey"]]),
                     ComponentParameter(Name="Settings", Value=[Ref(settings)]),
+                    ComponentParameter(Name="Region", Value=[Ref("AWS::Region")]),
                 ],
             )
         ],
@@ -368,25 +400,54 @@ def _parameter(p: Params, first: Image) -> SsmParameter:
     )
 
 
-def _distribution(p: Params, fast: LaunchTemplate) -> DistributionConfiguration:
+def _execution_role(p: Params) -> Role:
+    """The role Image Builder runs the pipeline's and the first image's workflows, and the lifecycle policy, as: AWS's
+    EC2ImageBuilderExecutionPolicy in place of its service-linked role, whose ssm:PutParameter reaches
+    /imagebuilder/* only, and what the SSM output needs: ssm:PutParameter on the stack's image parameter
+    and ec2:DescribeImages for its aws:ec2:image data type (rows Xbimage-1, Xbimage-2)."""
+    parameter = Sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter" + _parameter_path(p))
+    document = PolicyDocument(
+        Version="2012-10-17",
+        Statement=[
+            Statement(Effect=Allow, Action=[ssm.PutParameter], Resource=[parameter]),
+            # DescribeImages takes no resource (Service Authorization Reference).
+            Statement(Effect=Allow, Action=[ec2.DescribeImages], Resource=["*"]),
+        ],
+    )
+    return Role(
+        p.config.logical_id("ImageExecutionRole"),
+        AssumeRolePolicyDocument=iam.trust("imagebuilder.amazonaws.com"),
+        ManagedPolicyArns=[Sub(f"arn:${{AWS::Partition}}:iam::aws:policy/{name}") for name in EXECUTION_POLICIES],
+        Policies=[Policy(PolicyName="image-parameter", PolicyDocument=document)],
+        Condition=p.cond("BakedImage"),
+    )
+
+
+def _parameter_path(p: Params) -> str:
+    """ImageParameter's name as Fn::Sub text (compute.IMAGE_PARAMETER)."""
+    return IMAGE_PARAMETER.replace("{prefix}", p.config.prefix)
+
+
+def _distribution(p: Params, fast: LaunchTemplate, name: str, suffix: str, output: bool) -> DistributionConfiguration:
+    """A distribution with Fast Launch (FastLaunch), and with output the SSM parameter the launch
+    template resolves (the pipeline's); without it, the first image's."""
     fast_launch = FastLaunchConfiguration(
         Enabled=True,
         LaunchTemplate=FastLaunchLaunchTemplateSpecification(LaunchTemplateId=Ref(fast)),
         SnapshotConfiguration=FastLaunchSnapshotConfiguration(TargetResourceCount=p["FastLaunchSnapshots"]),
         MaxParallelLaunches=6,
     )
+    outputs = [SsmParameterConfiguration(ParameterName=image_parameter_name(p), DataType="aws:ec2:image")]
     return DistributionConfiguration(
-        p.config.logical_id("ImageDistribution"),
-        Name=Sub("${AWS::StackName}-" + p.config.logical_id("distribution")),
+        p.config.logical_id(name),
+        Name=Sub("${AWS::StackName}-" + p.config.logical_id(suffix)),
         Distributions=[
             ImageDistribution(
                 Region=Ref("AWS::Region"),
                 AmiDistributionConfiguration=AmiDistributionConfiguration(
                     Name=Sub("${AWS::StackName}-worker-{{ imagebuilder:buildDate }}")
                 ),
-                SsmParameterConfigurations=[
-                    SsmParameterConfiguration(ParameterName=image_parameter_name(p), DataType="aws:ec2:image")
-                ],
+                SsmParameterConfigurations=outputs if output else NoValue,
                 FastLaunchConfigurations=If(p.cond("FastLaunch"), [fast_launch], NoValue),
             )
         ],
@@ -399,19 +460,10 @@ def image_tags(p: Params) -> dict[str, Any]:
     return {IMAGE_TAG: Sub("${AWS::StackName}/" + p.config.prefix)}
 
 
-def _lifecycle(template: Template, p: Params) -> LifecyclePolicy:
-    """Keep the last IMAGES_KEPT images: older AMIs are deregistered and their snapshots deleted.
+def _lifecycle(p: Params, role: Role) -> LifecyclePolicy:
+    """Keep the last IMAGES_KEPT images: older AMIs are deregistered and their snapshots deleted,
+    as role (the execution role, which also holds EC2ImageBuilderLifecycleExecutionPolicy).
     The newest is the one the parameter names, so the group never loses its image."""
-    role = template.add_resource(
-        Role(
-            p.config.logical_id("LifecycleRole"),
-            AssumeRolePolicyDocument=iam.trust("imagebuilder.amazonaws.com"),
-            ManagedPolicyArns=[
-                Sub("arn:${AWS::Partition}:iam::aws:policy/service-role/EC2ImageBuilderLifecycleExecutionPolicy")
-            ],
-            Condition=p.cond("BakedImage"),
-        )
-    )
     return LifecyclePolicy(
         p.config.logical_id("ImageLifecycle"),
         Name=Sub("${AWS::StackName}-" + p.config.logical_id("images")),
@@ -419,8 +471,14 @@ def _lifecycle(template: Template, p: Params) -> LifecyclePolicy:
         ResourceType="AMI_IMAGE",
         PolicyDetails=[
             PolicyDetail(
-                Action=Action(Type="DELETE"),
+                # The AMIs and their snapshots too: without IncludeResources only the Image Builder
+                # image resources would go (row Xbimage-3).
+                Action=Action(Type="DELETE", IncludeResources=IncludeResources(Amis=True, Snapshots=True)),
                 Filter=Filter(Type="COUNT", Value=IMAGES_KEPT),
+                # Never an AMI that launched an instance lately (row Xbimage-4; docs/baked-image.md).
+                ExclusionRules=ExclusionRules(
+                    Amis=AmiExclusionRules(LastLaunched=LastLaunched(Unit="DAYS", Value=LAST_LAUNCHED_DAYS))
+                ),
             )
         ],
         # The stack's images by their tag: every version of the recipe, the first image's too.
