@@ -277,14 +277,18 @@ def test_pass_role_is_scoped_to_each_role_and_its_service() -> None:
         "lambda.amazonaws.com"
     ]
     ami = next(s for s in document["Statement"] if s["Sid"] == "WindowsAmiParameters")
-    # AWS's AMI parameters, and the stack's own (ImageSource=baked: compute.IMAGE_PARAMETER).
+    # Reads: AWS's AMI parameters, and the stack's own (ImageSource=baked: compute.IMAGE_PARAMETER); writes:
+    # the stack's own only (row Xbimage-8).
     assert ami["Resource"] == [
         "arn:aws:ssm:*:*:parameter/aws/service/ami-windows-latest/*",
-        "arn:aws:ssm:*:*:parameter/winworkers/*",
+        "arn:aws:ssm:*:*:parameter/winworkers/*/*",
     ]
     assert allows({"Statement": [ami]}, "ssm:GetParameters")
+    assert not allows({"Statement": [ami]}, "ssm:PutParameter")
+    own = next(s for s in document["Statement"] if s["Sid"] == "OwnParameters")
+    assert own["Resource"] == ["arn:aws:ssm:*:*:parameter/winworkers/*/*"]
     assert not [s for s in document["Statement"] if "iam:" in json.dumps(s["Action"]) and s["Resource"] == ["*"]]
-    assert not [s for s in document["Statement"] if "ssm:" in json.dumps(s["Action"]) and s is not ami]
+    assert not [s for s in document["Statement"] if "ssm:" in json.dumps(s["Action"]) and s not in (ami, own)]
 
 
 def test_the_command_prints_policies_that_each_fit(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

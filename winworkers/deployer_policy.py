@@ -292,9 +292,28 @@ SCOPES: dict[str, Scope] = {
         limit=512,
     ),
     "sqs": Scope("generated queue names", arns=("arn:aws:sqs:*:*:{name}",), kind="AWS::SQS::Queue", limit=80),
+    "imagebuilder": Scope(
+        "explicit names, ${AWS::StackName}-<name>, lower case in the ARN (an image's is its recipe's; row "
+        "Xbimage-7); the reads (Get*) on every resource: the handlers read AWS-owned ones too (the managed "
+        "build and test workflows, arn:...:aws:workflow/...)",
+        arns=("arn:aws:imagebuilder:*:*:{name}",),
+        anywhere=("imagebuilder:Get*", "imagebuilder:List*"),
+    ),
 }
 """How each service's actions are scoped; a service not listed is on "*" (cloudwatch alarms, route53resolver,
-vpce, sns, firehose: row 205 says why), cloudformation on the stack, ssm on the AMI parameters, iam by role."""
+vpce, sns, firehose: row 205 says why), cloudformation on the stack, ssm's reads on the AMI parameters and
+the stack's own, its writes on the stack's own only (row Xbimage-8), iam by role."""
+IMAGE_BUILDER_PATHS = {
+    "AWS::ImageBuilder::Component": "component/{name}/*",
+    "AWS::ImageBuilder::ImageRecipe": "image-recipe/{name}/*",
+    "AWS::ImageBuilder::InfrastructureConfiguration": "infrastructure-configuration/{name}",
+    "AWS::ImageBuilder::DistributionConfiguration": "distribution-configuration/{name}",
+    "AWS::ImageBuilder::ImagePipeline": "image-pipeline/{name}",
+    "AWS::ImageBuilder::LifecyclePolicy": "lifecycle-policy/{name}",
+}
+"""Each Image Builder type's resource path in its ARN (<name>/<version>/<build> for the versioned); an
+AWS::ImageBuilder::Image's is image/<its recipe's name>/<version>/<build>."""
+SSM_READS = ("ssm:GetParameter*", "ssm:ListTagsForResource", "ssm:DescribeParameters")
 STACK_TAG = "aws:ResourceTag/aws:cloudformation:stack-name"
 GENERATED_SUFFIX = 14
 """The random part of a generated name and its hyphen: 13 characters and "-" at most (12 or 13 seen)."""
@@ -317,7 +336,7 @@ DEPLOY_ACTIONS = [*STACK_ACTIONS, *LOOKUP_ACTIONS]
 # Public parameters have no account in their ARN (arn:aws:ssm:REGION::parameter/aws/service/...): "*" matches it.
 # Every row of config.WINDOWS_VERSIONS: the folder of their AMI parameter.
 # ImageSource=baked: the stack's own image and build-settings parameters (compute.IMAGE_PARAMETER).
-_OWN_PARAMETERS = "arn:aws:ssm:*:*:parameter/winworkers/*"
+_OWN_PARAMETERS = "arn:aws:ssm:*:*:parameter/winworkers/"
 _AMI_PARAMETERS = "arn:aws:ssm:*:*:parameter" + WINDOWS_AMI_PARAMETER.rsplit("/", 1)[0] + "/*"
 TEMPLATE_BUCKET_PLACEHOLDER = "TEMPLATE-BUCKET"
 _ROLE_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy")
@@ -407,6 +426,8 @@ def _name_patterns(service: str, template: Mapping[str, Any], stack_name: str | 
     if service == "autoscaling":
         infix = "-*-" if _nests(template) else "-"
         return [f"{stack_name}{infix}{_group_suffix(r)}" for _, r in _resources(template, _GROUP)] or ["*"]
+    if service == "imagebuilder":
+        return _image_builder_paths(template, stack_name)
     ids = [n for n, _ in _resources(template, scope.kind)]
     longest = max((len(n) for n in ids), default=0)
     if _nests(template) or len(stack_name) + 1 + longest + GENERATED_SUFFIX > scope.limit:
@@ -417,12 +438,38 @@ def _name_patterns(service: str, template: Mapping[str, Any], stack_name: str | 
 _GROUP = "AWS::AutoScaling::AutoScalingGroup"
 
 
+def _image_builder_paths(template: Mapping[str, Any], stack_name: str) -> list[str]:
+    """The ARN paths of the template's Image Builder resources, named ${AWS::StackName}-<name>: Image Builder
+    writes a name in lower case in its ARN (row Xbimage-7); a nested feature stack's name is the parent's
+    <parent>-<logical id>-<random>."""
+    infix = "-*-" if _nests(template) else "-"
+
+    def name(resource: Mapping[str, Any]) -> str:
+        return f"{stack_name}{infix}{_name_suffix(resource, 'Name')}".lower()
+
+    paths = [
+        path.format(name=name(r)) for kind, path in IMAGE_BUILDER_PATHS.items() for _, r in _resources(template, kind)
+    ]
+    recipes = dict(_resources(template, "AWS::ImageBuilder::ImageRecipe"))
+    for _, image in _resources(template, "AWS::ImageBuilder::Image"):
+        recipe = image.get("Properties", {}).get("ImageRecipeArn", {}).get("Fn::GetAtt", [""])[0]
+        if recipe not in recipes:
+            raise ValueError("an image's recipe must be the template's for the deployer policy to scope it")
+        paths.append(f"image/{name(recipes[recipe])}/*")
+    return sorted(paths)
+
+
 def _group_suffix(group: Mapping[str, Any]) -> str:
     """What follows the stack's name in the group's explicit name (``Fn::Sub ${AWS::StackName}-<suffix>``)."""
-    name = group.get("Properties", {}).get("AutoScalingGroupName", {})
+    return _name_suffix(group, "AutoScalingGroupName", "the group's name")
+
+
+def _name_suffix(resource: Mapping[str, Any], prop: str, what: str = "an Image Builder name") -> str:
+    """What follows the stack's name in resource's explicit name prop (``Fn::Sub ${AWS::StackName}-<suffix>``)."""
+    name = resource.get("Properties", {}).get(prop, {})
     text = name.get("Fn::Sub", "") if isinstance(name, Mapping) else ""
     if not isinstance(text, str) or not text.startswith("${AWS::StackName}-"):
-        raise ValueError("the group's name must be ${AWS::StackName}-<name> for the deployer policy to scope it")
+        raise ValueError(f"{what} must be ${{AWS::StackName}}-<name> for the deployer policy to scope it")
     return text.removeprefix("${AWS::StackName}-")
 
 
@@ -582,7 +629,9 @@ def _service_statements(
     if service == "s3":
         raise ValueError(f"no scope known for {', '.join(sorted(listed))}: s3 is granted on the template bucket only")
     granted = {NARROWED.get(a, a) for a in listed}
-    special = {"cloudformation": stack_arns(stack, nested), "ssm": [_AMI_PARAMETERS, _OWN_PARAMETERS]}
+    if service == "ssm":
+        return _ssm_statements(granted, stack, nested)
+    special = {"cloudformation": stack_arns(stack, nested)}
     scope = SCOPES.get(service)
     if scope is None:
         return [_statement(_sid(service), granted, special.get(service, ["*"]))]
@@ -602,6 +651,18 @@ def _service_statements(
     if service == "ec2" and "ec2:CreateTags" in granted:
         out.append(_tag_on_create_statement(granted))
     return out
+
+
+def _ssm_statements(granted: set[str], stack: str | None, nested: bool) -> list[Statement]:
+    """Reads on AWS's AMI parameters and the stack's own; writes (the stack's image and build-settings
+    parameters, compute.IMAGE_PARAMETER: /winworkers/${AWS::StackName}/...) on the stack's own only, never
+    on AWS's public path (row Xbimage-8)."""
+    own = [f"{_OWN_PARAMETERS}{stack}/*", *([f"{_OWN_PARAMETERS}{stack}-*/*"] if nested else [])] if stack else []
+    own = own or [f"{_OWN_PARAMETERS}*/*"]
+    reads = {a for a in granted if _matches(a, SSM_READS)}
+    out = [_statement(_sid("ssm"), reads, [_AMI_PARAMETERS, *own])] if reads else []
+    writes = granted - reads
+    return out + ([_statement("OwnParameters", writes, own)] if writes else [])
 
 
 def _tag_on_create_statement(granted: set[str]) -> Statement:
