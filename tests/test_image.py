@@ -407,3 +407,21 @@ def test_the_component_reads_the_region_from_a_parameter_not_an_awstoe_variable(
     assert "amazoncloudwatch-agent-{{ Region }}.s3.{{ Region }}.amazonaws.com" in data
     (component,) = resources["WinImageRecipe"]["Properties"]["Components"]
     assert {"Name": "Region", "Value": [{"Ref": "AWS::Region"}]} in component["Parameters"]
+
+
+def test_what_the_second_deploy_of_these_changes_replaces() -> None:
+    """docs/baked-image.md, "What an update replaces": on a running baked stack, this release's update sets
+    the pipeline's and the lifecycle policy's ExecutionRole and the lifecycle's rules in place (the
+    registry schemas list no such create-only property) and replaces the first image (its
+    DistributionConfigurationArn is create-only; the component's new document replaces it too)."""
+    from winworkers.update_path import schema_of
+
+    def create_only(kind: str) -> set[str]:
+        schema = schema_of(kind) or {}
+        return {p.split("/")[2] for p in schema.get("createOnlyProperties", [])}
+
+    assert create_only("AWS::ImageBuilder::ImagePipeline") == {"Name"}
+    assert create_only("AWS::ImageBuilder::LifecyclePolicy") == {"Name"}
+    assert create_only("AWS::ImageBuilder::DistributionConfiguration") == {"Name"}
+    image = create_only("AWS::ImageBuilder::Image")
+    assert "DistributionConfigurationArn" in image and "ExecutionRole" not in image
