@@ -647,8 +647,19 @@ def test_image_builder_writes_are_on_the_stacks_own_arns_with_a_stack_name() -> 
     assert allows({"Statement": [named["ImagebuilderAnywhere"]]}, "imagebuilder:GetWorkflow")
     assert named["ImagebuilderAnywhere"]["Resource"] == ["*"]
     # Without --stack-name: every Image Builder resource of the account's, by type, never a bare "*".
-    anywhere = _statements_by_sid()
-    assert all(r.startswith("arn:aws:imagebuilder:*:*:") for r in anywhere["Imagebuilder"]["Resource"])
+    anywhere = _statements_by_sid()["Imagebuilder"]["Resource"]
+    assert anywhere == [
+        f"arn:aws:imagebuilder:*:*:{path}"
+        for path in (
+            "component/*/*",
+            "distribution-configuration/*",
+            "image-pipeline/*",
+            "image-recipe/*/*",
+            "image/*/*",
+            "infrastructure-configuration/*",
+            "lifecycle-policy/*",
+        )
+    ]
 
 
 @pytest.mark.parametrize("stack_name", [None, "platform"])

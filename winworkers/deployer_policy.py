@@ -421,13 +421,13 @@ def _name_patterns(service: str, template: Mapping[str, Any], stack_name: str | 
     name), the group's explicit ${AWS::StackName}-<name>; "*" without --stack-name, or where a generated
     name could be cut to the type's length limit (a nested feature stack's name is the parent's choice)."""
     scope = SCOPES.get(service)
+    if service == "imagebuilder":
+        return _image_builder_paths(template, stack_name)
     if not stack_name or scope is None:
         return ["*"]
     if service == "autoscaling":
         infix = "-*-" if _nests(template) else "-"
         return [f"{stack_name}{infix}{_group_suffix(r)}" for _, r in _resources(template, _GROUP)] or ["*"]
-    if service == "imagebuilder":
-        return _image_builder_paths(template, stack_name)
     ids = [n for n, _ in _resources(template, scope.kind)]
     longest = max((len(n) for n in ids), default=0)
     if _nests(template) or len(stack_name) + 1 + longest + GENERATED_SUFFIX > scope.limit:
@@ -438,14 +438,14 @@ def _name_patterns(service: str, template: Mapping[str, Any], stack_name: str | 
 _GROUP = "AWS::AutoScaling::AutoScalingGroup"
 
 
-def _image_builder_paths(template: Mapping[str, Any], stack_name: str) -> list[str]:
+def _image_builder_paths(template: Mapping[str, Any], stack_name: str | None) -> list[str]:
     """The ARN paths of the template's Image Builder resources, named ${AWS::StackName}-<name>: Image Builder
     writes a name in lower case in its ARN (row Xbimage-7); a nested feature stack's name is the parent's
-    <parent>-<logical id>-<random>."""
+    <parent>-<logical id>-<random>. Without stack_name: every resource of those types."""
     infix = "-*-" if _nests(template) else "-"
 
     def name(resource: Mapping[str, Any]) -> str:
-        return f"{stack_name}{infix}{_name_suffix(resource, 'Name')}".lower()
+        return f"{stack_name}{infix}{_name_suffix(resource, 'Name')}".lower() if stack_name else "*"
 
     paths = [
         path.format(name=name(r)) for kind, path in IMAGE_BUILDER_PATHS.items() for _, r in _resources(template, kind)
@@ -456,7 +456,7 @@ def _image_builder_paths(template: Mapping[str, Any], stack_name: str) -> list[s
         if recipe not in recipes:
             raise ValueError("an image's recipe must be the template's for the deployer policy to scope it")
         paths.append(f"image/{name(recipes[recipe])}/*")
-    return sorted(paths)
+    return sorted(set(paths))
 
 
 def _group_suffix(group: Mapping[str, Any]) -> str:
