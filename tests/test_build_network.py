@@ -60,7 +60,7 @@ def _params(mode: str, **more: str) -> dict[str, str]:
     extra = {"CreateDnsFirewall": "true"} if mode == "existing-subnets" else {}
     if mode == "existing-subnets" and more.get("ImageSource") == "baked":
         extra["BuildEndpointsCidr"] = "10.1.0.0/24"
-    return enabled_parameters(mode=mode, **extra, **more)
+    return enabled_parameters(mode=mode, **{**extra, **more})
 
 
 def image_builder_names(region: str) -> list[str]:
@@ -171,7 +171,10 @@ def test_existing_subnets_sends_the_build_to_its_own_endpoint_block(feature: dic
 
 def test_the_rule_requires_the_build_block_in_baked_existing_subnets_only(feature: dict[str, Any]) -> None:
     without = {k: v for k, v in _params("existing-subnets", **BAKED).items() if k != "WinBuildEndpointsCidr"}
-    assert "WinBuildEndpointsCidr is required" in failed_assertions(feature, without)
+    required = "WinBakedExistingNetwork: WinBuildEndpointsCidr is required: the build endpoints' block only"
+    assert [problem.split(" (")[0] for problem in failed_assertions(feature, without)] == [required]
+    everywhere = {**without, "WinBuildEndpointsCidr": "0.0.0.0/0"}
+    assert [problem.split(" (")[0] for problem in failed_assertions(feature, everywhere)] == [required]
     assert failed_assertions(feature, _params("existing-subnets")) == []
     assert failed_assertions(feature, _params("isolated-2az", **BAKED)) == []
 
@@ -191,3 +194,97 @@ def test_the_pre_check_refuses_a_build_block_that_overlaps_the_workers(
     apart = {**values, "WinEndpointsCidr": "10.0.0.0/24", "WinBuildEndpointsCidr": "10.0.1.0/24"}
     assert build_cidr_problems(feature, apart) == []
     assert build_cidr_problems(feature, _params("existing-subnets")) == []
+
+
+# --- Isolation: no worker reaches Systems Manager or Image Builder, in every network mode -----------
+
+FORBIDDEN = ("ssm", "ssmmessages", "ec2messages", "imagebuilder")
+
+
+def _rules_of(rendered: dict[str, Any], kind: str, group: str) -> list[dict[str, Any]]:
+    """Every rule of kind (SecurityGroupEgress / SecurityGroupIngress) of group: inline and standalone."""
+    resources = rendered["Resources"]
+    inline = resources[group]["Properties"].get(kind, [])
+    standalone = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == f"AWS::EC2::{kind}" and r["Properties"]["GroupId"] == group
+    ]
+    return [*inline, *standalone]
+
+
+def _overlaps(a: str, b: str) -> bool:
+    from ipaddress import ip_network
+
+    return ip_network(a).overlaps(ip_network(b))
+
+
+@pytest.mark.parametrize("region", sorted(REGIONS))
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_no_worker_path_reaches_systems_manager_and_the_build_reaches_its_own(
+    feature: dict[str, Any], mode: str, region: str
+) -> None:
+    """Judged on the rendered template (conditions evaluated, Fn::If branches taken): the workers'
+    security group's every egress rule, the policy of every endpoint it reaches, and its role; then the
+    build's paths. DNS Firewall filters per VPC, not per instance: in baked mode the Systems Manager
+    names resolve in the whole VPC (the build needs them), so the proof of isolation is the network
+    path and the endpoint policies, not the name (docs/baked-image.md, "Isolation while building")."""
+    values = _params(mode, **BAKED)
+    rendered = render(feature, values, region=region)
+    resources = rendered["Resources"]
+    endpoints = _endpoints(rendered)
+    build_groups = {g for s in FORBIDDEN if s in endpoints for g in endpoints[s]["SecurityGroupIds"]}
+    worker_egress = _rules_of(rendered, "SecurityGroupEgress", "WinWorkerSecurityGroup")
+    assert worker_egress and all(rule["FromPort"] == rule["ToPort"] == 443 for rule in worker_egress)
+    worker_groups = {
+        rule["DestinationSecurityGroupId"] for rule in worker_egress if "DestinationSecurityGroupId" in rule
+    }
+    worker_blocks = [rule["CidrIp"] for rule in worker_egress if "CidrIp" in rule]
+    # No security-group path from a worker to a build endpoint, nor to a block holding one.
+    assert not worker_groups & build_groups
+    assert "WinBuildEndpointSecurityGroup" not in worker_groups
+    if mode == "existing-subnets":
+        assert worker_blocks == [values["WinEndpointsCidr"]]
+        assert not _overlaps(worker_blocks[0], values["WinBuildEndpointsCidr"])
+        assert not endpoints  # the platform's network provides them: none of the stack's
+    else:
+        assert worker_blocks == [] and sorted(endpoints) == sorted(
+            [*FORBIDDEN, "s3", "sqs", "cloudformation", "monitoring", "logs", "autoscaling"]
+        )
+        # The build endpoints' group admits the build's group alone, and holds no other endpoint.
+        ingress = _rules_of(rendered, "SecurityGroupIngress", "WinBuildEndpointSecurityGroup")
+        assert [rule.get("SourceSecurityGroupId") for rule in ingress] == ["WinBuildSecurityGroup"]
+        assert build_groups == {"WinBuildEndpointSecurityGroup"}
+        assert all(
+            endpoints[s]["SecurityGroupIds"] == ["WinEndpointSecurityGroup"]
+            for s in endpoints
+            if s not in FORBIDDEN and "SecurityGroupIds" in endpoints[s]
+        )
+    # Every endpoint a worker reaches allows no Systems Manager or Image Builder action.
+    for service, endpoint in endpoints.items():
+        reached = service == "s3" or set(endpoint.get("SecurityGroupIds", [])) & worker_groups
+        actions = json.dumps([s["Action"] for s in endpoint["PolicyDocument"]["Statement"]])
+        if reached:
+            assert service not in FORBIDDEN
+            assert not any(f'"{prefix}:' in actions for prefix in FORBIDDEN), service
+    # The workers' role grants none either, and carries no managed policy.
+    role = resources["WinInstanceRole"]["Properties"]
+    assert "ManagedPolicyArns" not in role
+    assert not any(f'"{prefix}:' in json.dumps(role["Policies"]) for prefix in FORBIDDEN)
+    # The build: HTTPS to S3 and to its own endpoints, nothing else.
+    build_egress = _rules_of(rendered, "SecurityGroupEgress", "WinBuildSecurityGroup")
+    targets = sorted(
+        rule.get("DestinationPrefixListId") or rule.get("DestinationSecurityGroupId") or rule["CidrIp"]
+        for rule in build_egress
+    )
+    own = values["WinBuildEndpointsCidr"] if mode == "existing-subnets" else "WinBuildEndpointSecurityGroup"
+    assert targets == sorted([values["WinS3PrefixListId"], own])
+    assert "SecurityGroupIngress" not in resources["WinBuildSecurityGroup"]["Properties"]
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_systems_manager_names_resolve_only_while_a_build_needs_them(feature: dict[str, Any], mode: str) -> None:
+    for source, expected in (({}, "BLOCK"), (BAKED, "ALLOW")):
+        rendered = render(feature, _params(mode, **source), region="eu-west-1")
+        for service in FORBIDDEN:
+            assert decide(rendered, f"{service}.eu-west-1.amazonaws.com") == expected, (service, source)
