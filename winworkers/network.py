@@ -73,6 +73,7 @@ from troposphere.route53resolver import (
 )
 
 from winworkers import iam
+from winworkers.config import ConfigError, WorkersConfig, extra_endpoint
 from winworkers.dns_quiet import QUIET_NAMES
 from winworkers.observability import add_log_group, grant_write
 from winworkers.parameters import Params
@@ -180,6 +181,14 @@ class EndpointService:
     has egress to it."""
     actions: tuple[str, ...] = ()
     """A build endpoint's: the actions (of action_prefix) its policy allows the build role."""
+    for_platform: bool = False
+    """The platform's software's (WorkersConfig.extra_endpoints): its policy allows the workers' role
+    every action of action_prefix (the role's own policies bound them); no policy for PrivateLink."""
+    private_link: str = ""
+    """A PrivateLink endpoint service's whole name (com.amazonaws.vpce.REGION.vpce-svc-...): another
+    account's service, which takes no endpoint policy (Xbnet-4); its names are its dns_names."""
+    port: int = HTTPS
+    """The TCP port the workers reach it on (a PrivateLink licence server's own port, say)."""
     resources: tuple[str, ...] = ("*",)
     """A build endpoint's: the resources (``Fn::Sub`` texts, or ``*``) of those actions."""
 
@@ -281,6 +290,36 @@ ENDPOINTS: tuple[EndpointService, ...] = (
 must provide (docs/network.md, generated from this table: endpoint_table)."""
 
 
+NEVER_FOR_WORKERS = ("ssm", "ssmmessages", "ec2messages", "imagebuilder")
+"""Services no worker may reach (Systems Manager, and Image Builder's build endpoint): refused as extras."""
+
+
+def endpoints_of(config: WorkersConfig) -> tuple[EndpointService, ...]:
+    """ENDPOINTS, then one row for each of config.extra_endpoints (docs/network.md, "Extra endpoints").
+    ConfigError (a ValueError) naming the field for a service the stack has already, or one no worker
+    may reach."""
+    rows = list(ENDPOINTS)
+    for text in config.extra_endpoints:
+        extra = extra_endpoint(text)
+        if extra.service in NEVER_FOR_WORKERS or extra.service in {row.service for row in rows}:
+            why = (
+                "the workers never reach Systems Manager or Image Builder" if extra.service in NEVER_FOR_WORKERS else ""
+            )
+            raise ConfigError("extra_endpoints", text, why or "a service the stack has no endpoint for already")
+        rows.append(
+            EndpointService(
+                extra.service,
+                "the platform's software (extra_endpoints)",
+                extra.prefix or "privatelink",
+                for_platform=True,
+                private_link=extra.private_link,
+                port=extra.port,
+                dns_names=(DnsName(extra.dns_name),) if extra.dns_name else (),
+            )
+        )
+    return tuple(rows)
+
+
 # cfn-lint resolves Refs with the parameters' defaults, on every branch of an Fn::If.
 EMPTY_UNTIL_USED = "{name}: read only in existing-subnets mode; a Rule requires it there"
 
@@ -314,9 +353,9 @@ class _SecurityGroups:
     workers: SecurityGroup
     endpoints: SecurityGroup
     """Isolated mode only: the VPC endpoints' group."""
-    isolated_rules: tuple[SecurityGroupIngress | SecurityGroupEgress, ...]
+    isolated_rules: tuple[Any, ...]
     """Isolated mode: endpoints from the workers, workers to the endpoints."""
-    existing_rules: tuple[SecurityGroupEgress, ...]
+    existing_rules: tuple[Any, ...]
     """existing-subnets mode: workers to the network's own endpoints."""
 
 
@@ -547,7 +586,7 @@ def _add_endpoint_group(template: Template, p: Params, vpc: VPC) -> SecurityGrou
 
 def _add_https_rules(
     template: Template, p: Params, workers: SecurityGroup, endpoints: SecurityGroup
-) -> tuple[tuple[SecurityGroupIngress, SecurityGroupEgress], tuple[SecurityGroupEgress]]:
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """HTTPS from the workers to the endpoints: isolated, the endpoints' group both ways; in
     existing-subnets, to the network's own endpoints (EndpointsCidr)."""
     lid = p.config.logical_id
@@ -585,7 +624,57 @@ def _add_https_rules(
             "EndpointsCidr",
         )
     )
-    return (ingress, egress), (network_egress,)
+    extra_isolated, extra_existing = _add_port_rules(template, p, workers, endpoints)
+    return (ingress, egress, *extra_isolated), (network_egress, *extra_existing)
+
+
+def _add_port_rules(
+    template: Template, p: Params, workers: SecurityGroup, endpoints: SecurityGroup
+) -> tuple[list[Any], list[Any]]:
+    """The extra endpoints' ports other than HTTPS (WorkersConfig.extra_endpoints: a licence server's):
+    the workers to the endpoints' group on each, both ways (isolated); to EndpointsCidr (existing)."""
+    lid = p.config.logical_id
+    isolated: list[Any] = []
+    existing: list[Any] = []
+    for port in sorted({row.port for row in endpoints_of(p.config)} - {HTTPS}):
+        tcp = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "Description": f"TCP {port}, extra endpoints"}
+        isolated.append(
+            template.add_resource(
+                SecurityGroupIngress(
+                    lid(f"EndpointIngressFromWorkers{port}"),
+                    GroupId=Ref(endpoints),
+                    SourceSecurityGroupId=Ref(workers),
+                    Condition=p.cond("IsolatedVpc"),
+                    **tcp,
+                )
+            )
+        )
+        isolated.append(
+            template.add_resource(
+                SecurityGroupEgress(
+                    lid(f"WorkerEgressToEndpoints{port}"),
+                    GroupId=Ref(workers),
+                    DestinationSecurityGroupId=Ref(endpoints),
+                    Condition=p.cond("IsolatedVpc"),
+                    **tcp,
+                )
+            )
+        )
+        existing.append(
+            template.add_resource(
+                _unset_in_default_mode(
+                    SecurityGroupEgress(
+                        lid(f"WorkerEgressToNetworkEndpoints{port}"),
+                        GroupId=Ref(workers),
+                        CidrIp=p["EndpointsCidr"],
+                        Condition=p.cond("UseExistingEndpoints"),
+                        **tcp,
+                    ),
+                    "EndpointsCidr",
+                )
+            )
+        )
+    return isolated, existing
 
 
 def endpoint_policy(prefix: str, role: Role, worker_statements: Sequence[Statement]) -> PolicyDocument:
@@ -663,13 +752,14 @@ def _add_endpoints(
     docs/aws-behaviours.md, "Idle cost and the scaling model's modes (cost)", has the sources."""
     where = If(p.cond("EndpointsInOneAz"), subnet_ids[:1], subnet_ids)
     created = []
-    for row in ENDPOINTS:
+    for row in endpoints_of(p.config):
         props: dict[str, Any] = {
-            "ServiceName": Sub(f"com.amazonaws.${{AWS::Region}}.{row.service}"),
+            "ServiceName": row.private_link or Sub(f"com.amazonaws.${{AWS::Region}}.{row.service}"),
             "VpcEndpointType": row.kind,
             "VpcId": Ref(vpc),
-            "PolicyDocument": _build_policy(row, build) if row.for_build else _policy(row, role, worker_statements),
         }
+        if not row.private_link:
+            props["PolicyDocument"] = _endpoint_policy(row, role, worker_statements, build)
         if row.kind == GATEWAY:
             props["RouteTableIds"] = [Ref(route_table)]
             props["PolicyDocument"] = _with_build_objects(p, props["PolicyDocument"], build)
@@ -686,6 +776,21 @@ def _add_endpoints(
         # answers differently once its endpoint exists, and the group boots in the same VPC.
         created.append(Ref(endpoint) if not row.condition else If(condition, Ref(endpoint), NoValue))
     return created
+
+
+def _endpoint_policy(
+    row: EndpointService, role: Role, worker_statements: Sequence[Statement], build: BuildAccess
+) -> PolicyDocument:
+    """An AWS service's endpoint policy: the build's, the platform's software's, or the workers' own."""
+    if row.for_build:
+        return _build_policy(row, build)
+    if row.for_platform:
+        every = Statement(
+            Effect=Allow, Principal=AWSPrincipal(GetAtt(role, "Arn")), Action=[AwacsAction(row.action_prefix, "*")]
+        )
+        every.Resource = ["*"]
+        return PolicyDocument(Version="2012-10-17", Statement=[every])
+    return _policy(row, role, worker_statements)
 
 
 def _build_policy(row: EndpointService, build: BuildAccess) -> PolicyDocument:
@@ -824,8 +929,9 @@ def allowed_domains(p: Params) -> list[Any]:
         name = If(east, name, NoValue) if dns.only_in_us_east_1 else name
         return If(p.cond(dns.condition), name, NoValue) if dns.condition else name
 
-    services = [under(row, Sub(row.regional_name)) for row in ENDPOINTS]
-    others = [under(row, named(dns)) for row in ENDPOINTS for dns in row.dns_names]
+    rows = endpoints_of(p.config)
+    services = [under(row, Sub(row.regional_name)) for row in rows if not row.private_link]
+    others = [under(row, named(dns)) for row in rows for dns in row.dns_names]
     # The suffix itself too: whether "*." also matches the name it prefixes is not documented.
     return [*services, *others, _instance_suffix(p), Sub("*.${Suffix}", Suffix=_instance_suffix(p))]
 
@@ -838,7 +944,7 @@ def expected_noise(p: Params) -> list[Any]:
     (this rule comes first). A name an endpoint's row allows (its service's regional name, say
     ssm's) is not quiet: the workers need it, and this rule would block it first."""
     suffix = _instance_suffix(p)
-    rows = [row for row in ENDPOINTS if not row.condition]
+    rows = [row for row in endpoints_of(p.config) if not row.condition]
     allowed = {row.regional_name for row in rows} | {d.name for row in rows for d in row.dns_names if not d.condition}
     # An optional endpoint's name is quiet while its condition is false, allowed while it is true.
     optional = {row.regional_name: p.cond(row.names_condition) for row in ENDPOINTS if row.names_condition}
