@@ -119,3 +119,17 @@ def test_the_example_config_reads_extras() -> None:
     config = WorkersConfig.from_mapping({"extra_endpoints": list(EXTRAS)})
     assert config.extra_endpoints == EXTRAS
     assert WorkersConfig.from_mapping(config.to_mapping()) == config
+
+
+def test_adding_extras_to_a_running_stack_replaces_no_worker(feature: dict[str, Any], extra: dict[str, Any]) -> None:
+    """A rebuild with extras adds their endpoints and rules and updates the DNS allow list in place; the
+    launch template and the refresh custom resource are unchanged, so no worker is replaced
+    (docs/updates.md, "The build's network and extra endpoints")."""
+    before, after = feature["Resources"], extra["Resources"]
+    changed = sorted(name for name in before if name in after and before[name] != after[name])
+    assert changed == ["WinDnsAllowList", "WinGroup"]
+    # The group's change is its Metadata alone (what it waits for), which updates nothing running.
+    assert {k: v for k, v in before["WinGroup"].items() if k != "Metadata"} == {
+        k: v for k, v in after["WinGroup"].items() if k != "Metadata"
+    }
+    assert not set(before) - set(after)

@@ -852,7 +852,8 @@ def endpoint_table() -> str:
     for row in ENDPOINTS:
         kind = "gateway, on the route tables of the workers' subnets" if row.kind == GATEWAY else "interface"
         kind += ", private DNS" if row.kind == INTERFACE else ""
-        when = f" (when {row.condition})" if row.condition else ""
+        when = " (`ImageSource` baked; in `BuildEndpointsCidr`)" if row.for_build else ""
+        when = when or (f" (when {row.condition})" if row.condition else "")
         rows.append(f"| `com.amazonaws.<region>.{row.service}` | {kind}{when} | {row.purpose} |")
     return "\n".join(rows) + "\n"
 
