@@ -25,6 +25,10 @@ other workload in it:
   on those tables would send its S3 traffic through the workers-only policy,
   or the route would collide with the one an existing S3 endpoint has there.
 
+The config's ``extra_endpoints`` (the platform's software's: an AWS service, or a PrivateLink
+service on its own port) are rows of the same table (endpoints_of), and ImageSource=baked adds the
+image build's (``for_build``: Systems Manager and Image Builder, which no worker reaches).
+
 So in that mode the platform's VPC provides the endpoints (docs/network.md, "What an
 existing network must provide"): interface endpoints with private DNS for sqs,
 cloudformation, monitoring, logs (and autoscaling for the lifecycle hooks),
@@ -785,10 +789,11 @@ def _endpoint_policy(
     if row.for_build:
         return _build_policy(row, build)
     if row.for_platform:
+        # The workers' role, every action of the service: the role's own policies (the platform's) bound it.
+        principal = AWSPrincipal(GetAtt(role, "Arn"))
         every = Statement(
-            Effect=Allow, Principal=AWSPrincipal(GetAtt(role, "Arn")), Action=[AwacsAction(row.action_prefix, "*")]
+            Effect=Allow, Principal=principal, Action=[AwacsAction(row.action_prefix, "*")], Resource=["*"]
         )
-        every.Resource = ["*"]
         return PolicyDocument(Version="2012-10-17", Statement=[every])
     return _policy(row, role, worker_statements)
 
