@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 from test_dns_firewall import REGIONS, decide
+from test_emulator import FEATURE, _deploy, aws, session  # noqa: F401 (fixtures)
 
 from conftest import render
+from winworkers.deploy import Clients
+from winworkers.deploy.base import DeployError
 from winworkers.renderings import MODES, enabled_parameters
 from winworkers.rules import failed_assertions
 
@@ -288,3 +291,12 @@ def test_systems_manager_names_resolve_only_while_a_build_needs_them(feature: di
         rendered = render(feature, _params(mode, **source), region="eu-west-1")
         for service in FORBIDDEN:
             assert decide(rendered, f"{service}.eu-west-1.amazonaws.com") == expected, (service, source)
+
+
+def test_winworkers_deploy_refuses_the_overlap_before_it_changes_anything(aws: Clients) -> None:  # noqa: F811
+    values = _params("existing-subnets", **BAKED, EndpointsCidr="10.0.0.0/16", BuildEndpointsCidr="10.0.5.0/24")
+    refused = r"^WinBuildEndpointsCidr=10\.0\.5\.0/24 overlaps WinEndpointsCidr=10\.0\.0\.0/16: the workers would reach"
+    with pytest.raises(DeployError, match=refused):
+        _deploy(aws, "ww-overlap", FEATURE, values)
+    stacks = aws.cloudformation.list_stacks()["StackSummaries"]
+    assert not [s for s in stacks if s["StackName"] == "ww-overlap"]
