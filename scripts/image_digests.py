@@ -24,7 +24,13 @@ CASES = (
     ("winworkers.json", "isolated-vpc", "off"),
     ("winworkers.json", "isolated-vpc", "stopped"),
 )
-NEW_PARAMETERS = ("WinImageSource", "WinFastLaunchSnapshots", "WinImageRevision", "WinBuildVolumeSize")
+NEW_PARAMETERS = (
+    "WinImageSource",
+    "WinFastLaunchSnapshots",
+    "WinImageRevision",
+    "WinBuildVolumeSize",
+    "WinBuildEndpointsCidr",
+)
 
 
 def main() -> int:

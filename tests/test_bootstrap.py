@@ -48,6 +48,8 @@ CONFIG_ALTERNATIVES: dict[str, Any] = {
     "include_alarms": False,
     "default_instance_type": "c7i.2xlarge",
     "tags": (("Team", "imaging"),),
+    # Reaches no instance: its endpoint and DNS name only (tests/test_extra_endpoints.py).
+    "extra_endpoints": ("secretsmanager",),
 }
 # The fields that configure an instance through the Metadata (the test proves each does).
 REACHES_INSTANCES = {"prefix", "worker_log_paths", "metrics_namespace", "metrics_interval_seconds"}

@@ -13,8 +13,8 @@ from resolved import REGION, digest, resolve
 from conftest import ROOT
 from winworkers.build import build_template
 from winworkers.config import WorkersConfig
-from winworkers.image import IMAGE_BUILDER_OBJECTS, START_CONDITION, document_version, json_text
-from winworkers.network import ENDPOINTS
+from winworkers.image import START_CONDITION, document_version, json_text
+from winworkers.network import ENDPOINTS, IMAGE_BUILDER_OBJECTS
 
 TEMPLATES = ROOT / "templates"
 ON = {"EnableWinTaskScriptService": "true"}
@@ -224,9 +224,11 @@ def test_the_build_reaches_what_aws_documents_it_needs(template: dict[str, Any])
     assert {"Ref": "WinBuildEndpointSecurityGroup"} in targets and {"Ref": "WinS3PrefixListId"} in targets
     statements = resources["WinS3Endpoint"]["Properties"]["PolicyDocument"]["Statement"]
     (build,) = [s for s in statements if "WinBuildRole" in json.dumps(s)]
-    objects = json.dumps(build["Resource"])
-    assert all(arn.split(":::")[1].split("-${AWS::Region}")[0] in objects for arn in IMAGE_BUILDER_OBJECTS)
-    assert "${Key}" in objects
+    assert "${Key}" in json.dumps(build["Resource"])
+    # Image Builder's own buckets: read without signing by AWSTOE's bootstrap, so no principal condition.
+    (public,) = [s for s in statements if "ec2imagebuilder" in json.dumps(s)]
+    assert public["Resource"] == [{"Fn::Sub": arn} for arn in IMAGE_BUILDER_OBJECTS]
+    assert public["Principal"] == "*" and "Condition" not in public
     allowed = json.dumps(resources["WinDnsAllowList"]["Properties"]["Domains"])
     quiet = json.dumps(resources["WinDnsNoiseList"]["Properties"]["Domains"])
     for service in BUILD_SERVICES:
@@ -244,7 +246,10 @@ def test_aws_published_keeps_systems_manager_names_quiet(template: dict[str, Any
 def test_existing_subnets_build_uses_the_networks_endpoints(template: dict[str, Any]) -> None:
     resources = baked(template, "existing-subnets")["Resources"]
     assert not [r for r in resources.values() if r["Type"] == "AWS::EC2::VPCEndpoint"]
-    assert {"Ref": "WinEndpointsCidr"} in _egress_targets(resources, "WinBuildSecurityGroup")
+    # Its own block (BuildEndpointsCidr), never the workers' EndpointsCidr.
+    assert {"Ref": "WinBuildEndpointsCidr"} in _egress_targets(resources, "WinBuildSecurityGroup")
+    assert {"Ref": "WinEndpointsCidr"} not in _egress_targets(resources, "WinBuildSecurityGroup")
+    assert {"Ref": "WinBuildEndpointsCidr"} not in _egress_targets(resources, "WinWorkerSecurityGroup")
 
 
 def test_json_text_is_the_json_of_the_values() -> None:

@@ -68,7 +68,9 @@ REPLACED_BY = {
     "WinVpcId": WORKER_SECURITY_GROUP | BUILD_SECURITY_GROUP,
     # via its VpcId's conditions; switched off, all goes anyway
     "EnableWinTaskScriptService": WORKER_SECURITY_GROUP | BUILD_SECURITY_GROUP,
-    "WinEndpointsCidr": {"WinWorkerEgressToNetworkEndpoints", "WinBuildEgressToNetworkEndpoints"},
+    "WinEndpointsCidr": {"WinWorkerEgressToNetworkEndpoints"},
+    # existing-subnets, baked: the build's rule alone; no worker is refreshed (docs/updates.md).
+    "WinBuildEndpointsCidr": {"WinBuildEgressToNetworkEndpoints"},
     "WinArtifactBucket": IMAGE,
     "WinArtifactKey": IMAGE,
     "WinBuildVolumeSize": IMAGE,

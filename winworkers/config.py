@@ -74,6 +74,48 @@ WINDOWS_VERSIONS: tuple[WindowsVersion, ...] = (
 """The WindowsVersion parameter's allowed values, in order; the first is its default."""
 
 
+# The platform's extra endpoints (WorkersConfig.extra_endpoints): an AWS service's part of
+# com.amazonaws.<region>.<service> (with its IAM prefix when that differs), or a PrivateLink
+# endpoint service's name, com.amazonaws.vpce.<region>.vpce-svc-<17 hex> (VPC guide, "Endpoint
+# service names"), with the private DNS name the workers resolve and the port they use.
+_AWS_SERVICE_RE = re.compile(r"^(?P<service>[a-z0-9][a-z0-9.-]{0,62}[a-z0-9])(?::(?P<prefix>[a-z0-9-]{2,64}))?$")
+_PRIVATE_LINK_RE = re.compile(
+    r"^(?P<name>com\.amazonaws\.vpce\.[a-z0-9-]+\.(?P<service>vpce-svc-[0-9a-f]{17})) "
+    r"(?P<dns>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})(?::(?P<port>[0-9]{1,5}))?$"
+)
+EXTRA_ENDPOINT_FORMS = (
+    "an AWS service as in com.amazonaws.<region>.<service>, with :<IAM prefix> when it differs "
+    "(secretsmanager, ecr.api:ecr), or 'com.amazonaws.vpce.<region>.vpce-svc-<17 hex> <private DNS name>[:<port>]'"
+)
+
+
+@dataclass(frozen=True)
+class ExtraEndpoint:
+    """One of WorkersConfig.extra_endpoints, parsed: an interface endpoint the platform's software needs."""
+
+    service: str
+    """The service part of com.amazonaws.<region>.<service>; a PrivateLink service's vpce-svc-... id."""
+    prefix: str = ""
+    """An AWS service's IAM prefix (its endpoint policy's actions); empty for PrivateLink."""
+    private_link: str = ""
+    """A PrivateLink endpoint service's whole name; empty for an AWS service."""
+    dns_name: str = ""
+    """A PrivateLink service's private DNS name, which the workers resolve."""
+    port: int = 443
+
+
+def extra_endpoint(text: str) -> ExtraEndpoint:
+    """text (one item of WorkersConfig.extra_endpoints) parsed; ConfigError naming the field otherwise."""
+    aws = _AWS_SERVICE_RE.match(text) if isinstance(text, str) else None
+    if aws and not text.startswith("com.amazonaws"):
+        return ExtraEndpoint(aws["service"], prefix=aws["prefix"] or aws["service"].split(".")[0])
+    link = _PRIVATE_LINK_RE.match(text) if isinstance(text, str) else None
+    port = int(link["port"] or 443) if link else 0
+    if not link or not 1 <= port <= 65535:
+        raise ConfigError("extra_endpoints", text, EXTRA_ENDPOINT_FORMS)
+    return ExtraEndpoint(link["service"], private_link=link["name"], dns_name=link["dns"], port=port)
+
+
 # Auto Scaling user guide, "Tag Auto Scaling groups and instances", tag restrictions.
 
 
@@ -160,6 +202,21 @@ class WorkersConfig:
         ),
     )
 
+    extra_endpoints: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Interface endpoints the platform's software needs beyond the five services, one string each: "
+            "an AWS service (secretsmanager; ecr.api:ecr when its IAM prefix differs), whose endpoint "
+            "policy allows the workers' role that prefix's actions (the role's own policies bound them), "
+            "or a PrivateLink endpoint service of another account "
+            "('com.amazonaws.vpce.<region>.vpce-svc-<id> licence.example.com:27000': its private DNS "
+            "name and port, 443 by default), which takes no endpoint policy. Each is created in the "
+            "isolated VPC (the platform's VPC provides it in existing-subnets, in EndpointsCidr), "
+            "reached by the workers' security group on its port, and its name allowed by the DNS "
+            'Firewall. docs/network.md, "Extra endpoints".'
+        ),
+    )
+
     def __post_init__(self) -> None:
         _check_types(self)
         if not _PREFIX_RE.match(self.prefix):
@@ -207,6 +264,9 @@ class WorkersConfig:
                 )
         if len(set(keys)) != len(keys) or {"Name", "Feature"} & set(keys):
             raise ConfigError("tags", keys, "unique keys other than the reserved Name and Feature")
+        services = [extra_endpoint(text).service for text in self.extra_endpoints]
+        if len(set(services)) != len(services):
+            raise ConfigError("extra_endpoints", self.extra_endpoints, "one item per service")
 
     def logical_id(self, name: str) -> str:
         """The logical ID of one of the feature's resources: prefix + PascalCase name."""

@@ -284,14 +284,6 @@ def _first_image(p: Params, arns: dict[str, Any], first_distribution: Distributi
     )
 
 
-IMAGE_BUILDER_OBJECTS = (
-    "arn:${AWS::Partition}:s3:::ec2imagebuilder-toe-${AWS::Region}-prod/*",
-    "arn:${AWS::Partition}:s3:::ec2imagebuilder-managed-resources-${AWS::Region}-prod/components/*",
-)
-"""What a build reads from Image Builder's own buckets through the S3 gateway endpoint: AWSTOE and
-the managed components (Image Builder user guide, "Custom policies for S3 bucket access"; row 234)."""
-
-
 def add_build_role(template: Template, p: Params) -> tuple[BuildAccess, InstanceProfile]:
     """The build and test instances' role and profile (BakedImage): Image Builder's and Systems
     Manager's managed policies, and the one artifact object. No worker has it."""
@@ -314,8 +306,8 @@ def add_build_role(template: Template, p: Params) -> tuple[BuildAccess, Instance
     profile = template.add_resource(
         InstanceProfile(p.config.logical_id("BuildProfile"), Roles=[Ref(role)], Condition=p.cond("BakedImage"))
     )
-    objects = (artifact, *(Sub(arn) for arn in IMAGE_BUILDER_OBJECTS))
-    return BuildAccess(role=role, s3_objects=objects), profile
+    # Image Builder's own objects (network.IMAGE_BUILDER_OBJECTS) are public: the S3 gateway adds them.
+    return BuildAccess(role=role, s3_objects=(artifact,)), profile
 
 
 def _recipe(p: Params, component: Component, settings: SsmParameter) -> ImageRecipe:

@@ -25,6 +25,10 @@ other workload in it:
   on those tables would send its S3 traffic through the workers-only policy,
   or the route would collide with the one an existing S3 endpoint has there.
 
+The config's ``extra_endpoints`` (the platform's software's: an AWS service, or a PrivateLink
+service on its own port) are rows of the same table (endpoints_of), and ImageSource=baked adds the
+image build's (``for_build``: Systems Manager and Image Builder, which no worker reaches).
+
 So in that mode the platform's VPC provides the endpoints (docs/network.md, "What an
 existing network must provide"): interface endpoints with private DNS for sqs,
 cloudformation, monitoring, logs (and autoscaling for the lifecycle hooks),
@@ -39,8 +43,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from ipaddress import ip_network
 from typing import Any
 
 from awacs import logs, s3
@@ -72,6 +77,7 @@ from troposphere.route53resolver import (
 )
 
 from winworkers import iam
+from winworkers.config import ConfigError, WorkersConfig, extra_endpoint
 from winworkers.dns_quiet import QUIET_NAMES
 from winworkers.observability import add_log_group, grant_write
 from winworkers.parameters import Params
@@ -83,6 +89,20 @@ GATEWAY, INTERFACE = "Gateway", "Interface"
 _SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
 _REGIONAL = "${AWS::Region}.${AWS::URLSuffix}"
 AGENT_BUCKET_OBJECTS = "arn:${AWS::Partition}:s3:::amazoncloudwatch-agent-${AWS::Region}/windows/*"
+IMAGE_BUILDER_BUCKETS = (
+    "ec2imagebuilder-toe-${AWS::Region}-prod",
+    "ec2imagebuilder-managed-resources-${AWS::Region}-prod",
+)
+"""Image Builder's own buckets, which a build reads through the S3 gateway endpoint: AWSTOE, the
+component manager, and the managed resources (Image Builder user guide, "Custom policies for S3
+bucket access": ``ec2imagebuilder-toe-region-environment``, ``ec2imagebuilder-managed-resources-
+region-environment/components``, environment ``prod``; docs/aws-behaviours.md, Xbnet-1)."""
+IMAGE_BUILDER_OBJECTS = (
+    f"arn:${{AWS::Partition}}:s3:::{IMAGE_BUILDER_BUCKETS[0]}/*",
+    f"arn:${{AWS::Partition}}:s3:::{IMAGE_BUILDER_BUCKETS[1]}/components/*",
+)
+"""What a build reads there: AWS's public objects, read without signing (AWSTOE's bootstrap), so the
+S3 gateway's statement for them names no principal, as the agent MSI's (Xbnet-1)."""
 
 
 @dataclass(frozen=True)
@@ -93,12 +113,45 @@ class DnsName:
     name: str
     bucket: str = ""
     only_in_us_east_1: bool = False
+    condition: str = ""
+    """Allowed only under this template condition (Image Builder's buckets: BakedImage)."""
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("DnsName.name is empty: a DNS Firewall domain specification")
         if ("${Bucket}" in self.name) != bool(self.bucket):
             raise ValueError(f"DnsName.bucket={self.bucket!r}: names the parameter of ${{Bucket}} in {self.name!r}")
+
+
+SSM_AGENT_ACTIONS: dict[str, tuple[str, ...]] = {
+    "ssm": (
+        "DescribeAssociation",
+        "GetDeployablePatchSnapshotForInstance",
+        "GetDocument",
+        "DescribeDocument",
+        "GetManifest",
+        "GetParameter",
+        "GetParameters",
+        "ListAssociations",
+        "ListInstanceAssociations",
+        "PutInventory",
+        "PutComplianceItems",
+        "PutConfigurePackageResult",
+        "UpdateAssociationStatus",
+        "UpdateInstanceAssociationStatus",
+        "UpdateInstanceInformation",
+    ),
+    "ssmmessages": ("CreateControlChannel", "CreateDataChannel", "OpenControlChannel", "OpenDataChannel"),
+    "ec2messages": ("AcknowledgeMessage", "DeleteMessage", "FailMessage", "GetEndpoint", "GetMessages", "SendReply"),
+}
+"""The actions of AmazonSSMManagedInstanceCore (AWS managed policy reference, v2), per endpoint: what the
+build's SSM Agent calls, and all its endpoints allow (Xbnet-2)."""
+BUILD_COMPONENTS = (
+    "arn:${AWS::Partition}:imagebuilder:${AWS::Region}:${AWS::AccountId}:component/*",
+    "arn:${AWS::Partition}:imagebuilder:${AWS::Region}:aws:component/*",
+)
+"""The components AWSTOE reads through the Image Builder endpoint: the stack's own, and AWS's managed
+library, which the user guide says the endpoint must allow when a recipe uses one (Xbnet-3)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +183,18 @@ class EndpointService:
     """The image build's, never the workers' (ImageSource=baked, winworkers.image): its policy names
     the build role only, its security group admits the build's only, and no worker waits for it or
     has egress to it."""
+    actions: tuple[str, ...] = ()
+    """A build endpoint's: the actions (of action_prefix) its policy allows the build role."""
+    for_platform: bool = False
+    """The platform's software's (WorkersConfig.extra_endpoints): its policy allows the workers' role
+    every action of action_prefix (the role's own policies bound them); no policy for PrivateLink."""
+    private_link: str = ""
+    """A PrivateLink endpoint service's whole name (com.amazonaws.vpce.REGION.vpce-svc-...): another
+    account's service, which takes no endpoint policy (Xbnet-4); its names are its dns_names."""
+    port: int = HTTPS
+    """The TCP port the workers reach it on (a PrivateLink licence server's own port, say)."""
+    resources: tuple[str, ...] = ("*",)
+    """A build endpoint's: the resources (``Fn::Sub`` texts, or ``*``) of those actions."""
 
     def __post_init__(self) -> None:
         for name in ("service", "purpose", "action_prefix"):
@@ -143,8 +208,12 @@ class EndpointService:
             raise ValueError(f"EndpointService.prefix_list={self.prefix_list!r}: a gateway endpoint's only, and needed")
         if self.public_objects and self.kind != GATEWAY:
             raise ValueError("EndpointService.public_objects: an S3 gateway endpoint's only")
-        if self.for_build and (self.kind != INTERFACE or not self.condition):
-            raise ValueError(f"EndpointService.for_build ({self.service}): an interface endpoint with a condition")
+        if self.for_build and (self.kind != INTERFACE or not self.condition or not self.actions):
+            raise ValueError(
+                f"EndpointService.for_build ({self.service}): an interface endpoint with a condition and actions"
+            )
+        if any(not action or "*" in action or ":" in action for action in self.actions):
+            raise ValueError(f"EndpointService.actions={self.actions!r}: action names, without prefix or wildcard")
 
     @property
     def logical_name(self) -> str:
@@ -152,8 +221,29 @@ class EndpointService:
         return "".join(part.capitalize() for part in self.service.replace(".", "-").split("-")) + "Endpoint"
 
     @property
+    def names_condition(self) -> str:
+        """The condition its names are allowed under in the DNS Firewall: a build endpoint's while the
+        stack bakes, in either network mode (the rule group offered in existing-subnets serves the
+        platform's endpoints); another's, its own condition."""
+        return "BakedImage" if self.for_build else self.condition
+
+    @property
     def regional_name(self) -> str:
         return f"{self.service}.{_REGIONAL}"
+
+
+def _for_build(service: str, actions: tuple[str, ...], resources: tuple[str, ...] = ("*",)) -> EndpointService:
+    """A build endpoint's row (ImageSource=baked, in the isolated VPC): its policy allows the build role
+    these actions on these resources."""
+    return EndpointService(
+        service,
+        "the image build (baked)",
+        service,
+        condition="BuildEndpoints",
+        for_build=True,
+        actions=actions,
+        resources=resources,
+    )
 
 
 ENDPOINTS: tuple[EndpointService, ...] = (
@@ -176,6 +266,12 @@ ENDPOINTS: tuple[EndpointService, ...] = (
             DnsName(f"${{Bucket}}.s3.{_REGIONAL}", "DataBucket"),
             DnsName(f"${{Bucket}}.s3.{_REGIONAL}", "ArtifactBucket"),
             DnsName(f"amazoncloudwatch-agent-${{AWS::Region}}.s3.{_REGIONAL}"),
+            # ImageSource=baked: the build's reads of Image Builder's buckets, virtual-hosted (Xbnet-1).
+            *(DnsName(f"{bucket}.s3.{_REGIONAL}", condition="BakedImage") for bucket in IMAGE_BUILDER_BUCKETS),
+            *(
+                DnsName(f"{bucket}.s3.${{AWS::URLSuffix}}", only_in_us_east_1=True, condition="BakedImage")
+                for bucket in IMAGE_BUILDER_BUCKETS
+            ),
         ),
         # The bootstrap downloads the agent MSI anonymously from the regional,
         # AWS-owned bucket; only that bucket's Windows packages are readable.
@@ -189,14 +285,43 @@ ENDPOINTS: tuple[EndpointService, ...] = (
     EndpointService("autoscaling", "the lifecycle hooks", "autoscaling"),
     # ImageSource=baked: the image build's and test's instances are driven through Systems Manager,
     # and AWSTOE calls Image Builder (Image Builder user guide, "Image Builder and AWS PrivateLink
-    # interface VPC endpoints"; row 233). The workers reach none of them.
-    *(
-        EndpointService(service, "the image build (baked)", service, condition="BuildEndpoints", for_build=True)
-        for service in ("ssm", "ssmmessages", "ec2messages", "imagebuilder")
-    ),
+    # interface VPC endpoints"; row 233). The workers reach none of them. Each policy allows the build
+    # role what AWS's managed policies of its profile grant for that service (Xbnet-2, Xbnet-3).
+    *(_for_build(service, actions) for service, actions in SSM_AGENT_ACTIONS.items()),
+    _for_build("imagebuilder", ("GetComponent",), BUILD_COMPONENTS),
 )
 """The endpoints of the isolated VPC, one row each; in existing-subnets mode, what the platform's VPC
 must provide (docs/network.md, generated from this table: endpoint_table)."""
+
+
+NEVER_FOR_WORKERS = ("ssm", "ssmmessages", "ec2messages", "imagebuilder")
+"""Services no worker may reach (Systems Manager, and Image Builder's build endpoint): refused as extras."""
+
+
+def endpoints_of(config: WorkersConfig) -> tuple[EndpointService, ...]:
+    """ENDPOINTS, then one row for each of config.extra_endpoints (docs/network.md, "Extra endpoints").
+    ConfigError (a ValueError) naming the field for a service the stack has already, or one no worker
+    may reach."""
+    rows = list(ENDPOINTS)
+    for text in config.extra_endpoints:
+        extra = extra_endpoint(text)
+        if extra.service in NEVER_FOR_WORKERS or extra.service in {row.service for row in rows}:
+            why = (
+                "the workers never reach Systems Manager or Image Builder" if extra.service in NEVER_FOR_WORKERS else ""
+            )
+            raise ConfigError("extra_endpoints", text, why or "a service the stack has no endpoint for already")
+        rows.append(
+            EndpointService(
+                extra.service,
+                "the platform's software (extra_endpoints)",
+                extra.prefix or "privatelink",
+                for_platform=True,
+                private_link=extra.private_link,
+                port=extra.port,
+                dns_names=(DnsName(extra.dns_name),) if extra.dns_name else (),
+            )
+        )
+    return tuple(rows)
 
 
 # cfn-lint resolves Refs with the parameters' defaults, on every branch of an Fn::If.
@@ -232,9 +357,9 @@ class _SecurityGroups:
     workers: SecurityGroup
     endpoints: SecurityGroup
     """Isolated mode only: the VPC endpoints' group."""
-    isolated_rules: tuple[SecurityGroupIngress | SecurityGroupEgress, ...]
+    isolated_rules: tuple[Any, ...]
     """Isolated mode: endpoints from the workers, workers to the endpoints."""
-    existing_rules: tuple[SecurityGroupEgress, ...]
+    existing_rules: tuple[Any, ...]
     """existing-subnets mode: workers to the network's own endpoints."""
 
 
@@ -321,21 +446,27 @@ def _add_build_groups(template: Template, p: Params, vpc: VPC) -> tuple[Any, Any
         template.add_resource(
             kind(lid(name), **_HTTPS, **props, Description="HTTPS, build only", Condition=endpoints_on)
         )
-    # existing-subnets: the platform's network provides the build's endpoints too (docs/baked-image.md).
+    _add_build_network_egress(template, p, build)
+    return build, group
+
+
+def _add_build_network_egress(template: Template, p: Params, build: SecurityGroup) -> None:
+    """existing-subnets: the platform's network provides the build's endpoints too, in a block of their
+    own (BuildEndpointsCidr), apart from the workers' EndpointsCidr (docs/baked-image.md)."""
+    lid = p.config.logical_id
     template.add_resource(
         _unset_in_default_mode(
             SecurityGroupEgress(
                 lid("BuildEgressToNetworkEndpoints"),
                 GroupId=Ref(build),
                 **_HTTPS,
-                CidrIp=p["EndpointsCidr"],
-                Description="HTTPS to the network's own VPC endpoints",
+                CidrIp=p["BuildEndpointsCidr"],
+                Description="HTTPS to the network's build endpoints",
                 Condition=p.cond("BakedInExistingNetwork"),
             ),
-            "EndpointsCidr",
+            "BuildEndpointsCidr",
         )
     )
-    return build, group
 
 
 def _add_isolated_vpc(template: Template, p: Params) -> tuple[VPC, list[Any], RouteTable, list[Any]]:
@@ -459,7 +590,7 @@ def _add_endpoint_group(template: Template, p: Params, vpc: VPC) -> SecurityGrou
 
 def _add_https_rules(
     template: Template, p: Params, workers: SecurityGroup, endpoints: SecurityGroup
-) -> tuple[tuple[SecurityGroupIngress, SecurityGroupEgress], tuple[SecurityGroupEgress]]:
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """HTTPS from the workers to the endpoints: isolated, the endpoints' group both ways; in
     existing-subnets, to the network's own endpoints (EndpointsCidr)."""
     lid = p.config.logical_id
@@ -497,7 +628,57 @@ def _add_https_rules(
             "EndpointsCidr",
         )
     )
-    return (ingress, egress), (network_egress,)
+    extra_isolated, extra_existing = _add_port_rules(template, p, workers, endpoints)
+    return (ingress, egress, *extra_isolated), (network_egress, *extra_existing)
+
+
+def _add_port_rules(
+    template: Template, p: Params, workers: SecurityGroup, endpoints: SecurityGroup
+) -> tuple[list[Any], list[Any]]:
+    """The extra endpoints' ports other than HTTPS (WorkersConfig.extra_endpoints: a licence server's):
+    the workers to the endpoints' group on each, both ways (isolated); to EndpointsCidr (existing)."""
+    lid = p.config.logical_id
+    isolated: list[Any] = []
+    existing: list[Any] = []
+    for port in sorted({row.port for row in endpoints_of(p.config)} - {HTTPS}):
+        tcp = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "Description": f"TCP {port}, extra endpoints"}
+        isolated.append(
+            template.add_resource(
+                SecurityGroupIngress(
+                    lid(f"EndpointIngressFromWorkers{port}"),
+                    GroupId=Ref(endpoints),
+                    SourceSecurityGroupId=Ref(workers),
+                    Condition=p.cond("IsolatedVpc"),
+                    **tcp,
+                )
+            )
+        )
+        isolated.append(
+            template.add_resource(
+                SecurityGroupEgress(
+                    lid(f"WorkerEgressToEndpoints{port}"),
+                    GroupId=Ref(workers),
+                    DestinationSecurityGroupId=Ref(endpoints),
+                    Condition=p.cond("IsolatedVpc"),
+                    **tcp,
+                )
+            )
+        )
+        existing.append(
+            template.add_resource(
+                _unset_in_default_mode(
+                    SecurityGroupEgress(
+                        lid(f"WorkerEgressToNetworkEndpoints{port}"),
+                        GroupId=Ref(workers),
+                        CidrIp=p["EndpointsCidr"],
+                        Condition=p.cond("UseExistingEndpoints"),
+                        **tcp,
+                    ),
+                    "EndpointsCidr",
+                )
+            )
+        )
+    return isolated, existing
 
 
 def endpoint_policy(prefix: str, role: Role, worker_statements: Sequence[Statement]) -> PolicyDocument:
@@ -575,13 +756,14 @@ def _add_endpoints(
     docs/aws-behaviours.md, "Idle cost and the scaling model's modes (cost)", has the sources."""
     where = If(p.cond("EndpointsInOneAz"), subnet_ids[:1], subnet_ids)
     created = []
-    for row in ENDPOINTS:
+    for row in endpoints_of(p.config):
         props: dict[str, Any] = {
-            "ServiceName": Sub(f"com.amazonaws.${{AWS::Region}}.{row.service}"),
+            "ServiceName": row.private_link or Sub(f"com.amazonaws.${{AWS::Region}}.{row.service}"),
             "VpcEndpointType": row.kind,
             "VpcId": Ref(vpc),
-            "PolicyDocument": _build_policy(row, build) if row.for_build else _policy(row, role, worker_statements),
         }
+        if not row.private_link:
+            props["PolicyDocument"] = _endpoint_policy(row, role, worker_statements, build)
         if row.kind == GATEWAY:
             props["RouteTableIds"] = [Ref(route_table)]
             props["PolicyDocument"] = _with_build_objects(p, props["PolicyDocument"], build)
@@ -600,17 +782,34 @@ def _add_endpoints(
     return created
 
 
+def _endpoint_policy(
+    row: EndpointService, role: Role, worker_statements: Sequence[Statement], build: BuildAccess
+) -> PolicyDocument:
+    """An AWS service's endpoint policy: the build's, the platform's software's, or the workers' own."""
+    if row.for_build:
+        return _build_policy(row, build)
+    if row.for_platform:
+        # The workers' role, every action of the service: the role's own policies (the platform's) bound it.
+        principal = AWSPrincipal(GetAtt(role, "Arn"))
+        every = Statement(
+            Effect=Allow, Principal=principal, Action=[AwacsAction(row.action_prefix, "*")], Resource=["*"]
+        )
+        return PolicyDocument(Version="2012-10-17", Statement=[every])
+    return _policy(row, role, worker_statements)
+
+
 def _build_policy(row: EndpointService, build: BuildAccess) -> PolicyDocument:
-    """A build endpoint's policy: the build role alone, for its own service (the Systems Manager
-    agent and AWSTOE use what the role's managed policies allow; the worker role is not named)."""
+    """A build endpoint's policy: the build role alone, the actions its row lists (what AWS's managed
+    policies of the build's profile grant for that service: Xbnet-2, Xbnet-3), on its row's resources.
+    The worker role is not named."""
     return PolicyDocument(
         Version="2012-10-17",
         Statement=[
             Statement(
                 Effect=Allow,
                 Principal=AWSPrincipal(GetAtt(build.role, "Arn")),
-                Action=[AwacsAction(row.action_prefix, "*")],
-                Resource=["*"],
+                Action=[AwacsAction(row.action_prefix, action) for action in row.actions],
+                Resource=[text if text == "*" else Sub(text) for text in row.resources],
             )
         ],
     )
@@ -628,7 +827,12 @@ def _with_build_objects(p: Params, policy: PolicyDocument, build: BuildAccess) -
         Resource=list(build.s3_objects),
         Condition=Condition(ArnEquals({"aws:PrincipalArn": GetAtt(build.role, "Arn")})),
     )
-    document["Statement"].append(read)
+    # AWSTOE's bootstrap reads Image Builder's buckets without signing (Xbnet-1): a principal condition
+    # would deny it. AWS's public objects, readable by anyone through the endpoint, as the agent MSI's.
+    public = Statement(
+        Effect=Allow, Principal=Principal("*"), Action=[s3.GetObject], Resource=[Sub(a) for a in IMAGE_BUILDER_OBJECTS]
+    )
+    document["Statement"] += [read, public]
     return If(p.cond("BakedImage"), document, policy)
 
 
@@ -653,9 +857,37 @@ def endpoint_table() -> str:
     for row in ENDPOINTS:
         kind = "gateway, on the route tables of the workers' subnets" if row.kind == GATEWAY else "interface"
         kind += ", private DNS" if row.kind == INTERFACE else ""
-        when = f" (when {row.condition})" if row.condition else ""
+        when = " (`ImageSource` baked; in `BuildEndpointsCidr`)" if row.for_build else ""
+        when = when or (f" (when {row.condition})" if row.condition else "")
         rows.append(f"| `com.amazonaws.<region>.{row.service}` | {kind}{when} | {row.purpose} |")
     return "\n".join(rows) + "\n"
+
+
+def build_cidr_problems(template: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
+    """The deploy's pre-check: in existing-subnets with ImageSource=baked, BuildEndpointsCidr must not
+    overlap EndpointsCidr, or the workers' group (HTTPS to EndpointsCidr) would reach the build's
+    Systems Manager endpoints. One line each; empty when nothing (or not that mode, or a block unset)."""
+    declared = template.get("Parameters", {})
+    # The shortest name ending in each (EndpointsCidr is a suffix of BuildEndpointsCidr too).
+    names = {key: min((n for n in declared if n.endswith(key)), key=len, default="") for key in _CIDR_KEYS}
+    if not all(names.values()):
+        return []
+    mode, source, workers, build = (values.get(names[key], "") for key in _CIDR_KEYS)
+    if mode != "existing-subnets" or source != "baked" or not workers or not build:
+        return []
+    try:
+        overlap = ip_network(workers, strict=False).overlaps(ip_network(build, strict=False))
+    except ValueError:
+        return []  # not a block: the parameter's pattern refuses it
+    if not overlap:
+        return []
+    return [
+        f"{names['BuildEndpointsCidr']}={build} overlaps {names['EndpointsCidr']}={workers}: the workers would reach "
+        "the image build's Systems Manager endpoints; give the build's endpoints a block of their own"
+    ]
+
+
+_CIDR_KEYS = ("NetworkMode", "ImageSource", "EndpointsCidr", "BuildEndpointsCidr")
 
 
 # --- DNS Firewall ---------------------------------------------------------------------------
@@ -696,14 +928,16 @@ def allowed_domains(p: Params) -> list[Any]:
     east = p.cond("InUsEast1")
 
     def under(row: EndpointService, name: Any) -> Any:
-        return If(p.cond(row.condition), name, NoValue) if row.condition else name
+        return If(p.cond(row.names_condition), name, NoValue) if row.names_condition else name
 
     def named(dns: DnsName) -> Any:
         name = Sub(dns.name, **({"Bucket": p[dns.bucket]} if dns.bucket else {}))
-        return If(east, name, NoValue) if dns.only_in_us_east_1 else name
+        name = If(east, name, NoValue) if dns.only_in_us_east_1 else name
+        return If(p.cond(dns.condition), name, NoValue) if dns.condition else name
 
-    services = [under(row, Sub(row.regional_name)) for row in ENDPOINTS]
-    others = [under(row, named(dns)) for row in ENDPOINTS for dns in row.dns_names]
+    rows = endpoints_of(p.config)
+    services = [under(row, Sub(row.regional_name)) for row in rows if not row.private_link]
+    others = [under(row, named(dns)) for row in rows for dns in row.dns_names]
     # The suffix itself too: whether "*." also matches the name it prefixes is not documented.
     return [*services, *others, _instance_suffix(p), Sub("*.${Suffix}", Suffix=_instance_suffix(p))]
 
@@ -716,10 +950,10 @@ def expected_noise(p: Params) -> list[Any]:
     (this rule comes first). A name an endpoint's row allows (its service's regional name, say
     ssm's) is not quiet: the workers need it, and this rule would block it first."""
     suffix = _instance_suffix(p)
-    rows = [row for row in ENDPOINTS if not row.condition]
-    allowed = {row.regional_name for row in rows} | {dns.name for row in rows for dns in row.dns_names}
+    rows = [row for row in endpoints_of(p.config) if not row.condition]
+    allowed = {row.regional_name for row in rows} | {d.name for row in rows for d in row.dns_names if not d.condition}
     # An optional endpoint's name is quiet while its condition is false, allowed while it is true.
-    optional = {row.regional_name: p.cond(row.condition) for row in ENDPOINTS if row.condition}
+    optional = {row.regional_name: p.cond(row.names_condition) for row in ENDPOINTS if row.names_condition}
 
     def domain(q: Any) -> Any:
         text = q.domain

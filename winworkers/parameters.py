@@ -441,6 +441,19 @@ PARAMETERS: tuple[Param, ...] = (
         allowed_pattern=ENDPOINTS_CIDR_PATTERN,
         constraint=ENDPOINTS_CIDR_CONSTRAINT,
     ),
+    # existing-subnets with ImageSource=baked: the build's Systems Manager and Image Builder endpoints,
+    # in a block of their own, which the workers' group never reaches (docs/baked-image.md; the
+    # BakedExistingNetwork Rule requires it, the deploy's pre-check refuses it overlapping EndpointsCidr).
+    Param(
+        "BuildEndpointsCidr",
+        "String",
+        "",
+        f"{EXISTING}, baked: CIDR of the image build's endpoints (SSM, Image Builder), apart from EndpointsCidr.",
+        Group.NETWORK,
+        label="CIDR of the image build's endpoints",
+        allowed_pattern=ENDPOINTS_CIDR_PATTERN,
+        constraint=ENDPOINTS_CIDR_CONSTRAINT,
+    ),
     Param(
         "S3PrefixListId",
         "String",
@@ -1152,6 +1165,7 @@ def _add_rules(template: Template, p: Params) -> None:
             ],
         },
     )
+    _add_build_network_rule(template, p, And(on, existing, Equals(p["ImageSource"], BAKED)))
     template.add_rule(
         p.config.logical_id("CapacityOrder"),
         {
@@ -1177,6 +1191,26 @@ def _add_rules(template: Template, p: Params) -> None:
                     "AssertDescription": f"{param_name(p.config, 'InstanceTypes')} has an empty item: "
                     "remove the extra comma",
                 }
+            ],
+        },
+    )
+
+
+def _add_build_network_rule(template: Template, p: Params, condition: Any) -> None:
+    """existing-subnets with ImageSource=baked: the build's endpoints' block is given, and bounded as
+    EndpointsCidr is (the deploy's pre-check refuses it overlapping EndpointsCidr: no Rule can compare
+    blocks; winworkers.network.build_cidr_problems)."""
+    name = param_name(p.config, "BuildEndpointsCidr")
+    template.add_rule(
+        p.config.logical_id("BakedExistingNetwork"),
+        {
+            "RuleCondition": condition,
+            "Assertions": [
+                {
+                    # Given, and not a route to everywhere, in one assertion (the template's size budget).
+                    "Assert": Not({"Fn::Contains": [["", *ROUTES_TO_EVERYWHERE], p["BuildEndpointsCidr"]]}),
+                    "AssertDescription": f"{name} is required: the build endpoints' block only (/16 or longer)",
+                },
             ],
         },
     )

@@ -34,6 +34,7 @@ from winworkers.deploy.watch import (
     wait_for,
     wait_stack,
 )
+from winworkers.network import build_cidr_problems
 from winworkers.parameters import PARAMETERS, SWITCH
 from winworkers.templates import INLINE_LIMIT
 
@@ -137,7 +138,7 @@ def _precheck(
     data, clients, echo = given.template.data, run.clients, run.echo
     stack = _stack_to_change(run, wait_for_refresh)
     values, kept, masked = _values(data, given.values, stack.previous, reset, echo)
-    for problem in image.revision_problems(data, values, stack.previous):
+    for problem in [*image.revision_problems(data, values, stack.previous), *build_cidr_problems(data, values)]:
         raise DeployError(problem)
     to_fill = validate(given, values, known=masked)
     values = _fill_prefix_lists(data, values, kept, to_fill, clients, echo)
