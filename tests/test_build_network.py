@@ -19,8 +19,8 @@ from winworkers.rules import failed_assertions
 BAKED = {"ImageSource": "baked"}
 BUILD_ROLE = {"Fn::GetAtt": ["WinBuildRole", "Arn"]}
 
-# What AWS documents a build instance's agents call, per endpoint (docs/aws-behaviours.md, Xbnet-2
-# and Xbnet-3): the actions of AmazonSSMManagedInstanceCore (AWS managed policy reference) for the
+# What AWS documents a build instance's agents call, per endpoint (docs/aws-behaviours.md, 250
+# and 251): the actions of AmazonSSMManagedInstanceCore (AWS managed policy reference) for the
 # three Systems Manager endpoints, and for Image Builder's the GetComponent of AWSTOE (Image
 # Builder user guide, "Image Builder and AWS PrivateLink interface VPC endpoints").
 DOCUMENTED_ACTIONS = {

@@ -278,7 +278,7 @@ def test_pass_role_is_scoped_to_each_role_and_its_service() -> None:
     ]
     ami = next(s for s in document["Statement"] if s["Sid"] == "WindowsAmiParameters")
     # Reads: AWS's AMI parameters, and the stack's own (ImageSource=baked: compute.IMAGE_PARAMETER); writes:
-    # the stack's own only (row Xbimage-8).
+    # the stack's own only (row 248).
     assert ami["Resource"] == [
         "arn:aws:ssm:*:*:parameter/aws/service/ami-windows-latest/*",
         "arn:aws:ssm:*:*:parameter/winworkers/*/*",
@@ -622,7 +622,7 @@ IMAGE_BUILDER_WRITES = (
     "imagebuilder:UntagResource",
 )
 # Image Builder puts a resource's name in its ARN in lower case (the API's ARN patterns take [a-z0-9-_] only;
-# register Xbimage-7): the stack "Platform"'s names ${AWS::StackName}-Win<name> are platform-win<name>.
+# register 247): the stack "Platform"'s names ${AWS::StackName}-Win<name> are platform-win<name>.
 IMAGE_BUILDER_ARNS = [
     "arn:aws:imagebuilder:*:*:component/platform-winworker/*",
     "arn:aws:imagebuilder:*:*:distribution-configuration/platform-windistribution",
@@ -636,7 +636,7 @@ IMAGE_BUILDER_ARNS = [
 
 
 def test_image_builder_writes_are_on_the_stacks_own_arns_with_a_stack_name() -> None:
-    """Xbimage-7: with --stack-name every Image Builder write is on the ARNs of the stack's own (named)
+    """247: with --stack-name every Image Builder write is on the ARNs of the stack's own (named)
     Image Builder resources, none on "*"; the reads (Get*) stay on "*": the handlers read AWS-owned
     resources too (the managed build and test workflows, arn:...:aws:workflow/...)."""
     named = _statements_by_sid(stack_name="Platform")
@@ -664,7 +664,7 @@ def test_image_builder_writes_are_on_the_stacks_own_arns_with_a_stack_name() -> 
 
 @pytest.mark.parametrize("stack_name", [None, "platform"])
 def test_ssm_writes_are_only_on_the_stacks_own_parameters(stack_name: str | None) -> None:
-    """Xbimage-8: AWS's public parameters (/aws/service/...) are read, never written: the writes (the
+    """248: AWS's public parameters (/aws/service/...) are read, never written: the writes (the
     stack's image and build-settings parameters) are on /winworkers/<stack>/* alone."""
     own = f"arn:aws:ssm:*:*:parameter/winworkers/{stack_name or '*'}/*"
     statements = [s for d in policy_documents(stack_name=stack_name).values() for s in d["Statement"]]

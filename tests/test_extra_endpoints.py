@@ -46,7 +46,7 @@ def test_a_privatelink_service_gets_its_port_and_its_private_name_and_no_policy(
     resources = rendered["Resources"]
     endpoint = resources["WinVpceSvc0123456789abcdef0Endpoint"]["Properties"]
     assert endpoint["ServiceName"] == LICENCE
-    # Another account's endpoint service takes no endpoint policy (AWS: full access; Xbnet-4).
+    # Another account's endpoint service takes no endpoint policy (AWS: full access; 252).
     assert "PolicyDocument" not in endpoint
     assert endpoint["SecurityGroupIds"] == ["WinEndpointSecurityGroup"] and endpoint["PrivateDnsEnabled"] is True
     ingress = resources["WinEndpointIngressFromWorkers27000"]["Properties"]

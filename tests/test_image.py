@@ -331,7 +331,7 @@ def test_the_pre_check_refuses_a_new_artifact_without_a_new_revision(template: d
     assert revision_problems(template, {**before, "WinDrainSeconds": "600"}, before) == []
 
 
-# The review of issue 28 (register rows Xbimage-*): each test below failed on the form it replaced.
+# The review of issue 28 (register rows 241 to 248): each test below failed on the form it replaced.
 
 PARAMETER_ARN = (
     "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/winworkers/${AWS::StackName}/Win/image-id"
@@ -339,7 +339,7 @@ PARAMETER_ARN = (
 
 
 def test_the_distribution_writes_the_parameter_through_an_execution_role_that_may(template: dict[str, Any]) -> None:
-    """Xbimage-1, Xbimage-2: the SSM output parameter needs ssm:PutParameter on it (and ec2:DescribeImages for
+    """241, 242: the SSM output parameter needs ssm:PutParameter on it (and ec2:DescribeImages for
     aws:ec2:image) in the execution role; without one Image Builder uses its service-linked role, which may
     write only /imagebuilder/* parameters. The role replaces the service-linked role's use: AWS's
     EC2ImageBuilderExecutionPolicy is what it documents for that. The pipeline and the first image (which
@@ -365,7 +365,7 @@ def test_the_distribution_writes_the_parameter_through_an_execution_role_that_ma
 
 
 def test_the_lifecycle_policy_deletes_amis_and_snapshots_but_none_recently_launched(template: dict[str, Any]) -> None:
-    """Xbimage-3, Xbimage-4: without IncludeResources only the Image Builder image resources go; with it the
+    """243, 244: without IncludeResources only the Image Builder image resources go; with it the
     AMIs are deregistered and their snapshots deleted, except an AMI that launched an instance within
     LAST_LAUNCHED_DAYS (two default refresh periods)."""
     from winworkers.image import LAST_LAUNCHED_DAYS
@@ -386,7 +386,7 @@ def test_the_lifecycle_policy_deletes_amis_and_snapshots_but_none_recently_launc
 
 @pytest.mark.parametrize("snapshots", ["0", "5"])
 def test_the_first_image_distributes_fast_launch_not_the_parameter(template: dict[str, Any], snapshots: str) -> None:
-    """Xbimage-5: the first image enables Fast Launch as the pipeline's do, through a distribution of its own
+    """245: the first image enables Fast Launch as the pipeline's do, through a distribution of its own
     without the SSM output: a distribution creates the parameter if it does not exist, so writing it before
     CloudFormation creates ImageParameter would fail the stack's create. The first image's distribution is
     there whatever FastLaunchSnapshots is (a change of it updates that distribution in place, it does not
@@ -402,7 +402,7 @@ def test_the_first_image_distributes_fast_launch_not_the_parameter(template: dic
 
 
 def test_the_component_reads_the_region_from_a_parameter_not_an_awstoe_variable(template: dict[str, Any]) -> None:
-    """Xbimage-6: {{ aws:Region }} is no variable AWSTOE documents; Region is a component parameter the recipe
+    """246: {{ aws:Region }} is no variable AWSTOE documents; Region is a component parameter the recipe
     sets to AWS::Region, as Bucket, Key and Settings are."""
     resources = baked(template)["Resources"]
     data = resources["WinWorkerComponent"]["Properties"]["Data"]

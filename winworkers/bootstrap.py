@@ -415,6 +415,13 @@ def user_data(
     (``Amazon.CloudWatch.Model``) are those of the AWS Tools module that completing the
     hook has just loaded: the AWS Windows AMIs ship the single AWSPowerShell module, with
     every service's types."""
+    return Base64(Sub("\n".join(_boot_lines(config, launch_template_id, asg_id, metadata, warm, configset))))
+
+
+def _boot_lines(
+    config: WorkersConfig, launch_template_id: str, asg_id: str, metadata: dict[str, Any], warm: bool, configset: str
+) -> list[str]:
+    """user_data's script, line by line: cfn-init of configset, the launch hook, the signal, the timings."""
     t = BOOT_TIMES
     init = (
         f'try {{ & "$b\\cfn-init.exe" -v @c --resource {launch_template_id} --configsets {configset}; '
@@ -439,7 +446,7 @@ def user_data(
     ]
     if warm:
         lines.append("<persist>true</persist>")
-    return Base64(Sub("\n".join(lines)))
+    return lines
 
 
 def _script_functions(group: str) -> list[str]:

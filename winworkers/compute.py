@@ -203,13 +203,7 @@ def _launch_template(
         return user_data(p.config, lid("LaunchTemplate"), lid("Group"), what, warm=warm, configset=configset)
 
     data = LaunchTemplateData(
-        # Baked: the stack's parameter, whose first value is the first image, which the stack
-        # waited for (image_parameter: the Ref also orders the launch template after it).
-        ImageId=If(
-            p.cond("BakedImage"),
-            Sub("resolve:ssm:${Name}", Name=Ref(image_parameter)),
-            Sub("resolve:ssm:" + AMI_PARAMETER, Version=p["WindowsVersion"]),
-        ),
+        ImageId=_image_id(p, image_parameter),
         InstanceType=p["InstanceType"],
         IamInstanceProfile=IamInstanceProfile(Arn=GetAtt(profile, "Arn")),
         # No KeyName: there is no key pair, so no Administrator password can be decrypted.
@@ -225,18 +219,7 @@ def _launch_template(
         MetadataOptions=MetadataOptions(
             HttpEndpoint="enabled", HttpTokens="required", HttpPutResponseHopLimit=1, InstanceMetadataTags="disabled"
         ),
-        BlockDeviceMappings=[
-            LaunchTemplateBlockDeviceMapping(
-                DeviceName="/dev/sda1",
-                Ebs=EBSBlockDevice(
-                    VolumeType="gp3",
-                    VolumeSize=p["RootVolumeSize"],
-                    Encrypted=True,
-                    KmsKeyId=If(p.cond("HasKmsKey"), p["KmsKeyArn"], NoValue),
-                    DeleteOnTermination=True,
-                ),
-            )
-        ],
+        BlockDeviceMappings=[_root_volume(p)],
         # Two scripts, not one: without a warm pool the UserData stays byte for byte the
         # script of 0.2.0, so a stack updated with WarmPool=off gets no new launch template
         # version (and no refresh); with it, the script runs at every boot (bootstrap).
@@ -254,6 +237,30 @@ def _launch_template(
         lid("LaunchTemplate"),
         LaunchTemplateData=data,
         Metadata=with_baked(metadata, baked),
+    )
+
+
+def _image_id(p: Params, image_parameter: Any) -> If:
+    """The workers' image. Baked: the stack's parameter, whose first value is the first image, which
+    the stack waited for (the Ref also orders the launch template after it); else AWS's public one."""
+    return If(
+        p.cond("BakedImage"),
+        Sub("resolve:ssm:${Name}", Name=Ref(image_parameter)),
+        Sub("resolve:ssm:" + AMI_PARAMETER, Version=p["WindowsVersion"]),
+    )
+
+
+def _root_volume(p: Params) -> LaunchTemplateBlockDeviceMapping:
+    """The root volume: gp3, encrypted (with KmsKeyArn when given), RootVolumeSize GiB."""
+    return LaunchTemplateBlockDeviceMapping(
+        DeviceName="/dev/sda1",
+        Ebs=EBSBlockDevice(
+            VolumeType="gp3",
+            VolumeSize=p["RootVolumeSize"],
+            Encrypted=True,
+            KmsKeyId=If(p.cond("HasKmsKey"), p["KmsKeyArn"], NoValue),
+            DeleteOnTermination=True,
+        ),
     )
 
 

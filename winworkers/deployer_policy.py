@@ -294,7 +294,7 @@ SCOPES: dict[str, Scope] = {
     "sqs": Scope("generated queue names", arns=("arn:aws:sqs:*:*:{name}",), kind="AWS::SQS::Queue", limit=80),
     "imagebuilder": Scope(
         "explicit names, ${AWS::StackName}-<name>, lower case in the ARN (an image's is its recipe's; row "
-        "Xbimage-7); the reads (Get*) on every resource: the handlers read AWS-owned ones too (the managed "
+        "247); the reads (Get*) on every resource: the handlers read AWS-owned ones too (the managed "
         "build and test workflows, arn:...:aws:workflow/...)",
         arns=("arn:aws:imagebuilder:*:*:{name}",),
         anywhere=("imagebuilder:Get*", "imagebuilder:List*"),
@@ -302,7 +302,7 @@ SCOPES: dict[str, Scope] = {
 }
 """How each service's actions are scoped; a service not listed is on "*" (cloudwatch alarms, route53resolver,
 vpce, sns, firehose: row 205 says why), cloudformation on the stack, ssm's reads on the AMI parameters and
-the stack's own, its writes on the stack's own only (row Xbimage-8), iam by role."""
+the stack's own, its writes on the stack's own only (row 248), iam by role."""
 IMAGE_BUILDER_PATHS = {
     "AWS::ImageBuilder::Component": "component/{name}/*",
     "AWS::ImageBuilder::ImageRecipe": "image-recipe/{name}/*",
@@ -440,7 +440,7 @@ _GROUP = "AWS::AutoScaling::AutoScalingGroup"
 
 def _image_builder_paths(template: Mapping[str, Any], stack_name: str | None) -> list[str]:
     """The ARN paths of the template's Image Builder resources, named ${AWS::StackName}-<name>: Image Builder
-    writes a name in lower case in its ARN (row Xbimage-7); a nested feature stack's name is the parent's
+    writes a name in lower case in its ARN (row 247); a nested feature stack's name is the parent's
     <parent>-<logical id>-<random>. Without stack_name: every resource of those types."""
     infix = "-*-" if _nests(template) else "-"
 
@@ -656,7 +656,7 @@ def _service_statements(
 def _ssm_statements(granted: set[str], stack: str | None, nested: bool) -> list[Statement]:
     """Reads on AWS's AMI parameters and the stack's own; writes (the stack's image and build-settings
     parameters, compute.IMAGE_PARAMETER: /winworkers/${AWS::StackName}/...) on the stack's own only, never
-    on AWS's public path (row Xbimage-8)."""
+    on AWS's public path (row 248)."""
     own = [f"{_OWN_PARAMETERS}{stack}/*", *([f"{_OWN_PARAMETERS}{stack}-*/*"] if nested else [])] if stack else []
     own = own or [f"{_OWN_PARAMETERS}*/*"]
     reads = {a for a in granted if _matches(a, SSM_READS)}

@@ -84,14 +84,14 @@ AGENT_MSI = (
     "/windows/amd64/latest/amazon-cloudwatch-agent.msi"
 )
 """The agent's MSI in the build's Region: Region is a component parameter the recipe sets to
-AWS::Region (AWSTOE documents no built-in Region variable; register row Xbimage-6)."""
+AWS::Region (AWSTOE documents no built-in Region variable; register row 246)."""
 COMPONENT_PARAMETERS = ("Bucket", "Key", "Settings", "Region")
 LAST_LAUNCHED_DAYS = 14
 """The lifecycle policy never deletes an AMI that launched an instance within this many days: two periods
-of RefreshSchedule's default, rate(7 days) (docs/baked-image.md says why; rows Xbimage-3, Xbimage-4)."""
+of RefreshSchedule's default, rate(7 days) (docs/baked-image.md says why; rows 243, 244)."""
 EXECUTION_POLICIES = ("EC2ImageBuilderExecutionPolicy", "service-role/EC2ImageBuilderLifecycleExecutionPolicy")
 """The image execution role's managed policies: what AWS documents for a custom execution role, in place of
-its service-linked role (row Xbimage-2), and for a lifecycle policy's role (row Xbimage-3). One role for
+its service-linked role (row 242), and for a lifecycle policy's role (row 243). One role for
 both: the pipeline's, the first image's and the lifecycle policy's, all Image Builder acting on the
 stack's images (the project's budget of 100 resources per template)."""
 MANAGED_POLICIES = ("EC2InstanceProfileForImageBuilder", "AmazonSSMManagedInstanceCore")
@@ -270,7 +270,7 @@ def _component_and_settings(template: Template, p: Params, worker_settings: Any)
 def _first_image(p: Params, arns: dict[str, Any], first_distribution: DistributionConfiguration) -> Image:
     """The first image, built while the stack is created (CloudFormation waits for it). Its own
     distribution enables Fast Launch as the pipeline's does, but writes no parameter: a distribution
-    creates the parameter when it does not exist (row Xbimage-5), and CloudFormation creates
+    creates the parameter when it does not exist (row 245), and CloudFormation creates
     ImageParameter after this image, with its AMI id (docs/baked-image.md)."""
     return Image(
         p.config.logical_id("FirstImage"),
@@ -396,7 +396,7 @@ def _execution_role(p: Params) -> Role:
     """The role Image Builder runs the pipeline's and the first image's workflows, and the lifecycle policy, as: AWS's
     EC2ImageBuilderExecutionPolicy in place of its service-linked role, whose ssm:PutParameter reaches
     /imagebuilder/* only, and what the SSM output needs: ssm:PutParameter on the stack's image parameter
-    and ec2:DescribeImages for its aws:ec2:image data type (rows Xbimage-1, Xbimage-2)."""
+    and ec2:DescribeImages for its aws:ec2:image data type (rows 241, 242)."""
     parameter = Sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter" + _parameter_path(p))
     document = PolicyDocument(
         Version="2012-10-17",
@@ -464,10 +464,10 @@ def _lifecycle(p: Params, role: Role) -> LifecyclePolicy:
         PolicyDetails=[
             PolicyDetail(
                 # The AMIs and their snapshots too: without IncludeResources only the Image Builder
-                # image resources would go (row Xbimage-3).
+                # image resources would go (row 243).
                 Action=Action(Type="DELETE", IncludeResources=IncludeResources(Amis=True, Snapshots=True)),
                 Filter=Filter(Type="COUNT", Value=IMAGES_KEPT),
-                # Never an AMI that launched an instance lately (row Xbimage-4; docs/baked-image.md).
+                # Never an AMI that launched an instance lately (row 244; docs/baked-image.md).
                 ExclusionRules=ExclusionRules(
                     Amis=AmiExclusionRules(LastLaunched=LastLaunched(Unit="DAYS", Value=LAST_LAUNCHED_DAYS))
                 ),

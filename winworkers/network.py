@@ -96,13 +96,13 @@ IMAGE_BUILDER_BUCKETS = (
 """Image Builder's own buckets, which a build reads through the S3 gateway endpoint: AWSTOE, the
 component manager, and the managed resources (Image Builder user guide, "Custom policies for S3
 bucket access": ``ec2imagebuilder-toe-region-environment``, ``ec2imagebuilder-managed-resources-
-region-environment/components``, environment ``prod``; docs/aws-behaviours.md, Xbnet-1)."""
+region-environment/components``, environment ``prod``; docs/aws-behaviours.md, 249)."""
 IMAGE_BUILDER_OBJECTS = (
     f"arn:${{AWS::Partition}}:s3:::{IMAGE_BUILDER_BUCKETS[0]}/*",
     f"arn:${{AWS::Partition}}:s3:::{IMAGE_BUILDER_BUCKETS[1]}/components/*",
 )
 """What a build reads there: AWS's public objects, read without signing (AWSTOE's bootstrap), so the
-S3 gateway's statement for them names no principal, as the agent MSI's (Xbnet-1)."""
+S3 gateway's statement for them names no principal, as the agent MSI's (249)."""
 
 
 @dataclass(frozen=True)
@@ -145,13 +145,13 @@ SSM_AGENT_ACTIONS: dict[str, tuple[str, ...]] = {
     "ec2messages": ("AcknowledgeMessage", "DeleteMessage", "FailMessage", "GetEndpoint", "GetMessages", "SendReply"),
 }
 """The actions of AmazonSSMManagedInstanceCore (AWS managed policy reference, v2), per endpoint: what the
-build's SSM Agent calls, and all its endpoints allow (Xbnet-2)."""
+build's SSM Agent calls, and all its endpoints allow (250)."""
 BUILD_COMPONENTS = (
     "arn:${AWS::Partition}:imagebuilder:${AWS::Region}:${AWS::AccountId}:component/*",
     "arn:${AWS::Partition}:imagebuilder:${AWS::Region}:aws:component/*",
 )
 """The components AWSTOE reads through the Image Builder endpoint: the stack's own, and AWS's managed
-library, which the user guide says the endpoint must allow when a recipe uses one (Xbnet-3)."""
+library, which the user guide says the endpoint must allow when a recipe uses one (251)."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ class EndpointService:
     every action of action_prefix (the role's own policies bound them); no policy for PrivateLink."""
     private_link: str = ""
     """A PrivateLink endpoint service's whole name (com.amazonaws.vpce.REGION.vpce-svc-...): another
-    account's service, which takes no endpoint policy (Xbnet-4); its names are its dns_names."""
+    account's service, which takes no endpoint policy (252); its names are its dns_names."""
     port: int = HTTPS
     """The TCP port the workers reach it on (a PrivateLink licence server's own port, say)."""
     resources: tuple[str, ...] = ("*",)
@@ -266,7 +266,7 @@ ENDPOINTS: tuple[EndpointService, ...] = (
             DnsName(f"${{Bucket}}.s3.{_REGIONAL}", "DataBucket"),
             DnsName(f"${{Bucket}}.s3.{_REGIONAL}", "ArtifactBucket"),
             DnsName(f"amazoncloudwatch-agent-${{AWS::Region}}.s3.{_REGIONAL}"),
-            # ImageSource=baked: the build's reads of Image Builder's buckets, virtual-hosted (Xbnet-1).
+            # ImageSource=baked: the build's reads of Image Builder's buckets, virtual-hosted (249).
             *(DnsName(f"{bucket}.s3.{_REGIONAL}", condition="BakedImage") for bucket in IMAGE_BUILDER_BUCKETS),
             *(
                 DnsName(f"{bucket}.s3.${{AWS::URLSuffix}}", only_in_us_east_1=True, condition="BakedImage")
@@ -286,7 +286,7 @@ ENDPOINTS: tuple[EndpointService, ...] = (
     # ImageSource=baked: the image build's and test's instances are driven through Systems Manager,
     # and AWSTOE calls Image Builder (Image Builder user guide, "Image Builder and AWS PrivateLink
     # interface VPC endpoints"; row 233). The workers reach none of them. Each policy allows the build
-    # role what AWS's managed policies of its profile grant for that service (Xbnet-2, Xbnet-3).
+    # role what AWS's managed policies of its profile grant for that service (250, 251).
     *(_for_build(service, actions) for service, actions in SSM_AGENT_ACTIONS.items()),
     _for_build("imagebuilder", ("GetComponent",), BUILD_COMPONENTS),
 )
@@ -800,7 +800,7 @@ def _endpoint_policy(
 
 def _build_policy(row: EndpointService, build: BuildAccess) -> PolicyDocument:
     """A build endpoint's policy: the build role alone, the actions its row lists (what AWS's managed
-    policies of the build's profile grant for that service: Xbnet-2, Xbnet-3), on its row's resources.
+    policies of the build's profile grant for that service: 250, 251), on its row's resources.
     The worker role is not named."""
     return PolicyDocument(
         Version="2012-10-17",
@@ -827,7 +827,7 @@ def _with_build_objects(p: Params, policy: PolicyDocument, build: BuildAccess) -
         Resource=list(build.s3_objects),
         Condition=Condition(ArnEquals({"aws:PrincipalArn": GetAtt(build.role, "Arn")})),
     )
-    # AWSTOE's bootstrap reads Image Builder's buckets without signing (Xbnet-1): a principal condition
+    # AWSTOE's bootstrap reads Image Builder's buckets without signing (249): a principal condition
     # would deny it. AWS's public objects, readable by anyone through the endpoint, as the agent MSI's.
     public = Statement(
         Effect=Allow, Principal=Principal("*"), Action=[s3.GetObject], Resource=[Sub(a) for a in IMAGE_BUILDER_OBJECTS]
