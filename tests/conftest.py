@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 
 import botocore.session as botocore_session
 import cfnlint.helpers
+import lint_speed
 import pytest
 import tree_sitter
 import tree_sitter_powershell
@@ -26,6 +28,7 @@ from cloud_radar.cf.unit import functions as radar_functions
 from hypothesis import strategies as st
 from moto.cloudformation import models as moto_cfn_models
 from moto.cloudformation import responses as moto_cfn_responses
+from moto.ec2.models import amis as moto_amis
 
 from winworkers import WorkersConfig, build_template
 from winworkers.config import METRIC_INTERVALS
@@ -113,6 +116,14 @@ DATA = ROOT / "tests" / "data"
 # the tests import the scripts (scripts/*.py: the model, the docs' generated tables) as modules too.
 sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(ROOT / "scripts"))
+
+# moto's EC2 makes every image it ships for a Region (1,301 in us-east-1, each with a volume and a
+# snapshot) whenever it makes a backend: at each mock_aws and each reset, about 0.15 s of CPU. Its own
+# base images (moto-amis.json: moto's ec2/resources/amis.json, 44 images) hold every image the tests
+# use (tests/test_moto_amis.py); MOTO_AMIS_PATH reaches the emulators the tests start in subprocesses.
+MOTO_AMIS = DATA / "moto-amis.json"
+os.environ["MOTO_AMIS_PATH"] = str(MOTO_AMIS)
+moto_amis.AMIS = json.loads(MOTO_AMIS.read_text(encoding="utf-8"))
 
 Rendered = dict[str, Any]
 
@@ -208,6 +219,7 @@ def shared_rules(
 
 
 cfnlint.helpers.load_plugins = shared_rules
+lint_speed.install()
 
 
 def as_dict(template: Any) -> dict[str, Any]:

@@ -1,0 +1,129 @@
+"""tests/lint_speed.py (installed by conftest for every in-process lint) gives cfn-lint's answers:
+the same findings as cfn-lint as shipped, on templates with findings (the corpus, our rules' bad
+fixtures) and on renderings of the feature, and each stand-in answers as the function it replaces."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cfnlint.context.context
+import cfnlint.jsonschema._filter
+import lint_speed
+import pytest
+from cfnlint.api import ManualArgs, lint
+from sympy import symbols
+from sympy.assumptions.cnf import EncodedCNF
+from sympy.logic.boolalg import And, Not, Or
+
+from conftest import ROOT
+from winworkers.lint import DESIGN_RULE_CONFIG, RULES_MODULE
+from winworkers.renderings import MODES, enabled_parameters, with_defaults
+
+ARGS = ManualArgs(
+    include_checks=["I"], regions=["us-east-1"], append_rules=[RULES_MODULE], configure_rules=DESIGN_RULE_CONFIG
+)
+TEMPLATES = [
+    *sorted((ROOT / "tests" / "fixtures" / "lint-corpus").glob("*.yaml")),
+    *sorted((ROOT / "tests" / "fixtures" / "lint").glob("*/bad.json")),
+]
+
+
+def _findings(texts: list[str]) -> list[list[tuple[str, str, int, int]]]:
+    return [sorted((m.rule.id, m.message, m.linenumber, m.columnnumber) for m in lint(t, config=ARGS)) for t in texts]
+
+
+@pytest.fixture
+def shipped() -> Iterator[None]:
+    """cfn-lint without the stand-ins for the test, then with them again."""
+    lint_speed.uninstall()
+    try:
+        yield
+    finally:
+        lint_speed.install()
+
+
+def test_findings_are_cfn_lints_as_shipped(shipped: None) -> None:
+    texts = [path.read_text(encoding="utf-8") for path in TEMPLATES]
+    # Two renderings of the nested parent (its switch and modes are Conditions): the second asks the
+    # solver what the first did (kept answers).
+    parent = json.loads((ROOT / "templates" / "parent-nested.json").read_text(encoding="utf-8"))
+    for mode in sorted(MODES)[:2]:
+        values = {k: v for k, v in enabled_parameters(mode=mode).items() if k in parent["Parameters"]}
+        texts.append(json.dumps(with_defaults(parent, values)))
+    fresh = _findings(texts)
+    lint_speed.install()
+    assert _findings(texts) == fresh
+    assert sum(map(len, fresh)) > 20, "templates with findings were linted"
+
+
+def test_satisfiable_answers_as_sympys() -> None:
+    a, b, c = symbols("a b c")
+    for expr in (And(a, Not(a)), And(Or(a, b), Not(b), Or(Not(a), c)), Or(a, b)):
+        cnf = EncodedCNF()
+        cnf.add_prop(expr)
+        for _ in range(2):
+            assert lint_speed.satisfiable(cnf) == lint_speed.fresh_satisfiable(cnf)
+    # A kept model is a copy: changing one answer changes no other.
+    cnf = EncodedCNF()
+    cnf.add_prop(Or(a, b))
+    model = lint_speed.satisfiable(cnf)
+    model.clear()
+    assert lint_speed.satisfiable(cnf) == lint_speed.fresh_satisfiable(cnf) != {}
+
+
+def test_fields_and_validator_classes_answer_as_dataclasses_and_cfn_lint() -> None:
+    for cls in (cfnlint.context.context.Context, cfnlint.jsonschema._filter.FunctionFilter):
+        assert lint_speed.fields(cls) == dataclasses.fields(cls)
+        assert lint_speed.fields(cls) is lint_speed.fields(cls)
+    instance = cfnlint.jsonschema._filter.FunctionFilter()
+    assert lint_speed.fields(instance) == dataclasses.fields(instance)
+    fresh = lint_speed.fresh_create(validators={"type": len})
+    kept = lint_speed.create(validators={"type": len})
+    assert kept is lint_speed.create(validators={"type": len})
+    assert [
+        (f.name, f.default_factory()) for f in dataclasses.fields(kept) if f.name in ("validators", "fn_resolvers")
+    ] == [(f.name, f.default_factory()) for f in dataclasses.fields(fresh) if f.name in ("validators", "fn_resolvers")]
+    assert lint_speed.create(validators={"type": str}) is not kept
+
+
+def test_moto_images_are_motos_base_images_and_the_tests_pick_the_same(tmp_path: Path) -> None:
+    """conftest points MOTO_AMIS_PATH at moto's own base images: moto as shipped also makes its latest
+    and ECS-optimized ones, which no test names; the Windows images the tests pick come first either way."""
+    import subprocess
+    import sys
+
+    from moto.utilities.utils import load_resource
+
+    from conftest import MOTO_AMIS
+
+    assert json.loads(MOTO_AMIS.read_text(encoding="utf-8")) == load_resource("ec2/resources/amis.json"), (
+        "moto's base images changed: write moto.utilities.utils.load_resource('ec2/resources/amis.json') to "
+        + str(MOTO_AMIS)
+    )
+    pick = (
+        "import boto3, json; from moto import mock_aws\n"
+        "with mock_aws():\n"
+        "    ec2 = boto3.client('ec2', region_name='us-east-1')\n"
+        "    images = ec2.describe_images(Owners=['amazon'], Filters=[{'Name': 'platform', 'Values': ['windows']}])\n"
+        "    print(json.dumps([i['ImageId'] for i in images['Images']]))\n"
+    )
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PATH": "/usr/bin:/bin"}
+    shipped = json.loads(
+        subprocess.run([sys.executable, "-c", pick], env=env, capture_output=True, text=True, check=True).stdout
+    )
+    small = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", pick],
+            env={**env, "MOTO_AMIS_PATH": str(MOTO_AMIS)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert len(shipped) > len(small) >= 2
+    assert shipped[: len(small)] == small
+    # The images tests name by id (test_wake.py, test_refresh_emulator.py).
+    assert "ami-12c6146b" in small
