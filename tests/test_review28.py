@@ -1,0 +1,240 @@
+"""Review of issue 28 (ImageSource=baked, the build's network): each finding a test that fails on the
+code as reviewed, judged on the rendered template resolved for given inputs (tests/resolved.py).
+Nothing here is xfail: each test fails until its finding is fixed (or argued away by the lead)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from resolved import resolve
+
+from conftest import ROOT
+from winworkers.build import build_template
+from winworkers.deploy.inputs import check_stack_name
+
+ON = {"EnableWinTaskScriptService": "true"}
+KMS_KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    rendered: dict[str, Any] = json.loads(build_template().to_json())
+    return rendered
+
+
+def baked(template: dict[str, Any], mode: str = "isolated-vpc", **more: str) -> dict[str, Any]:
+    given = {**ON, "WinImageSource": "baked", "WinNetworkMode": mode, **{f"Win{k}": v for k, v in more.items()}}
+    if mode == "existing-subnets":
+        given.setdefault("WinBuildEndpointsCidr", "10.9.0.0/24")
+    resources: dict[str, Any] = resolve(template, given)["Resources"]
+    return resources
+
+
+def _refs(node: Any) -> set[str]:
+    """The names node refers to (Ref, Fn::GetAtt, ${...} in Fn::Sub)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+                if isinstance(value, list):
+                    found |= _refs(value[1])
+            else:
+                found |= _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _refs(item)
+    return found
+
+
+def _created_before(resources: dict[str, Any], name: str) -> set[str]:
+    """Every resource CloudFormation must finish before it creates name (Ref, GetAtt, Sub, DependsOn)."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        resource = resources[todo.pop()]
+        depends = resource.get("DependsOn", [])
+        direct = _refs(resource.get("Properties", {})) | set([depends] if isinstance(depends, str) else depends)
+        for other in direct & set(resources) - seen:
+            seen.add(other)
+            todo.append(other)
+    return seen
+
+
+def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+
+
+def test_build_role_can_decrypt_a_kms_encrypted_artifact(template: dict[str, Any]) -> None:
+    """Blocks the build when ArtifactKmsKeyArn is given: the workers' role gets kms:Decrypt on that key
+    (iam.KMS_GRANTS), the build role only s3:GetObject, so AWSTOE's S3Download of an SSE-KMS artifact is
+    refused and the first image (and the stack create) fails.
+
+    AWS, Amazon S3 user guide, "Using server-side encryption with AWS KMS keys (SSE-KMS)"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html; read through the
+    directory-bucket page s3-express-UsingKMSEncryption, translated): "To upload or download an object
+    encrypted with an AWS KMS key ... you need kms:GenerateDataKey and kms:Decrypt permissions on the key".
+    """
+    resources = baked(template, ArtifactKmsKeyArn=KMS_KEY)
+
+    def granted(role: str) -> list[dict[str, Any]]:
+        attached = [
+            s
+            for r in resources.values()
+            if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+            for s in r["Properties"]["PolicyDocument"]["Statement"]
+        ]
+        return _statements(resources[role]) + attached
+
+    assert any("kms:Decrypt" in s["Action"] for s in granted("WinInstanceRole")), "precondition: workers decrypt"
+    build = granted("WinBuildRole")
+    assert any("kms:Decrypt" in s["Action"] for s in build), "the build role cannot read an SSE-KMS artifact"
+
+
+@pytest.mark.parametrize(
+    ("mode", "needed"),
+    [
+        (
+            "isolated-vpc",
+            {
+                "WinSsmEndpoint",
+                "WinSsmmessagesEndpoint",
+                "WinEc2messagesEndpoint",
+                "WinImagebuilderEndpoint",
+                "WinS3Endpoint",
+                "WinBuildEgressToEndpoints",
+                "WinBuildEndpointIngress",
+            },
+        ),
+        ("existing-subnets", {"WinBuildEgressToNetworkEndpoints"}),
+    ],
+)
+def test_first_image_is_built_after_the_builds_network(template: dict[str, Any], mode: str, needed: set[str]) -> None:
+    """Blocks deploy (a race): FirstImage refers to the infrastructure configuration (subnet, security
+    group) but to none of the build's VPC endpoints nor the security-group rules that let the build reach
+    them, so CloudFormation may launch the build instance while they are still being created; the SSM
+    Agent cannot register, and the build (and the stack create) fails or waits out Image Builder's timeout.
+
+    AWS CloudFormation, DependsOn attribute
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-dependson.html):
+    "AWS CloudFormation creates, updates, and deletes resources in parallel to the extent possible. It
+    automatically determines which resources in a template can be parallelized and which have dependencies
+    that require other operations to finish first."
+    """
+    resources = baked(template, mode)
+    assert needed <= set(resources), "precondition: the build's network is in the template"
+    missing = needed - _created_before(resources, "WinFirstImage")
+    assert not missing, f"FirstImage may be created before {sorted(missing)}"
+
+
+def test_image_builder_names_fit_every_stack_name_the_deploy_accepts(template: dict[str, Any]) -> None:
+    """Blocks deploy for long stack names: `winworkers deploy` accepts a stack name of 128 characters
+    (deploy.inputs.check_stack_name), and every Image Builder name is ${AWS::StackName}-<suffix>; the AMI
+    name adds "-worker-{{ imagebuilder:buildDate }}". Image Builder refuses names over its limits (the
+    feature's nested stack's own name, <parent>-<logical id>-<random>, is longer still).
+
+    AWS, Image Builder API Reference, DistributionConfiguration
+    (https://docs.aws.amazon.com/imagebuilder/latest/APIReference/API_DistributionConfiguration.html):
+    name "Pattern: ^[-_A-Za-z-0-9][-_A-Za-z0-9 ]{1,126}[-_A-Za-z-0-9]$" (at most 128); and
+    AmiDistributionConfiguration
+    (https://docs.aws.amazon.com/imagebuilder/latest/APIReference/API_AmiDistributionConfiguration.html):
+    name "Length Constraints: Minimum length of 1. Maximum length of 127."
+    """
+    stack = "s" * 128
+    check_stack_name(stack)  # the deploy accepts it
+    too_long = []
+    for name, resource in baked(template).items():
+        if not resource["Type"].startswith("AWS::ImageBuilder::"):
+            continue
+        text = resource["Properties"].get("Name", {}).get("Fn::Sub", "")
+        if isinstance(text, str) and len(text.replace("${AWS::StackName}", stack)) > 128:
+            too_long.append(name)
+        for distribution in resource["Properties"].get("Distributions", []):
+            ami = distribution["AmiDistributionConfiguration"]["Name"]["Fn::Sub"]
+            if len(ami.replace("${AWS::StackName}", stack)) > 127:
+                too_long.append(f"{name} AMI name")
+    assert not too_long, f"over Image Builder's name limits for a {len(stack)}-character stack: {too_long}"
+
+
+def test_first_image_deletes_its_ami_when_replaced_or_deleted(template: dict[str, Any]) -> None:
+    """Leaks (cost, and Fast Launch left running): deleting or replacing an AWS::ImageBuilder::Image
+    without DeletionSettings leaves its AMI, its snapshots and, with FastLaunchSnapshots > 0, its Fast
+    Launch pre-provisioned snapshots (replenished by EC2 with a launch template the stack deleted). So do
+    ImageSource baked -> aws-published, the stack's delete (the lifecycle policy goes with it), and every
+    ImageRevision/ArtifactKey update (the old FirstImage). docs/baked-image.md says the switch "deletes
+    every resource above" and names no leftover.
+
+    AWS CloudFormation, AWS::ImageBuilder::Image DeletionSettings
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-imagebuilder-image-deletionsettings.html):
+    "Contains deletion settings of underlying resources of an image when it is replaced or deleted,
+    including its Amazon Machine Images (AMIs), snapshots, or containers." Image Builder API, DeleteImage:
+    "This does not delete any EC2 AMIs or ECR container images that are created during the image build
+    process. You must clean those up separately".
+    """
+    first = baked(template, FastLaunchSnapshots="5")["WinFirstImage"]["Properties"]
+    assert "DeletionSettings" in first, "FirstImage leaves its AMI, snapshots and Fast Launch snapshots behind"
+
+
+def test_lifecycle_never_deletes_the_ami_cloudformation_records(template: dict[str, Any]) -> None:
+    """Can strand the fleet: CloudFormation records ImageParameter's value as FirstImage's AMI id, and the
+    lifecycle policy selects FirstImage too (same winworkers:image tag), so three pipeline builds later the
+    AMI CloudFormation believes the parameter holds is deregistered. A later update rollback that restores
+    ImageParameter (e.g. a failed update after ImageRevision was raised) writes that dead id, or, before
+    the lifecycle ran, a months-old unpatched one, over the pipeline's; the next refresh or scale-out
+    launches from it. (docs/baked-image.md lists "what CloudFormation does with FirstImage once the
+    lifecycle policy has deleted it" as not verified.)
+
+    AWS CloudFormation, AWS::ImageBuilder::LifecyclePolicy ResourceSelection
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-imagebuilder-lifecyclepolicy-resourceselection.html):
+    TagMap "A list of tags that are used as selection criteria for the Image Builder image resources that
+    the lifecycle policy applies to."
+    """
+    resources = baked(template)
+    assert resources["WinImageParameter"]["Properties"]["Value"] == {"Fn::GetAtt": ["WinFirstImage", "ImageId"]}
+    selection = resources["WinImageLifecycle"]["Properties"]["ResourceSelection"]["TagMap"]
+    tags = resources["WinFirstImage"]["Properties"].get("Tags", {})
+    assert not all(tags.get(k) == v for k, v in selection.items()), "the lifecycle deletes FirstImage's AMI"
+
+
+def test_build_endpoint_lets_the_build_read_only_its_own_parameter(template: dict[str, Any]) -> None:
+    """Least privilege: the build runs the platform's install.ps1 with the build role, whose
+    AmazonSSMManagedInstanceCore grants ssm:GetParameter(s) on "*", and the isolated VPC's ssm endpoint
+    policy (the one place the stack can narrow it) also allows them on "*": the build may read every
+    parameter of the account in the Region (SecureStrings under aws/ssm included). It needs
+    BuildSettings only (the component's Get-SSMParameterValue).
+
+    AWS PrivateLink guide, "Control access to VPC endpoints using endpoint policies"
+    (https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html): "An endpoint policy
+    does not override or replace identity-based policies or resource-based policies" -- it is the
+    additional limit, so "*" there limits nothing.
+    """
+    policy = baked(template)["WinSsmEndpoint"]["Properties"]["PolicyDocument"]
+    reads = [s for s in policy["Statement"] if {"ssm:GetParameter", "ssm:GetParameters"} & set(s["Action"])]
+    assert reads, "precondition: the endpoint allows parameter reads"
+    assert all(s["Resource"] != ["*"] for s in reads), "the build may read every parameter through the endpoint"
+
+
+def test_fast_launch_snapshots_change_replaces_nothing_as_documented(template: dict[str, Any]) -> None:
+    """Wrong docs (and cost): docs/baked-image.md says a change of FastLaunchSnapshots replaces "nothing
+    (the distributions are updated in place)". Going to 0 deletes FastLaunchTemplate, while every image
+    already built keeps Fast Launch enabled (the docs agree the setting "was set at its build"): EC2 keeps
+    replenishing those AMIs' pre-provisioned snapshots with a launch template that no longer exists.
+
+    AWS EC2 API, EnableFastLaunch, LaunchTemplate
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_EnableFastLaunch.html): "The launch
+    template to use when launching Windows instances from pre-provisioned snapshots."; and "The reserved
+    snapshots are automatically replenished as they are used".
+    """
+    text = (ROOT / "docs" / "baked-image.md").read_text()
+    assert "| `FastLaunchSnapshots` | nothing" in text, "precondition: the claim"
+    with_snapshots = set(baked(template, FastLaunchSnapshots="5"))
+    without = set(baked(template, FastLaunchSnapshots="0"))
+    assert with_snapshots == without, f"FastLaunchSnapshots 5 -> 0 deletes {sorted(with_snapshots - without)}"
