@@ -14,6 +14,8 @@ from resolved import resolve
 from conftest import ROOT
 from winworkers.build import build_template
 from winworkers.deploy.inputs import check_stack_name
+from winworkers.renderings import enabled_parameters
+from winworkers.rules import failed_assertions
 
 ON = {"EnableWinTaskScriptService": "true"}
 KMS_KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -238,3 +240,40 @@ def test_fast_launch_snapshots_change_replaces_nothing_as_documented(template: d
     with_snapshots = set(baked(template, FastLaunchSnapshots="5"))
     without = set(baked(template, FastLaunchSnapshots="0"))
     assert with_snapshots == without, f"FastLaunchSnapshots 5 -> 0 deletes {sorted(with_snapshots - without)}"
+
+
+def test_switch_to_baked_builds_after_the_dns_firewall_allows_the_build(template: dict[str, Any]) -> None:
+    """Blocks the switch ImageSource aws-published -> baked (isolated-vpc): the update moves the Systems
+    Manager, Image Builder and bucket names from the blocked (quiet) list to the allowed list in place
+    (docs/updates.md), but FirstImage refers to neither list, so CloudFormation may start the first build
+    while the VPC's DNS Firewall still blocks ssm.<region>.amazonaws.com for the build instance.
+
+    AWS CloudFormation, DependsOn attribute
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-dependson.html): only
+    "if the properties of resource A use a !Ref to resource B ... Resource B is updated before resource A";
+    otherwise "AWS CloudFormation creates, updates, and deletes resources in parallel to the extent
+    possible."
+    """
+    resources = baked(template)
+    lists = {"WinDnsAllowList", "WinDnsNoiseList"}
+    assert lists <= set(resources), "precondition: the DNS Firewall's lists are in the template"
+    missing = lists - _created_before(resources, "WinFirstImage")
+    assert not missing, f"the first build may start before {sorted(missing)} allow its names"
+
+
+def test_the_rule_refuses_a_build_block_equal_to_the_workers_endpoint_block(template: dict[str, Any]) -> None:
+    """Breaks isolation through CloudFormation alone: only `winworkers deploy`'s pre-check refuses a
+    BuildEndpointsCidr overlapping EndpointsCidr; the template's WinBakedExistingNetwork Rule accepts the
+    same block for both, which puts the platform's Systems Manager endpoints inside the block the workers'
+    security group sends HTTPS to. Equality, at least, a Rule can refuse (Fn::Equals is a rule function).
+
+    AWS CloudFormation, Rules syntax
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/rules-section-structure.html): rules
+    "validate parameter values passed to a template during a stack creation or stack update", with the
+    rule-specific intrinsic functions Fn::And, Fn::Contains, Fn::EachMemberEquals, Fn::EachMemberIn,
+    Fn::Equals, Fn::Not, Fn::Or, Fn::RefAll, Fn::ValueOf, Fn::ValueOfAll.
+    """
+    values = enabled_parameters(mode="existing-subnets", ImageSource="baked", CreateDnsFirewall="true")
+    values = {**values, "WinBuildEndpointsCidr": values["WinEndpointsCidr"]}
+    assert values["WinEndpointsCidr"], "precondition: the workers' endpoint block is set"
+    assert failed_assertions(template, values), "the Rules accept BuildEndpointsCidr == EndpointsCidr"
