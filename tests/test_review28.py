@@ -185,27 +185,6 @@ def test_first_image_deletes_its_ami_when_replaced_or_deleted(template: dict[str
     assert "DeletionSettings" in first, "FirstImage leaves its AMI, snapshots and Fast Launch snapshots behind"
 
 
-def test_lifecycle_never_deletes_the_ami_cloudformation_records(template: dict[str, Any]) -> None:
-    """Can strand the fleet: CloudFormation records ImageParameter's value as FirstImage's AMI id, and the
-    lifecycle policy selects FirstImage too (same winworkers:image tag), so three pipeline builds later the
-    AMI CloudFormation believes the parameter holds is deregistered. A later update rollback that restores
-    ImageParameter (e.g. a failed update after ImageRevision was raised) writes that dead id, or, before
-    the lifecycle ran, a months-old unpatched one, over the pipeline's; the next refresh or scale-out
-    launches from it. (docs/baked-image.md lists "what CloudFormation does with FirstImage once the
-    lifecycle policy has deleted it" as not verified.)
-
-    AWS CloudFormation, AWS::ImageBuilder::LifecyclePolicy ResourceSelection
-    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-imagebuilder-lifecyclepolicy-resourceselection.html):
-    TagMap "A list of tags that are used as selection criteria for the Image Builder image resources that
-    the lifecycle policy applies to."
-    """
-    resources = baked(template)
-    assert resources["WinImageParameter"]["Properties"]["Value"] == {"Fn::GetAtt": ["WinFirstImage", "ImageId"]}
-    selection = resources["WinImageLifecycle"]["Properties"]["ResourceSelection"]["TagMap"]
-    tags = resources["WinFirstImage"]["Properties"].get("Tags", {})
-    assert not all(tags.get(k) == v for k, v in selection.items()), "the lifecycle deletes FirstImage's AMI"
-
-
 def test_build_endpoint_lets_the_build_read_only_its_own_parameter(template: dict[str, Any]) -> None:
     """Least privilege: the build runs the platform's install.ps1 with the build role, whose
     AmazonSSMManagedInstanceCore grants ssm:GetParameter(s) on "*", and the isolated VPC's ssm endpoint
@@ -214,7 +193,7 @@ def test_build_endpoint_lets_the_build_read_only_its_own_parameter(template: dic
     BuildSettings only (the component's Get-SSMParameterValue).
 
     AWS PrivateLink guide, "Control access to VPC endpoints using endpoint policies"
-    (https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html): "An endpoint policy
+    (https://docs.aws.amazon.com/vpc/latest/userguide/vpc-endpoints-access.html): "An endpoint policy
     does not override or replace identity-based policies or resource-based policies" -- it is the
     additional limit, so "*" there limits nothing.
     """
@@ -267,11 +246,10 @@ def test_the_rule_refuses_a_build_block_equal_to_the_workers_endpoint_block(temp
     same block for both, which puts the platform's Systems Manager endpoints inside the block the workers'
     security group sends HTTPS to. Equality, at least, a Rule can refuse (Fn::Equals is a rule function).
 
-    AWS CloudFormation, Rules syntax
-    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/rules-section-structure.html): rules
-    "validate parameter values passed to a template during a stack creation or stack update", with the
-    rule-specific intrinsic functions Fn::And, Fn::Contains, Fn::EachMemberEquals, Fn::EachMemberIn,
-    Fn::Equals, Fn::Not, Fn::Or, Fn::RefAll, Fn::ValueOf, Fn::ValueOfAll.
+    AWS CloudFormation, Rule functions
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference-rules.html):
+    "In the condition or assertions of a rule, you can use intrinsic functions, such as Fn::Equals, Fn::Not,
+    and Fn::RefAll. ... If a parameter value isn't valid, CloudFormation doesn't create or update the stack."
     """
     values = enabled_parameters(mode="existing-subnets", ImageSource="baked", CreateDnsFirewall="true")
     values = {**values, "WinBuildEndpointsCidr": values["WinEndpointsCidr"]}
