@@ -255,3 +255,32 @@ def test_the_rule_refuses_a_build_block_equal_to_the_workers_endpoint_block(temp
     values = {**values, "WinBuildEndpointsCidr": values["WinEndpointsCidr"]}
     assert values["WinEndpointsCidr"], "precondition: the workers' endpoint block is set"
     assert failed_assertions(template, values), "the Rules accept BuildEndpointsCidr == EndpointsCidr"
+
+
+def test_the_nested_feature_stack_has_time_for_the_first_image(template: dict[str, Any]) -> None:
+    """Blocks a nested create in baked mode: the parent gives the feature's stack TimeoutInMinutes 90,
+    sized for the network and the group's boot signals (ResourceSignal PT45M). With ImageSource=baked the
+    group waits for the launch template, which waits for ImageParameter, which waits for FirstImage: a
+    Windows build, its AMI, and a test phase that may take TimeoutMinutes 60 on its own, all before the
+    group's 45 minutes start. The worst case of the two waits alone is over the stack's timeout, and
+    docs/baked-image.md itself estimates the build at 30 to 60 minutes (not measured): the nested stack
+    fails and both stacks roll back.
+
+    AWS CloudFormation, AWS::CloudFormation::Stack TimeoutInMinutes
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudformation-stack.html;
+    the same text in the SDKs' AwsCloudFormationStackDetails): "The length of time, in minutes, that
+    CloudFormation waits for the nested stack to reach the CREATE_COMPLETE state."; CreateStack
+    TimeoutInMinutes: "The amount of time that can pass before the stack status becomes CREATE_FAILED".
+    """
+    parent = json.loads((ROOT / "templates" / "parent-nested.json").read_text())
+    assert "WinImageSource" in parent["Parameters"], "precondition: the parent passes ImageSource through"
+    stack = parent["Resources"]["WinStack"]["Properties"]["TimeoutInMinutes"]
+    resources = baked(template)
+    tests = resources["WinFirstImage"]["Properties"]["ImageTestsConfiguration"]["TimeoutMinutes"]
+    signal = resources["WinGroup"]["CreationPolicy"]["ResourceSignal"]["Timeout"]
+    signal_minutes = int(re.fullmatch(r"PT(\d+)M", signal).group(1))  # type: ignore[union-attr]
+    assert "WinFirstImage" in _created_before(resources, "WinGroup"), "precondition: the group waits for the image"
+    assert stack >= tests + signal_minutes, (
+        f"the feature's stack times out after {stack} minutes; the first image's tests ({tests}) and the "
+        f"group's signals ({signal_minutes}) may take {tests + signal_minutes}, before counting the build"
+    )
