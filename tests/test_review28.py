@@ -13,6 +13,7 @@ from resolved import resolve
 
 from conftest import ROOT
 from winworkers.build import build_template
+from winworkers.config import WorkersConfig
 from winworkers.deploy.inputs import check_stack_name
 from winworkers.renderings import enabled_parameters
 from winworkers.rules import failed_assertions
@@ -284,3 +285,26 @@ def test_the_nested_feature_stack_has_time_for_the_first_image(template: dict[st
         f"the feature's stack times out after {stack} minutes; the first image's tests ({tests}) and the "
         f"group's signals ({signal_minutes}) may take {tests + signal_minutes}, before counting the build"
     )
+
+
+def test_the_documented_ecr_extra_is_resolvable_through_the_dns_firewall() -> None:
+    """Wrong docs / the feature fails for its own example: docs/network.md's example extra
+    "ecr.api:ecr" makes the endpoint com.amazonaws.<region>.ecr.api, and the DNS Firewall allow list gets
+    "<service>.<region>.amazonaws.com" = ecr.api.<region>.amazonaws.com. The SDKs and that endpoint's
+    private DNS use api.ecr.<region>.amazonaws.com, which the rule group's last rule ("*", BLOCK NXDOMAIN)
+    answers: no worker reaches ECR through the endpoint the stack built for it. (The same for ecr.dkr,
+    whose names are *.dkr.ecr.<region>.amazonaws.com.)
+
+    AWS General Reference, Amazon ECR endpoints
+    (https://docs.aws.amazon.com/general/latest/gr/ecr.html): "the api.ecr endpoint is recommended and the
+    default when using the AWS CLI or AWS SDKs. When connecting to Amazon ECR through an AWS PrivateLink VPC
+    endpoint, you must use the api.ecr endpoint to make API calls."
+    """
+    text = (ROOT / "docs" / "network.md").read_text()
+    assert '"ecr.api:ecr"' in text, "precondition: the documented example"
+    rendered = json.loads(build_template(WorkersConfig(extra_endpoints=("ecr.api:ecr",))).to_json())
+    resources = resolve(rendered, ON)["Resources"]
+    assert resources["WinEcrApiEndpoint"]["Properties"]["PrivateDnsEnabled"] is True
+    assert resources["WinDnsBlockList"]["Properties"]["Domains"] == ["*"], "precondition: all else is blocked"
+    allowed = json.dumps(resources["WinDnsAllowList"]["Properties"]["Domains"])
+    assert "api.ecr.${AWS::Region}.${AWS::URLSuffix}" in allowed, "the ECR API's name stays blocked"
