@@ -12,6 +12,7 @@ import pytest
 from resolved import resolve
 
 from conftest import ROOT
+from winworkers import image
 from winworkers.build import build_template
 from winworkers.config import WorkersConfig
 from winworkers.deploy.inputs import check_stack_name
@@ -308,3 +309,31 @@ def test_the_documented_ecr_extra_is_resolvable_through_the_dns_firewall() -> No
     assert resources["WinDnsBlockList"]["Properties"]["Domains"] == ["*"], "precondition: all else is blocked"
     allowed = json.dumps(resources["WinDnsAllowList"]["Properties"]["Domains"])
     assert "api.ecr.${AWS::Region}.${AWS::URLSuffix}" in allowed, "the ECR API's name stays blocked"
+
+
+def test_the_revision_precheck_also_guards_a_nested_deploy() -> None:
+    """Blocks an update in nested mode (and the docs overstate the guard): `winworkers deploy` runs
+    image.revision_problems on the template it deploys (deploy.execute._precheck, before the nested child is
+    read), and for parent-nested.json that is the parent, which holds no AWS::ImageBuilder::ImageRecipe: a
+    new ArtifactKey without a new ImageRevision passes the pre-check, the child's recipe is replaced with the
+    same name and version, Image Builder refuses it, and the update rolls back after the rest of the feature
+    was updated. docs/baked-image.md: "`winworkers deploy` refuses such an update in its pre-check".
+
+    AWS, Image Builder user guide, "Semantic versioning in Image Builder"
+    (https://docs.aws.amazon.com/imagebuilder/latest/userguide/ibhow-semantic-versioning.html): "Image
+    Builder uses semantic versioning to organize resources and ensure that they have unique IDs."; the
+    recipe's Version and components are create-only (AWS::ImageBuilder::ImageRecipe, "Update requires:
+    Replacement").
+    """
+    previous = {
+        "EnableWinTaskScriptService": "true",
+        "WinImageSource": "baked",
+        "WinNetworkMode": "isolated-vpc",
+        "WinArtifactKey": "releases/1.zip",
+        "WinImageRevision": "1",
+    }
+    now = {**previous, "WinArtifactKey": "releases/2.zip"}
+    inline = json.loads((ROOT / "templates" / "parent-inline.json").read_text())
+    assert image.revision_problems(inline, now, previous), "precondition: the inline parent is guarded"
+    nested = json.loads((ROOT / "templates" / "parent-nested.json").read_text())
+    assert image.revision_problems(nested, now, previous), "the nested parent passes an unguarded ArtifactKey change"
