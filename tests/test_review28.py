@@ -337,3 +337,24 @@ def test_the_revision_precheck_also_guards_a_nested_deploy() -> None:
     assert image.revision_problems(inline, now, previous), "precondition: the inline parent is guarded"
     nested = json.loads((ROOT / "templates" / "parent-nested.json").read_text())
     assert image.revision_problems(nested, now, previous), "the nested parent passes an unguarded ArtifactKey change"
+
+
+def test_the_pipeline_exists_only_after_cloudformation_created_the_parameter(template: dict[str, Any]) -> None:
+    """Can fail the create: the pipeline's distribution names ImageParameter by a string (no Ref), so
+    CloudFormation creates ImagePipeline (ENABLED, weekly schedule) in parallel with FirstImage, an hour or
+    more before ImageParameter. A scheduled run in that window (Sunday 03:00 UTC), or an operator's
+    StartImagePipelineExecution, distributes and creates the parameter first; CloudFormation's create of
+    ImageParameter then fails on an existing name, as docs/baked-image.md itself says of the first image's
+    distribution ("a parameter the distribution had already created would fail that create").
+
+    AWS, Image Builder API, SsmParameterConfiguration
+    (https://docs.aws.amazon.com/imagebuilder/latest/APIReference/API_SsmParameterConfiguration.html):
+    "The image distribution creates the Parameter if it doesn't already exist. Otherwise, it updates the
+    parameter."; CloudFormation, DependsOn: "AWS CloudFormation creates, updates, and deletes resources in
+    parallel to the extent possible."
+    """
+    resources = baked(template)
+    assert "WinImageParameter" not in _refs(resources["WinImageDistribution"]["Properties"]), "precondition"
+    assert "WinImageParameter" in _created_before(resources, "WinImagePipeline"), (
+        "the pipeline may run and create the parameter before CloudFormation does"
+    )
