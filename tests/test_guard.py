@@ -225,6 +225,9 @@ def test_the_gate_can_fail() -> None:
     found = findings({"Resources": planted})
     assert {("INCOMING_SSH_DISABLED", "OpenSsh"), ("S3_BUCKET_SERVER_SIDE_ENCRYPTION_ENABLED", "Plain")} <= found
     assert ("SQS_QUEUE_KMS_MASTER_KEY_ID_RULE", "Queue") in found
+    # Why findings() never sets an empty SuppressedRules: the registry's selectors then drop the resource.
+    hidden = {**planted["OpenSsh"], "Metadata": {"guard": {"SuppressedRules": []}}}
+    assert guard(hidden, "OpenSsh", "amazon_ec2/restricted_ssh.guard") == "SKIP"
     # A long non-compliant report (over 8 KiB, truncated by the engine) is a failure too.
     big = {"Type": "AWS::Lambda::Function", "Properties": {"Code": {"ZipFile": "x" * 20000}, "Runtime": "python3.13"}}
     assert ("LAMBDA_INSIDE_VPC", "Big") in findings({"Resources": {"Big": big}})
