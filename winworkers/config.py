@@ -230,8 +230,10 @@ class WorkersConfig:
             "('com.amazonaws.vpce.<region>.vpce-svc-<id> licence.example.com:27000': its private DNS "
             "name and port, 443 by default), which takes no endpoint policy. Each is created in the "
             "isolated VPC (the platform's VPC provides it in existing-subnets, in EndpointsCidr), "
-            "reached by the workers' security group on its port, and its name allowed by the DNS "
-            'Firewall. docs/network.md, "Extra endpoints".'
+            "reached by the workers' security group on its port, and its names allowed by the DNS "
+            "Firewall: an AWS service's, the name the SDKs resolve (a sub-service's <sub>.<service>: "
+            "ecr.api's api.ecr), or the private DNS names given after it, before .<region>.amazonaws.com "
+            '(\'ecr.dkr:ecr *.dkr.ecr\'). docs/network.md, "Extra endpoints".'
         ),
     )
 
