@@ -12,7 +12,7 @@ from test_dns_firewall import decide
 
 from conftest import render
 from winworkers.build import build_template
-from winworkers.config import ConfigError, WorkersConfig
+from winworkers.config import ConfigError, WorkersConfig, extra_endpoint
 from winworkers.renderings import enabled_parameters
 
 LICENCE = "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0"
@@ -27,9 +27,11 @@ def extra() -> dict[str, Any]:
 
 def test_an_aws_service_gets_an_endpoint_its_policy_and_its_name(extra: dict[str, Any]) -> None:
     rendered = render(extra, enabled_parameters(), region="eu-west-1")
-    for logical, service, prefix in (
-        ("WinSecretsmanagerEndpoint", "secretsmanager", "secretsmanager"),
-        ("WinEcrApiEndpoint", "ecr.api", "ecr"),
+    # The name the SDKs resolve, which the endpoint's private DNS answers: ECR's is api.ecr (General
+    # Reference, Amazon ECR endpoints: "you must use the api.ecr endpoint"; register 264), not ecr.api.
+    for logical, service, prefix, name in (
+        ("WinSecretsmanagerEndpoint", "secretsmanager", "secretsmanager", "secretsmanager"),
+        ("WinEcrApiEndpoint", "ecr.api", "ecr", "api.ecr"),
     ):
         endpoint = rendered["Resources"][logical]["Properties"]
         assert endpoint["ServiceName"] == f"com.amazonaws.eu-west-1.{service}"
@@ -38,7 +40,28 @@ def test_an_aws_service_gets_an_endpoint_its_policy_and_its_name(extra: dict[str
         (statement,) = endpoint["PolicyDocument"]["Statement"]
         assert list(statement["Principal"]) == ["AWS"] and "WinInstanceRole" in json.dumps(statement["Principal"])
         assert statement["Action"] == [f"{prefix}:*"] and statement["Resource"] == ["*"]
-        assert decide(rendered, f"{service}.eu-west-1.amazonaws.com") == "ALLOW"
+        assert decide(rendered, f"{name}.eu-west-1.amazonaws.com") == "ALLOW"
+    assert decide(rendered, "ecr.api.eu-west-1.amazonaws.com") == "BLOCK", "a name nothing resolves"
+
+
+@pytest.mark.parametrize(("client", "service"), [("ecr", "ecr.api"), ("sagemaker-runtime", "sagemaker.runtime")])
+def test_a_sub_service_s_derived_name_is_the_one_the_sdk_resolves(client: str, service: str) -> None:
+    """config.sdk_name against botocore's own endpoint resolution (Xfixb-2): the hostname the SDK calls."""
+    import boto3
+
+    url = boto3.client(client, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x").meta
+    assert url.endpoint_url == f"https://{extra_endpoint(service).names[0]}.eu-west-1.amazonaws.com"
+
+
+def test_given_names_replace_the_derived_one_and_a_wildcard_allows_the_registry() -> None:
+    """ECR's Docker endpoint: its private DNS names are *.dkr.ecr.<region>.amazonaws.com (register 264)."""
+    rendered = json.loads(build_template(WorkersConfig(extra_endpoints=("ecr.dkr:ecr *.dkr.ecr",))).to_json())
+    resolved = render(rendered, enabled_parameters(), region="eu-west-1")
+    assert decide(resolved, "111122223333.dkr.ecr.eu-west-1.amazonaws.com") == "ALLOW"
+    assert decide(resolved, "dkr.ecr.eu-west-1.amazonaws.com") == "BLOCK"
+    assert decide(resolved, "ecr.dkr.eu-west-1.amazonaws.com") == "BLOCK"
+    with pytest.raises(ConfigError, match=r"extra_endpoints.*give its private DNS names"):
+        extra_endpoint("timestream.ingest.cell1")
 
 
 def test_a_privatelink_service_gets_its_port_and_its_private_name_and_no_policy(extra: dict[str, Any]) -> None:

@@ -78,14 +78,18 @@ WINDOWS_VERSIONS: tuple[WindowsVersion, ...] = (
 # com.amazonaws.<region>.<service> (with its IAM prefix when that differs), or a PrivateLink
 # endpoint service's name, com.amazonaws.vpce.<region>.vpce-svc-<17 hex> (VPC guide, "Endpoint
 # service names"), with the private DNS name the workers resolve and the port they use.
-_AWS_SERVICE_RE = re.compile(r"^(?P<service>[a-z0-9][a-z0-9.-]{0,62}[a-z0-9])(?::(?P<prefix>[a-z0-9-]{2,64}))?$")
+_AWS_SERVICE_RE = re.compile(
+    r"^(?P<service>[a-z0-9][a-z0-9.-]{0,62}[a-z0-9])(?::(?P<prefix>[a-z0-9-]{2,64}))?"
+    r"(?P<names>(?: (?:\*\.)?[a-z0-9][a-z0-9.-]{0,62}[a-z0-9])*)$"
+)
 _PRIVATE_LINK_RE = re.compile(
     r"^(?P<name>com\.amazonaws\.vpce\.[a-z0-9-]+\.(?P<service>vpce-svc-[0-9a-f]{17})) "
     r"(?P<dns>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})(?::(?P<port>[0-9]{1,5}))?$"
 )
 EXTRA_ENDPOINT_FORMS = (
-    "an AWS service as in com.amazonaws.<region>.<service>, with :<IAM prefix> when it differs "
-    "(secretsmanager, ecr.api:ecr), or 'com.amazonaws.vpce.<region>.vpce-svc-<17 hex> <private DNS name>[:<port>]'"
+    "an AWS service as in com.amazonaws.<region>.<service>, with :<IAM prefix> when it differs and then "
+    "its private DNS names before .<region>.amazonaws.com when not derived (secretsmanager, ecr.api:ecr, "
+    "'ecr.dkr:ecr *.dkr.ecr'), or 'com.amazonaws.vpce.<region>.vpce-svc-<17 hex> <private DNS name>[:<port>]'"
 )
 
 
@@ -102,13 +106,27 @@ class ExtraEndpoint:
     dns_name: str = ""
     """A PrivateLink service's private DNS name, which the workers resolve."""
     port: int = 443
+    names: tuple[str, ...] = ()
+    """An AWS service's private DNS names, each before .<region>.<URL suffix> (sdk_name by default)."""
+
+
+def sdk_name(service: str) -> str:
+    """The name an AWS service's endpoint answers before .<region>.<URL suffix>, as the SDKs resolve it:
+    the service's name, and a sub-service's (com.amazonaws.<region>.<service>.<sub>) <sub>.<service>,
+    as botocore's endpoint data names them (api.ecr, runtime.sagemaker, data.iot; Xfixb-2). Empty for
+    a name of more parts, whose names must be given."""
+    parts = service.split(".")
+    return ".".join(reversed(parts)) if len(parts) <= 2 else ""
 
 
 def extra_endpoint(text: str) -> ExtraEndpoint:
     """text (one item of WorkersConfig.extra_endpoints) parsed; ConfigError naming the field otherwise."""
     aws = _AWS_SERVICE_RE.match(text) if isinstance(text, str) else None
     if aws and not text.startswith("com.amazonaws"):
-        return ExtraEndpoint(aws["service"], prefix=aws["prefix"] or aws["service"].split(".")[0])
+        names = tuple(aws["names"].split()) or tuple(filter(None, [sdk_name(aws["service"])]))
+        if not names:
+            raise ConfigError("extra_endpoints", text, "give its private DNS names: " + EXTRA_ENDPOINT_FORMS)
+        return ExtraEndpoint(aws["service"], prefix=aws["prefix"] or aws["service"].split(".")[0], names=names)
     link = _PRIVATE_LINK_RE.match(text) if isinstance(text, str) else None
     port = int(link["port"] or 443) if link else 0
     if not link or not 1 <= port <= 65535:
@@ -212,8 +230,10 @@ class WorkersConfig:
             "('com.amazonaws.vpce.<region>.vpce-svc-<id> licence.example.com:27000': its private DNS "
             "name and port, 443 by default), which takes no endpoint policy. Each is created in the "
             "isolated VPC (the platform's VPC provides it in existing-subnets, in EndpointsCidr), "
-            "reached by the workers' security group on its port, and its name allowed by the DNS "
-            'Firewall. docs/network.md, "Extra endpoints".'
+            "reached by the workers' security group on its port, and its names allowed by the DNS "
+            "Firewall: an AWS service's, the name the SDKs resolve (a sub-service's <sub>.<service>: "
+            "ecr.api's api.ecr), or the private DNS names given after it, before .<region>.amazonaws.com "
+            '(\'ecr.dkr:ecr *.dkr.ecr\'). docs/network.md, "Extra endpoints".'
         ),
     )
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -479,16 +479,40 @@ def _lifecycle(p: Params, role: Role) -> LifecyclePolicy:
     )
 
 
-def revision_problems(template: Mapping[str, Any], values: Mapping[str, str], previous: Mapping[str, str]) -> list[str]:
+def _no_children(template: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {}
+
+
+child_templates: Callable[[Mapping[str, Any]], dict[str, Mapping[str, Any]]] = _no_children
+"""The child template of each nested winworkers stack of a template: build.built_children, which
+build sets here when it is imported (as ``import winworkers`` does); image may not import build
+(tests/test_package.py, no circle)."""
+
+
+def revision_problems(
+    template: Mapping[str, Any],
+    values: Mapping[str, str],
+    previous: Mapping[str, str],
+    children: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[str]:
     """The deploy's pre-check (winworkers.deploy.execute): for each image recipe of template that exists
     before and after the update (its condition holds for both), the inputs it reads that change while
     its revision (the ImageRevision its Version reads) does not. Image Builder refuses a second recipe
-    of the same name and version, so such an update would roll back after the network is built."""
+    of the same name and version, so such an update would roll back after the network is built.
+    A nested winworkers stack's recipe is its child's (``children``, by the stack's logical id; by
+    default child_templates'), judged on the child's parameters the parent passes by Ref."""
     from winworkers.deploy.changes import references, resources_holding
 
     parameters = template.get("Parameters", {})
     held = resources_holding(template, values) & resources_holding(template, {**values, **previous})
     problems = []
+    children = child_templates(template) if children is None else children
+    for name, child in children.items():
+        if name in held and previous:
+            passed = template["Resources"][name].get("Properties", {}).get("Parameters", {})
+            by_ref = {k: v["Ref"] for k, v in passed.items() if isinstance(v, Mapping) and list(v) == ["Ref"]}
+            given, before = ({k: d[v] for k, v in by_ref.items() if v in d} for d in (values, previous))
+            problems += revision_problems(child, given, before, children={})
     for name, resource in template.get("Resources", {}).items():
         if resource.get("Type") != "AWS::ImageBuilder::ImageRecipe" or name not in held or not previous:
             continue

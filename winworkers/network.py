@@ -195,6 +195,13 @@ class EndpointService:
     """The TCP port the workers reach it on (a PrivateLink licence server's own port, say)."""
     resources: tuple[str, ...] = ("*",)
     """A build endpoint's: the resources (``Fn::Sub`` texts, or ``*``) of those actions."""
+    host: str = ""
+    """Its regional name's part before .<Region>.<URL suffix> when not ``service`` (an extra's:
+    ecr.api's api.ecr, config.sdk_name)."""
+    narrowed: tuple[str, ...] = ()
+    """A build endpoint's: those of its actions allowed on ``narrowed_to`` only (the ssm endpoint's
+    parameter reads: the stack's own parameters)."""
+    narrowed_to: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("service", "purpose", "action_prefix"):
@@ -212,6 +219,8 @@ class EndpointService:
             raise ValueError(
                 f"EndpointService.for_build ({self.service}): an interface endpoint with a condition and actions"
             )
+        if not set(self.narrowed) <= set(self.actions) or bool(self.narrowed) != bool(self.narrowed_to):
+            raise ValueError(f"EndpointService.narrowed={self.narrowed!r}: some of its actions, with narrowed_to")
         if any(not action or "*" in action or ":" in action for action in self.actions):
             raise ValueError(f"EndpointService.actions={self.actions!r}: action names, without prefix or wildcard")
 
@@ -229,12 +238,13 @@ class EndpointService:
 
     @property
     def regional_name(self) -> str:
-        return f"{self.service}.{_REGIONAL}"
+        return f"{self.host or self.service}.{_REGIONAL}"
 
 
 def _for_build(service: str, actions: tuple[str, ...], resources: tuple[str, ...] = ("*",)) -> EndpointService:
     """A build endpoint's row (ImageSource=baked, in the isolated VPC): its policy allows the build role
-    these actions on these resources."""
+    these actions on these resources; the ssm endpoint's parameter reads, the stack's parameters only."""
+    reads = tuple(a for a in actions if a in PARAMETER_READS) if service == "ssm" else ()
     return EndpointService(
         service,
         "the image build (baked)",
@@ -243,7 +253,17 @@ def _for_build(service: str, actions: tuple[str, ...], resources: tuple[str, ...
         for_build=True,
         actions=actions,
         resources=resources,
+        narrowed=reads,
+        narrowed_to=(STACK_PARAMETERS,) if reads else (),
     )
+
+
+PARAMETER_READS = ("GetParameter", "GetParameters")
+STACK_PARAMETERS = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/winworkers/${AWS::StackName}/*"
+"""What the build reads of Parameter Store through the ssm endpoint (Xfixb-1): the stack's own parameters
+(BuildSettings, which the component's Get-SSMParameterValue reads; compute.IMAGE_PARAMETER's path). The
+build role's AmazonSSMManagedInstanceCore allows both on "*"; in the isolated VPC this endpoint policy is
+the limit (an endpoint policy "does not override or replace identity-based policies", register 260)."""
 
 
 ENDPOINTS: tuple[EndpointService, ...] = (
@@ -318,7 +338,9 @@ def endpoints_of(config: WorkersConfig) -> tuple[EndpointService, ...]:
                 for_platform=True,
                 private_link=extra.private_link,
                 port=extra.port,
-                dns_names=(DnsName(extra.dns_name),) if extra.dns_name else (),
+                dns_names=tuple(DnsName(n) for n in [extra.dns_name] if n)
+                + tuple(DnsName(f"{n}.{_REGIONAL}") for n in extra.names[1:]),
+                host=extra.names[0] if extra.names else "",
             )
         )
     return tuple(rows)
@@ -802,15 +824,18 @@ def _build_policy(row: EndpointService, build: BuildAccess) -> PolicyDocument:
     """A build endpoint's policy: the build role alone, the actions its row lists (what AWS's managed
     policies of the build's profile grant for that service: 250, 251), on its row's resources.
     The worker role is not named."""
+    groups = [([a for a in row.actions if a not in row.narrowed], row.resources), (row.narrowed, row.narrowed_to)]
     return PolicyDocument(
         Version="2012-10-17",
         Statement=[
             Statement(
                 Effect=Allow,
                 Principal=AWSPrincipal(GetAtt(build.role, "Arn")),
-                Action=[AwacsAction(row.action_prefix, action) for action in row.actions],
-                Resource=[text if text == "*" else Sub(text) for text in row.resources],
+                Action=[AwacsAction(row.action_prefix, action) for action in actions],
+                Resource=[text if text == "*" else Sub(text) for text in resources],
             )
+            for actions, resources in groups
+            if actions
         ],
     )
 

@@ -1197,9 +1197,9 @@ def _add_rules(template: Template, p: Params) -> None:
 
 
 def _add_build_network_rule(template: Template, p: Params, condition: Any) -> None:
-    """existing-subnets with ImageSource=baked: the build's endpoints' block is given, and bounded as
-    EndpointsCidr is (the deploy's pre-check refuses it overlapping EndpointsCidr: no Rule can compare
-    blocks; winworkers.network.build_cidr_problems)."""
+    """existing-subnets with ImageSource=baked: the build's endpoints' block is given, bounded as
+    EndpointsCidr is, and not equal to it (the deploy's pre-check also refuses it overlapping
+    EndpointsCidr: no Rule can compare blocks; winworkers.network.build_cidr_problems)."""
     name = param_name(p.config, "BuildEndpointsCidr")
     template.add_rule(
         p.config.logical_id("BakedExistingNetwork"),
@@ -1207,9 +1207,15 @@ def _add_build_network_rule(template: Template, p: Params, condition: Any) -> No
             "RuleCondition": condition,
             "Assertions": [
                 {
-                    # Given, and not a route to everywhere, in one assertion (the template's size budget).
-                    "Assert": Not({"Fn::Contains": [["", *ROUTES_TO_EVERYWHERE], p["BuildEndpointsCidr"]]}),
-                    "AssertDescription": f"{name} is required: the build endpoints' block only (/16 or longer)",
+                    # Given, not a route to everywhere, and not EndpointsCidr itself (the Systems Manager
+                    # endpoints in the block the workers send HTTPS to; rule functions compare no blocks,
+                    # the deploy's pre-check refuses an overlap), in one assertion (the size budget).
+                    "Assert": And(
+                        Not({"Fn::Contains": [["", *ROUTES_TO_EVERYWHERE], p["BuildEndpointsCidr"]]}),
+                        Not(Equals(p["BuildEndpointsCidr"], p["EndpointsCidr"])),
+                    ),
+                    "AssertDescription": f"{name} is required: the build endpoints' block only (/16 or longer), "
+                    "not EndpointsCidr",
                 },
             ],
         },

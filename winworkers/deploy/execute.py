@@ -138,7 +138,10 @@ def _precheck(
     data, clients, echo = given.template.data, run.clients, run.echo
     stack = _stack_to_change(run, wait_for_refresh)
     values, kept, masked = _values(data, given.values, stack.previous, reset, echo)
-    for problem in [*image.revision_problems(data, values, stack.previous), *build_cidr_problems(data, values)]:
+    for problem in [
+        *image.revision_problems(data, values, stack.previous, given.children),
+        *build_cidr_problems(data, values),
+    ]:
         raise DeployError(problem)
     to_fill = validate(given, values, known=masked)
     values = _fill_prefix_lists(data, values, kept, to_fill, clients, echo)
