@@ -42,6 +42,7 @@ from troposphere.imagebuilder import (
     Component,
     ComponentConfiguration,
     ComponentParameter,
+    DeletionSettings,
     DistributionConfiguration,
     EbsInstanceBlockDeviceSpecification,
     ExclusionRules,
@@ -71,7 +72,7 @@ from winworkers import iam
 from winworkers.bootstrap import SERVICE_CONFIG, SERVICE_DIR
 from winworkers.compute import AMI_PARAMETER, IMAGE_PARAMETER, image_parameter_name
 from winworkers.network import BuildAccess, Network
-from winworkers.parameters import Params
+from winworkers.parameters import Params, key_condition
 from winworkers.suppress import skip_cfn_lint
 
 BUILD_SCHEDULE = "cron(0 3 ? * sun *)"
@@ -99,6 +100,10 @@ MANAGED_POLICIES = ("EC2InstanceProfileForImageBuilder", "AmazonSSMManagedInstan
 build instance is driven through Systems Manager, which no worker may reach."""
 FIRST_SUBNET = "The first subnet: SubnetIds is read only in existing-subnets mode; a Rule requires it there"
 IMAGE_TAG = "winworkers:image"
+ROOT_DEVICE = "/dev/sda1"
+ROOT_VOLUME = {"VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}
+RECIPE_CODE = {"ParentImage": AMI_PARAMETER, "DeviceName": ROOT_DEVICE, **ROOT_VOLUME}
+"""What the recipe's properties hold that this code (not an input) decides: in document_version's digest."""
 
 
 @dataclass(frozen=True)
@@ -181,9 +186,10 @@ def json_text(node: Any) -> Sub:
 
 
 def document_version(p: Params) -> str:
-    """The major of the component's and recipe's versions: a digest of what this code builds,
-    so a winworkers release that changes either makes a new version (they are immutable)."""
-    data = json.dumps(_install_document(p), sort_keys=True)
+    """The major of the component's and recipe's versions: a digest of what this code builds (the
+    component's document and the recipe's code-defined properties, RECIPE_CODE), so a winworkers
+    release that changes either makes a new version (they are immutable)."""
+    data = json.dumps([_install_document(p), RECIPE_CODE], sort_keys=True)
     return str(int(hashlib.sha256(data.encode()).hexdigest()[:7], 16))
 
 
@@ -204,6 +210,10 @@ def add_baked_image(
     component, settings = _component_and_settings(template, p, worker_settings)
     recipe = template.add_resource(_recipe(p, component, settings))
     infrastructure = _infrastructure(p, profile, group, subnet_ids)
+    # The first image and the pipeline read the infrastructure configuration: its Metadata carries the
+    # build's network (Fn::If per mode; DependsOn cannot be conditional), as compute does the group's.
+    # On a switch aws-published -> baked the DNS Firewall's lists, updated in place, come first too.
+    infrastructure.Metadata = {"WaitsFor": network.build_ready}
     fast = _fast_launch_template(p, group, subnet_ids)
     for resource in (infrastructure, fast):
         # cfn-lint resolves SubnetIds' empty default; a Rule requires it in existing-subnets.
@@ -225,6 +235,9 @@ def add_baked_image(
     template.add_resource(
         ImagePipeline(
             lid("ImagePipeline"),
+            # After CloudFormation created the parameter: a run before would create it first (row 245),
+            # and ImageParameter's create would fail on the existing name.
+            DependsOn=[parameter],
             Name=Sub("${AWS::StackName}-" + lid("image")),
             Schedule=Schedule(ScheduleExpression=BUILD_SCHEDULE, PipelineExecutionStartCondition=START_CONDITION),
             Status="ENABLED",
@@ -279,6 +292,9 @@ def _first_image(p: Params, arns: dict[str, Any], first_distribution: Distributi
         DistributionConfigurationArn=GetAtt(first_distribution, "Arn"),
         ImageTestsConfiguration=arns["ImageTestsConfiguration"],
         ExecutionRole=arns["ExecutionRole"],
+        # Its AMI and snapshots go with it when it is replaced or deleted (Xfixa-2): without this,
+        # each ImageRevision update and the switch back to aws-published leaves them.
+        DeletionSettings=DeletionSettings(ExecutionRole=arns["ExecutionRole"]),
         Tags=image_tags(p),
         Condition=p.cond("BakedImage"),
     )
@@ -298,16 +314,29 @@ def add_build_role(template: Template, p: Params) -> tuple[BuildAccess, Instance
                 Policy(
                     PolicyName="artifact",
                     PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[statement]),
-                )
+                ),
+                *_artifact_key_policy(p),
             ],
             Condition=p.cond("BakedImage"),
         )
     )
+    skip_cfn_lint(role, "W1030", "The artifact's key is empty while unset; its policy exists only when it is set")
     profile = template.add_resource(
         InstanceProfile(p.config.logical_id("BuildProfile"), Roles=[Ref(role)], Condition=p.cond("BakedImage"))
     )
     # Image Builder's own objects (network.IMAGE_BUILDER_OBJECTS) are public: the S3 gateway adds them.
     return BuildAccess(role=role, s3_objects=(artifact,)), profile
+
+
+def _artifact_key_policy(p: Params) -> list[Any]:
+    """kms:Decrypt on ArtifactKmsKeyArn through S3, as the workers' role has it (iam.PLATFORM_KEY_USES):
+    AWSTOE's S3Download of an SSE-KMS artifact needs it (Xfixa-1). None while the key is unset."""
+    when = key_condition(p, "ArtifactKmsKeyArn")
+    if when is False:
+        return []
+    document = PolicyDocument(Version="2012-10-17", Statement=[iam.platform_key_statement(p, "ArtifactKmsKeyArn")])
+    policy = Policy(PolicyName="artifact-key", PolicyDocument=document)
+    return [policy if when is True else If(when, policy, NoValue)]
 
 
 def _recipe(p: Params, component: Component, settings: SsmParameter) -> ImageRecipe:
@@ -331,10 +360,8 @@ def _recipe(p: Params, component: Component, settings: SsmParameter) -> ImageRec
         ],
         BlockDeviceMappings=[
             InstanceBlockDeviceMapping(
-                DeviceName="/dev/sda1",
-                Ebs=EbsInstanceBlockDeviceSpecification(
-                    VolumeSize=p["BuildVolumeSize"], VolumeType="gp3", Encrypted=True, DeleteOnTermination=True
-                ),
+                DeviceName=ROOT_DEVICE,
+                Ebs=EbsInstanceBlockDeviceSpecification(VolumeSize=p["BuildVolumeSize"], **ROOT_VOLUME),
             )
         ],
         Condition=p.cond("BakedImage"),
@@ -373,7 +400,9 @@ def _fast_launch_template(p: Params, group: SecurityGroup, subnet_ids: Any) -> L
             ],
             MetadataOptions=MetadataOptions(HttpEndpoint="enabled", HttpTokens="required", HttpPutResponseHopLimit=1),
         ),
-        Condition=p.cond("FastLaunch"),
+        # Whenever baked, not only while FastLaunchSnapshots > 0: the images already built keep Fast
+        # Launch with this template, and EC2 replenishes their snapshots with it (Xfixa-3).
+        Condition=p.cond("BakedImage"),
     )
 
 
