@@ -238,7 +238,7 @@ def add_baked_image(
             # After CloudFormation created the parameter: a run before would create it first (row 245),
             # and ImageParameter's create would fail on the existing name.
             DependsOn=[parameter],
-            Name=Sub("${AWS::StackName}-" + lid("image")),
+            Name=image_builder_name(p, "image"),
             Schedule=Schedule(ScheduleExpression=BUILD_SCHEDULE, PipelineExecutionStartCondition=START_CONDITION),
             Status="ENABLED",
             ImageTags=image_tags(p),
@@ -257,7 +257,7 @@ def _component_and_settings(template: Template, p: Params, worker_settings: Any)
     component = template.add_resource(
         Component(
             lid("WorkerComponent"),
-            Name=Sub("${AWS::StackName}-" + lid("worker")),
+            Name=image_builder_name(p, "worker"),
             Version=_version(p),
             Platform="Windows",
             Data=json.dumps(_install_document(p), indent=1),
@@ -342,7 +342,7 @@ def _artifact_key_policy(p: Params) -> list[Any]:
 def _recipe(p: Params, component: Component, settings: SsmParameter) -> ImageRecipe:
     return ImageRecipe(
         p.config.logical_id("ImageRecipe"),
-        Name=Sub("${AWS::StackName}-" + p.config.logical_id("recipe")),
+        Name=image_builder_name(p, "recipe"),
         Version=_version(p),
         # Image Builder's ssm: parent image: the AWS-published image the launch template reads in
         # aws-published mode, resolved at each build (row 227).
@@ -371,7 +371,7 @@ def _recipe(p: Params, component: Component, settings: SsmParameter) -> ImageRec
 def _infrastructure(p: Params, profile: InstanceProfile, group: SecurityGroup, subnet_ids: Any) -> Any:
     return InfrastructureConfiguration(
         p.config.logical_id("BuildInfrastructure"),
-        Name=Sub("${AWS::StackName}-" + p.config.logical_id("build")),
+        Name=image_builder_name(p, "build"),
         InstanceProfileName=Ref(profile),
         InstanceTypes=[p["InstanceType"]],
         SubnetId=subnet_ids,
@@ -436,7 +436,7 @@ def _execution_role(p: Params) -> Role:
         ],
     )
     return Role(
-        p.config.logical_id("ImageExecutionRole"),
+        p.config.logical_id(NAMED_BY),
         AssumeRolePolicyDocument=iam.trust("imagebuilder.amazonaws.com"),
         ManagedPolicyArns=[Sub(f"arn:${{AWS::Partition}}:iam::aws:policy/{name}") for name in EXECUTION_POLICIES],
         Policies=[Policy(PolicyName="image-parameter", PolicyDocument=document)],
@@ -461,12 +461,13 @@ def _distribution(p: Params, fast: LaunchTemplate, name: str, suffix: str, outpu
     outputs = [SsmParameterConfiguration(ParameterName=image_parameter_name(p), DataType="aws:ec2:image")]
     return DistributionConfiguration(
         p.config.logical_id(name),
-        Name=Sub("${AWS::StackName}-" + p.config.logical_id(suffix)),
+        Name=image_builder_name(p, suffix),
         Distributions=[
             ImageDistribution(
                 Region=Ref("AWS::Region"),
                 AmiDistributionConfiguration=AmiDistributionConfiguration(
-                    Name=Sub("${AWS::StackName}-worker-{{ imagebuilder:buildDate }}")
+                    Name=image_builder_name(p, "worker-{{ imagebuilder:buildDate }}", logical=False),
+                    Description=Sub("The worker image of stack ${AWS::StackName} (winworkers)"),
                 ),
                 SsmParameterConfigurations=outputs if output else NoValue,
                 FastLaunchConfigurations=If(p.cond("FastLaunch"), [fast_launch], NoValue),
@@ -474,6 +475,20 @@ def _distribution(p: Params, fast: LaunchTemplate, name: str, suffix: str, outpu
         ],
         Condition=p.cond("BakedImage"),
     )
+
+
+NAMED_BY = "ImageExecutionRole"
+"""The role whose name starts every Image Builder name of the stack's (and its AMIs' names)."""
+
+
+def image_builder_name(p: Params, suffix: str, logical: bool = True) -> Sub:
+    """``${<ImageExecutionRole>}-<suffix>``: the execution role's generated name (<stack>-<logical id>-<random>,
+    the stack name cut as needed, at most 64 characters: IAM's RoleName limit; Xfixa-4), so every name fits
+    Image Builder's 128 (an AMI's 127) whatever the stack's name, starts with it when it is short, and is
+    unique (a role's name is, in the account). ${AWS::StackName} may be 128 characters (a nested stack's
+    name is longer than its parent's). suffix is a logical id's (logical) or literal text."""
+    role = p.config.logical_id(NAMED_BY)
+    return Sub(f"${{{role}}}-" + (p.config.logical_id(suffix) if logical else suffix))
 
 
 def image_tags(p: Params) -> dict[str, Any]:
@@ -487,7 +502,7 @@ def _lifecycle(p: Params, role: Role) -> LifecyclePolicy:
     The newest is the one the parameter names, so the group never loses its image."""
     return LifecyclePolicy(
         p.config.logical_id("ImageLifecycle"),
-        Name=Sub("${AWS::StackName}-" + p.config.logical_id("images")),
+        Name=image_builder_name(p, "images"),
         ExecutionRole=GetAtt(role, "Arn"),
         ResourceType="AMI_IMAGE",
         PolicyDetails=[
