@@ -622,16 +622,17 @@ IMAGE_BUILDER_WRITES = (
     "imagebuilder:UntagResource",
 )
 # Image Builder puts a resource's name in its ARN in lower case (the API's ARN patterns take [a-z0-9-_] only;
-# register 247): the stack "Platform"'s names ${AWS::StackName}-Win<name> are platform-win<name>.
+# register 247): the stack "Platform"'s names ${WinImageExecutionRole}-Win<name> are
+# platform-winimageexecutionrole-<random>-win<name> (the role's generated name; image.image_builder_name).
 IMAGE_BUILDER_ARNS = [
-    "arn:aws:imagebuilder:*:*:component/platform-winworker/*",
-    "arn:aws:imagebuilder:*:*:distribution-configuration/platform-windistribution",
-    "arn:aws:imagebuilder:*:*:distribution-configuration/platform-winfirstdistribution",
-    "arn:aws:imagebuilder:*:*:image-pipeline/platform-winimage",
-    "arn:aws:imagebuilder:*:*:image-recipe/platform-winrecipe/*",
-    "arn:aws:imagebuilder:*:*:image/platform-winrecipe/*",
-    "arn:aws:imagebuilder:*:*:infrastructure-configuration/platform-winbuild",
-    "arn:aws:imagebuilder:*:*:lifecycle-policy/platform-winimages",
+    "arn:aws:imagebuilder:*:*:component/platform-winimageexecutionrole-*-winworker/*",
+    "arn:aws:imagebuilder:*:*:distribution-configuration/platform-winimageexecutionrole-*-windistribution",
+    "arn:aws:imagebuilder:*:*:distribution-configuration/platform-winimageexecutionrole-*-winfirstdistribution",
+    "arn:aws:imagebuilder:*:*:image-pipeline/platform-winimageexecutionrole-*-winimage",
+    "arn:aws:imagebuilder:*:*:image-recipe/platform-winimageexecutionrole-*-winrecipe/*",
+    "arn:aws:imagebuilder:*:*:image/platform-winimageexecutionrole-*-winrecipe/*",
+    "arn:aws:imagebuilder:*:*:infrastructure-configuration/platform-winimageexecutionrole-*-winbuild",
+    "arn:aws:imagebuilder:*:*:lifecycle-policy/platform-winimageexecutionrole-*-winimages",
 ]
 
 

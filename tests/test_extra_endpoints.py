@@ -150,9 +150,11 @@ def test_adding_extras_to_a_running_stack_replaces_no_worker(feature: dict[str, 
     (docs/updates.md, "The build's network and extra endpoints")."""
     before, after = feature["Resources"], extra["Resources"]
     changed = sorted(name for name in before if name in after and before[name] != after[name])
-    assert changed == ["WinDnsAllowList", "WinGroup"]
-    # The group's change is its Metadata alone (what it waits for), which updates nothing running.
-    assert {k: v for k, v in before["WinGroup"].items() if k != "Metadata"} == {
-        k: v for k, v in after["WinGroup"].items() if k != "Metadata"
-    }
+    assert changed == ["WinBuildInfrastructure", "WinDnsAllowList", "WinGroup"]
+    # The group's and the image build's change is their Metadata alone (what they wait for: the build
+    # waits for all the workers wait for, image.add_baked_image), which updates nothing running.
+    for name in ("WinGroup", "WinBuildInfrastructure"):
+        assert {k: v for k, v in before[name].items() if k != "Metadata"} == {
+            k: v for k, v in after[name].items() if k != "Metadata"
+        }, name
     assert not set(before) - set(after)

@@ -13,7 +13,7 @@ from resolved import REGION, digest, resolve
 from conftest import ROOT
 from winworkers.build import build_template
 from winworkers.config import WorkersConfig
-from winworkers.image import START_CONDITION, document_version, json_text
+from winworkers.image import NAMED_BY, START_CONDITION, document_version, json_text
 from winworkers.network import ENDPOINTS, IMAGE_BUILDER_OBJECTS
 
 TEMPLATES = ROOT / "templates"
@@ -168,7 +168,9 @@ def test_weekly_pipeline_builds_only_on_updates(template: dict[str, Any]) -> Non
 def test_fast_launch_only_with_snapshots(template: dict[str, Any]) -> None:
     off = baked(template)["Resources"]
     assert "FastLaunchConfigurations" not in off["WinImageDistribution"]["Properties"]["Distributions"][0]
-    assert "WinFastLaunchTemplate" not in off
+    # The template stays at 0: images built with Fast Launch keep it, and EC2 replenishes their snapshots
+    # with it (EnableFastLaunch, LaunchTemplate; tests/test_review28.py, register Xfixa-3).
+    assert "WinFastLaunchTemplate" in off
     on = baked(template, FastLaunchSnapshots="5")["Resources"]
     (fast,) = on["WinImageDistribution"]["Properties"]["Distributions"][0]["FastLaunchConfigurations"]
     assert fast["SnapshotConfiguration"]["TargetResourceCount"] == {"Ref": "WinFastLaunchSnapshots"}
@@ -447,3 +449,22 @@ def test_what_the_second_deploy_of_these_changes_replaces() -> None:
     assert create_only("AWS::ImageBuilder::DistributionConfiguration") == {"Name"}
     image = create_only("AWS::ImageBuilder::Image")
     assert "DistributionConfigurationArn" in image and "ExecutionRole" not in image
+
+
+def test_image_builder_names_fit_with_the_longest_role_name(template: dict[str, Any]) -> None:
+    """Every Image Builder name is ${<ImageExecutionRole>}-<suffix> (image.image_builder_name): with the role's
+    name at IAM's limit of 64 characters (Xfixa-4) each fits Image Builder's 128, an AMI's 127 (API Reference,
+    DistributionConfiguration and AmiDistributionConfiguration), and none reads the stack's name, which may be
+    128 characters. Fails on the former ${AWS::StackName}-<suffix>."""
+    role = "${Win" + NAMED_BY + "}"
+    longest = "r" * 64
+    names = []
+    for resource in baked(template)["Resources"].values():
+        if resource["Type"].startswith("AWS::ImageBuilder::") and "Name" in resource["Properties"]:
+            names.append((resource["Properties"]["Name"]["Fn::Sub"], 128))
+        for distribution in resource.get("Properties", {}).get("Distributions", []):
+            names.append((distribution["AmiDistributionConfiguration"]["Name"]["Fn::Sub"], 127))
+    assert len(names) == 9, names  # seven resources, two AMI names
+    for text, limit in names:
+        assert text.startswith(role + "-") and "AWS::StackName" not in text, text
+        assert len(text.replace(role, longest)) <= limit, text

@@ -60,13 +60,19 @@ def _refs(node: Any) -> set[str]:
 
 
 def _created_before(resources: dict[str, Any], name: str) -> set[str]:
-    """Every resource CloudFormation must finish before it creates name (Ref, GetAtt, Sub, DependsOn)."""
+    """Every resource CloudFormation must finish before it creates name (Ref, GetAtt, Sub, DependsOn), in
+    its Properties or its Metadata: AWS's Metadata attribute page says "you can use intrinsic functions (such
+    as GetAtt and Ref) ... within the Metadata attribute to add those interpreted values"
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-metadata.html), so the
+    referenced resource exists first: the repository's conditional-order pattern (register row 7, the
+    group's Metadata.WaitsFor)."""
     seen: set[str] = set()
     todo = [name]
     while todo:
         resource = resources[todo.pop()]
         depends = resource.get("DependsOn", [])
-        direct = _refs(resource.get("Properties", {})) | set([depends] if isinstance(depends, str) else depends)
+        direct = _refs([resource.get("Properties", {}), resource.get("Metadata", {})])
+        direct |= set([depends] if isinstance(depends, str) else depends)
         for other in direct & set(resources) - seen:
             seen.add(other)
             todo.append(other)

@@ -348,13 +348,20 @@ class NestedFeature:
         raise ValueError(f"the child has no output {name!r}: its outputs are {outputs}")
 
 
+NESTED_TIMEOUT_MINUTES = 240
+"""nested_stack's default TimeoutInMinutes: with ImageSource=baked the group waits for the first image
+(a Windows build, about 30 to 60 minutes, not measured; its test phase, TimeoutMinutes 60) and then its
+own signals (ResourceSignal, 45 minutes): 90 was sized for the network and the signals alone. In
+aws-published mode a failure still ends at the group's signal timeout; only a hang waits longer."""
+
+
 def nested_stack(
     template: Template,
     template_url: Any,
     config: WorkersConfig | None = None,
     *,
     wired: dict[str, Any] | None = None,
-    timeout_minutes: int = 90,
+    timeout_minutes: int = NESTED_TIMEOUT_MINUTES,
     switch: wiring.SwitchArg = SWITCH,
 ) -> NestedFeature:
     """Add the feature to a parent as an AWS::CloudFormation::Stack.

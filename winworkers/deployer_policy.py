@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -293,7 +294,7 @@ SCOPES: dict[str, Scope] = {
     ),
     "sqs": Scope("generated queue names", arns=("arn:aws:sqs:*:*:{name}",), kind="AWS::SQS::Queue", limit=80),
     "imagebuilder": Scope(
-        "explicit names, ${AWS::StackName}-<name>, lower case in the ARN (an image's is its recipe's; row "
+        "explicit names, ${<execution role>}-<name>, lower case in the ARN (an image's is its recipe's; row "
         "247); the reads (Get*) on every resource: the handlers read AWS-owned ones too (the managed "
         "build and test workflows, arn:...:aws:workflow/...)",
         arns=("arn:aws:imagebuilder:*:*:{name}",),
@@ -316,6 +317,8 @@ AWS::ImageBuilder::Image's is image/<its recipe's name>/<version>/<build>."""
 SSM_READS = ("ssm:GetParameter*", "ssm:ListTagsForResource", "ssm:DescribeParameters")
 STACK_TAG = "aws:ResourceTag/aws:cloudformation:stack-name"
 GENERATED_SUFFIX = 14
+IAM_NAME_LIMIT = 64
+"""IAM's RoleName: "Maximum length of 64" (CreateRole API); a generated role name is cut to fit it."""
 """The random part of a generated name and its hyphen: 13 characters and "-" at most (12 or 13 seen)."""
 
 # What winworkers deploy, delete and status call themselves: on the stack (its ARN), and the lookups.
@@ -439,13 +442,18 @@ _GROUP = "AWS::AutoScaling::AutoScalingGroup"
 
 
 def _image_builder_paths(template: Mapping[str, Any], stack_name: str | None) -> list[str]:
-    """The ARN paths of the template's Image Builder resources, named ${AWS::StackName}-<name>: Image Builder
-    writes a name in lower case in its ARN (row 247); a nested feature stack's name is the parent's
-    <parent>-<logical id>-<random>. Without stack_name: every resource of those types."""
-    infix = "-*-" if _nests(template) else "-"
+    """The ARN paths of the template's Image Builder resources, named ${<role>}-<name> (image.image_builder_name):
+    the role's generated name is <stack>-<role>-<random>, "*" where the stack's name could be cut (IAM's 64)
+    or is the parent's choice (a nested feature stack); Image Builder writes a name in lower case in its ARN
+    (row 247). Without stack_name: every resource of those types."""
+    nests = _nests(template)
 
     def name(resource: Mapping[str, Any]) -> str:
-        return f"{stack_name}{infix}{_name_suffix(resource, 'Name')}".lower() if stack_name else "*"
+        if not stack_name:
+            return "*"
+        role, suffix = _name_parts(template, resource)
+        whole = not nests and len(stack_name) + 1 + len(role) + GENERATED_SUFFIX <= IAM_NAME_LIMIT
+        return (f"{stack_name}-{role}-*-{suffix}" if whole else f"*-{suffix}").lower()
 
     paths = [
         path.format(name=name(r)) for kind, path in IMAGE_BUILDER_PATHS.items() for _, r in _resources(template, kind)
@@ -459,12 +467,23 @@ def _image_builder_paths(template: Mapping[str, Any], stack_name: str | None) ->
     return sorted(set(paths))
 
 
+def _name_parts(template: Mapping[str, Any], resource: Mapping[str, Any]) -> tuple[str, str]:
+    """The role and the suffix of an Image Builder name ``Fn::Sub ${<role>}-<suffix>``."""
+    name = resource.get("Properties", {}).get("Name", {})
+    text = name.get("Fn::Sub", "") if isinstance(name, Mapping) else ""
+    found = re.fullmatch(r"\$\{([A-Za-z0-9]+)\}-(.+)", text) if isinstance(text, str) else None
+    roles = dict(_resources(template, "AWS::IAM::Role"))
+    if not found or found.group(1) not in roles:
+        raise ValueError("an Image Builder name must be ${<a role of the template>}-<name> for the deployer policy")
+    return found.group(1), found.group(2)
+
+
 def _group_suffix(group: Mapping[str, Any]) -> str:
     """What follows the stack's name in the group's explicit name (``Fn::Sub ${AWS::StackName}-<suffix>``)."""
     return _name_suffix(group, "AutoScalingGroupName", "the group's name")
 
 
-def _name_suffix(resource: Mapping[str, Any], prop: str, what: str = "an Image Builder name") -> str:
+def _name_suffix(resource: Mapping[str, Any], prop: str, what: str) -> str:
     """What follows the stack's name in resource's explicit name prop (``Fn::Sub ${AWS::StackName}-<suffix>``)."""
     name = resource.get("Properties", {}).get(prop, {})
     text = name.get("Fn::Sub", "") if isinstance(name, Mapping) else ""

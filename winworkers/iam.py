@@ -137,6 +137,20 @@ PLATFORM_KEY_USES: dict[str, tuple[str, tuple[Any, ...]]] = {
 }
 
 
+def platform_key_statement(p: Params, name: str) -> Statement:
+    """What PLATFORM_KEY_USES grants for the platform key input name: its actions on that key only,
+    through its service only (kms:ViaService). The image build's role reuses the artifact's."""
+    service, actions = PLATFORM_KEY_USES[name]
+    return Statement(
+        Effect=Allow,
+        Action=list(actions),
+        # Through Sub, as queue_statements does: cfn-lint reports the empty
+        # default here, where it is suppressed with its reason.
+        Resource=[Sub("${Key}", Key=p[name])],
+        Condition=Condition(StringEquals({"kms:ViaService": Sub(f"{service}.${{AWS::Region}}.${{AWS::URLSuffix}}")})),
+    )
+
+
 def add_platform_key_policies(template: Template, p: Params, role: Role) -> list[PolicyType]:
     """One inline policy of role per platform key that is set: exactly what the service needs,
     on that key only, and only when that service itself calls KMS for the workers
@@ -148,7 +162,7 @@ def add_platform_key_policies(template: Template, p: Params, role: Role) -> list
     resource removes it whole, and the workers' statements, from which the endpoint policies
     are derived, stay as they are (no endpoint carries KMS calls)."""
     policies = []
-    for name, (service, actions) in PLATFORM_KEY_USES.items():
+    for name in PLATFORM_KEY_USES:
         when = key_condition(p, name)
         if when is False:
             continue
@@ -157,21 +171,7 @@ def add_platform_key_policies(template: Template, p: Params, role: Role) -> list
             p.config.logical_id(f"{short}KeyPolicy"),
             PolicyName=f"platform-key-{short.lower()}",
             Roles=[Ref(role)],
-            PolicyDocument=PolicyDocument(
-                Version="2012-10-17",
-                Statement=[
-                    Statement(
-                        Effect=Allow,
-                        Action=list(actions),
-                        # Through Sub, as queue_statements does: cfn-lint reports the empty
-                        # default here, where it is suppressed with its reason.
-                        Resource=[Sub("${Key}", Key=p[name])],
-                        Condition=Condition(
-                            StringEquals({"kms:ViaService": Sub(f"{service}.${{AWS::Region}}.${{AWS::URLSuffix}}")})
-                        ),
-                    )
-                ],
-            ),
+            PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[platform_key_statement(p, name)]),
         )
         if when is not True:
             policy.Condition = when

@@ -42,6 +42,7 @@ from troposphere.imagebuilder import (
     Component,
     ComponentConfiguration,
     ComponentParameter,
+    DeletionSettings,
     DistributionConfiguration,
     EbsInstanceBlockDeviceSpecification,
     ExclusionRules,
@@ -71,7 +72,7 @@ from winworkers import iam
 from winworkers.bootstrap import SERVICE_CONFIG, SERVICE_DIR
 from winworkers.compute import AMI_PARAMETER, IMAGE_PARAMETER, image_parameter_name
 from winworkers.network import BuildAccess, Network
-from winworkers.parameters import Params
+from winworkers.parameters import Params, key_condition
 from winworkers.suppress import skip_cfn_lint
 
 BUILD_SCHEDULE = "cron(0 3 ? * sun *)"
@@ -99,6 +100,10 @@ MANAGED_POLICIES = ("EC2InstanceProfileForImageBuilder", "AmazonSSMManagedInstan
 build instance is driven through Systems Manager, which no worker may reach."""
 FIRST_SUBNET = "The first subnet: SubnetIds is read only in existing-subnets mode; a Rule requires it there"
 IMAGE_TAG = "winworkers:image"
+ROOT_DEVICE = "/dev/sda1"
+ROOT_VOLUME = {"VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}
+RECIPE_CODE = {"ParentImage": AMI_PARAMETER, "DeviceName": ROOT_DEVICE, **ROOT_VOLUME}
+"""What the recipe's properties hold that this code (not an input) decides: in document_version's digest."""
 
 
 @dataclass(frozen=True)
@@ -181,9 +186,10 @@ def json_text(node: Any) -> Sub:
 
 
 def document_version(p: Params) -> str:
-    """The major of the component's and recipe's versions: a digest of what this code builds,
-    so a winworkers release that changes either makes a new version (they are immutable)."""
-    data = json.dumps(_install_document(p), sort_keys=True)
+    """The major of the component's and recipe's versions: a digest of what this code builds (the
+    component's document and the recipe's code-defined properties, RECIPE_CODE), so a winworkers
+    release that changes either makes a new version (they are immutable)."""
+    data = json.dumps([_install_document(p), RECIPE_CODE], sort_keys=True)
     return str(int(hashlib.sha256(data.encode()).hexdigest()[:7], 16))
 
 
@@ -204,6 +210,10 @@ def add_baked_image(
     component, settings = _component_and_settings(template, p, worker_settings)
     recipe = template.add_resource(_recipe(p, component, settings))
     infrastructure = _infrastructure(p, profile, group, subnet_ids)
+    # The first image and the pipeline read the infrastructure configuration: its Metadata carries the
+    # build's network (Fn::If per mode; DependsOn cannot be conditional), as compute does the group's.
+    # On a switch aws-published -> baked the DNS Firewall's lists, updated in place, come first too.
+    infrastructure.Metadata = {"WaitsFor": network.build_ready}
     fast = _fast_launch_template(p, group, subnet_ids)
     for resource in (infrastructure, fast):
         # cfn-lint resolves SubnetIds' empty default; a Rule requires it in existing-subnets.
@@ -225,7 +235,10 @@ def add_baked_image(
     template.add_resource(
         ImagePipeline(
             lid("ImagePipeline"),
-            Name=Sub("${AWS::StackName}-" + lid("image")),
+            # After CloudFormation created the parameter: a run before would create it first (row 245),
+            # and ImageParameter's create would fail on the existing name.
+            DependsOn=[parameter],
+            Name=image_builder_name(p, "image"),
             Schedule=Schedule(ScheduleExpression=BUILD_SCHEDULE, PipelineExecutionStartCondition=START_CONDITION),
             Status="ENABLED",
             ImageTags=image_tags(p),
@@ -244,7 +257,7 @@ def _component_and_settings(template: Template, p: Params, worker_settings: Any)
     component = template.add_resource(
         Component(
             lid("WorkerComponent"),
-            Name=Sub("${AWS::StackName}-" + lid("worker")),
+            Name=image_builder_name(p, "worker"),
             Version=_version(p),
             Platform="Windows",
             Data=json.dumps(_install_document(p), indent=1),
@@ -279,6 +292,9 @@ def _first_image(p: Params, arns: dict[str, Any], first_distribution: Distributi
         DistributionConfigurationArn=GetAtt(first_distribution, "Arn"),
         ImageTestsConfiguration=arns["ImageTestsConfiguration"],
         ExecutionRole=arns["ExecutionRole"],
+        # Its AMI and snapshots go with it when it is replaced or deleted (Xfixa-2): without this,
+        # each ImageRevision update and the switch back to aws-published leaves them.
+        DeletionSettings=DeletionSettings(ExecutionRole=arns["ExecutionRole"]),
         Tags=image_tags(p),
         Condition=p.cond("BakedImage"),
     )
@@ -298,11 +314,13 @@ def add_build_role(template: Template, p: Params) -> tuple[BuildAccess, Instance
                 Policy(
                     PolicyName="artifact",
                     PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[statement]),
-                )
+                ),
+                *_artifact_key_policy(p),
             ],
             Condition=p.cond("BakedImage"),
         )
     )
+    skip_cfn_lint(role, "W1030", "The artifact's key is empty while unset; its policy exists only when it is set")
     profile = template.add_resource(
         InstanceProfile(p.config.logical_id("BuildProfile"), Roles=[Ref(role)], Condition=p.cond("BakedImage"))
     )
@@ -310,10 +328,21 @@ def add_build_role(template: Template, p: Params) -> tuple[BuildAccess, Instance
     return BuildAccess(role=role, s3_objects=(artifact,)), profile
 
 
+def _artifact_key_policy(p: Params) -> list[Any]:
+    """kms:Decrypt on ArtifactKmsKeyArn through S3, as the workers' role has it (iam.PLATFORM_KEY_USES):
+    AWSTOE's S3Download of an SSE-KMS artifact needs it (Xfixa-1). None while the key is unset."""
+    when = key_condition(p, "ArtifactKmsKeyArn")
+    if when is False:
+        return []
+    document = PolicyDocument(Version="2012-10-17", Statement=[iam.platform_key_statement(p, "ArtifactKmsKeyArn")])
+    policy = Policy(PolicyName="artifact-key", PolicyDocument=document)
+    return [policy if when is True else If(when, policy, NoValue)]
+
+
 def _recipe(p: Params, component: Component, settings: SsmParameter) -> ImageRecipe:
     return ImageRecipe(
         p.config.logical_id("ImageRecipe"),
-        Name=Sub("${AWS::StackName}-" + p.config.logical_id("recipe")),
+        Name=image_builder_name(p, "recipe"),
         Version=_version(p),
         # Image Builder's ssm: parent image: the AWS-published image the launch template reads in
         # aws-published mode, resolved at each build (row 227).
@@ -331,10 +360,8 @@ def _recipe(p: Params, component: Component, settings: SsmParameter) -> ImageRec
         ],
         BlockDeviceMappings=[
             InstanceBlockDeviceMapping(
-                DeviceName="/dev/sda1",
-                Ebs=EbsInstanceBlockDeviceSpecification(
-                    VolumeSize=p["BuildVolumeSize"], VolumeType="gp3", Encrypted=True, DeleteOnTermination=True
-                ),
+                DeviceName=ROOT_DEVICE,
+                Ebs=EbsInstanceBlockDeviceSpecification(VolumeSize=p["BuildVolumeSize"], **ROOT_VOLUME),
             )
         ],
         Condition=p.cond("BakedImage"),
@@ -344,7 +371,7 @@ def _recipe(p: Params, component: Component, settings: SsmParameter) -> ImageRec
 def _infrastructure(p: Params, profile: InstanceProfile, group: SecurityGroup, subnet_ids: Any) -> Any:
     return InfrastructureConfiguration(
         p.config.logical_id("BuildInfrastructure"),
-        Name=Sub("${AWS::StackName}-" + p.config.logical_id("build")),
+        Name=image_builder_name(p, "build"),
         InstanceProfileName=Ref(profile),
         InstanceTypes=[p["InstanceType"]],
         SubnetId=subnet_ids,
@@ -373,7 +400,9 @@ def _fast_launch_template(p: Params, group: SecurityGroup, subnet_ids: Any) -> L
             ],
             MetadataOptions=MetadataOptions(HttpEndpoint="enabled", HttpTokens="required", HttpPutResponseHopLimit=1),
         ),
-        Condition=p.cond("FastLaunch"),
+        # Whenever baked, not only while FastLaunchSnapshots > 0: the images already built keep Fast
+        # Launch with this template, and EC2 replenishes their snapshots with it (Xfixa-3).
+        Condition=p.cond("BakedImage"),
     )
 
 
@@ -407,7 +436,7 @@ def _execution_role(p: Params) -> Role:
         ],
     )
     return Role(
-        p.config.logical_id("ImageExecutionRole"),
+        p.config.logical_id(NAMED_BY),
         AssumeRolePolicyDocument=iam.trust("imagebuilder.amazonaws.com"),
         ManagedPolicyArns=[Sub(f"arn:${{AWS::Partition}}:iam::aws:policy/{name}") for name in EXECUTION_POLICIES],
         Policies=[Policy(PolicyName="image-parameter", PolicyDocument=document)],
@@ -432,12 +461,13 @@ def _distribution(p: Params, fast: LaunchTemplate, name: str, suffix: str, outpu
     outputs = [SsmParameterConfiguration(ParameterName=image_parameter_name(p), DataType="aws:ec2:image")]
     return DistributionConfiguration(
         p.config.logical_id(name),
-        Name=Sub("${AWS::StackName}-" + p.config.logical_id(suffix)),
+        Name=image_builder_name(p, suffix),
         Distributions=[
             ImageDistribution(
                 Region=Ref("AWS::Region"),
                 AmiDistributionConfiguration=AmiDistributionConfiguration(
-                    Name=Sub("${AWS::StackName}-worker-{{ imagebuilder:buildDate }}")
+                    Name=image_builder_name(p, "worker-{{ imagebuilder:buildDate }}", logical=False),
+                    Description=Sub("The worker image of stack ${AWS::StackName} (winworkers)"),
                 ),
                 SsmParameterConfigurations=outputs if output else NoValue,
                 FastLaunchConfigurations=If(p.cond("FastLaunch"), [fast_launch], NoValue),
@@ -445,6 +475,20 @@ def _distribution(p: Params, fast: LaunchTemplate, name: str, suffix: str, outpu
         ],
         Condition=p.cond("BakedImage"),
     )
+
+
+NAMED_BY = "ImageExecutionRole"
+"""The role whose name starts every Image Builder name of the stack's (and its AMIs' names)."""
+
+
+def image_builder_name(p: Params, suffix: str, logical: bool = True) -> Sub:
+    """``${<ImageExecutionRole>}-<suffix>``: the execution role's generated name (<stack>-<logical id>-<random>,
+    the stack name cut as needed, at most 64 characters: IAM's RoleName limit; Xfixa-4), so every name fits
+    Image Builder's 128 (an AMI's 127) whatever the stack's name, starts with it when it is short, and is
+    unique (a role's name is, in the account). ${AWS::StackName} may be 128 characters (a nested stack's
+    name is longer than its parent's). suffix is a logical id's (logical) or literal text."""
+    role = p.config.logical_id(NAMED_BY)
+    return Sub(f"${{{role}}}-" + (p.config.logical_id(suffix) if logical else suffix))
 
 
 def image_tags(p: Params) -> dict[str, Any]:
@@ -458,7 +502,7 @@ def _lifecycle(p: Params, role: Role) -> LifecyclePolicy:
     The newest is the one the parameter names, so the group never loses its image."""
     return LifecyclePolicy(
         p.config.logical_id("ImageLifecycle"),
-        Name=Sub("${AWS::StackName}-" + p.config.logical_id("images")),
+        Name=image_builder_name(p, "images"),
         ExecutionRole=GetAtt(role, "Arn"),
         ResourceType="AMI_IMAGE",
         PolicyDetails=[

@@ -370,6 +370,11 @@ class Network:
     """Where the image build runs, and its endpoints are: the first of subnet_ids."""
     build_security_group: SecurityGroup
     """The image build's (BakedImage): the build endpoints admit it alone."""
+    build_ready: Any
+    """What the image build needs before its instance starts (BakedImage), per mode (``Fn::If``): in
+    isolated-vpc all the workers wait for (the DNS Firewall's lists among them) and the build's own
+    endpoints and security group rules; in existing-subnets the build's egress to BuildEndpointsCidr.
+    winworkers.image carries them in the build infrastructure's Metadata, as compute does the group's."""
 
 
 @dataclass(frozen=True)
@@ -393,13 +398,14 @@ def add_network(
     vpc, subnets, route_table, routes = _add_isolated_vpc(template, p)
     isolated = p.cond("IsolatedVpc")
     groups = _add_security_groups(template, p, vpc)
-    build_groups = _add_build_groups(template, p, vpc)
+    build_groups, build_rules, build_egress = _add_build_groups(template, p, vpc)
     endpoints = _add_endpoints(
         template, p, vpc, subnets, route_table, groups.endpoints, worker_role, worker_statements, build, build_groups
     )
     dns = _add_dns_firewall(template, p, vpc)
     needed = [groups.endpoints, *groups.isolated_rules, *dns]
-    ready = If(isolated, [*endpoints, *(Ref(r) for r in needed), *routes], [Ref(r) for r in groups.existing_rules])
+    waits = [*endpoints, *(Ref(r) for r in needed), *routes]
+    ready = If(isolated, waits, [Ref(r) for r in groups.existing_rules])
     subnet_ids = If(isolated, subnets, p["SubnetIds"])
     return Network(
         subnet_ids=subnet_ids,
@@ -407,6 +413,7 @@ def add_network(
         worker_security_group=groups.workers,
         ready=ready,
         build_security_group=build_groups[0],
+        build_ready=If(isolated, [*waits, *(Ref(r) for r in build_rules)], [Ref(build_egress)]),
     )
 
 
@@ -420,10 +427,11 @@ class BuildAccess:
     s3_objects: tuple[Any, ...]
 
 
-def _add_build_groups(template: Template, p: Params, vpc: VPC) -> tuple[Any, Any]:
+def _add_build_groups(template: Template, p: Params, vpc: VPC) -> tuple[tuple[Any, Any], list[Any], Any]:
     """The build's security group (BakedImage: no ingress; HTTPS to S3's prefix list, to the build
     endpoints' group in isolated-vpc, to EndpointsCidr in existing-subnets) and, in isolated-vpc, the
-    build endpoints' group, which admits the build's group only."""
+    build endpoints' group, which admits the build's group only; then the isolated-vpc rules between
+    them, and the existing-subnets egress (for Network.build_ready)."""
     lid = p.config.logical_id
     baked, endpoints_on = p.cond("BakedImage"), p.cond("BuildEndpoints")
     build = template.add_resource(
@@ -457,6 +465,7 @@ def _add_build_groups(template: Template, p: Params, vpc: VPC) -> tuple[Any, Any
             Condition=endpoints_on,
         )
     )
+    rules = []
     for name, kind, props in (
         ("BuildEndpointIngress", SecurityGroupIngress, {"GroupId": Ref(group), "SourceSecurityGroupId": Ref(build)}),
         (
@@ -465,18 +474,19 @@ def _add_build_groups(template: Template, p: Params, vpc: VPC) -> tuple[Any, Any
             {"GroupId": Ref(build), "DestinationSecurityGroupId": Ref(group)},
         ),
     ):
-        template.add_resource(
-            kind(lid(name), **_HTTPS, **props, Description="HTTPS, build only", Condition=endpoints_on)
+        rules.append(
+            template.add_resource(
+                kind(lid(name), **_HTTPS, **props, Description="HTTPS, build only", Condition=endpoints_on)
+            )
         )
-    _add_build_network_egress(template, p, build)
-    return build, group
+    return (build, group), rules, _add_build_network_egress(template, p, build)
 
 
-def _add_build_network_egress(template: Template, p: Params, build: SecurityGroup) -> None:
+def _add_build_network_egress(template: Template, p: Params, build: SecurityGroup) -> Any:
     """existing-subnets: the platform's network provides the build's endpoints too, in a block of their
     own (BuildEndpointsCidr), apart from the workers' EndpointsCidr (docs/baked-image.md)."""
     lid = p.config.logical_id
-    template.add_resource(
+    return template.add_resource(
         _unset_in_default_mode(
             SecurityGroupEgress(
                 lid("BuildEgressToNetworkEndpoints"),
