@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto_speed
 import botocore.session as botocore_session
 import cfnlint.helpers
 import lint_speed
@@ -220,6 +221,7 @@ def shared_rules(
 
 cfnlint.helpers.load_plugins = shared_rules
 lint_speed.install()
+boto_speed.install()
 
 
 def as_dict(template: Any) -> dict[str, Any]:
