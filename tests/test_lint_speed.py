@@ -154,3 +154,11 @@ def test_timestamps_parse_as_botocores() -> None:
         boto_speed.parse_timestamp("not a time")
     client = boto3.session.Session(region_name="us-east-1").client("cloudformation")
     assert client._response_parser._timestamp_parser is boto_speed.parse_timestamp
+
+
+def test_the_longest_modules_named_first_are_modules_of_the_tests() -> None:
+    """conftest.LONGEST_FIRST (the order pytest-xdist sends modules in) names existing test modules, once."""
+    from conftest import LONGEST_FIRST
+
+    assert len(set(LONGEST_FIRST)) == len(LONGEST_FIRST)
+    assert [name for name in LONGEST_FIRST if not (ROOT / "tests" / name).is_file()] == []
