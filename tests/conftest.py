@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto_speed
 import botocore.session as botocore_session
 import cfnlint.helpers
 import lint_speed
@@ -220,6 +221,7 @@ def shared_rules(
 
 cfnlint.helpers.load_plugins = shared_rules
 lint_speed.install()
+boto_speed.install()
 
 
 def as_dict(template: Any) -> dict[str, Any]:
@@ -307,3 +309,41 @@ def user_data_script(rendered: Rendered, persist: bool = False) -> str:
     match = re.fullmatch(r"<powershell>\n(.*)\n</powershell>" + tail, base64.b64decode(raw).decode(), re.DOTALL)
     assert match, "plain PowerShell inside <powershell> tags, nothing else"
     return match.group(1)
+
+
+LONGEST_FIRST = (
+    "test_embedding_lint.py",
+    "test_embedding.py",
+    "test_lint_rules.py",
+    "test_lint.py",
+    "test_scanners.py",
+    "test_refresh_template.py",
+    "test_build.py",
+    "test_deploy.py",
+    "test_deploy_safety.py",
+    "test_lint_speed.py",
+    "test_deploy_operator.py",
+    "test_sample_worker.py",
+    "test_review26.py",
+    "test_emulator_defects.py",
+    "test_boot_evidence.py",
+    "test_emulator_differential.py",
+)
+"""The modules that take longest (a full run's per-module times, 2026-12-07), longest first: `make test`
+(pytest-xdist, --dist loadfile) gives each of its 2 workers a module at a time in collection order, so
+that a long one started last no longer ends the run alone. tests/test_lint_speed.py holds each name to a
+module of tests/."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist sends modules in collection order (pytest_collection_modifyitems: LONGEST_FIRST),
+    not by their number of tests (its default: test_lint's 3 long tests and test_scanners' 5 went last)."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """LONGEST_FIRST's modules first, in its order, then the rest as collected; each module's own
+    tests in their order."""
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

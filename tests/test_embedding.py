@@ -1,7 +1,8 @@
 """Embedding into a real parent stack: parents that only inline or only nest the
-feature lint clean with the switch on and off in every network mode, the nested
-stack receives strings, the parent and its child are checked as a pair, and
-wiring mistakes are refused when the parent is built."""
+feature lint clean with the switch on and off in every network mode (tests/test_embedding_lint.py,
+a module of its own so that its lint runs beside this one's tests), the nested stack receives
+strings, the parent and its child are checked as a pair, and wiring mistakes are refused when
+the parent is built."""
 
 from __future__ import annotations
 
@@ -56,18 +57,6 @@ def _values(template: dict[str, Any], mode: str, switch: str) -> dict[str, str]:
     """Enabled example values for mode (the switch as given), for the parameters template declares."""
     values = enabled_parameters(mode=mode, **{SWITCH: switch})
     return {name: value for name, value in values.items() if name in template["Parameters"]}
-
-
-def test_parents_lint_clean_with_the_switch_on_and_off_in_every_mode(tmp_path: Path) -> None:
-    paths = []
-    for kind, build in PARENTS.items():
-        template = as_dict(build())
-        for mode in MODES:
-            for switch in ("true", "false"):
-                path = tmp_path / f"{kind}.{mode}.{switch}.json"
-                path.write_text(json.dumps(with_defaults(template, _values(template, mode, switch))))
-                paths.append(path)
-    assert cfn_lint(paths) == []
 
 
 def test_moto_validates_parents_that_only_inline_or_only_nest() -> None:

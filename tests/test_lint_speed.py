@@ -1,6 +1,7 @@
 """tests/lint_speed.py (installed by conftest for every in-process lint) gives cfn-lint's answers:
 the same findings as cfn-lint as shipped, on templates with findings (the corpus, our rules' bad
-fixtures) and on renderings of the feature, and each stand-in answers as the function it replaces."""
+fixtures) and on renderings of the feature, and each stand-in answers as the function it replaces; so do
+tests/boto_speed.py's (installed for every botocore client) botocore's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto_speed
 import cfnlint.context.context
 import cfnlint.jsonschema._filter
 import lint_speed
@@ -127,3 +129,36 @@ def test_moto_images_are_motos_base_images_and_the_tests_pick_the_same(tmp_path:
     assert shipped[: len(small)] == small
     # The images tests name by id (test_wake.py, test_refresh_emulator.py).
     assert "ami-12c6146b" in small
+
+
+def test_timestamps_parse_as_botocores() -> None:
+    """tests/boto_speed.py: the kept datetime of each timestamp is botocore's (value, zone and its offset),
+    asked once or again, and every client made in the tests parses through it."""
+    import boto3
+
+    values = [
+        "2026-12-07T20:56:44.123000Z",
+        "2026-12-07T20:56:44Z",
+        "2026-12-07T20:56:44+02:00",
+        "2026-12-07T20:56:44",
+        "Mon, 07 Dec 2026 20:56:44 GMT",
+        "1765140000",
+        1765140000,
+        1765140000.5,
+    ]
+    for value in values:
+        for _ in range(2):
+            kept, fresh = boto_speed.parse_timestamp(value), boto_speed.fresh_parse_timestamp(value)
+            assert (kept, repr(kept.tzinfo), kept.utcoffset()) == (fresh, repr(fresh.tzinfo), fresh.utcoffset())
+    with pytest.raises(ValueError):
+        boto_speed.parse_timestamp("not a time")
+    client = boto3.session.Session(region_name="us-east-1").client("cloudformation")
+    assert client._response_parser._timestamp_parser is boto_speed.parse_timestamp
+
+
+def test_the_longest_modules_named_first_are_modules_of_the_tests() -> None:
+    """conftest.LONGEST_FIRST (the order pytest-xdist sends modules in) names existing test modules, once."""
+    from conftest import LONGEST_FIRST
+
+    assert len(set(LONGEST_FIRST)) == len(LONGEST_FIRST)
+    assert [name for name in LONGEST_FIRST if not (ROOT / "tests" / name).is_file()] == []
