@@ -46,7 +46,7 @@ def test_an_aws_service_gets_an_endpoint_its_policy_and_its_name(extra: dict[str
 
 @pytest.mark.parametrize(("client", "service"), [("ecr", "ecr.api"), ("sagemaker-runtime", "sagemaker.runtime")])
 def test_a_sub_service_s_derived_name_is_the_one_the_sdk_resolves(client: str, service: str) -> None:
-    """config.sdk_name against botocore's own endpoint resolution (Xfixb-2): the hostname the SDK calls."""
+    """config.sdk_name against botocore's own endpoint resolution (271): the hostname the SDK calls."""
     import boto3
 
     url = boto3.client(client, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x").meta

@@ -169,7 +169,7 @@ def test_fast_launch_only_with_snapshots(template: dict[str, Any]) -> None:
     off = baked(template)["Resources"]
     assert "FastLaunchConfigurations" not in off["WinImageDistribution"]["Properties"]["Distributions"][0]
     # The template stays at 0: images built with Fast Launch keep it, and EC2 replenishes their snapshots
-    # with it (EnableFastLaunch, LaunchTemplate; tests/test_review28.py, register Xfixa-3).
+    # with it (EnableFastLaunch, LaunchTemplate; tests/test_review28.py, register 275).
     assert "WinFastLaunchTemplate" in off
     on = baked(template, FastLaunchSnapshots="5")["Resources"]
     (fast,) = on["WinImageDistribution"]["Properties"]["Distributions"][0]["FastLaunchConfigurations"]
@@ -453,7 +453,7 @@ def test_what_the_second_deploy_of_these_changes_replaces() -> None:
 
 def test_image_builder_names_fit_with_the_longest_role_name(template: dict[str, Any]) -> None:
     """Every Image Builder name is ${<ImageExecutionRole>}-<suffix> (image.image_builder_name): with the role's
-    name at IAM's limit of 64 characters (Xfixa-4) each fits Image Builder's 128, an AMI's 127 (API Reference,
+    name at IAM's limit of 64 characters (276) each fits Image Builder's 128, an AMI's 127 (API Reference,
     DistributionConfiguration and AmiDistributionConfiguration), and none reads the stack's name, which may be
     128 characters. Fails on the former ${AWS::StackName}-<suffix>."""
     role = "${Win" + NAMED_BY + "}"

@@ -113,7 +113,7 @@ class ExtraEndpoint:
 def sdk_name(service: str) -> str:
     """The name an AWS service's endpoint answers before .<region>.<URL suffix>, as the SDKs resolve it:
     the service's name, and a sub-service's (com.amazonaws.<region>.<service>.<sub>) <sub>.<service>,
-    as botocore's endpoint data names them (api.ecr, runtime.sagemaker, data.iot; Xfixb-2). Empty for
+    as botocore's endpoint data names them (api.ecr, runtime.sagemaker, data.iot; 271). Empty for
     a name of more parts, whose names must be given."""
     parts = service.split(".")
     return ".".join(reversed(parts)) if len(parts) <= 2 else ""

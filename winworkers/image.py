@@ -292,7 +292,7 @@ def _first_image(p: Params, arns: dict[str, Any], first_distribution: Distributi
         DistributionConfigurationArn=GetAtt(first_distribution, "Arn"),
         ImageTestsConfiguration=arns["ImageTestsConfiguration"],
         ExecutionRole=arns["ExecutionRole"],
-        # Its AMI and snapshots go with it when it is replaced or deleted (Xfixa-2): without this,
+        # Its AMI and snapshots go with it when it is replaced or deleted (274): without this,
         # each ImageRevision update and the switch back to aws-published leaves them.
         DeletionSettings=DeletionSettings(ExecutionRole=arns["ExecutionRole"]),
         Tags=image_tags(p),
@@ -330,7 +330,7 @@ def add_build_role(template: Template, p: Params) -> tuple[BuildAccess, Instance
 
 def _artifact_key_policy(p: Params) -> list[Any]:
     """kms:Decrypt on ArtifactKmsKeyArn through S3, as the workers' role has it (iam.PLATFORM_KEY_USES):
-    AWSTOE's S3Download of an SSE-KMS artifact needs it (Xfixa-1). None while the key is unset."""
+    AWSTOE's S3Download of an SSE-KMS artifact needs it (273). None while the key is unset."""
     when = key_condition(p, "ArtifactKmsKeyArn")
     if when is False:
         return []
@@ -401,7 +401,7 @@ def _fast_launch_template(p: Params, group: SecurityGroup, subnet_ids: Any) -> L
             MetadataOptions=MetadataOptions(HttpEndpoint="enabled", HttpTokens="required", HttpPutResponseHopLimit=1),
         ),
         # Whenever baked, not only while FastLaunchSnapshots > 0: the images already built keep Fast
-        # Launch with this template, and EC2 replenishes their snapshots with it (Xfixa-3).
+        # Launch with this template, and EC2 replenishes their snapshots with it (275).
         Condition=p.cond("BakedImage"),
     )
 
@@ -483,7 +483,7 @@ NAMED_BY = "ImageExecutionRole"
 
 def image_builder_name(p: Params, suffix: str, logical: bool = True) -> Sub:
     """``${<ImageExecutionRole>}-<suffix>``: the execution role's generated name (<stack>-<logical id>-<random>,
-    the stack name cut as needed, at most 64 characters: IAM's RoleName limit; Xfixa-4), so every name fits
+    the stack name cut as needed, at most 64 characters: IAM's RoleName limit; 276), so every name fits
     Image Builder's 128 (an AMI's 127) whatever the stack's name, starts with it when it is short, and is
     unique (a role's name is, in the account). ${AWS::StackName} may be 128 characters (a nested stack's
     name is longer than its parent's). suffix is a logical id's (logical) or literal text."""

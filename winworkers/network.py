@@ -260,7 +260,7 @@ def _for_build(service: str, actions: tuple[str, ...], resources: tuple[str, ...
 
 PARAMETER_READS = ("GetParameter", "GetParameters")
 STACK_PARAMETERS = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/winworkers/${AWS::StackName}/*"
-"""What the build reads of Parameter Store through the ssm endpoint (Xfixb-1): the stack's own parameters
+"""What the build reads of Parameter Store through the ssm endpoint (270): the stack's own parameters
 (BuildSettings, which the component's Get-SSMParameterValue reads; compute.IMAGE_PARAMETER's path). The
 build role's AmazonSSMManagedInstanceCore allows both on "*"; in the isolated VPC this endpoint policy is
 the limit (an endpoint policy "does not override or replace identity-based policies", register 260)."""
