@@ -337,17 +337,19 @@ def test_the_pre_check_refuses_a_new_artifact_without_a_new_revision(template: d
 def test_the_pre_check_reads_a_nested_parent_s_child_recipe() -> None:
     """Review 28, finding 6: the parent-nested template holds no recipe; its child's is judged, on the
     child's parameters the parent passes by Ref, and only where the nested stack exists."""
+    from winworkers.build import built_children
     from winworkers.image import revision_problems
     from winworkers.renderings import enabled_parameters
 
     nested = json.loads((ROOT / "templates" / "parent-nested.json").read_text())
     before = {**enabled_parameters(ImageSource="baked"), "WinImageRevision": "0"}
     after = {**before, "WinArtifactKey": "windows/worker-2.zip"}
-    (problem,) = revision_problems(nested, after, before)
+    children = built_children(nested)  # as the deploy reads them (deploy.inputs)
+    (problem,) = revision_problems(nested, after, before, children)
     assert problem.startswith("WinArtifactKey changed while WinImageRevision did not")
-    assert revision_problems(nested, {**after, "WinImageRevision": "1"}, before) == []
-    assert revision_problems(nested, {**after, "EnableWinTaskScriptService": "false"}, before) == []
-    assert revision_problems(nested, after, before, children={}) == [], "no child given: nothing to judge"
+    assert revision_problems(nested, {**after, "WinImageRevision": "1"}, before, children) == []
+    assert revision_problems(nested, {**after, "EnableWinTaskScriptService": "false"}, before, children) == []
+    assert revision_problems(nested, after, before) == [], "no child given: nothing to judge"
 
 
 # The review of issue 28 (register rows 241 to 248): each test below failed on the form it replaced.

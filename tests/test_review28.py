@@ -13,7 +13,7 @@ from resolved import resolve
 
 from conftest import ROOT
 from winworkers import image
-from winworkers.build import build_template
+from winworkers.build import build_template, built_children
 from winworkers.config import WorkersConfig
 from winworkers.deploy.inputs import check_stack_name
 from winworkers.renderings import enabled_parameters
@@ -342,7 +342,11 @@ def test_the_revision_precheck_also_guards_a_nested_deploy() -> None:
     inline = json.loads((ROOT / "templates" / "parent-inline.json").read_text())
     assert image.revision_problems(inline, now, previous), "precondition: the inline parent is guarded"
     nested = json.loads((ROOT / "templates" / "parent-nested.json").read_text())
-    assert image.revision_problems(nested, now, previous), "the nested parent passes an unguarded ArtifactKey change"
+    # The children as the deploy reads them (deploy.inputs: build.built_children) and hands them on.
+    children = built_children(nested)
+    assert image.revision_problems(nested, now, previous, children), (
+        "the nested parent passes an unguarded ArtifactKey change"
+    )
 
 
 def test_the_pipeline_exists_only_after_cloudformation_created_the_parameter(template: dict[str, Any]) -> None:

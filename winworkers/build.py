@@ -15,7 +15,7 @@ from troposphere.cloudformation import Stack, WaitConditionHandle
 from troposphere.ec2 import LaunchTemplate, SecurityGroup
 from troposphere.iam import Role
 
-from winworkers import iam, image, wiring
+from winworkers import iam, wiring
 from winworkers._version import __version__
 from winworkers.bootstrap import worker_settings
 from winworkers.compute import add_fleet
@@ -288,9 +288,6 @@ def built_children(template: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
         except ValueError:
             continue
     return children
-
-
-image.child_templates = built_children
 
 
 def fingerprint(template: Mapping[str, Any]) -> str:

@@ -233,7 +233,7 @@ class WorkersConfig:
             "reached by the workers' security group on its port, and its names allowed by the DNS "
             "Firewall: an AWS service's, the name the SDKs resolve (a sub-service's <sub>.<service>: "
             "ecr.api's api.ecr), or the private DNS names given after it, before .<region>.amazonaws.com "
-            '(\'ecr.dkr:ecr *.dkr.ecr\'). docs/network.md, "Extra endpoints".'
+            "('ecr.dkr:ecr *.dkr.ecr'). docs/network.md, \"Extra endpoints\"."
         ),
     )
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -523,16 +523,6 @@ def _lifecycle(p: Params, role: Role) -> LifecyclePolicy:
     )
 
 
-def _no_children(template: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    return {}
-
-
-child_templates: Callable[[Mapping[str, Any]], dict[str, Mapping[str, Any]]] = _no_children
-"""The child template of each nested winworkers stack of a template: build.built_children, which
-build sets here when it is imported (as ``import winworkers`` does); image may not import build
-(tests/test_package.py, no circle)."""
-
-
 def revision_problems(
     template: Mapping[str, Any],
     values: Mapping[str, str],
@@ -543,15 +533,16 @@ def revision_problems(
     before and after the update (its condition holds for both), the inputs it reads that change while
     its revision (the ImageRevision its Version reads) does not. Image Builder refuses a second recipe
     of the same name and version, so such an update would roll back after the network is built.
-    A nested winworkers stack's recipe is its child's (``children``, by the stack's logical id; by
-    default child_templates'), judged on the child's parameters the parent passes by Ref."""
+    A nested winworkers stack's recipe is its child's: ``children``, by the stack's logical id, as
+    build.built_children gives them (the deploy passes those it has read; image may not import build,
+    tests/test_package.py), judged on the child's parameters the parent passes by Ref. Without
+    ``children`` a nested stack's recipe is not judged."""
     from winworkers.deploy.changes import references, resources_holding
 
     parameters = template.get("Parameters", {})
     held = resources_holding(template, values) & resources_holding(template, {**values, **previous})
     problems = []
-    children = child_templates(template) if children is None else children
-    for name, child in children.items():
+    for name, child in (children or {}).items():
         if name in held and previous:
             passed = template["Resources"][name].get("Properties", {}).get("Parameters", {})
             by_ref = {k: v["Ref"] for k, v in passed.items() if isinstance(v, Mapping) and list(v) == ["Ref"]}
