@@ -159,6 +159,13 @@ def test_weekly_pipeline_builds_only_on_updates(template: dict[str, Any]) -> Non
     pipeline = baked(template)["Resources"]["WinImagePipeline"]["Properties"]
     assert pipeline["Schedule"]["PipelineExecutionStartCondition"] == START_CONDITION
     assert pipeline["Schedule"]["ScheduleExpression"].startswith("cron(")
+    # Image Builder's cron: six fields, day of the week 1-7 or sun-sat, and "?" in the day field when
+    # the day of the week is given (register row 278).
+    fields = pipeline["Schedule"]["ScheduleExpression"].removeprefix("cron(").removesuffix(")").split(" ")
+    minute, hour, day, month, weekday, year = fields
+    assert (day, month, year) == ("?", "*", "*")
+    assert weekday in {"sun", "mon", "tue", "wed", "thu", "fri", "sat"} | {str(d) for d in range(1, 8)}
+    assert 0 <= int(minute) <= 59 and 0 <= int(hour) <= 23
     assert pipeline["ImageTestsConfiguration"]["ImageTestsEnabled"] is True
     lifecycle = baked(template)["Resources"]["WinImageLifecycle"]["Properties"]
     assert lifecycle["PolicyDetails"][0]["Filter"]["Type"] == "COUNT"
