@@ -21,6 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 # templates/winworkers.json: `winworkers check` fails the build if it is not.
 templates: $(STAMP)
 	$(BIN)/python scripts/handler_permissions.py
+	$(BIN)/python scripts/sdk_hosts.py
 	$(BIN)/winworkers build --out templates
 	$(BIN)/python examples/inline_parent.py templates
 	$(BIN)/python examples/nested_parent.py templates

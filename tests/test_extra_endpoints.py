@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from test_dns_firewall import decide
 
-from conftest import render
+from conftest import ROOT, render
 from winworkers.build import build_template
 from winworkers.config import ConfigError, WorkersConfig, extra_endpoint
 from winworkers.renderings import enabled_parameters
@@ -54,12 +54,21 @@ def test_a_sub_service_s_derived_name_is_the_one_the_sdk_resolves(client: str, s
 
 
 def test_given_names_replace_the_derived_one_and_a_wildcard_allows_the_registry() -> None:
-    """ECR's Docker endpoint: its private DNS names are *.dkr.ecr.<region>.amazonaws.com (register 264)."""
-    rendered = json.loads(build_template(WorkersConfig(extra_endpoints=("ecr.dkr:ecr *.dkr.ecr",))).to_json())
+    """A private API Gateway's names are <api-id>.execute-api.<region>.amazonaws.com: a wildcard given
+    after the service allows them and nothing else; Firehose's host (firehose) is not its endpoint
+    service's name (kinesis-firehose), so it must be given (register 271)."""
+    extras = ("execute-api:execute-api *.execute-api", "kinesis-firehose:firehose firehose")
+    rendered = json.loads(build_template(WorkersConfig(extra_endpoints=extras)).to_json())
     resolved = render(rendered, enabled_parameters(), region="eu-west-1")
-    assert decide(resolved, "111122223333.dkr.ecr.eu-west-1.amazonaws.com") == "ALLOW"
-    assert decide(resolved, "dkr.ecr.eu-west-1.amazonaws.com") == "BLOCK"
-    assert decide(resolved, "ecr.dkr.eu-west-1.amazonaws.com") == "BLOCK"
+    assert decide(resolved, "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com") == "ALLOW"
+    assert decide(resolved, "execute-api.eu-west-1.amazonaws.com") == "BLOCK"
+    assert decide(resolved, "firehose.eu-west-1.amazonaws.com") == "ALLOW"
+    assert decide(resolved, "kinesis-firehose.eu-west-1.amazonaws.com") == "BLOCK"
+    for unknown in ("kinesis-firehose:firehose", "kinesis-streams:kinesis", "codeartifact.api:codeartifact"):
+        with pytest.raises(ConfigError, match=r"extra_endpoints.*give its private DNS names"):
+            extra_endpoint(unknown)
+    with pytest.raises(ConfigError, match=r"extra_endpoints.*image layers"):
+        build_template(WorkersConfig(extra_endpoints=("ecr.api:ecr", "ecr.dkr:ecr *.dkr.ecr")))
     with pytest.raises(ConfigError, match=r"extra_endpoints.*give its private DNS names"):
         extra_endpoint("timestream.ingest.cell1")
 
@@ -158,3 +167,19 @@ def test_adding_extras_to_a_running_stack_replaces_no_worker(feature: dict[str, 
             k: v for k, v in after[name].items() if k != "Metadata"
         }, name
     assert not set(before) - set(after)
+
+
+def test_the_sdk_hosts_are_botocores() -> None:
+    """winworkers/sdk_hosts.py is what scripts/sdk_hosts.py derives from the installed botocore (make
+    templates writes it): a botocore upgrade that adds or renames a host changes it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sdk_hosts_script", ROOT / "scripts" / "sdk_hosts.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    from winworkers.sdk_hosts import SDK_HOSTS
+
+    assert set(script.sdk_hosts()) == SDK_HOSTS
+    assert {"firehose", "kinesis", "api.ecr", "secretsmanager"} <= SDK_HOSTS
+    assert not {"kinesis-firehose", "kinesis-streams", "api.codeartifact"} & SDK_HOSTS

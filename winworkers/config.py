@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from winworkers.instance_types import instance_type_problem
+from winworkers.sdk_hosts import SDK_HOSTS
 
 # CloudFormation logical IDs are alphanumeric; we also want PascalCase so the
 # generated IDs read well, and a bound so prefix + name stays under 255.
@@ -89,7 +90,8 @@ _PRIVATE_LINK_RE = re.compile(
 EXTRA_ENDPOINT_FORMS = (
     "an AWS service as in com.amazonaws.<region>.<service>, with :<IAM prefix> when it differs and then "
     "its private DNS names before .<region>.amazonaws.com when not derived (secretsmanager, ecr.api:ecr, "
-    "'ecr.dkr:ecr *.dkr.ecr'), or 'com.amazonaws.vpce.<region>.vpce-svc-<17 hex> <private DNS name>[:<port>]'"
+    "'kinesis-firehose:firehose firehose'), "
+    "or 'com.amazonaws.vpce.<region>.vpce-svc-<17 hex> <private DNS name>[:<port>]'"
 )
 
 
@@ -112,11 +114,12 @@ class ExtraEndpoint:
 
 def sdk_name(service: str) -> str:
     """The name an AWS service's endpoint answers before .<region>.<URL suffix>, as the SDKs resolve it:
-    the service's name, and a sub-service's (com.amazonaws.<region>.<service>.<sub>) <sub>.<service>,
-    as botocore's endpoint data names them (api.ecr, runtime.sagemaker, data.iot; 271). Empty for
-    a name of more parts, whose names must be given."""
-    parts = service.split(".")
-    return ".".join(reversed(parts)) if len(parts) <= 2 else ""
+    the service's name, or a sub-service's (com.amazonaws.<region>.<service>.<sub>) <sub>.<service>, as
+    botocore's endpoint data names them (api.ecr, runtime.sagemaker; rows 271, 278+) — and only when that
+    derivation is a host the SDKs call (sdk_hosts.SDK_HOSTS, from botocore): kinesis-firehose's is
+    firehose, kinesis-streams' kinesis, so no name is guessed. Empty otherwise: the names must be given."""
+    derived = ".".join(reversed(service.split(".")))
+    return derived if derived in SDK_HOSTS else ""
 
 
 def extra_endpoint(text: str) -> ExtraEndpoint:
@@ -231,9 +234,10 @@ class WorkersConfig:
             "name and port, 443 by default), which takes no endpoint policy. Each is created in the "
             "isolated VPC (the platform's VPC provides it in existing-subnets, in EndpointsCidr), "
             "reached by the workers' security group on its port, and its names allowed by the DNS "
-            "Firewall: an AWS service's, the name the SDKs resolve (a sub-service's <sub>.<service>: "
-            "ecr.api's api.ecr), or the private DNS names given after it, before .<region>.amazonaws.com "
-            "('ecr.dkr:ecr *.dkr.ecr'). docs/network.md, \"Extra endpoints\"."
+            "Firewall: the private DNS names given after it, before .<region>.amazonaws.com "
+            "('kinesis-firehose:firehose firehose'), or else the name the SDKs call when botocore knows it "
+            "(secretsmanager; a sub-service's <sub>.<service>: ecr.api's api.ecr); refused with neither. "
+            'docs/network.md, "Extra endpoints".'
         ),
     )
 

@@ -316,6 +316,11 @@ must provide (docs/network.md, generated from this table: endpoint_table)."""
 
 NEVER_FOR_WORKERS = ("ssm", "ssmmessages", "ec2messages", "imagebuilder")
 """Services no worker may reach (Systems Manager, and Image Builder's build endpoint): refused as extras."""
+UNSUPPORTED_EXTRAS = {
+    "ecr.dkr": "a Docker pull reads its image layers from Amazon ECR's own S3 bucket, which the S3 gateway "
+    "endpoint's policy does not allow (register 280): not supported",
+}
+"""Extras refused because the endpoint alone would not work (docs/network.md, "Extra endpoints")."""
 
 
 def endpoints_of(config: WorkersConfig) -> tuple[EndpointService, ...]:
@@ -325,6 +330,8 @@ def endpoints_of(config: WorkersConfig) -> tuple[EndpointService, ...]:
     rows = list(ENDPOINTS)
     for text in config.extra_endpoints:
         extra = extra_endpoint(text)
+        if extra.service in UNSUPPORTED_EXTRAS:
+            raise ConfigError("extra_endpoints", text, UNSUPPORTED_EXTRAS[extra.service])
         if extra.service in NEVER_FOR_WORKERS or extra.service in {row.service for row in rows}:
             why = (
                 "the workers never reach Systems Manager or Image Builder" if extra.service in NEVER_FOR_WORKERS else ""
