@@ -21,7 +21,6 @@ from cfnlint.config import ConfigMixIn
 from cfnlint.decode.decode import decode_str
 from cfnlint.rules import CloudFormationLintRule, Rules
 from cfnlint.runner import run_template_by_data
-from test_lint import linted
 
 from conftest import ROOT
 from winworkers import cli
@@ -142,15 +141,6 @@ def _cfn_lint_rules_dir() -> str:
     import cfnlint.rules
 
     return str(Path(cfnlint.rules.__file__).parent)
-
-
-def test_committed_templates_pass_our_rules() -> None:
-    templates = sorted(str(p) for p in (ROOT / "templates").glob("*.json"))
-    assert len(templates) == 3
-    # The same run as tests/test_lint.py's (OPT_IN is its DESIGN_RULES): linted once per run.
-    code, findings = linted([Path(t) for t in templates])
-    assert [(f["Filename"], f["Rule"]["Id"], f["Message"]) for f in findings] == []
-    assert code == 0
 
 
 # --- The corpus: real-world-shaped templates written here, each with the exact findings it must produce ---
