@@ -63,6 +63,16 @@ def test_committed_templates_lint_clean() -> None:
     assert cfn_lint(sorted((ROOT / "templates").glob("*.json"))) == []
 
 
+def test_committed_templates_pass_our_rules() -> None:
+    templates = sorted(str(p) for p in (ROOT / "templates").glob("*.json"))
+    assert len(templates) == 3
+    # tests/test_lint_rules.py's gate, here: the same run as test_committed_templates_lint_clean's, linted
+    # once per run (pytest-xdist gives each module to one worker, a process of its own, with its own LINTED).
+    code, findings = linted([Path(t) for t in templates])
+    assert [(f["Filename"], f["Rule"]["Id"], f["Message"]) for f in findings] == []
+    assert code == 0
+
+
 def _with_parents(config: WorkersConfig) -> dict[str, Template]:
     """The feature's template for config, and the examples' parents built with it."""
     return {
