@@ -681,42 +681,29 @@ def _add_port_rules(
     existing: list[Any] = []
     for port in sorted({row.port for row in endpoints_of(p.config)} - {HTTPS}):
         tcp = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "Description": f"TCP {port}, extra endpoints"}
-        isolated.append(
-            template.add_resource(
-                SecurityGroupIngress(
-                    lid(f"EndpointIngressFromWorkers{port}"),
-                    GroupId=Ref(endpoints),
-                    SourceSecurityGroupId=Ref(workers),
-                    Condition=p.cond("IsolatedVpc"),
-                    **tcp,
-                )
+        isolated += [
+            template.add_resource(kind(lid(name + str(port)), Condition=p.cond("IsolatedVpc"), **tcp, **sides))
+            for kind, name, sides in (
+                (
+                    SecurityGroupIngress,
+                    "EndpointIngressFromWorkers",
+                    {"GroupId": Ref(endpoints), "SourceSecurityGroupId": Ref(workers)},
+                ),
+                (
+                    SecurityGroupEgress,
+                    "WorkerEgressToEndpoints",
+                    {"GroupId": Ref(workers), "DestinationSecurityGroupId": Ref(endpoints)},
+                ),
             )
+        ]
+        network = SecurityGroupEgress(
+            lid(f"WorkerEgressToNetworkEndpoints{port}"),
+            GroupId=Ref(workers),
+            CidrIp=p["EndpointsCidr"],
+            Condition=p.cond("UseExistingEndpoints"),
+            **tcp,
         )
-        isolated.append(
-            template.add_resource(
-                SecurityGroupEgress(
-                    lid(f"WorkerEgressToEndpoints{port}"),
-                    GroupId=Ref(workers),
-                    DestinationSecurityGroupId=Ref(endpoints),
-                    Condition=p.cond("IsolatedVpc"),
-                    **tcp,
-                )
-            )
-        )
-        existing.append(
-            template.add_resource(
-                _unset_in_default_mode(
-                    SecurityGroupEgress(
-                        lid(f"WorkerEgressToNetworkEndpoints{port}"),
-                        GroupId=Ref(workers),
-                        CidrIp=p["EndpointsCidr"],
-                        Condition=p.cond("UseExistingEndpoints"),
-                        **tcp,
-                    ),
-                    "EndpointsCidr",
-                )
-            )
-        )
+        existing.append(template.add_resource(_unset_in_default_mode(network, "EndpointsCidr")))
     return isolated, existing
 
 
