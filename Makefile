@@ -32,8 +32,12 @@ templates: $(STAMP)
 
 # On every core (pytest-xdist), a test module to a worker: each module's emulator and fixtures
 # start once. One test alone: $(BIN)/python -m pytest tests/test_x.py::test_y
+# Bytecode is cached (__pycache__, ignored by git) even where the environment sets
+# PYTHONDONTWRITEBYTECODE: each worker and each subprocess (the CLI, the emulator, checkov) would
+# otherwise compile winworkers and the tests again, and rewrite the tests' asserts (pytest), about
+# 3 s of CPU a process measured on the collection alone.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check winworkers tests scripts examples

@@ -13,6 +13,7 @@ from pathlib import Path
 import boto_speed
 import cfnlint.context.context
 import cfnlint.jsonschema._filter
+import cfnlint.template
 import lint_speed
 import pytest
 from cfnlint.api import ManualArgs, lint
@@ -32,6 +33,25 @@ TEMPLATES = [
     *sorted((ROOT / "tests" / "fixtures" / "lint").glob("*/bad.json")),
 ]
 
+# Findings of rules that rule E1101's cfnLint keyword runs (E3530 IAM policy, E2533 Lambda runtime,
+# E3031 pattern, E1161): the corpus has few, and lint_speed.cfn_lint stands in for that dispatch.
+CHILD_RULE_FINDINGS = """
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - {Effect: Allowed, Principal: {Service: lambda.amazonaws.com}, Action: "sts:AssumeRole"}
+  Function:
+    Type: AWS::Lambda::Function
+    Properties: {Runtime: python2.7, Handler: index.handler, Role: !GetAtt Role.Arn, Code: {ZipFile: x}}
+  Bucket:
+    Type: AWS::S3::Bucket
+    Properties: {BucketName: Bad_Name}
+"""
+
 
 def _findings(texts: list[str]) -> list[list[tuple[str, str, int, int]]]:
     return [sorted((m.rule.id, m.message, m.linenumber, m.columnnumber) for m in lint(t, config=ARGS)) for t in texts]
@@ -48,7 +68,7 @@ def shipped() -> Iterator[None]:
 
 
 def test_findings_are_cfn_lints_as_shipped(shipped: None) -> None:
-    texts = [path.read_text(encoding="utf-8") for path in TEMPLATES]
+    texts = [CHILD_RULE_FINDINGS, *(path.read_text(encoding="utf-8") for path in TEMPLATES)]
     # Two renderings of the nested parent (its switch and modes are Conditions): the second asks the
     # solver what the first did (kept answers).
     parent = json.loads((ROOT / "templates" / "parent-nested.json").read_text(encoding="utf-8"))
@@ -59,6 +79,7 @@ def test_findings_are_cfn_lints_as_shipped(shipped: None) -> None:
     lint_speed.install()
     assert _findings(texts) == fresh
     assert sum(map(len, fresh)) > 20, "templates with findings were linted"
+    assert {"E3530", "E2533", "E3031"} <= {finding[0] for finding in fresh[0]}
 
 
 def test_satisfiable_answers_as_sympys() -> None:
@@ -89,6 +110,42 @@ def test_fields_and_validator_classes_answer_as_dataclasses_and_cfn_lint() -> No
         (f.name, f.default_factory()) for f in dataclasses.fields(kept) if f.name in ("validators", "fn_resolvers")
     ] == [(f.name, f.default_factory()) for f in dataclasses.fields(fresh) if f.name in ("validators", "fn_resolvers")]
     assert lint_speed.create(validators={"type": str}) is not kept
+
+
+def test_context_evolve_answers_as_cfn_lints() -> None:
+    from cfnlint.context import create_context_for_template
+    from cfnlint.decode import decode_str
+
+    Context = cfnlint.context.context.Context
+    # What evolve relies on: the dataclass's __init__ only sets fields, all of them init fields.
+    assert "__post_init__" not in vars(Context)
+    assert all(f.init for f in dataclasses.fields(Context))
+    template, errors = decode_str((ROOT / "templates" / "parent-nested.json").read_text(encoding="utf-8"))
+    assert not errors
+    context = create_context_for_template(cfnlint.template.Template("t.json", template, ["us-east-1"]))
+    assert context.module_names == ()  # cached on the context: not carried to a new one
+    for changes in (
+        {},
+        {"strict_types": False},
+        {"ref_values": {"AWS::Region": "eu-west-1"}},
+        {"path": context.path.descend(path="Resources"), "functions": ["Ref"]},
+    ):
+        kept, fresh = lint_speed.evolve(context, **changes), lint_speed.fresh_evolve(context, **changes)
+        assert kept == fresh and type(kept) is type(fresh)
+        assert vars(kept) == vars(fresh) and "module_names" not in vars(kept)
+    merged = lint_speed.evolve(context.evolve(ref_values={"A": 1}), ref_values={"B": 2})
+    assert merged.ref_values == {"A": 1, "B": 2}
+    with pytest.raises(TypeError):
+        lint_speed.evolve(context, no_such_field=1)
+
+
+def test_the_stand_ins_are_the_ones_lints_run() -> None:
+    """Each stand-in is what an in-process lint calls (a patch that missed cfn-lint's own name would
+    leave the findings test nothing to compare)."""
+    lint("Resources:\n  Q:\n    Type: AWS::SQS::Queue\n", config=ARGS)
+    assert cfnlint.context.context.Context.evolve is lint_speed.evolve
+    assert lint_speed._CFN_LINT_CLASSES, "no load of cfn-lint's rules reached lint_speed.adopt"
+    assert all(cls.cfnLint is lint_speed.cfn_lint for cls in lint_speed._CFN_LINT_CLASSES)
 
 
 def test_moto_images_are_motos_base_images_and_the_tests_pick_the_same(tmp_path: Path) -> None:

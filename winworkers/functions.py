@@ -5,6 +5,7 @@ asynchronous events dead-lettered (unless the caller says why not), and the chec
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,16 @@ def lambda_source(source: Path) -> str:
     return INLINED.sub(lambda line: _definition(source.with_name(f"{line[1]}.py"), line[2]), source.read_text("utf-8"))
 
 
+@functools.lru_cache(maxsize=16)
+def statements(text: str) -> tuple[ast.stmt, ...]:
+    """The top-level statements of Python source text, parsed once per text (callers only read them):
+    each template build reads the same few function sources several times."""
+    return tuple(ast.parse(text).body)
+
+
 def _definition(module: Path, name: str) -> str:
     text = module.read_text(encoding="utf-8")
-    for node in ast.parse(text).body:
+    for node in statements(text):
         if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name:
             return "\n".join(text.splitlines()[node.lineno - 1 : node.end_lineno])
     raise KeyError(f"{module.name} defines no {name}")

@@ -66,7 +66,7 @@ from winworkers import iam
 from winworkers.bootstrap import group_arn
 from winworkers.compute import Fleet, ami_parameter_name, group_tags
 from winworkers.config import ConfigError, WorkersConfig
-from winworkers.functions import add_autoscaling_rule, add_function, add_rule_invoke, lambda_source
+from winworkers.functions import add_autoscaling_rule, add_function, add_rule_invoke, lambda_source, statements
 from winworkers.observability import add_log_group, grant_write
 from winworkers.parameters import Params
 from winworkers.suppress import skip_checkov
@@ -116,7 +116,7 @@ def function_source() -> str:
 
 def source_constant(name: str) -> str:
     """A string constant of the function's source, read without importing it (it needs boto3)."""
-    for node in ast.parse(function_source()).body:
+    for node in statements(function_source()):
         if isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == [name]:
             return str(ast.literal_eval(node.value))
     raise KeyError(f"{SOURCE.name} defines no {name}")
