@@ -53,6 +53,7 @@ from winworkers.emulator.custom_resources import (
     _received_response,
     _responses,
     _update_custom,
+    forget_clients,
 )
 from winworkers.emulator.services import (
     _cancel_instance_refresh,
@@ -141,6 +142,7 @@ def local_aws(port: int = 0, host: str = "127.0.0.1", quiet: bool = True) -> Ite
             yield url
         finally:
             _endpoints.remove(url)
+            forget_clients(url)
             with contextlib.suppress(OSError):
                 urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10)
             server.stop()
