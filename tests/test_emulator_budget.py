@@ -7,6 +7,8 @@ clients it made for that emulator and Region before, as a warm Lambda environmen
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import boto3
 import botocore.client
 import botocore.session
+import moto
 import pytest
 from moto.core import utils as moto_utils
 
@@ -34,6 +37,8 @@ class Made:
     def __init__(self) -> None:
         self.sessions = 0
         self.clients: Counter[str] = Counter()
+        self.moto_listings = 0
+        """moto's list_of_moto_modules's listings of its package (its server's lookup of a request's service)."""
 
 
 @pytest.fixture()
@@ -60,6 +65,14 @@ def made(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> Iterator[Made]:
         counted.clients[service_name] += 1
         return create_client(self, service_name, *args, **kwargs)
 
+    listdir = os.listdir
+    moto_folder = os.path.dirname(moto.__file__)
+
+    def listing(path: Any = ".") -> list[str]:
+        counted.moto_listings += path == moto_folder and sys._getframe(1).f_code.co_name == "list_of_moto_modules"
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listing)
     monkeypatch.setattr(botocore.session.Session, "__init__", init)
     monkeypatch.setattr(botocore.client.ClientCreator, "create_client", client)
     yield counted
@@ -99,3 +112,5 @@ def test_each_run_makes_one_session_and_the_emulator_keeps_its_own(
     assert "ww-emu-budget" not in {s["StackName"] for s in aws.cloudformation.describe_stacks()["Stacks"]}
     assert made.sessions == 5, made.sessions
     assert made.clients == CLI_CLIENTS + CLI_CLIENTS + CLI_CLIENTS - Counter(sqs=1) + HANDLER_CLIENTS, made.clients
+    # Hundreds of requests, and moto's folder listed when the emulator started, not at each of them.
+    assert made.moto_listings == 0, made.moto_listings
