@@ -1,5 +1,5 @@
 """What a deploy through the emulator costs in botocore sessions and clients (issue 29). Counted, not
-timed: a botocore session registers several hundred event handlers and a client builds its class from
+timed: a botocore session registers over a hundred event handlers and a client builds its class from
 the service's model, so one made per resource or per custom resource request was most of an emulator
 deploy's CPU. The CLI makes one session per run and its clients from it; the emulator checks
 properties against shapes from one session per process, and hands a custom resource's function the

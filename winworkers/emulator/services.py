@@ -234,7 +234,7 @@ def _checked(service: str, operation: str, request: dict[str, Any]) -> dict[str,
 @functools.cache
 def _input_shape(service: str, operation: str) -> Any:
     """The operation's input shape, from one botocore session per process (_model_session): a session
-    (several hundred event handlers registered) and a service model (botocore's JSON, parsed) made for
+    (its 116 built-in event handlers registered) and a service model (botocore's JSON, parsed) made for
     each resource created cost more than the emulator's own work. botocore's models are its installed
     files: they do not change while the emulator runs (tests/test_emulator_budget.py counts sessions)."""
     return _model_session().get_service_model(service).operation_model(operation).input_shape
