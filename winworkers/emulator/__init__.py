@@ -62,7 +62,8 @@ Instance refreshes and the refresh custom resource (see the section at the end):
    served in-process (moto would run the Lambda in Docker, and only on create):
    the function's inline ZipFile source is loaded as a module and its
    ``on_stack_event(event, environment, clients)`` runs with boto3 clients
-   pointed at the emulator, for Create, Update (with OldResourceProperties)
+   pointed at the emulator (made once per emulator and Region, and kept, as a
+   warm Lambda environment keeps its own), for Create, Update (with OldResourceProperties)
    and Delete. Its response, PUT to a ResponseURL on the emulator, is honoured:
    SUCCESS keeps its PhysicalResourceId and Data (Fn::GetAtt), FAILED fails
    the operation with its Reason, no response fails it too. On a stack's

@@ -11,6 +11,9 @@ _endpoints: list[str] = []
 """The running emulators' URLs, newest last: the clients a custom resource handler gets."""
 
 
+_clients: dict[tuple[str, str], dict[str, Any]] = {}
+"""The clients handed to custom resource handlers, by emulator URL and Region (_handler_clients)."""
+
 _responses: dict[str, dict[str, Any]] = {}
 """Custom resource responses received, by RequestId."""
 
@@ -70,11 +73,31 @@ def _handler(model: Any, properties: dict[str, Any]) -> tuple[Any, dict[str, str
     return model.winworkers_handler  # type: ignore[no-any-return]
 
 
+def _handler_clients(endpoint: str, region: str) -> dict[str, Any]:
+    """The boto3 clients a handler gets on the emulator at endpoint in region, made once per emulator
+    and Region, as a warm Lambda environment keeps the clients its code made (a client is stateless
+    between calls; making one builds its class from botocore's model, the cost of several calls).
+    local_aws forgets an emulator's clients when it stops (forget_clients)."""
+    import boto3
+
+    key = (endpoint, region)
+    if key not in _clients:
+        keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        names = ("autoscaling", "cloudformation", "ec2", "ssm")
+        _clients[key] = {n: boto3.client(n, endpoint_url=endpoint, region_name=region, **keys) for n in names}
+    return _clients[key]
+
+
+def forget_clients(endpoint: str) -> None:
+    """Drop the handler clients of the emulator at endpoint (it stopped; its port may serve another)."""
+    for key in [k for k in _clients if k[0] == endpoint]:
+        del _clients[key]
+
+
 def _serve(request: str, model: Any, properties: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the custom resource's function in-process for ``request``; its response, or raise its failure."""
     import urllib.parse
 
-    import boto3
     from moto.cloudformation.exceptions import ValidationError
     from moto.moto_api._internal import mock_random
 
@@ -96,9 +119,7 @@ def _serve(request: str, model: Any, properties: dict[str, Any], old: dict[str, 
         **({"PhysicalResourceId": model.resource_name} if request != "Create" else {}),
         **({"OldResourceProperties": old} if old is not None else {}),
     }
-    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    names = ("autoscaling", "cloudformation", "ec2", "ssm")
-    clients = {n: boto3.client(n, endpoint_url=endpoint, region_name=region, **keys) for n in names}
+    clients = _handler_clients(endpoint, region)
     answers = []
     for _ in (1, 2):  # Lambda may deliver a request twice, even after an answer: each must be the same
         module.on_stack_event(event, environment, clients)

@@ -53,6 +53,7 @@ from winworkers.emulator.custom_resources import (
     _received_response,
     _responses,
     _update_custom,
+    forget_clients,
 )
 from winworkers.emulator.services import (
     _cancel_instance_refresh,
@@ -141,6 +142,7 @@ def local_aws(port: int = 0, host: str = "127.0.0.1", quiet: bool = True) -> Ite
             yield url
         finally:
             _endpoints.remove(url)
+            forget_clients(url)
             with contextlib.suppress(OSError):
                 urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10)
             server.stop()
@@ -176,6 +178,7 @@ def _patch_moto() -> None:
             return
         from unittest import mock
 
+        from moto import backends
         from moto.autoscaling.models import FakeAutoScalingGroup
         from moto.cloudformation import models, parsing
         from moto.cloudformation.responses import CloudFormationResponse
@@ -211,6 +214,7 @@ def _patch_moto() -> None:
             (models.Stack, "has_parameters", _parameters_with_defaults),
             (models.Stack, "update_from_cloudformation_json", _nested_in_place),
             (models.CloudFormationBackend, "describe_stacks", _outputs_evaluated_in_the_call),
+            (backends, "list_of_moto_modules", _listed_once),
         ]
         for owner, name, wrap in patches:
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
@@ -224,6 +228,13 @@ def _patch_moto() -> None:
         for name, failed in (("create_stack", "CREATE_FAILED"), ("update_stack", "UPDATE_ROLLBACK_FAILED")):
             undo.enter_context(mock.patch.object(backend, name, _verified_direct(getattr(backend, name), failed)))
         _undo = undo
+
+
+def _listed_once(list_of_moto_modules: Callable[[], Any]) -> Callable[[], tuple[str, ...]]:
+    # moto's server lists its package's folders (a directory listing and a stat per folder) at each
+    # request, to find the service a host names: its installed folders, the same while it runs.
+    names = tuple(list_of_moto_modules())
+    return lambda: names
 
 
 def _unpatch_moto() -> None:

@@ -6,6 +6,7 @@ what happens to each type.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -220,15 +221,30 @@ def _checked(service: str, operation: str, request: dict[str, Any]) -> dict[str,
     operation's input shape (CloudFormation converts "1" to 1 where the schema wants a
     number), then validated by botocore against that shape. CloudFormation's handler
     for the type makes this call, so a property it would refuse fails here too."""
-    import botocore.session
     from botocore.validate import ParamValidator
 
-    shape = botocore.session.get_session().get_service_model(service).operation_model(operation).input_shape
+    shape = _input_shape(service, operation)
     coerced = _coerced(request, shape)
     report = ParamValidator().validate(coerced, shape)
     if report.has_errors():
         raise ValueError(f"{operation} refuses these properties: {_one_line(ValueError(report.generate_report()))}")
     return dict(coerced)
+
+
+@functools.cache
+def _input_shape(service: str, operation: str) -> Any:
+    """The operation's input shape, from one botocore session per process (_model_session): a session
+    (its 116 built-in event handlers registered) and a service model (botocore's JSON, parsed) made for
+    each resource created cost more than the emulator's own work. botocore's models are its installed
+    files: they do not change while the emulator runs (tests/test_emulator_budget.py counts sessions)."""
+    return _model_session().get_service_model(service).operation_model(operation).input_shape
+
+
+@functools.cache
+def _model_session() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session()
 
 
 def _coerced(value: Any, shape: Any) -> Any:
