@@ -143,7 +143,8 @@ def cfn_lint(self: Any, validator: Any, keywords: Any, instance: Any, schema: An
     validator = validator.evolve(function_filter=validator.function_filter.evolve(add_cfn_lint_keyword=False))
     rules = tuple(self.child_rules.values())
     kept = _keyword_rules.get(id(self))
-    if kept is None or kept[0] != rules:
+    # By identity: cfn-lint's rules compare equal by id, and a new collection may wire other objects.
+    if kept is None or len(kept[0]) != len(rules) or any(a is not b for a, b in zip(kept[0], rules)):
         index: dict[str, list[Any]] = {}
         for rule in rules:
             if rule is not None and rule.id:

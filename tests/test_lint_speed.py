@@ -9,10 +9,12 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto_speed
 import cfnlint.context.context
 import cfnlint.jsonschema._filter
+import cfnlint.rules.jsonschema.CfnLint
 import cfnlint.template
 import lint_speed
 import pytest
@@ -137,6 +139,44 @@ def test_context_evolve_answers_as_cfn_lints() -> None:
     assert merged.ref_values == {"A": 1, "B": 2}
     with pytest.raises(TypeError):
         lint_speed.evolve(context, no_such_field=1)
+
+
+def test_e1101_dispatch_runs_the_child_rules_in_cfn_lints_order() -> None:
+    """cfn-lint sorts its findings, so the findings test cannot see the order E1101 runs its child
+    rules in: here rules declaring keywords (one twice, one None, one without an id) answer with their
+    names, and the stand-in's sequence is the shipped cfnLint's."""
+    from types import SimpleNamespace
+
+    from cfnlint.jsonschema._utils import Unset
+
+    def child(name: str, *keywords: str, rule_id: str = "E9999") -> Any:
+        def validate(validator: Any, keyword: str, instance: Any, schema: Any) -> Any:
+            yield SimpleNamespace(rule=None, validator=Unset(), name=f"{name}:{keyword}")
+
+        return SimpleNamespace(id=rule_id, keywords=list(keywords), validate=validate, name=name)
+
+    parent = SimpleNamespace(
+        child_rules={
+            "a": child("a", "k2", "k1"),
+            "b": child("b", "k1", "k1"),
+            "none": None,
+            "noid": child("noid", "k1", rule_id=""),
+            "c": child("c", "k2"),
+        }
+    )
+    validator = SimpleNamespace(
+        evolve=lambda **kwargs: validator, function_filter=SimpleNamespace(evolve=lambda **kwargs: None)
+    )
+    # The class as cfn-lint's package defines it (lint_speed patches only the ones its rule loads make).
+    shipped = vars(cfnlint.rules.jsonschema.CfnLint.CfnLint)["cfnLint"]
+    assert shipped is not lint_speed.cfn_lint
+    answers = {}
+    for keywords in (["k1", "k2"], ["k2", "k1", "k1"], ["k3"]):
+        fresh = [(e.name, e.rule.name) for e in shipped(parent, validator, keywords, {}, {})]
+        assert [(e.name, e.rule.name) for e in lint_speed.cfn_lint(parent, validator, keywords, {}, {})] == fresh
+        answers[tuple(keywords)] = [name for name, _ in fresh]
+    assert answers[("k1", "k2")] == ["a:k1", "b:k1", "b:k1", "a:k2", "c:k2"]
+    assert answers[("k3",)] == []
 
 
 def test_the_stand_ins_are_the_ones_lints_run() -> None:

@@ -1,18 +1,20 @@
-"""REVIEW 29 FINDINGS (reviewer's branch review29): each test fails on the code under review (e85073e..ce7b5c0)
-and names the behaviour it expects. Not part of the suite to merge as is: the fixes are the lead's call."""
+"""The independent review of issue 29's test-loop change (e85073e..ce7b5c0): each finding as a test that
+failed on the code reviewed, each fixed since (lint_speed.cfn_lint compares child rules by identity;
+custom_resources._handler_clients hands each request its own mapping; the template build keeps plain,
+read-only facts of each source, not AST nodes a caller could edit)."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import cfnlint.rules.jsonschema.CfnLint as cfn_lint_module
 import lint_speed
+import pytest
 from cfnlint.rules import CloudFormationLintRule
 
-from winworkers import functions
+from winworkers import functions, refresh
 from winworkers.emulator import custom_resources
 
 
@@ -21,6 +23,7 @@ class _Child(CloudFormationLintRule):
 
     id = "E9999"
     shortdesc = description = "review29 child rule"
+
     def __init__(self, tag: str) -> None:
         super().__init__()
         self.keywords = ["review29"]
@@ -75,15 +78,19 @@ def test_review29_handler_clients_are_not_shared_mutable_state() -> None:
 
 
 def test_review29_statements_cache_is_not_mutated_by_its_callers(tmp_path: Path) -> None:
-    """FINDING 3 (minor): functions.statements is public and returns the lru_cache's own AST nodes; a
-    caller that edits them (ast.NodeTransformer, ast.increment_lineno, renaming) changes what every later
-    _definition / refresh.source_constant reads for the same text, in the whole process. Fix: make it
-    private (_statements) and cache plain facts, e.g. ``((type, name, lineno, end_lineno), ...)``, or
-    return copies; at least not AST nodes a caller may take as its own."""
+    """FINDING 3 (minor): functions.statements was public and returned the lru_cache's own AST nodes; a
+    caller that edited them changed what every later _definition / refresh.source_constant read for the
+    same text. Now the kept facts are line spans and constants' strings, in read-only mappings."""
     module = tmp_path / "m.py"
-    module.write_text("def handler(event):\n    return event\n", encoding="utf-8")
+    module.write_text("X = 'a'\ndef handler(event):\n    return event\n", encoding="utf-8")
     text = module.read_text(encoding="utf-8")
-    (node,) = functions.statements(text)
-    assert isinstance(node, ast.FunctionDef)
-    ast.increment_lineno(node, 1)  # a caller's own edit of the tree it was given
-    assert functions._definition(module, "handler") == text.rstrip("\n")
+    assert not hasattr(functions, "statements")
+    spans = functions._spans(text)
+    with pytest.raises(TypeError):
+        spans["handler"] = (1, 1)  # type: ignore[index]
+    assert functions._definition(module, "handler") == "def handler(event):\n    return event"
+    constants = refresh._constants(text)
+    with pytest.raises(TypeError):
+        constants["X"] = "b"  # type: ignore[index]
+    assert constants["X"] == "a"
+    assert refresh.source_constant("CLAIM") == refresh._constants(refresh.function_source())["CLAIM"]

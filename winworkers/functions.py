@@ -8,6 +8,7 @@ import ast
 import functools
 import re
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from troposphere import GetAtt, Ref, Template
@@ -32,18 +33,22 @@ def lambda_source(source: Path) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def statements(text: str) -> tuple[ast.stmt, ...]:
-    """The top-level statements of Python source text, parsed once per text (callers only read them):
-    each template build reads the same few function sources several times."""
-    return tuple(ast.parse(text).body)
+def _spans(text: str) -> MappingProxyType[str, tuple[int, int]]:
+    """The first and last line of each top-level function and class of Python source text (the first
+    of a name), parsed once per text: each template build reads the same few function sources again."""
+    spans: dict[str, tuple[int, int]] = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            spans.setdefault(node.name, (node.lineno, node.end_lineno or node.lineno))
+    return MappingProxyType(spans)
 
 
 def _definition(module: Path, name: str) -> str:
     text = module.read_text(encoding="utf-8")
-    for node in statements(text):
-        if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name:
-            return "\n".join(text.splitlines()[node.lineno - 1 : node.end_lineno])
-    raise KeyError(f"{module.name} defines no {name}")
+    if name not in _spans(text):
+        raise KeyError(f"{module.name} defines no {name}")
+    first, last = _spans(text)[name]
+    return "\n".join(text.splitlines()[first - 1 : last])
 
 
 def add_function(

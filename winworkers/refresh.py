@@ -48,8 +48,10 @@ refresh (InstanceRefreshInProgress), which both sides treat as "in progress".
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from awacs import autoscaling, cloudformation, ec2, sqs, ssm
@@ -66,7 +68,7 @@ from winworkers import iam
 from winworkers.bootstrap import group_arn
 from winworkers.compute import Fleet, ami_parameter_name, group_tags
 from winworkers.config import ConfigError, WorkersConfig
-from winworkers.functions import add_autoscaling_rule, add_function, add_rule_invoke, lambda_source, statements
+from winworkers.functions import add_autoscaling_rule, add_function, add_rule_invoke, lambda_source
 from winworkers.observability import add_log_group, grant_write
 from winworkers.parameters import Params
 from winworkers.suppress import skip_checkov
@@ -116,10 +118,28 @@ def function_source() -> str:
 
 def source_constant(name: str) -> str:
     """A string constant of the function's source, read without importing it (it needs boto3)."""
-    for node in statements(function_source()):
-        if isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == [name]:
-            return str(ast.literal_eval(node.value))
-    raise KeyError(f"{SOURCE.name} defines no {name}")
+    constants = _constants(function_source())
+    if name not in constants:
+        raise KeyError(f"{SOURCE.name} defines no {name}")
+    value = constants[name]
+    if value is None:
+        raise ValueError(f"{SOURCE.name}'s {name} is not a literal")
+    return value
+
+
+@functools.lru_cache(maxsize=4)
+def _constants(text: str) -> MappingProxyType[str, str | None]:
+    """Each top-level ``NAME = value`` of Python source text (the first of a name): the value as a string
+    if it is a literal, else None; parsed once per text (each template build asks again)."""
+    constants: dict[str, str | None] = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                value: str | None = str(ast.literal_eval(node.value))
+            except (ValueError, TypeError, SyntaxError, RecursionError):  # what literal_eval raises
+                value = None
+            constants.setdefault(node.targets[0].id, value)
+    return MappingProxyType(constants)
 
 
 def _statements(p: Params, dead_letters: Queue, fleet: Fleet) -> list[Statement]:

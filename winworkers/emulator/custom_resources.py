@@ -85,7 +85,7 @@ def _handler_clients(endpoint: str, region: str) -> dict[str, Any]:
         keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
         names = ("autoscaling", "cloudformation", "ec2", "ssm")
         _clients[key] = {n: boto3.client(n, endpoint_url=endpoint, region_name=region, **keys) for n in names}
-    return _clients[key]
+    return dict(_clients[key])  # the clients kept, the mapping the handler's own (as each function's in Lambda)
 
 
 def forget_clients(endpoint: str) -> None:
