@@ -144,7 +144,7 @@ def cfn_lint(self: Any, validator: Any, keywords: Any, instance: Any, schema: An
     rules = tuple(self.child_rules.values())
     kept = _keyword_rules.get(id(self))
     # By identity: cfn-lint's rules compare equal by id, and a new collection may wire other objects.
-    if kept is None or len(kept[0]) != len(rules) or any(a is not b for a, b in zip(kept[0], rules)):
+    if kept is None or len(kept[0]) != len(rules) or any(a is not b for a, b in zip(kept[0], rules, strict=True)):
         index: dict[str, list[Any]] = {}
         for rule in rules:
             if rule is not None and rule.id:
