@@ -9,14 +9,13 @@ checks it is what the installed cfn-lint says).
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from pathlib import Path
+
+from generated import ROOT, write_module
 
 from winworkers import WorkersConfig, build_template
 from winworkers.deployer_policy import resource_types, schema_permissions
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "winworkers" / "handler_permissions.py"
 # Every type any config renders: the default (alarms on) and the nested parent's stack.
 EXTRA_TYPES = ("AWS::CloudFormation::Stack",)
@@ -33,10 +32,7 @@ def render() -> str:
 
 
 def main() -> int:
-    TARGET.write_text(render(), encoding="utf-8")
-    subprocess.run([sys.executable, "-m", "ruff", "format", "--quiet", str(TARGET)], check=True)
-    print(TARGET.relative_to(ROOT))
-    return 0
+    return write_module(TARGET, render())
 
 
 if __name__ == "__main__":

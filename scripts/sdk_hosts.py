@@ -10,13 +10,12 @@ and tests/test_extra_endpoints.py checks it is what the installed botocore says.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import botocore
+from generated import ROOT, write_module
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "winworkers" / "sdk_hosts.py"
 
 
@@ -37,10 +36,7 @@ def render() -> str:
 
 
 def main() -> int:
-    TARGET.write_text(render(), encoding="utf-8")
-    subprocess.run([sys.executable, "-m", "ruff", "format", "--quiet", str(TARGET)], check=True)
-    print(TARGET.relative_to(ROOT))
-    return 0
+    return write_module(TARGET, render())
 
 
 if __name__ == "__main__":
