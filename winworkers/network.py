@@ -492,20 +492,27 @@ def _add_build_groups(template: Template, p: Params, vpc: VPC) -> tuple[tuple[An
 def _add_build_network_egress(template: Template, p: Params, build: SecurityGroup) -> Any:
     """existing-subnets: the platform's network provides the build's endpoints too, in a block of their
     own (BuildEndpointsCidr), apart from the workers' EndpointsCidr (docs/baked-image.md)."""
-    lid = p.config.logical_id
-    return template.add_resource(
-        _unset_in_default_mode(
-            SecurityGroupEgress(
-                lid("BuildEgressToNetworkEndpoints"),
-                GroupId=Ref(build),
-                **_HTTPS,
-                CidrIp=p["BuildEndpointsCidr"],
-                Description="HTTPS to the network's build endpoints",
-                Condition=p.cond("BakedInExistingNetwork"),
-            ),
-            "BuildEndpointsCidr",
-        )
+    return _add_egress_to_block(
+        template,
+        p,
+        "BuildEgressToNetworkEndpoints",
+        build,
+        ("BuildEndpointsCidr", "BakedInExistingNetwork"),
+        **_HTTPS,
+        Description="HTTPS to the network's build endpoints",
     )
+
+
+def _add_egress_to_block(
+    template: Template, p: Params, name: str, group: SecurityGroup, block: tuple[str, str], **rule: Any
+) -> SecurityGroupEgress:
+    """existing-subnets: group's egress (rule: protocol, ports, description) to the CIDR block the
+    parameter block[0] names, under the condition block[1]; the parameter is empty in the other modes."""
+    cidr, condition = block
+    egress = SecurityGroupEgress(
+        p.config.logical_id(name), GroupId=Ref(group), CidrIp=p[cidr], Condition=p.cond(condition), **rule
+    )
+    return template.add_resource(_unset_in_default_mode(egress, cidr))
 
 
 def _add_isolated_vpc(template: Template, p: Params) -> tuple[VPC, list[Any], RouteTable, list[Any]]:
@@ -654,18 +661,14 @@ def _add_https_rules(
             Condition=isolated,
         )
     )
-    network_egress = template.add_resource(
-        _unset_in_default_mode(
-            SecurityGroupEgress(
-                lid("WorkerEgressToNetworkEndpoints"),
-                GroupId=Ref(workers),
-                **_HTTPS,
-                CidrIp=p["EndpointsCidr"],
-                Description="HTTPS to the network's own VPC endpoints",
-                Condition=p.cond("UseExistingEndpoints"),
-            ),
-            "EndpointsCidr",
-        )
+    network_egress = _add_egress_to_block(
+        template,
+        p,
+        "WorkerEgressToNetworkEndpoints",
+        workers,
+        ("EndpointsCidr", "UseExistingEndpoints"),
+        **_HTTPS,
+        Description="HTTPS to the network's own VPC endpoints",
     )
     extra_isolated, extra_existing = _add_port_rules(template, p, workers, endpoints)
     return (ingress, egress, *extra_isolated), (network_egress, *extra_existing)
@@ -696,14 +699,10 @@ def _add_port_rules(
                 ),
             )
         ]
-        network = SecurityGroupEgress(
-            lid(f"WorkerEgressToNetworkEndpoints{port}"),
-            GroupId=Ref(workers),
-            CidrIp=p["EndpointsCidr"],
-            Condition=p.cond("UseExistingEndpoints"),
-            **tcp,
+        block = ("EndpointsCidr", "UseExistingEndpoints")
+        existing.append(
+            _add_egress_to_block(template, p, f"WorkerEgressToNetworkEndpoints{port}", workers, block, **tcp)
         )
-        existing.append(template.add_resource(_unset_in_default_mode(network, "EndpointsCidr")))
     return isolated, existing
 
 
