@@ -285,6 +285,82 @@ def test_a_rollback_without_a_failed_resource_gives_the_stack_s_reason(
     )
 
 
+# Stack events in pages (register row 283) -------------------------------------------------------------------------
+
+
+def test_the_emulator_pages_stack_events_as_aws_does(aws: Clients) -> None:
+    from moto.cloudformation.models import cloudformation_backends
+
+    from winworkers.emulator.cloudformation import EVENTS_PAGE
+
+    _quiet(lambda: deploy(aws, "ww-pages", QUEUE, {}, poll_seconds=0, echo=[].append))
+    cancelled = [(f"R{n}", "UPDATE_FAILED", "Resource update cancelled") for n in range(EVENTS_PAGE + 30)]
+    _planted("ww-pages", "UPDATE_ROLLBACK_COMPLETE", cancelled)
+    cfn = aws.cloudformation
+    first = cfn.describe_stack_events(StackName="ww-pages")
+    assert len(first["StackEvents"]) == EVENTS_PAGE
+    assert first["StackEvents"][0]["LogicalResourceId"] == f"R{EVENTS_PAGE + 29}"  # newest first
+    # An event added between two pages does not move the next page.
+    _planted("ww-pages", "UPDATE_ROLLBACK_COMPLETE", [("ww-pages", "UPDATE_ROLLBACK_COMPLETE", "")])
+    second = cfn.describe_stack_events(StackName="ww-pages", NextToken=first["NextToken"])
+    assert second["StackEvents"][0]["LogicalResourceId"] == "R29"
+    assert "NextToken" not in second
+    pages = cfn.get_paginator("describe_stack_events").paginate(StackName="ww-pages")
+    paged = [e for page in pages for e in page["StackEvents"]]
+    every = cloudformation_backends[ACCOUNT][REGION].get_stack("ww-pages").events
+    assert [e["EventId"] for e in paged] == [str(e.event_id) for e in reversed(every)]
+    for token in ("x", "0", str(len(every))):
+        with pytest.raises(aws.cloudformation.exceptions.ClientError, match="Invalid NextToken"):
+            cfn.describe_stack_events(StackName="ww-pages", NextToken=token)
+
+
+@pytest.mark.parametrize("page", [None, 3])
+def test_a_failure_older_than_a_page_of_events_is_still_the_cause(
+    aws: Clients, page: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cause, then more follow-on events than a page holds (a rollback of a large stack): `status` pages
+    # back to the operation's start. With the newest page only, a follow-on was named.
+    from winworkers.emulator import cloudformation
+
+    size = page or cloudformation.EVENTS_PAGE
+    monkeypatch.setattr(cloudformation, "EVENTS_PAGE", size)
+    stack = f"ww-old-cause-{page}"
+    _quiet(lambda: deploy(aws, stack, QUEUE, {}, poll_seconds=0, echo=[].append))
+    events = [
+        ("Q", "UPDATE_FAILED", "Resource handler returned message: the queue is being deleted"),
+        *[(f"R{n}", "UPDATE_FAILED", "Resource update cancelled") for n in range(size + 5)],
+        (stack, "UPDATE_ROLLBACK_IN_PROGRESS", "The following resource(s) failed to update: [Q]."),
+        (stack, "UPDATE_ROLLBACK_COMPLETE", ""),
+    ]
+    _planted(stack, "UPDATE_ROLLBACK_COMPLETE", events)
+    with pytest.raises(DeployError) as ended:
+        follow(aws, stack, poll_seconds=0, echo=[].append)
+    assert str(ended.value).startswith(
+        f"stack {stack} ended UPDATE_ROLLBACK_COMPLETE: Q UPDATE_FAILED: Resource handler returned message: "
+    )
+
+
+def test_attaching_replays_an_operation_longer_than_a_page_from_its_start(
+    aws: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `status` on an operation under way prints its events from its start, and none of an earlier one,
+    # however many pages back the start is (the time is up at once here: the planted operation never ends).
+    from winworkers.emulator import cloudformation
+
+    monkeypatch.setattr(cloudformation, "EVENTS_PAGE", 3)
+    stack = "ww-replay"
+    _quiet(lambda: deploy(aws, stack, QUEUE, {}, poll_seconds=0, echo=[].append))
+    pages = aws.cloudformation.get_paginator("describe_stack_events").paginate(StackName=stack)
+    earlier = [e["EventId"] for page in pages for e in page["StackEvents"]]
+    _planted(stack, "UPDATE_IN_PROGRESS", [(f"R{n}", "UPDATE_IN_PROGRESS", "") for n in range(8)])
+    out: list[str] = []
+    with pytest.raises(DeployError, match="still UPDATE_IN_PROGRESS"):
+        follow(aws, stack, poll_seconds=0, echo=out.append, timeout_minutes=0)
+    replayed = [line.split()[1] for line in out[1:]]
+    assert replayed == [stack] + [f"R{n}" for n in range(8)], out
+    assert len(earlier) > 3  # the earlier operation's events are more than a page, and none was printed
+
+
 # Smaller items ---------------------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """Following a stack operation to its end: the stack's events, its nested stacks'
 events, and the progress of any instance refresh of its groups.
 
-DescribeStackEvents lists events newest first, in pages:
+DescribeStackEvents lists events newest first, in pages (each read here goes back only as far as it
+needs, through as many pages as that takes: register rows 65 and 283):
 https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackEvents.html
 DescribeInstanceRefreshes gives each refresh's Status, PercentageComplete,
 InstancesToUpdate and StatusReason (which names the checkpoint it waits at):
@@ -57,23 +58,22 @@ class EventStream:
     def prime(self) -> None:
         """Take the events so far as seen: only what happens next is printed
         (the newest page is enough: every earlier event is older still)."""
-        page = self.cloudformation.describe_stack_events(StackName=self.stack_id)
-        self.seen.update(e["EventId"] for e in page["StackEvents"])
+        self.seen.update(e["EventId"] for e in self._events(lambda page: True))
 
     def replay_from_last_start(self) -> None:
         """Print the events of the operation under way (from the stack's last *_IN_PROGRESS
         of its own), then follow: what `winworkers status` shows when it attaches."""
-        page = self.cloudformation.describe_stack_events(StackName=self.stack_id)["StackEvents"]
-        start = _last_start(page, self.stack_id)
-        older = page[start + 1 :] if start is not None else []
+        events = self._operation()
+        start = _last_start(events, self.stack_id)
+        older = events[start + 1 :] if start is not None else []
         self.seen.update(e["EventId"] for e in older)
         self.poll()
 
     def last_operation(self) -> list[dict[str, Any]]:
-        """The events of the stack's last operation, oldest first (newest page only), not printed."""
-        page: list[dict[str, Any]] = self.cloudformation.describe_stack_events(StackName=self.stack_id)["StackEvents"]
-        start = _last_start(page, self.stack_id)
-        return list(reversed(page[: start + 1] if start is not None else page))
+        """The events of the stack's last operation, oldest first, not printed."""
+        events = self._operation()
+        start = _last_start(events, self.stack_id)
+        return list(reversed(events[: start + 1] if start is not None else events))
 
     def poll(self) -> list[dict[str, Any]]:
         new = []
@@ -91,6 +91,21 @@ class EventStream:
 
     def _newest(self) -> list[dict[str, Any]]:
         """New events up to the first already seen (fetching more pages only while none is)."""
+        return self._events(lambda page: any(e["EventId"] in self.seen for e in page))
+
+    def _operation(self) -> list[dict[str, Any]]:
+        """The events back to the start of the stack's last operation and at least one older (every event
+        when there is none): an operation can outlast a page (a stack of 60 resources makes some 120 events;
+        register row 283), and replay_from_last_start marks that older one seen for poll to stop at."""
+
+        def enough(page: list[dict[str, Any]]) -> bool:
+            start = _last_start(page, self.stack_id)
+            return start is not None and start + 1 < len(page)
+
+        return self._events(enough)
+
+    def _events(self, enough: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+        """The stack's events, newest first, page after page until a page is enough or none is left."""
         events: list[dict[str, Any]] = []
         token = None
         while True:
@@ -99,7 +114,7 @@ class EventStream:
             )
             events.extend(page["StackEvents"])
             token = page.get("NextToken")
-            if not token or any(e["EventId"] in self.seen for e in page["StackEvents"]):
+            if not token or enough(page["StackEvents"]):
                 return events
 
 

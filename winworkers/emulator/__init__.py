@@ -179,9 +179,12 @@ Honest by construction (issue 26; winworkers.emulator.truth):
    create-only property names (Ref, Fn::GetAtt) a resource CloudFormation replaces is replaced too.
    Where moto kept it (a WinVpcCidr change: the security groups, endpoints, route table, flow log),
    its UPDATE_COMPLETE event says NOT MODELLED, naming the create-only property and the cause.
+29. DescribeStackEvents answers in pages, newest first, with a NextToken for the rest (moto answered
+   every event at once, so a reader of the newest page only was never caught out). AWS documents the
+   pages, not their size: 100 events a page here (EVENTS_PAGE; secondary source, register row 283).
 
 Which of these moto would take as fixes (each small, against moto's own code): 1, 2, 3, 4, 5,
-6, 7, 9, 12, 13, 14, 15, 16, 17, 18, 20, 22, 23, 24, 25, 27. The emulator's own (not moto's
+6, 7, 9, 12, 13, 14, 15, 16, 17, 18, 20, 22, 23, 24, 25, 27, 29. The emulator's own (not moto's
 business): 8 (a refresh model that never progresses), 10 (custom resources in-process), 11
 (types created through moto's backends, checked with botocore's shapes: moto would take real
 CloudFormation models for them instead), 19 (the example platform), 21, 26 and 28 (judgement).
@@ -189,7 +192,7 @@ moto 5.2.6 (the newest release) changes none of the code these patch, so none ca
 its rewritten ResponseURL handler would break 10: the pin stays at 5.2.5.
 
 Where each patch lives: cloudformation.py (CloudFormation semantics: 1, 2, 4, 6, 7, 9, 12-14,
-16, 18, 20, 22-25, 27, 28, and the wrappers that run 21), services.py (per-service gaps: 3, 5, 8, 11,
+16, 18, 20, 22-25, 27-29, and the wrappers that run 21), services.py (per-service gaps: 3, 5, 8, 11,
 15, 17, and coverage()), custom_resources.py (10), server.py (the server, 19, reset()),
 truth.py (the invariants, 21, and the create-only judgement, 26), common.py (events, references).
 
