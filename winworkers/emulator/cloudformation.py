@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 from winworkers.emulator import truth
-from winworkers.emulator.common import _as_given, _names, _one_line, _record, _resolved
+from winworkers.emulator.common import _as_given, _moto_update, _names, _one_line, _record, _resolved
 from winworkers.emulator.custom_resources import _CustomResourceFailed
 from winworkers.emulator.services import _EC2_DELETERS, _Skipped
 from winworkers.emulator.truth import InvariantViolation
@@ -123,14 +124,7 @@ def _parameters_with_defaults(_: Any) -> Any:
 def _nested_in_place(_: Any) -> Any:
     # AWS::CloudFormation::Stack has no create-only property (its registry schema): CloudFormation
     # updates a nested stack in place, and it keeps its id. moto deleted the child and created another.
-    def update(
-        cls: Any,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> Any:
+    def update(original_resource: Any, cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
         from moto.cloudformation.utils import get_stack_from_s3_url
         from moto.utilities.utils import get_partition
 
@@ -144,7 +138,7 @@ def _nested_in_place(_: Any) -> Any:
             raise InvariantViolation("nested-stack-keeps-id", f"{original_resource.name} became {stack_id}")
         return original_resource
 
-    return classmethod(update)
+    return _moto_update(update)
 
 
 def _with_fn_cidr(clean_json: Any) -> Any:
@@ -484,15 +478,24 @@ def _rolling_back(execute_change_set: Any) -> Any:
             stack = change_set.stack
             failed = [e.logical_resource_id for e in stack.events if e.resource_status == "CREATE_FAILED"]
             reason = f"The following resource(s) failed to create: [{', '.join(failed)}]. Rollback requested by user."
-            stack._add_stack_event("ROLLBACK_IN_PROGRESS", resource_status_reason=reason)
-            with contextlib.suppress(Exception):  # moto cannot delete everything; AWS would retry
-                stack.resource_map.delete()
-            stack._add_stack_event("ROLLBACK_COMPLETE")
-            stack.status = "ROLLBACK_COMPLETE"
-            change_set.execution_status = "EXECUTE_FAILED"
+            _rolled_back(change_set, "ROLLBACK", reason, stack.resource_map.delete)
         return None
 
     return execute
+
+
+def _rolled_back(change_set: Any, rollback: str, reason: str, undo: Callable[[], Any]) -> None:
+    """A failed operation's rollback as CloudFormation reports it: the stack's <rollback>_IN_PROGRESS (with
+    the reason), undo (what moto cannot undo is left: AWS would retry), <rollback>_COMPLETE; the change set
+    EXECUTE_FAILED."""
+    stack = change_set.stack
+    stack._add_stack_event(f"{rollback}_IN_PROGRESS", resource_status_reason=reason)
+    stack.status = f"{rollback}_IN_PROGRESS"
+    with contextlib.suppress(Exception):
+        undo()
+    stack._add_stack_event(f"{rollback}_COMPLETE")
+    stack.status = f"{rollback}_COMPLETE"
+    change_set.execution_status = "EXECUTE_FAILED"
 
 
 def _in_progress_while_applied(apply: Any) -> Any:
@@ -583,15 +586,14 @@ def _update_rolling_back(execute_change_set: Any) -> Any:
                 kind = stack.resource_map._resource_json_map[logical].get("Type", "")
                 _record(stack.resource_map, logical, kind, "", "UPDATE_FAILED", _one_line(error))
             reason = f"The following resource(s) failed to update: [{logical}]." if logical else _one_line(error)
-            stack._add_stack_event("UPDATE_ROLLBACK_IN_PROGRESS", resource_status_reason=reason)
-            stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
             stack.template = template
             stack._parse_template()
-            with contextlib.suppress(Exception):  # moto cannot undo everything; AWS would
-                stack.resource_map.update(stack.template_dict, parameters)
-            stack._add_stack_event("UPDATE_ROLLBACK_COMPLETE")
-            stack.status = "UPDATE_ROLLBACK_COMPLETE"
-            change_set.execution_status = "EXECUTE_FAILED"
+            _rolled_back(
+                change_set,
+                "UPDATE_ROLLBACK",
+                reason,
+                lambda: stack.resource_map.update(stack.template_dict, parameters),
+            )
         return None
 
     return execute

@@ -1,10 +1,28 @@
 """What every patch uses: events on a stack, the names a value refers to, a resource's resolved
-properties.
+properties, moto's update signature.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+
+def _moto_update(update: Callable[[Any, dict[str, Any], str, str], Any]) -> Any:
+    """An ``update_from_cloudformation_json`` as moto calls it (a classmethod, these names as keywords), for an
+    update of (the resource, its template JSON, the account, the Region) that returns the updated resource."""
+
+    def from_cloudformation_json(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        return update(original_resource, cloudformation_json, account_id, region_name)
+
+    return classmethod(from_cloudformation_json)
 
 
 def _as_given(value: Any) -> Any:

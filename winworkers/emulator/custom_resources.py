@@ -165,15 +165,7 @@ def _create_custom(
     return _remember(model, _serve("Create", model, properties), properties)
 
 
-def _update_custom(
-    cls: Any,
-    /,
-    original_resource: Any,
-    new_resource_name: str,
-    cloudformation_json: dict[str, Any],
-    account_id: str,
-    region_name: str,
-) -> Any:
+def _update_custom(original_resource: Any, cloudformation_json: dict[str, Any], *_: str) -> Any:
     properties = cloudformation_json["Properties"]
     answer = _serve("Update", original_resource, properties, original_resource.winworkers_properties)
     return _remember(original_resource, answer, properties)

@@ -46,6 +46,7 @@ from winworkers.emulator.cloudformation import (
     _with_fn_cidr,
     _with_outputs_and_skips,
 )
+from winworkers.emulator.common import _moto_update
 from winworkers.emulator.custom_resources import (
     _create_custom,
     _custom_resources_first,
@@ -294,7 +295,7 @@ def _refresh_patches() -> list[tuple[Any, str, Any]]:
         (parsing.ResourceMap, "delete", _custom_resources_first(parsing.ResourceMap.delete)),
         (CloudFormationResponse, "process_cfn_response", _received_response),
         (CustomModel, "create_from_cloudformation_json", classmethod(_create_custom)),
-        (CustomModel, "update_from_cloudformation_json", classmethod(_update_custom)),
+        (CustomModel, "update_from_cloudformation_json", _moto_update(_update_custom)),
         (CustomModel, "delete", _delete_custom),
     ]
 

@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from winworkers.emulator.common import _one_line
+from winworkers.emulator.common import _moto_update, _one_line
 
 
 def _keeping_its_warm_pool(update: Any) -> Any:
@@ -525,14 +525,7 @@ def _endpoint_modified_in_place(_: Any) -> Any:
     # AWS::EC2::VPCEndpoint's schema lists none of these as create-only: CloudFormation calls
     # ModifyVpcEndpoint (its update handler's permission) and the endpoint keeps its id.
     # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyVpcEndpoint.html
-    def update(  # moto calls it with these names as keywords
-        cls: Any,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> Any:
+    def update(original_resource: Any, cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
         import json
 
         properties = cloudformation_json.get("Properties", {})
@@ -556,4 +549,4 @@ def _endpoint_modified_in_place(_: Any) -> Any:
         )
         return original_resource
 
-    return classmethod(update)
+    return _moto_update(update)
