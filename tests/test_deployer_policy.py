@@ -3,6 +3,7 @@ the registry schemas' handler permissions of the resource types the template ren
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import pkgutil
@@ -45,6 +46,13 @@ VARIANTS = {
 }
 
 
+@functools.cache
+def _built(config: WorkersConfig) -> str:
+    """The feature's template for config, built once per module (the cases below are modes and variants of
+    a few configs); a new dict from it for each caller."""
+    return build_template(config).to_json()
+
+
 def _schema(kind: str) -> dict[str, Any]:
     from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
@@ -71,9 +79,9 @@ def _sets(resource: dict[str, Any], prop: str) -> bool:
 def test_every_rendered_types_handler_permissions_are_granted(config: WorkersConfig, variant: str, mode: str) -> None:
     """Each handler permission (create, update, delete, read) of the schema cfn-lint ships for every
     type the mode renders is granted, or left out by a rule: not an IAM action, or a property unset."""
-    template = json.loads(build_template(config).to_json())
+    template = json.loads(_built(config))
     rendered = render(template, enabled_parameters(config, mode=mode, **VARIANTS[variant]))
-    allowed = _union(policy_documents(config))
+    allowed = _union(policy_documents(config, template=template))
     kinds = {r["Type"] for r in rendered["Resources"].values() if not r["Type"].startswith("Custom::")}
     assert "AWS::AutoScaling::AutoScalingGroup" in kinds and ("AWS::AutoScaling::WarmPool" in kinds) == (
         variant == "warm-pool"
