@@ -279,3 +279,60 @@ def test_a_page_that_repeats_events_does_not_hide_the_operation_s_events() -> No
     stream.replay_from_last_start()  # the start is the last of page 1; two events arrive before page 2 is read
     printed = [line.split()[1] for line in out]
     assert printed[:3] == ["ww", "E1", "E2"], out
+
+
+# 6. `status` of a finished rollback whose cause is in a nested stack ------------------------------------------------
+
+
+def test_status_of_a_finished_rollback_names_the_nested_stack_s_own_failure_as_deploy_does() -> None:
+    # deploy prints the nested stack's events as they come, so its rollback line names the child's resource (the
+    # earliest failure). `status` on the same stack once it has ended takes the last operation of the root only
+    # (follow: watcher.streams[0].printed = last_operation()): it names the root's "Embedded stack ... was not
+    # successfully updated" instead, and the group's own reason is not shown anywhere. The feature's fleet is
+    # in the nested stack (templates/parent-nested.json), so that is where its failures are.
+    root = "arn:aws:cloudformation:us-east-1:1:stack/ww/1"
+    child = "arn:aws:cloudformation:us-east-1:1:stack/ww-WinStack-X/2"
+    nested = {"kind": "AWS::CloudFormation::Stack", "physical": child}
+    group = {"kind": "AWS::AutoScaling::AutoScalingGroup", "physical": "g"}
+    embedded = (
+        f"Embedded stack {child} was not successfully updated. Currently in UPDATE_ROLLBACK_IN_PROGRESS with reason: "
+        "The following resource(s) failed to update: [WinGroup]."
+    )
+
+    def at(seconds: int) -> datetime:
+        return T + timedelta(seconds=seconds)
+
+    root_events = [  # newest first
+        _event(root, 6, "ww", "UPDATE_ROLLBACK_COMPLETE", at(9)),
+        _event(root, 5, "WinStack", "UPDATE_COMPLETE", at(8), **nested),
+        _event(
+            root,
+            4,
+            "ww",
+            "UPDATE_ROLLBACK_IN_PROGRESS",
+            at(5),
+            "The following resource(s) failed to update: [WinStack].",
+        ),
+        _event(root, 3, "WinStack", "UPDATE_FAILED", at(4), embedded, **nested),
+        _event(root, 2, "WinStack", "UPDATE_IN_PROGRESS", at(1), **nested),
+        _event(root, 1, "ww", "UPDATE_IN_PROGRESS", at(0), "User Initiated"),
+        _event(root, 0, "ww", "CREATE_COMPLETE", T - timedelta(days=30)),
+    ]
+    child_events = [
+        _event(child, 5, "ww-WinStack-X", "UPDATE_ROLLBACK_COMPLETE", at(7)),
+        _event(child, 4, "ww-WinStack-X", "UPDATE_ROLLBACK_IN_PROGRESS", at(3), "failed to update: [WinGroup]."),
+        _event(child, 3, "WinGroup", "UPDATE_FAILED", at(2), "Group did not stabilize", **group),
+        _event(child, 2, "WinGroup", "UPDATE_IN_PROGRESS", at(2), **group),
+        _event(child, 1, "ww-WinStack-X", "UPDATE_IN_PROGRESS", at(1)),
+        _event(child, 0, "ww-WinStack-X", "CREATE_COMPLETE", T - timedelta(days=30)),
+    ]
+    resources = {
+        root: [
+            {"LogicalResourceId": "WinStack", "ResourceType": "AWS::CloudFormation::Stack", "PhysicalResourceId": child}
+        ],
+        child: [{"LogicalResourceId": "WinGroup", "ResourceType": group["kind"], "PhysicalResourceId": "g"}],
+    }
+    cfn = _Cfn({root: root_events, child: child_events}, resources, ["UPDATE_ROLLBACK_COMPLETE"])
+    with pytest.raises(DeployError) as ended:
+        follow(Clients(cfn, None, None, REGION), "ww", poll_seconds=0, echo=lambda _: None)
+    assert str(ended.value).startswith("stack ww ended UPDATE_ROLLBACK_COMPLETE: WinGroup UPDATE_FAILED: Group did not")
