@@ -61,6 +61,13 @@ def emulator_clients(endpoint: str, region: str = "us-east-1") -> Any:
     return clients
 
 
+def stack_events(cloudformation: Any, stack: str) -> list[dict[str, Any]]:
+    """Every event of the stack, newest first, from every page (the emulator answers 100 a page, as AWS does:
+    the feature's create alone is more than one)."""
+    pages = cloudformation.get_paginator("describe_stack_events").paginate(StackName=stack)
+    return [e for page in pages for e in page["StackEvents"]]
+
+
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     """The emulator (winworkers.emulator's patched moto server on 127.0.0.1), one per test module."""

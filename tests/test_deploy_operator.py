@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from conftest import BUCKET_FLAG, ROOT, TEMPLATE_BUCKET, render
+from conftest import BUCKET_FLAG, ROOT, TEMPLATE_BUCKET, render, stack_events
 from winworkers.cli import main
 from winworkers.deploy import Clients, DeployError, delete, deploy, follow
 from winworkers.emulator import coverage
@@ -305,8 +305,7 @@ def test_the_emulator_pages_stack_events_as_aws_does(aws: Clients) -> None:
     second = cfn.describe_stack_events(StackName="ww-pages", NextToken=first["NextToken"])
     assert second["StackEvents"][0]["LogicalResourceId"] == "R29"
     assert "NextToken" not in second
-    pages = cfn.get_paginator("describe_stack_events").paginate(StackName="ww-pages")
-    paged = [e for page in pages for e in page["StackEvents"]]
+    paged = stack_events(cfn, "ww-pages")
     every = cloudformation_backends[ACCOUNT][REGION].get_stack("ww-pages").events
     assert [e["EventId"] for e in paged] == [str(e.event_id) for e in reversed(every)]
     for token in ("x", "0", str(len(every))):
@@ -350,8 +349,7 @@ def test_attaching_replays_an_operation_longer_than_a_page_from_its_start(
     monkeypatch.setattr(cloudformation, "EVENTS_PAGE", 3)
     stack = "ww-replay"
     _quiet(lambda: deploy(aws, stack, QUEUE, {}, poll_seconds=0, echo=[].append))
-    pages = aws.cloudformation.get_paginator("describe_stack_events").paginate(StackName=stack)
-    earlier = [e["EventId"] for page in pages for e in page["StackEvents"]]
+    earlier = [e["EventId"] for e in stack_events(aws.cloudformation, stack)]
     _planted(stack, "UPDATE_IN_PROGRESS", [(f"R{n}", "UPDATE_IN_PROGRESS", "") for n in range(8)])
     out: list[str] = []
     with pytest.raises(DeployError, match="still UPDATE_IN_PROGRESS"):

@@ -288,7 +288,7 @@ def test_status_attaches_to_an_operation_under_way() -> None:
     with Stubber(client) as stub:
         stub.add_response("describe_stacks", {"Stacks": [{**stack, "StackStatus": "UPDATE_IN_PROGRESS"}]})
         stub.add_response("list_stack_resources", {"StackResourceSummaries": [resource]})
-        stub.add_response("describe_stack_events", {"StackEvents": [group, started, older]})
+        # The replay reads the operation once (review 30), then each poll reads the newest page.
         stub.add_response("describe_stack_events", {"StackEvents": [group, started, older]})
         stub.add_response("describe_stack_events", {"StackEvents": [done, group, started, older]})
         stub.add_response("describe_stacks", {"Stacks": [{**stack, "StackStatus": "UPDATE_COMPLETE"}]})

@@ -21,7 +21,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ROOT, TEMPLATE_BUCKET
+from conftest import ROOT, TEMPLATE_BUCKET, stack_events
 from winworkers.deploy import Clients, DeployResult, delete, deploy
 from winworkers.parameters import SWITCH
 from winworkers.renderings import enabled_parameters
@@ -126,10 +126,7 @@ def test_3_changing_a_bucket_parameter_updates_the_stack(aws: Clients, endpoint:
     if parameter == "WinArtifactBucket":
         aws.s3.put_object(Bucket=bucket, Key=enabled_parameters()["WinArtifactKey"], Body=b"PK\x05\x06" + bytes(18))
     updated = _deploy(aws, stack, FEATURE, _feature_parameters(**{parameter: bucket}))
-    reasons = [
-        e.get("ResourceStatusReason", "")
-        for e in aws.cloudformation.describe_stack_events(StackName=stack)["StackEvents"]
-    ]
+    reasons = [e.get("ResourceStatusReason", "") for e in stack_events(aws.cloudformation, stack)]
     assert updated.status == "UPDATE_COMPLETE", [r for r in reasons if r][:3]
     assert not [r for r in reasons if "unexpected keyword" in (r or "")]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 
-from conftest import ROOT, TEMPLATE_BUCKET
+from conftest import ROOT, TEMPLATE_BUCKET, stack_events
 from winworkers.deploy import Clients, delete, deploy
 from winworkers.parameters import SWITCH
 from winworkers.renderings import enabled_parameters
@@ -60,7 +60,7 @@ def _physical(aws: Clients) -> dict[str, str]:
 
 def _notes(aws: Clients, seen: set[str]) -> dict[str, str]:
     """The new events' reasons by logical id (what the emulator said it did not model)."""
-    events = aws.cloudformation.describe_stack_events(StackName=STACK)["StackEvents"]
+    events = stack_events(aws.cloudformation, STACK)
     fresh = [e for e in events if e["EventId"] not in seen]
     seen |= {e["EventId"] for e in events}
     notes: dict[str, str] = {}

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import ROOT, TEMPLATE_BUCKET, emulator_clients
+from conftest import ROOT, TEMPLATE_BUCKET, emulator_clients, stack_events
 from winworkers.deploy import Clients, delete, deploy
 from winworkers.renderings import enabled_parameters
 
@@ -251,11 +251,11 @@ def test_a_vpc_cidr_change_says_what_it_did_not_replace(aws: Clients, endpoint: 
     replaces, _ = update_path(json.loads(FEATURE.read_text()))
     assert _feature(aws, stack) == "CREATE_COMPLETE"
     before = _physical(aws, stack)
-    seen = {e["EventId"] for e in aws.cloudformation.describe_stack_events(StackName=stack)["StackEvents"]}
+    seen = {e["EventId"] for e in stack_events(aws.cloudformation, stack)}
     assert _feature(aws, stack, WinVpcCidr="10.251.0.0/22") == "UPDATE_COMPLETE"
     after = _physical(aws, stack)
     said: dict[str, str] = {}
-    for event in aws.cloudformation.describe_stack_events(StackName=stack)["StackEvents"]:
+    for event in stack_events(aws.cloudformation, stack):
         if event["EventId"] not in seen:
             said[event["LogicalResourceId"]] = said.get(event["LogicalResourceId"], "") + (
                 event.get("ResourceStatusReason") or ""

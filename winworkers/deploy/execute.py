@@ -889,7 +889,7 @@ def follow(
         watcher.refreshes.poll()
     if "ROLLBACK" in status or status.endswith("_FAILED"):
         if not in_progress:  # the cause is in the last operation's events, which were not printed
-            watcher.streams[0].printed = watcher.streams[0].last_operation()
+            watcher.take_last_operation()
         raise DeployError(_ended(stack_name, status, watcher))
     if wait:
         running = [r for r in watcher.refreshes.latest.values() if r.get("Status") in ACTIVE_REFRESH]

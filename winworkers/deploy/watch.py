@@ -15,8 +15,8 @@ import contextlib
 import functools
 import time
 import weakref
-from collections.abc import Callable, Mapping
-from datetime import UTC
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from winworkers.deploy.base import DeployError, Echo, describe_stack, one_line
@@ -58,26 +58,30 @@ class EventStream:
     def prime(self) -> None:
         """Take the events so far as seen: only what happens next is printed
         (the newest page is enough: every earlier event is older still)."""
-        self.seen.update(e["EventId"] for e in self._events(lambda page: True))
+        self.seen.update(e["EventId"] for e in self._events(lambda events: True))
 
-    def replay_from_last_start(self) -> None:
-        """Print the events of the operation under way (from the stack's last *_IN_PROGRESS
-        of its own), then follow: what `winworkers status` shows when it attaches."""
-        events = self._operation()
-        start = _last_start(events, self.stack_id)
-        older = events[start + 1 :] if start is not None else []
-        self.seen.update(e["EventId"] for e in older)
-        self.poll()
+    def replay_from_last_start(self, since: datetime | None = None) -> datetime | None:
+        """Print the events of the operation under way (from the stack's last *_IN_PROGRESS of its own; none
+        older than ``since``, the root's start, for a nested stack), the older ones taken as seen: what
+        `winworkers status` shows when it attaches. The time of the operation's first event (None if none)."""
+        events = self._operation(since)
+        current = _cut(events, self.stack_id, since)
+        self.seen.update(e["EventId"] for e in events[current:])
+        self._show(reversed(events[:current]))
+        return events[current - 1]["Timestamp"] if current else None
 
-    def last_operation(self) -> list[dict[str, Any]]:
-        """The events of the stack's last operation, oldest first, not printed."""
-        events = self._operation()
-        start = _last_start(events, self.stack_id)
-        return list(reversed(events[: start + 1] if start is not None else events))
+    def last_operation(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """The events of the stack's last operation (none older than ``since``), oldest first, not printed."""
+        events = self._operation(since)
+        return list(reversed(events[: _cut(events, self.stack_id, since)]))
 
     def poll(self) -> list[dict[str, Any]]:
+        return self._show(reversed(self._newest()))
+
+    def _show(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Print each of events (oldest first) not seen yet; those printed."""
         new = []
-        for event in reversed(self._newest()):
+        for event in events:
             if event["EventId"] in self.seen:
                 continue
             self.seen.add(event["EventId"])
@@ -91,31 +95,40 @@ class EventStream:
 
     def _newest(self) -> list[dict[str, Any]]:
         """New events up to the first already seen (fetching more pages only while none is)."""
-        return self._events(lambda page: any(e["EventId"] in self.seen for e in page))
+        return self._events(lambda events: any(e["EventId"] in self.seen for e in events))
 
-    def _operation(self) -> list[dict[str, Any]]:
-        """The events back to the start of the stack's last operation and at least one older (every event
-        when there is none): an operation can outlast a page (a stack of 60 resources makes some 120 events;
-        register row 283), and replay_from_last_start marks that older one seen for poll to stop at."""
-
-        def enough(page: list[dict[str, Any]]) -> bool:
-            start = _last_start(page, self.stack_id)
-            return start is not None and start + 1 < len(page)
-
-        return self._events(enough)
+    def _operation(self, since: datetime | None) -> list[dict[str, Any]]:
+        """The events back to the start of the stack's last operation (or to ``since``) and at least one older
+        (every event when there is none): an operation can outlast a page (a stack of 60 resources makes at
+        least 120 events; register row 283), and the older one is where the next poll stops."""
+        return self._events(lambda events: _cut(events, self.stack_id, since) < len(events))
 
     def _events(self, enough: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
-        """The stack's events, newest first, page after page until a page is enough or none is left."""
+        """The stack's events, newest first, page after page until those read are enough or none is left. An
+        event read again (AWS's NextToken is opaque: events added between two reads might shift a page) is
+        kept once, where it was first read."""
         events: list[dict[str, Any]] = []
+        read: set[str] = set()
         token = None
         while True:
             page = self.cloudformation.describe_stack_events(
                 StackName=self.stack_id, **({"NextToken": token} if token else {})
             )
-            events.extend(page["StackEvents"])
+            events += [e for e in page["StackEvents"] if e["EventId"] not in read]
+            read.update(e["EventId"] for e in page["StackEvents"])
             token = page.get("NextToken")
-            if not token or enough(page["StackEvents"]):
+            if not token or enough(events):
                 return events
+
+
+def _cut(events: list[dict[str, Any]], stack_id: str, since: datetime | None) -> int:
+    """How many of events (newest first) are the stack's last operation: up to its start (all when none is
+    read), and none older than since (a nested stack's events before its root's operation began)."""
+    start = _last_start(events, stack_id)
+    cut = len(events) if start is None else start + 1
+    if since is not None:
+        cut = min(cut, next((i for i, e in enumerate(events) if e["Timestamp"] < since), len(events)))
+    return cut
 
 
 def _last_start(page: list[dict[str, Any]], stack_id: str) -> int | None:
@@ -270,16 +283,34 @@ class Watcher:
         return [e for s in self.streams for e in s.printed]
 
     def prime(self, *, replay: bool = False) -> None:
-        """Start from now (replay: from the start of the operation under way), nested stacks included."""
+        """Start from now (replay: from the start of the operation under way, a nested stack's events no older
+        than the root's start: one the operation has not reached yet shows none of its own last one), nested
+        stacks included."""
+        since: datetime | None = None
         for stack_id, prefix, groups in stack_tree(self.cloudformation, self.stack_id):
             self.refreshes.groups.update(groups)
             if stack_id == self.stack_id:
-                stream = self.streams[0]
-            else:
-                self.nested.add(stack_id)
-                stream = EventStream(self.cloudformation, stack_id, self.echo, prefix)
-                self.streams.append(stream)
-            if not self._tolerant(stream, stream.replay_from_last_start if replay else stream.prime):
+                if replay:
+                    since = self.streams[0].replay_from_last_start()
+                else:
+                    self.streams[0].prime()
+                continue
+            self.nested.add(stack_id)
+            stream = EventStream(self.cloudformation, stack_id, self.echo, prefix)
+            self.streams.append(stream)
+            call = functools.partial(stream.replay_from_last_start, since) if replay else stream.prime
+            if not self._tolerant(stream, call):
+                self.streams.remove(stream)
+
+    def take_last_operation(self) -> None:
+        """Each stream's events of the stack's last operation as printed, without printing them (a nested
+        stack's no older than the root's start): what names the cause of an operation that ended before
+        `winworkers status` attached, as deploy names it."""
+        root = self.streams[0]
+        root.printed = root.last_operation()
+        since = root.printed[0]["Timestamp"] if root.printed else None
+        for stream in self.streams[1:]:
+            if not self._tolerant(stream, functools.partial(_take_last_operation, stream, since)):
                 self.streams.remove(stream)
 
     def poll(self) -> None:
@@ -322,6 +353,10 @@ class Watcher:
 
 def _extend(events: list[dict[str, Any]], stream: EventStream) -> None:
     events.extend(stream.poll())
+
+
+def _take_last_operation(stream: EventStream, since: datetime | None) -> None:
+    stream.printed = stream.last_operation(since)
 
 
 def stack_tree(cfn: Any, stack_id: str, prefix: str = "") -> list[tuple[str, str, list[str]]]:

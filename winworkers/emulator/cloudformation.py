@@ -278,7 +278,7 @@ def _compared_from_s3_too(validate: Any) -> Any:
 
 
 EVENTS_PAGE = 100
-"""DescribeStackEvents' events a page (29.). AWS documents pages, not their size: NextToken is given "if the
+"""DescribeStackEvents' events a page (29.). AWS documents pages of up to 1 MB, not a number of events: NextToken is given "if the
 output exceeds 1 MB in size" (API reference); 100 events a page is what users report (secondary: register
 row 283). The watcher's reads hold for any size (tests/test_deploy_operator.py pages by 3 as well)."""
 
@@ -296,7 +296,7 @@ def _events_in_pages(describe_stack_events: Any) -> Any:
         token = response._get_param("NextToken")
         skip = 0
         if token is not None:
-            if not token.isdigit() or not 0 < int(token) < len(events):
+            if not (token.isascii() and token.isdigit()) or not 0 < int(token) < len(events):
                 raise ValidationError(message=f"Invalid NextToken: {token}")
             skip = len(events) - int(token)
         page = events[skip : skip + EVENTS_PAGE]
