@@ -278,9 +278,10 @@ def _compared_from_s3_too(validate: Any) -> Any:
 
 
 EVENTS_PAGE = 100
-"""DescribeStackEvents' events a page (29.). AWS documents pages of up to 1 MB, not a number of events: NextToken is given "if the
-output exceeds 1 MB in size" (API reference); 100 events a page is what users report (secondary: register
-row 283). The watcher's reads hold for any size (tests/test_deploy_operator.py pages by 3 as well)."""
+"""DescribeStackEvents' events a page (29.). AWS documents pages of up to 1 MB, not a number of events:
+NextToken is given "if the output exceeds 1 MB in size" (API reference); 100 events a page is what users
+report (secondary: register row 283). The watcher's reads hold for any size (tests/test_deploy_operator.py
+pages by 3 as well)."""
 
 
 def _events_in_pages(describe_stack_events: Any) -> Any:
