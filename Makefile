@@ -48,7 +48,7 @@ lint: $(STAMP)
 	# cfn-lint with winworkers' own rules (winworkers/lint/rules), as a platform would run it.
 	$(BIN)/winworkers lint --include-checks I --configure-rule=W9104:enabled=true -- $(TEMPLATES)
 
-# BENCHMARKS.md's timings section alone (add --test-loop to measure `make test` too, minutes).
+# BENCHMARKS.md's timings section alone (add --test-loop [N] to measure `make test` too, N runs, minutes each).
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --out BENCHMARKS.md
 

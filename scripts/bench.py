@@ -630,27 +630,37 @@ def split_report(report: str) -> tuple[str, str]:
     return (report, "") if at < 0 else (report[:at], report[at + 1 :])
 
 
-def test_loop() -> str:
-    """`make test`, measured: its tests, wall seconds, and CPU seconds (user+sys of make, pytest,
+def test_loop(runs: int) -> str:
+    """`make test`, measured runs times: its tests, wall seconds, and CPU seconds (user+sys of make, pytest,
     its workers and their children, all waited for)."""
-    before = os.times()
-    start = time.perf_counter()
-    run = subprocess.run(["make", "--no-print-directory", "test"], cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    after = os.times()
-    if run.returncode != 0:
-        raise SystemExit(f"make test failed ({run.returncode}): {run.stdout[-2000:]}{run.stderr[-2000:]}")
-    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    return test_loop_line(int(re.findall(r"(\d+) passed", run.stdout)[-1]), wall, cpu, datetime.date.today())
+    walls, cpus, passed = [], [], 0
+    for _ in range(runs):
+        before = os.times()
+        start = time.perf_counter()
+        run = subprocess.run(["make", "--no-print-directory", "test"], cwd=ROOT, capture_output=True, text=True)
+        walls.append(time.perf_counter() - start)
+        after = os.times()
+        if run.returncode != 0:
+            raise SystemExit(f"make test failed ({run.returncode}): {run.stdout[-2000:]}{run.stderr[-2000:]}")
+        cpus.append((after.children_user - before.children_user) + (after.children_system - before.children_system))
+        passed = int(re.findall(r"(\d+) passed", run.stdout)[-1])
+    return test_loop_line(passed, walls, cpus, datetime.date.today())
 
 
-def test_loop_line(passed: int, wall: float, cpu: float, day: datetime.date) -> str:
-    """The timings section's line for one measured `make test`."""
+def test_loop_line(passed: int, walls: list[float], cpus: list[float], day: datetime.date) -> str:
+    """The timings section's line for `make test` measured once or more (each run's figures, in order)."""
+
+    def spread(values: list[float]) -> str:
+        listed = ", ".join(f"{v:.0f}" for v in values)
+        return f"{listed} s" if len(values) == 1 else f"{listed} s (median {statistics.median(values):.0f} s)"
+
+    runs = "one run" if len(walls) == 1 else f"{len(walls)} runs, one after another,"
     return (
-        f"{TEST_LOOP} {passed:,} tests passed in {wall:.0f} s wall and {cpu:.0f} s of CPU (user+sys of make, "
-        f"pytest, its workers and their children), one run measured {day} on {os.cpu_count()} cores "
-        "(`scripts/bench.py --test-loop` measures it again). The machine may be shared, other work running: the "
-        "wall time is then an upper bound, the CPU time holds. Issue 29's target: under 180 s wall and 240 s of CPU."
+        f"{TEST_LOOP} {passed:,} tests passed; wall {spread(walls)}; CPU {spread(cpus)} (user+sys of make, "
+        f"pytest, its workers and their children); {runs} measured {day} on {os.cpu_count()} cores "
+        "(`scripts/bench.py --test-loop N` measures it again). Both figures vary from run to run on this machine, "
+        "the CPU time too (by a tenth and more between runs of one commit: the machine's own speed, and any other "
+        "work on it). Issue 29's target: under 180 s wall and 240 s of CPU."
     )
 
 
@@ -700,7 +710,13 @@ def main() -> int:
         "without it, re-measure the timings and rewrite their section alone (`make bench`)",
     )
     parser.add_argument(
-        "--test-loop", action="store_true", help="with the timings, run `make test` and measure it (minutes)"
+        "--test-loop",
+        type=int,
+        nargs="?",
+        const=3,
+        default=0,
+        metavar="N",
+        help="with the timings, run `make test` N times (3 when no N is given) and measure each run (minutes)",
     )
     parser.add_argument(
         "--phase",
@@ -712,13 +728,15 @@ def main() -> int:
     )
     args = parser.parse_args()
     phases = parse_phases(args.phase)
+    if args.test_loop < 0:
+        parser.error(f"--test-loop {args.test_loop}: the number of runs is 1 or more")
     if (phases and not args.figures) or (args.figures and args.test_loop):
         parser.error("--phase goes with --figures, --test-loop without it")
     figures, timings = split_report(args.out.read_text(encoding="utf-8") if args.out.exists() else "")
     if args.figures:
         figures = figures_report(phases)
     else:
-        timings = timings_section(args.runs, test_loop() if args.test_loop else kept_test_loop(timings))
+        timings = timings_section(args.runs, test_loop(args.test_loop) if args.test_loop else kept_test_loop(timings))
     report = figures + ("\n" if timings else "") + timings
     print(report)
     args.out.write_text(report, encoding="utf-8")
