@@ -85,3 +85,40 @@ def test_the_table_module_is_where_yacc_looks() -> None:
     # bc_jsonpath_ng.ext's grammar is the one checkov's CloudFormation graph parses with.
     assert checkov_speed.table_module_name(checkov_speed.GRAMMARS[1]) == "bc_jsonpath_ng.ext.parser_jsonpath_parsetab"
     assert checkov_speed.table_module_name(checkov_speed.GRAMMARS[0]) == "bc_jsonpath_ng.parser_jsonpath_parsetab"
+
+
+def test_a_str_node_unpickles_as_without_the_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pickle_deepcopy (checkov's copy of every attribute it reads) gives the same StrNode with
+    str_node_setstate as pickle's own BUILD does: the text, the class, and every attribute; and
+    StrNode's __getattr__ is no longer asked for __setstate__."""
+    import pickle
+
+    from checkov.common.parsers.node import StrNode
+    from checkov.common.util.data_structures_utils import pickle_deepcopy
+    from yaml.error import Mark
+
+    node = StrNode("WinGroup", Mark("t.json", 1, 2, 3, None, None), Mark("t.json", 4, 5, 6, None, None))
+    value = {"Ref": node, "List": [node, StrNode("x", None, None)]}
+
+    def shape(copied: Any) -> Any:
+        if isinstance(copied, dict):
+            return {k: shape(v) for k, v in copied.items()}
+        if isinstance(copied, list):
+            return [shape(v) for v in copied]
+        return type(copied), str(copied), {k: vars(v) if hasattr(v, "__dict__") else v for k, v in vars(copied).items()}
+
+    plain = pickle_deepcopy(value)
+    asked: list[str] = []
+    fresh_getattr = StrNode.__getattr__
+
+    def counting(self: Any, name: str) -> Any:
+        asked.append(name)
+        return fresh_getattr(self, name)
+
+    monkeypatch.setattr(StrNode, "__getattr__", counting)
+    monkeypatch.setattr(StrNode, "__setstate__", checkov_speed.str_node_setstate, raising=False)
+    with_stand_in = pickle_deepcopy(value)
+    assert shape(with_stand_in) == shape(plain)
+    assert with_stand_in["Ref"].start_mark.line == 2 and with_stand_in["Ref"].end_mark.column == 6
+    assert "__setstate__" not in asked
+    assert pickle.loads(pickle.dumps(node)).end_mark.index == 4
