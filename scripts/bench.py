@@ -714,7 +714,6 @@ def main() -> int:
         type=int,
         nargs="?",
         const=3,
-        default=0,
         metavar="N",
         help="with the timings, run `make test` N times (3 when no N is given) and measure each run (minutes)",
     )
@@ -728,9 +727,9 @@ def main() -> int:
     )
     args = parser.parse_args()
     phases = parse_phases(args.phase)
-    if args.test_loop < 0:
+    if args.test_loop is not None and args.test_loop < 1:
         parser.error(f"--test-loop {args.test_loop}: the number of runs is 1 or more")
-    if (phases and not args.figures) or (args.figures and args.test_loop):
+    if (phases and not args.figures) or (args.figures and args.test_loop is not None):
         parser.error("--phase goes with --figures, --test-loop without it")
     figures, timings = split_report(args.out.read_text(encoding="utf-8") if args.out.exists() else "")
     if args.figures:

@@ -880,7 +880,10 @@ def follow(
     echo(f"stack {stack_name}: {status}")
     watcher = Watcher(cfn, clients.autoscaling, stack["StackId"], echo)
     in_progress = status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS"
-    watcher.prime(replay=in_progress)
+    if in_progress:
+        watcher.prime(replay=True)
+    else:  # nothing to follow: the groups, and the events only if the operation failed (below)
+        watcher.tree()
     deadline = time.monotonic() + timeout_minutes * 60
     if in_progress:
         status = wait_stack(cfn, stack["StackId"], stack_name, watcher, deadline, timeout_minutes, poll_seconds)

@@ -61,9 +61,9 @@ class EventStream:
         self.seen.update(e["EventId"] for e in self._events(lambda events: True))
 
     def replay_from_last_start(self, since: datetime | None = None) -> datetime | None:
-        """Print the events of the operation under way (from the stack's last *_IN_PROGRESS of its own; none
-        older than ``since``, the root's start, for a nested stack), the older ones taken as seen: what
-        `winworkers status` shows when it attaches. The time of the operation's first event (None if none)."""
+        """Print the events of the operation under way (from the stack's last *_IN_PROGRESS of its own; for a
+        nested stack, from ``since``, its root's start), the older ones taken as seen: what `winworkers
+        status` shows when it attaches. The time of the operation's first event (None if none)."""
         events = self._operation(since)
         current = _cut(events, self.stack_id, since)
         self.seen.update(e["EventId"] for e in events[current:])
@@ -71,7 +71,7 @@ class EventStream:
         return events[current - 1]["Timestamp"] if current else None
 
     def last_operation(self, since: datetime | None = None) -> list[dict[str, Any]]:
-        """The events of the stack's last operation (none older than ``since``), oldest first, not printed."""
+        """The events of the stack's last operation (a nested stack's: from ``since``), oldest first, not printed."""
         events = self._operation(since)
         return list(reversed(events[: _cut(events, self.stack_id, since)]))
 
@@ -98,9 +98,10 @@ class EventStream:
         return self._events(lambda events: any(e["EventId"] in self.seen for e in events))
 
     def _operation(self, since: datetime | None) -> list[dict[str, Any]]:
-        """The events back to the start of the stack's last operation (or to ``since``) and at least one older
-        (every event when there is none): an operation can outlast a page (a stack of 60 resources makes at
-        least 120 events; register row 283), and the older one is where the next poll stops."""
+        """The events back to the start of the stack's last operation (a nested stack's: to ``since``) and at
+        least one older (every event when there is none): an operation can outlast a page (a stack of 60
+        resources makes at least 120 events; register row 283), and the older one is where the next poll
+        stops."""
         return self._events(lambda events: _cut(events, self.stack_id, since) < len(events))
 
     def _events(self, enough: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
@@ -122,13 +123,14 @@ class EventStream:
 
 
 def _cut(events: list[dict[str, Any]], stack_id: str, since: datetime | None) -> int:
-    """How many of events (newest first) are the stack's last operation: up to its start (all when none is
-    read), and none older than since (a nested stack's events before its root's operation began)."""
-    start = _last_start(events, stack_id)
-    cut = len(events) if start is None else start + 1
+    """How many of events (newest first) are the operation's. A nested stack's (since: its root's start):
+    every event from then on, whatever it did in the root's operation (updated and rolled back, or created
+    and deleted again: its own last start would be that deletion). Else the stack's last operation, up to
+    its start (all when none is read)."""
     if since is not None:
-        cut = min(cut, next((i for i, e in enumerate(events) if e["Timestamp"] < since), len(events)))
-    return cut
+        return next((i for i, e in enumerate(events) if e["Timestamp"] < since), len(events))
+    start = _last_start(events, stack_id)
+    return len(events) if start is None else start + 1
 
 
 def _last_start(page: list[dict[str, Any]], stack_id: str) -> int | None:
@@ -282,36 +284,51 @@ class Watcher:
     def printed(self) -> list[dict[str, Any]]:
         return [e for s in self.streams for e in s.printed]
 
-    def prime(self, *, replay: bool = False) -> None:
-        """Start from now (replay: from the start of the operation under way, a nested stack's events no older
-        than the root's start: one the operation has not reached yet shows none of its own last one), nested
-        stacks included."""
-        since: datetime | None = None
+    def tree(self) -> None:
+        """A stream (nothing read yet) for each nested stack ListStackResources lists now; every group noted."""
         for stack_id, prefix, groups in stack_tree(self.cloudformation, self.stack_id):
             self.refreshes.groups.update(groups)
-            if stack_id == self.stack_id:
-                if replay:
-                    since = self.streams[0].replay_from_last_start()
-                else:
-                    self.streams[0].prime()
-                continue
-            self.nested.add(stack_id)
-            stream = EventStream(self.cloudformation, stack_id, self.echo, prefix)
-            self.streams.append(stream)
-            call = functools.partial(stream.replay_from_last_start, since) if replay else stream.prime
-            if not self._tolerant(stream, call):
-                self.streams.remove(stream)
+            if stack_id != self.stack_id and stack_id not in self.nested:
+                self.nested.add(stack_id)
+                self.streams.append(EventStream(self.cloudformation, stack_id, self.echo, prefix))
+
+    def prime(self, *, replay: bool = False) -> None:
+        """Start from now, nested stacks included (replay: from the start of the operation under way, a
+        nested stack's events no older than the root's start: one the operation has not reached yet shows
+        none of its own last one)."""
+        self.tree()
+        if replay:
+            since = self.streams[0].replay_from_last_start()
+            self._each_nested(functools.partial(_replay, since=since))
+        else:
+            self.streams[0].prime()
+            self._each_nested(EventStream.prime)
 
     def take_last_operation(self) -> None:
         """Each stream's events of the stack's last operation as printed, without printing them (a nested
         stack's no older than the root's start): what names the cause of an operation that ended before
-        `winworkers status` attached, as deploy names it."""
+        `winworkers status` attached, as deploy names it. After tree() (not prime: each stack's events are
+        read once)."""
         root = self.streams[0]
         root.printed = root.last_operation()
         since = root.printed[0]["Timestamp"] if root.printed else None
-        for stream in self.streams[1:]:
-            if not self._tolerant(stream, functools.partial(_take_last_operation, stream, since)):
+        self._each_nested(functools.partial(_take_last_operation, since=since))
+
+    def _each_nested(self, read: Callable[[EventStream], Any]) -> None:
+        """read each nested stack's stream, and then the streams of the nested stacks that the events read so
+        far name and no stream follows yet (one a rollback deleted, whose events AWS keeps by its id: row 65;
+        one ListStackResources listed before it had an id), as poll follows them."""
+        for event in list(self.streams[0].printed):
+            self._follow(self.streams[0], event)
+        at = 1
+        while at < len(self.streams):
+            stream = self.streams[at]
+            if not self._tolerant(stream, functools.partial(read, stream)):
                 self.streams.remove(stream)
+                continue
+            for event in list(stream.printed):
+                self._follow(stream, event)
+            at += 1
 
     def poll(self) -> None:
         for stream in list(self.streams):
@@ -324,12 +341,16 @@ class Watcher:
 
     def _tolerant(self, stream: EventStream, call: Callable[[], Any]) -> bool:
         """Run call; False when a nested stack cannot be read (deleted, or an emulator that names it
-        otherwise): its events are then not shown. The stack's own errors are raised."""
+        otherwise): its events are then not shown. An error botocore's retry rules call transient
+        (throttling: these reads share the account's CloudFormation rate) outlasted botocore's own retries:
+        the next poll reads again (the stream is kept). The stack's own other errors are raised."""
         from botocore.exceptions import ClientError
 
         try:
             call()
         except ClientError as error:
+            if _transient(error):
+                return True
             if stream.stack_id == self.stack_id or "does not exist" not in str(error):
                 raise
             return False
@@ -357,6 +378,10 @@ def _extend(events: list[dict[str, Any]], stream: EventStream) -> None:
 
 def _take_last_operation(stream: EventStream, since: datetime | None) -> None:
     stream.printed = stream.last_operation(since)
+
+
+def _replay(stream: EventStream, since: datetime | None) -> None:
+    stream.replay_from_last_start(since)
 
 
 def stack_tree(cfn: Any, stack_id: str, prefix: str = "") -> list[tuple[str, str, list[str]]]:
