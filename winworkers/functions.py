@@ -45,9 +45,10 @@ def _spans(text: str) -> MappingProxyType[str, tuple[int, int]]:
 
 def _definition(module: Path, name: str) -> str:
     text = module.read_text(encoding="utf-8")
-    if name not in _spans(text):
+    spans = _spans(text)
+    if name not in spans:
         raise KeyError(f"{module.name} defines no {name}")
-    first, last = _spans(text)[name]
+    first, last = spans[name]
     return "\n".join(text.splitlines()[first - 1 : last])
 
 

@@ -299,7 +299,7 @@ class Watcher:
         self.tree()
         if replay:
             since = self.streams[0].replay_from_last_start()
-            self._each_nested(functools.partial(_replay, since=since))
+            self._each_nested(functools.partial(EventStream.replay_from_last_start, since=since))
         else:
             self.streams[0].prime()
             self._each_nested(EventStream.prime)
@@ -378,10 +378,6 @@ def _extend(events: list[dict[str, Any]], stream: EventStream) -> None:
 
 def _take_last_operation(stream: EventStream, since: datetime | None) -> None:
     stream.printed = stream.last_operation(since)
-
-
-def _replay(stream: EventStream, since: datetime | None) -> None:
-    stream.replay_from_last_start(since)
 
 
 def stack_tree(cfn: Any, stack_id: str, prefix: str = "") -> list[tuple[str, str, list[str]]]:
