@@ -18,7 +18,7 @@ import nested_parent
 import own_switch_parent
 import pytest
 from moto import mock_aws
-from test_lint import cfn_lint
+from test_lint import cfn_lint, lint_deployed
 from troposphere import And, Condition, Equals, GetAtt, Not, Output, Parameter, Ref, Sub, Template
 from troposphere.s3 import Bucket
 from troposphere.sqs import Queue
@@ -27,7 +27,7 @@ from conftest import ROOT, as_dict, render, resources_of
 from winworkers import NestedFeature, WorkersConfig, add_to, build_template, check_pair, child_template, nested_stack
 from winworkers.docs import output_table
 from winworkers.parameters import SWITCH
-from winworkers.renderings import MODES, enabled_parameters, with_defaults
+from winworkers.renderings import MODES, enabled_parameters
 from winworkers.templates import INLINE_LIMIT
 
 URL = "https://templates.s3.us-east-1.amazonaws.com/winworkers.json"
@@ -54,8 +54,9 @@ PARENTS: dict[str, Callable[[], Template]] = {
 
 
 def _values(template: dict[str, Any], mode: str, switch: str) -> dict[str, str]:
-    """Enabled example values for mode (the switch as given), for the parameters template declares."""
-    values = enabled_parameters(mode=mode, **{SWITCH: switch})
+    """Enabled example values for mode (the switch as given), for the parameters template declares
+    (the example nested parent's child template URL too: it has no default)."""
+    values = enabled_parameters(mode=mode, **{SWITCH: switch}) | {"WinTemplateUrl": URL}
     return {name: value for name, value in values.items() if name in template["Parameters"]}
 
 
@@ -360,16 +361,13 @@ def test_the_rules_of_a_fleet_that_is_off_ask_for_nothing(own_switch: dict[str, 
 
 
 def test_a_parent_with_its_own_switches_lints_clean(own_switch: dict[str, Any], tmp_path: Path) -> None:
-    paths = [tmp_path / "as-built.json", tmp_path / "nested.json"]
-    paths[0].write_text(json.dumps(own_switch))
-    paths[1].write_text(_nested_own_switches()[0].to_json())
-    for case in [("true", "true", "production"), ("true", "false", "staging")]:
-        values = _fleet_values(
-            own_switch, **dict(zip(("EnableWindowsFleet", "EnableImagingFleet", "Environment"), case, strict=True))
-        )
-        paths.append(tmp_path / f"{'-'.join(case)}.json")
-        paths[-1].write_text(json.dumps(with_defaults(own_switch, values)))
-    assert cfn_lint(paths) == []
+    nested = tmp_path / "nested.json"
+    nested.write_text(_nested_own_switches()[0].to_json())
+    assert cfn_lint([nested]) == []
+    names = ("EnableWindowsFleet", "EnableImagingFleet", "Environment")
+    cases = [("true", "true", "production"), ("true", "false", "staging")]
+    deployments = [_fleet_values(own_switch, **dict(zip(names, case, strict=True))) for case in cases]
+    assert lint_deployed(own_switch, deployments) == []
 
 
 def _nested_own_switches() -> tuple[Template, NestedFeature, NestedFeature]:

@@ -48,9 +48,13 @@ def made(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> Iterator[Made]:
     services._input_shape.cache_clear()
     services._model_session.cache_clear()
     # moto's error answers name their service through a lookup it makes once per process and moto
-    # package (a session each time): made here, before counting, for every service.
-    for name in botocore.session.get_session().get_available_services():
-        moto_utils.service_name_from_moto_package_name(name.replace("-", ""))
+    # package (a session each time): made here, before counting, for every service. Its session only
+    # lists the services botocore knows, the same from any session: one session answers them all.
+    shared = botocore.session.get_session()
+    with monkeypatch.context() as warming:
+        warming.setattr(moto_utils, "Session", lambda: shared)
+        for name in shared.get_available_services():
+            moto_utils.service_name_from_moto_package_name(name.replace("-", ""))
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     custom_resources.forget_clients(endpoint)
     counted = Made()

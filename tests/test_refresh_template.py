@@ -15,7 +15,7 @@ from conftest import ROOT, props, render, resources_of
 from winworkers import ami_refresh, boot_evidence
 from winworkers.functions import INLINED
 from winworkers.refresh import AMI_RELEASES_TOPIC, SERVICE_TIMEOUT, function_source
-from winworkers.renderings import MODES, enabled_parameters, with_defaults
+from winworkers.renderings import MODES, enabled_parameters
 
 TEMPLATES = sorted((ROOT / "templates").glob("*.json"))
 
@@ -325,15 +325,13 @@ def test_the_warm_pool_goes_before_what_releases_its_workers(feature: dict[str, 
     assert not {pool, *releasers} & set(cold["Resources"])
 
 
-def test_the_ordered_templates_lint_clean(feature: dict[str, Any], tmp_path: Path) -> None:
-    from test_lint import cfn_lint
+def test_the_ordered_templates_lint_clean(feature: dict[str, Any]) -> None:
+    from test_lint import lint_deployed
 
-    paths = []
-    for mode, warm in ((mode, warm) for mode in sorted(MODES) for warm in ("stopped", "off")):
-        paths.append(tmp_path / f"{mode}-{warm}.json")
-        values = enabled_parameters(mode=mode, WarmPool=warm)
-        paths[-1].write_text(json.dumps(with_defaults(feature, values)), encoding="utf-8")
-    assert cfn_lint(paths) == []
+    deployments = [
+        enabled_parameters(mode=mode, WarmPool=warm) for mode in sorted(MODES) for warm in ("stopped", "off")
+    ]
+    assert lint_deployed(feature, deployments) == []
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))

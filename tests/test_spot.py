@@ -7,19 +7,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from test_lint import cfn_lint
+from test_lint import lint_deployed
 
 from conftest import ROOT, props, render
 from winworkers import WorkersConfig, build_template
 from winworkers.compute import GROUP_METRICS
 from winworkers.constraints import check_parameters
 from winworkers.instance_types import INSTANCE_TYPE_LIST_PATTERN, INSTANCE_TYPES
-from winworkers.renderings import enabled_parameters, with_defaults
+from winworkers.renderings import enabled_parameters
 from winworkers.rules import failed_assertions
 from winworkers.update_path import schema_of
 
@@ -154,14 +153,12 @@ def test_an_empty_item_among_the_instance_types_is_refused_before_any_call(featu
     assert failed_assertions(feature, off) == []  # the switch off: nothing to refuse
 
 
-def test_the_mode_lints_clean(tmp_path: Path, feature: dict[str, Any]) -> None:
-    # cfn-lint judges a template with its defaults; the shipped templates hold the On-Demand ones.
-    paths = []
-    for n, values in enumerate(({**SPOT}, {"OnDemandPercentage": "0"}, {"InstanceTypes": THREE})):
-        template = with_defaults(feature, enabled_parameters(**values))
-        paths.append(tmp_path / f"spot-{n}.json")
-        paths[-1].write_text(json.dumps(template, indent=1), encoding="utf-8")
-    assert cfn_lint(paths) == []
+def test_the_mode_lints_clean(feature: dict[str, Any]) -> None:
+    # The shipped templates hold the On-Demand defaults: Spot as deployed, with cfn-lint's parameter sets.
+    deployments = [
+        enabled_parameters(**values) for values in ({**SPOT}, {"OnDemandPercentage": "0"}, {"InstanceTypes": THREE})
+    ]
+    assert lint_deployed(feature, deployments) == []
 
 
 def test_other_configs_build_the_mode(feature: dict[str, Any]) -> None:
