@@ -313,6 +313,38 @@ def test_the_emulator_pages_stack_events_as_aws_does(aws: Clients) -> None:
             cfn.describe_stack_events(StackName="ww-pages", NextToken=token)
 
 
+def test_the_emulator_answers_stack_events_as_moto_serializes_them(aws: Clients) -> None:
+    # emulator.cloudformation._events_serialized_once keeps each event's XML: the answer is moto's, byte
+    # for byte but the request id, kept or made afresh, and an event changed after it was read is read anew.
+    import re
+    from unittest import mock
+
+    from moto.cloudformation.models import cloudformation_backends
+    from moto.core.serialize import ResponseSerializer
+
+    _quiet(lambda: deploy(aws, "ww-xml", QUEUE, {}, poll_seconds=0, echo=[].append))
+    _planted("ww-xml", "UPDATE_ROLLBACK_COMPLETE", [(f"R{n}", "UPDATE_FAILED", "cancelled") for n in range(120)])
+    bodies: list[bytes] = []
+    cfn = aws.cloudformation
+    cfn.meta.events.register(
+        "after-call.cloudformation.DescribeStackEvents", lambda **kw: bodies.append(kw["http_response"].content)
+    )
+
+    def pages() -> list[bytes]:
+        bodies.clear()
+        stack_events(cfn, "ww-xml")
+        return [re.sub(rb"<RequestId>[^<]*</RequestId>", b"", body) for body in bodies]
+
+    kept, again = pages(), pages()
+    assert len(kept) == 2 and kept == again
+    moto_own = ResponseSerializer._serialize_type_structure.__wrapped__  # type: ignore[attr-defined]
+    with mock.patch.object(ResponseSerializer, "_serialize_type_structure", moto_own):
+        assert pages() == kept
+    stack = cloudformation_backends[ACCOUNT][REGION].get_stack("ww-xml")
+    stack.events[-1].resource_status_reason = "changed after it was read"
+    assert b"changed after it was read" in pages()[0]
+
+
 @pytest.mark.parametrize("page", [None, 3])
 def test_a_failure_older_than_a_page_of_events_is_still_the_cause(
     aws: Clients, page: int | None, monkeypatch: pytest.MonkeyPatch

@@ -6,6 +6,7 @@ the invariants judging each operation.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 from collections.abc import Callable
 from typing import Any
@@ -305,6 +306,33 @@ def _events_in_pages(describe_stack_events: Any) -> Any:
         return ActionResult({"StackEvents": page, **({"NextToken": str(older)} if older else {})})
 
     return paged
+
+
+def _events_serialized_once(serialize_structure: Any) -> Any:
+    # With 29., each page serialized its events again through moto's generic serializer, which reads
+    # every member through its attribute picker: the test loop's 708 pages took 7.7 s of CPU for the
+    # same events. An event's XML is a function of the event's attributes, the serializer and the shape:
+    # it is kept with the event (weakly: gone with it) and made again whenever any attribute changed
+    # (an operation's last event gets a reason after the fact, _with_outputs_and_skips).
+    import weakref
+
+    from moto.cloudformation.models import Event
+
+    kept: weakref.WeakKeyDictionary[Any, tuple[Any, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+    @functools.wraps(serialize_structure)  # __wrapped__: moto's own, to compare with
+    def serialize(serializer: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if not key or type(value) is not Event:
+            serialize_structure(serializer, serialized, value, shape, key)
+            return
+        state = (type(serializer), shape.name, key, tuple(vars(value).items()))
+        if value not in kept or kept[value][0] != state:
+            fresh: dict[str, Any] = {}
+            serialize_structure(serializer, fresh, value, shape, key)
+            kept[value] = state, fresh
+        serialized.update(kept[value][1])
+
+    return serialize
 
 
 def _defaults_kept_as_values(load_parameters: Any) -> Any:

@@ -22,6 +22,7 @@ from winworkers.emulator.cloudformation import (
     _defaults_kept_as_values,
     _deletion_events,
     _events_in_pages,
+    _events_serialized_once,
     _following_changed_references,
     _in_progress_while_applied,
     _kept_when_not_updatable,
@@ -180,46 +181,11 @@ def _patch_moto() -> None:
             return
         from unittest import mock
 
-        from moto import backends
-        from moto.autoscaling.models import FakeAutoScalingGroup
-        from moto.cloudformation import models, parsing
-        from moto.cloudformation.responses import CloudFormationResponse
-        from moto.ec2.models.security_groups import SecurityGroup
-        from moto.ec2.models.vpcs import VPCEndPoint
+        from moto.cloudformation import models
         from moto.moto_api._internal.models import MotoAPIBackend
 
         undo = contextlib.ExitStack()
-        patches: list[tuple[Any, str, Callable[[Any], Any]]] = [
-            (parsing, "clean_json", _with_fn_cidr),
-            (SecurityGroup, "get_cfn_attribute", _with_vpc_id),
-            (models.Stack, "_create_resource_map", _remembering_stack),
-            (parsing, "parse_and_create_resource", _creation_events),
-            (parsing, "parse_and_update_resource", _kept_when_not_updatable),
-            (parsing, "parse_and_update_resource", _update_events),
-            (parsing.ResourceMap, "_delete_resource", _deletion_events),
-            (models.CloudFormationBackend, "execute_change_set", _rolling_back),
-            (parsing.ResourceMap, "create", _created_if_conditions_hold),
-            (parsing.ResourceMap, "update", _updated_if_conditions_hold),
-            (parsing.ResourceMap, "build_resource_diff", _properties_absent_as_empty),
-            *_truth_patches(parsing, models),
-            (models.Stack, "stack_parameters", _previous_values_as_given),
-            (parsing.ResourceMap, "load_parameters", _defaults_kept_as_values),
-            (CloudFormationResponse, "_validate_different_update", _compared_from_s3_too),
-            (CloudFormationResponse, "describe_stack_events", _events_in_pages),
-            (VPCEndPoint, "update_from_cloudformation_json", _endpoint_modified_in_place),
-            (parsing, "parse_condition", _numbers_compared_as_given),
-            (FakeAutoScalingGroup, "update_from_cloudformation_json", _keeping_its_warm_pool),
-            (parsing.ResourceMap, "__getitem__", truth.guarded_getitem),
-            (parsing.ResourceMap, "__getitem__", _removed_made_anew),
-            (models.Stack, "stack_resources", truth.listed_resources),
-            (models.Stack, "outputs", truth.frozen_outputs),
-            (models.Stack, "delete", truth.deleting),
-            (models.Stack, "has_parameters", _parameters_with_defaults),
-            (models.Stack, "update_from_cloudformation_json", _nested_in_place),
-            (models.CloudFormationBackend, "describe_stacks", _outputs_evaluated_in_the_call),
-            (backends, "list_of_moto_modules", _listed_once),
-        ]
-        for owner, name, wrap in patches:
+        for owner, name, wrap in _moto_patches():
             undo.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
         undo.enter_context(mock.patch.object(MotoAPIBackend, "reset", _forgetting_too(MotoAPIBackend.reset)))
         for owner, name, new in _refresh_patches():
@@ -231,6 +197,49 @@ def _patch_moto() -> None:
         for name, failed in (("create_stack", "CREATE_FAILED"), ("update_stack", "UPDATE_ROLLBACK_FAILED")):
             undo.enter_context(mock.patch.object(backend, name, _verified_direct(getattr(backend, name), failed)))
         _undo = undo
+
+
+def _moto_patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
+    """What _patch_moto wraps, in order (owner, attribute, wrapper of the attribute's own)."""
+    from moto import backends
+    from moto.autoscaling.models import FakeAutoScalingGroup
+    from moto.cloudformation import models, parsing
+    from moto.cloudformation.responses import CloudFormationResponse
+    from moto.core.serialize import ResponseSerializer
+    from moto.ec2.models.security_groups import SecurityGroup
+    from moto.ec2.models.vpcs import VPCEndPoint
+
+    return [
+        (parsing, "clean_json", _with_fn_cidr),
+        (SecurityGroup, "get_cfn_attribute", _with_vpc_id),
+        (models.Stack, "_create_resource_map", _remembering_stack),
+        (parsing, "parse_and_create_resource", _creation_events),
+        (parsing, "parse_and_update_resource", _kept_when_not_updatable),
+        (parsing, "parse_and_update_resource", _update_events),
+        (parsing.ResourceMap, "_delete_resource", _deletion_events),
+        (models.CloudFormationBackend, "execute_change_set", _rolling_back),
+        (parsing.ResourceMap, "create", _created_if_conditions_hold),
+        (parsing.ResourceMap, "update", _updated_if_conditions_hold),
+        (parsing.ResourceMap, "build_resource_diff", _properties_absent_as_empty),
+        *_truth_patches(parsing, models),
+        (models.Stack, "stack_parameters", _previous_values_as_given),
+        (parsing.ResourceMap, "load_parameters", _defaults_kept_as_values),
+        (CloudFormationResponse, "_validate_different_update", _compared_from_s3_too),
+        (CloudFormationResponse, "describe_stack_events", _events_in_pages),
+        (ResponseSerializer, "_serialize_type_structure", _events_serialized_once),
+        (VPCEndPoint, "update_from_cloudformation_json", _endpoint_modified_in_place),
+        (parsing, "parse_condition", _numbers_compared_as_given),
+        (FakeAutoScalingGroup, "update_from_cloudformation_json", _keeping_its_warm_pool),
+        (parsing.ResourceMap, "__getitem__", truth.guarded_getitem),
+        (parsing.ResourceMap, "__getitem__", _removed_made_anew),
+        (models.Stack, "stack_resources", truth.listed_resources),
+        (models.Stack, "outputs", truth.frozen_outputs),
+        (models.Stack, "delete", truth.deleting),
+        (models.Stack, "has_parameters", _parameters_with_defaults),
+        (models.Stack, "update_from_cloudformation_json", _nested_in_place),
+        (models.CloudFormationBackend, "describe_stacks", _outputs_evaluated_in_the_call),
+        (backends, "list_of_moto_modules", _listed_once),
+    ]
 
 
 def _listed_once(list_of_moto_modules: Callable[[], Any]) -> Callable[[], tuple[str, ...]]:
