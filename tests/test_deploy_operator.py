@@ -755,3 +755,57 @@ def test_a_dry_run_over_a_failed_stack_says_what_a_deploy_would_do(aws: Clients)
         "a deploy would delete it and create it again; nothing was deleted, no change set made"
     ]
     assert (result.status, result.changed) == ("ROLLBACK_COMPLETE", False)
+
+
+@pytest.mark.parametrize("nested_read", [1, 2])
+def test_a_nested_stack_throttled_at_attach_is_read_as_at_attach_not_from_its_first_event(nested_read: int) -> None:
+    # `status` attaches to the root's update; the nested stack's first read (at attach, or its retry) meets a
+    # Throttling that outlasted botocore's retries. That read is made again at the next poll: a poll instead
+    # would take the nested stack's whole history as new, print last week's operation and, through
+    # first_failure, could name last week's failure as today's cause.
+    from datetime import timedelta
+
+    from test_review30 import T, _Cfn, _event
+
+    root = "arn:aws:cloudformation:us-east-1:1:stack/ww/1"
+    child = "arn:aws:cloudformation:us-east-1:1:stack/ww-WinStack-X/2"
+    week = T - timedelta(days=7)
+    nested = {"kind": "AWS::CloudFormation::Stack", "physical": child}
+    root_events = [  # newest first
+        _event(root, 4, "ww", "UPDATE_ROLLBACK_IN_PROGRESS", T + timedelta(seconds=4), "failed to update: [WinStack]."),
+        _event(root, 3, "WinStack", "UPDATE_FAILED", T + timedelta(seconds=3), "Embedded stack failed", **nested),
+        _event(root, 2, "WinStack", "UPDATE_IN_PROGRESS", T + timedelta(seconds=1), **nested),
+        _event(root, 1, "ww", "UPDATE_IN_PROGRESS", T, "User Initiated"),
+        _event(root, 0, "ww", "CREATE_COMPLETE", week - timedelta(days=30)),
+    ]
+    child_events = [
+        _event(child, 5, "Q", "UPDATE_FAILED", T + timedelta(seconds=2), "today's cause"),
+        _event(child, 4, "ww-WinStack-X", "UPDATE_IN_PROGRESS", T + timedelta(seconds=1)),
+        _event(child, 3, "ww-WinStack-X", "UPDATE_ROLLBACK_COMPLETE", week + timedelta(seconds=3)),
+        _event(child, 2, "Q", "UPDATE_FAILED", week + timedelta(seconds=2), "last week's failure"),
+        _event(child, 1, "ww-WinStack-X", "UPDATE_IN_PROGRESS", week),
+        _event(child, 0, "ww-WinStack-X", "CREATE_COMPLETE", week - timedelta(days=30)),
+    ]
+    stack = {"LogicalResourceId": "WinStack", "ResourceType": "AWS::CloudFormation::Stack", "PhysicalResourceId": child}
+
+    class Throttled(_Cfn):
+        reads = 0
+
+        def describe_stack_events(self, StackName: str, NextToken: str | None = None) -> dict[str, Any]:
+            from botocore.exceptions import ClientError
+
+            if StackName == child:
+                Throttled.reads += 1
+                if Throttled.reads <= nested_read:
+                    error = {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}
+                    raise ClientError(error, "DescribeStackEvents")  # type: ignore[arg-type]
+            return super().describe_stack_events(StackName, NextToken)
+
+    statuses = ["UPDATE_ROLLBACK_IN_PROGRESS"] * 4 + ["UPDATE_ROLLBACK_COMPLETE"]
+    cfn = Throttled({root: root_events, child: child_events}, {root: [stack]}, statuses)
+    out: list[str] = []
+    with pytest.raises(DeployError) as ended:
+        follow(Clients(cfn, None, None, REGION), "ww", poll_seconds=0, echo=out.append)
+    assert "today's cause" in str(ended.value), str(ended.value)
+    assert not [line for line in out if line.startswith(week.strftime("%Y-%m-%d"))], out
+    assert [line for line in out if "today's cause" in line], out

@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from winworkers.deploy.base import DeployError, Echo, describe_stack, one_line
 
@@ -279,6 +279,9 @@ class Watcher:
         self.streams = [EventStream(cloudformation, stack_id, echo)]
         self.nested: set[str] = set()
         self.refreshes = RefreshWatch(autoscaling, echo)
+        self.unread: dict[str, Callable[[], Any]] = {}
+        """A nested stack's first read (prime, replay) that a transient error stopped, by stack id: made at
+        the next poll instead of a poll (which would take that stack's whole history as new)."""
 
     @property
     def printed(self) -> list[dict[str, Any]]:
@@ -323,9 +326,12 @@ class Watcher:
         at = 1
         while at < len(self.streams):
             stream = self.streams[at]
-            if not self._tolerant(stream, functools.partial(read, stream)):
+            outcome = self._tolerant(stream, functools.partial(read, stream))
+            if outcome == "gone":
                 self.streams.remove(stream)
                 continue
+            if outcome == "later":
+                self.unread[stream.stack_id] = functools.partial(read, stream)
             for event in list(stream.printed):
                 self._follow(stream, event)
             at += 1
@@ -333,15 +339,22 @@ class Watcher:
     def poll(self) -> None:
         for stream in list(self.streams):
             new: list[dict[str, Any]] = []
-            if not self._tolerant(stream, functools.partial(_extend, new, stream)):
+            first = self.unread.pop(stream.stack_id, None)
+            shown = len(stream.printed)
+            outcome = self._tolerant(stream, first or functools.partial(_extend, new, stream))
+            if outcome == "gone":
                 self.streams.remove(stream)
+            elif first is not None:
+                new = stream.printed[shown:]
+                if outcome == "later":
+                    self.unread[stream.stack_id] = first
             for event in new:
                 self._follow(stream, event)
         self.refreshes.poll()
 
-    def _tolerant(self, stream: EventStream, call: Callable[[], Any]) -> bool:
-        """Run call; False when a nested stack cannot be read (deleted, or an emulator that names it
-        otherwise): its events are then not shown. An error botocore's retry rules call transient
+    def _tolerant(self, stream: EventStream, call: Callable[[], Any]) -> Literal["read", "later", "gone"]:
+        """Run call: "read"; "gone" when a nested stack cannot be read (deleted, or an emulator that names it
+        otherwise): its events are then not shown. "later": an error botocore's retry rules call transient
         (throttling: these reads share the account's CloudFormation rate) outlasted botocore's own retries:
         the next poll reads again (the stream is kept). The stack's own other errors are raised."""
         from botocore.exceptions import ClientError
@@ -350,11 +363,11 @@ class Watcher:
             call()
         except ClientError as error:
             if _transient(error):
-                return True
+                return "later"
             if stream.stack_id == self.stack_id or "does not exist" not in str(error):
                 raise
-            return False
-        return True
+            return "gone"
+        return "read"
 
     def _follow(self, stream: EventStream, event: Mapping[str, Any]) -> None:
         physical = str(event.get("PhysicalResourceId") or "")
