@@ -757,12 +757,10 @@ def test_a_dry_run_over_a_failed_stack_says_what_a_deploy_would_do(aws: Clients)
     assert (result.status, result.changed) == ("ROLLBACK_COMPLETE", False)
 
 
-@pytest.mark.parametrize("nested_read", [1, 2])
-def test_a_nested_stack_throttled_at_attach_is_read_as_at_attach_not_from_its_first_event(nested_read: int) -> None:
-    # `status` attaches to the root's update; the nested stack's first read (at attach, or its retry) meets a
-    # Throttling that outlasted botocore's retries. That read is made again at the next poll: a poll instead
-    # would take the nested stack's whole history as new, print last week's operation and, through
-    # first_failure, could name last week's failure as today's cause.
+def _throttled_nested(reads: int, statuses: list[str]) -> tuple[Any, str]:
+    """A fake CloudFormation (tests/test_review30.py's) with a root whose update failed inside its nested stack
+    WinStack, which failed last week too; the nested stack's first ``reads`` reads of its events meet a
+    Throttling that outlasted botocore's retries. Returns (the fake, last week's date as printed)."""
     from datetime import timedelta
 
     from test_review30 import T, _Cfn, _event
@@ -796,16 +794,38 @@ def test_a_nested_stack_throttled_at_attach_is_read_as_at_attach_not_from_its_fi
 
             if StackName == child:
                 Throttled.reads += 1
-                if Throttled.reads <= nested_read:
+                if Throttled.reads <= reads:
                     error = {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}
                     raise ClientError(error, "DescribeStackEvents")  # type: ignore[arg-type]
             return super().describe_stack_events(StackName, NextToken)
 
+    return Throttled({root: root_events, child: child_events}, {root: [stack]}, statuses), week.strftime("%Y-%m-%d")
+
+
+@pytest.mark.parametrize("nested_read", [1, 2])
+def test_a_nested_stack_throttled_at_attach_is_read_as_at_attach_not_from_its_first_event(nested_read: int) -> None:
+    # `status` attaches to the root's update; the nested stack's first read (at attach, or its retry) meets a
+    # Throttling that outlasted botocore's retries. That read is made again at the next poll: a poll instead
+    # would take the nested stack's whole history as new, print last week's operation and, through
+    # first_failure, could name last week's failure as today's cause.
     statuses = ["UPDATE_ROLLBACK_IN_PROGRESS"] * 4 + ["UPDATE_ROLLBACK_COMPLETE"]
-    cfn = Throttled({root: root_events, child: child_events}, {root: [stack]}, statuses)
+    cfn, week = _throttled_nested(nested_read, statuses)
     out: list[str] = []
     with pytest.raises(DeployError) as ended:
         follow(Clients(cfn, None, None, REGION), "ww", poll_seconds=0, echo=out.append)
     assert "today's cause" in str(ended.value), str(ended.value)
-    assert not [line for line in out if line.startswith(week.strftime("%Y-%m-%d"))], out
+    assert not [line for line in out if line.startswith(week)], out
     assert [line for line in out if "today's cause" in line], out
+
+
+def test_an_ended_rollback_whose_nested_stack_cannot_be_read_says_so() -> None:
+    # `status` after the rollback ended: the nested stack's events, throttled, are read no more (nothing follows).
+    # The cause named is the root's line, and the message says where the real cause may be.
+    cfn, _ = _throttled_nested(1, ["UPDATE_ROLLBACK_COMPLETE"])
+    out: list[str] = []
+    with pytest.raises(DeployError) as ended:
+        follow(Clients(cfn, None, None, REGION), "ww", poll_seconds=0, echo=out.append)
+    assert str(ended.value).startswith(
+        "stack ww ended UPDATE_ROLLBACK_COMPLETE: WinStack UPDATE_FAILED: Embedded stack failed (the events of "
+        "WinStack could not be read: throttled; winworkers status reads them again)"
+    ), str(ended.value)

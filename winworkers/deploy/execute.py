@@ -399,13 +399,21 @@ def _follow_refreshes(
 
 
 def _cause(watcher: Watcher) -> str:
-    """The first resource that failed in the operation, or else the stack's StackStatusReason."""
+    """The first resource that failed in the operation, or else the stack's StackStatusReason; and the nested
+    stacks whose events could not be read (throttled past botocore's retries), where the cause may be."""
     cause = first_failure(watcher.printed)
-    if cause:
-        return cause
-    stack = describe_stack(watcher.cloudformation, watcher.stack_id)
-    reason = one_line((stack or {}).get("StackStatusReason") or "")
-    return f"no resource failed; CloudFormation's reason: {reason}" if reason else "no resource failed, and no reason"
+    if not cause:
+        stack = describe_stack(watcher.cloudformation, watcher.stack_id)
+        reason = one_line((stack or {}).get("StackStatusReason") or "")
+        cause = (
+            f"no resource failed; CloudFormation's reason: {reason}" if reason else "no resource failed, and no reason"
+        )
+    unread = [s.prefix.rstrip("/") for s in watcher.streams if s.stack_id in watcher.unread]
+    if unread:
+        cause += (
+            f" (the events of {', '.join(unread)} could not be read: throttled; winworkers status reads them again)"
+        )
+    return cause
 
 
 def _ended(name: str, final: str, watcher: Watcher, disable_rollback: bool = False) -> str:
