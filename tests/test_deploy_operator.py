@@ -827,5 +827,5 @@ def test_an_ended_rollback_whose_nested_stack_cannot_be_read_says_so() -> None:
         follow(Clients(cfn, None, None, REGION), "ww", poll_seconds=0, echo=out.append)
     assert str(ended.value).startswith(
         "stack ww ended UPDATE_ROLLBACK_COMPLETE: WinStack UPDATE_FAILED: Embedded stack failed (the events of "
-        "WinStack could not be read: throttled; winworkers status reads them again)"
+        "WinStack could not be read: Throttling; see: winworkers status --stack-name ww)"
     ), str(ended.value)

@@ -4,6 +4,7 @@ its execution and the wait; delete; upload; attaching to an operation under way.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import json
 import math
@@ -31,6 +32,7 @@ from winworkers.deploy.watch import (
     first_failure,
     follow_refreshes,
     refresh_line,
+    transient_code,
     wait_for,
     wait_stack,
 )
@@ -314,7 +316,7 @@ def _execute(
     refreshes the update started."""
     cfn, name = run.clients.cloudformation, run.stack_name
     watcher = Watcher(cfn, run.clients.autoscaling, stack_id, run.echo)
-    watcher.prime()
+    _primed(watcher, name, lambda: cfn.delete_change_set(ChangeSetName=change_set_id), "the change set was deleted")
     if wait:
         watcher.refreshes.baseline()
     cfn.execute_change_set(ChangeSetName=change_set_id, **({"DisableRollback": True} if disable_rollback else {}))
@@ -398,26 +400,49 @@ def _follow_refreshes(
     )
 
 
-def _cause(watcher: Watcher) -> str:
-    """The first resource that failed in the operation, or else the stack's StackStatusReason; and the nested
-    stacks whose events could not be read (throttled past botocore's retries), where the cause may be."""
+def _primed(watcher: Watcher, name: str, undo: Callable[[], Any] | None, undone: str) -> None:
+    """watcher.prime(), before the call that changes the stack. Its own events unreadable (an error botocore
+    retries, its retries spent): the change is not made, undo is tried, and it ends saying so."""
+    from botocore.exceptions import ClientError
+
+    try:
+        watcher.prime()
+    except ClientError as error:
+        code = transient_code(error)
+        if not code:
+            raise
+        if undo is not None:
+            with contextlib.suppress(ClientError):
+                undo()
+        raise DeployError(
+            f"stack {name}: its events could not be read ({code}), so nothing was started: {undone}; "
+            "nothing was changed: run again"
+        ) from None
+
+
+def _cause(watcher: Watcher, name: str) -> str:
+    """The first resource that failed in the operation, or else the stack's StackStatusReason; and the stacks
+    whose events could not be read at the end (an error botocore retries, outlasting its retries), where
+    the cause may be."""
     cause = first_failure(watcher.printed)
-    if not cause:
+    unread = [s for s in watcher.streams if s.stack_id in watcher.unread]
+    if not cause and unread:
+        cause = "no failure in the events read"
+    elif not cause:
         stack = describe_stack(watcher.cloudformation, watcher.stack_id)
         reason = one_line((stack or {}).get("StackStatusReason") or "")
         cause = (
             f"no resource failed; CloudFormation's reason: {reason}" if reason else "no resource failed, and no reason"
         )
-    unread = [s.prefix.rstrip("/") for s in watcher.streams if s.stack_id in watcher.unread]
     if unread:
-        cause += (
-            f" (the events of {', '.join(unread)} could not be read: throttled; winworkers status reads them again)"
-        )
+        stacks = ", ".join(s.prefix.rstrip("/") or name for s in unread)
+        codes = ", ".join(sorted({watcher.unread[s.stack_id] for s in unread}))
+        cause += f" (the events of {stacks} could not be read: {codes}; see: winworkers status --stack-name {name})"
     return cause
 
 
 def _ended(name: str, final: str, watcher: Watcher, disable_rollback: bool = False) -> str:
-    cause = _cause(watcher)
+    cause = _cause(watcher, name)
     if final.endswith("ROLLBACK_COMPLETE") and final.startswith("UPDATE"):
         then = "the stack is back as it was; fix the cause and run again"
     elif final == "ROLLBACK_COMPLETE":
@@ -856,12 +881,12 @@ def _delete(
     cfn = clients.cloudformation
     name, stack_id = stack["StackName"], stack["StackId"]
     watcher = Watcher(cfn, clients.autoscaling, stack_id, echo)
-    watcher.prime()
+    _primed(watcher, name, None, "the stack was not deleted")
     cfn.delete_stack(StackName=stack_id, **({"RoleARN": role_arn} if role_arn else {}))
     final = wait_stack(cfn, stack_id, name, watcher, deadline, timeout_minutes, poll)
     if final != "DELETE_COMPLETE":
         raise DeployError(
-            f"stack {name} ended {final}: {_cause(watcher)}; fix or retain what failed, "
+            f"stack {name} ended {final}: {_cause(watcher, name)}; fix or retain what failed, "
             f"then: winworkers delete --stack-name {name}"
         )
 

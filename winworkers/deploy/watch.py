@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from winworkers.deploy.base import DeployError, Echo, describe_stack, one_line
 
@@ -54,11 +54,15 @@ class EventStream:
         self.prefix = prefix
         self.seen: set[str] = set()
         self.printed: list[dict[str, Any]] = []
+        self.started = False
+        """Whether its first read (prime, replay, last operation) was made: until then a poll would take the
+        stack's whole history as new."""
 
     def prime(self) -> None:
         """Take the events so far as seen: only what happens next is printed
         (the newest page is enough: every earlier event is older still)."""
         self.seen.update(e["EventId"] for e in self._events(lambda events: True))
+        self.started = True
 
     def replay_from_last_start(self, since: datetime | None = None) -> datetime | None:
         """Print the events of the operation under way (from the stack's last *_IN_PROGRESS of its own; for a
@@ -68,6 +72,7 @@ class EventStream:
         current = _cut(events, self.stack_id, since)
         self.seen.update(e["EventId"] for e in events[current:])
         self._show(reversed(events[:current]))
+        self.started = True
         return events[current - 1]["Timestamp"] if current else None
 
     def last_operation(self, since: datetime | None = None) -> list[dict[str, Any]]:
@@ -239,6 +244,15 @@ def _transient(error: Exception) -> bool:
     return any(checker.is_retryable(context) for checker in checkers)
 
 
+def transient_code(error: Exception) -> str | None:
+    """The error's code when botocore's retry rules call it transient (_transient; its retries spent: read
+    again later), else None."""
+    if not _transient(error):
+        return None
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code") or type(error).__name__)
+
+
 def _said(client: Any) -> bool:
     try:
         return client in _UNAVAILABLE
@@ -279,9 +293,9 @@ class Watcher:
         self.streams = [EventStream(cloudformation, stack_id, echo)]
         self.nested: set[str] = set()
         self.refreshes = RefreshWatch(autoscaling, echo)
-        self.unread: dict[str, Callable[[], Any]] = {}
-        """A nested stack's first read (prime, replay) that a transient error stopped, by stack id: made at
-        the next poll instead of a poll (which would take that stack's whole history as new)."""
+        self.unread: dict[str, str] = {}
+        """The stacks whose last read a transient error stopped (botocore's retries spent), by id: the error
+        code. Each is read again at the next poll (a first read as a first read: _first_read)."""
 
     @property
     def printed(self) -> list[dict[str, Any]]:
@@ -301,11 +315,21 @@ class Watcher:
         none of its own last one)."""
         self.tree()
         if replay:
-            since = self.streams[0].replay_from_last_start()
-            self._each_nested(functools.partial(EventStream.replay_from_last_start, since=since))
+            self.streams[0].replay_from_last_start()
         else:
             self.streams[0].prime()
-            self._each_nested(EventStream.prime)
+        self._each_nested(self._first_read)
+
+    def _first_read(self, stream: EventStream) -> None:
+        """A nested stack's first read, made when it is found or at a later poll (one that a transient error
+        stopped, one found from events or listed late): from the root's operation's start, as far as the
+        root's events read so far show it (the events since then printed, the older ones taken as seen);
+        with none read yet (deploy before its change set runs), every event so far is older: taken as seen."""
+        root = self.streams[0].printed
+        if root:
+            stream.replay_from_last_start(since=root[0]["Timestamp"])
+        else:
+            stream.prime()
 
     def take_last_operation(self) -> None:
         """Each stream's events of the stack's last operation as printed, without printing them (a nested
@@ -326,48 +350,43 @@ class Watcher:
         at = 1
         while at < len(self.streams):
             stream = self.streams[at]
-            outcome = self._tolerant(stream, functools.partial(read, stream))
-            if outcome == "gone":
+            if not self._tolerant(stream, functools.partial(read, stream)):
                 self.streams.remove(stream)
                 continue
-            if outcome == "later":
-                self.unread[stream.stack_id] = functools.partial(read, stream)
             for event in list(stream.printed):
                 self._follow(stream, event)
             at += 1
 
     def poll(self) -> None:
         for stream in list(self.streams):
-            new: list[dict[str, Any]] = []
-            first = self.unread.pop(stream.stack_id, None)
             shown = len(stream.printed)
-            outcome = self._tolerant(stream, first or functools.partial(_extend, new, stream))
-            if outcome == "gone":
+            read = EventStream.poll if stream.started else self._first_read
+            if not self._tolerant(stream, functools.partial(read, stream)):
                 self.streams.remove(stream)
-            elif first is not None:
-                new = stream.printed[shown:]
-                if outcome == "later":
-                    self.unread[stream.stack_id] = first
-            for event in new:
+            for event in stream.printed[shown:]:
                 self._follow(stream, event)
         self.refreshes.poll()
 
-    def _tolerant(self, stream: EventStream, call: Callable[[], Any]) -> Literal["read", "later", "gone"]:
-        """Run call: "read"; "gone" when a nested stack cannot be read (deleted, or an emulator that names it
-        otherwise): its events are then not shown. "later": an error botocore's retry rules call transient
+    def _tolerant(self, stream: EventStream, call: Callable[[], Any]) -> bool:
+        """Run call; False when a nested stack cannot be read (deleted, or an emulator that names it
+        otherwise): its events are then not shown. An error botocore's retry rules call transient
         (throttling: these reads share the account's CloudFormation rate) outlasted botocore's own retries:
-        the next poll reads again (the stream is kept). The stack's own other errors are raised."""
+        noted in unread, and the next poll reads again (the stream is kept). The stack's own other errors
+        are raised."""
         from botocore.exceptions import ClientError
 
         try:
             call()
         except ClientError as error:
-            if _transient(error):
-                return "later"
+            code = transient_code(error)
+            if code:
+                self.unread[stream.stack_id] = code
+                return True
             if stream.stack_id == self.stack_id or "does not exist" not in str(error):
                 raise
-            return "gone"
-        return "read"
+            return False
+        self.unread.pop(stream.stack_id, None)
+        return True
 
     def _follow(self, stream: EventStream, event: Mapping[str, Any]) -> None:
         physical = str(event.get("PhysicalResourceId") or "")
@@ -385,12 +404,9 @@ class Watcher:
             self.refreshes.groups.add(physical)
 
 
-def _extend(events: list[dict[str, Any]], stream: EventStream) -> None:
-    events.extend(stream.poll())
-
-
 def _take_last_operation(stream: EventStream, since: datetime | None) -> None:
     stream.printed = stream.last_operation(since)
+    stream.started = True
 
 
 def stack_tree(cfn: Any, stack_id: str, prefix: str = "") -> list[tuple[str, str, list[str]]]:
@@ -430,16 +446,28 @@ def active_refreshes(cfn: Any, autoscaling: Any, stack_id: str, echo: Echo) -> l
 def wait_stack(
     cfn: Any, stack_id: str, name: str, watcher: Watcher, deadline: float, timeout_minutes: float, poll: float
 ) -> str:
-    """Follow the stack until no longer in progress; its final status."""
+    """Follow the stack until no longer in progress; its final status. A status read that an error botocore
+    retries stopped (its retries spent) is read again at the next poll."""
+    from botocore.exceptions import ClientError
+
+    last = {"status": "", "unread": ""}
 
     def status() -> str:
         watcher.poll()
-        described = describe_stack(cfn, stack_id)
-        return str(described["StackStatus"]) if described else "DELETE_COMPLETE"
+        try:
+            described = describe_stack(cfn, stack_id)
+        except ClientError as error:
+            last["unread"] = transient_code(error) or ""
+            if not last["unread"]:
+                raise
+            return last["status"] or "_IN_PROGRESS"  # not read yet: still under way, as far as is known
+        last.update(status=str(described["StackStatus"]) if described else "DELETE_COMPLETE", unread="")
+        return last["status"]
 
     def late(state: str) -> str:
+        known = f"is still {state}" if last["status"] else f"could not be read ({last['unread']})"
         return (
-            f"stack {name} is still {state} after {timeout_minutes:g} minutes; it was not cancelled: "
+            f"stack {name} {known} after {timeout_minutes:g} minutes; it was not cancelled: "
             f"CloudFormation carries on. Follow it with: winworkers status --stack-name {name}"
         )
 
