@@ -1,5 +1,5 @@
-"""Parents that only inline or only nest the feature, and the examples' parents, lint clean as built and
-as deployed with the switch on and off in every network mode: tests/test_embedding.py's parents, in a
+"""Parents that only inline or only nest the feature, and the examples' parents, lint clean as deployed
+with the switch on and off in every network mode (test_lint.lint_deployed): tests/test_embedding.py's parents, in a
 module of its own (most of that module's CPU is this cfn-lint, and pytest-xdist gives a worker a module
 at a time)."""
 

@@ -9,6 +9,7 @@ import copy
 import hashlib
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,14 @@ from typing import Any
 import inline_parent
 import nested_parent
 from cfnlint.api import ManualArgs, lint
-from cfnlint.context.parameters import ParameterSet
 from hypothesis import HealthCheck, Phase, given, settings
 from troposphere import Template
 
 from conftest import ROOT, valid_configs
 from winworkers import WorkersConfig, cli
-from winworkers.constraints import value_problems
+from winworkers.constraints import check_parameters
 from winworkers.lint import DESIGN_RULE_CONFIG, DESIGN_RULES, RULES_MODULE
-from winworkers.rules import split_list
+from winworkers.renderings import with_defaults
 from winworkers.templates import all_templates, render
 
 LINTED: dict[tuple[str, ...], tuple[int, list[dict[str, Any]]]] = {}
@@ -75,36 +75,35 @@ def lint_options(**more: Any) -> ManualArgs:
 
 
 def lint_deployed(template: Mapping[str, Any], deployments: Sequence[Mapping[str, str]]) -> list[str]:
-    """template linted as built, and as deployed with each of deployments (parameter values, as a
-    user passes them): every value against its parameter's constraints (constraints.value_problems,
-    the deploy pre-check's), then cfn-lint with our templates' options twice, on the template alone
-    and with deployments as its parameter sets (one run: each Ref to a parameter a set names
-    resolves to the set's value; cfn-lint's --parameters and deployment files). Findings as
-    "deployment N: problem", "as built: id message" and "as deployed: id message".
+    """template as deployed with each of deployments (parameter values, as a user passes them): every
+    deployment's values against the parameters (constraints.check_parameters, the deploy pre-check's:
+    each value within its constraints, every parameter without a default given), then cfn-lint with our
+    templates' options on a copy of the template whose Defaults are a deployment's values. Findings as
+    "deployment N: problem" and "copy of deployment N: id message".
 
-    This replaces linting copies whose Defaults are the values, which checked less for N times the
-    CPU: cfn-lint resolves a parameter with AllowedValues through every allowed value whatever its
-    Default (the switch's "true" was never singled out), and evaluates no Condition from a Default;
-    what else read the copies' Defaults was E2015 (a Default within the constraints: value_problems
-    here). Register row 284."""
+    One copy per distinct set of the values cfn-lint reads from a Default, not one per deployment:
+    cfn-lint resolves a parameter with AllowedValues through every allowed value whatever its Default
+    (in Conditions too), and besides the resolution a Default is read only by E2015 (within the
+    constraints: check_parameters does it for every deployment) and by rules our templates give nothing
+    to read (register row 284, tests/test_lint.py's pins). So copies that differ only in the Defaults of
+    parameters with AllowedValues (the switch, the network mode, the warm pool) lint alike, and the first
+    deployment of each set stands for the others. A template with a Transform (cfn-lint's language
+    extensions read Defaults) gets a copy per deployment."""
     declared = template.get("Parameters", {})
     problems = [
-        f"deployment {n}: {p}" for n, values in enumerate(deployments) for p in value_problems(template, values)
+        f"deployment {n}: {p}" for n, values in enumerate(deployments) for p in check_parameters(template, values)
     ]
     if problems:
         return problems
-    sets = [
-        ParameterSet(
-            source=f"deployment {n}",
-            parameters={name: split_list(declared[name]["Type"], value) for name, value in values.items()},
-        )
-        for n, values in enumerate(deployments)
+    read = [name for name, spec in declared.items() if "AllowedValues" not in spec or "Transform" in template]
+    copies: dict[tuple[Any, ...], int] = {}
+    for n, values in enumerate(deployments):
+        copies.setdefault(tuple(values.get(name, declared[name].get("Default")) for name in read), n)
+    return [
+        f"copy of deployment {n}: {m.rule.id} {m.message}"
+        for n in copies.values()
+        for m in lint(json.dumps(with_defaults(template, deployments[n])), config=lint_options())
     ]
-    body = json.dumps(template)
-    findings = [f"as built: {m.rule.id} {m.message}" for m in lint(body, config=lint_options())]
-    if sets:  # cfn-lint takes no parameter sets as none given: the lint as built again
-        findings += [f"as deployed: {m.rule.id} {m.message}" for m in lint(body, config=lint_options(parameters=sets))]
-    return findings
 
 
 def test_committed_templates_lint_clean() -> None:
@@ -182,12 +181,13 @@ def test_lint_deployed_finds_what_only_a_deployment_s_values_break() -> None:
     assert lint_deployed(template, [{"Enable": "true"}]) == []
     # As built it is clean; deployed with a subnet the property's pattern refuses, it is not.
     findings = lint_deployed(template, [{"Enable": "true"}, {"Enable": "true", "Subnet": "sn-1"}])
-    assert [f.split(" ", 3)[2] for f in findings] == ["W1030"], findings
-    assert "when 'Ref' is resolved to 'sn-1' from ['deployment 1']" in findings[0]
+    assert [f.split(" ", 5)[4] for f in findings] == ["W1030"], findings
+    assert findings[0].startswith("copy of deployment 1: W1030 {'Ref': 'Subnet'}"), findings
 
 
-def test_lint_deployed_finds_a_broken_build_and_a_value_its_parameter_refuses() -> None:
-    assert [f.split(" ", 3)[2] for f in lint_deployed(_instance({"Default": "sn-1"}), [])] == ["W1030"]
+def test_lint_deployed_finds_a_broken_default_and_a_value_its_parameter_refuses() -> None:
+    findings = lint_deployed(_instance({"Default": "sn-1"}), [{"Enable": "true"}])
+    assert [f.split(" ", 5)[4] for f in findings] == ["W1030"], findings
     template = _instance({"Default": GOOD_SUBNET, "AllowedPattern": "^subnet-[0-9a-f]+$"})
     assert lint_deployed(template, [{"Subnet": "Subnet-1"}]) == [
         "deployment 0: Subnet='Subnet-1' is not allowed: pattern ^subnet-[0-9a-f]+$"
@@ -195,20 +195,70 @@ def test_lint_deployed_finds_a_broken_build_and_a_value_its_parameter_refuses() 
 
 
 def test_lint_deployed_asks_every_deployment_for_what_has_no_default() -> None:
-    findings = lint_deployed(_instance({}), [{"Enable": "true"}])
-    assert findings == ["as deployed: E2900 'Subnet' is a required property"], findings
+    findings = lint_deployed(_instance({}), [{"Subnet": GOOD_SUBNET}, {"Enable": "true"}])
+    assert findings == ["deployment 1: Subnet has no default: give it a value"], findings
+
+
+def test_lint_deployed_lints_a_copy_per_set_of_the_values_cfn_lint_reads_from_a_default() -> None:
+    # Every copy here has a finding (the subnet's Default is refused), so each copy linted is named: the
+    # deployments that differ from an earlier one only in the switch (AllowedValues) are not linted again.
+    deployments = [{"Enable": "true"}, {"Enable": "false"}, {"Subnet": "sn-2"}, {"Subnet": "sn-2", "Enable": "true"}]
+    findings = lint_deployed(_instance({"Default": "sn-1"}), deployments)
+    assert [f.split(":")[0] for f in findings] == ["copy of deployment 0", "copy of deployment 2"], findings
+    # With a Transform (the language extensions read Defaults), a copy per deployment.
+    transformed = {**_instance({"Default": "sn-1"}), "Transform": "AWS::LanguageExtensions"}
+    findings = lint_deployed(transformed, deployments)
+    assert [f.split(":")[0] for f in findings] == [f"copy of deployment {n}" for n in range(4)], findings
+
+
+# Register row 284: what lint_deployed's one copy per set of values rests on, in cfn-lint 1.58.0.
 
 
 def test_cfn_lint_resolves_a_parameter_with_allowed_values_through_all_of_them_whatever_its_default() -> None:
-    # Why lint_deployed lints parameter sets rather than copies whose Defaults are the values: a Default
-    # of a parameter with AllowedValues never singles its value out (cfnlint/context/context.py,
-    # ParameterValue.ref_value: "assume default is an allowed value so we skip it"). Register row 284.
+    # cfnlint/context/context.py, ParameterValue.ref_value: "assume default is an allowed value so we skip it".
     def resolved(default: str) -> list[str]:
         template = _instance({"AllowedValues": [GOOD_SUBNET, "sn-1"], "Default": default})
         return [f"{m.rule.id} {m.message}" for m in lint(json.dumps(template), config=lint_options())]
 
     assert resolved(GOOD_SUBNET) == resolved("sn-1") != []
-    # A parameter set's value is singled out.
-    sets = [ParameterSet(source="good", parameters={"Subnet": GOOD_SUBNET})]
-    template = _instance({"AllowedValues": [GOOD_SUBNET, "sn-1"], "Default": "sn-1"})
-    assert list(lint(json.dumps(template), config=lint_options(parameters=sets))) == []
+
+
+def test_cfn_lint_judges_conditions_at_a_resolution_with_the_value_resolved_not_other_defaults() -> None:
+    # jsonschema/validators.py resolve_value keeps a resolved value only where the Conditions in force can
+    # hold with it: a free-form parameter's Default decides that (so copies differ by it), the Default of a
+    # parameter with AllowedValues (here the switch the resource's Condition reads) does not.
+    def ids(switch: str, subnet: str, condition: str) -> list[str]:
+        template = _instance({"Default": subnet})
+        template["Parameters"]["Enable"]["Default"] = switch
+        template["Conditions"]["Listed"] = {"Fn::Equals": [{"Ref": "Subnet"}, GOOD_SUBNET]}
+        template["Resources"]["Worker"]["Condition"] = condition
+        # W8001 (a condition nothing uses: the one the resource does not name) aside.
+        return [m.rule.id for m in lint(json.dumps(template), config=lint_options()) if m.rule.id != "W8001"]
+
+    assert ids("false", "sn-1", "Enabled") == ids("true", "sn-1", "Enabled") == ["W1030"]
+    assert ids("true", "sn-1", "Listed") == []  # the Default "sn-1" makes Listed false: not checked there
+
+
+def test_the_rules_that_read_a_parameter_s_default_are_the_known_ones() -> None:
+    # Besides ParameterValue (context/context.py: the resolution), which of cfn-lint's modules read a
+    # parameter's "Default": E2015 (within the constraints: check_parameters), E1051 and E1052 (dynamic
+    # references in a Default: none in the tests' values), E3043 (a nested template's own Defaults),
+    # E2900 (deployment files: not used) and the language extensions transform (a Transform: a copy per
+    # deployment). A cfn-lint that reads Defaults elsewhere fails here, for lint_deployed to be looked at again.
+    import cfnlint
+
+    package = Path(cfnlint.__file__).parent
+    readers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "data" not in path.relative_to(package).parts and re.search(r"[\"']Default[\"']", path.read_text())
+    )
+    assert readers == [
+        "context/context.py",
+        "rules/deployment_files/Parameters.py",
+        "rules/functions/DynamicReferenceSecretsManagerPath.py",
+        "rules/functions/DynamicReferenceSsmPath.py",
+        "rules/parameters/Default.py",
+        "rules/resources/cloudformation/NestedStackParameters.py",
+        "template/transforms/_language_extensions.py",
+    ]

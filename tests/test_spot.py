@@ -154,7 +154,7 @@ def test_an_empty_item_among_the_instance_types_is_refused_before_any_call(featu
 
 
 def test_the_mode_lints_clean(feature: dict[str, Any]) -> None:
-    # The shipped templates hold the On-Demand defaults: Spot as deployed, with cfn-lint's parameter sets.
+    # The shipped templates hold the On-Demand defaults: Spot as deployed (test_lint.lint_deployed).
     deployments = [
         enabled_parameters(**values) for values in ({**SPOT}, {"OnDemandPercentage": "0"}, {"InstanceTypes": THREE})
     ]
