@@ -312,8 +312,9 @@ def _events_serialized_once(serialize_structure: Any) -> Any:
     # With 29., each page serialized its events again through moto's generic serializer, which reads
     # every member through its attribute picker: the test loop's 708 pages took 7.7 s of CPU for the
     # same events. An event's XML is a function of the event's attributes, the serializer and the shape:
-    # it is kept with the event (weakly: gone with it) and made again whenever any attribute changed
-    # (an operation's last event gets a reason after the fact, _with_outputs_and_skips).
+    # it is kept with the event (weakly: dropped with it, at moto's reset, which drops its tracked events;
+    # the strings are the event's own, so it costs little more than their dicts) and made again whenever
+    # any attribute changed (an operation's last event gets a reason after the fact, _with_outputs_and_skips).
     import weakref
 
     from moto.cloudformation.models import Event
