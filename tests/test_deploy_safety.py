@@ -604,11 +604,14 @@ def test_the_nested_stacks_events_are_followed_with_its_name() -> None:
         stub.add_response("list_stack_resources", {"StackResourceSummaries": []})
         stub.add_response("describe_stack_events", {"StackEvents": []})
         stub.add_response("describe_stack_events", {"StackEvents": [stack_event]})
+        stub.add_response("describe_stack_events", {"StackEvents": [group_event]})
         stub.add_response("describe_stack_events", {"StackEvents": [stack_event]})
         stub.add_response("describe_stack_events", {"StackEvents": [group_event]})
         watcher = Watcher(client, Refreshes([DONE]), parent, out.append)
         watcher.prime()
-        watcher.poll()  # the parent's event names the nested stack: followed from now on
+        # The parent's event names the nested stack: read in the same poll (from the parent's operation's
+        # start), then followed.
+        watcher.poll()
         watcher.poll()
         stub.assert_no_pending_responses()
     assert [line.split()[1] for line in out if line.startswith("20")] == ["WinStack", "WinStack/WinGroup"]

@@ -75,35 +75,41 @@ def lint_options(**more: Any) -> ManualArgs:
 
 
 def lint_deployed(template: Mapping[str, Any], deployments: Sequence[Mapping[str, str]]) -> list[str]:
-    """template as deployed with each of deployments (parameter values, as a user passes them): every
-    deployment's values against the parameters (constraints.check_parameters, the deploy pre-check's:
-    each value within its constraints, every parameter without a default given), then cfn-lint with our
-    templates' options on a copy of the template whose Defaults are a deployment's values. Findings as
-    "deployment N: problem" and "copy of deployment N: id message".
+    """template as deployed with each of deployments (parameter values, as a user passes them), as cfn-lint
+    judges a copy of the template whose Defaults are a deployment's values: the deploy pre-check's
+    constraints.check_parameters for every deployment (every parameter without a default given, each value
+    within its constraints), then cfn-lint with our templates' options. Findings as "deployment N: problem"
+    and "copy of deployment N: id message".
 
-    One copy per distinct set of the values cfn-lint reads from a Default, not one per deployment:
-    cfn-lint resolves a parameter with AllowedValues through every allowed value whatever its Default
-    (in Conditions too), and besides the resolution a Default is read only by E2015 (within the
-    constraints: check_parameters does it for every deployment) and by rules our templates give nothing
-    to read (register row 284, tests/test_lint.py's pins). So copies that differ only in the Defaults of
-    parameters with AllowedValues (the switch, the network mode, the warm pool) lint alike, and the first
-    deployment of each set stands for the others. A template with a Transform (cfn-lint's language
-    extensions read Defaults) gets a copy per deployment."""
+    One whole copy per distinct set of the values cfn-lint reads from a Default, not one per deployment:
+    cfn-lint resolves a parameter with AllowedValues through every allowed value whatever its Default (in
+    Conditions too), and besides that a Default is read only by E2015 (within the constraints) and by rules
+    our templates give nothing to read (register row 284, tests/test_lint.py's pins). So copies that differ
+    only in the Defaults of parameters with AllowedValues (the switch, the network mode, the warm pool) lint
+    alike but for E2015, and each other deployment's Defaults get E2015 alone, on a copy of the parameters
+    with one placeholder resource. A template with a Transform (cfn-lint's language extensions read
+    Defaults) gets a whole copy per deployment."""
     declared = template.get("Parameters", {})
     problems = [
         f"deployment {n}: {p}" for n, values in enumerate(deployments) for p in check_parameters(template, values)
     ]
     if problems:
         return problems
-    read = [name for name, spec in declared.items() if "AllowedValues" not in spec or "Transform" in template]
-    copies: dict[tuple[Any, ...], int] = {}
+    read = [name for name, spec in declared.items() if not spec.get("AllowedValues") or "Transform" in template]
+    whole: dict[tuple[Any, ...], int] = {}
     for n, values in enumerate(deployments):
-        copies.setdefault(tuple(values.get(name, declared[name].get("Default")) for name in read), n)
-    return [
-        f"copy of deployment {n}: {m.rule.id} {m.message}"
-        for n in copies.values()
-        for m in lint(json.dumps(with_defaults(template, deployments[n])), config=lint_options())
-    ]
+        whole.setdefault(tuple(values.get(name, declared[name].get("Default")) for name in read), n)
+    parameters = {
+        "Parameters": declared,
+        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+    }
+    findings = []
+    for n, values in enumerate(deployments):
+        copy = with_defaults(template if n in whole.values() else parameters, values)
+        for m in lint(json.dumps(copy), config=lint_options()):
+            if n in whole.values() or m.rule.id == "E2015":
+                findings.append(f"copy of deployment {n}: {m.rule.id} {m.message}")
+    return findings
 
 
 def test_committed_templates_lint_clean() -> None:

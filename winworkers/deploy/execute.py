@@ -403,16 +403,16 @@ def _follow_refreshes(
 def _primed(watcher: Watcher, name: str, undo: Callable[[], Any] | None, undone: str) -> None:
     """watcher.prime(), before the call that changes the stack. Its own events unreadable (an error botocore
     retries, its retries spent): the change is not made, undo is tried, and it ends saying so."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         watcher.prime()
-    except ClientError as error:
+    except (ClientError, BotoCoreError) as error:
         code = transient_code(error)
         if not code:
             raise
         if undo is not None:
-            with contextlib.suppress(ClientError):
+            with contextlib.suppress(ClientError, BotoCoreError):
                 undo()
         raise DeployError(
             f"stack {name}: its events could not be read ({code}), so nothing was started: {undone}; "
@@ -425,7 +425,7 @@ def _cause(watcher: Watcher, name: str) -> str:
     whose events could not be read at the end (an error botocore retries, outlasting its retries), where
     the cause may be."""
     cause = first_failure(watcher.printed)
-    unread = [s for s in watcher.streams if s.stack_id in watcher.unread]
+    unread = [s for s in watcher.streams if s.stack_id in watcher.unread or not s.started]
     if not cause and unread:
         cause = "no failure in the events read"
     elif not cause:
@@ -436,7 +436,7 @@ def _cause(watcher: Watcher, name: str) -> str:
         )
     if unread:
         stacks = ", ".join(s.prefix.rstrip("/") or name for s in unread)
-        codes = ", ".join(sorted({watcher.unread[s.stack_id] for s in unread}))
+        codes = ", ".join(sorted({watcher.unread.get(s.stack_id, "not read") for s in unread}))
         cause += f" (the events of {stacks} could not be read: {codes}; see: winworkers status --stack-name {name})"
     return cause
 

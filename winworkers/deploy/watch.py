@@ -296,6 +296,7 @@ class Watcher:
         self.unread: dict[str, str] = {}
         """The stacks whose last read a transient error stopped (botocore's retries spent), by id: the error
         code. Each is read again at the next poll (a first read as a first read: _first_read)."""
+        self._root_read: Callable[[EventStream], Any] = EventStream.prime
 
     @property
     def printed(self) -> list[dict[str, Any]]:
@@ -312,34 +313,43 @@ class Watcher:
     def prime(self, *, replay: bool = False) -> None:
         """Start from now, nested stacks included (replay: from the start of the operation under way, a
         nested stack's events no older than the root's start: one the operation has not reached yet shows
-        none of its own last one)."""
+        none of its own last one). Without replay (deploy, delete) the root's own read raises its errors; with
+        it (status), one that an error botocore retries stopped is made again at the next poll."""
         self.tree()
+        root = self.streams[0]
         if replay:
-            self.streams[0].replay_from_last_start()
+            self._root_read = EventStream.replay_from_last_start
+            self._tolerant(root, functools.partial(self._first_read, root))
         else:
-            self.streams[0].prime()
+            root.prime()
         self._each_nested(self._first_read)
 
     def _first_read(self, stream: EventStream) -> None:
-        """A nested stack's first read, made when it is found or at a later poll (one that a transient error
-        stopped, one found from events or listed late): from the root's operation's start, as far as the
-        root's events read so far show it (the events since then printed, the older ones taken as seen);
-        with none read yet (deploy before its change set runs), every event so far is older: taken as seen."""
-        root = self.streams[0].printed
-        if root:
-            stream.replay_from_last_start(since=root[0]["Timestamp"])
-        else:
+        """A stack's first read, made when it is found or at a later poll (one that an error stopped, one found
+        from events or listed late). The root's: as prime() made it. A nested stack's: from the root's
+        operation's start, as far as the root's events read so far show it (the events since then printed,
+        the older ones taken as seen); when the root has printed none and its events were read last time
+        (deploy before its change set runs), every event so far is older: taken as seen. While the root's
+        own first read, or its last read with nothing printed yet, has not been made, it waits (the stack's
+        events would be taken as seen whatever they are)."""
+        root = self.streams[0]
+        if stream is root:
+            self._root_read(root)
+        elif root.printed:
+            stream.replay_from_last_start(since=root.printed[0]["Timestamp"])
+        elif root.started and root.stack_id not in self.unread:
             stream.prime()
 
     def take_last_operation(self) -> None:
         """Each stream's events of the stack's last operation as printed, without printing them (a nested
         stack's no older than the root's start): what names the cause of an operation that ended before
         `winworkers status` attached, as deploy names it. After tree() (not prime: each stack's events are
-        read once)."""
+        read once). The root's events unreadable (an error botocore retries): no stream is read."""
         root = self.streams[0]
-        root.printed = root.last_operation()
-        since = root.printed[0]["Timestamp"] if root.printed else None
-        self._each_nested(functools.partial(_take_last_operation, since=since))
+        self._tolerant(root, functools.partial(_take_last_operation, root, None))
+        if root.started:
+            since = root.printed[0]["Timestamp"] if root.printed else None
+            self._each_nested(functools.partial(_take_last_operation, since=since))
 
     def _each_nested(self, read: Callable[[EventStream], Any]) -> None:
         """read each nested stack's stream, and then the streams of the nested stacks that the events read so
@@ -358,13 +368,19 @@ class Watcher:
             at += 1
 
     def poll(self) -> None:
-        for stream in list(self.streams):
+        """Each stream's new events (a first read for one not read yet), the streams of the nested stacks
+        they name read in the same poll; then the refreshes."""
+        at = 0
+        while at < len(self.streams):
+            stream = self.streams[at]
             shown = len(stream.printed)
             read = EventStream.poll if stream.started else self._first_read
             if not self._tolerant(stream, functools.partial(read, stream)):
                 self.streams.remove(stream)
+                continue
             for event in stream.printed[shown:]:
                 self._follow(stream, event)
+            at += 1
         self.refreshes.poll()
 
     def _tolerant(self, stream: EventStream, call: Callable[[], Any]) -> bool:
@@ -373,16 +389,18 @@ class Watcher:
         (throttling: these reads share the account's CloudFormation rate) outlasted botocore's own retries:
         noted in unread, and the next poll reads again (the stream is kept). The stack's own other errors
         are raised."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             call()
-        except ClientError as error:
+        except (ClientError, BotoCoreError) as error:
             code = transient_code(error)
             if code:
                 self.unread[stream.stack_id] = code
                 return True
-            if stream.stack_id == self.stack_id or "does not exist" not in str(error):
+            if not isinstance(error, ClientError) or stream.stack_id == self.stack_id:
+                raise
+            if "does not exist" not in str(error):
                 raise
             return False
         self.unread.pop(stream.stack_id, None)
@@ -404,7 +422,7 @@ class Watcher:
             self.refreshes.groups.add(physical)
 
 
-def _take_last_operation(stream: EventStream, since: datetime | None) -> None:
+def _take_last_operation(stream: EventStream, since: datetime | None = None) -> None:
     stream.printed = stream.last_operation(since)
     stream.started = True
 
@@ -448,7 +466,7 @@ def wait_stack(
 ) -> str:
     """Follow the stack until no longer in progress; its final status. A status read that an error botocore
     retries stopped (its retries spent) is read again at the next poll."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     last = {"status": "", "unread": ""}
 
@@ -456,7 +474,7 @@ def wait_stack(
         watcher.poll()
         try:
             described = describe_stack(cfn, stack_id)
-        except ClientError as error:
+        except (ClientError, BotoCoreError) as error:
             last["unread"] = transient_code(error) or ""
             if not last["unread"]:
                 raise
@@ -465,7 +483,9 @@ def wait_stack(
         return last["status"]
 
     def late(state: str) -> str:
-        known = f"is still {state}" if last["status"] else f"could not be read ({last['unread']})"
+        known = f"is still {state}"
+        if last["unread"]:
+            known = f"could not be read ({last['unread']}; last read {last['status'] or 'never'})"
         return (
             f"stack {name} {known} after {timeout_minutes:g} minutes; it was not cancelled: "
             f"CloudFormation carries on. Follow it with: winworkers status --stack-name {name}"
