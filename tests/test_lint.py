@@ -87,22 +87,24 @@ def lint_deployed(template: Mapping[str, Any], deployments: Sequence[Mapping[str
     our templates give nothing to read (register row 284, tests/test_lint.py's pins). So copies that differ
     only in the Defaults of parameters with AllowedValues (the switch, the network mode, the warm pool) lint
     alike but for E2015, and each other deployment's Defaults get E2015 alone, on a copy of the parameters
-    with one placeholder resource. A template with a Transform (cfn-lint's language extensions read
-    Defaults) gets a whole copy per deployment."""
+    with one placeholder resource (and the template's Metadata: its cfn-lint configuration). A template
+    with a Transform (cfn-lint's language extensions read Defaults) or a cfn-lint configuration of its own
+    (its parameter sets) gets a whole copy per deployment."""
     declared = template.get("Parameters", {})
     problems = [
         f"deployment {n}: {p}" for n, values in enumerate(deployments) for p in check_parameters(template, values)
     ]
     if problems:
         return problems
-    read = [name for name, spec in declared.items() if not spec.get("AllowedValues") or "Transform" in template]
+    # A Transform (the language extensions read Defaults), or the template's own cfn-lint configuration (its
+    # parameter sets resolve even a parameter with AllowedValues through one value): a copy per deployment.
+    exact = "Transform" in template or "cfn-lint" in template.get("Metadata", {})
+    read = [name for name, spec in declared.items() if not spec.get("AllowedValues") or exact]
     whole: dict[tuple[Any, ...], int] = {}
     for n, values in enumerate(deployments):
         whole.setdefault(tuple(values.get(name, declared[name].get("Default")) for name in read), n)
-    parameters = {
-        "Parameters": declared,
-        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-    }
+    placeholder = {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}
+    parameters = {"Metadata": template.get("Metadata", {}), "Parameters": declared, "Resources": placeholder}
     findings = []
     for n, values in enumerate(deployments):
         copy = with_defaults(template if n in whole.values() else parameters, values)

@@ -4,7 +4,6 @@ its execution and the wait; delete; upload; attaching to an operation under way.
 from __future__ import annotations
 
 import ast
-import contextlib
 import dataclasses
 import json
 import math
@@ -316,7 +315,7 @@ def _execute(
     refreshes the update started."""
     cfn, name = run.clients.cloudformation, run.stack_name
     watcher = Watcher(cfn, run.clients.autoscaling, stack_id, run.echo)
-    _primed(watcher, name, lambda: cfn.delete_change_set(ChangeSetName=change_set_id), "the change set was deleted")
+    _primed(watcher, name, change_set_id)
     if wait:
         watcher.refreshes.baseline()
     cfn.execute_change_set(ChangeSetName=change_set_id, **({"DisableRollback": True} if disable_rollback else {}))
@@ -400,9 +399,10 @@ def _follow_refreshes(
     )
 
 
-def _primed(watcher: Watcher, name: str, undo: Callable[[], Any] | None, undone: str) -> None:
-    """watcher.prime(), before the call that changes the stack. Its own events unreadable (an error botocore
-    retries, its retries spent): the change is not made, undo is tried, and it ends saying so."""
+def _primed(watcher: Watcher, name: str, change_set_id: str | None) -> None:
+    """watcher.prime(), before the call that changes the stack (executing change_set_id, or a deletion).
+    Its own events unreadable (an error botocore retries, its retries spent): nothing is started, the change
+    set is deleted, and it ends saying so."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -411,13 +411,23 @@ def _primed(watcher: Watcher, name: str, undo: Callable[[], Any] | None, undone:
         code = transient_code(error)
         if not code:
             raise
-        if undo is not None:
-            with contextlib.suppress(ClientError, BotoCoreError):
-                undo()
+        left = "the stack was not deleted"
+        if change_set_id is not None:
+            left = _change_set_dropped(watcher.cloudformation, change_set_id)
         raise DeployError(
-            f"stack {name}: its events could not be read ({code}), so nothing was started: {undone}; "
+            f"stack {name}: its events could not be read ({code}), so nothing was started: {left}; "
             "nothing was changed: run again"
         ) from None
+
+
+def _change_set_dropped(cfn: Any, change_set_id: str) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        cfn.delete_change_set(ChangeSetName=change_set_id)
+    except (ClientError, BotoCoreError) as error:
+        return f"the change set {change_set_id} is left, not executed (deleting it failed: {one_line(error)})"
+    return "the change set was deleted"
 
 
 def _cause(watcher: Watcher, name: str) -> str:
@@ -429,16 +439,24 @@ def _cause(watcher: Watcher, name: str) -> str:
     if not cause and unread:
         cause = "no failure in the events read"
     elif not cause:
-        stack = describe_stack(watcher.cloudformation, watcher.stack_id)
-        reason = one_line((stack or {}).get("StackStatusReason") or "")
-        cause = (
-            f"no resource failed; CloudFormation's reason: {reason}" if reason else "no resource failed, and no reason"
-        )
+        cause = _no_failure(watcher)
     if unread:
         stacks = ", ".join(s.prefix.rstrip("/") or name for s in unread)
         codes = ", ".join(sorted({watcher.unread.get(s.stack_id, "not read") for s in unread}))
         cause += f" (the events of {stacks} could not be read: {codes}; see: winworkers status --stack-name {name})"
     return cause
+
+
+def _no_failure(watcher: Watcher) -> str:
+    """What to say when no event failed: CloudFormation's StackStatusReason, or that it could not be read."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        stack = describe_stack(watcher.cloudformation, watcher.stack_id)
+    except (ClientError, BotoCoreError) as error:
+        return f"no resource failed, and CloudFormation's reason could not be read ({one_line(error)})"
+    reason = one_line((stack or {}).get("StackStatusReason") or "")
+    return f"no resource failed; CloudFormation's reason: {reason}" if reason else "no resource failed, and no reason"
 
 
 def _ended(name: str, final: str, watcher: Watcher, disable_rollback: bool = False) -> str:
@@ -881,7 +899,7 @@ def _delete(
     cfn = clients.cloudformation
     name, stack_id = stack["StackName"], stack["StackId"]
     watcher = Watcher(cfn, clients.autoscaling, stack_id, echo)
-    _primed(watcher, name, None, "the stack was not deleted")
+    _primed(watcher, name, None)
     cfn.delete_stack(StackName=stack_id, **({"RoleARN": role_arn} if role_arn else {}))
     final = wait_stack(cfn, stack_id, name, watcher, deadline, timeout_minutes, poll)
     if final != "DELETE_COMPLETE":

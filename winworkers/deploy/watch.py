@@ -320,25 +320,22 @@ class Watcher:
         if replay:
             self._root_read = EventStream.replay_from_last_start
             self._tolerant(root, functools.partial(self._first_read, root))
-        else:
+            self._each_nested(self._first_read)
+        else:  # before anything runs: every event so far is older
             root.prime()
-        self._each_nested(self._first_read)
+            self._each_nested(EventStream.prime)
 
     def _first_read(self, stream: EventStream) -> None:
-        """A stack's first read, made when it is found or at a later poll (one that an error stopped, one found
-        from events or listed late). The root's: as prime() made it. A nested stack's: from the root's
-        operation's start, as far as the root's events read so far show it (the events since then printed,
-        the older ones taken as seen); when the root has printed none and its events were read last time
-        (deploy before its change set runs), every event so far is older: taken as seen. While the root's
-        own first read, or its last read with nothing printed yet, has not been made, it waits (the stack's
-        events would be taken as seen whatever they are)."""
+        """A stack's first read after prime() (one that an error stopped, one found from events or listed
+        late). The root's: as prime() made it. A nested stack's: from the root's operation's start (the events
+        since then printed, the older ones taken as seen). While the root has printed nothing of the
+        operation, it waits: the nested stack's events could already hold the operation's, and a prime would
+        take them as seen (the cause with them)."""
         root = self.streams[0]
         if stream is root:
             self._root_read(root)
         elif root.printed:
             stream.replay_from_last_start(since=root.printed[0]["Timestamp"])
-        elif root.started and root.stack_id not in self.unread:
-            stream.prime()
 
     def take_last_operation(self) -> None:
         """Each stream's events of the stack's last operation as printed, without printing them (a nested
@@ -429,12 +426,16 @@ def _take_last_operation(stream: EventStream, since: datetime | None = None) -> 
 
 def stack_tree(cfn: Any, stack_id: str, prefix: str = "") -> list[tuple[str, str, list[str]]]:
     """(stack id, event prefix, Auto Scaling group names) of a stack and each nested stack in it."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         paginator = cfn.get_paginator("list_stack_resources")
         resources = [s for page in paginator.paginate(StackName=stack_id) for s in page["StackResourceSummaries"]]
     except ClientError:  # a stack being created may list nothing yet
+        resources = []
+    except BotoCoreError as error:  # a dropped connection: what it did not list is found from the events
+        if not transient_code(error):
+            raise
         resources = []
     groups = [
         str(r["PhysicalResourceId"])
@@ -491,8 +492,15 @@ def wait_stack(
             f"CloudFormation carries on. Follow it with: winworkers status --stack-name {name}"
         )
 
-    final: str = wait_for(status, lambda s: not s.endswith("_IN_PROGRESS"), deadline, poll, late)
-    watcher.poll()
+    try:
+        final: str = wait_for(status, lambda s: not s.endswith("_IN_PROGRESS"), deadline, poll, late)
+        watcher.poll()
+    except (ClientError, BotoCoreError) as error:  # not one botocore retries (expired credentials, a denial)
+        code = (getattr(error, "response", None) or {}).get("Error", {}).get("Code") or type(error).__name__
+        raise DeployError(
+            f"stack {name}: following it stopped ({code}: {one_line(error)}); it was not cancelled: "
+            f"CloudFormation carries on. Follow it with: winworkers status --stack-name {name}"
+        ) from None
     return final
 
 
