@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 from winworkers import image
@@ -38,6 +38,8 @@ from winworkers.deploy.watch import (
 from winworkers.network import build_cidr_problems
 from winworkers.parameters import PARAMETERS, SWITCH
 from winworkers.templates import INLINE_LIMIT
+
+_T = TypeVar("_T")
 
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
 # A template with a Transform (SAM, a macro) needs CAPABILITY_AUTO_EXPAND to be expanded:
@@ -323,6 +325,7 @@ def _execute(
     if final not in DONE:
         raise DeployError(_ended(name, final, watcher, disable_rollback))
     run.echo(f"stack {name}: {final}")
+    _say_unread(watcher, name, run.echo)
     if wait:
         _follow_refreshes(watcher, watcher.refreshes.started(), name, final, run.deadline, run.poll, sleep)
     return DeployResult(name, final, True, _resources(cfn, stack_id), change_set_id)
@@ -420,6 +423,23 @@ def _primed(watcher: Watcher, name: str, change_set_id: str | None) -> None:
         ) from None
 
 
+def _unless_unlisted(name: str, listing: Callable[[], _T]) -> _T:
+    """listing's answer (a read of the stack's resources); one that an error botocore retries stopped (its
+    retries spent) ends here, saying nothing was changed: what it did not list is not known to be idle."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return listing()
+    except (ClientError, BotoCoreError) as error:
+        code = transient_code(error)
+        if not code:
+            raise
+        raise DeployError(
+            f"stack {name}: its resources could not be listed ({code}); nothing was changed: run again "
+            f"(or follow it with: winworkers status --stack-name {name})"
+        ) from None
+
+
 def _change_set_dropped(cfn: Any, change_set_id: str) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -435,16 +455,28 @@ def _cause(watcher: Watcher, name: str) -> str:
     whose events could not be read at the end (an error botocore retries, outlasting its retries), where
     the cause may be."""
     cause = first_failure(watcher.printed)
+    note = _unread_note(watcher, name)
+    if not cause:
+        cause = "no failure in the events read" if note else _no_failure(watcher)
+    return f"{cause} ({note})" if note else cause
+
+
+def _say_unread(watcher: Watcher, name: str, echo: Echo) -> None:
+    """After an operation that ended well: the stacks whose events could not be shown, if any."""
+    note = _unread_note(watcher, name)
+    if note:
+        echo(f"not shown: {note}")
+
+
+def _unread_note(watcher: Watcher, name: str) -> str:
+    """Which stacks' events could not be read or shown (the last read stopped by an error, or never read), or
+    "" when none."""
     unread = [s for s in watcher.streams if s.stack_id in watcher.unread or not s.started]
-    if not cause and unread:
-        cause = "no failure in the events read"
-    elif not cause:
-        cause = _no_failure(watcher)
-    if unread:
-        stacks = ", ".join(s.prefix.rstrip("/") or name for s in unread)
-        codes = ", ".join(sorted({watcher.unread.get(s.stack_id, "not read") for s in unread}))
-        cause += f" (the events of {stacks} could not be read: {codes}; see: winworkers status --stack-name {name})"
-    return cause
+    if not unread:
+        return ""
+    stacks = ", ".join(s.prefix.rstrip("/") or name for s in unread)
+    codes = ", ".join(sorted({watcher.unread.get(s.stack_id, "not read") for s in unread}))
+    return f"the events of {stacks} could not be read: {codes}; see: winworkers status --stack-name {name}"
 
 
 def _no_failure(watcher: Watcher) -> str:
@@ -530,7 +562,7 @@ def _refuse_or_wait_for_refresh(
         return
     cfn, name = clients.cloudformation, stack["StackName"]
     while True:
-        active = active_refreshes(cfn, clients.autoscaling, stack["StackId"], echo)
+        active = _unless_unlisted(name, lambda: active_refreshes(cfn, clients.autoscaling, stack["StackId"], echo))
         if not active:
             return
         for refresh in active:
@@ -907,6 +939,7 @@ def _delete(
             f"stack {name} ended {final}: {_cause(watcher, name)}; fix or retain what failed, "
             f"then: winworkers delete --stack-name {name}"
         )
+    _say_unread(watcher, name, echo)
 
 
 def follow(
@@ -934,11 +967,14 @@ def follow(
     if in_progress:
         watcher.prime(replay=True)
     else:  # nothing to follow: the groups, and the events only if the operation failed (below)
-        watcher.tree()
+        watcher.tree(tolerant=True)
+    if watcher.unlisted:
+        echo(f"not listed: the stack's resources ({watcher.unlisted}); refreshes of its groups may not be shown")
     deadline = time.monotonic() + timeout_minutes * 60
     if in_progress:
         status = wait_stack(cfn, stack["StackId"], stack_name, watcher, deadline, timeout_minutes, poll_seconds)
         echo(f"stack {stack_name}: {status}")
+        _say_unread(watcher, stack_name, echo)
     else:
         watcher.refreshes.poll()
     if "ROLLBACK" in status or status.endswith("_FAILED"):

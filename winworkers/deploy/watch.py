@@ -247,10 +247,7 @@ def _transient(error: Exception) -> bool:
 def transient_code(error: Exception) -> str | None:
     """The error's code when botocore's retry rules call it transient (_transient; its retries spent: read
     again later), else None."""
-    if not _transient(error):
-        return None
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code") or type(error).__name__)
+    return _code(error) if _transient(error) else None
 
 
 def _said(client: Any) -> bool:
@@ -297,14 +294,27 @@ class Watcher:
         """The stacks whose last read a transient error stopped (botocore's retries spent), by id: the error
         code. Each is read again at the next poll (a first read as a first read: _first_read)."""
         self._root_read: Callable[[EventStream], Any] = EventStream.prime
+        self.unlisted = ""
+        """The error code of a listing of the stack's resources that tree(tolerant=True) went on without."""
 
     @property
     def printed(self) -> list[dict[str, Any]]:
         return [e for s in self.streams for e in s.printed]
 
-    def tree(self) -> None:
-        """A stream (nothing read yet) for each nested stack ListStackResources lists now; every group noted."""
-        for stack_id, prefix, groups in stack_tree(self.cloudformation, self.stack_id):
+    def tree(self, *, tolerant: bool = False) -> None:
+        """A stream (nothing read yet) for each nested stack ListStackResources lists now; every group noted.
+        tolerant (status): a listing that an error botocore retries stopped lists nothing (the error code in
+        unlisted; nested stacks are still found from the events); else (deploy: its refresh baseline) it is raised."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            listed = stack_tree(self.cloudformation, self.stack_id)
+        except (ClientError, BotoCoreError) as error:
+            self.unlisted = transient_code(error) or ""
+            if not (tolerant and self.unlisted):
+                raise
+            listed = []
+        for stack_id, prefix, groups in listed:
             self.refreshes.groups.update(groups)
             if stack_id != self.stack_id and stack_id not in self.nested:
                 self.nested.add(stack_id)
@@ -315,7 +325,7 @@ class Watcher:
         nested stack's events no older than the root's start: one the operation has not reached yet shows
         none of its own last one). Without replay (deploy, delete) the root's own read raises its errors; with
         it (status), one that an error botocore retries stopped is made again at the next poll."""
-        self.tree()
+        self.tree(tolerant=replay)
         root = self.streams[0]
         if replay:
             self._root_read = EventStream.replay_from_last_start
@@ -431,10 +441,10 @@ def stack_tree(cfn: Any, stack_id: str, prefix: str = "") -> list[tuple[str, str
     try:
         paginator = cfn.get_paginator("list_stack_resources")
         resources = [s for page in paginator.paginate(StackName=stack_id) for s in page["StackResourceSummaries"]]
-    except ClientError:  # a stack being created may list nothing yet
-        resources = []
-    except BotoCoreError as error:  # a dropped connection: what it did not list is found from the events
-        if not transient_code(error):
+    except (ClientError, BotoCoreError) as error:
+        # A stack being created may list nothing yet. An error botocore retries (its retries spent) is raised:
+        # the groups listed here are what deploy's refresh gate and its baseline know (register row 207).
+        if transient_code(error) or not isinstance(error, ClientError):
             raise
         resources = []
     groups = [
@@ -494,14 +504,20 @@ def wait_stack(
 
     try:
         final: str = wait_for(status, lambda s: not s.endswith("_IN_PROGRESS"), deadline, poll, late)
-        watcher.poll()
     except (ClientError, BotoCoreError) as error:  # not one botocore retries (expired credentials, a denial)
-        code = (getattr(error, "response", None) or {}).get("Error", {}).get("Code") or type(error).__name__
         raise DeployError(
-            f"stack {name}: following it stopped ({code}: {one_line(error)}); it was not cancelled: "
+            f"stack {name}: following it stopped ({_code(error)}: {one_line(error)}); it was not cancelled: "
             f"CloudFormation carries on. Follow it with: winworkers status --stack-name {name}"
         ) from None
+    try:  # the last events, after the end: what cannot be read is noted (the end is known)
+        watcher.poll()
+    except (ClientError, BotoCoreError) as error:
+        watcher.unread[stack_id] = _code(error)
     return final
+
+
+def _code(error: Exception) -> str:
+    return str((getattr(error, "response", None) or {}).get("Error", {}).get("Code") or type(error).__name__)
 
 
 def wait_for(
