@@ -28,6 +28,7 @@ from winworkers.deploy.watch import (
     ACTIVE_REFRESH,
     Watcher,
     active_refreshes,
+    error_code,
     first_failure,
     follow_refreshes,
     refresh_line,
@@ -118,6 +119,7 @@ def deploy(
         ended = _recreate_failed(run, stack.failed, dry_run, role_arn, yes, ask)
         if ended:
             return ended
+        run = dataclasses.replace(run, recreated=True)
     request = _change_set_request(run, checked, stack, template_bucket, tags, role_arn, capabilities)
     made = _make_change_set(run, stack, request)
     if isinstance(made, DeployResult):
@@ -198,6 +200,8 @@ class _Run:
     deadline: float
     timeout_minutes: float
     poll: float
+    recreated: bool = False
+    """Whether this run deleted a stack whose creation failed, to create it again."""
 
 
 @dataclass(frozen=True)
@@ -317,7 +321,7 @@ def _execute(
     refreshes the update started."""
     cfn, name = run.clients.cloudformation, run.stack_name
     watcher = Watcher(cfn, run.clients.autoscaling, stack_id, run.echo)
-    _primed(watcher, name, change_set_id)
+    _primed(watcher, name, change_set_id, run.recreated)
     if wait:
         watcher.refreshes.baseline()
     cfn.execute_change_set(ChangeSetName=change_set_id, **({"DisableRollback": True} if disable_rollback else {}))
@@ -364,13 +368,20 @@ def _delete_failed(
 def _say_deletion(cfn: Any, stack: Mapping[str, Any], echo: Echo) -> None:
     """What deleting the stack deletes, and what stays (DeletionPolicy Retain); what could not be listed
     (moto 5.2.5 answers ListStackResources of a stack whose creation failed with the creation's error)."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         going, staying = _deletion(cfn, stack["StackId"])
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        echo(f"deleting stack {stack['StackName']} deletes what it holds (its resources cannot be listed: {code})")
+    except (ClientError, BotoCoreError) as error:
+        if transient_code(error):  # to be said before it is asked: not said, not deleted
+            raise DeployError(
+                f"stack {stack['StackName']}: what deleting it deletes could not be listed ({error_code(error)}): "
+                "it was not deleted; nothing was changed: run again"
+            ) from None
+        echo(
+            f"deleting stack {stack['StackName']} deletes what it holds "
+            f"(its resources cannot be listed: {error_code(error)})"
+        )
         return
     echo(
         f"deleting stack {stack['StackName']} deletes {counted(len(going), 'resource')}"
@@ -402,40 +413,35 @@ def _follow_refreshes(
     )
 
 
-def _primed(watcher: Watcher, name: str, change_set_id: str | None) -> None:
+def _primed(watcher: Watcher, name: str, change_set_id: str | None, recreated: bool = False) -> None:
     """watcher.prime(), before the call that changes the stack (executing change_set_id, or a deletion).
-    Its own events unreadable (an error botocore retries, its retries spent): nothing is started, the change
-    set is deleted, and it ends saying so."""
+    Its resources or events unreadable (its retries spent, or an error botocore does not retry): nothing is
+    started, the change set is deleted, and it ends saying so (recreated: a failed stack deleted before)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         watcher.prime()
     except (ClientError, BotoCoreError) as error:
-        code = transient_code(error)
-        if not code:
-            raise
+        what = "resources could not be listed" if watcher.unlisted else "events could not be read"
         left = "the stack was not deleted"
         if change_set_id is not None:
             left = _change_set_dropped(watcher.cloudformation, change_set_id)
+        done = "the failed stack was deleted before it: run again to create it" if recreated else "nothing was changed"
         raise DeployError(
-            f"stack {name}: its events could not be read ({code}), so nothing was started: {left}; "
-            "nothing was changed: run again"
+            f"stack {name}: its {what} ({error_code(error)}), so nothing was started: {left}; {done}; run again"
         ) from None
 
 
 def _unless_unlisted(name: str, listing: Callable[[], _T]) -> _T:
-    """listing's answer (a read of the stack's resources); one that an error botocore retries stopped (its
-    retries spent) ends here, saying nothing was changed: what it did not list is not known to be idle."""
+    """listing's answer (a read of the stack's resources); one that an error stopped ends here, saying nothing
+    was changed: what it did not list is not known to be idle."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         return listing()
     except (ClientError, BotoCoreError) as error:
-        code = transient_code(error)
-        if not code:
-            raise
         raise DeployError(
-            f"stack {name}: its resources could not be listed ({code}); nothing was changed: run again "
+            f"stack {name}: its resources could not be listed ({error_code(error)}); nothing was changed: run again "
             f"(or follow it with: winworkers status --stack-name {name})"
         ) from None
 
@@ -889,7 +895,6 @@ def delete(
     if not answer:
         raise DeployError(f"stack {stack_name} was not deleted")
     _delete(clients, stack, timeout_minutes, deadline, poll_seconds, echo, role_arn)
-    echo(f"stack {stack_name}: DELETE_COMPLETE")
     return True
 
 
@@ -939,7 +944,10 @@ def _delete(
             f"stack {name} ended {final}: {_cause(watcher, name)}; fix or retain what failed, "
             f"then: winworkers delete --stack-name {name}"
         )
-    _say_unread(watcher, name, echo)
+    echo(f"stack {name}: DELETE_COMPLETE")
+    note = _unread_note(watcher, name)
+    if note:  # the stack is gone: its events are read by its id, not by `winworkers status`
+        echo(f"not shown: {note.split('; see:')[0]}")
 
 
 def follow(
@@ -988,8 +996,15 @@ def follow(
 
 
 def _resources(cfn: Any, stack_id: str) -> dict[str, int]:
-    paginator = cfn.get_paginator("list_stack_resources")
-    summaries = [s for page in paginator.paginate(StackName=stack_id) for s in page["StackResourceSummaries"]]
+    """The stack's resources by status; none when they cannot be listed (the operation has ended: its result
+    stands, the counts are left out)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        paginator = cfn.get_paginator("list_stack_resources")
+        summaries = [s for page in paginator.paginate(StackName=stack_id) for s in page["StackResourceSummaries"]]
+    except (ClientError, BotoCoreError):
+        return {}
     return dict(Counter(str(r["ResourceStatus"]) for r in summaries))
 
 

@@ -247,7 +247,7 @@ def _transient(error: Exception) -> bool:
 def transient_code(error: Exception) -> str | None:
     """The error's code when botocore's retry rules call it transient (_transient; its retries spent: read
     again later), else None."""
-    return _code(error) if _transient(error) else None
+    return error_code(error) if _transient(error) else None
 
 
 def _said(client: Any) -> bool:
@@ -296,6 +296,8 @@ class Watcher:
         self._root_read: Callable[[EventStream], Any] = EventStream.prime
         self.unlisted = ""
         """The error code of a listing of the stack's resources that tree(tolerant=True) went on without."""
+        self.reading = stack_id
+        """The stack whose events poll() reads now (the one an error it raises is about)."""
 
     @property
     def printed(self) -> list[dict[str, Any]]:
@@ -310,8 +312,8 @@ class Watcher:
         try:
             listed = stack_tree(self.cloudformation, self.stack_id)
         except (ClientError, BotoCoreError) as error:
-            self.unlisted = transient_code(error) or ""
-            if not (tolerant and self.unlisted):
+            self.unlisted = error_code(error)
+            if not (tolerant and transient_code(error)):
                 raise
             listed = []
         for stack_id, prefix, groups in listed:
@@ -380,6 +382,7 @@ class Watcher:
         at = 0
         while at < len(self.streams):
             stream = self.streams[at]
+            self.reading = stream.stack_id
             shown = len(stream.printed)
             read = EventStream.poll if stream.started else self._first_read
             if not self._tolerant(stream, functools.partial(read, stream)):
@@ -436,15 +439,15 @@ def _take_last_operation(stream: EventStream, since: datetime | None = None) -> 
 
 def stack_tree(cfn: Any, stack_id: str, prefix: str = "") -> list[tuple[str, str, list[str]]]:
     """(stack id, event prefix, Auto Scaling group names) of a stack and each nested stack in it."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import ClientError
 
     try:
         paginator = cfn.get_paginator("list_stack_resources")
         resources = [s for page in paginator.paginate(StackName=stack_id) for s in page["StackResourceSummaries"]]
-    except (ClientError, BotoCoreError) as error:
-        # A stack being created may list nothing yet. An error botocore retries (its retries spent) is raised:
-        # the groups listed here are what deploy's refresh gate and its baseline know (register row 207).
-        if transient_code(error) or not isinstance(error, ClientError):
+    except ClientError as error:
+        # A nested stack deleted meanwhile lists nothing. Any other error is raised: the groups listed here
+        # are what deploy's refresh gate and its baseline know (register row 207).
+        if "does not exist" not in str(error):
             raise
         resources = []
     groups = [
@@ -506,17 +509,18 @@ def wait_stack(
         final: str = wait_for(status, lambda s: not s.endswith("_IN_PROGRESS"), deadline, poll, late)
     except (ClientError, BotoCoreError) as error:  # not one botocore retries (expired credentials, a denial)
         raise DeployError(
-            f"stack {name}: following it stopped ({_code(error)}: {one_line(error)}); it was not cancelled: "
+            f"stack {name}: following it stopped ({error_code(error)}: {one_line(error)}); it was not cancelled: "
             f"CloudFormation carries on. Follow it with: winworkers status --stack-name {name}"
         ) from None
     try:  # the last events, after the end: what cannot be read is noted (the end is known)
         watcher.poll()
     except (ClientError, BotoCoreError) as error:
-        watcher.unread[stack_id] = _code(error)
+        watcher.unread[watcher.reading] = error_code(error)
     return final
 
 
-def _code(error: Exception) -> str:
+def error_code(error: Exception) -> str:
+    """The error's code (a ClientError's), else its class's name (a dropped connection: ReadTimeoutError)."""
     return str((getattr(error, "response", None) or {}).get("Error", {}).get("Code") or type(error).__name__)
 
 
