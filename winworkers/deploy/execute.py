@@ -308,9 +308,8 @@ def _make_change_set(run: _Run, stack: _Stack, request: dict[str, Any]) -> Deplo
             status = current["StackStatus"] if current else ""
             run.echo(f"no changes: stack {name} is already as asked ({status})")
             return DeployResult(name, status, False, _resources(cfn, stack_id))
-        raise DeployError(
-            f"the change set for {name} failed: {reason} (nothing was changed; fix the cause and run again)"
-        )
+        changed = "the failed stack was deleted before it" if run.recreated else "nothing was changed"
+        raise DeployError(f"the change set for {name} failed: {reason} ({changed}; fix the cause and run again)")
     return change_set_id, stack_id, described
 
 
@@ -426,10 +425,8 @@ def _primed(watcher: Watcher, name: str, change_set_id: str | None, recreated: b
         left = "the stack was not deleted"
         if change_set_id is not None:
             left = _change_set_dropped(watcher.cloudformation, change_set_id)
-        done = "the failed stack was deleted before it: run again to create it" if recreated else "nothing was changed"
-        raise DeployError(
-            f"stack {name}: its {what} ({error_code(error)}), so nothing was started: {left}; {done}; run again"
-        ) from None
+        done = "the failed stack was deleted before it" if recreated else "nothing was changed"
+        raise DeployError(f"stack {name}: its {what} ({_why(error)}), so nothing was started: {left}; {done}") from None
 
 
 def _unless_unlisted(name: str, listing: Callable[[], _T]) -> _T:
@@ -441,9 +438,17 @@ def _unless_unlisted(name: str, listing: Callable[[], _T]) -> _T:
         return listing()
     except (ClientError, BotoCoreError) as error:
         raise DeployError(
-            f"stack {name}: its resources could not be listed ({error_code(error)}); nothing was changed: run again "
-            f"(or follow it with: winworkers status --stack-name {name})"
+            f"stack {name}: its resources could not be listed ({_why(error)}), so its refreshes could not be "
+            "checked; nothing was changed"
         ) from None
+
+
+def _why(error: Exception) -> str:
+    """An error that stopped a read, and what to do: one botocore retries (its retries spent) passes, so run
+    again; any other (a denial, expired credentials) is botocore's own words, to be fixed first."""
+    if transient_code(error):
+        return f"{error_code(error)}: run again"
+    return f"{one_line(error)}: fix that, then run again"
 
 
 def _change_set_dropped(cfn: Any, change_set_id: str) -> str:

@@ -305,15 +305,15 @@ class Watcher:
 
     def tree(self, *, tolerant: bool = False) -> None:
         """A stream (nothing read yet) for each nested stack ListStackResources lists now; every group noted.
-        tolerant (status): a listing that an error botocore retries stopped lists nothing (the error code in
-        unlisted; nested stacks are still found from the events); else (deploy: its refresh baseline) it is raised."""
+        tolerant (status): a listing that an error stopped lists nothing (the error code in unlisted; nested
+        stacks are still found from the events); else (deploy: its refresh baseline) it is raised."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             listed = stack_tree(self.cloudformation, self.stack_id)
         except (ClientError, BotoCoreError) as error:
             self.unlisted = error_code(error)
-            if not (tolerant and transient_code(error)):
+            if not tolerant:
                 raise
             listed = []
         for stack_id, prefix, groups in listed:
