@@ -473,21 +473,23 @@ def _cause(watcher: Watcher, name: str) -> str:
 
 
 def _say_unread(watcher: Watcher, name: str, echo: Echo) -> None:
-    """After an operation that ended well: the stacks whose events could not be shown, if any."""
-    note = _unread_note(watcher, name)
+    """After an operation that ended well: the stacks whose events could not be shown, if any (`winworkers
+    status` would not show them either: it shows a finished operation's events only when it failed)."""
+    note = _unread_note(watcher, name, status=False)
     if note:
         echo(f"not shown: {note}")
 
 
-def _unread_note(watcher: Watcher, name: str) -> str:
+def _unread_note(watcher: Watcher, name: str, *, status: bool = True) -> str:
     """Which stacks' events could not be read or shown (the last read stopped by an error, or never read), or
-    "" when none."""
+    "" when none; status: and that `winworkers status` shows them (after a failure)."""
     unread = [s for s in watcher.streams if s.stack_id in watcher.unread or not s.started]
     if not unread:
         return ""
     stacks = ", ".join(s.prefix.rstrip("/") or name for s in unread)
     codes = ", ".join(sorted({watcher.unread.get(s.stack_id, "not read") for s in unread}))
-    return f"the events of {stacks} could not be read: {codes}; see: winworkers status --stack-name {name}"
+    see = f"; see: winworkers status --stack-name {name}" if status else ""
+    return f"the events of {stacks} could not be read: {codes}{see}"
 
 
 def _no_failure(watcher: Watcher) -> str:
@@ -510,6 +512,8 @@ def _ended(name: str, final: str, watcher: Watcher, disable_rollback: bool = Fal
         then = "nothing was kept; fix the cause and run again (the failed stack is deleted first, asked or with --yes)"
     elif final.endswith("ROLLBACK_FAILED"):
         then = f"see the events, fix what failed, then: aws cloudformation continue-update-rollback --stack-name {name}"
+    elif final == "DELETE_FAILED":
+        then = f"fix or retain what failed, then: winworkers delete --stack-name {name}"
     elif disable_rollback or final.endswith("_FAILED"):
         then = (
             f"it was not rolled back; fix the cause and run again, or delete it: winworkers delete --stack-name {name}"
@@ -950,9 +954,7 @@ def _delete(
             f"then: winworkers delete --stack-name {name}"
         )
     echo(f"stack {name}: DELETE_COMPLETE")
-    note = _unread_note(watcher, name)
-    if note:  # the stack is gone: its events are read by its id, not by `winworkers status`
-        echo(f"not shown: {note.split('; see:')[0]}")
+    _say_unread(watcher, name, echo)
 
 
 def follow(

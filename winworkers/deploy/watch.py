@@ -80,23 +80,21 @@ class EventStream:
         events = self._operation(since)
         return list(reversed(events[: _cut(events, self.stack_id, since)]))
 
-    def poll(self) -> list[dict[str, Any]]:
-        return self._show(reversed(self._newest()))
+    def poll(self) -> None:
+        """Print the events new since the last read (added to printed)."""
+        self._show(reversed(self._newest()))
 
-    def _show(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Print each of events (oldest first) not seen yet; those printed."""
-        new = []
+    def _show(self, events: Iterable[dict[str, Any]]) -> None:
+        """Print each of events (oldest first) not seen yet, and add it to printed."""
         for event in events:
             if event["EventId"] in self.seen:
                 continue
             self.seen.add(event["EventId"])
             self.printed.append(event)
-            new.append(event)
             stamp = event["Timestamp"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             reason = one_line(event.get("ResourceStatusReason") or "")
             name = f"{self.prefix}{event['LogicalResourceId']}"
             self.echo(f"{stamp}  {name:<32} {event['ResourceStatus']:<20} {reason}".rstrip())
-        return new
 
     def _newest(self) -> list[dict[str, Any]]:
         """New events up to the first already seen (fetching more pages only while none is)."""
@@ -432,7 +430,7 @@ class Watcher:
             self.refreshes.groups.add(physical)
 
 
-def _take_last_operation(stream: EventStream, since: datetime | None = None) -> None:
+def _take_last_operation(stream: EventStream, since: datetime | None) -> None:
     stream.printed = stream.last_operation(since)
     stream.started = True
 
