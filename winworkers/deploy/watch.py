@@ -64,16 +64,15 @@ class EventStream:
         self.seen.update(e["EventId"] for e in self._events(lambda events: True))
         self.started = True
 
-    def replay_from_last_start(self, since: datetime | None = None) -> datetime | None:
+    def replay_from_last_start(self, since: datetime | None = None) -> None:
         """Print the events of the operation under way (from the stack's last *_IN_PROGRESS of its own; for a
         nested stack, from ``since``, its root's start), the older ones taken as seen: what `winworkers
-        status` shows when it attaches. The time of the operation's first event (None if none)."""
+        status` shows when it attaches."""
         events = self._operation(since)
         current = _cut(events, self.stack_id, since)
         self.seen.update(e["EventId"] for e in events[current:])
         self._show(reversed(events[:current]))
         self.started = True
-        return events[current - 1]["Timestamp"] if current else None
 
     def last_operation(self, since: datetime | None = None) -> list[dict[str, Any]]:
         """The events of the stack's last operation (a nested stack's: from ``since``), oldest first, not printed."""
@@ -217,8 +216,7 @@ def describe_refreshes(autoscaling: Any, **request: Any) -> list[dict[str, Any]]
     try:
         found = autoscaling.describe_instance_refreshes(**request)
     except Exception as error:
-        code = getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
-        raise Unreadable(str(code), _transient(error)) from error
+        raise Unreadable(error_code(error), _transient(error)) from error
     return [dict(r) for r in found.get("InstanceRefreshes", [])]
 
 
@@ -291,7 +289,6 @@ class Watcher:
         self.unread: dict[str, str] = {}
         """The stacks whose last read a transient error stopped (botocore's retries spent), by id: the error
         code. Each is read again at the next poll (a first read as a first read: _first_read)."""
-        self._root_read: Callable[[EventStream], Any] = EventStream.prime
         self.unlisted = ""
         """The error code of a listing of the stack's resources that tree(tolerant=True) went on without."""
         self.reading = stack_id
@@ -328,7 +325,6 @@ class Watcher:
         self.tree(tolerant=replay)
         root = self.streams[0]
         if replay:
-            self._root_read = EventStream.replay_from_last_start
             self._tolerant(root, functools.partial(self._first_read, root))
             self._each_nested(self._first_read)
         else:  # before anything runs: every event so far is older
@@ -337,13 +333,14 @@ class Watcher:
 
     def _first_read(self, stream: EventStream) -> None:
         """A stack's first read after prime() (one that an error stopped, one found from events or listed
-        late). The root's: as prime() made it. A nested stack's: from the root's operation's start (the events
+        late). The root's (status: deploy's prime raises instead): its operation under way replayed. A nested
+        stack's: from the root's operation's start (the events
         since then printed, the older ones taken as seen). While the root has printed nothing of the
         operation, it waits: the nested stack's events could already hold the operation's, and a prime would
         take them as seen (the cause with them)."""
         root = self.streams[0]
         if stream is root:
-            self._root_read(root)
+            root.replay_from_last_start()
         elif root.printed:
             stream.replay_from_last_start(since=root.printed[0]["Timestamp"])
 
