@@ -67,20 +67,18 @@ def test_deploy_that_ended_is_not_said_to_go_on_when_its_last_event_read_fails()
         assert "UPDATE_COMPLETE" in message, message
 
 
-def test_delete_that_ended_is_not_said_to_go_on_when_its_last_event_read_fails() -> None:
-    """LOW. The same as above for `winworkers delete` (execute._delete -> wait_stack): DescribeStacks has answered
-    DELETE_COMPLETE (the stack is gone), the final poll of WinStack's events fails (ExpiredToken), and the CLI ends
-    "it was not cancelled: CloudFormation carries on. Follow it with: winworkers status --stack-name ww", a command
-    that then answers "stack ww does not exist". The deletion is done; the message says it goes on, with exit 1."""
-    from winworkers.deploy.execute import _delete
+class _Deleting(_Throttled):
+    """_Throttled whose DeleteStack adds ``operation``'s events (a deletion's: _deleted)."""
 
-    class Deleting(_Throttled):
-        def delete_stack(self, StackName: str, **_: Any) -> dict[str, Any]:
-            for stack_id, events in self.operation.items():
-                self.events[stack_id][:0] = reversed(events)
-            return {}
+    def delete_stack(self, StackName: str, **_: Any) -> dict[str, Any]:
+        for stack_id, events in self.operation.items():
+            self.events[stack_id][:0] = reversed(events)
+        return {}
 
-    deleted = {
+
+def _deleted() -> dict[str, list[dict[str, Any]]]:
+    """A deletion's events (oldest first): the root and its nested stack WinStack."""
+    return {
         ROOT: [
             _event(ROOT, 1, "ww", "DELETE_IN_PROGRESS", T, "User Initiated"),
             _event(ROOT, 2, "ww", "DELETE_COMPLETE", T + timedelta(seconds=4)),
@@ -90,8 +88,17 @@ def test_delete_that_ended_is_not_said_to_go_on_when_its_last_event_read_fails()
             _event(CHILD, 5, "ww-WinStack-X", "DELETE_COMPLETE", T + timedelta(seconds=2)),
         ],
     }
+
+
+def test_delete_that_ended_is_not_said_to_go_on_when_its_last_event_read_fails() -> None:
+    """LOW. The same as above for `winworkers delete` (execute._delete -> wait_stack): DescribeStacks has answered
+    DELETE_COMPLETE (the stack is gone), the final poll of WinStack's events fails (ExpiredToken), and the CLI ends
+    "it was not cancelled: CloudFormation carries on. Follow it with: winworkers status --stack-name ww", a command
+    that then answers "stack ww does not exist". The deletion is done; the message says it goes on, with exit 1."""
+    from winworkers.deploy.execute import _delete
+
     statuses = ["DELETE_IN_PROGRESS", "DELETE_COMPLETE"]
-    cfn = Deleting(_history(), {ROOT: [STACK]}, statuses, {CHILD: {4}}, deleted, code=("ExpiredToken", 400))
+    cfn = _Deleting(_history(), {ROOT: [STACK]}, statuses, {CHILD: {4}}, _deleted(), code=("ExpiredToken", 400))
     stack = {"StackName": "ww", "StackId": ROOT}
     try:
         _delete(Clients(cfn, None, None, "us-east-1"), stack, 1, time.monotonic() + 60, 0, lambda _: None)

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_deploy import VPC_TEMPLATE, Output, _deploy
-from test_review30 import T, _event
 from test_review31b import CHILD, ROOT, STACK, _error, _history, _Throttled
 from test_review34 import LISTED, UPDATING, _Refreshing, _updated
 
@@ -133,29 +131,16 @@ def test_delete_that_could_not_show_events_says_so_after_its_end_and_not_to_run_
     ww: DELETE_COMPLETE". The stack is gone: `winworkers status --stack-name ww` answers "stack ww does not exist"
     (execute.follow), so the pointer leads nowhere; and the note comes before the final status it qualifies (deploy
     and status print it after). It also names ww (the root, fully shown) rather than WinStack (see the test above)."""
+    from test_review34 import _deleted, _Deleting
+
     from winworkers.deploy.execute import delete
 
-    class Deleting(_Throttled):
+    class Deleting(_Deleting):
         def get_template(self, StackName: str, **_: Any) -> dict[str, Any]:
             return {"TemplateBody": {"Resources": {"WinStack": {"Type": "AWS::CloudFormation::Stack"}}}}
 
-        def delete_stack(self, StackName: str, **_: Any) -> dict[str, Any]:
-            for stack_id, events in self.operation.items():
-                self.events[stack_id][:0] = reversed(events)
-            return {}
-
-    deleted = {
-        ROOT: [
-            _event(ROOT, 1, "ww", "DELETE_IN_PROGRESS", T, "User Initiated"),
-            _event(ROOT, 2, "ww", "DELETE_COMPLETE", T + timedelta(seconds=4)),
-        ],
-        CHILD: [
-            _event(CHILD, 4, "ww-WinStack-X", "DELETE_IN_PROGRESS", T + timedelta(seconds=1)),
-            _event(CHILD, 5, "ww-WinStack-X", "DELETE_COMPLETE", T + timedelta(seconds=2)),
-        ],
-    }
     statuses = ["UPDATE_COMPLETE", "DELETE_IN_PROGRESS", "DELETE_COMPLETE"]
-    cfn = Deleting(_history(), {ROOT: [STACK]}, statuses, {CHILD: {4}}, deleted, code=("ExpiredToken", 400))
+    cfn = Deleting(_history(), {ROOT: [STACK]}, statuses, {CHILD: {4}}, _deleted(), code=("ExpiredToken", 400))
     out: list[str] = []
     assert delete(Clients(cfn, None, None, "us-east-1"), "ww", echo=out.append, yes=True, poll_seconds=0)
     assert cfn.reads[CHILD] == 4, cfn.reads  # prime, two polls, then the read after DELETE_COMPLETE
